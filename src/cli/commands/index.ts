@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+/** Every CLI command, as a function that registers it on the program. Add new commands here. */
+export const commands: ((program: Command) => void)[] = [];

@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { VtokError } from '../util/errors.js';
+import { commands } from './commands/index.js';
+
+/**
+ * The vtok CLI: a thin layer over the library. Each command lives in its own file under commands/ and registers
+ * itself on the program. A failing command prints one message naming the file and the problem (the stack only
+ * with --debug) and exits non-zero.
+ */
+const program = new Command();
+program
+  .name('vtok')
+  .description('Video tokenizers (MAGVIT-v2, LARP) and video generation, traced from TypeScript to ONNX')
+  .option('--debug', 'print stack traces on errors')
+  .showHelpAfterError();
+for (const register of commands) register(program);
+
+const debug = process.argv.includes('--debug');
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = e as Error;
+  if (debug) console.error(err.stack ?? err);
+  else console.error(`vtok: ${err instanceof VtokError ? err.message : `${err.name}: ${err.message}`}`);
+  process.exitCode = 1;
+}
