@@ -260,7 +260,8 @@ function codecArgs(ext: string, w: number, h: number, crf: number): string[] {
 
 /**
  * Encodes frames to a video file chosen by extension: .mp4/.mkv (H.264, or MPEG-4 part 2 where ffmpeg lacks
- * libx264), .webm (VP9), .avi (MPEG-4), .gif, .y4m. Frames stream into ffmpeg's stdin; the file appears
+ * libx264), .webm (VP9), .avi (MPEG-4), .gif (delays are whole centiseconds, so rates not dividing 100 are
+ * approximated), .y4m. Frames stream into ffmpeg's stdin; the file appears
  * atomically when encoding succeeded.
  */
 export async function writeVideo(path: string, frames: Iterable<Frame> | AsyncIterable<Frame>, opts: WriteOptions = {}): Promise<number> {
