@@ -3,9 +3,10 @@ import type { Frame } from '../io/frame.js';
 
 /**
  * SSIM as Wang et al. 2004 define it: local statistics under an 11×11 Gaussian window (σ = 1.5), K1 = 0.01,
- * K2 = 0.03, C1 = (K1·R)², C2 = (K2·R)² with R the data range (255 for uint8, 2 for [-1, 1]). Like their
- * reference code the window only visits positions where it fits whole ("valid"), and the result is the mean of
- * the SSIM map; colour images are the mean over channels.
+ * K2 = 0.03, C1 = (K1·R)², C2 = (K2·R)² with R the data range: 255 for uint8 frames, 1 for [0, 1] data. SSIM
+ * is not shift-invariant, so tensors in [-1, 1] should be mapped to [0, 1] first ((x + 1) / 2, R = 1), which gives
+ * the same value as their uint8 frames. Like the reference code the window only visits positions where it fits
+ * whole ("valid"), and the result is the mean of the SSIM map; colour images are the mean over channels.
  */
 export const SSIM_WINDOW = 11;
 export const SSIM_SIGMA = 1.5;
