@@ -1,0 +1,29 @@
+import { VtokError } from '../util/errors.js';
+import type { ClipDataset } from './dataset.js';
+import { FolderDataset, type VideoFolderOptions } from './folder.js';
+import { MovingMnist, type MovingMnistOptions } from './moving-mnist.js';
+import { SyntheticClips, type SyntheticOptions } from './synthetic.js';
+
+/**
+ * A dataset described by plain data, so a worker thread can open the same dataset the main thread asked for.
+ */
+export type DatasetSpec =
+  | ({ kind: 'moving-mnist' } & MovingMnistOptions)
+  | ({ kind: 'synthetic' } & SyntheticOptions)
+  | ({ kind: 'video-folder' } & Omit<VideoFolderOptions, 'images'>)
+  | ({ kind: 'image-folder' } & Omit<VideoFolderOptions, 'images' | 'frames'>);
+
+export function openDataset(spec: DatasetSpec): ClipDataset {
+  switch (spec.kind) {
+    case 'moving-mnist':
+      return new MovingMnist(spec);
+    case 'synthetic':
+      return new SyntheticClips(spec);
+    case 'video-folder':
+      return new FolderDataset(spec);
+    case 'image-folder':
+      return new FolderDataset({ ...spec, frames: 1, images: true });
+    default:
+      throw new VtokError(`unknown dataset kind ${JSON.stringify((spec as { kind: unknown }).kind)}`);
+  }
+}
