@@ -1,0 +1,29 @@
+/**
+ * The vtok engine: TypeScript tensor code traced into a graph, differentiated, lowered to ONNX and run by
+ * onnxruntime. Import everything from here.
+ */
+import './eager.js';
+
+export { Tensor, Graph, currentGraph, concrete } from './tensor.js';
+export type { DType, HostArray } from './dtype.js';
+export { registry, defineOp, apply, apply1 } from './op.js';
+export type { OpDef, Node, LowerCtx, Info } from './op.js';
+export { gradients } from './autodiff.js';
+export { trace, jit, exportOnnx, valueAndGrad, grad } from './compile.js';
+export type { JitFunction, Compiled } from './compile.js';
+export { lowerToOnnx, OPSET } from './onnx.js';
+export { Session, setRuntimeDefaults, defaultThreads } from './runtime.js';
+export type { HostTensor, RuntimeOptions } from './runtime.js';
+export { defaultRng, setDefaultRng, seed } from './random.js';
+export type { Tree } from './tree.js';
+export * from './ops/creation.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/movement.js';
+export * from './ops/indexing.js';
+export * from './ops/linalg.js';
+export * from './ops/conv.js';
+export * from './ops/nn.js';
+export * from './ops/control.js';
+export { toArray, item } from './values.js';
+export { gradcheck } from './gradcheck.js';

@@ -1,0 +1,91 @@
+import type { DType } from './dtype.js';
+import { currentGraph, Tensor } from './tensor.js';
+
+/**
+ * The op registry. A primitive is declared once, in one place: its shape/dtype rule (`infer`), its ONNX lowering
+ * (`lower`, one or a few standard ai.onnx nodes) and its VJP (`vjp`, written with other ops, so backward graphs
+ * are standard ONNX too). Everything higher level (attention, norms, losses) is a composition of these.
+ */
+export interface Info { shape: readonly number[]; dtype: DType }
+
+/** ONNX attribute values; floats are tagged because JS cannot tell 1.0 from 1. */
+export type Attr =
+  | number
+  | number[]
+  | string
+  | { float: number }
+  | { floats: number[] }
+  | { tensor: { dtype: DType; values: number[]; dims: number[] } };
+
+export interface LowerCtx {
+  /** Appends one ONNX node. An empty input name stands for an omitted optional input. */
+  emit(opType: string, inputs: string[], outputs: string[], attrs?: Record<string, Attr>, domain?: string): void;
+  /** A fresh intermediate value name. */
+  fresh(hint?: string): string;
+  /** An int64 initializer (shapes, axes, pads, slice bounds), shared between nodes that use the same values. */
+  i64(values: readonly number[], shape?: readonly number[]): string;
+  /** A scalar initializer of `dtype`. */
+  scalar(value: number, dtype: DType): string;
+}
+
+export interface Node<A = any> {
+  op: OpDef<A>;
+  inputs: Tensor[];
+  attrs: A;
+  outputs: Tensor[];
+}
+
+export interface OpDef<A = any> {
+  name: string;
+  infer(inputs: Info[], attrs: A): Info[];
+  lower(ctx: LowerCtx, inputs: string[], outputs: string[], attrs: A, node: Node<A>): void;
+  /**
+   * Cotangents of the inputs given those of the outputs (null = zero). `needs[i]` says whether input i wants a
+   * gradient, so rules can skip work. Ops without a vjp are not differentiable (their outputs must not be float
+   * on a path to the loss).
+   */
+  vjp?(cts: (Tensor | null)[], node: Node<A>, needs: boolean[]): (Tensor | null)[];
+}
+
+export const registry = new Map<string, OpDef>();
+
+export function defineOp<A>(def: OpDef<A>): OpDef<A> {
+  if (registry.has(def.name)) throw new Error(`op ${def.name} defined twice`);
+  registry.set(def.name, def as OpDef);
+  return def;
+}
+
+/** Runs one op on concrete inputs (installed by eager.ts, which compiles single-op graphs). */
+let eagerRunner: ((op: OpDef, inputs: Tensor[], attrs: unknown, infos: Info[]) => Tensor[]) | null = null;
+export function setEagerRunner(fn: typeof eagerRunner): void { eagerRunner = fn; }
+
+/** Applies an op: records a node while tracing, or computes at once in eager mode. */
+export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
+  let infos: Info[];
+  try {
+    infos = op.infer(inputs, attrs);
+  } catch (e) {
+    throw new Error(`${op.name}(${inputs.map((t) => t.describe()).join(', ')}): ${(e as Error).message}`);
+  }
+  const graph = currentGraph();
+  if (graph) {
+    for (const t of inputs) {
+      if (t.source.kind !== 'concrete' && t.source.graph !== graph) {
+        throw new Error(`${op.name}: input ${t.describe()} belongs to another trace (a symbolic tensor escaped its function)`);
+      }
+    }
+    const node: Node<A> = { op, inputs, attrs, outputs: [] };
+    node.outputs = infos.map((inf, index) => new Tensor([...inf.shape], inf.dtype, { kind: 'node', graph, node, index }));
+    graph.nodes.push(node);
+    return node.outputs;
+  }
+  for (const t of inputs) {
+    if (!t.isConcrete) throw new Error(`${op.name}: symbolic tensor ${t.describe()} used outside of its trace`);
+  }
+  if (!eagerRunner) throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts)');
+  return eagerRunner(op as OpDef, inputs, attrs, infos);
+}
+
+export function apply1<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor {
+  return apply(op, inputs, attrs)[0];
+}

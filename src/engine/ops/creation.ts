@@ -1,0 +1,80 @@
+import { allocate, type DType, hostArray, isFloat, numel } from '../dtype.js';
+import { apply1, defineOp } from '../op.js';
+import { concrete, currentGraph, Tensor } from '../tensor.js';
+import { defaultRng } from '../random.js';
+
+/** Tensors from values, filled tensors, ranges, and noise. */
+
+export type TensorLike = Tensor | number;
+
+/** A concrete tensor from numbers (nested shape given explicitly). */
+export function tensor(values: ArrayLike<number>, shape: readonly number[] = [values.length], dtype: DType = 'float32'): Tensor {
+  return concrete(hostArray(dtype, values), shape, dtype);
+}
+
+export function scalar(value: number, dtype: DType = 'float32'): Tensor {
+  return tensor([value], [], dtype);
+}
+
+/** Numbers become scalars of the other operand's dtype; tensors pass through. */
+export function lift(x: TensorLike, dtype: DType): Tensor {
+  return typeof x === 'number' ? scalar(x, dtype) : x;
+}
+
+interface FullAttrs { shape: number[]; value: number; dtype: DType }
+
+/** A filled tensor. Traced as ConstantOfShape, so a large zeros() costs no initializer bytes in the model. */
+const fullOp = defineOp<FullAttrs>({
+  name: 'full',
+  infer: (_, a) => [{ shape: a.shape, dtype: a.dtype }],
+  lower(ctx, _, [y], a) {
+    ctx.emit('ConstantOfShape', [ctx.i64(a.shape)], [y], {
+      value: { tensor: { dtype: a.dtype, values: [a.value], dims: [1] } },
+    });
+  },
+});
+
+export function full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
+  if (currentGraph()) return apply1(fullOp, [], { shape: [...shape], value, dtype });
+  const data = allocate(dtype, numel(shape));
+  if (value !== 0) {
+    if (data instanceof BigInt64Array) data.fill(BigInt(value));
+    else (data as Float32Array).fill(value);
+  }
+  return concrete(data, shape, dtype);
+}
+
+export const zeros = (shape: readonly number[], dtype: DType = 'float32') => full(shape, 0, dtype);
+export const ones = (shape: readonly number[], dtype: DType = 'float32') => full(shape, 1, dtype);
+export const zerosLike = (x: Tensor) => full(x.shape, 0, x.dtype);
+export const onesLike = (x: Tensor) => full(x.shape, 1, x.dtype);
+
+/** [start, start+step, …) below stop, as a constant. */
+export function arange(start: number, stop?: number, step = 1, dtype: DType = 'int64'): Tensor {
+  if (stop === undefined) [start, stop] = [0, start];
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  return tensor(Array.from({ length: n }, (_, i) => start + i * step), [n], dtype);
+}
+
+/**
+ * Noise. While tracing, a random tensor is a graph input that the compiled function fills from the host RNG at
+ * every call (so a resumed run continues the same stream); in eager mode it is drawn at once.
+ */
+export function randomUniform(shape: readonly number[]): Tensor {
+  return random(shape, 'uniform');
+}
+
+export function randomNormal(shape: readonly number[]): Tensor {
+  return random(shape, 'normal');
+}
+
+function random(shape: readonly number[], dist: 'uniform' | 'normal'): Tensor {
+  const g = currentGraph();
+  if (g) return g.addInput(shape, 'float32', { kind: 'random', dist });
+  const n = numel(shape);
+  return concrete(dist === 'uniform' ? defaultRng().uniform(n) : defaultRng().normal(n), shape, 'float32');
+}
+
+export function assertFloat(x: Tensor, what: string): void {
+  if (!isFloat(x.dtype)) throw new Error(`${what} needs a float tensor, got ${x.describe()}`);
+}

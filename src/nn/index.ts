@@ -1,0 +1,5 @@
+export * from './module.js';
+export * from './layers.js';
+export * from './init.js';
+export * from './optim.js';
+export * from './step.js';

@@ -1,0 +1,82 @@
+import * as E from '../engine/index.js';
+import type { Tensor, Tree } from '../engine/index.js';
+import { clipGradNorm, emaUpdate, type Optimizer, type Schedule } from './optim.js';
+import { bindParams, type Module, type Param } from './module.js';
+
+/**
+ * One compiled training step: forward, backward, gradient clipping, optimizer update and EMA of weights, traced
+ * into a single ONNX graph and run as one onnxruntime call. Parameters, optimizer state and EMA weights go in as
+ * inputs and come back as outputs; between steps they stay tensors held by the Params.
+ */
+export type LossFn<B> = (batch: B) => Tensor | { loss: Tensor; metrics?: Record<string, Tensor> };
+
+export interface TrainStepOptions {
+  optimizer: Optimizer;
+  schedule: Schedule;
+  /** Clip the global gradient norm to this value. */
+  clipNorm?: number;
+  /** Keep an EMA of the trainable weights with this decay. */
+  emaDecay?: number;
+}
+
+export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number> }
+
+export class TrainStep<B extends Tree> {
+  readonly params: [string, Param][];
+  /** Optimizer slots per parameter (concrete tensors). */
+  state: Tensor[][];
+  ema: Tensor[] | null;
+  /** Steps taken so far. */
+  t = 0;
+  private readonly compiled: E.JitFunction<(...a: any[]) => Tree>;
+
+  constructor(readonly model: Module, readonly lossFn: LossFn<B>, readonly opts: TrainStepOptions) {
+    this.params = model.trainableParams();
+    this.state = this.params.map(([, p]) => opts.optimizer.slots.map(() => E.zerosLike(p.value)));
+    this.ema = opts.emaDecay ? this.params.map(([, p]) => p.value) : null;
+    this.compiled = E.jit((params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B) => this.trace(params, state, ema, scalars, batch), {
+      name: 'train_step',
+    });
+  }
+
+  private trace(params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B): Tree {
+    const ps = this.params.map(([, p]) => p);
+    const out = bindParams(ps, params, () => {
+      this.model.train();
+      return this.lossFn(batch);
+    });
+    const { loss, metrics = {} } = out instanceof E.Tensor ? { loss: out, metrics: {} } : out;
+    let grads = E.gradients(loss, params);
+    const result: Record<string, Tree> = { loss, metrics };
+    if (this.opts.clipNorm) {
+      const c = clipGradNorm(grads, this.opts.clipNorm);
+      grads = c.grads;
+      result.gradNorm = c.norm;
+    }
+    const updated = params.map((p, i) => this.opts.optimizer.update(p, grads[i], state[i], scalars));
+    result.params = updated.map((u) => u.p);
+    result.state = updated.map((u) => u.state);
+    if (this.opts.emaDecay) result.ema = updated.map((u, i) => emaUpdate(ema[i], u.p, this.opts.emaDecay!));
+    return result;
+  }
+
+  /** Runs one step on `batch` and advances the parameters, optimizer state and EMA in place. */
+  run(batch: B): StepResult {
+    const lr = this.opts.schedule(this.t);
+    const scalars = this.opts.optimizer.scalars(this.t + 1, lr).map((v) => E.scalar(v));
+    const out = this.compiled(this.params.map(([, p]) => p.value), this.state, this.ema ?? [], scalars, batch) as Record<string, any>;
+    this.params.forEach(([, p], i) => (p.value = out.params[i]));
+    this.state = out.state;
+    if (this.ema) this.ema = out.ema;
+    this.t++;
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(out.metrics as Record<string, Tensor>)) metrics[k] = E.item(v);
+    return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics };
+  }
+
+  /** The EMA weights by parameter name (for evaluation or saving). */
+  emaState(): Map<string, Tensor> {
+    if (!this.ema) throw new Error('this training step keeps no EMA');
+    return new Map(this.params.map(([n], i) => [n, this.ema![i]]));
+  }
+}
