@@ -3,3 +3,4 @@ export * from './layers.js';
 export * from './init.js';
 export * from './optim.js';
 export * from './step.js';
+export * from './weights.js';
