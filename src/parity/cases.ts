@@ -1,0 +1,2 @@
+/** Imports every parity case runner so that each registers itself (add new cases here). */
+export {};
