@@ -2,6 +2,7 @@ import * as E from '../engine/index.js';
 import type { Tensor, Tree } from '../engine/index.js';
 import { clipGradNorm, emaUpdate, type Optimizer, type Schedule } from './optim.js';
 import { bindParams, type Module, type Param } from './module.js';
+import { VtokError } from '../util/errors.js';
 
 /**
  * One compiled training step: forward, backward, gradient clipping, optimizer update and EMA of weights, traced
@@ -72,6 +73,27 @@ export class TrainStep<B extends Tree> {
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics as Record<string, Tensor>)) metrics[k] = E.item(v);
     return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics };
+  }
+
+  /** Optimizer slots and EMA weights by name ("<param>.<slot>", "ema.<param>"), for checkpoints. */
+  optimizerState(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.params.forEach(([n], i) => this.opts.optimizer.slots.forEach((slot, j) => out.set(`${n}.${slot}`, this.state[i][j])));
+    this.ema?.forEach((t, i) => out.set(`ema.${this.params[i][0]}`, t));
+    return out;
+  }
+
+  /** Restores what optimizerState() saved, and the step count; every slot must be present with the right shape. */
+  loadOptimizerState(saved: Map<string, Tensor>, t: number, source?: string): void {
+    const get = (name: string, like: Tensor): Tensor => {
+      const v = saved.get(name);
+      if (!v) throw new VtokError(`optimizer state has no "${name}"`, source);
+      if (v.shape.join() !== like.shape.join()) throw new VtokError(`optimizer state "${name}" is [${v.shape}], expected [${like.shape}]`, source);
+      return v;
+    };
+    this.state = this.params.map(([n, p]) => this.opts.optimizer.slots.map((slot) => get(`${n}.${slot}`, p.value)));
+    if (this.ema) this.ema = this.params.map(([n, p]) => get(`ema.${n}`, p.value));
+    this.t = t;
   }
 
   /** The EMA weights by parameter name (for evaluation or saving). */
