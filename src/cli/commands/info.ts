@@ -1,5 +1,4 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
@@ -9,7 +8,7 @@ import { codebookUsage } from '../../metrics/tokens.js';
 
 /**
  * `vtok info <file>`: what a video/image, token file (.vtok) or checkpoint (.safetensors) holds. The kind is
- * sniffed from the first bytes, so a mislabelled extension is still read as what it is.
+ * sniffed from the first bytes, never the extension, so a mislabelled file is still read as what it is.
  */
 type Kind = 'tokens' | 'safetensors' | 'video';
 
@@ -27,11 +26,8 @@ function sniff(path: string): Kind {
   const n = readSync(fd, head, 0, 9, 0);
   closeSync(fd);
   if (n >= 4 && head.toString('latin1', 0, 4) === 'VTOK') return 'tokens';
-  // safetensors: u64 header length, then the JSON header.
-  if (n === 9 && head[8] === 0x7b && Number(head.readBigUInt64LE(0)) < st.size) return 'safetensors';
-  const ext = extname(path).toLowerCase();
-  if (ext === '.vtok') return 'tokens';
-  if (ext === '.safetensors') return 'safetensors';
+  // safetensors: u64 header length, then the JSON header (its reader reports truncation in detail).
+  if (n === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) > 1n) return 'safetensors';
   return 'video';
 }
 
