@@ -42,6 +42,22 @@ export function ffmpegPath(): string {
   );
 }
 
+let fpsMode: boolean | undefined;
+
+/**
+ * Output args that keep every decoded frame as is (no duplication or dropping to a constant rate): `-vsync 0`
+ * before ffmpeg 5.1, `-fps_mode passthrough` from 5.1 on (where -vsync is deprecated). Git builds print no
+ * release number, so the version is told by libavformat (59.27 shipped with 5.1).
+ */
+export function passthroughArgs(): string[] {
+  if (fpsMode === undefined) {
+    const r = spawnSync(ffmpegPath(), ['-hide_banner', '-version'], { encoding: 'utf8' });
+    const m = /libavformat\s+(\d+)\.\s*(\d+)/.exec(r.stdout);
+    fpsMode = !!m && (Number(m[1]) > 59 || (Number(m[1]) === 59 && Number(m[2]) >= 27));
+  }
+  return fpsMode ? ['-fps_mode', 'passthrough'] : ['-vsync', '0'];
+}
+
 let encoders: Set<string> | undefined;
 
 /** Whether the ffmpeg in use has an encoder (e.g. libx264 is missing from some builds). */

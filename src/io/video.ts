@@ -3,7 +3,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, mkdirSync
 import { dirname, extname, join } from 'node:path';
 import { VtokError, check } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { ffmpegPath, ffmpegReason, hasEncoder, runFfmpeg } from './ffmpeg.js';
+import { ffmpegPath, ffmpegReason, hasEncoder, passthroughArgs, runFfmpeg } from './ffmpeg.js';
 import { type Frame, gridFrame } from './frame.js';
 import { encodePng } from './png.js';
 
@@ -157,7 +157,7 @@ export async function* readFrames(path: string, opts: ReadOptions = {}): AsyncGe
     args.push('-frames:v', String(opts.maxFrames));
   }
   // Passthrough timing: the raw muxer must not duplicate or drop frames to keep a constant rate.
-  args.push('-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+  args.push(...passthroughArgs(), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
   const proc = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-8192)));
