@@ -1,2 +1,3 @@
 /** Imports every parity case runner so that each registers itself (add new cases here). */
 export {};
+import './larp.js';

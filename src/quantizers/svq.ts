@@ -1,0 +1,92 @@
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Embedding, Module, Param, uniform } from '../nn/index.js';
+
+/**
+ * Stochastic vector quantization with an L2-normalised (cosine) codebook, as LARP's SimpleVectorQuantizer
+ * (models/bottleneck.py, registered 'vq', l2_normalized + stochastic). Codes are drawn from
+ * softmax(cos / τ) while training (and, as in the reference, in eval unless `deterministic` is set), or taken
+ * as the argmax. Sampling is Gumbel-max on uniform noise that the compiled graph draws from the engine's RNG at
+ * every call, so the draw is exact in distribution and needs no host round trip.
+ */
+export interface SvqConfig {
+  codebookSize: number;
+  dim: number;
+  commitmentLossWeight: number;
+  codebookLossWeight: number;
+  /** Sampling temperature τ (the reference's stochastic_temperature, 0.03). */
+  temperature: number;
+}
+
+export interface SvqOutput {
+  /** Straight-through quantized codes z + sg(q − z): the value of q, the gradient of z. [B, n, d] */
+  regularized_z: Tensor;
+  /** The L2-normalised input z. [B, n, d] */
+  unregularized_z: Tensor;
+  /** Chosen code per token, int64 [B, n]. */
+  indices: Tensor;
+  /** Cosine similarities z·Eᵀ, rows b·n. [B·n, K] */
+  cosSim: Tensor;
+  lossCommit: Tensor;
+  lossCodebook: Tensor;
+  /** commitment_loss_weight · lossCommit + codebook_loss_weight · lossCodebook */
+  lossQ: Tensor;
+}
+
+/** F.normalize(x, dim=-1): x / max(‖x‖₂, 1e-12). */
+export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
+  const norm = E.sqrt(E.sum(E.square(x), -1, true));
+  return E.div(x, E.maximum(norm, eps));
+}
+
+/**
+ * One draw per row from softmax(logits) along the last axis: argmax(logits + Gumbel noise). The noise is a graph
+ * random input (fresh per compiled call); u is clamped away from 0 so log(−log u) stays finite.
+ */
+export function sampleCategorical(logits: Tensor): Tensor {
+  const u = E.clamp(E.randomUniform(logits.shape), 1e-20, 1 - 1e-7);
+  const gumbel = E.neg(E.log(E.neg(E.log(u))));
+  return E.argmax(E.add(E.stopGradient(logits), gumbel), -1);
+}
+
+export class StochasticVQ extends Module {
+  /** The codebook (unnormalised rows; nn.Embedding(K, d), kaiming-uniform init as in the reference). */
+  embedding: Embedding;
+  /** Argmax instead of sampling when not training (the reference's set_vq_eval_deterministic). */
+  deterministic = false;
+
+  constructor(readonly cfg: SvqConfig) {
+    super();
+    this.embedding = new Embedding(cfg.codebookSize, cfg.dim);
+    const bound = Math.sqrt(6 / cfg.dim); // kaiming_uniform_(a=0), fan_in = d
+    this.embedding.weight = new Param(uniform([cfg.codebookSize, cfg.dim], -bound, bound));
+  }
+
+  /** The L2-normalised codebook E [K, d] (get_emb). */
+  codebook(): Tensor {
+    return l2Normalize(this.embedding.weight.value);
+  }
+
+  /** indices (any shape) → normalised codebook rows […, d] (get_codebook_entry). */
+  codebookEntry(indices: Tensor): Tensor {
+    return E.embedding(this.codebook(), indices);
+  }
+
+  forward(projected: Tensor): SvqOutput {
+    const [b, n, d] = projected.shape;
+    const z = l2Normalize(projected);
+    const emb = this.codebook();
+    const cosSim = E.matmul(E.reshape(z, [b * n, d]), E.swapAxes(emb));
+    const sample = this.training || !this.deterministic;
+    const flat = sample ? sampleCategorical(E.mul(cosSim, 1 / this.cfg.temperature)) : E.argmax(cosSim, -1);
+    const indices = E.reshape(flat, [b, n]);
+    const q = E.embedding(emb, indices);
+    // Commitment pulls the encoder toward its code, the codebook term pulls the code toward the encoder.
+    const lossCommit = E.mseLoss(E.stopGradient(q), z);
+    const lossCodebook = E.mseLoss(q, E.stopGradient(z));
+    const lossQ = E.add(E.mul(lossCommit, this.cfg.commitmentLossWeight), E.mul(lossCodebook, this.cfg.codebookLossWeight));
+    // Written as the reference writes it (z + (q − z).detach()) so the forward value matches it to the last bit.
+    const regularized = E.add(z, E.stopGradient(E.sub(q, z)));
+    return { regularized_z: regularized, unregularized_z: z, indices, cosSim, lossCommit, lossCodebook, lossQ };
+  }
+}

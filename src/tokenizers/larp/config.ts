@@ -1,0 +1,148 @@
+import { VtokError } from '../../util/errors.js';
+
+/**
+ * LARP's model config, typed. `parseLarpConfig` reads the reference's `model.args` JSON (as stored in the golden
+ * files' __metadata__.config and in released configs) and rejects the options this port does not implement,
+ * rather than silently building a different model.
+ */
+export interface GptcSize { n_layer: number; n_head: number; n_embd: number }
+
+/** The reference's registered GPTC sizes (models/gptc.py). */
+export const GPTC_SIZES: Record<string, GptcSize> = {
+  'gptc-L': { n_layer: 24, n_head: 16, n_embd: 1024 },
+  'gptc-B': { n_layer: 12, n_head: 12, n_embd: 768 },
+  'gptc-M': { n_layer: 12, n_head: 8, n_embd: 512 },
+  'gptc-S': { n_layer: 12, n_head: 6, n_embd: 384 },
+  'gptc-XS': { n_layer: 6, n_head: 6, n_embd: 384 },
+  'gptc-XXS': { n_layer: 6, n_head: 4, n_embd: 256 },
+};
+
+export interface PriorConfig {
+  name: string;
+  size: GptcSize;
+  maxSeqLen: number;
+  l2Normalized: boolean;
+  dropout: number;
+  latentCeTemperature: number;
+  nRounds: number;
+  useMixSs: boolean;
+  mixSsMaxRatio: number;
+  mixSsPeakStepsRatio: number;
+  avgLossOverRounds: boolean;
+  noGradBeforeLastRound: boolean;
+}
+
+export interface LarpConfig {
+  inChannels: number;
+  inputSize: number;
+  frameNum: number;
+  temporalPatchSize: number;
+  patchSize: number;
+  hiddenSize: number;
+  encoderHeads: number;
+  encoderDepth: number;
+  decoderHeads: number;
+  decoderDepth: number;
+  /** Number of holistic queries = tokens per clip. */
+  tokens: number;
+  queryInitStd: number;
+  latentPeScale: number;
+  bottleneckDim: number;
+  codebookSize: number;
+  commitmentLossWeight: number;
+  codebookLossWeight: number;
+  stochasticTemperature: number;
+  prior: PriorConfig | null;
+  /** The JSON this was parsed from (kept for token-file hashing and checkpoints). */
+  raw: Record<string, unknown>;
+}
+
+/** Flags whose non-default value would need code this port does not have. */
+const FIXED: Record<string, unknown> = {
+  transformer_name: 'transformer_encoder_parallel',
+  encoder_name: 'none',
+  decoder_name: 'none',
+  learned_encoder_patch_pe: false,
+  learned_encoder_latent_query_embed: true,
+  learned_decoder_latent_pe: false,
+  learned_decoder_patch_query_embed: false,
+  use_encoder_patch_token_type_embed: false,
+  use_encoder_latent_query_token_type_embed: false,
+  use_decoder_latent_token_type_embed: false,
+  use_decoder_patch_query_token_type_embed: true,
+  encoder_query_gaussian_init: true,
+};
+
+type Json = Record<string, any>;
+
+function num(o: Json, key: string, fallback?: number): number {
+  const v = o[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new VtokError(`LARP config: "${key}" must be a number, got ${JSON.stringify(o[key])}`);
+  return v;
+}
+
+/** `gptcSizes` adds sizes beyond the registered ones (the golden files name theirs in __metadata__.gptc_size). */
+export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> = {}): LarpConfig {
+  for (const [k, v] of Object.entries(FIXED)) {
+    if (k in raw && raw[k] !== v) throw new VtokError(`LARP config: ${k} = ${JSON.stringify(raw[k])} is not implemented (only ${JSON.stringify(v)})`);
+  }
+  if (raw.temporal_patch_size !== raw.decoder_temporal_patch_size || raw.patch_size !== raw.decoder_patch_size) {
+    throw new VtokError('LARP config: decoder patch sizes must equal the encoder ones (the reference unpatchifies with the encoder sizes)');
+  }
+  if (raw.encoder_hidden_size !== raw.decoder_hidden_size) throw new VtokError('LARP config: encoder and decoder widths must be equal');
+  const b: Json = raw.bottleneck?.args ?? {};
+  if ((b.norm ?? 'none') !== 'none') throw new VtokError(`LARP config: bottleneck norm ${JSON.stringify(b.norm)} is not implemented`);
+  const reg: Json = b.regularizer ?? {};
+  if (reg.name !== 'vq') throw new VtokError(`LARP config: regularizer ${JSON.stringify(reg.name)} is not implemented (only "vq")`);
+  const r: Json = reg.args ?? {};
+  if (r.l2_normalized === false || r.stochastic === false || (r.entropy_loss_weight ?? 0) !== 0 || num(r, 'stochastic_temperature', 0.03) <= 0) {
+    throw new VtokError('LARP config: only the released quantizer (l2-normalised, stochastic, τ > 0, no entropy loss) is implemented');
+  }
+  const cfg: LarpConfig = {
+    inChannels: num(raw, 'in_channels', 3),
+    inputSize: num(raw, 'input_size'),
+    frameNum: num(raw, 'frame_num'),
+    temporalPatchSize: num(raw, 'temporal_patch_size'),
+    patchSize: num(raw, 'patch_size'),
+    hiddenSize: num(raw, 'encoder_hidden_size'),
+    encoderHeads: num(raw, 'encoder_num_heads'),
+    encoderDepth: num(raw, 'encoder_depth'),
+    decoderHeads: num(raw, 'decoder_num_heads'),
+    decoderDepth: num(raw, 'decoder_depth'),
+    tokens: num(raw, 'bottleneck_token_num'),
+    queryInitStd: num(raw, 'query_init_std', 0.02),
+    latentPeScale: num(raw, 'latent_pe_scale_factor', 10000),
+    bottleneckDim: num(b, 'bottleneck_dim'),
+    codebookSize: num(r, 'codebook_size'),
+    commitmentLossWeight: num(r, 'commitment_loss_weight', 0.25),
+    codebookLossWeight: num(r, 'codebook_loss_weight', 1.0),
+    stochasticTemperature: num(r, 'stochastic_temperature', 0.03),
+    prior: null,
+    raw,
+  };
+  if (cfg.frameNum % cfg.temporalPatchSize || cfg.inputSize % cfg.patchSize) {
+    throw new VtokError(`LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`);
+  }
+  const p: Json = raw.prior_model ?? { name: 'none' };
+  if (p.name && p.name !== 'none') {
+    const size = gptcSizes[p.name] ?? GPTC_SIZES[p.name];
+    if (!size) throw new VtokError(`LARP config: unknown prior model "${p.name}" (known: ${Object.keys({ ...GPTC_SIZES, ...gptcSizes }).join(', ')})`);
+    const a: Json = p.args ?? {};
+    cfg.prior = {
+      name: p.name,
+      size,
+      maxSeqLen: num(a, 'max_seq_len', cfg.tokens),
+      l2Normalized: a.l2_normalized ?? true,
+      dropout: p.no_dropout ? 0 : 0.1,
+      latentCeTemperature: num(p, 'latent_ce_temperature', 1.0),
+      nRounds: num(p, 'n_rounds', 1),
+      useMixSs: p.use_mix_ss ?? false,
+      mixSsMaxRatio: num(p, 'mix_ss_max_ratio', 0.5),
+      mixSsPeakStepsRatio: num(p, 'mix_ss_peak_steps_ratio', 0.3),
+      avgLossOverRounds: p.avg_loss_over_rounds ?? true,
+      noGradBeforeLastRound: p.no_grad_before_last_round ?? false,
+    };
+    if (cfg.prior.maxSeqLen < cfg.tokens) throw new VtokError(`LARP config: prior max_seq_len ${cfg.prior.maxSeqLen} < ${cfg.tokens} tokens`);
+  }
+  return cfg;
+}

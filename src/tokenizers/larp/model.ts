@@ -1,0 +1,131 @@
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import { buffer, constant, Linear, Module, normal, Param, xavierUniform } from '../../nn/index.js';
+import { StochasticVQ, type SvqOutput } from '../../quantizers/svq.js';
+import type { LarpConfig } from './config.js';
+import { Gptc } from './gptc.js';
+import { asBuffer, sincos1d, sincos3d } from './sincos.js';
+import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js';
+
+/**
+ * LARP (Wang et al., ICLR 2025), the reference's LARPTokenizer module tree with its exact state_dict names.
+ *
+ *   video ─ patchify (Conv3d) + 3-D sin-cos ─┐
+ *   holistic queries (learned, N of them) ───┴─ ViT over [patches ‖ queries] → query outputs
+ *   → bottleneck in_linear → SVQ (cosine codebook, sampled / argmax) → out_linear            (encode)
+ *   latents + 1-D sin-cos ─┐
+ *   patch queries (3-D sin-cos + type vector) ─┴─ ViT → patch outputs → LayerNorm + Linear → unpatchify   (decode)
+ *
+ * The prior (GPTC) lives here too, as prior_model, because the reference trains and saves it with the tokenizer.
+ * The model works on LARP's data range [0, 1]; the Tokenizer wrapper converts from vtok's [-1, 1].
+ */
+export class Bottleneck extends Module {
+  in_linear: Linear;
+  out_linear: Linear;
+  regularizer: StochasticVQ;
+  constructor(dim: number, cfg: LarpConfig) {
+    super();
+    this.in_linear = new Linear(dim, cfg.bottleneckDim);
+    this.out_linear = new Linear(cfg.bottleneckDim, dim);
+    this.regularizer = new StochasticVQ({
+      codebookSize: cfg.codebookSize, dim: cfg.bottleneckDim, temperature: cfg.stochasticTemperature,
+      commitmentLossWeight: cfg.commitmentLossWeight, codebookLossWeight: cfg.codebookLossWeight,
+    });
+  }
+}
+
+export interface LarpEncoding extends SvqOutput {
+  /** out_linear(regularized_z): the decoder's input latents [B, N, D]. */
+  encoded: Tensor;
+  projected_z: Tensor;
+  patchEmbed: Tensor;
+  encoderOut: Tensor;
+}
+
+export class LarpModel extends Module {
+  x_embedder: PatchEmbed3D;
+  encoder_patch_pe: Param;
+  encoder_latent_query_embed: Param;
+  encoder: TransformerEncoderParallel;
+  bottleneck: Bottleneck;
+  decoder_latent_pe: Param;
+  decoder_patch_query_embed: Param;
+  decoder_patch_query_token_type_embed: Param;
+  decoder: TransformerEncoderParallel;
+  final_layer: OutputLayer;
+  prior_model: Gptc | null;
+  /** Token grid of the patches: [t, h, w]. */
+  readonly grid: [number, number, number];
+
+  constructor(readonly cfg: LarpConfig) {
+    super();
+    const d = cfg.hiddenSize, pt = cfg.temporalPatchSize, p = cfg.patchSize;
+    this.grid = [cfg.frameNum / pt, cfg.inputSize / p, cfg.inputSize / p];
+    this.x_embedder = new PatchEmbed3D([pt, p, p], cfg.inChannels, d);
+    this.encoder_patch_pe = buffer(asBuffer(sincos3d(d, ...this.grid), d));
+    this.encoder_latent_query_embed = new Param(normal([cfg.tokens, d], cfg.queryInitStd));
+    this.encoder = new TransformerEncoderParallel(d, cfg.encoderDepth, cfg.encoderHeads);
+    this.bottleneck = new Bottleneck(d, cfg);
+    this.decoder_latent_pe = buffer(asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
+    this.decoder_patch_query_embed = buffer(asBuffer(sincos3d(d, ...this.grid), d));
+    this.decoder_patch_query_token_type_embed = new Param(normal([1, 1, d], 0.02));
+    this.decoder = new TransformerEncoderParallel(d, cfg.decoderDepth, cfg.decoderHeads);
+    this.final_layer = new OutputLayer(d, pt * p * p * cfg.inChannels);
+    const pr = cfg.prior;
+    this.prior_model = pr ? new Gptc(cfg.bottleneckDim, pr.size, pr.maxSeqLen, pr.dropout, pr.l2Normalized) : null;
+    this.initializeWeights();
+  }
+
+  /** The reference's initialize_weights: xavier-uniform Linears with zero bias, the patch conv like a Linear, zero head. */
+  private initializeWeights(): void {
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof Linear) {
+        m.weight.value = xavierUniform(m.weight.shape);
+        if (m.bias) m.bias.value = constant(m.bias.shape, 0);
+      }
+    }
+    const w = this.x_embedder.proj.weight;
+    w.value = E.reshape(xavierUniform([w.shape[0], w.value.size / w.shape[0]]), w.shape);
+    this.x_embedder.proj.bias!.value = constant(this.x_embedder.proj.bias!.shape, 0);
+    this.final_layer.linear.weight.value = constant(this.final_layer.linear.weight.shape, 0);
+    this.final_layer.linear.bias!.value = constant(this.final_layer.linear.bias!.shape, 0);
+  }
+
+  get quantizer(): StochasticVQ {
+    return this.bottleneck.regularizer;
+  }
+
+  encode(x: Tensor): LarpEncoding {
+    const b = x.shape[0];
+    const patchEmbed = this.x_embedder.forward(x);
+    const queries = E.broadcastTo(E.unsqueeze(this.encoder_latent_query_embed.value, 0), [b, ...this.encoder_latent_query_embed.shape]);
+    const encoderOut = this.encoder.forward(E.add(patchEmbed, this.encoder_patch_pe.value), queries);
+    const projected = this.bottleneck.in_linear.forward(encoderOut);
+    const q = this.quantizer.forward(projected);
+    const encoded = this.bottleneck.out_linear.forward(q.regularized_z);
+    return { ...q, encoded, projected_z: projected, patchEmbed, encoderOut };
+  }
+
+  /** Latents [B, N, D] → video [B, C, T, H, W] (LARP range, not clamped) and the decoder's patch outputs. */
+  decode(encoded: Tensor): { video: Tensor; hidden: Tensor } {
+    const b = encoded.shape[0];
+    const pq = E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value);
+    const queries = E.broadcastTo(pq, [b, pq.shape[1], pq.shape[2]]);
+    const hidden = this.decoder.forward(E.add(encoded, this.decoder_latent_pe.value), queries);
+    return { video: this.unpatchify(this.final_layer.forward(hidden)), hidden };
+  }
+
+  /** Token ids [B, N] → video (decode_from_bottleneck). */
+  decodeIndices(indices: Tensor): Tensor {
+    return this.decode(this.bottleneck.out_linear.forward(this.quantizer.codebookEntry(indices))).video;
+  }
+
+  /** [B, t·h·w, pt·p·p·C] → [B, C, t·pt, h·p, w·p] ('b t h w pt p1 p2 c -> b c (t pt) (h p1) (w p2)'). */
+  unpatchify(x: Tensor): Tensor {
+    const [t, h, w] = this.grid;
+    const pt = this.cfg.temporalPatchSize, p = this.cfg.patchSize, c = this.cfg.inChannels;
+    const b = x.shape[0];
+    const y = E.transpose(E.reshape(x, [b, t, h, w, pt, p, p, c]), [0, 7, 1, 4, 2, 5, 3, 6]);
+    return E.reshape(y, [b, c, t * pt, h * p, w * p]);
+  }
+}
