@@ -4,3 +4,4 @@ export * from './init.js';
 export * from './optim.js';
 export * from './step.js';
 export * from './weights.js';
+export * from './discriminator.js';

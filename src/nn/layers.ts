@@ -43,15 +43,21 @@ export class ConvNd extends Module {
   }
 }
 
-export const Conv1d = class extends ConvNd {
-  constructor(i: number, o: number, k: number | number[], c?: ConvConfig) { super(1, i, o, k, c); }
-};
-export const Conv2d = class extends ConvNd {
-  constructor(i: number, o: number, k: number | number[], c?: ConvConfig) { super(2, i, o, k, c); }
-};
-export const Conv3d = class extends ConvNd {
-  constructor(i: number, o: number, k: number | number[], c?: ConvConfig) { super(3, i, o, k, c); }
-};
+export class Conv1d extends ConvNd {
+  constructor(i: number, o: number, k: number | number[], c?: ConvConfig) {
+    super(1, i, o, k, c);
+  }
+}
+export class Conv2d extends ConvNd {
+  constructor(i: number, o: number, k: number | number[], c?: ConvConfig) {
+    super(2, i, o, k, c);
+  }
+}
+export class Conv3d extends ConvNd {
+  constructor(i: number, o: number, k: number | number[], c?: ConvConfig) {
+    super(3, i, o, k, c);
+  }
+}
 
 /** ConvTranspose1d/2d/3d: weight in × out/groups × k…. */
 export class ConvTransposeNd extends Module {

@@ -9,7 +9,11 @@ import { VtokError } from '../util/errors.js';
  * into a single ONNX graph and run as one onnxruntime call. Parameters, optimizer state and EMA weights go in as
  * inputs and come back as outputs; between steps they stay tensors held by the Params.
  */
-export type LossFn<B> = (batch: B) => Tensor | { loss: Tensor; metrics?: Record<string, Tensor> };
+/**
+ * The loss of a batch; optionally scalar metrics to log, and outputs to hand back (e.g. the reconstruction a
+ * discriminator step needs next).
+ */
+export type LossFn<B> = (batch: B) => Tensor | { loss: Tensor; metrics?: Record<string, Tensor>; outputs?: Record<string, Tensor> };
 
 export interface TrainStepOptions {
   optimizer: Optimizer;
@@ -20,7 +24,7 @@ export interface TrainStepOptions {
   emaDecay?: number;
 }
 
-export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number> }
+export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number>; outputs: Record<string, Tensor> }
 
 export class TrainStep<B extends Tree> {
   readonly params: [string, Param][];
@@ -46,9 +50,9 @@ export class TrainStep<B extends Tree> {
       this.model.train();
       return this.lossFn(batch);
     });
-    const { loss, metrics = {} } = out instanceof E.Tensor ? { loss: out, metrics: {} } : out;
+    const { loss, metrics = {}, outputs = {} } = out instanceof E.Tensor ? { loss: out } : out;
     let grads = E.gradients(loss, params);
-    const result: Record<string, Tree> = { loss, metrics };
+    const result: Record<string, Tree> = { loss, metrics, outputs: outputs as Record<string, Tree> };
     if (this.opts.clipNorm) {
       const c = clipGradNorm(grads, this.opts.clipNorm);
       grads = c.grads;
@@ -72,7 +76,7 @@ export class TrainStep<B extends Tree> {
     this.t++;
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics as Record<string, Tensor>)) metrics[k] = E.item(v);
-    return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics };
+    return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics, outputs: out.outputs };
   }
 
   /** Optimizer slots and EMA weights by name ("<param>.<slot>", "ema.<param>"), for checkpoints. */
