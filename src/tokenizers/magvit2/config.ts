@@ -1,0 +1,86 @@
+import { VtokError } from '../../util/errors.js';
+
+/**
+ * Open-MAGVIT2's model config, with the reference's field names: the `ddconfig` of its Encoder/Decoder plus the
+ * LFQ size and loss weights of `VQModel`. Golden files store it as JSON in `__metadata__.config`.
+ */
+export interface DDConfig {
+  double_z: boolean;
+  z_channels: number;
+  resolution: number;
+  in_channels: number;
+  out_ch: number;
+  ch: number;
+  ch_mult: number[];
+  num_res_blocks: number;
+}
+
+export interface Magvit2Config {
+  ddconfig: DDConfig;
+  /** Vocabulary size 2^embed_dim. */
+  n_embed: number;
+  /** LFQ bits D (= ddconfig.z_channels). */
+  embed_dim: number;
+  sample_minimization_weight: number;
+  batch_maximization_weight: number;
+  /** Reference class paths; the encoder's file decides 3-D video (improved_video_model.py) or 2-D image. */
+  encoder_class?: string;
+  decoder_class?: string;
+  quantizer_class?: string;
+  /** vtok: 'video' = causal 3-D CNN, 'image' = 2-D CNN (derived from encoder_class when absent). */
+  kind: 'video' | 'image';
+}
+
+const num = (o: Record<string, unknown>, k: string, where: string): number => {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new VtokError(`magvit2 config: ${where}${k} must be a number, got ${JSON.stringify(v)}`);
+  return v;
+};
+
+/** Validates a raw (JSON) config and fills defaults; errors name the field. */
+export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config {
+  const dd = raw.ddconfig as Record<string, unknown> | undefined;
+  if (!dd || typeof dd !== 'object') throw new VtokError('magvit2 config: missing "ddconfig"');
+  const chMult = dd.ch_mult;
+  if (!Array.isArray(chMult) || chMult.length === 0 || chMult.some((m) => typeof m !== 'number' || m < 1)) {
+    throw new VtokError(`magvit2 config: ddconfig.ch_mult must be a non-empty list of positive numbers, got ${JSON.stringify(chMult)}`);
+  }
+  if (dd.double_z) throw new VtokError('magvit2 config: double_z is not supported (LFQ takes z_channels latents)');
+  const ddconfig: DDConfig = {
+    double_z: false,
+    z_channels: num(dd, 'z_channels', 'ddconfig.'),
+    resolution: typeof dd.resolution === 'number' ? dd.resolution : 0,
+    in_channels: num(dd, 'in_channels', 'ddconfig.'),
+    out_ch: num(dd, 'out_ch', 'ddconfig.'),
+    ch: num(dd, 'ch', 'ddconfig.'),
+    ch_mult: chMult as number[],
+    num_res_blocks: num(dd, 'num_res_blocks', 'ddconfig.'),
+  };
+  for (const m of [1, ...ddconfig.ch_mult]) {
+    if ((ddconfig.ch * m) % 32 !== 0) throw new VtokError(`magvit2 config: width ch·mult = ${ddconfig.ch * m} is not divisible by GroupNorm's 32 groups`);
+  }
+  const embedDim = typeof raw.embed_dim === 'number' ? raw.embed_dim : ddconfig.z_channels;
+  const nEmbed = typeof raw.n_embed === 'number' ? raw.n_embed : 2 ** embedDim;
+  if (embedDim !== ddconfig.z_channels) throw new VtokError(`magvit2 config: embed_dim ${embedDim} must equal ddconfig.z_channels ${ddconfig.z_channels}`);
+  if (nEmbed !== 2 ** embedDim) throw new VtokError(`magvit2 config: n_embed ${nEmbed} must be 2^embed_dim = ${2 ** embedDim}`);
+  const encoderClass = typeof raw.encoder_class === 'string' ? raw.encoder_class : undefined;
+  let kind = raw.kind as Magvit2Config['kind'] | undefined;
+  if (kind === undefined) kind = encoderClass && !encoderClass.includes('video') ? 'image' : 'video';
+  if (kind !== 'video' && kind !== 'image') throw new VtokError(`magvit2 config: kind must be "video" or "image", got ${JSON.stringify(kind)}`);
+  return {
+    ddconfig,
+    n_embed: nEmbed,
+    embed_dim: embedDim,
+    sample_minimization_weight: typeof raw.sample_minimization_weight === 'number' ? raw.sample_minimization_weight : 1,
+    batch_maximization_weight: typeof raw.batch_maximization_weight === 'number' ? raw.batch_maximization_weight : 1,
+    encoder_class: encoderClass,
+    decoder_class: typeof raw.decoder_class === 'string' ? raw.decoder_class : undefined,
+    quantizer_class: typeof raw.quantizer_class === 'string' ? raw.quantizer_class : undefined,
+    kind,
+  };
+}
+
+/** Temporal stride of each encoder downsampling (levels 0..L−2): 1 where ch_mult[i] == 1, else 2 (video only). */
+export function temporalStrides(cfg: Magvit2Config): number[] {
+  return cfg.ddconfig.ch_mult.slice(0, -1).map((m) => (cfg.kind === 'video' && m !== 1 ? 2 : 1));
+}
