@@ -119,14 +119,11 @@ describe('LARP prior', () => {
   it('tokenizer + prior train jointly in one compiled step: the loss goes down', () => {
     E.seed(14);
     const model = new LarpModel(parseLarpConfig(config(8, PRIOR), SIZES));
-    const lossFn = larpLoss(model);
-    const step = new TrainStep(model, (b: { video: Tensor; ssRatio: Tensor }) => {
-      const { loss, metrics } = lossFn(b);
-      return { loss, metrics };
-    }, { optimizer: new AdamW({ weightDecay: 0 }), schedule: constantLr(3e-3) });
+    const step = new TrainStep(model, larpLoss(model, { outputRecon: true }), { optimizer: new AdamW({ weightDecay: 0 }), schedule: constantLr(3e-3) });
     const batch = { video: video(2, 15), ssRatio: E.scalar(0.5) };
     const first = step.run(batch);
     assert.ok(first.metrics.prior_ce > 0 && first.metrics.loss_q > 0);
+    assert.deepEqual([...first.outputs.recon.shape], [2, 3, 4, 8, 8]);
     let last = first;
     for (let i = 0; i < 40; i++) last = step.run(batch);
     assert.ok(last.loss < 0.7 * first.loss, `loss ${first.loss} → ${last.loss}`);

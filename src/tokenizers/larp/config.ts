@@ -81,7 +81,10 @@ function num(o: Json, key: string, fallback?: number): number {
   return v;
 }
 
-/** `gptcSizes` adds sizes beyond the registered ones (the golden files name theirs in __metadata__.gptc_size). */
+/**
+ * `gptcSizes` adds sizes beyond the registered ones (the golden files name theirs in __metadata__.gptc_size); a
+ * `gptc_sizes` object inside the config itself (vtok's extension, so a saved config rebuilds alone) counts too.
+ */
 export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> = {}): LarpConfig {
   for (const [k, v] of Object.entries(FIXED)) {
     if (k in raw && raw[k] !== v) throw new VtokError(`LARP config: ${k} = ${JSON.stringify(raw[k])} is not implemented (only ${JSON.stringify(v)})`);
@@ -125,8 +128,9 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
   }
   const p: Json = raw.prior_model ?? { name: 'none' };
   if (p.name && p.name !== 'none') {
-    const size = gptcSizes[p.name] ?? GPTC_SIZES[p.name];
-    if (!size) throw new VtokError(`LARP config: unknown prior model "${p.name}" (known: ${Object.keys({ ...GPTC_SIZES, ...gptcSizes }).join(', ')})`);
+    const sizes: Record<string, GptcSize> = { ...GPTC_SIZES, ...(raw.gptc_sizes ?? {}), ...gptcSizes };
+    const size = sizes[p.name];
+    if (!size) throw new VtokError(`LARP config: unknown prior model "${p.name}" (known: ${Object.keys(sizes).join(', ')})`);
     const a: Json = p.args ?? {};
     cfg.prior = {
       name: p.name,

@@ -27,23 +27,39 @@ export interface LarpBatch extends Record<string, Tensor> {
 }
 
 /** A batch may carry `ssRatio`, a scalar float32 tensor (scheduledSamplingRatio of the step) for the SS rounds. */
-export type LarpLossFn = (batch: LarpBatch) => { loss: Tensor; metrics: Record<string, Tensor>; recon: Tensor };
+export interface LarpObjective {
+  loss: Tensor;
+  metrics: Record<string, Tensor>;
+  /** The reconstruction in batch.video's range, for terms the caller adds (perceptual, adversarial). */
+  recon: Tensor;
+}
 
-export function larpLoss(model: LarpModel, opts: LarpLossOptions = {}): LarpLossFn {
+/** The loss terms of one batch, as graph code (compose it with other terms inside a traced loss). */
+export function larpObjective(model: LarpModel, batch: LarpBatch, opts: LarpLossOptions = {}): LarpObjective {
   const lossQWeight = opts.lossQWeight ?? 0.1;
   const priorWeight = model.prior_model ? (opts.priorWeight ?? 0.06) : 0;
-  return (batch) => {
-    const x = opts.inputRange === 'larp' ? batch.video : E.mul(E.add(batch.video, 1), 0.5);
-    const enc = model.encode(x);
-    const recon = model.decode(enc.encoded).video;
-    const rec = opts.recon === 'l2' ? E.mseLoss(recon, x) : E.l1Loss(recon, x);
-    let loss = E.add(rec, E.mul(enc.lossQ, lossQWeight));
-    const metrics: Record<string, Tensor> = { recon: rec, loss_q: enc.lossQ, commit: enc.lossCommit, codebook: enc.lossCodebook };
-    if (priorWeight > 0) {
-      const p = priorLoss(model, enc.regularized_z, enc.indices, { ssRatio: batch.ssRatio, nRounds: opts.priorRounds });
-      loss = E.add(loss, E.mul(p.loss, priorWeight));
-      Object.assign(metrics, { prior_ce: p.loss, prior_top1: p.top1, prior_top5: p.top5 });
-    }
-    return { loss, metrics, recon };
+  const vtokRange = opts.inputRange !== 'larp';
+  const x = vtokRange ? E.mul(E.add(batch.video, 1), 0.5) : batch.video;
+  const enc = model.encode(x);
+  const recon = model.decode(enc.encoded).video;
+  const rec = opts.recon === 'l2' ? E.mseLoss(recon, x) : E.l1Loss(recon, x);
+  let loss = E.add(rec, E.mul(enc.lossQ, lossQWeight));
+  const metrics: Record<string, Tensor> = { recon: rec, loss_q: enc.lossQ, commit: enc.lossCommit, codebook: enc.lossCodebook };
+  if (priorWeight > 0) {
+    const p = priorLoss(model, enc.regularized_z, enc.indices, { ssRatio: batch.ssRatio, nRounds: opts.priorRounds });
+    loss = E.add(loss, E.mul(p.loss, priorWeight));
+    Object.assign(metrics, { prior_ce: p.loss, prior_top1: p.top1, prior_top5: p.top5 });
+  }
+  return { loss, metrics, recon: vtokRange ? E.sub(E.mul(recon, 2), 1) : recon };
+}
+
+/**
+ * The same as a TrainStep loss function: `new TrainStep(model, larpLoss(model), …)`. With `outputRecon`, the
+ * reconstruction comes back from each step as outputs.recon (e.g. for a discriminator update).
+ */
+export function larpLoss(model: LarpModel, opts: LarpLossOptions & { outputRecon?: boolean } = {}) {
+  return (batch: LarpBatch): { loss: Tensor; metrics: Record<string, Tensor>; outputs: Record<string, Tensor> } => {
+    const o = larpObjective(model, batch, opts);
+    return { loss: o.loss, metrics: o.metrics, outputs: opts.outputRecon ? { recon: o.recon } : {} };
   };
 }
