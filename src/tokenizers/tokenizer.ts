@@ -16,6 +16,8 @@ export interface Tokenizer {
   /** log2 of the vocabulary size (bits per token in token files). */
   readonly vocabBits: number;
   readonly vocabSize: number;
+  /** Colour channels of its input (3 = RGB, 1 = gray; default 3). */
+  readonly channels?: number;
   /** Frames per clip the tokenizer takes (e.g. 1 + 4k for MAGVIT-v2; 1 = images). */
   readonly clipFrames: number;
   /** The token grid for an input of frames × height × width. */

@@ -33,6 +33,7 @@ export class LarpTokenizer implements Tokenizer {
   get vocabSize(): number { return this.model.cfg.codebookSize; }
   get vocabBits(): number { return Math.ceil(Math.log2(this.vocabSize)); }
   get clipFrames(): number { return this.model.cfg.frameNum; }
+  get channels(): number { return this.model.cfg.inChannels; }
   get tokens(): number { return this.model.cfg.tokens; }
 
   grid(frames: number, height: number, width: number): TokenGrid {

@@ -1,0 +1,90 @@
+import { existsSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { Batch } from '../../data/dataset.js';
+import { createLoader } from '../../data/loader.js';
+import type { DatasetSpec } from '../../data/open.js';
+import * as E from '../../engine/index.js';
+import { trainerFor } from '../../train/kinds/index.js';
+import { trainLoop } from '../../train/loop.js';
+import { tokenizerTask } from '../../train/tokenizer-task.js';
+import { VtokError } from '../../util/errors.js';
+import { positiveInt } from '../parse.js';
+
+/**
+ * `vtok train <kind> --data moving-mnist|synthetic|<folder> --preset tiny|small|base --out <run dir>`.
+ * Re-running the same command resumes from the run's latest checkpoint.
+ */
+function dataSpec(data: string, split: 'train' | 'test', size: number, frames: number, seed: number): DatasetSpec {
+  if (data === 'moving-mnist') return { kind: 'moving-mnist', split, size, frames, channels: 1, length: split === 'test' ? 256 : 10000, seed };
+  if (data === 'synthetic') return { kind: 'synthetic', height: size, width: size, frames, length: split === 'test' ? 64 : 4096, seed: split === 'test' ? seed + 1 : seed };
+  if (existsSync(data) && statSync(data).isDirectory()) {
+    // a plain folder has no held-out split: evaluate on centre clips of the same videos
+    return { kind: 'video-folder', root: data, frames, crop: size, seed, clipStart: split === 'test' ? 'center' : 'random' };
+  }
+  throw new VtokError(`--data must be moving-mnist, synthetic or a folder of videos; "${data}" is none of these`);
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a tokenizer (resumes when the run directory already has checkpoints)')
+    .argument('<kind>', 'tokenizer kind: magvit2 | larp')
+    .requiredOption('--out <dir>', 'run directory (config, checkpoints, metrics, curves, samples)')
+    .option('--data <name|folder>', 'moving-mnist, synthetic, or a folder of videos (class = subfolder)', 'moving-mnist')
+    .option('--preset <name>', 'tiny | small | base', 'tiny')
+    .option('--steps <n>', 'training steps (default: the preset\'s)', positiveInt('--steps'))
+    .option('--batch <n>', 'batch size (default: the preset\'s)', positiveInt('--batch'))
+    .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
+    .option('--tokens <n>', 'LARP: number of holistic tokens', positiveInt('--tokens'))
+    .option('--bits <n>', 'MAGVIT-v2: LFQ bits (vocabulary 2^bits)', positiveInt('--bits'))
+    .option('--no-prior', 'LARP: train without the autoregressive prior')
+    .option('--gan', 'add the 3D PatchGAN discriminator (hinge + LeCam)')
+    .option('--eval-every <n>', 'evaluate and write samples every n steps', positiveInt('--eval-every'))
+    .option('--seed <n>', 'seed for initialisation and data', '0')
+    .option('--quiet', 'no progress bar')
+    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: string; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: string; quiet?: boolean }) => {
+      const trainer = trainerFor(kind);
+      const preset = trainer.presets[o.preset];
+      if (!preset) throw new VtokError(`unknown preset "${o.preset}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);
+      const seed = Number(o.seed);
+      E.seed(seed);
+      const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = Number(o.lr ?? preset.lr);
+      const train = dataSpec(o.data, 'train', preset.size, preset.frames, seed);
+      const test = dataSpec(o.data, 'test', preset.size, preset.frames, seed);
+      const heldLoader = await createLoader(test, { batchSize: 8, shuffle: false, worker: false });
+      let held: Batch | undefined;
+      for await (const b of heldLoader) {
+        held = b;
+        break;
+      }
+      await heldLoader.close();
+      if (!held) throw new VtokError('the held-out split is empty', o.data);
+      const channels = held.shape[1];
+      const modelConfig = trainer.modelConfig(preset, { size: preset.size, frames: preset.frames, channels }, { tokens: o.tokens, prior: o.prior, bits: o.bits });
+      const model = trainer.build(modelConfig, steps);
+      const gan = o.gan ? { weight: 0.1, loss: 'hinge' as const, lecamWeight: 0.01, ndf: 16, layers: 2, start: Math.round(steps / 5) } : undefined;
+      const task = tokenizerTask(model, { lr, steps, emaDecay: 0.999, gan }, held);
+      process.stderr.write(`${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${preset.frames}×${preset.size}²\n`);
+      const result = await trainLoop(task, {
+        runDir: o.out,
+        totalSteps: steps,
+        config: { model: { kind, config: modelConfig }, data: { name: o.data, size: preset.size, frames: preset.frames, channels }, train: { preset: o.preset, steps, batch: batchSize, lr, seed, gan: !!o.gan } },
+        batches: (start) => batches(train, batchSize, seed, start),
+        evalEvery: o.evalEvery ?? Math.max(50, Math.round(steps / 10)),
+        checkpointEvery: Math.max(100, Math.round(steps / 10)),
+        best: { metric: 'psnr', mode: 'max' },
+        quiet: o.quiet,
+      });
+      const ev = result.evals[result.evals.length - 1];
+      console.log(JSON.stringify({ run: o.out, step: result.step, ...(ev ?? {}) }));
+    });
+}
+
+async function* batches(spec: DatasetSpec, batchSize: number, seed: number, start: number): AsyncGenerator<Batch> {
+  const loader = await createLoader(spec, { batchSize, seed, epochs: Infinity, dropLast: true, startBatch: start });
+  try {
+    yield* loader;
+  } finally {
+    await loader.close();
+  }
+}

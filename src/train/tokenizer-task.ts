@@ -1,0 +1,120 @@
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import type { Batch } from '../data/dataset.js';
+import { tensorToClips } from '../io/frame.js';
+import { writeVideo } from '../io/video.js';
+import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
+import { psnrFromMse } from '../metrics/psnr.js';
+import { ssimFrames } from '../metrics/ssim.js';
+import { codebookUsage } from '../metrics/tokens.js';
+import { AdamW, bindParams, type Module, PatchDiscriminator3D, TrainStep, warmupCosine } from '../nn/index.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { TrainTask } from './loop.js';
+
+/**
+ * Training a tokenizer: the generator step (reconstruction + the tokenizer's own quantizer/prior losses, plus an
+ * adversarial term when a discriminator is on) and, with --gan, the discriminator's own compiled step (hinge or
+ * non-saturating, LeCam). Evaluation reconstructs a fixed held-out batch: PSNR, SSIM, codebook usage; samples are
+ * GIFs of inputs beside reconstructions.
+ */
+export interface TokenizerModel {
+  tokenizer: Tokenizer;
+  module: Module;
+  /** Graph code: the tokenizer's training loss on a video batch in [-1, 1]; recon is in [-1, 1]. */
+  loss(video: Tensor, step: Tensor): { loss: Tensor; metrics: Record<string, Tensor>; recon: Tensor };
+}
+
+export interface TokenizerTrainOptions {
+  lr: number;
+  steps: number;
+  warmup?: number;
+  betas?: [number, number];
+  weightDecay?: number;
+  clipNorm?: number;
+  emaDecay?: number;
+  gan?: { weight: number; loss: GanLoss; lecamWeight: number; ndf: number; layers: number; start: number };
+}
+
+export type GenBatch = { video: Tensor; step: Tensor; disc: Tensor[] };
+
+export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldOut: Batch): TrainTask<Batch> {
+  const channels = heldOut.shape[1];
+  const disc = o.gan ? new PatchDiscriminator3D({ channels, ndf: o.gan.ndf, layers: o.gan.layers }) : null;
+  const discParams = disc ? disc.namedParams().map(([, p]) => p) : [];
+  const schedule = warmupCosine(o.lr, o.warmup ?? Math.min(500, Math.round(o.steps / 20)), o.steps, o.lr / 10);
+  const gen = new TrainStep<GenBatch>(m.module, (b) => {
+    const out = m.loss(b.video, b.step);
+    let loss = out.loss;
+    const metrics = { ...out.metrics };
+    if (disc && o.gan) {
+      // The discriminator's weights are inputs of the generator's graph (not baked constants): they change every step.
+      const logits = bindParams(discParams, b.disc, () => disc.forward(out.recon));
+      const g = generatorLoss(logits, o.gan.loss);
+      metrics.g_adv = g;
+      loss = E.add(loss, E.mul(g, o.gan.weight));
+    }
+    return { loss, metrics, outputs: { recon: E.stopGradient(out.recon) } };
+  }, { optimizer: new AdamW({ betas: o.betas ?? [0.9, 0.99], weightDecay: o.weightDecay ?? 0 }), schedule, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay });
+
+  const ema = new LecamEma();
+  const dstep = disc && o.gan
+    ? new TrainStep(disc, (b: { real: Tensor; fake: Tensor; emaReal: Tensor; emaFake: Tensor }) => {
+      const real = disc.forward(b.real), fake = disc.forward(b.fake);
+      const d = discriminatorLoss(real, fake, o.gan!.loss);
+      const lc = lecam(E.mean(real), E.mean(fake), b.emaReal, b.emaFake);
+      return { loss: E.add(d, E.mul(lc, o.gan!.lecamWeight)), metrics: { d_loss: d, real: E.mean(real), fake: E.mean(fake) } };
+    }, { optimizer: new AdamW({ betas: o.betas ?? [0.5, 0.9], weightDecay: 0 }), schedule })
+    : null;
+
+  const videoOf = (b: Batch) => E.concrete(b.data, b.shape, 'float32');
+  const heldVideo = videoOf(heldOut);
+  return {
+    modules: disc ? { model: m.module, discriminator: disc } : { model: m.module },
+    steps: dstep ? { model: gen, discriminator: dstep } : { model: gen },
+    iterate(batch, step) {
+      const video = videoOf(batch);
+      const r = gen.run({ video, step: E.scalar(step), disc: discParams.map((p) => p.value) });
+      const out: Record<string, number> = { loss: r.loss, lr: r.lr, ...r.metrics };
+      if (dstep && o.gan && step >= o.gan.start) {
+        const d = dstep.run({ real: video, fake: r.outputs.recon, emaReal: E.scalar(ema.real), emaFake: E.scalar(ema.fake) });
+        ema.update(d.metrics.real, d.metrics.fake);
+        Object.assign(out, d.metrics);
+      }
+      return out;
+    },
+    evaluate() {
+      const ids = m.tokenizer.encode(heldVideo);
+      const recon = m.tokenizer.decode(ids);
+      const a = heldVideo.data as Float32Array, b = recon.data as Float32Array;
+      let se = 0;
+      for (let i = 0; i < a.length; i++) {
+        const d = (Math.max(-1, Math.min(1, b[i])) - a[i]) * 127.5;
+        se += d * d;
+      }
+      const real = tensorToClips(a, heldVideo.shape), fake = tensorToClips(b, recon.shape);
+      const ssim = real.reduce((s, clip, i) => s + ssimFrames(clip, fake[i]).mean, 0) / real.length;
+      const usage = codebookUsage(Int32Array.from(E.toArray(ids)), m.tokenizer.vocabSize);
+      return { psnr: psnrFromMse(se / a.length), ssim, codebook_usage: usage.usage, perplexity: usage.perplexity };
+    },
+    async samples(dir, step) {
+      const recon = m.tokenizer.decode(m.tokenizer.encode(heldVideo));
+      const real = tensorToClips(heldVideo.data as Float32Array, heldVideo.shape), fake = tensorToClips(recon.data as Float32Array, recon.shape);
+      const n = Math.min(4, real.length);
+      const frames = real[0].map((_, t) => sideBySide(Array.from({ length: n }, (_, i) => [real[i][t], fake[i][t]]).flat()));
+      await writeVideo(join(dir, `recon-${String(step).padStart(7, '0')}.gif`), frames, { fps: 4 });
+      await writeVideo(join(dir, 'recon-latest.gif'), frames, { fps: 4 });
+    },
+  };
+}
+
+/** Frames placed left to right with a 2-pixel gap (pairs: input, reconstruction). */
+function sideBySide(frames: { width: number; height: number; data: Uint8Array }[]) {
+  const gap = 2, w = frames[0].width, h = frames[0].height;
+  const W = frames.length * w + (frames.length - 1) * gap;
+  const data = new Uint8Array(W * h * 3).fill(255);
+  frames.forEach((f, k) => {
+    for (let y = 0; y < h; y++) data.set(f.data.subarray(y * w * 3, (y + 1) * w * 3), (y * W + k * (w + gap)) * 3);
+  });
+  return { width: W, height: h, data };
+}
