@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as E from '../../src/engine/index.js';
+import type { Tensor } from '../../src/engine/index.js';
+import { bindParams } from '../../src/nn/index.js';
+import { lfqLoss } from '../../src/quantizers/lfq.js';
+import {
+  depthToSpaceBlocks, forwardTrain, Magvit2Model, Magvit2Tokenizer, parseMagvit2Config,
+} from '../../src/tokenizers/magvit2/index.js';
+import { Rng } from '../../src/util/rng.js';
+
+/** The MAGVIT-v2 model: shapes through the causal stack, the image variant, the Tokenizer face, and training gradients. */
+
+// ch_mult [2, 2, 1]: two (2,2,2) downsamplings, so 4× in time (1 + 4k → 1 + k) and 4× in space; tiny widths.
+const videoConfig = {
+  ddconfig: { double_z: false, z_channels: 6, resolution: 8, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [2, 2, 1], num_res_blocks: 1 },
+  n_embed: 64, embed_dim: 6,
+  encoder_class: 'src/Open_MAGVIT2/modules/diffusionmodules/improved_video_model.py::Encoder',
+};
+const imageConfig = { ...videoConfig, ddconfig: { ...videoConfig.ddconfig, ch_mult: [1, 1] }, encoder_class: 'src/Open_MAGVIT2/modules/diffusionmodules/improved_model.py::Encoder' };
+
+const video = (shape: number[], seed: number) => E.tensor(new Rng(seed).uniform(shape.reduce((a, b) => a * b, 1)).map((v) => 2 * v - 1), shape);
+
+describe('MAGVIT-v2 tokenizer', () => {
+  const tok = new Magvit2Tokenizer(videoConfig);
+
+  it('parses the reference config and derives the video/image kind from the encoder class', () => {
+    assert.equal(tok.cfg.kind, 'video');
+    assert.equal(parseMagvit2Config(imageConfig).kind, 'image');
+    assert.equal(tok.vocabBits, 6);
+    assert.equal(tok.vocabSize, 64);
+    assert.equal(tok.temporalFactor, 4);
+    assert.equal(tok.clipFrames, 17);
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, ddconfig: { ...videoConfig.ddconfig, ch: 24 } }), /not divisible by GroupNorm's 32 groups/);
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, n_embed: 100 }), /n_embed 100 must be 2\^embed_dim = 64/);
+    assert.throws(() => parseMagvit2Config({ ddconfig: { ...videoConfig.ddconfig, ch_mult: [] } }), /ch_mult/);
+  });
+
+  it('encodes 1 + 4k frames to 1 + k latent frames and decodes back to 1 + 4k frames', () => {
+    for (const k of [0, 1, 2]) {
+      const frames = 1 + 4 * k;
+      const x = video([1, 3, frames, 8, 8], k);
+      const ids = tok.encode(x);
+      assert.deepEqual(ids.shape, [1, 1 + k, 2, 2]);
+      assert.deepEqual(tok.grid(frames, 8, 8).shape, [1 + k, 2, 2]);
+      assert.equal(ids.dtype, 'int64');
+      for (const v of E.toArray(ids)) assert.ok(Number.isInteger(v) && v >= 0 && v < 64);
+      const y = tok.decode(ids);
+      assert.deepEqual(y.shape, [1, 3, frames, 8, 8]);
+    }
+  });
+
+  it('decode(encode(x)) equals decoding the encoder\'s own ±1 codes', () => {
+    const x = video([2, 3, 5, 8, 8], 7);
+    const { quantized, indices } = tok.encodeFull(x);
+    const direct = E.jit((q: Tensor) => tok.model.decode(q))(quantized);
+    const viaIds = tok.decode(indices);
+    const a = E.toArray(direct), b = E.toArray(viaIds);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5);
+  });
+
+  it('depth-to-space reads the channel index as (block offsets, C) like the reference, not pixel_shuffle order', () => {
+    // 2 output channels, block (1, 2, 2): input channel ((ih·2 + iw)·2 + c).
+    const x = E.tensor(Array.from({ length: 8 }, (_, i) => i), [1, 8, 1, 1, 1]);
+    const y = depthToSpaceBlocks(x, [1, 2, 2]);
+    assert.deepEqual(y.shape, [1, 2, 1, 2, 2]);
+    assert.deepEqual(E.toArray(y), [0, 2, 4, 6, 1, 3, 5, 7]);
+  });
+
+  it('compiled encode follows weight updates without recompiling', () => {
+    const t = new Magvit2Tokenizer(videoConfig);
+    const x = video([1, 3, 1, 8, 8], 3);
+    const before = E.toArray(t.encodeFull(x).latent);
+    const bias = t.model.encoder.conv_out.namedParams().find(([n]) => n.endsWith('bias'))![1];
+    bias.value = E.add(bias.value, 1);
+    const after = E.toArray(t.encodeFull(x).latent);
+    for (let i = 0; i < before.length; i++) assert.ok(Math.abs(after[i] - before[i] - 1) < 1e-4);
+  });
+
+  it('the image model tokenizes a clip frame by frame: grid [T, h, w], same ids as each frame alone', () => {
+    const img = new Magvit2Tokenizer(imageConfig);
+    assert.equal(img.clipFrames, 1);
+    const x = video([1, 3, 3, 8, 8], 5);
+    const ids = img.encode(x);
+    assert.deepEqual(ids.shape, [1, 3, 4, 4]);
+    assert.deepEqual(img.grid(3, 8, 8).shape, [3, 4, 4]);
+    const second = img.encode(E.narrow(x, 2, 1, 1));
+    assert.deepEqual(E.toArray(second), E.toArray(E.narrow(ids, 1, 1, 1)));
+    const y = img.decode(ids);
+    assert.deepEqual(y.shape, [1, 3, 3, 8, 8]);
+    const y1 = img.decode(E.narrow(ids, 1, 1, 1));
+    const a = E.toArray(E.narrow(y, 2, 1, 1)), b = E.toArray(y1);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5);
+  });
+});
+
+describe('MAGVIT-v2 training gradients', () => {
+  it('L1 + LFQ loss reaches every encoder and decoder weight through the straight-through codes', () => {
+    const model = new Magvit2Model(parseMagvit2Config(videoConfig));
+    const params = model.trainableParams();
+    const x = video([1, 3, 5, 8, 8], 9);
+    const step = E.valueAndGrad((ws: Tensor[], v: Tensor) => bindParams(params.map(([, p]) => p), ws, () => {
+      model.train();
+      const { recon, losses } = forwardTrain(model, v);
+      return E.add(E.l1Loss(recon, v), lfqLoss(losses));
+    }));
+    const [loss, grads] = step(params.map(([, p]) => p.value), x) as [Tensor, Tensor[]];
+    assert.ok(Number.isFinite(E.item(loss)));
+    const dead = params.filter((_, i) => !E.toArray(grads[i]).some((v) => v !== 0)).map(([n]) => n);
+    assert.deepEqual(dead, []);
+    assert.ok(params.some(([n]) => n.startsWith('encoder.conv_in')));
+  });
+});
