@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { readAllFrames } from '../../src/io/video.js';
+import { makeTestVideo, tempDir } from '../io/fixtures.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function vtok(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (b) => (stdout += b));
+    p.stderr.on('data', (b) => (stderr += b));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('train → encode → decode through the CLI, and resume', async () => {
+  const dir = tempDir('tok-cli');
+  const run = join(dir, 'run');
+  const r = await vtok('train', 'larp', '--data', 'moving-mnist', '--preset', 'tiny', '--steps', '4', '--batch', '2', '--eval-every', '4', '--out', run, '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(summary.step, 4);
+  assert.ok(summary.psnr > 0 && summary.codebook_usage > 0);
+  for (const f of ['config.json', 'metrics.jsonl', 'curves.png', 'samples/recon-latest.gif', 'checkpoints/latest.json']) assert.ok(existsSync(join(run, f)), f);
+
+  // the same command with more steps resumes from step 4
+  const r2 = await vtok('train', 'larp', '--data', 'moving-mnist', '--preset', 'tiny', '--steps', '6', '--batch', '2', '--eval-every', '6', '--out', run, '--quiet');
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(JSON.parse(r2.stdout.trim().split('\n').pop()!).step, 6);
+  const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  assert.equal(Math.max(...steps), 6);
+
+  const video = await makeTestVideo(join(dir, 'in.mp4'), { width: 48, height: 40, fps: 8, frames: 11 });
+  const enc = await vtok('encode', video, '--model', run, '-o', join(dir, 'x.vtok'), '--json');
+  assert.equal(enc.code, 0, enc.stderr);
+  const e = JSON.parse(enc.stdout);
+  assert.deepEqual([e.frames, e.clips, e.tokensPerClip], [11, 2, 32]);
+  const dec = await vtok('decode', join(dir, 'x.vtok'), '-o', join(dir, 'out.gif'), '--json');
+  assert.equal(dec.code, 0, dec.stderr);
+  const frames = await readAllFrames(join(dir, 'out.gif'));
+  assert.equal(frames.length, 11);
+  assert.deepEqual([frames[0].width, frames[0].height], [32, 32]);
+
+  const bad = await vtok('decode', join(dir, 'in.mp4'), '-o', join(dir, 'y.gif'));
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /in\.mp4/);
+  const noRun = await vtok('encode', video, '--model', dir, '-o', join(dir, 'z.vtok'));
+  assert.notEqual(noRun.code, 0);
+  assert.match(noRun.stderr, /no config\.json/);
+});
