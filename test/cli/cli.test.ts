@@ -23,6 +23,13 @@ function vtok(...args: string[]): Promise<{ code: number | null; stdout: string;
   });
 }
 
+/** Runs a command that must succeed with --json output, and parses it. */
+async function json(...args: string[]): Promise<any> {
+  const r = await vtok(...args);
+  assert.equal(r.code, 0, `vtok ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
 /** A failing command: non-zero exit, one line on stderr naming the file, no stack trace. */
 async function fails(args: string[], file: string, re: RegExp): Promise<void> {
   const r = await vtok(...args);
@@ -60,14 +67,14 @@ const files = (async () => {
 
 test('vtok info: videos, images, token files and checkpoints, as text and JSON', async () => {
   const f = await files;
-  const v = JSON.parse((await vtok('info', f.mp4, '--json')).stdout);
+  const v = (await json('info', f.mp4, '--json'));
   assert.deepEqual([v.kind, v.width, v.height, v.fps, v.frames], ['video', 64, 48, 10, 12]);
-  const img = JSON.parse((await vtok('info', f.png, '--json')).stdout);
+  const img = (await json('info', f.png, '--json'));
   assert.deepEqual([img.isImage, img.frames], [true, 1]);
-  const t = JSON.parse((await vtok('info', f.tokens, '--json')).stdout);
+  const t = (await json('info', f.tokens, '--json'));
   assert.deepEqual([t.kind, t.clips, t.tokens, t.bitsPerToken, t.header.kind, t.header.grid], ['tokens', 2, 36, 10, 'magvit2', [2, 3, 3]]);
   assert.ok(t.codebook.used > 18 && t.codebook.perplexity > 18);
-  const c = JSON.parse((await vtok('info', f.ckpt, '--json')).stdout);
+  const c = (await json('info', f.ckpt, '--json'));
   assert.deepEqual(c.tensors.find((x: { name: string }) => x.name === 'encoder.conv.weight'), { name: 'encoder.conv.weight', dtype: 'F32', shape: [2, 1, 3, 3] });
   assert.equal(c.parameters, 20);
   const text = await vtok('info', f.tokens);
@@ -81,13 +88,13 @@ test('vtok info reads mislabelled files by content', async () => {
   const f = await files;
   const tokAsMp4 = join(dir, 'tokens-really.mp4');
   copyFileSync(f.tokens, tokAsMp4);
-  assert.equal(JSON.parse((await vtok('info', tokAsMp4, '--json')).stdout).kind, 'tokens');
+  assert.equal((await json('info', tokAsMp4, '--json')).kind, 'tokens');
   const videoAsVtok = join(dir, 'video-really.vtok');
   copyFileSync(f.mp4, videoAsVtok);
-  assert.equal(JSON.parse((await vtok('info', videoAsVtok, '--json')).stdout).kind, 'video');
+  assert.equal((await json('info', videoAsVtok, '--json')).kind, 'video');
   const pngAsMp4 = join(dir, 'png-really.mp4');
   copyFileSync(f.png, pngAsMp4);
-  assert.equal(JSON.parse((await vtok('info', pngAsMp4, '--json')).stdout).isImage, true);
+  assert.equal((await json('info', pngAsMp4, '--json')).isImage, true);
 });
 
 test('vtok info on bad files: one clear message naming the file, non-zero exit', async () => {
@@ -120,12 +127,12 @@ test('vtok frames: PNG folder, grid and video outputs with resize and crop', asy
   assert.deepEqual(JSON.parse(r.stdout), { input: f.mp4, out, kind: 'pngs', frames: 5, width: 40, height: 32 });
   assert.equal(readdirSync(out).filter((x) => x.endsWith('.png')).length, 5);
   const grid = join(dir, 'grid.png');
-  const g = JSON.parse((await vtok('frames', f.mp4, '--out', grid, '--frames', '4', '--columns', '2', '--json')).stdout);
+  const g = (await json('frames', f.mp4, '--out', grid, '--frames', '4', '--columns', '2', '--json'));
   assert.equal(g.frames, 4);
   const img = (await readAllFrames(grid))[0]!;
   assert.deepEqual([img.width, img.height], [2 * 64 + 2, 2 * 48 + 2]);
   const gif = join(dir, 'half.gif');
-  assert.equal(JSON.parse((await vtok('frames', f.mp4, '--out', gif, '--fps', '5', '--json')).stdout).frames, 6);
+  assert.equal((await json('frames', f.mp4, '--out', gif, '--fps', '5', '--json')).frames, 6);
   assert.equal((await readAllFrames(gif)).length, 6);
 });
 
@@ -142,20 +149,20 @@ test('vtok frames on bad input or options fails clearly and writes nothing', asy
 
 test('vtok metrics: identical, different and resized videos; mismatches are clear errors', async () => {
   const f = await files;
-  const same = JSON.parse((await vtok('metrics', f.mp4, f.mp4, '--json')).stdout);
+  const same = (await json('metrics', f.mp4, f.mp4, '--json'));
   assert.deepEqual([same.frames, same.psnr, same.ssim], [12, 100, 1]);
-  const diff = JSON.parse((await vtok('metrics', f.mp4, f.other, '--json', '--per-frame')).stdout);
+  const diff = (await json('metrics', f.mp4, f.other, '--json', '--per-frame'));
   assert.ok(diff.psnr < 20 && diff.ssim < 0.8, JSON.stringify(diff));
   assert.equal(diff.perFrame.length, 12);
   // A lossy copy is close but not identical.
   const lossy = join(dir, 'lossy.mp4');
   await makeTestVideo(lossy, { frames: 12, args: ['-pix_fmt', 'yuv420p', '-crf', '35'] });
-  const close = JSON.parse((await vtok('metrics', f.mp4, lossy, '--json')).stdout);
+  const close = (await json('metrics', f.mp4, lossy, '--json'));
   assert.ok(close.psnr > 20 && close.psnr < 100 && close.ssim > 0.8 && close.ssim < 1, JSON.stringify(close));
   const text = await vtok('metrics', f.mp4, lossy, '--frames', '3');
   assert.match(text.stdout, /^3 frames of 64×48: PSNR \d+\.\d\d dB, SSIM 0\.\d{4}$/m);
   await fails(['metrics', f.mp4, f.big], f.big, /frame sizes differ/);
-  assert.equal(JSON.parse((await vtok('metrics', f.mp4, f.big, '--size', '48', '--crop', '48', '--json')).stdout).frames, 12);
+  assert.equal((await json('metrics', f.mp4, f.big, '--size', '48', '--crop', '48', '--json')).frames, 12);
   await fails(['metrics', f.mp4, f.random], f.random, /not a video or image/);
   await fails(['metrics', f.empty, f.mp4], f.empty, /file is empty/);
 });
