@@ -1,9 +1,10 @@
 import { VtokError } from '../../util/errors.js';
 import { larpTrainer } from './larp.js';
+import { magvit2Trainer } from './magvit2.js';
 import type { TokenizerTrainer } from './types.js';
 
 /** Trainable tokenizer kinds for `vtok train <kind>`. */
-const trainers: TokenizerTrainer[] = [larpTrainer];
+const trainers: TokenizerTrainer[] = [magvit2Trainer, larpTrainer];
 
 export function trainerFor(kind: string): TokenizerTrainer {
   const t = trainers.find((x) => x.kind === kind);
