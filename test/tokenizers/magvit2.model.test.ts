@@ -67,7 +67,7 @@ describe('MAGVIT-v2 tokenizer', () => {
     assert.deepEqual(E.toArray(y), [0, 2, 4, 6, 1, 3, 5, 7]);
   });
 
-  it('compiled encode follows weight updates without recompiling', () => {
+  it('compiled encode follows weight updates (recompiles when a weight tensor is replaced)', () => {
     const t = new Magvit2Tokenizer(videoConfig);
     const x = video([1, 3, 1, 8, 8], 3);
     const before = E.toArray(t.encodeFull(x).latent);

@@ -26,15 +26,26 @@ export class Magvit2Tokenizer implements Tokenizer {
     this.params = this.model.namedParams().map(([, p]) => p);
   }
 
+  /** Traces `fn` in eval mode (no LFQ losses), leaving the model's mode as it was (it may be shared with training). */
+  private inEval<T>(fn: () => T): T {
+    const was = this.model.training;
+    this.model.eval();
+    try {
+      return fn();
+    } finally {
+      this.model.train(was);
+    }
+  }
+
   /** The compiled encode/decode for the current weights. */
   private programs() {
     const weights = this.params.map((p) => p.value);
     if (!this.compiled || weights.some((w, i) => w !== this.compiled!.weights[i])) {
       const encode = E.jit((x: Tensor) => {
-        const { latent, quantized, indices } = this.model.eval().encode(this.toModel(x));
+        const { latent, quantized, indices } = this.inEval(() => this.model.encode(this.toModel(x)));
         return { latent, quantized, indices };
       }, { name: 'magvit2_encode' });
-      const decode = E.jit((ids: Tensor) => this.fromModel(this.model.eval().decodeIndices(this.idsToModel(ids)), ids.shape[0]), { name: 'magvit2_decode' });
+      const decode = E.jit((ids: Tensor) => this.fromModel(this.inEval(() => this.model.decodeIndices(this.idsToModel(ids))), ids.shape[0]), { name: 'magvit2_decode' });
       this.compiled = { weights, encode, decode };
     }
     return this.compiled;
