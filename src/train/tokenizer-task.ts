@@ -5,9 +5,7 @@ import type { Batch } from '../data/dataset.js';
 import { tensorToClips } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
-import { psnrFromMse } from '../metrics/psnr.js';
-import { ssimFrames } from '../metrics/ssim.js';
-import { codebookUsage } from '../metrics/tokens.js';
+import { evaluateReconstruction } from '../metrics/reconstruction.js';
 import { AdamW, bindParams, type Module, PatchDiscriminator3D, TrainStep, warmupCosine } from '../nn/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { TrainTask } from './loop.js';
@@ -84,18 +82,8 @@ export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldO
       return out;
     },
     evaluate() {
-      const ids = m.tokenizer.encode(heldVideo);
-      const recon = m.tokenizer.decode(ids);
-      const a = heldVideo.data as Float32Array, b = recon.data as Float32Array;
-      let se = 0;
-      for (let i = 0; i < a.length; i++) {
-        const d = (Math.max(-1, Math.min(1, b[i])) - a[i]) * 127.5;
-        se += d * d;
-      }
-      const real = tensorToClips(a, heldVideo.shape), fake = tensorToClips(b, recon.shape);
-      const ssim = real.reduce((s, clip, i) => s + ssimFrames(clip, fake[i]).mean, 0) / real.length;
-      const usage = codebookUsage(Int32Array.from(E.toArray(ids)), m.tokenizer.vocabSize);
-      return { psnr: psnrFromMse(se / a.length), ssim, codebook_usage: usage.usage, perplexity: usage.perplexity };
+      const { clips: _clips, ...report } = evaluateReconstruction(m.tokenizer, [heldOut]);
+      return report;
     },
     async samples(dir, step) {
       const recon = m.tokenizer.decode(m.tokenizer.encode(heldVideo));

@@ -47,6 +47,12 @@ test('train → encode → decode through the CLI, and resume', async () => {
   assert.equal(frames.length, 11);
   assert.deepEqual([frames[0].width, frames[0].height], [32, 32]);
 
+  const ev = await vtok('eval', '--model', run, '--clips', '4', '--batch', '2', '--json');
+  assert.equal(ev.code, 0, ev.stderr);
+  const report = JSON.parse(ev.stdout);
+  assert.equal(report.clips, 4);
+  assert.ok(report.psnr > 0 && report.ssim > -1 && report.bpp > 0 && report.codebook_usage > 0, ev.stdout);
+
   const bad = await vtok('decode', join(dir, 'in.mp4'), '-o', join(dir, 'y.gif'));
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /in\.mp4/);

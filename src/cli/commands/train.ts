@@ -1,8 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import type { DatasetSpec } from '../../data/open.js';
+import { namedDataset } from '../../data/named.js';
 import * as E from '../../engine/index.js';
 import { trainerFor } from '../../train/kinds/index.js';
 import { trainLoop } from '../../train/loop.js';
@@ -14,16 +14,6 @@ import { positiveInt } from '../parse.js';
  * `vtok train <kind> --data moving-mnist|synthetic|<folder> --preset tiny|small|base --out <run dir>`.
  * Re-running the same command resumes from the run's latest checkpoint.
  */
-function dataSpec(data: string, split: 'train' | 'test', size: number, frames: number, seed: number): DatasetSpec {
-  if (data === 'moving-mnist') return { kind: 'moving-mnist', split, size, frames, channels: 1, length: split === 'test' ? 256 : 10000, seed };
-  if (data === 'synthetic') return { kind: 'synthetic', height: size, width: size, frames, length: split === 'test' ? 64 : 4096, seed: split === 'test' ? seed + 1 : seed };
-  if (existsSync(data) && statSync(data).isDirectory()) {
-    // a plain folder has no held-out split: evaluate on centre clips of the same videos
-    return { kind: 'video-folder', root: data, frames, crop: size, seed, clipStart: split === 'test' ? 'center' : 'random' };
-  }
-  throw new VtokError(`--data must be moving-mnist, synthetic or a folder of videos; "${data}" is none of these`);
-}
-
 export function registerTrain(program: Command): void {
   program
     .command('train')
@@ -49,8 +39,8 @@ export function registerTrain(program: Command): void {
       const seed = Number(o.seed);
       E.seed(seed);
       const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = Number(o.lr ?? preset.lr);
-      const train = dataSpec(o.data, 'train', preset.size, preset.frames, seed);
-      const test = dataSpec(o.data, 'test', preset.size, preset.frames, seed);
+      const train = namedDataset(o.data, 'train', preset.size, preset.frames, seed);
+      const test = namedDataset(o.data, 'test', preset.size, preset.frames, seed);
       const heldLoader = await createLoader(test, { batchSize: 8, shuffle: false, worker: false });
       let held: Batch | undefined;
       for await (const b of heldLoader) {

@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { Batch } from '../../data/dataset.js';
+import { createLoader } from '../../data/loader.js';
+import { namedDataset } from '../../data/named.js';
+import { evaluateReconstruction } from '../../metrics/reconstruction.js';
+import '../../tokenizers/kinds.js';
+import { loadTokenizer } from '../../tokenizers/registry.js';
+import { progress } from '../../util/progress.js';
+import { positiveInt } from '../parse.js';
+
+/** `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips. */
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a trained tokenizer on held-out clips (PSNR, SSIM, bits per pixel, codebook usage)')
+    .requiredOption('--model <run>', 'run directory of a trained tokenizer')
+    .option('--data <name|folder>', 'moving-mnist, synthetic or a folder of videos (default: the training data)')
+    .option('--clips <n>', 'held-out clips to evaluate', positiveInt('--clips'), 64)
+    .option('--batch <n>', 'clips per batch', positiveInt('--batch'), 8)
+    .option('--json', 'print JSON')
+    .action(async (o: { model: string; data?: string; clips: number; batch: number; json?: boolean }) => {
+      const { tokenizer } = loadTokenizer(o.model);
+      const cfg = JSON.parse(readFileSync(join(o.model, 'config.json'), 'utf8'));
+      const spec = namedDataset(o.data ?? cfg.data.name, 'test', cfg.data.size, cfg.data.frames, cfg.train?.seed ?? 0, cfg.data.channels);
+      const loader = await createLoader(spec, { batchSize: o.batch, shuffle: false, worker: false });
+      const batches: Batch[] = [];
+      const bar = progress('eval', Math.ceil(o.clips / o.batch), { quiet: o.json });
+      let clips = 0;
+      for await (const b of loader) {
+        batches.push(b);
+        clips += b.shape[0];
+        bar.update(batches.length);
+        if (clips >= o.clips) break;
+      }
+      await loader.close();
+      bar.stop();
+      const report = { model: o.model, kind: tokenizer.kind, vocabSize: tokenizer.vocabSize, ...evaluateReconstruction(tokenizer, batches) };
+      if (o.json) console.log(JSON.stringify(report));
+      else console.log(`${o.model} (${tokenizer.kind}, vocabulary ${tokenizer.vocabSize}) on ${report.clips} clips: PSNR ${report.psnr.toFixed(2)} dB, SSIM ${report.ssim.toFixed(4)}, ${report.bpp.toFixed(4)} bits/pixel, codebook usage ${(100 * report.codebook_usage).toFixed(1)}% (perplexity ${report.perplexity.toFixed(1)})`);
+    });
+}
