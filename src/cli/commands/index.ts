@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerCodec } from './codec.js';
+import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerFrames } from './frames.js';
 import { registerInfo } from './info.js';
@@ -8,4 +9,4 @@ import { registerParity } from './parity.js';
 import { registerTrain } from './train.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerTrain, registerCodec, registerEval, registerParity, registerInfo, registerFrames, registerMetrics];
+export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerParity, registerInfo, registerFrames, registerMetrics];

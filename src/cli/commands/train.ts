@@ -53,7 +53,8 @@ export function registerTrain(program: Command): void {
       const modelConfig = trainer.modelConfig(preset, { size: preset.size, frames: preset.frames, channels }, { tokens: o.tokens, prior: o.prior, bits: o.bits });
       const model = trainer.build(modelConfig, steps);
       const gan = o.gan ? { weight: 0.1, loss: 'hinge' as const, lecamWeight: 0.01, ndf: 16, layers: 2, start: Math.round(steps / 5) } : undefined;
-      const task = tokenizerTask(model, { lr, steps, emaDecay: 0.999, gan }, held);
+      // EMA horizon ~1/10 of the run (0.999 at most): short runs would otherwise be judged on near-initial weights
+      const task = tokenizerTask(model, { lr, steps, emaDecay: Math.min(0.999, 1 - 10 / steps), gan }, held);
       process.stderr.write(`${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${preset.frames}×${preset.size}²\n`);
       const result = await trainLoop(task, {
         runDir: o.out,
