@@ -12,6 +12,7 @@ import type { DType, HostArray } from './dtype.js';
 interface BindingSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
   run(feeds: Record<string, ort.Tensor>, fetches: Record<string, null>, options: object): Record<string, { type: string; data: HostArray; dims: readonly number[] }>;
+  endProfiling(): void;
   dispose(): void;
 }
 const require = createRequire(import.meta.url);
@@ -28,6 +29,10 @@ export interface RuntimeOptions {
   /** Where ORT should write the optimised model (for inspection). */
   optimizedModelPath?: string;
   executionProviders?: string[];
+  /** Write an ORT profile (chrome-trace JSON) per session, file names starting with this prefix. */
+  profilePrefix?: string;
+  /** ORT session config entries (`session.*` keys), passed as the `extra` session option. */
+  extra?: Record<string, string>;
 }
 
 let defaults: RuntimeOptions = {};
@@ -63,6 +68,11 @@ export class Session {
       executionMode: 'sequential',
     };
     if (o.optimizedModelPath) options.optimizedModelFilePath = o.optimizedModelPath;
+    if (o.profilePrefix) {
+      options.enableProfiling = true;
+      options.profileFilePrefix = o.profilePrefix;
+    }
+    if (o.extra) options.extra = o.extra;
     this.session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
   }
 
@@ -78,6 +88,11 @@ export class Session {
       const r = out[n];
       return { dtype: r.type as DType, shape: [...r.dims], data: r.data };
     });
+  }
+
+  /** Ends profiling (sessions opened with profilePrefix) and writes the profile file. */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   dispose(): void {
