@@ -89,3 +89,20 @@ describe('convolution gradients', () => {
     });
   }
 });
+
+describe('zero pad folded into conv', () => {
+  it('conv(pad(x)) traces to the padded conv, with the same value and gradients', () => {
+    const x = rand([1, 2, 3, 5, 5]), w = rand([3, 2, 3, 3, 3]), b = rand([3]);
+    const padded = (p: Tensor, q: Tensor) => E.conv(E.pad(p, [[2, 0], [1, 1], [1, 1]]), q, b, { stride: [1, 2, 2] });
+    const direct = (p: Tensor, q: Tensor) => E.conv(p, q, b, { stride: [1, 2, 2], padding: [[2, 0], [1, 1], [1, 1]] });
+    const tr = E.trace((p, q) => padded(p as Tensor, q as Tensor), [x, w]);
+    const convNode = tr.graph.nodes.find((nd) => nd.op.name === 'conv')!;
+    assert.deepEqual(convNode.attrs.padding, [[2, 0], [1, 1], [1, 1]]);
+    const loss = (f: typeof padded) => (p: Tensor, q: Tensor) => E.sum(E.square(f(p, q)));
+    const [l1, [dx1, dw1]] = E.valueAndGrad(loss(padded), { argnums: [0, 1] })(x, w) as [Tensor, Tensor[]];
+    const [l2, [dx2, dw2]] = E.valueAndGrad(loss(direct), { argnums: [0, 1] })(x, w) as [Tensor, Tensor[]];
+    close(l1.data as Float32Array, l2.data as Float32Array, 'loss', 1e-6);
+    close(dx1.data as Float32Array, dx2.data as Float32Array, 'dx', 1e-6);
+    close(dw1.data as Float32Array, dw2.data as Float32Array, 'dw', 1e-6);
+  });
+});

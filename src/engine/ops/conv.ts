@@ -89,7 +89,9 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
     const st = sp.map((_, i) => sp.slice(i + 1).reduce((q, v) => q * v, 1));
     const L = sp[0] * st[0];
     const k0 = kernel[0], kr = K / k0;
-    if (n * Math.max(k0 * cout, kr * cin) * L <= IM2COL_LIMIT) {
+    // The grid's extra columns are wasted work; small maps (where they are many) take the strided path below.
+    const waste = L / (P * (1 + (a.dilation[0] * (k0 - 1)) / so[0]));
+    if (n * Math.max(k0 * cout, kr * cin) * L <= IM2COL_LIMIT && waste < 1.5) {
       const tail = kernel.reduce((e, k, i) => (i > 0 ? e + a.dilation[i] * (k - 1) * st[i] : e), 0);
       const xf = pad(reshape(xp, [n, G, cinG, L]), [[0, 0], [0, 0], [0, 0], [0, tail]]);
       const offs: number[] = [];
