@@ -1,0 +1,32 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { saveTensors } from '../../nn/weights.js';
+import '../../tokenizers/kinds.js';
+import { loadTokenizer } from '../../tokenizers/registry.js';
+import { writeFileAtomic } from '../../util/atomic.js';
+
+/**
+ * `vtok pack <run> --out <dir>`: a trained run's inference weights (best checkpoint, EMA) as a minimal run
+ * directory — config and one weights file, no optimizer state — small enough to ship or share.
+ */
+export function registerPack(program: Command): void {
+  program
+    .command('pack')
+    .description('pack a run\'s best (EMA) weights into a minimal run directory for inference')
+    .argument('<run>', 'run directory')
+    .requiredOption('--out <dir>', 'directory to write')
+    .option('--half', 'store weights as float16 (half the size)')
+    .action((run: string, o: { out: string; half?: boolean }) => {
+      const { module } = loadTokenizer(run);
+      const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+      const step = 0;
+      const dir = join(o.out, 'checkpoints', 'step-0000000');
+      mkdirSync(dir, { recursive: true });
+      saveTensors(join(dir, 'model.safetensors'), module.stateDict(), { packedFrom: run }, o.half ? 'F16' : undefined);
+      writeFileAtomic(join(dir, 'state.json'), JSON.stringify({ step, packedFrom: run }));
+      writeFileAtomic(join(o.out, 'config.json'), JSON.stringify({ ...config, packed: { from: run, half: !!o.half } }, null, 2));
+      for (const p of ['latest', 'best']) writeFileAtomic(join(o.out, 'checkpoints', `${p}.json`), JSON.stringify({ dir: 'step-0000000', step }));
+      console.log(`${run} → ${o.out} (${module.parameterCount().toLocaleString()} parameters${o.half ? ', float16' : ''})`);
+    });
+}
