@@ -4,6 +4,8 @@
  */
 const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void> | void }>> = {
   engine: () => import('./engine.js'),
+  magvit2: () => import('./magvit2.js'),
+  larp: () => import('./larp.js'),
 };
 
 const [name, ...rest] = process.argv.slice(2);
