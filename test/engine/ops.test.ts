@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { Tensor } from '../../src/engine/index.js';
 import { Rng } from '../../src/util/rng.js';
@@ -11,6 +11,17 @@ import { Arr } from './reference.js';
  * finite-difference check of the traced reverse-mode gradient, broadcasting cases included.
  */
 const rng = new Rng(7);
+
+// Record which VJP rules the checks below run, so that a new differentiable op without a check fails the suite.
+const exercised = new Set<string>();
+for (const op of E.registry.values()) {
+  const vjp = op.vjp;
+  if (vjp) op.vjp = (cts, node, needs) => (exercised.add(op.name), vjp.call(op, cts, node, needs));
+}
+after(() => {
+  const missing = [...E.registry.values()].filter((op) => op.vjp && !exercised.has(op.name)).map((op) => op.name);
+  assert.deepEqual(missing, [], `differentiable ops without a gradient check: ${missing.join(', ')}`);
+});
 
 /** Random float32 tensor and its float64 reference copy; `away` keeps values off kinks such as |x| < away. */
 function rand(shape: number[], lo = -1, hi = 1, away = 0, dtype: 'float32' | 'float64' = 'float32'): [Tensor, Arr] {
@@ -76,6 +87,17 @@ describe('elementwise unary', () => {
       } else assertGrad(f, [x]);
     });
   }
+  it('cast between float types passes gradients back', () => {
+    const [x] = rand([3, 4], -1, 1, 0, 'float64');
+    assertGrad((t) => E.cast(E.mul(E.cast(t, 'float32'), 3), 'float64'), [x], { eps: 1e-3 });
+  });
+  it('sign, floor and round have zero gradients away from their jumps', () => {
+    const x = E.tensor([-1.7, -0.3, 0.2, 0.7, 1.3, 2.2], [6]);
+    for (const f of [E.sign, E.floor, E.round]) {
+      assertGrad(f, [x], { eps: 1e-2 });
+      assert.deepEqual(E.toArray(E.grad((t: Tensor) => E.sum(E.mul(f(t), t)))(x) as Tensor), E.toArray(f(x)));
+    }
+  });
   it('sign, floor, round and cast have the right values', () => {
     const x = E.tensor([-1.5, -0.2, 0, 0.7, 2.5], [5]);
     assert.deepEqual(E.toArray(E.sign(x)), [-1, -1, 0, 1, 1]);
