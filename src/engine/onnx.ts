@@ -84,12 +84,9 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
   }
 
   // Graph outputs need their own names; an output that is an input, a constant or a repeat goes through Identity.
-  const used = new Set<string>();
   const outputNames = graph.outputs.map((t, i) => {
     const want = opts.outputNames?.[i] ?? `out${i}`;
-    const src = nameOf(t);
-    ctx.emit('Identity', [src], [want]);
-    used.add(want);
+    ctx.emit('Identity', [nameOf(t)], [want]);
     return want;
   });
 
