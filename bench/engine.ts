@@ -1,6 +1,7 @@
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
 import { AdamW, constantLr, Conv3d, GroupNorm, Module, TrainStep } from '../src/nn/index.js';
+import { round1, timeMs } from './timing.js';
 
 /**
  * The "bench encoder" of ../../shared/bench/README.md: a causal 3D conv encoder (MAGVIT-v2 kind), float32,
@@ -58,25 +59,6 @@ export class BenchEncoder extends Module {
     return y;
   }
 }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function timeMs(fn: () => void, warmup: number, runs: number, label: string): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    fn();
-    times.push(performance.now() - t);
-    console.error(`  ${label} run ${i + 1}/${runs}: ${times[i].toFixed(1)} ms`);
-  }
-  return median(times);
-}
-
-const round1 = (v: number) => Math.round(v * 10) / 10;
 
 export async function main(args: string[]): Promise<void> {
   const threads = Number(args[0] ?? 2);
