@@ -3,7 +3,7 @@ import type { Tensor } from '../src/engine/index.js';
 import { AdamW, constantLr, TrainStep } from '../src/nn/index.js';
 import { larpObjective } from '../src/tokenizers/larp/loss.js';
 import { LarpTokenizer } from '../src/tokenizers/larp/tokenizer.js';
-import { peakRssGb, round1, timeMs } from './timing.js';
+import { benchTokenizer } from './timing.js';
 
 /**
  * LARP-L (patch 4×8×8, width 768, 12 heads, 12 + 12 layers, 1024 queries, codebook 8192×16) with the gptc-S
@@ -38,20 +38,8 @@ export async function main(args: string[]): Promise<void> {
   const x = E.concrete(u.map((v) => 2 * v - 1), [1, 3, 16, 128, 128], 'float32');
   console.error(`LARP-L + gptc-S: ${params} params, input [1,3,16,128,128], ${threads} threads`);
 
-  let ids: Tensor = tok.encode(x);
-  const encodeMs = timeMs(() => (ids = tok.encode(x)), 1, 5, 'encode');
-  console.error(`encode median ${encodeMs.toFixed(1)} ms; ${ids.size} tokens; peak RSS ${peakRssGb()} GB`);
-  tok.decode(ids);
-  const decodeMs = timeMs(() => tok.decode(ids), 1, 5, 'decode');
-  console.error(`decode median ${decodeMs.toFixed(1)} ms; peak RSS ${peakRssGb()} GB`);
-
   const step = new TrainStep(model, (v: Tensor) => larpObjective(model, { video: v }, { recon: 'l1', lossQWeight: 0.1, priorWeight: 0.06, priorRounds: 1 }).loss, {
     optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4),
   });
-  const t = performance.now();
-  step.run(x);
-  console.error(`train step compiled + first step in ${(performance.now() - t).toFixed(0)} ms`);
-  const trainMs = timeMs(() => step.run(x), 0, 3, 'train step');
-  console.error(`train step median ${trainMs.toFixed(1)} ms; peak RSS ${peakRssGb()} GB`);
-  console.log(JSON.stringify({ encode_ms: round1(encodeMs), decode_ms: round1(decodeMs), train_step_ms: round1(trainMs), threads, params }));
+  benchTokenizer(tok, step, x, { threads, params });
 }

@@ -3,7 +3,7 @@ import type { Tensor } from '../src/engine/index.js';
 import { AdamW, constantLr, TrainStep } from '../src/nn/index.js';
 import { forwardTrain } from '../src/tokenizers/magvit2/model.js';
 import { Magvit2Tokenizer } from '../src/tokenizers/magvit2/tokenizer.js';
-import { peakRssGb, round1, timeMs } from './timing.js';
+import { benchTokenizer } from './timing.js';
 
 /**
  * Open-MAGVIT2's released video tokenizer (ch 128, ch_mult 1,2,2,4, 4 ResBlocks per level, 18-bit LFQ) on
@@ -26,21 +26,9 @@ export async function main(args: string[]): Promise<void> {
   const x = E.concrete(E.defaultRng().uniform(3 * 17 * 64 * 64).map((u) => 2 * u - 1), [1, 3, 17, 64, 64], 'float32');
   console.error(`magvit2 video: ${params} params, input [1,3,17,64,64], ${threads} threads`);
 
-  let ids: Tensor = tok.encode(x);
-  const encodeMs = timeMs(() => (ids = tok.encode(x)), 1, 5, 'encode');
-  console.error(`encode median ${encodeMs.toFixed(1)} ms; ${ids.size} tokens; peak RSS ${peakRssGb()} GB`);
-  tok.decode(ids);
-  const decodeMs = timeMs(() => tok.decode(ids), 1, 5, 'decode');
-  console.error(`decode median ${decodeMs.toFixed(1)} ms; peak RSS ${peakRssGb()} GB`);
-
   const step = new TrainStep(model, (v: Tensor) => {
     const { recon, losses } = forwardTrain(model, v);
     return E.add(E.l1Loss(recon, v), E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25)));
   }, { optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4) });
-  const t = performance.now();
-  step.run(x);
-  console.error(`train step compiled + first step in ${(performance.now() - t).toFixed(0)} ms`);
-  const trainMs = timeMs(() => step.run(x), 0, 3, 'train step');
-  console.error(`train step median ${trainMs.toFixed(1)} ms; peak RSS ${peakRssGb()} GB`);
-  console.log(JSON.stringify({ encode_ms: round1(encodeMs), decode_ms: round1(decodeMs), train_step_ms: round1(trainMs), threads, params }));
+  benchTokenizer(tok, step, x, { threads, params });
 }
