@@ -12,7 +12,7 @@ export { gradients } from './autodiff.js';
 export { trace, jit, exportOnnx, valueAndGrad, grad } from './compile.js';
 export type { JitFunction, Compiled } from './compile.js';
 export { lowerToOnnx, OPSET } from './onnx.js';
-export { Session, setRuntimeDefaults, defaultThreads } from './runtime.js';
+export { Session, setRuntimeDefaults, defaultThreads, endProfiling } from './runtime.js';
 export type { HostTensor, RuntimeOptions } from './runtime.js';
 export { defaultRng, setDefaultRng, seed } from './random.js';
 export type { Tree } from './tree.js';

@@ -45,6 +45,12 @@ export function defaultThreads(): number {
   return Number.isInteger(env) && env > 0 ? env : availableParallelism();
 }
 
+/** Sessions still writing a profile; `endProfiling()` flushes them all (e.g. at the end of a benchmark). */
+const profiling = new Set<Session>();
+export function endProfiling(): void {
+  for (const s of [...profiling]) s.endProfiling();
+}
+
 export interface HostTensor { dtype: DType; shape: number[]; data: HostArray }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -71,6 +77,7 @@ export class Session {
     if (o.profilePrefix) {
       options.enableProfiling = true;
       options.profileFilePrefix = o.profilePrefix;
+      profiling.add(this);
     }
     if (o.extra) options.extra = o.extra;
     this.session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
@@ -92,7 +99,7 @@ export class Session {
 
   /** Ends profiling (sessions opened with profilePrefix) and writes the profile file. */
   endProfiling(): void {
-    this.session.endProfiling();
+    if (profiling.delete(this)) this.session.endProfiling();
   }
 
   dispose(): void {

@@ -40,13 +40,19 @@ export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
 }
 
 /**
- * One draw per row from softmax(logits) along the last axis: argmax(logits + Gumbel noise). The noise is a graph
- * random input (fresh per compiled call); u is clamped away from 0 so log(−log u) stays finite.
+ * One draw per row from softmax(logits) along the last axis, by inverting the CDF: the index is the number of
+ * cumulative probabilities at or below u·total, u uniform. One random number per row (a Gumbel-max draw needs one
+ * per logit: 8M per step for LARP-L's 1024 tokens × 8192 codes, all made on the host), and two passes over the
+ * logits instead of five.
  */
 export function sampleCategorical(logits: Tensor): Tensor {
-  const u = E.clamp(E.randomUniform(logits.shape), 1e-20, 1 - 1e-7);
-  const gumbel = E.neg(E.log(E.neg(E.log(u))));
-  return E.argmax(E.add(E.stopGradient(logits), gumbel), -1);
+  const k = logits.shape[logits.rank - 1];
+  const cdf = E.cumsum(E.softmax(E.stopGradient(logits), -1), -1);
+  const total = E.narrow(cdf, -1, k - 1, 1);
+  const u = E.mul(E.randomUniform([...logits.shape.slice(0, -1), 1]), total);
+  const below = E.sum(E.cast(E.lessEqual(cdf, u), 'float32'), -1);
+  // u·total < total, so at most k − 1 entries lie below; the clamp guards rounding at the top.
+  return E.cast(E.minimum(below, E.scalar(k - 1)), 'int64');
 }
 
 export class StochasticVQ extends Module {

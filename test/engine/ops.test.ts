@@ -178,6 +178,17 @@ describe('reductions', () => {
       });
     }
   }
+  for (const [reverse, exclusive] of [[false, false], [true, false], [false, true], [true, true]]) {
+    it(`cumsum reverse=${reverse} exclusive=${exclusive}`, () => {
+      const got = E.toArray(E.cumsum(x, 1, { reverse, exclusive }));
+      for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) {
+        let want = 0;
+        for (let m = 0; m < 3; m++) if (reverse ? m > j || (m === j && !exclusive) : m < j || (m === j && !exclusive)) want += xr.at([i, m, k]);
+        assert.ok(Math.abs(got[(i * 3 + j) * 4 + k] - want) < 1e-9, `element ${i},${j},${k}: ${got[(i * 3 + j) * 4 + k]} vs ${want}`);
+      }
+      assertGrad((t) => E.cumsum(t, -1, { reverse, exclusive }), [x], { eps: 1e-5, tol: 1e-4 });
+    });
+  }
   it('argmax and argmin', () => {
     const t = E.tensor([1, 5, 2, 7, 0, 3], [2, 3]);
     assert.deepEqual(E.toArray(E.argmax(t, 1)), [1, 0]);

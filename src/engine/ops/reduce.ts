@@ -78,6 +78,20 @@ function argOp(name: string, onnx: string) {
 export const argmax = argOp('argmax', 'ArgMax');
 export const argmin = argOp('argmin', 'ArgMin');
 
+interface CumsumAttrs { axis: number; reverse: boolean; exclusive: boolean }
+const cumsumOp = defineOp<CumsumAttrs>({
+  name: 'cumsum',
+  infer: ([x]) => [{ shape: [...x.shape], dtype: x.dtype }],
+  lower: (ctx, [x], outs, a) => ctx.emit('CumSum', [x, ctx.i64([a.axis], [])], outs, { reverse: a.reverse ? 1 : 0, exclusive: a.exclusive ? 1 : 0 }),
+  // y_i = Σ_{j ≤ i} x_j, so dx_j = Σ_{i ≥ j} g_i: the same scan in the other direction (exclusivity kept).
+  vjp: ([g], { inputs: [x], attrs: a }) => [cumsum(g!, a.axis - x.rank, { reverse: !a.reverse, exclusive: a.exclusive })],
+});
+
+/** Running sum along an axis (`reverse`: from the end; `exclusive`: each element left out of its own sum). */
+export function cumsum(x: Tensor, axis: number, opts: { reverse?: boolean; exclusive?: boolean } = {}): Tensor {
+  return apply1(cumsumOp, [x], { axis: normAxis(axis, x.rank), reverse: !!opts.reverse, exclusive: !!opts.exclusive });
+}
+
 /** Mean over all elements that are not masked out (mask true = counted). */
 export function maskedMean(x: Tensor, maskTensor: Tensor): Tensor {
   const m = cast(maskTensor, x.dtype);
