@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   engine: () => import('./engine.js'),
   magvit2: () => import('./magvit2.js'),
   larp: () => import('./larp.js'),
+  compare: () => import('./compare.js'),
 };
 
 const [name, ...rest] = process.argv.slice(2);

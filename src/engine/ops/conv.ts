@@ -100,13 +100,16 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
         else for (let i = 0; i < kernel[axis]; i++) visit(axis + 1, off + a.dilation[axis] * i * st[axis]);
       };
       visit(1, 0);
-      const cols = offs.length === 1 && tail === 0 ? xf : stack(offs.map((o) => narrow(xf, 3, o, L)), 3); // [N, G, Cin/G, K', L]
       // g on the padded grid of the other axes, then shifted along the first axis by d_0·kt frames.
       const gg = pad(g, [[0, 0], [0, 0], [0, 0], ...so.slice(1).map((o, i): [number, number] => [0, sp[i + 1] - o])]);
       const span = a.dilation[0] * (k0 - 1);
       const shifted = Array.from({ length: k0 }, (_, kt) => pad(gg, [[0, 0], [0, 0], [a.dilation[0] * kt, span - a.dilation[0] * kt], ...so.slice(1).map((): [number, number] => [0, 0])]));
       const gs = reshape(k0 === 1 ? shifted[0] : stack(shifted, 2), [n, G, coutG * k0, L]); // [N, G, Cout/G·K0, L]
-      let dw = matmul(gs, swapAxes(reshape(cols, [n, G, cinG * kr, L]))); // [N, G, Cout/G·K0, Cin/G·K']
+      // One GEMM per tap of the other axes, each reading its own slice of xflat: stacking the slices into one
+      // im2col matrix first would copy the input twice (Slice, then Concat).
+      const perTap = offs.length === 1 && tail === 0 ? [xf] : offs.map((o) => narrow(xf, 3, o, L)); // K' × [N, G, Cin/G, L]
+      const prods = perTap.map((col) => matmul(gs, swapAxes(col))); // K' × [N, G, Cout/G·K0, Cin/G]
+      let dw = reshape(prods.length === 1 ? prods[0] : stack(prods, 4), [n, G, coutG * k0, cinG * kr]); // [N, G, Cout/G·K0, Cin/G·K']
       if (n > 1) dw = sum(dw, [0]);
       dw = transpose(reshape(dw, [G, coutG, k0, cinG, kr]), [0, 1, 3, 2, 4]);
       return reshape(dw, [cout, cinG, ...kernel]);

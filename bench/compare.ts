@@ -1,0 +1,72 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { median, round1 } from './timing.js';
+
+/**
+ * `npm run bench -- compare <engine|magvit2|larp> [threads] [--pairs N]`: runs the vtok benchmark and its PyTorch
+ * reference (../shared/bench) back to back, one process at a time, N pairs (default 2), and prints each pair's
+ * times, the per-metric ratio vtok / PyTorch of the medians (< 1 = vtok faster) and, as the last line, one JSON
+ * object. A ratio from one machine in one sitting means something; absolute times on a shared machine do not.
+ * PyTorch comes from Debian's python3-torch (`/usr/bin/python3`, or $VTOK_PYTHON); the reference scripts from
+ * $VTOK_TORCH_BENCH or ../shared/bench next to the repository. Neither is a dependency of vtok.
+ */
+const REFERENCE: Record<string, (threads: number) => string[]> = {
+  engine: (t) => ['torch_reference.py', String(t)],
+  magvit2: (t) => ['torch_magvit2.py', '--bench', String(t)],
+  larp: (t) => ['torch_larp.py', '--bench', String(t)],
+};
+
+function lastJson(out: string, what: string): Record<string, number> {
+  const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) throw new Error(`${what} printed no JSON result line`);
+  return JSON.parse(line) as Record<string, number>;
+}
+
+function run(cmd: string, args: string[], what: string): Record<string, number> {
+  process.stderr.write(`$ ${cmd} ${args.join(' ')}\n`);
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${what} exited with ${r.status ?? r.signal}`);
+  return lastJson(r.stdout, what);
+}
+
+export async function main(args: string[]): Promise<void> {
+  const name = args[0];
+  const ref = name ? REFERENCE[name] : undefined;
+  if (!ref) throw new Error(`usage: compare <${Object.keys(REFERENCE).join('|')}> [threads] [--pairs N]`);
+  const threads = Number(args.slice(1).find((a) => /^\d+$/.test(a)) ?? 2);
+  const pi = args.indexOf('--pairs');
+  const pairs = pi >= 0 ? Number(args[pi + 1]) : 2;
+  const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+  const root = resolve(here, '../..');
+  const refDir = process.env.VTOK_TORCH_BENCH ?? resolve(root, '../shared/bench');
+  const python = process.env.VTOK_PYTHON ?? '/usr/bin/python3';
+  const [script, ...refArgs] = ref(threads);
+  if (!existsSync(join(refDir, script))) throw new Error(`PyTorch reference ${join(refDir, script)} not found (set VTOK_TORCH_BENCH)`);
+
+  const rows: { vtok: Record<string, number>; torch: Record<string, number> }[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const vtok = run(process.execPath, [join(here, 'run.js'), name, String(threads)], `vtok ${name}`);
+    const torch = run(python, [join(refDir, script), ...refArgs], `PyTorch ${script}`);
+    rows.push({ vtok, torch });
+    console.log(`pair ${i + 1}: vtok ${JSON.stringify(vtok)} | PyTorch ${JSON.stringify(torch)}`);
+  }
+  const keys = Object.keys(rows[0].vtok).filter((k) => k.endsWith('_ms') && k in rows[0].torch);
+  const result: Record<string, number | string> = { bench: name, threads, pairs };
+  for (const k of keys) {
+    const v = median(rows.map((r) => r.vtok[k])), t = median(rows.map((r) => r.torch[k]));
+    result[`vtok_${k}`] = round1(v);
+    result[`torch_${k}`] = round1(t);
+    result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / t) * 100) / 100;
+  }
+  // vtok-only timings (e.g. int8 paths) against the PyTorch fp32 time of the same stage
+  for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_ms') && !keys.includes(k))) {
+    const base = keys.find((b) => k.startsWith(b.replace(/_ms$/, '')));
+    if (!base) continue;
+    const v = median(rows.map((r) => r.vtok[k]));
+    result[`vtok_${k}`] = round1(v);
+    result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / median(rows.map((r) => r.torch[base]))) * 100) / 100;
+  }
+  console.log(JSON.stringify(result));
+}
