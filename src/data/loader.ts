@@ -122,7 +122,14 @@ async function inWorker(spec: DatasetSpec, concurrency: number): Promise<{ sourc
     },
     async close() {
       dead ??= new Error('data loader closed');
-      await worker.terminate();
+      // An idle worker is unref'd, and terminate() alone does not keep the process alive: with nothing else pending
+      // Node would exit (code 13, unsettled await) before it settles. A timer holds the event loop open meanwhile.
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      try {
+        await worker.terminate();
+      } finally {
+        clearInterval(keepAlive);
+      }
     },
   };
   return { source, ...info };
