@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Rng } from '../util/rng.js';
 import { gradients } from './autodiff.js';
 import { lowerToOnnx } from './onnx.js';
+import { drawNoise } from './ops/creation.js';
 import { defaultRng } from './random.js';
 import { type RuntimeOptions, Session } from './runtime.js';
 import { concrete, currentGraph, Graph, Tensor, withGraph } from './tensor.js';
@@ -75,7 +76,7 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     const feeds = g.inputs.map((t, i) => {
       const role = g.roles[i];
       if (role.kind === 'random') {
-        const data = role.dist === 'uniform' ? rng.uniform(t.size) : rng.normal(t.size);
+        const data = drawNoise(rng, role.dist, t.size);
         return { dtype: t.dtype, shape: [...t.shape], data };
       }
       const a = leaves[argIndex++];

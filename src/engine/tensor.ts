@@ -35,7 +35,9 @@ export class Tensor {
 }
 
 /** What a graph input stands for: a caller-supplied value, or noise the runtime draws per call from the host RNG. */
-export type InputRole = { kind: 'arg' } | { kind: 'random'; dist: 'uniform' | 'normal' };
+export type InputRole = { kind: 'arg' } | { kind: 'random'; dist: NoiseDist };
+/** Noise fed from the host RNG: float32 uniform [0, 1), float32 standard normal, or uint8 uniform bytes. */
+export type NoiseDist = 'uniform' | 'normal' | 'bytes';
 
 /** A traced function: inputs, the nodes in recording order (a topological order), and its outputs. */
 export class Graph {

@@ -149,6 +149,18 @@ test('normal and truncated normal moments', () => {
   assert.throws(() => new Rng(1).truncatedNormal(3, 1, 2, 1), VtokError);
 });
 
+test('bytes are the little-endian bytes of the u32 stream, ceil(n / 16) blocks, uniform over 0..255', () => {
+  const a = new Rng(41), b = new Rng(41);
+  const bytes = a.bytes(37);
+  const words = b.u32(10);
+  assert.deepEqual(Array.from(bytes), Array.from(new Uint8Array(words.buffer, 0, 37)));
+  assert.equal(a.counter, 3n);
+  const big = new Rng(42).bytes(256_000);
+  const counts = new Array(256).fill(0);
+  for (const v of big) counts[v]++;
+  for (const c of counts) assert.ok(Math.abs(c / 1000 - 1) < 0.15, `byte counts ${Math.min(...counts)}..${Math.max(...counts)}`);
+});
+
 test('bernoulli, randint and permutation', () => {
   const b = new Rng(31).bernoulli(200_000, 0.3);
   const [bm] = meanVar(b);

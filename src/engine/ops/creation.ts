@@ -1,6 +1,7 @@
 import { allocate, type DType, hostArray, isFloat, numel } from '../dtype.js';
 import { apply1, defineOp } from '../op.js';
-import { concrete, currentGraph, Tensor } from '../tensor.js';
+import type { Rng } from '../../util/rng.js';
+import { concrete, currentGraph, type NoiseDist, Tensor } from '../tensor.js';
 import { defaultRng } from '../random.js';
 
 /** Tensors from values, filled tensors, ranges, and noise. */
@@ -68,11 +69,21 @@ export function randomNormal(shape: readonly number[]): Tensor {
   return random(shape, 'normal');
 }
 
-function random(shape: readonly number[], dist: 'uniform' | 'normal'): Tensor {
+/** Uniform random bytes (uint8, 0‥255): a quarter of the host work and feed size of float noise, for masks. */
+export function randomBytes(shape: readonly number[]): Tensor {
+  return random(shape, 'bytes');
+}
+
+function random(shape: readonly number[], dist: NoiseDist): Tensor {
+  const dtype = dist === 'bytes' ? 'uint8' : 'float32';
   const g = currentGraph();
-  if (g) return g.addInput(shape, 'float32', { kind: 'random', dist });
-  const n = numel(shape);
-  return concrete(dist === 'uniform' ? defaultRng().uniform(n) : defaultRng().normal(n), shape, 'float32');
+  if (g) return g.addInput(shape, dtype, { kind: 'random', dist });
+  return concrete(drawNoise(defaultRng(), dist, numel(shape)), shape, dtype);
+}
+
+/** Host noise for a random input (eager draws and compiled feeds alike). */
+export function drawNoise(rng: Rng, dist: NoiseDist, n: number): Float32Array | Uint8Array {
+  return dist === 'uniform' ? rng.uniform(n) : dist === 'normal' ? rng.normal(n) : rng.bytes(n);
 }
 
 export function assertFloat(x: Tensor, what: string): void {

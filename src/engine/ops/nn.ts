@@ -1,8 +1,8 @@
 import { apply, apply1, defineOp } from '../op.js';
 import { normAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { full, randomUniform, tensor } from './creation.js';
-import { abs, add, equal, exp, greaterEqual, logicalNot, mul, neg, rsqrt, square, sub, sumTo, where } from './elementwise.js';
+import { full, randomBytes, randomUniform, tensor } from './creation.js';
+import { abs, add, cast, equal, exp, greaterEqual, logicalNot, mul, neg, rsqrt, square, sub, sumTo, where } from './elementwise.js';
 import { takeAlongAxis } from './indexing.js';
 import { matmul } from './linalg.js';
 import { reshape, swapAxes, unsqueeze } from './movement.js';
@@ -123,10 +123,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Attent
   return matmul(softmax(scores, -1), v);
 }
 
-/** Inverted dropout: zero with probability p and scale the rest by 1/(1−p); identity when not training. */
+/**
+ * Inverted dropout: zero with probability p and scale the rest by 1/(1−p); identity when not training. Where p is
+ * within 2% of a multiple of 1/256 (0.1 → 26/256 ≈ 0.1016, 0.5, 0.25, …) the mask comes from random bytes and the
+ * kept values are scaled by that exact keep rate: attention dropout then draws a byte per element instead of a
+ * float, a quarter of the host RNG work and of the copy into the graph. Other p use float noise.
+ */
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   if (!training || p === 0) return x;
   if (p >= 1) return mul(x, 0);
+  const dropped = Math.round(p * 256);
+  if (dropped > 0 && dropped < 256 && Math.abs(dropped / 256 - p) <= 0.02 * p) {
+    const keep = greaterEqual(cast(randomBytes(x.shape), x.dtype), dropped);
+    return where(keep, mul(x, 256 / (256 - dropped)), 0);
+  }
   return where(greaterEqual(randomUniform(x.shape), p), mul(x, 1 / (1 - p)), 0);
 }
 
