@@ -32,6 +32,8 @@ export interface TokenizerTrainOptions {
   clipNorm?: number;
   emaDecay?: number;
   gan?: { weight: number; loss: GanLoss; lecamWeight: number; ndf: number; layers: number; start: number };
+  /** A perceptual term added to the generator loss: weight · distance(video, recon) (graph code, e.g. PerceptualLoss). */
+  perceptual?: { weight: number; distance(video: Tensor, recon: Tensor): Tensor };
 }
 
 export type GenBatch = { video: Tensor; step: Tensor; disc: Tensor[] };
@@ -45,6 +47,11 @@ export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldO
     const out = m.loss(b.video, b.step);
     let loss = out.loss;
     const metrics = { ...out.metrics };
+    if (o.perceptual) {
+      const p = o.perceptual.distance(b.video, out.recon);
+      metrics.perceptual = p;
+      loss = E.add(loss, E.mul(p, o.perceptual.weight));
+    }
     if (disc && o.gan) {
       // The discriminator's weights are inputs of the generator's graph (not baked constants): they change every step.
       const logits = bindParams(discParams, b.disc, () => disc.forward(out.recon));

@@ -1,9 +1,13 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import type { DatasetSpec } from '../../data/open.js';
 import { namedDataset } from '../../data/named.js';
 import * as E from '../../engine/index.js';
+import { loadPerceptual } from '../../losses/perceptual.js';
+import { checkpointDir } from '../../train/checkpoint.js';
 import { trainerFor } from '../../train/kinds/index.js';
 import { trainLoop } from '../../train/loop.js';
 import { tokenizerTask } from '../../train/tokenizer-task.js';
@@ -29,15 +33,18 @@ export function registerTrain(program: Command): void {
     .option('--bits <n>', 'MAGVIT-v2: LFQ bits (vocabulary 2^bits)', positiveInt('--bits'))
     .option('--no-prior', 'LARP: train without the autoregressive prior')
     .option('--gan', 'add the 3D PatchGAN discriminator (hinge + LeCam)')
+    .option('--perceptual <model.onnx>', 'add an LPIPS-style perceptual loss over this ONNX feature network (frozen)')
+    .option('--perceptual-weight <x>', 'weight of the perceptual loss (default 0.1)')
     .option('--eval-every <n>', 'evaluate and write samples every n steps', positiveInt('--eval-every'))
     .option('--seed <n>', 'seed for initialisation and data', '0')
     .option('--quiet', 'no progress bar')
-    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: string; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: string; quiet?: boolean }) => {
+    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: string; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: string; quiet?: boolean; perceptual?: string; perceptualWeight?: string }) => {
       const trainer = trainerFor(kind);
       const preset = trainer.presets[o.preset];
       if (!preset) throw new VtokError(`unknown preset "${o.preset}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);
       const seed = Number(o.seed);
       E.seed(seed);
+      const perceptual = perceptualFor(o.out, o.perceptual, o.perceptualWeight);
       const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = Number(o.lr ?? preset.lr);
       const train = namedDataset(o.data, 'train', preset.size, preset.frames, seed);
       const test = namedDataset(o.data, 'test', preset.size, preset.frames, seed);
@@ -54,12 +61,12 @@ export function registerTrain(program: Command): void {
       const model = trainer.build(modelConfig, steps);
       const gan = o.gan ? { weight: 0.1, loss: 'hinge' as const, lecamWeight: 0.01, ndf: 16, layers: 2, start: Math.round(steps / 5) } : undefined;
       // EMA horizon ~1/10 of the run (0.999 at most): short runs would otherwise be judged on near-initial weights
-      const task = tokenizerTask(model, { lr, steps, emaDecay: Math.min(0.999, 1 - 10 / steps), gan }, held);
+      const task = tokenizerTask(model, { lr, steps, emaDecay: Math.min(0.999, 1 - 10 / steps), gan, perceptual: perceptual?.term }, held);
       process.stderr.write(`${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${preset.frames}×${preset.size}²\n`);
       const result = await trainLoop(task, {
         runDir: o.out,
         totalSteps: steps,
-        config: { model: { kind, config: modelConfig }, data: { name: o.data, size: preset.size, frames: preset.frames, channels }, train: { preset: o.preset, steps, batch: batchSize, lr, seed, gan: !!o.gan } },
+        config: { model: { kind, config: modelConfig }, data: { name: o.data, size: preset.size, frames: preset.frames, channels }, train: { preset: o.preset, steps, batch: batchSize, lr, seed, gan: !!o.gan, ...(perceptual ? { perceptual: perceptual.record } : {}) } },
         batches: (start) => batches(train, batchSize, seed, start),
         evalEvery: o.evalEvery ?? Math.max(50, Math.round(steps / 10)),
         checkpointEvery: Math.max(100, Math.round(steps / 10)),
@@ -69,6 +76,37 @@ export function registerTrain(program: Command): void {
       const ev = result.evals[result.evals.length - 1];
       console.log(JSON.stringify({ run: o.out, step: result.step, ...(ev ?? {}) }));
     });
+}
+
+interface PerceptualRecord { model: string; weight: number; sha256: string }
+
+/**
+ * The perceptual term of a run: from --perceptual, or, when a run with checkpoints is resumed without the flag,
+ * from the run's config.json (the same file, checked by its SHA-256). Changing the feature network of a run that
+ * has checkpoints is refused, so that its config always describes how it was trained.
+ */
+function perceptualFor(out: string, path: string | undefined, weightArg: string | undefined) {
+  const configPath = join(out, 'config.json');
+  const resuming = checkpointDir(out) !== null && existsSync(configPath);
+  const saved: PerceptualRecord | undefined = resuming ? JSON.parse(readFileSync(configPath, 'utf8')).train?.perceptual : undefined;
+  let weight = 0.1;
+  if (weightArg !== undefined) {
+    weight = Number(weightArg);
+    if (!Number.isFinite(weight) || weight < 0) throw new VtokError(`--perceptual-weight must be a non-negative number, got "${weightArg}"`);
+  } else if (saved) weight = saved.weight;
+  if (!path && !saved) {
+    if (weightArg !== undefined) throw new VtokError('--perceptual-weight needs --perceptual <model.onnx>');
+    return undefined;
+  }
+  if (resuming && path && !saved) throw new VtokError('this run was trained without --perceptual; start a new --out directory to add it', out);
+  const model = path ? resolve(path) : saved!.model;
+  if (!path) process.stderr.write(`resuming with the run's perceptual loss: ${model} (weight ${weight})\n`);
+  const { loss, sha256 } = loadPerceptual(model);
+  if (saved && saved.sha256 !== sha256) {
+    throw new VtokError(`this run was trained with a different perceptual network (${saved.model}, sha256 ${saved.sha256.slice(0, 12)}…); start a new --out directory to change it`, model);
+  }
+  const record: PerceptualRecord = { model, weight, sha256 };
+  return { record, term: { weight, distance: (video: E.Tensor, recon: E.Tensor) => loss.loss(video, recon) } };
 }
 
 async function* batches(spec: DatasetSpec, batchSize: number, seed: number, start: number): AsyncGenerator<Batch> {
