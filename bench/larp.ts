@@ -10,6 +10,8 @@ import { benchTokenizer } from './timing.js';
  * prior on 1×3×16×128×128, as ../../shared/bench/torch_larp.py --bench: encode (deterministic ids), decode
  * (ids → codebook rows → decoder), and one training step (L1 + 0.1·VQ losses + 0.06·prior CE, one teacher-forced
  * prior round, sampled codes, Adam lr 1e-4, betas 0.5/0.9). `--small` runs a narrow variant to check the script.
+ * Also int8 encode/decode (weights baked, Linear layers as int8 matmuls calibrated on the input; `--no-int8`
+ * skips it) timed alternately with fp32; `--no-train` skips the training step.
  */
 export async function main(args: string[]): Promise<void> {
   const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);
@@ -38,8 +40,10 @@ export async function main(args: string[]): Promise<void> {
   const x = E.concrete(u.map((v) => 2 * v - 1), [1, 3, 16, 128, 128], 'float32');
   console.error(`LARP-L + gptc-S: ${params} params, input [1,3,16,128,128], ${threads} threads`);
 
-  const step = new TrainStep(model, (v: Tensor) => larpObjective(model, { video: v }, { recon: 'l1', lossQWeight: 0.1, priorWeight: 0.06, priorRounds: 1 }).loss, {
+  const int8 = args.includes('--no-int8') ? undefined : new LarpTokenizer(model);
+  int8?.setPrecision('int8');
+  const step = args.includes('--no-train') ? null : new TrainStep(model, (v: Tensor) => larpObjective(model, { video: v }, { recon: 'l1', lossQWeight: 0.1, priorWeight: 0.06, priorRounds: 1 }).loss, {
     optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4),
   });
-  benchTokenizer(tok, step, x, { threads, params });
+  benchTokenizer(tok, step, x, { threads, params }, int8);
 }

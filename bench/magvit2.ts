@@ -9,7 +9,9 @@ import { benchTokenizer } from './timing.js';
  * Open-MAGVIT2's released video tokenizer (ch 128, ch_mult 1,2,2,4, 4 ResBlocks per level, 18-bit LFQ) on
  * 1×3×17×64×64 in [-1, 1], as ../../shared/bench/torch_magvit2.py --bench: encode (encoder + LFQ ids), decode
  * (ids → codes → decoder), and one training step (L1 + 0.1·entropy + 0.25·commitment, Adam lr 1e-4, betas
- * 0.5/0.9). `--small` runs a narrow variant to check the script quickly.
+ * 0.5/0.9). `--small` runs a narrow variant to check the script quickly. Also int8 encode/decode (the same
+ * weights through src/engine/quantize.ts, calibrated on the input; `--no-int8` skips it) timed alternately
+ * with fp32; `--no-train` skips the training step.
  */
 export async function main(args: string[]): Promise<void> {
   const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);
@@ -26,9 +28,11 @@ export async function main(args: string[]): Promise<void> {
   const x = E.concrete(E.defaultRng().uniform(3 * 17 * 64 * 64).map((u) => 2 * u - 1), [1, 3, 17, 64, 64], 'float32');
   console.error(`magvit2 video: ${params} params, input [1,3,17,64,64], ${threads} threads`);
 
-  const step = new TrainStep(model, (v: Tensor) => {
+  const int8 = args.includes('--no-int8') ? undefined : new Magvit2Tokenizer(config, model);
+  int8?.setPrecision('int8');
+  const step = args.includes('--no-train') ? null : new TrainStep(model, (v: Tensor) => {
     const { recon, losses } = forwardTrain(model, v);
     return E.add(E.l1Loss(recon, v), E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25)));
   }, { optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4) });
-  benchTokenizer(tok, step, x, { threads, params });
+  benchTokenizer(tok, step, x, { threads, params }, int8);
 }

@@ -1,10 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import type { Rng } from '../util/rng.js';
 import { gradients } from './autodiff.js';
-import { lowerToOnnx } from './onnx.js';
 import { drawNoise } from './ops/creation.js';
+import { lowerToOnnx } from './onnx.js';
+import { type Precision, type QuantizeOptions, type QuantizeReport, QuantizeError, quantizeStatic } from './quantize.js';
 import { defaultRng } from './random.js';
-import { type RuntimeOptions, Session } from './runtime.js';
+import { type HostTensor, type RuntimeOptions, Session } from './runtime.js';
 import { concrete, currentGraph, Graph, Tensor, withGraph } from './tensor.js';
 import { flatten, signature, type Tree, type TreeDef, unflatten } from './tree.js';
 
@@ -34,12 +35,43 @@ export interface JitOptions extends RuntimeOptions {
   name?: string;
   /** Generator for the noise inputs of the function (default: the engine's default RNG). */
   rng?: () => Rng;
+  /**
+   * 'int8': each compiled signature is quantized (src/engine/quantize.ts: int8 QDQ convolutions, calibrated on
+   * the float model) before its session opens. Default 'fp32'.
+   */
+  precision?: Precision;
+  /**
+   * int8: the argument lists to calibrate a signature on (each with the same shapes and dtypes as `args`, the
+   * arguments it is compiled for). Default: `[args]`, i.e. calibrated on the first call of each signature.
+   */
+  calibrate?: (...args: any[]) => any[][];
+  /** int8: which nodes to quantize and how. */
+  quantize?: QuantizeOptions;
 }
 
 export interface Compiled {
   session: Session;
   traced: Traced;
+  /** The model the session runs (quantized for precision 'int8'). */
   model: Uint8Array;
+  /** What int8 quantization did (precision 'int8' only). */
+  quantization?: QuantizeReport;
+}
+
+/** Host feeds of a traced graph for concrete `args`: argument leaves in order, noise inputs drawn from `rng`. */
+function feedsFor(graph: Graph, args: unknown[], rng: Rng): HostTensor[] {
+  const [leaves] = flatten(args as Tree[]);
+  let argIndex = 0;
+  return graph.inputs.map((t, i) => {
+    const role = graph.roles[i];
+    if (role.kind === 'random') {
+      const data = drawNoise(rng, role.dist, t.size);
+      return { dtype: t.dtype, shape: [...t.shape], data };
+    }
+    const a = leaves[argIndex++];
+    if (!a.isConcrete) throw new Error('jit: arguments must be concrete tensors');
+    return { dtype: a.dtype, shape: [...a.shape], data: a.data };
+  });
 }
 
 export interface JitFunction<F extends (...args: any[]) => any> {
@@ -58,10 +90,26 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     let c = cache.get(key);
     if (!c) {
       const traced = trace(fn as (...a: Tree[]) => Tree, args);
-      const model = lowerToOnnx(traced.graph, { name: opts.name });
+      let model = lowerToOnnx(traced.graph, { name: opts.name });
       const g = traced.graph;
+      let quantization: QuantizeReport | undefined;
+      if (opts.precision === 'int8') {
+        const sets = opts.calibrate ? opts.calibrate(...args) : [args];
+        if (!Array.isArray(sets) || sets.length === 0) throw new QuantizeError(`${opts.name ?? 'jit'}: calibrate returned no argument lists`);
+        const feeds = sets.map((s, k) => {
+          if (!Array.isArray(s)) throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} is not an argument list`);
+          const [l, d] = flatten(s as Tree[]);
+          const sig = signature(d, l);
+          if (sig !== key) throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} has signature ${sig}, the program is compiled for ${key}`);
+          if (l.some((t) => !t.isConcrete)) throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} holds symbolic tensors (calibration needs concrete inputs)`);
+          return feedsFor(g, s, opts.rng?.() ?? defaultRng());
+        });
+        ({ model, report: quantization } = quantizeStatic(model, feeds, { ...opts.quantize, runtime: { threads: opts.threads, executionProviders: opts.executionProviders, ...opts.quantize?.runtime } }));
+      } else if (opts.precision !== undefined && opts.precision !== 'fp32') {
+        throw new QuantizeError(`${opts.name ?? 'jit'}: unknown precision "${opts.precision as string}" (fp32 or int8)`);
+      }
       const session = new Session(model, g.inputs.map((_, i) => `in${i}`), g.outputs.map((_, i) => `out${i}`), opts);
-      c = { session, traced, model };
+      c = { session, traced, model, quantization };
       cache.set(key, c);
     }
     return c;
@@ -69,20 +117,7 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
   const call = ((...args: Parameters<F>) => {
     if (currentGraph()) return fn(...args);
     const c = compile(...args);
-    const [leaves] = flatten(args);
-    const g = c.traced.graph;
-    const rng = opts.rng?.() ?? defaultRng();
-    let argIndex = 0;
-    const feeds = g.inputs.map((t, i) => {
-      const role = g.roles[i];
-      if (role.kind === 'random') {
-        const data = drawNoise(rng, role.dist, t.size);
-        return { dtype: t.dtype, shape: [...t.shape], data };
-      }
-      const a = leaves[argIndex++];
-      if (!a.isConcrete) throw new Error('jit: arguments must be concrete tensors');
-      return { dtype: a.dtype, shape: [...a.shape], data: a.data };
-    });
+    const feeds = feedsFor(c.traced.graph, args, opts.rng?.() ?? defaultRng());
     const outs = c.session.run(feeds).map((o) => concrete(o.data, o.shape, o.dtype));
     return unflatten(c.traced.outDef, outs);
   }) as JitFunction<F>;

@@ -1,4 +1,6 @@
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/index.js';
+import type { Precision, Tensor } from '../engine/index.js';
+import { VtokError } from '../util/errors.js';
 
 /**
  * The one face every tokenizer (MAGVIT-v2, LARP, later SoundStream) presents to the CLI, token files, metrics,
@@ -26,4 +28,45 @@ export interface Tokenizer {
   encode(video: Tensor): Tensor;
   /** int64 ids [N, …grid] → video N×C×T×H×W in [-1, 1]. */
   decode(ids: Tensor): Tensor;
+  /** Inference precision of encode/decode ('fp32' when absent). */
+  readonly precision?: Precision;
+  /** Switches encode/decode to `precision` (tokenizers without reduced-precision inference lack it). */
+  setPrecision?(precision: Precision, opts?: PrecisionOptions): void;
+}
+
+export interface PrecisionOptions {
+  /**
+   * int8: clips N×C×T×H×W in [−1, 1] to calibrate the quantized programs on (any N; the clip shape of the inputs
+   * to come). Without them each compiled shape is calibrated on its first input.
+   */
+  calibration?: Tensor;
+}
+
+/** Sets a tokenizer's inference precision, with a clear error for a tokenizer that has only float32. */
+export function setTokenizerPrecision(tok: Tokenizer, precision: Precision, opts: PrecisionOptions = {}): void {
+  if (precision === (tok.precision ?? 'fp32') && precision === 'fp32') return;
+  if (!tok.setPrecision) throw new VtokError(`the ${tok.kind} tokenizer has no ${precision} inference (only fp32)`);
+  tok.setPrecision(precision, opts);
+}
+
+/**
+ * Calibration clips [M, …clip] as argument lists for a program taking batches of `n` clips of shape `clipShape`:
+ * ⌈M / n⌉ batches, the last filled by cycling from the first clip.
+ */
+export function calibrationBatches(clips: Tensor, n: number, clipShape: number[], label: string): Tensor[][] {
+  if (!clips.isConcrete || clips.dtype !== 'float32') throw new VtokError(`${label}: calibration clips must be a concrete float32 tensor`);
+  const [m, ...shape] = clips.shape;
+  if (clips.rank !== clipShape.length + 1 || shape.some((d, i) => d !== clipShape[i])) {
+    throw new VtokError(`${label}: calibration clips are [${clips.shape}], the input clips are [${clipShape}] (need M×${clipShape.join('×')})`);
+  }
+  if (m < 1) throw new VtokError(`${label}: no calibration clips`);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const src = clips.data as Float32Array;
+  const out: Tensor[][] = [];
+  for (let b = 0; b < Math.ceil(m / n); b++) {
+    const data = new Float32Array(n * size);
+    for (let i = 0; i < n; i++) data.set(src.subarray(((b * n + i) % m) * size, (((b * n + i) % m) + 1) * size), i * size);
+    out.push([E.concrete(data, [n, ...shape], 'float32')]);
+  }
+  return out;
 }

@@ -7,7 +7,7 @@ import { hashConfig, openTokenFile, TokenFileWriter } from '../../io/tokenfile.j
 import { probeVideo, readFrames, writeVideo } from '../../io/video.js';
 import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
-import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
 
@@ -33,6 +33,14 @@ function toInput(tok: Tokenizer, frames: Frame[]): E.Tensor {
   return E.concrete(gray, [n, 1, T, H, W], 'float32');
 }
 
+/** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
+export function parsePrecision(v: string): E.Precision {
+  if (v !== 'fp32' && v !== 'int8') throw new VtokError(`--precision must be fp32 or int8, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+const PRECISION_HELP = 'inference precision: fp32, or int8 (quantized convolutions, calibrated on the first clip)';
+
 export function registerCodec(program: Command): void {
   program
     .command('encode')
@@ -41,9 +49,11 @@ export function registerCodec(program: Command): void {
     .requiredOption('--model <run>', 'run directory of a trained tokenizer (vtok train …)')
     .requiredOption('-o, --output <file>', 'token file to write (.vtok)')
     .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)')
+    .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
-    .action(async (input: string, o: { model: string; output: string; size?: string; json?: boolean }) => {
+    .action(async (input: string, o: { model: string; output: string; size?: string; precision: E.Precision; json?: boolean }) => {
       const { tokenizer: tok } = loadTokenizer(o.model);
+      setTokenizerPrecision(tok, o.precision);
       const info = await probeVideo(input);
       const size = Number(o.size ?? runSize(o.model) ?? Math.min(info.width, info.height));
       const clipLen = tok.clipFrames;
@@ -78,7 +88,7 @@ export function registerCodec(program: Command): void {
       } finally {
         bar.stop();
       }
-      const summary = { output: o.output, kind: tok.kind, clips, frames, tokensPerClip: grid.reduce((a, b) => a * b, 1), vocabSize: tok.vocabSize };
+      const summary = { output: o.output, kind: tok.kind, precision: o.precision, clips, frames, tokensPerClip: grid.reduce((a, b) => a * b, 1), vocabSize: tok.vocabSize };
       console.log(o.json ? JSON.stringify(summary) : `${input}: ${frames} frames → ${clips} clips × ${summary.tokensPerClip} tokens (vocabulary ${tok.vocabSize}) → ${o.output}`);
     });
 
@@ -89,13 +99,15 @@ export function registerCodec(program: Command): void {
     .requiredOption('-o, --output <file>', 'video or image to write')
     .option('--model <run>', 'run directory of the tokenizer (default: the one recorded in the token file)')
     .option('--fps <n>', 'frame rate of the output (default: the source rate)')
+    .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
-    .action(async (file: string, o: { output: string; model?: string; fps?: string; json?: boolean }) => {
+    .action(async (file: string, o: { output: string; model?: string; fps?: string; precision: E.Precision; json?: boolean }) => {
       const tf = await openTokenFile(file);
       const h = tf.header;
       const model = o.model ?? (h.extra?.model as string | undefined);
       if (!model) throw new VtokError('no --model given and the token file does not record one', file);
       const { tokenizer: tok } = loadTokenizer(model);
+      setTokenizerPrecision(tok, o.precision);
       if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
         throw new VtokError(`tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`, file);
       }

@@ -4,11 +4,15 @@ import type { Command } from 'commander';
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import { namedDataset } from '../../data/named.js';
+import * as E from '../../engine/index.js';
 import { evaluateReconstruction } from '../../metrics/reconstruction.js';
 import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
+import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';
+import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
 import { positiveInt } from '../parse.js';
+import { parsePrecision } from './codec.js';
 
 /** `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips. */
 export function registerEval(program: Command): void {
@@ -19,10 +23,23 @@ export function registerEval(program: Command): void {
     .option('--data <name|folder>', 'moving-mnist, synthetic or a folder of videos (default: the training data)')
     .option('--clips <n>', 'held-out clips to evaluate', positiveInt('--clips'), 64)
     .option('--batch <n>', 'clips per batch', positiveInt('--batch'), 8)
+    .option('--precision <p>', 'inference precision: fp32, or int8 (quantized, calibrated on one batch of training-split clips)', parsePrecision, 'fp32')
     .option('--json', 'print JSON')
-    .action(async (o: { model: string; data?: string; clips: number; batch: number; json?: boolean }) => {
+    .action(async (o: { model: string; data?: string; clips: number; batch: number; precision: E.Precision; json?: boolean }) => {
       const { tokenizer } = loadTokenizer(o.model);
       const cfg = JSON.parse(readFileSync(join(o.model, 'config.json'), 'utf8'));
+      if (o.precision !== 'fp32') {
+        // Calibrated on clips of the training split, never on the held-out clips it is scored on.
+        const calib = await createLoader(namedDataset(o.data ?? cfg.data.name, 'train', cfg.data.size, cfg.data.frames, cfg.train?.seed ?? 0, cfg.data.channels), { batchSize: o.batch, shuffle: false, worker: false });
+        let first: Batch | undefined;
+        for await (const b of calib) {
+          first = b;
+          break;
+        }
+        await calib.close();
+        if (!first) throw new VtokError(`no training-split clips to calibrate ${o.precision} on`);
+        setTokenizerPrecision(tokenizer, o.precision, { calibration: E.concrete(first.data, first.shape, 'float32') });
+      }
       const spec = namedDataset(o.data ?? cfg.data.name, 'test', cfg.data.size, cfg.data.frames, cfg.train?.seed ?? 0, cfg.data.channels);
       const loader = await createLoader(spec, { batchSize: o.batch, shuffle: false, worker: false });
       const batches: Batch[] = [];
@@ -36,8 +53,8 @@ export function registerEval(program: Command): void {
       }
       await loader.close();
       bar.stop();
-      const report = { model: o.model, kind: tokenizer.kind, vocabSize: tokenizer.vocabSize, ...evaluateReconstruction(tokenizer, batches) };
+      const report = { model: o.model, kind: tokenizer.kind, precision: o.precision, vocabSize: tokenizer.vocabSize, ...evaluateReconstruction(tokenizer, batches) };
       if (o.json) console.log(JSON.stringify(report));
-      else console.log(`${o.model} (${tokenizer.kind}, vocabulary ${tokenizer.vocabSize}) on ${report.clips} clips: PSNR ${report.psnr.toFixed(2)} dB, SSIM ${report.ssim.toFixed(4)}, ${report.bpp.toFixed(4)} bits/pixel, codebook usage ${(100 * report.codebook_usage).toFixed(1)}% (perplexity ${report.perplexity.toFixed(1)})`);
+      else console.log(`${o.model} (${tokenizer.kind}, ${o.precision}, vocabulary ${tokenizer.vocabSize}) on ${report.clips} clips: PSNR ${report.psnr.toFixed(2)} dB, SSIM ${report.ssim.toFixed(4)}, ${report.bpp.toFixed(4)} bits/pixel, codebook usage ${(100 * report.codebook_usage).toFixed(1)}% (perplexity ${report.perplexity.toFixed(1)})`);
     });
 }

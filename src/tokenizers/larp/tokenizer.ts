@@ -2,7 +2,7 @@ import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import { bindParams, type Param } from '../../nn/index.js';
 import { VtokError } from '../../util/errors.js';
-import type { TokenGrid, Tokenizer } from '../tokenizer.js';
+import { calibrationBatches, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
 import { type GptcSize, parseLarpConfig } from './config.js';
 import { LarpModel } from './model.js';
 
@@ -11,12 +11,21 @@ import { LarpModel } from './model.js';
  * deterministic (eval mode, argmax SVQ), as the reference uses it for second-stage training. encode and decode
  * are compiled once per input shape; the weights are inputs of the compiled graphs, so loading or training new
  * weights needs no recompilation.
+ *
+ * With `setPrecision('int8')` encode and decode run separate programs with the weights baked in (recompiled when
+ * a weight tensor is replaced), their Linear layers as int8 matmuls (activation ranges calibrated on explicit
+ * calibration clips, or on the first input of each shape) and convolutions on ≥ 16 input channels as int8
+ * convolutions. The bottleneck projection whose output the codebook argmax is taken of stays float32, as do
+ * attention scores, normalisations and the codebook search itself.
  */
 export class LarpTokenizer implements Tokenizer {
   readonly kind = 'larp' as const;
   private readonly params: Param[];
   private readonly encodeFn: E.JitFunction<(w: Tensor[], x: Tensor) => Tensor>;
   private readonly decodeFn: E.JitFunction<(w: Tensor[], ids: Tensor) => Tensor>;
+  private int8: { weights: Tensor[]; encode: E.JitFunction<(x: Tensor) => Tensor>; decode: E.JitFunction<(ids: Tensor) => Tensor> } | null = null;
+  private precisionMode: E.Precision = 'fp32';
+  private calibration: Tensor | null = null;
 
   constructor(readonly model: LarpModel) {
     this.params = model.namedParams().map(([, p]) => p);
@@ -48,26 +57,70 @@ export class LarpTokenizer implements Tokenizer {
     const [, ch, t, h, w] = video.shape;
     if (video.rank !== 5 || ch !== this.model.cfg.inChannels) throw new VtokError(`LARP encode: expected N×${this.model.cfg.inChannels}×T×H×W, got [${video.shape}]`);
     this.grid(t, h, w);
+    if (this.precisionMode === 'int8') return this.int8Programs().encode(video);
     return this.encodeFn(this.weights(), video);
   }
 
   decode(ids: Tensor): Tensor {
     if (ids.rank !== 2 || ids.shape[1] !== this.tokens) throw new VtokError(`LARP decode: expected ids [N, ${this.tokens}], got [${ids.shape}]`);
+    if (this.precisionMode === 'int8') return this.int8Programs().decode(E.cast(ids, 'int64'));
     return this.decodeFn(this.weights(), E.cast(ids, 'int64'));
+  }
+
+  /** Inference precision of encode/decode. */
+  get precision(): E.Precision { return this.precisionMode; }
+
+  /**
+   * Switches encode/decode to `precision`. int8 programs are calibrated on `calibration` (clips N×C×T×H×W in
+   * [−1, 1], any N) when given, else on the first input of each shape.
+   */
+  setPrecision(precision: E.Precision, opts: PrecisionOptions = {}): void {
+    if (precision !== 'fp32' && precision !== 'int8') throw new VtokError(`LARP: unknown precision "${precision as string}" (fp32 or int8)`);
+    const cal = opts.calibration;
+    const c = this.model.cfg;
+    const clip = [c.inChannels, c.frameNum, c.inputSize, c.inputSize];
+    if (cal && (cal.rank !== 5 || cal.shape.slice(1).some((d, i) => d !== clip[i]))) throw new VtokError(`LARP: calibration clips must be N×${clip.join('×')}, got [${cal.shape}]`);
+    this.precisionMode = precision;
+    if ((cal ?? null) !== this.calibration) this.int8 = null;
+    this.calibration = cal ?? null;
+  }
+
+  /** The int8 encode/decode for the current weights (baked in, so recompiled when a weight tensor changes). */
+  private int8Programs() {
+    const weights = this.weights();
+    if (this.int8 && weights.every((w, i) => w === this.int8!.weights[i])) return this.int8;
+    const cal = this.calibration;
+    const model = this.model;
+    const bottleneck = model.cfg.bottleneckDim;
+    // The projection to the codebook space decides the code: it stays float32.
+    const quantize: E.QuantizeOptions = { matmul: 'static', keepFloat: (c) => c.op === 'MatMul' && c.weightShape[1] === bottleneck };
+    const encode = E.jit((x: Tensor) => this.inference(null, () => model.encode(E.mul(E.add(x, 1), 0.5)).indices), {
+      name: 'larp_encode_int8', precision: 'int8', quantize,
+      calibrate: (x: Tensor) => (cal ? calibrationBatches(cal, x.shape[0], x.shape.slice(1), 'LARP encode') : [[x]]),
+    });
+    const decode = E.jit((ids: Tensor) => this.inference(null, () => E.sub(E.mul(model.decodeIndices(ids), 2), 1)), {
+      name: 'larp_decode_int8', precision: 'int8', quantize,
+      // Calibration ids come from the float32 encoder.
+      calibrate: (ids: Tensor) => (cal ? calibrationBatches(cal, ids.shape[0], cal.shape.slice(1), 'LARP decode').map(([clips]) => [this.encodeFn(this.weights(), clips)]) : [[ids]]),
+    });
+    return (this.int8 = { weights, encode, decode });
   }
 
   private weights(): Tensor[] {
     return this.params.map((p) => p.value);
   }
 
-  /** Traces fn in eval mode with deterministic SVQ and the weights bound to the graph inputs, restoring the mode. */
-  private inference(w: Tensor[], fn: () => Tensor): Tensor {
+  /**
+   * Traces fn in eval mode with deterministic SVQ, restoring the mode; with `w`, the weights are bound to those
+   * graph inputs, without, the current weights are baked into the graph as constants.
+   */
+  private inference(w: Tensor[] | null, fn: () => Tensor): Tensor {
     const q = this.model.quantizer;
     const [training, det] = [this.model.training, q.deterministic];
     this.model.eval();
     q.deterministic = true;
     try {
-      return bindParams(this.params, w, fn);
+      return w ? bindParams(this.params, w, fn) : fn();
     } finally {
       this.model.train(training);
       q.deterministic = det;

@@ -2,7 +2,7 @@ import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import type { Param } from '../../nn/index.js';
 import { VtokError } from '../../util/errors.js';
-import type { TokenGrid, Tokenizer } from '../tokenizer.js';
+import { calibrationBatches, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
 import { type Magvit2Config, parseMagvit2Config, temporalStrides } from './config.js';
 import { Magvit2Model } from './model.js';
 
@@ -12,13 +12,22 @@ import { Magvit2Model } from './model.js';
  * the 2-D CNN applied frame by frame (grid [T, h, w]), sharing the id space. Encode and decode run as compiled
  * graphs (jit) with the weights baked in as constants (about 25% faster on CPU than feeding them as inputs);
  * when a parameter's tensor is replaced (training step, loadStateDict) they are recompiled on the next call.
+ *
+ * With `setPrecision('int8')` the convolutions run as onnxruntime int8 kernels (src/engine/quantize.ts),
+ * calibrated per compiled shape on explicit calibration clips or, without them, on the first input of that
+ * shape. The encoder's last convolution (the latent the LFQ signs are taken of) and convolutions on fewer than
+ * 16 channels (the pixel input, small code widths) stay float32.
  */
+interface Programs { encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(ids: Tensor) => Tensor> }
+
 export class Magvit2Tokenizer implements Tokenizer {
   readonly kind = 'magvit2' as const;
   readonly cfg: Magvit2Config;
   readonly model: Magvit2Model;
   private readonly params: Param[];
-  private compiled: { weights: Tensor[]; encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(ids: Tensor) => Tensor> } | null = null;
+  private compiled: { weights: Tensor[]; fp32: Programs; int8?: Programs } | null = null;
+  private precisionMode: E.Precision = 'fp32';
+  private calibration: Tensor | null = null;
 
   constructor(config: Magvit2Config | Record<string, unknown>, model?: Magvit2Model) {
     this.cfg = parseMagvit2Config(config as Record<string, unknown>);
@@ -37,18 +46,65 @@ export class Magvit2Tokenizer implements Tokenizer {
     }
   }
 
-  /** The compiled encode/decode for the current weights. */
-  private programs() {
+  /** Inference precision of encode/decode. */
+  get precision(): E.Precision { return this.precisionMode; }
+
+  /**
+   * Switches encode/decode to `precision`. int8 programs are calibrated on `calibration` (clips N×C×T×H×W in
+   * [−1, 1], the shape of the inputs to come but any N) when given, else on the first input of each shape.
+   */
+  setPrecision(precision: E.Precision, opts: PrecisionOptions = {}): void {
+    if (precision !== 'fp32' && precision !== 'int8') throw new VtokError(`magvit2: unknown precision "${precision as string}" (fp32 or int8)`);
+    const cal = opts.calibration;
+    if (cal && (cal.rank !== 5 || cal.shape[1] !== this.channels)) throw new VtokError(`magvit2: calibration clips must be N×${this.channels}×T×H×W, got [${cal.shape}]`);
+    this.precisionMode = precision;
+    if ((cal ?? null) !== this.calibration && this.compiled) delete this.compiled.int8;
+    this.calibration = cal ?? null;
+  }
+
+  /** The compiled encode/decode for the current weights and precision. */
+  private programs(precision: E.Precision = this.precisionMode): Programs {
     const weights = this.params.map((p) => p.value);
-    if (!this.compiled || weights.some((w, i) => w !== this.compiled!.weights[i])) {
-      const encode = E.jit((x: Tensor) => {
-        const { latent, quantized, indices } = this.inEval(() => this.model.encode(this.toModel(x)));
-        return { latent, quantized, indices };
-      }, { name: 'magvit2_encode' });
-      const decode = E.jit((ids: Tensor) => this.fromModel(this.inEval(() => this.model.decodeIndices(this.idsToModel(ids))), ids.shape[0]), { name: 'magvit2_decode' });
-      this.compiled = { weights, encode, decode };
+    if (!this.compiled || weights.some((w, i) => w !== this.compiled!.weights[i])) this.compiled = { weights, fp32: this.build('fp32') };
+    if (precision === 'fp32') return this.compiled.fp32;
+    return (this.compiled.int8 ??= this.build('int8'));
+  }
+
+  private build(precision: E.Precision): Programs {
+    const int8 = precision === 'int8';
+    const encodeOpts: E.JitOptions = { name: `magvit2_encode${int8 ? '_int8' : ''}` };
+    const decodeOpts: E.JitOptions = { name: `magvit2_decode${int8 ? '_int8' : ''}` };
+    if (int8) {
+      const calibration = this.calibration;
+      // The LFQ bits are the signs of the encoder's last convolution: that one stays float32.
+      Object.assign(encodeOpts, {
+        precision, quantize: { keepFloat: (c: E.QuantCandidate) => c.op === 'Conv' && c.index === c.count - 1 },
+        calibrate: (x: Tensor) => (calibration ? calibrationBatches(calibration, x.shape[0], x.shape.slice(1), 'magvit2 encode') : [[x]]),
+      });
+      Object.assign(decodeOpts, {
+        precision,
+        calibrate: (ids: Tensor) => {
+          if (!calibration) return [[ids]];
+          // Ids of the calibration clips, from the float32 encoder, batched like the ids being decoded.
+          return calibrationBatches(calibration, ids.shape[0], calibration.shape.slice(1), 'magvit2 decode').map(([clips]) => {
+            const cid = this.encodeWith(this.programs('fp32'), clips);
+            if (cid.shape.join() !== ids.shape.join()) throw new VtokError(`magvit2 decode: calibration clips give ids [${cid.shape}], decoding [${ids.shape}]`);
+            return [cid];
+          });
+        },
+      });
     }
-    return this.compiled;
+    const encode = E.jit((x: Tensor) => {
+      const { latent, quantized, indices } = this.inEval(() => this.model.encode(this.toModel(x)));
+      return { latent, quantized, indices };
+    }, encodeOpts);
+    const decode = E.jit((ids: Tensor) => this.fromModel(this.inEval(() => this.model.decodeIndices(this.idsToModel(ids))), ids.shape[0]), decodeOpts);
+    return { encode, decode };
+  }
+
+  private encodeWith(p: Programs, video: Tensor): Tensor {
+    const ids = (p.encode(video) as { indices: Tensor }).indices;
+    return this.cfg.kind === 'video' ? ids : E.reshape(ids, [video.shape[0], video.shape[2], ...ids.shape.slice(1)]);
   }
 
   get config(): Record<string, unknown> { return this.cfg as unknown as Record<string, unknown>; }
@@ -92,8 +148,7 @@ export class Magvit2Tokenizer implements Tokenizer {
   }
 
   encode(video: Tensor): Tensor {
-    const ids = this.encodeFull(video).indices;
-    return this.cfg.kind === 'video' ? ids : E.reshape(ids, [video.shape[0], video.shape[2], ...ids.shape.slice(1)]);
+    return this.encodeWith(this.programs(), video);
   }
 
   decode(ids: Tensor): Tensor {
