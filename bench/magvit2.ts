@@ -34,5 +34,5 @@ export async function main(args: string[]): Promise<void> {
     const { recon, losses } = forwardTrain(model, v);
     return E.add(E.l1Loss(recon, v), E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25)));
   }, { optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4) });
-  benchTokenizer(tok, step, x, { threads, params }, int8);
+  benchTokenizer(tok, step, x, { threads, params }, int8, { idBits: config.embed_dim });
 }

@@ -57,10 +57,10 @@ function psnr(a: Float32Array, b: Float32Array): number {
  * one warm-up, then the training step (compiled and run once, then a median of 3); prints the JSON result line.
  * With `int8` (the same model behind a tokenizer set to int8), int8 encode/decode are calibrated on `x` and
  * timed alternately with fp32 in the same process (5 runs each, medians); the fp32 medians of those runs are
- * encode_ms/decode_ms. Also reported: the id agreement of int8 encode with fp32, and the PSNR of int8 decode
- * against fp32 decode of the same ids.
+ * encode_ms/decode_ms. Also reported: the id agreement of int8 encode with fp32 (and of the bits, given
+ * `idBits`), and the PSNR of int8 decode against fp32 decode of the same ids (null when identical).
  */
-export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } | null, x: Tensor, info: { threads: number; params: number }, int8?: BenchTok): void {
+export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } | null, x: Tensor, info: { threads: number; params: number }, int8?: BenchTok, opts: { idBits?: number } = {}): void {
   let ids = tok.encode(x);
   let encodeMs: number, decodeMs: number;
   let extra: Record<string, number> = {};
@@ -84,6 +84,16 @@ export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } 
     console.error(`decode median fp32 ${decodeMs.toFixed(1)} ms, int8 ${decode8Ms.toFixed(1)} ms (×${(decodeMs / decode8Ms).toFixed(2)}); peak RSS ${peakRssGb()} GB`);
     const a = E.toArray(ids), b = E.toArray(ids8);
     const agreement = a.filter((v, i) => v === b[i]).length / a.length;
+    // LFQ ids are bit patterns: the share of equal bits says more than whole ids when there are many bits
+    let bitAgreement: number | undefined;
+    if (opts.idBits) {
+      let same = 0;
+      a.forEach((v, i) => {
+        for (let k = 0, d = v ^ b[i]; k < opts.idBits!; k++, d >>>= 1) same += 1 - (d & 1);
+      });
+      bitAgreement = same / (a.length * opts.idBits);
+      console.error(`int8 vs fp32: ${(100 * bitAgreement).toFixed(2)}% of the ${opts.idBits}-bit codes agree`);
+    }
     const decodePsnr = psnr(tok.decode(ids).data as Float32Array, rec8.data as Float32Array);
     console.error(`int8 vs fp32: id agreement ${(100 * agreement).toFixed(2)}%, decode PSNR ${decodePsnr.toFixed(2)} dB`);
     extra = {
@@ -91,6 +101,7 @@ export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } 
       encode_int8_speedup: Math.round((encodeMs / encode8Ms) * 100) / 100, decode_int8_speedup: Math.round((decodeMs / decode8Ms) * 100) / 100,
       int8_calibrate_encode_ms: Math.round(calibEncode), int8_calibrate_decode_ms: Math.round(calibDecode),
       int8_id_agreement: Math.round(agreement * 1e4) / 1e4, int8_decode_psnr_vs_fp32: Math.round(decodePsnr * 100) / 100,
+      ...(bitAgreement === undefined ? {} : { int8_bit_agreement: Math.round(bitAgreement * 1e4) / 1e4 }),
     };
   }
   let trainMs: number | undefined;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import type { Batch } from '../../src/data/dataset.js';
@@ -7,6 +8,8 @@ import { createLoader } from '../../src/data/loader.js';
 import { namedDataset } from '../../src/data/named.js';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import { readAllFrames } from '../../src/io/video.js';
+import { psnrFrames } from '../../src/metrics/psnr.js';
 import { evaluateReconstruction } from '../../src/metrics/reconstruction.js';
 import { LarpTokenizer } from '../../src/tokenizers/larp/tokenizer.js';
 import '../../src/tokenizers/kinds.js';
@@ -14,6 +17,7 @@ import { Magvit2Tokenizer } from '../../src/tokenizers/magvit2/tokenizer.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { Rng } from '../../src/util/rng.js';
+import { makeTestVideo, tempDir } from '../io/fixtures.js';
 
 /** int8 inference of the tokenizers: accuracy of the shipped MAGVIT-v2 against fp32, LARP, errors, the CLI flag. */
 
@@ -117,5 +121,25 @@ describe('int8 tokenizers', () => {
     const bad = spawnSync(process.execPath, [MAIN, 'eval', '--model', MODEL, '--precision', 'fp8'], { encoding: 'utf8' });
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /--precision must be fp32 or int8, got "fp8"/);
+  });
+
+  it('vtok encode / decode --precision int8', async () => {
+    const dir = tempDir('int8-cli');
+    const video = await makeTestVideo(join(dir, 'in.mp4'), { width: 64, height: 64, fps: 8, frames: 10, source: 'testsrc2' });
+    const vtok = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const enc = vtok('encode', video, '--model', MODEL, '-o', join(dir, 'int8.vtok'), '--precision', 'int8', '--json');
+    assert.deepEqual([enc.precision, enc.frames, enc.clips], ['int8', 10, 2]);
+    vtok('encode', video, '--model', MODEL, '-o', join(dir, 'fp32.vtok'), '--json');
+    // the same tokens decoded in fp32 and int8
+    vtok('decode', join(dir, 'fp32.vtok'), '-o', join(dir, 'fp32.gif'), '--json');
+    vtok('decode', join(dir, 'fp32.vtok'), '-o', join(dir, 'int8.gif'), '--precision', 'int8', '--json');
+    const a = await readAllFrames(join(dir, 'fp32.gif')), b = await readAllFrames(join(dir, 'int8.gif'));
+    assert.equal(b.length, 10);
+    const p = psnrFrames(a, b).mean;
+    assert.ok(p > 25, `int8 vs fp32 decode PSNR ${p}`);
   });
 });
