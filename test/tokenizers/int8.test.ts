@@ -54,6 +54,14 @@ describe('int8 tokenizers', () => {
     assert.ok(Math.abs(r8.psnr - r32.psnr) < 0.3, `PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB`);
     const x = E.concrete(test.data, test.shape, 'float32');
     const ids32 = fp32.encode(x), ids8 = int8.encode(x);
+    // ORT runs the quantized convolutions as QLinearConv (all but the encoder's last conv and the 1- and
+    // 10-channel input convs, which stay float32)
+    const programs = (int8 as unknown as { programs(p: string): { encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(i: Tensor) => Tensor> } }).programs('int8');
+    for (const c of [programs.encode.compile(x), programs.decode.compile(ids32)]) {
+      const counts = E.optimizedOpCounts(c.model, { threads: 2 });
+      assert.ok(c.quantization!.conv >= 11, `${c.quantization!.conv} quantized convolutions`);
+      assert.equal(counts.QLinearConv, c.quantization!.conv, JSON.stringify(counts));
+    }
     const agree = agreement(ids32, ids8);
     // measured 94-95 % of the 10-bit ids (99.4 % of the bits); a broken quantizer agrees on almost none
     assert.ok(agree > 0.85, `id agreement ${agree}`);
