@@ -7,7 +7,8 @@ import { round1, timeMs } from './timing.js';
  * The "bench encoder" of ../../shared/bench/README.md: a causal 3D conv encoder (MAGVIT-v2 kind), float32,
  * batch 1, input 1×3×17×64×64, 11,073,938 parameters. Measures the eval forward (weights baked into the ONNX
  * model as initializers) and one compiled training step (forward + backward + AdamW) with 2 intra-op threads,
- * and prints {"forward_ms", "train_step_ms", "threads", "params"} as the last stdout line.
+ * and prints {"forward_ms", "train_step_ms", "threads", "params"} as the last stdout line, plus the int8 forward
+ * (`forward_int8_ms`, `forward_int8_rel_err`; skip with --no-int8).
  */
 export const PARAMS = 11_073_938;
 
@@ -77,6 +78,24 @@ export async function main(args: string[]): Promise<void> {
   console.error(`forward compiled in ${(performance.now() - t).toFixed(0)} ms`);
   const forwardMs = timeMs(() => fwd(x), 2, 5, 'forward');
   console.error(`forward median ${forwardMs.toFixed(1)} ms`);
+  // The same forward through the int8 path (src/engine/quantize.ts: QDQ convolutions → QLinearConv), calibrated
+  // on the input; reported beside fp32, with its error relative to the fp32 output's largest magnitude.
+  let forwardInt8Ms: number | null = null, int8RelErr: number | null = null;
+  if (!args.includes('--no-int8')) {
+    const fwd8 = E.jit((v: Tensor) => model.forward(v), { name: 'bench_forward_int8', precision: 'int8' });
+    t = performance.now();
+    fwd8.compile(x);
+    console.error(`int8 forward calibrated and compiled in ${(performance.now() - t).toFixed(0)} ms`);
+    forwardInt8Ms = timeMs(() => fwd8(x), 2, 5, 'forward int8');
+    const a = E.toArray(fwd(x) as Tensor), b = E.toArray(fwd8(x) as Tensor);
+    let maxAbs = 0, maxErr = 0;
+    for (let i = 0; i < a.length; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(a[i]));
+      maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+    }
+    int8RelErr = Math.round((maxErr / maxAbs) * 1e4) / 1e4;
+    console.error(`int8 forward median ${forwardInt8Ms.toFixed(1)} ms; max error ${int8RelErr} of the output's largest magnitude`);
+  }
 
   model.train();
   const step = new TrainStep(model, (batch: Tensor) => E.mean(E.square(model.forward(batch))), {
@@ -89,5 +108,8 @@ export async function main(args: string[]): Promise<void> {
   const trainMs = timeMs(() => step.run(x), 1, 3, 'train step');
   console.error(`train step median ${trainMs.toFixed(1)} ms`);
 
-  console.log(JSON.stringify({ forward_ms: round1(forwardMs), train_step_ms: round1(trainMs), threads, params }));
+  console.log(JSON.stringify({
+    forward_ms: round1(forwardMs), train_step_ms: round1(trainMs), threads, params,
+    ...(forwardInt8Ms !== null ? { forward_int8_ms: round1(forwardInt8Ms), forward_int8_rel_err: int8RelErr } : {}),
+  }));
 }
