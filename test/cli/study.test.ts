@@ -47,7 +47,7 @@ test('vtok study larp-prior runs end to end at the micro budget, resumes, and wr
     // the untrained GPT can do no better than a few nats over a 256-token vocabulary
     assert.ok(arm.ar.nll_nats < Math.log(257) + 1, `${arm.ar.nll_nats}`);
   }
-  assert.ok(Number.isFinite(saved.reference.frechet_real_vs_real));
+  assert.ok(Number.isFinite(saved.reference.frechet_real_vs_real) && saved.reference.psnr_mean_clip > 0 && Number.isFinite(saved.reference.psnr_mean_clip));
   assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| \*\*AR validation NLL \(nats\/token\)\*\* ↓ \| \*\*\d+\.\d{3}\*\* \| \*\*\d+\.\d{3}\*\* \|/);
   assert.ok(statSync(join(out, 'samples.png')).size > 100);
   assert.ok(lines.some((l) => l.startsWith('[6/6]')), lines.join('\n'));
