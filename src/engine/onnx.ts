@@ -31,7 +31,8 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
     },
     fresh: (hint = 'v') => `${hint}_${counter++}`,
     i64(values, shape) {
-      const key = `i64:${shape ?? ''}:${values.join(',')}`;
+      // The shape is part of the key: a scalar [] and a one-element list [1] of the same value are different constants.
+      const key = `i64:${JSON.stringify(shape ?? [values.length])}:${values.join(',')}`;
       let name = constCache.get(key);
       if (!name) {
         name = `c${constCache.size}`;

@@ -189,6 +189,12 @@ describe('reductions', () => {
       assertGrad((t) => E.cumsum(t, -1, { reverse, exclusive }), [x], { eps: 1e-5, tol: 1e-4 });
     });
   }
+  it('a scalar int64 constant and a one-element list of the same value stay distinct in one graph', () => {
+    // cumsum's axis is a 0-d constant, slice's axes a 1-d one: both "1" here.
+    const f = E.jit((t: Tensor) => E.narrow(E.cumsum(t, 1), 1, 1, 2));
+    const got = E.toArray(f(E.tensor([1, 2, 3, 4, 5, 6], [2, 3])) as Tensor);
+    assert.deepEqual(Array.from(got), [3, 6, 9, 15]);
+  });
   it('argmax and argmin', () => {
     const t = E.tensor([1, 5, 2, 7, 0, 3], [2, 3]);
     assert.deepEqual(E.toArray(E.argmax(t, 1)), [1, 0]);
