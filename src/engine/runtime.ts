@@ -31,6 +31,12 @@ export interface RuntimeOptions {
   executionProviders?: string[];
   /** Write an ORT profile (chrome-trace JSON) per session, file names starting with this prefix. */
   profilePrefix?: string;
+  /**
+   * Keep freed intermediate buffers in ORT's arena between runs (default true: fastest for many small runs).
+   * Off, a run's activations go back to the system when it ends: big training steps, whose parameters and
+   * optimizer state also live in JS buffers, then peak at one step's working set instead of arena + buffers.
+   */
+  memoryArena?: boolean;
   /** ORT session config entries (`session.*` keys), passed as the `extra` session option. */
   extra?: Record<string, string>;
 }
@@ -69,7 +75,7 @@ export class Session {
       intraOpNumThreads: o.threads ?? defaultThreads(),
       interOpNumThreads: 1,
       graphOptimizationLevel: o.optimization ?? 'all',
-      enableCpuMemArena: true,
+      enableCpuMemArena: o.memoryArena ?? true,
       enableMemPattern: true,
       executionMode: 'sequential',
     };
