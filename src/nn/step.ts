@@ -3,6 +3,7 @@ import type { Tensor, Tree } from '../engine/index.js';
 import { clipGradNorm, emaUpdate, type Optimizer, type Schedule } from './optim.js';
 import { bindParams, type Module, type Param } from './module.js';
 import { VtokError } from '../util/errors.js';
+import { collectGarbage } from '../util/gc.js';
 
 /**
  * One compiled training step: forward, backward, gradient clipping, optimizer update and EMA of weights, traced
@@ -25,6 +26,9 @@ export interface TrainStepOptions {
 }
 
 export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number>; outputs: Record<string, Tensor> }
+
+/** Above this much per-step state (1 GB), each step ends with a full garbage collection. */
+const BIG_STATE_BYTES = 1 << 30;
 
 export class TrainStep<B extends Tree> {
   readonly params: [string, Param][];
@@ -77,9 +81,17 @@ export class TrainStep<B extends Tree> {
     this.state = out.state;
     if (this.ema) this.ema = out.ema;
     this.t++;
+    // The previous step's parameters and slots are garbage now; free big ones before the next step allocates.
+    if (this.stateBytes() > BIG_STATE_BYTES) collectGarbage();
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics as Record<string, Tensor>)) metrics[k] = E.item(v);
     return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics, outputs: out.outputs };
+  }
+
+  /** Bytes of parameters, optimizer slots and EMA weights (what each step replaces). */
+  stateBytes(): number {
+    const n = this.params.reduce((a, [, p]) => a + p.value.size, 0);
+    return 4 * n * (1 + this.opts.optimizer.slots.length + (this.ema ? 1 : 0));
   }
 
   /** Optimizer slots and EMA weights by name ("<param>.<slot>", "ema.<param>"), for checkpoints. */
