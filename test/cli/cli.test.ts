@@ -1,27 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeTokenFile } from '../../src/io/tokenfile.js';
 import { fromFloat32, writeSafetensors } from '../../src/io/safetensors.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
+import { vtok } from './run-vtok.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const dir = tempDir('cli');
 
-function vtok(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b) => (stdout += b));
-    p.stderr.on('data', (b) => (stderr += b));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Runs a command that must succeed with --json output, and parses it. */
 async function json(...args: string[]): Promise<any> {

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
@@ -13,6 +11,7 @@ import { tokenizerTask } from '../../src/train/tokenizer-task.js';
 import { VtokError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { tempDir } from '../io/fixtures.js';
+import { vtok } from '../cli/run-vtok.js';
 
 /**
  * The LPIPS-style perceptual loss over an imported ONNX feature network: its value against a plain-JS reference,
@@ -154,16 +153,6 @@ describe('perceptual loss', () => {
   });
 });
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-function vtok(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (b) => (stdout += b));
-    p.stderr.on('data', (b) => (stderr += b));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('vtok train --perceptual', () => {
   it('trains the perceptual term down, records it in the run config and resumes with it', async () => {
