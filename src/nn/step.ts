@@ -9,6 +9,13 @@ import { collectGarbage } from '../util/gc.js';
  * One compiled training step: forward, backward, gradient clipping, optimizer update and EMA of weights, traced
  * into a single ONNX graph and run as one onnxruntime call. Parameters, optimizer state and EMA weights go in as
  * inputs and come back as outputs; between steps they stay tensors held by the Params.
+ *
+ * Very large models run the same math as two kinds of graph instead ('chunked'): forward + backward (+ clipping)
+ * returning the gradients, then the optimizer update over chunks of parameters. Why: onnxruntime-node copies every
+ * output into a fresh JS buffer while its own output buffers and the step's inputs are still alive, so a fused step
+ * holds three copies of parameters + slots at its end. For Open-MAGVIT2 (370 M parameters, 4.4 GB of parameters
+ * and Adam slots) that, on top of the activations, exceeded 24 GB. Chunked, the step holds parameters + slots once,
+ * plus two copies of the gradients, plus one chunk's update.
  */
 /**
  * The loss of a batch; optionally scalar metrics to log, and outputs to hand back (e.g. the reconstruction a
@@ -23,12 +30,22 @@ export interface TrainStepOptions {
   clipNorm?: number;
   /** Keep an EMA of the trainable weights with this decay. */
   emaDecay?: number;
+  /**
+   * 'fused': the whole step is one graph and one run. 'chunked': gradients from one run, then the update in
+   * parameter chunks (see above). Default: fused up to 1 GB of parameters + slots + EMA, chunked above.
+   */
+  update?: 'fused' | 'chunked';
+  /** Chunked update: bytes of parameters per update run (default 128 MB). */
+  chunkBytes?: number;
 }
 
 export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number>; outputs: Record<string, Tensor> }
 
-/** Above this much per-step state (1 GB), each step ends with a full garbage collection. */
+/** Above this much per-step state (1 GB), steps are chunked and end with a full garbage collection. */
 const BIG_STATE_BYTES = 1 << 30;
+const DEFAULT_CHUNK_BYTES = 128 << 20;
+
+interface LossOutputs { loss: Tensor; metrics: Record<string, Tensor>; outputs: Record<string, Tensor>; gradNorm?: Tensor }
 
 export class TrainStep<B extends Tree> {
   readonly params: [string, Param][];
@@ -37,21 +54,32 @@ export class TrainStep<B extends Tree> {
   ema: Tensor[] | null;
   /** Steps taken so far. */
   t = 0;
+  readonly mode: 'fused' | 'chunked';
   private readonly compiled: E.JitFunction<(...a: any[]) => Tree>;
+  /** Chunked mode: the update runs over these groups of parameter indices. */
+  private readonly chunks: number[][] = [];
 
   constructor(readonly model: Module, readonly lossFn: LossFn<B>, readonly opts: TrainStepOptions) {
     this.params = model.trainableParams();
     this.state = this.params.map(([, p]) => opts.optimizer.slots.map(() => E.zerosLike(p.value)));
     this.ema = opts.emaDecay ? this.params.map(([, p]) => p.value) : null;
-    this.compiled = E.jit((params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B) => this.trace(params, state, ema, scalars, batch), {
-      name: 'train_step',
-      // Parameters and optimizer state come back as new JS buffers every step; an arena keeping the step's peak
-      // activations on top of them ran LARP-L (194 M parameters) out of 24 GB on its second step (14.5 GB without).
-      memoryArena: false,
-    });
+    this.mode = opts.update ?? (this.stateBytes() > BIG_STATE_BYTES ? 'chunked' : 'fused');
+    // Parameters and optimizer state come back as new JS buffers every step; an arena keeping the step's peak
+    // activations on top of them ran LARP-L (194 M parameters) out of 24 GB on its second step (14.5 GB without).
+    const runtime = { memoryArena: false };
+    if (this.mode === 'fused') {
+      this.compiled = E.jit((params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B) => {
+        const { grads, ...result } = this.lossAndGrads(params, batch);
+        return { ...result, ...this.update(params, grads, state, ema, scalars) } as unknown as Tree;
+      }, { name: 'train_step', ...runtime });
+    } else {
+      this.compiled = E.jit((params: Tensor[], batch: B) => this.lossAndGrads(params, batch) as unknown as Tree, { name: 'grad_step', ...runtime });
+      this.chunks = chunkIndices(this.params.map(([, p]) => 4 * p.value.size), opts.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+    }
   }
 
-  private trace(params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B): Tree {
+  /** The loss, metrics, outputs and (clipped) gradients of a batch, traced with `params` bound into the model. */
+  private lossAndGrads(params: Tensor[], batch: B): LossOutputs & { grads: Tensor[] } {
     const ps = this.params.map(([, p]) => p);
     const out = bindParams(ps, params, () => {
       this.model.train();
@@ -59,30 +87,62 @@ export class TrainStep<B extends Tree> {
     });
     const { loss, metrics = {}, outputs = {} } = out instanceof E.Tensor ? { loss: out } : out;
     let grads = E.gradients(loss, params);
-    const result: Record<string, Tree> = { loss, metrics, outputs: outputs as Record<string, Tree> };
+    const result: LossOutputs & { grads: Tensor[] } = { loss, metrics, outputs, grads };
     if (this.opts.clipNorm) {
       const c = clipGradNorm(grads, this.opts.clipNorm);
-      grads = c.grads;
+      result.grads = c.grads;
       result.gradNorm = c.norm;
     }
-    const updated = params.map((p, i) => this.opts.optimizer.update(p, grads[i], state[i], scalars));
-    result.params = updated.map((u) => u.p);
-    result.state = updated.map((u) => u.state);
-    if (this.opts.emaDecay) result.ema = updated.map((u, i) => emaUpdate(ema[i], u.p, this.opts.emaDecay!));
     return result;
   }
+
+  /** Optimizer update and EMA of some parameters (graph code, traced into the fused step or an update chunk). */
+  private update(params: Tensor[], grads: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[]) {
+    const updated = params.map((p, i) => this.opts.optimizer.update(p, grads[i], state[i], scalars));
+    return {
+      params: updated.map((u) => u.p),
+      state: updated.map((u) => u.state),
+      ema: this.opts.emaDecay ? updated.map((u, i) => emaUpdate(ema[i], u.p, this.opts.emaDecay!)) : [],
+    };
+  }
+
+  private readonly updateChunk = E.jit(
+    (params: Tensor[], grads: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[]) => this.update(params, grads, state, ema, scalars) as unknown as Tree,
+    { name: 'update_chunk', memoryArena: false },
+  );
 
   /** Runs one step on `batch` and advances the parameters, optimizer state and EMA in place. */
   run(batch: B): StepResult {
     const lr = this.opts.schedule(this.t);
     const scalars = this.opts.optimizer.scalars(this.t + 1, lr).map((v) => E.scalar(v));
-    const out = this.compiled(this.params.map(([, p]) => p.value), this.state, this.ema ?? [], scalars, batch) as Record<string, any>;
-    this.params.forEach(([, p], i) => (p.value = out.params[i]));
-    this.state = out.state;
-    if (this.ema) this.ema = out.ema;
+    const values = this.params.map(([, p]) => p.value);
+    let out: Record<string, any>;
+    if (this.mode === 'fused') {
+      out = this.compiled(values, this.state, this.ema ?? [], scalars, batch) as Record<string, any>;
+      this.params.forEach(([, p], i) => (p.value = out.params[i]));
+      this.state = out.state;
+      if (this.ema) this.ema = out.ema;
+      // The previous step's parameters and slots are garbage now; free big ones before the next step allocates.
+      if (this.stateBytes() > BIG_STATE_BYTES) collectGarbage();
+    } else {
+      out = this.compiled(values, batch) as Record<string, any>;
+      const grads = out.grads as (Tensor | null)[];
+      for (const idx of this.chunks) {
+        const u = this.updateChunk(
+          idx.map((i) => this.params[i][1].value), idx.map((i) => grads[i]!), idx.map((i) => this.state[i]),
+          this.ema ? idx.map((i) => this.ema![i]) : [], scalars,
+        ) as Record<string, any>;
+        idx.forEach((i, k) => {
+          this.params[i][1].value = u.params[k];
+          this.state[i] = u.state[k];
+          if (this.ema) this.ema[i] = u.ema[k];
+          grads[i] = null;
+        });
+        // This chunk's old parameters, slots and gradients are garbage: free them before the next chunk.
+        collectGarbage();
+      }
+    }
     this.t++;
-    // The previous step's parameters and slots are garbage now; free big ones before the next step allocates.
-    if (this.stateBytes() > BIG_STATE_BYTES) collectGarbage();
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics as Record<string, Tensor>)) metrics[k] = E.item(v);
     return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics, outputs: out.outputs };
@@ -120,4 +180,22 @@ export class TrainStep<B extends Tree> {
     if (!this.ema) throw new Error('this training step keeps no EMA');
     return new Map(this.params.map(([n], i) => [n, this.ema![i]]));
   }
+}
+
+/** Consecutive groups of indices whose sizes add up to at most `limit` each (a bigger item gets a group alone). */
+export function chunkIndices(sizes: number[], limit: number): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  sizes.forEach((n, i) => {
+    if (cur.length && bytes + n > limit) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(i);
+    bytes += n;
+  });
+  if (cur.length) out.push(cur);
+  return out;
 }

@@ -20,6 +20,9 @@ export function collectGarbage(): boolean {
     }
   }
   if (!gcFn) return false;
+  // V8 frees dead array buffers' memory on a background sweeper that a GC only starts; the next GC waits for that
+  // sweep to finish. Two GCs in a row therefore return the memory before this call returns.
+  gcFn();
   gcFn();
   return true;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { AdamW, constantLr, Conv2d, GroupNorm, Linear, Module, SGD, TrainStep, warmupCosine } from '../../src/nn/index.js';
+import { AdamW, chunkIndices, constantLr, Conv2d, GroupNorm, Linear, Module, SGD, TrainStep, warmupCosine } from '../../src/nn/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** Training learns: small models fit synthetic tasks in seconds, with one compiled step per iteration. */
@@ -49,6 +49,46 @@ describe('training', () => {
     // the whole step compiled once
     const ema = step.emaState();
     assert.deepEqual([...ema.get('fc1.weight')!.shape], [32, 2]);
+  });
+
+  it('a chunked step (gradients, then the update in parameter chunks) matches the fused step', () => {
+    const rng = new Rng(7);
+    const n = 64;
+    const x = rng.uniform(2 * n).map((v) => 2 * v - 1);
+    const y = rng.normal(n, 0, 1);
+    const batch = { x: E.concrete(x, [n, 2], 'float32'), y: E.concrete(y, [n, 1], 'float32') };
+    const run = (update: 'fused' | 'chunked') => {
+      E.seed(5);
+      const model = new MLP();
+      const step = new TrainStep(model, (b: typeof batch) => E.mseLoss(model.forward(b.x), b.y), {
+        optimizer: new AdamW({ weightDecay: 0.01 }), schedule: constantLr(1e-2), clipNorm: 0.5, emaDecay: 0.9,
+        update, chunkBytes: 600, // fc2.weight (4 KB) alone; the small tensors grouped
+      });
+      const losses = [0, 1, 2, 3].map(() => step.run(batch));
+      return { step, model, losses };
+    };
+    const fused = run('fused');
+    const chunked = run('chunked');
+    assert.equal(fused.step.mode, 'fused');
+    assert.equal(chunked.step.mode, 'chunked');
+    fused.losses.forEach((r, i) => {
+      assert.ok(Math.abs(r.loss - chunked.losses[i].loss) <= 1e-6 * Math.abs(r.loss), `step ${i} loss ${r.loss} vs ${chunked.losses[i].loss}`);
+      assert.ok(Math.abs(r.gradNorm! - chunked.losses[i].gradNorm!) <= 1e-5 * r.gradNorm!, `step ${i} grad norm`);
+    });
+    const close = (a: Map<string, Tensor>, b: Map<string, Tensor>, what: string) => {
+      assert.deepEqual([...a.keys()], [...b.keys()]);
+      for (const [k, t] of a) {
+        const u = b.get(k)!.data as Float32Array;
+        (t.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - u[i]) <= 1e-6 + 1e-5 * Math.abs(v), `${what} ${k}[${i}]: ${v} vs ${u[i]}`));
+      }
+    };
+    close(new Map(fused.model.trainableParams().map(([k, p]) => [k, p.value])), new Map(chunked.model.trainableParams().map(([k, p]) => [k, p.value])), 'param');
+    close(fused.step.optimizerState(), chunked.step.optimizerState(), 'state');
+  });
+
+  it('chunkIndices groups consecutive parameters up to the byte limit', () => {
+    assert.deepEqual(chunkIndices([10, 20, 30, 100, 5, 5], 40), [[0, 1], [2], [3], [4, 5]]);
+    assert.deepEqual(chunkIndices([], 40), []);
   });
 
   it('a conv net learns a fixed 3×3 filter (SGD with momentum)', () => {
