@@ -73,22 +73,28 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
     stack.push(...t.source.node.inputs);
   }
 
+  // Graph outputs need their own names. A node's result is named so directly (its first time in the outputs): an
+  // Identity there would cost a full copy whenever the value is also used inside the graph (onnxruntime removes
+  // the others), e.g. the Adam moments of a training step. Inputs, constants and repeats go through Identity.
+  const outputNames = graph.outputs.map((_, i) => opts.outputNames?.[i] ?? `out${i}`);
+  const direct = new Map<Tensor, string>();
+  graph.outputs.forEach((t, i) => {
+    if (t.source.kind === 'node' && !direct.has(t)) direct.set(t, outputNames[i]);
+  });
+
   for (const node of graph.nodes) {
     if (!live.has(node)) continue;
     const ins = node.inputs.map(nameOf);
     const outs = node.outputs.map((o) => {
-      const n = `t${o.id}`;
+      const n = direct.get(o) ?? `t${o.id}`;
       names.set(o, n);
       return n;
     });
     node.op.lower(ctx, ins, outs, node.attrs, node);
   }
 
-  // Graph outputs need their own names; an output that is an input, a constant or a repeat goes through Identity.
-  const outputNames = graph.outputs.map((t, i) => {
-    const want = opts.outputNames?.[i] ?? `out${i}`;
-    ctx.emit('Identity', [nameOf(t)], [want]);
-    return want;
+  graph.outputs.forEach((t, i) => {
+    if (nameOf(t) !== outputNames[i]) ctx.emit('Identity', [nameOf(t)], [outputNames[i]]);
   });
 
   const valueInfo = (name: string, t: Tensor): onnxProto.onnx.IValueInfoProto => ({

@@ -5,3 +5,4 @@ export * from './optim.js';
 export * from './step.js';
 export * from './weights.js';
 export * from './discriminator.js';
+export { type Chunk, flatOf, packChunks, viewsOf } from './chunks.js';

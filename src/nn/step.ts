@@ -4,6 +4,7 @@ import { clipGradNorm, emaUpdate, type Optimizer, type Schedule } from './optim.
 import { bindParams, type Module, type Param } from './module.js';
 import { VtokError } from '../util/errors.js';
 import { collectGarbage } from '../util/gc.js';
+import { type Chunk, concatFlat, flatOf, packChunks, viewsOf } from './chunks.js';
 
 /**
  * One compiled training step: forward, backward, gradient clipping, optimizer update and EMA of weights, traced
@@ -15,7 +16,8 @@ import { collectGarbage } from '../util/gc.js';
  * output into a fresh JS buffer while its own output buffers and the step's inputs are still alive, so a fused step
  * holds three copies of parameters + slots at its end. For Open-MAGVIT2 (370 M parameters, 4.4 GB of parameters
  * and Adam slots) that, on top of the activations, exceeded 24 GB. Chunked, the step holds parameters + slots once,
- * plus two copies of the gradients, plus one chunk's update.
+ * plus two copies of the gradients, plus one chunk's update. The chunks are flat vectors (src/nn/chunks.ts), so
+ * the update is one program for all of them; this needs an elementwise optimizer (AdamW and SGD are).
  */
 /**
  * The loss of a batch; optionally scalar metrics to log, and outputs to hand back (e.g. the reconstruction a
@@ -35,7 +37,7 @@ export interface TrainStepOptions {
    * parameter chunks (see above). Default: fused up to 1 GB of parameters + slots + EMA, chunked above.
    */
   update?: 'fused' | 'chunked';
-  /** Chunked update: bytes of parameters per update run (default 128 MB). */
+  /** Chunked update: bytes of parameters per update run (default 128 MB; a bigger tensor gets a chunk alone). */
   chunkBytes?: number;
 }
 
@@ -56,8 +58,8 @@ export class TrainStep<B extends Tree> {
   t = 0;
   readonly mode: 'fused' | 'chunked';
   private readonly compiled: E.JitFunction<(...a: any[]) => Tree>;
-  /** Chunked mode: the update runs over these groups of parameter indices. */
-  private readonly chunks: number[][] = [];
+  /** Chunked mode: the update runs over these flat groups of parameters. */
+  private readonly chunks: Chunk[] = [];
 
   constructor(readonly model: Module, readonly lossFn: LossFn<B>, readonly opts: TrainStepOptions) {
     this.params = model.trainableParams();
@@ -73,8 +75,11 @@ export class TrainStep<B extends Tree> {
         return { ...result, ...this.update(params, grads, state, ema, scalars) } as unknown as Tree;
       }, { name: 'train_step', ...runtime });
     } else {
-      this.compiled = E.jit((params: Tensor[], batch: B) => this.lossAndGrads(params, batch) as unknown as Tree, { name: 'grad_step', ...runtime });
-      this.chunks = chunkIndices(this.params.map(([, p]) => 4 * p.value.size), opts.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+      this.chunks = packChunks(this.params.map(([, p]) => p.value.size), Math.floor((opts.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4));
+      this.compiled = E.jit((params: Tensor[], batch: B) => {
+        const { grads, ...result } = this.lossAndGrads(params, batch);
+        return { ...result, grads: this.chunks.map((c) => concatFlat(c.idx.map((i) => grads[i]), c.len)) } as unknown as Tree;
+      }, { name: 'grad_step', ...runtime });
     }
   }
 
@@ -106,9 +111,13 @@ export class TrainStep<B extends Tree> {
     };
   }
 
+  /** The update of one flat chunk. Its arena stays: the same few buffers serve every chunk and step. */
   private readonly updateChunk = E.jit(
-    (params: Tensor[], grads: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[]) => this.update(params, grads, state, ema, scalars) as unknown as Tree,
-    { name: 'update_chunk', memoryArena: false },
+    (p: Tensor, g: Tensor, slots: Tensor[], ema: Tensor[], scalars: Tensor[]) => {
+      const u = this.update([p], [g], [slots], ema, scalars);
+      return { p: u.params[0], slots: u.state[0], ema: u.ema } as unknown as Tree;
+    },
+    { name: 'update_chunk' },
   );
 
   /** Runs one step on `batch` and advances the parameters, optimizer state and EMA in place. */
@@ -127,20 +136,25 @@ export class TrainStep<B extends Tree> {
     } else {
       out = this.compiled(values, batch) as Record<string, any>;
       const grads = out.grads as (Tensor | null)[];
-      for (const idx of this.chunks) {
+      this.chunks.forEach((c, k) => {
+        const shapes = c.idx.map((i) => this.params[i][1].value.shape);
         const u = this.updateChunk(
-          idx.map((i) => this.params[i][1].value), idx.map((i) => grads[i]!), idx.map((i) => this.state[i]),
-          this.ema ? idx.map((i) => this.ema![i]) : [], scalars,
-        ) as Record<string, any>;
-        idx.forEach((i, k) => {
-          this.params[i][1].value = u.params[k];
-          this.state[i] = u.state[k];
-          if (this.ema) this.ema[i] = u.ema[k];
-          grads[i] = null;
+          flatOf(c.idx.map((i) => this.params[i][1].value), c.len),
+          grads[k]!,
+          this.opts.optimizer.slots.map((_, j) => flatOf(c.idx.map((i) => this.state[i][j]), c.len)),
+          this.ema ? [flatOf(c.idx.map((i) => this.ema![i]), c.len)] : [],
+          scalars,
+        ) as { p: Tensor; slots: Tensor[]; ema: Tensor[] };
+        const ps = viewsOf(u.p, shapes), slots = u.slots.map((t) => viewsOf(t, shapes)), ema = u.ema.map((t) => viewsOf(t, shapes));
+        c.idx.forEach((i, n) => {
+          this.params[i][1].value = ps[n];
+          this.state[i] = slots.map((v) => v[n]);
+          if (this.ema) this.ema[i] = ema[0][n];
         });
+        grads[k] = null;
         // This chunk's old parameters, slots and gradients are garbage: free them before the next chunk.
         collectGarbage();
-      }
+      });
     }
     this.t++;
     const metrics: Record<string, number> = {};
@@ -182,20 +196,3 @@ export class TrainStep<B extends Tree> {
   }
 }
 
-/** Consecutive groups of indices whose sizes add up to at most `limit` each (a bigger item gets a group alone). */
-export function chunkIndices(sizes: number[], limit: number): number[][] {
-  const out: number[][] = [];
-  let cur: number[] = [];
-  let bytes = 0;
-  sizes.forEach((n, i) => {
-    if (cur.length && bytes + n > limit) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(i);
-    bytes += n;
-  });
-  if (cur.length) out.push(cur);
-  return out;
-}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { AdamW, chunkIndices, constantLr, Conv2d, GroupNorm, Linear, Module, SGD, TrainStep, warmupCosine } from '../../src/nn/index.js';
+import { AdamW, constantLr, Conv2d, flatOf, packChunks, viewsOf, GroupNorm, Linear, Module, SGD, TrainStep, warmupCosine } from '../../src/nn/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** Training learns: small models fit synthetic tasks in seconds, with one compiled step per iteration. */
@@ -84,11 +84,26 @@ describe('training', () => {
     };
     close(new Map(fused.model.trainableParams().map(([k, p]) => [k, p.value])), new Map(chunked.model.trainableParams().map(([k, p]) => [k, p.value])), 'param');
     close(fused.step.optimizerState(), chunked.step.optimizerState(), 'state');
+    // after an update, parameters are views into their chunk's flat buffer: fc1.weight and fc1.bias share one
+    const [w1, b1] = chunked.model.trainableParams().map(([, p]) => p.value.data as Float32Array);
+    assert.equal(w1.buffer, b1.buffer);
   });
 
-  it('chunkIndices groups consecutive parameters up to the byte limit', () => {
-    assert.deepEqual(chunkIndices([10, 20, 30, 100, 5, 5], 40), [[0, 1], [2], [3], [4, 5]]);
-    assert.deepEqual(chunkIndices([], 40), []);
+  it('packChunks packs first-fit decreasing, pads all but the least filled chunk, and puts oversized tensors alone', () => {
+    assert.deepEqual(packChunks([10, 20, 30, 100, 5, 5], 40), [
+      { idx: [3], len: 100 }, { idx: [2, 0], len: 40 }, { idx: [1, 4, 5], len: 30 },
+    ]);
+    assert.deepEqual(packChunks([], 40), []);
+  });
+
+  it('flatOf reuses the buffer its views share, and copies anything else', () => {
+    const flat = E.concrete(Float32Array.from([1, 2, 3, 4, 5, 0]), [6], 'float32');
+    const [a, b] = viewsOf(flat, [[2, 1], [3]]);
+    assert.deepEqual([...b.data], [3, 4, 5]);
+    assert.equal(flatOf([a, b], 6).data.buffer, flat.data.buffer);
+    const swapped = flatOf([b, a], 6);
+    assert.notEqual(swapped.data.buffer, flat.data.buffer);
+    assert.deepEqual([...swapped.data], [3, 4, 5, 1, 2, 0]);
   });
 
   it('a conv net learns a fixed 3×3 filter (SGD with momentum)', () => {
