@@ -38,15 +38,17 @@ export class AdamW implements Optimizer {
     this.wd = o.weightDecay ?? 0.01;
   }
   scalars(t: number, lr: number): number[] {
-    // lr, step size lr/(1−β1^t), and 1/√(1−β2^t)
-    return [lr, lr / (1 - this.b1 ** t), 1 / Math.sqrt(1 - this.b2 ** t)];
+    // PyTorch's step: p −= lr/(1−β1^t) · m / (√v/√(1−β2^t) + eps). With c = √(1−β2^t) that is
+    // p −= (lr·c/(1−β1^t)) · m / (√v + eps·c): the same value in one pass fewer over the parameters (the update is
+    // memory-bound). Scalars: lr, lr·c/(1−β1^t), eps·c.
+    const c = Math.sqrt(1 - this.b2 ** t);
+    return [lr, (lr * c) / (1 - this.b1 ** t), this.eps * c];
   }
-  update(p: Tensor, g: Tensor, [m, v]: Tensor[], [lr, stepSize, bc2]: Tensor[]) {
+  update(p: Tensor, g: Tensor, [m, v]: Tensor[], [lr, stepSize, eps]: Tensor[]) {
     const m2 = E.add(E.mul(m, this.b1), E.mul(g, 1 - this.b1));
     const v2 = E.add(E.mul(v, this.b2), E.mul(E.square(g), 1 - this.b2));
     const decayed = this.wd ? E.sub(p, E.mul(p, E.mul(lr, this.wd))) : p;
-    const denom = E.add(E.mul(E.sqrt(v2), bc2), this.eps);
-    return { p: E.sub(decayed, E.mul(E.div(m2, denom), stepSize)), state: [m2, v2] };
+    return { p: E.sub(decayed, E.mul(E.div(m2, E.add(E.sqrt(v2), eps)), stepSize)), state: [m2, v2] };
   }
 }
 
