@@ -16,6 +16,13 @@ export interface SvqConfig {
   codebookLossWeight: number;
   /** Sampling temperature τ (the reference's stochastic_temperature, 0.03). */
   temperature: number;
+  /**
+   * Weight of the codebook-usage entropy term inside lossQ (the reference's entropy_loss_weight; 0 in the released
+   * config, and 0 adds nothing to the graph). See `entropyPenalty`.
+   */
+  entropyLossWeight?: number;
+  /** Temperature of the distribution the entropy term is taken of (the reference's entropy_loss_temperature, 0.01). */
+  entropyTemperature?: number;
 }
 
 export interface SvqOutput {
@@ -29,8 +36,24 @@ export interface SvqOutput {
   cosSim: Tensor;
   lossCommit: Tensor;
   lossCodebook: Tensor;
-  /** commitment_loss_weight · lossCommit + codebook_loss_weight · lossCodebook */
+  /** The entropy penalty (training with entropyLossWeight > 0 only). */
+  lossEntropy?: Tensor;
+  /** commitment_loss_weight · lossCommit + codebook_loss_weight · lossCodebook (+ entropyLossWeight · lossEntropy) */
   lossQ: Tensor;
+}
+
+/**
+ * The usual VQ codebook-usage penalty over rows of logits [M, K]: the mean entropy of each row's softmax minus the
+ * entropy of their average. Minimising it makes each token confident about its code while the batch as a whole
+ * spreads over the codebook, so no code is starved and the encoder cannot collapse onto a few codes.
+ */
+export function entropyPenalty(logits: Tensor): Tensor {
+  const logp = E.logSoftmax(logits, -1);
+  const p = E.exp(logp);
+  const perToken = E.mean(E.neg(E.sum(E.mul(p, logp), -1)));
+  const avg = E.mean(p, 0);
+  const ofAverage = E.neg(E.sum(E.mul(avg, E.log(E.add(avg, 1e-8)))));
+  return E.sub(perToken, ofAverage);
 }
 
 /** F.normalize(x, dim=-1): x / max(‖x‖₂, 1e-12). */
@@ -90,9 +113,13 @@ export class StochasticVQ extends Module {
     // Commitment pulls the encoder toward its code, the codebook term pulls the code toward the encoder.
     const lossCommit = E.mseLoss(E.stopGradient(q), z);
     const lossCodebook = E.mseLoss(q, E.stopGradient(z));
-    const lossQ = E.add(E.mul(lossCommit, this.cfg.commitmentLossWeight), E.mul(lossCodebook, this.cfg.codebookLossWeight));
+    let lossQ = E.add(E.mul(lossCommit, this.cfg.commitmentLossWeight), E.mul(lossCodebook, this.cfg.codebookLossWeight));
+    const entropyWeight = this.cfg.entropyLossWeight ?? 0;
+    // Only while training: it shapes the encoder and codebook, and inference graphs stay as the reference's.
+    const lossEntropy = this.training && entropyWeight > 0 ? entropyPenalty(E.mul(cosSim, 1 / (this.cfg.entropyTemperature ?? 0.01))) : undefined;
+    if (lossEntropy) lossQ = E.add(lossQ, E.mul(lossEntropy, entropyWeight));
     // Written as the reference writes it (z + (q − z).detach()) so the forward value matches it to the last bit.
     const regularized = E.add(z, E.stopGradient(E.sub(q, z)));
-    return { regularized_z: regularized, unregularized_z: z, indices, cosSim, lossCommit, lossCodebook, lossQ };
+    return { regularized_z: regularized, unregularized_z: z, indices, cosSim, lossCommit, lossCodebook, ...(lossEntropy ? { lossEntropy } : {}), lossQ };
   }
 }

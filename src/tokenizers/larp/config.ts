@@ -5,6 +5,29 @@ import { VtokError } from '../../util/errors.js';
  * files' __metadata__.config and in released configs) and rejects the options this port does not implement,
  * rather than silently building a different model.
  */
+/**
+ * SMALL_SCALE_NOTES — where vtok's CPU presets (src/train/kinds/larp.ts) depart from the reference recipe, and why.
+ * Reference configs (and the golden files) set none of the vtok-only keys and build exactly the reference model.
+ *
+ *  - query_init_std 0.02, the reference's value (the presets had 1.0, which made the holistic queries dominate the
+ *    encoder's residual stream: at initialisation one token's z had cosine 0.99 between different clips).
+ *  - tiny preset: entropy_loss_weight 1.0 (inside loss_q, so 0.1 of the total loss; temperature 0.01). Without it
+ *    the SVQ codebook collapses within the first ~200 steps (1–5 of 256 codes): at initialisation every clip's z is
+ *    nearly the same direction, the sampled codes carry no information, and commitment + codebook terms pull the
+ *    few used codes and the encoder together. This was the decisive change (study data, 600 steps, one seed:
+ *    12.0 dB and 207 codes against 11.0 dB and 1 code).
+ *  - tiny preset: patch_embed_center 0.5 (vtok-only key): the patch embedding's bias starts at −0.5·Σw, i.e. the
+ *    model starts as if its [0, 1] input were centred. The input's offset was the largest clip-independent part of
+ *    z (cosine between clips of one token's z: 0.95 → 0.72). With the entropy term: 12.8 against 12.0 dB at 600 steps.
+ *  - tiny preset: patch_pe_scale_factor 10 (vtok-only key; the reference hard-codes MAE's 10000 for patches). On a
+ *    2×4×4 grid of width 64 base 10000 leaves most frequencies near zero (neighbouring decoder patch queries have
+ *    cosine 0.993; 0.980 with base 10). Alone it raised codebook use at 600 steps (36 vs 3 codes) but its effect on
+ *    reconstruction was within the seed-to-seed noise of those short runs.
+ *
+ * Everything else (L1 reconstruction, τ = 0.03, loss weights, holistic queries, SVQ sampling, the prior) is the
+ * reference's. The lr (1e-3, betas 0.9/0.99) is vtok's small-scale choice; 3e-4 with betas 0.5/0.9 learned nothing
+ * in 600 steps.
+ */
 export interface GptcSize { n_layer: number; n_head: number; n_embd: number }
 
 /** The reference's registered GPTC sizes (models/gptc.py). */
@@ -47,11 +70,31 @@ export interface LarpConfig {
   tokens: number;
   queryInitStd: number;
   latentPeScale: number;
+  /**
+   * Base of the fixed 3-D sin-cos embeddings of the patches (encoder patch PE and decoder patch queries). The
+   * reference hard-codes MAE's 10000; `patch_pe_scale_factor` is vtok's extension (absent = 10000, so reference
+   * configs and the golden files are unaffected), the patch-side twin of the reference's latent_pe_scale_factor.
+   * With 10000 on a small grid (tiny preset: 2×4×4 patches, width 64) neighbouring decoder patch queries have
+   * cosine similarity 0.993, i.e. the decoder's queries barely know where they are.
+   */
+  patchPeScale: number;
   bottleneckDim: number;
   codebookSize: number;
   commitmentLossWeight: number;
   codebookLossWeight: number;
   stochasticTemperature: number;
+  /**
+   * The quantizer's entropy term (entropy_loss_weight, entropy_loss_temperature). The released config has weight 0;
+   * the reference's stochastic quantizer would fail on a non-zero weight (an undefined variable), so with SVQ its
+   * intended form is unknown: vtok's is `entropyPenalty` (svq.ts) over softmax(cos / entropy_loss_temperature).
+   */
+  entropyLossWeight: number;
+  entropyTemperature: number;
+  /**
+   * vtok's `patch_embed_center` (absent = the reference's zero bias): the patch embedding's bias starts at −W·c, so
+   * a clip of constant value c (0.5, the middle of LARP's [0, 1] range) embeds to 0 at initialisation.
+   */
+  patchEmbedCenter: number | null;
   prior: PriorConfig | null;
   /** The JSON this was parsed from (kept for token-file hashing and checkpoints). */
   raw: Record<string, unknown>;
@@ -98,8 +141,8 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
   const reg: Json = b.regularizer ?? {};
   if (reg.name !== 'vq') throw new VtokError(`LARP config: regularizer ${JSON.stringify(reg.name)} is not implemented (only "vq")`);
   const r: Json = reg.args ?? {};
-  if (r.l2_normalized === false || r.stochastic === false || (r.entropy_loss_weight ?? 0) !== 0 || num(r, 'stochastic_temperature', 0.03) <= 0) {
-    throw new VtokError('LARP config: only the released quantizer (l2-normalised, stochastic, τ > 0, no entropy loss) is implemented');
+  if (r.l2_normalized === false || r.stochastic === false || num(r, 'stochastic_temperature', 0.03) <= 0 || num(r, 'entropy_loss_weight', 0) < 0) {
+    throw new VtokError('LARP config: only the released quantizer (l2-normalised, stochastic, τ > 0, entropy weight ≥ 0) is implemented');
   }
   const cfg: LarpConfig = {
     inChannels: num(raw, 'in_channels', 3),
@@ -115,11 +158,15 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     tokens: num(raw, 'bottleneck_token_num'),
     queryInitStd: num(raw, 'query_init_std', 0.02),
     latentPeScale: num(raw, 'latent_pe_scale_factor', 10000),
+    patchPeScale: num(raw, 'patch_pe_scale_factor', 10000),
     bottleneckDim: num(b, 'bottleneck_dim'),
     codebookSize: num(r, 'codebook_size'),
     commitmentLossWeight: num(r, 'commitment_loss_weight', 0.25),
     codebookLossWeight: num(r, 'codebook_loss_weight', 1.0),
     stochasticTemperature: num(r, 'stochastic_temperature', 0.03),
+    entropyLossWeight: num(r, 'entropy_loss_weight', 0),
+    entropyTemperature: num(r, 'entropy_loss_temperature', 0.01),
+    patchEmbedCenter: raw.patch_embed_center === undefined ? null : num(raw, 'patch_embed_center'),
     prior: null,
     raw,
   };

@@ -30,6 +30,7 @@ export class Bottleneck extends Module {
     this.regularizer = new StochasticVQ({
       codebookSize: cfg.codebookSize, dim: cfg.bottleneckDim, temperature: cfg.stochasticTemperature,
       commitmentLossWeight: cfg.commitmentLossWeight, codebookLossWeight: cfg.codebookLossWeight,
+      entropyLossWeight: cfg.entropyLossWeight, entropyTemperature: cfg.entropyTemperature,
     });
   }
 }
@@ -62,12 +63,12 @@ export class LarpModel extends Module {
     const d = cfg.hiddenSize, pt = cfg.temporalPatchSize, p = cfg.patchSize;
     this.grid = [cfg.frameNum / pt, cfg.inputSize / p, cfg.inputSize / p];
     this.x_embedder = new PatchEmbed3D([pt, p, p], cfg.inChannels, d);
-    this.encoder_patch_pe = buffer(asBuffer(sincos3d(d, ...this.grid), d));
+    this.encoder_patch_pe = buffer(asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d));
     this.encoder_latent_query_embed = new Param(normal([cfg.tokens, d], cfg.queryInitStd));
     this.encoder = new TransformerEncoderParallel(d, cfg.encoderDepth, cfg.encoderHeads);
     this.bottleneck = new Bottleneck(d, cfg);
     this.decoder_latent_pe = buffer(asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
-    this.decoder_patch_query_embed = buffer(asBuffer(sincos3d(d, ...this.grid), d));
+    this.decoder_patch_query_embed = buffer(asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d));
     this.decoder_patch_query_token_type_embed = new Param(normal([1, 1, d], 0.02));
     this.decoder = new TransformerEncoderParallel(d, cfg.decoderDepth, cfg.decoderHeads);
     this.final_layer = new OutputLayer(d, pt * p * p * cfg.inChannels);
@@ -86,7 +87,10 @@ export class LarpModel extends Module {
     }
     const w = this.x_embedder.proj.weight;
     w.value = E.reshape(xavierUniform([w.shape[0], w.value.size / w.shape[0]]), w.shape);
-    this.x_embedder.proj.bias!.value = constant(this.x_embedder.proj.bias!.shape, 0);
+    const c = this.cfg.patchEmbedCenter;
+    // vtok's patch_embed_center: bias −c·Σw per output channel, so the (un-centred) input's offset does not swamp
+    // the clip-specific part of every patch embedding at initialisation (config.ts).
+    this.x_embedder.proj.bias!.value = c === null ? constant(this.x_embedder.proj.bias!.shape, 0) : E.mul(E.sum(E.reshape(w.value, [w.shape[0], -1]), -1), -c);
     this.final_layer.linear.weight.value = constant(this.final_layer.linear.weight.shape, 0);
     this.final_layer.linear.bias!.value = constant(this.final_layer.linear.bias!.shape, 0);
   }

@@ -20,11 +20,12 @@ export function sincos1d(dim: number, positions: number, base = 10000): Float64A
 
 /**
  * 3-D positions for a t×h×w token grid in (t, h, w) row-major order: a 2-D MAE embedding [1-D(w) | 1-D(h)] (D/2
- * each) plus a full-width 1-D(t) embedding, summed.
+ * each) plus a full-width 1-D(t) embedding, summed. `base` is the reference's fixed 10000 unless a config sets
+ * vtok's patch_pe_scale_factor (see config.ts).
  */
-export function sincos3d(dim: number, t: number, h: number, w: number): Float64Array {
+export function sincos3d(dim: number, t: number, h: number, w: number, base = 10000): Float64Array {
   const half = dim / 2;
-  const ew = sincos1d(half, w), eh = sincos1d(half, h), et = sincos1d(dim, t);
+  const ew = sincos1d(half, w, base), eh = sincos1d(half, h, base), et = sincos1d(dim, t, base);
   const out = new Float64Array(t * h * w * dim);
   for (let ti = 0; ti < t; ti++) {
     for (let hi = 0; hi < h; hi++) {

@@ -5,12 +5,15 @@ import type { TokenizerTrainer } from './types.js';
 
 /**
  * LARP presets: the reference's model.args JSON at CPU scale (patch 4×8×8, holistic queries, 16-d SVQ codebook,
- * a small GPTC prior). `tokens` overrides the number of holistic queries (any N).
+ * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). Small-scale departures from the
+ * reference are listed in src/tokenizers/larp/config.ts (SMALL_SCALE_NOTES): query_init_std is the reference's
+ * 0.02 (it was 1.0 here before); the tiny preset (`small: true`) adds the quantizer's entropy term (weight 1 inside
+ * loss_q), a centred patch-embedding bias and a patch sin-cos base of 10.
  */
-function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number] }) {
+function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean }) {
   return {
     bottleneck: { name: 'bottleneck', args: { bottleneck_dim: 16, norm: 'none', regularizer: { name: 'vq', args: {
-      codebook_size: o.codebook, commitment_loss_weight: 0.25, codebook_loss_weight: 1.0, entropy_loss_weight: 0.0, entropy_loss_temperature: 0.01,
+      codebook_size: o.codebook, commitment_loss_weight: 0.25, codebook_loss_weight: 1.0, entropy_loss_weight: o.small ? 1.0 : 0.0, entropy_loss_temperature: 0.01,
       l2_normalized: true, stochastic: true, stochastic_temperature: 0.03 } } } },
     prior_model: o.prior
       ? { name: 'gptc-vtok', use_mix_ss: true, mix_ss_max_ratio: 0.5, mix_ss_peak_steps_ratio: 0.3, n_rounds: 2, avg_loss_over_rounds: true,
@@ -19,7 +22,8 @@ function larpArgs(o: { size: number; frames: number; channels: number; width: nu
     gptc_sizes: { 'gptc-vtok': { n_layer: o.priorSize[0], n_head: o.priorSize[1], n_embd: o.priorSize[2] } },
     bottleneck_token_num: o.tokens, input_size: o.size, frame_num: o.frames, temporal_patch_size: 4, patch_size: 8,
     decoder_temporal_patch_size: 4, decoder_patch_size: 8, in_channels: o.channels, transformer_name: 'transformer_encoder_parallel',
-    encoder_name: 'none', decoder_name: 'none', latent_pe_scale_factor: 10000, query_init_std: 1.0,
+    encoder_name: 'none', decoder_name: 'none', latent_pe_scale_factor: 10000, query_init_std: 0.02,
+    ...(o.small ? { patch_pe_scale_factor: 10, patch_embed_center: 0.5 } : {}),
     encoder_hidden_size: o.width, decoder_hidden_size: o.width, encoder_num_heads: o.heads, decoder_num_heads: o.heads,
     encoder_depth: o.depth, decoder_depth: o.depth, learned_encoder_patch_pe: false, learned_encoder_latent_query_embed: true,
     learned_decoder_latent_pe: false, learned_decoder_patch_query_embed: false, use_encoder_patch_token_type_embed: false,
@@ -31,12 +35,12 @@ function larpArgs(o: { size: number; frames: number; channels: number; width: nu
 export const larpTrainer: TokenizerTrainer = {
   kind: 'larp',
   presets: {
-    tiny: { size: 32, frames: 8, batch: 8, steps: 2000, lr: 1e-3, model: { width: 64, depth: 2, heads: 4, tokens: 32, codebook: 256, priorSize: [2, 4, 64] } },
+    tiny: { size: 32, frames: 8, batch: 8, steps: 2000, lr: 1e-3, model: { width: 64, depth: 2, heads: 4, tokens: 32, codebook: 256, priorSize: [2, 4, 64], small: true } },
     small: { size: 64, frames: 16, batch: 8, steps: 6000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 64, codebook: 1024, priorSize: [4, 4, 128] } },
     base: { size: 64, frames: 16, batch: 16, steps: 20000, lr: 3e-4, model: { width: 256, depth: 6, heads: 8, tokens: 128, codebook: 4096, priorSize: [6, 6, 192] } },
   },
   modelConfig(preset, data, opts) {
-    const m = preset.model as { width: number; depth: number; heads: number; tokens: number; codebook: number; priorSize: [number, number, number] };
+    const m = preset.model as { width: number; depth: number; heads: number; tokens: number; codebook: number; priorSize: [number, number, number]; small?: boolean };
     return larpArgs({ ...m, size: data.size, frames: data.frames, channels: data.channels, tokens: opts.tokens ?? m.tokens, prior: opts.prior !== false });
   },
   build(config, totalSteps) {
