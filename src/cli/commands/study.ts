@@ -70,7 +70,7 @@ export const STUDY_BUDGETS: Record<string, StudyBudget> = {
     gpt: { steps: 4, batch: 8, nLayer: 1, nHead: 2, nEmbd: 32, dropout: 0, lr: 1e-3, evalEvery: 0 },
     samples: 16, temperature: 1,
   },
-  /** About 25 minutes on one thread of a shared 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
+  /** About 18 minutes on one thread of a shared 2-core CPU (25 before the engine speed-ups): 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
   tiny: {
     size: 32, frames: 8, tokens: 32, trainClips: 8192, heldClips: 512,
     larp: { preset: 'tiny', steps: 3000, batch: 8, evalEvery: 500 },
