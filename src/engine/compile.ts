@@ -80,6 +80,8 @@ export interface JitFunction<F extends (...args: any[]) => any> {
   compile(...args: Parameters<F>): Compiled;
   /** Number of distinct compiled signatures. */
   readonly cacheSize: number;
+  /** Closes every compiled session now (their weights and memory go back); a later call compiles again. */
+  dispose(): void;
 }
 
 export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions = {}): JitFunction<F> {
@@ -122,6 +124,10 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     return unflatten(c.traced.outDef, outs);
   }) as JitFunction<F>;
   call.compile = compile;
+  call.dispose = () => {
+    for (const c of cache.values()) c.session.dispose();
+    cache.clear();
+  };
   Object.defineProperty(call, 'cacheSize', { get: () => cache.size });
   return call;
 }

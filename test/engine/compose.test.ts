@@ -59,6 +59,11 @@ describe('compile', () => {
     assert.equal(f.cacheSize, 1);
     f(randn([4, 3]), randn([4, 3]));
     assert.equal(f.cacheSize, 2);
+    // dispose closes the sessions; the function still works, compiling again
+    f.dispose();
+    assert.equal(f.cacheSize, 0);
+    assert.deepEqual(E.toArray(f(E.tensor([1, 2], [2]), E.tensor([3, 4], [2])) as Tensor), [4, 9]);
+    assert.equal(f.cacheSize, 1);
   });
   it('returns nested outputs and takes nested inputs', () => {
     const f = E.jit((p: { a: Tensor; b: Tensor[] }) => ({ sum: E.add(p.a, p.b[0]), prod: [E.mul(p.a, p.b[1])] }));

@@ -70,6 +70,9 @@ describe('int8 tokenizers', () => {
     let maxDiff = 0;
     for (let i = 0; i < d32.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d32[i] - d8[i]));
     assert.ok(maxDiff > 0 && maxDiff < 0.5, `max |fp32 − int8| decode ${maxDiff}`);
+    // release() drops the compiled programs (fp32 and int8); encoding again recompiles to the same ids
+    fp32.release();
+    assert.deepEqual(E.toArray(fp32.encode(x)), E.toArray(ids32));
     console.log(`# magvit2-tiny, 4 held-out clips: PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB; SSIM ${r32.ssim.toFixed(4)} / ${r8.ssim.toFixed(4)}; id agreement ${(100 * agree).toFixed(1)}%`);
   });
 
@@ -105,6 +108,12 @@ describe('int8 tokenizers', () => {
     w.value = E.mul(w.value, 2);
     const d8b = int8.decode(ids32).data as Float32Array;
     assert.ok(Math.abs(d8b[0] - d8[0]) > 0 || Math.abs(d8b[1] - d8[1]) > 0, 'new weights are used');
+    // release() closes the compiled programs; the next call compiles again and gives the same ids
+    const before32 = E.toArray(tok.encode(x)), before8 = E.toArray(int8.encode(x));
+    tok.release();
+    int8.release();
+    assert.deepEqual(E.toArray(tok.encode(x)), before32);
+    assert.deepEqual(E.toArray(int8.encode(x)), before8);
   });
 
   it('clear errors: calibration clips of the wrong shape, unknown precision, a tokenizer without int8', async () => {

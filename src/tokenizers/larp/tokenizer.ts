@@ -74,6 +74,14 @@ export class LarpTokenizer implements Tokenizer {
    * Switches encode/decode to `precision`. int8 programs are calibrated on `calibration` (clips N×C×T×H×W in
    * [−1, 1], any N) when given, else on the first input of each shape.
    */
+  release(): void {
+    this.encodeFn.dispose();
+    this.decodeFn.dispose();
+    this.int8?.encode.dispose();
+    this.int8?.decode.dispose();
+    this.int8 = null;
+  }
+
   setPrecision(precision: E.Precision, opts: PrecisionOptions = {}): void {
     if (precision !== 'fp32' && precision !== 'int8') throw new VtokError(`LARP: unknown precision "${precision as string}" (fp32 or int8)`);
     const cal = opts.calibration;

@@ -62,6 +62,14 @@ export class Magvit2Tokenizer implements Tokenizer {
     this.calibration = cal ?? null;
   }
 
+  release(): void {
+    for (const p of [this.compiled?.fp32, this.compiled?.int8]) {
+      p?.encode.dispose();
+      p?.decode.dispose();
+    }
+    this.compiled = null;
+  }
+
   /** The compiled encode/decode for the current weights and precision. */
   private programs(precision: E.Precision = this.precisionMode): Programs {
     const weights = this.params.map((p) => p.value);
