@@ -70,10 +70,6 @@ export class LarpTokenizer implements Tokenizer {
   /** Inference precision of encode/decode. */
   get precision(): E.Precision { return this.precisionMode; }
 
-  /**
-   * Switches encode/decode to `precision`. int8 programs are calibrated on `calibration` (clips N×C×T×H×W in
-   * [−1, 1], any N) when given, else on the first input of each shape.
-   */
   release(): void {
     this.encodeFn.dispose();
     this.decodeFn.dispose();
@@ -82,6 +78,10 @@ export class LarpTokenizer implements Tokenizer {
     this.int8 = null;
   }
 
+  /**
+   * Switches encode/decode to `precision`. int8 programs are calibrated on `calibration` (clips N×C×T×H×W in
+   * [−1, 1], any N) when given, else on the first input of each shape.
+   */
   setPrecision(precision: E.Precision, opts: PrecisionOptions = {}): void {
     if (precision !== 'fp32' && precision !== 'int8') throw new VtokError(`LARP: unknown precision "${precision as string}" (fp32 or int8)`);
     const cal = opts.calibration;
