@@ -12,7 +12,10 @@ import { SeededRng, hashSeed } from './seeded.js';
 export const SHAPES = ['circle', 'square', 'triangle', 'cross'] as const;
 export const DIRECTIONS = ['right', 'left', 'down', 'up'] as const;
 const DIR_VEC: Record<(typeof DIRECTIONS)[number], [number, number]> = { right: [1, 0], left: [-1, 0], down: [0, 1], up: [0, -1] };
-const TEXTURES = ['gradient', 'stripes', 'checker'] as const;
+export const TEXTURES = ['gradient', 'stripes', 'checker', 'flat'] as const;
+export type Texture = (typeof TEXTURES)[number];
+/** The backgrounds drawn when `textures` is not given ('flat' only when asked for). */
+const DEFAULT_TEXTURES: readonly Texture[] = ['gradient', 'stripes', 'checker'];
 
 export interface SyntheticOptions {
   length?: number;
@@ -21,6 +24,12 @@ export interface SyntheticOptions {
   height?: number;
   width?: number;
   labelBy?: 'shape' | 'motion';
+  /**
+   * Backgrounds to draw from (default gradient, stripes, checker). Hard-edged stripes and checkers in random
+   * colours carry most of a clip's pixel variance; a tokenizer with a few hundred bits per clip can model a
+   * gradient or flat background and the moving shape, so small-scale studies may restrict them.
+   */
+  textures?: readonly Texture[];
 }
 
 export interface SyntheticSample {
@@ -36,7 +45,7 @@ export interface SyntheticSample {
   /** Fill colour (and stripe colour when striped). */
   color: [number, number, number];
   striped: boolean;
-  texture: (typeof TEXTURES)[number];
+  texture: Texture;
 }
 
 type RGB = [number, number, number];
@@ -68,9 +77,12 @@ export function syntheticSample(index: number, opts: SyntheticOptions = {}): Syn
   const direction = labelBy === 'motion' ? DIRECTIONS[label]! : undefined;
 
   // Background texture drifting slowly, so even the background carries motion to model.
-  const texture = TEXTURES[rng.int(TEXTURES.length)]!;
+  const textures = opts.textures ?? DEFAULT_TEXTURES;
+  check(textures.length > 0 && textures.every((t) => TEXTURES.includes(t)), `synthetic textures must be some of ${TEXTURES.join(', ')}, got ${JSON.stringify(textures)}`);
+  const texture = textures[rng.int(textures.length)]!;
   const bgA = color();
-  const bgB = color();
+  const drawnB = color(); // drawn for every texture, so one clip's other draws do not depend on the texture list
+  const bgB = texture === 'flat' ? bgA : drawnB;
   const period = 6 + rng.int(10);
   const angle = rng.uniform(0, Math.PI);
   const drift: [number, number] = [rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5)];
@@ -119,7 +131,8 @@ export function syntheticSample(index: number, opts: SyntheticOptions = {}): Syn
         let mix: number;
         if (texture === 'gradient') mix = 0.5 + 0.5 * Math.sin(u * 0.7);
         else if (texture === 'stripes') mix = Math.floor(u) % 2 === 0 ? 0 : 1;
-        else mix = (Math.floor(px / period) + Math.floor(py / period)) % 2 === 0 ? 0 : 1;
+        else if (texture === 'checker') mix = (Math.floor(px / period) + Math.floor(py / period)) % 2 === 0 ? 0 : 1;
+        else mix = 0; // flat: bgB is bgA
         for (let c = 0; c < 3; c++) data[o + c] = Math.round(bgA[c]! + (bgB[c]! - bgA[c]!) * Math.abs(mix));
         // Shape with 2×2 supersampled edges.
         let cover = 0;
