@@ -26,8 +26,8 @@ export interface SyntheticOptions {
   labelBy?: 'shape' | 'motion';
   /**
    * Backgrounds to draw from (default gradient, stripes, checker). Hard-edged stripes and checkers in random
-   * colours carry most of a clip's pixel variance; a tokenizer with a few hundred bits per clip can model a
-   * gradient or flat background and the moving shape, so small-scale studies may restrict them.
+   * colours carry most of a clip's pixel variance, and a tokenizer with a few hundred bits per clip cannot place
+   * their edges; with gradient or flat backgrounds the moving shape is most of what is left to model.
    */
   textures?: readonly Texture[];
 }
