@@ -95,6 +95,12 @@ export interface LarpConfig {
    * a clip of constant value c (0.5, the middle of LARP's [0, 1] range) embeds to 0 at initialisation.
    */
   patchEmbedCenter: number | null;
+  /**
+   * vtok's `routed_init_gain` (absent = the reference's initialisation): fixed random positions instead of sin-cos,
+   * and the first encoder and decoder blocks start routed, holistic query i reading patch i and decoder patch query j
+   * reading latent j, with this attention gain (routed-init.ts).
+   */
+  routedInitGain: number | null;
   prior: PriorConfig | null;
   /** The JSON this was parsed from (kept for token-file hashing and checkpoints). */
   raw: Record<string, unknown>;
@@ -167,9 +173,11 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     entropyLossWeight: num(r, 'entropy_loss_weight', 0),
     entropyTemperature: num(r, 'entropy_loss_temperature', 0.01),
     patchEmbedCenter: raw.patch_embed_center === undefined ? null : num(raw, 'patch_embed_center'),
+    routedInitGain: raw.routed_init_gain === undefined ? null : num(raw, 'routed_init_gain'),
     prior: null,
     raw,
   };
+  if (cfg.routedInitGain !== null && !(cfg.routedInitGain > 0)) throw new VtokError(`LARP config: routed_init_gain must be > 0, got ${cfg.routedInitGain}`);
   if (cfg.frameNum % cfg.temporalPatchSize || cfg.inputSize % cfg.patchSize) {
     throw new VtokError(`LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`);
   }

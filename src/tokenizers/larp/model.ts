@@ -1,9 +1,10 @@
 import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import { type Tensor, toArray } from '../../engine/index.js';
 import { buffer, constant, Linear, Module, normal, Param, xavierUniform } from '../../nn/index.js';
 import { StochasticVQ, type SvqOutput } from '../../quantizers/svq.js';
 import type { LarpConfig } from './config.js';
 import { Gptc } from './gptc.js';
+import { layerNormRows, pickRows, positionsBuffer, randomPositions, routeBlock } from './routed-init.js';
 import { asBuffer, sincos1d, sincos3d } from './sincos.js';
 import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js';
 
@@ -19,6 +20,9 @@ import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js'
  * The prior (GPTC) lives here too, as prior_model, because the reference trains and saves it with the tokenizer.
  * The model works on LARP's data range [0, 1]; the Tokenizer wrapper converts from vtok's [-1, 1].
  */
+/** Seeds of routed init's fixed random positions (constants, so a config always rebuilds the same buffers). */
+const ROUTED_PATCH_SEED = 0x1a2b, ROUTED_LATENT_SEED = 0x3c4d;
+
 export class Bottleneck extends Module {
   in_linear: Linear;
   out_linear: Linear;
@@ -63,12 +67,16 @@ export class LarpModel extends Module {
     const d = cfg.hiddenSize, pt = cfg.temporalPatchSize, p = cfg.patchSize;
     this.grid = [cfg.frameNum / pt, cfg.inputSize / p, cfg.inputSize / p];
     this.x_embedder = new PatchEmbed3D([pt, p, p], cfg.inChannels, d);
-    this.encoder_patch_pe = buffer(asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d));
+    const patches = this.grid[0] * this.grid[1] * this.grid[2];
+    const routed = cfg.routedInitGain !== null;
+    // routed init (vtok-only, routed-init.ts) needs positions that tell patches apart: fixed random rows, not sin-cos
+    const patchPe = routed ? positionsBuffer(randomPositions(patches, d, ROUTED_PATCH_SEED), d) : asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d);
+    this.encoder_patch_pe = buffer(patchPe);
     this.encoder_latent_query_embed = new Param(normal([cfg.tokens, d], cfg.queryInitStd));
     this.encoder = new TransformerEncoderParallel(d, cfg.encoderDepth, cfg.encoderHeads);
     this.bottleneck = new Bottleneck(d, cfg);
-    this.decoder_latent_pe = buffer(asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
-    this.decoder_patch_query_embed = buffer(asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d));
+    this.decoder_latent_pe = buffer(routed ? positionsBuffer(randomPositions(cfg.tokens, d, ROUTED_LATENT_SEED), d) : asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
+    this.decoder_patch_query_embed = buffer(patchPe);
     this.decoder_patch_query_token_type_embed = new Param(normal([1, 1, d], 0.02));
     this.decoder = new TransformerEncoderParallel(d, cfg.decoderDepth, cfg.decoderHeads);
     this.final_layer = new OutputLayer(d, pt * p * p * cfg.inChannels);
@@ -93,6 +101,22 @@ export class LarpModel extends Module {
     this.x_embedder.proj.bias!.value = c === null ? constant(this.x_embedder.proj.bias!.shape, 0) : E.mul(E.sum(E.reshape(w.value, [w.shape[0], -1]), -1), -c);
     this.final_layer.linear.weight.value = constant(this.final_layer.linear.weight.shape, 0);
     this.final_layer.linear.bias!.value = constant(this.final_layer.linear.bias!.shape, 0);
+    if (this.cfg.routedInitGain !== null) this.routeHolisticPath(this.cfg.routedInitGain);
+  }
+
+  /**
+   * vtok's routed init (routed-init.ts): in the encoder's first block holistic query i reads patch π(i); in the
+   * decoder's first block patch query j reads latent π'(j). The readers' normalised inputs are known at init (the
+   * queries themselves, the patch positions plus the type vector), the read tokens are told apart by their fixed
+   * random positions.
+   */
+  private routeHolisticPath(gain: number): void {
+    const d = this.cfg.hiddenSize, n = this.encoder_patch_pe.shape[1]!, N = this.cfg.tokens;
+    const patchPos = layerNormRows(toArray(this.encoder_patch_pe.value), d);
+    const latentPos = layerNormRows(toArray(this.decoder_latent_pe.value), d);
+    routeBlock(this.encoder.blocks[0]!, layerNormRows(toArray(this.encoder_latent_query_embed.value), d), pickRows(patchPos, d, N), gain);
+    const patchQueries = toArray(E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value));
+    routeBlock(this.decoder.blocks[0]!, layerNormRows(patchQueries, d), pickRows(latentPos, d, n), gain);
   }
 
   get quantizer(): StochasticVQ {

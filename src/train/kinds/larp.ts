@@ -8,7 +8,8 @@ import type { TokenizerTrainer } from './types.js';
  * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). Small-scale departures from the
  * reference are listed in src/tokenizers/larp/config.ts (SMALL_SCALE_NOTES): query_init_std is the reference's
  * 0.02 (it was 1.0 here before); the tiny preset (`small: true`) adds the quantizer's entropy term (weight 1 inside
- * loss_q), a centred patch-embedding bias and a patch sin-cos base of 10.
+ * loss_q), a centred patch-embedding bias and vtok's routed init (fixed random positions; the first encoder and
+ * decoder blocks start with holistic query i reading patch i and patch query j reading latent j).
  */
 function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean }) {
   return {
@@ -23,7 +24,7 @@ function larpArgs(o: { size: number; frames: number; channels: number; width: nu
     bottleneck_token_num: o.tokens, input_size: o.size, frame_num: o.frames, temporal_patch_size: 4, patch_size: 8,
     decoder_temporal_patch_size: 4, decoder_patch_size: 8, in_channels: o.channels, transformer_name: 'transformer_encoder_parallel',
     encoder_name: 'none', decoder_name: 'none', latent_pe_scale_factor: 10000, query_init_std: 0.02,
-    ...(o.small ? { patch_pe_scale_factor: 10, patch_embed_center: 0.5 } : {}),
+    ...(o.small ? { patch_embed_center: 0.5, routed_init_gain: 1.5 } : {}),
     encoder_hidden_size: o.width, decoder_hidden_size: o.width, encoder_num_heads: o.heads, decoder_num_heads: o.heads,
     encoder_depth: o.depth, decoder_depth: o.depth, learned_encoder_patch_pe: false, learned_encoder_latent_query_embed: true,
     learned_decoder_latent_pe: false, learned_decoder_patch_query_embed: false, use_encoder_patch_token_type_embed: false,
