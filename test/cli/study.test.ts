@@ -20,7 +20,7 @@ test('vtok study larp-prior runs end to end at the micro budget, resumes, and wr
   const out = join(tempDir('study'), 'larp-prior');
   const lines: string[] = [];
   const r = await runLarpPriorStudy({ out, budget: 'micro', seed: 3, quiet: true, log: (l) => lines.push(l) });
-  for (const f of ['results.json', 'results.md', 'samples.png', 'samples-prior.png', 'samples-noprior.png', 'classifier/classifier.safetensors',
+  for (const f of ['results.json', 'results.md', 'samples.png', 'reconstructions.png', 'samples-prior.png', 'samples-noprior.png', 'classifier/classifier.safetensors',
     'larp-prior/checkpoints/latest.json', 'larp-noprior/checkpoints/latest.json', 'gpt-prior/checkpoints/latest.json', 'tokens-noprior.safetensors']) {
     assert.ok(existsSync(join(out, f)), f);
   }
@@ -51,7 +51,7 @@ test('vtok study larp-prior runs end to end at the micro budget, resumes, and wr
   await assert.rejects(runLarpPriorStudy({ out, budget: 'micro', seed: 4, quiet: true }), /another budget or seed/);
   const bad = await vtok('study', 'larp-prior', '--budget', 'enormous', '--out', join(out, 'x'));
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /unknown study budget "enormous" \(known: micro, tiny\)/);
+  assert.match(bad.stderr, /unknown study budget "enormous" \(known: micro, tiny, tiny-long\)/);
   const unknown = await vtok('study', 'nope');
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /unknown study "nope"/);

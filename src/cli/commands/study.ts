@@ -61,6 +61,14 @@ export interface StudyBudget {
   temperature: number;
 }
 
+const TINY: StudyBudget = {
+  size: 32, frames: 8, tokens: 32, trainClips: 8192, heldClips: 512,
+  larp: { preset: 'tiny', steps: 3000, batch: 8, evalEvery: 500 },
+  classifier: { steps: 300, batch: 32, width: 16, featureDim: 64, heldOut: 512 },
+  gpt: { steps: 800, batch: 64, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0.1, lr: 1e-3, evalEvery: 200 },
+  samples: 512, temperature: 1,
+};
+
 export const STUDY_BUDGETS: Record<string, StudyBudget> = {
   /** A few steps of everything, for tests of the pipeline (numbers mean nothing). */
   micro: {
@@ -70,14 +78,10 @@ export const STUDY_BUDGETS: Record<string, StudyBudget> = {
     gpt: { steps: 4, batch: 8, nLayer: 1, nHead: 2, nEmbd: 32, dropout: 0, lr: 1e-3, evalEvery: 0 },
     samples: 16, temperature: 1,
   },
-  /** About 18 minutes on one thread of a shared 2-core CPU (25 before the engine speed-ups): 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
-  tiny: {
-    size: 32, frames: 8, tokens: 32, trainClips: 8192, heldClips: 512,
-    larp: { preset: 'tiny', steps: 3000, batch: 8, evalEvery: 500 },
-    classifier: { steps: 300, batch: 32, width: 16, featureDim: 64, heldOut: 512 },
-    gpt: { steps: 800, batch: 64, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0.1, lr: 1e-3, evalEvery: 200 },
-    samples: 512, temperature: 1,
-  },
+  /** About 15 minutes on one thread of a 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
+  tiny: TINY,
+  /** The tiny budget with 4× the tokenizer steps and 2× the GPT steps (about 40 minutes on one thread). */
+  'tiny-long': { ...TINY, larp: { ...TINY.larp, steps: 12000, evalEvery: 2000 }, gpt: { ...TINY.gpt, steps: 1600, evalEvery: 400 } },
 };
 
 export const ARMS = [
@@ -427,6 +431,7 @@ export async function runLarpPriorStudy(o: StudyOptions): Promise<StudyResults> 
   }
   const arms = {} as Record<ArmName, ArmResult>;
   const panels: Frame[] = [clipGrid(heldClips, Math.min(8, b.samples))];
+  const reconPanels: Frame[] = [panels[0]!];
   for (const arm of ARMS) {
     const evalPath = join(out, `eval-${arm.name}.json`);
     const tok = tokenizers[arm.name];
@@ -447,6 +452,8 @@ export async function runLarpPriorStudy(o: StudyOptions): Promise<StudyResults> 
     const fakeClips = decodeAll(tok, generated, b.samples, b.tokens, clipShape);
     panels.push(clipGrid(fakeClips, Math.min(8, b.samples)));
     writePng(join(out, `samples-${arm.name}.png`), clipGrid(fakeClips, Math.min(16, b.samples)));
+    const rows = Math.min(8, b.samples);
+    reconPanels.push(clipGrid(decodeAll(tok, heldTokens.ids.subarray(0, rows * b.tokens), rows, b.tokens, clipShape), rows));
     if (existsSync(evalPath)) {
       arms[arm.name] = readJson(evalPath);
       log(`[5/6] ${arm.name}: evaluated`);
@@ -483,7 +490,8 @@ export async function runLarpPriorStudy(o: StudyOptions): Promise<StudyResults> 
   writeFileAtomic(join(out, 'results.json'), JSON.stringify(results, null, 2));
   writeFileAtomic(join(out, 'results.md'), markdownTable(results));
   writePng(join(out, 'samples.png'), sideBySide(panels));
-  log(`[6/6] wrote ${join(out, 'results.json')}, results.md and samples.png (held-out | with prior | without prior)`);
+  writePng(join(out, 'reconstructions.png'), sideBySide(reconPanels));
+  log(`[6/6] wrote ${join(out, 'results.json')}, results.md, samples.png (held-out | GPT samples with prior | without) and reconstructions.png (held-out | with prior | without)`);
   return results;
 }
 
