@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runLarpPriorStudy, type StudyResults } from '../../src/cli/commands/study.js';
+import { blockMeanMse, runLarpPriorStudy, type StudyResults } from '../../src/cli/commands/study.js';
 import { tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';
 
@@ -37,6 +37,8 @@ test('vtok study larp-prior runs end to end at the micro budget, resumes, and wr
     assert.ok(arm.ar.nll_nats < Math.log(257) + 1, `${arm.ar.nll_nats}`);
   }
   assert.ok(Number.isFinite(saved.reference.frechet_real_vs_real) && saved.reference.psnr_mean_clip > 0 && Number.isFinite(saved.reference.psnr_mean_clip));
+  // finer blocks keep more: the patch's mean colour beats the clip's
+  assert.ok(saved.reference.psnr_patch_colour > saved.reference.psnr_clip_colour, JSON.stringify(saved.reference));
   assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| \*\*AR validation NLL \(nats\/token\)\*\* ↓ \| \*\*\d+\.\d{3}\*\* \| \*\*\d+\.\d{3}\*\* \|/);
   assert.ok(statSync(join(out, 'samples.png')).size > 100);
   assert.ok(lines.some((l) => l.startsWith('[6/6]')), lines.join('\n'));
@@ -55,4 +57,15 @@ test('vtok study larp-prior runs end to end at the micro budget, resumes, and wr
   const unknown = await vtok('study', 'nope');
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /unknown study "nope"/);
+});
+
+test('blockMeanMse: zero for block-constant clips, the within-block variance otherwise', () => {
+  // 1 clip, 1 channel, 2×2×4: blocks of 1×2×2 are constant in the left half, alternate ±a in the right half
+  const data = new Float32Array(16);
+  for (let t = 0; t < 2; t++) for (let y = 0; y < 2; y++) for (let x = 0; x < 4; x++) data[(t * 2 + y) * 4 + x] = x < 2 ? 0.25 * t : (x + y) % 2 ? 0.5 : -0.5;
+  const clips = { data, shape: [1, 1, 2, 2, 4] };
+  // right-half values are ±0.5 (±63.75 in 8-bit units) around a block mean of 0: squared error 63.75² on half the pixels
+  assert.ok(Math.abs(blockMeanMse(clips, [1, 2, 2]) - 63.75 ** 2 / 2) < 1e-6);
+  assert.ok(blockMeanMse({ data: new Float32Array(16).fill(0.3), shape: [1, 1, 2, 2, 4] }, [2, 2, 4]) < 1e-9);
+  assert.throws(() => blockMeanMse(clips, [1, 2, 3]), /does not tile/);
 });
