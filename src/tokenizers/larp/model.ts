@@ -1,5 +1,5 @@
 import * as E from '../../engine/index.js';
-import { type Tensor, toArray } from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
 import { buffer, constant, Linear, Module, normal, Param, xavierUniform } from '../../nn/index.js';
 import { StochasticVQ, type SvqOutput } from '../../quantizers/svq.js';
 import type { LarpConfig } from './config.js';
@@ -7,6 +7,9 @@ import { Gptc } from './gptc.js';
 import { layerNormRows, pickRows, positionsBuffer, randomPositions, routeBlock } from './routed-init.js';
 import { asBuffer, sincos1d, sincos3d } from './sincos.js';
 import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js';
+
+/** Seeds of routed init's fixed random positions (constants, so a config always rebuilds the same buffers). */
+const ROUTED_PATCH_SEED = 0x1a2b, ROUTED_LATENT_SEED = 0x3c4d;
 
 /**
  * LARP (Wang et al., ICLR 2025), the reference's LARPTokenizer module tree with its exact state_dict names.
@@ -20,9 +23,6 @@ import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js'
  * The prior (GPTC) lives here too, as prior_model, because the reference trains and saves it with the tokenizer.
  * The model works on LARP's data range [0, 1]; the Tokenizer wrapper converts from vtok's [-1, 1].
  */
-/** Seeds of routed init's fixed random positions (constants, so a config always rebuilds the same buffers). */
-const ROUTED_PATCH_SEED = 0x1a2b, ROUTED_LATENT_SEED = 0x3c4d;
-
 export class Bottleneck extends Module {
   in_linear: Linear;
   out_linear: Linear;
@@ -112,10 +112,10 @@ export class LarpModel extends Module {
    */
   private routeHolisticPath(gain: number): void {
     const d = this.cfg.hiddenSize, n = this.encoder_patch_pe.shape[1]!, N = this.cfg.tokens;
-    const patchPos = layerNormRows(toArray(this.encoder_patch_pe.value), d);
-    const latentPos = layerNormRows(toArray(this.decoder_latent_pe.value), d);
-    routeBlock(this.encoder.blocks[0]!, layerNormRows(toArray(this.encoder_latent_query_embed.value), d), pickRows(patchPos, d, N), gain);
-    const patchQueries = toArray(E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value));
+    const patchPos = layerNormRows(E.toArray(this.encoder_patch_pe.value), d);
+    const latentPos = layerNormRows(E.toArray(this.decoder_latent_pe.value), d);
+    routeBlock(this.encoder.blocks[0]!, layerNormRows(E.toArray(this.encoder_latent_query_embed.value), d), pickRows(patchPos, d, N), gain);
+    const patchQueries = E.toArray(E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value));
     routeBlock(this.decoder.blocks[0]!, layerNormRows(patchQueries, d), pickRows(latentPos, d, n), gain);
   }
 
