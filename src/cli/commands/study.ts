@@ -79,9 +79,9 @@ export const STUDY_BUDGETS: Record<string, StudyBudget> = {
     gpt: { steps: 4, batch: 8, nLayer: 1, nHead: 2, nEmbd: 32, dropout: 0, lr: 1e-3, evalEvery: 0 },
     samples: 16, temperature: 1,
   },
-  /** About 15 minutes on one thread of a 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
+  /** About 13 minutes on one thread of a 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
   tiny: TINY,
-  /** The tiny budget with 4× the tokenizer steps and 2× the GPT steps (about 40 minutes on one thread). */
+  /** The tiny budget with 4× the tokenizer steps and 2× the GPT steps (about 35 minutes on one thread). */
   'tiny-long': { ...TINY, larp: { ...TINY.larp, steps: 12000, evalEvery: 2000 }, gpt: { ...TINY.gpt, steps: 1600, evalEvery: 400 } },
 };
 
