@@ -4,7 +4,7 @@ import { buffer, constant, Linear, Module, normal, Param, xavierUniform } from '
 import { StochasticVQ, type SvqOutput } from '../../quantizers/svq.js';
 import type { LarpConfig } from './config.js';
 import { Gptc } from './gptc.js';
-import { layerNormRows, pickRows, positionsBuffer, randomPositions, routeBlock } from './routed-init.js';
+import { pickRows, randomPositions, routeBlock } from './routed-init.js';
 import { asBuffer, sincos1d, sincos3d } from './sincos.js';
 import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js';
 
@@ -70,12 +70,12 @@ export class LarpModel extends Module {
     const patches = this.grid[0] * this.grid[1] * this.grid[2];
     const routed = cfg.routedInitGain !== null;
     // routed init (vtok-only, routed-init.ts) needs positions that tell patches apart: fixed random rows, not sin-cos
-    const patchPe = routed ? positionsBuffer(randomPositions(patches, d, ROUTED_PATCH_SEED), d) : asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d);
+    const patchPe = routed ? asBuffer(randomPositions(patches, d, ROUTED_PATCH_SEED), d) : asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d);
     this.encoder_patch_pe = buffer(patchPe);
     this.encoder_latent_query_embed = new Param(normal([cfg.tokens, d], cfg.queryInitStd));
     this.encoder = new TransformerEncoderParallel(d, cfg.encoderDepth, cfg.encoderHeads);
     this.bottleneck = new Bottleneck(d, cfg);
-    this.decoder_latent_pe = buffer(routed ? positionsBuffer(randomPositions(cfg.tokens, d, ROUTED_LATENT_SEED), d) : asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
+    this.decoder_latent_pe = buffer(routed ? asBuffer(randomPositions(cfg.tokens, d, ROUTED_LATENT_SEED), d) : asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
     this.decoder_patch_query_embed = buffer(patchPe);
     this.decoder_patch_query_token_type_embed = new Param(normal([1, 1, d], 0.02));
     this.decoder = new TransformerEncoderParallel(d, cfg.decoderDepth, cfg.decoderHeads);
@@ -112,11 +112,13 @@ export class LarpModel extends Module {
    */
   private routeHolisticPath(gain: number): void {
     const d = this.cfg.hiddenSize, n = this.encoder_patch_pe.shape[1]!, N = this.cfg.tokens;
-    const patchPos = layerNormRows(E.toArray(this.encoder_patch_pe.value), d);
-    const latentPos = layerNormRows(E.toArray(this.decoder_latent_pe.value), d);
-    routeBlock(this.encoder.blocks[0]!, layerNormRows(E.toArray(this.encoder_latent_query_embed.value), d), pickRows(patchPos, d, N), gain);
-    const patchQueries = E.toArray(E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value));
-    routeBlock(this.decoder.blocks[0]!, layerNormRows(patchQueries, d), pickRows(latentPos, d, n), gain);
+    const [enc, dec] = [this.encoder.blocks[0]!, this.decoder.blocks[0]!];
+    // rows as each block's first LayerNorm sees them
+    const normed = (blk: typeof enc, x: Tensor) => E.toArray(blk.norm1.forward(x));
+    const queries = normed(enc, this.encoder_latent_query_embed.value);
+    routeBlock(enc, queries, pickRows(normed(enc, this.encoder_patch_pe.value), d, N), gain);
+    const patchQueries = normed(dec, E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value));
+    routeBlock(dec, patchQueries, pickRows(normed(dec, this.decoder_latent_pe.value), d, n), gain);
   }
 
   get quantizer(): StochasticVQ {

@@ -1,5 +1,5 @@
 import { Matrix, pseudoInverse } from 'ml-matrix';
-import { concrete, type Tensor, toArray } from '../../engine/index.js';
+import { concrete, toArray } from '../../engine/index.js';
 import type { Block } from './vit.js';
 import { Rng } from '../../util/rng.js';
 
@@ -28,21 +28,6 @@ export function randomPositions(rows: number, dim: number, seed: number): Float3
   return a;
 }
 
-/** The rows of a [.., n, d] tensor (or a flat array) after a LayerNorm with unit weight and zero bias (as at init). */
-export function layerNormRows(values: ArrayLike<number>, dim: number, eps = 1e-5): Float64Array {
-  const out = new Float64Array(values.length);
-  for (let o = 0; o < values.length; o += dim) {
-    let mean = 0;
-    for (let c = 0; c < dim; c++) mean += values[o + c]!;
-    mean /= dim;
-    let v = 0;
-    for (let c = 0; c < dim; c++) v += (values[o + c]! - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / dim + eps);
-    for (let c = 0; c < dim; c++) out[o + c] = (values[o + c]! - mean) * inv;
-  }
-  return out;
-}
-
 /** Which row of `to` (of `m`) reader i (of `k`) is routed to: readers spread evenly over the rows. */
 export const routeOf = (i: number, k: number, m: number): number => Math.floor((i * m) / k);
 
@@ -54,7 +39,7 @@ export const routeOf = (i: number, k: number, m: number): number => Math.floor((
  * `readers` are the readers' normalised inputs u_i (k rows), `targets` the rows t_i they should match. W_q solves
  * W_q u_i = t_i for every i (least squares where k exceeds the rank): W_q = Tᵀ · pinv(Uᵀ). W_k = gain·I. W_v stays.
  */
-export function routeBlock(block: Block, readers: Float64Array, targets: Float64Array, gain: number): void {
+export function routeBlock(block: Block, readers: ArrayLike<number>, targets: ArrayLike<number>, gain: number): void {
   const w = block.attn.qkv.weight;
   const d = w.shape[1]!;
   const k = readers.length / d;
@@ -72,12 +57,13 @@ export function routeBlock(block: Block, readers: Float64Array, targets: Float64
 }
 
 /** The rows of `source` (n rows of width d) picked for each of k readers by routeOf. */
-export function pickRows(source: Float64Array, dim: number, readers: number): Float64Array {
+export function pickRows(source: ArrayLike<number>, dim: number, readers: number): Float64Array {
   const n = source.length / dim;
   const out = new Float64Array(readers * dim);
-  for (let i = 0; i < readers; i++) out.set(source.subarray(routeOf(i, readers, n) * dim, (routeOf(i, readers, n) + 1) * dim), i * dim);
+  for (let i = 0; i < readers; i++) {
+    const r = routeOf(i, readers, n);
+    for (let c = 0; c < dim; c++) out[i * dim + c] = source[r * dim + c]!;
+  }
   return out;
 }
 
-/** A [1, rows, dim] float32 buffer. */
-export const positionsBuffer = (a: Float32Array, dim: number): Tensor => concrete(a, [1, a.length / dim, dim], 'float32');

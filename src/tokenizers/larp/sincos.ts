@@ -41,7 +41,7 @@ export function sincos3d(dim: number, t: number, h: number, w: number, base = 10
   return out;
 }
 
-/** A [1, n, dim] float32 buffer from float64 values. */
-export function asBuffer(values: Float64Array, dim: number): Tensor {
+/** A [1, n, dim] float32 buffer (from float64 or float32 values). */
+export function asBuffer(values: ArrayLike<number>, dim: number): Tensor {
   return concrete(Float32Array.from(values), [1, values.length / dim, dim], 'float32');
 }
