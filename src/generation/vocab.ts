@@ -1,0 +1,190 @@
+import { createHash } from 'node:crypto';
+import type { Tensor } from '../engine/index.js';
+import { VtokError, check } from '../util/errors.js';
+
+/**
+ * The unified vocabulary of the prefix LM (VideoPoet §3): one id space over every modality the model reads or
+ * writes, laid out in blocks
+ *
+ *   [0, V)                          visual ids: exactly the visual tokenizer's vocabulary (MAGVIT-v2 up to 2^18)
+ *   [V, V + levels·codesPerLevel)   audio ids: one block of `codesPerLevel` per RVQ level (empty until an audio
+ *                                   tokenizer exists; the slot is in the layout so adding audio appends ids)
+ *   then the special ids:           <pad> <bos> <eos>, the segment delimiters <bot_i> <eot_i> <bov_i> <eov_i>
+ *                                   <boa_i> <eoa_i> <bov_o> <eov_o> <boa_o> <eoa_o>, one <task_NAME> per task,
+ *                                   one <res_HxW> per output size, and <class_K> per class label when asked.
+ *
+ * Text never gets ids: it enters the LM as encoder embeddings in a text slot (paper §2), which holds <pad>.
+ *
+ * The layout is JSON (saved in the LM's config) and remembers which tokenizer produced the visual ids: its kind,
+ * vocabulary size and identity (sha256 over its config and weights). `checkTokenizer` refuses any other one.
+ */
+
+export interface TokenizerIdentity {
+  kind: string;
+  vocabSize: number;
+  /** sha256 (hex) of the tokenizer's canonical config JSON and its weights by name. */
+  identity: string;
+}
+
+/** One output size the model generates: the pixel size that names its <res_HxW> token and its token grid. */
+export interface OutputSize {
+  /** `HxW` in pixels, the suffix of the <res_…> token. */
+  key: string;
+  frames: number;
+  height: number;
+  width: number;
+  /** Token grid of a whole clip of `frames` frames ([t, h, w] for MAGVIT-v2, [n] for LARP). */
+  grid: number[];
+}
+
+export interface VocabLayout {
+  visual: { start: 0; size: number };
+  audio: { start: number; levels: number; codesPerLevel: number };
+  special: Record<string, number>;
+  /** Total number of ids (the LM's embedding rows and logits). */
+  size: number;
+  tokenizer: TokenizerIdentity;
+  /** Output sizes, one <res_…> token each. */
+  outputs: OutputSize[];
+}
+
+/** The delimiter tokens every layout has, in id order after <pad> <bos> <eos>. */
+export const DELIMITERS = ['<bot_i>', '<eot_i>', '<bov_i>', '<eov_i>', '<boa_i>', '<eoa_i>', '<bov_o>', '<eov_o>', '<boa_o>', '<eoa_o>'] as const;
+
+export interface VocabOptions {
+  tokenizer: TokenizerIdentity;
+  /** Task names (each gets <task_NAME>). */
+  tasks: string[];
+  outputs: OutputSize[];
+  /** Number of class labels (adds <class_0> … <class_{n−1}>). */
+  classes?: number;
+  audio?: { levels: number; codesPerLevel: number };
+}
+
+/** Visual vocabularies beyond MAGVIT-v2's 18 bits are refused: the LM's softmax would not fit a sensible model. */
+export const MAX_VISUAL_VOCAB = 2 ** 18;
+
+export function buildVocabLayout(o: VocabOptions): VocabLayout {
+  const v = o.tokenizer.vocabSize;
+  check(Number.isInteger(v) && v > 0 && v <= MAX_VISUAL_VOCAB, `visual vocabulary must be an integer in [1, 2^18], got ${v}`);
+  const levels = o.audio?.levels ?? 0;
+  const codes = o.audio?.codesPerLevel ?? 0;
+  check(Number.isInteger(levels) && levels >= 0 && Number.isInteger(codes) && codes >= 0, `audio levels/codes must be non-negative integers, got ${levels}×${codes}`);
+  check(o.tasks.length > 0, 'a vocabulary needs at least one task');
+  check(o.outputs.length > 0, 'a vocabulary needs at least one output size');
+  const classes = o.classes ?? 0;
+  check(Number.isInteger(classes) && classes >= 0, `classes must be a non-negative integer, got ${classes}`);
+  const names = ['<pad>', '<bos>', '<eos>', ...DELIMITERS, ...o.tasks.map(taskToken), ...o.outputs.map((s) => resToken(s.key))];
+  for (let k = 0; k < classes; k++) names.push(classToken(k));
+  const seen = new Set<string>();
+  for (const n of names) {
+    check(!seen.has(n), `duplicate special token ${n}`);
+    seen.add(n);
+  }
+  const start = v + levels * codes;
+  const special: Record<string, number> = {};
+  names.forEach((n, i) => (special[n] = start + i));
+  return {
+    visual: { start: 0, size: v },
+    audio: { start: v, levels, codesPerLevel: codes },
+    special,
+    size: start + names.length,
+    tokenizer: { ...o.tokenizer },
+    outputs: o.outputs.map((s) => ({ ...s, grid: [...s.grid] })),
+  };
+}
+
+export const taskToken = (task: string): string => `<task_${task}>`;
+export const resToken = (key: string): string => `<res_${key}>`;
+export const classToken = (k: number): string => `<class_${k}>`;
+
+/** The id of a special token, with an error naming the token when this layout lacks it. */
+export function specialId(layout: VocabLayout, name: string): number {
+  const id = layout.special[name];
+  if (id === undefined) throw new VtokError(`the vocabulary has no ${name} token (a model built without it)`);
+  return id;
+}
+
+/** Output size by <res> key, or the only one when `key` is absent. */
+export function outputSize(layout: VocabLayout, key?: string): OutputSize {
+  if (key === undefined) {
+    check(layout.outputs.length === 1, () => `the model has several output sizes (${layout.outputs.map((s) => s.key).join(', ')}): name one`);
+    return layout.outputs[0]!;
+  }
+  const s = layout.outputs.find((x) => x.key === key);
+  if (!s) throw new VtokError(`output size ${key} is not one of the model's (${layout.outputs.map((x) => x.key).join(', ')})`);
+  return s;
+}
+
+/** Name of the special token `id`, or undefined for visual/audio ids. */
+export function specialName(layout: VocabLayout, id: number): string | undefined {
+  for (const [n, i] of Object.entries(layout.special)) if (i === id) return n;
+  return undefined;
+}
+
+export const layoutToJson = (layout: VocabLayout): string => JSON.stringify(layout);
+
+/** Parses and validates a saved layout (`source` names the file in errors). */
+export function layoutFromJson(text: string | unknown, source?: string): VocabLayout {
+  let j: unknown = text;
+  if (typeof text === 'string') {
+    try {
+      j = JSON.parse(text);
+    } catch {
+      throw new VtokError('vocabulary layout is not valid JSON', source);
+    }
+  }
+  const l = j as VocabLayout;
+  const bad = (what: string) => new VtokError(`vocabulary layout: ${what}`, source);
+  if (!l || typeof l !== 'object') throw bad('not an object');
+  if (l.visual?.start !== 0 || !Number.isInteger(l.visual?.size) || l.visual.size < 1) throw bad('visual must be { start: 0, size > 0 }');
+  if (!l.audio || l.audio.start !== l.visual.size || !Number.isInteger(l.audio.levels) || !Number.isInteger(l.audio.codesPerLevel)) throw bad('audio must start right after the visual ids');
+  if (!l.tokenizer || typeof l.tokenizer.kind !== 'string' || typeof l.tokenizer.identity !== 'string' || l.tokenizer.vocabSize !== l.visual.size) {
+    throw bad('tokenizer must have kind, identity and vocabSize equal to the visual size');
+  }
+  if (!Array.isArray(l.outputs) || l.outputs.length === 0) throw bad('no output sizes');
+  if (!l.special || typeof l.special !== 'object') throw bad('no special tokens');
+  const first = l.audio.start + l.audio.levels * l.audio.codesPerLevel;
+  const ids = Object.values(l.special);
+  if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size)) throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
+  for (const n of ['<pad>', '<bos>', '<eos>', ...DELIMITERS]) if (!(n in l.special)) throw bad(`missing ${n}`);
+  return l;
+}
+
+/** Canonical JSON (keys sorted) so that the identity does not depend on key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v as object)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * Identity of a tokenizer: sha256 over its kind and canonical config, then each weight by sorted name (name,
+ * dtype, shape, bytes). Two tokenizers share it only when they map video to the same ids.
+ */
+export function tokenizerIdentity(tok: { kind: string; vocabSize: number; config: Record<string, unknown> }, weights: Map<string, Tensor>): TokenizerIdentity {
+  const h = createHash('sha256');
+  h.update(canonicalJson({ kind: tok.kind, config: tok.config }));
+  for (const name of [...weights.keys()].sort()) {
+    const t = weights.get(name)!;
+    check(t.isConcrete, `weight ${name} has no value`);
+    const d = t.data;
+    h.update(`\n${name}:${t.dtype}:[${t.shape.join(',')}]\n`);
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return { kind: tok.kind, vocabSize: tok.vocabSize, identity: h.digest('hex') };
+}
+
+/** Refuses a tokenizer other than the one the layout (the LM) was built with, naming both. */
+export function checkTokenizer(layout: VocabLayout, tok: TokenizerIdentity, source?: string): void {
+  const want = layout.tokenizer;
+  const describe = (t: TokenizerIdentity) => `${t.kind}, vocabulary ${t.vocabSize}, identity ${t.identity.slice(0, 16)}`;
+  if (want.kind !== tok.kind || want.vocabSize !== tok.vocabSize || want.identity !== tok.identity) {
+    throw new VtokError(`tokenizer mismatch: the model was trained with tokenizer (${describe(want)}) but got (${describe(tok)})`, source);
+  }
+}
