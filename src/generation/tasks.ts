@@ -1,0 +1,216 @@
+import { VtokError, check } from '../util/errors.js';
+import {
+  composeSequence,
+  concatFrames,
+  latentFrames,
+  parseSequence,
+  sameGrid,
+  visualOutputPlan,
+  type Composition,
+  type LmSequence,
+  type OutputStep,
+  type VisualTokens,
+} from './sequence.js';
+import type { TextTokens } from './text/encoder.js';
+import { outputSize, type OutputSize, type VocabLayout } from './vocab.js';
+
+/**
+ * The task registry (VideoPoet §4.1, spec §7). A task says which conditioning its prefix holds and which part of
+ * a clip its output is; `composeSequence` does the layout. Adding a task (inpaint, stylize, v2a, …) is one
+ * `registerTask` call.
+ *
+ * Inputs. `target` is a whole clip of the output size (training data): the task takes its output — and for
+ * self-supervised tasks (fp, i2v) its conditioning — from it. At sampling time `video`/`image` give the
+ * conditioning instead and `target` is absent, so only the prefix is built.
+ */
+export interface TaskInputs {
+  /** Tokenized prompt(s); only its maxTokens (the text slot's length) shapes the sequence. */
+  textTokens?: TextTokens;
+  /** Conditioning video (fp): a [t, h, w] clip of at least `condFrames` latent frames. */
+  video?: VisualTokens;
+  /** Conditioning image (i2v): [1, h, w] or [h, w] tokens (the first latent frame of a video). */
+  image?: VisualTokens;
+  /** Class label (class task). */
+  label?: number;
+  /** Output size key (`HxW`); default: the model's only one. */
+  res?: string;
+  /** fp: latent frames to condition on (1 or 2; default 1). */
+  condFrames?: number;
+  /** The whole clip to learn (training). */
+  target?: VisualTokens;
+}
+
+export interface TaskSpec {
+  name: string;
+  description: string;
+  /** Whether the prompt has text. */
+  text: 'none' | 'optional' | 'required';
+  /** Needs a [t, h, w] token grid (a spatial tokenizer, MAGVIT-v2), not LARP's holistic [n]. */
+  spatial?: boolean;
+  /** The sequence's parts for these inputs and output size. */
+  compose(layout: VocabLayout, x: TaskInputs, size: OutputSize): Omit<Composition, 'task' | 'res' | 'textLength'>;
+  /**
+   * The whole clip from a parsed sequence: the output alone, or the conditioning frames followed by it (fp, i2v).
+   */
+  clip(input: VisualTokens | undefined, output: VisualTokens): VisualTokens;
+}
+
+const tasks = new Map<string, TaskSpec>();
+
+export function registerTask(spec: TaskSpec): void {
+  check(/^[a-z0-9_]+$/.test(spec.name), `task name must be lowercase letters, digits or _, got ${JSON.stringify(spec.name)}`);
+  tasks.set(spec.name, spec);
+}
+
+export function getTask(name: string): TaskSpec {
+  const t = tasks.get(name);
+  if (!t) throw new VtokError(`unknown task "${name}" (known: ${taskNames().join(', ')})`);
+  return t;
+}
+
+export const taskNames = (): string[] => [...tasks.keys()];
+
+/** Refuses a task the model's vocabulary has no token for (a model trained without it). */
+function checkModelTask(layout: VocabLayout, task: string): void {
+  if (!(`<task_${task}>` in layout.special)) {
+    const known = Object.keys(layout.special).filter((n) => n.startsWith('<task_')).map((n) => n.slice(6, -1));
+    throw new VtokError(`unknown task "${task}" for this model (it knows: ${known.join(', ')})`);
+  }
+}
+
+function composition(layout: VocabLayout, task: string, x: TaskInputs): Composition {
+  const spec = getTask(task);
+  checkModelTask(layout, task);
+  const size = outputSize(layout, x.res);
+  if (spec.spatial) check(size.grid.length === 3, () => `task ${task} needs a tokenizer with a [t, h, w] token grid; this model's is [${size.grid}]`);
+  if (spec.text === 'required') check(x.textTokens, `task ${task} needs a text prompt`);
+  if (spec.text === 'none') check(!x.textTokens, `task ${task} takes no text prompt`);
+  if (x.textTokens) check(x.textTokens.count >= 1 && x.textTokens.maxTokens > 0, 'empty text tokens');
+  if (x.target) check(sameGrid(x.target.grid, size.grid), () => `the clip has token grid [${x.target!.grid}], the model's ${size.key} clips have [${size.grid}]`);
+  return { task, res: size.key, textLength: x.textTokens?.maxTokens, ...spec.compose(layout, x, size) };
+}
+
+/** The task's sequence: prefix only, or prefix + output when `x.target` is given (training). */
+export function buildSequence(layout: VocabLayout, task: string, x: TaskInputs): LmSequence {
+  return composeSequence(layout, composition(layout, task, x));
+}
+
+/** What the sampler produces after the task's prefix. */
+export function outputPlan(layout: VocabLayout, task: string, x: TaskInputs): OutputStep[] {
+  return visualOutputPlan(layout, composition(layout, task, x).outputGrid);
+}
+
+export interface ParsedOutput {
+  task: string;
+  res: string;
+  label?: number;
+  /** The conditioning visual tokens (fp, i2v). */
+  input?: VisualTokens;
+  /** The generated visual tokens. */
+  output: VisualTokens;
+  /** The whole clip to decode (conditioning frames + output where the task continues them). */
+  clip: VisualTokens;
+}
+
+/** Parses a whole generated sequence (prefix + output) into the tokens to decode. */
+export function parseOutput(layout: VocabLayout, ids: Int32Array): ParsedOutput {
+  const p = parseSequence(layout, ids);
+  const spec = getTask(p.task);
+  const vis = (role: 'input' | 'output') => {
+    const s = p.segments.find((q) => q.kind === 'visual' && q.role === role);
+    return s ? { ids: s.ids, grid: s.grid! } : undefined;
+  };
+  const input = vis('input');
+  const output = vis('output')!;
+  return { task: p.task, res: p.res, label: p.label, input, output, clip: spec.clip(input, output) };
+}
+
+// ---------------------------------------------------------------------------------------------------- the tasks
+
+const wholeClip = (_layout: VocabLayout, x: TaskInputs, size: OutputSize) => ({ outputGrid: size.grid, output: x.target });
+const outputOnly = (_in: VisualTokens | undefined, out: VisualTokens) => out;
+const continued = (input: VisualTokens | undefined, out: VisualTokens) => (input ? concatFrames([input, out]) : out);
+
+registerTask({ name: 'uncond', description: 'unconditional video', text: 'none', compose: wholeClip, clip: outputOnly });
+
+registerTask({ name: 't2v', description: 'text to video', text: 'required', compose: wholeClip, clip: outputOnly });
+
+registerTask({
+  name: 't2i',
+  description: 'text to image (a one-latent-frame video)',
+  text: 'required',
+  spatial: true,
+  compose: (_l, x, size) => ({ outputGrid: [1, size.grid[1]!, size.grid[2]!], output: x.target && latentFrames(x.target, 0, 1) }),
+  clip: outputOnly,
+});
+
+registerTask({
+  name: 'fp',
+  description: 'frame prediction / continuation: the first 1 or 2 latent frames given, the rest generated',
+  text: 'none',
+  spatial: true,
+  compose: (_l, x, size) => {
+    const k = x.condFrames ?? 1;
+    const [t, h, w] = size.grid as [number, number, number];
+    check(k === 1 || k === 2, `fp conditions on 1 or 2 latent frames, got ${k}`);
+    check(t > k, `fp needs clips longer than ${k} latent frames; the model's are ${t}`);
+    const video = x.video ?? x.target;
+    if (!video) throw new VtokError('task fp needs a video to continue');
+    check(video.grid.length === 3 && video.grid[1] === h && video.grid[2] === w, () => `the video has token grid [${video.grid}], the model's frames are ${h}×${w} tokens (output size ${size.key})`);
+    check(video.grid[0]! >= k, () => `the video is too short for fp: ${video.grid[0]} latent frame(s), need ${k}`);
+    return { visualInput: latentFrames(video, 0, k), outputGrid: [t - k, h, w], output: x.target && latentFrames(x.target, k, t) };
+  },
+  clip: continued,
+});
+
+registerTask({
+  name: 'i2v',
+  description: 'image to video (the image is the first latent frame), with or without text',
+  text: 'optional',
+  spatial: true,
+  compose: (_l, x, size) => {
+    const [t, h, w] = size.grid as [number, number, number];
+    check(t > 1, `i2v needs clips longer than one latent frame; the model's are ${t}`);
+    let image = x.image ?? (x.target && latentFrames(x.target, 0, 1));
+    if (!image) throw new VtokError('task i2v needs an image');
+    if (image.grid.length === 2) image = { ids: image.ids, grid: [1, ...image.grid] };
+    check(sameGrid(image.grid, [1, h, w]), () => `the image has token grid [${image!.grid}], the model's frames are [1,${h},${w}] (output size ${size.key})`);
+    return { visualInput: image, outputGrid: [t - 1, h, w], output: x.target && latentFrames(x.target, 1, t) };
+  },
+  clip: continued,
+});
+
+registerTask({
+  name: 'class',
+  description: 'class-conditional video (a <class_K> label token)',
+  text: 'none',
+  compose: (layout, x, size) => {
+    const k = x.label;
+    if (k === undefined) throw new VtokError('task class needs a class label');
+    const n = Object.keys(layout.special).filter((s) => s.startsWith('<class_')).length;
+    check(Number.isInteger(k) && k >= 0 && k < n, `class label ${k} is outside the model's ${n} classes`);
+    return { label: k, outputGrid: size.grid, output: x.target };
+  },
+  clip: outputOnly,
+});
+
+// ---------------------------------------------------------------------------------------- long videos (§9)
+
+/**
+ * Frames to re-tokenize for the next extension: the last `condFrames` latent frames of a causal tokenizer that
+ * compresses time by `temporalStride` cover the last 1 + stride·(condFrames − 1) frames (its first frame alone).
+ */
+export const framesForLatent = (condFrames: number, temporalStride: number): number => 1 + temporalStride * (condFrames - 1);
+
+/**
+ * The next fp prompt of a long video: `retokenized` is the tail of the clip generated so far, decoded and
+ * tokenized again by the caller (so the condition is what the tokenizer sees at the start of a clip); its last
+ * `condFrames` latent frames condition the next clip.
+ */
+export function extensionPrompt(layout: VocabLayout, retokenized: VisualTokens, opts: { condFrames?: number; res?: string } = {}): { sequence: LmSequence; plan: OutputStep[] } {
+  const k = opts.condFrames ?? 1;
+  check(retokenized.grid.length === 3 && retokenized.grid[0]! >= k, () => `an extension needs at least ${k} latent frame(s), got token grid [${retokenized.grid}]`);
+  const t = retokenized.grid[0]!;
+  const x: TaskInputs = { video: latentFrames(retokenized, t - k, t), condFrames: k, res: opts.res };
+  return { sequence: buildSequence(layout, 'fp', x), plan: outputPlan(layout, 'fp', x) };
+}
