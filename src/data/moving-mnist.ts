@@ -76,7 +76,7 @@ export interface MovingMnistSample {
   digitLabel: number[];
 }
 
-const DIGIT = 28;
+export const DIGIT = 28;
 
 /** Generates clip `index` of a Moving MNIST split; deterministic in (split, seed, index). */
 export function movingMnistSample(index: number, opts: MovingMnistOptions = {}): MovingMnistSample {
@@ -123,7 +123,7 @@ export function movingMnistSample(index: number, opts: MovingMnistOptions = {}):
 }
 
 /** Adds a digit to the canvas at (x0, y0), saturating at 255. */
-function paste(canvas: Uint8Array, S: number, digit: Uint8Array, x0: number, y0: number): void {
+export function paste(canvas: Uint8Array, S: number, digit: Uint8Array, x0: number, y0: number): void {
   for (let y = 0; y < DIGIT; y++) {
     const cy = y0 + y;
     if (cy < 0 || cy >= S) continue;
