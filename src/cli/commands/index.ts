@@ -8,7 +8,8 @@ import { registerMetrics } from './metrics.js';
 import { registerPack } from './pack.js';
 import { registerParity } from './parity.js';
 import { registerStudy } from './study.js';
+import { registerTokenize } from './tokenize.js';
 import { registerTrain } from './train.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy];
+export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize];

@@ -1,0 +1,80 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
+import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
+import { VtokError } from '../../util/errors.js';
+import { positiveInt } from '../parse.js';
+import { SHIPPED_MODEL } from './demo.js';
+
+/**
+ * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
+ * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command).
+ */
+function nonNegInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new VtokError(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+/** A list file: one video path per line (relative to the list), captions from sidecar .txt files. */
+function readList(path: string): { path: string; caption?: string }[] {
+  const base = dirname(path);
+  const items = readFileSync(path, 'utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const p = resolve(base, l);
+      const txt = sidecarPath(p);
+      const caption = existsSync(txt) ? readFileSync(txt, 'utf8').trim() : undefined;
+      return caption ? { path: p, caption } : { path: p };
+    });
+  if (items.length === 0) throw new VtokError('the list names no videos', path);
+  return items;
+}
+
+interface Opts { data?: string; clips?: number; split: string; seed: number; frames?: number; model: string; out: string; workers?: number; shardSize: number; size?: number; json?: boolean }
+
+export function registerTokenize(program: Command): void {
+  program
+    .command('tokenize')
+    .description('tokenize a corpus into token shards for LM training (parallel, resumable)')
+    .argument('[input]', 'folder of videos (captions in sidecar .txt files) or a list file of video paths')
+    .option('--data <name>', 'a built-in captioned data set instead: captioned-mnist or captioned-synthetic')
+    .option('--clips <n>', 'clips of the data set', positiveInt('--clips'))
+    .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
+    .option('--seed <n>', 'data set seed', nonNegInt('--seed'), 0)
+    .option('--frames <n>', 'frames per clip (default: the tokenizer\'s clip length)', positiveInt('--frames'))
+    .option('--model <run>', 'tokenizer run directory (default: the shipped magvit2-tiny)', SHIPPED_MODEL)
+    .requiredOption('--out <dir>', 'folder for the shards and index.json')
+    .option('--workers <n>', 'worker threads (default: cores; 0 = none)', nonNegInt('--workers'))
+    .option('--shard-size <n>', 'clips per shard', positiveInt('--shard-size'), 64)
+    .option('--size <px>', 'frame size for video files (resize + center crop; default: the tokenizer\'s training size)', positiveInt('--size'))
+    .option('--json', 'print a JSON summary')
+    .action(async (input: string | undefined, o: Opts) => {
+      let corpus: CorpusSpec;
+      if (o.data) {
+        if (input) throw new VtokError('give either an input folder/list or --data, not both');
+        if (!o.clips) throw new VtokError(`--data ${o.data} needs --clips N`);
+        if (o.data === 'captioned-mnist') {
+          if (!['train', 'test', 'unseen'].includes(o.split)) throw new VtokError(`--split must be train, test or unseen, got ${JSON.stringify(o.split)}`);
+          corpus = { kind: 'captioned-mnist', split: o.split as 'train', seed: o.seed, clips: o.clips, frames: o.frames };
+        } else if (o.data === 'captioned-synthetic') {
+          corpus = { kind: 'captioned-synthetic', seed: o.seed, clips: o.clips, frames: o.frames };
+        } else throw new VtokError(`unknown data set ${JSON.stringify(o.data)} (captioned-mnist, captioned-synthetic)`);
+      } else {
+        if (!input) throw new VtokError('give an input folder or list file, or --data');
+        if (!existsSync(input)) throw new VtokError('no such folder or list file', input);
+        const items = statSync(input).isDirectory() ? scanCaptionedFolder(input).items.map(({ path, caption }) => ({ path, caption })) : readList(input);
+        corpus = { kind: 'files', name: resolve(input), items };
+      }
+      const s = await tokenizeCorpus({ corpus, model: o.model, out: o.out, workers: o.workers, shardSize: o.shardSize, size: o.size, quiet: o.json });
+      if (o.json) console.log(JSON.stringify(s));
+      else {
+        console.log(`${s.clips} clips in ${s.shards} shards (${s.skipped} skipped; ${s.resumed} done before this run), ${s.clipsPerSecond.toFixed(2)} clips/s → ${s.index}`);
+      }
+    });
+}

@@ -1,0 +1,270 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import * as E from '../engine/index.js';
+import { CaptionedMovingMnist } from '../data/captioned-mnist.js';
+import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
+import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
+import { readClip } from '../io/video.js';
+import '../tokenizers/kinds.js';
+import { loadTokenizer } from '../tokenizers/registry.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { VtokError, check } from '../util/errors.js';
+import { progress } from '../util/progress.js';
+import { INDEX_FILE, buildIndex, readIndex, removeStaleTemps, shardName, writeIndex, writeShard, type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource } from './shards.js';
+import { tokenizerIdentity } from './vocab.js';
+
+/**
+ * `vtok tokenize` as a library: a corpus (a captioned data set, or video files with sidecar captions) goes
+ * through a trained tokenizer into token shards, on parallel worker threads (each with its own copy of the
+ * tokenizer). Work is cut into shards of `shardSize` clips; a worker writes each shard atomically, so a killed run
+ * keeps every shard it finished, and a re-run tokenizes only the sources no shard holds yet. Unreadable or empty
+ * videos are recorded as skipped, with the reason, instead of stopping the run.
+ */
+export type CorpusSpec =
+  | { kind: 'captioned-mnist'; split: 'train' | 'test' | 'unseen'; seed: number; clips: number; frames?: number; digits?: 1 | 2 | 'mixed' }
+  | { kind: 'captioned-synthetic'; seed: number; clips: number; frames?: number; size?: number }
+  | { kind: 'files'; name: string; items: { path: string; caption?: string }[] };
+
+export interface TokenizeOptions {
+  corpus: CorpusSpec;
+  /** Tokenizer run directory. */
+  model: string;
+  out: string;
+  /** Worker threads (default: cores; 0 = tokenize on the calling thread). */
+  workers?: number;
+  /** Clips per shard (default 64). */
+  shardSize?: number;
+  /** Frame size for video files (resize + center crop; default: the tokenizer's training size). */
+  size?: number;
+  quiet?: boolean;
+}
+
+export interface TokenizeSummary {
+  clips: number;
+  skipped: number;
+  shards: number;
+  /** Sources already done before this run. */
+  resumed: number;
+  /** Sources tokenized (or skipped) by this run. */
+  processed: number;
+  seconds: number;
+  clipsPerSecond: number;
+  index: string;
+}
+
+/** The source id of each item, in corpus order (unique). */
+export function corpusSources(spec: CorpusSpec): string[] {
+  if (spec.kind === 'files') return spec.items.map((it) => resolve(it.path));
+  const tag = spec.kind === 'captioned-mnist' ? `${spec.kind}:${spec.split}:${spec.seed}` : `${spec.kind}:${spec.seed}`;
+  return Array.from({ length: spec.clips }, (_, i) => `${tag}:${i}`);
+}
+
+/** What identifies the corpus for resuming (the clip count may grow between runs). */
+function describeCorpus(spec: CorpusSpec): string {
+  if (spec.kind === 'files') return `files:${spec.name}`;
+  const { clips: _clips, ...rest } = spec;
+  return JSON.stringify(rest);
+}
+
+function trainingSize(runDir: string): number | undefined {
+  try {
+    return JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')).data?.size;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface WorkerInit {
+  model: string;
+  corpus: CorpusSpec;
+  out: string;
+  size: number;
+  threads: number;
+}
+
+/** One worker's state: its tokenizer and its view of the corpus. */
+export class ChunkTokenizer {
+  private readonly tok: Tokenizer;
+  private readonly dataset?: CaptionedDataset;
+  private readonly sources: string[];
+  readonly channels: number;
+
+  constructor(readonly init: WorkerInit) {
+    E.setRuntimeDefaults({ threads: init.threads });
+    this.tok = loadTokenizer(init.model).tokenizer;
+    this.channels = this.tok.channels ?? 3;
+    const c = init.corpus;
+    if (c.kind === 'captioned-mnist') this.dataset = new CaptionedMovingMnist({ split: c.split, seed: c.seed, length: c.clips, frames: c.frames ?? this.tok.clipFrames, digits: c.digits, channels: this.channels === 1 ? 1 : 3 });
+    else if (c.kind === 'captioned-synthetic') this.dataset = new CaptionedSynthetic({ seed: c.seed, length: c.clips, frames: c.frames ?? this.tok.clipFrames, height: c.size ?? init.size, width: c.size ?? init.size });
+    this.sources = corpusSources(c);
+  }
+
+  /** Tokenizes the corpus items `ordinals` into one shard; returns what it holds. */
+  async run(ordinals: number[], file: string): Promise<{ clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }> {
+    const clips: ShardClip[] = [];
+    const skipped: SkippedSource[] = [];
+    for (const i of ordinals) {
+      const source = this.sources[i]!;
+      let clip: { data: Uint8Array; channels: number; frames: number; height: number; width: number; caption?: string; labels?: Record<string, unknown> };
+      if (this.dataset) {
+        const c = (await this.dataset.get(i)) as CaptionedClip;
+        const s = this.dataset.shape;
+        clip = { data: c.data, channels: s.channels, frames: s.frames, height: s.height, width: s.width, caption: c.caption, labels: c.labels };
+      } else {
+        const item = (this.init.corpus as Extract<CorpusSpec, { kind: 'files' }>).items[i]!;
+        let frames;
+        try {
+          frames = await readClip(item.path, this.tok.clipFrames, { size: this.init.size, crop: this.init.size, pad: true });
+        } catch (e) {
+          // a bad file in a corpus is recorded and skipped, never fatal to the run
+          skipped.push({ source, reason: (e as Error).message.replace(`${item.path}: `, '') });
+          continue;
+        }
+        const f0 = frames[0]!;
+        const data = new Uint8Array(frames.length * f0.width * f0.height * 3);
+        frames.forEach((f, t) => data.set(f.data, t * f.data.length));
+        clip = { data, channels: 3, frames: frames.length, height: f0.height, width: f0.width, caption: item.caption };
+      }
+      const ids = this.tok.encode(toTensor(clip, this.channels));
+      const values = E.toArray(ids) as number[];
+      clips.push({
+        source,
+        ids: Int32Array.from(values),
+        grid: ids.shape.slice(1),
+        ...(clip.caption !== undefined ? { caption: clip.caption } : {}),
+        ...(clip.labels ? { labels: clip.labels } : {}),
+      });
+    }
+    writeShard(join(this.init.out, file), this.tok.vocabSize, clips, skipped);
+    return { clips: clips.map(({ ids: _ids, ...rest }) => rest), skipped };
+  }
+}
+
+/** uint8 T×H×W×C → 1×C'×T×H×W in [-1, 1], averaging RGB to gray or repeating gray to RGB as the tokenizer needs. */
+function toTensor(c: { data: Uint8Array; channels: number; frames: number; height: number; width: number }, channels: number): E.Tensor {
+  const plane = c.frames * c.height * c.width;
+  const out = new Float32Array(channels * plane);
+  for (let p = 0; p < plane; p++) {
+    if (c.channels === channels) for (let k = 0; k < channels; k++) out[k * plane + p] = c.data[p * channels + k]! / 127.5 - 1;
+    else if (channels === 1) out[p] = (c.data[p * 3]! + c.data[p * 3 + 1]! + c.data[p * 3 + 2]!) / 382.5 - 1;
+    else for (let k = 0; k < 3; k++) out[k * plane + p] = c.data[p]! / 127.5 - 1;
+  }
+  return E.concrete(out, [1, channels, c.frames, c.height, c.width], 'float32');
+}
+
+export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummary> {
+  const t0 = Date.now();
+  const shardSize = o.shardSize ?? 64;
+  check(Number.isInteger(shardSize) && shardSize > 0, `shard size must be a positive integer, got ${shardSize}`);
+  const { tokenizer, module } = loadTokenizer(o.model);
+  const size = o.size ?? trainingSize(o.model) ?? 64;
+  const info: CorpusInfo = {
+    tokenizer: tokenizerIdentity(tokenizer, module.stateDict()),
+    clipFrames: tokenizer.clipFrames,
+    size,
+    channels: tokenizer.channels ?? 3,
+    corpus: describeCorpus(o.corpus),
+  };
+  mkdirSync(o.out, { recursive: true });
+  if (existsSync(join(o.out, INDEX_FILE))) {
+    const prev = readIndex(o.out);
+    if (prev.tokenizer.identity !== info.tokenizer.identity) {
+      throw new VtokError(`these shards were made with tokenizer ${prev.tokenizer.kind} ${prev.tokenizer.identity.slice(0, 16)}, not ${info.tokenizer.kind} ${info.tokenizer.identity.slice(0, 16)} (${o.model}): use another --out`, o.out);
+    }
+    check(prev.corpus === info.corpus && prev.size === info.size && prev.clipFrames === info.clipFrames, `these shards hold another corpus (${prev.corpus}, ${prev.size} px), not ${info.corpus} (${info.size} px): use another --out`, o.out);
+  }
+  removeStaleTemps(o.out);
+  const index: ShardIndex = buildIndex(o.out, info);
+  writeIndex(o.out, index);
+  const sources = corpusSources(o.corpus);
+  check(new Set(sources).size === sources.length, 'the corpus lists a source twice');
+  const done = new Set([...index.clips.map((c) => c.source), ...index.skipped.map((s) => s.source)]);
+  const pending = sources.map((_, i) => i).filter((i) => !done.has(sources[i]!));
+  const chunks: { ordinals: number[]; file: string }[] = [];
+  for (let k = 0; k < pending.length; k += shardSize) {
+    const ordinals = pending.slice(k, k + shardSize);
+    // named by its first clip's ordinal: that clip was not done, so no shard on disk has this name
+    chunks.push({ ordinals, file: shardName(ordinals[0]!) });
+  }
+  const bar = progress('tokenize', pending.length, { quiet: o.quiet });
+  let processed = 0;
+  const record = (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => {
+    index.shards.push({ file, clips: r.clips.length, skipped: r.skipped.length });
+    index.shards.sort((a, b) => a.file.localeCompare(b.file));
+    r.clips.forEach((c, i) => index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) }));
+    for (const s of r.skipped) {
+      index.skipped.push({ ...s, shard: file });
+      if (!o.quiet) process.stderr.write(`skipped ${s.source}: ${s.reason}\n`);
+    }
+    writeIndex(o.out, index);
+    processed += r.clips.length + r.skipped.length;
+    bar.update(processed, { skipped: index.skipped.length });
+  };
+  const cores = availableParallelism();
+  const workers = Math.min(o.workers ?? cores, chunks.length);
+  // the cores are shared among the workers' onnxruntime sessions
+  const threads = Math.max(1, Math.floor((Number(process.env.VTOK_THREADS) || cores) / Math.max(1, workers)));
+  const init: WorkerInit = { model: o.model, corpus: o.corpus, out: o.out, size, threads };
+  try {
+    if (workers <= 0) {
+      const t = new ChunkTokenizer(init);
+      for (const c of chunks) record(c.file, await t.run(c.ordinals, c.file));
+    } else {
+      await runWorkers(init, chunks, workers, record);
+    }
+  } finally {
+    bar.stop();
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  return {
+    clips: index.clips.length,
+    skipped: index.skipped.length,
+    shards: index.shards.length,
+    resumed: done.size,
+    processed,
+    seconds,
+    clipsPerSecond: processed / Math.max(1e-3, seconds),
+    index: join(o.out, INDEX_FILE),
+  };
+}
+
+type WorkerReply = { ready: true } | { file: string; clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] } | { error: string; vtok: boolean };
+
+function runWorkers(init: WorkerInit, chunks: { ordinals: number[]; file: string }[], n: number, record: (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => void): Promise<void> {
+  return new Promise((resolveAll, reject) => {
+    let next = 0;
+    let live = n;
+    let failed = false;
+    const pool: Worker[] = [];
+    const stopAll = () => pool.forEach((w) => void w.terminate());
+    for (let k = 0; k < n; k++) {
+      const w = new Worker(new URL('./tokenize-worker.js', import.meta.url), { workerData: init });
+      pool.push(w);
+      const give = () => {
+        if (next < chunks.length) w.postMessage(chunks[next++]);
+        else {
+          void w.terminate();
+          if (--live === 0 && !failed) resolveAll();
+        }
+      };
+      w.on('message', (m: WorkerReply) => {
+        if ('ready' in m) return give();
+        if ('error' in m) {
+          failed = true;
+          stopAll();
+          return reject(m.vtok ? new VtokError(m.error) : new Error(m.error));
+        }
+        record(m.file, m);
+        give();
+      });
+      w.on('error', (e) => {
+        if (failed) return;
+        failed = true;
+        stopAll();
+        reject(e);
+      });
+    }
+  });
+}
