@@ -100,6 +100,16 @@ export function outputPlan(layout: VocabLayout, task: string, x: TaskInputs): Ou
   return visualOutputPlan(layout, composition(layout, task, x).outputGrid);
 }
 
+/**
+ * Length of a task's training sequence for clips of output size `res` (for grouping shards by length, AGD): the
+ * sequence built from a placeholder clip of that size.
+ */
+export function sequenceLength(layout: VocabLayout, task: string, x: { textTokens?: TextTokens; res?: string; label?: number; condFrames?: number }): number {
+  const size = outputSize(layout, x.res);
+  const target = { ids: new Int32Array(size.grid.reduce((a, b) => a * b, 1)), grid: size.grid };
+  return buildSequence(layout, task, { ...x, target }).ids.length;
+}
+
 export interface ParsedOutput {
   task: string;
   res: string;

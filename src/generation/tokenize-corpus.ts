@@ -160,12 +160,17 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
   check(Number.isInteger(shardSize) && shardSize > 0, `shard size must be a positive integer, got ${shardSize}`);
   const { tokenizer, module } = loadTokenizer(o.model);
   const size = o.size ?? trainingSize(o.model) ?? 64;
+  // defaults made explicit, so that a re-run naming them describes the same corpus
+  const corpus: CorpusSpec =
+    o.corpus.kind === 'files' ? o.corpus
+    : o.corpus.kind === 'captioned-mnist' ? { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, digits: o.corpus.digits ?? 'mixed' }
+    : { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, size: o.corpus.size ?? size };
   const info: CorpusInfo = {
     tokenizer: tokenizerIdentity(tokenizer, module.stateDict()),
     clipFrames: tokenizer.clipFrames,
     size,
     channels: tokenizer.channels ?? 3,
-    corpus: describeCorpus(o.corpus),
+    corpus: describeCorpus(corpus),
   };
   mkdirSync(o.out, { recursive: true });
   if (existsSync(join(o.out, INDEX_FILE))) {
@@ -178,7 +183,7 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
   removeStaleTemps(o.out);
   const index: ShardIndex = buildIndex(o.out, info);
   writeIndex(o.out, index);
-  const sources = corpusSources(o.corpus);
+  const sources = corpusSources(corpus);
   check(new Set(sources).size === sources.length, 'the corpus lists a source twice');
   const done = new Set([...index.clips.map((c) => c.source), ...index.skipped.map((s) => s.source)]);
   const pending = sources.map((_, i) => i).filter((i) => !done.has(sources[i]!));
@@ -206,7 +211,7 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
   const workers = Math.min(o.workers ?? cores, chunks.length);
   // the cores are shared among the workers' onnxruntime sessions
   const threads = Math.max(1, Math.floor((Number(process.env.VTOK_THREADS) || cores) / Math.max(1, workers)));
-  const init: WorkerInit = { model: o.model, corpus: o.corpus, out: o.out, size, threads };
+  const init: WorkerInit = { model: o.model, corpus, out: o.out, size, threads };
   try {
     if (workers <= 0) {
       const t = new ChunkTokenizer(init);
@@ -242,13 +247,21 @@ function runWorkers(init: WorkerInit, chunks: { ordinals: number[]; file: string
     for (let k = 0; k < n; k++) {
       const w = new Worker(new URL('./tokenize-worker.js', import.meta.url), { workerData: init });
       pool.push(w);
+      let finished = false;
       const give = () => {
         if (next < chunks.length) w.postMessage(chunks[next++]);
         else {
+          finished = true;
           void w.terminate();
           if (--live === 0 && !failed) resolveAll();
         }
       };
+      w.on('exit', (code) => {
+        if (finished || failed) return;
+        failed = true;
+        stopAll();
+        reject(new Error(`a tokenize worker stopped unexpectedly (exit code ${code})`));
+      });
       w.on('message', (m: WorkerReply) => {
         if ('ready' in m) return give();
         if ('error' in m) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Tensor } from '../engine/index.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
 
 /**
@@ -92,6 +93,24 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
     tokenizer: { ...o.tokenizer },
     outputs: o.outputs.map((s) => ({ ...s, grid: [...s.grid] })),
   };
+}
+
+/**
+ * The layout for a loaded tokenizer: its identity from config + weights, and one output size per clip size the
+ * model generates (key `HxW`, grid from the tokenizer).
+ */
+export function layoutForTokenizer(
+  tok: Tokenizer,
+  weights: Map<string, Tensor>,
+  o: { tasks: string[]; sizes: { frames: number; height: number; width: number }[]; classes?: number; audio?: VocabOptions['audio'] },
+): VocabLayout {
+  return buildVocabLayout({
+    tokenizer: tokenizerIdentity(tok, weights),
+    tasks: o.tasks,
+    outputs: o.sizes.map((s) => ({ key: `${s.height}x${s.width}`, ...s, grid: tok.grid(s.frames, s.height, s.width).shape })),
+    classes: o.classes,
+    audio: o.audio,
+  });
 }
 
 export const taskToken = (task: string): string => `<task_${task}>`;

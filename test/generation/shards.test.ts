@@ -66,7 +66,7 @@ test('vtok tokenize: killed mid-run (SIGKILL), re-run finishes, every clip exact
   const index = expectExactlyOnce(out, N);
 
   // a third run has nothing to do
-  const again = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', String(N), '--out', out, '--json');
+  const again = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', String(N), '--frames', '5', '--out', out, '--json'); // defaults named: the same corpus
   assert.equal(JSON.parse(again.stdout).processed, 0);
 
   // the stored ids are the tokenizer's for that clip, with its caption

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildVocabLayout, specialId, type VocabLayout } from '../../src/generation/vocab.js';
-import { buildSequence, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, registerTask, taskNames, type TaskInputs } from '../../src/generation/tasks.js';
+import { buildSequence, sequenceLength, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, registerTask, taskNames, type TaskInputs } from '../../src/generation/tasks.js';
 import { parseSequence, type VisualTokens } from '../../src/generation/sequence.js';
 import type { TextTokens } from '../../src/generation/text/encoder.js';
 
@@ -63,6 +63,7 @@ test('every task: prefix layout, text slot, segments, output plan, parse(build(x
     const expectedOut = c.task === 't2i' ? target.ids.slice(0, F) : target.ids.slice(24 - c.out);
     assert.deepEqual([...seq.ids.slice(seq.prefixLength)], [...expectedOut, sp('<eov_o>'), sp('<eos>')], msg);
     assert.equal(seq.ids.length, prefix.length + c.out + 2, msg);
+    assert.equal(sequenceLength(layout, c.task, c.x), seq.ids.length, msg);
     if (c.text) {
       assert.deepEqual(seq.text, { start: 3, length: 5 }, msg);
       assert.ok(seq.segments.some((s) => s.kind === 'text' && s.start === 3 && s.length === 5), msg);

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import '../../src/tokenizers/kinds.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
-import { buildVocabLayout, checkTokenizer, layoutFromJson, layoutToJson, specialId, specialName, tokenizerIdentity } from '../../src/generation/vocab.js';
+import { buildVocabLayout, checkTokenizer, layoutForTokenizer, layoutFromJson, layoutToJson, specialId, specialName, tokenizerIdentity } from '../../src/generation/vocab.js';
 import { VtokError } from '../../src/util/errors.js';
 
 const MODEL = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));
@@ -43,6 +43,8 @@ test('vocabulary layout from the shipped tokenizer: blocks, specials, JSON round
   assert.throws(() => specialId(layout, '<task_i2v>'), /no <task_i2v> token/);
 
   checkTokenizer(layout, id);
+  const direct = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: ['uncond', 't2v'], sizes: [{ frames: 5, height: 64, width: 64 }], classes: 3, audio: { levels: 2, codesPerLevel: 16 } });
+  assert.deepEqual(direct, layout);
   assert.throws(() => checkTokenizer(layout, other), (e: Error) => e instanceof VtokError && e.message.includes(id.identity.slice(0, 16)) && e.message.includes(other.identity.slice(0, 16)));
   assert.throws(() => checkTokenizer(layout, { ...id, vocabSize: 2048 }), /vocabulary 1024.*vocabulary 2048/);
 });
