@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as E from '../../../src/engine/index.js';
 import type { Tensor } from '../../../src/engine/index.js';
-import { Attention, Embedding, MLP, Module, RMSNorm } from '../../../src/nn/index.js';
+import { Embedding, Linear, Module, RMSNorm } from '../../../src/nn/index.js';
 import { byteTokenize, JsonTokenizer } from '../../../src/generation/text/tokenize.js';
 import { OnnxTextEncoder, TEXT_ENCODER_CONFIG } from '../../../src/generation/text/onnx.js';
 import { tempDir } from '../../io/fixtures.js';
@@ -42,22 +42,36 @@ function writeTokenizerJson(path: string): void {
 
 const VOCAB = 4 + 18 + 10;
 
-/** T5-encoder shaped: embedding, pre-RMSNorm self-attention + MLP blocks with the padding keys masked, final norm. */
+/** One T5 encoder layer: pre-RMSNorm self-attention (no biases, padding keys masked) and a ReLU MLP, residuals. */
+class T5Layer extends Module {
+  norm1 = new RMSNorm(16);
+  q = new Linear(16, 16, { bias: false });
+  k = new Linear(16, 16, { bias: false });
+  v = new Linear(16, 16, { bias: false });
+  o = new Linear(16, 16, { bias: false });
+  norm2 = new RMSNorm(16);
+  wi = new Linear(16, 32, { bias: false });
+  wo = new Linear(32, 16, { bias: false });
+  forward(x: Tensor, bias: Tensor): Tensor {
+    const [b, l] = x.shape;
+    const heads = (t: Tensor) => E.transpose(E.reshape(t, [b!, l!, 2, 8]), [0, 2, 1, 3]);
+    const h = this.norm1.forward(x);
+    const y = E.attention(heads(this.q.forward(h)), heads(this.k.forward(h)), heads(this.v.forward(h)), { mask: bias });
+    x = E.add(x, this.o.forward(E.reshape(E.transpose(y, [0, 2, 1, 3]), [b!, l!, 16])));
+    return E.add(x, this.wo.forward(E.relu(this.wi.forward(this.norm2.forward(x)))));
+  }
+}
+
+/** T5-encoder shaped: embedding, two layers, final RMSNorm. */
 class TinyT5 extends Module {
   embed = new Embedding(VOCAB, 16);
-  norm1 = [new RMSNorm(16), new RMSNorm(16)];
-  attn = [new Attention(16, 2, { qkvBias: false, projBias: false }), new Attention(16, 2, { qkvBias: false, projBias: false })];
-  norm2 = [new RMSNorm(16), new RMSNorm(16)];
-  mlp = [new MLP(16, 32), new MLP(16, 32)];
+  layers = [new T5Layer(), new T5Layer()];
   final = new RMSNorm(16);
   forward(ids: Tensor, mask: Tensor): Tensor {
     const [b, l] = ids.shape;
     const bias = E.reshape(E.mul(E.sub(mask, 1), 1e9), [b!, 1, 1, l!]);
     let x = this.embed.forward(ids);
-    for (let i = 0; i < 2; i++) {
-      x = E.add(x, this.attn[i]!.forward(this.norm1[i]!.forward(x), bias));
-      x = E.add(x, this.mlp[i]!.forward(this.norm2[i]!.forward(x)));
-    }
+    for (const layer of this.layers) x = layer.forward(x, bias);
     return this.final.forward(x);
   }
 }
