@@ -122,8 +122,17 @@ export interface ParsedOutput {
   clip: VisualTokens;
 }
 
-/** Parses a whole generated sequence (prefix + output) into the tokens to decode. */
-export function parseOutput(layout: VocabLayout, ids: Int32Array): ParsedOutput {
+/**
+ * Parses a whole generated sequence into the tokens to decode: `ids` is prefix + output, or the prefix alone with
+ * the sampler's output ids as `generated`.
+ */
+export function parseOutput(layout: VocabLayout, ids: Int32Array, generated?: ArrayLike<number>): ParsedOutput {
+  if (generated) {
+    const all = new Int32Array(ids.length + generated.length);
+    all.set(ids);
+    all.set(generated, ids.length);
+    ids = all;
+  }
   const p = parseSequence(layout, ids);
   const spec = getTask(p.task);
   const vis = (role: 'input' | 'output') => {

@@ -84,6 +84,8 @@ test('every task: prefix layout, text slot, segments, output plan, parse(build(x
     if (c.task === 't2i') assert.deepEqual(parsed.clip, { ids: target.ids.slice(0, F), grid: [1, 2, 4] }, msg);
     else assert.deepEqual(parsed.clip, target, msg);
     if (c.task === 'class') assert.equal(parsed.label, 2);
+    // the sampler's way: the prompt plus the output ids it generated
+    assert.deepEqual(parseOutput(layout, prompt.ids, seq.ids.slice(seq.prefixLength)).clip, parsed.clip, msg);
     assert.equal(parseSequence(layout, seq.ids).prefixLength, seq.prefixLength, msg);
   }
 });
