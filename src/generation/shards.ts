@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { SeededRng, hashSeed } from '../data/seeded.js';
 import { crc32 } from '../io/crc32.js';
 import { packIds, unpackIds, vocabBits } from '../io/tokenfile.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -194,6 +195,32 @@ export class ShardReader {
       else groups.set(n, [c]);
     }
     return groups;
+  }
+
+  /**
+   * Training batches, each from one length group (AGD): per epoch every group is shuffled and cut into batches of
+   * up to `batchSize`, and the batches of all groups are shuffled together, so groups are visited in proportion to
+   * their size. The order is a pure function of (seed, epoch): a resumed run skips `startBatch` batches.
+   */
+  *lengthBatches(o: { lengthOf: (clip: ClipRef) => number; batchSize: number; seed?: number; epochs?: number; startBatch?: number }): Generator<{ length: number; clips: ClipRef[]; epoch: number }> {
+    check(Number.isInteger(o.batchSize) && o.batchSize > 0, `batch size must be a positive integer, got ${o.batchSize}`);
+    const groups = [...this.groupByLength(o.lengthOf)].sort((a, b) => a[0] - b[0]);
+    let skip = o.startBatch ?? 0;
+    for (let epoch = 0; epoch < (o.epochs ?? 1); epoch++) {
+      const batches: { length: number; clips: ClipRef[]; epoch: number }[] = [];
+      groups.forEach(([length, refs], g) => {
+        const order = new SeededRng(hashSeed(o.seed ?? 0, epoch, g, 0xa9d)).permutation(refs.length);
+        for (let k = 0; k < refs.length; k += o.batchSize) batches.push({ length, clips: Array.from(order.subarray(k, k + o.batchSize), (i) => refs[i]!), epoch });
+      });
+      const mix = new SeededRng(hashSeed(o.seed ?? 0, epoch, 0xa9d)).permutation(batches.length);
+      for (const i of mix) {
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        yield batches[i]!;
+      }
+    }
   }
 
   private cache: { file: string; clips: ShardClip[] } | undefined;

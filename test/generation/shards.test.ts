@@ -84,6 +84,14 @@ test('vtok tokenize: killed mid-run (SIGKILL), re-run finishes, every clip exact
   // grouped by sequence length: one- and two-digit captions (here: by caption length) form separate groups
   const groups = reader.groupByLength((cl) => 1280 + (cl.caption!.length > 40 ? 2 : 1));
   assert.equal([...groups.values()].reduce((n, g) => n + g.length, 0), N);
+  const lengthOf = (cl: { caption?: string }) => 1280 + (cl.caption!.length > 40 ? 2 : 1);
+  const batches = [...reader.lengthBatches({ lengthOf, batchSize: 4, seed: 1, epochs: 2 })];
+  for (const b of batches) assert.ok(b.clips.every((cl) => lengthOf(cl) === b.length) && b.clips.length <= 4);
+  for (const epoch of [0, 1]) {
+    const seen = batches.filter((b) => b.epoch === epoch).flatMap((b) => b.clips.map((cl) => cl.source));
+    assert.equal(new Set(seen).size, N, 'each epoch visits every clip once');
+  }
+  assert.deepEqual([...reader.lengthBatches({ lengthOf, batchSize: 4, seed: 1, epochs: 2, startBatch: 3 })], batches.slice(3), 'resume skips batches');
 
   // another tokenizer into the same folder is refused, naming both
   const other = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '4', '--split', 'test', '--out', out);
