@@ -163,6 +163,10 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   }
   if (!Array.isArray(l.outputs) || l.outputs.length === 0) throw bad('no output sizes');
   if (!l.special || typeof l.special !== 'object') throw bad('no special tokens');
+  for (const o of l.outputs) {
+    if (!o || typeof o.key !== 'string' || !Array.isArray(o.grid) || o.grid.length === 0 || !o.grid.every((d) => Number.isInteger(d) && d > 0)) throw bad(`output size ${JSON.stringify(o?.key)} needs a key and a token grid of positive integers`);
+    if (!(resToken(o.key) in l.special)) throw bad(`output size ${o.key} has no ${resToken(o.key)} token`);
+  }
   const first = l.audio.start + l.audio.levels * l.audio.codesPerLevel;
   const ids = Object.values(l.special);
   if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size)) throw bad(`special ids must be distinct and in [${first}, ${l.size})`);

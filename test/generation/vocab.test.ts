@@ -61,6 +61,9 @@ test('vocabulary layout: bad sizes and corrupt JSON are refused', () => {
   const broken = JSON.parse(layoutToJson(layout));
   broken.special['<bos>'] = 5;
   assert.throws(() => layoutFromJson(broken, 'lm.json'), /special ids must be distinct/);
+  const noGrid = JSON.parse(layoutToJson(layout));
+  noGrid.outputs[0].grid = [5, 0];
+  assert.throws(() => layoutFromJson(noGrid), /token grid of positive integers/);
   delete broken.special['<bos>'];
   assert.throws(() => layoutFromJson(broken), /missing <bos>/);
 });
