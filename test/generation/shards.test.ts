@@ -120,4 +120,12 @@ test('vtok tokenize on a folder: captions from sidecars, unreadable and empty vi
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).processed, 0);
   assert.ok(existsSync(join(out, 'index.json')));
+  // a list file: paths relative to it, captions from the sidecars
+  writeFileSync(join(root, 'list.txt'), '# two clips\na.mp4\nempty.mp4\n');
+  const listed = await vtok('tokenize', join(root, 'list.txt'), '--out', tempDir('toklist-out'), '--workers', '1', '--json');
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.deepEqual([JSON.parse(listed.stdout).clips, JSON.parse(listed.stdout).skipped], [1, 1]);
+  const bad = await vtok('tokenize', '--data', 'imagenet', '--clips', '2', '--out', tempDir('tokbad'));
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /unknown data set "imagenet"/);
 });
