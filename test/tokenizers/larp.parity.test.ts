@@ -9,7 +9,7 @@ import { LarpModel, parseLarpConfig } from '../../src/tokenizers/larp/index.js';
 
 /** LARP against the reference's golden vectors (hywang66/LARP): indices exact, floats within 1e-4 relative. */
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-const golden = (name: string) => resolve(repoRoot, '../shared/golden', `${name}.safetensors`);
+const golden = (name: string) => resolve(repoRoot, 'test/fixtures/golden', `${name}.safetensors`);
 
 describe('LARP parity', () => {
   for (const name of ['larp_tokenizer', 'larp_prior']) {

@@ -11,7 +11,7 @@ import { Magvit2Model, parseMagvit2Config } from '../../src/tokenizers/magvit2/i
  * codes exact, floats within 1e-4 relative to the reference's largest magnitude.
  */
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-const golden = (name: string) => resolve(repoRoot, '../shared/golden', `${name}.safetensors`);
+const golden = (name: string) => resolve(repoRoot, 'test/fixtures/golden', `${name}.safetensors`);
 
 describe('MAGVIT-v2 parity', () => {
   const expected: Record<string, string[]> = {
