@@ -11,8 +11,13 @@ export interface TokenGrid {
   shape: number[];
 }
 
+/** What a tokenizer's input is; token files, metrics, sample writers and the training task dispatch on it. */
+export type Modality = 'video' | 'image' | 'audio';
+
 export interface Tokenizer {
-  readonly kind: 'magvit2' | 'larp' | 'soundstream';
+  /** Its kind's name in the registry (src/tokenizers/registry.ts). */
+  readonly kind: string;
+  readonly modality: Modality;
   /** Model config (JSON-able; hashed into token files). */
   readonly config: Record<string, unknown>;
   /** log2 of the vocabulary size (bits per token in token files). */

@@ -5,9 +5,9 @@ import type { Batch } from '../data/dataset.js';
 import { tensorToClips } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
-import { evaluateReconstruction } from '../metrics/reconstruction.js';
+import { evaluateReconstruction } from '../tokenizers/reconstruction.js';
 import { AdamW, bindParams, type Module, PatchDiscriminator3D, TrainStep, warmupCosine } from '../nn/index.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { TokenizerModel } from '../tokenizers/kind.js';
 import type { TrainTask } from './loop.js';
 
 /**
@@ -16,13 +16,6 @@ import type { TrainTask } from './loop.js';
  * non-saturating, LeCam). Evaluation reconstructs a fixed held-out batch: PSNR, SSIM, codebook usage; samples are
  * GIFs of inputs beside reconstructions.
  */
-export interface TokenizerModel {
-  tokenizer: Tokenizer;
-  module: Module;
-  /** Graph code: the tokenizer's training loss on a video batch in [-1, 1]; recon is in [-1, 1]. */
-  loss(video: Tensor, step: Tensor): { loss: Tensor; metrics: Record<string, Tensor>; recon: Tensor };
-}
-
 export interface TokenizerTrainOptions {
   lr: number;
   steps: number;

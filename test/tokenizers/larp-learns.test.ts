@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import { createLoader } from '../../src/data/loader.js';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { evaluateReconstruction } from '../../src/metrics/reconstruction.js';
+import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
 import { psnrFromMse } from '../../src/metrics/psnr.js';
 import { AdamW, TrainStep, warmupCosine } from '../../src/nn/index.js';
-import { larpTrainer } from '../../src/train/kinds/larp.js';
+import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /**
  * The tiny LARP preset learns at small scale (issue 5): a short run on a fixed pool of the study's synthetic

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { readGolden, runParity } from '../../src/parity/index.js';
-import '../../src/parity/cases.js';
+import '../../src/tokenizers/registry.js';
 import { LarpModel, parseLarpConfig } from '../../src/tokenizers/larp/index.js';
 
 /** LARP against the reference's golden vectors (hywang66/LARP): indices exact, floats within 1e-4 relative. */

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readGolden, runParity } from '../../src/parity/index.js';
-import '../../src/parity/cases.js';
+import '../../src/tokenizers/registry.js';
 import { Magvit2Model, parseMagvit2Config } from '../../src/tokenizers/magvit2/index.js';
 
 /**

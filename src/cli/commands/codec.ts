@@ -5,7 +5,6 @@ import * as E from '../../engine/index.js';
 import { clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, openTokenFile, TokenFileWriter } from '../../io/tokenfile.js';
 import { probeVideo, readFrames, writeVideo } from '../../io/video.js';
-import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';

@@ -8,8 +8,7 @@ import * as E from '../../engine/index.js';
 import { gridFrame, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, writeTokenFile } from '../../io/tokenfile.js';
 import { writeVideo } from '../../io/video.js';
-import { evaluateReconstruction } from '../../metrics/reconstruction.js';
-import '../../tokenizers/kinds.js';
+import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { VtokError } from '../../util/errors.js';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runParity } from '../../parity/index.js';
-import '../../parity/cases.js';
+import '../../tokenizers/registry.js';
 
 /** `vtok parity <golden.safetensors>`: reproduce a reference implementation's outputs from its weights. */
 export function registerParity(program: Command): void {

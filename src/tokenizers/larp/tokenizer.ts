@@ -19,7 +19,8 @@ import { LarpModel } from './model.js';
  * attention scores, normalisations and the codebook search itself.
  */
 export class LarpTokenizer implements Tokenizer {
-  readonly kind = 'larp' as const;
+  readonly kind = 'larp';
+  readonly modality = 'video';
   private readonly params: Param[];
   private readonly encodeFn: E.JitFunction<(w: Tensor[], x: Tensor) => Tensor>;
   private readonly decodeFn: E.JitFunction<(w: Tensor[], ids: Tensor) => Tensor>;

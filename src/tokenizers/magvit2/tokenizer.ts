@@ -2,7 +2,7 @@ import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import type { Param } from '../../nn/index.js';
 import { VtokError } from '../../util/errors.js';
-import { calibrationBatches, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
+import { calibrationBatches, type Modality, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
 import { type Magvit2Config, parseMagvit2Config, temporalStrides } from './config.js';
 import { Magvit2Model } from './model.js';
 
@@ -21,7 +21,9 @@ import { Magvit2Model } from './model.js';
 interface Programs { encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(ids: Tensor) => Tensor> }
 
 export class Magvit2Tokenizer implements Tokenizer {
-  readonly kind = 'magvit2' as const;
+  readonly kind = 'magvit2';
+  /** The 2-D (image) config codes each frame of a clip on its own. */
+  get modality(): Modality { return this.cfg.kind === 'image' ? 'image' : 'video'; }
   readonly cfg: Magvit2Config;
   readonly model: Magvit2Model;
   private readonly params: Param[];

@@ -1,9 +1,9 @@
 import * as E from '../engine/index.js';
 import { tensorToClips } from '../io/frame.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { psnrFromMse } from './psnr.js';
-import { ssimFrames } from './ssim.js';
-import { bitsPerPixel, codebookUsage } from './tokens.js';
+import type { Tokenizer } from './tokenizer.js';
+import { psnrFromMse } from '../metrics/psnr.js';
+import { ssimFrames } from '../metrics/ssim.js';
+import { bitsPerPixel, codebookUsage } from '../metrics/tokens.js';
 
 /**
  * How well a tokenizer reconstructs: encode → decode batches of clips in [-1, 1], then PSNR (over all pixels,

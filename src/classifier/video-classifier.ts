@@ -8,7 +8,7 @@ import { compileInference, type InferenceFn } from '../generation/inference.js';
 import { AdamW, Conv3d, GroupNorm, Linear, Module, TrainStep, loadTensors, saveTensors, warmupCosine } from '../nn/index.js';
 import { trainLoop } from '../train/loop.js';
 import { VtokError, check } from '../util/errors.js';
-import { FeatureStats, frechetDistance } from './frechet.js';
+import { FeatureStats, frechetDistance } from '../metrics/frechet.js';
 
 /**
  * vtok's own video classifier, for FVD-style Fréchet distances without downloading I3D: a small 3D CNN trained
