@@ -6,11 +6,10 @@ import { LarpTokenizer } from './tokenizer.js';
 
 /**
  * LARP presets: the reference's model.args JSON at CPU scale (patch 4×8×8, holistic queries, 16-d SVQ codebook,
- * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). Small-scale departures from the
- * reference are listed in src/tokenizers/larp/config.ts (SMALL_SCALE_NOTES): query_init_std is the reference's
- * 0.02 (it was 1.0 here before); the tiny preset (`small: true`) adds the quantizer's entropy term (weight 1 inside
- * loss_q), a centred patch-embedding bias and vtok's routed init (fixed random positions; the first encoder and
- * decoder blocks start with holistic query i reading patch i and patch query j reading latent j).
+ * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). The tiny preset (`small: true`)
+ * adds the quantizer's entropy term (weight 1 inside loss_q), a centred patch-embedding bias and routed init, without
+ * which the tiny model's codebook collapses and its reconstructions stay at each clip's mean colour
+ * (docs/larp-small-scale.md).
  */
 function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean }) {
   return {
