@@ -59,7 +59,7 @@ export function registerCodec(program: Command): void {
       const total = info.isImage ? 1 : info.frames;
       const grid = tok.grid(clipLen, size, size).shape;
       const writer = new TokenFileWriter(o.output, {
-        kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: info.fps, sourceSize: [info.height, info.width],
+        modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: info.fps, frameSize: [info.height, info.width] },
         extra: { model: resolve(o.model), size, clipFrames: clipLen, frames: total },
       });
       const bar = progress('encode', Math.max(1, Math.ceil(total / clipLen)), { quiet: o.json });
@@ -123,7 +123,7 @@ export function registerCodec(program: Command): void {
           }
         }
       }
-      const n = await writeVideo(o.output, frames(), { fps: Number(o.fps ?? (h.fps || 8)) });
+      const n = await writeVideo(o.output, frames(), { fps: Number(o.fps ?? (h.source.fps || 8)) });
       console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${file} → ${n} frames → ${o.output}`);
     });
 }

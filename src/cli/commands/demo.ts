@@ -41,7 +41,7 @@ export function registerDemo(program: Command): void {
       mkdirSync(o.out, { recursive: true });
       const grid = ids.shape.slice(1);
       writeTokenFile(join(o.out, 'demo.vtok'), {
-        kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: 8, sourceSize: [data.size, data.size], extra: { model: o.model },
+        modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: 8, frameSize: [data.size, data.size] }, extra: { model: o.model },
       }, idx.map((i) => ({ grid, ids: Int32Array.from(E.toArray(ids).slice(i * grid.reduce((a, b) => a * b, 1), (i + 1) * grid.reduce((a, b) => a * b, 1))) })));
       const real = tensorToClips(batch.data, batch.shape), fake = tensorToClips(recon.data as Float32Array, recon.shape);
       const frames: Frame[] = real[0].map((_, t) => gridFrame(idx.flatMap((i) => [real[i][t], fake[i][t]]), { columns: 2 * n, gap: 2 }));
