@@ -4,7 +4,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { clipsToBatch } from '../data/dataset.js';
 import { DIRECTIONS, SHAPES, syntheticSample } from '../data/synthetic.js';
-import { compileInference, type InferenceFn } from '../generation/inference.js';
+import { compileInference, type InferenceFn } from '../nn/compiled.js';
 import { AdamW, Conv3d, GroupNorm, Linear, Module, TrainStep, loadTensors, saveTensors, warmupCosine } from '../nn/index.js';
 import { trainLoop } from '../train/loop.js';
 import { VtokError, check } from '../util/errors.js';

@@ -8,6 +8,7 @@ import { createLoader } from '../../src/data/loader.js';
 import { namedDataset } from '../../src/data/named.js';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import type { CompiledFn } from '../../src/nn/compiled.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { psnrFrames } from '../../src/metrics/psnr.js';
 import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
@@ -55,7 +56,7 @@ describe('int8 tokenizers', () => {
     const ids32 = fp32.encode(x), ids8 = int8.encode(x);
     // ORT runs the quantized convolutions as QLinearConv (all but the encoder's last conv and the 1- and
     // 10-channel input convs, which stay float32)
-    const programs = (int8 as unknown as { programs(p: string): { encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(i: Tensor) => Tensor> } }).programs('int8');
+    const programs = (int8 as unknown as { programs(p: string): { encode: CompiledFn<[Tensor], E.Tree>; decode: CompiledFn<[Tensor], Tensor> } }).programs('int8');
     for (const c of [programs.encode.compile(x), programs.decode.compile(ids32)]) {
       const counts = E.optimizedOpCounts(c.model, { threads: 2 });
       assert.ok(c.quantization!.conv >= 11, `${c.quantization!.conv} quantized convolutions`);
