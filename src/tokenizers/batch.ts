@@ -32,7 +32,7 @@ export function idsToTensor(ids: Int32Array, shape: number[]): Tensor {
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-export function encodeClips(tok: Tokenizer, clips: ClipTensor | { data: Float32Array; shape: readonly number[] }, batchSize = clips.shape[0]): HostTokens {
+export function encodeClips(tok: Tokenizer, clips: ClipTensor, batchSize = clips.shape[0]): HostTokens {
   if (clips.shape.length !== 5) throw new VtokError(`encode: expected clips N×C×T×H×W, got [${clips.shape}]`);
   if (!(batchSize >= 1)) throw new VtokError(`encode: batch size must be at least 1, got ${batchSize}`);
   const [n, ...clip] = clips.shape;

@@ -1,5 +1,5 @@
 import type { Tensor } from '../engine/index.js';
-import { type Frame, tensorToClips } from '../io/frame.js';
+import { type ClipTensor, type Frame, tensorToClips } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';
 import type { Module } from '../nn/module.js';
 import { PatchDiscriminator3D } from '../nn/discriminator.js';
@@ -15,7 +15,7 @@ import type { Modality, Tokenizer } from './tokenizer.js';
 export interface ModalityKit {
   readonly modality: Modality;
   /** Reconstruction quality and token statistics over batches of inputs in [-1, 1]. */
-  evaluate(tok: Tokenizer, batches: Iterable<{ data: Float32Array; shape: number[] }>): Record<string, number>;
+  evaluate(tok: Tokenizer, batches: Iterable<ClipTensor>): Record<string, number>;
   /** Writes the first inputs of a batch beside their reconstructions to `stem` + the kit's extension; returns the path. */
   writeSamples(stem: string, input: Tensor, recon: Tensor): Promise<string>;
   /** A discriminator for inputs of this modality with `channels` channels. */

@@ -1,4 +1,4 @@
-import { tensorToClips } from '../io/frame.js';
+import { type ClipTensor, tensorToClips } from '../io/frame.js';
 import { psnrFromMse } from '../metrics/psnr.js';
 import { ssimFrames } from '../metrics/ssim.js';
 import { bitsPerPixel, codebookUsage } from '../metrics/tokens.js';
@@ -12,7 +12,7 @@ import type { Tokenizer } from './tokenizer.js';
  */
 export interface ReconstructionReport { psnr: number; ssim: number; bpp: number; codebook_usage: number; perplexity: number; clips: number }
 
-export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<{ data: Float32Array; shape: number[] }>): ReconstructionReport {
+export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTensor>): ReconstructionReport {
   let se = 0, n = 0, ssimSum = 0, clips = 0, bpp = 0;
   const ids: Int32Array[] = [];
   for (const b of batches) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import type { ClipTensor } from '../../src/io/frame.js';
 import { decodeTokens, encodeClips, idsToHost } from '../../src/tokenizers/batch.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 
@@ -31,7 +32,7 @@ function probe() {
 
 describe('batched encode/decode', () => {
   const n = 5;
-  const clips = { data: Float32Array.from({ length: n * 4 }, (_, i) => (i % 4 < 2 ? (Math.floor(i / 4) * 2 + (i % 4)) / 100 : 0)), shape: [n, 1, 1, 2, 2] };
+  const clips = { data: Float32Array.from({ length: n * 4 }, (_, i) => (i % 4 < 2 ? (Math.floor(i / 4) * 2 + (i % 4)) / 100 : 0)), shape: [n, 1, 1, 2, 2] as ClipTensor['shape'] };
 
   it('encodes in equal batches (the last padded) to host Int32 ids in clip order', () => {
     const { tok, seen } = probe();
@@ -53,7 +54,7 @@ describe('batched encode/decode', () => {
 
   it('bad input is named', () => {
     const { tok } = probe();
-    assert.throws(() => encodeClips(tok, { data: new Float32Array(4), shape: [1, 2, 2] }), /expected clips N×C×T×H×W, got \[1,2,2\]/);
+    assert.throws(() => encodeClips(tok, { data: new Float32Array(4), shape: [1, 2, 2] as never }), /expected clips N×C×T×H×W, got \[1,2,2\]/);
     assert.throws(() => decodeTokens(tok, { ids: new Int32Array(3), n: 2, grid: [2] }), /3 ids for 2 clips of grid \[2\]/);
     assert.throws(() => idsToHost(E.zeros([2])), /token ids must be int32 or int64, got float32/);
   });

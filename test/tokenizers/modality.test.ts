@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import type { ClipTensor } from '../../src/io/frame.js';
 import { probeVideo } from '../../src/io/video.js';
 import { modalityKit } from '../../src/tokenizers/modality.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
@@ -22,7 +23,7 @@ function scaling(gain: number): Tokenizer {
 
 describe('modality kits', () => {
   const clips = E.concrete(Float32Array.from({ length: 2 * 3 * 2 * 12 * 14 }, (_, i) => Math.sin(i) * 0.9), [2, 3, 2, 12, 14], 'float32');
-  const batch = { data: clips.data as Float32Array, shape: [...clips.shape] };
+  const batch: ClipTensor = { data: clips.data as Float32Array, shape: [...clips.shape] as ClipTensor['shape'] };
 
   it('video: PSNR and SSIM fall as the reconstruction worsens', () => {
     const kit = modalityKit('video');

@@ -52,7 +52,7 @@ export function firstClips(batches: Batch[], n: number): ClipTensor {
  * Mean squared error (in 8-bit units) of replacing every t×h×w block of each channel of each clip by the block's mean:
  * the error of the best reconstruction that keeps only the mean colour per block.
  */
-export function blockMeanMse(clips: { data: Float32Array; shape: readonly number[] }, block: readonly [number, number, number]): number {
+export function blockMeanMse(clips: ClipTensor, block: readonly [number, number, number]): number {
   const [n, c, T, H, W] = clips.shape as [number, number, number, number, number];
   const [bt, bh, bw] = block;
   check(T % bt === 0 && H % bh === 0 && W % bw === 0, `block ${block.join('×')} does not tile ${T}×${H}×${W} clips`);

@@ -1,7 +1,7 @@
-import { type Frame, gridFrame, tensorToClips } from '../../io/frame.js';
+import { type ClipTensor, type Frame, gridFrame, tensorToClips } from '../../io/frame.js';
 
 /** Rows of clips (one clip per row, frames left to right), scaled up `scale`× for viewing. */
-export function clipGrid(clips: { data: Float32Array; shape: readonly number[] }, rows: number, scale = 2): Frame {
+export function clipGrid(clips: ClipTensor, rows: number, scale = 2): Frame {
   const frames = tensorToClips(clips.data.subarray(0, rows * (clips.data.length / clips.shape[0]!)), [rows, ...clips.shape.slice(1)]);
   const g = gridFrame(frames.flat(), { columns: clips.shape[2]!, gap: 1 });
   return upscale(g, scale);
