@@ -36,7 +36,7 @@ export function encodeClips(tok: Tokenizer, clips: ClipTensor, batchSize = clips
   if (clips.shape.length !== 5) throw new VtokError(`encode: expected clips N×C×T×H×W, got [${clips.shape}]`);
   if (!(batchSize >= 1)) throw new VtokError(`encode: batch size must be at least 1, got ${batchSize}`);
   const [n, ...clip] = clips.shape;
-  const grid = tok.grid(clip[1], clip[2], clip[3]).shape;
+  const grid = tok.grid(clip).shape;
   const per = size(clip), perClip = size(grid);
   const out = new Int32Array(n * perClip);
   for (let s = 0; s < n; s += batchSize) {

@@ -58,7 +58,7 @@ export function registerCodec(program: Command): void {
       const size = Number(o.size ?? runSize(o.model) ?? Math.min(info.width, info.height));
       const clipLen = tok.clipFrames;
       const total = info.isImage ? 1 : info.frames;
-      const grid = tok.grid(clipLen, size, size).shape;
+      const grid = tok.grid([tok.channels ?? 3, clipLen, size, size]).shape;
       const writer = new TokenFileWriter(o.output, {
         modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: info.fps, frameSize: [info.height, info.width] },
         extra: { model: resolve(o.model), size, clipFrames: clipLen, frames: total },

@@ -44,7 +44,9 @@ export class LarpTokenizer implements Tokenizer {
   get channels(): number { return this.model.cfg.inChannels; }
   get tokens(): number { return this.model.cfg.tokens; }
 
-  grid(frames: number, height: number, width: number): TokenGrid {
+  grid(clip: readonly number[]): TokenGrid {
+    if (clip.length !== 4) throw new VtokError(`LARP: a clip is C×T×H×W, got [${clip}]`);
+    const [, frames, height, width] = clip;
     const c = this.model.cfg;
     if (frames !== c.frameNum || height !== c.inputSize || width !== c.inputSize) {
       throw new VtokError(`LARP takes ${c.frameNum}×${c.inputSize}×${c.inputSize} clips (fixed positions), got ${frames}×${height}×${width}`);
@@ -55,7 +57,7 @@ export class LarpTokenizer implements Tokenizer {
   encode(video: Tensor): Tensor {
     const [, ch, t, h, w] = video.shape;
     if (video.rank !== 5 || ch !== this.model.cfg.inChannels) throw new VtokError(`LARP encode: expected N×${this.model.cfg.inChannels}×T×H×W, got [${video.shape}]`);
-    this.grid(t, h, w);
+    this.grid([ch, t, h, w]);
     if (this.precisionMode === 'int8') return this.int8Programs().encode(video);
     return this.encodeFn(video);
   }

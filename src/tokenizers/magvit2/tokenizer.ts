@@ -118,7 +118,9 @@ export class Magvit2Tokenizer implements Tokenizer {
   get temporalFactor(): number { return temporalStrides(this.cfg).reduce((a, s) => a * s, 1); }
   get clipFrames(): number { return this.cfg.kind === 'video' ? 1 + 4 * this.temporalFactor : 1; }
 
-  grid(frames: number, height: number, width: number): TokenGrid {
+  grid(clip: readonly number[]): TokenGrid {
+    if (clip.length !== 4) throw new VtokError(`magvit2: a clip is C×T×H×W, got [${clip}]`);
+    const [, frames, height, width] = clip;
     if (this.cfg.kind === 'video') return { shape: this.model.latentShape(frames, height, width) };
     return { shape: [frames, ...this.model.latentShape(1, height, width)] };
   }
