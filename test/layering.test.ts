@@ -107,6 +107,18 @@ describe('layering', () => {
     assert.deepEqual(unexpected, [], `import cycles:\n${unexpected.join('\n')}`);
   });
 
+  it('loading a tokenizer for inference pulls in no training code', () => {
+    const seen = new Set<string>();
+    const visit = (f: string) => {
+      if (seen.has(f)) return;
+      seen.add(f);
+      for (const e of graph.get(f) ?? []) if (!e.typeOnly) visit(e.to);
+    };
+    visit('tokenizers/registry.ts');
+    assert.ok(seen.has('nn/checkpoint.ts') && seen.size > 20, `${seen.size} files`);
+    assert.deepEqual([...seen].filter((f) => /^(train|cli|studies|classifier)\//.test(f)), []);
+  });
+
   it('the parser sees imports of every form', () => {
     // a guard on the regular expression above: if it stopped matching, the floor checks would pass vacuously
     const edges = [...graph.values()].reduce((n, d) => n + d.length, 0);
