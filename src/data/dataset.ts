@@ -1,3 +1,4 @@
+import { packUint8 } from '../io/frame.js';
 import { check } from '../util/errors.js';
 
 /**
@@ -45,10 +46,7 @@ export function clipsToBatch(clips: Clip[], shape: ClipShape, indices: ArrayLike
   const labelled = clips.every((c) => c.label !== undefined);
   clips.forEach((clip, n) => {
     check(clip.data.length === per * C, `clip ${indices[n]} has ${clip.data.length} bytes, expected ${per * C} (${T}×${H}×${W}×${C})`);
-    for (let c = 0; c < C; c++) {
-      const base = (n * C + c) * per;
-      for (let p = 0; p < per; p++) data[base + p] = clip.data[p * C + c]! / 127.5 - 1;
-    }
+    packUint8(clip.data, C, data, n * C * per, per);
   });
   return {
     data,

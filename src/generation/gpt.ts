@@ -4,7 +4,7 @@ import { Attention, Embedding, LayerNorm, Linear, MLP, Module, constant, normal 
 import { defaultRng } from '../engine/index.js';
 import { VtokError, check } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
-import { compileInference, type InferenceFn } from './inference.js';
+import { compileInference, type InferenceFn } from '../nn/compiled.js';
 
 /**
  * A small decoder-only transformer language model over token ids (GPT-2 / nanoGPT shape):

@@ -18,6 +18,18 @@ export function blankFrame(width: number, height: number): Frame {
 }
 
 /**
+ * The one uint8 → [-1, 1] packer (x/127.5 − 1): interleaved samples of `channels` channels (…×C, what decoders and
+ * renderers produce) become C planes in `out`, plane c starting at `offset + c·channelStride`.
+ */
+export function packUint8(src: Uint8Array, channels: number, out: Float32Array, offset: number, channelStride: number): void {
+  const n = src.length / channels;
+  for (let c = 0; c < channels; c++) {
+    const base = offset + c * channelStride;
+    for (let p = 0; p < n; p++) out[base + p] = src[p * channels + c]! / 127.5 - 1;
+  }
+}
+
+/**
  * Packs clips of RGB frames into one N×3×T×H×W float tensor in [-1, 1] (x/127.5 − 1). Every clip must have the
  * same length and frame size.
  */
@@ -32,10 +44,7 @@ export function clipsToTensor(clips: Frame[][]): ClipTensor {
     check(clip.length === T, `clipsToTensor: clip ${n} has ${clip.length} frames, expected ${T}`);
     clip.forEach((f, t) => {
       check(f.width === W && f.height === H, `clipsToTensor: clip ${n} frame ${t} is ${f.width}×${f.height}, expected ${W}×${H}`);
-      for (let c = 0; c < 3; c++) {
-        const base = ((n * 3 + c) * T + t) * plane;
-        for (let p = 0; p < plane; p++) out[base + p] = f.data[p * 3 + c]! / 127.5 - 1;
-      }
+      packUint8(f.data, 3, out, (n * 3 * T + t) * plane, T * plane);
     });
   });
   return { data: out, shape: [N, 3, T, H, W] };

@@ -8,32 +8,52 @@ import { crc32 } from './crc32.js';
 /**
  * The .vtok token file: what a tokenizer turned one or more clips into, losslessly.
  *
- * Layout (little-endian):
- *   header  'VTOK' u16 version u8 vocabBits u8 reserved u32 vocabSize f64 fps u32 sourceH u32 sourceW
- *           str kind  str configHash  u8 ndim u32[ndim] grid  u32 jsonLen json-extra  u32 crc32(all before)
+ * Layout (little-endian), version 2:
+ *   header  'VTOK' u16 version u8 vocabBits u8 reserved u32 vocabSize  str modality  str kind  str configHash
+ *           u8 ndim u32[ndim] grid  u32 len json-source  u32 len json-extra  u32 crc32(all before)
  *   clip*   'CLIP' u8 ndim u32[ndim] grid  u32 packedBytes  packed ids  u32 crc32(record from 'CLIP')
  *   end     'END!' u32 clipCount u32 crc32('END!' + count)
  * where str = u16 length + UTF-8, and ids are bit-packed LSB-first at vocabBits = ceil(log2 vocabSize) bits.
- * The end record makes a file cut at a clip boundary detectably truncated.
+ * The end record makes a file cut at a clip boundary detectably truncated. The source record is JSON so that each
+ * modality keeps its own fields (frame rate and size for video, sample rate for audio, none for an LM's sequences).
+ * Version 1 (video only) had f64 fps u32 sourceH u32 sourceW after vocabSize and no modality or source record;
+ * it still reads, as modality 'video' with that source.
  */
 
-export const TOKEN_FILE_VERSION = 1;
+export const TOKEN_FILE_VERSION = 2;
 const MAGIC = 'VTOK';
 const CLIP_TAG = 'CLIP';
 const END_TAG = 'END!';
 
+/** What the tokens stand for: a tokenizer's input modality, or 'sequence' for an LM's mixed token sequences. */
+export type TokenModality = 'video' | 'image' | 'audio' | 'sequence';
+
+/**
+ * Where the tokens came from, per modality: video needs fps and frameSize, image frameSize, audio sampleRate
+ * (channels optional); a sequence needs nothing. Other fields may be added and are kept.
+ */
+export interface TokenSource {
+  /** Frames per second of the source video (0 when unknown). */
+  fps?: number;
+  /** Source frame size [height, width]. */
+  frameSize?: [number, number];
+  /** Samples per second of the source audio. */
+  sampleRate?: number;
+  /** Audio channels of the source. */
+  channels?: number;
+  [key: string]: unknown;
+}
+
 export interface TokenFileHeader {
-  /** Tokenizer kind, e.g. 'magvit2' or 'larp'. */
+  modality: TokenModality;
+  /** Tokenizer (or model) kind, e.g. 'magvit2' or 'larp'. */
   kind: string;
   /** Hash of the tokenizer config (see hashConfig): tokens are only meaningful to the same config. */
   configHash: string;
   vocabSize: number;
   /** Token grid of a clip, e.g. [t, h, w] for MAGVIT-v2 or [n] for LARP; clips may override it. */
   grid: number[];
-  /** Frame rate of the source clips. */
-  fps: number;
-  /** Source frame size [height, width]. */
-  sourceSize: [number, number];
+  source: TokenSource;
   /** Anything else the writer wants to keep (JSON). */
   extra?: Record<string, unknown>;
 }
@@ -135,9 +155,20 @@ function validateHeader(h: TokenFileHeader, file?: string): void {
   check(typeof h.configHash === 'string', 'header.configHash must be a string', file);
   check(Number.isInteger(h.vocabSize) && h.vocabSize >= 2 && h.vocabSize <= 2 ** 31, `header.vocabSize must be an integer in [2, 2^31], got ${h.vocabSize}`, file);
   gridSize(h.grid, file);
-  check(Number.isFinite(h.fps) && h.fps >= 0, `header.fps must be a non-negative number, got ${h.fps}`, file);
-  check(h.sourceSize.length === 2 && h.sourceSize.every((d) => Number.isInteger(d) && d >= 0), 'header.sourceSize must be [height, width]', file);
+  check(MODALITIES.includes(h.modality), `header.modality must be one of ${MODALITIES.join(', ')}, got ${JSON.stringify(h.modality)}`, file);
+  check(!!h.source && typeof h.source === 'object' && !Array.isArray(h.source), 'header.source must be an object', file);
+  const s = h.source;
+  if (h.modality === 'video') check(Number.isFinite(s.fps) && s.fps! >= 0, `header.source.fps must be a non-negative number for video, got ${s.fps}`, file);
+  if (h.modality === 'video' || h.modality === 'image' || s.frameSize !== undefined) {
+    check(Array.isArray(s.frameSize) && s.frameSize.length === 2 && s.frameSize.every((d) => Number.isInteger(d) && d >= 0), `header.source.frameSize must be [height, width] for ${h.modality}`, file);
+  }
+  if (h.modality === 'audio' || s.sampleRate !== undefined) {
+    check(Number.isFinite(s.sampleRate) && s.sampleRate! > 0, `header.source.sampleRate must be a positive number for ${h.modality}, got ${s.sampleRate}`, file);
+  }
+  if (s.channels !== undefined) check(Number.isInteger(s.channels) && s.channels > 0, `header.source.channels must be a positive integer, got ${s.channels}`, file);
 }
+
+const MODALITIES: TokenModality[] = ['video', 'image', 'audio', 'sequence'];
 
 // ---- writer ----
 
@@ -158,9 +189,11 @@ export class TokenFileWriter {
     mkdirSync(dirname(path), { recursive: true });
     this.tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
     this.fd = openSync(this.tmp, 'w');
+    const source = JSON.stringify(header.source);
     const json = header.extra ? JSON.stringify(header.extra) : '';
-    const b = new Bytes().raw(MAGIC).u16(TOKEN_FILE_VERSION).u8(this.bits).u8(0).u32(header.vocabSize).f64(header.fps);
-    b.u32(header.sourceSize[0]).u32(header.sourceSize[1]).str(header.kind).str(header.configHash).grid(header.grid);
+    const b = new Bytes().raw(MAGIC).u16(TOKEN_FILE_VERSION).u8(this.bits).u8(0).u32(header.vocabSize);
+    b.str(header.modality).str(header.kind).str(header.configHash).grid(header.grid);
+    b.u32(Buffer.byteLength(source)).raw(source);
     this.write(b.u32(Buffer.byteLength(json)).raw(json).withCrc());
   }
 
@@ -318,21 +351,35 @@ export async function openTokenFile(path: string): Promise<TokenFileHandle> {
     const magic = (await h.take(4)).toString('latin1');
     if (magic !== MAGIC) throw new VtokError(`not a .vtok token file (magic ${JSON.stringify(magic)}, expected "VTOK")`, path);
     const version = await h.u16();
-    if (version !== TOKEN_FILE_VERSION) throw new VtokError(`token file version ${version} is not supported (this vtok reads version ${TOKEN_FILE_VERSION})`, path);
+    if (version !== 1 && version !== 2) throw new VtokError(`token file version ${version} is not supported (this vtok reads versions 1 and 2)`, path);
     bits = await h.u8();
     await h.u8();
     const vocabSize = await h.u32();
-    const fps = await h.f64();
-    const sourceSize: [number, number] = [await h.u32(), await h.u32()];
+    let modality: TokenModality = 'video';
+    let source: TokenSource | undefined;
+    if (version === 1) source = { fps: await h.f64(), frameSize: [await h.u32(), await h.u32()] };
+    else modality = (await h.str()) as TokenModality;
     const kind = await h.str();
     const configHash = await h.str();
     const grid = await h.grid(path);
-    const jsonLen = await h.u32();
-    check(jsonLen < 1 << 26, `corrupt header: extra JSON length ${jsonLen} is implausible`, path);
-    const json = (await h.take(jsonLen)).toString('utf8');
+    const jsonOf = async (what: string) => {
+      const len = await h.u32();
+      check(len < 1 << 26, `corrupt header: ${what} JSON length ${len} is implausible`, path);
+      const text = (await h.take(len)).toString('utf8');
+      return { text, parse: () => {
+        try {
+          return JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          throw new VtokError(`corrupt header: ${what} is not valid JSON`, path);
+        }
+      } };
+    };
+    const sourceJson = version === 1 ? null : await jsonOf('source');
+    const extra = await jsonOf('extra');
     await h.checkCrc(path);
-    header = { kind, configHash, vocabSize, grid, fps, sourceSize };
-    if (json) header.extra = JSON.parse(json) as Record<string, unknown>;
+    if (sourceJson) source = sourceJson.parse() as TokenSource;
+    header = { modality, kind, configHash, vocabSize, grid, source: source! };
+    if (extra.text) header.extra = extra.parse();
     validateHeader(header, path);
     check(bits === vocabBits(vocabSize), `corrupt header: ${bits} bits per id for a vocabulary of ${vocabSize}`, path);
   } catch (e) {

@@ -17,10 +17,6 @@ export function normal(shape: readonly number[], std = 1, mean = 0, rng: Rng = d
   return concrete(rng.normal(size(shape), mean, std), shape, 'float32');
 }
 
-export function truncNormal(shape: readonly number[], std = 0.02, rng: Rng = defaultRng()): Tensor {
-  return concrete(rng.truncatedNormal(size(shape), std, -2 * std, 2 * std), shape, 'float32');
-}
-
 export function constant(shape: readonly number[], value: number): Tensor {
   return concrete(new Float32Array(size(shape)).fill(value), shape, 'float32');
 }
@@ -48,8 +44,4 @@ export function xavierUniform(shape: readonly number[], gain = 1, rng?: Rng): Te
   const [fi, fo] = fans(shape);
   const bound = gain * Math.sqrt(6 / (fi + fo));
   return uniform(shape, -bound, bound, rng);
-}
-
-export function kaimingNormal(shape: readonly number[], rng?: Rng): Tensor {
-  return normal(shape, Math.sqrt(2 / fans(shape)[0]), 0, rng);
 }

@@ -102,9 +102,4 @@ export function warmupCosine(lr: number, warmup: number, total: number, minLr = 
   };
 }
 
-/** Step decay: lr · gamma^floor(t / every). */
-export function stepDecay(lr: number, every: number, gamma = 0.1): Schedule {
-  return (t) => lr * gamma ** Math.floor(t / every);
-}
-
 export const constantLr = (lr: number): Schedule => () => lr;

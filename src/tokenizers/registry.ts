@@ -1,32 +1,52 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
-import { checkpointDir, loadCheckpoint } from '../train/checkpoint.js';
+import { registerParity } from '../parity/index.js';
 import { VtokError } from '../util/errors.js';
+import type { TokenizerKind, TokenizerTrainer } from './kind.js';
+import { larpKind } from './larp/kind.js';
+import { magvit2Kind } from './magvit2/kind.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /**
- * Tokenizer kinds by name, and loading a trained tokenizer from a run directory (config.json + checkpoints) or a
- * checkpoint directory. Each kind registers how to build itself from the `model` section of a run's config.
+ * The one place tokenizer kinds are registered. A kind is one folder, src/tokenizers/<kind>/, whose kind.ts
+ * exports a TokenizerKind (model builder, modality, training presets and loss, parity cases); adding a kind is that
+ * folder plus one line in KINDS below. Everything that dispatches on a kind name (loading a run, `vtok train`,
+ * `vtok parity`) looks it up here. Training glue that needs train/ (discriminator, samples, the loop) stays in
+ * train/ and consumes the kind's TokenizerModel, so this floor imports nothing from train/.
  */
-export interface TokenizerKind {
-  create(modelConfig: Record<string, unknown>): { tokenizer: Tokenizer; module: Module };
-}
+const KINDS: TokenizerKind[] = [magvit2Kind, larpKind];
 
 const kinds = new Map<string, TokenizerKind>();
 
-export function registerTokenizer(kind: string, k: TokenizerKind): void {
-  kinds.set(kind, k);
+/** Adds a kind (and its parity cases) under its name; a later registration of the same name replaces it. */
+export function registerTokenizerKind(k: TokenizerKind): void {
+  kinds.set(k.name, k);
+  for (const [caseName, run] of Object.entries(k.parity ?? {})) registerParity(caseName, run);
 }
+
+for (const k of KINDS) registerTokenizerKind(k);
 
 export function tokenizerKinds(): string[] {
   return [...kinds.keys()];
 }
 
-export function createTokenizer(kind: string, config: Record<string, unknown>): { tokenizer: Tokenizer; module: Module } {
-  const k = kinds.get(kind);
-  if (!k) throw new VtokError(`unknown tokenizer kind "${kind}" (known: ${tokenizerKinds().join(', ')})`);
-  return k.create(config);
+export function tokenizerKind(name: string): TokenizerKind {
+  const k = kinds.get(name);
+  if (!k) throw new VtokError(`unknown tokenizer kind "${name}" (known: ${tokenizerKinds().join(', ')})`);
+  return k;
+}
+
+/** A kind's training presets and loss, for `vtok train <kind>`. */
+export function trainerFor(name: string): TokenizerTrainer {
+  const k = tokenizerKind(name);
+  if (!k.train) throw new VtokError(`cannot train "${name}" (trainable: ${[...kinds.values()].filter((x) => x.train).map((x) => x.name).join(', ')})`);
+  return k.train;
+}
+
+export function createTokenizer(name: string, config: Record<string, unknown>): { tokenizer: Tokenizer; module: Module } {
+  return tokenizerKind(name).create(config);
 }
 
 /**

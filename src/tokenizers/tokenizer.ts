@@ -11,8 +11,13 @@ export interface TokenGrid {
   shape: number[];
 }
 
+/** What a tokenizer's input is; token files, metrics, sample writers and the training task dispatch on it. */
+export type Modality = 'video' | 'image' | 'audio';
+
 export interface Tokenizer {
-  readonly kind: 'magvit2' | 'larp' | 'soundstream';
+  /** Its kind's name in the registry (src/tokenizers/registry.ts). */
+  readonly kind: string;
+  readonly modality: Modality;
   /** Model config (JSON-able; hashed into token files). */
   readonly config: Record<string, unknown>;
   /** log2 of the vocabulary size (bits per token in token files). */
@@ -22,11 +27,14 @@ export interface Tokenizer {
   readonly channels?: number;
   /** Frames per clip the tokenizer takes (e.g. 1 + 4k for MAGVIT-v2; 1 = images). */
   readonly clipFrames: number;
-  /** The token grid for an input of frames × height × width. */
-  grid(frames: number, height: number, width: number): TokenGrid;
-  /** Video N×C×T×H×W in [-1, 1] → int64 ids [N, …grid]. */
+  /**
+   * The token grid of one input clip, given the clip's shape without the batch axis: C×T×H×W for video and image
+   * tokenizers (an audio tokenizer: C×samples).
+   */
+  grid(clip: readonly number[]): TokenGrid;
+  /** Input N×…clip in [-1, 1] (video: N×C×T×H×W) → int64 ids [N, …grid]. */
   encode(video: Tensor): Tensor;
-  /** int64 ids [N, …grid] → video N×C×T×H×W in [-1, 1]. */
+  /** int64 ids [N, …grid] → the input's layout (video: N×C×T×H×W) in [-1, 1]. */
   decode(ids: Tensor): Tensor;
   /** Inference precision of encode/decode ('fp32' when absent). */
   readonly precision?: Precision;

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
 import { progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
-import { checkpointDir, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointDir, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { type Series, writeCurves } from './curves.js';
 
 /**

@@ -2,27 +2,19 @@ import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Batch } from '../data/dataset.js';
-import { tensorToClips } from '../io/frame.js';
-import { writeVideo } from '../io/video.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
-import { evaluateReconstruction } from '../metrics/reconstruction.js';
-import { AdamW, bindParams, type Module, PatchDiscriminator3D, TrainStep, warmupCosine } from '../nn/index.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { AdamW, bindParams, TrainStep, warmupCosine } from '../nn/index.js';
+import { modalityKit } from '../tokenizers/modality.js';
+import type { TokenizerModel } from '../tokenizers/kind.js';
 import type { TrainTask } from './loop.js';
 
 /**
  * Training a tokenizer: the generator step (reconstruction + the tokenizer's own quantizer/prior losses, plus an
  * adversarial term when a discriminator is on) and, with --gan, the discriminator's own compiled step (hinge or
- * non-saturating, LeCam). Evaluation reconstructs a fixed held-out batch: PSNR, SSIM, codebook usage; samples are
- * GIFs of inputs beside reconstructions.
+ * non-saturating, LeCam). Evaluation reconstructs a fixed held-out batch. The discriminator, the metrics and the
+ * samples come from the tokenizer's modality (src/tokenizers/modality.ts; for video: the 3D PatchGAN, PSNR, SSIM and
+ * codebook usage, GIFs of inputs beside reconstructions).
  */
-export interface TokenizerModel {
-  tokenizer: Tokenizer;
-  module: Module;
-  /** Graph code: the tokenizer's training loss on a video batch in [-1, 1]; recon is in [-1, 1]. */
-  loss(video: Tensor, step: Tensor): { loss: Tensor; metrics: Record<string, Tensor>; recon: Tensor };
-}
-
 export interface TokenizerTrainOptions {
   lr: number;
   steps: number;
@@ -40,7 +32,8 @@ export type GenBatch = { video: Tensor; step: Tensor; disc: Tensor[] };
 
 export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldOut: Batch): TrainTask<Batch> {
   const channels = heldOut.shape[1];
-  const disc = o.gan ? new PatchDiscriminator3D({ channels, ndf: o.gan.ndf, layers: o.gan.layers }) : null;
+  const kit = modalityKit(m.tokenizer.modality);
+  const disc = o.gan ? kit.discriminator(channels, { ndf: o.gan.ndf, layers: o.gan.layers }) : null;
   const discParams = disc ? disc.namedParams().map(([, p]) => p) : [];
   const schedule = warmupCosine(o.lr, o.warmup ?? Math.min(500, Math.round(o.steps / 20)), o.steps, o.lr / 10);
   const gen = new TrainStep<GenBatch>(m.module, (b) => {
@@ -89,27 +82,12 @@ export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldO
       return out;
     },
     evaluate() {
-      const { clips: _clips, ...report } = evaluateReconstruction(m.tokenizer, [heldOut]);
-      return report;
+      return kit.evaluate(m.tokenizer, [heldOut]);
     },
     async samples(dir, step) {
       const recon = m.tokenizer.decode(m.tokenizer.encode(heldVideo));
-      const real = tensorToClips(heldVideo.data as Float32Array, heldVideo.shape), fake = tensorToClips(recon.data as Float32Array, recon.shape);
-      const n = Math.min(4, real.length);
-      const frames = real[0].map((_, t) => sideBySide(Array.from({ length: n }, (_, i) => [real[i][t], fake[i][t]]).flat()));
-      await writeVideo(join(dir, `recon-${String(step).padStart(7, '0')}.gif`), frames, { fps: 4 });
-      await writeVideo(join(dir, 'recon-latest.gif'), frames, { fps: 4 });
+      await kit.writeSamples(join(dir, `recon-${String(step).padStart(7, '0')}`), heldVideo, recon);
+      await kit.writeSamples(join(dir, 'recon-latest'), heldVideo, recon);
     },
   };
-}
-
-/** Frames placed left to right with a 2-pixel gap (pairs: input, reconstruction). */
-function sideBySide(frames: { width: number; height: number; data: Uint8Array }[]) {
-  const gap = 2, w = frames[0].width, h = frames[0].height;
-  const W = frames.length * w + (frames.length - 1) * gap;
-  const data = new Uint8Array(W * h * 3).fill(255);
-  frames.forEach((f, k) => {
-    for (let y = 0; y < h; y++) data.set(f.data.subarray(y * w * 3, (y + 1) * w * 3), (y * W + k * (w + gap)) * 3);
-  });
-  return { width: W, height: h, data };
 }

@@ -44,7 +44,7 @@ const files = (async () => {
   const truncated = join(dir, 'truncated.mp4');
   writeFileSync(truncated, readFileSync(mp4).subarray(0, 500));
   const tokens = join(dir, 'tok.vtok');
-  writeTokenFile(tokens, { kind: 'magvit2', configHash: 'abc123', vocabSize: 1024, grid: [2, 3, 3], fps: 8, sourceSize: [48, 64] }, [
+  writeTokenFile(tokens, { modality: 'video', kind: 'magvit2', configHash: 'abc123', vocabSize: 1024, grid: [2, 3, 3], source: { fps: 8, frameSize: [48, 64] } }, [
     Int32Array.from({ length: 18 }, (_, i) => i),
     Int32Array.from({ length: 18 }, (_, i) => (i * 37) % 1024),
   ]);

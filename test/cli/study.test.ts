@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { blockMeanMse, runLarpPriorStudy, type StudyResults } from '../../src/cli/commands/study.js';
+import { blockMeanMse, runLarpPriorStudy, type StudyResults } from '../../src/studies/larp-prior/index.js';
 import { tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';
 
@@ -63,9 +63,9 @@ test('blockMeanMse: zero for block-constant clips, the within-block variance oth
   // 1 clip, 1 channel, 2×2×4: blocks of 1×2×2 are constant in the left half, alternate ±a in the right half
   const data = new Float32Array(16);
   for (let t = 0; t < 2; t++) for (let y = 0; y < 2; y++) for (let x = 0; x < 4; x++) data[(t * 2 + y) * 4 + x] = x < 2 ? 0.25 * t : (x + y) % 2 ? 0.5 : -0.5;
-  const clips = { data, shape: [1, 1, 2, 2, 4] };
+  const clips = { data, shape: [1, 1, 2, 2, 4] as [number, number, number, number, number] };
   // right-half values are ±0.5 (±63.75 in 8-bit units) around a block mean of 0: squared error 63.75² on half the pixels
   assert.ok(Math.abs(blockMeanMse(clips, [1, 2, 2]) - 63.75 ** 2 / 2) < 1e-6);
-  assert.ok(blockMeanMse({ data: new Float32Array(16).fill(0.3), shape: [1, 1, 2, 2, 4] }, [2, 2, 4]) < 1e-9);
+  assert.ok(blockMeanMse({ data: new Float32Array(16).fill(0.3), shape: [1, 1, 2, 2, 4] as [number, number, number, number, number] }, [2, 2, 4]) < 1e-9);
   assert.throws(() => blockMeanMse(clips, [1, 2, 3]), /does not tile/);
 });

@@ -28,7 +28,7 @@ import { VtokError } from '../../src/util/errors.js';
 
 // dist/test/io/safetensors.test.js → repo root is three levels up.
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
-const goldenDir = resolve(repoRoot, '../shared/golden');
+const goldenDir = resolve(repoRoot, 'test/fixtures/golden');
 
 function concat(parts: Uint8Array[]): Uint8Array {
   return new Uint8Array(Buffer.concat(parts));

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   TokenFileWriter,
   hashConfig,
@@ -16,9 +17,10 @@ import {
 } from '../../src/io/tokenfile.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtok-tokenfile-'));
+const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/tokenfile');
 
 function header(vocabSize: number, grid: number[]): TokenFileHeader {
-  return { kind: 'magvit2', configHash: hashConfig({ vocabSize, grid }), vocabSize, grid, fps: 8, sourceSize: [128, 160], extra: { note: 'test' } };
+  return { modality: 'video', kind: 'magvit2', configHash: hashConfig({ vocabSize, grid }), vocabSize, grid, source: { fps: 8, frameSize: [128, 160] }, extra: { note: 'test' } };
 }
 
 function randomIds(n: number, vocab: number, seed: number): Int32Array {
@@ -126,7 +128,7 @@ test('truncated, corrupt, empty and foreign files give clear errors naming the f
 
   // Flip one bit in the header, in a clip's ids, and in the end record.
   for (const [where, at, re] of [
-    ['header', 20, /corrupt header: CRC32 mismatch/],
+    ['header', 15, /corrupt header: CRC32 mismatch/], // inside the modality string
     ['ids', bytes.length - 200, /corrupt clip 1: CRC32 mismatch/],
     ['end', bytes.length - 6, /corrupt the end record: CRC32 mismatch/],
   ] as const) {
@@ -145,6 +147,45 @@ test('truncated, corrupt, empty and foreign files give clear errors naming the f
   const trailing = join(dir, 'trailing.vtok');
   writeFileSync(trailing, Buffer.concat([bytes, Buffer.from([1, 2, 3])]));
   assert.match(await readErr(trailing), /trailing bytes/);
+});
+
+test('a version-1 file (video only, fps and frame size in fixed fields) still reads, as video', async () => {
+  // written by the version-1 writer: two clips of a 1024-word vocabulary, the second with its own grid
+  const path = join(fixtures, 'v1-magvit2.vtok');
+  assert.equal(readFileSync(path).readUInt16LE(4), 1);
+  const { header: h, clips } = await readTokenFile(path);
+  assert.deepEqual(h, {
+    modality: 'video', kind: 'magvit2', configHash: 'abcdef0123456789', vocabSize: 1024, grid: [2, 3, 4],
+    source: { fps: 8, frameSize: [48, 64] }, extra: { model: 'runs/x' },
+  });
+  assert.deepEqual(clips.map((c) => c.grid), [[2, 3, 4], [1, 3, 4]]);
+  assert.deepEqual(clips[0]!.ids, Int32Array.from({ length: 24 }, (_, i) => (i * 37) % 1024));
+  assert.deepEqual(clips[1]!.ids, Int32Array.from({ length: 12 }, (_, i) => 1023 - i));
+});
+
+test('version 2 stores the modality and a per-modality source record: audio and LM sequences round-trip', async () => {
+  const audio: TokenFileHeader = { modality: 'audio', kind: 'soundstream', configHash: 'c0ffee', vocabSize: 1024, grid: [4, 50], source: { sampleRate: 16000, channels: 1 } };
+  const a = join(dir, 'audio.vtok');
+  writeTokenFile(a, audio, [randomIds(200, 1024, 5)]);
+  assert.equal(readFileSync(a).readUInt16LE(4), 2);
+  const back = await readTokenFile(a);
+  assert.deepEqual(back.header, audio);
+  assert.deepEqual(back.clips[0]!.ids, randomIds(200, 1024, 5));
+
+  const lm: TokenFileHeader = { modality: 'sequence', kind: 'gpt', configHash: 'beef', vocabSize: 70000, grid: [33], source: { tasks: ['unconditional'] } };
+  const l = join(dir, 'lm.vtok');
+  writeTokenFile(l, lm, [randomIds(33, 70000, 6)]);
+  assert.deepEqual((await readTokenFile(l)).header, lm);
+});
+
+test('a header without the source its modality needs, or an unknown modality, is refused', () => {
+  const base = header(1000, [4]);
+  const p = join(dir, 'refused.vtok');
+  assert.throws(() => writeTokenFile(p, { ...base, source: { frameSize: [8, 8] } }, []), /source\.fps must be a non-negative number for video/);
+  assert.throws(() => writeTokenFile(p, { ...base, modality: 'image', source: {} }, []), /source\.frameSize must be \[height, width\] for image/);
+  assert.throws(() => writeTokenFile(p, { ...base, modality: 'audio', source: { sampleRate: 0 } }, []), /source\.sampleRate must be a positive number for audio/);
+  assert.throws(() => writeTokenFile(p, { ...base, modality: 'smell' as never }, []), /header\.modality must be one of video, image, audio, sequence/);
+  assert.equal(existsSync(p), false);
 });
 
 test('hashConfig is stable under key order and sensitive to values', () => {

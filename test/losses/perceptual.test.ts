@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { loadPerceptual, PerceptualLoss } from '../../src/losses/perceptual.js';
-import { magvit2Trainer } from '../../src/train/kinds/magvit2.js';
+import { magvit2Trainer } from '../../src/tokenizers/magvit2/kind.js';
 import { tokenizerTask } from '../../src/train/tokenizer-task.js';
 import { VtokError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';

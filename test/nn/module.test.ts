@@ -9,7 +9,7 @@ import type { Tensor } from '../../src/engine/index.js';
 import { Attention, Conv3d, ConvTransposeNd, Embedding, LayerNorm, Linear, loadModule, loadTensors, MLP, Module, Param, saveModule, Sequential } from '../../src/nn/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const golden = resolve(root, '../shared/golden');
+const golden = resolve(root, 'test/fixtures/golden');
 
 class Block extends Module {
   norm1 = new LayerNorm(16);

@@ -8,11 +8,11 @@ import { createLoader } from '../../src/data/loader.js';
 import { namedDataset } from '../../src/data/named.js';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import type { CompiledFn } from '../../src/nn/compiled.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { psnrFrames } from '../../src/metrics/psnr.js';
-import { evaluateReconstruction } from '../../src/metrics/reconstruction.js';
+import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
 import { LarpTokenizer } from '../../src/tokenizers/larp/tokenizer.js';
-import '../../src/tokenizers/kinds.js';
 import { Magvit2Tokenizer } from '../../src/tokenizers/magvit2/tokenizer.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../src/tokenizers/tokenizer.js';
@@ -56,7 +56,7 @@ describe('int8 tokenizers', () => {
     const ids32 = fp32.encode(x), ids8 = int8.encode(x);
     // ORT runs the quantized convolutions as QLinearConv (all but the encoder's last conv and the 1- and
     // 10-channel input convs, which stay float32)
-    const programs = (int8 as unknown as { programs(p: string): { encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(i: Tensor) => Tensor> } }).programs('int8');
+    const programs = (int8 as unknown as { programs(p: string): { encode: CompiledFn<[Tensor], E.Tree>; decode: CompiledFn<[Tensor], Tensor> } }).programs('int8');
     for (const c of [programs.encode.compile(x), programs.decode.compile(ids32)]) {
       const counts = E.optimizedOpCounts(c.model, { threads: 2 });
       assert.ok(c.quantization!.conv >= 11, `${c.quantization!.conv} quantized convolutions`);
@@ -124,7 +124,7 @@ describe('int8 tokenizers', () => {
     // clips of another size than the input: named when the program is compiled
     tok.setPrecision('int8', { calibration: E.zeros([2, 1, 5, 32, 32]) });
     assert.throws(() => tok.encode(E.zeros([1, 1, 5, 64, 64])), /calibration clips are \[2,1,5,32,32\], the input clips are \[1,5,64,64\]/);
-    const plain = { kind: 'soundstream', config: {}, vocabBits: 4, vocabSize: 16, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x: Tensor) => x, decode: (x: Tensor) => x } as Tokenizer;
+    const plain = { kind: 'soundstream', modality: 'audio', config: {}, vocabBits: 4, vocabSize: 16, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x: Tensor) => x, decode: (x: Tensor) => x } as Tokenizer;
     assert.throws(() => setTokenizerPrecision(plain, 'int8'), /soundstream tokenizer has no int8 inference/);
     setTokenizerPrecision(plain, 'fp32');
   });

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Batch } from '../../src/data/dataset.js';
 import { createLoader } from '../../src/data/loader.js';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { evaluateReconstruction } from '../../src/metrics/reconstruction.js';
+import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
 import { psnrFromMse } from '../../src/metrics/psnr.js';
 import { AdamW, TrainStep, warmupCosine } from '../../src/nn/index.js';
-import { larpTrainer } from '../../src/train/kinds/larp.js';
+import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /**
  * The tiny LARP preset learns at small scale (issue 5): a short run on a fixed pool of the study's synthetic
@@ -18,7 +19,7 @@ const STEPS = 150;
 
 test(`tiny LARP preset: ${STEPS} steps on a fixed pool of 16 clips beat the pool's mean clip, with a healthy codebook`, async () => {
   const loader = await createLoader({ kind: 'synthetic', labelBy: 'motion', frames: 8, height: 32, width: 32, length: 16, seed: 3 }, { batchSize: 16, shuffle: false, epochs: 1 });
-  let pool: { data: Float32Array; shape: number[] } | undefined;
+  let pool: Batch | undefined;
   for await (const b of loader) {
     pool = b;
     break;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { LarpModel, parseLarpConfig } from '../../src/tokenizers/larp/index.js';
 import { sincos3d } from '../../src/tokenizers/larp/sincos.js';
-import { larpTrainer } from '../../src/train/kinds/larp.js';
+import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /** The tiny preset's small-scale departures from the reference (config.ts, SMALL_SCALE_NOTES), and that reference configs keep the reference's embeddings. */
 const tinyConfig = (prior: boolean) => larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, { prior });

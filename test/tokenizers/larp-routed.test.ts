@@ -4,7 +4,7 @@ import * as E from '../../src/engine/index.js';
 import { LarpModel, parseLarpConfig } from '../../src/tokenizers/larp/index.js';
 import type { Block } from '../../src/tokenizers/larp/vit.js';
 import { routeOf } from '../../src/tokenizers/larp/routed-init.js';
-import { larpTrainer } from '../../src/train/kinds/larp.js';
+import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /** vtok's routed init (routed-init.ts): the holistic path starts routed, query i ↔ patch π(i), patch j ↔ latent π'(j). */
 const config = (over: Record<string, unknown> = {}) => {

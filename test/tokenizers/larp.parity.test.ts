@@ -4,12 +4,12 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { readGolden, runParity } from '../../src/parity/index.js';
-import '../../src/parity/cases.js';
+import '../../src/tokenizers/registry.js';
 import { LarpModel, parseLarpConfig } from '../../src/tokenizers/larp/index.js';
 
 /** LARP against the reference's golden vectors (hywang66/LARP): indices exact, floats within 1e-4 relative. */
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-const golden = (name: string) => resolve(repoRoot, '../shared/golden', `${name}.safetensors`);
+const golden = (name: string) => resolve(repoRoot, 'test/fixtures/golden', `${name}.safetensors`);
 
 describe('LARP parity', () => {
   for (const name of ['larp_tokenizer', 'larp_prior']) {

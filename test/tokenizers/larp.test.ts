@@ -36,7 +36,7 @@ describe('LARP tokenizer', () => {
       const tok = LarpTokenizer.fromConfig(config(tokens));
       // the reference zero-initialises the head; give it weights so decode is not trivially zero
       tok.model.final_layer.linear.weight.value = E.randomNormal(tok.model.final_layer.linear.weight.shape);
-      assert.deepEqual(tok.grid(4, 8, 8).shape, [tokens]);
+      assert.deepEqual(tok.grid([3, 4, 8, 8]).shape, [tokens]);
       const x = video(2, 10 + tokens);
       const ids = tok.encode(x);
       assert.deepEqual([...ids.shape], [2, tokens]);
@@ -53,7 +53,8 @@ describe('LARP tokenizer', () => {
 
   it('rejects clips of another size and unsupported configs', () => {
     const tok = LarpTokenizer.fromConfig(config(4));
-    assert.throws(() => tok.grid(8, 8, 8), /4×8×8/);
+    assert.throws(() => tok.grid([3, 8, 8, 8]), /4×8×8/);
+    assert.throws(() => tok.grid([4, 8, 8]), /LARP: a clip is C×T×H×W, got \[4,8,8\]/);
     assert.throws(() => tok.encode(E.zeros([1, 3, 4, 16, 16])), /4×8×8/);
     assert.throws(() => parseLarpConfig({ ...config(4), learned_encoder_patch_pe: true }), /not implemented/);
     assert.throws(() => parseLarpConfig({ ...config(4), prior_model: { name: 'gptc-nope' } }), /unknown prior/);

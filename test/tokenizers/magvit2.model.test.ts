@@ -42,7 +42,7 @@ describe('MAGVIT-v2 tokenizer', () => {
       const x = video([1, 3, frames, 8, 8], k);
       const ids = tok.encode(x);
       assert.deepEqual(ids.shape, [1, 1 + k, 2, 2]);
-      assert.deepEqual(tok.grid(frames, 8, 8).shape, [1 + k, 2, 2]);
+      assert.deepEqual(tok.grid([3, frames, 8, 8]).shape, [1 + k, 2, 2]);
       assert.equal(ids.dtype, 'int64');
       for (const v of E.toArray(ids)) assert.ok(Number.isInteger(v) && v >= 0 && v < 64);
       const y = tok.decode(ids);
@@ -83,7 +83,7 @@ describe('MAGVIT-v2 tokenizer', () => {
     const x = video([1, 3, 3, 8, 8], 5);
     const ids = img.encode(x);
     assert.deepEqual(ids.shape, [1, 3, 4, 4]);
-    assert.deepEqual(img.grid(3, 8, 8).shape, [3, 4, 4]);
+    assert.deepEqual(img.grid([3, 3, 8, 8]).shape, [3, 4, 4]);
     const second = img.encode(E.narrow(x, 2, 1, 1));
     assert.deepEqual(E.toArray(second), E.toArray(E.narrow(ids, 1, 1, 1)));
     const y = img.decode(ids);

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readGolden, runParity } from '../../src/parity/index.js';
-import '../../src/parity/cases.js';
+import '../../src/tokenizers/registry.js';
 import { Magvit2Model, parseMagvit2Config } from '../../src/tokenizers/magvit2/index.js';
 
 /**
@@ -11,7 +11,7 @@ import { Magvit2Model, parseMagvit2Config } from '../../src/tokenizers/magvit2/i
  * codes exact, floats within 1e-4 relative to the reference's largest magnitude.
  */
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-const golden = (name: string) => resolve(repoRoot, '../shared/golden', `${name}.safetensors`);
+const golden = (name: string) => resolve(repoRoot, 'test/fixtures/golden', `${name}.safetensors`);
 
 describe('MAGVIT-v2 parity', () => {
   const expected: Record<string, string[]> = {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { AdamW, Linear, Module, TrainStep, warmupCosine } from '../../src/nn/index.js';
-import { checkpointDir } from '../../src/train/checkpoint.js';
+import { checkpointDir } from '../../src/nn/checkpoint.js';
 import { trainLoop, type TrainTask } from '../../src/train/loop.js';
 import { Rng } from '../../src/util/rng.js';
 

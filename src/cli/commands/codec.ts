@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as E from '../../engine/index.js';
-import { clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
+import { type ClipTensor, clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, openTokenFile, TokenFileWriter } from '../../io/tokenfile.js';
 import { probeVideo, readFrames, writeVideo } from '../../io/video.js';
-import '../../tokenizers/kinds.js';
+import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
@@ -24,13 +24,13 @@ function runSize(runDir: string): number | undefined {
 }
 
 /** Frames of one clip → the tokenizer's input tensor (gray when it takes one channel). */
-function toInput(tok: Tokenizer, frames: Frame[]): E.Tensor {
+function toInput(tok: Tokenizer, frames: Frame[]): ClipTensor {
   const t = clipsToTensor([frames]);
-  if ((tok.channels ?? 3) === 3) return E.concrete(t.data, t.shape, 'float32');
+  if ((tok.channels ?? 3) === 3) return t;
   const [n, , T, H, W] = t.shape;
   const plane = T * H * W, gray = new Float32Array(plane);
   for (let i = 0; i < plane; i++) gray[i] = (t.data[i] + t.data[plane + i] + t.data[2 * plane + i]) / 3;
-  return E.concrete(gray, [n, 1, T, H, W], 'float32');
+  return { data: gray, shape: [n, 1, T, H, W] };
 }
 
 /** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
@@ -58,9 +58,9 @@ export function registerCodec(program: Command): void {
       const size = Number(o.size ?? runSize(o.model) ?? Math.min(info.width, info.height));
       const clipLen = tok.clipFrames;
       const total = info.isImage ? 1 : info.frames;
-      const grid = tok.grid(clipLen, size, size).shape;
+      const grid = tok.grid([tok.channels ?? 3, clipLen, size, size]).shape;
       const writer = new TokenFileWriter(o.output, {
-        kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: info.fps, sourceSize: [info.height, info.width],
+        modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: info.fps, frameSize: [info.height, info.width] },
         extra: { model: resolve(o.model), size, clipFrames: clipLen, frames: total },
       });
       const bar = progress('encode', Math.max(1, Math.ceil(total / clipLen)), { quiet: o.json });
@@ -68,8 +68,7 @@ export function registerCodec(program: Command): void {
       const flush = () => {
         // a short last clip is padded with its last frame; extra.frames says how many are real
         while (buf.length < clipLen) buf.push(buf[buf.length - 1]);
-        const ids = tok.encode(toInput(tok, buf));
-        writer.writeClip(E.toArray(ids), grid);
+        writer.writeClip(encodeClips(tok, toInput(tok, buf)).ids, grid);
         bar.update(++clips);
         buf = [];
       };
@@ -115,16 +114,15 @@ export function registerCodec(program: Command): void {
       let written = 0;
       async function* frames(): AsyncGenerator<Frame> {
         for await (const clip of tf.clips()) {
-          const ids = E.tensor(clip.ids, [1, ...clip.grid], 'int64');
-          const video = tok.decode(ids);
-          for (const f of tensorToClips(video.data as Float32Array, video.shape)[0]) {
+          const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
+          for (const f of tensorToClips(video.data, video.shape)[0]) {
             if (written >= realFrames) return;
             written++;
             yield f;
           }
         }
       }
-      const n = await writeVideo(o.output, frames(), { fps: Number(o.fps ?? (h.fps || 8)) });
+      const n = await writeVideo(o.output, frames(), { fps: Number(o.fps ?? (h.source.fps || 8)) });
       console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${file} → ${n} frames → ${o.output}`);
     });
 }

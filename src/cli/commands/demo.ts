@@ -4,12 +4,11 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { clipsToBatch } from '../../data/dataset.js';
 import { MovingMnist } from '../../data/moving-mnist.js';
-import * as E from '../../engine/index.js';
 import { gridFrame, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, writeTokenFile } from '../../io/tokenfile.js';
 import { writeVideo } from '../../io/video.js';
-import { evaluateReconstruction } from '../../metrics/reconstruction.js';
-import '../../tokenizers/kinds.js';
+import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
+import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { VtokError } from '../../util/errors.js';
 
@@ -37,14 +36,14 @@ export function registerDemo(program: Command): void {
       const ds = new MovingMnist({ split: 'test', size: data.size, frames: tok.clipFrames, channels: data.channels ?? 1, length: n });
       const idx = Array.from({ length: n }, (_, i) => i);
       const batch = clipsToBatch(idx.map((i) => ds.get(i)), ds.shape, idx);
-      const ids = tok.encode(E.concrete(batch.data, batch.shape, 'float32'));
-      const recon = tok.decode(ids);
+      const tokens = encodeClips(tok, batch);
+      const recon = decodeTokens(tok, tokens);
       mkdirSync(o.out, { recursive: true });
-      const grid = ids.shape.slice(1);
+      const grid = tokens.grid, per = grid.reduce((a, b) => a * b, 1);
       writeTokenFile(join(o.out, 'demo.vtok'), {
-        kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: 8, sourceSize: [data.size, data.size], extra: { model: o.model },
-      }, idx.map((i) => ({ grid, ids: Int32Array.from(E.toArray(ids).slice(i * grid.reduce((a, b) => a * b, 1), (i + 1) * grid.reduce((a, b) => a * b, 1))) })));
-      const real = tensorToClips(batch.data, batch.shape), fake = tensorToClips(recon.data as Float32Array, recon.shape);
+        modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: 8, frameSize: [data.size, data.size] }, extra: { model: o.model },
+      }, idx.map((i) => ({ grid, ids: tokens.ids.subarray(i * per, (i + 1) * per) })));
+      const real = tensorToClips(batch.data, batch.shape), fake = tensorToClips(recon.data, recon.shape);
       const frames: Frame[] = real[0].map((_, t) => gridFrame(idx.flatMap((i) => [real[i][t], fake[i][t]]), { columns: 2 * n, gap: 2 }));
       await writeVideo(join(o.out, 'demo.gif'), frames, { fps: 4 });
       const r = evaluateReconstruction(tok, [batch]);

@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
-import { openTokenFile, vocabBits } from '../../io/tokenfile.js';
+import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';
 import { readSafetensorsHeader } from '../../io/safetensors.js';
 import { codebookUsage } from '../../metrics/tokens.js';
 
@@ -78,6 +78,18 @@ async function videoInfo(path: string) {
   }
 }
 
+/** The source record in words: frame size and rate, sample rate; whatever else it holds as JSON. */
+function sourceText(src: TokenSource): string {
+  const { fps, frameSize, sampleRate, channels, ...rest } = src;
+  const parts = [
+    frameSize ? `${frameSize[1]}×${frameSize[0]}` : '',
+    fps !== undefined ? `at ${fps} fps` : '',
+    sampleRate !== undefined ? `${sampleRate} Hz${channels ? `, ${channels} channel${channels > 1 ? 's' : ''}` : ''}` : '',
+    Object.keys(rest).length ? JSON.stringify(rest) : '',
+  ].filter(Boolean);
+  return parts.length ? `; source ${parts.join(' ')}` : '';
+}
+
 function print(info: Awaited<ReturnType<typeof tokenInfo>> | ReturnType<typeof checkpointInfo> | Awaited<ReturnType<typeof videoInfo>>): void {
   const out: string[] = [`${info.file}`];
   if (info.kind === 'video') {
@@ -86,9 +98,9 @@ function print(info: Awaited<ReturnType<typeof tokenInfo>> | ReturnType<typeof c
   } else if (info.kind === 'tokens') {
     const h = info.header;
     out.push(
-      `  token file (.vtok), tokenizer ${h.kind}, config ${h.configHash}`,
+      `  token file (.vtok), ${h.modality} tokens, tokenizer ${h.kind}, config ${h.configHash}`,
       `  vocabulary ${h.vocabSize} (${info.bitsPerToken} bits per token)`,
-      `  grid      ${h.grid.join('×')} per clip; source ${h.sourceSize[1]}×${h.sourceSize[0]} at ${h.fps} fps`,
+      `  grid      ${h.grid.join('×')} per clip${sourceText(h.source)}`,
       `  clips     ${info.clips} (${info.tokens} tokens; grids ${Object.entries(info.grids).map(([g, n]) => `${g}: ${n}`).join(', ') || 'none'})`,
     );
     if (info.codebook) out.push(`  codebook  ${info.codebook.used} codes used (${(info.codebook.usage * 100).toFixed(2)}%), perplexity ${info.codebook.perplexity.toFixed(1)}`);

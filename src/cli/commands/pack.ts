@@ -2,7 +2,6 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { saveTensors } from '../../nn/weights.js';
-import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { runParity } from '../../parity/index.js';
-import '../../parity/cases.js';
+import '../../tokenizers/registry.js';
 
 /** `vtok parity <golden.safetensors>`: reproduce a reference implementation's outputs from its weights. */
 export function registerParity(program: Command): void {
   program
     .command('parity')
     .description('load a golden reference file, run vtok on its inputs, and compare with the reference outputs')
-    .argument('<golden>', 'golden .safetensors file (../shared/golden/*.safetensors)')
+    .argument('<golden>', 'golden .safetensors file (test/fixtures/golden/*.safetensors)')
     .option('--tolerance <rel>', 'max error relative to the reference tensor\'s largest magnitude', '1e-4')
     .action((file: string, opts: { tolerance: string }) => {
       const report = runParity(file, Number(opts.tolerance));

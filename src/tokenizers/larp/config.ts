@@ -3,40 +3,9 @@ import { VtokError } from '../../util/errors.js';
 /**
  * LARP's model config, typed. `parseLarpConfig` reads the reference's `model.args` JSON (as stored in the golden
  * files' __metadata__.config and in released configs) and rejects the options this port does not implement,
- * rather than silently building a different model.
- */
-/**
- * SMALL_SCALE_NOTES — where vtok's CPU presets (src/train/kinds/larp.ts) depart from the reference recipe, and why.
- * Reference configs (and the golden files) set none of the vtok-only keys and build exactly the reference model.
- *
- *  - query_init_std 0.02, the reference's value (the presets had 1.0, which made the holistic queries dominate the
- *    encoder's residual stream: at initialisation one token's z had cosine 0.99 between different clips).
- *  - tiny preset: entropy_loss_weight 1.0 (inside loss_q, so 0.1 of the total loss; temperature 0.01). Without it
- *    the SVQ codebook collapses within the first ~200 steps (1–5 of 256 codes): at initialisation every clip's z is
- *    nearly the same direction, the sampled codes carry no information, and commitment + codebook terms pull the
- *    few used codes and the encoder together. This was the decisive change (study data, 600 steps, one seed:
- *    12.0 dB and 207 codes against 11.0 dB and 1 code).
- *  - tiny preset: patch_embed_center 0.5 (vtok-only key): the patch embedding's bias starts at −0.5·Σw, i.e. the
- *    model starts as if its [0, 1] input were centred. The input's offset was the largest clip-independent part of
- *    z (cosine between clips of one token's z: 0.95 → 0.72). With the entropy term: 12.8 against 12.0 dB at 600 steps.
- *  - patch_pe_scale_factor (vtok-only key; the reference hard-codes MAE's 10000 for patches). On a 2×4×4 grid of
- *    width 64 base 10000 leaves most frequencies near zero (neighbouring decoder patch queries have cosine 0.993;
- *    0.980 with base 10). The tiny preset used 10 until routed init replaced its sin-cos positions.
- *  - tiny preset: routed_init_gain 1.5 (vtok-only key, routed-init.ts). With the settings above the tiny preset
- *    reconstructed only each clip's constant colour (13.1 dB held-out; a constant colour per clip scores 13.29), at
- *    any width, depth, token count, τ, loss, lr or batch, and for 12000 steps: a holistic query reads a near-uniform
- *    mix of patches, a decoder patch query a near-uniform mix of latents, and the two attention hops must specialise
- *    together before patch-specific content gets through. A PyTorch replica of the same holistic autoencoder stalls
- *    the same way, so this is the architecture at this scale, not the port. Routed init starts the path routed
- *    (holistic query i reads patch i, patch query j reads latent j, through fixed random positions that tell patches
- *    apart; sin-cos rows on this grid have cosine 0.97). Held-out PSNR after 3000 steps without the prior (64 clips,
- *    EMA weights): 13.13 → 14.08 dB (seed 0) and 14.79 (seed 1, another draw of the positions); gain 2: 13.96. Sharper
- *    random attention alone (q and k ×2, with or without random positions), a per-position entropy term, or a
- *    continuous (unquantized) warm-up did not leave the plateau with SVQ (13.08–13.27 dB).
- *
- * Everything else (L1 reconstruction, τ = 0.03, loss weights, holistic queries, SVQ sampling, the prior) is the
- * reference's. The lr (1e-3, betas 0.9/0.99) is vtok's small-scale choice; 3e-4 with betas 0.5/0.9 learned nothing
- * in 600 steps.
+ * rather than silently building a different model. The vtok-only keys (patch_embed_center, patch_pe_scale_factor,
+ * routed_init_gain) exist for the CPU-scale presets; reference configs set none of them and build exactly the
+ * reference model. docs/larp-small-scale.md says why each is there.
  */
 export interface GptcSize { n_layer: number; n_head: number; n_embd: number }
 

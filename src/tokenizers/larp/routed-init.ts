@@ -4,8 +4,8 @@ import type { Block } from './vit.js';
 import { Rng } from '../../util/rng.js';
 
 /**
- * vtok's routed initialisation of LARP's holistic path (config key `routed_init_gain`; see SMALL_SCALE_NOTES in
- * config.ts for why it exists and what it changes).
+ * vtok's routed initialisation of LARP's holistic path (config key `routed_init_gain`; docs/larp-small-scale.md
+ * says why it exists and what it changes).
  *
  * A holistic tokenizer starts with near-uniform attention: every holistic query reads the average of all patches,
  * every decoder patch query reads the average of all latents, and both sides must specialise together before any

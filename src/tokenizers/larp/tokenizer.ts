@@ -1,6 +1,6 @@
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import { bindParams, type Param } from '../../nn/index.js';
+import { type CompiledFn, compileInference, type CompileOptions } from '../../nn/compiled.js';
 import { VtokError } from '../../util/errors.js';
 import { calibrationBatches, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
 import { type GptcSize, parseLarpConfig } from './config.js';
@@ -9,8 +9,8 @@ import { LarpModel } from './model.js';
 /**
  * LARP behind vtok's Tokenizer interface: video in [-1, 1] ↔ N holistic token ids per clip. Encoding is
  * deterministic (eval mode, argmax SVQ), as the reference uses it for second-stage training. encode and decode
- * are compiled once per input shape; the weights are inputs of the compiled graphs, so loading or training new
- * weights needs no recompilation.
+ * are compiled once per input shape (src/nn/compiled.ts); the weights are inputs of the compiled graphs, so
+ * loading or training new weights needs no recompilation.
  *
  * With `setPrecision('int8')` encode and decode run separate programs with the weights baked in (recompiled when
  * a weight tensor is replaced), their Linear layers as int8 matmuls (activation ranges calibrated on explicit
@@ -19,18 +19,17 @@ import { LarpModel } from './model.js';
  * attention scores, normalisations and the codebook search itself.
  */
 export class LarpTokenizer implements Tokenizer {
-  readonly kind = 'larp' as const;
-  private readonly params: Param[];
-  private readonly encodeFn: E.JitFunction<(w: Tensor[], x: Tensor) => Tensor>;
-  private readonly decodeFn: E.JitFunction<(w: Tensor[], ids: Tensor) => Tensor>;
-  private int8: { weights: Tensor[]; encode: E.JitFunction<(x: Tensor) => Tensor>; decode: E.JitFunction<(ids: Tensor) => Tensor> } | null = null;
+  readonly kind = 'larp';
+  readonly modality = 'video';
+  private readonly encodeFn: CompiledFn<[Tensor], Tensor>;
+  private readonly decodeFn: CompiledFn<[Tensor], Tensor>;
+  private int8: { encode: CompiledFn<[Tensor], Tensor>; decode: CompiledFn<[Tensor], Tensor> } | null = null;
   private precisionMode: E.Precision = 'fp32';
   private calibration: Tensor | null = null;
 
   constructor(readonly model: LarpModel) {
-    this.params = model.namedParams().map(([, p]) => p);
-    this.encodeFn = E.jit((w: Tensor[], x: Tensor) => this.inference(w, () => model.encode(E.mul(E.add(x, 1), 0.5)).indices), { name: 'larp_encode' });
-    this.decodeFn = E.jit((w: Tensor[], ids: Tensor) => this.inference(w, () => E.sub(E.mul(model.decodeIndices(ids), 2), 1)), { name: 'larp_decode' });
+    this.encodeFn = this.compile('larp_encode', (x) => model.encode(E.mul(E.add(x, 1), 0.5)).indices, { weights: 'fed' });
+    this.decodeFn = this.compile('larp_decode', (ids) => E.sub(E.mul(model.decodeIndices(ids), 2), 1), { weights: 'fed' });
   }
 
   /** Builds a (randomly initialised) tokenizer from a reference model.args JSON. */
@@ -45,7 +44,9 @@ export class LarpTokenizer implements Tokenizer {
   get channels(): number { return this.model.cfg.inChannels; }
   get tokens(): number { return this.model.cfg.tokens; }
 
-  grid(frames: number, height: number, width: number): TokenGrid {
+  grid(clip: readonly number[]): TokenGrid {
+    if (clip.length !== 4) throw new VtokError(`LARP: a clip is C×T×H×W, got [${clip}]`);
+    const [, frames, height, width] = clip;
     const c = this.model.cfg;
     if (frames !== c.frameNum || height !== c.inputSize || width !== c.inputSize) {
       throw new VtokError(`LARP takes ${c.frameNum}×${c.inputSize}×${c.inputSize} clips (fixed positions), got ${frames}×${height}×${width}`);
@@ -56,15 +57,15 @@ export class LarpTokenizer implements Tokenizer {
   encode(video: Tensor): Tensor {
     const [, ch, t, h, w] = video.shape;
     if (video.rank !== 5 || ch !== this.model.cfg.inChannels) throw new VtokError(`LARP encode: expected N×${this.model.cfg.inChannels}×T×H×W, got [${video.shape}]`);
-    this.grid(t, h, w);
+    this.grid([ch, t, h, w]);
     if (this.precisionMode === 'int8') return this.int8Programs().encode(video);
-    return this.encodeFn(this.weights(), video);
+    return this.encodeFn(video);
   }
 
   decode(ids: Tensor): Tensor {
     if (ids.rank !== 2 || ids.shape[1] !== this.tokens) throw new VtokError(`LARP decode: expected ids [N, ${this.tokens}], got [${ids.shape}]`);
     if (this.precisionMode === 'int8') return this.int8Programs().decode(E.cast(ids, 'int64'));
-    return this.decodeFn(this.weights(), E.cast(ids, 'int64'));
+    return this.decodeFn(E.cast(ids, 'int64'));
   }
 
   /** Inference precision of encode/decode. */
@@ -73,6 +74,10 @@ export class LarpTokenizer implements Tokenizer {
   release(): void {
     this.encodeFn.dispose();
     this.decodeFn.dispose();
+    this.dropInt8();
+  }
+
+  private dropInt8(): void {
     this.int8?.encode.dispose();
     this.int8?.decode.dispose();
     this.int8 = null;
@@ -89,49 +94,40 @@ export class LarpTokenizer implements Tokenizer {
     const clip = [c.inChannels, c.frameNum, c.inputSize, c.inputSize];
     if (cal && (cal.rank !== 5 || cal.shape.slice(1).some((d, i) => d !== clip[i]))) throw new VtokError(`LARP: calibration clips must be N×${clip.join('×')}, got [${cal.shape}]`);
     this.precisionMode = precision;
-    if ((cal ?? null) !== this.calibration) this.int8 = null;
+    if ((cal ?? null) !== this.calibration) this.dropInt8();
     this.calibration = cal ?? null;
   }
 
-  /** The int8 encode/decode for the current weights (baked in, so recompiled when a weight tensor changes). */
+  /** The int8 encode/decode (weights baked in, so each recompiles itself when a weight tensor changes). */
   private int8Programs() {
-    const weights = this.weights();
-    if (this.int8 && weights.every((w, i) => w === this.int8!.weights[i])) return this.int8;
+    if (this.int8) return this.int8;
     const cal = this.calibration;
     const model = this.model;
     const bottleneck = model.cfg.bottleneckDim;
     // The projection to the codebook space decides the code: it stays float32.
     const quantize: E.QuantizeOptions = { matmul: 'static', keepFloat: (c) => c.op === 'MatMul' && c.weightShape[1] === bottleneck };
-    const encode = E.jit((x: Tensor) => this.inference(null, () => model.encode(E.mul(E.add(x, 1), 0.5)).indices), {
-      name: 'larp_encode_int8', precision: 'int8', quantize,
+    const encode = this.compile('larp_encode_int8', (x) => model.encode(E.mul(E.add(x, 1), 0.5)).indices, {
+      weights: 'baked', precision: 'int8', quantize,
       calibrate: (x: Tensor) => (cal ? calibrationBatches(cal, x.shape[0], x.shape.slice(1), 'LARP encode') : [[x]]),
     });
-    const decode = E.jit((ids: Tensor) => this.inference(null, () => E.sub(E.mul(model.decodeIndices(ids), 2), 1)), {
-      name: 'larp_decode_int8', precision: 'int8', quantize,
+    const decode = this.compile('larp_decode_int8', (ids) => E.sub(E.mul(model.decodeIndices(ids), 2), 1), {
+      weights: 'baked', precision: 'int8', quantize,
       // Calibration ids come from the float32 encoder.
-      calibrate: (ids: Tensor) => (cal ? calibrationBatches(cal, ids.shape[0], cal.shape.slice(1), 'LARP decode').map(([clips]) => [this.encodeFn(this.weights(), clips)]) : [[ids]]),
+      calibrate: (ids: Tensor) => (cal ? calibrationBatches(cal, ids.shape[0], cal.shape.slice(1), 'LARP decode').map(([clips]) => [this.encodeFn(clips)]) : [[ids]]),
     });
-    return (this.int8 = { weights, encode, decode });
+    return (this.int8 = { encode, decode });
   }
 
-  private weights(): Tensor[] {
-    return this.params.map((p) => p.value);
-  }
-
-  /**
-   * Traces fn in eval mode with deterministic SVQ, restoring the mode; with `w`, the weights are bound to those
-   * graph inputs, without, the current weights are baked into the graph as constants.
-   */
-  private inference(w: Tensor[] | null, fn: () => Tensor): Tensor {
+  /** Compiled in eval mode with deterministic SVQ (argmax codes), the quantizer's mode restored afterwards. */
+  private compile(name: string, fn: (x: Tensor) => Tensor, o: Omit<CompileOptions<[Tensor]>, 'name' | 'inferenceState'>): CompiledFn<[Tensor], Tensor> {
     const q = this.model.quantizer;
-    const [training, det] = [this.model.training, q.deterministic];
-    this.model.eval();
-    q.deterministic = true;
-    try {
-      return w ? bindParams(this.params, w, fn) : fn();
-    } finally {
-      this.model.train(training);
-      q.deterministic = det;
-    }
+    return compileInference(this.model, fn, {
+      name, ...o,
+      inferenceState: () => {
+        const det = q.deterministic;
+        q.deterministic = true;
+        return () => (q.deterministic = det);
+      },
+    });
   }
 }

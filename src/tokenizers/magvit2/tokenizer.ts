@@ -1,8 +1,8 @@
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import type { Param } from '../../nn/index.js';
+import { type CompiledFn, compileInference, type CompileOptions } from '../../nn/compiled.js';
 import { VtokError } from '../../util/errors.js';
-import { calibrationBatches, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
+import { calibrationBatches, type Modality, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
 import { type Magvit2Config, parseMagvit2Config, temporalStrides } from './config.js';
 import { Magvit2Model } from './model.js';
 
@@ -10,40 +10,33 @@ import { Magvit2Model } from './model.js';
  * MAGVIT-v2 as a vtok Tokenizer: video N×C×T×H×W in [−1, 1] ↔ int64 ids [N, t, h, w]. The video model is the
  * causal 3-D CNN (1 + 4k frames → 1 + k latent frames with the released 4× temporal config); the image model is
  * the 2-D CNN applied frame by frame (grid [T, h, w]), sharing the id space. Encode and decode run as compiled
- * graphs (jit) with the weights baked in as constants (about 25% faster on CPU than feeding them as inputs);
- * when a parameter's tensor is replaced (training step, loadStateDict) they are recompiled on the next call.
+ * graphs with the weights baked in as constants (about 25% faster on CPU than feeding them as inputs;
+ * src/nn/compiled.ts): when a parameter's tensor is replaced (training step, loadStateDict) they are recompiled on
+ * the next call.
  *
  * With `setPrecision('int8')` the convolutions run as onnxruntime int8 kernels (src/engine/quantize.ts),
  * calibrated per compiled shape on explicit calibration clips or, without them, on the first input of that
  * shape. The encoder's last convolution (the latent the LFQ signs are taken of) and convolutions on fewer than
  * 16 channels (the pixel input, small code widths) stay float32.
  */
-interface Programs { encode: E.JitFunction<(x: Tensor) => E.Tree>; decode: E.JitFunction<(ids: Tensor) => Tensor> }
+type Encoded = { latent: Tensor; quantized: Tensor; indices: Tensor };
+interface Programs { encode: CompiledFn<[Tensor], Encoded>; decode: CompiledFn<[Tensor], Tensor> }
 
 export class Magvit2Tokenizer implements Tokenizer {
-  readonly kind = 'magvit2' as const;
+  readonly kind = 'magvit2';
+  /** The 2-D (image) config codes each frame of a clip on its own. */
+  get modality(): Modality { return this.cfg.kind === 'image' ? 'image' : 'video'; }
   readonly cfg: Magvit2Config;
   readonly model: Magvit2Model;
-  private readonly params: Param[];
-  private compiled: { weights: Tensor[]; fp32: Programs; int8?: Programs } | null = null;
+  private readonly fp32: Programs;
+  private int8: Programs | null = null;
   private precisionMode: E.Precision = 'fp32';
   private calibration: Tensor | null = null;
 
   constructor(config: Magvit2Config | Record<string, unknown>, model?: Magvit2Model) {
     this.cfg = parseMagvit2Config(config as Record<string, unknown>);
     this.model = model ?? new Magvit2Model(this.cfg);
-    this.params = this.model.namedParams().map(([, p]) => p);
-  }
-
-  /** Traces `fn` in eval mode (no LFQ losses), leaving the model's mode as it was (it may be shared with training). */
-  private inEval<T>(fn: () => T): T {
-    const was = this.model.training;
-    this.model.eval();
-    try {
-      return fn();
-    } finally {
-      this.model.train(was);
-    }
+    this.fp32 = this.build('fp32');
   }
 
   /** Inference precision of encode/decode. */
@@ -58,30 +51,31 @@ export class Magvit2Tokenizer implements Tokenizer {
     const cal = opts.calibration;
     if (cal && (cal.rank !== 5 || cal.shape[1] !== this.channels)) throw new VtokError(`magvit2: calibration clips must be N×${this.channels}×T×H×W, got [${cal.shape}]`);
     this.precisionMode = precision;
-    if ((cal ?? null) !== this.calibration && this.compiled) delete this.compiled.int8;
+    if ((cal ?? null) !== this.calibration) this.dropInt8();
     this.calibration = cal ?? null;
   }
 
   release(): void {
-    for (const p of [this.compiled?.fp32, this.compiled?.int8]) {
-      p?.encode.dispose();
-      p?.decode.dispose();
-    }
-    this.compiled = null;
+    this.fp32.encode.dispose();
+    this.fp32.decode.dispose();
+    this.dropInt8();
   }
 
-  /** The compiled encode/decode for the current weights and precision. */
+  private dropInt8(): void {
+    this.int8?.encode.dispose();
+    this.int8?.decode.dispose();
+    this.int8 = null;
+  }
+
+  /** The compiled encode/decode for the current precision (each recompiles itself when the weights change). */
   private programs(precision: E.Precision = this.precisionMode): Programs {
-    const weights = this.params.map((p) => p.value);
-    if (!this.compiled || weights.some((w, i) => w !== this.compiled!.weights[i])) this.compiled = { weights, fp32: this.build('fp32') };
-    if (precision === 'fp32') return this.compiled.fp32;
-    return (this.compiled.int8 ??= this.build('int8'));
+    return precision === 'fp32' ? this.fp32 : (this.int8 ??= this.build('int8'));
   }
 
   private build(precision: E.Precision): Programs {
     const int8 = precision === 'int8';
-    const encodeOpts: E.JitOptions = { name: `magvit2_encode${int8 ? '_int8' : ''}` };
-    const decodeOpts: E.JitOptions = { name: `magvit2_decode${int8 ? '_int8' : ''}` };
+    const encodeOpts: CompileOptions<[Tensor]> = { name: `magvit2_encode${int8 ? '_int8' : ''}`, weights: 'baked' };
+    const decodeOpts: CompileOptions<[Tensor]> = { name: `magvit2_decode${int8 ? '_int8' : ''}`, weights: 'baked' };
     if (int8) {
       const calibration = this.calibration;
       // The LFQ bits are the signs of the encoder's last convolution: that one stays float32.
@@ -102,16 +96,17 @@ export class Magvit2Tokenizer implements Tokenizer {
         },
       });
     }
-    const encode = E.jit((x: Tensor) => {
-      const { latent, quantized, indices } = this.inEval(() => this.model.encode(this.toModel(x)));
+    // Traced in eval mode: no LFQ losses.
+    const encode = compileInference(this.model, (x: Tensor): Encoded => {
+      const { latent, quantized, indices } = this.model.encode(this.toModel(x));
       return { latent, quantized, indices };
     }, encodeOpts);
-    const decode = E.jit((ids: Tensor) => this.fromModel(this.inEval(() => this.model.decodeIndices(this.idsToModel(ids))), ids.shape[0]), decodeOpts);
+    const decode = compileInference(this.model, (ids: Tensor) => this.fromModel(this.model.decodeIndices(this.idsToModel(ids)), ids.shape[0]), decodeOpts);
     return { encode, decode };
   }
 
   private encodeWith(p: Programs, video: Tensor): Tensor {
-    const ids = (p.encode(video) as { indices: Tensor }).indices;
+    const ids = p.encode(video).indices;
     return this.cfg.kind === 'video' ? ids : E.reshape(ids, [video.shape[0], video.shape[2], ...ids.shape.slice(1)]);
   }
 
@@ -123,7 +118,9 @@ export class Magvit2Tokenizer implements Tokenizer {
   get temporalFactor(): number { return temporalStrides(this.cfg).reduce((a, s) => a * s, 1); }
   get clipFrames(): number { return this.cfg.kind === 'video' ? 1 + 4 * this.temporalFactor : 1; }
 
-  grid(frames: number, height: number, width: number): TokenGrid {
+  grid(clip: readonly number[]): TokenGrid {
+    if (clip.length !== 4) throw new VtokError(`magvit2: a clip is C×T×H×W, got [${clip}]`);
+    const [, frames, height, width] = clip;
     if (this.cfg.kind === 'video') return { shape: this.model.latentShape(frames, height, width) };
     return { shape: [frames, ...this.model.latentShape(1, height, width)] };
   }
@@ -151,8 +148,8 @@ export class Magvit2Tokenizer implements Tokenizer {
   }
 
   /** Encoder latent, ±1 codes and ids of a video (compiled). Image model: latents are [N·T, D, h, w]. */
-  encodeFull(video: Tensor): { latent: Tensor; quantized: Tensor; indices: Tensor } {
-    return this.programs().encode(video) as { latent: Tensor; quantized: Tensor; indices: Tensor };
+  encodeFull(video: Tensor): Encoded {
+    return this.programs().encode(video);
   }
 
   encode(video: Tensor): Tensor {

@@ -1,7 +1,7 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
-import { type GptcSize, LarpModel, parseLarpConfig, priorPredict, topkAccuracy } from '../tokenizers/larp/index.js';
-import { registerParity, type GoldenFile } from './index.js';
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import { type GptcSize, LarpModel, parseLarpConfig, priorPredict, topkAccuracy } from './index.js';
+import type { GoldenFile, ParityRunner } from '../../parity/index.js';
 
 /**
  * LARP parity (hywang66/LARP @ 8aaed63): 'larp_tokenizer' runs encode / decode / decode_from_bottleneck in eval
@@ -21,7 +21,7 @@ function collect(names: string[], values: Tensor[]): Map<string, Tensor> {
   return new Map(names.map((n, i) => [n, values[i]]));
 }
 
-registerParity('larp_tokenizer', (g) => {
+const larpTokenizer: ParityRunner = (g) => {
   const model = build(g);
   const names = ['output.encoded', 'output.indices', 'output.regularized_z', 'output.loss_commit', 'output.loss_codebook', 'output.loss_q',
     'output.recon', 'output.recon_from_indices'];
@@ -31,9 +31,9 @@ registerParity('larp_tokenizer', (g) => {
     return [enc.encoded, enc.indices, enc.regularized_z, enc.lossCommit, enc.lossCodebook, enc.lossQ, recon, model.decodeIndices(idx)];
   }, { name: 'larp_tokenizer_parity' });
   return collect(names, run(g.get('input.x'), g.get('output.indices')) as Tensor[]);
-});
+};
 
-registerParity('larp_prior', (g) => {
+const larpPrior: ParityRunner = (g) => {
   const model = build(g);
   const names = ['output.ar_pred', 'output.logits', 'output.loss_latent_ce', 'output.prior_top1_acc', 'output.prior_top5_acc'];
   const run = E.jit((indices: Tensor) => {
@@ -43,4 +43,6 @@ registerParity('larp_prior', (g) => {
     return [pred, logits, E.crossEntropy(logits, labels), topkAccuracy(logits, labels, 1), topkAccuracy(logits, labels, 5)];
   }, { name: 'larp_prior_parity' });
   return collect(names, run(g.get('input.indices')) as Tensor[]);
-});
+};
+
+export const larpParity: Record<string, ParityRunner> = { larp_tokenizer: larpTokenizer, larp_prior: larpPrior };

@@ -4,11 +4,12 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { clipsToBatch } from '../data/dataset.js';
 import { DIRECTIONS, SHAPES, syntheticSample } from '../data/synthetic.js';
-import { compileInference, type InferenceFn } from '../generation/inference.js';
+import type { ClipTensor } from '../io/frame.js';
+import { compileInference, type InferenceFn } from '../nn/compiled.js';
 import { AdamW, Conv3d, GroupNorm, Linear, Module, TrainStep, loadTensors, saveTensors, warmupCosine } from '../nn/index.js';
 import { trainLoop } from '../train/loop.js';
 import { VtokError, check } from '../util/errors.js';
-import { FeatureStats, frechetDistance } from './frechet.js';
+import { FeatureStats, frechetDistance } from '../metrics/frechet.js';
 
 /**
  * vtok's own video classifier, for FVD-style Fréchet distances without downloading I3D: a small 3D CNN trained
@@ -148,7 +149,7 @@ function batched(clf: VideoClassifier, data: Float32Array, shape: readonly numbe
 }
 
 /** Penultimate features of clips (N×C×T×H×W in [-1, 1]) → row-major [N, featureDim]. */
-export function classifierFeatures(clf: VideoClassifier, clips: { data: Float32Array; shape: readonly number[] }, batchSize = 32): Float32Array {
+export function classifierFeatures(clf: VideoClassifier, clips: ClipTensor, batchSize = 32): Float32Array {
   let f = featureFns.get(clf);
   if (!f) featureFns.set(clf, (f = compileInference(clf, (x: Tensor) => clf.features(x), 'classifier_features')));
   return batched(clf, clips.data, clips.shape, batchSize, (x) => [(f!(x) as Tensor).data as Float32Array], [clf.cfg.featureDim])[0]!;
@@ -175,7 +176,7 @@ export function classifierAccuracy(clf: VideoClassifier, clips: LabelledClips, b
 }
 
 /** FVD-style Fréchet distance between two clip sets, with this classifier's features. */
-export function classifierFrechetDistance(clf: VideoClassifier, a: { data: Float32Array; shape: readonly number[] }, b: { data: Float32Array; shape: readonly number[] }): number {
+export function classifierFrechetDistance(clf: VideoClassifier, a: ClipTensor, b: ClipTensor): number {
   const d = clf.cfg.featureDim;
   return frechetDistance(new FeatureStats(d).add(classifierFeatures(clf, a)).stats(), new FeatureStats(d).add(classifierFeatures(clf, b)).stats());
 }

@@ -1,8 +1,8 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
-import { commitmentLoss, LFQ, lfqCodebook, lfqQuantize, tokens } from '../quantizers/lfq.js';
-import { Magvit2Model, Magvit2Tokenizer, parseMagvit2Config } from '../tokenizers/magvit2/index.js';
-import { type GoldenFile, registerParity } from './index.js';
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import { commitmentLoss, LFQ, lfqCodebook, lfqQuantize, tokens } from '../../quantizers/lfq.js';
+import { Magvit2Model, Magvit2Tokenizer, parseMagvit2Config } from './index.js';
+import type { GoldenFile, ParityRunner } from '../../parity/index.js';
 
 /**
  * Parity cases for Open-MAGVIT2 (the causal 3-D video tokenizer, the 2-D image tokenizer, and its LFQ) and for
@@ -121,7 +121,10 @@ function runLucidrainsLfq(g: GoldenFile): Map<string, Tensor> {
 const storedOnly = (run: (g: GoldenFile) => Map<string, Tensor>) => (g: GoldenFile) =>
   new Map([...run(g)].filter(([k]) => !k.startsWith('inter.') || g.tensors.has(k)));
 
-registerParity('magvit2_video', storedOnly(runTokenizer));
-registerParity('magvit2_image', storedOnly(runTokenizer));
-registerParity('lfq_openmagvit2', storedOnly(runOpenLfq));
-registerParity('lfq_lucidrains', storedOnly(runLucidrainsLfq));
+/** The Open-MAGVIT2 tokenizers, and the LFQs of Open-MAGVIT2 and lucidrains that MAGVIT-v2's quantizer follows. */
+export const magvit2Parity: Record<string, ParityRunner> = {
+  magvit2_video: storedOnly(runTokenizer),
+  magvit2_image: storedOnly(runTokenizer),
+  lfq_openmagvit2: storedOnly(runOpenLfq),
+  lfq_lucidrains: storedOnly(runLucidrainsLfq),
+};

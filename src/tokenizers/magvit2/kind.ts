@@ -1,7 +1,8 @@
 import * as E from '../../engine/index.js';
-import { forwardTrain } from '../../tokenizers/magvit2/model.js';
-import { Magvit2Tokenizer } from '../../tokenizers/magvit2/tokenizer.js';
-import type { TokenizerTrainer } from './types.js';
+import type { TokenizerKind, TokenizerTrainer } from '../kind.js';
+import { forwardTrain } from './model.js';
+import { magvit2Parity } from './parity.js';
+import { Magvit2Tokenizer } from './tokenizer.js';
 
 /**
  * MAGVIT-v2 presets: Open-MAGVIT2's causal 3D CNN config at CPU scale. The loss is the paper's: L2
@@ -11,7 +12,6 @@ import type { TokenizerTrainer } from './types.js';
  * `bits` sets the LFQ vocabulary 2^bits.
  */
 export const magvit2Trainer: TokenizerTrainer = {
-  kind: 'magvit2',
   presets: {
     // micro: the tiny model on 48×48 clips (about half its compute), for studies of several runs on a shared 2-core CPU
     micro: { size: 48, frames: 5, batch: 4, steps: 300, lr: 1e-3, model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 } },
@@ -45,4 +45,15 @@ export const magvit2Trainer: TokenizerTrainer = {
       },
     };
   },
+};
+
+/** MAGVIT-v2 (Open-MAGVIT2's causal 3D CNN with LFQ): a video tokenizer on a [t, h, w] grid. */
+export const magvit2Kind: TokenizerKind = {
+  name: 'magvit2',
+  create(config) {
+    const tokenizer = new Magvit2Tokenizer(config);
+    return { tokenizer, module: tokenizer.model };
+  },
+  train: magvit2Trainer,
+  parity: magvit2Parity,
 };

@@ -1,9 +1,9 @@
-import * as E from '../engine/index.js';
-import { tensorToClips } from '../io/frame.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { psnrFromMse } from './psnr.js';
-import { ssimFrames } from './ssim.js';
-import { bitsPerPixel, codebookUsage } from './tokens.js';
+import { type ClipTensor, tensorToClips } from '../io/frame.js';
+import { psnrFromMse } from '../metrics/psnr.js';
+import { ssimFrames } from '../metrics/ssim.js';
+import { bitsPerPixel, codebookUsage } from '../metrics/tokens.js';
+import { decodeTokens, encodeClips } from './batch.js';
+import type { Tokenizer } from './tokenizer.js';
 
 /**
  * How well a tokenizer reconstructs: encode → decode batches of clips in [-1, 1], then PSNR (over all pixels,
@@ -12,13 +12,12 @@ import { bitsPerPixel, codebookUsage } from './tokens.js';
  */
 export interface ReconstructionReport { psnr: number; ssim: number; bpp: number; codebook_usage: number; perplexity: number; clips: number }
 
-export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<{ data: Float32Array; shape: number[] }>): ReconstructionReport {
+export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTensor>): ReconstructionReport {
   let se = 0, n = 0, ssimSum = 0, clips = 0, bpp = 0;
-  const ids: number[][] = [];
+  const ids: Int32Array[] = [];
   for (const b of batches) {
-    const video = E.concrete(b.data, b.shape, 'float32');
-    const tokens = tok.encode(video);
-    const recon = tok.decode(tokens).data as Float32Array;
+    const tokens = encodeClips(tok, b);
+    const recon = decodeTokens(tok, tokens).data;
     for (let i = 0; i < b.data.length; i++) {
       const d = (Math.max(-1, Math.min(1, recon[i])) - b.data[i]) * 127.5;
       se += d * d;
@@ -27,11 +26,10 @@ export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<{ data:
     const real = tensorToClips(b.data, b.shape), fake = tensorToClips(recon, b.shape);
     real.forEach((clip, i) => (ssimSum += ssimFrames(clip, fake[i]).mean));
     clips += real.length;
-    const flat = E.toArray(tokens);
-    ids.push(flat);
+    ids.push(tokens.ids);
     const [, , T, H, W] = b.shape;
-    bpp = bitsPerPixel(flat.length / b.shape[0], tok.vocabSize, T, H, W);
+    bpp = bitsPerPixel(tokens.ids.length / b.shape[0], tok.vocabSize, T, H, W);
   }
-  const usage = codebookUsage(ids.map((a) => Int32Array.from(a)), tok.vocabSize);
+  const usage = codebookUsage(ids, tok.vocabSize);
   return { psnr: psnrFromMse(se / n), ssim: ssimSum / clips, bpp, codebook_usage: usage.usage, perplexity: usage.perplexity, clips };
 }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../engine/index.js';
-import { loadTensors, saveTensors } from '../nn/weights.js';
+import { loadTensors, saveTensors } from './weights.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
 

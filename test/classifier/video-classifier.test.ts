@@ -6,7 +6,7 @@ import * as E from '../../src/engine/index.js';
 import {
   classifierAccuracy, classifierFeatures, classifierFrechetDistance, LABEL_HEADS, labelledSyntheticClips, loadVideoClassifier,
   trainVideoClassifier, VideoClassifier,
-} from '../../src/metrics/video-classifier.js';
+} from '../../src/classifier/video-classifier.js';
 import { tempDir } from '../io/fixtures.js';
 
 /** vtok's own video classifier: learns the synthetic labels, saves and loads, and its features separate clip sets. */

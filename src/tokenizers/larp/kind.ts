@@ -1,15 +1,15 @@
 import * as E from '../../engine/index.js';
-import { larpObjective } from '../../tokenizers/larp/loss.js';
-import { LarpTokenizer } from '../../tokenizers/larp/tokenizer.js';
-import type { TokenizerTrainer } from './types.js';
+import type { TokenizerKind, TokenizerTrainer } from '../kind.js';
+import { larpObjective } from './loss.js';
+import { larpParity } from './parity.js';
+import { LarpTokenizer } from './tokenizer.js';
 
 /**
  * LARP presets: the reference's model.args JSON at CPU scale (patch 4×8×8, holistic queries, 16-d SVQ codebook,
- * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). Small-scale departures from the
- * reference are listed in src/tokenizers/larp/config.ts (SMALL_SCALE_NOTES): query_init_std is the reference's
- * 0.02 (it was 1.0 here before); the tiny preset (`small: true`) adds the quantizer's entropy term (weight 1 inside
- * loss_q), a centred patch-embedding bias and vtok's routed init (fixed random positions; the first encoder and
- * decoder blocks start with holistic query i reading patch i and patch query j reading latent j).
+ * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). The tiny preset (`small: true`)
+ * adds the quantizer's entropy term (weight 1 inside loss_q), a centred patch-embedding bias and routed init, without
+ * which the tiny model's codebook collapses and its reconstructions stay at each clip's mean colour
+ * (docs/larp-small-scale.md).
  */
 function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean }) {
   return {
@@ -34,7 +34,6 @@ function larpArgs(o: { size: number; frames: number; channels: number; width: nu
 }
 
 export const larpTrainer: TokenizerTrainer = {
-  kind: 'larp',
   presets: {
     tiny: { size: 32, frames: 8, batch: 8, steps: 2000, lr: 1e-3, model: { width: 64, depth: 2, heads: 4, tokens: 32, codebook: 256, priorSize: [2, 4, 64], small: true } },
     small: { size: 64, frames: 16, batch: 8, steps: 6000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 64, codebook: 1024, priorSize: [4, 4, 128] } },
@@ -58,4 +57,15 @@ export const larpTrainer: TokenizerTrainer = {
       },
     };
   },
+};
+
+/** LARP: a video tokenizer to a 1-D grid of N holistic tokens, with an optional autoregressive prior. */
+export const larpKind: TokenizerKind = {
+  name: 'larp',
+  create(config) {
+    const tokenizer = LarpTokenizer.fromConfig(config, config.gptc_sizes as never);
+    return { tokenizer, module: tokenizer.model };
+  },
+  train: larpTrainer,
+  parity: larpParity,
 };

@@ -1,0 +1,46 @@
+import type { Tensor } from '../engine/index.js';
+import type { Module } from '../nn/module.js';
+import type { ParityRunner } from '../parity/index.js';
+import type { Tokenizer } from './tokenizer.js';
+
+/**
+ * What one tokenizer kind brings, all from its own folder (`src/tokenizers/<kind>/kind.ts`): how to build it from a
+ * run's model config (the tokenizer it builds declares its modality), its training presets and loss, and its parity cases against the reference implementation.
+ * The list of kinds lives in one place, src/tokenizers/registry.ts. The training loss is graph code over types of
+ * this floor (Tensor, Module), so a kind needs nothing from train/: the generic tokenizer training task
+ * (src/train/tokenizer-task.ts) consumes a `TokenizerModel` and adds the discriminator, evaluation and samples.
+ */
+export interface TokenizerKind {
+  /** The key in run configs (`model.kind`) and on the command line (`vtok train <kind>`). */
+  readonly name: string;
+  create(modelConfig: Record<string, unknown>): { tokenizer: Tokenizer; module: Module };
+  /** Training presets and loss; absent for kinds that only load reference weights. */
+  readonly train?: TokenizerTrainer;
+  /** Parity runners by golden-file case name. */
+  readonly parity?: Record<string, ParityRunner>;
+}
+
+/** A CPU-scale training preset: data size, steps and rate, and the kind's own model options. */
+export interface Preset {
+  size: number;
+  frames: number;
+  batch: number;
+  steps: number;
+  lr: number;
+  model: Record<string, unknown>;
+}
+
+export interface TokenizerTrainer {
+  presets: Record<string, Preset>;
+  /** The model config (a run's `model.config`) for a preset and a dataset's clip shape. */
+  modelConfig(preset: Preset, data: { size: number; frames: number; channels: number }, opts: { tokens?: number; prior?: boolean; bits?: number }): Record<string, unknown>;
+  build(config: Record<string, unknown>, totalSteps: number): TokenizerModel;
+}
+
+/** A tokenizer being trained: its module and its own loss (reconstruction plus quantizer/prior terms). */
+export interface TokenizerModel {
+  tokenizer: Tokenizer;
+  module: Module;
+  /** Graph code: the training loss on a batch in [-1, 1] at a fed step number; recon is in [-1, 1]. */
+  loss(input: Tensor, step: Tensor): { loss: Tensor; metrics: Record<string, Tensor>; recon: Tensor };
+}
