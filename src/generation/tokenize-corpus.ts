@@ -7,7 +7,6 @@ import { CaptionedMovingMnist } from '../data/captioned-mnist.js';
 import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
 import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
 import { readClip } from '../io/video.js';
-import '../tokenizers/kinds.js';
 import { loadTokenizer } from '../tokenizers/registry.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';

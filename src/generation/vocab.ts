@@ -107,7 +107,7 @@ export function layoutForTokenizer(
   return buildVocabLayout({
     tokenizer: tokenizerIdentity(tok, weights),
     tasks: o.tasks,
-    outputs: o.sizes.map((s) => ({ key: `${s.height}x${s.width}`, ...s, grid: tok.grid(s.frames, s.height, s.width).shape })),
+    outputs: o.sizes.map((s) => ({ key: `${s.height}x${s.width}`, ...s, grid: tok.grid([tok.channels ?? 3, s.frames, s.height, s.width]).shape })),
     classes: o.classes,
     audio: o.audio,
   });

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import '../../src/tokenizers/kinds.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
 import { buildVocabLayout, checkTokenizer, layoutForTokenizer, layoutFromJson, layoutToJson, specialId, specialName, tokenizerIdentity } from '../../src/generation/vocab.js';
 import { VtokError } from '../../src/util/errors.js';
@@ -28,7 +27,7 @@ test('vocabulary layout from the shipped tokenizer: blocks, specials, JSON round
   const layout = buildVocabLayout({
     tokenizer: id,
     tasks: ['uncond', 't2v'],
-    outputs: [{ key: '64x64', frames: 5, height: 64, width: 64, grid: tokenizer.grid(5, 64, 64).shape }],
+    outputs: [{ key: '64x64', frames: 5, height: 64, width: 64, grid: tokenizer.grid([tokenizer.channels ?? 3, 5, 64, 64]).shape }],
     classes: 3,
     audio: { levels: 2, codesPerLevel: 16 },
   });
