@@ -11,7 +11,7 @@ import { loadTokenizer } from '../../tokenizers/registry.js';
 import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
-import { positiveInt } from '../parse.js';
+import { int } from '../options.js';
 import { parsePrecision } from './codec.js';
 
 /** `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips. */
@@ -21,8 +21,8 @@ export function registerEval(program: Command): void {
     .description('evaluate a trained tokenizer on held-out clips (PSNR, SSIM, bits per pixel, codebook usage)')
     .requiredOption('--model <run>', 'run directory of a trained tokenizer')
     .option('--data <name|folder>', 'moving-mnist, synthetic or a folder of videos (default: the training data)')
-    .option('--clips <n>', 'held-out clips to evaluate', positiveInt('--clips'), 64)
-    .option('--batch <n>', 'clips per batch', positiveInt('--batch'), 8)
+    .option('--clips <n>', 'held-out clips to evaluate', int('--clips', { min: 1, max: 100000 }), 64)
+    .option('--batch <n>', 'clips per batch', int('--batch', { min: 1, max: 1024 }), 8)
     .option('--precision <p>', 'inference precision: fp32, or int8 (quantized, calibrated on one batch of training-split clips)', parsePrecision, 'fp32')
     .option('--json', 'print JSON')
     .action(async (o: { model: string; data?: string; clips: number; batch: number; precision: E.Precision; json?: boolean }) => {
