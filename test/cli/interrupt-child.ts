@@ -1,7 +1,8 @@
 /**
  * A child process for the interrupt tests: the shared training loop over a small MLP, with options to make each
  * step block the event loop for a while (as onnxruntime's run does) and to make checkpoints big (so a save takes
- * long enough to be interrupted). Prints "step N" after each step and exits as the CLI does.
+ * long enough to be interrupted). Prints "step N" when step N is under way (before its blocking part) and exits as
+ * the CLI does.
  *
  * node interrupt-child.js <runDir> <totalSteps> <stepMs> <hidden> <checkpointEvery>
  */
@@ -43,8 +44,8 @@ try {
       steps: { model: step },
       iterate: (b, i) => {
         const loss = step.run(b).loss;
-        block(Number(stepMs));
         process.stdout.write(`step ${i + 1}\n`);
+        block(Number(stepMs));
         return { loss };
       },
       evaluate: (i) => ({ score: i }),
