@@ -24,6 +24,7 @@ import { trainerFor } from '../../train/kinds/index.js';
 import { trainLoop } from '../../train/loop.js';
 import { tokenizerTask } from '../../train/tokenizer-task.js';
 import { writeFileAtomic } from '../../util/atomic.js';
+import { checkOutputDir } from '../../util/output-path.js';
 import { VtokError, check } from '../../util/errors.js';
 import { type Progress, progress } from '../../util/progress.js';
 import { Rng } from '../../util/rng.js';
@@ -575,6 +576,7 @@ export function registerStudy(program: Command): void {
     .option('--json', 'print results.json')
     .action(async (name: string, o: { out: string; budget: string; seed: number; quiet?: boolean; json?: boolean }) => {
       if (name !== 'larp-prior') throw new VtokError(`unknown study "${name}" (known: larp-prior)`);
+      checkOutputDir(o.out, { option: '--out' });
       const r = await runLarpPriorStudy({ out: o.out, budget: o.budget, seed: o.seed, quiet: o.quiet || o.json });
       console.log(o.json ? JSON.stringify(r) : markdownTable(r));
     });
