@@ -29,7 +29,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | (Uint8
     renameSync(tmp, path);
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
+    if (fd !== undefined || (e as NodeJS.ErrnoException).syscall === 'rename') rmSync(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
     throw code ? new VtokError(`cannot write (${code}: ${SYSTEM_ERRORS[code] ?? 'system error'})`, path) : e;
   }

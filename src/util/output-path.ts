@@ -15,7 +15,8 @@ function stat(path: string, follow: boolean): Stats | null {
   try {
     return follow ? statSync(path) : lstatSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    // ENOTDIR: a parent is a file, which checkParent reports by name
+    if (['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return null;
     throw new VtokError(`cannot inspect the output path (${(e as NodeJS.ErrnoException).code})`, path);
   }
 }
