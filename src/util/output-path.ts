@@ -1,5 +1,6 @@
-import { accessSync, constants, lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, lstatSync, openSync, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { tempPath } from './atomic.js';
 import { VtokError } from './errors.js';
 
 /**
@@ -30,18 +31,29 @@ function kindOf(st: Stats): string {
   return 'not a regular file';
 }
 
-/** The nearest existing ancestor of `path` must be a directory this process can create entries in. */
+/**
+ * The nearest existing ancestor of `path` must be a directory this process can create entries in. Tried by
+ * creating (and removing) a temp file there: permission bits do not bind root, but read-only mounts and /proc do.
+ */
+function checkWritable(dir: string): string | null {
+  const probe = tempPath(join(dir, '.vtok-write-test'));
+  try {
+    closeSync(openSync(probe, 'wx'));
+    rmSync(probe, { force: true });
+    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
+
 function checkParent(path: string, what: string): void {
   let dir = dirname(resolve(path));
   for (;;) {
     const st = stat(dir, true);
     if (st) {
       if (!st.isDirectory()) throw new VtokError(`cannot write ${what}: ${dir} is not a directory`, path);
-      try {
-        accessSync(dir, constants.W_OK | constants.X_OK);
-      } catch (e) {
-        throw new VtokError(`cannot write ${what}: ${dir} is not writable (${(e as NodeJS.ErrnoException).code})`, path);
-      }
+      const err = checkWritable(dir);
+      if (err) throw new VtokError(`cannot write ${what}: ${dir} is not writable (${err})`, path);
       return;
     }
     const up = dirname(dir);
@@ -81,11 +93,8 @@ export function checkOutputDir(path: string, opts: { option: string }): string {
   const st = stat(path, true);
   if (st) {
     if (!st.isDirectory()) throw new VtokError(`${opts.option} must be a folder; this is ${st.isFile() ? 'a file' : kindOf(st)}`, path);
-    try {
-      accessSync(path, constants.W_OK | constants.X_OK);
-    } catch (e) {
-      throw new VtokError(`folder is not writable (${(e as NodeJS.ErrnoException).code})`, path);
-    }
+    const err = checkWritable(path);
+    if (err) throw new VtokError(`folder is not writable (${err})`, path);
     return path;
   }
   checkParent(path, 'the folder');

@@ -70,6 +70,8 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [[...enc, '-o', join(dir, 'x.vtok'), '--precision', 'fp16'], /--precision must be one of fp32, int8, got "fp16"/],
     [['decode', f.tokens, '-o', f.aDir], /a-dir: output is a directory/],
     [['decode', f.tokens, '-o', join(f.aFile, 'y.gif')], /y\.gif: cannot write the output/],
+    // /proc takes no new files, even from root (for whom permission bits do not apply)
+    [['decode', f.tokens, '-o', '/proc/vtok-test.gif'], /\/proc\/vtok-test\.gif: cannot write the output: \/proc is not writable/],
     [['decode', f.tokens, '-o', '-'], /-o - \(standard output\) is not supported here/],
     [['decode', f.tokens, '-o', join(dir, 'y.gif'), '--fps', '0'], /--fps must be a number > 0/],
     [['parity', f.tokens, '--tolerance', 'abc'], /--tolerance must be a number > 0 and ≤ 1, got "abc"/],
