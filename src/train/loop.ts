@@ -189,7 +189,7 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
   if (stop.signal) {
     const ev = lastEval as LoopResult['lastEval'];
     const evalNote = ev ? `; its last evaluation is from step ${ev.step}` : '';
-    throw new TrainingInterrupted(stop.signal, `${stop.signal === 'SIGINT' ? 'Ctrl-C' : stop.signal}: stopped after step ${step} of ${o.totalSteps} with a checkpoint${evalNote}; run the same command to resume`, { step, resumedFrom: start, last, evals, lastEval });
+    throw new TrainingInterrupted(stop.signal, `stopped after step ${step} of ${o.totalSteps} with a checkpoint${evalNote}; run the same command to resume`, { step, resumedFrom: start, last, evals, lastEval });
   }
   return { step, resumedFrom: start, last, evals, lastEval };
 }

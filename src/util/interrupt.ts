@@ -34,14 +34,16 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
 
 /**
  * Starts listening for SIGINT and SIGTERM. `what` names the work and the first signal's effect for the message a
- * user sees (e.g. "stopping after this step, with a checkpoint").
+ * user sees (e.g. "stopping after this step, with a checkpoint"); `cleanup` (synchronous) runs before a second
+ * signal ends the process, e.g. to remove a half-written temp file.
  */
-export function watchInterrupts(what: string): Interrupt {
+export function watchInterrupts(what: string, cleanup?: () => void): Interrupt {
   let signal: NodeJS.Signals | null = null;
   let listening = true;
   const onSignal = (s: NodeJS.Signals) => {
     if (signal !== null) {
-      process.stderr.write(`\n${s}: stopping now; the last checkpoint written is kept\n`);
+      process.stderr.write(`\n${s}: stopping now${cleanup ? '' : '; the last checkpoint written is kept'}\n`);
+      cleanup?.();
       process.exit(exitCodeFor(s));
     }
     signal = s;
@@ -72,11 +74,11 @@ export function watchInterrupts(what: string): Interrupt {
 
 /**
  * Thrown by long work that stopped on a signal after saving what it must; the CLI prints its message (what was
- * kept, how to resume) and exits with 128 + the signal number.
+ * kept, how to resume), prefixed with the signal, and exits with 128 + the signal number.
  */
 export class Interrupted extends VtokError {
   constructor(readonly signal: NodeJS.Signals, message: string) {
-    super(message);
+    super(`${signal === 'SIGINT' ? 'Ctrl-C' : signal}: ${message}`);
     this.name = 'Interrupted';
   }
 }

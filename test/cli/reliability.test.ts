@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -132,4 +132,28 @@ test('curves.png: a single-point series is drawn as a mark, not an empty panel',
   let marked = 0;
   for (let i = 0; i < png.width * png.height; i++) if (png.data[3 * i] === 20 && png.data[3 * i + 1] === 70 && png.data[3 * i + 2] === 170) marked++;
   assert.ok(marked >= 25, `${marked} pixels marked`);
+});
+
+test('encode: Ctrl-C stops after the clip in progress and leaves no file; a second Ctrl-C too', async () => {
+  const long = await makeTestVideo(join(dir, 'long.mp4'), { frames: 80, args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'] });
+  for (const presses of [1, 2]) {
+    const d = join(dir, `int-${presses}`);
+    mkdirSync(d);
+    const out = join(d, 'x.vtok');
+    const p = spawn(process.execPath, [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'encode', long, '--model', SHIPPED, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } });
+    let stderr = '';
+    p.stderr.on('data', (b) => (stderr += b));
+    // the writer's temp file appears when encoding begins
+    while (!readdirSync(d).some((n) => n.endsWith('.tmp'))) await new Promise((r) => setTimeout(r, 20));
+    p.kill('SIGINT');
+    if (presses === 2) {
+      await new Promise((r) => setTimeout(r, 30));
+      p.kill('SIGINT');
+    }
+    const code = await new Promise<number | null>((r) => p.on('close', r));
+    assert.equal(code, 130, stderr);
+    // with two presses the second may come after the first already stopped the work: either way, nothing is left
+    assert.match(stderr, presses === 1 ? /vtok: Ctrl-C: stopped after \d+ clips; .*x\.vtok was not written/ : /SIGINT: stopping now|x\.vtok was not written/);
+    assert.deepEqual(readdirSync(d), [], `${presses} Ctrl-C: nothing left behind`);
+  }
 });

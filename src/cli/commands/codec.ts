@@ -11,6 +11,7 @@ import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
+import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile, STDOUT } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
 import { fitChannels } from '../channels.js';
@@ -69,6 +70,12 @@ export function registerCodec(program: Command): void {
       const path = tmpDir ? join(tmpDir, 'out.vtok') : output;
       const notes: string[] = [];
       if (info.width !== size || info.height !== size) notes.push(`frames ${info.width}×${info.height} resized and center-cropped to ${size}×${size}${o.size ? '' : ' (the model\'s training size; --size to change)'}`);
+      // Ctrl-C/SIGTERM: stop after the clip in progress and write nothing (a token file is whole or absent). Set up
+      // before the writer's temp file exists; the cleanup can only run from the event loop, after `writer` is made.
+      const stop = watchInterrupts('stopping after this clip; no token file will be written', () => {
+        writer.abort();
+        if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+      });
       const writer = new TokenFileWriter(path, {
         kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: info.fps, sourceSize: [info.height, info.width],
         extra: { model: resolve(o.model), size, clipFrames: clipLen, frames: total },
@@ -89,7 +96,10 @@ export function registerCodec(program: Command): void {
         for await (const f of readFrames(input, { size, crop: size })) {
           buf.push(f);
           frames++;
-          if (buf.length === clipLen) flush();
+          if (buf.length === clipLen) {
+            flush();
+            if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${clips} clips; ${o.output} was not written`);
+          }
         }
         if (buf.length) flush();
         if (frames === 0) throw new VtokError('no frames decoded', input);
@@ -99,6 +109,7 @@ export function registerCodec(program: Command): void {
         writer.abort();
         throw e;
       } finally {
+        stop.dispose();
         bar.stop();
         if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
       }
@@ -131,8 +142,11 @@ export function registerCodec(program: Command): void {
       }
       const realFrames = Number(h.extra?.frames ?? Infinity);
       let written = 0;
+      // Ctrl-C/SIGTERM: stop after the clip in progress; writeVideo then removes its partial file.
+      const stop = watchInterrupts('stopping after this clip; no video will be written');
       async function* frames(): AsyncGenerator<Frame> {
         for await (const clip of tf.clips()) {
+          if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${o.output} was not written`);
           const ids = E.tensor(clip.ids, [1, ...clip.grid], 'int64');
           const video = tok.decode(ids);
           for (const f of tensorToClips(video.data as Float32Array, video.shape)[0]) {
@@ -142,7 +156,7 @@ export function registerCodec(program: Command): void {
           }
         }
       }
-      const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.fps || 8) });
+      const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.fps || 8) }).finally(() => stop.dispose());
       console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${file} → ${n} frames → ${o.output}`);
     });
 }
