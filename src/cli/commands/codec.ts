@@ -63,7 +63,12 @@ export function registerCodec(program: Command): void {
       const size = o.size ?? runSize(o.model) ?? Math.min(info.width, info.height);
       const clipLen = tok.clipFrames;
       const total = info.isImage ? 1 : info.frames;
-      const grid = tok.grid(clipLen, size, size).shape;
+      let grid: number[];
+      try {
+        grid = tok.grid(clipLen, size, size).shape;
+      } catch (e) {
+        throw new VtokError(`--size ${size} does not fit this model: ${(e as Error).message}`);
+      }
       if (grid.some((d) => !Number.isInteger(d) || d <= 0)) throw new VtokError(`--size ${size} gives no whole token grid for this model (got ${grid.join('×')})`, o.model);
       // Standard output cannot take an atomic write: the file is made in a private temp folder, then copied out.
       const tmpDir = output === STDOUT ? mkdtempSync(join(tmpdir(), 'vtok-encode-')) : undefined;
