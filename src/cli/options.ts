@@ -47,7 +47,7 @@ export function num(option: string, range: Range = {}): (v: string) => number {
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(option: string, ...values: T[]): (v: string) => T {
   return (v) => {
-    if (!(values as string[]).includes(v)) throw bad(option, `must be one of ${values.join(', ')}`, v);
+    if (!(values as string[]).includes(v)) throw bad(option, `must be ${values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}` : values[0]}`, v);
     return v as T;
   };
 }

@@ -15,7 +15,7 @@ test('int/num parse and range-check, naming the option, the value and the allowe
   for (const bad of ['abc', '-1', '0', '2', 'NaN', 'Infinity', '', '1e-3x']) assert.throws(() => lr(bad), /--lr must be a number > 0 and ≤ 1, got/);
   assert.equal(num('--start', { min: 0 })('0'), 0);
   assert.equal(oneOf('--precision', 'fp32', 'int8')('int8'), 'int8');
-  assert.throws(() => oneOf('--precision', 'fp32', 'int8')('fp16'), /--precision must be one of fp32, int8, got "fp16"/);
+  assert.throws(() => oneOf('--precision', 'fp32', 'int8')('fp16'), /--precision must be fp32 or int8, got "fp16"/);
   assert.deepEqual(cropSize('160x128'), [128, 160]);
   assert.throws(() => cropSize('abc'), /--crop must be N or WxH/);
 });

@@ -68,7 +68,7 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [[...enc, '-o', f.fifo], /fifo: output is a FIFO, not a regular file; refusing to replace it; use -o - to write to standard output/],
     [[...enc, '-o', join(f.aFile, 'x.vtok')], /a-file\/x\.vtok: cannot write the output: .*a-file is not a directory/],
     [[...enc, '-o', join(dir, 'x.vtok')], /clip\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/],
-    [[...enc, '-o', join(dir, 'x.vtok'), '--precision', 'fp16'], /--precision must be one of fp32, int8, got "fp16"/],
+    [[...enc, '-o', join(dir, 'x.vtok'), '--precision', 'fp16'], /--precision must be fp32 or int8, got "fp16"/],
     [['decode', f.tokens, '-o', f.aDir], /a-dir: output is a directory/],
     [['decode', f.tokens, '-o', join(f.aFile, 'y.gif')], /y\.gif: cannot write the output/],
     // /proc takes no new files, even from root (for whom permission bits do not apply)
