@@ -14,7 +14,9 @@ program
   .name('vtok')
   .description('Video tokenizers (MAGVIT-v2, LARP) and video generation, traced from TypeScript to ONNX')
   .option('--debug', 'print stack traces on errors')
-  .showHelpAfterError();
+  // commander's own errors (unknown option, missing argument) as one line like every other error, with a pointer
+  // to the help rather than the whole help text
+  .configureOutput({ outputError: (str, write) => write(`vtok: ${str.trim().replace(/^error: /, '')} (see --help)\n`) });
 for (const register of commands) register(program);
 
 const debug = process.argv.includes('--debug');

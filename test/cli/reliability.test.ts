@@ -83,6 +83,9 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [['frames', f.clip, '--out', join(dir, 'g.png'), '--size', 'abc'], /--size must be an integer ≥ 2/],
     [['frames', f.clip, '--out', `${f.fifo}.png`], /fifo\.png: output is a FIFO, not a regular file/],
     [['pack', SHIPPED, '--out', f.aFile], /a-file: --out must be a folder/],
+    [['train', 'magvit2'], /required option '--out <dir>' not specified \(see --help\)/],
+    [['train', 'magvit2', '--out', join(dir, 'r'), '--bogus'], /unknown option '--bogus'/],
+    [['nosuch'], /unknown command 'nosuch'/],
   ];
   const before = snapshot(dir);
   for (const [args, re] of cases) {
