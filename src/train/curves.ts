@@ -69,7 +69,8 @@ export function plotCurves(series: Series, opts: { panelWidth?: number; panelHei
     const ty = (v: number) => (logY ? Math.log10(v) : v);
     const [ylo, yhi] = lo === hi ? [ty(lo) - 1, ty(hi) + 1] : [ty(lo), ty(hi)];
     const s0 = pts[0].step, s1 = Math.max(pts[pts.length - 1].step, s0 + 1);
-    const X = (s: number) => left + ((s - s0) / (s1 - s0)) * (right - left);
+    // One point (an evaluation made once) has no line to draw: centre it and mark it.
+    const X = (s: number) => (pts.length === 1 ? (left + right) / 2 : left + ((s - s0) / (s1 - s0)) * (right - left));
     const Y = (v: number) => bottom - ((ty(v) - ylo) / (yhi - ylo)) * (bottom - top);
     cv.line(left, bottom, right, bottom, [160, 160, 160]);
     cv.line(left, top, left, bottom, [160, 160, 160]);
@@ -83,6 +84,7 @@ export function plotCurves(series: Series, opts: { panelWidth?: number; panelHei
       if (prev) cv.line(prev[0], prev[1], cur[0], cur[1], [20, 70, 170]);
       prev = cur;
     }
+    if (pts.length === 1) for (let d = -3; d <= 3; d++) cv.line(X(s0) - 3, Y(pts[0].value) + d, X(s0) + 3, Y(pts[0].value) + d, [20, 70, 170]);
     cv.text(left + 4, top, `max ${fmt(hi)}`, 1);
     cv.text(left + 4, bottom - 8, `min ${fmt(lo)}${logY ? ' log' : ''}`, 1);
     cv.text(right - 60, bottom + 6, `step ${pts[pts.length - 1].step}`, 1);

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { defaultRng, setDefaultRng } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
 import type { TrainStep } from '../nn/step.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { removeStaleTemps, writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
+import { Interrupted, watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { checkpointDir, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
@@ -14,7 +15,9 @@ import { type Series, writeCurves } from './curves.js';
  * The one training loop every model uses. The model side (a TrainTask) owns its modules and compiled step
  * functions (generator, and discriminator where there is one); the loop owns time, files and progress: resume from
  * the latest checkpoint, logging to metrics.jsonl, curves.png, evaluation and samples every N steps, best and latest
- * checkpoints written atomically, a progress bar with rate and ETA, and a clean stop on Ctrl-C (checkpoint first).
+ * checkpoints written atomically, a progress bar with rate and ETA, and a clean stop on Ctrl-C or SIGTERM: the
+ * current step finishes, a checkpoint is written, and the loop throws `Interrupted` (see src/util/interrupt.ts for
+ * what a second signal does).
  */
 export interface TrainTask<B> {
   /** Modules whose weights are checkpointed, by file name ("model", "discriminator"). */
@@ -45,10 +48,28 @@ export interface LoopOptions<B> {
   stopAfter?: number;
 }
 
-export interface LoopResult { step: number; resumedFrom: number; last: Record<string, number>; evals: Record<string, number>[] }
+export interface LoopResult {
+  step: number;
+  resumedFrom: number;
+  last: Record<string, number>;
+  /** Evaluations run in this process. */
+  evals: Record<string, number>[];
+  /** The newest evaluation of the run (possibly from an earlier process), with its step. */
+  lastEval: { step: number; metrics: Record<string, number> } | null;
+}
+
+/** The loop stopped on a signal after writing its checkpoint; `result` says where it stopped. */
+export class TrainingInterrupted extends Interrupted {
+  constructor(signal: NodeJS.Signals, message: string, readonly result: LoopResult) {
+    super(signal, message);
+  }
+}
 
 export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promise<LoopResult> {
   mkdirSync(join(o.runDir, 'samples'), { recursive: true });
+  // Temp files and checkpoint directories of a process that died mid-write (kill -9, a second Ctrl-C).
+  const stale = [o.runDir, join(o.runDir, 'checkpoints'), join(o.runDir, 'samples')].flatMap((d) => removeStaleTemps(d));
+  if (stale.length) process.stderr.write(`removed ${stale.length} temp file(s) left by a stopped process: ${stale.join(', ')}\n`);
   const configPath = join(o.runDir, 'config.json');
   if (existsSync(configPath)) {
     const saved = JSON.parse(readFileSync(configPath, 'utf8'));
@@ -76,11 +97,15 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
     setDefaultRng(Rng.fromState(c.state.rng as never));
     best = (c.state.best as number | null) ?? null;
     start = c.step;
+    process.stderr.write(start >= o.totalSteps
+      ? `${o.runDir}: already at step ${start} of ${o.totalSteps}; nothing to train (raise the number of steps to continue)\n`
+      : `${o.runDir}: resuming from step ${start} of ${o.totalSteps} (weights, optimizer state, RNG and data position from ${ckpt})\n`);
   }
 
   // metrics.jsonl: drop lines past the checkpoint (they belong to the interrupted tail that will be redone).
   const metricsPath = join(o.runDir, 'metrics.jsonl');
   const series: Series = new Map();
+  let lastEval: LoopResult['lastEval'] = null;
   const kept: string[] = [];
   if (existsSync(metricsPath)) {
     for (const line of readFileSync(metricsPath, 'utf8').split('\n')) {
@@ -97,6 +122,16 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
     appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
     record(series, rec);
   };
+  function record(series: Series, rec: Record<string, number>): void {
+    const ev: Record<string, number> = {};
+    for (const [k, v] of Object.entries(rec)) {
+      if (k === 'step' || typeof v !== 'number') continue;
+      if (!series.has(k)) series.set(k, []);
+      series.get(k)!.push({ step: rec.step, value: v });
+      if (k.startsWith('eval/')) ev[k.slice(5)] = v;
+    }
+    if (Object.keys(ev).length) lastEval = { step: rec.step, metrics: ev };
+  }
 
   const save = (step: number, isBest = false) =>
     saveCheckpoint(o.runDir, {
@@ -106,14 +141,7 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
       state: { rng: defaultRng().state(), best, config: o.config, savedAt: new Date().toISOString() },
     }, { best: isBest });
 
-  let stopRequested = false;
-  const onSigint = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    process.stderr.write('\nstopping after this step (checkpoint first); Ctrl-C again to abort\n');
-  };
-  process.on('SIGINT', onSigint);
-
+  const stop = watchInterrupts('stopping after this step, with a checkpoint');
   const bar = progress('train', o.totalSteps, { quiet: o.quiet });
   const evals: Record<string, number>[] = [];
   let step = start;
@@ -127,9 +155,10 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
         step++;
         bar.update(step, last);
         if (step % logEvery === 0 || step === o.totalSteps) log({ step, ...last });
-        const done = step >= o.totalSteps || stopRequested || (o.stopAfter !== undefined && step - start >= o.stopAfter);
+        // A stop asked for during the step skips this step's evaluation: the checkpoint comes first, at once.
+        const interrupted = await stop.poll();
         let isBest = false;
-        if (evalEvery && (step % evalEvery === 0 || step >= o.totalSteps) && task.evaluate) {
+        if (!interrupted && evalEvery && (step % evalEvery === 0 || step >= o.totalSteps) && task.evaluate) {
           const ev = await task.evaluate(step);
           evals.push(ev);
           const rec: Record<string, number> = { step };
@@ -144,6 +173,10 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
           }
           if (task.samples) await task.samples(join(o.runDir, 'samples'), step);
         }
+        const stopping = stop.signal !== null;
+        // From here a second signal kills the process at once; the save below is atomic, the previous one stays.
+        if (stopping) stop.release();
+        const done = step >= o.totalSteps || stopping || (o.stopAfter !== undefined && step - start >= o.stopAfter);
         if (step % logEvery === 0 || done) writeCurves(join(o.runDir, 'curves.png'), series);
         if (step % ckptEvery === 0 || done || isBest) save(step, isBest);
         if (done) break;
@@ -151,15 +184,12 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
     }
   } finally {
     bar.stop();
-    process.off('SIGINT', onSigint);
+    stop.dispose();
   }
-  return { step, resumedFrom: start, last, evals };
-}
-
-function record(series: Series, rec: Record<string, number>): void {
-  for (const [k, v] of Object.entries(rec)) {
-    if (k === 'step' || typeof v !== 'number') continue;
-    if (!series.has(k)) series.set(k, []);
-    series.get(k)!.push({ step: rec.step, value: v });
+  if (stop.signal) {
+    const ev = lastEval as LoopResult['lastEval'];
+    const evalNote = ev ? `; its last evaluation is from step ${ev.step}` : '';
+    throw new TrainingInterrupted(stop.signal, `stopped after step ${step} of ${o.totalSteps} with a checkpoint${evalNote}; run the same command to resume`, { step, resumedFrom: start, last, evals, lastEval });
   }
+  return { step, resumedFrom: start, last, evals, lastEval };
 }

@@ -1,26 +1,76 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { VtokError } from './errors.js';
+
+/** The temp name beside `path` that an atomic write by this process uses (removeStaleTemps recognises it). */
+export function tempPath(path: string): string {
+  return `${path}.${process.pid}.${Date.now()}.tmp`;
+}
 
 /**
  * Writes a file atomically: the bytes go to a temp file beside the target, are fsynced, then renamed over it.
- * A crash leaves either the old file or the new one, never a torn one.
+ * A crash leaves either the old file or the new one, never a torn one; a failure leaves no temp file and names
+ * the target, not the temp file.
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string | (Uint8Array | string)[]): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  const fd = openSync(tmp, 'w');
+  const tmp = tempPath(path);
+  let fd: number | undefined;
   try {
+    mkdirSync(dirname(path), { recursive: true });
+    fd = openSync(tmp, 'w');
     for (const part of Array.isArray(data) ? data : [data]) {
       const bytes = typeof part === 'string' ? Buffer.from(part) : part;
       let off = 0;
       while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     }
     fsyncSync(fd);
-  } catch (e) {
     closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    if (fd !== undefined || (e as NodeJS.ErrnoException).syscall === 'rename') rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    throw code ? new VtokError(`cannot write (${code}: ${SYSTEM_ERRORS[code] ?? 'system error'})`, path) : e;
   }
-  closeSync(fd);
-  renameSync(tmp, path);
+}
+
+const SYSTEM_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on device',
+  EISDIR: 'is a directory', ENOTDIR: 'a parent is not a directory', EEXIST: 'a parent is not a directory', EDQUOT: 'disk quota exceeded',
+};
+
+/**
+ * Temp entries left in `dir` by processes that died while writing: `<name>.<pid>.<ms>.tmp` (writeFileAtomic) and
+ * `<name>.tmp-<pid>` (checkpoint directories). Entries of processes still alive (this one included) are kept.
+ */
+const TEMP = /^.+\.(?:(\d+)\.\d+\.tmp|tmp-(\d+))$/;
+
+export function removeStaleTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1] ?? m[2]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import * as E from '../../engine/index.js';
 import { type ClipTensor, clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
@@ -9,7 +11,11 @@ import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
+import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
+import { checkOutputFile, STDOUT } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
+import { fitChannels } from '../channels.js';
+import { int, num, oneOf } from '../options.js';
 
 /**
  * `vtok encode` and `vtok decode`: a video goes to a .vtok token file clip by clip (streamed, so memory stays
@@ -23,21 +29,18 @@ function runSize(runDir: string): number | undefined {
   }
 }
 
-/** Frames of one clip → the tokenizer's input tensor (gray when it takes one channel). */
-function toInput(tok: Tokenizer, frames: Frame[]): ClipTensor {
+/** Frames of one clip → the tokenizer's input clip (see fitChannels for gray models). */
+function toInput(tok: Tokenizer, frames: Frame[], gray: boolean | undefined, source: string): { input: ClipTensor; converted: boolean } {
   const t = clipsToTensor([frames]);
-  if ((tok.channels ?? 3) === 3) return t;
-  const [n, , T, H, W] = t.shape;
-  const plane = T * H * W, gray = new Float32Array(plane);
-  for (let i = 0; i < plane; i++) gray[i] = (t.data[i] + t.data[plane + i] + t.data[2 * plane + i]) / 3;
-  return { data: gray, shape: [n, 1, T, H, W] };
+  const fit = fitChannels(t.data, t.shape, tok.channels ?? 3, gray, source);
+  return { input: { data: fit.data, shape: fit.shape }, converted: fit.converted };
 }
 
 /** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
-export function parsePrecision(v: string): E.Precision {
-  if (v !== 'fp32' && v !== 'int8') throw new VtokError(`--precision must be fp32 or int8, got ${JSON.stringify(v)}`);
-  return v;
-}
+export const parsePrecision = oneOf<E.Precision>('--precision', 'fp32', 'int8');
+
+/** `--gray`, shared by the commands that feed clips to a tokenizer. */
+export const GRAY_HELP = 'convert colour input to gray for a model trained on gray clips (refused otherwise)';
 
 const PRECISION_HELP = 'inference precision: fp32, or int8 (quantized convolutions, calibrated on the first clip)';
 
@@ -47,19 +50,38 @@ export function registerCodec(program: Command): void {
     .description('encode a video or image into a .vtok token file with a trained tokenizer')
     .argument('<input>', 'video or image file')
     .requiredOption('--model <run>', 'run directory of a trained tokenizer (vtok train …)')
-    .requiredOption('-o, --output <file>', 'token file to write (.vtok)')
-    .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)')
+    .requiredOption('-o, --output <file>', 'token file to write (.vtok), or - for standard output')
+    .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)', int('--size', { min: 8, max: 4096 }))
+    .option('--gray', GRAY_HELP)
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
-    .action(async (input: string, o: { model: string; output: string; size?: string; precision: E.Precision; json?: boolean }) => {
+    .action(async (input: string, o: { model: string; output: string; size?: number; gray?: boolean; precision: E.Precision; json?: boolean }) => {
+      const output = checkOutputFile(o.output, { option: '-o', stdout: true });
       const { tokenizer: tok } = loadTokenizer(o.model);
       setTokenizerPrecision(tok, o.precision);
       const info = await probeVideo(input);
-      const size = Number(o.size ?? runSize(o.model) ?? Math.min(info.width, info.height));
+      const size = o.size ?? runSize(o.model) ?? Math.min(info.width, info.height);
       const clipLen = tok.clipFrames;
       const total = info.isImage ? 1 : info.frames;
-      const grid = tok.grid([tok.channels ?? 3, clipLen, size, size]).shape;
-      const writer = new TokenFileWriter(o.output, {
+      let grid: number[];
+      try {
+        grid = tok.grid([tok.channels ?? 3, clipLen, size, size]).shape;
+      } catch (e) {
+        throw new VtokError(`--size ${size} does not fit this model: ${(e as Error).message}`);
+      }
+      if (grid.some((d) => !Number.isInteger(d) || d <= 0)) throw new VtokError(`--size ${size} gives no whole token grid for this model (got ${grid.join('×')})`, o.model);
+      // Standard output cannot take an atomic write: the file is made in a private temp folder, then copied out.
+      const tmpDir = output === STDOUT ? mkdtempSync(join(tmpdir(), 'vtok-encode-')) : undefined;
+      const path = tmpDir ? join(tmpDir, 'out.vtok') : output;
+      const notes: string[] = [];
+      if (info.width !== size || info.height !== size) notes.push(`frames ${info.width}×${info.height} resized and center-cropped to ${size}×${size}${o.size ? '' : ' (the model\'s training size; --size to change)'}`);
+      // Ctrl-C/SIGTERM: stop after the clip in progress and write nothing (a token file is whole or absent). Set up
+      // before the writer's temp file exists; the cleanup can only run from the event loop, after `writer` is made.
+      const stop = watchInterrupts('stopping after this clip; no token file will be written', () => {
+        writer.abort();
+        if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+      });
+      const writer = new TokenFileWriter(path, {
         modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: info.fps, frameSize: [info.height, info.width] },
         extra: { model: resolve(o.model), size, clipFrames: clipLen, frames: total },
       });
@@ -68,7 +90,9 @@ export function registerCodec(program: Command): void {
       const flush = () => {
         // a short last clip is padded with its last frame; extra.frames says how many are real
         while (buf.length < clipLen) buf.push(buf[buf.length - 1]);
-        writer.writeClip(encodeClips(tok, toInput(tok, buf)).ids, grid);
+        const { input: x, converted } = toInput(tok, buf, o.gray, input);
+        if (converted && !notes.some((n) => n.startsWith('colour'))) notes.push('colour converted to gray (--gray)');
+        writer.writeClip(encodeClips(tok, x).ids, grid);
         bar.update(++clips);
         buf = [];
       };
@@ -76,19 +100,28 @@ export function registerCodec(program: Command): void {
         for await (const f of readFrames(input, { size, crop: size })) {
           buf.push(f);
           frames++;
-          if (buf.length === clipLen) flush();
+          if (buf.length === clipLen) {
+            flush();
+            if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${clips} clips; ${o.output} was not written`);
+          }
         }
         if (buf.length) flush();
         if (frames === 0) throw new VtokError('no frames decoded', input);
         writer.close();
+        if (tmpDir) await pipeline(createReadStream(path), process.stdout, { end: false });
       } catch (e) {
         writer.abort();
         throw e;
       } finally {
+        stop.dispose();
         bar.stop();
+        if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
       }
-      const summary = { output: o.output, kind: tok.kind, precision: o.precision, clips, frames, tokensPerClip: grid.reduce((a, b) => a * b, 1), vocabSize: tok.vocabSize };
-      console.log(o.json ? JSON.stringify(summary) : `${input}: ${frames} frames → ${clips} clips × ${summary.tokensPerClip} tokens (vocabulary ${tok.vocabSize}) → ${o.output}`);
+      const summary = { output: o.output, kind: tok.kind, precision: o.precision, clips, frames, tokensPerClip: grid.reduce((a, b) => a * b, 1), vocabSize: tok.vocabSize, converted: notes };
+      // With -o - the tokens own standard output; the summary goes to stderr.
+      const say = (line: string) => (tmpDir ? process.stderr.write(`${line}\n`) : console.log(line));
+      if (!o.json) for (const n of notes) process.stderr.write(`vtok: note: ${n}\n`);
+      say(o.json ? JSON.stringify(summary) : `${input}: ${frames} frames → ${clips} clips × ${summary.tokensPerClip} tokens (vocabulary ${tok.vocabSize}) → ${o.output === STDOUT ? 'standard output' : o.output}`);
     });
 
   program
@@ -97,10 +130,11 @@ export function registerCodec(program: Command): void {
     .argument('<tokens>', 'token file (.vtok)')
     .requiredOption('-o, --output <file>', 'video or image to write')
     .option('--model <run>', 'run directory of the tokenizer (default: the one recorded in the token file)')
-    .option('--fps <n>', 'frame rate of the output (default: the source rate)')
+    .option('--fps <n>', 'frame rate of the output (default: the source rate)', num('--fps', { min: 0, exclusiveMin: true, max: 1000 }))
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
-    .action(async (file: string, o: { output: string; model?: string; fps?: string; precision: E.Precision; json?: boolean }) => {
+    .action(async (file: string, o: { output: string; model?: string; fps?: number; precision: E.Precision; json?: boolean }) => {
+      const output = checkOutputFile(o.output, { option: '-o' });
       const tf = await openTokenFile(file);
       const h = tf.header;
       const model = o.model ?? (h.extra?.model as string | undefined);
@@ -112,8 +146,11 @@ export function registerCodec(program: Command): void {
       }
       const realFrames = Number(h.extra?.frames ?? Infinity);
       let written = 0;
+      // Ctrl-C/SIGTERM: stop after the clip in progress; writeVideo then removes its partial file.
+      const stop = watchInterrupts('stopping after this clip; no video will be written');
       async function* frames(): AsyncGenerator<Frame> {
         for await (const clip of tf.clips()) {
+          if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${o.output} was not written`);
           const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
           for (const f of tensorToClips(video.data, video.shape)[0]) {
             if (written >= realFrames) return;
@@ -122,7 +159,7 @@ export function registerCodec(program: Command): void {
           }
         }
       }
-      const n = await writeVideo(o.output, frames(), { fps: Number(o.fps ?? (h.source.fps || 8)) });
+      const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) }).finally(() => stop.dispose());
       console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${file} → ${n} frames → ${o.output}`);
     });
 }

@@ -11,6 +11,8 @@ import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { VtokError } from '../../util/errors.js';
+import { checkOutputDir, checkOutputFile } from '../../util/output-path.js';
+import { int } from '../options.js';
 
 /** The weights shipped with vtok: a tiny MAGVIT-v2 trained on Moving MNIST (see README). */
 export const SHIPPED_MODEL = fileURLToPath(new URL('../../../../models/magvit2-tiny', import.meta.url));
@@ -25,14 +27,16 @@ export function registerDemo(program: Command): void {
     .description('video → tokens → video with the shipped tiny MAGVIT-v2 on held-out Moving MNIST clips')
     .option('--model <run>', 'run directory of a tokenizer (default: the shipped magvit2-tiny)', SHIPPED_MODEL)
     .option('--out <dir>', 'where to write demo.gif and demo.vtok', 'vtok-demo')
-    .option('--clips <n>', 'clips to run', '4')
+    .option('--clips <n>', 'clips to run (side by side in the GIF)', int('--clips', { min: 1, max: 64 }), 4)
     .option('--json', 'print JSON')
-    .action(async (o: { model: string; out: string; clips: string; json?: boolean }) => {
+    .action(async (o: { model: string; out: string; clips: number; json?: boolean }) => {
+      checkOutputDir(o.out, { option: '--out' });
+      for (const f of ['demo.gif', 'demo.vtok']) checkOutputFile(join(o.out, f), { option: '--out' });
       if (!existsSync(o.model)) throw new VtokError('no such model directory (train one with `vtok train magvit2 --out <dir>`)', o.model);
       const { tokenizer: tok, runDir } = loadTokenizer(o.model);
       const cfg = readFileSync(join(runDir, 'config.json'), 'utf8');
       const data = JSON.parse(cfg).data as { size: number; frames: number; channels: 1 | 3 };
-      const n = Math.max(1, Number(o.clips));
+      const n = o.clips;
       const ds = new MovingMnist({ split: 'test', size: data.size, frames: tok.clipFrames, channels: data.channels ?? 1, length: n });
       const idx = Array.from({ length: n }, (_, i) => i);
       const batch = clipsToBatch(idx.map((i) => ds.get(i)), ds.shape, idx);

@@ -4,7 +4,7 @@ import { progress } from '../../util/progress.js';
 import { probeVideo, readFrames, type ReadOptions } from '../../io/video.js';
 import { meanCapped, psnr } from '../../metrics/psnr.js';
 import { ssimFrame } from '../../metrics/ssim.js';
-import { cropSize, positiveInt } from '../parse.js';
+import { cropSize, int } from '../options.js';
 
 /**
  * `vtok metrics <a> <b>`: PSNR and SSIM between two videos (e.g. an original and its reconstruction), frame by
@@ -22,8 +22,8 @@ export function registerMetrics(program: Command): void {
   program
     .command('metrics <a> <b>')
     .description('PSNR and SSIM between two videos (or images), per frame and averaged')
-    .option('--frames <n>', 'compare only the first n frames', positiveInt('--frames'))
-    .option('--size <n>', 'resize both so the short side is n pixels first', positiveInt('--size'))
+    .option('--frames <n>', 'compare only the first n frames', int('--frames', { min: 1, max: 1e9 }))
+    .option('--size <n>', 'resize both so the short side is n pixels first', int('--size', { min: 2, max: 8192 }))
     .option('--crop <N|WxH>', 'center-crop both first', cropSize)
     .option('--per-frame', 'also list every frame')
     .option('--json', 'machine-readable output')

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { saveTensors } from '../../nn/weights.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { writeFileAtomic } from '../../util/atomic.js';
+import { checkOutputDir } from '../../util/output-path.js';
 
 /**
  * `vtok pack <run> --out <dir>`: a trained run's inference weights (best checkpoint, EMA) as a minimal run
@@ -17,6 +18,7 @@ export function registerPack(program: Command): void {
     .requiredOption('--out <dir>', 'directory to write')
     .option('--half', 'store weights as float16 (half the size)')
     .action((run: string, o: { out: string; half?: boolean }) => {
+      checkOutputDir(o.out, { option: '--out' });
       const { module } = loadTokenizer(run);
       const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
       const step = 0;

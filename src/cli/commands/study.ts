@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { markdownTable, runLarpPriorStudy, STUDY_BUDGETS } from '../../studies/larp-prior/index.js';
 import { VtokError } from '../../util/errors.js';
+import { checkOutputDir } from '../../util/output-path.js';
 
 function seedOption(v: string): number {
   const n = Number(v);
@@ -21,6 +22,7 @@ export function registerStudy(program: Command): void {
     .option('--json', 'print results.json')
     .action(async (name: string, o: { out: string; budget: string; seed: number; quiet?: boolean; json?: boolean }) => {
       if (name !== 'larp-prior') throw new VtokError(`unknown study "${name}" (known: larp-prior)`);
+      checkOutputDir(o.out, { option: '--out' });
       const r = await runLarpPriorStudy({ out: o.out, budget: o.budget, seed: o.seed, quiet: o.quiet || o.json });
       console.log(o.json ? JSON.stringify(r) : markdownTable(r));
     });

@@ -4,20 +4,13 @@ import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
 import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
 import { VtokError } from '../../util/errors.js';
-import { positiveInt } from '../parse.js';
+import { int } from '../options.js';
 import { SHIPPED_MODEL } from './demo.js';
 
 /**
  * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
  * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command).
  */
-function nonNegInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new VtokError(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
 
 /** A list file: one video path per line (relative to the list), captions from sidecar .txt files. */
 function readList(path: string): { path: string; caption?: string }[] {
@@ -44,15 +37,15 @@ export function registerTokenize(program: Command): void {
     .description('tokenize a corpus into token shards for LM training (parallel, resumable)')
     .argument('[input]', 'folder of videos (captions in sidecar .txt files) or a list file of video paths')
     .option('--data <name>', 'a built-in captioned data set instead: captioned-mnist or captioned-synthetic')
-    .option('--clips <n>', 'clips of the data set', positiveInt('--clips'))
+    .option('--clips <n>', 'clips of the data set', int('--clips', { min: 1 }))
     .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
-    .option('--seed <n>', 'data set seed', nonNegInt('--seed'), 0)
-    .option('--frames <n>', 'frames per clip (default: the tokenizer\'s clip length)', positiveInt('--frames'))
+    .option('--seed <n>', 'data set seed', int('--seed', { min: 0 }), 0)
+    .option('--frames <n>', 'frames per clip (default: the tokenizer\'s clip length)', int('--frames', { min: 1 }))
     .option('--model <run>', 'tokenizer run directory (default: the shipped magvit2-tiny)', SHIPPED_MODEL)
     .requiredOption('--out <dir>', 'folder for the shards and index.json')
-    .option('--workers <n>', 'worker threads (default: cores; 0 = none)', nonNegInt('--workers'))
-    .option('--shard-size <n>', 'clips per shard', positiveInt('--shard-size'), 64)
-    .option('--size <px>', 'frame size for video files (resize + center crop; default: the tokenizer\'s training size)', positiveInt('--size'))
+    .option('--workers <n>', 'worker threads (default: cores; 0 = none)', int('--workers', { min: 0 }))
+    .option('--shard-size <n>', 'clips per shard', int('--shard-size', { min: 1 }), 64)
+    .option('--size <px>', 'frame size for video files (resize + center crop; default: the tokenizer\'s training size)', int('--size', { min: 1 }))
     .option('--json', 'print a JSON summary')
     .action(async (input: string | undefined, o: Opts) => {
       let corpus: CorpusSpec;

@@ -9,10 +9,11 @@ import * as E from '../../engine/index.js';
 import { loadPerceptual } from '../../losses/perceptual.js';
 import { checkpointDir } from '../../nn/checkpoint.js';
 import { trainerFor } from '../../tokenizers/registry.js';
-import { trainLoop } from '../../train/loop.js';
+import { TrainingInterrupted, trainLoop, type LoopResult } from '../../train/loop.js';
 import { tokenizerTask } from '../../train/tokenizer-task.js';
 import { VtokError } from '../../util/errors.js';
-import { positiveInt } from '../parse.js';
+import { checkOutputDir } from '../../util/output-path.js';
+import { int, num } from '../options.js';
 
 /**
  * `vtok train <kind> --data moving-mnist|synthetic|<folder> --preset tiny|small|base --out <run dir>`.
@@ -26,26 +27,32 @@ export function registerTrain(program: Command): void {
     .requiredOption('--out <dir>', 'run directory (config, checkpoints, metrics, curves, samples)')
     .option('--data <name|folder>', 'moving-mnist, synthetic, or a folder of videos (class = subfolder)', 'moving-mnist')
     .option('--preset <name>', 'tiny | small | base', 'tiny')
-    .option('--steps <n>', 'training steps (default: the preset\'s)', positiveInt('--steps'))
-    .option('--batch <n>', 'batch size (default: the preset\'s)', positiveInt('--batch'))
-    .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
-    .option('--tokens <n>', 'LARP: number of holistic tokens', positiveInt('--tokens'))
-    .option('--bits <n>', 'MAGVIT-v2: LFQ bits (vocabulary 2^bits)', positiveInt('--bits'))
+    .option('--steps <n>', 'training steps (default: the preset\'s)', int('--steps', { min: 1, max: 1e8 }))
+    .option('--batch <n>', 'batch size (default: the preset\'s)', int('--batch', { min: 1, max: 1024 }))
+    .option('--lr <x>', 'peak learning rate (default: the preset\'s)', num('--lr', { min: 0, exclusiveMin: true, max: 1 }))
+    .option('--tokens <n>', 'LARP: number of holistic tokens', int('--tokens', { min: 1, max: 4096 }))
+    .option('--bits <n>', 'MAGVIT-v2: LFQ bits (vocabulary 2^bits)', int('--bits', { min: 1, max: 24 }))
     .option('--no-prior', 'LARP: train without the autoregressive prior')
     .option('--gan', 'add the 3D PatchGAN discriminator (hinge + LeCam)')
     .option('--perceptual <model.onnx>', 'add an LPIPS-style perceptual loss over this ONNX feature network (frozen)')
-    .option('--perceptual-weight <x>', 'weight of the perceptual loss (default 0.1)')
-    .option('--eval-every <n>', 'evaluate and write samples every n steps', positiveInt('--eval-every'))
-    .option('--seed <n>', 'seed for initialisation and data', '0')
+    .option('--perceptual-weight <x>', 'weight of the perceptual loss (default 0.1)', num('--perceptual-weight', { min: 0, max: 1000 }))
+    .option('--eval-every <n>', 'evaluate and write samples every n steps', int('--eval-every', { min: 1, max: 1e8 }))
+    .option('--seed <n>', 'seed for initialisation and data', int('--seed', { min: 0, max: 2 ** 31 - 1 }), 0)
     .option('--quiet', 'no progress bar')
-    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: string; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: string; quiet?: boolean; perceptual?: string; perceptualWeight?: string }) => {
+    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number }, cmd: Command) => {
       const trainer = trainerFor(kind);
       const preset = trainer.presets[o.preset];
       if (!preset) throw new VtokError(`unknown preset "${o.preset}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);
-      const seed = Number(o.seed);
+      // Options of one model kind are refused by name for the other, rather than silently ignored.
+      const only: Record<string, string> = { tokens: 'larp', prior: 'larp', bits: 'magvit2' };
+      for (const [key, owner] of Object.entries(only)) {
+        if (owner !== kind && cmd.getOptionValueSource(key) === 'cli') throw new VtokError(`--${key === 'prior' ? 'no-prior' : key} applies to ${owner} only, not ${kind}`);
+      }
+      checkOutputDir(o.out, { option: '--out' });
+      const seed = o.seed;
       E.seed(seed);
       const perceptual = perceptualFor(o.out, o.perceptual, o.perceptualWeight);
-      const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = Number(o.lr ?? preset.lr);
+      const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr;
       const train = namedDataset(o.data, 'train', preset.size, preset.frames, seed);
       const test = namedDataset(o.data, 'test', preset.size, preset.frames, seed);
       const heldLoader = await createLoader(test, { batchSize: 8, shuffle: false, worker: false });
@@ -72,10 +79,22 @@ export function registerTrain(program: Command): void {
         checkpointEvery: Math.max(100, Math.round(steps / 10)),
         best: { metric: 'psnr', mode: 'max' },
         quiet: o.quiet,
+      }).catch((e) => {
+        // Stopped by a signal: the summary still goes out (saying where it stopped), then the CLI reports the stop.
+        if (e instanceof TrainingInterrupted) summary(o.out, e.result, e.signal);
+        throw e;
       });
-      const ev = result.evals[result.evals.length - 1];
-      console.log(JSON.stringify({ run: o.out, step: result.step, ...(ev ?? {}) }));
+      summary(o.out, result, null);
     });
+}
+
+/**
+ * The run's summary as one JSON line: the step reached and the newest evaluation with the step it was made at
+ * (`evalStep`), which after an interrupt or on a finished run's re-run is older than `step`.
+ */
+function summary(run: string, r: LoopResult, stopped: NodeJS.Signals | null): void {
+  const ev = r.lastEval;
+  console.log(JSON.stringify({ run, step: r.step, ...(stopped ? { stopped } : {}), ...(ev ? { evalStep: ev.step, ...ev.metrics } : {}) }));
 }
 
 interface PerceptualRecord { model: string; weight: number; sha256: string }
@@ -85,15 +104,13 @@ interface PerceptualRecord { model: string; weight: number; sha256: string }
  * from the run's config.json (the same file, checked by its SHA-256). Changing the feature network of a run that
  * has checkpoints is refused, so that its config always describes how it was trained.
  */
-function perceptualFor(out: string, path: string | undefined, weightArg: string | undefined) {
+function perceptualFor(out: string, path: string | undefined, weightArg: number | undefined) {
   const configPath = join(out, 'config.json');
   const resuming = checkpointDir(out) !== null && existsSync(configPath);
   const saved: PerceptualRecord | undefined = resuming ? JSON.parse(readFileSync(configPath, 'utf8')).train?.perceptual : undefined;
   let weight = 0.1;
-  if (weightArg !== undefined) {
-    weight = Number(weightArg);
-    if (!Number.isFinite(weight) || weight < 0) throw new VtokError(`--perceptual-weight must be a non-negative number, got "${weightArg}"`);
-  } else if (saved) weight = saved.weight;
+  if (weightArg !== undefined) weight = weightArg;
+  else if (saved) weight = saved.weight;
   if (!path && !saved) {
     if (weightArg !== undefined) throw new VtokError('--perceptual-weight needs --perceptual <model.onnx>');
     return undefined;

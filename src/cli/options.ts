@@ -1,0 +1,65 @@
+import { VtokError } from '../util/errors.js';
+
+/**
+ * Option parsers for commander (its argParser): every numeric option is parsed and range-checked at the command
+ * line, before any work. A bad value fails with one line naming the option, the value and the allowed range
+ * (a VtokError, which commander passes through to the CLI's one-line error report).
+ */
+export interface Range {
+  min?: number;
+  max?: number;
+  /** The minimum itself is excluded (e.g. a learning rate > 0). */
+  exclusiveMin?: boolean;
+}
+
+function rangeText(r: Range, integer: boolean): string {
+  const kind = integer ? 'an integer' : 'a number';
+  const lo = r.min === undefined ? '' : `${r.exclusiveMin ? '>' : '≥'} ${r.min}`;
+  const hi = r.max === undefined ? '' : `≤ ${r.max}`;
+  return `must be ${kind}${lo || hi ? ' ' : ''}${[lo, hi].filter(Boolean).join(' and ')}`;
+}
+
+function inRange(n: number, r: Range): boolean {
+  if (r.min !== undefined && (r.exclusiveMin ? n <= r.min : n < r.min)) return false;
+  return r.max === undefined || n <= r.max;
+}
+
+/** An integer option within `range`. */
+export function int(option: string, range: Range = {}): (v: string) => number {
+  return (v) => {
+    const s = v.trim();
+    const n = Number(s);
+    if (!/^[+-]?\d+$/.test(s) || !Number.isSafeInteger(n) || !inRange(n, range)) throw bad(option, rangeText(range, true), v);
+    return n;
+  };
+}
+
+/** A finite number option within `range` (decimal or exponent notation: 1e-3, 0.5). */
+export function num(option: string, range: Range = {}): (v: string) => number {
+  return (v) => {
+    const s = v.trim();
+    const n = Number(s);
+    if (s === '' || !Number.isFinite(n) || !/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s) || !inRange(n, range)) throw bad(option, rangeText(range, false), v);
+    return n;
+  };
+}
+
+/** One of a fixed set of words. */
+export function oneOf<T extends string>(option: string, ...values: T[]): (v: string) => T {
+  return (v) => {
+    if (!(values as string[]).includes(v)) throw bad(option, `must be ${values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}` : values[0]}`, v);
+    return v as T;
+  };
+}
+
+/** "64" (a square) or "WxH" like ffmpeg; returns [height, width] as the library takes it. */
+export function cropSize(v: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(v.trim());
+  if (!m || Number(m[1]) <= 0 || (m[2] !== undefined && Number(m[2]) <= 0)) throw bad('--crop', 'must be N or WxH (e.g. 128 or 160x128)', v);
+  const w = Number(m[1]);
+  return [m[2] === undefined ? w : Number(m[2]), w];
+}
+
+function bad(option: string, rule: string, v: string): VtokError {
+  return new VtokError(`${option} ${rule}, got ${JSON.stringify(v)}`);
+}

@@ -1,0 +1,58 @@
+/**
+ * A child process for the interrupt tests: the shared training loop over a small MLP, with options to make each
+ * step block the event loop for a while (as onnxruntime's run does) and to make checkpoints big (so a save takes
+ * long enough to be interrupted). Prints "step N" when step N is under way (before its blocking part) and exits as
+ * the CLI does.
+ *
+ * node interrupt-child.js <runDir> <totalSteps> <stepMs> <hidden> <checkpointEvery>
+ */
+import * as E from '../../src/engine/index.js';
+import type { Tensor } from '../../src/engine/index.js';
+import { AdamW, Linear, Module, TrainStep, warmupCosine } from '../../src/nn/index.js';
+import { trainLoop } from '../../src/train/loop.js';
+import { exitCodeFor, Interrupted } from '../../src/util/interrupt.js';
+import { Rng } from '../../src/util/rng.js';
+
+const [runDir, total, stepMs, hidden, ckptEvery] = process.argv.slice(2);
+
+class Net extends Module {
+  fc1 = new Linear(64, Number(hidden));
+  fc2 = new Linear(Number(hidden), 1);
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(E.tanh(this.fc1.forward(x)));
+  }
+}
+
+async function* batches(start: number): AsyncIterable<{ x: Tensor; y: Tensor }> {
+  for (let t = start; ; t++) {
+    const x = new Rng(1000 + t).normal(8 * 64);
+    yield { x: E.concrete(x, [8, 64], 'float32'), y: E.concrete(x.slice(0, 8), [8, 1], 'float32') };
+  }
+}
+
+E.seed(1);
+const net = new Net();
+const step = new TrainStep(net, (b: { x: Tensor; y: Tensor }) => E.mseLoss(net.forward(b.x), b.y), { optimizer: new AdamW(), schedule: warmupCosine(1e-3, 1, 1000) });
+const block = (ms: number) => {
+  const t = Date.now();
+  while (Date.now() - t < ms);
+};
+try {
+  await trainLoop(
+    {
+      modules: { model: net },
+      steps: { model: step },
+      iterate: (b, i) => {
+        const loss = step.run(b).loss;
+        process.stdout.write(`step ${i + 1}\n`);
+        block(Number(stepMs));
+        return { loss };
+      },
+      evaluate: (i) => ({ score: i }),
+    },
+    { runDir, totalSteps: Number(total), batches, config: { model: { kind: 'mlp', hidden } }, quiet: true, logEvery: 1, evalEvery: 1000, checkpointEvery: Number(ckptEvery) },
+  );
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  process.exitCode = e instanceof Interrupted ? exitCodeFor(e.signal) : 1;
+}
