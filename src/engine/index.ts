@@ -6,8 +6,8 @@ import './eager.js';
 
 export { Tensor, Graph, currentGraph, concrete } from './tensor.js';
 export type { DType, HostArray } from './dtype.js';
-export { registry, defineOp, apply, apply1 } from './op.js';
-export type { OpDef, Node, LowerCtx, Info } from './op.js';
+export { registry, defineOp, apply, apply1, notDifferentiable } from './op.js';
+export type { OpDef, Node, LowerCtx, Info, Vjp, NotDifferentiable } from './op.js';
 export { gradients } from './autodiff.js';
 export { trace, jit, exportOnnx, valueAndGrad, grad } from './compile.js';
 export type { JitFunction, JitOptions, Compiled } from './compile.js';
