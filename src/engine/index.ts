@@ -29,4 +29,3 @@ export * from './ops/nn.js';
 export * from './ops/control.js';
 export { toArray, item } from './values.js';
 export { gradcheck } from './gradcheck.js';
-export { importOnnx, OnnxFunction, SUPPORTED_OPS, IMPORT_OPSETS, type OnnxValueInfo, type ImportOptions } from './onnx-import.js';
