@@ -4,8 +4,8 @@ import { Rng } from '../src/util/rng.js';
 import { round1, timeMs } from './timing.js';
 
 /**
- * The int8 weight formats side by side on two small programs: a 3-D conv net (QDQ → QLinearConv) and an MLP
- * (static int8 MatMul → MatMulIntegerToFloat). For each format: relative RMS error against fp32 and the median
+ * The int8 weight formats side by side on three small programs: a 3-D conv net (QDQ → QLinearConv), an MLP
+ * (static int8 MatMul → MatMulIntegerToFloat), and a matmul built to overflow 16-bit pair sums. For each format: relative RMS error against fp32 and the median
  * forward time. Prints one JSON line per (program, format), then the backend's own choice for this CPU.
  * `node dist/bench/run.js int8 [threads] [--formats int8,uint8,int7] [--runs N]`. Also the quick check run under
  * `qemu-x86_64 -cpu Haswell` (an AVX2 CPU without VNNI), where full-range int8 weights saturate.
@@ -26,10 +26,16 @@ export function main(args: string[]): void {
   const wa = rand([256, 512], 0.06), wb = rand([256, 512], 0.04);
   const mlp = (x: Tensor) => E.linear(E.gelu(E.matmul(x, wa)), wb);
   const mlpIn = E.concrete(new Rng(5).normal(64 * 256), [64, 256], 'float32');
+  // Worst case for 16-bit pair sums: non-negative inputs near the top of the uint8 grid times weights of one sign
+  // near the top of theirs (u8·s8 pairs up to 2·255·127 = 64770 > 32767).
+  const wp = E.concrete(new Rng(11).uniform(256 * 128).map((v) => 0.5 + 0.5 * v), [256, 128], 'float32');
+  const probe = (x: Tensor) => E.matmul(x, wp);
+  const probeIn = E.concrete(new Rng(13).uniform(64 * 256).map((v) => 0.5 + 0.5 * v), [64, 256], 'float32');
 
   for (const [name, fn, x, quantize] of [
     ['conv3d', conv, convIn, {}],
     ['mlp_static', mlp, mlpIn, { matmul: 'static' }],
+    ['pair_sum_probe', probe, probeIn, { matmul: 'static' }],
   ] as const) {
     const f32 = E.jit(fn, { name: `${name}_fp32` });
     const ref = f32(x) as Tensor;

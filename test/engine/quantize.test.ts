@@ -78,9 +78,24 @@ describe('int8 quantization', () => {
         assert.equal(amax, weights === 'int7' ? 64 : 127, t.name!);
       }
       const err = relErr(fp32(x) as Tensor, int8(x) as Tensor);
+      console.log(`# QDQ conv net, ${weights} weights: relative RMS error ${err.toFixed(4)}`);
       assert.ok(err > 0 && err < TOLERANCE[weights], `relative RMS error ${err}`);
     });
   }
+
+  it('a matmul built to overflow 16-bit pair sums stays exact in every format this machine tests', () => {
+    // Non-negative inputs near the top of the uint8 grid times same-sign weights near the top of the int8 grid:
+    // pairs of u8·s8 products reach 2·255·127 = 64770, which VPMADDUBSW (x86 without VNNI) clamps to 32767. Under
+    // an emulated AVX2 CPU (qemu -cpu Haswell) full-range int8 weights give a relative error of 0.14 here.
+    const w = E.concrete(new Rng(11).uniform(96 * 48).map((v) => 0.5 + 0.5 * v), [96, 48], 'float32');
+    const x = E.concrete(new Rng(13).uniform(32 * 96).map((v) => 0.5 + 0.5 * v), [32, 96], 'float32');
+    const f = (a: Tensor) => E.matmul(a, w);
+    const ref = E.jit(f, { threads: 2 })(x) as Tensor;
+    for (const weights of FORMATS) {
+      const err = relErr(ref, E.jit(f, { threads: 2, precision: 'int8', quantize: { matmul: 'static', weights } })(x) as Tensor);
+      assert.ok(err < 0.002, `${weights} weights: relative RMS error ${err}`);
+    }
+  });
 
   it('the weight format follows the CPU: full range with VNNI/AMX or off x86, u8×u8 on other x86 CPUs, VTOK_INT8_KERNEL forces one', () => {
     const flags = (s: string) => new Set(s.split(' '));
@@ -153,6 +168,7 @@ describe('int8 quantization', () => {
         assert.equal(counts[kernel], 2, `${mode}: ${JSON.stringify(counts)}`);
         assert.equal(counts.MatMul ?? 0, 0);
         const err = relErr(ref, f(x) as Tensor);
+        console.log(`# MLP, ${mode} int8 MatMul, ${weights} weights: relative RMS error ${err.toFixed(4)}`);
         assert.ok(err > 0 && err < TOLERANCE[weights], `${mode}, ${weights} weights: relative RMS error ${err}`);
       }
     }
