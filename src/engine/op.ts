@@ -92,7 +92,7 @@ export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
   for (const t of inputs) {
     if (!t.isConcrete) throw new Error(`${op.name}: symbolic tensor ${t.describe()} used outside of its trace`);
   }
-  if (!eagerRunner) throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts)');
+  if (!eagerRunner) throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts or core.ts)');
   return eagerRunner(op as OpDef, inputs, attrs, infos);
 }
 

@@ -40,11 +40,12 @@ export interface BackendSession {
  * How int8 weights must be stored for this CPU's integer kernels to be exact.
  * - 'int8': signed 8-bit weights (±127) with uint8 activations: right where the u8×s8 dot product accumulates in
  *   32 bits (x86 VNNI / AMX, ARM).
- * - 'uint8': weights shifted to uint8 (zero point 128), so onnxruntime runs its u8×u8 kernels, which widen both
- *   operands to 16 bits before multiplying: exact on x86 CPUs without VNNI, whose u8×s8 kernels (VPMADDUBSW) add
- *   pairs of products in saturating 16-bit lanes (255·127·2 > 32767).
- * - 'int7': signed weights in [−64, 64], so that a saturating pair sum cannot overflow (255·64·2 < 32767): keeps
- *   the fast u8×s8 kernels on such CPUs at one bit less weight precision.
+ * - 'int7': signed weights in [−64, 64], for x86 CPUs without VNNI, whose u8×s8 kernels (VPMADDUBSW) add pairs of
+ *   products in saturating 16-bit lanes (255·127·2 > 32767, but 255·64·2 < 32767): keeps those fast kernels at
+ *   one bit less weight precision.
+ * - 'uint8': weights shifted to uint8 (zero point 128), so that onnxruntime runs its u8×u8 kernels, which widen
+ *   both operands to 16 bits before multiplying: exact on any x86 CPU (the same numbers as 'int8' with VNNI), but
+ *   slower.
  */
 export type Int8Weights = 'int8' | 'uint8' | 'int7';
 export const INT8_WEIGHTS: readonly Int8Weights[] = ['int8', 'uint8', 'int7'];
