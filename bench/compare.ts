@@ -68,5 +68,7 @@ export async function main(args: string[]): Promise<void> {
     result[`vtok_${k}`] = round1(v);
     result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / median(rows.map((r) => r.torch[base]))) * 100) / 100;
   }
+  // which int8 kernel family the vtok int8 timings ran on (bench/README.md, "int8 on every x86 CPU")
+  if (typeof rows[0].vtok.int8_weights === 'string') result.int8_weights = rows[0].vtok.int8_weights;
   console.log(JSON.stringify(result));
 }

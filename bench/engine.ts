@@ -110,6 +110,6 @@ export async function main(args: string[]): Promise<void> {
 
   console.log(JSON.stringify({
     forward_ms: round1(forwardMs), train_step_ms: round1(trainMs), threads, params,
-    ...(forwardInt8Ms !== null ? { forward_int8_ms: round1(forwardInt8Ms), forward_int8_rel_err: int8RelErr } : {}),
+    ...(forwardInt8Ms !== null ? { forward_int8_ms: round1(forwardInt8Ms), forward_int8_rel_err: int8RelErr, int8_weights: E.backend().int8Kernels().weights } : {}),
   }));
 }

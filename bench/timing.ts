@@ -82,7 +82,7 @@ function psnr(a: Float32Array, b: Float32Array): number {
 export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } | null, x: Tensor, info: { threads: number; params: number }, int8?: BenchTok, opts: { idBits?: number } = {}): void {
   let ids = tok.encode(x);
   let encodeMs: number, decodeMs: number;
-  let extra: Record<string, number> = {};
+  let extra: Record<string, number | string> = {};
   if (!int8) {
     encodeMs = timeMs(() => (ids = tok.encode(x)), 1, 5, 'encode');
     console.error(`encode median ${encodeMs.toFixed(1)} ms; ${ids.size} tokens; peak RSS ${peakRssGb()} GB`);
@@ -115,7 +115,9 @@ export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } 
     }
     const decodePsnr = psnr(tok.decode(ids).data as Float32Array, rec8.data as Float32Array);
     console.error(`int8 vs fp32: id agreement ${(100 * agreement).toFixed(2)}%, decode PSNR ${decodePsnr.toFixed(2)} dB`);
+    const kernels = E.backend().int8Kernels();
     extra = {
+      int8_weights: kernels.weights, int8_kernels: kernels.reason,
       encode_int8_ms: round1(encode8Ms), decode_int8_ms: round1(decode8Ms),
       encode_int8_speedup: Math.round((encodeMs / encode8Ms) * 100) / 100, decode_int8_speedup: Math.round((decodeMs / decode8Ms) * 100) / 100,
       int8_calibrate_encode_ms: Math.round(calibEncode), int8_calibrate_decode_ms: Math.round(calibDecode),

@@ -37,9 +37,10 @@ export function gradients(ys: Tensor | Tensor[], xs: Tensor[], dys?: Tensor[]): 
     const node = active[n];
     const outCts = node.outputs.map((o) => cts.get(o) ?? null);
     if (outCts.every((c) => c === null)) continue;
-    if (!node.op.vjp) throw new Error(`op ${node.op.name} is not differentiable, but its output lies on the path to the loss`);
+    const vjp = node.op.vjp;
+    if (typeof vjp !== 'function') throw new Error(`op ${node.op.name} is not differentiable (${vjp.notDifferentiable}), but its output lies on the path to the loss`);
     const needs = node.inputs.map((t) => depends.has(t));
-    const inCts = node.op.vjp(outCts, node, needs);
+    const inCts = vjp(outCts, node, needs);
     node.inputs.forEach((t, i) => {
       const g = inCts[i];
       if (!g || !needs[i]) return;

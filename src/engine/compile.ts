@@ -1,6 +1,6 @@
-import { writeFileSync } from 'node:fs';
 import type { Rng } from '../util/rng.js';
 import { gradients } from './autodiff.js';
+import { backend } from './backends/backend.js';
 import { drawNoise } from './ops/creation.js';
 import { lowerToOnnx } from './onnx.js';
 import { type Precision, type QuantizeOptions, type QuantizeReport, QuantizeError, quantizeStatic } from './quantize.js';
@@ -132,11 +132,13 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
   return call;
 }
 
-/** Writes the ONNX model of `fn` traced on `args` to `path`, runnable by any stock onnxruntime. */
+/** Writes the ONNX model of `fn` traced on `args` to `path` (through the backend's host), runnable by any stock onnxruntime. */
 export function exportOnnx(fn: (...args: Tree[]) => Tree, args: Tree[], path: string, opts: { inputNames?: string[]; outputNames?: string[] } = {}): void {
   const { graph } = trace(fn, args);
   if (graph.roles.some((r) => r.kind === 'random')) throw new Error('exportOnnx: the function draws noise; pass noise as an argument instead');
-  writeFileSync(path, lowerToOnnx(graph, opts));
+  const b = backend();
+  if (!b.writeFile) throw new Error(`exportOnnx: the ${b.name} backend cannot write files; lower the graph with lowerToOnnx and save the bytes yourself`);
+  b.writeFile(path, lowerToOnnx(graph, opts));
 }
 
 export interface GradOptions {

@@ -1,32 +1,11 @@
 /**
- * The vtok engine: TypeScript tensor code traced into a graph, differentiated, lowered to ONNX and run by
- * onnxruntime. Import everything from here.
+ * The vtok engine for Node: the backend-free core (./core.ts) with onnxruntime-node installed as its backend.
+ * Import everything from here.
  */
-import './eager.js';
+import { installBackend } from './backends/backend.js';
+import { nodeBackend } from './backends/node.js';
 
-export { Tensor, Graph, currentGraph, concrete } from './tensor.js';
-export type { DType, HostArray } from './dtype.js';
-export { registry, defineOp, apply, apply1 } from './op.js';
-export type { OpDef, Node, LowerCtx, Info } from './op.js';
-export { gradients } from './autodiff.js';
-export { trace, jit, exportOnnx, valueAndGrad, grad } from './compile.js';
-export type { JitFunction, JitOptions, Compiled } from './compile.js';
-export { quantizeStatic, quantizeModel, calibrate, calibrationTensors, optimizedOpCounts, QuantizeError } from './quantize.js';
-export type { Precision, QuantizeOptions, QuantizeReport, QuantCandidate, Range } from './quantize.js';
-export { lowerToOnnx, OPSET } from './onnx.js';
-export { Session, setRuntimeDefaults, defaultThreads, endProfiling } from './runtime.js';
-export type { HostTensor, RuntimeOptions } from './runtime.js';
-export { defaultRng, setDefaultRng, seed } from './random.js';
-export type { Tree } from './tree.js';
-export * from './ops/creation.js';
-export * from './ops/elementwise.js';
-export * from './ops/reduce.js';
-export * from './ops/movement.js';
-export * from './ops/indexing.js';
-export * from './ops/linalg.js';
-export * from './ops/conv.js';
-export * from './ops/nn.js';
-export * from './ops/control.js';
-export { toArray, item } from './values.js';
-export { gradcheck } from './gradcheck.js';
-export { importOnnx, OnnxFunction, SUPPORTED_OPS, IMPORT_OPSETS, type OnnxValueInfo, type ImportOptions } from './onnx-import.js';
+installBackend(nodeBackend);
+
+export * from './core.js';
+export { nodeBackend } from './backends/node.js';

@@ -35,16 +35,26 @@ export interface Node<A = any> {
   outputs: Tensor[];
 }
 
+/**
+ * Cotangents of the inputs given those of the outputs (null = zero). `needs[i]` says whether input i wants a
+ * gradient, so rules can skip work.
+ */
+export type Vjp<A = any> = (cts: (Tensor | null)[], node: Node<A>, needs: boolean[]) => (Tensor | null)[];
+
+/** Marks an op with no VJP; its outputs must not lie on a path to the loss. */
+export interface NotDifferentiable { readonly notDifferentiable: string }
+
+/** The `vjp` of an op that has none, with the reason (shown if a gradient is ever asked through it). */
+export function notDifferentiable(reason: string): NotDifferentiable {
+  return { notDifferentiable: reason };
+}
+
 export interface OpDef<A = any> {
   name: string;
   infer(inputs: Info[], attrs: A): Info[];
   lower(ctx: LowerCtx, inputs: string[], outputs: string[], attrs: A, node: Node<A>): void;
-  /**
-   * Cotangents of the inputs given those of the outputs (null = zero). `needs[i]` says whether input i wants a
-   * gradient, so rules can skip work. Ops without a vjp are not differentiable (their outputs must not be float
-   * on a path to the loss).
-   */
-  vjp?(cts: (Tensor | null)[], node: Node<A>, needs: boolean[]): (Tensor | null)[];
+  /** Required, so that the type checker rejects an op that forgot to say whether it is differentiable. */
+  vjp: Vjp<A> | NotDifferentiable;
 }
 
 export const registry = new Map<string, OpDef>();
@@ -82,7 +92,7 @@ export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
   for (const t of inputs) {
     if (!t.isConcrete) throw new Error(`${op.name}: symbolic tensor ${t.describe()} used outside of its trace`);
   }
-  if (!eagerRunner) throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts)');
+  if (!eagerRunner) throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts or core.ts)');
   return eagerRunner(op as OpDef, inputs, attrs, infos);
 }
 

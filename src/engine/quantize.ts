@@ -1,8 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
+import { backend, INT8_WEIGHTS, type Int8Weights } from './backends/backend.js';
 import { ONNX_DTYPE } from './dtype.js';
 import { type HostTensor, type RuntimeOptions, Session } from './runtime.js';
 
@@ -16,10 +14,12 @@ import { type HostTensor, type RuntimeOptions, Session } from './runtime.js';
  *
  * Activations are uint8, asymmetric, one scale per tensor from calibration ranges (the float model run on
  * calibration inputs with per-tensor ReduceMin/ReduceMax added as outputs, so nothing big leaves the session);
- * weights are int8, symmetric (±127), one scale per output channel; biases are int32 at scale x_scale·w_scale.
+ * weights are symmetric, one scale per output channel, stored as the CPU's kernels need them (`Int8Weights`:
+ * int8 ±127, uint8 with zero point 128, or int7 ±64; the backend picks from the CPU's features); biases are int32
+ * at scale x_scale·w_scale.
  * Everything else (normalisations, activations, the quantizer's code decision) stays float32. MatMuls with a
  * constant 2-D weight (or the Transpose of one, as `linear` lowers) are optionally quantized too, to ORT's
- * contrib kernels with a float output and int8 per-column weights: 'static' quantizes the activation with
+ * contrib kernels with a float output and per-column weights in the same format: 'static' quantizes the activation with
  * calibrated parameters and runs com.microsoft MatMulIntegerToFloat; 'dynamic' runs DynamicQuantizeMatMul (the
  * activation's range is taken per call, no calibration).
  */
@@ -68,6 +68,11 @@ export interface QuantizeOptions {
    * 100 takes the min and max. Clipping the rare largest values buys a finer step for all the others.
    */
   percentile?: number;
+  /**
+   * Weight format (default: the backend's choice for this CPU, `backend().int8Kernels()`, which VTOK_INT8_KERNEL
+   * overrides under Node).
+   */
+  weights?: Int8Weights;
   /** Runtime options of the calibration sessions (threads). */
   runtime?: RuntimeOptions;
 }
@@ -81,6 +86,8 @@ export interface QuantizeReport {
   matmul: number;
   /** Candidates left in float32 (by keepFloat). */
   keptFloat: number;
+  /** The weight format used. */
+  weights: Int8Weights;
   /** Calibration ranges per quantized activation tensor. */
   ranges: Record<string, Range>;
 }
@@ -288,25 +295,40 @@ export function activationParams(r: Range): { scale: number; zeroPoint: number }
   return { scale, zeroPoint };
 }
 
-/** int8 symmetric per-output-channel (axis `axis` of the weight) quantization, values in [−127, 127]. */
-export function quantizeWeight(w: Float32Array, dims: number[], axis: 0 | 1, minScale?: Float32Array): { q: Int8Array; scale: Float32Array } {
+/** Largest weight magnitude on the integer grid of each format. */
+const WEIGHT_MAX: Record<Int8Weights, number> = { int8: 127, uint8: 127, int7: 64 };
+
+/**
+ * Symmetric per-channel (axis `axis` of the weight) quantization in `format`: values in ±127 (int8), ±64 (int7),
+ * or ±127 shifted by the zero point 128 (uint8). `minScale` floors each channel's scale.
+ */
+export function quantizeWeight(w: Float32Array, dims: number[], axis: 0 | 1, minScale?: Float32Array, format: Int8Weights = 'int8'): { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number } {
   const channels = dims[axis];
   const inner = axis === 0 ? sizeOf(dims.slice(1)) : 1;
   const stride = axis === 0 ? 1 : channels;
   const per = axis === 0 ? inner : dims[0];
   const index = (c: number, j: number) => (axis === 0 ? c * inner + j : j * stride + c);
+  const qmax = WEIGHT_MAX[format];
+  const zeroPoint = format === 'uint8' ? 128 : 0;
   const scale = new Float32Array(channels);
-  const q = new Int8Array(w.length);
+  const q = format === 'uint8' ? new Uint8Array(w.length) : new Int8Array(w.length);
   for (let c = 0; c < channels; c++) {
     let amax = 0;
     for (let j = 0; j < per; j++) amax = Math.max(amax, Math.abs(w[index(c, j)]));
-    let s = amax > 0 ? amax / 127 : 1;
+    let s = amax > 0 ? amax / qmax : 1;
     if (minScale && s < minScale[c]) s = minScale[c];
     scale[c] = s;
     const sf = scale[c];
-    for (let j = 0; j < per; j++) q[index(c, j)] = Math.max(-127, Math.min(127, Math.round(w[index(c, j)] / sf)));
+    for (let j = 0; j < per; j++) q[index(c, j)] = zeroPoint + Math.max(-qmax, Math.min(qmax, Math.round(w[index(c, j)] / sf)));
   }
-  return { q, scale };
+  return { q, scale, zeroPoint };
+}
+
+/** The weight and zero-point initializers of a quantized weight (zero points one per channel). */
+function weightInits(names: { q: string; scale: string; zp: string }, dims: number[], channels: number, w: { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number }): TensorProto[] {
+  const type = w.q instanceof Uint8Array ? DT.UINT8 : DT.INT8;
+  const zp = w.q instanceof Uint8Array ? new Uint8Array(channels).fill(w.zeroPoint) : new Int8Array(channels);
+  return [initializer(names.q, type, dims, w.q), initializer(names.scale, DT.FLOAT, [channels], w.scale), initializer(names.zp, type, [channels], zp)];
 }
 
 // ---- rewrite ----
@@ -335,7 +357,9 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
   const reportRanges: Record<string, Range> = {};
   const nodes: NodeProto[] = [];
   const replacedWeights = new Set<string>();
-  const report: QuantizeReport = { conv: 0, matmul: 0, keptFloat: kept, ranges: reportRanges };
+  const weights = opts.weights ?? backend().int8Kernels().weights;
+  if (!INT8_WEIGHTS.includes(weights)) throw new QuantizeError(`unknown weight format "${weights as string}" (${INT8_WEIGHTS.join(', ')})`);
+  const report: QuantizeReport = { conv: 0, matmul: 0, keptFloat: kept, weights, ranges: reportRanges };
 
   const actParams = (tensor: string) => {
     const r = ranges.get(tensor);
@@ -383,9 +407,8 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
       // K × N weight (transposed here when the graph transposed an N × K one), one scale per column.
       let w = floatData(t.weight), dims = dimsOf(t.weight);
       if (t.transposed) [w, dims] = [transpose2d(w, dims[0], dims[1]), [dims[1], dims[0]]];
-      const { q, scale } = quantizeWeight(w, dims, 1);
-      const wq = fresh(`${t.weight.name}_int8`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`);
-      newInits.push(initializer(wq, DT.INT8, dims, q), initializer(ws, DT.FLOAT, [dims[1]], scale), initializer(wz, DT.INT8, [dims[1]], new Int8Array(dims[1])));
+      const wq = fresh(`${t.weight.name}_${weights}`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`);
+      newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[1], quantizeWeight(w, dims, 1, undefined, weights)));
       if (opts.matmul === 'dynamic') {
         nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: [node.input![0], wq, ws, wz], output: [...node.output!], name: fresh('dqmm') });
       } else {
@@ -402,9 +425,10 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
     const dims = dimsOf(t.weight);
     const bias = t.bias ? floatData(t.bias) : undefined;
     const minScale = bias ? Float32Array.from(bias, (b) => Math.abs(b) / (xq.s * 2 ** 30)) : undefined;
-    const { q, scale } = quantizeWeight(floatData(t.weight), dims, 0, minScale);
-    const wq = fresh(`${t.weight.name}_int8`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`), wdq = fresh(t.weight.name!);
-    newInits.push(initializer(wq, DT.INT8, dims, q), initializer(ws, DT.FLOAT, [dims[0]], scale), initializer(wz, DT.INT8, [dims[0]], new Int8Array(dims[0])));
+    const wquant = quantizeWeight(floatData(t.weight), dims, 0, minScale, weights);
+    const { scale } = wquant;
+    const wq = fresh(`${t.weight.name}_${weights}`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`), wdq = fresh(t.weight.name!);
+    newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[0], wquant));
     nodes.push(qdq('DequantizeLinear', [wq, ws, wz], wdq, 0));
     const convIns = [xdq, wdq];
     if (bias) {
@@ -506,19 +530,13 @@ export function quantizeStatic(model: Uint8Array, feeds: HostTensor[][], opts: Q
 }
 
 /**
- * Node counts by op type of the model onnxruntime actually runs: the session's optimised model (written to a
- * temporary file and read back). Shows whether the QDQ groups were fused into QLinearConv / integer matmuls.
+ * Node counts by op type of the model onnxruntime actually runs: the session's optimised model, as the backend
+ * writes it out. Shows whether the QDQ groups were fused into QLinearConv / integer matmuls.
  */
 export function optimizedOpCounts(model: Uint8Array, runtime: RuntimeOptions = {}): Record<string, number> {
-  const dir = mkdtempSync(join(tmpdir(), 'vtok-opt-'));
-  try {
-    const path = join(dir, 'optimized.onnx');
-    const m = onnx.ModelProto.decode(model);
-    new Session(model, (m.graph?.input ?? []).map((i) => i.name!), (m.graph?.output ?? []).map((o) => o.name!), { ...runtime, optimizedModelPath: path }).dispose();
-    const counts: Record<string, number> = {};
-    for (const n of onnx.ModelProto.decode(readFileSync(path)).graph?.node ?? []) counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
-    return counts;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const b = backend();
+  if (!b.optimizedModel) throw new QuantizeError(`the ${b.name} backend cannot show its optimised model`);
+  const counts: Record<string, number> = {};
+  for (const n of onnx.ModelProto.decode(b.optimizedModel(model, runtime)).graph?.node ?? []) counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
+  return counts;
 }

@@ -16,10 +16,10 @@ const rng = new Rng(7);
 const exercised = new Set<string>();
 for (const op of E.registry.values()) {
   const vjp = op.vjp;
-  if (vjp) op.vjp = (cts, node, needs) => (exercised.add(op.name), vjp.call(op, cts, node, needs));
+  if (typeof vjp === 'function') op.vjp = (cts, node, needs) => (exercised.add(op.name), vjp.call(op, cts, node, needs));
 }
 after(() => {
-  const missing = [...E.registry.values()].filter((op) => op.vjp && !exercised.has(op.name)).map((op) => op.name);
+  const missing = [...E.registry.values()].filter((op) => typeof op.vjp === 'function' && !exercised.has(op.name)).map((op) => op.name);
   assert.deepEqual(missing, [], `differentiable ops without a gradient check: ${missing.join(', ')}`);
 });
 
@@ -454,5 +454,22 @@ describe('gradient control', () => {
     const clippedGrad = E.customVjp((t) => [E.mul(t, 2)], ([g]) => [E.clamp(g!, -0.5, 0.5)]);
     const g3 = E.grad((t: Tensor) => E.sum(E.mul(clippedGrad(t)[0], E.tensor([1, -2, 0.25], [3]))))(x) as Tensor;
     assert.deepEqual(E.toArray(g3), [0.5, -0.5, 0.25]);
+  });
+});
+
+describe('op declarations', () => {
+  it('every op says whether it is differentiable, and asking a gradient through one that is not names the reason', () => {
+    // The type checker enforces the field: an op without `vjp` does not compile.
+    // @ts-expect-error vjp is required
+    const incomplete: E.OpDef<object> = { name: 'incomplete', infer: (i) => i, lower: () => {} };
+    assert.ok(incomplete);
+    for (const op of E.registry.values()) {
+      assert.ok(typeof op.vjp === 'function' || typeof op.vjp.notDifferentiable === 'string', op.name);
+    }
+    const opaque = E.defineOp<object>({
+      name: 'testOpaque', infer: (i) => i, lower: (ctx, ins, outs) => ctx.emit('Identity', ins, outs), vjp: E.notDifferentiable('a test op'),
+    });
+    const f = E.grad((x: Tensor) => E.sum(E.apply1(opaque, [x], {})));
+    assert.throws(() => f(E.concrete(new Float32Array([1, 3, 2]), [3], 'float32')), /testOpaque is not differentiable \(a test op\)/);
   });
 });

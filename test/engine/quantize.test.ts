@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import onnxProto from 'onnx-proto';
 import * as E from '../../src/engine/index.js';
 import type { HostTensor, Tensor } from '../../src/engine/index.js';
+import { int8KernelsFor } from '../../src/engine/backends/node.js';
 import { calibrate, optimizedOpCounts, quantizeModel, quantizeStatic, QuantizeError } from '../../src/engine/quantize.js';
+import { VtokError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** Post-training int8 quantization: QDQ rewrite, ORT fusion, accuracy against fp32, and bad calibration input. */
@@ -39,18 +41,87 @@ function relErr(a: Tensor, b: Tensor): number {
   return Math.sqrt(se / ss);
 }
 
+/**
+ * The weight formats every machine is tested with: this CPU's own choice, and the two that are safe on x86 CPUs
+ * without VNNI (int7, their default: no saturating pair sum; uint8: u8×u8 kernels), so that the path an AVX2-only
+ * CPU takes is checked here too. Full-range int8 is only tested where the CPU picks it (it is inexact without VNNI).
+ */
+const FORMATS = [...new Set([E.backend().int8Kernels().weights, 'uint8', 'int7'] as const)];
+/** int7 has one bit less of weight precision. */
+const TOLERANCE = { int8: 0.03, uint8: 0.03, int7: 0.04 };
+
+/** The quantized weight initializers of a model (by the suffix quantizeModel gives them). */
+function weightInits(model: Uint8Array, format: string) {
+  return onnxProto.onnx.ModelProto.decode(model).graph!.initializer!.filter((t) => t.name!.includes(`_${format}__q`));
+}
+
 describe('int8 quantization', () => {
-  it('QDQ convolutions are fused into QLinearConv and stay close to fp32', () => {
-    const fp32 = E.jit(net, { threads: 2 });
-    const int8 = E.jit(net, { threads: 2, precision: 'int8', calibrate: () => [[input(1)], [input(2)]] });
-    const x = input(3);
-    const c = int8.compile(x);
-    assert.equal(c.quantization?.conv, 3, 'all three convolutions are quantized');
-    const counts = optimizedOpCounts(c.model, { threads: 2 });
-    assert.equal(counts.QLinearConv, 3, `ORT fused the QDQ groups: ${JSON.stringify(counts)}`);
-    assert.equal(counts.Conv ?? 0, 0, 'no float convolution is left');
-    const err = relErr(fp32(x) as Tensor, int8(x) as Tensor);
-    assert.ok(err > 0 && err < 0.03, `relative RMS error ${err}`);
+  for (const weights of FORMATS) {
+    it(`QDQ convolutions are fused into QLinearConv and stay close to fp32 (${weights} weights)`, () => {
+      const fp32 = E.jit(net, { threads: 2 });
+      const int8 = E.jit(net, { threads: 2, precision: 'int8', calibrate: () => [[input(1)], [input(2)]], quantize: { weights } });
+      const x = input(3);
+      const c = int8.compile(x);
+      assert.equal(c.quantization?.conv, 3, 'all three convolutions are quantized');
+      assert.equal(c.quantization?.weights, weights);
+      const counts = optimizedOpCounts(c.model, { threads: 2 });
+      assert.equal(counts.QLinearConv, 3, `ORT fused the QDQ groups: ${JSON.stringify(counts)}`);
+      assert.equal(counts.Conv ?? 0, 0, 'no float convolution is left');
+      const inits = weightInits(c.model, weights);
+      assert.equal(inits.length, 3);
+      const DT = onnxProto.onnx.TensorProto.DataType;
+      for (const t of inits) {
+        assert.equal(t.dataType, weights === 'uint8' ? DT.UINT8 : DT.INT8, t.name!);
+        const q = weights === 'uint8' ? Array.from(t.rawData!, (v) => v - 128) : Array.from(new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.length));
+        const amax = Math.max(...q.map(Math.abs));
+        // each channel's largest weight lands on the top of the grid; none beyond it
+        assert.equal(amax, weights === 'int7' ? 64 : 127, t.name!);
+      }
+      const err = relErr(fp32(x) as Tensor, int8(x) as Tensor);
+      console.log(`# QDQ conv net, ${weights} weights: relative RMS error ${err.toFixed(4)}`);
+      assert.ok(err > 0 && err < TOLERANCE[weights], `relative RMS error ${err}`);
+    });
+  }
+
+  it('a matmul built to overflow 16-bit pair sums stays exact in every format this machine tests', () => {
+    // Non-negative inputs near the top of the uint8 grid times same-sign weights near the top of the int8 grid:
+    // pairs of u8·s8 products reach 2·255·127 = 64770, which VPMADDUBSW (x86 without VNNI) clamps to 32767. Under
+    // an emulated AVX2 CPU (qemu -cpu Haswell) full-range int8 weights give a relative error of 0.14 here.
+    const w = E.concrete(new Rng(11).uniform(96 * 48).map((v) => 0.5 + 0.5 * v), [96, 48], 'float32');
+    const x = E.concrete(new Rng(13).uniform(32 * 96).map((v) => 0.5 + 0.5 * v), [32, 96], 'float32');
+    const f = (a: Tensor) => E.matmul(a, w);
+    const ref = E.jit(f, { threads: 2 })(x) as Tensor;
+    for (const weights of FORMATS) {
+      const err = relErr(ref, E.jit(f, { threads: 2, precision: 'int8', quantize: { matmul: 'static', weights } })(x) as Tensor);
+      assert.ok(err < 0.002, `${weights} weights: relative RMS error ${err}`);
+    }
+  });
+
+  it('the weight format follows the CPU: full range with VNNI/AMX or off x86, 7-bit on other x86 CPUs, VTOK_INT8_KERNEL forces one', () => {
+    const flags = (s: string) => new Set(s.split(' '));
+    assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 avx512f avx512bw avx512_vnni')).weights, 'int8');
+    assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 avx_vnni')).weights, 'int8');
+    assert.equal(int8KernelsFor(undefined, 'x64', flags('avx2 avx512f amx_int8')).weights, 'int8');
+    // AVX2-only (e.g. AMD Zen 2/3) and AVX-512 without VNNI (e.g. Skylake-SP) saturate u8×s8 pair sums
+    assert.match(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 fma')).reason, /no VNNI/);
+    assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 fma')).weights, 'int7');
+    assert.equal(int8KernelsFor(undefined, 'x64', flags('avx2 avx512f avx512bw')).weights, 'int7');
+    assert.equal(int8KernelsFor(undefined, 'x64', null).weights, 'int7');
+    assert.equal(int8KernelsFor('auto', 'arm64', null).weights, 'int8');
+    assert.deepEqual(int8KernelsFor('uint8', 'x64', flags('avx512_vnni')), { weights: 'uint8', reason: 'forced by VTOK_INT8_KERNEL=uint8' });
+    assert.throws(() => int8KernelsFor('int4', 'x64', null), (e: Error) => e instanceof VtokError && /VTOK_INT8_KERNEL="int4": expected one of int8, uint8, int7 or auto/.test(e.message));
+    // the default follows the backend (which reads the environment at each quantization)
+    const model = E.jit(net, { threads: 2 }).compile(input(1)).model;
+    const before = process.env.VTOK_INT8_KERNEL;
+    try {
+      process.env.VTOK_INT8_KERNEL = 'uint8';
+      assert.equal(quantizeStatic(model, [feeds(input(1))], { runtime: { threads: 2 } }).report.weights, 'uint8');
+      assert.equal(quantizeStatic(model, [feeds(input(1))], { weights: 'int7', runtime: { threads: 2 } }).report.weights, 'int7');
+    } finally {
+      if (before === undefined) delete process.env.VTOK_INT8_KERNEL;
+      else process.env.VTOK_INT8_KERNEL = before;
+    }
+    assert.throws(() => quantizeStatic(model, [feeds(input(1))], { weights: 'int4' as never }), /unknown weight format "int4"/);
   });
 
   it('keepFloat and minInputChannels leave convolutions in float32', () => {
@@ -87,15 +158,19 @@ describe('int8 quantization', () => {
     const mlp = (x: Tensor) => E.linear(E.gelu(E.matmul(x, wa)), wb, bias);
     const x = E.concrete(new Rng(5).normal(3 * 40 * 64), [3, 40, 64], 'float32');
     const ref = E.jit(mlp, { threads: 2 })(x) as Tensor;
-    for (const [mode, kernel] of [['static', 'MatMulIntegerToFloat'], ['dynamic', 'DynamicQuantizeMatMul']] as const) {
-      const f = E.jit(mlp, { threads: 2, precision: 'int8', quantize: { matmul: mode } });
-      const c = f.compile(x);
-      assert.equal(c.quantization?.matmul, 2, mode);
-      const counts = optimizedOpCounts(c.model, { threads: 2 });
-      assert.equal(counts[kernel], 2, `${mode}: ${JSON.stringify(counts)}`);
-      assert.equal(counts.MatMul ?? 0, 0);
-      const err = relErr(ref, f(x) as Tensor);
-      assert.ok(err > 0 && err < 0.03, `${mode}: relative RMS error ${err}`);
+    for (const weights of FORMATS) {
+      for (const [mode, kernel] of [['static', 'MatMulIntegerToFloat'], ['dynamic', 'DynamicQuantizeMatMul']] as const) {
+        const f = E.jit(mlp, { threads: 2, precision: 'int8', quantize: { matmul: mode, weights } });
+        const c = f.compile(x);
+        assert.equal(c.quantization?.matmul, 2, mode);
+        assert.equal(weightInits(c.model, weights).length, 2);
+        const counts = optimizedOpCounts(c.model, { threads: 2 });
+        assert.equal(counts[kernel], 2, `${mode}: ${JSON.stringify(counts)}`);
+        assert.equal(counts.MatMul ?? 0, 0);
+        const err = relErr(ref, f(x) as Tensor);
+        console.log(`# MLP, ${mode} int8 MatMul, ${weights} weights: relative RMS error ${err.toFixed(4)}`);
+        assert.ok(err > 0 && err < TOLERANCE[weights], `${mode}, ${weights} weights: relative RMS error ${err}`);
+      }
     }
   });
 

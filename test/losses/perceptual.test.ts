@@ -8,6 +8,7 @@ import type { Tensor } from '../../src/engine/index.js';
 import { loadPerceptual, PerceptualLoss } from '../../src/losses/perceptual.js';
 import { magvit2Trainer } from '../../src/tokenizers/magvit2/kind.js';
 import { tokenizerTask } from '../../src/train/tokenizer-task.js';
+import { importOnnx } from '../../src/onnx-import/onnx-import.js';
 import { VtokError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { tempDir } from '../io/fixtures.js';
@@ -103,12 +104,12 @@ describe('perceptual loss', () => {
   it('reads feature layers, per-layer weights and the input range from the file', () => {
     const x = uniform([2, 3, 1, 8, 8]), y = uniform([2, 3, 1, 8, 8]);
     const fx = featureNet(fold(x), false), fy = featureNet(fold(y), false);
-    const weighted = new PerceptualLoss(E.importOnnx(exportNet('w.onnx', 8, { 'vtok.perceptual.weights': '[1, 3]' }), { anyBatch: true }));
+    const weighted = new PerceptualLoss(importOnnx(exportNet('w.onnx', 8, { 'vtok.perceptual.weights': '[1, 3]' }), { anyBatch: true }));
     assert.deepEqual(weighted.weights, [1, 3]);
     assert.ok(Math.abs(E.item(weighted.loss(x, y)) - reference(fx, fy, [1, 3])) < 1e-5);
-    const byName = new PerceptualLoss(E.importOnnx(exportNet('wn.onnx', 8, { 'vtok.perceptual.weights': '{"f2": 2}' }), { anyBatch: true }));
+    const byName = new PerceptualLoss(importOnnx(exportNet('wn.onnx', 8, { 'vtok.perceptual.weights': '{"f2": 2}' }), { anyBatch: true }));
     assert.ok(Math.abs(E.item(byName.loss(x, y)) - reference([fx[1]], [fy[1]], [1])) < 1e-5);
-    const ranged = new PerceptualLoss(E.importOnnx(exportNet('r.onnx', 8, { 'vtok.input_range': '0,1', 'vtok.input_mean': '0.5', 'vtok.input_std': '0.25,0.5,1' }), { anyBatch: true }));
+    const ranged = new PerceptualLoss(importOnnx(exportNet('r.onnx', 8, { 'vtok.input_range': '0,1', 'vtok.input_mean': '0.5', 'vtok.input_std': '0.25,0.5,1' }), { anyBatch: true }));
     const map = (v: Tensor) => E.div(E.sub(E.div(E.add(fold(v), 1), 2), 0.5), E.tensor([0.25, 0.5, 1], [1, 3, 1, 1]));
     const want = reference(featureNet(map(x), false), featureNet(map(y), false), [1, 1]);
     assert.ok(Math.abs(E.item(ranged.loss(x, y)) - want) < 1e-5);

@@ -3,11 +3,12 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import onnxProto from 'onnx-proto';
 import type { Batch } from '../../src/data/dataset.js';
 import { createLoader } from '../../src/data/loader.js';
 import { namedDataset } from '../../src/data/named.js';
 import * as E from '../../src/engine/index.js';
-import type { Tensor } from '../../src/engine/index.js';
+import { INT8_WEIGHTS, type Tensor } from '../../src/engine/index.js';
 import type { CompiledFn } from '../../src/nn/compiled.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { psnrFrames } from '../../src/metrics/psnr.js';
@@ -34,13 +35,38 @@ async function clips(split: 'train' | 'test', n: number): Promise<Batch> {
   throw new Error('no clips');
 }
 
+/** Whether the quantized model stores its weights in `format` (initializers named by quantizeModel). */
+const storesWeights = (model: Uint8Array, format: string) => {
+  const names = onnxProto.onnx.ModelProto.decode(model).graph!.initializer!.map((t) => t.name!);
+  return names.some((n) => n.includes(`_${format}__q`)) && !INT8_WEIGHTS.some((f) => f !== format && names.some((n) => n.includes(`_${f}__q`)));
+};
+
 const agreement = (a: Tensor, b: Tensor) => {
   const x = E.toArray(a), y = E.toArray(b);
   return x.filter((v, i) => v === y[i]).length / x.length;
 };
 
+/**
+ * Runs `fn` with the int8 weight format forced (VTOK_INT8_KERNEL, read by the backend at each quantization), so
+ * that the format an AVX2-only CPU uses is tested on this one too.
+ */
+async function withWeights<T>(weights: E.Int8Weights, fn: () => T | Promise<T>): Promise<T> {
+  const before = process.env.VTOK_INT8_KERNEL;
+  process.env.VTOK_INT8_KERNEL = weights;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.VTOK_INT8_KERNEL;
+    else process.env.VTOK_INT8_KERNEL = before;
+  }
+}
+const OWN = E.backend().int8Kernels().weights;
+/** This CPU's format and int7, the one x86 CPUs without VNNI use (uint8 is checked on the small LARP). */
+const MAIN_FORMATS = [...new Set([OWN, 'int7'] as const)];
+const ALL_FORMATS = [...new Set([OWN, 'uint8', 'int7'] as const)];
+
 describe('int8 tokenizers', () => {
-  it('shipped MAGVIT-v2 tiny: int8 PSNR within 0.3 dB of fp32 on held-out clips, ids mostly agree', async () => {
+  for (const weights of MAIN_FORMATS) it(`shipped MAGVIT-v2 tiny (${weights} weights): int8 PSNR within 0.3 dB of fp32 on held-out clips, ids mostly agree`, () => withWeights(weights, async () => {
     E.setRuntimeDefaults({ threads: 2 });
     const { tokenizer } = loadTokenizer(MODEL);
     const fp32 = tokenizer as Magvit2Tokenizer;
@@ -73,10 +99,11 @@ describe('int8 tokenizers', () => {
     // release() drops the compiled programs (fp32 and int8); encoding again recompiles to the same ids
     fp32.release();
     assert.deepEqual(E.toArray(fp32.encode(x)), E.toArray(ids32));
-    console.log(`# magvit2-tiny, 4 held-out clips: PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB; SSIM ${r32.ssim.toFixed(4)} / ${r8.ssim.toFixed(4)}; id agreement ${(100 * agree).toFixed(1)}%`);
-  });
+    assert.ok(storesWeights(programs.encode.compile(x).model, weights), `${weights} weights in the model`);
+    console.log(`# magvit2-tiny, 4 held-out clips, ${weights} weights: PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB; SSIM ${r32.ssim.toFixed(4)} / ${r8.ssim.toFixed(4)}; id agreement ${(100 * agree).toFixed(1)}%`);
+  }));
 
-  it('LARP int8: quantized matmuls, deterministic ids close to fp32', () => {
+  for (const weights of ALL_FORMATS) it(`LARP int8 (${weights} weights): quantized matmuls, deterministic ids close to fp32`, () => withWeights(weights, () => {
     E.seed(3);
     const width = 64;
     const tok = LarpTokenizer.fromConfig({
@@ -102,7 +129,7 @@ describe('int8 tokenizers', () => {
       ss += d32[i] ** 2;
     }
     assert.ok(se > 0 && Math.sqrt(se / ss) < 0.05, `relative decode error ${Math.sqrt(se / ss)}`);
-    console.log(`# small LARP: id agreement ${(100 * agree).toFixed(1)}%, relative decode error ${Math.sqrt(se / ss).toExponential(2)}`);
+    console.log(`# small LARP, ${weights} weights: id agreement ${(100 * agree).toFixed(1)}%, relative decode error ${Math.sqrt(se / ss).toExponential(2)}`);
     // replacing a weight recompiles the baked int8 programs
     const w = tok.model.final_layer.linear.weight;
     w.value = E.mul(w.value, 2);
@@ -114,7 +141,7 @@ describe('int8 tokenizers', () => {
     int8.release();
     assert.deepEqual(E.toArray(tok.encode(x)), before32);
     assert.deepEqual(E.toArray(int8.encode(x)), before8);
-  });
+  }));
 
   it('clear errors: calibration clips of the wrong shape, unknown precision, a tokenizer without int8', async () => {
     const { tokenizer } = loadTokenizer(MODEL);
@@ -127,6 +154,18 @@ describe('int8 tokenizers', () => {
     const plain = { kind: 'soundstream', modality: 'audio', config: {}, vocabBits: 4, vocabSize: 16, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x: Tensor) => x, decode: (x: Tensor) => x } as Tokenizer;
     assert.throws(() => setTokenizerPrecision(plain, 'int8'), /soundstream tokenizer has no int8 inference/);
     setTokenizerPrecision(plain, 'fp32');
+  });
+
+  it('vtok info names the int8 kernels (and rejects a bad VTOK_INT8_KERNEL)', () => {
+    const info = (env: Record<string, string>) => spawnSync(process.execPath, [MAIN, 'info', '--json'], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const own = JSON.parse(info({}).stdout);
+    assert.equal(own.int8.weights, OWN);
+    assert.match(own.backend, /^onnxruntime-node /);
+    const forced = JSON.parse(info({ VTOK_INT8_KERNEL: 'int7' }).stdout);
+    assert.deepEqual(forced.int8, { weights: 'int7', reason: 'forced by VTOK_INT8_KERNEL=int7' });
+    const bad = info({ VTOK_INT8_KERNEL: 'int9' });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /VTOK_INT8_KERNEL="int9": expected one of int8, uint8, int7 or auto/);
   });
 
   it('vtok eval --precision int8 (and a bad --precision value)', () => {

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
+import { backend, defaultThreads } from '../../engine/index.js';
 import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
 import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';
@@ -114,12 +115,24 @@ function print(info: Awaited<ReturnType<typeof tokenInfo>> | ReturnType<typeof c
   console.log(out.join('\n'));
 }
 
+/** The runtime this machine gets: backend, threads, and the int8 kernel family its CPU needs. */
+function engineInfo() {
+  const b = backend(), k = b.int8Kernels();
+  return { kind: 'engine' as const, backend: b.name, threads: defaultThreads(), int8: { weights: k.weights, reason: k.reason } };
+}
+
 export function registerInfo(program: Command): void {
   program
-    .command('info <file>')
-    .description('show what a video/image, token file (.vtok) or checkpoint (.safetensors) holds')
+    .command('info [file]')
+    .description('show what a video/image, token file (.vtok) or checkpoint (.safetensors) holds; without a file, the engine (backend, threads, int8 kernels)')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, opts: { json?: boolean }) => {
+    .action(async (file: string | undefined, opts: { json?: boolean }) => {
+      if (file === undefined) {
+        const e = engineInfo();
+        if (opts.json) console.log(JSON.stringify(e, null, 2));
+        else console.log(`engine    ${e.backend}, ${e.threads} threads\nint8      ${e.int8.weights} weights (${e.int8.reason})`);
+        return;
+      }
       const kind = sniff(file);
       const info = kind === 'tokens' ? await tokenInfo(file) : kind === 'safetensors' ? checkpointInfo(file) : await videoInfo(file);
       if (opts.json) console.log(JSON.stringify(info, null, 2));

@@ -1,5 +1,5 @@
-import { allocate, type DType, hostArray, isFloat, numel } from '../dtype.js';
-import { apply1, defineOp } from '../op.js';
+import { allocate, type DType, hostArray, numel } from '../dtype.js';
+import { apply1, defineOp, notDifferentiable } from '../op.js';
 import type { Rng } from '../../util/rng.js';
 import { concrete, currentGraph, type NoiseDist, Tensor } from '../tensor.js';
 import { defaultRng } from '../random.js';
@@ -33,6 +33,7 @@ const fullOp = defineOp<FullAttrs>({
       value: { tensor: { dtype: a.dtype, values: [a.value], dims: [1] } },
     });
   },
+  vjp: notDifferentiable('a constant has no inputs'),
 });
 
 export function full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
@@ -86,6 +87,3 @@ export function drawNoise(rng: Rng, dist: NoiseDist, n: number): Float32Array | 
   return dist === 'uniform' ? rng.uniform(n) : dist === 'normal' ? rng.normal(n) : rng.bytes(n);
 }
 
-export function assertFloat(x: Tensor, what: string): void {
-  if (!isFloat(x.dtype)) throw new Error(`${what} needs a float tensor, got ${x.describe()}`);
-}

@@ -1,6 +1,6 @@
 import type { DType } from '../dtype.js';
 import { isFloat } from '../dtype.js';
-import { apply1, defineOp, type LowerCtx, type Node, type OpDef } from '../op.js';
+import { apply1, defineOp, type LowerCtx, type Node, notDifferentiable, type NotDifferentiable, type OpDef } from '../op.js';
 import { broadcastShapes, sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { lift, type TensorLike } from './creation.js';
@@ -21,7 +21,7 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 
 type BinaryVjp = (g: Tensor, a: Tensor, b: Tensor, out: Tensor, needs: boolean[]) => [Tensor | null, Tensor | null];
 
-function binaryOp(name: string, onnx: string, vjp?: BinaryVjp, outDtype?: DType): OpDef<object> {
+function binaryOp(name: string, onnx: string, vjp: BinaryVjp | NotDifferentiable, outDtype?: DType): OpDef<object> {
   return defineOp<object>({
     name,
     infer([a, b]) {
@@ -29,13 +29,13 @@ function binaryOp(name: string, onnx: string, vjp?: BinaryVjp, outDtype?: DType)
       return [{ shape: broadcastShapes(a.shape, b.shape), dtype: outDtype ?? a.dtype }];
     },
     lower: (ctx, ins, outs) => ctx.emit(onnx, ins, outs),
-    vjp: vjp
+    vjp: typeof vjp === 'function'
       ? (cts, node, needs) => {
           const [a, b] = node.inputs;
           const [ga, gb] = vjp(cts[0]!, a, b, node.outputs[0], needs);
           return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
         }
-      : undefined,
+      : vjp,
   });
 }
 
@@ -72,14 +72,16 @@ export const pow = binary(powOp);
 export const minimum = binary(minOp);
 export const maximum = binary(maxOp);
 
-export const equal = binary(binaryOp('equal', 'Equal', undefined, 'bool'));
-export const less = binary(binaryOp('less', 'Less', undefined, 'bool'));
-export const lessEqual = binary(binaryOp('lessEqual', 'LessOrEqual', undefined, 'bool'));
-export const greater = binary(binaryOp('greater', 'Greater', undefined, 'bool'));
-export const greaterEqual = binary(binaryOp('greaterEqual', 'GreaterOrEqual', undefined, 'bool'));
-export const logicalAnd = binary(binaryOp('logicalAnd', 'And', undefined, 'bool'));
-export const logicalOr = binary(binaryOp('logicalOr', 'Or', undefined, 'bool'));
-export const logicalXor = binary(binaryOp('logicalXor', 'Xor', undefined, 'bool'));
+const BOOLEAN = notDifferentiable('boolean output');
+
+export const equal = binary(binaryOp('equal', 'Equal', BOOLEAN, 'bool'));
+export const less = binary(binaryOp('less', 'Less', BOOLEAN, 'bool'));
+export const lessEqual = binary(binaryOp('lessEqual', 'LessOrEqual', BOOLEAN, 'bool'));
+export const greater = binary(binaryOp('greater', 'Greater', BOOLEAN, 'bool'));
+export const greaterEqual = binary(binaryOp('greaterEqual', 'GreaterOrEqual', BOOLEAN, 'bool'));
+export const logicalAnd = binary(binaryOp('logicalAnd', 'And', BOOLEAN, 'bool'));
+export const logicalOr = binary(binaryOp('logicalOr', 'Or', BOOLEAN, 'bool'));
+export const logicalXor = binary(binaryOp('logicalXor', 'Xor', BOOLEAN, 'bool'));
 export const notEqual = (a: TensorLike, b: TensorLike): Tensor => logicalNot(equal(a, b));
 
 const whereOp = defineOp<object>({
@@ -104,12 +106,12 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 type UnaryVjp = (g: Tensor, x: Tensor, out: Tensor) => Tensor | null;
 
-function unaryOp(name: string, lower: string | ((ctx: LowerCtx, x: string, y: string) => void), vjp?: UnaryVjp, outDtype?: DType) {
+function unaryOp(name: string, lower: string | ((ctx: LowerCtx, x: string, y: string) => void), vjp: UnaryVjp | NotDifferentiable, outDtype?: DType) {
   const op = defineOp<object>({
     name,
     infer: ([x]) => [{ shape: x.shape, dtype: outDtype ?? x.dtype }],
     lower: (ctx, [x], [y]) => (typeof lower === 'string' ? ctx.emit(lower, [x], [y]) : lower(ctx, x, y)),
-    vjp: vjp ? (cts, node: Node) => [vjp(cts[0]!, node.inputs[0], node.outputs[0])] : undefined,
+    vjp: typeof vjp === 'function' ? (cts, node: Node) => [vjp(cts[0]!, node.inputs[0], node.outputs[0])] : vjp,
   });
   return (x: Tensor): Tensor => apply1(op, [x], {});
 }
@@ -155,8 +157,8 @@ export const softplus = unaryOp('softplus', 'Softplus', (g, x) => mul(g, sigmoid
 export const erf = unaryOp('erf', 'Erf', (g, x) => mul(g, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI))));
 export const sin = unaryOp('sin', 'Sin', (g, x) => mul(g, cos(x)));
 export const cos = unaryOp('cos', 'Cos', (g, x) => neg(mul(g, sin(x))));
-export const logicalNot = unaryOp('logicalNot', 'Not', undefined, 'bool');
-export const isNaN = unaryOp('isNaN', 'IsNaN', undefined, 'bool');
+export const logicalNot = unaryOp('logicalNot', 'Not', BOOLEAN, 'bool');
+export const isNaN = unaryOp('isNaN', 'IsNaN', BOOLEAN, 'bool');
 
 /** GELU, exact (erf) or with the tanh approximation; ONNX Gelu-20 lowers to one fused kernel. */
 const geluErf = unaryOp(

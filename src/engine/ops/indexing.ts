@@ -1,4 +1,4 @@
-import { apply1, defineOp } from '../op.js';
+import { apply1, defineOp, notDifferentiable } from '../op.js';
 import { fmt, normAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -78,6 +78,7 @@ const oneHotOp = defineOp<{ depth: number; dtype: 'float32' | 'int64' }>({
     ctx.emit('Constant', [], [values], { value: { tensor: { dtype: a.dtype, values: [0, 1], dims: [2] } } });
     ctx.emit('OneHot', [idx, ctx.i64([a.depth], []), values], [y], { axis: -1 });
   },
+  vjp: notDifferentiable('its only input is integer indices'),
 });
 
 export function oneHot(idx: Tensor, depth: number, dtype: 'float32' | 'int64' = 'float32'): Tensor {

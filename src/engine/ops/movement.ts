@@ -326,15 +326,6 @@ export function tile(x: Tensor, reps: number[]): Tensor {
   return apply1(tileOp, [x], { reps });
 }
 
-/** Repeats each element `n` times along `axis` (torch.repeat_interleave with a constant count). */
-export function repeatInterleave(x: Tensor, n: number, axis: number): Tensor {
-  const ax = normAxis(axis, x.rank);
-  const shape = [...x.shape.slice(0, ax + 1), n, ...x.shape.slice(ax + 1)];
-  const out = [...x.shape];
-  out[ax] *= n;
-  return reshape(broadcastTo(unsqueeze(x, ax + 1), shape), out);
-}
-
 // ---- depth-to-space / space-to-depth ----
 
 /**

@@ -1,4 +1,4 @@
-import { apply1, defineOp } from '../op.js';
+import { apply1, defineOp, notDifferentiable } from '../op.js';
 import { normAxes, normAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { cast, div, equal, exp, mul, square, sub, where } from './elementwise.js';
@@ -70,6 +70,7 @@ function argOp(name: string, onnx: string) {
     name,
     infer: ([x], a) => [{ shape: reducedShape(x.shape, [a.axis], a.keepdims), dtype: 'int64' }],
     lower: (ctx, ins, outs, a) => ctx.emit(onnx, ins, outs, { axis: a.axis, keepdims: a.keepdims ? 1 : 0 }),
+    vjp: notDifferentiable('integer index output'),
   });
   return (x: Tensor, axis = -1, keepdims = false): Tensor => apply1(op, [x], { axis: normAxis(axis, x.rank), keepdims });
 }

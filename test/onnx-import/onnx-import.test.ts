@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import { importOnnx } from '../../src/onnx-import/onnx-import.js';
 import { VtokError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { tempDir } from '../io/fixtures.js';
@@ -38,7 +39,7 @@ function assertClose(name: string, got: Tensor, want: { dims: readonly number[];
 
 /** Runs the imported net compiled (one traced graph) and compares every graph output with onnxruntime. */
 async function checkAgainstOrt(bytes: Uint8Array, x: Tensor, expectOutputs: number): Promise<void> {
-  const net = E.importOnnx(bytes);
+  const net = importOnnx(bytes);
   assert.equal(net.outputs.length, expectOutputs);
   const ours = E.jit((t: Tensor) => net.run([t]))(x) as Record<string, Tensor>;
   const ref = await ortRun(bytes, { [net.inputs[0].name]: x });
@@ -61,7 +62,7 @@ describe('ONNX import: vtok-exported networks', () => {
   E.exportOnnx((t) => smoothNet(t as Tensor), [x], smoothPath, { inputNames: ['image'], outputNames: ['f'] });
 
   it('reads inputs, outputs and frozen weights, and matches the original function and onnxruntime', async () => {
-    const net = E.importOnnx(reluPath);
+    const net = importOnnx(reluPath);
     assert.deepEqual(net.inputs, [{ name: 'image', dtype: 'float32', shape: [2, 3, 12, 12] }]);
     assert.deepEqual(net.outputs.map((o) => o.name), ['f1', 'f2']);
     assert.equal(net.weightCount, 8 * 3 * 9 + 8 + 12 * 8 * 9 + 12);
@@ -77,13 +78,13 @@ describe('ONNX import: vtok-exported networks', () => {
   });
 
   it('gradients through the imported network pass a finite-difference check', () => {
-    const net = E.importOnnx(smoothPath);
+    const net = importOnnx(smoothPath);
     const r = E.gradcheck((t) => net.run([t]).f, [x], { eps: 1e-2, directions: 4 });
     assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
   });
 
   it('gradients of the imported ReLU network equal those of the function it was exported from', () => {
-    const net = E.importOnnx(reluPath);
+    const net = importOnnx(reluPath);
     const wts = randn([2, 12, 6, 6]);
     const lossOf = (f: (t: Tensor) => Tensor) => (t: Tensor) => E.sum(E.mul(f(t), wts));
     const [la, ga] = E.valueAndGrad(lossOf((t) => net.run([t]).f2))(x) as [Tensor, Tensor];
@@ -251,7 +252,7 @@ describe('ONNX import: hand-written models against onnxruntime', () => {
     const sl = b.op('Slice', [pr, b.ints('st', [0, 1]), b.ints('en', [100, 100]), b.ints('ax', [2, 3]), b.ints('sp', [2, 1])], 'sl');
     const g = b.op('Gemm', [b.op('Flatten', [sl], 'fl'), b.weight('G', [4 * 3 * 4, 6], 0.2)], 'g');
     b.op('Softmax', [g], 'out', {}, true);
-    const net = E.importOnnx(b.build([['x', [2, 2, 5, 5]]], 17));
+    const net = importOnnx(b.build([['x', [2, 2, 5, 5]]], 17));
     // distinct, well-separated inputs: no ties or switches of the max within the finite-difference steps
     const n = 2 * 2 * 5 * 5, perm = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) {
@@ -266,7 +267,7 @@ describe('ONNX import: hand-written models against onnxruntime', () => {
 
 describe('ONNX import: bad input', () => {
   const good = everyOpModel().bytes;
-  const rejects = (bytes: Uint8Array | string, pattern: RegExp) => assert.throws(() => E.importOnnx(bytes), (e: Error) => e instanceof VtokError && pattern.test(e.message));
+  const rejects = (bytes: Uint8Array | string, pattern: RegExp) => assert.throws(() => importOnnx(bytes), (e: Error) => e instanceof VtokError && pattern.test(e.message));
 
   it('names the node and op type of an unsupported op', () => {
     const b = new ModelBuilder();
@@ -278,7 +279,7 @@ describe('ONNX import: bad input', () => {
   it('rejects an unsupported attribute, a non-standard domain and an opset out of range', () => {
     const a = new ModelBuilder();
     a.op('MaxPool', ['x'], 'mp', { kernel_shape: [2, 2], strides: [2, 2], fancy: 1 }, true);
-    const net = E.importOnnx(a.build([['x', [1, 1, 4, 4]]], 17));
+    const net = importOnnx(a.build([['x', [1, 1, 4, 4]]], 17));
     assert.throws(() => net.run([randn([1, 1, 4, 4])]), /node "MaxPool_mp" \(MaxPool\): attribute "fancy" is not supported/);
     const d = new ModelBuilder();
     d.op('Relu', ['x'], 'r', {}, true);
@@ -308,7 +309,7 @@ describe('ONNX import: bad input', () => {
     const c = new ModelBuilder();
     c.op('Add', ['x', c.floats('w', [4], [1, 2, 3, 4])], 'y', {}, true);
     c.inits.push(int64Tensor('unused', [2], [1, 2]));
-    const net = E.importOnnx(c.build([['x', [4]]], 17));
+    const net = importOnnx(c.build([['x', [4]]], 17));
     assert.deepEqual(E.toArray(net.run([E.tensor([1, 1, 1, 1])]).y), [2, 3, 4, 5]);
     assert.throws(() => net.run([E.tensor([1, 1, 1])]), /input "x" must be float32\[4\], got float32\[3\]/);
     assert.throws(() => net.run({ y: E.tensor([1, 1, 1, 1]) }), /has no input "y"/);
@@ -316,7 +317,7 @@ describe('ONNX import: bad input', () => {
   it('names the node when a value that must be constant is computed from the input', () => {
     const b = new ModelBuilder();
     b.op('Reshape', ['x', b.op('Cast', ['x'], 'shape_from_x', { to: 7 })], 'y', {}, true);
-    const net = E.importOnnx(b.build([['x', [2]]], 17));
+    const net = importOnnx(b.build([['x', [2]]], 17));
     // eagerly every value is known; traced, the shape would depend on the input
     assert.deepEqual([...net.run([E.tensor([1, 2])]).y.shape], [1, 2]);
     assert.throws(() => E.jit((t: Tensor) => net.run([t]))(E.tensor([1, 2])), /node "Reshape_y" \(Reshape\): input 1 \("shape_from_x"\) must be a constant/);

@@ -1,8 +1,8 @@
-import { lift } from './ops/creation.js';
-import * as E from './index.js';
-import { numel } from './dtype.js';
-import { concrete, type Tensor, withGraph } from './tensor.js';
-import { type Attrs, type INode, tensorFromProto, typeOf } from './onnx-import-proto.js';
+import { lift } from '../engine/ops/creation.js';
+import * as E from '../engine/index.js';
+import { numel } from '../engine/dtype.js';
+import { concrete, type Tensor, withGraph } from '../engine/tensor.js';
+import { type Attrs, type INode, tensorFromProto, typeOf } from './proto.js';
 
 /** The ONNX importer's node mappings: each ai.onnx op type as a composition of engine ops. */
 // ---- the node mappings ----

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
-import type { DType } from './dtype.js';
-import * as E from './index.js';
-import { concrete, type Tensor, withGraph } from './tensor.js';
-import { Attrs, type INode, num, tensorFromProto, typeOf } from './onnx-import-proto.js';
-import { foldable, MAPPINGS, type NodeCtx, nodeLabel, staticValues, SUPPORTED_OPS } from './onnx-import-ops.js';
+import type { DType } from '../engine/dtype.js';
+import * as E from '../engine/index.js';
+import { concrete, type Tensor, withGraph } from '../engine/tensor.js';
+import { Attrs, type INode, num, tensorFromProto, typeOf } from './proto.js';
+import { foldable, MAPPINGS, type NodeCtx, nodeLabel, staticValues, SUPPORTED_OPS } from './ops.js';
 
 export { SUPPORTED_OPS };
 
@@ -23,11 +23,11 @@ const { onnx } = onnxProto;
  * lacks are compositions here (MaxPool = maxima of strided slices, AveragePool = a depthwise convolution with a
  * ones kernel). An op, attribute or opset outside what is mapped is a VtokError naming the node and its op type.
  *
- * This file reads the model and runs it; onnx-import-proto.ts decodes tensors and attributes, onnx-import-ops.ts
+ * This file reads the model and runs it; proto.ts decodes tensors and attributes, ops.ts
  * holds the op-by-op mappings.
  */
 
-/** ai.onnx opsets whose semantics the mappings (onnx-import-ops.ts) follow (7: numpy broadcasting; 22: the newest checked). */
+/** ai.onnx opsets whose semantics the mappings (ops.ts) follow (7: numpy broadcasting; 22: the newest checked). */
 export const IMPORT_OPSETS = { min: 7, max: 22 } as const;
 
 export interface OnnxValueInfo {

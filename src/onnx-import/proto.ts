@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
-import { type DType, numel } from './dtype.js';
-import * as E from './index.js';
-import { concrete, type Tensor } from './tensor.js';
+import { type DType, numel } from '../engine/dtype.js';
+import * as E from '../engine/index.js';
+import { concrete, type Tensor } from '../engine/tensor.js';
 
 /** The ONNX importer's protobuf side: initializer and Constant tensors as engine tensors, and typed node attributes. */
 const { onnx } = onnxProto;
