@@ -47,8 +47,10 @@ export function prefixLmConfig(c: PrefixLmConfig): ResolvedPrefixLmConfig {
   }
   check(c.dim % c.heads === 0 && (c.dim / c.heads) % 2 === 0, `prefix LM config: dim ${c.dim} must split into ${c.heads} heads of even width`);
   check(c.textDim === null || (Number.isInteger(c.textDim) && c.textDim > 0), `prefix LM config: textDim must be a positive integer or null, got ${c.textDim}`);
+  const norm = c.norm ?? 'rms';
   return {
-    norm: 'rms', normEps: c.norm === 'layer' ? 1e-5 : 1e-6, mlp: 'swiglu', positions: 'rotary', ropeBase: 10000, bias: false, ...c,
+    ...c, norm, normEps: c.normEps ?? (norm === 'layer' ? 1e-5 : 1e-6), mlp: c.mlp ?? 'swiglu', positions: c.positions ?? 'rotary',
+    ropeBase: c.ropeBase ?? 10000, bias: c.bias ?? false,
   };
 }
 
