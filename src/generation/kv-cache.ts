@@ -13,7 +13,8 @@ import type { PrefixLm } from './prefix-lm/model.js';
  * inputs (onnxruntime wraps CPU input buffers without copying), attends over [cache ; new token] without
  * concatenating the cache in-graph (nn/transformer `attend`), and returns only the new token's keys/values, which
  * the host writes into its buffers at the step's position. The head's weight rows of the requested logit range are
- * fed as a view of the head's weight (no slice in-graph, which would copy the rows every step).
+ * fed as a view of the head's weight in the prefill and as a transposed copy in decode steps (never sliced
+ * in-graph, which would copy the rows every run).
  */
 
 export interface LogitRange { lo: number; hi: number }
@@ -56,14 +57,26 @@ export interface PrefillInput {
 /** The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current. */
 export class PrefixLmDecoder {
   private readonly params: Param[];
+  /** The blocks' Linear weights, fed to the decode program transposed (see `transposed`). */
+  private readonly linears: Param[];
+  private readonly others: Param[];
+  private readonly transposes = new Map<Param | string, { source: unknown; t: Tensor }>();
   private readonly prefillFns = new Map<string, E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => Tensor[]>>();
-  private readonly decodeFn: E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
+  private readonly decodeFn: E.JitFunction<(w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
 
   constructor(readonly model: PrefixLm) {
-    this.params = model.namedParams().filter(([n]) => n !== 'lm_head.weight').map(([, p]) => p);
+    const named = model.namedParams().filter(([n]) => n !== 'lm_head.weight');
+    this.params = named.map(([, p]) => p);
+    const isLinear = (n: string) => n.startsWith('blocks.') && n.endsWith('.weight') && !n.includes('norm');
+    this.linears = named.filter(([n]) => isLinear(n)).map(([, p]) => p);
+    this.others = named.filter(([n]) => !isLinear(n)).map(([, p]) => p);
     const L = model.cfg.layers;
-    this.decodeFn = E.jit((w: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-      this.traced(w, () => {
+    // A one-token step is a matrix-vector product per weight, bound by reading the weights: onnxruntime runs those
+    // about twice as fast from [in, out] weights as through a transposed [out, in] operand, so the decode program
+    // takes transposed copies (made once per weight version) and binds each Linear to a transpose of its input,
+    // which onnxruntime cancels against the Linear's own.
+    this.decodeFn = E.jit((w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
+      this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () => {
         const B = ids.shape[0], C = valid.shape[1];
         const visible = E.reshape(valid, [B, 1, 1, C]);
         const newK: Tensor[] = [], newV: Tensor[] = [];
@@ -71,18 +84,22 @@ export class PrefixLmDecoder {
           past: { k: ks[l]!, v: vs[l]!, visible },
           keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
         }));
-        return [E.linear(E.reshape(h, [B, model.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
+        return [E.matmul(E.reshape(h, [B, model.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
       }), { name: 'prefix_lm_decode' });
   }
 
-  private traced<T>(w: Tensor[], fn: () => T): T {
+  private bound<T>(params: Param[], w: Tensor[], fn: () => T): T {
     const training = this.model.training;
     this.model.eval();
     try {
-      return bindParams(this.params, w, fn);
+      return bindParams(params, w, fn);
     } finally {
       this.model.train(training);
     }
+  }
+
+  private traced<T>(w: Tensor[], fn: () => T): T {
+    return this.bound(this.params, w, fn);
   }
 
   private headRows(r: LogitRange): Tensor {
@@ -91,6 +108,27 @@ export class PrefixLmDecoder {
     const w = this.model.lm_head.weight.value;
     if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
     return E.concrete((w.data as Float32Array).subarray(r.lo * D, r.hi * D), [r.hi - r.lo, D], 'float32');
+  }
+
+  /** [in, out] copy of an [out, in] weight (rows lo…hi of it), remade only when the weight's buffer changes. */
+  private transposed(key: Param | string, w: Tensor, lo = 0, hi = w.shape[0]): Tensor {
+    if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
+    const hit = this.transposes.get(key);
+    if (hit && hit.source === w.data) return hit.t;
+    const src = w.data as Float32Array, cols = w.shape[1], rows = hi - lo;
+    const out = new Float32Array(rows * cols);
+    const BLK = 64; // cache-sized tiles
+    for (let r0 = 0; r0 < rows; r0 += BLK) {
+      for (let c0 = 0; c0 < cols; c0 += BLK) {
+        for (let r = r0; r < Math.min(r0 + BLK, rows); r++) {
+          const base = (lo + r) * cols;
+          for (let c = c0; c < Math.min(c0 + BLK, cols); c++) out[c * rows + r] = src[base + c]!;
+        }
+      }
+    }
+    const t = E.concrete(out, [cols, rows], 'float32');
+    this.transposes.set(key, { source: w.data, t });
+    return t;
   }
 
   private weights(): Tensor[] {
@@ -144,7 +182,10 @@ export class PrefixLmDecoder {
     if (pos >= C) throw new VtokError(`decode step: the cache of ${C} positions is full`);
     const L = m.cfg.layers, shape = [B, m.cfg.heads, C, m.headDim];
     const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
-    const out = this.decodeFn(this.weights(), this.headRows(range), E.concrete(ids, [B, 1], 'int32'), E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64'),
+    const head = this.model.lm_head.weight.value;
+    check(Number.isInteger(range.lo) && Number.isInteger(range.hi) && 0 <= range.lo && range.lo < range.hi && range.hi <= m.cfg.vocabSize, `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`);
+    const out = this.decodeFn(this.others.map((p) => p.value), this.linears.map((p) => this.transposed(p, p.value)),
+      this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi), E.concrete(ids, [B, 1], 'int32'), E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64'),
       E.concrete(cache.valid, [B, C], 'bool'), kv(cache.k), kv(cache.v));
     for (let l = 0; l < L; l++) cache.write(l, out[1 + l]!.data as Float32Array, out[1 + L + l]!.data as Float32Array, pos, 1);
     for (let b = 0; b < B; b++) cache.valid[b * C + pos] = 1;
