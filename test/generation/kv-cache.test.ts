@@ -49,6 +49,21 @@ function cachedMatchesFull(cfg: PrefixLmConfig, seed: number): void {
   // a logit range reads only those rows of the head
   const { logits: sub } = dec.prefill({ ids: prefix, batch: B, text: { embeddings: text, length: lt, start, valid } }, P + N, { lo: 5, hi: 12 });
   for (let r = 0; r < B; r++) for (let j = 0; j < 7; j++) assert.ok(Math.abs(sub[r * 7 + j]! - steps[0]![r * V + 5 + j]!) < 1e-5);
+  // weights that change between calls (training in between) reach the decode program's transposed copies
+  for (const [n, p] of m.namedParams()) {
+    if (n.endsWith('.wo.weight') || n === 'lm_head.weight') p.value = E.concrete(Float32Array.from(E.toArray(p.value), (v) => 1.5 * v), p.value.shape, 'float32');
+  }
+  const textIn = { embeddings: text, length: lt, start, valid };
+  const first = Int32Array.from({ length: B }, (_, r) => gen[r * N]!);
+  const again = dec.prefill({ ids: prefix, batch: B, text: textIn }, P + N, range);
+  const stepped = dec.step(again.cache, first, range);
+  const ids2 = new Int32Array(B * (P + 1));
+  for (let r = 0; r < B; r++) (ids2.set(prefix.subarray(r * P, (r + 1) * P), r * (P + 1)), (ids2[r * (P + 1) + P] = first[r]!));
+  const full2 = E.toArray(m.forward({
+    ids: E.concrete(ids2, [B, P + 1], 'int32'), prefixLength: E.tensor([P, P], [2], 'int32'),
+    text: E.concrete(text, [B, lt, 8], 'float32'), textStart: start, textValid: E.concrete(valid, [B, lt], 'bool'),
+  }));
+  for (let r = 0; r < B; r++) for (let j = 0; j < V; j++) assert.ok(Math.abs(stepped[r * V + j]! - full2[(r * (P + 1) + P) * V + j]!) <= 1e-4, 'decode after a weight change');
   dec.step(cache, Int32Array.of(1, 2), range); // the last free position
   assert.throws(() => dec.step(cache, Int32Array.of(1, 2), range), /cache of 16 positions is full/);
   dec.dispose();
