@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { median, round1 } from './timing.js';
 
 /**
- * `npm run bench -- compare <engine|magvit2|larp> [threads] [--pairs N]`: runs the vtok benchmark and its PyTorch
+ * `npm run bench -- compare <engine|magvit2|larp|lm> [threads] [--pairs N]`: runs the vtok benchmark and its PyTorch
  * reference (../shared/bench) back to back, one process at a time, N pairs (default 2), and prints each pair's
  * times, the per-metric ratio vtok / PyTorch of the medians (< 1 = vtok faster) and, as the last line, one JSON
  * object. A ratio from one machine in one sitting means something; absolute times on a shared machine do not.
@@ -16,6 +16,7 @@ const REFERENCE: Record<string, (threads: number) => string[]> = {
   engine: (t) => ['torch_reference.py', String(t)],
   magvit2: (t) => ['torch_magvit2.py', '--bench', String(t)],
   larp: (t) => ['torch_larp.py', '--bench', String(t)],
+  lm: (t) => ['torch_lm.py', '--bench', String(t)],
 };
 
 function lastJson(out: string, what: string): Record<string, number> {
@@ -59,6 +60,13 @@ export async function main(args: string[]): Promise<void> {
     result[`vtok_${k}`] = round1(v);
     result[`torch_${k}`] = round1(t);
     result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / t) * 100) / 100;
+  }
+  // rates (decode_tok_s) as time ratios too: PyTorch's rate / vtok's (< 1 = vtok faster)
+  for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_tok_s') && k in rows[0].torch)) {
+    const v = median(rows.map((r) => r.vtok[k])), t = median(rows.map((r) => r.torch[k]));
+    result[`vtok_${k}`] = Math.round(v * 1000) / 1000;
+    result[`torch_${k}`] = Math.round(t * 1000) / 1000;
+    result[`ratio_${k.replace(/_tok_s$/, '')}`] = Math.round((t / v) * 100) / 100;
   }
   // vtok-only timings (e.g. int8 paths) against the PyTorch fp32 time of the same stage
   for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_ms') && !keys.includes(k))) {

@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   larp: () => import('./larp.js'),
   compare: () => import('./compare.js'),
   int8: () => import('./int8.js'),
+  lm: () => import('./lm.js'),
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,6 +1,6 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { Attention, Embedding, LayerNorm, Linear, MLP, Module, constant, normal } from '../nn/index.js';
+import { Embedding, LayerNorm, Linear, Module, TransformerBlock, constant, normal } from '../nn/index.js';
 import { defaultRng } from '../engine/index.js';
 import { VtokError, check } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
@@ -14,7 +14,7 @@ import { compileInference, type InferenceFn } from '../nn/compiled.js';
  *       ─ ln_f ─ lm_head (or the token embedding, tied) → logits over the vocabulary
  *
  * Parameter names follow nanoGPT at the top level (wte, wpe, h.N, ln_f, lm_head); inside a block the attention
- * and MLP are vtok's shared layers (attn.qkv, attn.proj, mlp.fc1, mlp.fc2). The attention mask is a forward
+ * and MLP come from the shared transformer block (attn.qkv, attn.proj, mlp.fc1, mlp.fc2). The attention mask is a forward
  * option, so a prefix LM (bidirectional over a conditioning prefix, causal after it) is the same model.
  *
  * Around the model: the next-token objective (a BOS token prepended), validation negative log-likelihood per
@@ -63,32 +63,19 @@ export interface ForwardOptions {
   mask?: E.AttentionMask;
 }
 
-/** A pre-LN transformer block. */
-export class GptBlock extends Module {
-  ln_1: LayerNorm;
-  attn: Attention;
-  ln_2: LayerNorm;
-  mlp: MLP;
-  constructor(readonly cfg: Required<GptConfig>) {
-    super();
-    const d = cfg.nEmbd;
-    this.ln_1 = new LayerNorm(d);
-    this.attn = new Attention(d, cfg.nHead, { qkvBias: cfg.bias, projBias: cfg.bias });
-    this.ln_2 = new LayerNorm(d);
-    this.mlp = new MLP(d, d * cfg.mlpRatio, (x) => E.gelu(x));
-    if (!cfg.bias) this.mlp.fc1.bias = this.mlp.fc2.bias = null;
-  }
-  forward(x: Tensor, mask: E.AttentionMask): Tensor {
-    const p = this.cfg.dropout;
-    const h = E.add(x, E.dropout(this.attn.forward(this.ln_1.forward(x), mask), p, this.training));
-    return E.add(h, E.dropout(this.mlp.forward(this.ln_2.forward(h)), p, this.training));
-  }
-}
+/** GPT-2's pre-LN block (ln_1, attn.qkv/attn.proj, ln_2, mlp.fc1/mlp.fc2) from the shared transformer. */
+export const gptBlock = (cfg: Required<GptConfig>): TransformerBlock =>
+  new TransformerBlock({
+    dim: cfg.nEmbd, heads: cfg.nHead, norm: 'layer', dropout: cfg.dropout,
+    names: { ln_1: 'norm1', attn: 'attn', ln_2: 'norm2', mlp: 'mlp' },
+    attention: { qkvBias: cfg.bias, outBias: cfg.bias },
+    mlp: { kind: 'gelu', hidden: cfg.nEmbd * cfg.mlpRatio, bias: cfg.bias },
+  });
 
 export class Gpt extends Module {
   wte: Embedding;
   wpe: Embedding;
-  h: GptBlock[];
+  h: TransformerBlock[];
   ln_f: LayerNorm;
   lm_head: Linear | null;
   readonly cfg: Required<GptConfig>;
@@ -99,7 +86,7 @@ export class Gpt extends Module {
     this.cfg = cfg;
     this.wte = new Embedding(cfg.vocabSize, cfg.nEmbd);
     this.wpe = new Embedding(cfg.blockSize, cfg.nEmbd);
-    this.h = Array.from({ length: cfg.nLayer }, () => new GptBlock(cfg));
+    this.h = Array.from({ length: cfg.nLayer }, () => gptBlock(cfg));
     this.ln_f = new LayerNorm(cfg.nEmbd);
     this.lm_head = cfg.tieWeights ? null : new Linear(cfg.nEmbd, cfg.vocabSize, { bias: false });
     this.initializeWeights();
@@ -128,7 +115,7 @@ export class Gpt extends Module {
     const pos = E.arange(0, t, 1, ids.dtype);
     let x = E.dropout(E.add(this.wte.forward(ids), this.wpe.forward(pos)), this.cfg.dropout, this.training);
     const mask = opts.mask ?? 'causal';
-    for (const block of this.h) x = block.forward(x, mask);
+    for (const block of this.h) x = block.forward(x, { mask });
     return this.ln_f.forward(x);
   }
 

@@ -6,3 +6,4 @@ export * from './step.js';
 export * from './weights.js';
 export * from './discriminator.js';
 export { type Chunk, flatOf, packChunks, viewsOf } from './chunks.js';
+export * from './transformer.js';

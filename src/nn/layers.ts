@@ -121,38 +121,3 @@ export class RMSNorm extends Module {
     return E.rmsNorm(x, this.weight.value, this.eps);
   }
 }
-
-/** Multi-head self-attention, timm layout: one qkv projection, then the output projection. */
-export class Attention extends Module {
-  qkv: Linear;
-  proj: Linear;
-  constructor(readonly dim: number, readonly heads: number, opts: { qkvBias?: boolean; projBias?: boolean } = {}) {
-    super();
-    if (dim % heads !== 0) throw new Error(`attention width ${dim} not divisible by ${heads} heads`);
-    this.qkv = new Linear(dim, 3 * dim, { bias: opts.qkvBias ?? true });
-    this.proj = new Linear(dim, dim, { bias: opts.projBias ?? true });
-  }
-  forward(x: Tensor, mask: E.AttentionMask = 'none'): Tensor {
-    const [b, t, c] = x.shape;
-    const hd = c / this.heads;
-    // [b, t, 3, h, hd] → [3, b, h, t, hd]
-    const qkv = E.transpose(E.reshape(this.qkv.forward(x), [b, t, 3, this.heads, hd]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = E.split(qkv, 3, 0).map((z) => E.squeeze(z, 0));
-    const y = E.attention(q, k, v, { mask });
-    return this.proj.forward(E.reshape(E.transpose(y, [0, 2, 1, 3]), [b, t, c]));
-  }
-}
-
-/** Two-layer MLP with GELU (timm Mlp: fc1, act, fc2). */
-export class MLP extends Module {
-  fc1: Linear;
-  fc2: Linear;
-  constructor(dim: number, hidden: number, readonly act: (x: Tensor) => Tensor = (x) => E.gelu(x)) {
-    super();
-    this.fc1 = new Linear(dim, hidden);
-    this.fc2 = new Linear(hidden, dim);
-  }
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.act(this.fc1.forward(x)));
-  }
-}

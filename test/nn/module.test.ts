@@ -6,19 +6,17 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { Attention, Conv3d, ConvTransposeNd, Embedding, LayerNorm, Linear, loadModule, loadTensors, MLP, Module, Param, saveModule, Sequential } from '../../src/nn/index.js';
+import { Conv3d, ConvTransposeNd, Embedding, LayerNorm, Linear, loadModule, loadTensors, Mlp, Module, MultiHeadAttention, Param, saveModule, Sequential, TransformerBlock } from '../../src/nn/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const golden = resolve(root, 'test/fixtures/golden');
 
-class Block extends Module {
-  norm1 = new LayerNorm(16);
-  attn = new Attention(16, 4);
-  norm2 = new LayerNorm(16);
-  mlp = new MLP(16, 64);
-  forward(x: Tensor): Tensor {
-    const y = E.add(x, this.attn.forward(this.norm1.forward(x)));
-    return E.add(y, this.mlp.forward(this.norm2.forward(y)));
+// The shared transformer block with timm's names (norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2).
+class Block extends TransformerBlock {
+  declare readonly attn: MultiHeadAttention & { proj: Linear };
+  declare readonly mlp: Mlp & { fc1: Linear };
+  constructor() {
+    super({ dim: 16, heads: 4, norm: 'layer', mlp: { kind: 'gelu', hidden: 64 } });
   }
 }
 

@@ -1,6 +1,6 @@
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import { LayerNorm, Linear, Module, Param, Sequential, normal } from '../../nn/index.js';
+import { LayerNorm, Linear, Module, Param, TransformerBlock, normal } from '../../nn/index.js';
 import { l2Normalize } from '../../quantizers/svq.js';
 import type { GptcSize } from './config.js';
 
@@ -8,67 +8,27 @@ import type { GptcSize } from './config.js';
  * GPTC, LARP's training-time prior (models/gptc.py): a small causal GPT over continuous 16-d codes. Its input is
  * the straight-through quantized sequence; its head regresses the next code, which the prior loss scores by
  * cosine similarity against the (detached) codebook. Names follow the reference: separate key/query/value
- * projections, ln1/ln2, mlp as Sequential(Linear, GELU, Linear, Dropout).
+ * projections, ln1/ln2, mlp as Sequential(Linear, GELU, Linear, Dropout) (so its linears are mlp.0 and mlp.2).
+ * Attention dropout applies only while training (the reference also applies it in eval mode, a quirk not kept).
  */
-class Gelu extends Module {
-  forward(x: Tensor): Tensor { return E.gelu(x); }
-}
-
 class Dropout extends Module {
   constructor(readonly p: number) { super(); }
   forward(x: Tensor): Tensor { return E.dropout(x, this.p, this.training); }
 }
 
-export class CausalSelfAttention extends Module {
-  key: Linear;
-  query: Linear;
-  value: Linear;
-  proj: Linear;
-  resid_drop: Dropout;
-  constructor(dim: number, readonly heads: number, readonly attnDrop: number, residDrop: number) {
-    super();
-    this.key = new Linear(dim, dim);
-    this.query = new Linear(dim, dim);
-    this.value = new Linear(dim, dim);
-    this.proj = new Linear(dim, dim);
-    this.resid_drop = new Dropout(residDrop);
-  }
-  forward(x: Tensor): Tensor {
-    const [b, t, c] = x.shape;
-    const hd = c / this.heads;
-    const split = (y: Tensor) => E.transpose(E.reshape(y, [b, t, this.heads, hd]), [0, 2, 1, 3]);
-    const k = split(this.key.forward(x)), q = split(this.query.forward(x)), v = split(this.value.forward(x));
-    const scores = E.add(E.mul(E.matmul(q, E.swapAxes(k)), 1 / Math.sqrt(hd)), E.maskBias('causal', t, t));
-    // Attention dropout only while training (the reference also applies it in eval mode, a quirk not kept here).
-    const att = E.dropout(E.softmax(scores, -1), this.attnDrop, this.training);
-    const y = E.reshape(E.transpose(E.matmul(att, v), [0, 2, 1, 3]), [b, t, c]);
-    return this.resid_drop.forward(this.proj.forward(y));
-  }
-}
-
-export class GptcBlock extends Module {
-  ln1: LayerNorm;
-  ln2: LayerNorm;
-  attn: CausalSelfAttention;
-  mlp: Sequential;
-  constructor(dim: number, heads: number, dropout: number) {
-    super();
-    this.ln1 = new LayerNorm(dim);
-    this.ln2 = new LayerNorm(dim);
-    this.attn = new CausalSelfAttention(dim, heads, dropout, dropout);
-    this.mlp = new Sequential(new Linear(dim, 4 * dim), new Gelu(), new Linear(4 * dim, dim), new Dropout(dropout));
-  }
-  forward(x: Tensor): Tensor {
-    const h = E.add(x, this.attn.forward(this.ln1.forward(x)));
-    return E.add(h, this.mlp.forward(this.ln2.forward(h)));
-  }
-}
+export const gptcBlock = (dim: number, heads: number, dropout: number): TransformerBlock =>
+  new TransformerBlock({
+    dim, heads, norm: 'layer', dropout,
+    names: { ln1: 'norm1', ln2: 'norm2', attn: 'attn', mlp: 'mlp' },
+    attention: { projections: { key: 'k', query: 'q', value: 'v', proj: 'o' }, attnDropout: dropout },
+    mlp: { kind: 'gelu', hidden: 4 * dim, names: { 0: 'in', 2: 'out' } },
+  });
 
 export class Gptc extends Module {
   input_proj: Linear;
   pos_emb: Param;
   drop: Dropout;
-  blocks: GptcBlock[];
+  blocks: TransformerBlock[];
   ln_f: LayerNorm;
   head: Linear;
   constructor(inDim: number, size: GptcSize, maxSeqLen: number, dropout: number, readonly l2Normalized = true) {
@@ -77,7 +37,7 @@ export class Gptc extends Module {
     this.input_proj = new Linear(inDim, d);
     this.pos_emb = new Param(normal([1, maxSeqLen, d], 0.02));
     this.drop = new Dropout(dropout);
-    this.blocks = Array.from({ length: size.n_layer }, () => new GptcBlock(d, size.n_head, dropout));
+    this.blocks = Array.from({ length: size.n_layer }, () => gptcBlock(d, size.n_head, dropout));
     this.ln_f = new LayerNorm(d);
     this.head = new Linear(d, inDim);
   }
@@ -86,7 +46,7 @@ export class Gptc extends Module {
   forward(x: Tensor): Tensor {
     const t = x.shape[1];
     let h = this.drop.forward(E.add(this.input_proj.forward(x), E.narrow(this.pos_emb.value, 1, 0, t)));
-    for (const blk of this.blocks) h = blk.forward(h);
+    for (const blk of this.blocks) h = blk.forward(h, { mask: 'causal' });
     return this.head.forward(this.ln_f.forward(h));
   }
 

@@ -1,6 +1,6 @@
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import { Attention, Conv3d, LayerNorm, Linear, MLP, Module } from '../../nn/index.js';
+import { Conv3d, LayerNorm, Linear, Module, MultiHeadAttention, Mlp, TransformerBlock } from '../../nn/index.js';
 
 /**
  * The ViT pieces LARP's tokenizer is built from, with the reference's names: PatchEmbed3D (x_embedder.proj),
@@ -22,21 +22,13 @@ export class PatchEmbed3D extends Module {
   }
 }
 
-export class Block extends Module {
-  norm1: LayerNorm;
-  attn: Attention;
-  norm2: LayerNorm;
-  mlp: MLP;
+export class Block extends TransformerBlock {
+  declare readonly norm1: LayerNorm;
+  declare readonly attn: MultiHeadAttention & { qkv: Linear; proj: Linear };
+  declare readonly norm2: LayerNorm;
+  declare readonly mlp: Mlp;
   constructor(dim: number, heads: number, mlpRatio = 4) {
-    super();
-    this.norm1 = new LayerNorm(dim, 1e-5);
-    this.attn = new Attention(dim, heads, { qkvBias: false });
-    this.norm2 = new LayerNorm(dim, 1e-5);
-    this.mlp = new MLP(dim, Math.floor(dim * mlpRatio));
-  }
-  forward(x: Tensor): Tensor {
-    const h = E.add(x, this.attn.forward(this.norm1.forward(x)));
-    return E.add(h, this.mlp.forward(this.norm2.forward(h)));
+    super({ dim, heads, norm: 'layer', normEps: 1e-5, attention: { qkvBias: false }, mlp: { kind: 'gelu', hidden: Math.floor(dim * mlpRatio) } });
   }
 }
 

@@ -1,0 +1,207 @@
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { bindParams, keyPaddingMask, type Param } from '../nn/index.js';
+import { VtokError, check } from '../util/errors.js';
+import type { PrefixLm } from './prefix-lm/model.js';
+
+/**
+ * KV-cache decoding for the prefix LM: a prefill program (the prefix → every layer's keys/values + the logits at
+ * its last position) and a one-token decode program over a fixed-size cache. Both are compiled once per shape
+ * (batch, prefix length / cache length, logit range) and reused for every token.
+ *
+ * The cache lives in host Float32Arrays, one [B, H, capacity, hd] pair per layer. A decode step feeds them as
+ * inputs (onnxruntime wraps CPU input buffers without copying), attends over [cache ; new token] without
+ * concatenating the cache in-graph (nn/transformer `attend`), and returns only the new token's keys/values, which
+ * the host writes into its buffers at the step's position. The head's weight rows of the requested logit range are
+ * fed as a view of the head's weight in the prefill and as a transposed copy in decode steps (never sliced
+ * in-graph, which would copy the rows every run).
+ */
+
+export interface LogitRange { lo: number; hi: number }
+
+/** One batch's cache: per-layer keys/values and which positions hold a visible key. */
+export class KvCacheBuffers {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  /** [B, capacity]: 1 where a key is filled and visible (false for invalid text positions). */
+  readonly valid: Uint8Array;
+  /** Positions filled so far (the next token's position). */
+  length = 0;
+
+  constructor(readonly batch: number, readonly layers: number, readonly heads: number, readonly headDim: number, readonly capacity: number) {
+    const n = batch * heads * capacity * headDim;
+    this.k = Array.from({ length: layers }, () => new Float32Array(n));
+    this.v = Array.from({ length: layers }, () => new Float32Array(n));
+    this.valid = new Uint8Array(batch * capacity);
+  }
+
+  /** Writes rows [B, H, T, hd] of one layer at positions pos … pos+T−1. */
+  write(layer: number, k: Float32Array, v: Float32Array, pos: number, T: number): void {
+    const { batch: B, heads: H, capacity: C, headDim: hd } = this;
+    for (let bh = 0; bh < B * H; bh++) {
+      const src = bh * T * hd, dst = (bh * C + pos) * hd;
+      this.k[layer]!.set(k.subarray(src, src + T * hd), dst);
+      this.v[layer]!.set(v.subarray(src, src + T * hd), dst);
+    }
+  }
+}
+
+export interface PrefillInput {
+  /** Prefix ids [B, P] (the text slot's ids are ignored). */
+  ids: Int32Array;
+  batch: number;
+  /** Text embeddings [B, Lt, textDim] for the slot at textStart, and which text positions are valid ([B, Lt]). */
+  text?: { embeddings: Float32Array; length: number; start: number; valid?: Uint8Array };
+}
+
+/** The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current. */
+export class PrefixLmDecoder {
+  private readonly params: Param[];
+  /** The blocks' Linear weights, fed to the decode program transposed (see `transposed`). */
+  private readonly linears: Param[];
+  private readonly others: Param[];
+  private readonly transposes = new Map<Param | string, { source: unknown; t: Tensor }>();
+  private readonly prefillFns = new Map<string, E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => Tensor[]>>();
+  private readonly decodeFn: E.JitFunction<(w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
+
+  constructor(readonly model: PrefixLm) {
+    const named = model.namedParams().filter(([n]) => n !== 'lm_head.weight');
+    this.params = named.map(([, p]) => p);
+    const isLinear = (n: string) => n.startsWith('blocks.') && n.endsWith('.weight') && !n.includes('norm');
+    this.linears = named.filter(([n]) => isLinear(n)).map(([, p]) => p);
+    this.others = named.filter(([n]) => !isLinear(n)).map(([, p]) => p);
+    const L = model.cfg.layers;
+    // A one-token step is a matrix-vector product per weight, bound by reading the weights: onnxruntime runs those
+    // about twice as fast from [in, out] weights as through a transposed [out, in] operand, so the decode program
+    // takes transposed copies (made once per weight version) and binds each Linear to a transpose of its input,
+    // which onnxruntime cancels against the Linear's own.
+    this.decodeFn = E.jit((w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
+      this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () => {
+        const B = ids.shape[0], C = valid.shape[1];
+        const visible = E.reshape(valid, [B, 1, 1, C]);
+        const newK: Tensor[] = [], newV: Tensor[] = [];
+        const h = model.run(model.embed({ ids, prefixLength: pos }), pos, 'none', (l) => ({
+          past: { k: ks[l]!, v: vs[l]!, visible },
+          keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
+        }));
+        return [E.matmul(E.reshape(h, [B, model.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
+      }), { name: 'prefix_lm_decode' });
+  }
+
+  private bound<T>(params: Param[], w: Tensor[], fn: () => T): T {
+    const training = this.model.training;
+    this.model.eval();
+    try {
+      return bindParams(params, w, fn);
+    } finally {
+      this.model.train(training);
+    }
+  }
+
+  private traced<T>(w: Tensor[], fn: () => T): T {
+    return this.bound(this.params, w, fn);
+  }
+
+  private headRows(r: LogitRange): Tensor {
+    const V = this.model.cfg.vocabSize, D = this.model.cfg.dim;
+    check(Number.isInteger(r.lo) && Number.isInteger(r.hi) && 0 <= r.lo && r.lo < r.hi && r.hi <= V, `logit range [${r.lo}, ${r.hi}) outside the vocabulary [0, ${V})`);
+    const w = this.model.lm_head.weight.value;
+    if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
+    return E.concrete((w.data as Float32Array).subarray(r.lo * D, r.hi * D), [r.hi - r.lo, D], 'float32');
+  }
+
+  /** [in, out] copy of an [out, in] weight (rows lo…hi of it), remade only when the weight's buffer changes. */
+  private transposed(key: Param | string, w: Tensor, lo = 0, hi = w.shape[0]): Tensor {
+    if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
+    const hit = this.transposes.get(key);
+    if (hit && hit.source === w.data) return hit.t;
+    const src = w.data as Float32Array, cols = w.shape[1], rows = hi - lo;
+    const out = new Float32Array(rows * cols);
+    const BLK = 64; // cache-sized tiles
+    for (let r0 = 0; r0 < rows; r0 += BLK) {
+      for (let c0 = 0; c0 < cols; c0 += BLK) {
+        for (let r = r0; r < Math.min(r0 + BLK, rows); r++) {
+          const base = (lo + r) * cols;
+          for (let c = c0; c < Math.min(c0 + BLK, cols); c++) out[c * rows + r] = src[base + c]!;
+        }
+      }
+    }
+    const t = E.concrete(out, [cols, rows], 'float32');
+    this.transposes.set(key, { source: w.data, t });
+    return t;
+  }
+
+  private weights(): Tensor[] {
+    return this.params.map((p) => p.value);
+  }
+
+  /**
+   * Runs the prefix (all P positions bidirectional), fills a new cache of `capacity` positions and returns the
+   * logits over `range` at the last prefix position, [B, hi−lo].
+   */
+  prefill(x: PrefillInput, capacity: number, range: LogitRange): { cache: KvCacheBuffers; logits: Float32Array } {
+    const m = this.model, B = x.batch, P = x.ids.length / B;
+    check(Number.isInteger(P) && P > 0, `prefill: ${x.ids.length} ids do not form ${B} rows`);
+    check(capacity >= P && capacity <= m.cfg.maxLength, `prefill: cache capacity ${capacity} must be in [${P}, ${m.cfg.maxLength}]`);
+    const t = x.text;
+    const key = t ? `${t.start}:${t.valid ? 1 : 0}` : '-';
+    let fn = this.prefillFns.get(key);
+    if (!fn) {
+      fn = E.jit((w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => this.traced(w, () => {
+        const [b, S] = ids.shape;
+        const input = { ids, prefixLength: E.full([b], S, 'int64'), text: extra[0], textStart: t?.start, textValid: extra[1] };
+        const valid = m.keyValid(input, S);
+        const ks: Tensor[] = [], vs: Tensor[] = [];
+        const h = m.run(m.embed(input), E.arange(0, S, 1, 'int64'), valid ? keyPaddingMask(valid) : 'none', (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }));
+        return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
+      }), { name: 'prefix_lm_prefill' });
+      this.prefillFns.set(key, fn);
+    }
+    const extra: Tensor[] = [];
+    if (t) {
+      check(m.cfg.textDim !== null, 'prefill: this model takes no text');
+      extra.push(E.concrete(t.embeddings, [B, t.length, m.cfg.textDim!], 'float32'));
+      if (t.valid) extra.push(E.concrete(t.valid, [B, t.length], 'bool'));
+    }
+    const out = fn(this.weights(), this.headRows(range), E.concrete(x.ids, [B, P], 'int32'), extra);
+    const L = m.cfg.layers;
+    const cache = new KvCacheBuffers(B, L, m.cfg.heads, m.headDim, capacity);
+    for (let l = 0; l < L; l++) cache.write(l, out[1 + l]!.data as Float32Array, out[1 + L + l]!.data as Float32Array, 0, P);
+    for (let b = 0; b < B; b++) {
+      cache.valid.fill(1, b * capacity, b * capacity + P);
+      if (t?.valid) for (let j = 0; j < t.length; j++) cache.valid[b * capacity + t.start + j] = t.valid[b * t.length + j]!;
+    }
+    cache.length = P;
+    return { cache, logits: out[0]!.data as Float32Array };
+  }
+
+  /** Feeds one token per row at position cache.length; returns the next logits over `range`, [B, hi−lo]. */
+  step(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): Float32Array {
+    const m = this.model, B = cache.batch, C = cache.capacity, pos = cache.length;
+    check(ids.length === B, `decode step: ${ids.length} ids for a batch of ${B}`);
+    if (pos >= C) throw new VtokError(`decode step: the cache of ${C} positions is full`);
+    const L = m.cfg.layers, shape = [B, m.cfg.heads, C, m.headDim];
+    const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
+    const head = this.model.lm_head.weight.value;
+    check(Number.isInteger(range.lo) && Number.isInteger(range.hi) && 0 <= range.lo && range.lo < range.hi && range.hi <= m.cfg.vocabSize, `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`);
+    const out = this.decodeFn(this.others.map((p) => p.value), this.linears.map((p) => this.transposed(p, p.value)),
+      this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi), E.concrete(ids, [B, 1], 'int32'), E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64'),
+      E.concrete(cache.valid, [B, C], 'bool'), kv(cache.k), kv(cache.v));
+    for (let l = 0; l < L; l++) cache.write(l, out[1 + l]!.data as Float32Array, out[1 + L + l]!.data as Float32Array, pos, 1);
+    for (let b = 0; b < B; b++) cache.valid[b * C + pos] = 1;
+    cache.length = pos + 1;
+    return out[0]!.data as Float32Array;
+  }
+
+  /** Number of compiled programs (prefill variants + decode signatures): stays fixed while decoding. */
+  get compiledPrograms(): number {
+    let n = this.decodeFn.cacheSize;
+    for (const f of this.prefillFns.values()) n += f.cacheSize;
+    return n;
+  }
+
+  dispose(): void {
+    this.decodeFn.dispose();
+    for (const f of this.prefillFns.values()) f.dispose();
+  }
+}
