@@ -64,14 +64,13 @@ export function windowMask(grid: number[], o: { axis: number; size: number; caus
 
 /** Intersection of masks (each a bool tensor or an `E.AttentionMask`) for tq queries over tk keys. */
 export function andMasks(masks: Mask[], tq: number, tk: number): Mask {
-  const ts = masks.filter((m) => m !== 'none').map((m) => asBool(m, tq, tk));
+  const ts = masks.filter((m): m is Exclude<Mask, 'none'> => m !== 'none').map((m) => asBool(m, tq, tk));
   if (ts.length === 0) return 'none';
   return ts.reduce((a, b) => E.logicalAnd(a, b));
 }
 
-function asBool(m: Mask, tq: number, tk: number): Tensor {
+function asBool(m: Exclude<Mask, 'none'>, tq: number, tk: number): Tensor {
   if (typeof m === 'object' && 'source' in m) return m.dtype === 'bool' ? m : E.greater(m, -1);
-  if (m === 'none') return E.cast(E.full([1, 1], 1, 'uint8'), 'bool');
   return E.greater(E.maskBias(m, tq, tk), -1);
 }
 
