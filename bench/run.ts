@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   magvit2: () => import('./magvit2.js'),
   larp: () => import('./larp.js'),
   compare: () => import('./compare.js'),
+  queue: () => import('./queue.js'),
 };
 
 const [name, ...rest] = process.argv.slice(2);
