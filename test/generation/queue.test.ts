@@ -131,8 +131,14 @@ test('a job that keeps failing is retried up to the limit, its reason reported; 
   assert.equal(await good.exited, 0);
 });
 
-test('a queue URL that is not PostgreSQL, or no server there: one clear message', async () => {
+test('a queue URL that is not PostgreSQL, no server there, or options of the other mode: one clear message', async () => {
   const out = temp('queue-bad');
+  const noQueue = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', out, '--retries', '1');
+  assert.notEqual(noQueue.code, 0);
+  assert.match(noQueue.stderr, /--retries applies to --queue only/);
+  const threads = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', out, '--queue', pg.url, '--workers', '2');
+  assert.notEqual(threads.code, 0);
+  assert.match(threads.stderr, /--workers is for tokenizing here/);
   const notPg = await vtok('worker', '--queue', 'redis://localhost:6379');
   assert.notEqual(notPg.code, 0);
   assert.match(notPg.stderr, /--queue must be a postgres:\/\/ URL/);

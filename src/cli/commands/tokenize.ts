@@ -53,7 +53,13 @@ export function registerTokenize(program: Command): void {
     .option('--retries <n>', 'with --queue: retries of a failed job, or of one whose worker died', int('--retries', { min: 0 }), 3)
     .option('--expire <s>', 'with --queue: seconds a worker may hold a job before it counts as dead', int('--expire', { min: 1 }), 900)
     .option('--no-wait', 'with --queue: return once enqueued (run again to wait and write the index)')
-    .action(async (input: string | undefined, o: Opts) => {
+    .action(async (input: string | undefined, o: Opts, cmd: Command) => {
+      // options of one mode are refused by name in the other, rather than silently ignored
+      const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+      if (o.queue && given('workers')) throw new VtokError('--workers is for tokenizing here; with --queue, start `vtok worker` on each machine');
+      for (const [key, flag] of [['retries', '--retries'], ['expire', '--expire'], ['wait', '--no-wait']] as const) {
+        if (!o.queue && given(key)) throw new VtokError(`${flag} applies to --queue only`);
+      }
       let corpus: CorpusSpec;
       if (o.data) {
         if (input) throw new VtokError('give either an input folder/list or --data, not both');
