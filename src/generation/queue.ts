@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import PgBoss from 'pg-boss';
@@ -154,10 +154,15 @@ async function waitForJobs(boss: PgBoss, target: string, files: string[], quiet?
   const bar = progress('tokenize (queue)', files.length, { quiet });
   try {
     for (;;) {
-      for (const f of [...open]) {
-        if (existsSync(join(target, f))) open.delete(f);
-        else {
-          const job = await boss.getJobById(QUEUE_NAME, jobId(target, f), { includeArchive: true });
+      for (const f of open) if (existsSync(join(target, f))) open.delete(f);
+      if (open.size > 0) {
+        const byId = new Map([...open].map((f) => [jobId(target, f), f]));
+        // one query for all open jobs (pg-boss 10's job table; getJobById would be one query per job)
+        const { rows } = await boss.getDb().executeSql(`SELECT id, state, output FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])`, [QUEUE_NAME, [...byId.keys()]]);
+        const found = new Map(rows.map((r: { id: string; state: string; output: unknown }) => [r.id, r]));
+        for (const [id, f] of byId) {
+          // a job missing from the live table may have been archived (pg-boss moves old jobs there)
+          const job = found.get(id) ?? (await boss.getJobById(QUEUE_NAME, id, { includeArchive: true }));
           const reason =
             !job ? 'the job is no longer in the queue'
             : job.state === 'failed' || job.state === 'cancelled' ? failureReason(job.output)
@@ -228,8 +233,10 @@ export async function runQueueWorker(o: WorkerOptions): Promise<WorkerSummary> {
       }
       const d = job.data;
       const dir = o.out ?? d.target;
-      log(`job ${d.file} (${d.ordinals.length} clips)`);
+      log(`job ${d.file} (${d.ordinals?.length} clips)`);
       try {
+        // the file name comes from the database: only a shard name, never a path elsewhere
+        if (typeof d.file !== 'string' || !/^shard-\d+\.vtks$/.test(d.file) || !Array.isArray(d.ordinals) || typeof d.target !== 'string') throw new VtokError('not a vtok tokenize job (malformed data)');
         let whole = false;
         if (existsSync(join(dir, d.file))) {
           try {
@@ -251,6 +258,7 @@ export async function runQueueWorker(o: WorkerOptions): Promise<WorkerSummary> {
             tokenizers.set(model, t);
           }
           if (t.identity !== d.identity) throw new VtokError(`the tokenizer at ${model} is not the one the job was enqueued with (weights differ)`);
+          mkdirSync(dir, { recursive: true });
           const r = await new ChunkTokenizer({ model, corpus: d.corpus, out: dir, size: d.size, threads }, t.tok).run(d.ordinals, d.file);
           s.clips += r.clips.length;
         }
