@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -124,11 +124,28 @@ test('a job that keeps failing is retried up to the limit, its reason reported; 
   assert.equal((bad.io.stderr.match(/failed:/g) ?? []).length, 2, 'one try and one retry');
   assert.equal(listShards(out).length, 0);
 
-  const good = worker(['--idle-exit', '3']);
+  const good = worker(['--idle-exit', '3', '--out', out]);
   const again = await vtok('tokenize', ...corpus, '--json');
   assert.equal(again.code, 0, again.stderr);
   assert.equal(JSON.parse(again.stdout).clips, 2);
   assert.equal(await good.exited, 0);
+});
+
+test('a job whose data is not a vtok job (a path for a shard name) is failed, nothing written', async () => {
+  const out = temp('queue-evil');
+  const boss = await openQueue(pg.url);
+  try {
+    const id = await boss.send(QUEUE_NAME, { target: out, file: '../escaped.vtks', ordinals: [0] }, { retryLimit: 0 });
+    const w = worker(['--idle-exit', '2']);
+    assert.equal(await w.exited, 0);
+    const job = await boss.getJobById(QUEUE_NAME, id!, { includeArchive: true });
+    assert.equal(job?.state, 'failed');
+    assert.match(String((job!.output as { reason: string }).reason), /not a vtok tokenize job/);
+    assert.deepEqual(readdirSync(out), []);
+    assert.ok(!existsSync(join(out, '..', 'escaped.vtks')));
+  } finally {
+    await boss.stop({ graceful: false, wait: true });
+  }
 });
 
 test('a queue URL that is not PostgreSQL, no server there, or options of the other mode: one clear message', async () => {
