@@ -11,7 +11,8 @@ import { SHIPPED_MODEL } from './demo.js';
 
 /**
  * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
- * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command).
+ * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command). With
+ * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/generation/queue.ts).
  */
 
 /** A list file: one video path per line (relative to the list), captions from sidecar .txt files. */
