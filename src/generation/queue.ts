@@ -25,7 +25,8 @@ import { tokenizerIdentity } from './vocab.js';
  * - a job's id is derived from its shard folder and shard name, and pg-boss ignores a job whose id exists, so
  *   enqueuing again while jobs are queued or running adds no second job for a chunk;
  * - a worker whose job's shard is already whole on disk completes it without tokenizing again;
- * - the index is rebuilt from the shards (as for local runs), which refuses a clip found in two shards.
+ * - chunks of another size over the same folder are refused while jobs of the first size are live (they could
+ *   overlap), and the index is rebuilt from the shards (as for local runs), which refuses a clip found in two.
  * A database unique constraint on clip ids was the alternative; it would still need the shard write and the
  * database commit to agree after a crash between them, which fixed shard names give for free.
  *
@@ -47,6 +48,8 @@ export interface QueueJob {
   size: number;
   ordinals: number[];
   file: string;
+  /** Clips per chunk: chunks of two sizes over one folder could overlap, so one size at a time. */
+  shardSize: number;
 }
 
 /** The queue's address without its password, for messages. */
@@ -110,12 +113,19 @@ export async function enqueueCorpus(o: EnqueueOptions): Promise<EnqueueSummary> 
   const t0 = Date.now();
   const p = prepareCorpus(o);
   const target = resolve(o.out);
+  const shardSize = o.shardSize ?? 64;
   const boss = await openQueue(o.queue);
   try {
+    const { rows } = await boss.getDb().executeSql(
+      `SELECT DISTINCT data->>'shardSize' AS size FROM pgboss.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND data->>'target' = $2`,
+      [QUEUE_NAME, target],
+    );
+    const other = rows.map((r: { size: string }) => Number(r.size)).find((n: number) => n !== shardSize);
+    if (other !== undefined) throw new VtokError(`jobs for this folder with --shard-size ${other} are still in the queue: use the same --shard-size, or wait for them`, o.out);
     const jobs = p.chunks.map((c) => ({
       id: jobId(target, c.file),
       name: QUEUE_NAME,
-      data: { target, model: resolve(o.model), identity: p.info.tokenizer.identity, corpus: jobCorpus(p.corpus, c.ordinals), size: p.size, ordinals: jobOrdinals(p.corpus, c.ordinals), file: c.file } satisfies QueueJob,
+      data: { target, model: resolve(o.model), identity: p.info.tokenizer.identity, corpus: jobCorpus(p.corpus, c.ordinals), size: p.size, ordinals: jobOrdinals(p.corpus, c.ordinals), file: c.file, shardSize } satisfies QueueJob,
       retryLimit: o.retries ?? 3,
       retryDelay: 1,
       expireInSeconds: o.expireSeconds ?? 900,
