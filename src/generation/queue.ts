@@ -96,7 +96,7 @@ export interface EnqueueOptions extends Omit<TokenizeOptions, 'workers'> {
 }
 
 export interface EnqueueSummary {
-  /** Jobs sent by this run (chunks no shard held yet). */
+  /** Chunks no shard held yet, one job each (a job an earlier run queued is not sent twice). */
   jobs: number;
   /** Sources already done before this run. */
   resumed: number;
