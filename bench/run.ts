@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   compare: () => import('./compare.js'),
   int8: () => import('./int8.js'),
   lm: () => import('./lm.js'),
+  queue: () => import('./queue.js'),
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -90,9 +90,10 @@ export class ChunkTokenizer {
   private readonly sources: string[];
   readonly channels: number;
 
-  constructor(readonly init: WorkerInit) {
+  /** `tokenizer`: one already loaded from `init.model`, shared by several corpora (the queue worker's jobs). */
+  constructor(readonly init: WorkerInit, tokenizer?: Tokenizer) {
     E.setRuntimeDefaults({ threads: init.threads });
-    this.tok = loadTokenizer(init.model).tokenizer;
+    this.tok = tokenizer ?? loadTokenizer(init.model).tokenizer;
     this.channels = this.tok.channels ?? 3;
     const c = init.corpus;
     if (c.kind === 'captioned-mnist') this.dataset = new CaptionedMovingMnist({ split: c.split, seed: c.seed, length: c.clips, frames: c.frames ?? this.tok.clipFrames, digits: c.digits, channels: this.channels === 1 ? 1 : 3 });
@@ -153,8 +154,22 @@ function toTensor(c: { data: Uint8Array; channels: number; frames: number; heigh
   return E.concrete(out, [1, channels, c.frames, c.height, c.width], 'float32');
 }
 
-export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummary> {
-  const t0 = Date.now();
+/** A corpus ready to tokenize into `out`: what is done there, and the chunks of what is not (one shard each). */
+export interface PreparedCorpus {
+  corpus: CorpusSpec;
+  info: CorpusInfo;
+  size: number;
+  index: ShardIndex;
+  done: Set<string>;
+  chunks: { ordinals: number[]; file: string }[];
+}
+
+/**
+ * Checks `out` against the corpus and tokenizer (a folder of another corpus or tokenizer is refused), rebuilds its
+ * index from the shards there, and cuts the sources no shard holds into chunks of `shardSize`. Shared by the local
+ * run and the queue's enqueuer.
+ */
+export function prepareCorpus(o: Pick<TokenizeOptions, 'corpus' | 'model' | 'out' | 'shardSize' | 'size'>): PreparedCorpus {
   const shardSize = o.shardSize ?? 64;
   check(Number.isInteger(shardSize) && shardSize > 0, `shard size must be a positive integer, got ${shardSize}`);
   const { tokenizer, module } = loadTokenizer(o.model);
@@ -192,6 +207,13 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
     // named by its first clip's ordinal: that clip was not done, so no shard on disk has this name
     chunks.push({ ordinals, file: shardName(ordinals[0]!) });
   }
+  return { corpus, info, size, index, done, chunks };
+}
+
+export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummary> {
+  const t0 = Date.now();
+  const { corpus, size, index, done, chunks } = prepareCorpus(o);
+  const pending = chunks.flatMap((c) => c.ordinals);
   const bar = progress('tokenize', pending.length, { quiet: o.quiet });
   let processed = 0;
   const record = (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => {

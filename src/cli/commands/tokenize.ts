@@ -2,14 +2,17 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
+import { enqueueCorpus } from '../../generation/queue.js';
 import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
 import { VtokError } from '../../util/errors.js';
+import { checkOutputDir } from '../../util/output-path.js';
 import { int } from '../options.js';
 import { SHIPPED_MODEL } from './demo.js';
 
 /**
  * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
- * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command).
+ * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command). With
+ * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/generation/queue.ts).
  */
 
 /** A list file: one video path per line (relative to the list), captions from sidecar .txt files. */
@@ -29,7 +32,7 @@ function readList(path: string): { path: string; caption?: string }[] {
   return items;
 }
 
-interface Opts { data?: string; clips?: number; split: string; seed: number; frames?: number; model: string; out: string; workers?: number; shardSize: number; size?: number; json?: boolean }
+interface Opts { data?: string; clips?: number; split: string; seed: number; frames?: number; model: string; out: string; workers?: number; shardSize: number; size?: number; json?: boolean; queue?: string; retries: number; expire: number; wait: boolean }
 
 export function registerTokenize(program: Command): void {
   program
@@ -47,7 +50,17 @@ export function registerTokenize(program: Command): void {
     .option('--shard-size <n>', 'clips per shard', int('--shard-size', { min: 1 }), 64)
     .option('--size <px>', 'frame size for video files (resize + center crop; default: the tokenizer\'s training size)', int('--size', { min: 1 }))
     .option('--json', 'print a JSON summary')
-    .action(async (input: string | undefined, o: Opts) => {
+    .option('--queue <url>', 'enqueue one job per shard on this job queue (a postgres:// URL, pg-boss) for `vtok worker`s on any machine, instead of tokenizing here')
+    .option('--retries <n>', 'with --queue: retries of a failed job, or of one whose worker died', int('--retries', { min: 0 }), 3)
+    .option('--expire <s>', 'with --queue: seconds a worker may hold a job before it counts as dead', int('--expire', { min: 1 }), 900)
+    .option('--no-wait', 'with --queue: return once enqueued (run again to wait and write the index)')
+    .action(async (input: string | undefined, o: Opts, cmd: Command) => {
+      // options of one mode are refused by name in the other, rather than silently ignored
+      const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+      if (o.queue && given('workers')) throw new VtokError('--workers is for tokenizing here; with --queue, start `vtok worker` on each machine');
+      for (const [key, flag] of [['retries', '--retries'], ['expire', '--expire'], ['wait', '--no-wait']] as const) {
+        if (!o.queue && given(key)) throw new VtokError(`${flag} applies to --queue only`);
+      }
       let corpus: CorpusSpec;
       if (o.data) {
         if (input) throw new VtokError('give either an input folder/list or --data, not both');
@@ -63,6 +76,18 @@ export function registerTokenize(program: Command): void {
         if (!existsSync(input)) throw new VtokError('no such folder or list file', input);
         const items = statSync(input).isDirectory() ? scanCaptionedFolder(input).items.map(({ path, caption }) => ({ path, caption })) : readList(input);
         corpus = { kind: 'files', name: resolve(input), items };
+      }
+      checkOutputDir(o.out, { option: '--out' });
+      if (o.queue) {
+        const q = await enqueueCorpus({ corpus, model: o.model, out: o.out, shardSize: o.shardSize, size: o.size, quiet: o.json, queue: o.queue, retries: o.retries, expireSeconds: o.expire, wait: o.wait });
+        if (o.json) console.log(JSON.stringify(q));
+        else if (!o.wait) console.log(`${q.jobs} jobs enqueued (${q.resumed} clips done before); start \`vtok worker --queue …\` on each machine`);
+        else {
+          for (const f of q.failed ?? []) console.error(`failed for good: ${f.file}: ${f.reason}`);
+          console.log(`${q.clips} clips in ${q.shards} shards (${q.skipped} skipped; ${q.resumed} done before this run), ${q.jobs} jobs in ${q.seconds.toFixed(1)} s → ${q.index}`);
+        }
+        if (q.failed?.length) throw new VtokError(`${q.failed.length} of ${q.jobs} jobs failed for good (reasons above); run the same command to retry them`);
+        return;
       }
       const s = await tokenizeCorpus({ corpus, model: o.model, out: o.out, workers: o.workers, shardSize: o.shardSize, size: o.size, quiet: o.json });
       if (o.json) console.log(JSON.stringify(s));
