@@ -2,6 +2,8 @@ import { VtokError, check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { PrefixLmDecoder, type LogitRange } from './kv-cache.js';
 import type { PrefixLm } from './prefix-lm/model.js';
+import type { OutputStep } from './sequence.js';
+export type { OutputStep };
 
 /**
  * Sampling from the prefix LM with the KV cache: the prefix is run once (prefill), then one decode step per output
@@ -11,8 +13,6 @@ import type { PrefixLm } from './prefix-lm/model.js';
  * (logits = u + s·(c − u)). Temperature, top-k and top-p come from the seeded host generator (util/rng).
  */
 
-/** What the sampler produces after the prefix (the same shape as generation/sequence's OutputStep). */
-export type OutputStep = { sample: { lo: number; hi: number }; count: number } | { force: number };
 
 /** A sequence's prefix as the sequence builders lay it out (generation/sequence's LmSequence fits). */
 export interface PrefixSequence {

@@ -123,12 +123,6 @@ export function listShards(dir: string): string[] {
     .sort();
 }
 
-/** Removes temp files a killed writer left (only this folder's shard/index temp files). */
-export function removeStaleTemps(dir: string): void {
-  if (!existsSync(dir)) return;
-  for (const f of readdirSync(dir)) if (/^(shard-\d+\.vtks|index\.json)\.\d+\.\d+\.tmp$/.test(f)) rmSync(join(dir, f), { force: true });
-}
-
 /** Rebuilds the index from the shards on disk (refusing a source that appears twice). */
 export function buildIndex(dir: string, info: CorpusInfo): ShardIndex {
   const index: ShardIndex = { version: SHARD_VERSION, ...info, shards: [], clips: [], skipped: [] };

@@ -11,7 +11,8 @@ import { loadTokenizer } from '../tokenizers/registry.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
 import { progress } from '../util/progress.js';
-import { INDEX_FILE, buildIndex, readIndex, removeStaleTemps, shardName, writeIndex, writeShard, type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource } from './shards.js';
+import { removeStaleTemps } from '../util/atomic.js';
+import { INDEX_FILE, buildIndex, readIndex, shardName, writeIndex, writeShard, type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource } from './shards.js';
 import { tokenizerIdentity } from './vocab.js';
 
 /**

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Tensor } from '../engine/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
+import { canonicalJson } from '../util/json.js';
 
 /**
  * The unified vocabulary of the prefix LM (VideoPoet §3): one id space over every modality the model reads or
@@ -172,18 +173,6 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size)) throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
   for (const n of ['<pad>', '<bos>', '<eos>', ...DELIMITERS]) if (!(n in l.special)) throw bad(`missing ${n}`);
   return l;
-}
-
-/** Canonical JSON (keys sorted) so that the identity does not depend on key order. */
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v as object)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
 }
 
 /**

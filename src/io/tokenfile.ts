@@ -3,6 +3,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { VtokError, check } from '../util/errors.js';
+import { canonicalJson } from '../util/json.js';
 import { crc32 } from './crc32.js';
 
 /**
@@ -73,16 +74,6 @@ export function hashConfig(config: unknown): string {
   return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 16);
 }
 
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v as object)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
 
 // ---- bit packing ----
 

@@ -2,6 +2,7 @@ import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import { andMasks, Embedding, keyPaddingMask, LayerNorm, Module, rotaryTables, TransformerBlock } from '../../nn/index.js';
 import { VtokError, check } from '../../util/errors.js';
+import { byteTokenize } from './tokenize.js';
 import type { TextEncoder, TextTokens } from './encoder.js';
 
 /** A text encoder whose weights train with the LM: its forward is part of the LM's training graph. */
@@ -18,17 +19,6 @@ export interface BuiltinTextEncoderConfig {
 /** UTF-8 bytes as ids 1..256 (0 = padding). */
 const BYTE_VOCAB = 257;
 
-function byteTokens(texts: string[], maxTokens: number): TextTokens {
-  const ids = new Int32Array(texts.length * maxTokens);
-  const lengths = new Int32Array(texts.length);
-  texts.forEach((t, i) => {
-    const bytes = Buffer.from(t, 'utf8');
-    if (bytes.length > maxTokens) throw new VtokError(`the prompt ${JSON.stringify(t.length > 80 ? `${t.slice(0, 77)}...` : t)} is ${bytes.length} bytes long; the text encoder takes at most ${maxTokens}`);
-    bytes.forEach((b, j) => (ids[i * maxTokens + j] = b + 1));
-    lengths[i] = bytes.length;
-  });
-  return { ids, lengths, count: texts.length, maxTokens };
-}
 
 /**
  * The built-in, offline text encoder: a small bidirectional transformer over the prompt's bytes (pre-LN, rotary,
@@ -58,7 +48,7 @@ export class BuiltinTextEncoder extends Module implements TrainableTextEncoder {
   }
 
   tokenize(texts: string[]): TextTokens {
-    return byteTokens(texts, this.maxTokens);
+    return byteTokenize(texts, this.maxTokens);
   }
 
   /** Host tokens → the forward's inputs: ids int32 [B, L] and valid bool [B, L]. */
