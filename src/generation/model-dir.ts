@@ -1,8 +1,11 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Tensor } from '../engine/index.js';
 import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
+import { saveTensors } from '../nn/weights.js';
+import { fromFloat32, toFloat32 } from '../io/safetensors.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { loadTokenizer } from '../tokenizers/registry.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError } from '../util/errors.js';
@@ -94,4 +97,44 @@ export function loadGenerator(dir: string): Generator {
   model.loadStateDict(weights, { source });
   model.eval();
   return { dir, model, layout: config.layout, tokenizer, tokenizerDir, fps: config.fps, config };
+}
+
+/** Writes a run directory with one checkpoint of inference weights (no optimizer state). */
+function writeMinimalRun(dir: string, config: unknown, weights: Map<string, Tensor>, half: boolean, packedFrom: string): void {
+  const ck = join(dir, 'checkpoints', 'step-0000000');
+  mkdirSync(ck, { recursive: true });
+  saveTensors(join(ck, 'model.safetensors'), weights, { packedFrom }, half ? 'F16' : undefined);
+  writeFileAtomic(join(ck, 'state.json'), JSON.stringify({ step: 0, packedFrom }));
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  for (const p of ['latest', 'best']) writeFileAtomic(join(dir, 'checkpoints', `${p}.json`), JSON.stringify({ dir: 'step-0000000', step: 0 }));
+}
+
+/** Whether every float32 weight survives float16 exactly (then storing it as float16 keeps its identity). */
+function halfExact(weights: Map<string, Tensor>): boolean {
+  for (const t of weights.values()) {
+    if (t.dtype !== 'float32') continue;
+    const d = t.data as Float32Array;
+    const back = toFloat32(fromFloat32(d, [d.length], 'F16'));
+    for (let i = 0; i < d.length; i++) if (back[i] !== d[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * Packs a generator run (or model directory) into a self-contained model directory: the LM's inference weights
+ * (float16 with `half`) and a copy of the tokenizer under tokenizer/, stored losslessly (float16 only where that is
+ * exact) so that its identity, which the LM checks, is unchanged.
+ */
+export function packGenerator(run: string, out: string, o: { half?: boolean } = {}): { parameters: number; tokenizerHalf: boolean } {
+  const gen = loadGenerator(run);
+  const tokDir = join(out, 'tokenizer');
+  const { module } = loadTokenizer(gen.tokenizerDir);
+  const tokWeights = (module as Module).stateDict();
+  const tokConfig = JSON.parse(readFileSync(join(gen.tokenizerDir, 'config.json'), 'utf8'));
+  const tokenizerHalf = halfExact(tokWeights);
+  writeMinimalRun(tokDir, { ...tokConfig, packed: { from: gen.tokenizerDir, half: tokenizerHalf } }, tokWeights, tokenizerHalf, gen.tokenizerDir);
+  const { data: _data, train: _train, ...rest } = gen.config;
+  writeMinimalRun(out, { ...rest, tokenizer: 'tokenizer', packed: { from: resolve(run), half: !!o.half } }, gen.model.stateDict(), !!o.half, resolve(run));
+  loadGenerator(out); // the packed directory must load (tokenizer identity, weights)
+  return { parameters: gen.model.parameterCount(), tokenizerHalf };
 }

@@ -3,6 +3,7 @@ import { registerCodec } from './codec.js';
 import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerFrames } from './frames.js';
+import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerMetrics } from './metrics.js';
 import { registerPack } from './pack.js';
@@ -12,4 +13,4 @@ import { registerTokenize } from './tokenize.js';
 import { registerTrain } from './train.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize];
+export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize, registerGenerate];
