@@ -94,4 +94,8 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
   const g = loadGenerator(packed);
   assert.equal(g.tokenizerDir, join(packed, 'tokenizer'));
   assert.deepEqual(generate(g, { task: 'uncond', seed: 1 }).frames.shape, [1, 1, 5, 64, 64]);
+  const demo = await vtok('demo', '--generator', packed, '--clips', '1', '--out', join(out, 'demo'), '--json');
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.equal(JSON.parse(demo.stdout).generated.prompt, 'the digit 4 moves left and right');
+  assert.ok(existsSync(join(out, 'demo', 'generated.gif')) && existsSync(join(out, 'demo', 'generated.vtok')));
 });
