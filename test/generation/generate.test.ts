@@ -84,6 +84,9 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
   const t = await readTokenFile(join(out, 'a.vtok'));
   assert.equal(t.header.kind, 'magvit2');
   assert.deepEqual(t.clips.map((c) => c.grid), [[5, 16, 16]]);
+  const dec = await vtok('decode', join(out, 'a.vtok'), '-o', join(out, 'a2.gif'));
+  assert.equal(dec.code, 0, dec.stderr);
+  assert.match(dec.stdout, /5 frames/);
   const bad = await vtok('generate', '--model', dir, '--prompt', 'y'.repeat(50), '-o', join(out, 'b.gif'));
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /50 bytes long; the text encoder takes at most 40/);

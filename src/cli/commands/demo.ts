@@ -67,7 +67,7 @@ export function registerDemo(program: Command): void {
         const g = generate(generator, { task: 't2v', prompt: o.prompt, seed: 0, onProgress: (p) => (rate = p.tokensPerSecond) });
         generated = { gif: join(o.out, 'generated.gif'), tokens: join(o.out, 'generated.vtok'), prompt: o.prompt, tokensPerSecond: rate };
         await writeSamples(generated.gif, g, generator.fps);
-        writeGeneratedTokens(generated.tokens, generator, g, { model: generatorDir, task: 't2v', prompt: o.prompt, seed: 0 });
+        writeGeneratedTokens(generated.tokens, generator, g, { task: 't2v', prompt: o.prompt, seed: 0 });
       }
       const summary = { model: o.model, kind: tok.kind, clips: n, frames: tok.clipFrames, tokensPerClip: grid.reduce((a, b) => a * b, 1), vocabSize: tok.vocabSize, psnr: r.psnr, ssim: r.ssim, bpp: r.bpp, gif: join(o.out, 'demo.gif'), tokens: join(o.out, 'demo.vtok'), ...(generated ? { generated } : {}) };
       if (o.json) console.log(JSON.stringify(summary));

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { extname } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { generate, type GenerateResult } from '../../generation/generate.js';
@@ -40,7 +40,8 @@ export function writeGeneratedTokens(path: string, gen: Generator, r: GenerateRe
   writeTokenFile(path, {
     modality: 'video', kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid: clips[0]!.grid,
     source: { fps: gen.fps, frameSize: [s.height, s.width] },
-    extra: { ...extra, samples: r.tokens.length, clipsPerSample: r.tokens[0]!.length, overlapFrames: r.overlapFrames, sequences: r.sequences.map((q) => Array.from(q)) },
+    // `model` is the tokenizer, so that `vtok decode` finds it; `generator` the LM that made the tokens
+    extra: { ...extra, model: resolve(gen.tokenizerDir), generator: resolve(gen.dir), samples: r.tokens.length, clipsPerSample: r.tokens[0]!.length, overlapFrames: r.overlapFrames, sequences: r.sequences.map((q) => Array.from(q)) },
   }, clips.map((c) => ({ grid: c.grid, ids: c.ids })));
 }
 
@@ -87,7 +88,7 @@ export function registerGenerate(program: Command): void {
       });
       bar?.stop();
       await writeSamples(out, r, gen.fps);
-      writeGeneratedTokens(tokenPath, gen, r, { model: o.model, task: o.task, prompt: o.prompt ?? null, seed: o.seed, cfg: o.cfg });
+      writeGeneratedTokens(tokenPath, gen, r, { task: o.task, prompt: o.prompt ?? null, seed: o.seed, cfg: o.cfg });
       const summary = { output: out, tokens: tokenPath, task: o.task, samples: o.samples, frames: r.frames.shape[2], size: `${s.width}x${s.height}`, tokensPerSecond: rate, seconds: (performance.now() - t0) / 1000 };
       if (o.json) console.log(JSON.stringify(summary));
       else console.log(`${o.samples} sample(s), ${summary.frames} frame(s) of ${summary.size} → ${out} (tokens: ${tokenPath}; ${rate.toFixed(0)} tokens/s)`);
