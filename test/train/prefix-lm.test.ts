@@ -8,20 +8,26 @@ import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from 
 import { trainLoop } from '../../src/train/loop.js';
 import { layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
 import { tempDir } from '../io/fixtures.js';
+import { vtok } from '../cli/run-vtok.js';
+import { tokenizerIdentity } from '../../src/generation/vocab.js';
+import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { fileURLToPath } from 'node:url';
+
+const TOKENIZER = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));
 
 /**
  * A tiny corpus whose tokens follow from the caption (digit d → a fixed pattern shifted by d), so text-to-video
  * and frame prediction are learnable in a few dozen steps: grid [2, 3, 3], vocabulary 16.
  */
-function tinyShards(n: number): ShardReader {
+function tinyShards(n: number, tokenizer = { kind: 'magvit2', vocabSize: 16, identity: 'test' }): ShardReader {
   const dir = tempDir('lm-shards');
   const clips: ShardClip[] = Array.from({ length: n }, (_, i) => {
     const d = i % 4, axis = (i >> 2) % 2;
     const ids = Int32Array.from({ length: 18 }, (_, j) => (d * 3 + (axis ? j : 17 - j)) % 16);
     return { source: `tiny:${i}`, ids, grid: [2, 3, 3], caption: `the digit ${d} moves ${axis ? 'up and down' : 'left and right'}` };
   });
-  writeShard(join(dir, 'shard-00000000.vtks'), 16, clips);
-  writeIndex(dir, buildIndex(dir, { tokenizer: { kind: 'magvit2', vocabSize: 16, identity: 'test' }, clipFrames: 2, size: 12, channels: 1, corpus: 'tiny' }));
+  writeShard(join(dir, 'shard-00000000.vtks'), tokenizer.vocabSize, clips);
+  writeIndex(dir, buildIndex(dir, { tokenizer, clipFrames: 2, size: 12, channels: 1, corpus: 'tiny' }));
   return new ShardReader(dir);
 }
 
@@ -69,4 +75,23 @@ test('prefix LM training resumes exactly (weights, optimizer, data position, dro
   assert.equal(r.resumedFrom, 7);
   const a = straight.model.stateDict(), b = second.model.stateDict();
   for (const [k, t] of a) assert.deepEqual(Array.from(t.data as Float32Array), Array.from(b.get(k)!.data as Float32Array), k);
+});
+
+test('vtok train lm: trains from shards, evaluates per task, resumes; refuses options of the other trainer', async () => {
+  const { tokenizer, module } = loadTokenizer(TOKENIZER);
+  const shards = tinyShards(16, tokenizerIdentity(tokenizer, module.stateDict())).dir, run = join(tempDir('lm-cli'), 'run');
+  const args = ['train', 'lm', '--shards', shards, '--val-shards', shards, '--preset', 'tiny', '--steps', '6', '--batch', '4', '--mixture', 'uncond=1,fp=1', '--eval-every', '3', '--out', run, '--quiet'];
+  const r = await vtok(...args);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(s.step, 6);
+  assert.ok(Number.isFinite(s.nll_uncond) && Number.isFinite(s.nll_fp));
+  const again = await vtok(...args.map((a) => (a === '6' ? '8' : a)));
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /resuming from step 6 of 8/);
+  const bad = await vtok('train', 'lm', '--shards', shards, '--gan', '--out', run);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--gan applies to tokenizer training, not lm/);
+  const bad2 = await vtok('train', 'magvit2', '--shards', shards, '--out', run);
+  assert.match(bad2.stderr, /--shards applies to lm only, not magvit2/);
 });
