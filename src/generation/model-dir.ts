@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Tensor } from '../engine/index.js';
 import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
@@ -9,7 +9,8 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { loadTokenizer } from '../tokenizers/registry.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError } from '../util/errors.js';
-import { TextPrefixLm, type TextPrefixLmConfig } from './prefix-lm/text-lm.js';
+import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from './prefix-lm/text-lm.js';
+import { OnnxTextEncoder } from './text/onnx.js';
 import { checkTokenizer, layoutFromJson, tokenizerIdentity, type VocabLayout } from './vocab.js';
 
 /**
@@ -19,6 +20,7 @@ import { checkTokenizer, layoutFromJson, tokenizerIdentity, type VocabLayout } f
  *
  *   config.json       { model: { kind: 'prefix-lm', config: { lm, text } }, layout, tokenizer, fps, … }
  *   checkpoints/      best.json / latest.json → step-…/model.safetensors (float16 when packed)
+ *   text-encoder/     (packed, when the model uses a frozen ONNX text encoder) its folder, as it was
  *   tokenizer/        (packed) the tokenizer's run directory; `tokenizer` in config.json is a path relative to
  *                     this directory (a training run may name one elsewhere)
  */
@@ -90,7 +92,9 @@ export function loadGenerator(dir: string): Generator {
   if (!existsSync(tokenizerDir)) throw new VtokError(`the tokenizer directory ${tokenizerDir} named in config.json is missing`, dir);
   const { tokenizer, module } = loadTokenizer(tokenizerDir);
   checkTokenizer(config.layout, tokenizerIdentity(tokenizer, (module as Module).stateDict()), tokenizerDir);
-  const model = new TextPrefixLm(config.model.config);
+  const text = config.model.config.text;
+  const frozen = isOnnxText(text) ? OnnxTextEncoder.load(isAbsolute(text.dir) ? text.dir : resolve(dir, text.dir)) : undefined;
+  const model = new TextPrefixLm(config.model.config, { frozen });
   if (model.lm.cfg.vocabSize !== config.layout.size) throw new VtokError(`the LM has ${model.lm.cfg.vocabSize} ids, its vocabulary layout ${config.layout.size}`, dir);
   const { weights, source } = inferenceWeights(dir);
   checkFinite(weights, source);
@@ -134,7 +138,13 @@ export function packGenerator(run: string, out: string, o: { half?: boolean } = 
   const tokenizerHalf = halfExact(tokWeights);
   writeMinimalRun(tokDir, { ...tokConfig, packed: { from: gen.tokenizerDir, half: tokenizerHalf } }, tokWeights, tokenizerHalf, gen.tokenizerDir);
   const { data: _data, train: _train, ...rest } = gen.config;
-  writeMinimalRun(out, { ...rest, tokenizer: 'tokenizer', packed: { from: resolve(run), half: !!o.half } }, gen.model.stateDict(), !!o.half, resolve(run));
+  let model = rest.model;
+  if (gen.model.frozen) {
+    // the frozen text encoder's folder is copied as it is (its files are what the LM was trained on)
+    cpSync((gen.model.frozen as OnnxTextEncoder).dir, join(out, 'text-encoder'), { recursive: true });
+    model = { ...model, config: { ...model.config, text: { ...(model.config.text as OnnxTextRef), dir: 'text-encoder' } } };
+  }
+  writeMinimalRun(out, { ...rest, model, tokenizer: 'tokenizer', packed: { from: resolve(run), half: !!o.half } }, gen.model.stateDict(), !!o.half, resolve(run));
   loadGenerator(out); // the packed directory must load (tokenizer identity, weights)
   return { parameters: gen.model.parameterCount(), tokenizerHalf };
 }

@@ -30,8 +30,11 @@ export const DEFAULT_MIXTURE: Record<string, number> = { t2v: 0.4, t2i: 0.1, unc
 /** The mixture for data without captions. */
 export const UNCAPTIONED_MIXTURE: Record<string, number> = { uncond: 0.5, fp: 0.5 };
 
-/** Rows of a step: ids [B, S], per-row prefix length, and for text tasks the encoder's and the LM's text masks. */
-export type LmBatch = { ids: Tensor; prefixLength: Tensor; textIds?: Tensor; encValid?: Tensor; textValid?: Tensor };
+/**
+ * Rows of a step: ids [B, S], per-row prefix length, and for text tasks the built-in encoder's ids and mask (or a
+ * frozen encoder's embeddings) and the LM's text mask.
+ */
+export type LmBatch = { ids: Tensor; prefixLength: Tensor; textIds?: Tensor; encValid?: Tensor; textEmb?: Tensor; textValid?: Tensor };
 
 /** Where the text slot starts in every layout with text: <bos> <task> <bot_i> (generation/sequence). */
 const TEXT_START = 3;
@@ -88,7 +91,7 @@ export class LmBatcher {
   }
 
   hasText(task: string): boolean {
-    return getTask(task).text !== 'none' && this.model.text !== null;
+    return getTask(task).text !== 'none' && this.model.hasText;
   }
 
   private sequence(task: string, ids: Int32Array, grid: number[], caption: string | undefined, label: number | undefined) {
@@ -120,8 +123,12 @@ export class LmBatcher {
         // the encoder always sees the prompt (an all-hidden row would be NaN); dropout hides it from the LM only
         if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + text!.lengths[0]!);
       });
-      out.textIds = E.concrete(tids, [B, L], 'int32');
-      out.encValid = E.concrete(enc, [B, L], 'bool');
+      const lengths = Int32Array.from(built, ({ text }) => text!.lengths[0]!);
+      if (this.model.frozen) out.textEmb = E.concrete(this.model.frozen.embed({ ids: tids, lengths, count: B, maxTokens: L }), [B, L, this.model.frozen.dim], 'float32');
+      else {
+        out.textIds = E.concrete(tids, [B, L], 'int32');
+        out.encValid = E.concrete(enc, [B, L], 'bool');
+      }
       out.textValid = E.concrete(lm, [B, L], 'bool');
     }
     return out;
@@ -130,7 +137,7 @@ export class LmBatcher {
 
 /** The loss of a batch (graph code). */
 export function lmBatchLoss(model: TextPrefixLm, b: LmBatch): Tensor {
-  const text = b.textIds && model.text ? model.text.forward(b.textIds, b.encValid!) : undefined;
+  const text = b.textEmb ?? (b.textIds && model.text ? model.text.forward(b.textIds, b.encValid!) : undefined);
   return prefixLmLoss(model.lm, { ids: b.ids, prefixLength: b.prefixLength, text, textStart: TEXT_START, textValid: b.textValid });
 }
 

@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { generate } from '../../src/generation/generate.js';
-import { loadGenerator } from '../../src/generation/model-dir.js';
+import { loadGenerator, packGenerator } from '../../src/generation/model-dir.js';
+import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
+import { writeEncoder } from './text/tiny-t5.js';
 import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer, type VocabLayout } from '../../src/generation/vocab.js';
 import type { Frame } from '../../src/io/frame.js';
@@ -101,4 +103,23 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
   assert.equal(demo.code, 0, demo.stderr);
   assert.equal(JSON.parse(demo.stdout).generated.prompt, 'the digit 4 moves left and right');
   assert.ok(existsSync(join(out, 'demo', 'generated.gif')) && existsSync(join(out, 'demo', 'generated.vtok')));
+});
+
+test('a model directory with a frozen ONNX text encoder generates from a prompt and packs with the encoder', async () => {
+  const encDir = tempDir('t5');
+  writeEncoder(encDir);
+  E.seed(0);
+  const layout = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: ['t2v'], sizes: [{ frames: 5, height: 64, width: 64 }] });
+  const config = { lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 }, text: { kind: 'onnx' as const, dir: encDir, dim: 16, maxTokens: 12 } };
+  const model = new TextPrefixLm(config, { frozen: OnnxTextEncoder.load(encDir) });
+  const dir = tempDir('gen-onnx');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: { kind: 'prefix-lm', config }, layout, tokenizer: TOKENIZER, fps: 8 }));
+  saveCheckpoint(dir, { step: 0, weights: { model: model.stateDict() }, optimizers: {}, state: {} }, { best: true });
+  const a = generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down', seed: 3 });
+  assert.throws(() => generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down and the digit 1 moves left' }), /tokens long; the text encoder takes at most 12/);
+  const packed = join(tempDir('gen-onnx-pack'), 'm');
+  packGenerator(dir, packed);
+  assert.ok(existsSync(join(packed, 'text-encoder', 'encoder.onnx')));
+  const b = generate(loadGenerator(packed), { task: 't2v', prompt: 'the digit 7 moves up and down', seed: 3 });
+  assert.deepEqual(b.tokens[0]![0]!.ids, a.tokens[0]![0]!.ids);
 });

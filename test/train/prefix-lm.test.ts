@@ -8,6 +8,8 @@ import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from 
 import { trainLoop } from '../../src/train/loop.js';
 import { layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
 import { tempDir } from '../io/fixtures.js';
+import { writeEncoder } from '../generation/text/tiny-t5.js';
+import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
 import { vtok } from '../cli/run-vtok.js';
 import { tokenizerIdentity } from '../../src/generation/vocab.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
@@ -94,4 +96,24 @@ test('vtok train lm: trains from shards, evaluates per task, resumes; refuses op
   assert.match(bad.stderr, /--gan applies to tokenizer training, not lm/);
   const bad2 = await vtok('train', 'magvit2', '--shards', shards, '--out', run);
   assert.match(bad2.stderr, /--shards applies to lm only, not magvit2/);
+});
+
+test('prefix LM training with a frozen ONNX text encoder: only the LM trains, on the encoder\'s embeddings', async () => {
+  E.seed(0);
+  const encDir = tempDir('t5');
+  writeEncoder(encDir);
+  const frozen = OnnxTextEncoder.load(encDir);
+  const reader = tinyShards(16);
+  const layout = layoutForShards(reader, ['t2v']);
+  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 64, textDim: 16 }, text: { kind: 'onnx', dir: encDir, dim: 16, maxTokens: 12 } }, { frozen });
+  assert.ok(model.stateDict().size > 0 && [...model.stateDict().keys()].every((k) => k.startsWith('lm.')));
+  const batcher = new LmBatcher(model, layout, 0.1);
+  const o: LmTrainOptions = { steps: 30, batchSize: 4, lr: 1e-2, seed: 1, mixture: { t2v: 1 } };
+  const b = (await lmBatches(reader, batcher, o, 0).next()).value!;
+  assert.deepEqual(b.textEmb!.shape, [4, 12, 16]);
+  assert.equal(b.textIds, undefined);
+  const run = tempDir('lm-onnx');
+  await trainLoop(prefixLmTask(model, batcher, o), { runDir: run, totalSteps: 30, batches: (s) => lmBatches(reader, batcher, o, s), config: { model: 'onnx' }, quiet: true, logEvery: 5 });
+  const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
+  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
 });

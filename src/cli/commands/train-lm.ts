@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import * as E from '../../engine/index.js';
 import { LM_KIND, type Generator, type LmDirConfig } from '../../generation/model-dir.js';
 import type { PrefixLmConfig } from '../../generation/prefix-lm/model.js';
-import { TextPrefixLm, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';
+import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';
+import { OnnxTextEncoder } from '../../generation/text/onnx.js';
 import { ShardReader } from '../../generation/shards.js';
 import { getTask } from '../../generation/tasks.js';
 import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js';
@@ -38,6 +39,8 @@ export interface TrainLmOptions {
   imageSteps?: number;
   condDropout?: number;
   mixture?: string;
+  /** A frozen ONNX text encoder folder instead of the built-in encoder. */
+  textEncoder?: string;
   quiet?: boolean;
   /** Stop after this many steps in this process (tests of resume). */
   stopAfter?: number;
@@ -71,13 +74,16 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
   const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr;
   E.seed(o.seed);
-  const text: BuiltinTextEncoderConfig = { ...preset.text, maxTokens: PROMPT_BYTES };
+  const frozen = o.textEncoder ? OnnxTextEncoder.load(resolve(o.textEncoder)) : undefined;
+  const text: BuiltinTextEncoderConfig | OnnxTextRef = frozen
+    ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens }
+    : { ...preset.text, maxTokens: PROMPT_BYTES };
   // maxLength: the longest sequence any task of the mixture makes
-  const probe = new TextPrefixLm({ lm: { ...preset.lm, vocabSize: layout.size, maxLength: 1 << 20, textDim: text.dim }, text: { ...text, layers: 0 } });
+  const probe = new TextPrefixLm({ lm: { ...preset.lm, vocabSize: layout.size, maxLength: 1 << 20, textDim: text.dim }, text: isOnnxText(text) ? text : { ...text, layers: 0 } }, { frozen });
   const probeBatcher = new LmBatcher(probe, layout);
   const maxLength = Math.max(...Object.keys(mixture).map((t) => probeBatcher.length(t)));
   const config: TextPrefixLmConfig = { lm: { ...preset.lm, vocabSize: layout.size, maxLength, textDim: text.dim }, text };
-  const model = new TextPrefixLm(config);
+  const model = new TextPrefixLm(config, { frozen });
   const batcher = new LmBatcher(model, layout, o.condDropout ?? 0.1);
   const fps = 8;
   const runConfig: LmDirConfig = {
