@@ -3,6 +3,7 @@ import { registerCodec } from './codec.js';
 import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerFrames } from './frames.js';
+import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerMetrics } from './metrics.js';
 import { registerPack } from './pack.js';
@@ -13,4 +14,4 @@ import { registerTrain } from './train.js';
 import { registerWorker } from './worker.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize, registerWorker];
+export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize, registerWorker, registerGenerate];

@@ -2,14 +2,24 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { saveTensors } from '../../nn/weights.js';
+import { LM_KIND, packGenerator } from '../../generation/model-dir.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { checkOutputDir } from '../../util/output-path.js';
 
 /**
  * `vtok pack <run> --out <dir>`: a trained run's inference weights (best checkpoint, EMA) as a minimal run
- * directory — config and one weights file, no optimizer state — small enough to ship or share.
+ * directory — config and one weights file, no optimizer state — small enough to ship or share. A prefix-LM run
+ * packs into a self-contained generator directory (the LM, its text encoder and a copy of its tokenizer).
  */
+function isGeneratorDir(run: string): boolean {
+  try {
+    return JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'))?.model?.kind === LM_KIND;
+  } catch {
+    return false;
+  }
+}
+
 export function registerPack(program: Command): void {
   program
     .command('pack')
@@ -19,6 +29,11 @@ export function registerPack(program: Command): void {
     .option('--half', 'store weights as float16 (half the size)')
     .action((run: string, o: { out: string; half?: boolean }) => {
       checkOutputDir(o.out, { option: '--out' });
+      if (isGeneratorDir(run)) {
+        const r = packGenerator(run, o.out, { half: o.half });
+        console.log(`${run} → ${o.out} (prefix LM, ${r.parameters.toLocaleString()} parameters${o.half ? ', float16' : ''}; tokenizer copied to ${join(o.out, 'tokenizer')}${r.tokenizerHalf ? ', float16' : ''})`);
+        return;
+      }
       const { module } = loadTokenizer(run);
       const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
       const step = 0;

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as E from '../../src/engine/index.js';
+import { generate } from '../../src/generation/generate.js';
+import { loadGenerator, packGenerator } from '../../src/generation/model-dir.js';
+import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
+import { writeEncoder } from './text/tiny-t5.js';
+import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
+import { layoutForTokenizer, type VocabLayout } from '../../src/generation/vocab.js';
+import type { Frame } from '../../src/io/frame.js';
+import { readTokenFile } from '../../src/io/tokenfile.js';
+import { saveCheckpoint } from '../../src/nn/checkpoint.js';
+import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { vtok } from '../cli/run-vtok.js';
+import { tempDir } from '../io/fixtures.js';
+
+const TOKENIZER = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));
+const { tokenizer, module } = loadTokenizer(TOKENIZER);
+const PROMPT = 'the digit 4 moves left and right';
+
+/** An untrained tiny generator over the shipped tokenizer (64×64×5 gray clips, 5×16×16 tokens). */
+function modelDir(o: { tasks?: string[]; layout?: (l: VocabLayout) => VocabLayout; nan?: boolean; tokenizer?: string } = {}): string {
+  E.seed(0);
+  let layout = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: o.tasks ?? ['t2v', 't2i', 'uncond', 'fp', 'i2v'], sizes: [{ frames: 5, height: 64, width: 64 }] });
+  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 }, text: { dim: 16, layers: 1, heads: 2, maxTokens: 40 } });
+  if (o.layout) layout = o.layout(layout);
+  const dir = tempDir('gen');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: { kind: 'prefix-lm', config: model.config }, layout, tokenizer: o.tokenizer ?? TOKENIZER, fps: 8 }));
+  const weights = model.stateDict();
+  if (o.nan) (weights.get('lm.norm.weight')!.data as Float32Array)[3] = NaN;
+  saveCheckpoint(dir, { step: 0, weights: { model: weights }, optimizers: {}, state: {} }, { best: true });
+  return dir;
+}
+
+const frame = (w: number, h: number, v = 128): Frame => ({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(v) });
+
+test('generate: t2v frames and tokens, reproducible with a seed, long videos by extension', () => {
+  const gen = loadGenerator(modelDir());
+  const a = generate(gen, { task: 't2v', prompt: PROMPT, samples: 2, seed: 5, topK: 50 });
+  assert.deepEqual(a.frames.shape, [2, 1, 5, 64, 64]);
+  assert.equal(a.tokens.length, 2);
+  assert.deepEqual(a.tokens[0]![0]!.grid, [5, 16, 16]);
+  assert.ok(a.frames.data.every(Number.isFinite));
+  const b = generate(gen, { task: 't2v', prompt: PROMPT, samples: 2, seed: 5, topK: 50 });
+  assert.deepEqual(b.tokens[1]![0]!.ids, a.tokens[1]![0]!.ids);
+  const c = generate(gen, { task: 't2v', prompt: PROMPT, samples: 1, seed: 6, topK: 50, cfg: 3 });
+  assert.notDeepEqual(c.tokens[0]![0]!.ids, a.tokens[0]![0]!.ids);
+  // 1.5 s at 8 fps = 12 frames: the first clip (5) and two extensions of 4 new frames each, cut to 12
+  const long = generate(gen, { task: 'uncond', seconds: 1.5, seed: 1 });
+  assert.deepEqual(long.frames.shape, [1, 1, 12, 64, 64]);
+  assert.equal(long.tokens[0]!.length, 3);
+  const img = generate(gen, { task: 't2i', prompt: PROMPT });
+  assert.deepEqual(img.frames.shape, [1, 1, 1, 64, 64]);
+  const i2v = generate(gen, { task: 'i2v', image: frame(64, 64) });
+  assert.deepEqual(i2v.frames.shape, [1, 1, 5, 64, 64]);
+  const cont = generate(gen, { task: 'continue', video: [frame(64, 64, 10), frame(64, 64, 200)] });
+  assert.deepEqual(cont.tokens[0]![0]!.grid, [5, 16, 16]);
+});
+
+test('generate: bad inputs get one clear error', () => {
+  const gen = loadGenerator(modelDir({ tasks: ['t2v', 'uncond', 'i2v', 'fp'] }));
+  assert.throws(() => generate(gen, { task: 't2i', prompt: PROMPT }), /unknown task "t2i" for this model \(it knows: t2v, uncond, i2v, fp\)/);
+  assert.throws(() => generate(gen, { task: 'dance' }), /unknown task "dance"/);
+  assert.throws(() => generate(gen, { task: 't2v', prompt: 'x'.repeat(41) }), /41 bytes long; the text encoder takes at most 40/);
+  assert.throws(() => generate(gen, { task: 't2v' }), /needs a text prompt/);
+  assert.throws(() => generate(gen, { task: 'uncond', prompt: PROMPT }), /takes no text prompt/);
+  assert.throws(() => generate(gen, { task: 'uncond', cfg: 2 }), /needs a text prompt/);
+  assert.throws(() => generate(gen, { task: 'i2v', image: frame(32, 32) }), /the image is 32×32; the model generates 64×64/);
+  assert.throws(() => generate(gen, { task: 'i2v' }), /needs an image/);
+  assert.throws(() => generate(gen, { task: 'continue', video: [] }), /too short to continue: 0 frame/);
+  assert.throws(() => loadGenerator(modelDir({ nan: true })), /lm\.norm\.weight holds NaN/);
+  assert.throws(() => loadGenerator(modelDir({ layout: (l) => ({ ...l, tokenizer: { ...l.tokenizer, identity: 'f'.repeat(64) } }) })), /tokenizer mismatch: the model was trained with tokenizer \(magvit2, vocabulary 1024, identity ffffffffffffffff\) but got \(magvit2, vocabulary 1024, identity [0-9a-f]{16}\)/);
+  assert.throws(() => loadGenerator(modelDir({ tokenizer: '/nonexistent/tok' })), /tokenizer directory \/nonexistent\/tok named in config.json is missing/);
+  assert.throws(() => loadGenerator(TOKENIZER), /not a generator/);
+  assert.throws(() => loadGenerator('/nonexistent/model'), /no such model directory/);
+});
+
+test('vtok generate writes the video and the token file; vtok pack makes a self-contained model directory', async () => {
+  const dir = modelDir(), out = tempDir('gen-cli');
+  const r = await vtok('generate', '--model', dir, '--prompt', PROMPT, '--seed', '2', '--top-k', '40', '-o', join(out, 'a.gif'), '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(out, 'a.gif')));
+  const t = await readTokenFile(join(out, 'a.vtok'));
+  assert.equal(t.header.kind, 'magvit2');
+  assert.deepEqual(t.clips.map((c) => c.grid), [[5, 16, 16]]);
+  const dec = await vtok('decode', join(out, 'a.vtok'), '-o', join(out, 'a2.gif'));
+  assert.equal(dec.code, 0, dec.stderr);
+  assert.match(dec.stdout, /5 frames/);
+  const bad = await vtok('generate', '--model', dir, '--prompt', 'y'.repeat(50), '-o', join(out, 'b.gif'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /50 bytes long; the text encoder takes at most 40/);
+  assert.ok(!existsSync(join(out, 'b.gif')));
+  const packed = join(out, 'packed');
+  const p = await vtok('pack', dir, '--out', packed, '--half');
+  assert.equal(p.code, 0, p.stderr);
+  const g = loadGenerator(packed);
+  assert.equal(g.tokenizerDir, join(packed, 'tokenizer'));
+  assert.deepEqual(generate(g, { task: 'uncond', seed: 1 }).frames.shape, [1, 1, 5, 64, 64]);
+  const demo = await vtok('demo', '--generator', packed, '--clips', '1', '--out', join(out, 'demo'), '--json');
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.equal(JSON.parse(demo.stdout).generated.prompt, 'the digit 4 moves left and right');
+  assert.ok(existsSync(join(out, 'demo', 'generated.gif')) && existsSync(join(out, 'demo', 'generated.vtok')));
+});
+
+test('a model directory with a frozen ONNX text encoder generates from a prompt and packs with the encoder', async () => {
+  const encDir = tempDir('t5');
+  writeEncoder(encDir);
+  E.seed(0);
+  const layout = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: ['t2v'], sizes: [{ frames: 5, height: 64, width: 64 }] });
+  const config = { lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 }, text: { kind: 'onnx' as const, dir: encDir, dim: 16, maxTokens: 12 } };
+  const model = new TextPrefixLm(config, { frozen: OnnxTextEncoder.load(encDir) });
+  const dir = tempDir('gen-onnx');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: { kind: 'prefix-lm', config }, layout, tokenizer: TOKENIZER, fps: 8 }));
+  saveCheckpoint(dir, { step: 0, weights: { model: model.stateDict() }, optimizers: {}, state: {} }, { best: true });
+  const a = generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down', seed: 3 });
+  assert.throws(() => generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down and the digit 1 moves left' }), /tokens long; the text encoder takes at most 12/);
+  const packed = join(tempDir('gen-onnx-pack'), 'm');
+  packGenerator(dir, packed);
+  assert.ok(existsSync(join(packed, 'text-encoder', 'encoder.onnx')));
+  const b = generate(loadGenerator(packed), { task: 't2v', prompt: 'the digit 7 moves up and down', seed: 3 });
+  assert.deepEqual(b.tokens[0]![0]!.ids, a.tokens[0]![0]!.ids);
+});
