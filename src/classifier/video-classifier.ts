@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import { AXES, captionedMnistSample, SIZE as MNIST_SIZE } from '../data/captioned-mnist.js';
 import { clipsToBatch } from '../data/dataset.js';
 import { DIRECTIONS, SHAPES, syntheticSample } from '../data/synthetic.js';
 import type { ClipTensor } from '../io/frame.js';
@@ -121,6 +122,47 @@ export function labelledSyntheticClips(start: number, count: number, o: Syntheti
   };
 }
 
+/**
+ * Where a classifier's labelled training clips come from: clips start … start+count−1 of a seed, labelled per
+ * head. Synthetic shapes (motion, shape) by default; captioned Moving MNIST (digit, axis) for text-to-video.
+ */
+export interface LabelledSource {
+  name: string;
+  /** What the run's config.json records as its data (resuming checks it). */
+  describe: Record<string, unknown>;
+  channels: number;
+  size: number;
+  heads: ClassifierConfig['heads'];
+  clips(start: number, count: number, seed: number): LabelledClips;
+}
+
+export function syntheticSource(o: { frames: number; size: number }): LabelledSource {
+  return { name: 'synthetic', describe: { name: 'synthetic', labelBy: 'motion' }, channels: 3, size: o.size, heads: LABEL_HEADS, clips: (start, count, seed) => labelledSyntheticClips(start, count, { ...o, seed }) };
+}
+
+export const CAPTIONED_MNIST_HEADS: ClassifierConfig['heads'] = [
+  { name: 'digit', classes: Array.from({ length: 10 }, (_, d) => String(d)) },
+  { name: 'axis', classes: [...AXES] },
+];
+
+/**
+ * One-digit captioned Moving MNIST clips labelled by the caption's digit and axis of motion. The axis can only be
+ * read across frames, so (as with the synthetic motion label) the features must follow the digit through time.
+ * `split` picks the MNIST digits and caption pairs (src/data/captioned-mnist.ts); 'train' uses `seed`.
+ */
+export function captionedMnistSource(o: { frames: number; channels: 1 | 3; split?: 'train' | 'test' | 'unseen' }): LabelledSource {
+  return {
+    name: `captioned-mnist-${o.split ?? 'train'}`, describe: { name: 'captioned-mnist', split: o.split ?? 'train', digits: 1, channels: o.channels }, channels: o.channels, size: MNIST_SIZE, heads: CAPTIONED_MNIST_HEADS,
+    clips(start, count, seed) {
+      check(Number.isInteger(start) && start >= 0 && Number.isInteger(count) && count > 0, `labelled clips: need start ≥ 0 and count > 0, got ${start}, ${count}`);
+      const samples = Array.from({ length: count }, (_, i) => captionedMnistSample(start + i, { split: o.split ?? 'train', seed, frames: o.frames, digits: 1 }));
+      const clips = samples.map((s) => ({ data: o.channels === 1 ? s.frames : Uint8Array.from({ length: s.frames.length * 3 }, (_, i) => s.frames[Math.floor(i / 3)]!) }));
+      const b = clipsToBatch(clips, { channels: o.channels, frames: o.frames, height: MNIST_SIZE, width: MNIST_SIZE }, samples.map((_, i) => start + i));
+      return { data: b.data, shape: b.shape, labels: [Int32Array.from(samples, (s) => s.digits[0]!), Int32Array.from(samples, (s) => AXES.indexOf(s.axes[0]!))] };
+    },
+  };
+}
+
 // ---- compiled inference ----
 
 const featureFns = new WeakMap<VideoClassifier, InferenceFn<[Tensor]>>();
@@ -195,6 +237,8 @@ export interface ClassifierTrainOptions extends SyntheticClipOptions {
   heldOut?: number;
   evalEvery?: number;
   quiet?: boolean;
+  /** Labelled clips to train on (default: synthetic shapes of `size`); held-out clips come from seed + 1. */
+  source?: LabelledSource;
 }
 
 export interface TrainedClassifier {
@@ -211,9 +255,11 @@ export interface TrainedClassifier {
  * their config as safetensors metadata.
  */
 export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<TrainedClassifier> {
-  const cfg: ClassifierConfig = { channels: 3, frames: o.frames, size: o.size, width: o.width ?? 16, featureDim: o.featureDim ?? 64, heads: LABEL_HEADS };
+  const source = o.source ?? syntheticSource(o);
+  check(source.size === o.size, `classifier: the ${source.name} clips are ${source.size}×${source.size}, not ${o.size}×${o.size}`);
+  const cfg: ClassifierConfig = { channels: source.channels, frames: o.frames, size: o.size, width: o.width ?? 16, featureDim: o.featureDim ?? 64, heads: source.heads };
   const clf = new VideoClassifier(cfg);
-  const held = labelledSyntheticClips(0, o.heldOut ?? 256, { ...o, seed: o.seed + 1 });
+  const held = source.clips(0, o.heldOut ?? 256, o.seed + 1);
   const step = new TrainStep(clf, (b: { video: Tensor; labels: Tensor[] }) => {
     const logits = clf.logits(b.video);
     const ces = logits.map((l, k) => E.crossEntropy(l, b.labels[k]!));
@@ -227,7 +273,7 @@ export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<T
   });
   async function* batches(start: number) {
     for (let i = start; ; i++) {
-      const c = labelledSyntheticClips(i * o.batchSize, o.batchSize, o);
+      const c = source.clips(i * o.batchSize, o.batchSize, o.seed);
       yield { video: E.concrete(c.data, c.shape, 'float32'), labels: c.labels.map((l) => E.concrete(l, [l.length], 'int32')) };
     }
   }
@@ -249,7 +295,7 @@ export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<T
       runDir: o.runDir,
       totalSteps: o.steps,
       batches,
-      config: { model: { kind: 'video-classifier', config: cfg }, data: { name: 'synthetic', labelBy: 'motion', size: o.size, frames: o.frames, seed: o.seed }, train: { steps: o.steps, batch: o.batchSize, lr: o.lr ?? 3e-3 } },
+      config: { model: { kind: 'video-classifier', config: cfg }, data: { ...source.describe, size: o.size, frames: o.frames, seed: o.seed }, train: { steps: o.steps, batch: o.batchSize, lr: o.lr ?? 3e-3 } },
       evalEvery: o.evalEvery ?? Math.max(25, Math.round(o.steps / 5)),
       checkpointEvery: Math.max(50, Math.round(o.steps / 4)),
       quiet: o.quiet,
