@@ -197,21 +197,31 @@ export function classifierFeatures(clf: VideoClassifier, clips: ClipTensor, batc
   return batched(clf, clips.data, clips.shape, batchSize, (x) => [(f!(x) as Tensor).data as Float32Array], [clf.cfg.featureDim])[0]!;
 }
 
-/** Accuracy (fraction correct) per head on labelled clips. */
-export function classifierAccuracy(clf: VideoClassifier, clips: LabelledClips, batchSize = 32): Record<string, number> {
+/** The predicted class of each clip, per head (clips N×C×T×H×W in [-1, 1]). */
+export function classifierPredictions(clf: VideoClassifier, clips: ClipTensor, batchSize = 32): Int32Array[] {
   let f = logitFns.get(clf);
   if (!f) logitFns.set(clf, (f = compileInference(clf, (x: Tensor) => clf.logits(x), 'classifier_logits')));
   const widths = clf.cfg.heads.map((h) => h.classes.length);
   const logits = batched(clf, clips.data, clips.shape, batchSize, (x) => (f!(x) as Tensor[]).map((t) => t.data as Float32Array), widths);
-  const out: Record<string, number> = {};
-  clf.cfg.heads.forEach((h, k) => {
-    const C = widths[k]!, lg = logits[k]!, labels = clips.labels[k]!;
-    let correct = 0;
-    for (let i = 0; i < labels.length; i++) {
+  const n = clips.shape[0];
+  return widths.map((C, k) => {
+    const lg = logits[k]!;
+    return Int32Array.from({ length: n }, (_, i) => {
       let best = 0;
       for (let c = 1; c < C; c++) if (lg[i * C + c]! > lg[i * C + best]!) best = c;
-      if (best === labels[i]) correct++;
-    }
+      return best;
+    });
+  });
+}
+
+/** Accuracy (fraction correct) per head on labelled clips. */
+export function classifierAccuracy(clf: VideoClassifier, clips: LabelledClips, batchSize = 32): Record<string, number> {
+  const pred = classifierPredictions(clf, clips, batchSize);
+  const out: Record<string, number> = {};
+  clf.cfg.heads.forEach((h, k) => {
+    const labels = clips.labels[k]!;
+    let correct = 0;
+    for (let i = 0; i < labels.length; i++) if (pred[k]![i] === labels[i]) correct++;
     out[h.name] = correct / labels.length;
   });
   return out;
