@@ -14,6 +14,8 @@ import { tokenizerTask } from '../../train/tokenizer-task.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
 import { int, num } from '../options.js';
+import { SHIPPED_MODEL } from './demo.js';
+import { trainLm } from './train-lm.js';
 
 /**
  * `vtok train <kind> --data moving-mnist|synthetic|<folder> --preset tiny|small|base --out <run dir>`.
@@ -22,11 +24,11 @@ import { int, num } from '../options.js';
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('train a tokenizer (resumes when the run directory already has checkpoints)')
-    .argument('<kind>', 'tokenizer kind: magvit2 | larp')
+    .description('train a tokenizer or the prefix LM (resumes when the run directory already has checkpoints)')
+    .argument('<kind>', 'magvit2 | larp (tokenizers) | lm (the prefix LM, from token shards)')
     .requiredOption('--out <dir>', 'run directory (config, checkpoints, metrics, curves, samples)')
     .option('--data <name|folder>', 'moving-mnist, synthetic, or a folder of videos (class = subfolder)', 'moving-mnist')
-    .option('--preset <name>', 'tiny | small | base', 'tiny')
+    .option('--preset <name>', 'tiny | small | base (lm: tiny | small)', 'tiny')
     .option('--steps <n>', 'training steps (default: the preset\'s)', int('--steps', { min: 1, max: 1e8 }))
     .option('--batch <n>', 'batch size (default: the preset\'s)', int('--batch', { min: 1, max: 1024 }))
     .option('--lr <x>', 'peak learning rate (default: the preset\'s)', num('--lr', { min: 0, exclusiveMin: true, max: 1 }))
@@ -38,8 +40,27 @@ export function registerTrain(program: Command): void {
     .option('--perceptual-weight <x>', 'weight of the perceptual loss (default 0.1)', num('--perceptual-weight', { min: 0, max: 1000 }))
     .option('--eval-every <n>', 'evaluate and write samples every n steps', int('--eval-every', { min: 1, max: 1e8 }))
     .option('--seed <n>', 'seed for initialisation and data', int('--seed', { min: 0, max: 2 ** 31 - 1 }), 0)
+    .option('--shards <dir>', 'lm: token shards to train on (vtok tokenize)')
+    .option('--val-shards <dir>', 'lm: token shards for the per-task validation NLL')
+    .option('--tokenizer <run>', 'lm: the tokenizer the shards were made with (default: the shipped magvit2-tiny)', SHIPPED_MODEL)
+    .option('--mixture <task=w,…>', 'lm: task weights (default: t2v=0.4,t2i=0.1,uncond=0.1,fp=0.2,i2v=0.2 for captioned data)')
+    .option('--image-steps <n>', 'lm: image-first curriculum, t2i only for the first n steps', int('--image-steps', { min: 0, max: 1e8 }))
+    .option('--cond-dropout <p>', 'lm: probability of dropping the text (for classifier-free guidance; default 0.1)', num('--cond-dropout', { min: 0, max: 1 }))
     .option('--quiet', 'no progress bar')
-    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number }, cmd: Command) => {
+    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number; shards?: string; valShards?: string; tokenizer: string; mixture?: string; imageSteps?: number; condDropout?: number }, cmd: Command) => {
+      const lmOnly = ['shards', 'valShards', 'tokenizer', 'mixture', 'imageSteps', 'condDropout'];
+      const flag = (k: string) => `--${k === 'prior' ? 'no-prior' : k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      if (kind === 'lm') {
+        for (const k of ['data', 'tokens', 'bits', 'prior', 'gan', 'perceptual', 'perceptualWeight']) if (cmd.getOptionValueSource(k) === 'cli') throw new VtokError(`${flag(k)} applies to tokenizer training, not lm`);
+        if (!o.shards) throw new VtokError('train lm needs --shards <dir> (make them with vtok tokenize)');
+        const result = await trainLm({ ...o, shards: o.shards }).catch((e) => {
+          if (e instanceof TrainingInterrupted) summary(o.out, e.result, e.signal);
+          throw e;
+        });
+        summary(o.out, result, null);
+        return;
+      }
+      for (const k of lmOnly) if (cmd.getOptionValueSource(k) === 'cli') throw new VtokError(`${flag(k)} applies to lm only, not ${kind}`);
       const trainer = trainerFor(kind);
       const preset = trainer.presets[o.preset];
       if (!preset) throw new VtokError(`unknown preset "${o.preset}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);

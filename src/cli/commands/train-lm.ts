@@ -1,0 +1,104 @@
+import { resolve } from 'node:path';
+import * as E from '../../engine/index.js';
+import { LM_KIND, type Generator, type LmDirConfig } from '../../generation/model-dir.js';
+import type { PrefixLmConfig } from '../../generation/prefix-lm/model.js';
+import { TextPrefixLm, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';
+import { ShardReader } from '../../generation/shards.js';
+import { getTask } from '../../generation/tasks.js';
+import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js';
+import { checkTokenizer, tokenizerIdentity } from '../../generation/vocab.js';
+import { loadTokenizer } from '../../tokenizers/registry.js';
+import { trainLoop, type LoopResult } from '../../train/loop.js';
+import { defaultMixture, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';
+import { VtokError, check } from '../../util/errors.js';
+import { checkOutputDir } from '../../util/output-path.js';
+
+/** LM presets: the transformer, the built-in text encoder and the training defaults. */
+export interface LmPreset { lm: Pick<PrefixLmConfig, 'dim' | 'layers' | 'heads' | 'hidden'>; text: Omit<BuiltinTextEncoderConfig, 'maxTokens'>; batch: number; steps: number; lr: number }
+
+export const LM_PRESETS: Record<string, LmPreset> = {
+  tiny: { lm: { dim: 32, layers: 2, heads: 2, hidden: 64 }, text: { dim: 32, layers: 1, heads: 2 }, batch: 4, steps: 200, lr: 3e-3 },
+  small: { lm: { dim: 192, layers: 4, heads: 4, hidden: 512 }, text: { dim: 128, layers: 2, heads: 4 }, batch: 8, steps: 1500, lr: 1e-3 },
+};
+
+/** Longest prompt in UTF-8 bytes (captioned Moving MNIST's longest caption is 67). */
+export const PROMPT_BYTES = 80;
+
+export interface TrainLmOptions {
+  shards: string;
+  valShards?: string;
+  tokenizer: string;
+  preset: string;
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  seed: number;
+  out: string;
+  evalEvery?: number;
+  imageSteps?: number;
+  condDropout?: number;
+  mixture?: string;
+  quiet?: boolean;
+  /** Stop after this many steps in this process (tests of resume). */
+  stopAfter?: number;
+}
+
+/** `--mixture t2v=0.4,fp=0.2,…` → weights (tasks checked against the registry). */
+export function parseMixture(s: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([a-z0-9_]+)=([0-9.eE+-]+)$/.exec(part);
+    if (!m || !(Number(m[2]) >= 0)) throw new VtokError(`--mixture: expected task=weight pairs, got ${JSON.stringify(part)}`);
+    getTask(m[1]!);
+    out[m[1]!] = Number(m[2]);
+  }
+  check(Object.values(out).some((w) => w > 0), '--mixture: no task has a positive weight');
+  return out;
+}
+
+export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
+  const preset = LM_PRESETS[o.preset];
+  if (!preset) throw new VtokError(`unknown preset "${o.preset}" for lm (known: ${Object.keys(LM_PRESETS).join(', ')})`);
+  checkOutputDir(o.out, { option: '--out' });
+  const train = new ShardReader(o.shards);
+  const val = o.valShards ? new ShardReader(o.valShards) : undefined;
+  const tokDir = resolve(o.tokenizer);
+  const { tokenizer, module } = loadTokenizer(tokDir);
+  const identity = tokenizerIdentity(tokenizer, module.stateDict());
+  const mixture = o.mixture ? parseMixture(o.mixture) : defaultMixture(train);
+  const layout = layoutForShards(train, Object.keys(mixture));
+  checkTokenizer(layout, identity, tokDir);
+  if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
+  const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr;
+  E.seed(o.seed);
+  const text: BuiltinTextEncoderConfig = { ...preset.text, maxTokens: PROMPT_BYTES };
+  // maxLength: the longest sequence any task of the mixture makes
+  const probe = new TextPrefixLm({ lm: { ...preset.lm, vocabSize: layout.size, maxLength: 1 << 20, textDim: text.dim }, text: { ...text, layers: 0 } });
+  const probeBatcher = new LmBatcher(probe, layout);
+  const maxLength = Math.max(...Object.keys(mixture).map((t) => probeBatcher.length(t)));
+  const config: TextPrefixLmConfig = { lm: { ...preset.lm, vocabSize: layout.size, maxLength, textDim: text.dim }, text };
+  const model = new TextPrefixLm(config);
+  const batcher = new LmBatcher(model, layout, o.condDropout ?? 0.1);
+  const fps = 8;
+  const runConfig: LmDirConfig = {
+    model: { kind: LM_KIND, config }, layout, tokenizer: tokDir, fps,
+    data: { shards: resolve(o.shards), val: o.valShards ? resolve(o.valShards) : null },
+    train: { preset: o.preset, steps, batch: batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps ?? 0, condDropout: o.condDropout ?? 0.1 },
+  };
+  const generator: Generator = { dir: o.out, model, layout, tokenizer, tokenizerDir: tokDir, fps, config: runConfig };
+  const prompts = [...(val ?? train).index.clips.filter((c) => c.caption).slice(0, 2).map((c) => c.caption!), ...(mixture.uncond ? [''] : [])];
+  const taskOptions = { steps, batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps, condDropout: o.condDropout, emaDecay: Math.min(0.999, 1 - 10 / steps) };
+  const task = prefixLmTask(model, batcher, { ...taskOptions, val, samples: prompts.length && mixture.t2v !== undefined ? { generator, prompts } : undefined });
+  process.stderr.write(`lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, vocabulary ${layout.size}, sequences up to ${maxLength}, tasks ${Object.entries(mixture).map(([t, w]) => `${t}=${w}`).join(' ')}, ${steps} steps of ${batchSize}\n`);
+  return trainLoop(task, {
+    runDir: o.out,
+    totalSteps: steps,
+    config: runConfig as unknown as Record<string, unknown>,
+    batches: (start) => lmBatches(train, batcher, taskOptions, start),
+    evalEvery: o.evalEvery ?? Math.max(50, Math.round(steps / 10)),
+    checkpointEvery: Math.max(50, Math.round(steps / 20)),
+    best: val ? { metric: 'nll', mode: 'min' } : undefined,
+    quiet: o.quiet,
+    stopAfter: o.stopAfter,
+  });
+}

@@ -1,0 +1,97 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Tensor } from '../engine/index.js';
+import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
+import type { Module } from '../nn/module.js';
+import { loadTokenizer } from '../tokenizers/registry.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { VtokError } from '../util/errors.js';
+import { TextPrefixLm, type TextPrefixLmConfig } from './prefix-lm/text-lm.js';
+import { checkTokenizer, layoutFromJson, tokenizerIdentity, type VocabLayout } from './vocab.js';
+
+/**
+ * A generator's model directory: the prefix LM with its text encoder, the vocabulary layout and the visual
+ * tokenizer that the LM's ids belong to. It has the shape of a run directory, so a `vtok train lm` run loads as it
+ * is (best checkpoint, EMA weights) and `vtok pack` makes a self-contained one:
+ *
+ *   config.json       { model: { kind: 'prefix-lm', config: { lm, text } }, layout, tokenizer, fps, … }
+ *   checkpoints/      best.json / latest.json → step-…/model.safetensors (float16 when packed)
+ *   tokenizer/        (packed) the tokenizer's run directory; `tokenizer` in config.json is a path relative to
+ *                     this directory (a training run may name one elsewhere)
+ */
+export const LM_KIND = 'prefix-lm';
+
+export interface LmDirConfig {
+  model: { kind: typeof LM_KIND; config: TextPrefixLmConfig };
+  layout: VocabLayout;
+  /** The tokenizer's run directory, relative to the model directory or absolute. */
+  tokenizer: string;
+  /** Frame rate of generated video. */
+  fps: number;
+  [key: string]: unknown;
+}
+
+export interface Generator {
+  dir: string;
+  model: TextPrefixLm;
+  layout: VocabLayout;
+  tokenizer: Tokenizer;
+  tokenizerDir: string;
+  fps: number;
+  config: LmDirConfig;
+}
+
+export function readLmConfig(dir: string): LmDirConfig {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new VtokError('no such model directory', dir);
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new VtokError('no config.json: not a vtok model directory', dir);
+  let c: LmDirConfig;
+  try {
+    c = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw new VtokError('config.json is not valid JSON', path);
+  }
+  if (c?.model?.kind !== LM_KIND || !c.model.config?.lm) throw new VtokError(`not a generator (model.kind is ${JSON.stringify(c?.model?.kind)}, expected "${LM_KIND}")`, path);
+  if (typeof c.tokenizer !== 'string') throw new VtokError('config.json names no tokenizer directory', path);
+  c.layout = layoutFromJson(c.layout, path);
+  if (!(typeof c.fps === 'number' && c.fps > 0)) c.fps = 8;
+  return c;
+}
+
+export const tokenizerDirOf = (dir: string, c: LmDirConfig): string => (isAbsolute(c.tokenizer) ? c.tokenizer : resolve(dir, c.tokenizer));
+
+/** Refuses weights with NaN or infinite values, naming the first one. */
+export function checkFinite(weights: Map<string, Tensor>, source: string): void {
+  for (const [name, t] of weights) {
+    if (t.dtype !== 'float32') continue;
+    const d = t.data as Float32Array;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) throw new VtokError(`weight ${name} holds ${d[i]} at index ${i} (damaged or diverged weights)`, source);
+  }
+}
+
+/** The inference weights of a run: best checkpoint (else latest), with the EMA weights when the run kept them. */
+export function inferenceWeights(dir: string): { weights: Map<string, Tensor>; source: string } {
+  const ck = checkpointDir(dir, 'best') ?? checkpointDir(dir, 'latest');
+  if (!ck) throw new VtokError('the model directory has no checkpoint', dir);
+  const c = loadCheckpoint(ck);
+  const weights = c.weights.model;
+  if (!weights) throw new VtokError('checkpoint has no model weights', ck);
+  for (const [k, t] of c.optimizers.model ?? []) if (k.startsWith('ema.') && weights.has(k.slice(4))) weights.set(k.slice(4), t);
+  return { weights, source: ck };
+}
+
+/** Loads a model directory (or a `vtok train lm` run) for generation; one clear error for anything wrong. */
+export function loadGenerator(dir: string): Generator {
+  const config = readLmConfig(dir);
+  const tokenizerDir = tokenizerDirOf(dir, config);
+  if (!existsSync(tokenizerDir)) throw new VtokError(`the tokenizer directory ${tokenizerDir} named in config.json is missing`, dir);
+  const { tokenizer, module } = loadTokenizer(tokenizerDir);
+  checkTokenizer(config.layout, tokenizerIdentity(tokenizer, (module as Module).stateDict()), tokenizerDir);
+  const model = new TextPrefixLm(config.model.config);
+  if (model.lm.cfg.vocabSize !== config.layout.size) throw new VtokError(`the LM has ${model.lm.cfg.vocabSize} ids, its vocabulary layout ${config.layout.size}`, dir);
+  const { weights, source } = inferenceWeights(dir);
+  checkFinite(weights, source);
+  model.loadStateDict(weights, { source });
+  model.eval();
+  return { dir, model, layout: config.layout, tokenizer, tokenizerDir, fps: config.fps, config };
+}

@@ -1,0 +1,260 @@
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { hashSeed, SeededRng } from '../data/seeded.js';
+import { gridFrame, tensorToClips, type Frame } from '../io/frame.js';
+import { writeVideo } from '../io/video.js';
+import { AdamW, bindParams, TrainStep, warmupCosine } from '../nn/index.js';
+import { generate } from '../generation/generate.js';
+import type { Generator } from '../generation/model-dir.js';
+import { prefixLmLoss } from '../generation/prefix-lm/model.js';
+import type { TextPrefixLm } from '../generation/prefix-lm/text-lm.js';
+import { buildSequence, getTask } from '../generation/tasks.js';
+import type { ClipRef, ShardReader } from '../generation/shards.js';
+import { buildVocabLayout, type VocabLayout } from '../generation/vocab.js';
+import { VtokError, check } from '../util/errors.js';
+import type { TrainTask } from './loop.js';
+
+/**
+ * Training the prefix LM (VideoPoet §4) from token shards with the one training loop: a weighted mixture of
+ * tasks, each clip drawing its task per epoch; batches of one sequence length each (AGD, §6.3: no padding, so the
+ * compiled step sees one shape per length group); optionally an image-first curriculum (only t2i for the first
+ * steps, then the video-heavy mixture); condition dropout for classifier-free guidance (a row's text keys all
+ * hidden, the layout the sampler's unconditional stream uses); AdamW with warmup + cosine and an EMA of the
+ * weights. The built-in text encoder is part of the model and trains with it. Evaluation is the validation NLL
+ * per task (EMA weights); samples are clips generated from fixed prompts, decoded by the tokenizer, as GIFs.
+ */
+
+/** The mixture for captioned data (weights are normalised). `class` joins when every clip has a class label. */
+export const DEFAULT_MIXTURE: Record<string, number> = { t2v: 0.4, t2i: 0.1, uncond: 0.1, fp: 0.2, i2v: 0.2 };
+/** The mixture for data without captions. */
+export const UNCAPTIONED_MIXTURE: Record<string, number> = { uncond: 0.5, fp: 0.5 };
+
+/** Rows of a step: ids [B, S], per-row prefix length, and for text tasks the encoder's and the LM's text masks. */
+export type LmBatch = { ids: Tensor; prefixLength: Tensor; textIds?: Tensor; encValid?: Tensor; textValid?: Tensor };
+
+/** Where the text slot starts in every layout with text: <bos> <task> <bot_i> (generation/sequence). */
+const TEXT_START = 3;
+
+export interface LmTrainOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup?: number;
+  emaDecay?: number;
+  seed: number;
+  /** Task → weight. */
+  mixture: Record<string, number>;
+  /** Steps of the image-first curriculum (t2i only); 0 = none. */
+  imageSteps?: number;
+  /** Probability of hiding a row's text (condition dropout for CFG; default 0.1). */
+  condDropout?: number;
+  /** Validation clips per task (default 16). */
+  valClips?: number;
+}
+
+/** The class label of a clip, when its labels give one. */
+const classOf = (c: ClipRef): number | undefined => (typeof c.labels?.class === 'number' ? (c.labels.class as number) : undefined);
+
+/** The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks and (class) the labels. */
+export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayout {
+  const ix = reader.index;
+  check(ix.clips.length > 0, 'the shard folder holds no clips', reader.dir);
+  const grid = ix.clips[0]!.grid;
+  for (const c of ix.clips) check(c.grid.join() === grid.join(), `clip ${c.source} has token grid [${c.grid}], the first clip [${grid}]: one clip size per corpus`, reader.dir);
+  const classes = tasks.includes('class') ? Math.max(...ix.clips.map((c) => classOf(c) ?? -1)) + 1 : 0;
+  return buildVocabLayout({
+    tokenizer: ix.tokenizer, tasks,
+    outputs: [{ key: `${ix.size}x${ix.size}`, frames: ix.clipFrames, height: ix.size, width: ix.size, grid }],
+    classes,
+  });
+}
+
+/** The default mixture for a corpus: captioned tasks when every clip has a caption, `class` when labels allow. */
+export function defaultMixture(reader: ShardReader): Record<string, number> {
+  const clips = reader.index.clips;
+  const mix = { ...(clips.every((c) => c.caption) ? DEFAULT_MIXTURE : UNCAPTIONED_MIXTURE) };
+  if (clips.every((c) => classOf(c) !== undefined)) mix.class = 0.1;
+  return mix;
+}
+
+/** Builds batches (host → tensors) from clips with their tasks. */
+export class LmBatcher {
+  constructor(readonly model: TextPrefixLm, readonly layout: VocabLayout, readonly condDropout = 0.1) {}
+
+  /** Sequence length of `task` for a clip (text slot at the encoder's maxTokens). */
+  length(task: string): number {
+    return this.sequence(task, new Int32Array(this.layout.outputs[0]!.grid.reduce((a, b) => a * b, 1)), this.layout.outputs[0]!.grid, 'x', 0).seq.ids.length;
+  }
+
+  hasText(task: string): boolean {
+    return getTask(task).text !== 'none' && this.model.text !== null;
+  }
+
+  private sequence(task: string, ids: Int32Array, grid: number[], caption: string | undefined, label: number | undefined) {
+    const text = this.hasText(task) && caption ? this.model.tokenize([caption]) : undefined;
+    const seq = buildSequence(this.layout, task, { textTokens: text, target: { ids, grid }, label, condFrames: 1 });
+    if (seq.text) check(seq.text.start === TEXT_START, `task ${task}: text slot at ${seq.text.start}, expected ${TEXT_START}`);
+    return { seq, text };
+  }
+
+  /** One batch: every row must have the same sequence length. `dropSeed` draws the condition dropout. */
+  batch(rows: { task: string; ids: Int32Array; grid: number[]; caption?: string; label?: number }[], dropSeed: number): LmBatch {
+    const built = rows.map((r) => this.sequence(r.task, r.ids, r.grid, r.caption, r.label));
+    const S = built[0]!.seq.ids.length, B = rows.length;
+    const withText = built[0]!.text !== undefined;
+    const ids = new Int32Array(B * S), prefix = new Int32Array(B);
+    built.forEach(({ seq, text }, b) => {
+      check(seq.ids.length === S && (text !== undefined) === withText, 'a batch mixes sequence layouts (one length group per batch)');
+      ids.set(seq.ids, b * S);
+      prefix[b] = seq.prefixLength;
+    });
+    const out: LmBatch = { ids: E.concrete(ids, [B, S], 'int32'), prefixLength: E.concrete(prefix, [B], 'int32') };
+    if (withText) {
+      const L = built[0]!.text!.maxTokens;
+      const tids = new Int32Array(B * L), enc = new Uint8Array(B * L), lm = new Uint8Array(B * L);
+      const rng = new SeededRng(dropSeed);
+      built.forEach(({ text }, b) => {
+        tids.set(text!.ids, b * L);
+        enc.fill(1, b * L, b * L + text!.lengths[0]!);
+        // the encoder always sees the prompt (an all-hidden row would be NaN); dropout hides it from the LM only
+        if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + text!.lengths[0]!);
+      });
+      out.textIds = E.concrete(tids, [B, L], 'int32');
+      out.encValid = E.concrete(enc, [B, L], 'bool');
+      out.textValid = E.concrete(lm, [B, L], 'bool');
+    }
+    return out;
+  }
+}
+
+/** The loss of a batch (graph code). */
+export function lmBatchLoss(model: TextPrefixLm, b: LmBatch): Tensor {
+  const text = b.textIds && model.text ? model.text.forward(b.textIds, b.encValid!) : undefined;
+  return prefixLmLoss(model.lm, { ids: b.ids, prefixLength: b.prefixLength, text, textStart: TEXT_START, textValid: b.textValid });
+}
+
+/** A clip's task for an epoch: a weighted draw among the tasks its data allows, a pure function of (seed, epoch, clip). */
+function taskChooser(mixture: Record<string, number>, seed: number) {
+  const entries = Object.entries(mixture).filter(([, w]) => w > 0);
+  check(entries.length > 0, 'the task mixture has no task with a positive weight');
+  return (c: ClipRef, ordinal: number, epoch: number): string => {
+    const allowed = entries.filter(([t]) => (getTask(t).text !== 'required' || !!c.caption) && (t !== 'class' || classOf(c) !== undefined));
+    if (allowed.length === 0) throw new VtokError(`clip ${c.source} fits none of the tasks ${entries.map(([t]) => t).join(', ')} (no caption?)`);
+    const total = allowed.reduce((s, [, w]) => s + w, 0);
+    let u = new SeededRng(hashSeed(seed, epoch, ordinal, 0x7a5c)).next() * total;
+    for (const [t, w] of allowed) if ((u -= w) < 0) return t;
+    return allowed[allowed.length - 1]![0];
+  };
+}
+
+/**
+ * Batches from batch index `start` on (a pure function of the index, so a resumed run continues exactly): the
+ * first `imageSteps` are t2i batches, then the mixture, epoch after epoch; each epoch redraws every clip's task
+ * and cuts each length group into full batches (ShardReader.lengthBatches).
+ */
+export async function* lmBatches(reader: ShardReader, batcher: LmBatcher, o: LmTrainOptions, start: number): AsyncGenerator<LmBatch> {
+  const imageSteps = o.imageSteps ?? 0;
+  const choose = taskChooser(o.mixture, o.seed);
+  const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.hasText(task) ? 1 : 0);
+  const keys = new Map<string, number>();
+  const keyOf = (t: string) => keys.get(t) ?? (keys.set(t, lengthKey(t)), keys.get(t)!);
+  let index = 0;
+  const emit = (clips: ClipRef[], tasks: string[]) => {
+    const data = reader.read(clips);
+    return batcher.batch(data.map((d, i) => ({ task: tasks[i]!, ids: d.ids, grid: d.grid, caption: d.caption, label: classOf(clips[i]!) })), hashSeed(o.seed, index, 0xd0));
+  };
+  for (let epoch = 0; ; epoch++) {
+    const image = index < imageSteps;
+    const tasks = new Map(reader.index.clips.map((c, i) => [c.source, image ? 't2i' : choose(c, i, epoch)]));
+    const batches = [...reader.lengthBatches({ lengthOf: (c) => keyOf(tasks.get(c.source)!), batchSize: o.batchSize, seed: hashSeed(o.seed, epoch) })].filter((b) => b.clips.length === o.batchSize);
+    check(batches.length > 0, `no length group has ${o.batchSize} clips: lower --batch`, reader.dir);
+    for (const b of batches) {
+      if (image && index >= imageSteps) break; // the curriculum ends mid-epoch: the mixture starts a new one
+      if (index >= start) yield emit(b.clips, b.clips.map((c) => tasks.get(c.source)!));
+      index++;
+    }
+  }
+}
+
+export interface LmTaskOptions extends LmTrainOptions {
+  /** Validation shards (per-task NLL); without them, no evaluation. */
+  val?: ShardReader;
+  /** For samples: the generator view of the model (its tokenizer) and the prompts to generate from. */
+  samples?: { generator: Generator; prompts: string[] };
+}
+
+export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskOptions): TrainTask<LmBatch> {
+  const step = new TrainStep<LmBatch>(model, (b) => lmBatchLoss(model, b), {
+    optimizer: new AdamW({ betas: [0.9, 0.95], weightDecay: 0.01 }),
+    schedule: warmupCosine(o.lr, o.warmup ?? Math.max(1, Math.min(500, Math.round(o.steps / 20))), o.steps, o.lr / 10),
+    clipNorm: 1,
+    emaDecay: o.emaDecay,
+  });
+  const params = model.trainableParams().map(([, p]) => p);
+  const evalLoss = E.jit((w: Tensor[], b: LmBatch) => bindParams(params, w, () => {
+    model.eval();
+    try {
+      return lmBatchLoss(model, b);
+    } finally {
+      model.train();
+    }
+  }), { name: 'lm_eval' });
+  const inferenceWeights = () => (step.ema ?? params.map((p) => p.value));
+
+  // fixed validation batches per task: the first clips that fit the task
+  const valBatches = new Map<string, LmBatch[]>();
+  if (o.val) {
+    const n = o.valClips ?? 16;
+    for (const task of Object.keys(o.mixture)) {
+      const refs = o.val.index.clips.filter((c) => (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined)).slice(0, n);
+      const bs = Math.min(o.batchSize, refs.length), list: LmBatch[] = [];
+      for (let k = 0; k + bs <= refs.length && bs > 0; k += bs) {
+        const part = refs.slice(k, k + bs), data = o.val.read(part);
+        // validation scores the conditional model: no dropout
+        list.push(new LmBatcher(model, batcher.layout, 0).batch(data.map((d, i) => ({ task, ids: d.ids, grid: d.grid, caption: d.caption, label: classOf(part[i]!) })), 0));
+      }
+      if (list.length) valBatches.set(task, list);
+    }
+  }
+
+  return {
+    modules: { model },
+    steps: { model: step },
+    iterate(batch) {
+      const r = step.run(batch);
+      return { loss: r.loss, lr: r.lr, ...(r.gradNorm !== undefined ? { grad_norm: r.gradNorm } : {}) };
+    },
+    evaluate: o.val ? () => {
+      const out: Record<string, number> = {};
+      let sum = 0;
+      for (const [task, list] of valBatches) {
+        const nll = list.reduce((s, b) => s + E.item(evalLoss(inferenceWeights(), b) as Tensor), 0) / list.length;
+        out[`nll_${task}`] = nll;
+        sum += nll;
+      }
+      out.nll = sum / Math.max(1, valBatches.size);
+      return out;
+    } : undefined,
+    samples: o.samples ? async (dir, s) => {
+      const { generator, prompts } = o.samples!;
+      // generate with the EMA weights, then put the training weights back
+      const saved = params.map((p) => p.value);
+      params.forEach((p, i) => (p.value = inferenceWeights()[i]!));
+      model.eval();
+      try {
+        const clips: Frame[][] = [];
+        for (const [i, prompt] of prompts.entries()) {
+          const task = prompt ? 't2v' : 'uncond';
+          const r = generate(generator, { task, prompt: prompt || undefined, seed: i, temperature: 1, topK: 64 });
+          clips.push(tensorToClips(r.frames.data, r.frames.shape)[0]!);
+        }
+        const frames = clips[0]!.map((_, t) => gridFrame(clips.map((c) => c[t]!), { columns: clips.length, gap: 2 }));
+        for (const name of [`gen-${String(s).padStart(7, '0')}.gif`, 'gen-latest.gif']) await writeVideo(join(dir, name), frames, { fps: 4 });
+      } finally {
+        params.forEach((p, i) => (p.value = saved[i]!));
+        model.train();
+      }
+    } : undefined,
+  };
+}
