@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { PrefixLm } from '../../src/generation/prefix-lm/model.js';
-import { BuiltinTextEncoder } from '../../src/generation/text/builtin.js';
+import { generate } from '../../src/generation/generate.js';
+import { LM_KIND, type Generator } from '../../src/generation/model-dir.js';
+import { TextPrefixLm, type TextPrefixLmConfig } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer } from '../../src/generation/vocab.js';
-import { partsGenerator, runT2vStudy, type StudyGenerator, type T2vResults } from '../../src/studies/t2v/index.js';
+import { runT2vStudy, studyGenerator, type T2vResults } from '../../src/studies/t2v/index.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
 import { tempDir } from '../io/fixtures.js';
 
@@ -15,14 +16,35 @@ import { tempDir } from '../io/fixtures.js';
 
 const SHIPPED = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));
 
-function tinyGenerator(): StudyGenerator {
+/** A model directory's contents in memory: the shipped tokenizer (clips 5×64×64 gray, grid [5, 16, 16]) and an untrained tiny LM. */
+function tinyModel(): Generator {
   E.seed(0);
   const { tokenizer, module } = loadTokenizer(SHIPPED);
   const layout = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: ['uncond', 't2v', 'fp'], sizes: [{ frames: 5, height: 64, width: 64 }] });
-  const text = new BuiltinTextEncoder({ dim: 16, layers: 1, heads: 2, maxTokens: 48 });
-  const lm = new PrefixLm({ vocabSize: layout.size, dim: 32, layers: 1, heads: 2, hidden: 64, maxLength: 1408, textDim: 16 });
-  return partsGenerator({ lm, layout, tokenizer, text, sampling: { temperature: 1, topK: 64, batch: 4 } });
+  const config: TextPrefixLmConfig = {
+    lm: { vocabSize: layout.size, dim: 32, layers: 1, heads: 2, hidden: 64, maxLength: 1408, textDim: 16 },
+    text: { dim: 16, layers: 1, heads: 2, maxTokens: 48 },
+  };
+  const model = new TextPrefixLm(config);
+  model.eval();
+  return { dir: 'tiny-untrained', model, layout, tokenizer, tokenizerDir: SHIPPED, fps: 8, config: { model: { kind: LM_KIND, config }, layout, tokenizer: SHIPPED, fps: 8 } };
 }
+
+const SAMPLING = { temperature: 1, topK: 64, batch: 4 };
+
+test('the study\'s batched sampling draws what generate draws for one prompt', () => {
+  const model = tinyModel();
+  const g = studyGenerator(model, SAMPLING);
+  const prompt = 'the digit 6 moves up and down';
+  const ours = g.textToVideo([prompt], { cfg: 3, seed: 11 });
+  const lib = generate(model, { task: 't2v', prompt, cfg: 3, seed: 11, temperature: 1, topK: 64 });
+  assert.deepEqual(ours.shape, lib.frames.shape);
+  assert.deepEqual(ours.data, lib.frames.data);
+  const long = g.extend(ours, { condFrames: 1, seed: 12 });
+  const libLong = generate(model, { task: 't2v', prompt, cfg: 3, seed: 11, temperature: 1, topK: 64, seconds: 9 / 8 });
+  assert.deepEqual(long.shape, libLong.frames.shape);
+  assert.deepEqual(long.data, libLong.frames.data);
+});
 
 function numbers(x: unknown, path = ''): [string, number][] {
   if (typeof x === 'number') return [[path, x]];
@@ -33,7 +55,7 @@ function numbers(x: unknown, path = ''): [string, number][] {
 
 test('vtok study t2v runs end to end at the micro budget, writes finite results, and a re-run skips every stage', async () => {
   const out = join(tempDir('t2v-study'), 'study');
-  const gen = tinyGenerator();
+  const gen = studyGenerator(tinyModel(), SAMPLING);
   const lines: string[] = [];
   const r = await runT2vStudy({ generator: gen, model: 'tiny-untrained', out, budget: 'micro', seed: 2, quiet: true, log: (l) => lines.push(l) });
   for (const f of ['results.json', 'results.md', 'samples.gif', 'samples-cfg3-unseen.png', 'samples-uncond-test.png', 'frame-prediction.png', 'long-video.png',

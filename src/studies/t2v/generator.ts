@@ -1,15 +1,11 @@
-import type { Tensor } from '../../engine/index.js';
-import type { PrefixLm } from '../../generation/prefix-lm/model.js';
+import type { Generator } from '../../generation/model-dir.js';
 import { sample, type TextInput } from '../../generation/sampler.js';
-import { latentFrames, type VisualTokens } from '../../generation/sequence.js';
-import { buildSequence, framesForLatent, outputPlan, parseOutput, type TaskInputs } from '../../generation/tasks.js';
-import type { BuiltinTextEncoder } from '../../generation/text/builtin.js';
-import type { FrozenTextEncoder, TextTokens } from '../../generation/text/encoder.js';
-import type { VocabLayout } from '../../generation/vocab.js';
+import type { LmSequence, OutputStep, VisualTokens } from '../../generation/sequence.js';
+import { buildSequence, extensionPrompt, framesForLatent, outputPlan, parseOutput, type TaskInputs } from '../../generation/tasks.js';
+import type { TextTokens } from '../../generation/text/encoder.js';
+import { outputSize } from '../../generation/vocab.js';
 import type { ClipTensor } from '../../io/frame.js';
-import { compileInference } from '../../nn/compiled.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
-import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { check } from '../../util/errors.js';
 
 /** Sampling settings shared by every call of a study. */
@@ -38,14 +34,6 @@ export interface StudyGenerator {
   extend(video: ClipTensor, o: { condFrames: number; seed: number }): ClipTensor;
   /** The tokenizer's round trip of real clips (the ceiling of any generated frame). */
   reconstruct(clips: ClipTensor): ClipTensor;
-}
-
-export interface GeneratorParts {
-  lm: PrefixLm;
-  layout: VocabLayout;
-  tokenizer: Tokenizer;
-  text: BuiltinTextEncoder | FrozenTextEncoder;
-  sampling: Sampling;
 }
 
 const clipSize = (shape: readonly number[]) => shape.slice(1).reduce((a, b) => a * b, 1);
@@ -88,91 +76,68 @@ export function joinClips(parts: ClipTensor[], axis: 'clips' | 'time'): ClipTens
 }
 
 /**
- * A StudyGenerator over a model's parts (prefix LM, vocabulary layout, tokenizer, text encoder): the task
- * registry builds each prompt, the KV-cached sampler draws the output, the tokenizer decodes the parsed clip.
+ * A StudyGenerator over a loaded model directory: the same steps as `generate` (task registry → KV-cached sampler →
+ * parsed clip → tokenizer decode; extensions re-tokenize the last latent frame's frames), but many prompts per
+ * sampler call, which a study of hundreds of clips needs. One prompt with the same seed draws exactly what
+ * `generate` draws.
  */
-export function partsGenerator(p: GeneratorParts): StudyGenerator {
-  const { lm, layout, tokenizer: tok, sampling } = p;
+export function studyGenerator(gen: Generator, sampling: Sampling): StudyGenerator {
+  const { model, layout, tokenizer: tok } = gen;
+  const size = outputSize(layout);
   const channels = (tok.channels ?? 3) as 1 | 3;
-  const size = layout.outputs[0]!;
-  const [height, width] = [size.height, size.width];
-  const frames = size.frames;
-  const grid = tok.grid([channels, frames, height, width]).shape;
-  const stride = grid.length === 3 && grid[0]! > 1 ? (frames - 1) / (grid[0]! - 1) : frames;
-  const embed = textEmbedder(p.text);
+  const { frames, height, width } = size;
+  const t = size.grid.length === 3 ? size.grid[0]! : 1;
+  const stride = t > 1 ? (frames - 1) / (t - 1) : 1;
   const rows = Math.max(1, sampling.batch);
 
-  /** Samples `prefixes` (same layout) in batches and decodes each parsed clip. */
-  function run(task: string, inputs: TaskInputs[], texts: TextInput[] | undefined, o: { cfg: number; seed: number }): { clips: ClipTensor; tokens: VisualTokens[] } {
+  /** Samples the prompts in batches of `rows` and decodes each parsed clip. */
+  function run(prompts: { sequence: LmSequence; plan: OutputStep[] }[], texts: TextInput[] | undefined, o: { cfg: number; seed: number }): ClipTensor {
     const parts: ClipTensor[] = [];
-    const tokens: VisualTokens[] = [];
-    for (let s = 0; s < inputs.length; s += rows) {
-      const chunk = inputs.slice(s, s + rows);
-      const prefixes = chunk.map((x) => buildSequence(layout, task, x));
-      const plan = outputPlan(layout, task, chunk[0]!);
-      const ids = sample(lm, {
-        prefix: prefixes, text: texts?.slice(s, s + rows), plan, cfgScale: o.cfg, seed: o.seed + s,
+    for (let s = 0; s < prompts.length; s += rows) {
+      const chunk = prompts.slice(s, s + rows);
+      const ids = sample(model.lm, {
+        prefix: chunk.map((q) => q.sequence), text: texts?.slice(s, s + rows), plan: chunk[0]!.plan, cfgScale: o.cfg, seed: o.seed + s,
         temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP,
       });
       const L = ids.length / chunk.length;
-      const clips = prefixes.map((q, r) => parseOutput(layout, q.ids.subarray(0, q.prefixLength), ids.subarray(r * L, (r + 1) * L)).clip);
-      tokens.push(...clips);
-      const cg = clips[0]!.grid, per = cg.reduce((a, b) => a * b, 1);
+      const clips = chunk.map((q, r) => parseOutput(layout, q.sequence.ids.subarray(0, q.sequence.prefixLength), ids.subarray(r * L, (r + 1) * L)).clip);
+      const grid = clips[0]!.grid, per = grid.reduce((a, b) => a * b, 1);
       const all = new Int32Array(clips.length * per);
       clips.forEach((c, r) => all.set(c.ids, r * per));
-      parts.push(decodeTokens(tok, { ids: all, n: clips.length, grid: cg }));
+      parts.push(decodeTokens(tok, { ids: all, n: clips.length, grid }, rows));
     }
-    return { clips: joinClips(parts, 'clips'), tokens };
+    return joinClips(parts, 'clips');
   }
-
+  const prompt = (task: string, x: TaskInputs) => ({ sequence: buildSequence(layout, task, x), plan: outputPlan(layout, task, x) });
   const encode = (clips: ClipTensor): VisualTokens[] => {
-    const t = encodeClips(tok, clips, Math.min(rows, clips.shape[0]!));
-    const per = t.grid.reduce((a, b) => a * b, 1);
-    return Array.from({ length: t.n }, (_, i) => ({ ids: t.ids.subarray(i * per, (i + 1) * per), grid: t.grid }));
+    const e = encodeClips(tok, clips, Math.min(rows, clips.shape[0]));
+    const per = e.grid.reduce((a, b) => a * b, 1);
+    return Array.from({ length: e.n }, (_, i) => ({ ids: e.ids.subarray(i * per, (i + 1) * per), grid: e.grid }));
   };
 
   return {
     clip: { channels, frames, height, width },
     givenFrames: (k) => framesForLatent(k, stride),
     textToVideo(prompts, o) {
-      const tt = p.text.tokenize(prompts);
-      const emb = embed(tt);
-      const Lt = tt.maxTokens, dim = p.text.dim;
-      const texts = prompts.map((_, i) => ({
-        embeddings: emb.subarray(i * Lt * dim, (i + 1) * Lt * dim),
-        valid: Uint8Array.from({ length: Lt }, (_, j) => (j < tt.lengths[i]! ? 1 : 0)),
-      }));
+      const tt = model.tokenize(prompts), Lt = tt.maxTokens;
       const one = (i: number): TextTokens => ({ ids: tt.ids.subarray(i * Lt, (i + 1) * Lt), lengths: tt.lengths.subarray(i, i + 1), count: 1, maxTokens: Lt });
-      return run('t2v', prompts.map((_, i) => ({ textTokens: one(i) })), texts, o).clips;
+      return run(prompts.map((_, i) => prompt('t2v', { textTokens: one(i) })), model.embed(tt), o);
     },
     unconditional(count, o) {
-      return run('uncond', Array.from({ length: count }, () => ({})), undefined, { cfg: 1, seed: o.seed }).clips;
+      return run(Array.from({ length: count }, () => prompt('uncond', {})), undefined, { cfg: 1, seed: o.seed });
     },
     predictFrames(video, o) {
-      return run('fp', encode(video).map((v) => ({ video: v, condFrames: o.condFrames })), undefined, { cfg: 1, seed: o.seed }).clips;
+      return run(encode(video).map((v) => prompt('fp', { video: v, condFrames: o.condFrames })), undefined, { cfg: 1, seed: o.seed });
     },
     extend(video, o) {
-      const T = video.shape[2]!, g = framesForLatent(o.condFrames, stride);
-      // the tail is re-tokenized as the start of a clip: its first frame is encoded alone, as the causal tokenizer does
-      const tail = frameRange(video, T - g, T);
-      const tailTokens = encode(tail).map((v) => latentFrames(v, v.grid[0]! - o.condFrames, v.grid[0]!));
-      const next = run('fp', tailTokens.map((v) => ({ video: v, condFrames: o.condFrames })), undefined, { cfg: 1, seed: o.seed }).clips;
-      return joinClips([video, frameRange(next, g, next.shape[2]!)], 'time');
+      const T = video.shape[2], g = framesForLatent(o.condFrames, stride);
+      // the tail is tokenized again as the start of a clip (the causal tokenizer encodes its first frame alone)
+      const next = run(encode(frameRange(video, T - g, T)).map((v) => extensionPrompt(layout, v, { condFrames: o.condFrames })), undefined, { cfg: 1, seed: o.seed });
+      return joinClips([video, frameRange(next, g, next.shape[2])], 'time');
     },
     reconstruct(clips) {
-      const t = encodeClips(tok, clips, Math.min(rows, clips.shape[0]!));
-      return decodeTokens(tok, t, Math.min(rows, clips.shape[0]!));
+      const n = Math.min(rows, clips.shape[0]);
+      return decodeTokens(tok, encodeClips(tok, clips, n), n);
     },
   };
 }
-
-/** Prompt embeddings [count, maxTokens, dim] from either kind of text encoder. */
-function textEmbedder(text: BuiltinTextEncoder | FrozenTextEncoder): (t: TextTokens) => Float32Array {
-  if ('embed' in text) return (t) => text.embed(t);
-  const fn = compileInference(text, (ids: Tensor, valid: Tensor) => text.forward(ids, valid), 'study_text_encoder');
-  return (t) => {
-    const x = text.inputs(t);
-    return Float32Array.from((fn(x.ids, x.valid) as Tensor).data as Float32Array);
-  };
-}
-

@@ -17,7 +17,7 @@ import { clipRange, frameRange, joinClips, type StudyGenerator } from './generat
 import { type Accuracy, type FaithfulnessArm, type FramePredictionRow, t2vMarkdown, type T2vResults } from './report.js';
 
 export { T2V_BUDGETS, type T2vBudget } from './budget.js';
-export { partsGenerator, type GeneratorParts, type Sampling, type StudyGenerator } from './generator.js';
+export { type Sampling, type StudyGenerator, studyGenerator } from './generator.js';
 export { t2vMarkdown, type T2vResults } from './report.js';
 
 /**
