@@ -5,11 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { generate } from '../../src/generation/generate.js';
-import { LM_KIND, type Generator } from '../../src/generation/model-dir.js';
+import { LM_KIND, loadGenerator, type Generator, type LmDirConfig } from '../../src/generation/model-dir.js';
 import { TextPrefixLm, type TextPrefixLmConfig } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer } from '../../src/generation/vocab.js';
+import { saveCheckpoint } from '../../src/nn/checkpoint.js';
+import { writeFileAtomic } from '../../src/util/atomic.js';
 import { runT2vStudy, studyGenerator, type T2vResults } from '../../src/studies/t2v/index.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 
 /** The text-to-video study end to end at the micro budget on an untrained tiny prefix LM over the shipped tokenizer. */
@@ -28,6 +31,12 @@ function tinyModel(): Generator {
   const model = new TextPrefixLm(config);
   model.eval();
   return { dir: 'tiny-untrained', model, layout, tokenizer, tokenizerDir: SHIPPED, fps: 8, config: { model: { kind: LM_KIND, config }, layout, tokenizer: SHIPPED, fps: 8 } };
+}
+
+/** The same model written as a model directory (config.json + checkpoint), as `vtok train lm` leaves one. */
+function writeModelDir(dir: string, g: Generator): void {
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ ...g.config, tokenizer: SHIPPED } satisfies LmDirConfig));
+  saveCheckpoint(dir, { step: 0, weights: { model: g.model.stateDict() }, optimizers: {}, state: {} });
 }
 
 const SAMPLING = { temperature: 1, topK: 64, batch: 4 };
@@ -54,10 +63,11 @@ function numbers(x: unknown, path = ''): [string, number][] {
 }
 
 test('vtok study t2v runs end to end at the micro budget, writes finite results, and a re-run skips every stage', async () => {
-  const out = join(tempDir('t2v-study'), 'study');
-  const gen = studyGenerator(tinyModel(), SAMPLING);
+  const root = tempDir('t2v-study'), out = join(root, 'study'), modelDir = join(root, 'model');
+  writeModelDir(modelDir, tinyModel());
+  const gen = studyGenerator(loadGenerator(modelDir), SAMPLING);
   const lines: string[] = [];
-  const r = await runT2vStudy({ generator: gen, model: 'tiny-untrained', out, budget: 'micro', seed: 2, quiet: true, log: (l) => lines.push(l) });
+  const r = await runT2vStudy({ generator: gen, model: modelDir, out, budget: 'micro', seed: 2, quiet: true, log: (l) => lines.push(l) });
   for (const f of ['results.json', 'results.md', 'samples.gif', 'samples-cfg3-unseen.png', 'samples-uncond-test.png', 'frame-prediction.png', 'long-video.png',
     'classifier/classifier.safetensors', 'faithfulness/cfg1-test.safetensors', 'long-video/extension-4.safetensors']) {
     assert.ok(existsSync(join(out, f)) && statSync(join(out, f)).size > 0, f);
@@ -88,9 +98,9 @@ test('vtok study t2v runs end to end at the micro budget, writes finite results,
 
   // a re-run reads every stage back instead of redoing it (same results, no generation)
   const again: string[] = [];
-  const r2 = await runT2vStudy({ generator: gen, model: 'tiny-untrained', out, budget: 'micro', seed: 2, quiet: true, log: (l) => again.push(l) });
+  const r2 = await runT2vStudy({ generator: gen, model: modelDir, out, budget: 'micro', seed: 2, quiet: true, log: (l) => again.push(l) });
   assert.deepEqual({ ...r2, timings_s: {} }, { ...JSON.parse(JSON.stringify(r)), timings_s: {} });
   assert.ok(again.filter((l) => /\[[1-5]\/6\]/.test(l)).every((l) => /: done$/.test(l)), again.join('\n'));
   assert.deepEqual(r2.timings_s, {});
-  await assert.rejects(runT2vStudy({ generator: gen, model: 'tiny-untrained', out, budget: 'micro', seed: 3, quiet: true }), /another model, budget or seed/);
+  await assert.rejects(runT2vStudy({ generator: gen, model: modelDir, out, budget: 'micro', seed: 3, quiet: true }), /another model, budget or seed/);
 });
