@@ -153,7 +153,7 @@ async function generateFaithfulness(s: Study, real: Record<HeldSplit, LabelledSe
   const sets: GeneratedSet[] = [];
   for (const p of plan) {
     const path = join(dir, `${p.arm}-${p.split}.safetensors`);
-    const name = `${p.arm} ${p.cfg === null ? '' : `${p.split} `}`;
+    const name = p.cfg === null ? p.arm : `${p.arm} ${p.split}`;
     if (existsSync(path)) {
       s.log(`[2/6] ${name}: done`);
     } else {

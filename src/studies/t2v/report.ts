@@ -58,7 +58,7 @@ export function t2vMarkdown(r: T2vResults): string {
     `Model: \`${r.model}\`; clips ${r.clip.frames}×${r.clip.height}×${r.clip.width}, ${r.clip.channels === 1 ? 'gray' : 'RGB'}. ` +
     `Sampling: temperature ${b.sampling.temperature}${b.sampling.topK ? `, top-k ${b.sampling.topK}` : ''}${b.sampling.topP ? `, top-p ${b.sampling.topP}` : ''}.`, '');
   lines.push('## Text faithfulness', '',
-    `A ${r.classifier.feature_dim}-d 3D-CNN classifier trained for ${r.classifier.steps} steps on real one-digit captioned Moving MNIST clips (MNIST training digits) reads each clip's digit and axis of motion. ` +
+    `vtok's 3D-CNN classifier (features of width ${r.classifier.feature_dim}), trained for ${r.classifier.steps} steps on real one-digit captioned Moving MNIST clips (MNIST training digits) reads each clip's digit and axis of motion. ` +
     'Captions are one-digit held-out captions (MNIST test digits): "seen" pairs (split test) and digit×motion pairs never in the training captions (split unseen). ' +
     'One-digit captions suffice for the accuracy: the classifier reads one digit. Unconditional samples are read against the same captions (chance: 10 % digit, 50 % axis).', '',
     '| clips | split | CFG | seed | digit acc. | axis acc. | both | Fréchet to real ↓ |', '|---|---|---|---|---|---|---|---|');
