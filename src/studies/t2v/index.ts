@@ -90,7 +90,9 @@ function openStudy(o: T2vStudyOptions): Study {
   } else {
     writeJson(studyPath, identity);
   }
-  const timings: Record<string, number> = {};
+  // timings add up over interrupted and resumed runs, so the report times every stage once
+  const timingsPath = join(o.out, 'timings.json');
+  const timings: Record<string, number> = existsSync(timingsPath) ? readJson(timingsPath) : {};
   return {
     out: o.out, b, seed, gen: o.generator, quiet: o.quiet, timings,
     log: o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(`${line}\n`); }),
@@ -98,6 +100,7 @@ function openStudy(o: T2vStudyOptions): Study {
       const t0 = Date.now();
       const r = await fn();
       timings[name] = (timings[name] ?? 0) + (Date.now() - t0) / 1000;
+      writeJson(timingsPath, timings);
       return r;
     },
   };
