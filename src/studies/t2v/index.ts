@@ -117,7 +117,7 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
     s.log(`[1/6] classifier: ${b.classifier.steps} steps of ${b.classifier.batch} real captioned clips`);
     E.seed(s.seed);
     await s.timed('classifier', () => trainVideoClassifier({
-      runDir: dir, steps: b.classifier.steps, batchSize: b.classifier.batch, lr: b.classifier.lr, width: b.classifier.width, featureDim: b.classifier.featureDim,
+      runDir: dir, steps: b.classifier.steps, batchSize: b.classifier.batch, lr: b.classifier.lr, width: b.classifier.width, featureDim: b.classifier.featureDim, stemStride: b.classifier.stemStride,
       seed: s.seed, frames: s.gen.clip.frames, size: s.gen.clip.height, heldOut: Math.min(256, b.realClips), quiet: s.quiet,
       source: captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels }),
     }));
