@@ -51,6 +51,14 @@ describe('video classifier', () => {
       assert.equal(c.labels[0]![i], s.digits[0]);
       assert.equal(c.labels[1]![i], AXES.indexOf(s.axes[0]!));
     }
+    // an evaluator's clips hold the held-out digit×motion pairs too; the LM's training clips never do
+    const { isHeldOut } = await import('../../src/data/captioned-mnist.js');
+    const heldOutIn = (src: typeof source) => {
+      const x = src.clips(0, 200, 3);
+      return x.labels[0]!.filter((d, i) => isHeldOut(d, AXES[x.labels[1]![i]!]!)).length;
+    };
+    assert.equal(heldOutIn(source), 0);
+    assert.ok(heldOutIn(captionedMnistSource({ frames: 5, channels: 1, allPairs: true })) > 10);
     E.seed(0);
     const dir = tempDir('clf-mnist');
     const r = await trainVideoClassifier({ runDir: join(dir, 'run'), steps: 60, batchSize: 16, lr: 3e-3, width: 4, featureDim: 8, stemStride: 2, heldOut: 64, quiet: true, seed: 3, frames: 5, size: 64, source });

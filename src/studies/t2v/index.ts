@@ -119,7 +119,8 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
     await s.timed('classifier', () => trainVideoClassifier({
       runDir: dir, steps: b.classifier.steps, batchSize: b.classifier.batch, lr: b.classifier.lr, width: b.classifier.width, featureDim: b.classifier.featureDim, stemStride: b.classifier.stemStride,
       seed: s.seed, frames: s.gen.clip.frames, size: s.gen.clip.height, heldOut: Math.min(256, b.realClips), quiet: s.quiet,
-      source: captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels }),
+      // every digit×motion pair: trained on the seen ones only, it would read pairs, not digits (see captionedMnistSource)
+      source: captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels, allPairs: true }),
     }));
   }
   return { clf: loadVideoClassifier(path).classifier, steps: b.classifier.steps };
