@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import { AXES, captionedMnistSample, SIZE as MNIST_SIZE } from '../data/captioned-mnist.js';
 import { clipsToBatch } from '../data/dataset.js';
 import { DIRECTIONS, SHAPES, syntheticSample } from '../data/synthetic.js';
 import type { ClipTensor } from '../io/frame.js';
@@ -42,6 +43,11 @@ export interface ClassifierConfig {
   /** Channels of the first conv (doubled at each of the next two). */
   width: number;
   featureDim: number;
+  /**
+   * Spatial stride of conv1 (default 1). 2 quarters the cost for 64×64 clips whose objects are large (MNIST
+   * digits are 28 pixels across); the 8–13 pixel synthetic shapes at 32×32 need 1.
+   */
+  stemStride?: number;
   /** Label sets, one head each. */
   heads: { name: string; classes: string[] }[];
 }
@@ -66,7 +72,7 @@ export class VideoClassifier extends Module {
     const w = cfg.width;
     check(Number.isInteger(w) && w >= 4 && w % 4 === 0, `classifier width must be a multiple of 4, got ${w}`);
     check(cfg.heads.length > 0 && cfg.heads.every((h) => h.classes.length >= 2), 'classifier needs at least one head of at least 2 classes');
-    this.conv1 = new Conv3d(cfg.channels, w, 3, { padding: 1 });
+    this.conv1 = new Conv3d(cfg.channels, w, 3, { padding: 1, stride: [1, cfg.stemStride ?? 1, cfg.stemStride ?? 1] });
     this.norm1 = new GroupNorm(4, w);
     this.conv2 = new Conv3d(w, 2 * w, 3, { stride: 2, padding: 1 });
     this.norm2 = new GroupNorm(4, 2 * w);
@@ -121,6 +127,50 @@ export function labelledSyntheticClips(start: number, count: number, o: Syntheti
   };
 }
 
+/**
+ * Where a classifier's labelled training clips come from: clips start … start+count−1 of a seed, labelled per
+ * head. Synthetic shapes (motion, shape) by default; captioned Moving MNIST (digit, axis) for text-to-video.
+ */
+export interface LabelledSource {
+  name: string;
+  /** What the run's config.json records as its data (resuming checks it). */
+  describe: Record<string, unknown>;
+  channels: number;
+  size: number;
+  heads: ClassifierConfig['heads'];
+  clips(start: number, count: number, seed: number): LabelledClips;
+}
+
+export function syntheticSource(o: { frames: number; size: number }): LabelledSource {
+  return { name: 'synthetic', describe: { name: 'synthetic', labelBy: 'motion' }, channels: 3, size: o.size, heads: LABEL_HEADS, clips: (start, count, seed) => labelledSyntheticClips(start, count, { ...o, seed }) };
+}
+
+export const CAPTIONED_MNIST_HEADS: ClassifierConfig['heads'] = [
+  { name: 'digit', classes: Array.from({ length: 10 }, (_, d) => String(d)) },
+  { name: 'axis', classes: [...AXES] },
+];
+
+/**
+ * One-digit captioned Moving MNIST clips labelled by the caption's digit and axis of motion. The axis can only be
+ * read across frames, so (as with the synthetic motion label) the features must follow the digit through time.
+ * `split` picks the MNIST digits and caption pairs (src/data/captioned-mnist.ts); 'train' uses `seed`. An evaluator
+ * trains on `allPairs` training clips: trained on the seen pairs only, it read the digit of held-out pairs (a 0
+ * moving up and down) right in 3.5 % of real clips against 91 % on seen pairs — it had learnt the pairs, not the digit.
+ */
+export function captionedMnistSource(o: { frames: number; channels: 1 | 3; split?: 'train' | 'test' | 'unseen'; allPairs?: boolean }): LabelledSource {
+  const split = o.split ?? 'train', allPairs = split === 'train' && !!o.allPairs;
+  return {
+    name: `captioned-mnist-${split}`, describe: { name: 'captioned-mnist', split, digits: 1, channels: o.channels, ...(allPairs ? { allPairs } : {}) }, channels: o.channels, size: MNIST_SIZE, heads: CAPTIONED_MNIST_HEADS,
+    clips(start, count, seed) {
+      check(Number.isInteger(start) && start >= 0 && Number.isInteger(count) && count > 0, `labelled clips: need start ≥ 0 and count > 0, got ${start}, ${count}`);
+      const samples = Array.from({ length: count }, (_, i) => captionedMnistSample(start + i, { split, seed, frames: o.frames, digits: 1, allPairs }));
+      const clips = samples.map((s) => ({ data: o.channels === 1 ? s.frames : Uint8Array.from({ length: s.frames.length * 3 }, (_, i) => s.frames[Math.floor(i / 3)]!) }));
+      const b = clipsToBatch(clips, { channels: o.channels, frames: o.frames, height: MNIST_SIZE, width: MNIST_SIZE }, samples.map((_, i) => start + i));
+      return { data: b.data, shape: b.shape, labels: [Int32Array.from(samples, (s) => s.digits[0]!), Int32Array.from(samples, (s) => AXES.indexOf(s.axes[0]!))] };
+    },
+  };
+}
+
 // ---- compiled inference ----
 
 const featureFns = new WeakMap<VideoClassifier, InferenceFn<[Tensor]>>();
@@ -155,21 +205,31 @@ export function classifierFeatures(clf: VideoClassifier, clips: ClipTensor, batc
   return batched(clf, clips.data, clips.shape, batchSize, (x) => [(f!(x) as Tensor).data as Float32Array], [clf.cfg.featureDim])[0]!;
 }
 
-/** Accuracy (fraction correct) per head on labelled clips. */
-export function classifierAccuracy(clf: VideoClassifier, clips: LabelledClips, batchSize = 32): Record<string, number> {
+/** The predicted class of each clip, per head (clips N×C×T×H×W in [-1, 1]). */
+export function classifierPredictions(clf: VideoClassifier, clips: ClipTensor, batchSize = 32): Int32Array[] {
   let f = logitFns.get(clf);
   if (!f) logitFns.set(clf, (f = compileInference(clf, (x: Tensor) => clf.logits(x), 'classifier_logits')));
   const widths = clf.cfg.heads.map((h) => h.classes.length);
   const logits = batched(clf, clips.data, clips.shape, batchSize, (x) => (f!(x) as Tensor[]).map((t) => t.data as Float32Array), widths);
-  const out: Record<string, number> = {};
-  clf.cfg.heads.forEach((h, k) => {
-    const C = widths[k]!, lg = logits[k]!, labels = clips.labels[k]!;
-    let correct = 0;
-    for (let i = 0; i < labels.length; i++) {
+  const n = clips.shape[0];
+  return widths.map((C, k) => {
+    const lg = logits[k]!;
+    return Int32Array.from({ length: n }, (_, i) => {
       let best = 0;
       for (let c = 1; c < C; c++) if (lg[i * C + c]! > lg[i * C + best]!) best = c;
-      if (best === labels[i]) correct++;
-    }
+      return best;
+    });
+  });
+}
+
+/** Accuracy (fraction correct) per head on labelled clips. */
+export function classifierAccuracy(clf: VideoClassifier, clips: LabelledClips, batchSize = 32): Record<string, number> {
+  const pred = classifierPredictions(clf, clips, batchSize);
+  const out: Record<string, number> = {};
+  clf.cfg.heads.forEach((h, k) => {
+    const labels = clips.labels[k]!;
+    let correct = 0;
+    for (let i = 0; i < labels.length; i++) if (pred[k]![i] === labels[i]) correct++;
     out[h.name] = correct / labels.length;
   });
   return out;
@@ -191,10 +251,13 @@ export interface ClassifierTrainOptions extends SyntheticClipOptions {
   lr?: number;
   width?: number;
   featureDim?: number;
+  stemStride?: number;
   /** Held-out clips (from another seed) for the accuracy reported every evalEvery steps and at the end. */
   heldOut?: number;
   evalEvery?: number;
   quiet?: boolean;
+  /** Labelled clips to train on (default: synthetic shapes of `size`); held-out clips come from seed + 1. */
+  source?: LabelledSource;
 }
 
 export interface TrainedClassifier {
@@ -211,9 +274,11 @@ export interface TrainedClassifier {
  * their config as safetensors metadata.
  */
 export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<TrainedClassifier> {
-  const cfg: ClassifierConfig = { channels: 3, frames: o.frames, size: o.size, width: o.width ?? 16, featureDim: o.featureDim ?? 64, heads: LABEL_HEADS };
+  const source = o.source ?? syntheticSource(o);
+  check(source.size === o.size, `classifier: the ${source.name} clips are ${source.size}×${source.size}, not ${o.size}×${o.size}`);
+  const cfg: ClassifierConfig = { channels: source.channels, frames: o.frames, size: o.size, width: o.width ?? 16, featureDim: o.featureDim ?? 64, heads: source.heads, ...(o.stemStride ? { stemStride: o.stemStride } : {}) };
   const clf = new VideoClassifier(cfg);
-  const held = labelledSyntheticClips(0, o.heldOut ?? 256, { ...o, seed: o.seed + 1 });
+  const held = source.clips(0, o.heldOut ?? 256, o.seed + 1);
   const step = new TrainStep(clf, (b: { video: Tensor; labels: Tensor[] }) => {
     const logits = clf.logits(b.video);
     const ces = logits.map((l, k) => E.crossEntropy(l, b.labels[k]!));
@@ -227,7 +292,7 @@ export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<T
   });
   async function* batches(start: number) {
     for (let i = start; ; i++) {
-      const c = labelledSyntheticClips(i * o.batchSize, o.batchSize, o);
+      const c = source.clips(i * o.batchSize, o.batchSize, o.seed);
       yield { video: E.concrete(c.data, c.shape, 'float32'), labels: c.labels.map((l) => E.concrete(l, [l.length], 'int32')) };
     }
   }
@@ -249,7 +314,7 @@ export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<T
       runDir: o.runDir,
       totalSteps: o.steps,
       batches,
-      config: { model: { kind: 'video-classifier', config: cfg }, data: { name: 'synthetic', labelBy: 'motion', size: o.size, frames: o.frames, seed: o.seed }, train: { steps: o.steps, batch: o.batchSize, lr: o.lr ?? 3e-3 } },
+      config: { model: { kind: 'video-classifier', config: cfg }, data: { ...source.describe, size: o.size, frames: o.frames, seed: o.seed }, train: { steps: o.steps, batch: o.batchSize, lr: o.lr ?? 3e-3 } },
       evalEvery: o.evalEvery ?? Math.max(25, Math.round(o.steps / 5)),
       checkpointEvery: Math.max(50, Math.round(o.steps / 4)),
       quiet: o.quiet,

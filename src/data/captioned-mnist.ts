@@ -58,6 +58,11 @@ export interface CaptionedMnistOptions {
   /** Digits per clip: 1, 2, or 'mixed' (each clip 1 or 2 with equal chance; the default). */
   digits?: 1 | 2 | 'mixed';
   channels?: 1 | 3;
+  /**
+   * 'train' split only: every digit×motion pair, held-out ones included. For evaluators (a classifier that must
+   * read held-out pairs too, or it learns that a 0 never moves up and down); never for an LM's training captions.
+   */
+  allPairs?: boolean;
 }
 
 export interface CaptionedMnistSample {
@@ -126,7 +131,7 @@ export function captionedMnistSample(index: number, opts: CaptionedMnistOptions 
       d = rng.int(10);
       a = AXES[rng.int(2)]!;
       // train and test captions hold seen pairs only: a held-out pair moves on its other axis
-      if (split !== 'unseen' && isHeldOut(d, a)) a = a === 'horizontal' ? 'vertical' : 'horizontal';
+      if (split !== 'unseen' && !(split === 'train' && opts.allPairs) && isHeldOut(d, a)) a = a === 'horizontal' ? 'vertical' : 'horizontal';
     }
     digits.push(d);
     axes.push(a);

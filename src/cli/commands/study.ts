@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { loadGenerator } from '../../generation/model-dir.js';
 import { markdownTable, runLarpPriorStudy, STUDY_BUDGETS } from '../../studies/larp-prior/index.js';
+import { runT2vStudy, studyGenerator, T2V_BUDGETS, t2vMarkdown } from '../../studies/t2v/index.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
 
@@ -9,21 +11,38 @@ function seedOption(v: string): number {
   return n;
 }
 
-/** `vtok study larp-prior [--out DIR] [--budget tiny|micro] [--seed N]`. */
+/**
+ * `vtok study larp-prior [--out DIR] [--budget tiny|micro] [--seed N]`;
+ * `vtok study t2v --model DIR [--out DIR] [--budget small|micro] [--seed N]`.
+ */
 export function registerStudy(program: Command): void {
   program
     .command('study')
-    .description('run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens)')
-    .argument('<name>', 'larp-prior')
-    .option('--out <dir>', 'study directory (re-running resumes)', 'runs/study-larp-prior')
-    .option('--budget <name>', `${Object.keys(STUDY_BUDGETS).join(' | ')}`, 'tiny')
+    .description('run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens; t2v: a text-to-video model judged on held-out captions, frame prediction and long videos)')
+    .argument('<name>', 'larp-prior | t2v')
+    .option('--model <dir>', 't2v: the model directory to study')
+    .option('--out <dir>', 'study directory (re-running resumes; default runs/study-NAME)')
+    .option('--budget <name>', `larp-prior: ${Object.keys(STUDY_BUDGETS).join(' | ')} (default tiny); t2v: ${Object.keys(T2V_BUDGETS).join(' | ')} (default small)`)
     .option('--seed <n>', 'seed for data, initialisation and sampling', seedOption, 0)
     .option('--quiet', 'no progress output')
     .option('--json', 'print results.json')
-    .action(async (name: string, o: { out: string; budget: string; seed: number; quiet?: boolean; json?: boolean }) => {
-      if (name !== 'larp-prior') throw new VtokError(`unknown study "${name}" (known: larp-prior)`);
-      checkOutputDir(o.out, { option: '--out' });
-      const r = await runLarpPriorStudy({ out: o.out, budget: o.budget, seed: o.seed, quiet: o.quiet || o.json });
-      console.log(o.json ? JSON.stringify(r) : markdownTable(r));
+    .action(async (name: string, o: { model?: string; out?: string; budget?: string; seed: number; quiet?: boolean; json?: boolean }) => {
+      if (name !== 'larp-prior' && name !== 't2v') throw new VtokError(`unknown study "${name}" (known: larp-prior, t2v)`);
+      const out = o.out ?? `runs/study-${name}`;
+      const quiet = o.quiet || o.json;
+      if (name === 'larp-prior') {
+        if (o.model !== undefined) throw new VtokError('--model is for the t2v study (larp-prior trains its own models)');
+        checkOutputDir(out, { option: '--out' });
+        const r = await runLarpPriorStudy({ out, budget: o.budget ?? 'tiny', seed: o.seed, quiet });
+        console.log(o.json ? JSON.stringify(r) : markdownTable(r));
+        return;
+      }
+      if (o.model === undefined) throw new VtokError('the t2v study needs --model DIR (a text-to-video model directory, e.g. from vtok train lm)');
+      const budget = o.budget ?? 'small';
+      if (!(budget in T2V_BUDGETS)) throw new VtokError(`unknown t2v study budget "${budget}" (known: ${Object.keys(T2V_BUDGETS).join(', ')})`);
+      checkOutputDir(out, { option: '--out' });
+      const gen = loadGenerator(o.model);
+      const r = await runT2vStudy({ generator: studyGenerator(gen, T2V_BUDGETS[budget]!.sampling), model: o.model, out, budget, seed: o.seed, quiet });
+      console.log(o.json ? JSON.stringify(r) : t2vMarkdown(r));
     });
 }
