@@ -7,8 +7,9 @@ import { registerInfo } from './info.js';
 import { registerMetrics } from './metrics.js';
 import { registerPack } from './pack.js';
 import { registerParity } from './parity.js';
+import { registerPrepare } from './prepare.js';
 import { registerStudy } from './study.js';
 import { registerTrain } from './train.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy];
+export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerPrepare];
