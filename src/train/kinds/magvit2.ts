@@ -19,7 +19,7 @@ export const magvit2Trainer: TokenizerTrainer = {
     small: { size: 64, frames: 9, batch: 4, steps: 6000, lr: 5e-4, model: { ch: 64, ch_mult: [1, 2, 2, 4], num_res_blocks: 2, bits: 14 } },
     // natural: the paper's strides (8× space, 4× time: 17×128² → 5×16×16 tokens, 18-bit LFQ = 0.083 bits per pixel)
     // at the narrowest width GroupNorm allows, on 5×64² crops (the model is fully convolutional), for one shared core
-    natural: { size: 64, frames: 5, batch: 2, steps: 1500, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18 } },
+    natural: { size: 64, frames: 5, batch: 2, steps: 1000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18 } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
   modelConfig(preset, data, opts) {
