@@ -24,14 +24,19 @@ export interface CodedTokens {
   model: TokenModelName;
 }
 
+/** The range-coded stream of some clips' ids alone (the container's payload: what the ids cost). */
+export function encodeIdStream(vocabSize: number, clips: TokenClip[], model: TokenModelName = 'context'): Uint8Array {
+  check(TOKEN_MODELS.includes(model), `unknown token model "${model}" (known: ${TOKEN_MODELS.join(', ')})`);
+  check(Number.isInteger(vocabSize) && vocabSize >= 2, `vocabulary size must be an integer ≥ 2, got ${vocabSize}`);
+  const state = new TokenCoderState(model, vocabBits(vocabSize));
+  const enc = new RangeEncoder();
+  for (const c of clips) state.encodeClip(enc, c.ids, c.grid, vocabSize);
+  return enc.finish();
+}
+
 /** Encodes clips of token ids into container bytes. */
 export function encodeTokens(header: TokenFileHeader, clips: TokenClip[], model: TokenModelName = 'context'): Uint8Array {
-  check(TOKEN_MODELS.includes(model), `unknown token model "${model}" (known: ${TOKEN_MODELS.join(', ')})`);
-  check(Number.isInteger(header.vocabSize) && header.vocabSize >= 2, `vocabulary size must be an integer ≥ 2, got ${header.vocabSize}`);
-  const state = new TokenCoderState(model, vocabBits(header.vocabSize));
-  const enc = new RangeEncoder();
-  for (const c of clips) state.encodeClip(enc, c.ids, c.grid, header.vocabSize);
-  const payload = enc.finish();
+  const payload = encodeIdStream(header.vocabSize, clips, model);
   const json = Buffer.from(JSON.stringify({ header, clips: clips.map((c) => c.grid) }), 'utf8');
   const out = new Uint8Array(4 + 4 + 4 + json.length + 4 + payload.length + 4);
   const dv = new DataView(out.buffer);

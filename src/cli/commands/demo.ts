@@ -15,6 +15,8 @@ import { VtokError } from '../../util/errors.js';
 
 /** The weights shipped with vtok: a tiny MAGVIT-v2 trained on Moving MNIST (see README). */
 export const SHIPPED_MODEL = fileURLToPath(new URL('../../../../models/magvit2-tiny', import.meta.url));
+/** The default for colour video: a MAGVIT-v2 trained on natural-looking clips (`vtok prepare natural`, see README). */
+export const SHIPPED_NATURAL_MODEL = fileURLToPath(new URL('../../../../models/magvit2-natural', import.meta.url));
 
 /**
  * `vtok demo`: the main job on a built-in default. Held-out Moving MNIST clips go through the shipped tokenizer

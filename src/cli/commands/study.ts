@@ -27,6 +27,8 @@ import { writeFileAtomic } from '../../util/atomic.js';
 import { VtokError, check } from '../../util/errors.js';
 import { type Progress, progress } from '../../util/progress.js';
 import { Rng } from '../../util/rng.js';
+import { rdMarkdown, runCodecRdStudy } from '../../studies/codec-rd/index.js';
+import { SHIPPED_NATURAL_MODEL } from './demo.js';
 
 
 /**
@@ -566,16 +568,21 @@ function seedOption(v: string): number {
 export function registerStudy(program: Command): void {
   program
     .command('study')
-    .description('run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens)')
-    .argument('<name>', 'larp-prior')
-    .option('--out <dir>', 'study directory (re-running resumes)', 'runs/study-larp-prior')
+    .description('run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens; codec-rd: vtok tokens vs H.264/H.265, rate-distortion)')
+    .argument('<name>', 'larp-prior | codec-rd')
+    .option('--out <dir>', 'study directory (re-running resumes; default runs/study-<name>)')
     .option('--budget <name>', `${Object.keys(STUDY_BUDGETS).join(' | ')}`, 'tiny')
     .option('--seed <n>', 'seed for data, initialisation and sampling', seedOption, 0)
     .option('--quiet', 'no progress output')
     .option('--json', 'print results.json')
-    .action(async (name: string, o: { out: string; budget: string; seed: number; quiet?: boolean; json?: boolean }) => {
-      if (name !== 'larp-prior') throw new VtokError(`unknown study "${name}" (known: larp-prior)`);
-      const r = await runLarpPriorStudy({ out: o.out, budget: o.budget, seed: o.seed, quiet: o.quiet || o.json });
+    .action(async (name: string, o: { out?: string; budget: string; seed: number; quiet?: boolean; json?: boolean }) => {
+      if (name === 'codec-rd') {
+        const r = await runCodecRdStudy({ out: o.out ?? 'runs/study-codec-rd', model: SHIPPED_NATURAL_MODEL, log: o.quiet || o.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+        console.log(o.json ? JSON.stringify(r) : rdMarkdown(r));
+        return;
+      }
+      if (name !== 'larp-prior') throw new VtokError(`unknown study "${name}" (known: larp-prior, codec-rd)`);
+      const r = await runLarpPriorStudy({ out: o.out ?? 'runs/study-larp-prior', budget: o.budget, seed: o.seed, quiet: o.quiet || o.json });
       console.log(o.json ? JSON.stringify(r) : markdownTable(r));
     });
 }
