@@ -1,15 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as E from '../../engine/index.js';
 import { clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, openTokenFile, TokenFileWriter } from '../../io/tokenfile.js';
-import { probeVideo, readFrames, writeVideo } from '../../io/video.js';
+import { probeVideo, readClip, readFrames, writeVideo } from '../../io/video.js';
 import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
+import { SHIPPED_MODEL, SHIPPED_NATURAL_MODEL } from './demo.js';
 
 /**
  * `vtok encode` and `vtok decode`: a video goes to a .vtok token file clip by clip (streamed, so memory stays
@@ -33,6 +34,36 @@ function toInput(tok: Tokenizer, frames: Frame[]): E.Tensor {
   return E.concrete(gray, [n, 1, T, H, W], 'float32');
 }
 
+/** Whether a video is gray: its first frame has R = G = B everywhere. */
+async function isGray(input: string): Promise<boolean> {
+  const [f] = await readClip(input, 1);
+  for (let i = 0; i < f!.data.length; i += 3) if (f!.data[i] !== f!.data[i + 1] || f!.data[i] !== f!.data[i + 2]) return false;
+  return true;
+}
+
+/** Pixels per token along height and width (grids of rank 3: [t, h, w]); 1 for tokenizers without a spatial grid. */
+function spatialStride(tok: Tokenizer): number {
+  const g = tok.grid(tok.clipFrames, 1024, 1024).shape;
+  return g.length === 3 ? 1024 / g[2]! : 1;
+}
+
+/**
+ * The model a token file was made with: the one it records, else a shipped one, whichever has its kind and config
+ * hash (so token files still decode after the repository moved).
+ */
+function modelFor(kind: string, configHash: string, recorded?: string): string | undefined {
+  for (const dir of [recorded, SHIPPED_NATURAL_MODEL, SHIPPED_MODEL]) {
+    if (!dir || !existsSync(join(dir, 'config.json'))) continue;
+    try {
+      const m = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).model;
+      if (m?.kind === kind && hashConfig(loadTokenizer(dir).tokenizer.config) === configHash) return dir;
+    } catch {
+      // an unreadable candidate is simply not the one
+    }
+  }
+  return undefined;
+}
+
 /** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
 export function parsePrecision(v: string): E.Precision {
   if (v !== 'fp32' && v !== 'int8') throw new VtokError(`--precision must be fp32 or int8, got ${JSON.stringify(v)}`);
@@ -46,22 +77,28 @@ export function registerCodec(program: Command): void {
     .command('encode')
     .description('encode a video or image into a .vtok token file with a trained tokenizer')
     .argument('<input>', 'video or image file')
-    .requiredOption('--model <run>', 'run directory of a trained tokenizer (vtok train …)')
+    .option('--model <run>', 'run directory of a trained tokenizer (default: the shipped natural-video model for colour input, the Moving MNIST one for gray)')
     .requiredOption('-o, --output <file>', 'token file to write (.vtok)')
     .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)')
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
-    .action(async (input: string, o: { model: string; output: string; size?: string; precision: E.Precision; json?: boolean }) => {
-      const { tokenizer: tok } = loadTokenizer(o.model);
-      setTokenizerPrecision(tok, o.precision);
+    .action(async (input: string, o: { model?: string; output: string; size?: string; precision: E.Precision; json?: boolean }) => {
       const info = await probeVideo(input);
-      const size = Number(o.size ?? runSize(o.model) ?? Math.min(info.width, info.height));
+      const model = o.model ?? ((await isGray(input)) ? SHIPPED_MODEL : SHIPPED_NATURAL_MODEL);
+      const { tokenizer: tok } = loadTokenizer(model);
+      setTokenizerPrecision(tok, o.precision);
+      const size = Number(o.size ?? runSize(model) ?? Math.min(info.width, info.height));
+      const stride = spatialStride(tok);
+      if (!Number.isInteger(size) || size <= 0 || size % stride !== 0) {
+        const lo = Math.max(stride, Math.floor(size / stride) * stride);
+        throw new VtokError(`frame size ${o.size ?? size} is not a multiple of the tokenizer's spatial stride ${stride} (try --size ${lo} or ${lo + stride})`, input);
+      }
       const clipLen = tok.clipFrames;
       const total = info.isImage ? 1 : info.frames;
       const grid = tok.grid(clipLen, size, size).shape;
       const writer = new TokenFileWriter(o.output, {
         kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: info.fps, sourceSize: [info.height, info.width],
-        extra: { model: resolve(o.model), size, clipFrames: clipLen, frames: total },
+        extra: { model: resolve(model), size, clipFrames: clipLen, frames: total },
       });
       const bar = progress('encode', Math.max(1, Math.ceil(total / clipLen)), { quiet: o.json });
       let buf: Frame[] = [], clips = 0, frames = 0;
@@ -104,8 +141,8 @@ export function registerCodec(program: Command): void {
     .action(async (file: string, o: { output: string; model?: string; fps?: string; precision: E.Precision; json?: boolean }) => {
       const tf = await openTokenFile(file);
       const h = tf.header;
-      const model = o.model ?? (h.extra?.model as string | undefined);
-      if (!model) throw new VtokError('no --model given and the token file does not record one', file);
+      const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
+      if (!model) throw new VtokError(`no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`, file);
       const { tokenizer: tok } = loadTokenizer(model);
       setTokenizerPrecision(tok, o.precision);
       if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {

@@ -5,6 +5,7 @@ import { saveTensors } from '../../nn/weights.js';
 import '../../tokenizers/kinds.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { writeFileAtomic } from '../../util/atomic.js';
+import { positiveInt } from '../parse.js';
 
 /**
  * `vtok pack <run> --out <dir>`: a trained run's inference weights (best checkpoint, EMA) as a minimal run
@@ -17,9 +18,11 @@ export function registerPack(program: Command): void {
     .argument('<run>', 'run directory')
     .requiredOption('--out <dir>', 'directory to write')
     .option('--half', 'store weights as float16 (half the size)')
-    .action((run: string, o: { out: string; half?: boolean }) => {
-      const { module } = loadTokenizer(run);
+    .option('--size <px>', 'frame size encode/eval/demo use by default (default: the training size; a fully convolutional model trained on crops is meant for larger frames)', positiveInt('--size'))
+    .action((run: string, o: { out: string; half?: boolean; size?: number }) => {
+      const { module, tokenizer } = loadTokenizer(run);
       const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+      if (o.size !== undefined) config.data = { ...config.data, trainSize: config.data?.size, size: o.size, frames: tokenizer.clipFrames };
       const step = 0;
       const dir = join(o.out, 'checkpoints', 'step-0000000');
       mkdirSync(dir, { recursive: true });
