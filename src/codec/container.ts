@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { crc32 } from '../io/crc32.js';
 import { vocabBits, type TokenClip, type TokenFileHeader } from '../io/tokenfile.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -98,4 +98,48 @@ export function readCodedTokens(path: string): CodedTokens {
     throw new VtokError(`cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, path);
   }
   return decodeTokens(bytes, path);
+}
+
+/** Whether a file starts like a codec container (else it may be a bit-packed .vtok token file). */
+export function isCodedTokenFile(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      return readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === MAGIC;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** The same face as the .vtok writer: clips go in one by one, the file appears (atomically) on close. */
+export class CodedTokenWriter {
+  private clips: TokenClip[] = [];
+  constructor(readonly path: string, readonly header: TokenFileHeader, readonly model: TokenModelName = 'context') {}
+
+  writeClip(ids: ArrayLike<number>, grid: number[] = this.header.grid): void {
+    this.clips.push({ grid, ids: Int32Array.from(ids) });
+  }
+
+  close(): number {
+    return writeCodedTokens(this.path, this.header, this.clips, this.model);
+  }
+
+  abort(): void {
+    this.clips = [];
+  }
+}
+
+/** The same face as openTokenFile: the header, then the clips. */
+export function openCodedTokens(path: string): { header: TokenFileHeader; clips(): AsyncGenerator<TokenClip> } {
+  const coded = readCodedTokens(path);
+  return {
+    header: coded.header,
+    async *clips() {
+      yield* coded.clips;
+    },
+  };
 }

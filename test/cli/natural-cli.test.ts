@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readCodedTokens } from '../../src/codec/container.js';
 import { readTokenFile, writeTokenFile } from '../../src/io/tokenfile.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';
@@ -25,6 +27,18 @@ test('colour input encodes with the shipped natural-video model by default; deco
   const alien = await vtok('decode', join(dir, 'alien.vtok'), '-o', join(dir, 'alien.mp4'));
   assert.notEqual(alien.code, 0);
   assert.match(alien.stderr, /alien\.vtok: no --model given, and neither .* nor a shipped one is its magvit2 tokenizer with config 0123456789abcdef/);
+  // .vtkc: the same ids, entropy coded, smaller; it decodes like a .vtok; a damaged one is one clear error.
+  const coded = await vtok('encode', video, '-o', join(dir, 'c.vtkc'), '--json');
+  assert.equal(coded.code, 0, coded.stderr);
+  assert.deepEqual(readCodedTokens(join(dir, 'c.vtkc')).clips.map((c) => [...c.ids]), tf.clips.map((c) => [...c.ids]));
+  assert.ok(statSync(join(dir, 'c.vtkc')).size < statSync(join(dir, 'c.vtok')).size);
+  const dec2 = await vtok('decode', join(dir, 'c.vtkc'), '-o', join(dir, 'back2.mp4'), '--json');
+  assert.equal(dec2.code, 0, dec2.stderr);
+  const bytes = readFileSync(join(dir, 'c.vtkc'));
+  writeFileSync(join(dir, 'cut.vtkc'), bytes.subarray(0, bytes.length - 7));
+  const cut = await vtok('decode', join(dir, 'cut.vtkc'), '-o', join(dir, 'cut.mp4'));
+  assert.notEqual(cut.code, 0);
+  assert.match(cut.stderr, /cut\.vtkc: .*truncated/);
 });
 
 test('gray input keeps the Moving MNIST model; a frame size off the stride is one clear error', async () => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
 import * as E from '../../engine/index.js';
 import { clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, openTokenFile, TokenFileWriter } from '../../io/tokenfile.js';
@@ -78,7 +79,7 @@ export function registerCodec(program: Command): void {
     .description('encode a video or image into a .vtok token file with a trained tokenizer')
     .argument('<input>', 'video or image file')
     .option('--model <run>', 'run directory of a trained tokenizer (default: the shipped natural-video model for colour input, the Moving MNIST one for gray)')
-    .requiredOption('-o, --output <file>', 'token file to write (.vtok)')
+    .requiredOption('-o, --output <file>', 'token file to write: .vtok (ids bit-packed) or .vtkc (ids entropy coded)')
     .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)')
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
@@ -96,10 +97,12 @@ export function registerCodec(program: Command): void {
       const clipLen = tok.clipFrames;
       const total = info.isImage ? 1 : info.frames;
       const grid = tok.grid(clipLen, size, size).shape;
-      const writer = new TokenFileWriter(o.output, {
-        kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: info.fps, sourceSize: [info.height, info.width],
+      const header = {
+        kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, fps: info.fps, sourceSize: [info.height, info.width] as [number, number],
         extra: { model: resolve(model), size, clipFrames: clipLen, frames: total },
-      });
+      };
+      // .vtkc: the ids entropy coded (src/codec); anything else: the bit-packed .vtok token file.
+      const writer = extname(o.output).toLowerCase() === '.vtkc' ? new CodedTokenWriter(o.output, header) : new TokenFileWriter(o.output, header);
       const bar = progress('encode', Math.max(1, Math.ceil(total / clipLen)), { quiet: o.json });
       let buf: Frame[] = [], clips = 0, frames = 0;
       const flush = () => {
@@ -132,14 +135,14 @@ export function registerCodec(program: Command): void {
   program
     .command('decode')
     .description('decode a .vtok token file back to video (mp4, gif, webm, …) or an image')
-    .argument('<tokens>', 'token file (.vtok)')
+    .argument('<tokens>', 'token file (.vtok or .vtkc)')
     .requiredOption('-o, --output <file>', 'video or image to write')
     .option('--model <run>', 'run directory of the tokenizer (default: the one recorded in the token file)')
     .option('--fps <n>', 'frame rate of the output (default: the source rate)')
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
     .action(async (file: string, o: { output: string; model?: string; fps?: string; precision: E.Precision; json?: boolean }) => {
-      const tf = await openTokenFile(file);
+      const tf = isCodedTokenFile(file) ? openCodedTokens(file) : await openTokenFile(file);
       const h = tf.header;
       const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
       if (!model) throw new VtokError(`no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`, file);
