@@ -22,13 +22,14 @@ import { plotRd, type RdSeries } from './plot.js';
  * `vtok study codec-rd`: MAGVIT-v2's compression claim (its tokens, entropy coded, beat HEVC at low rates) tested
  * on vtok's natural-video held-out clips. Rate–distortion of
  *  - vtok: the tokenizer's ids range coded (src/codec) at several rates: all LFQ bits, fewer bits (the channels
- *    that matter least for reconstruction, ranked on training-split clips, held at their usual sign, which the
+ *    whose signs carry least, by their entropy on training-split clips, held at their usual sign, which the
  *    adaptive coder then codes almost for free), and coarser tokens (the clip encoded at half size, decoded, and
  *    upsampled: a quarter of the tokens);
  *  - ffmpeg's H.264 (libx264) and H.265 (libx265) at several CRFs, preset medium, 4:2:0, elementary streams with
  *    x264's encoder-settings SEI removed (it alone is ~700 bytes, a quarter of a clip at 0.08 bpp).
  * Rates are bits of the coded stream per pixel (containers excluded on both sides); quality is PSNR (clip MSE
- * over RGB), SSIM and MS-SSIM (as many scales as fit: 4 at 128²) against the held-out clips.
+ * over RGB), SSIM and MS-SSIM (as many scales as fit: 4 at 128²) against the held-out clips. The ffmpeg points do
+ * not depend on the tokenizer and are kept in <out>/ffmpeg.json, so re-running with another model redoes only vtok's.
  */
 
 export interface CodecRdOptions {
@@ -40,7 +41,7 @@ export interface CodecRdOptions {
   model: string;
   clips?: number;
   crfs?: number[];
-  /** LFQ bits kept (default: all, all − 4, all − 8). */
+  /** LFQ bits kept (default: all and all − 6). */
   bitsKept?: number[];
   log?: (line: string) => void;
 }
@@ -151,19 +152,19 @@ function dropBits(ids: Int32Array[], drop: number[], fixed: number[]): Int32Arra
 }
 
 /**
- * The LFQ channels ordered by how little reconstruction loses when each alone is held at its usual sign, measured
- * on clips of the training split (never on the held-out clips the study scores).
+ * The LFQ channels ordered by how little they carry: the entropy of each channel's sign over the ids of clips of
+ * the training split (never the held-out clips the study scores), lowest first; and each channel's usual sign.
  */
 function rankChannels(tok: Tokenizer, clips: Frame[][]): { order: number[]; fixed: number[] } {
-  const { ids, grid } = encodeClips(tok, clips);
+  const { ids } = encodeClips(tok, clips);
   const bits = Math.round(Math.log2(tok.vocabSize));
-  const fixed = Array.from({ length: bits }, (_, b) => {
+  const share = Array.from({ length: bits }, (_, b) => {
     let ones = 0, n = 0;
     for (const c of ids) for (const v of c) (ones += (v >>> b) & 1), n++;
-    return ones * 2 >= n ? 1 : 0;
+    return ones / n;
   });
-  const loss = Array.from({ length: bits }, (_, b) => -quality(clips, decodeClips(tok, dropBits(ids, [b], fixed), grid)).psnr);
-  return { order: loss.map((l, b) => [l, b] as const).sort((x, y) => x[0] - y[0]).map(([, b]) => b), fixed };
+  const h = share.map((p) => (p <= 0 || p >= 1 ? 0 : -(p * Math.log2(p) + (1 - p) * Math.log2(1 - p))));
+  return { order: h.map((e, b) => [e, b] as const).sort((x, y) => x[0] - y[0]).map(([, b]) => b), fixed: share.map((p) => (p >= 0.5 ? 1 : 0)) };
 }
 
 async function ffmpegPoint(codec: 'libx264' | 'libx265', crf: number, files: string[], orig: Frame[][], dir: string): Promise<{ bytes: number[]; recon: Frame[][] }> {
@@ -194,7 +195,7 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
     log(`preparing the natural-video data in ${data} (photos from the wallpaper packages)`);
     await prepareNatural({ out: data, log });
   }
-  const files = heldoutFiles(data).slice(0, o.clips ?? 32);
+  const files = heldoutFiles(data).slice(0, o.clips ?? 16);
   const manifest = JSON.parse(readFileSync(join(data, MANIFEST), 'utf8'));
   const { frames: T, size } = manifest.heldout as { frames: number; size: number };
   const orig = await Promise.all(files.map((f) => readClip(f, T)));
@@ -209,8 +210,9 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   const bits = Math.round(Math.log2(tok.vocabSize));
   const train = new NaturalClips({ root: data, split: 'train', frames: T, height: size, width: size, length: 2, seed: 1 });
   log('ranking LFQ channels on two training-split clips');
+
   const { order, fixed } = rankChannels(tok, [0, 1].map((i) => clipFrames(train.get(i).data, T, size, size)));
-  const kept = (o.bitsKept ?? [bits, bits - 4, bits - 8]).filter((k) => k >= 1 && k <= bits);
+  const kept = (o.bitsKept ?? [bits, bits - 6]).filter((k) => k >= 1 && k <= bits);
   for (const half of [false, true]) {
     const input = half ? orig.map((c) => c.map(halve)) : orig;
     const { ids, grid } = encodeClips(tok, input);
@@ -232,18 +234,31 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   const tmp = join(o.out, 'tmp');
   mkdirSync(tmp, { recursive: true });
   const vtokFull = points.find((p) => p.method === 'vtok' && p.setting.startsWith(`${bits} bits`))!;
+  const crfs = o.crfs ?? [51, 45, 40, 35, 30, 25];
+  const cachePath = join(o.out, 'ffmpeg.json');
+  const key = JSON.stringify({ files: files.map((f) => f.slice(data.length)), crfs, codecs });
+  const cached = existsSync(cachePath) ? (JSON.parse(readFileSync(cachePath, 'utf8')) as { key: string; points: RdPoint[] }) : undefined;
+  const ffPoints: RdPoint[] = cached?.key === key ? cached.points : [];
   for (const codec of codecs) {
-    let nearest: { gap: number; recon: Frame[] } | undefined;
-    for (const crf of o.crfs ?? [51, 45, 40, 35, 30, 25]) {
+    const name = codec === 'libx264' ? 'H.264 (x264)' : 'H.265 (x265)';
+    // The sample frame: the CRF whose rate is nearest vtok's (all bits, full size).
+    const mine = ffPoints.filter((p) => p.method === name);
+    const nearestCrf = (pts: RdPoint[]) => pts.reduce((a, p) => (Math.abs(Math.log(p.bpp / vtokFull.bpp)) < Math.abs(Math.log(a.bpp / vtokFull.bpp)) ? p : a)).setting;
+    if (mine.length === crfs.length) {
+      const crf = Number(nearestCrf(mine).slice(4));
+      samples[codec] = (await ffmpegPoint(codec, crf, files.slice(0, 1), orig, tmp)).recon[0]!;
+      continue;
+    }
+    for (const crf of crfs) {
       const { bytes, recon } = await ffmpegPoint(codec, crf, files, orig, tmp);
       const bpp = mean(bytes.map((b) => b * 8)) / pixels;
-      points.push({ method: codec === 'libx264' ? 'H.264 (x264)' : 'H.265 (x265)', setting: `crf ${crf}`, bpp, ...quality(orig, recon) });
-      const gap = Math.abs(Math.log(bpp / vtokFull.bpp));
-      if (!nearest || gap < nearest.gap) nearest = { gap, recon: recon[0]! };
-      log(`${codec} crf ${crf}: ${bpp.toFixed(4)} bpp, PSNR ${points[points.length - 1]!.psnr.toFixed(2)} dB`);
+      ffPoints.push({ method: name, setting: `crf ${crf}`, bpp, ...quality(orig, recon) });
+      log(`${codec} crf ${crf}: ${bpp.toFixed(4)} bpp, PSNR ${ffPoints[ffPoints.length - 1]!.psnr.toFixed(2)} dB`);
+      if (`crf ${crf}` === nearestCrf(ffPoints.filter((p) => p.method === name))) samples[codec] = recon[0]!;
     }
-    samples[codec] = nearest!.recon;
   }
+  writeFileAtomic(cachePath, JSON.stringify({ key, points: ffPoints }, null, 2));
+  points.push(...ffPoints);
   rmSync(tmp, { recursive: true, force: true });
 
   const result: CodecRdResult = { model: o.model, clips: files.length, frames: T, size, msssimScales: msSsimScales(size, size), codecs, points };
