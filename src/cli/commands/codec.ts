@@ -42,10 +42,17 @@ async function isGray(input: string): Promise<boolean> {
   return true;
 }
 
-/** Pixels per token along height and width (grids of rank 3: [t, h, w]); 1 for tokenizers without a spatial grid. */
+/**
+ * Pixels per token along height and width (grids of rank 3: [t, h, w]); 1 for tokenizers without a spatial grid or
+ * with a fixed input size (LARP), which check sizes themselves.
+ */
 function spatialStride(tok: Tokenizer): number {
-  const g = tok.grid(tok.clipFrames, 1024, 1024).shape;
-  return g.length === 3 ? 1024 / g[2]! : 1;
+  try {
+    const g = tok.grid(tok.clipFrames, 1024, 1024).shape;
+    return g.length === 3 ? 1024 / g[2]! : 1;
+  } catch {
+    return 1;
+  }
 }
 
 /**
