@@ -34,6 +34,9 @@ test('colour input encodes with the shipped natural-video model by default; deco
   assert.ok(statSync(join(dir, 'c.vtkc')).size < statSync(join(dir, 'c.vtok')).size);
   const dec2 = await vtok('decode', join(dir, 'c.vtkc'), '-o', join(dir, 'back2.mp4'), '--json');
   assert.equal(dec2.code, 0, dec2.stderr);
+  const info = await vtok('info', join(dir, 'c.vtkc'), '--json');
+  assert.equal(info.code, 0, info.stderr);
+  assert.equal(JSON.parse(info.stdout).tokens, 1280);
   const bytes = readFileSync(join(dir, 'c.vtkc'));
   writeFileSync(join(dir, 'cut.vtkc'), bytes.subarray(0, bytes.length - 7));
   const cut = await vtok('decode', join(dir, 'cut.vtkc'), '-o', join(dir, 'cut.mp4'));
