@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
  */
 const FLOORS: string[][] = [
   ['util'],
-  ['io'],
+  ['io', 'codec'],
   ['engine'],
   ['onnx-import'],
   ['data', 'metrics'],

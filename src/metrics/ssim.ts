@@ -25,7 +25,7 @@ export function gaussianWindow(size = SSIM_WINDOW, sigma = SSIM_SIGMA): Float64A
 const WINDOW = gaussianWindow();
 
 /** Separable 'valid' filtering of one plane (w×h) → (w−10)×(h−10). */
-function filterValid(src: Float64Array, w: number, h: number): Float64Array {
+export function filterValid(src: Float64Array, w: number, h: number): Float64Array {
   const k = WINDOW.length;
   const ow = w - k + 1;
   const oh = h - k + 1;

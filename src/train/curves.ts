@@ -20,7 +20,7 @@ const FONT: Record<string, number[]> = {
   '+': [0, 2, 7, 2, 0], '/': [1, 1, 2, 4, 4], ' ': [0, 0, 0, 0, 0],
 };
 
-class Canvas {
+export class Canvas {
   readonly data: Uint8Array;
   constructor(readonly width: number, readonly height: number) {
     this.data = new Uint8Array(width * height * 3).fill(255);

@@ -8,10 +8,11 @@ import { registerInfo } from './info.js';
 import { registerMetrics } from './metrics.js';
 import { registerPack } from './pack.js';
 import { registerParity } from './parity.js';
+import { registerPrepare } from './prepare.js';
 import { registerStudy } from './study.js';
 import { registerTokenize } from './tokenize.js';
 import { registerTrain } from './train.js';
 import { registerWorker } from './worker.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize, registerWorker, registerGenerate];
+export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize, registerWorker, registerGenerate, registerPrepare];

@@ -4,6 +4,7 @@ import { backend, defaultThreads } from '../../engine/index.js';
 import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
 import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';
+import { isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
 import { readSafetensorsHeader } from '../../io/safetensors.js';
 import { codebookUsage } from '../../metrics/tokens.js';
 
@@ -26,14 +27,14 @@ function sniff(path: string): Kind {
   const fd = openSync(path, 'r');
   const n = readSync(fd, head, 0, 9, 0);
   closeSync(fd);
-  if (n >= 4 && head.toString('latin1', 0, 4) === 'VTOK') return 'tokens';
+  if (n >= 4 && ['VTOK', 'VTKC'].includes(head.toString('latin1', 0, 4))) return 'tokens';
   // safetensors: u64 header length, then the JSON header (its reader reports truncation in detail).
   if (n === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) > 1n) return 'safetensors';
   return 'video';
 }
 
 async function tokenInfo(path: string) {
-  const f = await openTokenFile(path);
+  const f = isCodedTokenFile(path) ? openCodedTokens(path) : await openTokenFile(path);
   let clips = 0;
   let tokens = 0;
   const grids = new Map<string, number>();

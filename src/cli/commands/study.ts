@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { loadGenerator } from '../../generation/model-dir.js';
 import { markdownTable, runLarpPriorStudy, STUDY_BUDGETS } from '../../studies/larp-prior/index.js';
+import { rdMarkdown, runCodecRdStudy } from '../../studies/codec-rd/index.js';
 import { runT2vStudy, studyGenerator, T2V_BUDGETS, t2vMarkdown } from '../../studies/t2v/index.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
+import { SHIPPED_NATURAL_MODEL } from './demo.js';
 
 function seedOption(v: string): number {
   const n = Number(v);
@@ -18,8 +20,8 @@ function seedOption(v: string): number {
 export function registerStudy(program: Command): void {
   program
     .command('study')
-    .description('run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens; t2v: a text-to-video model judged on held-out captions, frame prediction and long videos)')
-    .argument('<name>', 'larp-prior | t2v')
+    .description('run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens; t2v: a text-to-video model judged on held-out captions, frame prediction and long videos; codec-rd: vtok tokens vs H.264/H.265, rate-distortion)')
+    .argument('<name>', 'larp-prior | t2v | codec-rd')
     .option('--model <dir>', 't2v: the model directory to study')
     .option('--out <dir>', 'study directory (re-running resumes; default runs/study-NAME)')
     .option('--budget <name>', `larp-prior: ${Object.keys(STUDY_BUDGETS).join(' | ')} (default tiny); t2v: ${Object.keys(T2V_BUDGETS).join(' | ')} (default small)`)
@@ -27,9 +29,16 @@ export function registerStudy(program: Command): void {
     .option('--quiet', 'no progress output')
     .option('--json', 'print results.json')
     .action(async (name: string, o: { model?: string; out?: string; budget?: string; seed: number; quiet?: boolean; json?: boolean }) => {
-      if (name !== 'larp-prior' && name !== 't2v') throw new VtokError(`unknown study "${name}" (known: larp-prior, t2v)`);
+      if (name !== 'larp-prior' && name !== 't2v' && name !== 'codec-rd') throw new VtokError(`unknown study "${name}" (known: larp-prior, t2v, codec-rd)`);
       const out = o.out ?? `runs/study-${name}`;
       const quiet = o.quiet || o.json;
+      if (name === 'codec-rd') {
+        if (o.model !== undefined || o.budget !== undefined) throw new VtokError('codec-rd takes neither --model nor --budget (it measures the shipped natural-video model)');
+        checkOutputDir(out, { option: '--out' });
+        const r = await runCodecRdStudy({ out, model: SHIPPED_NATURAL_MODEL, log: quiet ? undefined : (l) => process.stderr.write(`${l}\n`) });
+        console.log(o.json ? JSON.stringify(r) : rdMarkdown(r));
+        return;
+      }
       if (name === 'larp-prior') {
         if (o.model !== undefined) throw new VtokError('--model is for the t2v study (larp-prior trains its own models)');
         checkOutputDir(out, { option: '--out' });
