@@ -211,28 +211,46 @@ export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = 
   const rowsOf = (t: Tensor, s: number) => E.narrow(t, 0, s, Math.min(chunk, N - s));
   const [loss] = E.customVjp(
     (hh: Tensor, ww: Tensor) => {
-      const per = starts.map((s) => {
-        const logits = E.linear(rowsOf(hh, s), ww);
-        return E.sub(E.logsumexp(logits, -1), E.reshape(E.takeAlongAxis(logits, rowsOf(safe, s), -1), [-1]));
-      });
-      return [E.where(valid, per.length === 1 ? per[0]! : E.concat(per, 0), 0)];
+      const lse: Tensor[] = [], per: Tensor[] = [];
+      for (const s of starts) {
+        // one chunk's logits at a time (see the backward pass below)
+        const logits = E.linear(after(rowsOf(hh, s), per.slice(-1)), ww);
+        lse.push(E.logsumexp(logits, -1));
+        per.push(E.sub(lse[lse.length - 1]!, E.reshape(E.takeAlongAxis(logits, rowsOf(safe, s), -1), [-1])));
+      }
+      const cat = (t: Tensor[]) => (t.length === 1 ? t[0]! : E.concat(t, 0));
+      return [E.where(valid, cat(per), 0), cat(lse)];
     },
-    ([g], [hh, ww]) => {
+    ([g], [hh, ww], [, lse]) => {
       const coef = E.where(valid, g!, 0);
       const gh: Tensor[] = [];
       let gw: Tensor | null = null;
       for (const s of starts) {
-        const hc = rowsOf(hh, s), logits = E.linear(hc, ww);
-        const c = E.reshape(rowsOf(coef, s), [-1, 1]);
-        // d loss / d logits = (softmax − onehot(target)) · g, made in place of the chunk's logits
-        const soft = E.mul(E.exp(E.sub(logits, E.logsumexp(logits, -1, true))), c);
-        const d = E.scatterAdd(soft, -1, rowsOf(safe, s), E.neg(c));
-        gh.push(E.matmul(d, ww));
-        const part = E.matmul(E.swapAxes(d), hc);
+        // Each chunk starts after the previous one's two gradient products, so that only one chunk's [V, n] tensors
+        // exist at a time (onnxruntime orders nodes by a depth-first walk from the outputs, which would otherwise
+        // make every chunk's gradient of the logits before the first weight-gradient product uses one).
+        const prev = gh.length ? [gh[gh.length - 1]!, gw!] : [];
+        const hc = after(rowsOf(hh, s), prev), n = hc.shape[0];
+        const row = (t: Tensor) => E.reshape(rowsOf(t, s), [1, n]);
+        // The chunk's logits again, as W hᵀ [V, n]: a product onnxruntime cannot merge with the forward pass's
+        // h Wᵀ (it would keep that one alive until here instead of making it again).
+        const logitsT = E.matmul(ww, E.swapAxes(hc));
+        // d loss / d logits = (softmax − onehot(target)) · g
+        const soft = E.mul(E.exp(E.sub(logitsT, row(lse!))), row(coef));
+        const d = E.scatterAdd(soft, 0, row(E.reshape(safe, [N])), E.neg(row(coef)));
+        gh.push(E.matmul(E.swapAxes(d), ww));
+        const part = E.matmul(d, hc);
         gw = gw ? E.add(gw, part) : part;
       }
       return [gh.length === 1 ? gh[0]! : E.concat(gh, 0), gw];
     },
   )(h, w);
   return loss!;
+}
+
+/** x, made to depend on `deps` (x + 0·(one element of each)) so that onnxruntime runs them before what reads x. */
+function after(x: Tensor, deps: Tensor[]): Tensor {
+  if (!deps.length) return x;
+  const first = deps.map((d) => E.narrow(E.reshape(d, [-1]), 0, 0, 1));
+  return E.add(x, E.mul(first.length === 1 ? first[0]! : E.sum(E.concat(first, 0), 0, true), 0));
 }
