@@ -5,12 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { median, round1 } from './timing.js';
 
 /**
- * `npm run bench -- compare <engine|magvit2|larp|lm> [threads] [--pairs N]`: runs the vtok benchmark and its PyTorch
+ * `npm run bench -- compare <engine|magvit2|larp|lm> [threads] [--pairs N] [vtok flags…]`: runs the vtok benchmark and its PyTorch
  * reference (../shared/bench) back to back, one process at a time, N pairs (default 2), and prints each pair's
  * times, the per-metric ratio vtok / PyTorch of the medians (< 1 = vtok faster) and, as the last line, one JSON
  * object. A ratio from one machine in one sitting means something; absolute times on a shared machine do not.
  * PyTorch comes from Debian's python3-torch (`/usr/bin/python3`, or $VTOK_PYTHON); the reference scripts from
- * $VTOK_TORCH_BENCH or ../shared/bench next to the repository. Neither is a dependency of vtok.
+ * $VTOK_TORCH_BENCH or ../shared/bench next to the repository. Neither is a dependency of vtok. Other `--flags`
+ * go to the vtok benchmark only (e.g. `compare lm 2 --int8`).
  */
 const REFERENCE: Record<string, (threads: number) => string[]> = {
   engine: (t) => ['torch_reference.py', String(t)],
@@ -39,6 +40,7 @@ export async function main(args: string[]): Promise<void> {
   const threads = Number(args.slice(1).find((a) => /^\d+$/.test(a)) ?? 2);
   const pi = args.indexOf('--pairs');
   const pairs = pi >= 0 ? Number(args[pi + 1]) : 2;
+  const vtokFlags = args.slice(1).filter((a, i, all) => a.startsWith('--') && a !== '--pairs' && all[i - 1] !== '--pairs');
   const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
   const root = resolve(here, '../..');
   const refDir = process.env.VTOK_TORCH_BENCH ?? resolve(root, '../shared/bench');
@@ -48,7 +50,7 @@ export async function main(args: string[]): Promise<void> {
 
   const rows: { vtok: Record<string, number>; torch: Record<string, number> }[] = [];
   for (let i = 0; i < pairs; i++) {
-    const vtok = run(process.execPath, [join(here, 'run.js'), name, String(threads)], `vtok ${name}`);
+    const vtok = run(process.execPath, [join(here, 'run.js'), name, String(threads), ...vtokFlags], `vtok ${name}`);
     const torch = run(python, [join(refDir, script), ...refArgs], `PyTorch ${script}`);
     rows.push({ vtok, torch });
     console.log(`pair ${i + 1}: vtok ${JSON.stringify(vtok)} | PyTorch ${JSON.stringify(torch)}`);
@@ -75,6 +77,14 @@ export async function main(args: string[]): Promise<void> {
     const v = median(rows.map((r) => r.vtok[k]));
     result[`vtok_${k}`] = round1(v);
     result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / median(rows.map((r) => r.torch[base]))) * 100) / 100;
+  }
+  // vtok-only rates (decode_int8_tok_s) against PyTorch's fp32 rate of the same stage (decode_tok_s)
+  for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_tok_s') && !(k in rows[0].torch))) {
+    const base = Object.keys(rows[0].torch).find((b) => b.endsWith('_tok_s') && k.startsWith(b.split('_')[0]!));
+    if (!base) continue;
+    const v = median(rows.map((r) => r.vtok[k]));
+    result[`vtok_${k}`] = Math.round(v * 1000) / 1000;
+    result[`ratio_${k.replace(/_tok_s$/, '')}`] = Math.round((median(rows.map((r) => r.torch[base])) / v) * 100) / 100;
   }
   // which int8 kernel family the vtok int8 timings ran on (bench/README.md, "int8 on every x86 CPU")
   if (typeof rows[0].vtok.int8_weights === 'string') result.int8_weights = rows[0].vtok.int8_weights;

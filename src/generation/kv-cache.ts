@@ -15,6 +15,12 @@ import type { PrefixLm } from './prefix-lm/model.js';
  * the host writes into its buffers at the step's position. The head's weight rows of the requested logit range are
  * fed as a view of the head's weight in the prefill and as a transposed copy in decode steps (never sliced
  * in-graph, which would copy the rows every run).
+ *
+ * `precision: 'int8'` runs decode steps with int8 weights: the blocks' Linear weights and the head's rows of the
+ * logit range are baked into the decode program as constants and quantized by the engine (src/engine/quantize.ts:
+ * per-column symmetric weights in the CPU's format, activations quantized per call, onnxruntime's
+ * DynamicQuantizeMatMul), so a step reads a quarter of the bytes. The prefill stays float32 (it is compute-bound
+ * and fills the cache every later step reads). The int8 program is rebuilt when a weight's tensor is replaced.
  */
 
 export interface LogitRange { lo: number; hi: number }
@@ -54,6 +60,14 @@ export interface PrefillInput {
   text?: { embeddings: Float32Array; length: number; start: number; valid?: Uint8Array };
 }
 
+export interface DecoderOptions {
+  /** Weights of decode steps: 'fp32' (default) or 'int8' (see above). */
+  precision?: E.Precision;
+}
+
+type DecodeFn = E.JitFunction<(w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
+type Int8DecodeFn = E.JitFunction<(w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
+
 /** The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current. */
 export class PrefixLmDecoder {
   private readonly params: Param[];
@@ -62,30 +76,57 @@ export class PrefixLmDecoder {
   private readonly others: Param[];
   private readonly transposes = new Map<Param | string, { source: unknown; t: Tensor }>();
   private readonly prefillFns = new Map<string, E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => Tensor[]>>();
-  private readonly decodeFn: E.JitFunction<(w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
+  private readonly decodeFn: DecodeFn;
+  /** int8 decode programs per logit range, with the weight tensors baked into them. */
+  private readonly int8Fns = new Map<string, { weights: Tensor[]; fn: Int8DecodeFn }>();
+  readonly precision: E.Precision;
 
-  constructor(readonly model: PrefixLm) {
+  constructor(readonly model: PrefixLm, opts: DecoderOptions = {}) {
+    this.precision = opts.precision ?? 'fp32';
+    check(this.precision === 'fp32' || this.precision === 'int8', `prefix LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`);
     const named = model.namedParams().filter(([n]) => n !== 'lm_head.weight');
     this.params = named.map(([, p]) => p);
     const isLinear = (n: string) => n.startsWith('blocks.') && n.endsWith('.weight') && !n.includes('norm');
     this.linears = named.filter(([n]) => isLinear(n)).map(([, p]) => p);
     this.others = named.filter(([n]) => !isLinear(n)).map(([, p]) => p);
-    const L = model.cfg.layers;
     // A one-token step is a matrix-vector product per weight, bound by reading the weights: onnxruntime runs those
     // about twice as fast from [in, out] weights as through a transposed [out, in] operand, so the decode program
     // takes transposed copies (made once per weight version) and binds each Linear to a transpose of its input,
     // which onnxruntime cancels against the Linear's own.
     this.decodeFn = E.jit((w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-      this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () => {
-        const B = ids.shape[0], C = valid.shape[1];
-        const visible = E.reshape(valid, [B, 1, 1, C]);
-        const newK: Tensor[] = [], newV: Tensor[] = [];
-        const h = model.run(model.embed({ ids, prefixLength: pos }), pos, 'none', (l) => ({
-          past: { k: ks[l]!, v: vs[l]!, visible },
-          keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
-        }));
-        return [E.matmul(E.reshape(h, [B, model.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
-      }), { name: 'prefix_lm_decode' });
+      this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () => this.decodeGraph(E.swapAxes(head), ids, pos, valid, ks, vs)),
+    { name: 'prefix_lm_decode' });
+  }
+
+  /** One decode step's graph with the blocks' weights bound: logits [B, range] (head: [out, in] rows), new K/V rows. */
+  private decodeGraph(head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]): Tensor[] {
+    const m = this.model, L = m.cfg.layers;
+    const B = ids.shape[0], C = valid.shape[1];
+    const visible = E.reshape(valid, [B, 1, 1, C]);
+    const newK: Tensor[] = [], newV: Tensor[] = [];
+    const h = m.run(m.embed({ ids, prefixLength: pos }), pos, 'none', (l) => ({
+      past: { k: ks[l]!, v: vs[l]!, visible },
+      keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
+    }));
+    return [E.linear(E.reshape(h, [B, m.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
+  }
+
+  /**
+   * The int8 decode program of a logit range, over the current weights (rebuilt when one was replaced): the blocks'
+   * Linear weights and the head rows are constants of the graph, which the engine quantizes when it compiles.
+   */
+  private int8Program(range: LogitRange): Int8DecodeFn {
+    const key = `${range.lo}:${range.hi}`;
+    const weights = [...this.linears.map((p) => p.value), this.model.lm_head.weight.value];
+    const held = this.int8Fns.get(key);
+    if (held && held.weights.every((w, i) => w === weights[i])) return held.fn;
+    held?.fn.dispose();
+    const linears = weights.slice(0, -1), head = this.headRows(range);
+    const fn: Int8DecodeFn = E.jit((w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
+      this.bound([...this.others, ...this.linears], [...w, ...linears], () => this.decodeGraph(head, ids, pos, valid, ks, vs)),
+    { name: 'prefix_lm_decode_int8', precision: 'int8', quantize: { conv: false, matmul: 'dynamic' } });
+    this.int8Fns.set(key, { weights, fn });
+    return fn;
   }
 
   private bound<T>(params: Param[], w: Tensor[], fn: () => T): T {
@@ -184,9 +225,11 @@ export class PrefixLmDecoder {
     const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
     const head = this.model.lm_head.weight.value;
     check(Number.isInteger(range.lo) && Number.isInteger(range.hi) && 0 <= range.lo && range.lo < range.hi && range.hi <= m.cfg.vocabSize, `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`);
-    const out = this.decodeFn(this.others.map((p) => p.value), this.linears.map((p) => this.transposed(p, p.value)),
-      this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi), E.concrete(ids, [B, 1], 'int32'), E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64'),
-      E.concrete(cache.valid, [B, C], 'bool'), kv(cache.k), kv(cache.v));
+    const others = this.others.map((p) => p.value), idsT = E.concrete(ids, [B, 1], 'int32'), posT = E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64');
+    const validT = E.concrete(cache.valid, [B, C], 'bool');
+    const out = this.precision === 'int8'
+      ? this.int8Program(range)(others, idsT, posT, validT, kv(cache.k), kv(cache.v))
+      : this.decodeFn(others, this.linears.map((p) => this.transposed(p, p.value)), this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi), idsT, posT, validT, kv(cache.k), kv(cache.v));
     for (let l = 0; l < L; l++) cache.write(l, out[1 + l]!.data as Float32Array, out[1 + L + l]!.data as Float32Array, pos, 1);
     for (let b = 0; b < B; b++) cache.valid[b * C + pos] = 1;
     cache.length = pos + 1;
@@ -197,11 +240,68 @@ export class PrefixLmDecoder {
   get compiledPrograms(): number {
     let n = this.decodeFn.cacheSize;
     for (const f of this.prefillFns.values()) n += f.cacheSize;
+    for (const { fn } of this.int8Fns.values()) n += fn.cacheSize;
     return n;
   }
 
   dispose(): void {
     this.decodeFn.dispose();
     for (const f of this.prefillFns.values()) f.dispose();
+    for (const { fn } of this.int8Fns.values()) fn.dispose();
+    this.int8Fns.clear();
   }
+}
+
+/** How closely one decoder follows another over a decoded sequence (see `decodeAgreement`). */
+export interface DecodeAgreement {
+  /** Decode steps compared (rows × steps). */
+  compared: number;
+  /** Fraction of them where both decoders' largest logit is the same id. */
+  top1: number;
+  /** Largest |logit difference| over every compared logit. */
+  maxAbsLogit: number;
+  /** KL(ref ‖ test) of the softmax over the range, in nats: mean and largest over the compared steps. */
+  meanKl: number;
+  maxKl: number;
+}
+
+/**
+ * Decodes `steps` tokens with `ref` (each next id chosen by `pick` from ref's logits) and feeds the same ids to
+ * `test` (teacher forcing, so the two never drift onto different sequences); compares the logits of every decode step.
+ * For measuring what a cheaper decoder (e.g. int8 weights) loses against the float32 one.
+ */
+export function decodeAgreement(ref: PrefixLmDecoder, test: PrefixLmDecoder, x: PrefillInput, steps: number, range: LogitRange,
+  pick: (logits: Float32Array, rows: number, width: number) => Int32Array): DecodeAgreement {
+  const capacity = x.ids.length / x.batch + steps;
+  const a = ref.prefill(x, capacity, range), b = test.prefill(x, capacity, range);
+  const B = x.batch, V = range.hi - range.lo;
+  let agree = 0, maxAbs = 0, klSum = 0, klMax = 0, compared = 0;
+  let next = pick(a.logits, B, V);
+  for (let s = 0; s < steps; s++) {
+    const la = ref.step(a.cache, next, range), lb = test.step(b.cache, next, range);
+    for (let r = 0; r < B; r++) {
+      const o = r * V;
+      let amA = o, amB = o, mA = -Infinity, mB = -Infinity;
+      for (let j = o; j < o + V; j++) {
+        const p = la[j]!, q = lb[j]!;
+        maxAbs = Math.max(maxAbs, Math.abs(p - q));
+        if (p > mA) (mA = p), (amA = j);
+        if (q > mB) (mB = q), (amB = j);
+      }
+      let zA = 0, zB = 0;
+      for (let j = o; j < o + V; j++) (zA += Math.exp(la[j]! - mA)), (zB += Math.exp(lb[j]! - mB));
+      const lzA = mA + Math.log(zA), lzB = mB + Math.log(zB);
+      let kl = 0;
+      for (let j = o; j < o + V; j++) {
+        const lp = la[j]! - lzA;
+        kl += Math.exp(lp) * (lp - (lb[j]! - lzB));
+      }
+      if (amA === amB) agree++;
+      klSum += kl;
+      klMax = Math.max(klMax, kl);
+      compared++;
+    }
+    next = pick(la, B, V);
+  }
+  return { compared, top1: agree / compared, maxAbsLogit: maxAbs, meanKl: klSum / compared, maxKl: klMax };
 }

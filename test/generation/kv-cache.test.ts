@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { PrefixLmDecoder } from '../../src/generation/kv-cache.js';
+import { decodeAgreement, PrefixLmDecoder } from '../../src/generation/kv-cache.js';
 import { PrefixLm, type PrefixLmConfig } from '../../src/generation/prefix-lm/model.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -75,5 +75,34 @@ describe('KV cache', () => {
   });
   it('… and with learned positions, LayerNorm, GELU and biases', () => {
     cachedMatchesFull({ vocabSize: 29, dim: 16, layers: 2, heads: 4, hidden: 32, maxLength: 32, textDim: 8, positions: 'learned', norm: 'layer', mlp: 'gelu', bias: true }, 2);
+  });
+  it('int8 decoding follows float32 decoding over a sequence, and is rebuilt when the weights change', () => {
+    E.seed(3);
+    const V = 300, cfg: PrefixLmConfig = { vocabSize: V, dim: 64, layers: 2, heads: 4, hidden: 128, maxLength: 64, textDim: 16 };
+    const m = new PrefixLm(cfg).eval();
+    const rng = new Rng(1);
+    const B = 2, P = 10, N = 24, range = { lo: 0, hi: 256 };
+    const x = { ids: Int32Array.from(rng.randint(B * P, 0, V)), batch: B, text: { embeddings: rng.normal(B * 4 * 16), length: 4, start: 1 } };
+    const greedy = (l: Float32Array, rows: number, width: number) => Int32Array.from({ length: rows }, (_, r) => argmax(l, r, width));
+    const ref = new PrefixLmDecoder(m), q = new PrefixLmDecoder(m, { precision: 'int8' });
+    const a = decodeAgreement(ref, q, x, N, range, greedy);
+    assert.equal(a.compared, B * N);
+    // int8 weights change the logits a little (so the program really is quantized), and rarely the top id
+    assert.ok(a.maxAbsLogit > 0, 'int8 logits differ from float32 ones');
+    let scale = 0;
+    for (const v of ref.prefill(x, P + 1, range).logits) scale = Math.max(scale, Math.abs(v));
+    assert.ok(a.maxAbsLogit < 0.05 * scale, `max |Δlogit| ${a.maxAbsLogit} vs logits up to ${scale}`);
+    assert.ok(a.top1 >= 0.9, `top-1 agreement ${a.top1}`);
+    assert.ok(a.meanKl < 1e-4 && a.maxKl < 1e-3, `KL mean ${a.meanKl}, max ${a.maxKl}`);
+    assert.equal(q.compiledPrograms, 2, 'one prefill and one int8 decode program');
+    // a replaced weight reaches the int8 program (compiled again over the new constants)
+    const head = m.lm_head.weight;
+    head.value = E.concrete(Float32Array.from(E.toArray(head.value), (v) => 3 * v), head.value.shape, 'float32');
+    const b = decodeAgreement(ref, q, x, 4, range, greedy);
+    assert.ok(b.maxAbsLogit < 0.05 * 3 * scale && b.top1 >= 0.75, `after the weight change: ${JSON.stringify(b)}`);
+    assert.equal(q.compiledPrograms, 2);
+    assert.throws(() => new PrefixLmDecoder(m, { precision: 'int4' as never }), /precision must be fp32 or int8/);
+    ref.dispose();
+    q.dispose();
   });
 });

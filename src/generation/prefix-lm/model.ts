@@ -170,12 +170,16 @@ export class PrefixLm extends Module {
 /** Targets with this value are not scored. */
 export const IGNORE = -100;
 
+/** Rows of the head and its cross-entropy computed together (see `headCrossEntropy`). */
+export const HEAD_CHUNK_ROWS = 256;
+
 /**
  * Next-token cross-entropy on the output only: position i predicts ids[i+1] where i+1 ≥ P_b (so the first output
  * token is predicted from the last prefix position, and closing tokens are targets); mean over scored positions.
- * `scoreFrom` (a static lower bound on min_b P_b − 1) lets the head skip positions that are never scored.
+ * `scoreFrom` (a static lower bound on min_b P_b − 1) lets the head skip positions that are never scored: the head
+ * then runs on the hidden states of positions ≥ scoreFrom only.
  */
-export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFrom?: number } = {}): Tensor {
+export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFrom?: number; headChunk?: number } = {}): Tensor {
   const [B, S] = x.ids.shape;
   const from = opts.scoreFrom ?? 0;
   check(Number.isInteger(from) && from >= 0 && from < S - 1, `prefix LM loss: scoreFrom ${from} outside [0, ${S - 1})`);
@@ -185,5 +189,68 @@ export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFro
   const pos = E.reshape(E.arange(from + 1, S, 1, 'int64'), [1, n]);
   const scored = E.greaterEqual(pos, E.reshape(E.cast(x.prefixLength, 'int64'), [B, 1]));
   const targets = E.where(scored, E.cast(next, 'int64'), E.tensor([IGNORE], [], 'int64'));
-  return E.crossEntropy(model.lm_head.forward(h), targets, { ignoreIndex: IGNORE });
+  const rows = headCrossEntropy(E.reshape(h, [B * n, model.cfg.dim]), model.lm_head.weight.value, E.reshape(targets, [B * n]), opts.headChunk);
+  return E.maskedMean(rows, E.reshape(scored, [B * n]));
+}
+
+/**
+ * Per-row cross-entropy of the logits h Wᵀ (h [N, D], head weight W [V, D]) against `targets` [N] (IGNORE rows give
+ * 0), without keeping vocabulary-sized tensors: the logits are made `chunk` rows at a time, reduced to their
+ * log-sum-exp and target logit, and dropped; the backward pass makes each chunk's logits again and turns them
+ * straight into (softmax − onehot)·g, its gradients for h and W. A full-vocabulary head (266,256 ids) over
+ * 1,024 rows would otherwise hold several 1.1 GB tensors (logits, log-softmax, their gradient) at once; this holds a
+ * few of one chunk's size, for one more head product in the backward pass.
+ */
+export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = HEAD_CHUNK_ROWS): Tensor {
+  const [N, D] = h.shape;
+  check(w.rank === 2 && w.shape[1] === D && targets.shape.join() === String(N), `head cross-entropy: h [${h.shape}], W [${w.shape}], targets [${targets.shape}] do not fit`);
+  check(Number.isInteger(chunk) && chunk > 0, `head cross-entropy: chunk must be a positive integer, got ${chunk}`);
+  const valid = E.notEqual(targets, E.tensor([IGNORE], [], 'int64'));
+  const safe = E.reshape(E.where(valid, targets, E.tensor([0], [], 'int64')), [N, 1]);
+  const starts = Array.from({ length: Math.ceil(N / chunk) }, (_, i) => i * chunk);
+  const rowsOf = (t: Tensor, s: number) => E.narrow(t, 0, s, Math.min(chunk, N - s));
+  const [loss] = E.customVjp(
+    (hh: Tensor, ww: Tensor) => {
+      const lse: Tensor[] = [], per: Tensor[] = [];
+      for (const s of starts) {
+        // one chunk's logits at a time (see the backward pass below)
+        const logits = E.linear(after(rowsOf(hh, s), per.slice(-1)), ww);
+        lse.push(E.logsumexp(logits, -1));
+        per.push(E.sub(lse[lse.length - 1]!, E.reshape(E.takeAlongAxis(logits, rowsOf(safe, s), -1), [-1])));
+      }
+      const cat = (t: Tensor[]) => (t.length === 1 ? t[0]! : E.concat(t, 0));
+      return [E.where(valid, cat(per), 0), cat(lse)];
+    },
+    ([g], [hh, ww], [, lse]) => {
+      const coef = E.where(valid, g!, 0);
+      const gh: Tensor[] = [];
+      let gw: Tensor | null = null;
+      for (const s of starts) {
+        // Each chunk starts after the previous one's two gradient products, so that only one chunk's [V, n] tensors
+        // exist at a time (onnxruntime orders nodes by a depth-first walk from the outputs, which would otherwise
+        // make every chunk's gradient of the logits before the first weight-gradient product uses one).
+        const prev = gh.length ? [gh[gh.length - 1]!, gw!] : [];
+        const hc = after(rowsOf(hh, s), prev), n = hc.shape[0];
+        const row = (t: Tensor) => E.reshape(rowsOf(t, s), [1, n]);
+        // The chunk's logits again, as W hᵀ [V, n]: a product onnxruntime cannot merge with the forward pass's
+        // h Wᵀ (it would keep that one alive until here instead of making it again).
+        const logitsT = E.matmul(ww, E.swapAxes(hc));
+        // d loss / d logits = (softmax − onehot(target)) · g
+        const soft = E.mul(E.exp(E.sub(logitsT, row(lse!))), row(coef));
+        const d = E.scatterAdd(soft, 0, row(E.reshape(safe, [N])), E.neg(row(coef)));
+        gh.push(E.matmul(E.swapAxes(d), ww));
+        const part = E.matmul(d, hc);
+        gw = gw ? E.add(gw, part) : part;
+      }
+      return [gh.length === 1 ? gh[0]! : E.concat(gh, 0), gw];
+    },
+  )(h, w);
+  return loss!;
+}
+
+/** x, made to depend on `deps` (x + 0·(one element of each)) so that onnxruntime runs them before what reads x. */
+function after(x: Tensor, deps: Tensor[]): Tensor {
+  if (!deps.length) return x;
+  const first = deps.map((d) => E.narrow(E.reshape(d, [-1]), 0, 0, 1));
+  return E.add(x, E.mul(first.length === 1 ? first[0]! : E.sum(E.concat(first, 0), 0, true), 0));
 }
