@@ -43,6 +43,11 @@ export interface TrainStepOptions {
 
 export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number>; outputs: Record<string, Tensor> }
 
+/** The scalars a training loop logs for a step: loss, learning rate and (when clipped) the gradient norm. */
+export function stepLog(r: StepResult): Record<string, number> {
+  return { loss: r.loss, lr: r.lr, ...(r.gradNorm !== undefined ? { grad_norm: r.gradNorm } : {}) };
+}
+
 /** Above this much per-step state (1 GB), steps are chunked and end with a full garbage collection. */
 const BIG_STATE_BYTES = 1 << 30;
 const DEFAULT_CHUNK_BYTES = 128 << 20;

@@ -1,4 +1,4 @@
-import { AdamW, TrainStep, warmupCosine } from '../nn/index.js';
+import { AdamW, stepLog, TrainStep, warmupCosine } from '../nn/index.js';
 import type { TrainTask } from './loop.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -41,8 +41,7 @@ export function gptTask(model: Gpt, train: TokenSequences, val: TokenSequences, 
     modules: { model },
     steps: { model: step },
     iterate(batch) {
-      const r = step.run(batch);
-      return { loss: r.loss, lr: r.lr, ...(r.gradNorm !== undefined ? { grad_norm: r.gradNorm } : {}) };
+      return stepLog(step.run(batch));
     },
     evaluate() {
       const r = evaluateNll(model, val, { bos: o.bos });

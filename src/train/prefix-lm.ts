@@ -4,7 +4,7 @@ import type { Tensor } from '../engine/index.js';
 import { hashSeed, SeededRng } from '../data/seeded.js';
 import { gridFrame, tensorToClips, type Frame } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';
-import { AdamW, bindParams, TrainStep, warmupCosine } from '../nn/index.js';
+import { AdamW, bindParams, stepLog, TrainStep, warmupCosine } from '../nn/index.js';
 import { generate } from '../generation/generate.js';
 import type { Generator } from '../generation/model-dir.js';
 import { prefixLmLoss } from '../generation/prefix-lm/model.js';
@@ -229,8 +229,7 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
     modules: { model },
     steps: { model: step },
     iterate(batch) {
-      const r = step.run(batch);
-      return { loss: r.loss, lr: r.lr, ...(r.gradNorm !== undefined ? { grad_norm: r.gradNorm } : {}) };
+      return stepLog(step.run(batch));
     },
     evaluate: o.val ? () => {
       const out: Record<string, number> = {};
