@@ -130,9 +130,9 @@ test('prefetch: batches are built in the worker while the main thread is blocked
     last = Date.now();
   }
   assert.equal(n, 8);
-  // Built in-process, the consumer would wait for batches 5 to 7 to be built within this window; with the
-  // worker, next to nothing. Allow the time of one build in total.
-  assert.ok(waited < buildMs, `waited ${waited} ms in all for 5 batches that take ${buildMs} ms each to build`);
+  // Built in-process, the consumer would wait for all 5 of these batches to be built (5 builds); with the worker,
+  // next to nothing. Allow half of that (2.5 builds): the worker's thread shares a loaded machine's cores.
+  assert.ok(waited < 2.5 * buildMs, `waited ${waited} ms in all for 5 batches that take ${buildMs} ms each to build`);
 });
 
 test('errors in the worker surface as one clear error naming the file; the loader stops', async () => {
