@@ -1,5 +1,6 @@
 import * as E from '../src/engine/index.js';
 import type { Int8Weights, Tensor } from '../src/engine/index.js';
+import { relativeRmsError } from '../src/metrics/psnr.js';
 import { Rng } from '../src/util/rng.js';
 import { round1, timeMs } from './timing.js';
 
@@ -44,20 +45,10 @@ export function main(args: string[]): void {
       const f = E.jit(fn, { name: `${name}_${weights}`, precision: 'int8', quantize: { ...quantize, weights } });
       const out = f(x) as Tensor;
       const ms = timeMs(() => f(x), 1, runs, `${name} ${weights}`);
-      console.log(JSON.stringify({ program: name, weights, rel_rms_err: Math.round(relRms(ref, out) * 1e4) / 1e4, int8_ms: round1(ms), fp32_ms: round1(fp32Ms), threads }));
+      console.log(JSON.stringify({ program: name, weights, rel_rms_err: Math.round(relativeRmsError(ref.data as Float32Array, out.data as Float32Array) * 1e4) / 1e4, int8_ms: round1(ms), fp32_ms: round1(fp32Ms), threads }));
     }
   }
   const k = E.backend().int8Kernels();
   console.log(JSON.stringify({ backend: E.backend().name, int8_weights: k.weights, int8_kernels: k.reason, threads }));
 }
 
-/** RMS of a − b relative to the RMS of a. */
-function relRms(a: Tensor, b: Tensor): number {
-  const x = a.data as Float32Array, y = b.data as Float32Array;
-  let se = 0, ss = 0;
-  for (let i = 0; i < x.length; i++) {
-    se += (x[i] - y[i]) ** 2;
-    ss += x[i] ** 2;
-  }
-  return Math.sqrt(se / ss);
-}

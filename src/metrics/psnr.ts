@@ -19,6 +19,17 @@ export function mse(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s / a.length;
 }
 
+/** RMS of a − b relative to the RMS of a (0 = identical; how far a reduced-precision output is from the reference). */
+export function relativeRmsError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relativeRmsError: ${a.length} vs ${b.length} values`);
+  let se = 0, ss = 0;
+  for (let i = 0; i < a.length; i++) {
+    se += (a[i]! - b[i]!) ** 2;
+    ss += a[i]! ** 2;
+  }
+  return Math.sqrt(se / ss);
+}
+
 export function psnrFromMse(m: number, dataRange = 255): number {
   return m === 0 ? Infinity : 10 * Math.log10((dataRange * dataRange) / m);
 }

@@ -6,6 +6,7 @@ import type { HostTensor, Tensor } from '../../src/engine/index.js';
 import { int8KernelsFor } from '../../src/engine/backends/node.js';
 import { calibrate, optimizedOpCounts, quantizeModel, quantizeStatic, QuantizeError } from '../../src/engine/quantize.js';
 import { VtokError } from '../../src/util/errors.js';
+import { relativeRmsError } from '../../src/metrics/psnr.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** Post-training int8 quantization: QDQ rewrite, ORT fusion, accuracy against fp32, and bad calibration input. */
@@ -30,16 +31,8 @@ function net(x: Tensor): Tensor {
 const input = (seed: number) => E.concrete(new Rng(seed).uniform(2 * 16 * 4 * 12 * 12).map((v) => 2 * v - 1), [2, 16, 4, 12, 12], 'float32');
 const feeds = (x: Tensor): HostTensor[] => [{ dtype: 'float32', shape: [...x.shape], data: x.data }];
 
-/** RMS of a − b relative to the RMS of a. */
-function relErr(a: Tensor, b: Tensor): number {
-  const x = a.data as Float32Array, y = b.data as Float32Array;
-  let se = 0, ss = 0;
-  for (let i = 0; i < x.length; i++) {
-    se += (x[i] - y[i]) ** 2;
-    ss += x[i] ** 2;
-  }
-  return Math.sqrt(se / ss);
-}
+/** Relative RMS error of two float tensors. */
+const relErr = (a: Tensor, b: Tensor): number => relativeRmsError(a.data as Float32Array, b.data as Float32Array);
 
 /**
  * The weight formats every machine is tested with: this CPU's own choice, and the two that are safe on x86 CPUs

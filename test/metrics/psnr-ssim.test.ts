@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { psnr, psnrFrames } from '../../src/metrics/psnr.js';
+import { psnr, psnrFrames, relativeRmsError } from '../../src/metrics/psnr.js';
 import { gaussianWindow, ssimFrames, ssimImage, ssimPlane } from '../../src/metrics/ssim.js';
 import type { Frame } from '../../src/io/frame.js';
 
@@ -106,4 +106,11 @@ test('colour SSIM is the mean over channels, per frame and averaged; small image
   close(r.perFrame[0]!, 1, 1e-12);
   close(r.mean, (1 + (1 + g + bl) / 3) / 2, 1e-12);
   assert.throws(() => ssimPlane([1], [1], 1, 1), /at least 11×11/);
+});
+
+test('relativeRmsError: zero for equal arrays, ‖a − b‖ / ‖a‖ otherwise, and refuses different lengths', () => {
+  assert.equal(relativeRmsError([3, 4], [3, 4]), 0);
+  // a = (3, 4): ‖a‖ = 5; a − b = (0, 1)
+  assert.ok(Math.abs(relativeRmsError([3, 4], [3, 3]) - 0.2) < 1e-12);
+  assert.throws(() => relativeRmsError([1, 2], [1]), /2 vs 1 values/);
 });
