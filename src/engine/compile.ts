@@ -1,6 +1,7 @@
 import type { Rng } from '../util/rng.js';
 import { gradients } from './autodiff.js';
 import { backend } from './backends/backend.js';
+import { allocate } from './dtype.js';
 import { drawNoise } from './ops/creation.js';
 import { lowerToOnnx } from './onnx.js';
 import { type Precision, type QuantizeOptions, type QuantizeReport, QuantizeError, quantizeStatic } from './quantize.js';
@@ -120,7 +121,9 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     if (currentGraph()) return fn(...args);
     const c = compile(...args);
     const feeds = feedsFor(c.traced.graph, args, opts.rng?.() ?? defaultRng());
-    const outs = c.session.run(feeds).map((o) => concrete(o.data, o.shape, o.dtype));
+    // every output's shape is static: allocate them here, so the run writes each one once, into its final buffer
+    const outputs = c.traced.graph.outputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: allocate(t.dtype, t.size) }));
+    const outs = c.session.run(feeds, outputs).map((o) => concrete(o.data, o.shape, o.dtype));
     return unflatten(c.traced.outDef, outs);
   }) as JitFunction<F>;
   call.compile = compile;

@@ -30,10 +30,13 @@ export class Session {
     if (o.profilePrefix) profiling.add(this);
   }
 
-  /** Runs to completion before returning (backends with a synchronous run only). */
-  run(inputs: HostTensor[]): HostTensor[] {
+  /**
+   * Runs to completion before returning (backends with a synchronous run only). `outputs`: buffers to write the
+   * outputs into (see BackendSession.runSync).
+   */
+  run(inputs: HostTensor[], outputs?: HostTensor[]): HostTensor[] {
     if (!this.session.runSync) throw new Error(`the ${backend().name} backend runs asynchronously: use runAsync`);
-    return this.session.runSync(inputs);
+    return this.session.runSync(inputs, outputs);
   }
 
   runAsync(inputs: HostTensor[]): Promise<HostTensor[]> {

@@ -50,6 +50,11 @@ export interface LmTrainOptions {
   mixture: Record<string, number>;
   /** Steps of the image-first curriculum (t2i only); 0 = none. */
   imageSteps?: number;
+  /**
+   * Rows of an image-phase batch. Default: the batch size times the clip's latent frames, so an image step sees
+   * as many visual tokens as a video step (a one-frame sequence is that many times shorter).
+   */
+  imageBatch?: number;
   /** Probability of hiding a row's text (condition dropout for CFG; default 0.1). */
   condDropout?: number;
   /** Validation clips per task (default 16). */
@@ -155,9 +160,15 @@ function taskChooser(mixture: Record<string, number>, seed: number) {
   };
 }
 
+/** Rows of an image-phase batch (LmTrainOptions.imageBatch), never more than the corpus holds. */
+export function imageBatchSize(reader: ShardReader, o: Pick<LmTrainOptions, 'batchSize' | 'imageBatch'>): number {
+  const frames = reader.index.clips[0]?.grid[0] ?? 1;
+  return Math.max(1, Math.min(o.imageBatch ?? o.batchSize * frames, reader.index.clips.length));
+}
+
 /**
  * Batches from batch index `start` on (a pure function of the index, so a resumed run continues exactly): the
- * first `imageSteps` are t2i batches, then the mixture, epoch after epoch; each epoch redraws every clip's task
+ * first `imageSteps` are t2i batches (of `imageBatch` rows), then the mixture, epoch after epoch; each epoch redraws every clip's task
  * and cuts each length group into full batches (ShardReader.lengthBatches).
  */
 export async function* lmBatches(reader: ShardReader, batcher: LmBatcher, o: LmTrainOptions, start: number): AsyncGenerator<LmBatch> {
@@ -171,11 +182,13 @@ export async function* lmBatches(reader: ShardReader, batcher: LmBatcher, o: LmT
     const data = reader.read(clips);
     return batcher.batch(data.map((d, i) => ({ task: tasks[i]!, ids: d.ids, grid: d.grid, caption: d.caption, label: classOf(clips[i]!) })), hashSeed(o.seed, index, 0xd0));
   };
+  const imageBatch = imageBatchSize(reader, o);
   for (let epoch = 0; ; epoch++) {
     const image = index < imageSteps;
     const tasks = new Map(reader.index.clips.map((c, i) => [c.source, image ? 't2i' : choose(c, i, epoch)]));
-    const batches = [...reader.lengthBatches({ lengthOf: (c) => keyOf(tasks.get(c.source)!), batchSize: o.batchSize, seed: hashSeed(o.seed, epoch) })].filter((b) => b.clips.length === o.batchSize);
-    check(batches.length > 0, `no length group has ${o.batchSize} clips: lower --batch`, reader.dir);
+    const batchSize = image ? imageBatch : o.batchSize;
+    const batches = [...reader.lengthBatches({ lengthOf: (c) => keyOf(tasks.get(c.source)!), batchSize, seed: hashSeed(o.seed, epoch) })].filter((b) => b.clips.length === batchSize);
+    check(batches.length > 0, `no length group has ${batchSize} clips: lower --batch${image ? ' or --image-batch' : ''}`, reader.dir);
     for (const b of batches) {
       if (image && index >= imageSteps) break; // the curriculum ends mid-epoch: the mixture starts a new one
       if (index >= start) yield emit(b.clips, b.clips.map((c) => tasks.get(c.source)!));

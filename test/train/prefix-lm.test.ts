@@ -6,7 +6,7 @@ import * as E from '../../src/engine/index.js';
 import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from '../../src/generation/shards.js';
 import { trainLoop } from '../../src/train/loop.js';
-import { layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
+import { imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
 import { tempDir } from '../io/fixtures.js';
 import { writeEncoder } from '../generation/text/tiny-t5.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
@@ -47,11 +47,15 @@ function setup(steps: number) {
 
 test('prefix LM training: batches are one length group each, loss falls, validation NLL per task', async () => {
   const { reader, batcher, o, task } = setup(40);
-  // the first imageSteps batches are t2i; afterwards several tasks (hence lengths) appear, each batch one length
+  // the first imageSteps batches are t2i, of batch × latent frames rows (as many visual tokens as a video batch);
+  // afterwards several tasks (hence lengths) appear, each batch one length
+  assert.equal(imageBatchSize(reader, o), 8);
+  assert.equal(imageBatchSize(reader, { ...o, imageBatch: 5 }), 5);
   const seen = new Set<number>();
   let k = 0;
   for await (const b of lmBatches(reader, batcher, o, 0)) {
-    const S = b.ids.shape[1];
+    const [B, S] = b.ids.shape;
+    assert.equal(B, k < 4 ? 8 : 4);
     if (k < 4) assert.equal(S, batcher.length('t2i'));
     seen.add(S);
     if (++k === 30) break;

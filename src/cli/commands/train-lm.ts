@@ -10,7 +10,7 @@ import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js'
 import { checkTokenizer, tokenizerIdentity } from '../../generation/vocab.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { trainLoop, type LoopResult } from '../../train/loop.js';
-import { defaultMixture, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';
+import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';
 import { VtokError, check } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
 
@@ -37,6 +37,7 @@ export interface TrainLmOptions {
   out: string;
   evalEvery?: number;
   imageSteps?: number;
+  imageBatch?: number;
   condDropout?: number;
   mixture?: string;
   /** A frozen ONNX text encoder folder instead of the built-in encoder. */
@@ -89,11 +90,11 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const runConfig: LmDirConfig = {
     model: { kind: LM_KIND, config }, layout, tokenizer: tokDir, fps,
     data: { shards: resolve(o.shards), val: o.valShards ? resolve(o.valShards) : null },
-    train: { preset: o.preset, steps, batch: batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps ?? 0, condDropout: o.condDropout ?? 0.1 },
+    train: { preset: o.preset, steps, batch: batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps ?? 0, imageBatch: o.imageSteps ? imageBatchSize(train, { batchSize, imageBatch: o.imageBatch }) : 0, condDropout: o.condDropout ?? 0.1 },
   };
   const generator: Generator = { dir: o.out, model, layout, tokenizer, tokenizerDir: tokDir, fps, config: runConfig };
   const prompts = [...(val ?? train).index.clips.filter((c) => c.caption).slice(0, 2).map((c) => c.caption!), ...(mixture.uncond ? [''] : [])];
-  const taskOptions = { steps, batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps, condDropout: o.condDropout, emaDecay: Math.min(0.999, 1 - 10 / steps) };
+  const taskOptions = { steps, batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps, imageBatch: o.imageBatch, condDropout: o.condDropout, emaDecay: Math.min(0.999, 1 - 10 / steps) };
   const task = prefixLmTask(model, batcher, { ...taskOptions, val, samples: prompts.length && mixture.t2v !== undefined ? { generator, prompts } : undefined });
   process.stderr.write(`lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, vocabulary ${layout.size}, sequences up to ${maxLength}, tasks ${Object.entries(mixture).map(([t, w]) => `${t}=${w}`).join(' ')}, ${steps} steps of ${batchSize}\n`);
   return trainLoop(task, {

@@ -46,10 +46,11 @@ export function registerTrain(program: Command): void {
     .option('--text-encoder <dir>', 'lm: a frozen ONNX text encoder folder (text-encoder.json, model, tokenizer.json) instead of the built-in one')
     .option('--mixture <task=w,…>', 'lm: task weights (default: t2v=0.4,t2i=0.1,uncond=0.1,fp=0.2,i2v=0.2 for captioned data)')
     .option('--image-steps <n>', 'lm: image-first curriculum, t2i only for the first n steps', int('--image-steps', { min: 0, max: 1e8 }))
+    .option('--image-batch <n>', 'lm: rows of an image-phase batch (default: --batch times the latent frames of a clip)', int('--image-batch', { min: 1, max: 1e6 }))
     .option('--cond-dropout <p>', 'lm: probability of dropping the text (for classifier-free guidance; default 0.1)', num('--cond-dropout', { min: 0, max: 1 }))
     .option('--quiet', 'no progress bar')
-    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number; shards?: string; valShards?: string; tokenizer: string; mixture?: string; imageSteps?: number; condDropout?: number; textEncoder?: string }, cmd: Command) => {
-      const lmOnly = ['shards', 'valShards', 'tokenizer', 'mixture', 'imageSteps', 'condDropout', 'textEncoder'];
+    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number; shards?: string; valShards?: string; tokenizer: string; mixture?: string; imageSteps?: number; imageBatch?: number; condDropout?: number; textEncoder?: string }, cmd: Command) => {
+      const lmOnly = ['shards', 'valShards', 'tokenizer', 'mixture', 'imageSteps', 'imageBatch', 'condDropout', 'textEncoder'];
       const flag = (k: string) => `--${k === 'prior' ? 'no-prior' : k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
       if (kind === 'lm') {
         for (const k of ['data', 'tokens', 'bits', 'prior', 'gan', 'perceptual', 'perceptualWeight']) if (cmd.getOptionValueSource(k) === 'cli') throw new VtokError(`${flag(k)} applies to tokenizer training, not lm`);

@@ -28,8 +28,12 @@ export interface RuntimeOptions {
 
 /** One loaded model. Outputs come back in `outputNames` order. */
 export interface BackendSession {
-  /** Present on backends that can run without yielding (onnxruntime-node); eager ops and `jit` calls need it. */
-  runSync?(inputs: HostTensor[]): HostTensor[];
+  /**
+   * Present on backends that can run without yielding (onnxruntime-node); eager ops and `jit` calls need it.
+   * `outputs`, where given, are buffers the run writes its outputs into (the caller allocated them for the
+   * outputs' static shapes), so no second host copy of a big output exists.
+   */
+  runSync?(inputs: HostTensor[], outputs?: HostTensor[]): HostTensor[];
   run(inputs: HostTensor[]): Promise<HostTensor[]>;
   /** Ends profiling and writes the profile (sessions opened with `profilePrefix`). */
   endProfiling?(): void;

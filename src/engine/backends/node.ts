@@ -16,7 +16,7 @@ import { type Backend, type BackendSession, type HostTensor, INT8_WEIGHTS, type 
  */
 interface BindingSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, ort.Tensor>, fetches: Record<string, null>, options: object): Record<string, { type: string; data: HostArray; dims: readonly number[] }>;
+  run(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>, options: object): Record<string, { type: string; data: HostArray; dims: readonly number[] }>;
   endProfiling(): void;
   dispose(): void;
 }
@@ -62,15 +62,22 @@ class NodeSession implements BackendSession {
     this.session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
   }
 
-  runSync(inputs: HostTensor[]): HostTensor[] {
+  runSync(inputs: HostTensor[], outputs?: HostTensor[]): HostTensor[] {
     const feeds: Record<string, ort.Tensor> = {};
     inputs.forEach((t, i) => {
       feeds[this.inputNames[i]] = new ort.Tensor(ORT_TYPE[t.dtype], t.data as never, t.shape);
     });
-    const fetches: Record<string, null> = {};
-    for (const n of this.outputNames) fetches[n] = null;
+    // A preallocated output is written by onnxruntime in place (an OrtValue over the JS buffer); without one, the
+    // binding copies onnxruntime's output buffer into a new JS array while the original is still alive.
+    const fetches: Record<string, ort.Tensor | null> = {};
+    this.outputNames.forEach((n, i) => {
+      const o = outputs?.[i];
+      fetches[n] = o && o.data.length > 0 ? new ort.Tensor(ORT_TYPE[o.dtype], o.data as never, o.shape) : null;
+    });
     const out = this.session.run(feeds, fetches, {});
-    return this.outputNames.map((n) => {
+    return this.outputNames.map((n, i) => {
+      const given = fetches[n];
+      if (given) return outputs![i]!;
       const r = out[n];
       return { dtype: r.type as DType, shape: [...r.dims], data: r.data };
     });

@@ -18,10 +18,11 @@ export const magvit2Trainer: TokenizerTrainer = {
     tiny: { size: 64, frames: 5, batch: 4, steps: 1500, lr: 1e-3, model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 } },
     small: { size: 64, frames: 9, batch: 4, steps: 6000, lr: 5e-4, model: { ch: 64, ch_mult: [1, 2, 2, 4], num_res_blocks: 2, bits: 14 } },
     // natural: the paper's strides (8× space, 4× time: 17×128² → 5×16×16 tokens, 18-bit LFQ = 0.083 bits per pixel)
-    // at the narrowest width GroupNorm allows, on 5×64² crops (the model is fully convolutional), for one shared core
-    // Its codebook-entropy weight γ is 0.1: a batch of 2 clips has only 256 tokens, and at γ = 1 the push to spread
-    // them over the codebook outweighed reconstruction (300 steps of flat, mean-colour reconstructions).
-    natural: { size: 64, frames: 5, batch: 2, steps: 700, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, batch_max: 0.1 } },
+    // at the narrowest width GroupNorm allows, on 9×64² crops (the model is fully convolutional), for one shared core.
+    // 9 frames (three latent frames), not 5: trained on 5 (the first frame alone, then one group of four) it did not
+    // carry over to 17-frame clips. Its codebook-entropy weight γ is 0.1: a batch of 2 clips has few tokens, and at
+    // γ = 1 the push to spread them over the codebook outweighed reconstruction (flat, mean-colour reconstructions).
+    natural: { size: 64, frames: 9, batch: 2, steps: 2000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, batch_max: 0.1 } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
   modelConfig(preset, data, opts) {
