@@ -11,8 +11,8 @@ import { outputSize } from './vocab.js';
 /**
  * Generation with a loaded model directory: prompt → tokens → prefix → sampled output → tokenizer decode. Image and
  * video inputs are tokenized with the model's own tokenizer. Longer videos than one clip (`seconds`) grow by
- * VideoPoet's extension (§9): the last latent frame's worth of frames is decoded, tokenized again and continued
- * by frame prediction, as often as needed.
+ * VideoPoet's extension (§9): the last latent frames' worth of frames (`condFrames`, 1 or 2) is decoded, tokenized
+ * again and continued by frame prediction, as often as needed.
  */
 export interface GenerateOptions {
   /** t2v | t2i | i2v | fp (alias continue) | uncond | class. */
@@ -24,6 +24,11 @@ export interface GenerateOptions {
   video?: Frame[];
   /** class: the label. */
   label?: number;
+  /**
+   * fp and extensions: latent frames that condition each clip (1 or 2; default 1). More carries more of the motion
+   * over; each extension then adds fewer new frames.
+   */
+  condFrames?: number;
   /** Length of the video; beyond one clip, extensions are added (default: one clip). */
   seconds?: number;
   /** Classifier-free guidance scale (default 1 = none; needs a text prompt). */
@@ -86,7 +91,9 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
   const size = outputSize(layout);
   const samples = o.samples ?? 1, cfg = o.cfg ?? 1, seed = o.seed ?? 0;
   check(Number.isInteger(samples) && samples >= 1, `samples must be a positive integer, got ${samples}`);
-  const inputs: TaskInputs = { label: o.label };
+  const condFrames = o.condFrames ?? 1;
+  check(condFrames === 1 || condFrames === 2, `condFrames must be 1 or 2 latent frames, got ${condFrames}`);
+  const inputs: TaskInputs = { label: o.label, condFrames };
   let text: TextInput | undefined;
   if (o.prompt !== undefined) {
     if (spec.text === 'none') throw new VtokError(`task ${task} takes no text prompt`);
@@ -102,7 +109,7 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
   }
   if (o.video) {
     check(task === 'fp', `a video conditions task continue (fp) only, not ${task}`);
-    const need = framesForLatent(1, stride);
+    const need = framesForLatent(condFrames, stride);
     check(o.video.length >= need, `the video is too short to continue: ${o.video.length} frame(s), need ${need}`);
     inputs.video = tokenize(gen, o.video.slice(o.video.length - need), 'the video');
   }
@@ -112,7 +119,7 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
   const fullClipFrames = size.frames;
   const seconds = o.seconds ?? fullClipFrames / gen.fps;
   check(Number.isFinite(seconds) && seconds > 0, `seconds must be a positive number, got ${seconds}`);
-  const overlap = framesForLatent(1, stride);
+  const overlap = framesForLatent(condFrames, stride);
   const clipFramesOut = task === 't2i' ? 1 : fullClipFrames;
   const wanted = Math.max(clipFramesOut, Math.round(seconds * gen.fps));
   if (task === 't2i') check(o.seconds === undefined, 't2i makes one image; --seconds does not apply');
@@ -140,7 +147,7 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
     for (let e = 1; e <= extensions; e++) {
       const prompts = tokens.map((_, r) => {
         const last = videos[r]![videos[r]!.length - 1]!;
-        return extensionPrompt(layout, retokenizeTail(gen, last, overlap));
+        return extensionPrompt(layout, retokenizeTail(gen, last, overlap), { condFrames });
       });
       const next = sample(model.lm, { prefix: prompts.map((p) => p.sequence), plan: prompts[0]!.plan, samples: 1, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: seed + e, decoder, onProgress: progress(e) });
       const n = next.length / samples;

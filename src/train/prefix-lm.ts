@@ -88,27 +88,38 @@ export function defaultMixture(reader: ShardReader): Record<string, number> {
 
 /** Builds batches (host → tensors) from clips with their tasks. */
 export class LmBatcher {
-  constructor(readonly model: TextPrefixLm, readonly layout: VocabLayout, readonly condDropout = 0.1) {}
+  /**
+   * `fpCondFrames`: the latent frames a frame-prediction row conditions on, drawn per row (the paper conditions on
+   * 1 or 2; rows of either fit one batch, since conditioning and output together are always the whole clip).
+   */
+  constructor(readonly model: TextPrefixLm, readonly layout: VocabLayout, readonly condDropout = 0.1, readonly fpCondFrames: readonly number[] = [1, 2]) {
+    check(fpCondFrames.length > 0 && fpCondFrames.every((k) => k === 1 || k === 2), `fp conditions on 1 or 2 latent frames, got [${fpCondFrames}]`);
+  }
 
   /** Sequence length of `task` for a clip (text slot at the encoder's maxTokens). */
   length(task: string): number {
-    return this.sequence(task, new Int32Array(this.layout.outputs[0]!.grid.reduce((a, b) => a * b, 1)), this.layout.outputs[0]!.grid, 'x', 0).seq.ids.length;
+    return this.sequence(task, new Int32Array(this.layout.outputs[0]!.grid.reduce((a, b) => a * b, 1)), this.layout.outputs[0]!.grid, 'x', 0, 1).seq.ids.length;
   }
 
   hasText(task: string): boolean {
     return getTask(task).text !== 'none' && this.model.hasText;
   }
 
-  private sequence(task: string, ids: Int32Array, grid: number[], caption: string | undefined, label: number | undefined) {
+  private sequence(task: string, ids: Int32Array, grid: number[], caption: string | undefined, label: number | undefined, condFrames: number) {
     const text = this.hasText(task) && caption ? this.model.tokenize([caption]) : undefined;
-    const seq = buildSequence(this.layout, task, { textTokens: text, target: { ids, grid }, label, condFrames: 1 });
+    const seq = buildSequence(this.layout, task, { textTokens: text, target: { ids, grid }, label, condFrames });
     if (seq.text) check(seq.text.start === TEXT_START, `task ${task}: text slot at ${seq.text.start}, expected ${TEXT_START}`);
     return { seq, text };
   }
 
   /** One batch: every row must have the same sequence length. `dropSeed` draws the condition dropout. */
   batch(rows: { task: string; ids: Int32Array; grid: number[]; caption?: string; label?: number }[], dropSeed: number): LmBatch {
-    const built = rows.map((r) => this.sequence(r.task, r.ids, r.grid, r.caption, r.label));
+    const fp = new SeededRng(hashSeed(dropSeed, 0xf9));
+    const built = rows.map((r) => {
+      const ks = this.fpCondFrames.filter((k) => k < r.grid[0]!);
+      const k = r.task === 'fp' && ks.length ? ks[Math.floor(fp.next() * ks.length)]! : 1;
+      return this.sequence(r.task, r.ids, r.grid, r.caption, r.label, k);
+    });
     const S = built[0]!.seq.ids.length, B = rows.length;
     const withText = built[0]!.text !== undefined;
     const ids = new Int32Array(B * S), prefix = new Int32Array(B);

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import { generate } from '../../src/generation/generate.js';
+import { framesToClip, generate } from '../../src/generation/generate.js';
+import { encodeClips } from '../../src/tokenizers/batch.js';
 import { loadGenerator, packGenerator } from '../../src/generation/model-dir.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
 import { writeEncoder } from './text/tiny-t5.js';
@@ -58,6 +59,16 @@ test('generate: t2v frames and tokens, reproducible with a seed, long videos by 
   assert.deepEqual(i2v.frames.shape, [1, 1, 5, 64, 64]);
   const cont = generate(gen, { task: 'continue', video: [frame(64, 64, 10), frame(64, 64, 200)] });
   assert.deepEqual(cont.tokens[0]![0]!.grid, [5, 16, 16]);
+  // two latent frames given: the output's first two frames are the video's last two (tokenized), 3 generated;
+  // with 1.5 s each extension repeats 2 frames and adds 3: 5 + 3 + 3 + 3 ≥ 12
+  const video = [frame(64, 64, 10), frame(64, 64, 90), frame(64, 64, 200)];
+  const two = generate(gen, { task: 'continue', video, condFrames: 2, seed: 3 });
+  const one = generate(gen, { task: 'continue', video, condFrames: 1, seed: 3 });
+  const given = (frames: Frame[]) => Array.from(encodeClips(gen.tokenizer, framesToClip(frames, 1, { height: 64, width: 64 }, 'v')).ids);
+  assert.deepEqual(Array.from(two.tokens[0]![0]!.ids.subarray(0, 512)), given(video.slice(1)));
+  assert.deepEqual(Array.from(one.tokens[0]![0]!.ids.subarray(0, 256)), given(video.slice(2)));
+  assert.equal(generate(gen, { task: 'uncond', seconds: 1.5, condFrames: 2, seed: 1 }).tokens[0]!.length, 4);
+  assert.throws(() => generate(gen, { task: 'continue', video: video.slice(0, 1), condFrames: 2 }), /too short to continue: 1 frame\(s\), need 2/);
 });
 
 test('generate: bad inputs get one clear error', () => {

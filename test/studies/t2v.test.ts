@@ -68,7 +68,7 @@ test('vtok study t2v runs end to end at the micro budget, writes finite results,
   const gen = studyGenerator(loadGenerator(modelDir), SAMPLING);
   const lines: string[] = [];
   const r = await runT2vStudy({ generator: gen, model: modelDir, out, budget: 'micro', seed: 2, quiet: true, log: (l) => lines.push(l) });
-  for (const f of ['results.json', 'results.md', 'samples.gif', 'samples-cfg3-unseen.png', 'samples-uncond-test.png', 'frame-prediction.png', 'long-video.png',
+  for (const f of ['results.json', 'results.md', 'samples.gif', 'samples-cfg3-unseen.png', 'samples-uncond-test.png', 'frame-prediction-1.png', 'frame-prediction-2.png', 'long-video.png',
     'classifier/classifier.safetensors', 'faithfulness/cfg1-test.safetensors', 'long-video/extension-4.safetensors']) {
     assert.ok(existsSync(join(out, f)) && statSync(join(out, f)).size > 0, f);
   }
@@ -83,10 +83,10 @@ test('vtok study t2v runs end to end at the micro budget, writes finite results,
     assert.ok(a.accuracy.both <= Math.min(a.accuracy.digit, a.accuracy.axis));
     assert.ok(a.frechet >= 0);
   }
-  // the shipped tokenizer keeps every frame (grid [5, 16, 16]): 1 latent frame = the first frame given, 4 predicted
-  assert.equal(saved.frame_prediction.given_frames, 1);
-  assert.deepEqual(saved.frame_prediction.per_frame.map((row) => row.frame), [1, 2, 3, 4]);
-  for (const row of saved.frame_prediction.per_frame) {
+  // the shipped tokenizer keeps every frame (grid [5, 16, 16]): k latent frames = the first k frames given, the rest predicted
+  assert.deepEqual(saved.frame_prediction.map((fp) => fp.given_frames), [1, 2]);
+  assert.deepEqual(saved.frame_prediction.map((fp) => fp.per_frame.map((row) => row.frame)), [[1, 2, 3, 4], [2, 3, 4]]);
+  for (const row of saved.frame_prediction.flatMap((fp) => fp.per_frame)) {
     // the tokenizer's reconstruction beats an untrained model's guess
     assert.ok(row.psnr.reconstruction > row.psnr.predicted, JSON.stringify(row));
     assert.ok(row.ssim.predicted <= 1 && row.ssim.repeat_last <= 1);
@@ -100,9 +100,9 @@ test('vtok study t2v runs end to end at the micro budget, writes finite results,
   const again: string[] = [];
   const r2 = await runT2vStudy({ generator: gen, model: modelDir, out, budget: 'micro', seed: 2, quiet: true, log: (l) => again.push(l) });
   assert.deepEqual(r2, JSON.parse(JSON.stringify(r)));
-  // classifier, 5 generated sets, scores, frame prediction, long video
-  assert.equal(again.filter((l) => /^\[[1-5]\/6\]/.test(l)).length, 9, again.join('\n'));
+  // classifier, 5 generated sets, scores, frame prediction given 1 and 2 latent frames, long video
+  assert.equal(again.filter((l) => /^\[[1-5]\/6\]/.test(l)).length, 10, again.join('\n'));
   assert.ok(again.filter((l) => /^\[[1-5]\/6\]/.test(l)).every((l) => /: done$/.test(l)), again.join('\n'));
-  assert.ok(['classifier', 'generate-cfg3-unseen', 'frame-prediction', 'long-video'].every((k) => r2.timings_s[k]! > 0), JSON.stringify(r2.timings_s));
+  assert.ok(['classifier', 'generate-cfg3-unseen', 'frame-prediction-1', 'frame-prediction-2', 'long-video'].every((k) => r2.timings_s[k]! > 0), JSON.stringify(r2.timings_s));
   await assert.rejects(runT2vStudy({ generator: gen, model: modelDir, out, budget: 'micro', seed: 3, quiet: true }), /another model, budget or seed/);
 });

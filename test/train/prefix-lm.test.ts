@@ -11,7 +11,7 @@ import { tempDir } from '../io/fixtures.js';
 import { writeEncoder } from '../generation/text/tiny-t5.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
 import { vtok } from '../cli/run-vtok.js';
-import { tokenizerIdentity } from '../../src/generation/vocab.js';
+import { buildVocabLayout, tokenizerIdentity } from '../../src/generation/vocab.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
 import { fileURLToPath } from 'node:url';
 
@@ -120,4 +120,19 @@ test('prefix LM training with a frozen ONNX text encoder: only the LM trains, on
   await trainLoop(prefixLmTask(model, batcher, o), { runDir: run, totalSteps: 30, batches: (s) => lmBatches(reader, batcher, o, s), config: { model: 'onnx' }, quiet: true, logEvery: 5 });
   const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
   assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
+});
+
+test('frame prediction rows condition on 1 or 2 latent frames, both in one batch', () => {
+  const layout = buildVocabLayout({
+    tokenizer: { kind: 'magvit2', vocabSize: 16, identity: 'test' }, tasks: ['fp', 't2v'],
+    outputs: [{ key: '8x8', frames: 3, height: 8, width: 8, grid: [3, 2, 2] }], classes: 0,
+  });
+  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 64, textDim: 16 }, text: { dim: 16, layers: 1, heads: 2, maxTokens: 8 } });
+  const rows = Array.from({ length: 16 }, (_, i) => ({ task: 'fp', ids: Int32Array.from({ length: 12 }, (_, j) => (i + j) % 16), grid: [3, 2, 2] }));
+  const prefixes = (b: ReturnType<LmBatcher['batch']>) => Array.from(b.prefixLength.data as Int32Array);
+  const both = prefixes(new LmBatcher(model, layout).batch(rows, 1));
+  assert.equal(new Set(both).size, 2, `prefix lengths ${both}`);
+  assert.equal(Math.max(...both) - Math.min(...both), 4, 'a second latent frame moves 2×2 tokens into the prefix');
+  assert.equal(new Set(prefixes(new LmBatcher(model, layout, 0.1, [1]).batch(rows, 1))).size, 1);
+  assert.throws(() => new LmBatcher(model, layout, 0.1, [3]), /1 or 2 latent frames/);
 });

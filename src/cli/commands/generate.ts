@@ -17,7 +17,7 @@ export const SHIPPED_GENERATOR = fileURLToPath(new URL('../../../../models/t2v-m
 
 const TASKS = ['t2v', 't2i', 'i2v', 'continue', 'fp', 'uncond', 'class'] as const;
 
-interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; model: string; output: string; quiet?: boolean; json?: boolean }
+interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; condFrames: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; model: string; output: string; quiet?: boolean; json?: boolean }
 
 /** Where the token file goes: beside the output, with the extension .vtok. */
 export const tokenPathFor = (out: string): string => `${out.slice(0, out.length - extname(out).length)}.vtok`;
@@ -54,6 +54,7 @@ export function registerGenerate(program: Command): void {
     .option('--image <file>', 'i2v: the first frame (an image or the first frame of a video)')
     .option('--video <file>', 'continue: the video whose last frame(s) the output continues')
     .option('--label <k>', 'class: the class label', int('--label', { min: 0, max: 1e6 }))
+    .option('--cond-frames <k>', 'continue and extensions: latent frames that condition each clip (1 or 2)', int('--cond-frames', { min: 1, max: 2 }), 1)
     .option('--seconds <s>', 'length; beyond one clip the video is extended (default: one clip)', num('--seconds', { min: 0, exclusiveMin: true, max: 3600 }))
     .option('--cfg <s>', 'classifier-free guidance scale (1 = none)', num('--cfg', { min: 0, max: 100 }), 1)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', num('--temperature', { min: 0, max: 10 }), 1)
@@ -79,7 +80,7 @@ export function registerGenerate(program: Command): void {
       let rate = 0;
       const t0 = performance.now();
       const r = generate(gen, {
-        task: o.task, prompt: o.prompt, image, video, label: o.label, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed,
+        task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed,
         onProgress: (p) => {
           bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
           rate = p.tokensPerSecond;

@@ -14,7 +14,7 @@ import { VtokError } from '../../util/errors.js';
 import { checkT2vBudget, resolveT2vBudget, type T2vBudget } from './budget.js';
 import { HELD_SPLITS, type HeldSplit, type LabelledSet, loadClips, realClips, saveClips, withLabels } from './data.js';
 import { clipRange, frameRange, joinClips, type StudyGenerator } from './generator.js';
-import { type Accuracy, type FaithfulnessArm, type FramePredictionRow, t2vMarkdown, type T2vResults } from './report.js';
+import { type Accuracy, type FaithfulnessArm, type FramePrediction, type FramePredictionRow, t2vMarkdown, type T2vResults } from './report.js';
 
 export { T2V_BUDGETS, type T2vBudget } from './budget.js';
 export { type Sampling, type StudyGenerator, studyGenerator } from './generator.js';
@@ -194,22 +194,29 @@ function scoreFaithfulness(s: Study, clf: VideoClassifier, real: Record<HeldSpli
   return { faithfulness, reference };
 }
 
-/** 4. Frame prediction: PSNR/SSIM per future frame of the prediction, of repeating the last given frame, of the tokenizer. */
+/** 4. Frame prediction, given 1 or 2 latent frames: PSNR/SSIM per future frame of the prediction, of repeating the last given frame, of the tokenizer. */
 async function framePrediction(s: Study, test: LabelledSet): Promise<T2vResults['frame_prediction']> {
+  const out: FramePrediction[] = [];
+  for (const k of s.b.fp.condFrames) out.push(await framePredictionGiven(s, test, k));
+  return out;
+}
+
+async function framePredictionGiven(s: Study, test: LabelledSet, k: number): Promise<FramePrediction> {
   const { b } = s;
-  const path = join(s.out, 'frame-prediction.json');
+  const name = `frame-prediction-${k}`;
+  const path = join(s.out, `${name}.json`);
   if (existsSync(path)) {
-    s.log('[4/6] frame prediction: done');
+    s.log(`[4/6] frame prediction (${k} latent frame(s) given): done`);
     return readJson(path);
   }
   const truth = clipRange(test, 0, b.fp.clips);
-  const given = s.gen.givenFrames(b.fp.condFrames), T = s.gen.clip.frames;
-  if (given >= T) throw new VtokError(`frame prediction: ${b.fp.condFrames} latent frame(s) cover ${given} of the clip's ${T} frames; nothing is left to predict`);
-  const seed = s.seed * 1000 + 500;
-  const clipsPath = join(s.out, 'frame-prediction.safetensors');
+  const given = s.gen.givenFrames(k), T = s.gen.clip.frames;
+  if (given >= T) throw new VtokError(`frame prediction: ${k} latent frame(s) cover ${given} of the clip's ${T} frames; nothing is left to predict`);
+  const seed = s.seed * 1000 + 500 + (k - 1);
+  const clipsPath = join(s.out, `${name}.safetensors`);
   if (!existsSync(clipsPath)) {
     s.log(`[4/6] frame prediction: ${b.fp.clips} clips, ${given} frame(s) given`);
-    saveClips(clipsPath, await s.timed('frame-prediction', () => s.gen.predictFrames(truth, { condFrames: b.fp.condFrames, seed })));
+    saveClips(clipsPath, await s.timed(name, () => s.gen.predictFrames(truth, { condFrames: k, seed })));
   }
   const predicted = loadClips(clipsPath);
   const recon = s.gen.reconstruct(truth);
@@ -221,10 +228,10 @@ async function framePrediction(s: Study, test: LabelledSet): Promise<T2vResults[
       psnr: meanCapped(tc!.map((clip, i) => Math.min(PSNR_CAP, psnr(clip[t]!.data, x[i]![t]!.data)))),
       ssim: tc!.reduce((acc, clip, i) => acc + ssimFrame(clip[t]!, x[i]![t]!), 0) / tc!.length,
     });
-    const [p, r, k] = [pc!, rc!, kc!].map(score);
-    per_frame.push({ frame: t, psnr: { predicted: p!.psnr, repeat_last: r!.psnr, reconstruction: k!.psnr }, ssim: { predicted: p!.ssim, repeat_last: r!.ssim, reconstruction: k!.ssim } });
+    const [p, r, kk] = [pc!, rc!, kc!].map(score);
+    per_frame.push({ frame: t, psnr: { predicted: p!.psnr, repeat_last: r!.psnr, reconstruction: kk!.psnr }, ssim: { predicted: p!.ssim, repeat_last: r!.ssim, reconstruction: kk!.ssim } });
   }
-  const result = { clips: b.fp.clips, cond_latent_frames: b.fp.condFrames, given_frames: given, seed, per_frame };
+  const result = { clips: b.fp.clips, cond_latent_frames: k, given_frames: given, seed, per_frame };
   writeJson(path, result);
   return result;
 }
@@ -286,7 +293,7 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
   const rows = 4;
   const shown = [clipRange(test, 0, Math.min(rows, test.shape[0])), ...sets.filter((g) => g.split === 'test').map((g) => clipRange(g.clips, 0, Math.min(rows, g.clips.shape[0])))];
   for (const g of sets) writePng(join(s.out, `samples-${g.arm}-${g.split}.png`), clipRows(g.clips, 8));
-  writePng(join(s.out, 'frame-prediction.png'), clipRows(loadClips(join(s.out, 'frame-prediction.safetensors')), 8));
+  for (const k of s.b.fp.condFrames) writePng(join(s.out, `frame-prediction-${k}.png`), clipRows(loadClips(join(s.out, `frame-prediction-${k}.safetensors`)), 8));
   writePng(join(s.out, 'long-video.png'), clipRows(loadClips(join(s.out, 'long-video', `extension-${s.b.long.extensions}.safetensors`)), 8));
   // GIF: one column per set (real, then each CFG scale, then unconditional), one row per caption, all in step
   const n = Math.min(...shown.map((c) => c.shape[0]));
@@ -294,5 +301,5 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
   const frames = Array.from({ length: s.gen.clip.frames }, (_, t) => upscale(gridFrame(
     Array.from({ length: n }, (_, i) => clips.map((c) => c[i]![t]!)).flat(), { columns: clips.length, gap: 2 }), 2));
   await writeVideo(join(s.out, 'samples.gif'), frames, { fps: 4 });
-  s.log(`[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction.png, long-video.png and samples.gif (columns: real, ${sets.filter((g) => g.split === 'test').map((g) => g.arm).join(', ')})`);
+  s.log(`[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction-<k>.png, long-video.png and samples.gif (columns: real, ${sets.filter((g) => g.split === 'test').map((g) => g.arm).join(', ')})`);
 }

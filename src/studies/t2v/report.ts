@@ -21,6 +21,8 @@ export interface FaithfulnessArm {
   seed: number;
 }
 
+export interface FramePrediction { clips: number; cond_latent_frames: number; given_frames: number; seed: number; per_frame: FramePredictionRow[] }
+
 export interface FramePredictionRow {
   /** Frame index in the clip (the first `given_frames` are given). */
   frame: number;
@@ -38,7 +40,8 @@ export interface T2vResults {
   /** Fréchet distance between two independent real sets (training-split vs test-split clips). */
   reference: { frechet_real_vs_real: number; clips: number };
   faithfulness: FaithfulnessArm[];
-  frame_prediction: { clips: number; cond_latent_frames: number; given_frames: number; seed: number; per_frame: FramePredictionRow[] };
+  /** One run per number of latent frames given. */
+  frame_prediction: FramePrediction[];
   long_video: {
     clips: number; extensions: number; frames: number; cfg: number; seed: number;
     first_segment: Accuracy; last_segment: Accuracy;
@@ -69,13 +72,14 @@ export function t2vMarkdown(r: T2vResults): string {
   for (const a of r.faithfulness) {
     lines.push(`| ${a.arm === 'uncond' ? 'unconditional' : 'generated'} (${a.accuracy.clips}) | ${a.split} | ${a.cfg ?? 'text dropped'} | ${a.seed} | ${pct(a.accuracy.digit)} | ${pct(a.accuracy.axis)} | ${pct(a.accuracy.both)} | ${f(a.frechet)} |`);
   }
-  const fp = r.frame_prediction;
   lines.push('', '## Frame prediction', '',
-    `${fp.clips} held-out clips (split test, seed ${fp.seed}); the model is given the first ${fp.cond_latent_frames} latent frame(s) = the first ${fp.given_frames} frame(s) and predicts the rest. ` +
-    'PSNR (dB) and SSIM per future frame against the ground truth, beside repeating the last given (real) frame and the tokenizer\'s own reconstruction (the ceiling of anything decoded from tokens).', '',
-    '| frame | PSNR predicted | PSNR repeat last | PSNR reconstruction | SSIM predicted | SSIM repeat last | SSIM reconstruction |', '|---|---|---|---|---|---|---|');
-  for (const row of fp.per_frame) {
-    lines.push(`| ${row.frame} | ${f(row.psnr.predicted)} | ${f(row.psnr.repeat_last)} | ${f(row.psnr.reconstruction)} | ${f(row.ssim.predicted, 3)} | ${f(row.ssim.repeat_last, 3)} | ${f(row.ssim.reconstruction, 3)} |`);
+    'PSNR (dB) and SSIM per future frame against the ground truth, beside repeating the last given (real) frame and the tokenizer\'s own reconstruction (the ceiling of anything decoded from tokens).');
+  for (const fp of r.frame_prediction) {
+    lines.push('', `${fp.clips} held-out clips (split test, seed ${fp.seed}); the model is given the first ${fp.cond_latent_frames} latent frame(s) = the first ${fp.given_frames} frame(s) and predicts the rest.`, '',
+      '| frame | PSNR predicted | PSNR repeat last | PSNR reconstruction | SSIM predicted | SSIM repeat last | SSIM reconstruction |', '|---|---|---|---|---|---|---|');
+    for (const row of fp.per_frame) {
+      lines.push(`| ${row.frame} | ${f(row.psnr.predicted)} | ${f(row.psnr.repeat_last)} | ${f(row.psnr.reconstruction)} | ${f(row.ssim.predicted, 3)} | ${f(row.ssim.repeat_last, 3)} | ${f(row.ssim.reconstruction, 3)} |`);
+    }
   }
   const lv = r.long_video;
   lines.push('', '## Long video', '',
