@@ -18,7 +18,8 @@ import { peakRssGb, resetPeakRss, round1, stagePeakRssGb, timeMs } from './timin
  *   seeded); tokens/s, median of 2 after one warm-up;
  * - train step: batch 2, prefix 326 + 512 output ids, cross-entropy over the whole vocabulary on the output
  *   positions, backward, AdamW (lr 1e-4, betas 0.9/0.95, eps 1e-8, weight decay 0.1); median of 3 after one warm-up.
- * Args: [threads] (default 2), --small (a narrow model to check the script), --no-train, --int8 (also decode with
+ * Args: [threads] (default 2), --small (a narrow model to check the script), --no-train, --train-only (no prefill or
+ * decode), --int8 (also decode with
  * int8 weights, `PrefixLmDecoder` precision 'int8': its rate, and its logits against float32 ones over a sequence of
  * AGREE_STEPS decoded tokens, both decoders fed the same float32-sampled ids).
  */
@@ -49,51 +50,55 @@ export async function main(args: string[]): Promise<void> {
   const { ids, P, text } = prompt(1);
   console.error(`bench prefix LM${small ? ' (small)' : ''}: ${params} params, prefix ${P}, ${threads} threads`);
 
-  const dec = new PrefixLmDecoder(model);
-  const visual = { lo: 0, hi: VISUAL };
-  const STEPS = 256;
-  const capacity = P + STEPS;
-  const prefill = () => dec.prefill({ ids, batch: 1, text: { embeddings: text, length: TEXT, start: 2 } }, capacity, visual);
-  const prefillMs = timeMs(prefill, 1, 5, 'prefill');
-  console.error(`prefill median ${prefillMs.toFixed(1)} ms; peak RSS ${peakRssGb()} GB`);
-
-  const decodeRate = (d: PrefixLmDecoder) => {
-    const sr = new Rng(0);
-    let { cache, logits } = prefill();
-    const t = performance.now();
-    const next = new Int32Array(1);
-    for (let s = 0; s < STEPS; s++) {
-      next[0] = sampleRows(logits, 1, VISUAL, sr, { temperature: 1, topK: 256 })[0]!;
-      logits = d.step(cache, next, visual);
-    }
-    return STEPS / ((performance.now() - t) / 1000);
-  };
-  // median of two after one warm-up, as Python's statistics.median takes it
-  const medianRate = (d: PrefixLmDecoder, label: string) => {
-    decodeRate(d);
-    const rates = [decodeRate(d), decodeRate(d)];
-    console.error(`decode ${label} ${rates.map((r) => r.toFixed(2)).join(', ')} tok/s; programs compiled: ${d.compiledPrograms}; peak RSS ${peakRssGb()} GB`);
-    return (rates[0]! + rates[1]!) / 2;
-  };
-  const decodeTokS = medianRate(dec, 'fp32');
+  const trainOnly = args.includes('--train-only');
+  let prefillMs: number | undefined, decodeTokS: number | undefined;
   let int8: Record<string, number | string> = {};
-  if (args.includes('--int8')) {
-    const q = new PrefixLmDecoder(model, { precision: 'int8' });
-    const t = performance.now();
-    q.step(prefill().cache, Int32Array.of(0), visual); // compiles and quantizes the int8 program
-    console.error(`int8 decode program quantized and compiled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    const rate = medianRate(q, 'int8');
-    const sr = new Rng(1);
-    const agree = decodeAgreement(dec, q, { ids, batch: 1, text: { embeddings: text, length: TEXT, start: 2 } }, AGREE_STEPS, visual,
-      (l, rows, width) => sampleRows(l, rows, width, sr, { temperature: 1, topK: 256 }));
-    console.error(`int8 vs fp32 over ${agree.compared} decoded tokens: top-1 agreement ${agree.top1}, max |Δlogit| ${agree.maxAbsLogit.toExponential(2)}, KL mean ${agree.meanKl.toExponential(2)} max ${agree.maxKl.toExponential(2)} nats`);
-    int8 = {
-      decode_int8_tok_s: Math.round(rate * 1000) / 1000, int8_weights: E.backend().int8Kernels().weights,
-      int8_top1: agree.top1, int8_max_abs_logit: Number(agree.maxAbsLogit.toPrecision(3)), int8_mean_kl: Number(agree.meanKl.toPrecision(3)), int8_max_kl: Number(agree.maxKl.toPrecision(3)),
+  if (!trainOnly) {
+    const dec = new PrefixLmDecoder(model);
+    const visual = { lo: 0, hi: VISUAL };
+    const STEPS = 256;
+    const capacity = P + STEPS;
+    const prefill = () => dec.prefill({ ids, batch: 1, text: { embeddings: text, length: TEXT, start: 2 } }, capacity, visual);
+    prefillMs = timeMs(prefill, 1, 5, 'prefill');
+    console.error(`prefill median ${prefillMs.toFixed(1)} ms; peak RSS ${peakRssGb()} GB`);
+
+    const decodeRate = (d: PrefixLmDecoder) => {
+      const sr = new Rng(0);
+      let { cache, logits } = prefill();
+      const t = performance.now();
+      const next = new Int32Array(1);
+      for (let s = 0; s < STEPS; s++) {
+        next[0] = sampleRows(logits, 1, VISUAL, sr, { temperature: 1, topK: 256 })[0]!;
+        logits = d.step(cache, next, visual);
+      }
+      return STEPS / ((performance.now() - t) / 1000);
     };
-    q.dispose();
+    // median of two after one warm-up, as Python's statistics.median takes it
+    const medianRate = (d: PrefixLmDecoder, label: string) => {
+      decodeRate(d);
+      const rates = [decodeRate(d), decodeRate(d)];
+      console.error(`decode ${label} ${rates.map((r) => r.toFixed(2)).join(', ')} tok/s; programs compiled: ${d.compiledPrograms}; peak RSS ${peakRssGb()} GB`);
+      return (rates[0]! + rates[1]!) / 2;
+    };
+    decodeTokS = medianRate(dec, 'fp32');
+    if (args.includes('--int8')) {
+      const q = new PrefixLmDecoder(model, { precision: 'int8' });
+      const t = performance.now();
+      q.step(prefill().cache, Int32Array.of(0), visual); // compiles and quantizes the int8 program
+      console.error(`int8 decode program quantized and compiled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      const rate = medianRate(q, 'int8');
+      const sr = new Rng(1);
+      const agree = decodeAgreement(dec, q, { ids, batch: 1, text: { embeddings: text, length: TEXT, start: 2 } }, AGREE_STEPS, visual,
+        (l, rows, width) => sampleRows(l, rows, width, sr, { temperature: 1, topK: 256 }));
+      console.error(`int8 vs fp32 over ${agree.compared} decoded tokens: top-1 agreement ${agree.top1}, max |Δlogit| ${agree.maxAbsLogit.toExponential(2)}, KL mean ${agree.meanKl.toExponential(2)} max ${agree.maxKl.toExponential(2)} nats`);
+      int8 = {
+        decode_int8_tok_s: Math.round(rate * 1000) / 1000, int8_weights: E.backend().int8Kernels().weights,
+        int8_top1: agree.top1, int8_max_abs_logit: Number(agree.maxAbsLogit.toPrecision(3)), int8_mean_kl: Number(agree.meanKl.toPrecision(3)), int8_max_kl: Number(agree.maxKl.toPrecision(3)),
+      };
+      q.dispose();
+    }
+    dec.dispose();
   }
-  dec.dispose();
 
   let trainMs: number | undefined, trainPeak: number | undefined;
   if (!args.includes('--no-train')) {
@@ -117,7 +122,7 @@ export async function main(args: string[]): Promise<void> {
     console.error(`train step median ${trainMs.toFixed(1)} ms; peak RSS of the training steps ${trainPeak} GB`);
   }
   console.log(JSON.stringify({
-    prefill_ms: round1(prefillMs), decode_tok_s: Math.round(decodeTokS * 1000) / 1000, ...int8,
+    ...(prefillMs === undefined || decodeTokS === undefined ? {} : { prefill_ms: round1(prefillMs), decode_tok_s: Math.round(decodeTokS * 1000) / 1000 }), ...int8,
     ...(trainMs === undefined ? {} : { train_step_ms: round1(trainMs), train_peak_rss_gb: trainPeak }),
     threads, params, peak_rss_gb: peakRssGb(), cpu: 'AMD EPYC (AVX-512, VNNI), 2 cores, shared',
   }));

@@ -2,7 +2,8 @@ import type { ClipTensor, Frame } from '../io/frame.js';
 import { decodeTokens, encodeClips } from '../tokenizers/batch.js';
 import { VtokError, check } from '../util/errors.js';
 import { PrefixLmDecoder } from './kv-cache.js';
-import { sample, type PrefixSequence, type TextInput } from './sampler.js';
+import { sampleSteps, type PrefixSequence, type TextInput } from './sampler.js';
+import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/steps.js';
 import type { VisualTokens } from './sequence.js';
 import { buildSequence, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, type TaskInputs } from './tasks.js';
 import type { Generator } from './model-dir.js';
@@ -85,6 +86,19 @@ function tokenize(gen: Generator, frames: Frame[], what: string): VisualTokens {
 }
 
 export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
+  return runSteps(generateSteps(gen, o));
+}
+
+/**
+ * `generate` that gives the event loop a turn about every 100 ms and asks `stop` (e.g. an Interrupt's poll) whether
+ * to go on; stopped, the decoder is released and nothing is returned.
+ */
+export function generateAsync(gen: Generator, o: GenerateOptions, stop: () => Promise<boolean>): Promise<StepsOutcome<GenerateResult>> {
+  return runStepsAsync(generateSteps(gen, o), stop);
+}
+
+/** The work of `generate` as steps: yields after every sampled position (see util/steps). */
+export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<GenerateResult> {
   const task = o.task === 'continue' ? 'fp' : o.task;
   const spec = getTask(task);
   const { layout, model } = gen;
@@ -129,7 +143,7 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
   try {
     const progress = (segment: number) => (p: { done: number; total: number; tokensPerSecond: number }) => o.onProgress?.({ segment, segments, ...p });
     const prefix: PrefixSequence = { ids: seq.ids, prefixLength: seq.prefixLength, text: seq.text };
-    const out = sample(model.lm, { prefix, text, plan, samples, temperature: o.temperature, topK: o.topK, topP: o.topP, seed, cfgScale: cfg, decoder, onProgress: progress(0) });
+    const out = yield* sampleSteps(model.lm, { prefix, text, plan, samples, temperature: o.temperature, topK: o.topK, topP: o.topP, seed, cfgScale: cfg, decoder, onProgress: progress(0) });
     const per = out.length / samples;
     const sequences: Int32Array[] = [];
     const tokens: VisualTokens[][] = [];
@@ -149,7 +163,7 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
         const last = videos[r]![videos[r]!.length - 1]!;
         return extensionPrompt(layout, retokenizeTail(gen, last, overlap), { condFrames });
       });
-      const next = sample(model.lm, { prefix: prompts.map((p) => p.sequence), plan: prompts[0]!.plan, samples: 1, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: seed + e, decoder, onProgress: progress(e) });
+      const next = yield* sampleSteps(model.lm, { prefix: prompts.map((p) => p.sequence), plan: prompts[0]!.plan, samples: 1, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: seed + e, decoder, onProgress: progress(e) });
       const n = next.length / samples;
       prompts.forEach((p, r) => {
         const parsed = parseOutput(layout, p.sequence.ids.subarray(0, p.sequence.prefixLength), next.subarray(r * n, (r + 1) * n));

@@ -1,4 +1,5 @@
 import { VtokError, check } from '../util/errors.js';
+import { runSteps, type Steps } from '../util/steps.js';
 import { Rng } from '../util/rng.js';
 import { PrefixLmDecoder, type LogitRange } from './kv-cache.js';
 import type { PrefixLm } from './prefix-lm/model.js';
@@ -114,6 +115,14 @@ const CAPACITY_BUCKET = 64;
 
 /** Samples the plan's output for every prompt × sample; returns ids row-major [prompts·samples, planLength]. */
 export function sample(model: PrefixLm, o: SampleOptions): Int32Array {
+  return runSteps(sampleSteps(model, o));
+}
+
+/**
+ * `sample` as steps: the generator yields after every output position, so a caller can hand the event loop a turn
+ * (signals, progress) between them (`runStepsAsync`); returning it early releases the decoder.
+ */
+export function* sampleSteps(model: PrefixLm, o: SampleOptions): Steps<Int32Array> {
   const V = model.cfg.vocabSize;
   const prompts = [o.prefix].flat();
   const texts = o.text === undefined ? null : [o.text].flat();
@@ -170,28 +179,32 @@ export function sample(model: PrefixLm, o: SampleOptions): Int32Array {
   type Step = { range: LogitRange } | { force: number };
   const steps = o.plan.flatMap((s): Step[] => ('force' in s ? [{ force: s.force }] : Array.from({ length: s.count }, () => ({ range: s.sample }))));
   const firstRange = steps.find((s): s is { range: LogitRange } => 'range' in s)?.range ?? { lo: 0, hi: 1 };
-  const t0 = performance.now();
-  const { cache, logits: first } = dec.prefill({ ids, batch: B, text: layout ? { embeddings: emb, length: Lt, start: layout.start, valid } : undefined }, capacity, firstRange);
-  let logits = first, range = firstRange;
-  const fed = new Int32Array(B);
-  for (let s = 0; s < steps.length; s++) {
-    const st = steps[s]!;
-    if ('force' in st) fed.fill(st.force);
-    else {
-      const n = range.hi - range.lo;
-      const rowLogits = guided ? guideLogits(logits.slice(0, R * n), logits.subarray(R * n, 2 * R * n), scale) : logits.slice(0, R * n);
-      const drawn = sampleRows(rowLogits, R, n, rng, o);
-      for (let r = 0; r < B; r++) fed[r] = range.lo + drawn[r % R]!;
+  try {
+    const t0 = performance.now();
+    const { cache, logits: first } = dec.prefill({ ids, batch: B, text: layout ? { embeddings: emb, length: Lt, start: layout.start, valid } : undefined }, capacity, firstRange);
+    let logits = first, range = firstRange;
+    const fed = new Int32Array(B);
+    for (let s = 0; s < steps.length; s++) {
+      const st = steps[s]!;
+      if ('force' in st) fed.fill(st.force);
+      else {
+        const n = range.hi - range.lo;
+        const rowLogits = guided ? guideLogits(logits.slice(0, R * n), logits.subarray(R * n, 2 * R * n), scale) : logits.slice(0, R * n);
+        const drawn = sampleRows(rowLogits, R, n, rng, o);
+        for (let r = 0; r < B; r++) fed[r] = range.lo + drawn[r % R]!;
+      }
+      for (let r = 0; r < R; r++) out[r * total + s] = fed[r]!;
+      if (s + 1 < steps.length) {
+        // the next logits are needed over the next sampled segment's range (a forced step keeps the current one)
+        const next = steps[s + 1]!;
+        if ('range' in next) range = next.range;
+        logits = dec.step(cache, fed, range);
+      }
+      o.onProgress?.({ done: s + 1, total, tokensPerSecond: ((s + 1) * R) / ((performance.now() - t0) / 1000) });
+      yield;
     }
-    for (let r = 0; r < R; r++) out[r * total + s] = fed[r]!;
-    if (s + 1 < steps.length) {
-      // the next logits are needed over the next sampled segment's range (a forced step keeps the current one)
-      const next = steps[s + 1]!;
-      if ('range' in next) range = next.range;
-      logits = dec.step(cache, fed, range);
-    }
-    o.onProgress?.({ done: s + 1, total, tokensPerSecond: ((s + 1) * R) / ((performance.now() - t0) / 1000) });
+    return out;
+  } finally {
+    if (!o.decoder) dec.dispose();
   }
-  if (!o.decoder) dec.dispose();
-  return out;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,7 @@ import type { Frame } from '../../src/io/frame.js';
 import { readTokenFile } from '../../src/io/tokenfile.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
 import { loadTokenizer } from '../../src/tokenizers/registry.js';
-import { vtok } from '../cli/run-vtok.js';
+import { MAIN, vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 
 const TOKENIZER = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));
@@ -133,4 +134,22 @@ test('a model directory with a frozen ONNX text encoder generates from a prompt 
   assert.ok(existsSync(join(packed, 'text-encoder', 'encoder.onnx')));
   const b = generate(loadGenerator(packed), { task: 't2v', prompt: 'the digit 7 moves up and down', seed: 3 });
   assert.deepEqual(b.tokens[0]![0]!.ids, a.tokens[0]![0]!.ids);
+});
+
+test('vtok generate: Ctrl-C while sampling stops at the next token, writes nothing, exit 130', async () => {
+  const dir = modelDir(), out = tempDir('gen-int');
+  const p = spawn(process.execPath, [MAIN, 'generate', '--model', dir, '--task', 'uncond', '--seconds', '60', '-o', join(out, 'x.gif')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } });
+  let stderr = '';
+  const started = new Promise<void>((resolve) => p.stderr.on('data', (b) => {
+    stderr += b;
+    if (/^generate \d+\//m.test(stderr)) resolve();
+  }));
+  const closed = new Promise<number | null>((r) => p.on('close', r));
+  await started; // the progress line: sampling is under way (a minute of video: far from done)
+  const t0 = Date.now();
+  p.kill('SIGINT');
+  assert.equal(await closed, 130, stderr);
+  assert.ok(Date.now() - t0 < 5000, `stopped ${Date.now() - t0} ms after the signal`);
+  assert.match(stderr, /Ctrl-C: stopped while sampling; .*x\.gif was not written/);
+  assert.deepEqual(readdirSync(out), []);
 });

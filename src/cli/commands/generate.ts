@@ -2,12 +2,13 @@ import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { generate, type GenerateResult } from '../../generation/generate.js';
+import { generateAsync, type GenerateResult } from '../../generation/generate.js';
 import { loadGenerator, type Generator } from '../../generation/model-dir.js';
 import { gridFrame, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, writeTokenFile } from '../../io/tokenfile.js';
 import { readAllFrames, writeGrid, writeVideo } from '../../io/video.js';
 import { VtokError } from '../../util/errors.js';
+import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
 import { int, num, oneOf } from '../options.js';
@@ -79,15 +80,20 @@ export function registerGenerate(program: Command): void {
       let bar: ReturnType<typeof progress> | undefined;
       let rate = 0;
       const t0 = performance.now();
-      const r = generate(gen, {
+      const stop = watchInterrupts('stopping; nothing will be written');
+      const outcome = await generateAsync(gen, {
         task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed,
         onProgress: (p) => {
           bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
           rate = p.tokensPerSecond;
           bar.update(p.segment * p.total + p.done, { 'tokens/s': Math.round(p.tokensPerSecond) });
         },
+      }, () => stop.poll()).finally(() => {
+        bar?.stop();
+        stop.dispose();
       });
-      bar?.stop();
+      if (!outcome.done) throw new Interrupted(stop.signal!, `stopped while sampling; ${out} was not written`);
+      const r = outcome.value;
       await writeSamples(out, r, gen.fps);
       writeGeneratedTokens(tokenPath, gen, r, { task: o.task, prompt: o.prompt ?? null, seed: o.seed, cfg: o.cfg });
       const summary = { output: out, tokens: tokenPath, task: o.task, samples: o.samples, frames: r.frames.shape[2], size: `${s.width}x${s.height}`, tokensPerSecond: rate, seconds: (performance.now() - t0) / 1000 };
