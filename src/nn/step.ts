@@ -116,13 +116,16 @@ export class TrainStep<B extends Tree> {
     };
   }
 
-  /** The update of one flat chunk. Its arena stays: the same few buffers serve every chunk and step. */
+  /**
+   * The update of one flat chunk. No arena: a tensor bigger than a chunk (a 266,256-row embedding: 0.8 GB) gets a
+   * chunk alone, and an arena would keep that chunk's temporaries resident through every later gradient run.
+   */
   private readonly updateChunk = E.jit(
     (p: Tensor, g: Tensor, slots: Tensor[], ema: Tensor[], scalars: Tensor[]) => {
       const u = this.update([p], [g], [slots], ema, scalars);
       return { p: u.params[0], slots: u.state[0], ema: u.ema } as unknown as Tree;
     },
-    { name: 'update_chunk' },
+    { name: 'update_chunk', memoryArena: false },
   );
 
   /** Runs one step on `batch` and advances the parameters, optimizer state and EMA in place. */
