@@ -195,11 +195,12 @@ export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFro
 
 /**
  * Per-row cross-entropy of the logits h Wᵀ (h [N, D], head weight W [V, D]) against `targets` [N] (IGNORE rows give
- * 0), without keeping vocabulary-sized tensors: the logits are made `chunk` rows at a time, reduced to their
- * log-sum-exp and target logit, and dropped; the backward pass makes each chunk's logits again and turns them
- * straight into (softmax − onehot)·g, its gradients for h and W. A full-vocabulary head (266,256 ids) over
- * 1,024 rows would otherwise hold several 1.1 GB tensors (logits, log-softmax, their gradient) at once; this holds a
- * few of one chunk's size, for one more head product in the backward pass.
+ * 0), without vocabulary-sized tensors beyond one chunk's working set: the logits are made `chunk` rows at a time and
+ * reduced to their log-sum-exp, target logit and softmax; the softmax is what the backward pass keeps (N × V floats
+ * in all), which it turns into (softmax − onehot)·g, the gradients of h and W. A full-vocabulary head (266,256 ids)
+ * over 1,024 rows would otherwise hold several 1.1 GB tensors (logits, log-softmax, their gradients) at once.
+ * The weight gradient is accumulated as Wᵀ's, [D, V] = Σ hᵀ·d, and transposed once: onnxruntime makes that
+ * product faster than dᵀ·h, the other way round.
  */
 export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = HEAD_CHUNK_ROWS): Tensor {
   const [N, D] = h.shape;
@@ -211,38 +212,33 @@ export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = 
   const rowsOf = (t: Tensor, s: number) => E.narrow(t, 0, s, Math.min(chunk, N - s));
   const [loss] = E.customVjp(
     (hh: Tensor, ww: Tensor) => {
-      const lse: Tensor[] = [], per: Tensor[] = [];
+      const per: Tensor[] = [], soft: Tensor[] = [];
       for (const s of starts) {
-        // one chunk's logits at a time (see the backward pass below)
-        const logits = E.linear(after(rowsOf(hh, s), per.slice(-1)), ww);
-        lse.push(E.logsumexp(logits, -1));
-        per.push(E.sub(lse[lse.length - 1]!, E.reshape(E.takeAlongAxis(logits, rowsOf(safe, s), -1), [-1])));
+        // one chunk's logits at a time: each chunk starts after the previous one's softmax exists
+        const logits = E.linear(after(rowsOf(hh, s), soft.slice(-1)), ww);
+        const lse = E.logsumexp(logits, -1, true);
+        per.push(E.sub(E.reshape(lse, [-1]), E.reshape(E.takeAlongAxis(logits, rowsOf(safe, s), -1), [-1])));
+        soft.push(E.exp(E.sub(logits, lse)));
       }
-      const cat = (t: Tensor[]) => (t.length === 1 ? t[0]! : E.concat(t, 0));
-      return [E.where(valid, cat(per), 0), cat(lse)];
+      return [E.where(valid, per.length === 1 ? per[0]! : E.concat(per, 0), 0), ...soft];
     },
-    ([g], [hh, ww], [, lse]) => {
-      const coef = E.where(valid, g!, 0);
+    ([g], [hh, ww], [, ...soft]) => {
+      const coef = E.reshape(E.where(valid, g!, 0), [N, 1]);
       const gh: Tensor[] = [];
-      let gw: Tensor | null = null;
-      for (const s of starts) {
-        // Each chunk starts after the previous one's two gradient products, so that only one chunk's [V, n] tensors
-        // exist at a time (onnxruntime orders nodes by a depth-first walk from the outputs, which would otherwise
-        // make every chunk's gradient of the logits before the first weight-gradient product uses one).
-        const prev = gh.length ? [gh[gh.length - 1]!, gw!] : [];
-        const hc = after(rowsOf(hh, s), prev), n = hc.shape[0];
-        const row = (t: Tensor) => E.reshape(rowsOf(t, s), [1, n]);
-        // The chunk's logits again, as W hᵀ [V, n]: a product onnxruntime cannot merge with the forward pass's
-        // h Wᵀ (it would keep that one alive until here instead of making it again).
-        const logitsT = E.matmul(ww, E.swapAxes(hc));
+      let gwT: Tensor | null = null;
+      starts.forEach((s, k) => {
+        // Each chunk starts after the previous one's two gradient products, so that one chunk's [n, V] gradient
+        // exists at a time (onnxruntime orders nodes by a depth-first walk from the outputs, which would otherwise
+        // make every chunk's gradient of the logits before the first product uses one).
+        const c = rowsOf(coef, s);
+        const p = after(soft[k]!, gh.length ? [gh[gh.length - 1]!, gwT!] : []);
         // d loss / d logits = (softmax − onehot(target)) · g
-        const soft = E.mul(E.exp(E.sub(logitsT, row(lse!))), row(coef));
-        const d = E.scatterAdd(soft, 0, row(E.reshape(safe, [N])), E.neg(row(coef)));
-        gh.push(E.matmul(E.swapAxes(d), ww));
-        const part = E.matmul(d, hc);
-        gw = gw ? E.add(gw, part) : part;
-      }
-      return [gh.length === 1 ? gh[0]! : E.concat(gh, 0), gw];
+        const d = E.scatterAdd(E.mul(p, c), 1, rowsOf(safe, s), E.neg(c));
+        gh.push(E.matmul(d, ww));
+        const part = E.matmul(E.swapAxes(rowsOf(hh, s)), d);
+        gwT = gwT ? E.add(gwT, part) : part;
+      });
+      return [gh.length === 1 ? gh[0]! : E.concat(gh, 0), E.swapAxes(gwT!)];
     },
   )(h, w);
   return loss!;
