@@ -39,6 +39,8 @@ export interface GenerateOptions {
   topP?: number;
   samples?: number;
   seed?: number;
+  /** Decode steps with int8 weights (the blocks' linears and the head; see PrefixLmDecoder). Default fp32. */
+  precision?: 'fp32' | 'int8';
   onProgress?: (p: GenerateProgress) => void;
 }
 
@@ -139,7 +141,7 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
   if (task === 't2i') check(o.seconds === undefined, 't2i makes one image; --seconds does not apply');
   const extensions = task === 't2i' ? 0 : Math.ceil(Math.max(0, wanted - fullClipFrames) / (fullClipFrames - overlap));
   const segments = 1 + extensions;
-  const decoder = new PrefixLmDecoder(model.lm);
+  const decoder = new PrefixLmDecoder(model.lm, { precision: o.precision });
   try {
     const progress = (segment: number) => (p: { done: number; total: number; tokensPerSecond: number }) => o.onProgress?.({ segment, segments, ...p });
     const prefix: PrefixSequence = { ids: seq.ids, prefixLength: seq.prefixLength, text: seq.text };

@@ -70,6 +70,12 @@ test('generate: t2v frames and tokens, reproducible with a seed, long videos by 
   assert.deepEqual(Array.from(one.tokens[0]![0]!.ids.subarray(0, 256)), given(video.slice(2)));
   assert.equal(generate(gen, { task: 'uncond', seconds: 1.5, condFrames: 2, seed: 1 }).tokens[0]!.length, 4);
   assert.throws(() => generate(gen, { task: 'continue', video: video.slice(0, 1), condFrames: 2 }), /too short to continue: 1 frame\(s\), need 2/);
+  // int8 decode steps: a whole clip of valid visual ids, reproducible
+  const q = generate(gen, { task: 'uncond', seed: 4, precision: 'int8' });
+  assert.deepEqual(q.frames.shape, [1, 1, 5, 64, 64]);
+  assert.ok(q.tokens[0]![0]!.ids.every((v) => v >= 0 && v < 1024));
+  assert.deepEqual(generate(gen, { task: 'uncond', seed: 4, precision: 'int8' }).tokens[0]![0]!.ids, q.tokens[0]![0]!.ids);
+  assert.throws(() => generate(gen, { task: 'uncond', precision: 'int4' as never }), /precision must be fp32 or int8/);
 });
 
 test('generate: bad inputs get one clear error', () => {
