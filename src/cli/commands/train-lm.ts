@@ -19,7 +19,7 @@ export interface LmPreset { lm: Pick<PrefixLmConfig, 'dim' | 'layers' | 'heads' 
 
 export const LM_PRESETS: Record<string, LmPreset> = {
   tiny: { lm: { dim: 32, layers: 2, heads: 2, hidden: 64 }, text: { dim: 32, layers: 1, heads: 2 }, batch: 4, steps: 200, lr: 3e-3 },
-  small: { lm: { dim: 128, layers: 4, heads: 4, hidden: 352 }, text: { dim: 128, layers: 2, heads: 4 }, batch: 4, steps: 500, lr: 1e-3 },
+  small: { lm: { dim: 128, layers: 4, heads: 4, hidden: 352 }, text: { dim: 128, layers: 2, heads: 4 }, batch: 4, steps: 2800, lr: 2e-3 },
 };
 
 /** Longest prompt in UTF-8 bytes (captioned Moving MNIST's longest caption is 67). */
