@@ -3,7 +3,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Batch } from '../data/dataset.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
-import { AdamW, bindParams, TrainStep, warmupCosine } from '../nn/index.js';
+import { AdamW, bindParams, stepLog, TrainStep, warmupCosine } from '../nn/index.js';
 import { modalityKit } from '../tokenizers/modality.js';
 import type { TokenizerModel } from '../tokenizers/kind.js';
 import type { TrainTask } from './loop.js';
@@ -73,7 +73,7 @@ export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldO
     iterate(batch, step) {
       const video = videoOf(batch);
       const r = gen.run({ video, step: E.scalar(step), disc: discParams.map((p) => p.value) });
-      const out: Record<string, number> = { loss: r.loss, lr: r.lr, ...r.metrics };
+      const out: Record<string, number> = { ...stepLog(r), ...r.metrics };
       if (dstep && o.gan && step >= o.gan.start) {
         const d = dstep.run({ real: video, fake: r.outputs.recon, emaReal: E.scalar(ema.real), emaFake: E.scalar(ema.fake) });
         ema.update(d.metrics.real, d.metrics.fake);

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inflateSync } from 'node:zlib';
-import { rdMarkdown, type CodecRdResult } from '../../src/studies/codec-rd/index.js';
+import { blockMeans, causalGroups, rdMarkdown, type CodecRdResult } from '../../src/studies/codec-rd/index.js';
+import type { Frame } from '../../src/io/frame.js';
 import { plotRd } from '../../src/studies/codec-rd/plot.js';
 
 /** The RGB pixels of an 8-bit, filter-free PNG as vtok's encoder writes it. */
@@ -46,8 +47,26 @@ test('RD table lists every point with its token-model rates', () => {
       { method: 'vtok', setting: '18 bits', bpp: 0.05, psnr: 20, ssim: 0.5, msssim: 0.6, packedBpp: 0.083, bppByModel: { frequency: 0.07, context: 0.05 } },
       { method: 'H.264 (x264)', setting: 'crf 30', bpp: 0.08, psnr: 30, ssim: 0.9, msssim: 0.95 },
     ],
+    references: [{ name: 'block means', psnr: 23.9, ssim: 0.7, msssim: 0.8 }],
   };
   const md = rdMarkdown(r);
   assert.match(md, /\| vtok \| 18 bits \| 0\.0500 \| 20\.00 \| 0\.5000 \| 0\.6000 \| 0\.0830 \/ 0\.0700 \/ 0\.0500 \|/);
   assert.match(md, /\| H\.264 \(x264\) \| crf 30 \| 0\.0800 \| 30\.00 \|/);
+  assert.match(md, /\| block means \| 23\.90 \| 0\.7000 \| 0\.8000 \|/);
+});
+
+test('block-mean reference: causal frame groups, block colours averaged over each group, flat blocks kept exactly', () => {
+  assert.deepEqual(causalGroups(9, 4), [[0], [1, 2, 3, 4], [5, 6, 7, 8]]);
+  assert.deepEqual(causalGroups(7, 4), [[0], [1, 2, 3, 4], [5, 6]]);
+  // 5 frames of 4×4: frame t is flat grey 10·t; one group of 4 after the first frame
+  const clip: Frame[] = Array.from({ length: 5 }, (_, t) => ({ width: 4, height: 4, data: new Uint8Array(48).fill(10 * t) }));
+  const out = blockMeans(clip, 2, causalGroups(5, 4));
+  assert.equal(out.length, 5);
+  assert.ok(out[0]!.data.every((v) => v === 0));
+  for (let t = 1; t < 5; t++) assert.ok(out[t]!.data.every((v) => v === 25), `frame ${t}: the mean of 10, 20, 30, 40`);
+  // a left/right split keeps its block colours at the blocks' centres' sides and blends between them
+  const split: Frame = { width: 4, height: 4, data: new Uint8Array(48).map((_, i) => (Math.floor(i / 3) % 4 < 2 ? 0 : 200)) };
+  const s = blockMeans([split], 2, [[0]])[0]!;
+  const at = (x: number) => s.data[x * 3]!;
+  assert.deepEqual([at(0), at(1), at(2), at(3)], [0, 50, 150, 200]);
 });

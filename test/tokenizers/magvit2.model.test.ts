@@ -111,3 +111,57 @@ describe('MAGVIT-v2 training gradients', () => {
     assert.ok(params.some(([n]) => n.startsWith('encoder.conv_in')));
   });
 });
+
+describe('MAGVIT-v2 quantizer warm-up', () => {
+  it('the decoder sees the continuous latent at α = 0, the ±1 codes at α = 1, and the latent gets the identity gradient', () => {
+    const model = new Magvit2Model(parseMagvit2Config(videoConfig));
+    model.train();
+    const x = video([1, 3, 5, 8, 8], 11);
+    const recon = (alpha?: number) => E.toArray(E.jit((v: Tensor) => forwardTrain(model, v, alpha === undefined ? undefined : E.scalar(alpha)).recon)(x));
+    const latent = E.jit((v: Tensor) => model.encode(v).latent)(x);
+    const direct = E.toArray(E.jit((z: Tensor) => model.decode(z))(latent));
+    const close = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) < 1e-5);
+    assert.ok(close(recon(0), direct), 'α = 0: decoder of the latent');
+    assert.ok(close(recon(1), recon()), 'α = 1: the straight-through codes');
+    assert.ok(!close(recon(0.5), recon()) && !close(recon(0.5), direct));
+    // d/dz of sum(latent + α·(code − latent)) is 1 for any α
+    const g = E.valueAndGrad((z: Tensor) => E.sum(E.add(z, E.mul(E.sub(model.quantize.forward(z).quantized, z), E.scalar(0.3)))))(latent) as [Tensor, Tensor];
+    assert.ok(E.toArray(g[1]).every((v) => Math.abs(v - 1) < 1e-6));
+  });
+
+  it('parses quantizer_warmup as a whole number of steps and the natural preset carries it', async () => {
+    assert.equal(parseMagvit2Config({ ...videoConfig, quantizer_warmup: 400 }).quantizer_warmup, 400);
+    assert.equal(parseMagvit2Config(videoConfig).quantizer_warmup, undefined);
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, quantizer_warmup: -1 }), /quantizer_warmup must be a whole number of steps/);
+    const { magvit2Trainer } = await import('../../src/tokenizers/magvit2/kind.js');
+    const cfg = magvit2Trainer.modelConfig(magvit2Trainer.presets.natural!, { size: 48, frames: 9, channels: 3 }, {});
+    assert.equal((cfg as { quantizer_warmup?: number }).quantizer_warmup, 400);
+    assert.equal((cfg as { norm_groups?: number }).norm_groups, 8);
+    assert.equal('quantizer_warmup' in magvit2Trainer.modelConfig(magvit2Trainer.presets.tiny!, { size: 64, frames: 5, channels: 1 }, {}), false);
+  });
+});
+
+describe('MAGVIT-v2 norm groups', () => {
+  it('norm_groups sets every GroupNorm of both models (32 when absent, as the reference) and is checked against the widths', async () => {
+    const { GroupNorm } = await import('../../src/nn/index.js');
+    const { AdaptiveGroupNorm } = await import('../../src/tokenizers/magvit2/layers.js');
+    const groupsOf = (m: Magvit2Model) => {
+      const found = new Set<number>();
+      const walk = (x: unknown, seen = new Set<unknown>()) => {
+        if (!x || typeof x !== 'object' || seen.has(x)) return;
+        seen.add(x);
+        if (x instanceof GroupNorm || x instanceof AdaptiveGroupNorm) found.add(x.groups);
+        for (const v of Object.values(x)) walk(v, seen);
+      };
+      walk(m);
+      return [...found];
+    };
+    assert.deepEqual(groupsOf(new Magvit2Model(parseMagvit2Config(videoConfig))), [32]);
+    const eight = new Magvit2Model(parseMagvit2Config({ ...videoConfig, norm_groups: 8 }));
+    assert.deepEqual(groupsOf(eight), [8]);
+    const x = video([1, 3, 5, 8, 8], 13);
+    assert.deepEqual(E.jit((v: Tensor) => eight.decode(eight.encode(v).quantized))(x).shape, [1, 3, 5, 8, 8]);
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, norm_groups: 5 }), /not divisible by GroupNorm's 5 groups/);
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, norm_groups: 0 }), /norm_groups must be a positive whole number/);
+  });
+});

@@ -57,6 +57,14 @@ export interface RdPoint {
   bppByModel?: Partial<Record<TokenModelName, number>>;
 }
 
+/** A quality that is not a codec's (no rate): what the numbers above it are to be read against. */
+export interface RdReference {
+  name: string;
+  psnr: number;
+  ssim: number;
+  msssim: number;
+}
+
 export interface CodecRdResult {
   model: string;
   clips: number;
@@ -65,6 +73,7 @@ export interface CodecRdResult {
   msssimScales: number;
   codecs: string[];
   points: RdPoint[];
+  references: RdReference[];
 }
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
@@ -111,6 +120,47 @@ function double(f: Frame): Frame {
     }
   }
   return { width: W, height: H, data };
+}
+
+/** Frame indices of each latent frame of a causal tokenizer: the first frame alone, then groups of `g`. */
+export function causalGroups(frames: number, g: number): number[][] {
+  const groups: number[][] = [[0]];
+  for (let s = 1; s < frames; s += g) groups.push(Array.from({ length: Math.min(g, frames - s) }, (_, k) => s + k));
+  return groups;
+}
+
+/**
+ * Each clip replaced by the exact mean colour of every block of `f`×`f` pixels over each group of frames, the
+ * blocks bilinearly upsampled in space. With a tokenizer's blocks (one token's pixels and frames) this is not a
+ * codec, stored as floats; it says what a tokenizer of that token grid has to beat, since a token that kept only
+ * its block's colour would score this.
+ */
+export function blockMeans(clip: Frame[], f: number, groups: number[][]): Frame[] {
+  const { width: W, height: H } = clip[0]!;
+  const w = W / f, h = H / f;
+  const out: Frame[] = [];
+  for (const grp of groups) {
+    const acc = new Float64Array(w * h * 3);
+    for (const t of grp) {
+      const d = clip[t]!.data;
+      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) acc[((Math.floor(y / f) * w) + Math.floor(x / f)) * 3 + c] += d[(y * W + x) * 3 + c]!;
+    }
+    const n = grp.length * f * f;
+    const data = new Uint8Array(W * H * 3);
+    for (let y = 0; y < H; y++) {
+      const sy = Math.min(Math.max((y + 0.5) / f - 0.5, 0), h - 1), y0 = Math.floor(sy), y1 = Math.min(y0 + 1, h - 1), fy = sy - y0;
+      for (let x = 0; x < W; x++) {
+        const sx = Math.min(Math.max((x + 0.5) / f - 0.5, 0), w - 1), x0 = Math.floor(sx), x1 = Math.min(x0 + 1, w - 1), fx = sx - x0;
+        for (let c = 0; c < 3; c++) {
+          const p = (yy: number, xx: number) => acc[(yy * w + xx) * 3 + c]! / n;
+          const top = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx, bot = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
+          data[(y * W + x) * 3 + c] = Math.round(top + (bot - top) * fy);
+        }
+      }
+    }
+    for (let k = 0; k < grp.length; k++) out.push({ width: W, height: H, data });
+  }
+  return out;
 }
 
 /** Token ids of clips (batches of 4), one Int32Array per clip, and the token grid. */
@@ -212,6 +262,7 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
 
   const { order, fixed } = rankChannels(tok, [0, 1].map((i) => clipFrames(train.get(i).data, T, size, size)));
   const kept = (o.bitsKept ?? [bits, bits - 6]).filter((k) => k >= 1 && k <= bits);
+  const references: RdReference[] = [];
   for (const half of [false, true]) {
     const input = half ? orig.map((c) => c.map(halve)) : orig;
     const { ids, grid } = encodeClips(tok, input);
@@ -225,6 +276,14 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
       const setting = `${k} bits, ${half ? 'half size' : 'full size'} (${grid.join('×')} tokens)`;
       points.push({ method: `vtok${half ? ' half' : ''}`, setting, bpp, ...quality(orig, recon), packedBpp: (coded[0]!.length * bits) / pixels, bppByModel });
       if (!half && k === bits) samples['vtok'] = recon[0]!;
+      if (!half && k === bits) {
+        const [t, h] = grid as [number, number, number];
+        const f = size / h, g = t > 1 ? (T - 1) / (t - 1) : T;
+        references.push({ name: 'each clip replaced by its mean colour', ...quality(orig, orig.map((c) => blockMeans(c, size, [c.map((_, i) => i)]))) });
+        if (Number.isInteger(f) && Number.isInteger(g)) {
+          references.push({ name: `block means of the ${grid.join('×')} token grid (${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`, ...quality(orig, orig.map((c) => blockMeans(c, f, causalGroups(T, g)))) });
+        }
+      }
       log(`vtok ${setting}: ${bpp.toFixed(4)} bpp, PSNR ${points[points.length - 1]!.psnr.toFixed(2)} dB`);
     }
   }
@@ -260,7 +319,7 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   points.push(...ffPoints);
   rmSync(tmp, { recursive: true, force: true });
 
-  const result: CodecRdResult = { model: o.model, clips: files.length, frames: T, size, msssimScales: msSsimScales(size, size), codecs, points };
+  const result: CodecRdResult = { model: o.model, clips: files.length, frames: T, size, msssimScales: msSsimScales(size, size), codecs, points, references };
   writeFileAtomic(join(o.out, 'results.json'), JSON.stringify(result, null, 2));
   writeFileAtomic(join(o.out, 'results.md'), rdMarkdown(result));
   const colors: Record<string, [number, number, number]> = { vtok: [200, 40, 40], 'vtok half': [230, 140, 30], 'H.264 (x264)': [40, 90, 200], 'H.265 (x265)': [30, 150, 60] };
@@ -286,6 +345,10 @@ export function rdMarkdown(r: CodecRdResult): string {
   for (const p of r.points) {
     const extra = p.bppByModel ? `${p.packedBpp!.toFixed(4)} / ${p.bppByModel.frequency!.toFixed(4)} / ${p.bppByModel.context!.toFixed(4)}` : '';
     lines.push(`| ${p.method} | ${p.setting} | ${p.bpp.toFixed(4)} | ${p.psnr.toFixed(2)} | ${p.ssim.toFixed(4)} | ${p.msssim.toFixed(4)} | ${extra} |`);
+  }
+  if (r.references.length) {
+    lines.push('', 'References without a rate (not codecs: what the rows above are to be read against):', '', '| reference | PSNR (dB) | SSIM | MS-SSIM |', '|---|---|---|---|');
+    for (const x of r.references) lines.push(`| ${x.name} | ${x.psnr.toFixed(2)} | ${x.ssim.toFixed(4)} | ${x.msssim.toFixed(4)} |`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -29,6 +29,18 @@ export interface Magvit2Config {
   quantizer_class?: string;
   /** vtok: 'video' = causal 3-D CNN, 'image' = 2-D CNN (derived from encoder_class when absent). */
   kind: 'video' | 'image';
+  /**
+   * vtok, training only: over its first this-many steps the decoder's input goes linearly from the encoder's
+   * continuous latent to its ±1 code (and the LFQ losses from 0 to their weights); absent or 0: quantized from the
+   * first step, as the reference.
+   */
+  quantizer_warmup?: number;
+  /**
+   * vtok: GroupNorm groups (the reference's 32 when absent). At the reference's width (128) a group holds 4
+   * channels; at 32 channels, 32 groups would normalise each channel alone over the whole clip, erasing its
+   * mean level, and with it the clip's colour and brightness, before the decoder's last convolution.
+   */
+  norm_groups?: number;
 }
 
 const num = (o: Record<string, unknown>, k: string, where: string): number => {
@@ -56,8 +68,10 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
     ch_mult: chMult as number[],
     num_res_blocks: num(dd, 'num_res_blocks', 'ddconfig.'),
   };
+  const groups = raw.norm_groups === undefined ? 32 : raw.norm_groups;
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) throw new VtokError(`magvit2 config: norm_groups must be a positive whole number, got ${JSON.stringify(groups)}`);
   for (const m of [1, ...ddconfig.ch_mult]) {
-    if ((ddconfig.ch * m) % 32 !== 0) throw new VtokError(`magvit2 config: width ch·mult = ${ddconfig.ch * m} is not divisible by GroupNorm's 32 groups`);
+    if ((ddconfig.ch * m) % groups !== 0) throw new VtokError(`magvit2 config: width ch·mult = ${ddconfig.ch * m} is not divisible by GroupNorm's ${groups} groups`);
   }
   const embedDim = typeof raw.embed_dim === 'number' ? raw.embed_dim : ddconfig.z_channels;
   const nEmbed = typeof raw.n_embed === 'number' ? raw.n_embed : 2 ** embedDim;
@@ -77,7 +91,14 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
     decoder_class: typeof raw.decoder_class === 'string' ? raw.decoder_class : undefined,
     quantizer_class: typeof raw.quantizer_class === 'string' ? raw.quantizer_class : undefined,
     kind,
+    ...(raw.quantizer_warmup !== undefined ? { quantizer_warmup: warmup(raw.quantizer_warmup) } : {}),
+    ...(raw.norm_groups !== undefined ? { norm_groups: groups } : {}),
   };
+}
+
+function warmup(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new VtokError(`magvit2 config: quantizer_warmup must be a whole number of steps ≥ 0, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** Temporal stride of each encoder downsampling (levels 0..L−2): 1 where ch_mult[i] == 1, else 2 (video only). */

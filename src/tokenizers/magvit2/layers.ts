@@ -35,8 +35,8 @@ export function makeConv(dims: Dims, cin: number, cout: number, kernel: number, 
   return new Conv2d(cin, cout, kernel, { stride: o.stride ?? [1, 1], padding: kernel >> 1, bias: o.bias ?? true });
 }
 
-/** GroupNorm(32 groups, eps 1e-6, affine), the only normalisation of both models. */
-export const groupNorm32 = (channels: number) => new GroupNorm(32, channels, 1e-6);
+/** GroupNorm(groups, eps 1e-6, affine), the only normalisation of both models (32 groups in the reference). */
+export const groupNorm = (groups: number, channels: number) => new GroupNorm(groups, channels, 1e-6);
 
 export const swish = (x: Tensor): Tensor => E.silu(x);
 
@@ -50,11 +50,11 @@ export class ResBlock extends Module {
   norm2: GroupNorm;
   conv2: Module & Layer;
   nin_shortcut: (Module & Layer) | null;
-  constructor(dims: Dims, cin: number, cout: number) {
+  constructor(dims: Dims, cin: number, cout: number, groups: number) {
     super();
-    this.norm1 = groupNorm32(cin);
+    this.norm1 = groupNorm(groups, cin);
     this.conv1 = makeConv(dims, cin, cout, 3, { bias: false });
-    this.norm2 = groupNorm32(cout);
+    this.norm2 = groupNorm(groups, cout);
     this.conv2 = makeConv(dims, cout, cout, 3, { bias: false });
     this.nin_shortcut = cin !== cout ? makeConv(dims, cin, cout, 1, { bias: false }) : null;
   }
@@ -65,14 +65,14 @@ export class ResBlock extends Module {
 }
 
 /**
- * Adaptive GroupNorm (StyleGAN-style, conditioned on the quantized latent zq): GroupNorm(32, no affine) of x,
+ * Adaptive GroupNorm (StyleGAN-style, conditioned on the quantized latent zq): GroupNorm(no affine) of x,
  * scaled by gamma(σ) and shifted by beta(μ), where μ, σ are per-(sample, channel) statistics of zq over all its
  * positions. σ uses the unbiased (N − 1) variance, as torch.var does by default in the reference.
  */
 export class AdaptiveGroupNorm extends Module {
   gamma: Linear;
   beta: Linear;
-  constructor(zChannels: number, readonly channels: number) {
+  constructor(zChannels: number, readonly channels: number, readonly groups: number) {
     super();
     this.gamma = new Linear(zChannels, channels);
     this.beta = new Linear(zChannels, channels);
@@ -85,7 +85,7 @@ export class AdaptiveGroupNorm extends Module {
     const bshape = [b, this.channels, ...x.shape.slice(2).map(() => 1)];
     const scale = E.reshape(this.gamma.forward(std), bshape);
     const shift = E.reshape(this.beta.forward(mean), bshape);
-    return E.add(E.mul(E.groupNorm(x, 32, null, null, 1e-6), scale), shift);
+    return E.add(E.mul(E.groupNorm(x, this.groups, null, null, 1e-6), scale), shift);
   }
 }
 

@@ -1,3 +1,4 @@
+import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import { Module } from '../../nn/index.js';
 import { LFQ, type LFQLosses } from '../../quantizers/lfq.js';
@@ -55,8 +56,13 @@ export class Magvit2Model extends Module {
   }
 }
 
-/** Recon = model(x) in training mode, with the quantizer losses: what a training step differentiates. */
-export function forwardTrain(model: Magvit2Model, x: Tensor): { recon: Tensor; losses: LFQLosses } {
-  const { quantized, losses } = model.encode(x);
-  return { recon: model.decode(quantized), losses: losses! };
+/**
+ * Recon = model(x) in training mode, with the quantizer losses: what a training step differentiates. With `alpha`
+ * (a scalar in [0, 1]) the decoder sees latent + α·(code − latent), the straight-through code at α = 1; the
+ * gradient to the latent is the identity at every α.
+ */
+export function forwardTrain(model: Magvit2Model, x: Tensor, alpha?: Tensor): { recon: Tensor; losses: LFQLosses } {
+  const { latent, quantized, losses } = model.encode(x);
+  const input = alpha ? E.add(latent, E.mul(E.sub(quantized, latent), alpha)) : quantized;
+  return { recon: model.decode(input), losses: losses! };
 }
