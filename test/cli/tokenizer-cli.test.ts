@@ -50,3 +50,18 @@ test('train → encode → decode through the CLI, and resume', async () => {
   assert.notEqual(noRun.code, 0);
   assert.match(noRun.stderr, /no config\.json/);
 });
+
+test('--frames: a video tokenizer trained on images (1 frame), then resumed on clips with the same weights', async () => {
+  const run = join(tempDir('tok-frames'), 'run');
+  const r = await vtok('train', 'magvit2', '--data', 'moving-mnist', '--preset', 'micro', '--frames', '1', '--batch', '4', '--steps', '2', '--eval-every', '2', '--out', run, '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /2 steps of 4 clips 1×48²/);
+  assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 1);
+  const r2 = await vtok('train', 'magvit2', '--data', 'moving-mnist', '--preset', 'micro', '--batch', '2', '--steps', '3', '--eval-every', '3', '--out', run, '--quiet');
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.match(r2.stderr, /resuming from step 2/);
+  assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 5);
+  const bad = await vtok('train', 'lm', '--frames', '3', '--out', join(tempDir('tok-frames-lm'), 'run'), '--quiet');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--frames applies to tokenizer training, not lm/);
+});

@@ -165,3 +165,22 @@ describe('MAGVIT-v2 norm groups', () => {
     assert.throws(() => parseMagvit2Config({ ...videoConfig, norm_groups: 0 }), /norm_groups must be a positive whole number/);
   });
 });
+
+describe('MAGVIT-v2 without the output norms', () => {
+  it('out_norm: false drops the last GroupNorm of encoder and decoder (weights and all), and a clip\'s colour reaches the codes', () => {
+    const plain = new Magvit2Model(parseMagvit2Config({ ...videoConfig, out_norm: false }));
+    const keys = plain.namedParams().map(([n]) => n);
+    assert.ok(!keys.some((n) => n.includes('norm_out')));
+    assert.ok(new Magvit2Model(parseMagvit2Config(videoConfig)).namedParams().some(([n]) => n === 'decoder.norm_out.weight'));
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, out_norm: 'no' }), /out_norm must be true or false/);
+    // Two flat clips of different brightness: the reference's last GroupNorm normalises each latent channel over the
+    // clip, so flat clips give nearly the same latent; without it the latent follows the level.
+    const flat = (v: number) => E.tensor(new Float32Array(3 * 5 * 8 * 8).fill(v), [1, 3, 5, 8, 8]);
+    const spread = (m: Magvit2Model) => {
+      const enc = E.jit((x: Tensor) => m.encode(x).latent);
+      const a = E.toArray(enc(flat(-0.8))), b = E.toArray(enc(flat(0.6)));
+      return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.length);
+    };
+    assert.ok(spread(plain) > 0.05, `latent moves with the level: ${spread(plain)}`);
+  });
+});

@@ -31,6 +31,7 @@ export function registerTrain(program: Command): void {
     .option('--preset <name>', 'tiny | small | base (lm: tiny | small)', 'tiny')
     .option('--steps <n>', 'training steps (default: the preset\'s)', int('--steps', { min: 1, max: 1e8 }))
     .option('--batch <n>', 'batch size (default: the preset\'s)', int('--batch', { min: 1, max: 1024 }))
+    .option('--frames <n>', 'frames of a training clip (default: the preset\'s; 1 trains a video tokenizer on images)', int('--frames', { min: 1, max: 4096 }))
     .option('--lr <x>', 'peak learning rate (default: the preset\'s)', num('--lr', { min: 0, exclusiveMin: true, max: 1 }))
     .option('--tokens <n>', 'LARP: number of holistic tokens', int('--tokens', { min: 1, max: 4096 }))
     .option('--bits <n>', 'MAGVIT-v2: LFQ bits (vocabulary 2^bits)', int('--bits', { min: 1, max: 24 }))
@@ -49,11 +50,11 @@ export function registerTrain(program: Command): void {
     .option('--image-batch <n>', 'lm: rows of an image-phase batch (default: --batch times the latent frames of a clip)', int('--image-batch', { min: 1, max: 1e6 }))
     .option('--cond-dropout <p>', 'lm: probability of dropping the text (for classifier-free guidance; default 0.1)', num('--cond-dropout', { min: 0, max: 1 }))
     .option('--quiet', 'no progress bar')
-    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number; shards?: string; valShards?: string; tokenizer: string; mixture?: string; imageSteps?: number; imageBatch?: number; condDropout?: number; textEncoder?: string }, cmd: Command) => {
+    .action(async (kind: string, o: { out: string; data: string; preset: string; steps?: number; batch?: number; frames?: number; lr?: number; tokens?: number; bits?: number; prior: boolean; gan?: boolean; evalEvery?: number; seed: number; quiet?: boolean; perceptual?: string; perceptualWeight?: number; shards?: string; valShards?: string; tokenizer: string; mixture?: string; imageSteps?: number; imageBatch?: number; condDropout?: number; textEncoder?: string }, cmd: Command) => {
       const lmOnly = ['shards', 'valShards', 'tokenizer', 'mixture', 'imageSteps', 'imageBatch', 'condDropout', 'textEncoder'];
       const flag = (k: string) => `--${k === 'prior' ? 'no-prior' : k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
       if (kind === 'lm') {
-        for (const k of ['data', 'tokens', 'bits', 'prior', 'gan', 'perceptual', 'perceptualWeight']) if (cmd.getOptionValueSource(k) === 'cli') throw new VtokError(`${flag(k)} applies to tokenizer training, not lm`);
+        for (const k of ['data', 'frames', 'tokens', 'bits', 'prior', 'gan', 'perceptual', 'perceptualWeight']) if (cmd.getOptionValueSource(k) === 'cli') throw new VtokError(`${flag(k)} applies to tokenizer training, not lm`);
         if (!o.shards) throw new VtokError('train lm needs --shards <dir> (make them with vtok tokenize)');
         const result = await trainLm({ ...o, shards: o.shards }).catch((e) => {
           if (e instanceof TrainingInterrupted) summary(o.out, e.result, e.signal);
@@ -75,9 +76,9 @@ export function registerTrain(program: Command): void {
       const seed = o.seed;
       E.seed(seed);
       const perceptual = perceptualFor(o.out, o.perceptual, o.perceptualWeight);
-      const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr;
-      const train = namedDataset(o.data, 'train', preset.size, preset.frames, seed);
-      const test = namedDataset(o.data, 'test', preset.size, preset.frames, seed);
+      const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr, frames = o.frames ?? preset.frames;
+      const train = namedDataset(o.data, 'train', preset.size, frames, seed);
+      const test = namedDataset(o.data, 'test', preset.size, frames, seed);
       const heldLoader = await createLoader(test, { batchSize: 8, shuffle: false, worker: false });
       let held: Batch | undefined;
       for await (const b of heldLoader) {
@@ -87,16 +88,16 @@ export function registerTrain(program: Command): void {
       await heldLoader.close();
       if (!held) throw new VtokError('the held-out split is empty', o.data);
       const channels = held.shape[1];
-      const modelConfig = trainer.modelConfig(preset, { size: preset.size, frames: preset.frames, channels }, { tokens: o.tokens, prior: o.prior, bits: o.bits });
+      const modelConfig = trainer.modelConfig(preset, { size: preset.size, frames, channels }, { tokens: o.tokens, prior: o.prior, bits: o.bits });
       const model = trainer.build(modelConfig, steps);
       const gan = o.gan ? { weight: 0.1, loss: 'hinge' as const, lecamWeight: 0.01, ndf: 16, layers: 2, start: Math.round(steps / 5) } : undefined;
       // EMA horizon ~1/10 of the run (0.999 at most): short runs would otherwise be judged on near-initial weights
       const task = tokenizerTask(model, { lr, steps, emaDecay: Math.min(0.999, 1 - 10 / steps), gan, perceptual: perceptual?.term }, held);
-      process.stderr.write(`${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${preset.frames}×${preset.size}²\n`);
+      process.stderr.write(`${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${frames}×${preset.size}²\n`);
       const result = await trainLoop(task, {
         runDir: o.out,
         totalSteps: steps,
-        config: { model: { kind, config: modelConfig }, data: { name: o.data, size: preset.size, frames: preset.frames, channels }, train: { preset: o.preset, steps, batch: batchSize, lr, seed, gan: !!o.gan, ...(perceptual ? { perceptual: perceptual.record } : {}) } },
+        config: { model: { kind, config: modelConfig }, data: { name: o.data, size: preset.size, frames, channels }, train: { preset: o.preset, steps, batch: batchSize, lr, seed, gan: !!o.gan, ...(perceptual ? { perceptual: perceptual.record } : {}) } },
         batches: (start) => batches(train, batchSize, seed, start),
         evalEvery: o.evalEvery ?? Math.max(50, Math.round(steps / 10)),
         checkpointEvery: Math.max(100, Math.round(steps / 10)),

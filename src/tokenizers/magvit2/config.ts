@@ -41,6 +41,12 @@ export interface Magvit2Config {
    * mean level, and with it the clip's colour and brightness, before the decoder's last convolution.
    */
   norm_groups?: number;
+  /**
+   * vtok: false drops the GroupNorm before the encoder's and the decoder's last convolution (present when absent,
+   * as the reference). Normalising over the whole clip there removes its mean level, which a small, briefly
+   * trained model then cannot recover: the clip's colour and brightness.
+   */
+  out_norm?: boolean;
 }
 
 const num = (o: Record<string, unknown>, k: string, where: string): number => {
@@ -93,7 +99,13 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
     kind,
     ...(raw.quantizer_warmup !== undefined ? { quantizer_warmup: warmup(raw.quantizer_warmup) } : {}),
     ...(raw.norm_groups !== undefined ? { norm_groups: groups } : {}),
+    ...(raw.out_norm !== undefined ? { out_norm: outNorm(raw.out_norm) } : {}),
   };
+}
+
+function outNorm(v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new VtokError(`magvit2 config: out_norm must be true or false, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 function warmup(v: unknown): number {

@@ -21,7 +21,7 @@ export class Decoder extends Module {
   mid_block: ResBlock[] = [];
   up: DecoderLevel[];
   adaptive: AdaptiveGroupNorm[];
-  norm_out: GroupNorm;
+  norm_out: GroupNorm | null;
   conv_out: Module & Layer;
 
   constructor(cfg: Magvit2Config) {
@@ -46,7 +46,7 @@ export class Decoder extends Module {
     }
     this.up = up;
     this.adaptive = adaptive;
-    this.norm_out = groupNorm(groups, width);
+    this.norm_out = cfg.out_norm === false ? null : groupNorm(groups, width);
     this.conv_out = makeConv(dims, width, cout, 3);
   }
 
@@ -58,6 +58,6 @@ export class Decoder extends Module {
       for (const b of this.up[i].block) h = b.forward(h);
       if (this.up[i].upsample) h = this.up[i].upsample!.forward(h);
     }
-    return this.conv_out.forward(swish(this.norm_out.forward(h)));
+    return this.conv_out.forward(swish(this.norm_out ? this.norm_out.forward(h) : h));
   }
 }

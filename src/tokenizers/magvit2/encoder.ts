@@ -19,7 +19,7 @@ export class Encoder extends Module {
   conv_in: Module & Layer;
   down: EncoderLevel[] = [];
   mid_block: ResBlock[] = [];
-  norm_out: GroupNorm;
+  norm_out: GroupNorm | null;
   conv_out: Module & Layer;
 
   constructor(cfg: Magvit2Config) {
@@ -45,7 +45,7 @@ export class Encoder extends Module {
       this.down.push(level);
     });
     for (let j = 0; j < nres; j++) this.mid_block.push(new ResBlock(dims, width, width, groups));
-    this.norm_out = groupNorm(groups, width);
+    this.norm_out = cfg.out_norm === false ? null : groupNorm(groups, width);
     this.conv_out = makeConv(dims, width, zc, 1);
   }
 
@@ -56,6 +56,6 @@ export class Encoder extends Module {
       if (level.downsample) h = level.downsample.forward(h);
     }
     for (const b of this.mid_block) h = b.forward(h);
-    return this.conv_out.forward(swish(this.norm_out.forward(h)));
+    return this.conv_out.forward(swish(this.norm_out ? this.norm_out.forward(h) : h));
   }
 }

@@ -24,17 +24,18 @@ export const magvit2Trainer: TokenizerTrainer = {
     // groups (4 channels each at width 32, as the reference's 32 groups at width 128; 32 groups normalise each
     // channel alone and the decoder loses the clip's colour), and a 400-step quantizer warm-up (the decoder first
     // learns from the continuous latent: quantized from step 0, a batch of 2 clips trained to content-free codes).
-    natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8 } },
+    natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
   modelConfig(preset, data, opts) {
-    const m = preset.model as { ch: number; ch_mult: number[]; num_res_blocks: number; bits: number; batch_max?: number; quantizer_warmup?: number; norm_groups?: number };
+    const m = preset.model as { ch: number; ch_mult: number[]; num_res_blocks: number; bits: number; batch_max?: number; quantizer_warmup?: number; norm_groups?: number; out_norm?: boolean };
     const bits = opts.bits ?? m.bits;
     return {
       ddconfig: { double_z: false, z_channels: bits, resolution: data.size, in_channels: data.channels, out_ch: data.channels, ch: m.ch, ch_mult: m.ch_mult, num_res_blocks: m.num_res_blocks },
       n_embed: 2 ** bits, embed_dim: bits, sample_minimization_weight: 1.0, batch_maximization_weight: m.batch_max ?? 1.0, kind: 'video',
       ...(m.quantizer_warmup ? { quantizer_warmup: m.quantizer_warmup } : {}),
       ...(m.norm_groups ? { norm_groups: m.norm_groups } : {}),
+      ...(m.out_norm === false ? { out_norm: false } : {}),
     };
   },
   build(config) {
