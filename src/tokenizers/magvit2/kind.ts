@@ -19,11 +19,11 @@ export const magvit2Trainer: TokenizerTrainer = {
     tiny: { size: 64, frames: 5, batch: 4, steps: 1500, lr: 1e-3, model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 } },
     small: { size: 64, frames: 9, batch: 4, steps: 6000, lr: 5e-4, model: { ch: 64, ch_mult: [1, 2, 2, 4], num_res_blocks: 2, bits: 14 } },
     // natural: the paper's strides (8× space, 4× time: 17×128² → 5×16×16 tokens, 18-bit LFQ = 0.083 bits per pixel)
-    // at the narrowest width, on 9×48² crops (the model is fully convolutional; 9 frames = three latent frames, so
-    // it carries over to 17). Two departures from the reference, both needed at this width and batch: 8 GroupNorm
-    // groups (4 channels each at width 32, as the reference's 32 groups at width 128; 32 groups normalise each
-    // channel alone and the decoder loses the clip's colour), and a 400-step quantizer warm-up (the decoder first
-    // learns from the continuous latent: quantized from step 0, a batch of 2 clips trained to content-free codes).
+    // at the narrowest width, on 9×48² crops (the model is fully convolutional). A 400-step quantizer warm-up: LFQ
+    // from step 0 with a batch of 2 clips trained to content-free codes. 8 GroupNorm groups (4 channels each at width
+    // 32, as the reference's 32 at width 128) and no norm before the last convolutions, so that a narrow network
+    // keeps the clip's mean level. The shipped model starts on single frames (`--frames 1 --batch 16`); GroupNorm's
+    // statistics span the clip, and 9-frame training lost 4 dB on 17-frame clips (docs/magvit2-natural-runs.md).
     natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
