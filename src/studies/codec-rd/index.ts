@@ -104,22 +104,29 @@ function halve(f: Frame): Frame {
   return { width: w, height: h, data };
 }
 
-/** Bilinear 2× upsampling (pixel centres aligned), edges clamped. */
-function double(f: Frame): Frame {
-  const W = f.width * 2, H = f.height * 2;
+/**
+ * A w×h image given by `value(y, x, c)` upsampled `factor`× bilinearly (pixel centres aligned, edges clamped) to
+ * an 8-bit frame.
+ */
+function bilinearUp(w: number, h: number, factor: number, value: (y: number, x: number, c: number) => number): Frame {
+  const W = w * factor, H = h * factor;
   const data = new Uint8Array(W * H * 3);
   for (let y = 0; y < H; y++) {
-    const sy = Math.min(Math.max((y + 0.5) / 2 - 0.5, 0), f.height - 1), y0 = Math.floor(sy), y1 = Math.min(y0 + 1, f.height - 1), fy = sy - y0;
+    const sy = Math.min(Math.max((y + 0.5) / factor - 0.5, 0), h - 1), y0 = Math.floor(sy), y1 = Math.min(y0 + 1, h - 1), fy = sy - y0;
     for (let x = 0; x < W; x++) {
-      const sx = Math.min(Math.max((x + 0.5) / 2 - 0.5, 0), f.width - 1), x0 = Math.floor(sx), x1 = Math.min(x0 + 1, f.width - 1), fx = sx - x0;
+      const sx = Math.min(Math.max((x + 0.5) / factor - 0.5, 0), w - 1), x0 = Math.floor(sx), x1 = Math.min(x0 + 1, w - 1), fx = sx - x0;
       for (let c = 0; c < 3; c++) {
-        const p = (yy: number, xx: number) => f.data[(yy * f.width + xx) * 3 + c]!;
-        const top = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx, bot = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
+        const top = value(y0, x0, c) + (value(y0, x1, c) - value(y0, x0, c)) * fx, bot = value(y1, x0, c) + (value(y1, x1, c) - value(y1, x0, c)) * fx;
         data[(y * W + x) * 3 + c] = Math.round(top + (bot - top) * fy);
       }
     }
   }
   return { width: W, height: H, data };
+}
+
+/** Bilinear 2× upsampling. */
+function double(f: Frame): Frame {
+  return bilinearUp(f.width, f.height, 2, (y, x, c) => f.data[(y * f.width + x) * 3 + c]!);
 }
 
 /** Frame indices of each latent frame of a causal tokenizer: the first frame alone, then groups of `g`. */
@@ -146,19 +153,8 @@ export function blockMeans(clip: Frame[], f: number, groups: number[][]): Frame[
       for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) acc[((Math.floor(y / f) * w) + Math.floor(x / f)) * 3 + c] += d[(y * W + x) * 3 + c]!;
     }
     const n = grp.length * f * f;
-    const data = new Uint8Array(W * H * 3);
-    for (let y = 0; y < H; y++) {
-      const sy = Math.min(Math.max((y + 0.5) / f - 0.5, 0), h - 1), y0 = Math.floor(sy), y1 = Math.min(y0 + 1, h - 1), fy = sy - y0;
-      for (let x = 0; x < W; x++) {
-        const sx = Math.min(Math.max((x + 0.5) / f - 0.5, 0), w - 1), x0 = Math.floor(sx), x1 = Math.min(x0 + 1, w - 1), fx = sx - x0;
-        for (let c = 0; c < 3; c++) {
-          const p = (yy: number, xx: number) => acc[(yy * w + xx) * 3 + c]! / n;
-          const top = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx, bot = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
-          data[(y * W + x) * 3 + c] = Math.round(top + (bot - top) * fy);
-        }
-      }
-    }
-    for (let k = 0; k < grp.length; k++) out.push({ width: W, height: H, data });
+    const frame = bilinearUp(w, h, f, (y, x, c) => acc[(y * w + x) * 3 + c]! / n);
+    for (let k = 0; k < grp.length; k++) out.push(frame);
   }
   return out;
 }
@@ -262,7 +258,7 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
 
   const { order, fixed } = rankChannels(tok, [0, 1].map((i) => clipFrames(train.get(i).data, T, size, size)));
   const kept = (o.bitsKept ?? [bits, bits - 6]).filter((k) => k >= 1 && k <= bits);
-  const references: RdReference[] = [];
+  let fullGrid: number[] = [];
   for (const half of [false, true]) {
     const input = half ? orig.map((c) => c.map(halve)) : orig;
     const { ids, grid } = encodeClips(tok, input);
@@ -275,17 +271,20 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
       const bpp = Math.min(...Object.values(bppByModel));
       const setting = `${k} bits, ${half ? 'half size' : 'full size'} (${grid.join('×')} tokens)`;
       points.push({ method: `vtok${half ? ' half' : ''}`, setting, bpp, ...quality(orig, recon), packedBpp: (coded[0]!.length * bits) / pixels, bppByModel });
-      if (!half && k === bits) samples['vtok'] = recon[0]!;
       if (!half && k === bits) {
-        const [t, h] = grid as [number, number, number];
-        const f = size / h, g = t > 1 ? (T - 1) / (t - 1) : T;
-        references.push({ name: 'each clip replaced by its mean colour', ...quality(orig, orig.map((c) => blockMeans(c, size, [c.map((_, i) => i)]))) });
-        if (Number.isInteger(f) && Number.isInteger(g)) {
-          references.push({ name: `block means of the ${grid.join('×')} token grid (${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`, ...quality(orig, orig.map((c) => blockMeans(c, f, causalGroups(T, g)))) });
-        }
+        samples['vtok'] = recon[0]!;
+        fullGrid = grid;
       }
       log(`vtok ${setting}: ${bpp.toFixed(4)} bpp, PSNR ${points[points.length - 1]!.psnr.toFixed(2)} dB`);
     }
+  }
+
+  // What the token grid could keep at best if each token stored only its block's colour, and the clip's mean colour.
+  const references: RdReference[] = [{ name: 'each clip replaced by its mean colour', ...quality(orig, orig.map((c) => blockMeans(c, size, [c.map((_, i) => i)]))) }];
+  const [t, h] = fullGrid as [number, number, number];
+  const f = size / h, g = t > 1 ? (T - 1) / (t - 1) : T;
+  if (Number.isInteger(f) && Number.isInteger(g)) {
+    references.push({ name: `block means of the ${fullGrid.join('×')} token grid (${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`, ...quality(orig, orig.map((c) => blockMeans(c, f, causalGroups(T, g)))) });
   }
 
   const codecs = (['libx264', 'libx265'] as const).filter((c) => hasEncoder(c));

@@ -37,14 +37,12 @@ export interface Magvit2Config {
   quantizer_warmup?: number;
   /**
    * vtok: GroupNorm groups (the reference's 32 when absent). At the reference's width (128) a group holds 4
-   * channels; at 32 channels, 32 groups would normalise each channel alone over the whole clip, erasing its
-   * mean level, and with it the clip's colour and brightness, before the decoder's last convolution.
+   * channels; a narrower model can keep 4 a group with fewer groups rather than normalising each channel alone.
    */
   norm_groups?: number;
   /**
    * vtok: false drops the GroupNorm before the encoder's and the decoder's last convolution (present when absent,
-   * as the reference). Normalising over the whole clip there removes its mean level, which a small, briefly
-   * trained model then cannot recover: the clip's colour and brightness.
+   * as the reference), so that the last convolutions see the features' levels, not their statistics over the clip.
    */
   out_norm?: boolean;
 }

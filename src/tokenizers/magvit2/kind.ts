@@ -1,6 +1,5 @@
 import * as E from '../../engine/index.js';
 import type { TokenizerKind, TokenizerTrainer } from '../kind.js';
-import type { Magvit2Config } from './config.js';
 import { forwardTrain } from './model.js';
 import { magvit2Parity } from './parity.js';
 import { Magvit2Tokenizer } from './tokenizer.js';
@@ -45,10 +44,10 @@ export const magvit2Trainer: TokenizerTrainer = {
       tokenizer,
       module: model,
       loss(video, step) {
-        const warm = (config as Partial<Magvit2Config>).quantizer_warmup ?? 0;
+        const warm = model.cfg.quantizer_warmup ?? 0;
         // α: how far the decoder's input has gone from the continuous latent to the code (1 = quantized).
-        const alpha = warm > 0 ? E.minimum(E.div(step, warm), E.scalar(1)) : null;
-        const { recon, losses } = forwardTrain(model, video, alpha ?? undefined);
+        const alpha = warm > 0 ? E.minimum(E.div(step, warm), E.scalar(1)) : undefined;
+        const { recon, losses } = forwardTrain(model, video, alpha);
         const rec = E.mseLoss(recon, video);
         const lfq = E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25));
         const loss = E.add(rec, alpha ? E.mul(lfq, alpha) : lfq);
