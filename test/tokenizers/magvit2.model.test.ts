@@ -150,7 +150,7 @@ describe('MAGVIT-v2 norm groups', () => {
       const walk = (x: unknown, seen = new Set<unknown>()) => {
         if (!x || typeof x !== 'object' || seen.has(x)) return;
         seen.add(x);
-        if (x instanceof GroupNorm || x instanceof AdaptiveGroupNorm) found.add(x.groups);
+        if (x instanceof GroupNorm || x instanceof AdaptiveGroupNorm) found.add(x instanceof GroupNorm ? x.groups : x.norm.groups);
         for (const v of Object.values(x)) walk(v, seen);
       };
       walk(m);
@@ -181,5 +181,64 @@ describe('MAGVIT-v2 without the output norms', () => {
       return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.length);
     };
     assert.ok(spread(plain) > 0.05, `latent moves with the level: ${spread(plain)}`);
+  });
+});
+
+describe('MAGVIT-v2 with per-frame norms', () => {
+  const causal = { ...videoConfig, causal_norm: true };
+  const prefixClose = (a: Tensor, b: Tensor, frames: number) => {
+    const [n, c, , h, w] = a.shape;
+    const x = E.toArray(a), y = E.toArray(b);
+    const ta = a.shape[2], tb = b.shape[2];
+    let worst = 0;
+    for (let i = 0; i < n * c; i++) for (let t = 0; t < frames; t++) for (let k = 0; k < h * w; k++) {
+      worst = Math.max(worst, Math.abs(x[(i * ta + t) * h * w + k] - y[(i * tb + t) * h * w + k]));
+    }
+    return worst;
+  };
+
+  it('causal_norm makes encoder and decoder causal: a clip\'s first 1 + 4k frames code and decode alike alone', () => {
+    E.seed(11);
+    const m = new Magvit2Model(parseMagvit2Config(causal));
+    E.seed(11);
+    const ref = new Magvit2Model(parseMagvit2Config(videoConfig));
+    assert.deepEqual(m.namedParams().map(([n]) => n), ref.namedParams().map(([n]) => n), 'same weights, so a checkpoint loads into either');
+    const clip = video([2, 3, 9, 8, 8], 21);
+    const head = E.narrow(clip, 2, 0, 5);
+    const enc = (mm: Magvit2Model) => E.jit((x: Tensor) => mm.encode(x).latent);
+    const full = enc(m)(clip), part = enc(m)(head);
+    assert.deepEqual(part.shape.slice(2), [2, 2, 2]);
+    assert.ok(prefixClose(full, part, 2) < 1e-4, `encoder prefix differs by ${prefixClose(full, part, 2)}`);
+    // The reference's clip-wide statistics let later frames change earlier codes; the test would catch that.
+    assert.ok(prefixClose(enc(ref)(clip), enc(ref)(head), 2) > 1e-3);
+    const dec = E.jit((z: Tensor) => m.decode(z));
+    const zq = E.jit((x: Tensor) => m.encode(x).quantized)(clip);
+    const whole = dec(zq), first = dec(E.narrow(zq, 2, 0, 2));
+    assert.deepEqual(first.shape, [2, 3, 5, 8, 8]);
+    assert.ok(prefixClose(whole, first, 5) < 1e-4, `decoder prefix differs by ${prefixClose(whole, first, 5)}`);
+    // A single frame is an image: coded alone it matches frame 0 of the clip.
+    assert.ok(prefixClose(full, enc(m)(E.narrow(clip, 2, 0, 1)), 1) < 1e-4);
+  });
+
+  it('trains (gradients reach every weight, the per-frame adaptive norm matches finite differences); refused for images', async () => {
+    const { AdaptiveGroupNorm } = await import('../../src/tokenizers/magvit2/layers.js');
+    const model = new Magvit2Model(parseMagvit2Config(causal));
+    const params = model.trainableParams();
+    const step = E.valueAndGrad((ws: Tensor[], v: Tensor) => bindParams(params.map(([, p]) => p), ws, () => {
+      const { recon, losses } = forwardTrain(model, v);
+      return E.add(E.l1Loss(recon, v), lfqLoss(losses));
+    }));
+    const [loss, grads] = step(params.map(([, p]) => p.value), video([1, 3, 5, 8, 8], 9)) as [Tensor, Tensor[]];
+    assert.ok(Number.isFinite(E.item(loss)));
+    assert.deepEqual(params.filter((_, i) => !E.toArray(grads[i]).some((v) => v !== 0)).map(([n]) => n), []);
+    // 2 latent frames spread over 5 frames (r = 4), gradients to x, zq and the conditioning weights.
+    const ada = new AdaptiveGroupNorm(3, 4, { groups: 2, perFrame: true });
+    const lin = ada.namedParams().map(([, p]) => p);
+    const f = (x: Tensor, zq: Tensor, gw: Tensor, bw: Tensor) => bindParams(lin, [gw, lin[1].value, bw, lin[3].value], () => ada.forward(x, zq));
+    const randn = (shape: number[], seed: number) => E.concrete(new Rng(seed).normal(shape.reduce((a, b) => a * b, 1), 0, 1), shape, 'float32');
+    const r = E.gradcheck(f, [randn([1, 4, 5, 2, 2], 1), randn([1, 3, 2, 2, 2], 2), randn([4, 3], 3), randn([4, 3], 4)], { eps: 1e-2, directions: 4 });
+    assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
+    assert.throws(() => parseMagvit2Config({ ...imageConfig, causal_norm: true }), /causal_norm applies to the video tokenizer/);
+    assert.throws(() => parseMagvit2Config({ ...videoConfig, causal_norm: 1 }), /causal_norm must be true or false/);
   });
 });

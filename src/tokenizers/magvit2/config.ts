@@ -45,6 +45,13 @@ export interface Magvit2Config {
    * as the reference), so that the last convolutions see the features' levels, not their statistics over the clip.
    */
   out_norm?: boolean;
+  /**
+   * vtok, video only: true computes every normalisation's statistics per frame (the adaptive norm's from each latent
+   * frame), so the tokenizer is causal end to end: the tokens of a clip's first 1 + 4k frames do not depend on the
+   * frames after them, and a clip decodes the same at any length. False or absent: statistics over the whole clip,
+   * as the reference.
+   */
+  causal_norm?: boolean;
 }
 
 const num = (o: Record<string, unknown>, k: string, where: string): number => {
@@ -97,13 +104,20 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
     kind,
     ...(raw.quantizer_warmup !== undefined ? { quantizer_warmup: warmup(raw.quantizer_warmup) } : {}),
     ...(raw.norm_groups !== undefined ? { norm_groups: groups } : {}),
-    ...(raw.out_norm !== undefined ? { out_norm: outNorm(raw.out_norm) } : {}),
+    ...(raw.out_norm !== undefined ? { out_norm: flag(raw.out_norm, 'out_norm') } : {}),
+    ...(raw.causal_norm !== undefined ? { causal_norm: causalNorm(raw.causal_norm, kind) } : {}),
   };
 }
 
-function outNorm(v: unknown): boolean {
-  if (typeof v !== 'boolean') throw new VtokError(`magvit2 config: out_norm must be true or false, got ${JSON.stringify(v)}`);
+function flag(v: unknown, name: string): boolean {
+  if (typeof v !== 'boolean') throw new VtokError(`magvit2 config: ${name} must be true or false, got ${JSON.stringify(v)}`);
   return v;
+}
+
+function causalNorm(v: unknown, kind: Magvit2Config['kind']): boolean {
+  const on = flag(v, 'causal_norm');
+  if (on && kind !== 'video') throw new VtokError('magvit2 config: causal_norm applies to the video tokenizer (an image model has one frame)');
+  return on;
 }
 
 function warmup(v: unknown): number {

@@ -2,7 +2,7 @@ import type { Tensor } from '../../engine/index.js';
 import type { GroupNorm } from '../../nn/index.js';
 import { Module } from '../../nn/index.js';
 import type { Magvit2Config } from './config.js';
-import { AdaptiveGroupNorm, type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, Upsampler } from './layers.js';
+import { AdaptiveGroupNorm, type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, Upsampler, type NormSpec } from './layers.js';
 
 /**
  * The decoder (Open-MAGVIT2 Decoder), coarse to fine: conv_in → mid ResBlocks → per level (last to first)
@@ -27,18 +27,18 @@ export class Decoder extends Module {
   constructor(cfg: Magvit2Config) {
     super();
     const dims: Dims = cfg.kind === 'video' ? 3 : 2;
-    const groups = cfg.norm_groups ?? 32;
+    const norm: NormSpec = { groups: cfg.norm_groups ?? 32, perFrame: cfg.causal_norm === true };
     const { ch, ch_mult: mult, num_res_blocks: nres, z_channels: zc, out_ch: cout } = cfg.ddconfig;
     let width = ch * mult[mult.length - 1];
     this.conv_in = makeConv(dims, zc, width, 3);
-    for (let j = 0; j < nres; j++) this.mid_block.push(new ResBlock(dims, width, width, groups));
+    for (let j = 0; j < nres; j++) this.mid_block.push(new ResBlock(dims, width, width, norm));
     const up: DecoderLevel[] = [], adaptive: AdaptiveGroupNorm[] = [];
     for (let i = mult.length - 1; i >= 0; i--) {
       const level = new DecoderLevel();
-      adaptive[i] = new AdaptiveGroupNorm(zc, width, groups);
+      adaptive[i] = new AdaptiveGroupNorm(zc, width, norm);
       const wout = ch * mult[i];
       for (let j = 0; j < nres; j++) {
-        level.block.push(new ResBlock(dims, width, wout, groups));
+        level.block.push(new ResBlock(dims, width, wout, norm));
         width = wout;
       }
       if (i > 0) level.upsample = new Upsampler(dims, width, dims === 3 ? (mult[i - 1] === 1 ? [1, 2, 2] : [2, 2, 2]) : [2, 2]);
@@ -46,7 +46,7 @@ export class Decoder extends Module {
     }
     this.up = up;
     this.adaptive = adaptive;
-    this.norm_out = cfg.out_norm === false ? null : groupNorm(groups, width);
+    this.norm_out = cfg.out_norm === false ? null : groupNorm(norm, width);
     this.conv_out = makeConv(dims, width, cout, 3);
   }
 

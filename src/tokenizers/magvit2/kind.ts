@@ -23,11 +23,11 @@ export const magvit2Trainer: TokenizerTrainer = {
     // 32, as the reference's 32 at width 128) and no norm before the last convolutions, so that a narrow network
     // keeps the clip's mean level. The shipped model starts on single frames (`--frames 1 --batch 16`); GroupNorm's
     // statistics span the clip, and 9-frame training lost 4 dB on 17-frame clips (docs/magvit2-natural-runs.md).
-    natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false } },
+    natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false, causal_norm: true } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
   modelConfig(preset, data, opts) {
-    const m = preset.model as { ch: number; ch_mult: number[]; num_res_blocks: number; bits: number; batch_max?: number; quantizer_warmup?: number; norm_groups?: number; out_norm?: boolean };
+    const m = preset.model as { ch: number; ch_mult: number[]; num_res_blocks: number; bits: number; batch_max?: number; quantizer_warmup?: number; norm_groups?: number; out_norm?: boolean; causal_norm?: boolean };
     const bits = opts.bits ?? m.bits;
     return {
       ddconfig: { double_z: false, z_channels: bits, resolution: data.size, in_channels: data.channels, out_ch: data.channels, ch: m.ch, ch_mult: m.ch_mult, num_res_blocks: m.num_res_blocks },
@@ -35,6 +35,7 @@ export const magvit2Trainer: TokenizerTrainer = {
       ...(m.quantizer_warmup ? { quantizer_warmup: m.quantizer_warmup } : {}),
       ...(m.norm_groups ? { norm_groups: m.norm_groups } : {}),
       ...(m.out_norm === false ? { out_norm: false } : {}),
+      ...(m.causal_norm ? { causal_norm: true } : {}),
     };
   },
   build(config) {

@@ -35,8 +35,33 @@ export function makeConv(dims: Dims, cin: number, cout: number, kernel: number, 
   return new Conv2d(cin, cout, kernel, { stride: o.stride ?? [1, 1], padding: kernel >> 1, bias: o.bias ?? true });
 }
 
-/** GroupNorm(groups, eps 1e-6, affine), the only normalisation of both models (32 groups in the reference). */
-export const groupNorm = (groups: number, channels: number) => new GroupNorm(groups, channels, 1e-6);
+/**
+ * How the models normalise: GroupNorm with `groups` groups (32 in the reference), its statistics over the whole
+ * clip (the reference) or, `perFrame`, over each frame alone (vtok's causal_norm).
+ */
+export interface NormSpec { groups: number; perFrame: boolean }
+
+/** N×C×T×H×W → (N·T)×C×H×W, so that a 2-D normalisation sees each frame alone. */
+function framesAsBatch(x: Tensor): Tensor {
+  const [n, c, t, h, w] = x.shape;
+  return E.reshape(E.transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]);
+}
+
+function batchAsFrames(y: Tensor, like: readonly number[]): Tensor {
+  const [n, c, t, h, w] = like;
+  return E.transpose(E.reshape(y, [n, t, c, h, w]), [0, 2, 1, 3, 4]);
+}
+
+/** GroupNorm whose statistics are per (sample, group, frame): frame t's output depends on frame t alone. */
+class FrameGroupNorm extends GroupNorm {
+  override forward(x: Tensor): Tensor {
+    return x.rank === 5 ? batchAsFrames(super.forward(framesAsBatch(x)), x.shape) : super.forward(x);
+  }
+}
+
+/** GroupNorm(groups, eps 1e-6, affine), the only normalisation of both models. */
+export const groupNorm = (norm: NormSpec, channels: number): GroupNorm =>
+  norm.perFrame ? new FrameGroupNorm(norm.groups, channels, 1e-6) : new GroupNorm(norm.groups, channels, 1e-6);
 
 export const swish = (x: Tensor): Tensor => E.silu(x);
 
@@ -50,11 +75,11 @@ export class ResBlock extends Module {
   norm2: GroupNorm;
   conv2: Module & Layer;
   nin_shortcut: (Module & Layer) | null;
-  constructor(dims: Dims, cin: number, cout: number, groups: number) {
+  constructor(dims: Dims, cin: number, cout: number, norm: NormSpec) {
     super();
-    this.norm1 = groupNorm(groups, cin);
+    this.norm1 = groupNorm(norm, cin);
     this.conv1 = makeConv(dims, cin, cout, 3, { bias: false });
-    this.norm2 = groupNorm(groups, cout);
+    this.norm2 = groupNorm(norm, cout);
     this.conv2 = makeConv(dims, cout, cout, 3, { bias: false });
     this.nin_shortcut = cin !== cout ? makeConv(dims, cin, cout, 1, { bias: false }) : null;
   }
@@ -67,17 +92,20 @@ export class ResBlock extends Module {
 /**
  * Adaptive GroupNorm (StyleGAN-style, conditioned on the quantized latent zq): GroupNorm(no affine) of x,
  * scaled by gamma(σ) and shifted by beta(μ), where μ, σ are per-(sample, channel) statistics of zq over all its
- * positions. σ uses the unbiased (N − 1) variance, as torch.var does by default in the reference.
+ * positions. σ uses the unbiased (N − 1) variance, as torch.var does by default in the reference. Per frame, the
+ * statistics are of each latent frame alone, and frame j of x (T = 1 + r·(T′ − 1) frames) takes those of the
+ * latent frame that covers it causally: ⌈j / r⌉.
  */
 export class AdaptiveGroupNorm extends Module {
   gamma: Linear;
   beta: Linear;
-  constructor(zChannels: number, readonly channels: number, readonly groups: number) {
+  constructor(zChannels: number, readonly channels: number, readonly norm: NormSpec) {
     super();
     this.gamma = new Linear(zChannels, channels);
     this.beta = new Linear(zChannels, channels);
   }
   forward(x: Tensor, zq: Tensor): Tensor {
+    if (this.norm.perFrame && x.rank === 5) return this.perFrame(x, zq);
     const [b, c] = zq.shape;
     const zf = E.reshape(zq, [b, c, -1]);
     const std = E.sqrt(E.add(E.variance(zf, 2, false, 1), 1e-6));
@@ -85,7 +113,28 @@ export class AdaptiveGroupNorm extends Module {
     const bshape = [b, this.channels, ...x.shape.slice(2).map(() => 1)];
     const scale = E.reshape(this.gamma.forward(std), bshape);
     const shift = E.reshape(this.beta.forward(mean), bshape);
-    return E.add(E.mul(E.groupNorm(x, this.groups, null, null, 1e-6), scale), shift);
+    return E.add(E.mul(E.groupNorm(x, this.norm.groups, null, null, 1e-6), scale), shift);
+  }
+  private perFrame(x: Tensor, zq: Tensor): Tensor {
+    const [b, c, tz] = zq.shape;
+    const t = x.shape[2];
+    const r = tz > 1 ? (t - 1) / (tz - 1) : 1;
+    if (!Number.isInteger(r) || (tz === 1 && t !== 1)) throw new Error(`AdaptiveGroupNorm: ${t} frames do not cover ${tz} latent frames causally`);
+    const zf = E.reshape(E.transpose(zq, [0, 2, 1, 3, 4]), [b, tz, c, -1]);
+    const std = E.sqrt(E.add(E.variance(zf, 3, false, 1), 1e-6));
+    const mean = E.mean(zf, 3);
+    // [b, T′, channels] → [b, T, channels]: latent frame 0 covers frame 0, latent frame k ≥ 1 covers r frames.
+    const spread = (s: Tensor): Tensor => {
+      if (tz === 1 || r === 1) return s;
+      const rest = E.reshape(E.narrow(s, 1, 1, tz - 1), [b, tz - 1, 1, this.channels]);
+      const repeated = E.reshape(E.concat(new Array<Tensor>(r).fill(rest), 2), [b, (tz - 1) * r, this.channels]);
+      return E.concat([E.narrow(s, 1, 0, 1), repeated], 1);
+    };
+    const bshape = [b, t, this.channels, 1, 1];
+    const scale = E.reshape(spread(this.gamma.forward(std)), bshape);
+    const shift = E.reshape(spread(this.beta.forward(mean)), bshape);
+    const y = E.reshape(E.groupNorm(framesAsBatch(x), this.norm.groups, null, null, 1e-6), [b, t, this.channels, ...x.shape.slice(3)]);
+    return E.transpose(E.add(E.mul(y, scale), shift), [0, 2, 1, 3, 4]);
   }
 }
 
