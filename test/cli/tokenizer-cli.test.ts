@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as E from '../../src/engine/index.js';
 import { readAllFrames } from '../../src/io/video.js';
+import { loadTokenizer } from '../../src/tokenizers/registry.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';
 
@@ -51,7 +53,7 @@ test('train → encode → decode through the CLI, and resume', async () => {
   assert.match(noRun.stderr, /no config\.json/);
 });
 
-test('--frames: a video tokenizer trained on images (1 frame), then resumed on clips with the same weights', async () => {
+test('--frames: a video tokenizer trained on images (1 frame), then resumed on clips with the same weights; pack best or latest', async () => {
   const run = join(tempDir('tok-frames'), 'run');
   const r = await vtok('train', 'magvit2', '--data', 'moving-mnist', '--preset', 'micro', '--frames', '1', '--batch', '4', '--steps', '2', '--eval-every', '2', '--out', run, '--quiet');
   assert.equal(r.code, 0, r.stderr);
@@ -61,6 +63,17 @@ test('--frames: a video tokenizer trained on images (1 frame), then resumed on c
   assert.equal(r2.code, 0, r2.stderr);
   assert.match(r2.stderr, /resuming from step 2/);
   assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 5);
+  // pack takes the best checkpoint by default, or the latest on request (weights equal to that checkpoint's EMA)
+  const packDir = tempDir('tok-frames-pack');
+  for (const which of ['best', 'latest'] as const) {
+    const p = await vtok('pack', run, '--out', join(packDir, which), '--checkpoint', which);
+    assert.equal(p.code, 0, p.stderr);
+    const packed = loadTokenizer(join(packDir, which)).module.stateDict(), source = loadTokenizer(run, { which }).module.stateDict();
+    for (const [k, t] of source) assert.deepEqual(E.toArray(packed.get(k)!), E.toArray(t), k);
+  }
+  const badPack = await vtok('pack', run, '--out', join(packDir, 'x'), '--checkpoint', 'first');
+  assert.notEqual(badPack.code, 0);
+  assert.match(badPack.stderr, /--checkpoint/);
   const bad = await vtok('train', 'lm', '--frames', '3', '--out', join(tempDir('tok-frames-lm'), 'run'), '--quiet');
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--frames applies to tokenizer training, not lm/);

@@ -6,10 +6,10 @@ import { LM_KIND, packGenerator } from '../../generation/model-dir.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { checkOutputDir } from '../../util/output-path.js';
-import { int } from '../options.js';
+import { int, oneOf } from '../options.js';
 
 /**
- * `vtok pack <run> --out <dir>`: a trained run's inference weights (best checkpoint, EMA) as a minimal run
+ * `vtok pack <run> --out <dir>`: a trained run's inference weights (best or latest checkpoint, EMA) as a minimal run
  * directory — config and one weights file, no optimizer state — small enough to ship or share. A prefix-LM run
  * packs into a self-contained generator directory (the LM, its text encoder and a copy of its tokenizer).
  */
@@ -28,15 +28,16 @@ export function registerPack(program: Command): void {
     .argument('<run>', 'run directory')
     .requiredOption('--out <dir>', 'directory to write')
     .option('--half', 'store weights as float16 (half the size)')
+    .option('--checkpoint <which>', 'best (by held-out PSNR) or latest', oneOf('--checkpoint', 'best', 'latest'), 'best')
     .option('--size <px>', 'frame size encode/eval/demo use by default (default: the training size; a fully convolutional model trained on crops is meant for larger frames)', int('--size', { min: 1 }))
-    .action((run: string, o: { out: string; half?: boolean; size?: number }) => {
+    .action((run: string, o: { out: string; half?: boolean; size?: number; checkpoint: 'best' | 'latest' }) => {
       checkOutputDir(o.out, { option: '--out' });
       if (isGeneratorDir(run)) {
         const r = packGenerator(run, o.out, { half: o.half });
         console.log(`${run} → ${o.out} (prefix LM, ${r.parameters.toLocaleString()} parameters${o.half ? ', float16' : ''}; tokenizer copied to ${join(o.out, 'tokenizer')}${r.tokenizerHalf ? ', float16' : ''})`);
         return;
       }
-      const { module, tokenizer } = loadTokenizer(run);
+      const { module, tokenizer } = loadTokenizer(run, { which: o.checkpoint });
       const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
       if (o.size !== undefined) config.data = { ...config.data, trainSize: config.data?.size, size: o.size, frames: tokenizer.clipFrames };
       const step = 0;
