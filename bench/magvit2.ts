@@ -10,7 +10,7 @@ import { benchTokenizer } from './timing.js';
  * 1×3×17×64×64 in [-1, 1], as ../../shared/bench/torch_magvit2.py --bench: encode (encoder + LFQ ids), decode
  * (ids → codes → decoder), and one training step (L1 + 0.1·entropy + 0.25·commitment, Adam lr 1e-4, betas
  * 0.5/0.9). `--small` runs a narrow variant (the architecture of the shipped natural-video model, ch 32, one
- * ResBlock per level, 8 GroupNorm groups, no output norms) and `--size=N` sets the frame size. Also int8 encode/decode (the same
+ * ResBlock per level, 8 GroupNorm groups, no output norms, per-frame norm statistics) and `--size=N` sets the frame size. Also int8 encode/decode (the same
  * weights through src/engine/quantize.ts, calibrated on the input; `--no-int8` skips it) timed alternately
  * with fp32; `--no-train` skips the training step.
  */
@@ -24,7 +24,7 @@ export async function main(args: string[]): Promise<void> {
   const config = {
     ddconfig: { double_z: false, z_channels: 18, resolution: 64, in_channels: 3, out_ch: 3, ch: small ? 32 : 128, ch_mult: [1, 2, 2, 4], num_res_blocks: small ? 1 : 4 },
     n_embed: 2 ** 18, embed_dim: 18, sample_minimization_weight: 1, batch_maximization_weight: 1, kind: 'video',
-    ...(small ? { norm_groups: 8, out_norm: false } : {}),
+    ...(small ? { norm_groups: 8, out_norm: false, causal_norm: true } : {}),
   };
   const tok = new Magvit2Tokenizer(config);
   const model = tok.model;

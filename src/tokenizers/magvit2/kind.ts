@@ -20,9 +20,9 @@ export const magvit2Trainer: TokenizerTrainer = {
     // natural: the paper's strides (8× space, 4× time: 17×128² → 5×16×16 tokens, 18-bit LFQ = 0.083 bits per pixel)
     // at the narrowest width, on 9×48² crops (the model is fully convolutional). A 400-step quantizer warm-up: LFQ
     // from step 0 with a batch of 2 clips trained to content-free codes. 8 GroupNorm groups (4 channels each at width
-    // 32, as the reference's 32 at width 128) and no norm before the last convolutions, so that a narrow network
-    // keeps the clip's mean level. The shipped model starts on single frames (`--frames 1 --batch 16`); GroupNorm's
-    // statistics span the clip, and 9-frame training lost 4 dB on 17-frame clips (docs/magvit2-natural-runs.md).
+    // 32, as the reference's 32 at width 128), no norm before the last convolutions, and per-frame norm statistics
+    // (causal_norm): with clip-wide statistics 9-frame training lost 4 dB on 17-frame clips. The shipped model starts
+    // on single frames (`--frames 1 --batch 16`); docs/magvit2-natural-runs.md has the runs.
     natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false, causal_norm: true } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
