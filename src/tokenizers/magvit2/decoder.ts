@@ -2,7 +2,7 @@ import type { Tensor } from '../../engine/index.js';
 import type { GroupNorm } from '../../nn/index.js';
 import { Module } from '../../nn/index.js';
 import type { Magvit2Config } from './config.js';
-import { AdaptiveGroupNorm, type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, Upsampler, type NormSpec } from './layers.js';
+import { AdaptiveGroupNorm, type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, Upsampler, normSpec } from './layers.js';
 
 /**
  * The decoder (Open-MAGVIT2 Decoder), coarse to fine: conv_in → mid ResBlocks → per level (last to first)
@@ -27,7 +27,7 @@ export class Decoder extends Module {
   constructor(cfg: Magvit2Config) {
     super();
     const dims: Dims = cfg.kind === 'video' ? 3 : 2;
-    const norm: NormSpec = { groups: cfg.norm_groups ?? 32, perFrame: cfg.causal_norm === true };
+    const norm = normSpec(cfg);
     const { ch, ch_mult: mult, num_res_blocks: nres, z_channels: zc, out_ch: cout } = cfg.ddconfig;
     let width = ch * mult[mult.length - 1];
     this.conv_in = makeConv(dims, zc, width, 3);

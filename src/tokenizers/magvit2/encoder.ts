@@ -2,7 +2,7 @@ import type { Tensor } from '../../engine/index.js';
 import type { GroupNorm } from '../../nn/index.js';
 import { Module } from '../../nn/index.js';
 import type { Magvit2Config } from './config.js';
-import { type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, type NormSpec } from './layers.js';
+import { type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, normSpec } from './layers.js';
 
 /**
  * The encoder (Open-MAGVIT2 Encoder): conv_in → per level, num_res_blocks ResBlocks then a strided conv (every
@@ -25,7 +25,7 @@ export class Encoder extends Module {
   constructor(cfg: Magvit2Config) {
     super();
     const dims: Dims = cfg.kind === 'video' ? 3 : 2;
-    const norm: NormSpec = { groups: cfg.norm_groups ?? 32, perFrame: cfg.causal_norm === true };
+    const norm = normSpec(cfg);
     const { ch, ch_mult: mult, num_res_blocks: nres, z_channels: zc, in_channels: cin } = cfg.ddconfig;
     this.conv_in = makeConv(dims, cin, ch, 3, { bias: false });
     const inMult = [1, ...mult];

@@ -41,6 +41,9 @@ export function makeConv(dims: Dims, cin: number, cout: number, kernel: number, 
  */
 export interface NormSpec { groups: number; perFrame: boolean }
 
+/** The NormSpec of a model config: `norm_groups` (32 when absent) and `causal_norm`. */
+export const normSpec = (cfg: { norm_groups?: number; causal_norm?: boolean }): NormSpec => ({ groups: cfg.norm_groups ?? 32, perFrame: cfg.causal_norm === true });
+
 /** N×C×T×H×W → (N·T)×C×H×W, so that a 2-D normalisation sees each frame alone. */
 function framesAsBatch(x: Tensor): Tensor {
   const [n, c, t, h, w] = x.shape;
