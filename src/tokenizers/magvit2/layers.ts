@@ -130,7 +130,7 @@ export class AdaptiveGroupNorm extends Module {
     const spread = (s: Tensor): Tensor => {
       if (tz === 1 || r === 1) return s;
       const rest = E.reshape(E.narrow(s, 1, 1, tz - 1), [b, tz - 1, 1, this.channels]);
-      const repeated = E.reshape(E.concat(new Array<Tensor>(r).fill(rest), 2), [b, (tz - 1) * r, this.channels]);
+      const repeated = E.reshape(E.broadcastTo(rest, [b, tz - 1, r, this.channels]), [b, (tz - 1) * r, this.channels]);
       return E.concat([E.narrow(s, 1, 0, 1), repeated], 1);
     };
     const bshape = [b, t, this.channels, 1, 1];
