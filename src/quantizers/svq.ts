@@ -101,7 +101,11 @@ export class StochasticVQ extends Module {
     return E.embedding(this.codebook(), indices);
   }
 
-  forward(projected: Tensor): SvqOutput {
+  /**
+   * `alpha` (a scalar tensor in [0, 1], training only) blends the decoder's input from the continuous z (0) to the
+   * straight-through code (1): a quantizer warm-up, so the encoder learns features before codes are drawn from them.
+   */
+  forward(projected: Tensor, alpha?: Tensor): SvqOutput {
     const [b, n, d] = projected.shape;
     const z = l2Normalize(projected);
     const emb = this.codebook();
@@ -119,7 +123,8 @@ export class StochasticVQ extends Module {
     const lossEntropy = this.training && entropyWeight > 0 ? entropyPenalty(E.mul(cosSim, 1 / (this.cfg.entropyTemperature ?? 0.01))) : undefined;
     if (lossEntropy) lossQ = E.add(lossQ, E.mul(lossEntropy, entropyWeight));
     // Written as the reference writes it (z + (q − z).detach()) so the forward value matches it to the last bit.
-    const regularized = E.add(z, E.stopGradient(E.sub(q, z)));
+    const shift = E.stopGradient(E.sub(q, z));
+    const regularized = E.add(z, alpha ? E.mul(shift, alpha) : shift);
     return { regularized_z: regularized, unregularized_z: z, indices, cosSim, lossCommit, lossCodebook, ...(lossEntropy ? { lossEntropy } : {}), lossQ };
   }
 }

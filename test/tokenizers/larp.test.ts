@@ -58,6 +58,9 @@ describe('LARP tokenizer', () => {
     assert.throws(() => tok.encode(E.zeros([1, 3, 4, 16, 16])), /4×8×8/);
     assert.throws(() => parseLarpConfig({ ...config(4), learned_encoder_patch_pe: true }), /not implemented/);
     assert.throws(() => parseLarpConfig({ ...config(4), prior_model: { name: 'gptc-nope' } }), /unknown prior/);
+    for (const bad of [-1, 2.5, 'x']) assert.throws(() => parseLarpConfig({ ...config(4), quantizer_warmup: bad }), /quantizer_warmup/);
+    assert.equal(parseLarpConfig({ ...config(4), quantizer_warmup: 300 }).quantizerWarmup, 300);
+    assert.equal(parseLarpConfig(config(4)).quantizerWarmup, 0);
   });
 
   it('training-mode encoding samples codes (SVQ), eval + deterministic takes the argmax', () => {

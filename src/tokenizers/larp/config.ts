@@ -4,7 +4,7 @@ import { VtokError } from '../../util/errors.js';
  * LARP's model config, typed. `parseLarpConfig` reads the reference's `model.args` JSON (as stored in the golden
  * files' __metadata__.config and in released configs) and rejects the options this port does not implement,
  * rather than silently building a different model. The vtok-only keys (patch_embed_center, patch_pe_scale_factor,
- * routed_init_gain) exist for the CPU-scale presets; reference configs set none of them and build exactly the
+ * routed_init_gain, quantizer_warmup) exist for the CPU-scale presets; reference configs set none of them and build exactly the
  * reference model. docs/larp-small-scale.md says why each is there.
  */
 export interface GptcSize { n_layer: number; n_head: number; n_embd: number }
@@ -80,6 +80,11 @@ export interface LarpConfig {
    * reading latent j, with this attention gain (routed-init.ts).
    */
   routedInitGain: number | null;
+  /**
+   * vtok's `quantizer_warmup` (absent = 0, the reference): for this many training steps the decoder's input ramps
+   * linearly from the continuous normalised latent to the straight-through code, and loss_q with it.
+   */
+  quantizerWarmup: number;
   prior: PriorConfig | null;
   /** The JSON this was parsed from (kept for token-file hashing and checkpoints). */
   raw: Record<string, unknown>;
@@ -153,10 +158,12 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     entropyTemperature: num(r, 'entropy_loss_temperature', 0.01),
     patchEmbedCenter: raw.patch_embed_center === undefined ? null : num(raw, 'patch_embed_center'),
     routedInitGain: raw.routed_init_gain === undefined ? null : num(raw, 'routed_init_gain'),
+    quantizerWarmup: num(raw, 'quantizer_warmup', 0),
     prior: null,
     raw,
   };
   if (cfg.routedInitGain !== null && !(cfg.routedInitGain > 0)) throw new VtokError(`LARP config: routed_init_gain must be > 0, got ${cfg.routedInitGain}`);
+  if (!Number.isInteger(cfg.quantizerWarmup) || cfg.quantizerWarmup < 0) throw new VtokError(`LARP config: quantizer_warmup must be a whole number of steps ≥ 0, got ${cfg.quantizerWarmup}`);
   if (cfg.frameNum % cfg.temporalPatchSize || cfg.inputSize % cfg.patchSize) {
     throw new VtokError(`LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`);
   }

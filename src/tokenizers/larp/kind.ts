@@ -11,7 +11,7 @@ import { LarpTokenizer } from './tokenizer.js';
  * which the tiny model's codebook collapses and its reconstructions stay at each clip's mean colour
  * (docs/larp-small-scale.md).
  */
-function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean }) {
+function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean; quantizerWarmup?: number }) {
   return {
     bottleneck: { name: 'bottleneck', args: { bottleneck_dim: 16, norm: 'none', regularizer: { name: 'vq', args: {
       codebook_size: o.codebook, commitment_loss_weight: 0.25, codebook_loss_weight: 1.0, entropy_loss_weight: o.small ? 1.0 : 0.0, entropy_loss_temperature: 0.01,
@@ -25,6 +25,7 @@ function larpArgs(o: { size: number; frames: number; channels: number; width: nu
     decoder_temporal_patch_size: 4, decoder_patch_size: 8, in_channels: o.channels, transformer_name: 'transformer_encoder_parallel',
     encoder_name: 'none', decoder_name: 'none', latent_pe_scale_factor: 10000, query_init_std: 0.02,
     ...(o.small ? { patch_embed_center: 0.5, routed_init_gain: 1.5 } : {}),
+    ...(o.quantizerWarmup ? { quantizer_warmup: o.quantizerWarmup } : {}),
     encoder_hidden_size: o.width, decoder_hidden_size: o.width, encoder_num_heads: o.heads, decoder_num_heads: o.heads,
     encoder_depth: o.depth, decoder_depth: o.depth, learned_encoder_patch_pe: false, learned_encoder_latent_query_embed: true,
     learned_decoder_latent_pe: false, learned_decoder_patch_query_embed: false, use_encoder_patch_token_type_embed: false,
@@ -40,11 +41,11 @@ export const larpTrainer: TokenizerTrainer = {
     // natural: the small model on colour clips of `vtok prepare natural`, with the tiny preset's codebook
     // safeguards, and 128 queries (0.02 bits per pixel at 16×64²). Its codebook still collapses on these clips
     // (3 codes in use by step 400; README, "LARP on natural video"): a starting point, not a working recipe.
-    natural: { size: 64, frames: 16, batch: 8, steps: 3000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 128, codebook: 1024, priorSize: [4, 4, 128], small: true } },
+    natural: { size: 64, frames: 16, batch: 8, steps: 3000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 128, codebook: 1024, priorSize: [4, 4, 128], small: true, quantizerWarmup: 300 } },
     base: { size: 64, frames: 16, batch: 16, steps: 20000, lr: 3e-4, model: { width: 256, depth: 6, heads: 8, tokens: 128, codebook: 4096, priorSize: [6, 6, 192] } },
   },
   modelConfig(preset, data, opts) {
-    const m = preset.model as { width: number; depth: number; heads: number; tokens: number; codebook: number; priorSize: [number, number, number]; small?: boolean };
+    const m = preset.model as { width: number; depth: number; heads: number; tokens: number; codebook: number; priorSize: [number, number, number]; small?: boolean; quantizerWarmup?: number };
     return larpArgs({ ...m, size: data.size, frames: data.frames, channels: data.channels, tokens: opts.tokens ?? m.tokens, prior: opts.prior !== false });
   },
   build(config, totalSteps) {
@@ -57,7 +58,9 @@ export const larpTrainer: TokenizerTrainer = {
         // the scheduled-sampling replacement rate of this step, computed in the graph from the fed step number
         const peak = Math.max(1, (model.cfg.prior?.mixSsPeakStepsRatio ?? 0.3) * totalSteps);
         const ssRatio = E.mul(E.minimum(E.div(step, peak), E.scalar(1)), model.cfg.prior?.mixSsMaxRatio ?? 0.5);
-        return larpObjective(model, { video, ssRatio }, { recon: 'l1', lossQWeight: 0.1, priorWeight: 0.06 });
+        const warm = model.cfg.quantizerWarmup;
+        const alpha = warm > 0 ? E.minimum(E.div(step, warm), E.scalar(1)) : undefined;
+        return larpObjective(model, { video, ssRatio }, { recon: 'l1', lossQWeight: 0.1, priorWeight: 0.06, alpha });
       },
     };
   },

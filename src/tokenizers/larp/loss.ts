@@ -20,6 +20,12 @@ export interface LarpLossOptions {
   priorRounds?: number;
   /** Range of batch.video: vtok's [-1, 1] (default) or LARP's [0, 1]. The loss is computed in LARP's range. */
   inputRange?: 'vtok' | 'larp';
+  /**
+   * Quantizer warm-up blend (scalar tensor, 0 = continuous latents, 1 = codes). It also scales the commitment and
+   * prior terms, which pull the encoder toward codes; the codebook and entropy terms stay on, so that the codebook
+   * follows the latents while they form and the codes are spread over it when the decoder starts to see them.
+   */
+  alpha?: Tensor;
 }
 
 export interface LarpBatch extends Record<string, Tensor> {
@@ -40,15 +46,17 @@ export function larpObjective(model: LarpModel, batch: LarpBatch, opts: LarpLoss
   const priorWeight = model.prior_model ? (opts.priorWeight ?? 0.06) : 0;
   const vtokRange = opts.inputRange !== 'larp';
   const x = vtokRange ? E.mul(E.add(batch.video, 1), 0.5) : batch.video;
-  const enc = model.encode(x);
+  const enc = model.encode(x, opts.alpha);
   const recon = model.decode(enc.encoded).video;
   const rec = opts.recon === 'l2' ? E.mseLoss(recon, x) : E.l1Loss(recon, x);
-  let loss = E.add(rec, E.mul(enc.lossQ, lossQWeight));
+  const a = opts.alpha;
+  const lossQ = a ? E.sub(enc.lossQ, E.mul(enc.lossCommit, E.mul(E.sub(E.scalar(1), a), model.quantizer.cfg.commitmentLossWeight))) : enc.lossQ;
+  let loss = E.add(rec, E.mul(lossQ, lossQWeight));
   const metrics: Record<string, Tensor> = { recon: rec, loss_q: enc.lossQ, commit: enc.lossCommit, codebook: enc.lossCodebook };
   if (enc.lossEntropy) metrics.entropy = enc.lossEntropy;
   if (priorWeight > 0) {
     const p = priorLoss(model, enc.regularized_z, enc.indices, { ssRatio: batch.ssRatio, nRounds: opts.priorRounds });
-    loss = E.add(loss, E.mul(p.loss, priorWeight));
+    loss = E.add(loss, E.mul(p.loss, a ? E.mul(a, priorWeight) : priorWeight));
     Object.assign(metrics, { prior_ce: p.loss, prior_top1: p.top1, prior_top5: p.top5 });
   }
   return { loss, metrics, recon: vtokRange ? E.sub(E.mul(recon, 2), 1) : recon };

@@ -125,13 +125,14 @@ export class LarpModel extends Module {
     return this.bottleneck.regularizer;
   }
 
-  encode(x: Tensor): LarpEncoding {
+  /** `alpha`: the quantizer warm-up's blend (StochasticVQ.forward). */
+  encode(x: Tensor, alpha?: Tensor): LarpEncoding {
     const b = x.shape[0];
     const patchEmbed = this.x_embedder.forward(x);
     const queries = E.broadcastTo(E.unsqueeze(this.encoder_latent_query_embed.value, 0), [b, ...this.encoder_latent_query_embed.shape]);
     const encoderOut = this.encoder.forward(E.add(patchEmbed, this.encoder_patch_pe.value), queries);
     const projected = this.bottleneck.in_linear.forward(encoderOut);
-    const q = this.quantizer.forward(projected);
+    const q = this.quantizer.forward(projected, alpha);
     const encoded = this.bottleneck.out_linear.forward(q.regularized_z);
     return { ...q, encoded, projected_z: projected, patchEmbed, encoderOut };
   }
