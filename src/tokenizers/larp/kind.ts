@@ -39,8 +39,9 @@ export const larpTrainer: TokenizerTrainer = {
     tiny: { size: 32, frames: 8, batch: 8, steps: 2000, lr: 1e-3, model: { width: 64, depth: 2, heads: 4, tokens: 32, codebook: 256, priorSize: [2, 4, 64], small: true } },
     small: { size: 64, frames: 16, batch: 8, steps: 6000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 64, codebook: 1024, priorSize: [4, 4, 128] } },
     // natural: the small model on colour clips of `vtok prepare natural`, with the tiny preset's codebook
-    // safeguards, and 128 queries (0.02 bits per pixel at 16×64²). Its codebook still collapses on these clips
-    // (3 codes in use by step 400; README, "LARP on natural video"): a starting point, not a working recipe.
+    // safeguards, 128 queries (0.02 bits per pixel at 16×64²) and a quantizer warm-up, without which its codebook
+    // collapses on these clips. It still reconstructs below a clip's mean colour after 2,000 steps
+    // (docs/larp-small-scale.md, "Natural video"): a starting point, not a working recipe.
     natural: { size: 64, frames: 16, batch: 8, steps: 3000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 128, codebook: 1024, priorSize: [4, 4, 128], small: true, quantizerWarmup: 300 } },
     base: { size: 64, frames: 16, batch: 16, steps: 20000, lr: 3e-4, model: { width: 256, depth: 6, heads: 8, tokens: 128, codebook: 4096, priorSize: [6, 6, 192] } },
   },
