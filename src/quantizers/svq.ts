@@ -104,6 +104,8 @@ export class StochasticVQ extends Module {
   /**
    * `alpha` (a scalar tensor in [0, 1], training only) blends the decoder's input from the continuous z (0) to the
    * straight-through code (1): a quantizer warm-up, so the encoder learns features before codes are drawn from them.
+   * The commitment term, which pulls the encoder toward its code, ramps with it; the codebook and entropy terms stay
+   * on, so the codebook follows the latents while they form.
    */
   forward(projected: Tensor, alpha?: Tensor): SvqOutput {
     const [b, n, d] = projected.shape;
@@ -117,7 +119,8 @@ export class StochasticVQ extends Module {
     // Commitment pulls the encoder toward its code, the codebook term pulls the code toward the encoder.
     const lossCommit = E.mseLoss(E.stopGradient(q), z);
     const lossCodebook = E.mseLoss(q, E.stopGradient(z));
-    let lossQ = E.add(E.mul(lossCommit, this.cfg.commitmentLossWeight), E.mul(lossCodebook, this.cfg.codebookLossWeight));
+    const commitWeight = alpha ? E.mul(alpha, this.cfg.commitmentLossWeight) : this.cfg.commitmentLossWeight;
+    let lossQ = E.add(E.mul(lossCommit, commitWeight), E.mul(lossCodebook, this.cfg.codebookLossWeight));
     const entropyWeight = this.cfg.entropyLossWeight ?? 0;
     // Only while training: it shapes the encoder and codebook, and inference graphs stay as the reference's.
     const lossEntropy = this.training && entropyWeight > 0 ? entropyPenalty(E.mul(cosSim, 1 / (this.cfg.entropyTemperature ?? 0.01))) : undefined;

@@ -1,3 +1,4 @@
+import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
 import type { ParityRunner } from '../parity/index.js';
@@ -43,4 +44,12 @@ export interface TokenizerModel {
   module: Module;
   /** Graph code: the training loss on a batch in [-1, 1] at a fed step number; recon is in [-1, 1]. */
   loss(input: Tensor, step: Tensor): { loss: Tensor; metrics: Record<string, Tensor>; recon: Tensor };
+}
+
+/**
+ * The quantizer warm-up's blend α = min(step / steps, 1), computed in the graph from the fed step: how far the
+ * decoder's input has gone from the continuous latent (0) to the code (1). No warm-up (steps = 0): undefined.
+ */
+export function quantizerWarmupBlend(step: Tensor, steps: number): Tensor | undefined {
+  return steps > 0 ? E.minimum(E.div(step, steps), E.scalar(1)) : undefined;
 }

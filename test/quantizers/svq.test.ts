@@ -109,6 +109,12 @@ describe('StochasticVQ', () => {
     close(at(1), cs);
     close(at(0.25), zs.map((v, i) => v + 0.25 * (cs[i]! - v)));
     assert.ok(zs.some((v, i) => Math.abs(v - cs[i]!) > 1e-2), 'the codes differ from the latent, so the checks above could fail');
+    // the commitment term ramps with α; the codebook term does not
+    const losses = (a: number) => (E.jit((p: Tensor) => { const o = q.forward(p, E.scalar(a)); return [o.lossQ, o.lossCommit, o.lossCodebook]; })(x) as Tensor[]).map((t) => E.toArray(t)[0]!);
+    const [lq, commit, codebook] = losses(0.25);
+    assert.ok(commit > 1e-3);
+    assert.ok(Math.abs(lq - (0.25 * q.cfg.commitmentLossWeight * commit + q.cfg.codebookLossWeight * codebook)) < 1e-6, `${lq}`);
+    assert.ok(Math.abs(losses(0)[0] - q.cfg.codebookLossWeight * codebook) < 1e-6);
     const g = E.grad((p: Tensor) => E.sum(E.mul(q.forward(p, E.scalar(0.5)).regularized_z, w)))(x) as Tensor;
     close(E.toArray(g), E.toArray(E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)))(x) as Tensor));
   });

@@ -1,5 +1,5 @@
 import * as E from '../../engine/index.js';
-import type { TokenizerKind, TokenizerTrainer } from '../kind.js';
+import { quantizerWarmupBlend, type TokenizerKind, type TokenizerTrainer } from '../kind.js';
 import { larpObjective } from './loss.js';
 import { larpParity } from './parity.js';
 import { LarpTokenizer } from './tokenizer.js';
@@ -59,8 +59,7 @@ export const larpTrainer: TokenizerTrainer = {
         // the scheduled-sampling replacement rate of this step, computed in the graph from the fed step number
         const peak = Math.max(1, (model.cfg.prior?.mixSsPeakStepsRatio ?? 0.3) * totalSteps);
         const ssRatio = E.mul(E.minimum(E.div(step, peak), E.scalar(1)), model.cfg.prior?.mixSsMaxRatio ?? 0.5);
-        const warm = model.cfg.quantizerWarmup;
-        const alpha = warm > 0 ? E.minimum(E.div(step, warm), E.scalar(1)) : undefined;
+        const alpha = quantizerWarmupBlend(step, model.cfg.quantizerWarmup);
         return larpObjective(model, { video, ssRatio }, { recon: 'l1', lossQWeight: 0.1, priorWeight: 0.06, alpha });
       },
     };

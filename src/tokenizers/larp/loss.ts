@@ -21,9 +21,8 @@ export interface LarpLossOptions {
   /** Range of batch.video: vtok's [-1, 1] (default) or LARP's [0, 1]. The loss is computed in LARP's range. */
   inputRange?: 'vtok' | 'larp';
   /**
-   * Quantizer warm-up blend (scalar tensor, 0 = continuous latents, 1 = codes). It also scales the commitment and
-   * prior terms, which pull the encoder toward codes; the codebook and entropy terms stay on, so that the codebook
-   * follows the latents while they form and the codes are spread over it when the decoder starts to see them.
+   * Quantizer warm-up blend (scalar tensor, 0 = continuous latents, 1 = codes; StochasticVQ.forward). It also scales
+   * the prior term, which like the commitment term pulls the encoder toward (predictable) codes.
    */
   alpha?: Tensor;
 }
@@ -50,8 +49,7 @@ export function larpObjective(model: LarpModel, batch: LarpBatch, opts: LarpLoss
   const recon = model.decode(enc.encoded).video;
   const rec = opts.recon === 'l2' ? E.mseLoss(recon, x) : E.l1Loss(recon, x);
   const a = opts.alpha;
-  const lossQ = a ? E.sub(enc.lossQ, E.mul(enc.lossCommit, E.mul(E.sub(E.scalar(1), a), model.quantizer.cfg.commitmentLossWeight))) : enc.lossQ;
-  let loss = E.add(rec, E.mul(lossQ, lossQWeight));
+  let loss = E.add(rec, E.mul(enc.lossQ, lossQWeight));
   const metrics: Record<string, Tensor> = { recon: rec, loss_q: enc.lossQ, commit: enc.lossCommit, codebook: enc.lossCodebook };
   if (enc.lossEntropy) metrics.entropy = enc.lossEntropy;
   if (priorWeight > 0) {

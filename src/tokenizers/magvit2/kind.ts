@@ -1,5 +1,5 @@
 import * as E from '../../engine/index.js';
-import type { TokenizerKind, TokenizerTrainer } from '../kind.js';
+import { quantizerWarmupBlend, type TokenizerKind, type TokenizerTrainer } from '../kind.js';
 import { forwardTrain } from './model.js';
 import { magvit2Parity } from './parity.js';
 import { Magvit2Tokenizer } from './tokenizer.js';
@@ -45,9 +45,7 @@ export const magvit2Trainer: TokenizerTrainer = {
       tokenizer,
       module: model,
       loss(video, step) {
-        const warm = model.cfg.quantizer_warmup ?? 0;
-        // α: how far the decoder's input has gone from the continuous latent to the code (1 = quantized).
-        const alpha = warm > 0 ? E.minimum(E.div(step, warm), E.scalar(1)) : undefined;
+        const alpha = quantizerWarmupBlend(step, model.cfg.quantizer_warmup ?? 0);
         const { recon, losses } = forwardTrain(model, video, alpha);
         const rec = E.mseLoss(recon, video);
         const lfq = E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25));
