@@ -15,7 +15,7 @@ import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile, STDOUT } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
-import { fitChannels } from '../channels.js';
+import { fitChannels } from '../../io/channels.js';
 import { int, num, oneOf } from '../options.js';
 import { SHIPPED_MODEL, SHIPPED_NATURAL_MODEL } from './demo.js';
 

@@ -11,7 +11,7 @@ import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
 import { int } from '../options.js';
-import { fitChannels } from '../channels.js';
+import { fitChannels } from '../../io/channels.js';
 import { GRAY_HELP, parsePrecision } from './codec.js';
 
 /** `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips. */

@@ -1,4 +1,4 @@
-import type { ClipTensor } from '../io/frame.js';
+import type { ClipTensor } from './frame.js';
 import { VtokError } from '../util/errors.js';
 
 /**
