@@ -7,7 +7,7 @@ import { CaptionedMovingMnist } from '../data/captioned-mnist.js';
 import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
 import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
 import { readClip } from '../io/video.js';
-import { loadTokenizer } from '../tokenizers/registry.js';
+import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
 import { progress } from '../util/progress.js';

@@ -8,7 +8,8 @@ import { VtokError } from '../util/errors.js';
 import { Interrupted, watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
-import { checkpointDir, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
+import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
+import { saveCheckpoint } from '../nn/checkpoint-write.js';
 import { type Series, writeCurves } from './curves.js';
 
 /**

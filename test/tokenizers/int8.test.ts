@@ -15,7 +15,7 @@ import { psnrFrames, relativeRmsError } from '../../src/metrics/psnr.js';
 import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
 import { LarpTokenizer } from '../../src/tokenizers/larp/tokenizer.js';
 import { Magvit2Tokenizer } from '../../src/tokenizers/magvit2/tokenizer.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { Rng } from '../../src/util/rng.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';

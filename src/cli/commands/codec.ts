@@ -9,7 +9,7 @@ import { type ClipTensor, clipsToTensor, tensorToClips, type Frame } from '../..
 import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../../io/video.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';

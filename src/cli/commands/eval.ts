@@ -6,7 +6,7 @@ import { createLoader } from '../../data/loader.js';
 import { namedDataset } from '../../data/named.js';
 import * as E from '../../engine/index.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';

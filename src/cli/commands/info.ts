@@ -5,7 +5,7 @@ import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
 import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';
 import { isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
-import { readSafetensorsHeader } from '../../io/safetensors.js';
+import { readSafetensorsHeader } from '../../io/safetensors-file.js';
 import { codebookUsage } from '../../metrics/tokens.js';
 
 /**

@@ -8,7 +8,7 @@ import { ShardReader } from '../../generation/shards.js';
 import { getTask } from '../../generation/tasks.js';
 import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js';
 import { checkTokenizer, tokenizerIdentity } from '../../generation/vocab.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import { trainLoop, type LoopResult } from '../../train/loop.js';
 import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';
 import { VtokError, check } from '../../util/errors.js';

@@ -11,7 +11,7 @@ import { readAllFrames, readClip } from '../../io/video.js';
 import { msSsimFrames, msSsimScales } from '../../metrics/ms-ssim.js';
 import { psnr } from '../../metrics/psnr.js';
 import { ssimFrames } from '../../metrics/ssim.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { VtokError, check } from '../../util/errors.js';
