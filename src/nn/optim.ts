@@ -6,13 +6,6 @@ import type { Tensor } from '../engine/index.js';
  * and come out of one onnxruntime run with no per-element JS work. Per-step scalars (learning rate, bias
  * corrections) are computed on the host and fed in as scalar inputs.
  */
-export interface StepScalars {
-  /** Learning rate for this step. */
-  lr: Tensor;
-  /** 1-based step number, as float. */
-  step: Tensor;
-}
-
 export interface Optimizer {
   readonly name: string;
   /** Names of the state tensors kept per parameter (each has the parameter's shape). */
