@@ -1,3 +1,4 @@
+import { buildForLoading } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
 import { tensorsFromBytes } from '../nn/weights.js';
 import { registerParity } from '../parity/index.js';
@@ -51,10 +52,11 @@ export function createTokenizer(name: string, config: Record<string, unknown>): 
 
 /**
  * A tokenizer for inference from its kind, its model config (a run's `model.config`) and the safetensors bytes of
- * its module's weights (a packed run's `model.safetensors`), in eval mode. Needs no file access.
+ * its module's weights (a packed run's `model.safetensors`), in eval mode. Needs no file access, and no engine run
+ * (buildForLoading): every weight the model's initialisation would set comes from the bytes (strict loading).
  */
 export function tokenizerFromBytes(kind: string, config: Record<string, unknown>, weights: Uint8Array): { tokenizer: Tokenizer; module: Module } {
-  const built = createTokenizer(kind, config);
+  const built = buildForLoading(() => createTokenizer(kind, config));
   built.module.loadStateDict(tensorsFromBytes(weights).tensors, { source: `${kind} weights` });
   built.module.eval();
   return built;

@@ -10,8 +10,9 @@ register('./no-node-hooks.js', import.meta.url);
 
 const E = await import('../../src/engine/core.js');
 const { ONNX_DTYPE } = await import('../../src/engine/dtype.js');
-const { compileInference, tensorsToBytes } = await import('../../src/nn/index.js');
+const { buildForLoading, compileInference, tensorsToBytes } = await import('../../src/nn/index.js');
 const { createTokenizer, tokenizerFromBytes } = await import('../../src/tokenizers/registry.js');
+const { larpTrainer } = await import('../../src/tokenizers/larp/kind.js');
 const { PrefixLm } = await import('../../src/generation/prefix-lm/model.js');
 await import('../../src/generation/kv-cache.js');
 const { default: onnxProto } = await import('onnx-proto');
@@ -45,19 +46,13 @@ const magvit2 = {
   ddconfig: { double_z: false, z_channels: 6, resolution: 8, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [2, 2, 1], num_res_blocks: 1 },
   n_embed: 64, embed_dim: 6, kind: 'video',
 };
-const larp = {
-  bottleneck: { name: 'bottleneck', args: { bottleneck_dim: 4, norm: 'none', regularizer: { name: 'vq', args: {
-    codebook_size: 32, commitment_loss_weight: 0.25, codebook_loss_weight: 1.0, entropy_loss_weight: 0.0,
-    l2_normalized: true, stochastic: true, stochastic_temperature: 0.03 } } } },
-  prior_model: { name: 'none' },
-  bottleneck_token_num: 6, input_size: 8, frame_num: 4, temporal_patch_size: 2, patch_size: 4,
-  decoder_temporal_patch_size: 2, decoder_patch_size: 4, in_channels: 3, query_init_std: 0.02,
-  encoder_hidden_size: 16, decoder_hidden_size: 16, encoder_num_heads: 2, decoder_num_heads: 2, encoder_depth: 1, decoder_depth: 1,
-};
+// the tiny preset: routed init, a centred patch embedding and a prior
+const larp = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, {});
 
 const results: Record<string, unknown> = {};
-for (const [kind, config, clip] of [['magvit2', magvit2, [1, 3, 5, 8, 8]], ['larp', larp, [1, 3, 4, 8, 8]]] as const) {
-  const parts = tensorsToBytes(createTokenizer(kind, config).module.stateDict());
+for (const [kind, config, clip] of [['magvit2', magvit2, [1, 3, 5, 8, 8]], ['larp', larp, [1, 3, 8, 32, 32]]] as const) {
+  // weights to load: any of the right names and shapes (a real model's would come from a fetched file)
+  const parts = tensorsToBytes(buildForLoading(() => createTokenizer(kind, config)).module.stateDict());
   const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   parts.reduce((o, p) => (bytes.set(p, o), o + p.length), 0);
   const { tokenizer } = tokenizerFromBytes(kind, config, bytes);

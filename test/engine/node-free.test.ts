@@ -65,7 +65,7 @@ describe('the inference path without Node', () => {
     assert.equal(out.backend, 'stub');
     assert.deepEqual(out.results, {
       magvit2: { ids: { dtype: 'int64', shape: [1, 2, 2, 2] }, recon: [1, 3, 5, 8, 8] },
-      larp: { ids: { dtype: 'int64', shape: [1, 6] }, recon: [1, 3, 4, 8, 8] },
+      larp: { ids: { dtype: 'int64', shape: [1, 32] }, recon: [1, 3, 8, 32, 32] },
       lm: [1, 8, 32],
     });
     // every program went through the stub: each tokenizer's encode and decode, and the LM

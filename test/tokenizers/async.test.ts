@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { tensorsToBytes } from '../../src/nn/index.js';
+import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 import { createTokenizer, tokenizerFromBytes } from '../../src/tokenizers/registry.js';
 import { Rng } from '../../src/util/rng.js';
 import { asyncOnly } from '../engine/async-backend.js';
@@ -27,10 +28,15 @@ const larp = {
   encoder_hidden_size: 16, decoder_hidden_size: 16, encoder_num_heads: 2, decoder_num_heads: 2, encoder_depth: 1, decoder_depth: 1,
 };
 
+// the tiny preset adds what LARP's own initialisation computes with the engine (routed init, centred patch
+// embedding), which a model built from bytes skips, and a prior
+const larpTiny = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, {});
+
 const CASES = [
   { name: 'MAGVIT-v2 video', kind: 'magvit2', config: magvit2Video, clip: [2, 3, 5, 8, 8] },
   { name: 'MAGVIT-v2 image', kind: 'magvit2', config: magvit2Image, clip: [2, 3, 2, 8, 8] },
   { name: 'LARP', kind: 'larp', config: larp, clip: [2, 3, 4, 8, 8] },
+  { name: 'LARP tiny preset', kind: 'larp', config: larpTiny, clip: [1, 3, 8, 32, 32] },
 ];
 
 const clips = (shape: number[], seed: number) =>
