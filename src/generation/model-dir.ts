@@ -1,6 +1,6 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { saveTensors } from '../nn/weights-file.js';

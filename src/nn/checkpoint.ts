@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import { loadTensors } from './weights-file.js';
 import { VtokError } from '../util/errors.js';
 

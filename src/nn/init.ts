@@ -1,4 +1,4 @@
-import { concrete, defaultRng, type Tensor } from '../engine/index.js';
+import { concrete, defaultRng, type Tensor } from '../engine/core.js';
 import type { Rng } from '../util/rng.js';
 
 /**

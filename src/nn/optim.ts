@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 
 /**
  * Optimizers as graph code: `update` runs inside the traced training step, so parameters and their state go in

@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import { openSafetensors } from '../io/safetensors-file.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';

@@ -1,4 +1,4 @@
-import { concrete, type Tensor } from '../engine/index.js';
+import { concrete, type Tensor } from '../engine/core.js';
 import {
   fromBool, fromFloat32, fromFloat64, fromInt32, fromInt64, fromUint8, parseSafetensors, type SafeTensor, serializeSafetensors, toBigInt64,
   toFloat32, toInt32,

@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import { loadTensors } from '../nn/weights-file.js';
 import { VtokError } from '../util/errors.js';
 import { compare, type GoldenFile, parityCases, type ParityReport, parityRunner } from './index.js';

@@ -1,5 +1,5 @@
-import type { Tensor } from '../engine/index.js';
-import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
+import * as E from '../engine/core.js';
 import { VtokError } from '../util/errors.js';
 
 /**

@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Precision, Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Precision, Tensor } from '../engine/core.js';
 import { VtokError } from '../util/errors.js';
 
 /**

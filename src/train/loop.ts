@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultRng, setDefaultRng } from '../engine/index.js';
+import { defaultRng, setDefaultRng } from '../engine/core.js';
 import type { Module } from '../nn/module.js';
 import type { TrainStep } from '../nn/step.js';
 import { removeStaleTemps, writeFileAtomic } from '../util/atomic.js';

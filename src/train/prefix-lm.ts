@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { hashSeed, SeededRng } from '../data/seeded.js';
 import { gridFrame, tensorToClips, type Frame } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import type { Batch } from '../data/dataset.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
 import { bindParams } from '../nn/index.js';

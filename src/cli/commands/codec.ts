@@ -4,7 +4,7 @@ import { extname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { type ClipTensor, clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../../io/video.js';

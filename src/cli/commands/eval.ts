@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import { namedDataset } from '../../data/named.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { backend, defaultThreads } from '../../engine/index.js';
+import { backend, defaultThreads } from '../../engine/core.js';
 import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
 import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';

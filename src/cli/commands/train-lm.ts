@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { LM_KIND, type Generator, type LmDirConfig } from '../../generation/model-dir.js';
 import type { PrefixLmConfig } from '../../generation/prefix-lm/model.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';

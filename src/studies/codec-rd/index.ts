@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { encodeIdStream } from '../../codec/container.js';
 import { TOKEN_MODELS, type TokenModelName } from '../../codec/token-model.js';
 import { MANIFEST, NaturalClips, clipFrames, heldoutFiles, prepareNatural } from '../../data/natural.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { ffmpegReason, hasEncoder, runFfmpeg } from '../../io/ffmpeg.js';
 import { clipsToTensor, gridFrame, tensorToClips, type Frame } from '../../io/frame.js';
 import { encodePng } from '../../io/png.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { classifierFeatures, loadVideoClassifier, trainVideoClassifier, type VideoClassifier } from '../../classifier/video-classifier.js';
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { evaluateNll, Gpt, type GptConfig, sample, tokenSequences, type TokenSequences } from '../../generation/gpt.js';
 import type { ClipTensor, Frame } from '../../io/frame.js';
 import { writePng } from '../../io/video.js';

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { buffer, constant, Linear, loadingWeights, Module, normal, Param, xavierUniform } from '../../nn/index.js';
 import { StochasticVQ, type SvqOutput } from '../../quantizers/svq.js';
 import type { LarpConfig } from './config.js';
