@@ -1,6 +1,7 @@
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import { AdamW, constantLr, Conv3d, GroupNorm, Module, TrainStep } from '../src/nn/index.js';
+import { Conv3d, GroupNorm, Module } from '../src/nn/index.js';
+import { AdamW, constantLr, TrainStep } from '../src/nn/train.js';
 import { round1, timeMs } from './timing.js';
 
 /**

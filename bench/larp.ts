@@ -1,6 +1,6 @@
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import { AdamW, constantLr, TrainStep } from '../src/nn/index.js';
+import { AdamW, constantLr, TrainStep } from '../src/nn/train.js';
 import { larpObjective } from '../src/tokenizers/larp/loss.js';
 import { LarpTokenizer } from '../src/tokenizers/larp/tokenizer.js';
 import { benchTokenizer } from './timing.js';

@@ -3,7 +3,7 @@ import type { Tensor } from '../src/engine/index.js';
 import { decodeAgreement, PrefixLmDecoder } from '../src/generation/kv-cache.js';
 import { sampleRows } from '../src/generation/sampler.js';
 import { benchPrefixLmConfig, PrefixLm, prefixLmLoss, type PrefixLmConfig } from '../src/generation/prefix-lm/model.js';
-import { AdamW, constantLr, TrainStep } from '../src/nn/index.js';
+import { AdamW, constantLr, TrainStep } from '../src/nn/train.js';
 import { collectGarbage } from '../src/util/gc.js';
 import { Rng } from '../src/util/rng.js';
 import { peakRssGb, resetPeakRss, round1, stagePeakRssGb, timeMs } from './timing.js';

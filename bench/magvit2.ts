@@ -1,6 +1,6 @@
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import { AdamW, constantLr, TrainStep } from '../src/nn/index.js';
+import { AdamW, constantLr, TrainStep } from '../src/nn/train.js';
 import { forwardTrain } from '../src/tokenizers/magvit2/model.js';
 import { Magvit2Tokenizer } from '../src/tokenizers/magvit2/tokenizer.js';
 import { benchTokenizer } from './timing.js';

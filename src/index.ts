@@ -1,6 +1,8 @@
 /** vtok as a library: the engine, the nn layer, and (as they land) tokenizers, data, metrics and I/O. */
 export * as E from './engine/index.js';
 export * as nn from './nn/index.js';
+export * as nnTrain from './nn/train.js';
+export { loadModule, loadTensors, saveModule, saveTensors } from './nn/weights-file.js';
 export { importOnnx, OnnxFunction, SUPPORTED_OPS, IMPORT_OPSETS, type OnnxValueInfo, type ImportOptions } from './onnx-import/onnx-import.js';
 export { trainLoop } from './train/loop.js';
 export type { TrainTask, LoopOptions } from './train/loop.js';

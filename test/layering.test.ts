@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -39,17 +40,55 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-interface Edge { to: string; typeOnly: boolean }
+interface Edge { to: string; typeOnly: boolean; sideEffect: boolean }
+
+/** Every import of a file (static, re-exports, side-effect and dynamic): its specifier, type-only, side effect only. */
+function specifiersOf(file: string): { spec: string; typeOnly: boolean; sideEffect: boolean }[] {
+  const text = readFileSync(file, 'utf8');
+  const re = /(^\s*(?:import|export)\s+(type\s+)?[^'";]*?\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
+  return [...text.matchAll(re)].map((m) => ({ spec: m[3], typeOnly: !!m[2], sideEffect: /^\s*import\s+$/.test(m[1]) }));
+}
 
 /**
- * Relative imports of a file (static, re-exports, side-effect and dynamic), as src-relative .ts paths. Type-only
- * ones (`import type`, `export type … from`) count for the floors but make no cycle: they vanish at run time.
+ * Relative imports of a file, as src-relative .ts paths. Type-only ones (`import type`, `export type … from`)
+ * count for the floors but make no cycle: they vanish at run time.
  */
 function importsOf(file: string): Edge[] {
-  const text = readFileSync(file, 'utf8');
-  const re = /(^\s*(?:import|export)\s+(type\s+)?[^'";]*?\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](\.[^'"]+)['"]/gm;
-  return [...text.matchAll(re)].map((m) => ({ to: relative(src, resolve(dirname(file), m[3])).replace(/\.js$/, '.ts'), typeOnly: !!m[2] }));
+  return specifiersOf(file).filter((i) => i.spec.startsWith('.'))
+    .map((i) => ({ ...i, to: relative(src, resolve(dirname(file), i.spec)).replace(/\.js$/, '.ts') }));
 }
+
+/** Packages a file imports (bare specifiers: Node builtins and npm packages), run-time imports only. */
+const packagesOf = (file: string): string[] => specifiersOf(file).filter((i) => !i.spec.startsWith('.') && !i.typeOnly).map((i) => i.spec);
+const isNodeModule = (spec: string) => spec.startsWith('node:') || builtinModules.includes(spec) || /^onnxruntime-node(\/|$)/.test(spec);
+
+/** The files a file reaches through run-time imports (itself included). */
+function reach(...from: string[]): Set<string> {
+  const seen = new Set<string>();
+  const visit = (f: string) => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    for (const e of graph.get(f) ?? []) if (!e.typeOnly) visit(e.to);
+  };
+  from.forEach(visit);
+  return seen;
+}
+
+/**
+ * What a browser build loads to run the tokenizers and the prefix LM: each kind's model and tokenizer, the
+ * registry that builds one from a config and weight bytes (tokenizerFromBytes), the LM and its decoder, nn's
+ * inference side and the safetensors parser.
+ */
+const INFERENCE_PATH = [
+  'tokenizers/registry.ts', 'tokenizers/magvit2/tokenizer.ts', 'tokenizers/magvit2/model.ts', 'tokenizers/larp/tokenizer.ts',
+  'tokenizers/larp/model.ts', 'generation/prefix-lm/model.ts', 'generation/kv-cache.ts', 'nn/index.ts', 'io/safetensors.ts',
+];
+
+/** npm packages the inference path may load: pure JavaScript, no Node builtins. */
+const BROWSER_PACKAGES = new Set(['ml-matrix', 'onnx-proto']);
+
+/** Files that install the engine's Node backend (entry points: the CLI, the Node library entry, worker threads). */
+const isEntry = (f: string) => f === 'cli/main.ts' || f === 'index.ts' || /-worker\.ts$/.test(f);
 
 const floorOf = (path: string): number => {
   const top = path.split('/')[0];
@@ -59,6 +98,9 @@ const floorOf = (path: string): number => {
 };
 
 const graph = new Map(sourceFiles(src).map((f) => [relative(src, f), importsOf(f)]));
+
+/** nn's training side (re-exported by nn/train.ts), and what only it needs. */
+const NN_TRAINING = new Set(['nn/train.ts', 'nn/optim.ts', 'nn/step.ts', 'nn/chunks.ts', 'nn/discriminator.ts', 'nn/checkpoint-write.ts', 'util/gc.ts']);
 
 describe('layering', () => {
   it('every import points to a file that exists', () => {
@@ -106,15 +148,44 @@ describe('layering', () => {
   });
 
   it('loading a tokenizer for inference pulls in no training code', () => {
-    const seen = new Set<string>();
-    const visit = (f: string) => {
-      if (seen.has(f)) return;
-      seen.add(f);
-      for (const e of graph.get(f) ?? []) if (!e.typeOnly) visit(e.to);
-    };
-    visit('tokenizers/registry.ts');
-    assert.ok(seen.has('nn/checkpoint.ts') && seen.size > 20, `${seen.size} files`);
-    assert.deepEqual([...seen].filter((f) => /^(train|cli|studies|classifier)\//.test(f)), []);
+    const seen = reach('tokenizers/load.ts');
+    assert.ok(seen.has('nn/checkpoint.ts') && seen.has('tokenizers/registry.ts') && seen.size > 20, `${seen.size} files`);
+    assert.deepEqual([...seen].filter((f) => /^(train|cli|studies|classifier)\//.test(f) || NN_TRAINING.has(f)), []);
+  });
+
+  it('nn/index.ts (inference) reaches none of nn/train.ts (training)', () => {
+    const inference = reach('nn/index.ts');
+    assert.ok(inference.has('nn/compiled.ts') && inference.has('nn/weights.ts'));
+    assert.deepEqual([...inference].filter((f) => NN_TRAINING.has(f)), []);
+    const training = reach('nn/train.ts');
+    assert.ok([...NN_TRAINING].every((f) => training.has(f)), 'the training files are reached from nn/train.ts');
+  });
+
+  it('the inference path of both tokenizers and the prefix LM reaches no Node module', () => {
+    for (const f of INFERENCE_PATH) assert.ok(graph.has(f), `src/${f} is missing (renamed? update INFERENCE_PATH)`);
+    const files = reach(...INFERENCE_PATH);
+    assert.ok(files.has('tokenizers/magvit2/kind.ts') && files.has('tokenizers/larp/kind.ts') && files.has('engine/core.ts'), 'the walk reaches both kinds and the engine');
+    const node = [...files].flatMap((f) => packagesOf(join(src, f)).filter(isNodeModule).map((p) => `src/${f}: ${p}`));
+    assert.deepEqual(node, [], 'Node modules on the inference path');
+    const packages = new Set([...files].flatMap((f) => packagesOf(join(src, f))));
+    assert.deepEqual([...packages].filter((p) => !BROWSER_PACKAGES.has(p)), [], 'packages not known to run in a browser');
+    // and the scan sees Node imports where they are
+    assert.ok(reach('tokenizers/load.ts').has('nn/weights-file.ts') && packagesOf(join(src, 'io/safetensors-file.ts')).some(isNodeModule));
+  });
+
+  it('library code imports the engine core; only entry points install the Node backend', () => {
+    const nodeEngine = new Set(['engine/index.ts', 'engine/backends/node.ts']);
+    const bad: string[] = [];
+    for (const [file, deps] of graph) {
+      if (file.startsWith('engine/')) continue;
+      for (const e of deps) {
+        if (!nodeEngine.has(e.to)) continue;
+        // an entry installs it by a side-effect import (index.ts re-exports it as E)
+        if (!isEntry(file) || !(e.sideEffect || file === 'index.ts')) bad.push(`src/${file} → src/${e.to}`);
+      }
+    }
+    assert.deepEqual(bad, [], 'import engine/core.js instead (entry points: import \'…/engine/index.js\' for its side effect)');
+    assert.ok((graph.get('cli/main.ts') ?? []).some((e) => e.to === 'engine/index.ts' && e.sideEffect), 'the CLI installs the backend');
   });
 
   it('the parser sees imports of every form', () => {

@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { AXES, captionedMnistSample, SIZE as MNIST_SIZE } from '../data/captioned-mnist.js';
 import { clipsToBatch } from '../data/dataset.js';
 import { DIRECTIONS, SHAPES, syntheticSample } from '../data/synthetic.js';
 import type { ClipTensor } from '../io/frame.js';
 import { compileInference, type InferenceFn } from '../nn/compiled.js';
-import { AdamW, Conv3d, GroupNorm, Linear, Module, TrainStep, loadTensors, saveTensors, warmupCosine } from '../nn/index.js';
+import { Conv3d, GroupNorm, Linear, Module } from '../nn/index.js';
+import { AdamW, TrainStep, warmupCosine } from '../nn/train.js';
+import { loadTensors, saveTensors } from '../nn/weights-file.js';
 import { trainLoop } from '../train/loop.js';
 import { VtokError, check } from '../util/errors.js';
 import { FeatureStats, frechetDistance } from '../metrics/frechet.js';

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// An entry point installs the engine's Node backend (onnxruntime-node); library code imports the backend-free core.
+import '../engine/index.js';
 import { Command } from 'commander';
 import { VtokError } from '../util/errors.js';
 import { exitCodeFor, Interrupted } from '../util/interrupt.js';

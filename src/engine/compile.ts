@@ -76,7 +76,13 @@ function feedsFor(graph: Graph, args: unknown[], rng: Rng): HostTensor[] {
 }
 
 export interface JitFunction<F extends (...args: any[]) => any> {
+  /** Runs the compiled program to completion (backends with a synchronous run: onnxruntime-node). */
   (...args: Parameters<F>): ReturnType<F>;
+  /**
+   * Runs the compiled program through the backend's asynchronous run, the only one an asynchronous backend
+   * (onnxruntime-web) has. Compiling needs no run, except int8 calibration, which runs synchronously.
+   */
+  runAsync(...args: Parameters<F>): Promise<ReturnType<F>>;
   /** Compiles (or fetches) the program for these arguments without running it. */
   compile(...args: Parameters<F>): Compiled;
   /** Number of distinct compiled signatures. */
@@ -126,6 +132,13 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     const outs = c.session.run(feeds, outputs).map((o) => concrete(o.data, o.shape, o.dtype));
     return unflatten(c.traced.outDef, outs);
   }) as JitFunction<F>;
+  call.runAsync = async (...args: Parameters<F>) => {
+    if (currentGraph()) throw new Error(`${opts.name ?? 'jit'}: runAsync inside a trace (call the function itself there)`);
+    const c = compile(...args);
+    const feeds = feedsFor(c.traced.graph, args, opts.rng?.() ?? defaultRng());
+    const outs = (await c.session.runAsync(feeds)).map((o) => concrete(o.data, o.shape, o.dtype));
+    return unflatten(c.traced.outDef, outs) as ReturnType<F>;
+  };
   call.compile = compile;
   call.dispose = () => {
     for (const c of cache.values()) c.session.dispose();

@@ -1,7 +1,7 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { Embedding, LayerNorm, Linear, Module, TransformerBlock, constant, normal } from '../nn/index.js';
-import { defaultRng } from '../engine/index.js';
+import { defaultRng } from '../engine/core.js';
 import { VtokError, check } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { compileInference, type InferenceFn } from '../nn/compiled.js';

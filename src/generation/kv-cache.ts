@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { bindParams, keyPaddingMask, type Param } from '../nn/index.js';
 import { VtokError, check } from '../util/errors.js';
 import type { PrefixLm } from './prefix-lm/model.js';

@@ -1,12 +1,12 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
-import { saveTensors } from '../nn/weights.js';
+import { saveTensors } from '../nn/weights-file.js';
 import { fromFloat32, toFloat32 } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { loadTokenizer } from '../tokenizers/registry.js';
+import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError } from '../util/errors.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from './prefix-lm/text-lm.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import PgBoss from 'pg-boss';
-import { loadTokenizer } from '../tokenizers/registry.js';
+import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError } from '../util/errors.js';
 import { watchInterrupts } from '../util/interrupt.js';

@@ -1,3 +1,5 @@
+// A worker thread is an entry point: it installs the engine's Node backend for the tokenizer it runs.
+import '../engine/index.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { VtokError } from '../util/errors.js';
 import { ChunkTokenizer, type WorkerInit } from './tokenize-corpus.js';

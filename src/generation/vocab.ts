@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
 import { canonicalJson } from '../util/json.js';

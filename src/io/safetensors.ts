@@ -1,5 +1,7 @@
 /**
- * Safetensors reader/writer (huggingface/safetensors format).
+ * Safetensors parser and serialiser (huggingface/safetensors format), on bytes only: no file access, so a browser
+ * build parses weights it fetched. Files on disk (header first, then each tensor by offset; atomic writes) are
+ * ./safetensors-file.ts.
  *
  * Layout: 8-byte little-endian u64 header size N, N bytes of UTF-8 JSON header (starts with '{', may be padded
  * with spaces), then the tensor byte buffer. Every header entry is `{"dtype", "shape", "data_offsets": [begin, end]}`
@@ -8,8 +10,6 @@
  *
  * Everything a file can get wrong is reported as a VtokError naming the file, the tensor and what was expected.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { writeFileAtomic } from '../util/atomic.js';
 import { VtokError, check } from '../util/errors.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -21,7 +21,7 @@ export interface SafeTensor {
   data: Uint8Array;
 }
 
-/** A header entry without its data (what `readSafetensorsHeader` returns). */
+/** A header entry without its data. */
 export interface SafeTensorInfo {
   dtype: SafeDType;
   shape: number[];
@@ -57,11 +57,6 @@ export function isSafeDType(s: unknown): s is SafeDType {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZES, s);
 }
 
-/** Bytes per element of a dtype. */
-export function dtypeSize(dtype: SafeDType): number {
-  return DTYPE_SIZES[dtype];
-}
-
 /** Number of elements of a shape (1 for the 0-rank shape []). */
 export function numelOf(shape: readonly number[]): number {
   let n = 1;
@@ -76,8 +71,11 @@ function fmtShape(shape: readonly unknown[]): string {
   return `[${shape.join(', ')}]`;
 }
 
-/** Reads the u64 LE header size at the start of `bytes` (≥ 8 bytes); returns a Number or throws if too large. */
-function readHeaderSize(bytes: Uint8Array, fileLength: number, file?: string): number {
+/**
+ * The JSON header's length N, read from the u64 LE prefix at the start of `bytes` (a file of `fileLength` bytes
+ * starts with them; fewer than 8 is a truncated file) and checked against the file's length.
+ */
+export function headerSizeOf(bytes: Uint8Array, fileLength: number, file?: string): number {
   check(
     fileLength >= 8,
     `truncated: file has ${fileLength} bytes, fewer than the 8-byte header length prefix of a safetensors file`,
@@ -136,8 +134,8 @@ function isNonNegInt(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 }
 
-/** Parses and validates the JSON header against a data buffer of `dataSize` bytes. */
-function parseHeaderJson(
+/** Parses and validates the JSON header (the N bytes after the prefix) against a data buffer of `dataSize` bytes. */
+export function parseHeaderJson(
   headerBytes: Uint8Array,
   dataSize: number,
   file?: string,
@@ -254,7 +252,7 @@ export function parseSafetensors(
   bytes: Uint8Array,
   file?: string,
 ): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
-  const n = readHeaderSize(bytes, bytes.length, file);
+  const n = headerSizeOf(bytes, bytes.length, file);
   const dataStart = 8 + n;
   const { tensors: infos, metadata } = parseHeaderJson(bytes.subarray(8, dataStart), bytes.length - dataStart, file);
   const tensors = new Map<string, SafeTensor>();
@@ -265,58 +263,16 @@ export function parseSafetensors(
   return { tensors, metadata };
 }
 
-/** Reads and validates a safetensors file. */
-export function readSafetensors(path: string): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new VtokError(`cannot read: ${(e as Error).message}`, path);
-  }
-  return parseSafetensors(bytes, path);
-}
-
-function readExactly(fd: number, length: number, position: number): Uint8Array {
-  const buf = new Uint8Array(length);
-  let off = 0;
-  while (off < length) {
-    const got = readSync(fd, buf, off, length - off, position + off);
-    if (got === 0) break;
-    off += got;
-  }
-  return buf.subarray(0, off);
-}
-
-/**
- * Reads only the length prefix and the JSON header of a file (not the tensor data) and validates the header
- * against the file size. For `vtok info` on big checkpoints.
- */
-export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new VtokError(`cannot read: ${(e as Error).message}`, path);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const prefix = readExactly(fd, Math.min(8, size), 0);
-    const n = readHeaderSize(prefix, size, path);
-    const headerBytes = readExactly(fd, n, 8);
-    check(headerBytes.length === n, `truncated: could read only ${headerBytes.length} of ${n} header bytes`, path);
-    const dataSize = size - 8 - n;
-    const { tensors, metadata } = parseHeaderJson(headerBytes, dataSize, path);
-    return { tensors, metadata, headerSize: n, dataSize };
-  } finally {
-    closeSync(fd);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Writing
 
+const utf8 = new TextEncoder();
+
+/** Byte order of the UTF-8 encodings (the reference sorts names as Rust strings, i.e. by bytes). */
 function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const x = utf8.encode(a), y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
 }
 
 /** Validates one tensor before writing it. */
@@ -363,7 +319,7 @@ export function serializeSafetensors(
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + t.data.length] };
     pos += t.data.length;
   }
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const json = utf8.encode(JSON.stringify(header));
   const n = Math.ceil(json.length / 8) * 8;
   check(n <= MAX_HEADER_SIZE, `header of ${n} bytes exceeds the maximum of ${MAX_HEADER_SIZE} bytes`);
   const head = new Uint8Array(8 + n).fill(0x20);
@@ -374,15 +330,6 @@ export function serializeSafetensors(
   const parts: Uint8Array[] = [head];
   for (const [, t] of entries) if (t.data.length > 0) parts.push(t.data);
   return parts;
-}
-
-/** Writes a safetensors file atomically (temp file + fsync + rename). */
-export function writeSafetensors(
-  path: string,
-  tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
-  metadata?: Record<string, string>,
-): void {
-  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

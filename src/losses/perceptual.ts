@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { importOnnx, type OnnxFunction } from '../onnx-import/onnx-import.js';
 import { VtokError } from '../util/errors.js';
 

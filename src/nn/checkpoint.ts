@@ -1,15 +1,14 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Tensor } from '../engine/index.js';
-import { loadTensors, saveTensors } from './weights.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import type { Tensor } from '../engine/core.js';
+import { loadTensors } from './weights-file.js';
 import { VtokError } from '../util/errors.js';
 
 /**
  * Checkpoints in a run directory: `checkpoints/step-NNNNNNN/` holds weights (safetensors per module), optimizer
- * state (safetensors per step function) and `state.json` (step, RNG states, loop counters). The directory is
- * written under a temporary name and renamed into place, then the pointer `checkpoints/latest.json` (and
- * `best.json`) is replaced atomically, so an interrupted save never leaves a pointer to a torn checkpoint.
+ * state (safetensors per step function) and `state.json` (step, RNG states, loop counters), and the pointers
+ * `checkpoints/latest.json` and `best.json` name the step directories. Reading them is here (loading a model needs
+ * it); writing them is training's (./checkpoint-write.ts).
  */
 export interface CheckpointContent {
   step: number;
@@ -19,38 +18,6 @@ export interface CheckpointContent {
   optimizers: Record<string, Map<string, Tensor>>;
   /** JSON-able loop state: RNG states, data position, best metric, config. */
   state: Record<string, unknown>;
-}
-
-const dirName = (step: number) => `step-${String(step).padStart(7, '0')}`;
-
-export function saveCheckpoint(runDir: string, c: CheckpointContent, opts: { best?: boolean; keep?: number } = {}): string {
-  const root = join(runDir, 'checkpoints');
-  const final = join(root, dirName(c.step));
-  const tmp = `${final}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  for (const [name, w] of Object.entries(c.weights)) saveTensors(join(tmp, `${name}.safetensors`), w);
-  for (const [name, o] of Object.entries(c.optimizers)) saveTensors(join(tmp, `optimizer.${name}.safetensors`), o);
-  writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ step: c.step, ...c.state }, null, 1));
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
-  writeFileAtomic(join(root, 'latest.json'), JSON.stringify({ dir: dirName(c.step), step: c.step }));
-  if (opts.best) writeFileAtomic(join(root, 'best.json'), JSON.stringify({ dir: dirName(c.step), step: c.step }));
-  prune(root, opts.keep ?? 2);
-  return final;
-}
-
-/** Keeps the newest `keep` step directories plus whatever latest/best point to. */
-function prune(root: string, keep: number): void {
-  const pinned = new Set(['latest.json', 'best.json'].flatMap((p) => {
-    try {
-      return [JSON.parse(readFileSync(join(root, p), 'utf8')).dir as string];
-    } catch {
-      return [];
-    }
-  }));
-  const dirs = readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
-  for (const d of dirs.slice(0, Math.max(0, dirs.length - keep))) if (!pinned.has(d)) rmSync(join(root, d), { recursive: true, force: true });
 }
 
 /** The checkpoint directory `which` points to, or null when the run has none yet. */

@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor, Tree } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor, Tree } from '../engine/core.js';
 import { VtokError } from '../util/errors.js';
 import { bindParams, type Module } from './module.js';
 
@@ -31,6 +31,8 @@ export type InferenceFn<A extends Tensor[]> = (...args: A) => Tree;
 
 export interface CompiledFn<A extends Tensor[], R extends Tree> {
   (...args: A): R;
+  /** The same through the backend's asynchronous run (E.JitFunction.runAsync), as a browser backend needs. */
+  runAsync(...args: A): Promise<R>;
   /** The compiled program for these arguments (compiled now if need be) without running it, to inspect it. */
   compile(...args: A): E.Compiled;
   /** Closes the compiled sessions now; the next call compiles again. */
@@ -58,6 +60,7 @@ export function compileInference<A extends Tensor[], R extends Tree>(module: Mod
     const jitted = E.jit((w: Tensor[], ...args: A) => traced(() => bindParams(params, w, () => fn(...args))), jitOptions);
     const values = () => params.map((p) => p.value);
     return Object.assign((...args: A) => jitted(values(), ...args) as R, {
+      runAsync: (...args: A) => jitted.runAsync(values(), ...args) as Promise<R>,
       compile: (...args: A) => jitted.compile(values(), ...args),
       dispose: () => jitted.dispose(),
     });
@@ -76,5 +79,9 @@ export function compileInference<A extends Tensor[], R extends Tree>(module: Mod
     }
     return held.run;
   };
-  return Object.assign((...args: A) => current()(...args), { compile: (...args: A) => current().compile(...args), dispose });
+  return Object.assign((...args: A) => current()(...args), {
+    runAsync: (...args: A) => current().runAsync(...args),
+    compile: (...args: A) => current().compile(...args),
+    dispose,
+  });
 }

@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { Conv3d, GroupNorm } from './layers.js';
 import { Module } from './module.js';
 import { normal } from './init.js';

@@ -1,4 +1,4 @@
-import { concrete, defaultRng, type Tensor } from '../engine/index.js';
+import { concrete, defaultRng, type Tensor } from '../engine/core.js';
 import type { Rng } from '../util/rng.js';
 
 /**
@@ -44,4 +44,25 @@ export function xavierUniform(shape: readonly number[], gain = 1, rng?: Rng): Te
   const [fi, fo] = fans(shape);
   const bound = gain * Math.sqrt(6 / (fi + fo));
   return uniform(shape, -bound, bound, rng);
+}
+
+let loading = 0;
+
+/**
+ * Runs `build`, which builds a model whose weights are loaded right after: a model's own initialisation that
+ * computes with the engine (LARP's patch-embedding centring and routed init) is skipped, so building needs no engine
+ * run and works on a backend without synchronous runs. Initial values drawn on the host are drawn as always.
+ */
+export function buildForLoading<T>(build: () => T): T {
+  loading++;
+  try {
+    return build();
+  } finally {
+    loading--;
+  }
+}
+
+/** Whether the model being built gets its weights loaded afterwards (inside buildForLoading). */
+export function loadingWeights(): boolean {
+  return loading > 0;
 }

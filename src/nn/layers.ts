@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { constant, defaultBias, kaimingUniformDefault, normal } from './init.js';
 import { Module, Param } from './module.js';
 

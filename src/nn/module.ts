@@ -1,4 +1,4 @@
-import { concrete, type Tensor } from '../engine/index.js';
+import { concrete, type Tensor } from '../engine/core.js';
 import { VtokError } from '../util/errors.js';
 
 /**

@@ -1,18 +1,11 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 
 /**
  * Optimizers as graph code: `update` runs inside the traced training step, so parameters and their state go in
  * and come out of one onnxruntime run with no per-element JS work. Per-step scalars (learning rate, bias
  * corrections) are computed on the host and fed in as scalar inputs.
  */
-export interface StepScalars {
-  /** Learning rate for this step. */
-  lr: Tensor;
-  /** 1-based step number, as float. */
-  step: Tensor;
-}
-
 export interface Optimizer {
   readonly name: string;
   /** Names of the state tensors kept per parameter (each has the parameter's shape). */

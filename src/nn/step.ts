@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor, Tree } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor, Tree } from '../engine/core.js';
 import { clipGradNorm, emaUpdate, type Optimizer, type Schedule } from './optim.js';
 import { bindParams, type Module, type Param } from './module.js';
 import { VtokError } from '../util/errors.js';

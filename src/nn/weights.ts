@@ -1,14 +1,13 @@
-import { concrete, type Tensor } from '../engine/index.js';
+import { concrete, type Tensor } from '../engine/core.js';
 import {
-  fromBool, fromFloat32, fromFloat64, fromInt32, fromInt64, fromUint8, readSafetensors, type SafeTensor, toBigInt64, toFloat32, toInt32,
-  writeSafetensors,
+  fromBool, fromFloat32, fromFloat64, fromInt32, fromInt64, fromUint8, parseSafetensors, type SafeTensor, serializeSafetensors, toBigInt64,
+  toFloat32, toInt32,
 } from '../io/safetensors.js';
-import { VtokError } from '../util/errors.js';
-import type { Module } from './module.js';
 
 /**
- * Engine tensors ↔ safetensors, and Modules saved and loaded by their PyTorch-style names. Half-precision files
- * load as float32 (the engine computes in float32).
+ * Engine tensors ↔ safetensors, on bytes (no file access: a browser loads weights it fetched). Half-precision
+ * tensors load as float32 (the engine computes in float32). Files on disk, and Modules saved and loaded by their
+ * PyTorch-style names there, are ./weights-file.ts.
  */
 export function fromSafe(t: SafeTensor, name = 'tensor'): Tensor {
   switch (t.dtype) {
@@ -38,9 +37,12 @@ export function toSafe(t: Tensor, half?: 'F16' | 'BF16'): SafeTensor {
   }
 }
 
-/** Reads every tensor of a safetensors file (names kept), plus its metadata. */
-export function loadTensors(path: string, opts: { prefix?: string } = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
-  const { tensors, metadata } = readSafetensors(path);
+/**
+ * The tensors of a safetensors file held in memory (names kept), plus its metadata; with `prefix`, only the names
+ * under it, the prefix removed. `file` names the source in errors.
+ */
+export function tensorsFromBytes(bytes: Uint8Array, opts: { prefix?: string; file?: string } = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+  const { tensors, metadata } = parseSafetensors(bytes, opts.file);
   const out = new Map<string, Tensor>();
   for (const [name, t] of tensors) {
     if (opts.prefix && !name.startsWith(opts.prefix)) continue;
@@ -49,23 +51,9 @@ export function loadTensors(path: string, opts: { prefix?: string } = {}): { ten
   return { tensors: out, metadata };
 }
 
-export function saveTensors(path: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>, half?: 'F16' | 'BF16'): void {
+/** The safetensors bytes of `tensors`, as parts (header, then each tensor's data) to avoid one big copy. */
+export function tensorsToBytes(tensors: Map<string, Tensor>, metadata?: Record<string, string>, half?: 'F16' | 'BF16'): Uint8Array[] {
   const safe = new Map<string, SafeTensor>();
   for (const [k, t] of tensors) safe.set(k, toSafe(t, t.dtype === 'float32' ? half : undefined));
-  writeSafetensors(path, safe, metadata);
-}
-
-/** Saves a module's parameters and buffers under their dotted names (atomically). */
-export function saveModule(path: string, module: Module, metadata?: Record<string, string>): void {
-  saveTensors(path, module.stateDict(), metadata);
-}
-
-/**
- * Loads a module's weights from a safetensors file by name; `prefix` selects a sub-tree (e.g. "param." in the
- * golden files). Missing, unexpected and mis-shaped keys are reported together, naming the file.
- */
-export function loadModule(path: string, module: Module, opts: { strict?: boolean; prefix?: string } = {}): { missing: string[]; unexpected: string[] } {
-  const { tensors } = loadTensors(path, { prefix: opts.prefix });
-  if (tensors.size === 0) throw new VtokError(`no tensors${opts.prefix ? ` under "${opts.prefix}"` : ''}`, path);
-  return module.loadStateDict(tensors, { strict: opts.strict, source: path });
+  return serializeSafetensors(safe, metadata);
 }

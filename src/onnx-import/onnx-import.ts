@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
 import type { DType } from '../engine/dtype.js';
-import * as E from '../engine/index.js';
+import * as E from '../engine/core.js';
 import { concrete, type Tensor, withGraph } from '../engine/tensor.js';
 import { Attrs, type INode, num, tensorFromProto, typeOf } from './proto.js';
 import { foldable, MAPPINGS, type NodeCtx, nodeLabel, staticValues, SUPPORTED_OPS } from './ops.js';

@@ -1,5 +1,5 @@
 import { lift } from '../engine/ops/creation.js';
-import * as E from '../engine/index.js';
+import * as E from '../engine/core.js';
 import { numel } from '../engine/dtype.js';
 import { concrete, type Tensor, withGraph } from '../engine/tensor.js';
 import { type Attrs, type INode, tensorFromProto, typeOf } from './proto.js';

@@ -3,7 +3,7 @@ import { isAbsolute, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
 import { type DType, numel } from '../engine/dtype.js';
-import * as E from '../engine/index.js';
+import * as E from '../engine/core.js';
 import { concrete, type Tensor } from '../engine/tensor.js';
 
 /** The ONNX importer's protobuf side: initializer and Constant tensors as engine tensors, and typed node attributes. */

@@ -1,6 +1,5 @@
-import type { Tensor } from '../engine/index.js';
-import * as E from '../engine/index.js';
-import { loadTensors } from '../nn/weights.js';
+import type { Tensor } from '../engine/core.js';
+import * as E from '../engine/core.js';
 import { VtokError } from '../util/errors.js';
 
 /**
@@ -8,6 +7,8 @@ import { VtokError } from '../util/errors.js';
  * `__metadata__`; the case's runner builds the model from that config, loads `param.*` by original names, runs
  * `input.*`, and returns vtok's outputs under the golden `output.*` names. Comparison is generic: floats by max
  * absolute error and error relative to the reference's largest magnitude; integer outputs must match exactly.
+ * Reading golden files from disk is ./golden.ts, so that registering runners (the tokenizer registry does) needs
+ * no file access.
  */
 export interface GoldenFile {
   path: string;
@@ -34,29 +35,9 @@ export function parityCases(): string[] {
   return [...runners.keys()];
 }
 
-export function readGolden(path: string): GoldenFile {
-  const { tensors, metadata } = loadTensors(path);
-  const caseName = metadata.case;
-  if (!caseName) throw new VtokError('not a golden file: __metadata__ has no "case"', path);
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(metadata.config ?? '{}');
-  } catch {
-    throw new VtokError('__metadata__.config is not valid JSON', path);
-  }
-  return {
-    path, case: caseName, config, metadata, tensors,
-    params() {
-      const p = new Map<string, Tensor>();
-      for (const [k, t] of tensors) if (k.startsWith('param.')) p.set(k.slice(6), t);
-      return p;
-    },
-    get(name) {
-      const t = tensors.get(name);
-      if (!t) throw new VtokError(`missing tensor "${name}"`, path);
-      return t;
-    },
-  };
+/** The runner registered for a golden case, if any. */
+export function parityRunner(caseName: string): ParityRunner | undefined {
+  return runners.get(caseName);
 }
 
 export interface OutputReport { name: string; shape: number[]; maxAbsError: number; maxRelError: number; exact?: boolean; mismatches?: number }
@@ -79,16 +60,4 @@ export function compare(name: string, got: Tensor, want: Tensor): OutputReport {
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return { name, shape: [...want.shape], maxAbsError: maxAbs, maxRelError: maxAbs / Math.max(scale, 1e-12) };
-}
-
-/** Runs a golden file through its case runner and compares every output it produced. */
-export function runParity(path: string, tolerance = 1e-4): ParityReport {
-  const g = readGolden(path);
-  const run = runners.get(g.case);
-  if (!run) throw new VtokError(`no parity runner for case "${g.case}" (known: ${parityCases().join(', ') || 'none'})`, path);
-  const outs = run(g);
-  if (outs.size === 0) throw new VtokError(`case ${g.case} produced no outputs`, path);
-  const outputs = [...outs].map(([name, t]) => compare(name, t, g.get(name)));
-  const pass = outputs.every((o) => (o.exact === undefined ? o.maxRelError <= tolerance : o.exact));
-  return { file: path, case: g.case, pass, tolerance, outputs };
 }

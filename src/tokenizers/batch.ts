@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import type { ClipTensor } from '../io/frame.js';
 import { VtokError } from '../util/errors.js';
 import type { Tokenizer } from './tokenizer.js';

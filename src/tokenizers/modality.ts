@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/core.js';
 import { type ClipTensor, type Frame, tensorToClips } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';
 import type { Module } from '../nn/module.js';

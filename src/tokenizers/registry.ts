@@ -1,7 +1,6 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
+import { buildForLoading } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
+import { tensorsFromBytes } from '../nn/weights.js';
 import { registerParity } from '../parity/index.js';
 import { VtokError } from '../util/errors.js';
 import type { TokenizerKind, TokenizerTrainer } from './kind.js';
@@ -14,7 +13,9 @@ import type { Tokenizer } from './tokenizer.js';
  * exports a TokenizerKind (model builder, modality, training presets and loss, parity cases); adding a kind is that
  * folder plus one line in KINDS below. Everything that dispatches on a kind name (loading a run, `vtok train`,
  * `vtok parity`) looks it up here. Training glue that needs train/ (discriminator, samples, the loop) stays in
- * train/ and consumes the kind's TokenizerModel, so this floor imports nothing from train/.
+ * train/ and consumes the kind's TokenizerModel, so this floor imports nothing from train/. Nor does this file touch
+ * files: a browser builds a tokenizer from a config and fetched weights (tokenizerFromBytes); loading a run
+ * directory from disk is ./load.ts.
  */
 const KINDS: TokenizerKind[] = [magvit2Kind, larpKind];
 
@@ -50,33 +51,13 @@ export function createTokenizer(name: string, config: Record<string, unknown>): 
 }
 
 /**
- * Loads a tokenizer from a run directory (its best checkpoint, else the latest), using the EMA weights when the
- * run kept them.
+ * A tokenizer for inference from its kind, its model config (a run's `model.config`) and the safetensors bytes of
+ * its module's weights (a packed run's `model.safetensors`), in eval mode. Needs no file access, and no engine run
+ * (buildForLoading): every weight the model's initialisation would set comes from the bytes (strict loading).
  */
-export function loadTokenizer(path: string, opts: { which?: 'best' | 'latest'; ema?: boolean } = {}): { tokenizer: Tokenizer; module: Module; runDir: string } {
-  if (!existsSync(path) || !statSync(path).isDirectory()) throw new VtokError('not a run directory (expected config.json and checkpoints/)', path);
-  const configPath = join(path, 'config.json');
-  if (!existsSync(configPath)) throw new VtokError('no config.json: not a vtok run directory', path);
-  let config: { model?: { kind?: string; config?: Record<string, unknown> } };
-  try {
-    config = JSON.parse(readFileSync(configPath, 'utf8'));
-  } catch {
-    throw new VtokError('config.json is not valid JSON', configPath);
-  }
-  const kind = config.model?.kind;
-  if (!kind || !config.model?.config) throw new VtokError('config.json has no model.kind / model.config', configPath);
-  const built = createTokenizer(kind, config.model.config);
-  const dir = checkpointDir(path, opts.which ?? 'best') ?? checkpointDir(path, 'latest');
-  if (!dir) throw new VtokError('the run has no checkpoint yet', path);
-  const c = loadCheckpoint(dir);
-  const weights = c.weights.model;
-  if (!weights) throw new VtokError('checkpoint has no model weights', dir);
-  // The training step keeps the EMA of the trainable weights beside the optimizer state ("ema.<name>").
-  const ema = c.optimizers.model;
-  if (opts.ema !== false && ema) {
-    for (const [k, t] of ema) if (k.startsWith('ema.') && weights.has(k.slice(4))) weights.set(k.slice(4), t);
-  }
-  built.module.loadStateDict(weights, { source: dir });
+export function tokenizerFromBytes(kind: string, config: Record<string, unknown>, weights: Uint8Array): { tokenizer: Tokenizer; module: Module } {
+  const built = buildForLoading(() => createTokenizer(kind, config));
+  built.module.loadStateDict(tensorsFromBytes(weights).tensors, { source: `${kind} weights` });
   built.module.eval();
-  return { ...built, runDir: path };
+  return built;
 }

@@ -1,5 +1,5 @@
-import * as E from '../engine/index.js';
-import type { Precision, Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Precision, Tensor } from '../engine/core.js';
 import { VtokError } from '../util/errors.js';
 
 /**
@@ -36,6 +36,12 @@ export interface Tokenizer {
   encode(video: Tensor): Tensor;
   /** int64 ids [N, …grid] → the input's layout (video: N×C×T×H×W) in [-1, 1]. */
   decode(ids: Tensor): Tensor;
+  /**
+   * encode and decode through the backend's asynchronous run, the only one a browser backend (onnxruntime-web)
+   * has: the same results, and nothing on the way needs a synchronous run (fp32; int8 calibrates synchronously).
+   */
+  encodeAsync(video: Tensor): Promise<Tensor>;
+  decodeAsync(ids: Tensor): Promise<Tensor>;
   /** Inference precision of encode/decode ('fp32' when absent). */
   readonly precision?: Precision;
   /** Switches encode/decode to `precision` (tokenizers without reduced-precision inference lack it). */

@@ -1,4 +1,4 @@
-import { AdamW, stepLog, TrainStep, warmupCosine } from '../nn/index.js';
+import { AdamW, stepLog, TrainStep, warmupCosine } from '../nn/train.js';
 import type { TrainTask } from './loop.js';
 import { check } from '../util/errors.js';
 import { Rng } from '../util/rng.js';

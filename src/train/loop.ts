@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultRng, setDefaultRng } from '../engine/index.js';
+import { defaultRng, setDefaultRng } from '../engine/core.js';
 import type { Module } from '../nn/module.js';
 import type { TrainStep } from '../nn/step.js';
 import { removeStaleTemps, writeFileAtomic } from '../util/atomic.js';
@@ -8,7 +8,8 @@ import { VtokError } from '../util/errors.js';
 import { Interrupted, watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
-import { checkpointDir, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
+import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
+import { saveCheckpoint } from '../nn/checkpoint-write.js';
 import { type Series, writeCurves } from './curves.js';
 
 /**

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import { hashSeed, SeededRng } from '../data/seeded.js';
 import { gridFrame, tensorToClips, type Frame } from '../io/frame.js';
 import { writeVideo } from '../io/video.js';
-import { AdamW, bindParams, stepLog, TrainStep, warmupCosine } from '../nn/index.js';
+import { bindParams } from '../nn/index.js';
+import { AdamW, stepLog, TrainStep, warmupCosine } from '../nn/train.js';
 import { generate } from '../generation/generate.js';
 import type { Generator } from '../generation/model-dir.js';
 import { prefixLmLoss } from '../generation/prefix-lm/model.js';

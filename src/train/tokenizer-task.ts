@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as E from '../engine/core.js';
+import type { Tensor } from '../engine/core.js';
 import type { Batch } from '../data/dataset.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma, type GanLoss } from '../losses/gan.js';
-import { AdamW, bindParams, stepLog, TrainStep, warmupCosine } from '../nn/index.js';
+import { bindParams } from '../nn/index.js';
+import { AdamW, stepLog, TrainStep, warmupCosine } from '../nn/train.js';
 import { modalityKit } from '../tokenizers/modality.js';
 import type { TokenizerModel } from '../tokenizers/kind.js';
 import type { TrainTask } from './loop.js';

@@ -8,7 +8,8 @@
  */
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { AdamW, Linear, Module, TrainStep, warmupCosine } from '../../src/nn/index.js';
+import { Linear, Module } from '../../src/nn/index.js';
+import { AdamW, TrainStep, warmupCosine } from '../../src/nn/train.js';
 import { trainLoop } from '../../src/train/loop.js';
 import { exitCodeFor, Interrupted } from '../../src/util/interrupt.js';
 import { Rng } from '../../src/util/rng.js';

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import '../../src/engine/index.js'; // installs the Node backend
 import { checkpointDir, loadCheckpoint } from '../../src/nn/checkpoint.js';
 import { tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';

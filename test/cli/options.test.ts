@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import '../../src/engine/index.js'; // installs the Node backend
 import { formatParity } from '../../src/cli/commands/parity.js';
 import { fitChannels } from '../../src/io/channels.js';
 import { cropSize, int, num, oneOf } from '../../src/cli/options.js';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import '../../src/engine/index.js'; // installs the Node backend
 import { blockMeanMse, runLarpPriorStudy, type StudyResults } from '../../src/studies/larp-prior/index.js';
 import { tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { readAllFrames } from '../../src/io/video.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';
 

@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import type { Backend, Tensor } from '../../src/engine/index.js';
+import type { Tensor } from '../../src/engine/index.js';
+import { asyncOnly } from './async-backend.js';
 
 /** The backend interface: an asynchronous backend (as onnxruntime-web is) stands in for the Node one. */
 describe('engine backends', () => {
   after(() => E.installBackend(E.nodeBackend));
 
   it('an asynchronous backend runs sessions through runAsync, and a synchronous call says so', async () => {
-    // onnxruntime-node's sessions behind a Promise-only interface, without runSync
-    const asyncOnly: Backend = {
-      name: 'async test backend',
-      createSession(model, inputs, outputs, opts) {
-        const s = E.nodeBackend.createSession(model, inputs, outputs, opts);
-        return { run: (feeds) => s.run(feeds), dispose: () => s.dispose() };
-      },
-      defaultThreads: () => 1,
-      int8Kernels: () => ({ weights: 'int7', reason: 'test' }),
-    };
-    E.installBackend(asyncOnly);
+    E.installBackend(asyncOnly(E.nodeBackend));
     assert.equal(E.backend().name, 'async test backend');
     const { graph } = E.trace((x) => E.mul(x as Tensor, 2), [E.zeros([3])]);
     const s = new E.Session(E.lowerToOnnx(graph), ['in0'], ['out0']);

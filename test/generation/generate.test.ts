@@ -14,8 +14,8 @@ import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer, type VocabLayout } from '../../src/generation/vocab.js';
 import type { Frame } from '../../src/io/frame.js';
 import { readTokenFile } from '../../src/io/tokenfile.js';
-import { saveCheckpoint } from '../../src/nn/checkpoint.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { MAIN, vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 

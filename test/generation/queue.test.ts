@@ -4,6 +4,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import '../../src/engine/index.js'; // installs the Node backend
 import { jobId, openQueue, QUEUE_NAME } from '../../src/generation/queue.js';
 import { listShards, readIndex, readShard } from '../../src/generation/shards.js';
 import { tokenizeCorpus } from '../../src/generation/tokenize-corpus.js';

@@ -8,7 +8,7 @@ import * as E from '../../src/engine/index.js';
 import { CaptionedMovingMnist } from '../../src/data/captioned-mnist.js';
 import { buildIndex, listShards, readIndex, readShard, ShardReader, writeShard } from '../../src/generation/shards.js';
 import { tokenizeCorpus } from '../../src/generation/tokenize-corpus.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { MAIN, vtok } from '../cli/run-vtok.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 

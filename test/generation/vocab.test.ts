@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { buildVocabLayout, checkTokenizer, layoutForTokenizer, layoutFromJson, layoutToJson, specialId, specialName, tokenizerIdentity } from '../../src/generation/vocab.js';
 import { VtokError } from '../../src/util/errors.js';
 

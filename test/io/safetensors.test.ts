@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,15 +15,13 @@ import {
   fromUint8,
   numberToF16Bits,
   parseSafetensors,
-  readSafetensors,
-  readSafetensorsHeader,
   serializeSafetensors,
   toBigInt64,
   toFloat32,
   toInt32,
   toNumbers,
-  writeSafetensors,
 } from '../../src/io/safetensors.js';
+import { openSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors-file.js';
 import { VtokError } from '../../src/util/errors.js';
 
 // dist/test/io/safetensors.test.js → repo root is three levels up.
@@ -186,6 +184,40 @@ test('golden lfq_openmagvit2.safetensors: names, shapes, metadata and values', (
   assert.equal(8 + h.headerSize + h.dataSize, 445188);
   assert.deepEqual(h.tensors.get('inter.entropy_logits')!.shape, [2, 48, 1, 1024]);
   assert.deepEqual(h.tensors.get('output.indices')!.dataOffsets, [0, 768]);
+});
+
+test('the file reader reads each tensor by offset, into its own buffer, equal to the whole-file parse', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vtok-st-'));
+  try {
+    const written = join(dir, 'a.safetensors');
+    writeSafetensors(written, sampleTensors(), { k: 'v' });
+    for (const path of [written, join(goldenDir, 'lfq_openmagvit2.safetensors'), join(goldenDir, 'larp_tokenizer.safetensors')]) {
+      const whole = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+      const byOffset = readSafetensors(path);
+      assert.deepEqual(byOffset.metadata, whole.metadata);
+      assert.deepEqual([...byOffset.tensors.keys()], [...whole.tensors.keys()]);
+      for (const [name, t] of whole.tensors) {
+        const r = byOffset.tensors.get(name)!;
+        assert.equal(r.dtype, t.dtype, name);
+        assert.deepEqual(r.shape, t.shape, name);
+        assert.deepEqual(r.data, t.data, name);
+        // not a view into a buffer holding the whole file
+        assert.equal(r.data.buffer.byteLength, r.data.length, name);
+      }
+    }
+    // one tensor at a time, on demand; a file cut short after its header was read is named when a tensor is read
+    const f = openSafetensors(written);
+    try {
+      assert.deepEqual(Array.from(toInt32(f.read('idx.i32'))), [2147483647, -2147483648, 0, 42]);
+      throwsVtok(() => f.read('nope'), /no tensor "nope"/, 'a.safetensors');
+      truncateSync(written, 8 + f.headerSize + 8);
+      throwsVtok(() => f.read('w.f32'), /truncated: could read only \d+ of 24 bytes of tensor "w.f32"/, 'a.safetensors');
+    } finally {
+      f.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('truncated files are rejected with a message naming the problem', () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { discriminatorLoss, generatorLoss, lecam, LecamEma } from '../../src/losses/gan.js';
-import { AdamW, constantLr, PatchDiscriminator3D, TrainStep } from '../../src/nn/index.js';
+import { AdamW, constantLr, PatchDiscriminator3D, TrainStep } from '../../src/nn/train.js';
 import { Rng } from '../../src/util/rng.js';
 
 describe('GAN pieces', () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { AdamW, constantLr, Conv2d, flatOf, packChunks, viewsOf, GroupNorm, Linear, Module, SGD, TrainStep, warmupCosine } from '../../src/nn/index.js';
+import { Conv2d, GroupNorm, Linear, Module } from '../../src/nn/index.js';
+import { AdamW, constantLr, flatOf, packChunks, viewsOf, SGD, TrainStep, warmupCosine } from '../../src/nn/train.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** Training learns: small models fit synthetic tasks in seconds, with one compiled step per iteration. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inflateSync } from 'node:zlib';
+import '../../src/engine/index.js'; // installs the Node backend
 import { blockMeans, causalGroups, rdMarkdown, type CodecRdResult } from '../../src/studies/codec-rd/index.js';
 import type { Frame } from '../../src/io/frame.js';
 import { plotRd } from '../../src/studies/codec-rd/plot.js';

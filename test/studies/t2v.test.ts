@@ -8,10 +8,10 @@ import { generate } from '../../src/generation/generate.js';
 import { LM_KIND, loadGenerator, type Generator, type LmDirConfig } from '../../src/generation/model-dir.js';
 import { TextPrefixLm, type TextPrefixLmConfig } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer } from '../../src/generation/vocab.js';
-import { saveCheckpoint } from '../../src/nn/checkpoint.js';
+import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
 import { writeFileAtomic } from '../../src/util/atomic.js';
 import { runT2vStudy, studyGenerator, type T2vResults } from '../../src/studies/t2v/index.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 

@@ -26,6 +26,8 @@ function probe() {
       const n = ids.shape[0], v = ids.data as BigInt64Array;
       return E.concrete(Float32Array.from({ length: n * 4 }, (_, i) => Number(v[Math.floor(i / 4) * 2])), [n, 1, 1, 2, 2], 'float32');
     },
+    encodeAsync: async (x: Tensor) => tok.encode(x),
+    decodeAsync: async (ids: Tensor) => tok.decode(ids),
   };
   return { tok, seen };
 }

@@ -15,7 +15,7 @@ import { psnrFrames, relativeRmsError } from '../../src/metrics/psnr.js';
 import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
 import { LarpTokenizer } from '../../src/tokenizers/larp/tokenizer.js';
 import { Magvit2Tokenizer } from '../../src/tokenizers/magvit2/tokenizer.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { setTokenizerPrecision, type Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { Rng } from '../../src/util/rng.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
@@ -147,7 +147,7 @@ describe('int8 tokenizers', () => {
     // clips of another size than the input: named when the program is compiled
     tok.setPrecision('int8', { calibration: E.zeros([2, 1, 5, 32, 32]) });
     assert.throws(() => tok.encode(E.zeros([1, 1, 5, 64, 64])), /calibration clips are \[2,1,5,32,32\], the input clips are \[1,5,64,64\]/);
-    const plain = { kind: 'soundstream', modality: 'audio', config: {}, vocabBits: 4, vocabSize: 16, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x: Tensor) => x, decode: (x: Tensor) => x } as Tokenizer;
+    const plain = { kind: 'soundstream', modality: 'audio', config: {}, vocabBits: 4, vocabSize: 16, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x: Tensor) => x, decode: (x: Tensor) => x, encodeAsync: async (x: Tensor) => x, decodeAsync: async (x: Tensor) => x } as Tokenizer;
     assert.throws(() => setTokenizerPrecision(plain, 'int8'), /soundstream tokenizer has no int8 inference/);
     setTokenizerPrecision(plain, 'fp32');
   });

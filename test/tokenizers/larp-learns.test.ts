@@ -6,7 +6,7 @@ import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { evaluateReconstruction } from '../../src/tokenizers/reconstruction.js';
 import { psnrFromMse } from '../../src/metrics/psnr.js';
-import { AdamW, TrainStep, warmupCosine } from '../../src/nn/index.js';
+import { AdamW, TrainStep, warmupCosine } from '../../src/nn/train.js';
 import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /**

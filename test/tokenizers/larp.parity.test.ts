@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import { readGolden, runParity } from '../../src/parity/index.js';
+import { readGolden, runParity } from '../../src/parity/golden.js';
 import '../../src/tokenizers/registry.js';
 import { LarpModel, parseLarpConfig } from '../../src/tokenizers/larp/index.js';
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { AdamW, bindParams, constantLr, TrainStep } from '../../src/nn/index.js';
+import { bindParams } from '../../src/nn/index.js';
+import { AdamW, constantLr, TrainStep } from '../../src/nn/train.js';
 import {
   larpLoss, LarpModel, LarpTokenizer, parseLarpConfig, priorLoss, priorPredict, scheduledSamplingRatio,
 } from '../../src/tokenizers/larp/index.js';

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { readGolden, runParity } from '../../src/parity/index.js';
+import '../../src/engine/index.js'; // installs the Node backend
+import { readGolden, runParity } from '../../src/parity/golden.js';
 import '../../src/tokenizers/registry.js';
 import { Magvit2Model, parseMagvit2Config } from '../../src/tokenizers/magvit2/index.js';
 

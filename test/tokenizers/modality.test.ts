@@ -18,6 +18,8 @@ function scaling(gain: number): Tokenizer {
     grid: () => ({ shape: [1] }),
     encode: (x) => ((last = x), E.concrete(new BigInt64Array(x.shape[0]), [x.shape[0], 1], 'int64')),
     decode: () => E.concrete((last!.data as Float32Array).map((v) => v * gain), last!.shape, 'float32'),
+    encodeAsync: () => Promise.reject(new Error('not used')),
+    decodeAsync: () => Promise.reject(new Error('not used')),
   };
 }
 

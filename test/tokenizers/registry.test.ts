@@ -16,7 +16,7 @@ describe('tokenizer kinds registry', () => {
 
   it('a new kind plugs in by registering one object', () => {
     const module = new Linear(1, 1);
-    const tok = { kind: 'probe', modality: 'audio', config: {}, vocabBits: 1, vocabSize: 2, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x) => x, decode: (x) => x } satisfies Tokenizer;
+    const tok = { kind: 'probe', modality: 'audio', config: {}, vocabBits: 1, vocabSize: 2, clipFrames: 1, grid: () => ({ shape: [1] }), encode: (x) => x, decode: (x) => x, encodeAsync: async (x) => x, decodeAsync: async (x) => x } satisfies Tokenizer;
     registerTokenizerKind({ name: 'probe', create: () => ({ tokenizer: tok, module }), parity: { probe_case: () => new Map([['output.y', E.zeros([1])]]) } });
     assert.equal(createTokenizer('probe', {}).tokenizer.modality, 'audio');
     assert.ok(parityCases().includes('probe_case'));

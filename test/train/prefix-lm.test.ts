@@ -12,7 +12,7 @@ import { writeEncoder } from '../generation/text/tiny-t5.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
 import { vtok } from '../cli/run-vtok.js';
 import { buildVocabLayout, tokenizerIdentity } from '../../src/generation/vocab.js';
-import { loadTokenizer } from '../../src/tokenizers/registry.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { fileURLToPath } from 'node:url';
 
 const TOKENIZER = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));

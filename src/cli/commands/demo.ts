@@ -9,7 +9,7 @@ import { hashConfig, writeTokenFile } from '../../io/tokenfile.js';
 import { readClip, writeVideo } from '../../io/video.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir, checkOutputFile } from '../../util/output-path.js';
 import { int } from '../options.js';

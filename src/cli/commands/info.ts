@@ -1,11 +1,11 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { backend, defaultThreads } from '../../engine/index.js';
+import { backend, defaultThreads } from '../../engine/core.js';
 import { VtokError } from '../../util/errors.js';
 import { probeVideo } from '../../io/video.js';
 import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';
 import { isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
-import { readSafetensorsHeader } from '../../io/safetensors.js';
+import { readSafetensorsHeader } from '../../io/safetensors-file.js';
 import { codebookUsage } from '../../metrics/tokens.js';
 
 /**

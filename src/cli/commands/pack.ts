@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { saveTensors } from '../../nn/weights.js';
+import { saveTensors } from '../../nn/weights-file.js';
 import { LM_KIND, packGenerator } from '../../generation/model-dir.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { checkOutputDir } from '../../util/output-path.js';
 import { int, oneOf } from '../options.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { runParity, type ParityReport } from '../../parity/index.js';
+import type { ParityReport } from '../../parity/index.js';
+import { runParity } from '../../parity/golden.js';
 import '../../tokenizers/registry.js';
 import { num } from '../options.js';
 

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { LM_KIND, type Generator, type LmDirConfig } from '../../generation/model-dir.js';
 import type { PrefixLmConfig } from '../../generation/prefix-lm/model.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';
@@ -8,7 +8,7 @@ import { ShardReader } from '../../generation/shards.js';
 import { getTask } from '../../generation/tasks.js';
 import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js';
 import { checkTokenizer, tokenizerIdentity } from '../../generation/vocab.js';
-import { loadTokenizer } from '../../tokenizers/registry.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import { trainLoop, type LoopResult } from '../../train/loop.js';
 import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';
 import { VtokError, check } from '../../util/errors.js';

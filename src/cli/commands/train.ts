@@ -5,7 +5,7 @@ import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import type { DatasetSpec } from '../../data/open.js';
 import { namedDataset } from '../../data/named.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { loadPerceptual } from '../../losses/perceptual.js';
 import { checkpointDir } from '../../nn/checkpoint.js';
 import { trainerFor } from '../../tokenizers/registry.js';

@@ -1,4 +1,4 @@
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { Module } from '../../nn/index.js';
 import { check } from '../../util/errors.js';
 import type { TextInput } from '../sampler.js';

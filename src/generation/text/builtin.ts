@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { andMasks, Embedding, keyPaddingMask, LayerNorm, Module, rotaryTables, TransformerBlock } from '../../nn/index.js';
 import { VtokError, check } from '../../util/errors.js';
 import { byteTokenize } from './tokenize.js';

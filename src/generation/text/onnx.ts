@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { Session, type DType, type HostTensor } from '../../engine/index.js';
+import { Session, type DType, type HostTensor } from '../../engine/core.js';
 import { VtokError, check } from '../../util/errors.js';
 import type { FrozenTextEncoder, TextTokens } from './encoder.js';
 import { JsonTokenizer } from './tokenize.js';

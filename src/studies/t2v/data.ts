@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { captionedMnistSource, type LabelledClips } from '../../classifier/video-classifier.js';
 import { captionedMnistSample } from '../../data/captioned-mnist.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import type { ClipTensor } from '../../io/frame.js';
-import { loadTensors, saveTensors } from '../../nn/weights.js';
+import { loadTensors, saveTensors } from '../../nn/weights-file.js';
 import { VtokError } from '../../util/errors.js';
 
 /** Held-out captions, seen digit×motion pairs ('test') and held-out pairs ('unseen'), on MNIST test digits. */

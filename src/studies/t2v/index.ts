@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import {
   captionedMnistSource, classifierFeatures, classifierPredictions, loadVideoClassifier, trainVideoClassifier, type VideoClassifier,
 } from '../../classifier/video-classifier.js';
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { type ClipTensor, type Frame, gridFrame, tensorToClips } from '../../io/frame.js';
 import { writePng, writeVideo } from '../../io/video.js';
 import { FeatureStats, frechetDistance, type GaussianStats } from '../../metrics/frechet.js';

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { LayerNorm, Linear, Module, Param, TransformerBlock, normal } from '../../nn/index.js';
 import { l2Normalize } from '../../quantizers/svq.js';
 import type { GptcSize } from './config.js';

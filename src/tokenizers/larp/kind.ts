@@ -1,4 +1,4 @@
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { quantizerWarmupBlend, type TokenizerKind, type TokenizerTrainer } from '../kind.js';
 import { larpObjective } from './loss.js';
 import { larpParity } from './parity.js';

@@ -1,6 +1,6 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
-import { buffer, constant, Linear, Module, normal, Param, xavierUniform } from '../../nn/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
+import { buffer, constant, Linear, loadingWeights, Module, normal, Param, xavierUniform } from '../../nn/index.js';
 import { StochasticVQ, type SvqOutput } from '../../quantizers/svq.js';
 import type { LarpConfig } from './config.js';
 import { Gptc } from './gptc.js';
@@ -82,7 +82,8 @@ export class LarpModel extends Module {
     this.final_layer = new OutputLayer(d, pt * p * p * cfg.inChannels);
     const pr = cfg.prior;
     this.prior_model = pr ? new Gptc(cfg.bottleneckDim, pr.size, pr.maxSeqLen, pr.dropout, pr.l2Normalized) : null;
-    this.initializeWeights();
+    // the reference's initialisation runs the engine; a model built to load weights into skips it
+    if (!loadingWeights()) this.initializeWeights();
   }
 
   /** The reference's initialize_weights: xavier-uniform Linears with zero bias, the patch conv like a Linear, zero head. */

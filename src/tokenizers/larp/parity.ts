@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { type GptcSize, LarpModel, parseLarpConfig, priorPredict, topkAccuracy } from './index.js';
 import type { GoldenFile, ParityRunner } from '../../parity/index.js';
 

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { sampleCategorical } from '../../quantizers/svq.js';
 import type { PriorConfig } from './config.js';
 import type { LarpModel } from './model.js';

@@ -1,5 +1,5 @@
 import { Matrix, pseudoInverse } from 'ml-matrix';
-import { concrete, toArray } from '../../engine/index.js';
+import { concrete, toArray } from '../../engine/core.js';
 import type { Block } from './vit.js';
 import { Rng } from '../../util/rng.js';
 

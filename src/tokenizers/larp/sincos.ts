@@ -1,4 +1,4 @@
-import { concrete, type Tensor } from '../../engine/index.js';
+import { concrete, type Tensor } from '../../engine/core.js';
 
 /**
  * Fixed sin-cos positions in the MAE convention, computed in float64 and stored as float32 like the reference's

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { type CompiledFn, compileInference, type CompileOptions } from '../../nn/compiled.js';
 import { VtokError } from '../../util/errors.js';
 import { calibrationBatches, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
@@ -55,17 +55,33 @@ export class LarpTokenizer implements Tokenizer {
   }
 
   encode(video: Tensor): Tensor {
-    const [, ch, t, h, w] = video.shape;
-    if (video.rank !== 5 || ch !== this.model.cfg.inChannels) throw new VtokError(`LARP encode: expected N×${this.model.cfg.inChannels}×T×H×W, got [${video.shape}]`);
-    this.grid([ch, t, h, w]);
-    if (this.precisionMode === 'int8') return this.int8Programs().encode(video);
-    return this.encodeFn(video);
+    return this.encodeProgram(video)(video);
   }
 
   decode(ids: Tensor): Tensor {
+    return this.decodeProgram(ids)(E.cast(ids, 'int64'));
+  }
+
+  encodeAsync(video: Tensor): Promise<Tensor> {
+    return this.encodeProgram(video).runAsync(video);
+  }
+
+  decodeAsync(ids: Tensor): Promise<Tensor> {
+    return this.decodeProgram(ids).runAsync(hostInt64(ids));
+  }
+
+  /** The encode program for the current precision, after checking the clips' shape. */
+  private encodeProgram(video: Tensor): CompiledFn<[Tensor], Tensor> {
+    const [, ch, t, h, w] = video.shape;
+    if (video.rank !== 5 || ch !== this.model.cfg.inChannels) throw new VtokError(`LARP encode: expected N×${this.model.cfg.inChannels}×T×H×W, got [${video.shape}]`);
+    this.grid([ch, t, h, w]);
+    return this.precisionMode === 'int8' ? this.int8Programs().encode : this.encodeFn;
+  }
+
+  /** The decode program for the current precision, after checking the ids' shape. */
+  private decodeProgram(ids: Tensor): CompiledFn<[Tensor], Tensor> {
     if (ids.rank !== 2 || ids.shape[1] !== this.tokens) throw new VtokError(`LARP decode: expected ids [N, ${this.tokens}], got [${ids.shape}]`);
-    if (this.precisionMode === 'int8') return this.int8Programs().decode(E.cast(ids, 'int64'));
-    return this.decodeFn(E.cast(ids, 'int64'));
+    return this.precisionMode === 'int8' ? this.int8Programs().decode : this.decodeFn;
   }
 
   /** Inference precision of encode/decode. */
@@ -130,4 +146,11 @@ export class LarpTokenizer implements Tokenizer {
       },
     });
   }
+}
+
+/** Concrete ids as int64, converted on the host (E.cast would run an eager op, which needs a synchronous run). */
+function hostInt64(ids: Tensor): Tensor {
+  if (ids.dtype === 'int64') return ids;
+  if (!ids.isConcrete) throw new VtokError('LARP decode: ids must be concrete');
+  return E.concrete(BigInt64Array.from(ids.data as ArrayLike<number>, (v) => BigInt(Math.trunc(v))), ids.shape, 'int64');
 }

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { Conv3d, LayerNorm, Linear, Module, MultiHeadAttention, Mlp, TransformerBlock } from '../../nn/index.js';
 
 /**

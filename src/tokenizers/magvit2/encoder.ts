@@ -1,4 +1,4 @@
-import type { Tensor } from '../../engine/index.js';
+import type { Tensor } from '../../engine/core.js';
 import type { GroupNorm } from '../../nn/index.js';
 import { Module } from '../../nn/index.js';
 import type { Magvit2Config } from './config.js';

@@ -1,4 +1,4 @@
-import * as E from '../../engine/index.js';
+import * as E from '../../engine/core.js';
 import { quantizerWarmupBlend, type TokenizerKind, type TokenizerTrainer } from '../kind.js';
 import { forwardTrain } from './model.js';
 import { magvit2Parity } from './parity.js';

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { Conv2d, Conv3d, GroupNorm, Linear, Module } from '../../nn/index.js';
 
 /**

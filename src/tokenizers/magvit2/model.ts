@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { Module } from '../../nn/index.js';
 import { LFQ, type LFQLosses } from '../../quantizers/lfq.js';
 import { type Magvit2Config, temporalStrides } from './config.js';

@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { commitmentLoss, LFQ, lfqCodebook, lfqQuantize, tokens } from '../../quantizers/lfq.js';
 import { Magvit2Model, Magvit2Tokenizer, parseMagvit2Config } from './index.js';
 import type { GoldenFile, ParityRunner } from '../../parity/index.js';

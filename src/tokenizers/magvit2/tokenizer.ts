@@ -1,5 +1,5 @@
-import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
 import { type CompiledFn, compileInference, type CompileOptions } from '../../nn/compiled.js';
 import { VtokError } from '../../util/errors.js';
 import { calibrationBatches, type Modality, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
@@ -106,8 +106,12 @@ export class Magvit2Tokenizer implements Tokenizer {
   }
 
   private encodeWith(p: Programs, video: Tensor): Tensor {
-    const ids = p.encode(video).indices;
-    return this.cfg.kind === 'video' ? ids : E.reshape(ids, [video.shape[0], video.shape[2], ...ids.shape.slice(1)]);
+    return this.clipIds(p.encode(video).indices, video);
+  }
+
+  /** The encoder's ids as [N, t, h, w]: the image model's [N·T, h, w] regrouped per clip (on the host, no run). */
+  private clipIds(ids: Tensor, video: Tensor): Tensor {
+    return this.cfg.kind === 'video' ? ids : E.concrete(ids.data, [video.shape[0], video.shape[2], ...ids.shape.slice(1)], ids.dtype);
   }
 
   get config(): Record<string, unknown> { return this.cfg as unknown as Record<string, unknown>; }
@@ -159,5 +163,14 @@ export class Magvit2Tokenizer implements Tokenizer {
   decode(ids: Tensor): Tensor {
     if (ids.dtype !== 'int64') throw new VtokError(`magvit2 decode: ids must be int64, got ${ids.dtype}`);
     return this.programs().decode(ids);
+  }
+
+  async encodeAsync(video: Tensor): Promise<Tensor> {
+    return this.clipIds((await this.programs().encode.runAsync(video)).indices, video);
+  }
+
+  async decodeAsync(ids: Tensor): Promise<Tensor> {
+    if (ids.dtype !== 'int64') throw new VtokError(`magvit2 decode: ids must be int64, got ${ids.dtype}`);
+    return this.programs().decode.runAsync(ids);
   }
 }
