@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { tokenizerKind, tokenizerKinds } from '../tokenizers/registry.js';
 import { VtokError } from '../util/errors.js';
 import { exitCodeFor, Interrupted } from '../util/interrupt.js';
 import { commands } from './commands/index.js';
@@ -12,7 +13,7 @@ import { commands } from './commands/index.js';
 const program = new Command();
 program
   .name('vtok')
-  .description('Video tokenizers (MAGVIT-v2, LARP) and video generation, traced from TypeScript to ONNX')
+  .description(`Video tokenizers (${tokenizerKinds().map((k) => tokenizerKind(k).title).join(', ')}) and video generation, traced from TypeScript to ONNX`)
   .option('--debug', 'print stack traces on errors')
   // commander's own errors (unknown option, missing argument) as one line like every other error, with a pointer
   // to the help rather than the whole help text

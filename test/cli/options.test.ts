@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatParity } from '../../src/cli/commands/parity.js';
 import { fitChannels } from '../../src/io/channels.js';
-import { cropSize, int, num, oneOf } from '../../src/cli/options.js';
+import { cropSize, int, num, oneOf } from '../../src/util/options.js';
 
 test('int/num parse and range-check, naming the option, the value and the allowed range', () => {
   const bits = int('--bits', { min: 1, max: 24 });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { runParity, type ParityReport } from '../../parity/index.js';
 import '../../tokenizers/registry.js';
-import { num } from '../options.js';
+import { num } from '../../util/options.js';
 
 /**
  * `vtok parity <golden.safetensors>`: reproduce a reference implementation's outputs from its weights. Prints one
