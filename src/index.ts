@@ -7,3 +7,9 @@ export { importOnnx, OnnxFunction, SUPPORTED_OPS, IMPORT_OPSETS, type OnnxValueI
 export { trainLoop } from './train/loop.js';
 export type { TrainTask, LoopOptions } from './train/loop.js';
 export type { Tokenizer, TokenGrid } from './tokenizers/tokenizer.js';
+export { SHIPPED_MODELS, shippedModel, type ShippedModel, type ShippedRole } from './io/shipped.js';
+export {
+  decodeFile, encodeFile, type DecodeFileOptions, type DecodeFileResult, type EncodeFileOptions, type EncodeFileResult,
+} from './tokenizers/files.js';
+export { trainTokenizer, type TrainTokenizerOptions } from './train/tokenizer-run.js';
+export { LM_PRESETS, trainLm, type TrainLmOptions } from './train/prefix-lm-run.js';

@@ -2,6 +2,7 @@
 // An entry point installs the engine's Node backend (onnxruntime-node); library code imports the backend-free core.
 import '../engine/index.js';
 import { Command } from 'commander';
+import { tokenizerKind, tokenizerKinds } from '../tokenizers/registry.js';
 import { VtokError } from '../util/errors.js';
 import { exitCodeFor, Interrupted } from '../util/interrupt.js';
 import { commands } from './commands/index.js';
@@ -14,7 +15,7 @@ import { commands } from './commands/index.js';
 const program = new Command();
 program
   .name('vtok')
-  .description('Video tokenizers (MAGVIT-v2, LARP) and video generation, traced from TypeScript to ONNX')
+  .description(`Video tokenizers (${tokenizerKinds().map((k) => tokenizerKind(k).title).join(', ')}) and video generation, traced from TypeScript to ONNX`)
   .option('--debug', 'print stack traces on errors')
   // commander's own errors (unknown option, missing argument) as one line like every other error, with a pointer
   // to the help rather than the whole help text

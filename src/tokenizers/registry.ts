@@ -3,15 +3,16 @@ import type { Module } from '../nn/module.js';
 import { tensorsFromBytes } from '../nn/weights.js';
 import { registerParity } from '../parity/index.js';
 import { VtokError } from '../util/errors.js';
-import type { TokenizerKind, TokenizerTrainer } from './kind.js';
+import { optionFlag, optionKey, type Preset, type TokenizerKind, type TokenizerTrainer, type TrainerOption } from
+  './kind.js';
 import { larpKind } from './larp/kind.js';
 import { magvit2Kind } from './magvit2/kind.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /**
  * The one place tokenizer kinds are registered. A kind is one folder, src/tokenizers/<kind>/, whose kind.ts
- * exports a TokenizerKind (model builder, modality, training presets and loss, parity cases); adding a kind is that
- * folder plus one line in KINDS below. Everything that dispatches on a kind name (loading a run, `vtok train`,
+ * exports a TokenizerKind (model builder, modality, training presets, options and loss, parity cases); adding a kind
+ * is that folder plus one line in KINDS below. Everything that dispatches on a kind name (loading a run, `vtok train`,
  * `vtok parity`) looks it up here. Training glue that needs train/ (discriminator, samples, the loop) stays in
  * train/ and consumes the kind's TokenizerModel, so this floor imports nothing from train/. Nor does this file touch
  * files: a browser builds a tokenizer from a config and fetched weights (tokenizerFromBytes); loading a run
@@ -44,6 +45,47 @@ export function trainerFor(name: string): TokenizerTrainer {
   const k = tokenizerKind(name);
   if (!k.train) throw new VtokError(`cannot train "${name}" (trainable: ${[...kinds.values()].filter((x) => x.train).map((x) => x.name).join(', ')})`);
   return k.train;
+}
+
+/**
+ * Every trainable kind's own training options, one entry per option key with the kinds that declare it (a key two
+ * kinds share is parsed the first kind's way), in registration order: what `vtok train` offers.
+ */
+export function trainerOptions(): { key: string; option: TrainerOption; kinds: TokenizerKind[] }[] {
+  const byKey = new Map<string, { key: string; option: TrainerOption; kinds: TokenizerKind[] }>();
+  for (const k of kinds.values()) {
+    for (const option of k.train?.options ?? []) {
+      const key = optionKey(option);
+      const entry = byKey.get(key);
+      if (entry) entry.kinds.push(k);
+      else byKey.set(key, { key, option, kinds: [k] });
+    }
+  }
+  return [...byKey.values()];
+}
+
+/**
+ * A kind's preset by name with the kind's own options applied (`{ tokens: 64 }`, `{ prior: false }`; undefined
+ * values are not given). An option this kind does not declare is refused by name rather than silently ignored.
+ */
+export function trainingPreset(kind: string, name: string, options: Record<string, unknown> = {}): Preset {
+  const trainer = trainerFor(kind);
+  const preset = trainer.presets[name];
+  if (!preset) throw new VtokError(`unknown preset "${name}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);
+  let model = preset.model;
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    const own = trainer.options.find((o) => optionKey(o) === key);
+    if (own) {
+      model = own.apply(model, value);
+      continue;
+    }
+    const all = trainerOptions(), other = all.find((o) => o.key === key);
+    if (!other) throw new VtokError(`unknown training option "${key}" (known: ${all.map((o) => o.key).join(', ')})`);
+    const owners = other.kinds.map((k) => k.name).join(', ');
+    throw new VtokError(`${optionFlag(other.option)} applies to ${owners} only, not ${kind}`);
+  }
+  return { ...preset, model };
 }
 
 export function createTokenizer(name: string, config: Record<string, unknown>): { tokenizer: Tokenizer; module: Module } {

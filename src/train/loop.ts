@@ -66,6 +66,15 @@ export class TrainingInterrupted extends Interrupted {
   }
 }
 
+/**
+ * A run's summary: the step reached and the newest evaluation with the step it was made at (`evalStep`), which
+ * after an interrupt or on a finished run's re-run is older than `step`; `stopped` names the signal that stopped it.
+ */
+export function runSummary(run: string, r: LoopResult, stopped: NodeJS.Signals | null): Record<string, unknown> {
+  const ev = r.lastEval;
+  return { run, step: r.step, ...(stopped ? { stopped } : {}), ...(ev ? { evalStep: ev.step, ...ev.metrics } : {}) };
+}
+
 export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promise<LoopResult> {
   mkdirSync(join(o.runDir, 'samples'), { recursive: true });
   // Temp files and checkpoint directories of a process that died mid-write (kill -9, a second Ctrl-C).

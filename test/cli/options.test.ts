@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import '../../src/engine/index.js'; // installs the Node backend
 import { formatParity } from '../../src/cli/commands/parity.js';
 import { fitChannels } from '../../src/io/channels.js';
-import { cropSize, int, num, oneOf } from '../../src/cli/options.js';
+import { cropSize, int, num, oneOf } from '../../src/util/options.js';
 
 test('int/num parse and range-check, naming the option, the value and the allowed range', () => {
   const bits = int('--bits', { min: 1, max: 24 });

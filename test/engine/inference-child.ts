@@ -47,7 +47,7 @@ const magvit2 = {
   n_embed: 64, embed_dim: 6, kind: 'video',
 };
 // the tiny preset: routed init, a centred patch embedding and a prior
-const larp = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, {});
+const larp = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 });
 
 const results: Record<string, unknown> = {};
 for (const [kind, config, clip] of [['magvit2', magvit2, [1, 3, 5, 8, 8]], ['larp', larp, [1, 3, 8, 32, 32]]] as const) {

@@ -140,7 +140,7 @@ describe('perceptual loss', () => {
   it('adds a perceptual term to the MAGVIT-v2 generator step of the tokenizer task', () => {
     E.seed(3);
     const preset = { ...magvit2Trainer.presets.micro, size: 8, frames: 1, model: { ch: 32, ch_mult: [1], num_res_blocks: 1, bits: 4 } };
-    const config = magvit2Trainer.modelConfig(preset, { size: 8, frames: 1, channels: 3 }, {});
+    const config = magvit2Trainer.modelConfig(preset, { size: 8, frames: 1, channels: 3 });
     const model = magvit2Trainer.build(config, 10);
     const { loss: p } = loadPerceptual(plain);
     const video = uniform([2, 3, 1, 8, 8]);

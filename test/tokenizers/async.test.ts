@@ -30,7 +30,7 @@ const larp = {
 
 // the tiny preset adds what LARP's own initialisation computes with the engine (routed init, centred patch
 // embedding), which a model built from bytes skips, and a prior
-const larpTiny = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, {});
+const larpTiny = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 });
 
 const CASES = [
   { name: 'MAGVIT-v2 video', kind: 'magvit2', config: magvit2Video, clip: [2, 3, 5, 8, 8] },

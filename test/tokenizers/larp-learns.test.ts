@@ -30,7 +30,8 @@ test(`tiny LARP preset: ${STEPS} steps on a fixed pool of 16 clips beat the pool
   const halves = [0, 1].map((h) => E.concrete(pool!.data.slice(h * 8 * per, (h + 1) * 8 * per), [8, ...pool!.shape.slice(1)], 'float32'));
 
   E.seed(0);
-  const config = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, { prior: false });
+  const tiny = larpTrainer.presets.tiny!;
+  const config = larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior: false } }, { size: 32, frames: 8, channels: 3 });
   const m = larpTrainer.build(config, STEPS);
   const step = new TrainStep<{ video: Tensor; step: Tensor }>(m.module, (b) => {
     const o = m.loss(b.video, b.step);

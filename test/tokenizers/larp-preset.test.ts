@@ -6,7 +6,8 @@ import { sincos3d } from '../../src/tokenizers/larp/sincos.js';
 import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /** The tiny preset's small-scale departures from the reference (config.ts, SMALL_SCALE_NOTES), and that reference configs keep the reference's embeddings. */
-const tinyConfig = (prior: boolean) => larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, { prior });
+const tiny = larpTrainer.presets.tiny!;
+const tinyConfig = (prior: boolean) => larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior } }, { size: 32, frames: 8, channels: 3 });
 
 /** Largest cosine similarity between two different rows of a [1, n, d] buffer. */
 function maxOffDiagonalCosine(buf: E.Tensor): number {

@@ -8,8 +8,9 @@ import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /** vtok's routed init (routed-init.ts): the holistic path starts routed, query i ↔ patch π(i), patch j ↔ latent π'(j). */
 const config = (over: Record<string, unknown> = {}) => {
+  const tiny = larpTrainer.presets.tiny!;
   // the tiny preset without routed init (the preset turns it on), plus `over`
-  const { routed_init_gain: _, ...raw } = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 }, { prior: false }) as Record<string, any>;
+  const { routed_init_gain: _, ...raw } = larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior: false } }, { size: 32, frames: 8, channels: 3 }) as Record<string, any>;
   return { ...raw, ...over } as Record<string, any>;
 };
 

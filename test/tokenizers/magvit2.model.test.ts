@@ -134,10 +134,10 @@ describe('MAGVIT-v2 quantizer warm-up', () => {
     assert.equal(parseMagvit2Config(videoConfig).quantizer_warmup, undefined);
     assert.throws(() => parseMagvit2Config({ ...videoConfig, quantizer_warmup: -1 }), /quantizer_warmup must be a whole number of steps/);
     const { magvit2Trainer } = await import('../../src/tokenizers/magvit2/kind.js');
-    const cfg = magvit2Trainer.modelConfig(magvit2Trainer.presets.natural!, { size: 48, frames: 9, channels: 3 }, {});
+    const cfg = magvit2Trainer.modelConfig(magvit2Trainer.presets.natural!, { size: 48, frames: 9, channels: 3 });
     assert.equal((cfg as { quantizer_warmup?: number }).quantizer_warmup, 400);
     assert.equal((cfg as { norm_groups?: number }).norm_groups, 8);
-    assert.equal('quantizer_warmup' in magvit2Trainer.modelConfig(magvit2Trainer.presets.tiny!, { size: 64, frames: 5, channels: 1 }, {}), false);
+    assert.equal('quantizer_warmup' in magvit2Trainer.modelConfig(magvit2Trainer.presets.tiny!, { size: 64, frames: 5, channels: 1 }), false);
   });
 });
 

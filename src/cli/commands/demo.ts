@@ -1,26 +1,21 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { clipsToBatch, type Batch } from '../../data/dataset.js';
 import { MovingMnist } from '../../data/moving-mnist.js';
 import { clipsToTensor, gridFrame, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, writeTokenFile } from '../../io/tokenfile.js';
+import { shippedModel } from '../../io/shipped.js';
 import { readClip, writeVideo } from '../../io/video.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir, checkOutputFile } from '../../util/output-path.js';
-import { int } from '../options.js';
+import { int } from '../../util/options.js';
 import { generate } from '../../generation/generate.js';
 import { loadGenerator } from '../../generation/model-dir.js';
-import { SHIPPED_GENERATOR, writeGeneratedTokens, writeSamples } from './generate.js';
-
-/** The weights shipped with vtok: a tiny MAGVIT-v2 trained on Moving MNIST (see README). */
-export const SHIPPED_MODEL = fileURLToPath(new URL('../../../../models/magvit2-tiny', import.meta.url));
-/** The default for colour video: a MAGVIT-v2 trained on natural-looking clips (`vtok prepare natural`, see README). */
-export const SHIPPED_NATURAL_MODEL = fileURLToPath(new URL('../../../../models/magvit2-natural', import.meta.url));
+import { writeGeneratedTokens, writeSamples } from '../../generation/output.js';
 
 /**
  * `vtok demo`: the main job on a built-in default. Held-out Moving MNIST clips (or, with --natural, the colour
@@ -29,25 +24,26 @@ export const SHIPPED_NATURAL_MODEL = fileURLToPath(new URL('../../../../models/m
  * also generates a clip from a prompt (generated.gif, generated.vtok).
  */
 export function registerDemo(program: Command): void {
+  const gray = shippedModel('gray video'), colour = shippedModel('colour video'), generatorModel = shippedModel('generator');
   program
     .command('demo')
-    .description('video → tokens → video with the shipped tiny MAGVIT-v2 on held-out Moving MNIST clips (--natural: colour clips, the natural-video model), and text → video with the shipped generator')
-    .option('--model <run>', 'run directory of a tokenizer (default: the shipped magvit2-tiny, or with --natural magvit2-natural)')
-    .option('--natural', 'colour: the shipped natural-video MAGVIT-v2 on the held-out clips shipped beside it')
+    .description(`video → tokens → video with the shipped ${gray.title} on held-out Moving MNIST clips (--natural: colour clips, the natural-video model), and text → video with the shipped generator`)
+    .option('--model <run>', `run directory of a tokenizer (default: the shipped ${gray.name}, or with --natural ${colour.name})`)
+    .option('--natural', `colour: the shipped ${colour.title} on the held-out clips shipped beside it`)
     .option('--out <dir>', 'where to write demo.gif and demo.vtok', 'vtok-demo')
     .option('--clips <n>', 'clips to run (side by side in the GIF)', int('--clips', { min: 1, max: 64 }), 4)
-    .option('--generator <dir>', 'text-to-video model that also generates from --prompt (default: the shipped t2v-mnist)')
+    .option('--generator <dir>', `text-to-video model that also generates from --prompt (default: the shipped ${generatorModel.name})`)
     .option('--prompt <text>', 'what the generator makes', 'the digit 4 moves left and right')
     .option('--json', 'print JSON')
     .action(async (o: { model?: string; natural?: boolean; out: string; clips: number; json?: boolean; generator?: string; prompt: string }) => {
       checkOutputDir(o.out, { option: '--out' });
       for (const f of ['demo.gif', 'demo.vtok', 'generated.gif', 'generated.vtok']) checkOutputFile(join(o.out, f), { option: '--out' });
       // the shipped generator is optional until it is trained; one named with --generator must exist
-      const generatorDir = o.generator ?? (existsSync(SHIPPED_GENERATOR) ? SHIPPED_GENERATOR : undefined);
-      if (!generatorDir) process.stderr.write(`no shipped text-to-video model at ${SHIPPED_GENERATOR}: tokenizer demo only\n`);
+      const generatorDir = o.generator ?? (existsSync(generatorModel.path) ? generatorModel.path : undefined);
+      if (!generatorDir) process.stderr.write(`no shipped text-to-video model at ${generatorModel.path}: tokenizer demo only\n`);
       const generator = generatorDir ? loadGenerator(generatorDir) : undefined;
-      const model = o.model ?? (o.natural ? SHIPPED_NATURAL_MODEL : SHIPPED_MODEL);
-      if (!existsSync(model)) throw new VtokError('no such model directory (train one with `vtok train magvit2 --out <dir>`)', model);
+      const model = o.model ?? (o.natural ? colour : gray).path;
+      if (!existsSync(model)) throw new VtokError(`no such model directory (train one with \`vtok train ${gray.kind} --out <dir>\`)`, model);
       const { tokenizer: tok, runDir } = loadTokenizer(model);
       const cfg = readFileSync(join(runDir, 'config.json'), 'utf8');
       const data = JSON.parse(cfg).data as { size: number; frames: number; channels: 1 | 3 };

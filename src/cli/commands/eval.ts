@@ -10,7 +10,7 @@ import { loadTokenizer } from '../../tokenizers/load.js';
 import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
-import { int } from '../options.js';
+import { int } from '../../util/options.js';
 import { fitChannels } from '../../io/channels.js';
 import { GRAY_HELP, parsePrecision } from './codec.js';
 

@@ -5,7 +5,7 @@ import { checkOutputDir, checkOutputFile } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
 import type { Frame } from '../../io/frame.js';
 import { probeVideo, readFrames, writeGrid, writePngSequence, writeVideo, type ReadOptions } from '../../io/video.js';
-import { cropSize, int, num } from '../options.js';
+import { cropSize, int, num } from '../../util/options.js';
 
 /**
  * `vtok frames <video> --out dir|grid.png|clip.mp4`: decode frames (optionally resampled, clipped, resized and

@@ -1,20 +1,16 @@
 import { existsSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { generateAsync, type GenerateResult } from '../../generation/generate.js';
-import { loadGenerator, type Generator } from '../../generation/model-dir.js';
-import { gridFrame, tensorToClips, type Frame } from '../../io/frame.js';
-import { hashConfig, writeTokenFile } from '../../io/tokenfile.js';
-import { readAllFrames, writeGrid, writeVideo } from '../../io/video.js';
+import { generateAsync } from '../../generation/generate.js';
+import { loadGenerator } from '../../generation/model-dir.js';
+import { writeGeneratedTokens, writeSamples } from '../../generation/output.js';
+import { shippedModel } from '../../io/shipped.js';
+import { readAllFrames } from '../../io/video.js';
 import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
-import { int, num, oneOf } from '../options.js';
-
-/** The shipped text-to-video model: the LM trained on captioned Moving MNIST with the shipped tokenizer. */
-export const SHIPPED_GENERATOR = fileURLToPath(new URL('../../../../models/t2v-mnist', import.meta.url));
+import { int, num, oneOf } from '../../util/options.js';
 
 const TASKS = ['t2v', 't2i', 'i2v', 'continue', 'fp', 'uncond', 'class'] as const;
 
@@ -22,29 +18,6 @@ interface Opts { task: string; prompt?: string; image?: string; video?: string; 
 
 /** Where the token file goes: beside the output, with the extension .vtok. */
 export const tokenPathFor = (out: string): string => `${out.slice(0, out.length - extname(out).length)}.vtok`;
-
-/** Writes the decoded samples: side by side per frame (mp4/gif/…), or all frames as one grid image (png). */
-export async function writeSamples(path: string, r: GenerateResult, fps: number): Promise<void> {
-  const clips = tensorToClips(r.frames.data, r.frames.shape);
-  if (extname(path).toLowerCase() === '.png') {
-    writeGrid(path, clips.flat(), { columns: clips[0]!.length, gap: 2 });
-    return;
-  }
-  const frames: Frame[] = clips[0]!.map((_, t) => (clips.length === 1 ? clips[0]![t]! : gridFrame(clips.map((c) => c[t]!), { columns: clips.length, gap: 2 })));
-  await writeVideo(path, frames, { fps });
-}
-
-/** The token file: every sample's token clips (first clip, then each extension's), readable by `vtok decode`. */
-export function writeGeneratedTokens(path: string, gen: Generator, r: GenerateResult, extra: Record<string, unknown>): void {
-  const tok = gen.tokenizer, s = gen.layout.outputs[0]!;
-  const clips = r.tokens.flat();
-  writeTokenFile(path, {
-    modality: 'video', kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid: clips[0]!.grid,
-    source: { fps: gen.fps, frameSize: [s.height, s.width] },
-    // `model` is the tokenizer, so that `vtok decode` finds it; `generator` the LM that made the tokens
-    extra: { ...extra, model: resolve(gen.tokenizerDir), generator: resolve(gen.dir), samples: r.tokens.length, clipsPerSample: r.tokens[0]!.length, overlapFrames: r.overlapFrames, sequences: r.sequences.map((q) => Array.from(q)) },
-  }, clips.map((c) => ({ grid: c.grid, ids: c.ids })));
-}
 
 export function registerGenerate(program: Command): void {
   program
@@ -64,7 +37,7 @@ export function registerGenerate(program: Command): void {
     .option('--samples <n>', 'samples (side by side in the output)', int('--samples', { min: 1, max: 64 }), 1)
     .option('--seed <n>', 'sampling seed', int('--seed', { min: 0, max: 2 ** 31 - 1 }), 0)
     .option('--precision <p>', 'fp32 | int8: decode with int8 weights (faster on big models; small ones gain little)', oneOf('--precision', 'fp32', 'int8'), 'fp32')
-    .option('--model <dir>', 'model directory or `vtok train lm` run (default: the shipped t2v-mnist)', SHIPPED_GENERATOR)
+    .option('--model <dir>', 'model directory or `vtok train lm` run (default: the shipped t2v-mnist)', shippedModel('generator').path)
     .requiredOption('-o, --output <file>', 'output video (.mp4, .gif, …) or image grid (.png); the tokens go beside it as .vtok')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')

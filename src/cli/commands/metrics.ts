@@ -4,7 +4,7 @@ import { progress } from '../../util/progress.js';
 import { probeVideo, readFrames, type ReadOptions } from '../../io/video.js';
 import { meanCapped, psnr } from '../../metrics/psnr.js';
 import { ssimFrame } from '../../metrics/ssim.js';
-import { cropSize, int } from '../options.js';
+import { cropSize, int } from '../../util/options.js';
 
 /**
  * `vtok metrics <a> <b>`: PSNR and SSIM between two videos (e.g. an original and its reconstruction), frame by

@@ -6,7 +6,7 @@ import { LM_KIND, packGenerator } from '../../generation/model-dir.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { checkOutputDir } from '../../util/output-path.js';
-import { int, oneOf } from '../options.js';
+import { int, oneOf } from '../../util/options.js';
 
 /**
  * `vtok pack <run> --out <dir>`: a trained run's inference weights (best or latest checkpoint, EMA) as a minimal run

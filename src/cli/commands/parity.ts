@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { ParityReport } from '../../parity/index.js';
 import { runParity } from '../../parity/golden.js';
 import '../../tokenizers/registry.js';
-import { num } from '../options.js';
+import { num } from '../../util/options.js';
 
 /**
  * `vtok parity <golden.safetensors>`: reproduce a reference implementation's outputs from its weights. Prints one

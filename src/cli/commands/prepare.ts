@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_PHOTO_DIRS, prepareNatural } from '../../data/natural.js';
 import { VtokError } from '../../util/errors.js';
-import { int } from '../options.js';
+import { int } from '../../util/options.js';
 
 /**
  * `vtok prepare natural --out DIR`: decodes photographs (by default those of Debian's wallpaper packages) into a

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { loadGenerator } from '../../generation/model-dir.js';
+import { shippedModel } from '../../io/shipped.js';
 import { markdownTable, runLarpPriorStudy, STUDY_BUDGETS } from '../../studies/larp-prior/index.js';
 import { rdMarkdown, runCodecRdStudy } from '../../studies/codec-rd/index.js';
 import { runT2vStudy, studyGenerator, T2V_BUDGETS, t2vMarkdown } from '../../studies/t2v/index.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
-import { SHIPPED_NATURAL_MODEL } from './demo.js';
 
 function seedOption(v: string): number {
   const n = Number(v);
@@ -35,7 +35,7 @@ export function registerStudy(program: Command): void {
       if (name === 'codec-rd') {
         if (o.model !== undefined || o.budget !== undefined) throw new VtokError('codec-rd takes neither --model nor --budget (it measures the shipped natural-video model)');
         checkOutputDir(out, { option: '--out' });
-        const r = await runCodecRdStudy({ out, model: SHIPPED_NATURAL_MODEL, log: quiet ? undefined : (l) => process.stderr.write(`${l}\n`) });
+        const r = await runCodecRdStudy({ out, model: shippedModel('colour video').path, log: quiet ? undefined : (l) => process.stderr.write(`${l}\n`) });
         console.log(o.json ? JSON.stringify(r) : rdMarkdown(r));
         return;
       }

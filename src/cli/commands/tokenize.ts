@@ -4,10 +4,10 @@ import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
 import { enqueueCorpus } from '../../generation/queue.js';
 import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
+import { shippedModel } from '../../io/shipped.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
-import { int } from '../options.js';
-import { SHIPPED_MODEL } from './demo.js';
+import { int } from '../../util/options.js';
 
 /**
  * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
@@ -44,7 +44,7 @@ export function registerTokenize(program: Command): void {
     .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
     .option('--seed <n>', 'data set seed', int('--seed', { min: 0 }), 0)
     .option('--frames <n>', 'frames per clip (default: the tokenizer\'s clip length)', int('--frames', { min: 1 }))
-    .option('--model <run>', 'tokenizer run directory (default: the shipped magvit2-tiny)', SHIPPED_MODEL)
+    .option('--model <run>', `tokenizer run directory (default: the shipped ${shippedModel('gray video').name})`, shippedModel('gray video').path)
     .requiredOption('--out <dir>', 'folder for the shards and index.json')
     .option('--workers <n>', 'worker threads (default: cores; 0 = none)', int('--workers', { min: 0 }))
     .option('--shard-size <n>', 'clips per shard', int('--shard-size', { min: 1 }), 64)

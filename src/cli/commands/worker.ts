@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runQueueWorker } from '../../generation/queue.js';
 import { Interrupted } from '../../util/interrupt.js';
 import { checkOutputDir } from '../../util/output-path.js';
-import { num } from '../options.js';
+import { num } from '../../util/options.js';
 
 /**
  * `vtok worker --queue <url> [--out shared/path]`: one machine's share of a corpus enqueued by

@@ -12,10 +12,10 @@ import { psnrFromMse } from '../../metrics/psnr.js';
 import { codebookUsage } from '../../metrics/tokens.js';
 import { loadTensors, saveTensors } from '../../nn/weights-file.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
+import { larpTrainer } from '../../tokenizers/larp/kind.js';
 import type { LarpTokenizer } from '../../tokenizers/larp/tokenizer.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
-import { trainerFor } from '../../tokenizers/registry.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { gptTask, lmBatches } from '../../train/lm.js';
 import { trainLoop } from '../../train/loop.js';
@@ -153,7 +153,7 @@ async function trainClassifier(s: Study): Promise<{ classifier: VideoClassifier;
 /** 2. LARP with and without the prior: same seed (identical tokenizer initialisation), data order and steps. */
 async function trainTokenizers(s: Study, held: Batch[]): Promise<void> {
   const { b, seed } = s;
-  const trainer = trainerFor('larp');
+  const trainer = larpTrainer;
   const preset = trainer.presets[b.larp.preset];
   if (!preset) throw new VtokError(`unknown LARP preset "${b.larp.preset}" (known: ${Object.keys(trainer.presets).join(', ')})`);
   for (const arm of ARMS) {
@@ -165,7 +165,7 @@ async function trainTokenizers(s: Study, held: Batch[]): Promise<void> {
     }
     s.log(`[2/6] larp-${arm.name}: ${b.larp.steps} steps of ${b.larp.batch} clips${done ? ` (resuming at ${done})` : ''}`);
     E.seed(seed);
-    const modelConfig = trainer.modelConfig(preset, { size: b.size, frames: b.frames, channels: 3 }, { tokens: b.tokens, prior: arm.prior });
+    const modelConfig = trainer.modelConfig({ ...preset, model: { ...preset.model, tokens: b.tokens, prior: arm.prior } }, { size: b.size, frames: b.frames, channels: 3 });
     const model = trainer.build(modelConfig, b.larp.steps);
     E.seed(seed + 1); // the same noise stream from step 0 in both arms (the prior's own initialisation drew extra numbers)
     const first = firstClips(held, Math.min(8, b.heldClips));

@@ -1,4 +1,5 @@
 import * as E from '../../engine/core.js';
+import { int } from '../../util/options.js';
 import { quantizerWarmupBlend, type TokenizerKind, type TokenizerTrainer } from '../kind.js';
 import { larpObjective } from './loss.js';
 import { larpParity } from './parity.js';
@@ -6,10 +7,10 @@ import { LarpTokenizer } from './tokenizer.js';
 
 /**
  * LARP presets: the reference's model.args JSON at CPU scale (patch 4×8×8, holistic queries, 16-d SVQ codebook,
- * a small GPTC prior). `tokens` overrides the number of holistic queries (any N). The tiny preset (`small: true`)
- * adds the quantizer's entropy term (weight 1 inside loss_q), a centred patch-embedding bias and routed init, without
- * which the tiny model's codebook collapses and its reconstructions stay at each clip's mean colour
- * (docs/larp-small-scale.md).
+ * a small GPTC prior). `--tokens` sets the number of holistic queries (any N), `--no-prior` drops the prior. The
+ * tiny preset (`small: true`) adds the quantizer's entropy term (weight 1 inside loss_q), a centred patch-embedding
+ * bias and routed init, without which the tiny model's codebook collapses and its reconstructions stay at each
+ * clip's mean colour (docs/larp-small-scale.md).
  */
 function larpArgs(o: { size: number; frames: number; channels: number; width: number; depth: number; heads: number; tokens: number; codebook: number; prior: boolean; priorSize: [number, number, number]; small?: boolean; quantizerWarmup?: number }) {
   return {
@@ -34,7 +35,21 @@ function larpArgs(o: { size: number; frames: number; channels: number; width: nu
   };
 }
 
-export const larpTrainer: TokenizerTrainer = {
+/** A LARP preset's model options: transformer width, depth and heads, queries, codebook, prior [layers, heads, width]. */
+export interface LarpModelOptions {
+  width: number;
+  depth: number;
+  heads: number;
+  tokens: number;
+  codebook: number;
+  priorSize: [number, number, number];
+  /** Trained with the autoregressive prior unless false. */
+  prior?: boolean;
+  small?: boolean;
+  quantizerWarmup?: number;
+}
+
+export const larpTrainer: TokenizerTrainer<LarpModelOptions> = {
   presets: {
     tiny: { size: 32, frames: 8, batch: 8, steps: 2000, lr: 1e-3, model: { width: 64, depth: 2, heads: 4, tokens: 32, codebook: 256, priorSize: [2, 4, 64], small: true } },
     small: { size: 64, frames: 16, batch: 8, steps: 6000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 64, codebook: 1024, priorSize: [4, 4, 128] } },
@@ -45,9 +60,13 @@ export const larpTrainer: TokenizerTrainer = {
     natural: { size: 64, frames: 16, batch: 8, steps: 3000, lr: 5e-4, model: { width: 128, depth: 4, heads: 4, tokens: 128, codebook: 1024, priorSize: [4, 4, 128], small: true, quantizerWarmup: 300 } },
     base: { size: 64, frames: 16, batch: 16, steps: 20000, lr: 3e-4, model: { width: 256, depth: 6, heads: 8, tokens: 128, codebook: 4096, priorSize: [6, 6, 192] } },
   },
-  modelConfig(preset, data, opts) {
-    const m = preset.model as { width: number; depth: number; heads: number; tokens: number; codebook: number; priorSize: [number, number, number]; small?: boolean; quantizerWarmup?: number };
-    return larpArgs({ ...m, size: data.size, frames: data.frames, channels: data.channels, tokens: opts.tokens ?? m.tokens, prior: opts.prior !== false });
+  options: [
+    { flag: '--tokens <n>', description: 'number of holistic tokens', parse: int('--tokens', { min: 1, max: 4096 }), apply: (m, n) => ({ ...m, tokens: n as number }) },
+    { flag: '--no-prior', description: 'train without the autoregressive prior', apply: (m, on) => ({ ...m, prior: on as boolean }) },
+  ],
+  modelConfig(preset, data) {
+    const m = preset.model;
+    return larpArgs({ ...m, size: data.size, frames: data.frames, channels: data.channels, prior: m.prior !== false });
   },
   build(config, totalSteps) {
     const tokenizer = LarpTokenizer.fromConfig(config, config.gptc_sizes as never);
@@ -69,6 +88,7 @@ export const larpTrainer: TokenizerTrainer = {
 /** LARP: a video tokenizer to a 1-D grid of N holistic tokens, with an optional autoregressive prior. */
 export const larpKind: TokenizerKind = {
   name: 'larp',
+  title: 'LARP',
   create(config) {
     const tokenizer = LarpTokenizer.fromConfig(config, config.gptc_sizes as never);
     return { tokenizer, module: tokenizer.model };

@@ -1,4 +1,5 @@
 import * as E from '../../engine/core.js';
+import { int } from '../../util/options.js';
 import { quantizerWarmupBlend, type TokenizerKind, type TokenizerTrainer } from '../kind.js';
 import { forwardTrain } from './model.js';
 import { magvit2Parity } from './parity.js';
@@ -9,9 +10,21 @@ import { Magvit2Tokenizer } from './tokenizer.js';
  * reconstruction ("we use L2 + perceptual + adversarial", the MAGVIT-v2 authors) + 0.1·(per-sample entropy −
  * codebook entropy) + 0.25·commitment (the released weights); with --gan the shared task adds the 3D PatchGAN term.
  * (L1 collapses to all-background on sparse clips such as Moving MNIST: its per-pixel optimum is the median.)
- * `bits` sets the LFQ vocabulary 2^bits.
+ * `--bits` sets the LFQ vocabulary 2^bits.
  */
-export const magvit2Trainer: TokenizerTrainer = {
+export interface Magvit2ModelOptions {
+  ch: number;
+  ch_mult: number[];
+  num_res_blocks: number;
+  bits: number;
+  batch_max?: number;
+  quantizer_warmup?: number;
+  norm_groups?: number;
+  out_norm?: boolean;
+  causal_norm?: boolean;
+}
+
+export const magvit2Trainer: TokenizerTrainer<Magvit2ModelOptions> = {
   presets: {
     // micro: the tiny model on 48×48 clips (about half its compute), for studies of several runs on a shared 2-core CPU
     micro: { size: 48, frames: 5, batch: 4, steps: 300, lr: 1e-3, model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 } },
@@ -26,9 +39,11 @@ export const magvit2Trainer: TokenizerTrainer = {
     natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false, causal_norm: true } },
     base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
   },
-  modelConfig(preset, data, opts) {
-    const m = preset.model as { ch: number; ch_mult: number[]; num_res_blocks: number; bits: number; batch_max?: number; quantizer_warmup?: number; norm_groups?: number; out_norm?: boolean; causal_norm?: boolean };
-    const bits = opts.bits ?? m.bits;
+  options: [
+    { flag: '--bits <n>', description: 'LFQ bits (vocabulary 2^bits)', parse: int('--bits', { min: 1, max: 24 }), apply: (m, n) => ({ ...m, bits: n as number }) },
+  ],
+  modelConfig(preset, data) {
+    const m = preset.model, bits = m.bits;
     return {
       ddconfig: { double_z: false, z_channels: bits, resolution: data.size, in_channels: data.channels, out_ch: data.channels, ch: m.ch, ch_mult: m.ch_mult, num_res_blocks: m.num_res_blocks },
       n_embed: 2 ** bits, embed_dim: bits, sample_minimization_weight: 1.0, batch_maximization_weight: m.batch_max ?? 1.0, kind: 'video',
@@ -63,6 +78,7 @@ export const magvit2Trainer: TokenizerTrainer = {
 /** MAGVIT-v2 (Open-MAGVIT2's causal 3D CNN with LFQ): a video tokenizer on a [t, h, w] grid. */
 export const magvit2Kind: TokenizerKind = {
   name: 'magvit2',
+  title: 'MAGVIT-v2',
   create(config) {
     const tokenizer = new Magvit2Tokenizer(config);
     return { tokenizer, module: tokenizer.model };

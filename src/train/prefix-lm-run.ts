@@ -1,18 +1,18 @@
 import { resolve } from 'node:path';
-import * as E from '../../engine/core.js';
-import { LM_KIND, type Generator, type LmDirConfig } from '../../generation/model-dir.js';
-import type { PrefixLmConfig } from '../../generation/prefix-lm/model.js';
-import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';
-import { OnnxTextEncoder } from '../../generation/text/onnx.js';
-import { ShardReader } from '../../generation/shards.js';
-import { getTask } from '../../generation/tasks.js';
-import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js';
-import { checkTokenizer, tokenizerIdentity } from '../../generation/vocab.js';
-import { loadTokenizer } from '../../tokenizers/load.js';
-import { trainLoop, type LoopResult } from '../../train/loop.js';
-import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';
-import { VtokError, check } from '../../util/errors.js';
-import { checkOutputDir } from '../../util/output-path.js';
+import * as E from '../engine/core.js';
+import { LM_KIND, type Generator, type LmDirConfig } from '../generation/model-dir.js';
+import type { PrefixLmConfig } from '../generation/prefix-lm/model.js';
+import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../generation/prefix-lm/text-lm.js';
+import { OnnxTextEncoder } from '../generation/text/onnx.js';
+import { ShardReader } from '../generation/shards.js';
+import { getTask } from '../generation/tasks.js';
+import type { BuiltinTextEncoderConfig } from '../generation/text/builtin.js';
+import { checkTokenizer, tokenizerIdentity } from '../generation/vocab.js';
+import { loadTokenizer } from '../tokenizers/load.js';
+import { VtokError, check } from '../util/errors.js';
+import { checkOutputDir } from '../util/output-path.js';
+import { trainLoop, type LoopResult } from './loop.js';
+import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from './prefix-lm.js';
 
 /** LM presets: the transformer, the built-in text encoder and the training defaults. */
 export interface LmPreset { lm: Pick<PrefixLmConfig, 'dim' | 'layers' | 'heads' | 'hidden'>; text: Omit<BuiltinTextEncoderConfig, 'maxTokens'>; batch: number; steps: number; lr: number }
@@ -60,6 +60,11 @@ export function parseMixture(s: string): Record<string, number> {
   return out;
 }
 
+/**
+ * Trains (or resumes) the text-conditioned prefix LM on token shards (`vtok train lm`): the preset, the task mixture,
+ * the frozen tokenizer the shards were made with (checked against them) and the loop. A stop by signal throws
+ * TrainingInterrupted after its checkpoint.
+ */
 export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const preset = LM_PRESETS[o.preset];
   if (!preset) throw new VtokError(`unknown preset "${o.preset}" for lm (known: ${Object.keys(LM_PRESETS).join(', ')})`);

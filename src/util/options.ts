@@ -1,8 +1,8 @@
-import { VtokError } from '../util/errors.js';
+import { VtokError } from './errors.js';
 
 /**
- * Option parsers for commander (its argParser): every numeric option is parsed and range-checked at the command
- * line, before any work. A bad value fails with one line naming the option, the value and the allowed range
+ * Option parsers for commander (its argParser), for the CLI's own options and those a tokenizer kind declares
+ * (src/tokenizers/kind.ts): every numeric option is parsed and range-checked at the command line, before any work. A bad value fails with one line naming the option, the value and the allowed range
  * (a VtokError, which commander passes through to the CLI's one-line error report).
  */
 export interface Range {
