@@ -30,7 +30,9 @@ export function guide(cond: Float32Array, uncond: Float32Array, scale: number): 
 
 function checkNumbers(logits: Float32Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < cols; j++) if (Number.isNaN(logits[r * cols + j]!)) throw new VtokError(`sampling: logits row ${r} has NaN at column ${j}`);
+    for (let j = 0; j < cols; j++) {
+      if (Number.isNaN(logits[r * cols + j]!)) throw new VtokError(`sampling: logits row ${r} has NaN at column ${j}`);
+    }
   }
 }
 
@@ -39,7 +41,12 @@ function checkNumbers(logits: Float32Array, rows: number, cols: number): void {
  * kept in column order, with the columns they came from. Quickselect finds the k-th value in O(cols), so a
  * 2^18-wide visual range costs about a millisecond instead of a full sort.
  */
-export function topK(logits: Float32Array, rows: number, cols: number, k: number): { logits: Float32Array; columns: Int32Array } {
+export function topK(
+  logits: Float32Array,
+  rows: number,
+  cols: number,
+  k: number,
+): { logits: Float32Array; columns: Int32Array } {
   check(Number.isInteger(k) && k >= 1 && k <= cols, `top-k must be an integer in [1, ${cols}], got ${k}`);
   checkNumbers(logits, rows, cols);
   const sub = new Float32Array(rows * k), columns = new Int32Array(rows * k), scratch = new Float32Array(cols);
@@ -94,8 +101,8 @@ export function argmax(row: Float32Array, r = 0): number {
 }
 
 /**
- * Temperature: the row's unnormalised softmax weights exp((x − max) / T) into `out` (−∞ gives 0); returns their sum.
- * `max` is the row's largest logit, so the largest weight is 1.
+ * Temperature: the row's unnormalised softmax weights exp((x − max) / T) into `out` (−∞ gives 0); returns
+ * their sum. `max` is the row's largest logit, so the largest weight is 1.
  */
 export function softmaxWeights(row: Float32Array, max: number, temperature: number, out: Float64Array): number {
   let sum = 0;
@@ -121,7 +128,7 @@ export function nucleus(weights: Float64Array, sum: number, p: number): number {
   return cum;
 }
 
-/** The draw: the first column at which the running sum of the weights exceeds `target` (u·sum, u uniform in [0, 1)). */
+/** The draw: the first column where the running sum of the weights exceeds `target` (u·sum, u uniform in [0, 1)). */
 export function drawIndex(weights: Float64Array, target: number): number {
   let acc = 0, chosen = 0;
   for (let j = 0; j < weights.length; j++) {
@@ -137,11 +144,17 @@ export function drawIndex(weights: Float64Array, target: number): number {
  * One id per row of `logits` [rows, cols]: top-k, then greedy or temperature, top-p and the draw. Every row takes
  * one block of `rng` (its uniform), greedy rows too, so a stream's position depends only on how many rows were drawn.
  */
-export function sampleRows(logits: Float32Array, rows: number, cols: number, rng: Rng, o: SamplingOptions = {}): Int32Array {
+export function sampleRows(
+  logits: Float32Array,
+  rows: number,
+  cols: number,
+  rng: Rng,
+  o: SamplingOptions = {},
+): Int32Array {
   const temperature = o.temperature ?? 1, { topK: k, topP } = o;
   check(Number.isSafeInteger(rows) && rows >= 0, `sampling: rows must be a non-negative integer, got ${rows}`);
   check(Number.isSafeInteger(cols) && cols >= 1, `sampling: cols must be a positive integer, got ${cols}`);
-  check(logits.length === rows * cols, `sampling: logits has ${logits.length} values, expected rows·cols = ${rows}·${cols}`);
+  check(logits.length === rows * cols, `sampling: logits has ${logits.length} values, expected ${rows}·${cols}`);
   check(Number.isFinite(temperature) && temperature >= 0, `sampling: temperature must be >= 0, got ${temperature}`);
   if (k !== undefined) check(Number.isSafeInteger(k) && k >= 1, `top-k must be a positive integer, got ${k}`);
   if (topP !== undefined) check(topP > 0 && topP <= 1, `sampling: top-p must be in (0, 1], got ${topP}`);
