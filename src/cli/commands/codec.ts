@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
 import * as E from '../../engine/index.js';
-import { type ClipTensor, clipsToTensor, tensorToClips, type Frame } from '../../io/frame.js';
+import { type ClipTensor, tensorToClips, type Frame } from '../../io/frame.js';
 import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../../io/video.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
@@ -15,8 +15,8 @@ import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile, STDOUT } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
-import { fitChannels } from '../../io/channels.js';
-import { int, num, oneOf } from '../options.js';
+import { framesToClip } from '../../io/clip.js';
+import { GRAY_HELP, int, num, oneOf } from '../options.js';
 import { SHIPPED_MODEL, SHIPPED_NATURAL_MODEL } from './demo.js';
 
 /**
@@ -33,8 +33,7 @@ function runSize(runDir: string): number | undefined {
 
 /** Frames of one clip → the tokenizer's input clip (see fitChannels for gray models). */
 function toInput(tok: Tokenizer, frames: Frame[], gray: boolean | undefined, source: string): { input: ClipTensor; converted: boolean } {
-  const t = clipsToTensor([frames]);
-  const fit = fitChannels(t.data, t.shape, tok.channels ?? 3, gray, source);
+  const fit = framesToClip(frames, tok.channels ?? 3, gray, source);
   return { input: { data: fit.data, shape: fit.shape }, converted: fit.converted };
 }
 
@@ -77,9 +76,6 @@ function modelFor(kind: string, configHash: string, recorded?: string): string |
 
 /** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
 export const parsePrecision = oneOf<E.Precision>('--precision', 'fp32', 'int8');
-
-/** `--gray`, shared by the commands that feed clips to a tokenizer. */
-export const GRAY_HELP = 'convert colour input to gray for a model trained on gray clips (refused otherwise)';
 
 const PRECISION_HELP = 'inference precision: fp32, or int8 (quantized convolutions, calibrated on the first clip)';
 
