@@ -1,10 +1,12 @@
+import { frameRange, framesToClip, joinClips } from '../io/clip.js';
 import type { ClipTensor, Frame } from '../io/frame.js';
 import { decodeTokens, encodeClips } from '../tokenizers/batch.js';
 import { VtokError, check } from '../util/errors.js';
-import { PrefixLmDecoder } from './kv-cache.js';
-import { sampleSteps, type PrefixSequence, type TextInput } from './sampler.js';
+import type { SamplingOptions } from '../util/sampling.js';
 import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/steps.js';
-import type { VisualTokens } from './sequence.js';
+import { PrefixLmDecoder } from './kv-cache.js';
+import { sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
+import { gridSize, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
 import { buildSequence, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, type TaskInputs } from './tasks.js';
 import type { Generator } from './model-dir.js';
 import { outputSize } from './vocab.js';
@@ -12,10 +14,11 @@ import { outputSize } from './vocab.js';
 /**
  * Generation with a loaded model directory: prompt → tokens → prefix → sampled output → tokenizer decode. Image and
  * video inputs are tokenized with the model's own tokenizer. Longer videos than one clip (`seconds`) grow by
- * VideoPoet's extension (§9): the last latent frames' worth of frames (`condFrames`, 1 or 2) is decoded, tokenized
- * again and continued by frame prediction, as often as needed.
+ * VideoPoet's extension (§9): the last latent frames' worth of frames (`condFrames`, 1 or 2) is tokenized again and
+ * continued by frame prediction, as often as needed. The batch-level steps, `sampleClips` (a batch of samples of one
+ * task) and `extendClips`, are what `generate` and the studies both run.
  */
-export interface GenerateOptions {
+export interface GenerateOptions extends SamplingOptions {
   /** t2v | t2i | i2v | fp (alias continue) | uncond | class. */
   task: string;
   prompt?: string;
@@ -34,13 +37,12 @@ export interface GenerateOptions {
   seconds?: number;
   /** Classifier-free guidance scale (default 1 = none; needs a text prompt). */
   cfg?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
   samples?: number;
   seed?: number;
   /** Decode steps with int8 weights (the blocks' linears and the head; see PrefixLmDecoder). Default fp32. */
   precision?: 'fp32' | 'int8';
+  /** A colour image or video for a model that takes gray clips is converted, not refused (io/clip fitChannels). */
+  gray?: boolean;
   onProgress?: (p: GenerateProgress) => void;
 }
 
@@ -57,34 +59,123 @@ export interface GenerateResult {
   overlapFrames: number;
 }
 
-/** Frames (8-bit RGB) as the tokenizer's input: 1×C×T×H×W in [-1, 1], gray as the mean of R, G and B. */
-export function framesToClip(frames: Frame[], channels: number, size: { height: number; width: number }, what: string): ClipTensor {
-  check(frames.length > 0, `${what} has no frames`);
-  const { height: H, width: W } = size, T = frames.length;
-  const out = new Float32Array(channels * T * H * W);
-  frames.forEach((f, t) => {
-    if (f.width !== W || f.height !== H) throw new VtokError(`${what} is ${f.width}×${f.height}; the model generates ${W}×${H} (resize it first)`);
-    for (let p = 0; p < H * W; p++) {
-      const r = f.data[3 * p]!, g = f.data[3 * p + 1]!, b = f.data[3 * p + 2]!;
-      if (channels === 1) out[t * H * W + p] = (r + g + b) / 3 / 127.5 - 1;
-      else [r, g, b].forEach((v, c) => (out[(c * T + t) * H * W + p] = v / 127.5 - 1));
-    }
-  });
-  return { data: out, shape: [1, channels, T, H, W] };
+/** One prompt of a batch: a task's sequence (its prefix is what is given) and output plan, and its text embeddings. */
+export interface ClipPrompt { sequence: LmSequence; plan: OutputStep[]; text?: TextInput }
+
+/** How a batch of clips is sampled, decoded and tokenized. */
+export interface ClipBatchOptions extends SamplingOptions {
+  seed: number;
+  /** Classifier-free guidance scale (default 1 = none; the prompts need text). */
+  cfg?: number;
+  /** Samples per prompt (default 1). */
+  samples?: number;
+  /**
+   * Sampler rows per call (prompts × samples, at least one prompt; default: all in one call). Each call is seeded
+   * with `seed` + the index of its first prompt, so a prompt draws the same whatever the batch around it.
+   */
+  rows?: number;
+  /** Clips per tokenizer call (default 1). */
+  tokenizerBatch?: number;
+  /** A decoder to reuse (its compiled programs); default: one for this call, released at the end. */
+  decoder?: PrefixLmDecoder;
+  onProgress?: (p: SampleProgress) => void;
+}
+
+/** Clips sampled, one per row (prompt-major, then sample). */
+export interface SampledClips {
+  /** Decoded: N×C×T×H×W in [-1, 1]. */
+  frames: ClipTensor;
+  tokens: VisualTokens[];
+  /** Each row's whole sequence (prefix + output). */
+  sequences: Int32Array[];
 }
 
 /** Latent frames per video frame of the tokenizer (1 for a tokenizer that keeps every frame). */
-function temporalStride(gen: Generator): number {
+export function temporalStride(gen: Generator): number {
   const s = outputSize(gen.layout);
   const t = s.grid.length === 3 ? s.grid[0]! : 1;
   return t > 1 ? (s.frames - 1) / (t - 1) : 1;
 }
 
-function tokenize(gen: Generator, frames: Frame[], what: string): VisualTokens {
-  const s = outputSize(gen.layout);
-  const clip = framesToClip(frames, gen.tokenizer.channels ?? 3, s, what);
-  const t = encodeClips(gen.tokenizer, clip);
-  return { ids: t.ids, grid: t.grid };
+/** Clips (N×C×T×H×W) as token clips, `batch` clips per tokenizer call (default 1). */
+export function tokenizeClips(gen: Generator, clips: ClipTensor, batch = 1): VisualTokens[] {
+  const t = encodeClips(gen.tokenizer, clips, Math.min(batch, clips.shape[0]));
+  const per = gridSize(t.grid);
+  return Array.from({ length: t.n }, (_, i) => ({ ids: t.ids.subarray(i * per, (i + 1) * per), grid: t.grid }));
+}
+
+/** Token clips of one grid decoded, `batch` clips per tokenizer call (the last call padded): N×C×T×H×W. */
+function decodeClips(gen: Generator, clips: VisualTokens[], batch: number): ClipTensor {
+  const grid = clips[0]!.grid, per = gridSize(grid);
+  const ids = new Int32Array(clips.length * per);
+  clips.forEach((c, r) => ids.set(c.ids, r * per));
+  return decodeTokens(gen.tokenizer, { ids, n: clips.length, grid }, batch);
+}
+
+/** Samples `samples` clips per prompt (prompts of one layout and plan), parses and decodes them. */
+export function* sampleClips(gen: Generator, prompts: ClipPrompt[], o: ClipBatchOptions): Steps<SampledClips> {
+  const samples = o.samples ?? 1;
+  check(prompts.length > 0, 'sampleClips: no prompts');
+  check(Number.isInteger(samples) && samples >= 1, `samples must be a positive integer, got ${samples}`);
+  const perCall = Math.max(1, Math.floor((o.rows ?? prompts.length * samples) / samples));
+  const decoder = o.decoder ?? new PrefixLmDecoder(gen.model.lm);
+  try {
+    const tokens: VisualTokens[] = [], sequences: Int32Array[] = [], parts: ClipTensor[] = [];
+    for (let s = 0; s < prompts.length; s += perCall) {
+      const chunk = prompts.slice(s, s + perCall);
+      const texts = chunk.flatMap((q) => (q.text ? [q.text] : []));
+      const ids = yield* sampleSteps(gen.model.lm, {
+        prefix: chunk.map((q) => q.sequence), text: texts.length > 0 ? texts : undefined, plan: chunk[0]!.plan, samples,
+        temperature: o.temperature, topK: o.topK, topP: o.topP, cfgScale: o.cfg, seed: o.seed + s, decoder,
+        onProgress: o.onProgress,
+      });
+      const L = ids.length / (chunk.length * samples), clips: VisualTokens[] = [];
+      for (let r = 0; r < chunk.length * samples; r++) {
+        const q = chunk[Math.floor(r / samples)]!.sequence, prefix = q.ids.subarray(0, q.prefixLength);
+        const out = ids.subarray(r * L, (r + 1) * L);
+        clips.push(parseOutput(gen.layout, prefix, out).clip);
+        const full = new Int32Array(q.prefixLength + L);
+        full.set(prefix);
+        full.set(out, q.prefixLength);
+        sequences.push(full);
+      }
+      tokens.push(...clips);
+      parts.push(decodeClips(gen, clips, o.tokenizerBatch ?? 1));
+    }
+    return { frames: joinClips(parts, 'clips'), tokens, sequences };
+  } finally {
+    if (!o.decoder) decoder.dispose();
+  }
+}
+
+/**
+ * Each clip one extension longer (VideoPoet §9): its last `condFrames` latent frames' worth of frames are tokenized
+ * again as the start of a clip (a causal tokenizer encodes its first frame alone) and continued by frame
+ * prediction; the new clip, less the frames it repeats, is joined on. Returns the longer clips and the new ones.
+ */
+export function* extendClips(
+  gen: Generator,
+  video: ClipTensor,
+  o: Omit<ClipBatchOptions, 'cfg' | 'samples'> & { condFrames: number },
+): Steps<{ video: ClipTensor; added: SampledClips }> {
+  const T = video.shape[2], given = framesForLatent(o.condFrames, temporalStride(gen));
+  check(T >= given, `an extension of ${o.condFrames} latent frame(s) needs ${given} frames, the clips have ${T}`);
+  const tails = tokenizeClips(gen, frameRange(video, T - given, T), o.tokenizerBatch);
+  const prompts = tails.map((v) => extensionPrompt(gen.layout, v, { condFrames: o.condFrames }));
+  const added = yield* sampleClips(gen, prompts, { ...o, cfg: 1, samples: 1 });
+  return { video: joinClips([video, frameRange(added.frames, given, added.frames.shape[2])], 'time'), added };
+}
+
+/** An image or video input as one token clip: the frames at the model's size, by the channel rule of io/clip. */
+function tokenizeInput(gen: Generator, frames: Frame[], gray: boolean | undefined, what: string): VisualTokens {
+  check(frames.length > 0, `${what} has no frames`);
+  const { height: H, width: W } = outputSize(gen.layout);
+  for (const f of frames) {
+    if (f.width !== W || f.height !== H) {
+      throw new VtokError(`${what} is ${f.width}×${f.height}; the model generates ${W}×${H} (resize it first)`);
+    }
+  }
+  return tokenizeClips(gen, framesToClip(frames, gen.tokenizer.channels ?? 3, gray, what))[0]!;
 }
 
 export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
@@ -118,97 +209,42 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
     text = model.embed(inputs.textTokens)[0];
   }
   if (cfg !== 1) check(text !== undefined, `classifier-free guidance (cfg ${cfg}) needs a text prompt`);
-  const stride = temporalStride(gen);
+  const overlap = framesForLatent(condFrames, temporalStride(gen));
   if (o.image) {
     check(task === 'i2v', `an image conditions task i2v only, not ${task}`);
-    inputs.image = tokenize(gen, [o.image], 'the image');
+    inputs.image = tokenizeInput(gen, [o.image], o.gray, 'the image');
   }
   if (o.video) {
     check(task === 'fp', `a video conditions task continue (fp) only, not ${task}`);
-    const need = framesForLatent(condFrames, stride);
-    check(o.video.length >= need, `the video is too short to continue: ${o.video.length} frame(s), need ${need}`);
-    inputs.video = tokenize(gen, o.video.slice(o.video.length - need), 'the video');
+    check(o.video.length >= overlap, `the video is too short to continue: ${o.video.length} frame(s), need ${overlap}`);
+    inputs.video = tokenizeInput(gen, o.video.slice(o.video.length - overlap), o.gray, 'the video');
   }
   // the first clip: sampled for the task's own prefix
-  const seq = buildSequence(layout, task, inputs);
-  const plan = outputPlan(layout, task, inputs);
+  const prompt: ClipPrompt = {
+    sequence: buildSequence(layout, task, inputs), plan: outputPlan(layout, task, inputs), text,
+  };
   const fullClipFrames = size.frames;
   const seconds = o.seconds ?? fullClipFrames / gen.fps;
   check(Number.isFinite(seconds) && seconds > 0, `seconds must be a positive number, got ${seconds}`);
-  const overlap = framesForLatent(condFrames, stride);
-  const clipFramesOut = task === 't2i' ? 1 : fullClipFrames;
-  const wanted = Math.max(clipFramesOut, Math.round(seconds * gen.fps));
+  const wanted = Math.max(task === 't2i' ? 1 : fullClipFrames, Math.round(seconds * gen.fps));
   if (task === 't2i') check(o.seconds === undefined, 't2i makes one image; --seconds does not apply');
   const extensions = task === 't2i' ? 0 : Math.ceil(Math.max(0, wanted - fullClipFrames) / (fullClipFrames - overlap));
   const segments = 1 + extensions;
   const decoder = new PrefixLmDecoder(model.lm, { precision: o.precision });
   try {
-    const progress = (segment: number) => (p: { done: number; total: number; tokensPerSecond: number }) => o.onProgress?.({ segment, segments, ...p });
-    const prefix: PrefixSequence = { ids: seq.ids, prefixLength: seq.prefixLength, text: seq.text };
-    const out = yield* sampleSteps(model.lm, { prefix, text, plan, samples, temperature: o.temperature, topK: o.topK, topP: o.topP, seed, cfgScale: cfg, decoder, onProgress: progress(0) });
-    const per = out.length / samples;
-    const sequences: Int32Array[] = [];
-    const tokens: VisualTokens[][] = [];
-    for (let r = 0; r < samples; r++) {
-      const gen_ = out.subarray(r * per, (r + 1) * per);
-      const parsed = parseOutput(layout, seq.ids.subarray(0, seq.prefixLength), gen_);
-      const full = new Int32Array(seq.prefixLength + per);
-      full.set(seq.ids.subarray(0, seq.prefixLength));
-      full.set(gen_, seq.prefixLength);
-      sequences.push(full);
-      tokens.push([parsed.clip]);
-    }
-    // decoded frames per sample, grown by each extension
-    const videos: Float32Array[][] = tokens.map((t) => [decodeClip(gen, t[0]!)]);
+    const progress = (segment: number) => (p: SampleProgress) => o.onProgress?.({ segment, segments, ...p });
+    const sampling = { temperature: o.temperature, topK: o.topK, topP: o.topP, decoder };
+    const first = yield* sampleClips(gen, [prompt], { ...sampling, samples, cfg, seed, onProgress: progress(0) });
+    const tokens = first.tokens.map((t) => [t]);
+    let video = first.frames;
     for (let e = 1; e <= extensions; e++) {
-      const prompts = tokens.map((_, r) => {
-        const last = videos[r]![videos[r]!.length - 1]!;
-        return extensionPrompt(layout, retokenizeTail(gen, last, overlap), { condFrames });
-      });
-      const next = yield* sampleSteps(model.lm, { prefix: prompts.map((p) => p.sequence), plan: prompts[0]!.plan, samples: 1, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: seed + e, decoder, onProgress: progress(e) });
-      const n = next.length / samples;
-      prompts.forEach((p, r) => {
-        const parsed = parseOutput(layout, p.sequence.ids.subarray(0, p.sequence.prefixLength), next.subarray(r * n, (r + 1) * n));
-        tokens[r]!.push(parsed.clip);
-        videos[r]!.push(decodeClip(gen, parsed.clip));
-      });
+      const next = yield* extendClips(gen, video, { ...sampling, condFrames, seed: seed + e, onProgress: progress(e) });
+      next.added.tokens.forEach((t, r) => tokens[r]!.push(t));
+      video = next.video;
     }
-    return { frames: joinVideos(gen, videos, overlap, task === 't2i' ? 1 : wanted), tokens, sequences, overlapFrames: overlap };
+    const frames = frameRange(video, 0, task === 't2i' ? 1 : wanted);
+    return { frames, tokens, sequences: first.sequences, overlapFrames: overlap };
   } finally {
     decoder.dispose();
   }
 }
-
-/** One token clip decoded: C×T×H×W floats. */
-function decodeClip(gen: Generator, clip: VisualTokens): Float32Array {
-  return decodeTokens(gen.tokenizer, { ids: clip.ids, n: 1, grid: clip.grid }).data;
-}
-
-const channelsOf = (gen: Generator) => gen.tokenizer.channels ?? 3;
-
-/** The last `frames` frames of a decoded C×T×H×W clip, tokenized again (what the next extension conditions on). */
-function retokenizeTail(gen: Generator, video: Float32Array, frames: number): VisualTokens {
-  const s = outputSize(gen.layout), C = channelsOf(gen), plane = s.height * s.width;
-  const T = video.length / (C * plane);
-  const tail = new Float32Array(C * frames * plane);
-  for (let c = 0; c < C; c++) tail.set(video.subarray((c * T + T - frames) * plane, (c * T + T) * plane), c * frames * plane);
-  const t = encodeClips(gen.tokenizer, { data: tail, shape: [1, C, frames, s.height, s.width] });
-  return { ids: t.ids, grid: t.grid };
-}
-
-/** Joins each sample's clips along time (dropping each extension's first `overlap` frames), cut to `frames`. */
-function joinVideos(gen: Generator, videos: Float32Array[][], overlap: number, frames: number): ClipTensor {
-  const s = outputSize(gen.layout), C = channelsOf(gen), plane = s.height * s.width;
-  const out = new Float32Array(videos.length * C * frames * plane);
-  videos.forEach((clips, r) => {
-    let t0 = 0;
-    clips.forEach((v, k) => {
-      const T = v.length / (C * plane), from = k === 0 ? 0 : overlap;
-      for (let t = from; t < T && t0 < frames; t++, t0++) {
-        for (let c = 0; c < C; c++) out.set(v.subarray((c * T + t) * plane, (c * T + t + 1) * plane), ((r * C + c) * frames + t0) * plane);
-      }
-    });
-  });
-  return { data: out, shape: [videos.length, C, frames, s.height, s.width] };
-}
-

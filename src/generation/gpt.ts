@@ -4,6 +4,7 @@ import { Embedding, LayerNorm, Linear, Module, TransformerBlock, constant, norma
 import { defaultRng } from '../engine/core.js';
 import { VtokError, check } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
+import { sampleRows, suppressIds } from '../util/sampling.js';
 import { compileInference, type InferenceFn } from '../nn/compiled.js';
 
 /**
@@ -311,8 +312,7 @@ export function sample(model: Gpt, o: SampleOptions): Int32Array {
     for (let pos = P; pos < L; pos++) {
       const logits = compiled(model).next(E.concrete(buf, [B, L], 'int32'), E.concrete(Int32Array.of(pos), [1], 'int32')) as Tensor;
       const lg = Float32Array.from(logits.data as Float32Array);
-      for (let r = 0; r < B; r++) for (const s of suppress) lg[r * V + s] = -Infinity;
-      const next = rng.categorical(lg.subarray(0, rows * V), rows, V, o.temperature ?? 1, o.topK, o.topP);
+      const next = sampleRows(suppressIds(lg.subarray(0, rows * V), V, suppress), rows, V, rng, o);
       for (let r = 0; r < rows; r++) {
         out[(start + r) * o.length + (pos - P)] = next[r]!;
         if (pos + 1 < L) buf[r * L + pos + 1] = next[r]!;

@@ -1,6 +1,7 @@
-import { VtokError, check } from '../util/errors.js';
+import { check } from '../util/errors.js';
 import { runSteps, type Steps } from '../util/steps.js';
 import { Rng } from '../util/rng.js';
+import { guide, sampleRows, type SamplingOptions } from '../util/sampling.js';
 import { PrefixLmDecoder, type LogitRange } from './kv-cache.js';
 import type { PrefixLm } from './prefix-lm/model.js';
 import type { OutputStep } from './sequence.js';
@@ -11,9 +12,8 @@ export type { OutputStep };
  * token. What is produced follows the task's plan: each segment samples only ids legal there (the logits are
  * computed for that id range only, so nothing outside it can be drawn), and closing tokens are emitted as given,
  * never sampled. Classifier-free guidance runs the conditional and unconditional streams as one batch
- * (logits = u + s·(c − u)). Temperature, top-k and top-p come from the seeded host generator (util/rng).
+ * (logits = u + s·(c − u)). Guidance, temperature, top-k, top-p and the draw are util/sampling's, seeded here.
  */
-
 
 /** A sequence's prefix as the sequence builders lay it out (generation/sequence's LmSequence fits). */
 export interface PrefixSequence {
@@ -27,7 +27,7 @@ export interface TextInput { embeddings: Float32Array; valid: Uint8Array }
 
 export interface SampleProgress { done: number; total: number; tokensPerSecond: number }
 
-export interface SampleOptions {
+export interface SampleOptions extends SamplingOptions {
   /** One prompt, or several with the same layout (each gives `samples` rows). */
   prefix: PrefixSequence | PrefixSequence[];
   /** Text embeddings per prompt (models with text and a text slot). */
@@ -35,10 +35,6 @@ export interface SampleOptions {
   plan: OutputStep[];
   /** Rows per prompt (default 1). */
   samples?: number;
-  /** Softmax temperature (default 1; 0 = greedy). */
-  temperature?: number;
-  topK?: number;
-  topP?: number;
   seed?: number;
   /** Classifier-free guidance scale (default 1: no unconditional stream). */
   cfgScale?: number;
@@ -47,65 +43,6 @@ export interface SampleOptions {
   onProgress?: (p: SampleProgress) => void;
   /** A decoder to reuse (its compiled programs) across calls; default: a new one per call. */
   decoder?: PrefixLmDecoder;
-}
-
-/** Guided logits u + s·(c − u), in place into `cond` ([rows, n] each). */
-export function guideLogits(cond: Float32Array, uncond: Float32Array, scale: number): Float32Array {
-  for (let i = 0; i < cond.length; i++) cond[i] = uncond[i]! + scale * (cond[i]! - uncond[i]!);
-  return cond;
-}
-
-/**
- * One id per row of `logits` [rows, cols] with temperature, top-k and top-p: the same draws as
- * `Rng.categorical`, but top-k first narrows each row to its k largest logits in O(cols) (quickselect), so a
- * 2^18-wide visual range costs about a millisecond instead of a full sort.
- */
-export function sampleRows(logits: Float32Array, rows: number, cols: number, rng: Rng, o: { temperature?: number; topK?: number; topP?: number }): Int32Array {
-  const k = o.topK;
-  if (k === undefined || k >= cols) return rng.categorical(logits, rows, cols, o.temperature ?? 1, undefined, o.topP);
-  check(Number.isInteger(k) && k >= 1, `top-k must be a positive integer, got ${k}`);
-  const sub = new Float32Array(rows * k), idx = new Int32Array(rows * k), scratch = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    const row = logits.subarray(r * cols, (r + 1) * cols);
-    scratch.set(row);
-    const kth = kthLargest(scratch, k);
-    // every logit above the k-th, then ties at it by lower index: categorical's top-k rule, in index order
-    let greater = 0;
-    for (let j = 0; j < cols; j++) {
-      if (Number.isNaN(row[j]!)) throw new VtokError(`sampling: logits row ${r} has NaN at column ${j}`);
-      if (row[j]! > kth) greater++;
-    }
-    let ties = k - greater, n = 0;
-    for (let j = 0; j < cols && n < k; j++) {
-      const v = row[j]!;
-      if (v > kth || (v === kth && ties-- > 0)) (sub[r * k + n] = v), (idx[r * k + n++] = j);
-    }
-  }
-  const drawn = rng.categorical(sub, rows, k, o.temperature ?? 1, undefined, o.topP);
-  return drawn.map((d, r) => idx[r * k + d]!);
-}
-
-/** The k-th largest value of `a` (reordered in place), by quickselect. */
-function kthLargest(a: Float32Array, k: number): number {
-  let lo = 0, hi = a.length - 1;
-  const target = k - 1;
-  while (lo < hi) {
-    const pivot = a[(lo + hi) >> 1]!;
-    let i = lo, j = hi;
-    while (i <= j) {
-      while (a[i]! > pivot) i++;
-      while (a[j]! < pivot) j--;
-      if (i <= j) {
-        const t = a[i]!;
-        (a[i] = a[j]!), (a[j] = t);
-        i++, j--;
-      }
-    }
-    if (target <= j) hi = j;
-    else if (target >= i) lo = i;
-    else break;
-  }
-  return a[target]!;
 }
 
 /** Output length of a plan (sampled and forced ids). */
@@ -189,7 +126,7 @@ export function* sampleSteps(model: PrefixLm, o: SampleOptions): Steps<Int32Arra
       if ('force' in st) fed.fill(st.force);
       else {
         const n = range.hi - range.lo;
-        const rowLogits = guided ? guideLogits(logits.slice(0, R * n), logits.subarray(R * n, 2 * R * n), scale) : logits.slice(0, R * n);
+        const rowLogits = guided ? guide(logits.slice(0, R * n), logits.subarray(R * n, 2 * R * n), scale) : logits.slice(0, R * n);
         const drawn = sampleRows(rowLogits, R, n, rng, o);
         for (let r = 0; r < B; r++) fed[r] = range.lo + drawn[r % R]!;
       }

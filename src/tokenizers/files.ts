@@ -4,8 +4,8 @@ import { extname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../codec/container.js';
 import type { Precision } from '../engine/core.js';
-import { fitChannels } from '../io/channels.js';
-import { type ClipTensor, clipsToTensor, tensorToClips, type Frame } from '../io/frame.js';
+import { framesToClip } from '../io/clip.js';
+import { type ClipTensor, tensorToClips, type Frame } from '../io/frame.js';
 import { shippedModel, shippedTokenizers } from '../io/shipped.js';
 import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../io/video.js';
@@ -27,7 +27,7 @@ export interface EncodeFileOptions {
   model?: string;
   /** Resize the short side and center-crop to this square size (default: the model's training size). */
   size?: number;
-  /** Convert colour input for a model trained on gray clips (refused otherwise; io/channels.ts). */
+  /** Convert colour input for a model trained on gray clips (refused otherwise; io/clip.ts). */
   gray?: boolean;
   /** Inference precision (default fp32). */
   precision?: Precision;
@@ -58,8 +58,7 @@ function runSize(runDir: string): number | undefined {
 
 /** Frames of one clip → the tokenizer's input clip (see fitChannels for gray models). */
 function toInput(tok: Tokenizer, frames: Frame[], gray: boolean | undefined, source: string): { input: ClipTensor; converted: boolean } {
-  const t = clipsToTensor([frames]);
-  const fit = fitChannels(t.data, t.shape, tok.channels ?? 3, gray, source);
+  const fit = framesToClip(frames, tok.channels ?? 3, gray, source);
   return { input: { data: fit.data, shape: fit.shape }, converted: fit.converted };
 }
 

@@ -24,6 +24,9 @@ function inRange(n: number, r: Range): boolean {
   return r.max === undefined || n <= r.max;
 }
 
+/** `--gray`, shared by the commands that feed clips to a tokenizer (the rule: io/clip fitChannels). */
+export const GRAY_HELP = 'convert colour input to gray for a model trained on gray clips (refused otherwise)';
+
 /** An integer option within `range`. */
 export function int(option: string, range: Range = {}): (v: string) => number {
   return (v) => {

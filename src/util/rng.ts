@@ -1,6 +1,7 @@
 /**
  * Seeded, counter-based host RNG: Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
- * SC'11; Random123). Used for initialization, dropout masks, noise and sampling so runs are reproducible.
+ * SC'11; Random123). Used for initialization, dropout masks, noise and the draws of util/sampling, so runs are
+ * reproducible.
  *
  * Stream model: a 64-bit key (from the seed, or derived by `fork`) and a block counter. Block i is
  * philox4x32_10(counter = [i mod 2^32, floor(i / 2^32), 0, 0], key) = four 32-bit words, so the output for block i
@@ -8,7 +9,7 @@
  * discarded) and advances the counter by that many, so `Rng.fromState(rng.state())` continues exactly the stream
  * the original would have produced. How many blocks each method consumes is documented on it.
  */
-import { VtokError, check } from './errors.js';
+import { check } from './errors.js';
 
 /** JSON-able RNG state (for checkpoints): the 64-bit key and the block counter, as decimal strings. */
 export interface RngState {
@@ -393,89 +394,6 @@ export class Rng {
       const t = out[i]!;
       out[i] = out[j]!;
       out[j] = t;
-    }
-    return out;
-  }
-
-  /**
-   * Samples one index per row from softmax(logits / temperature), `logits` row-major [rows, cols].
-   * temperature 0 gives the argmax (greedy; first index on ties). topK keeps exactly the K largest logits (ties at
-   * the K-th value broken by lower index); topP (nucleus, in (0, 1]) then keeps the smallest set of most probable
-   * tokens whose probability reaches topP (at least one). −Infinity logits are never sampled. One block per row.
-   */
-  categorical(logits: Float32Array, rows: number, cols: number, temperature = 1, topK?: number, topP?: number): Int32Array {
-    checkCount(rows, 'Rng.categorical rows');
-    check(Number.isSafeInteger(cols) && cols >= 1, `Rng.categorical: cols must be a positive integer, got ${cols}`);
-    check(logits.length === rows * cols, `Rng.categorical: logits has ${logits.length} values, expected rows·cols = ${rows}·${cols}`);
-    check(Number.isFinite(temperature) && temperature >= 0, `Rng.categorical: temperature must be >= 0, got ${temperature}`);
-    if (topK !== undefined) check(Number.isSafeInteger(topK) && topK >= 1, `Rng.categorical: topK must be a positive integer, got ${topK}`);
-    if (topP !== undefined) check(topP > 0 && topP <= 1, `Rng.categorical: topP must be in (0, 1], got ${topP}`);
-    const u = this.uniform53(2 * rows); // one block per row: words 0–1 give the row's uniform
-    const out = new Int32Array(rows);
-    const keep = new Uint8Array(cols);
-    const p = new Float64Array(cols);
-    for (let r = 0; r < rows; r++) {
-      const row = logits.subarray(r * cols, (r + 1) * cols);
-      let best = -1;
-      let bestV = -Infinity;
-      for (let j = 0; j < cols; j++) {
-        const v = row[j]!;
-        if (Number.isNaN(v)) throw new VtokError(`Rng.categorical: logits row ${r} has NaN at column ${j}`);
-        if (v > bestV) {
-          bestV = v;
-          best = j;
-        }
-      }
-      check(best >= 0, `Rng.categorical: logits row ${r} is all -Infinity`);
-      if (temperature === 0) {
-        out[r] = best;
-        continue;
-      }
-      for (let j = 0; j < cols; j++) keep[j] = row[j]! > -Infinity ? 1 : 0;
-      if (topK !== undefined && topK < cols) {
-        const sorted = Float64Array.from(row).sort();
-        const kth = sorted[cols - topK]!;
-        let greater = 0;
-        for (let j = 0; j < cols; j++) if (row[j]! > kth) greater++;
-        let ties = topK - greater;
-        for (let j = 0; j < cols; j++) {
-          const v = row[j]!;
-          if (v < kth) keep[j] = 0;
-          else if (v === kth) {
-            if (ties > 0) ties--;
-            else keep[j] = 0;
-          }
-        }
-      }
-      let sum = 0;
-      for (let j = 0; j < cols; j++) {
-        p[j] = keep[j] ? Math.exp((row[j]! - bestV) / temperature) : 0;
-        sum += p[j]!;
-      }
-      if (topP !== undefined && topP < 1) {
-        const idx: number[] = [];
-        for (let j = 0; j < cols; j++) if (keep[j]) idx.push(j);
-        idx.sort((x, y) => p[y]! - p[x]! || x - y);
-        let cum = 0;
-        let k = 0;
-        const target = topP * sum;
-        while (k < idx.length && (k === 0 || cum < target)) cum += p[idx[k++]!]!;
-        for (let m = k; m < idx.length; m++) {
-          keep[idx[m]!] = 0;
-          p[idx[m]!] = 0;
-        }
-        sum = cum;
-      }
-      const target = u[2 * r]! * sum;
-      let acc = 0;
-      let chosen = best;
-      for (let j = 0; j < cols; j++) {
-        if (!keep[j]) continue;
-        chosen = j;
-        acc += p[j]!;
-        if (acc > target) break;
-      }
-      out[r] = chosen;
     }
     return out;
   }

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import '../../src/engine/index.js'; // installs the Node backend
 import { formatParity } from '../../src/cli/commands/parity.js';
-import { fitChannels } from '../../src/io/channels.js';
 import { cropSize, int, num, oneOf } from '../../src/util/options.js';
 
 test('int/num parse and range-check, naming the option, the value and the allowed range', () => {
@@ -34,18 +33,4 @@ test('vtok parity human report: a line per output and a PASS/FAIL line', () => {
   assert.match(fail[0]!, /^FAIL output\.recon/);
   assert.match(fail[1]!, /^FAIL output\.indices +\[4\] 2 mismatches$/);
   assert.match(fail[2]!, /^FAIL: lfq, 0 of 2 outputs match/);
-});
-
-test('fitChannels: gray content passes to a gray model, colour only with --gray', () => {
-  const plane = 4;
-  const gray = new Float32Array(3 * plane).fill(0.25);
-  const r = fitChannels(gray, [1, 3, 1, 2, 2], 1, false, 'in.mp4');
-  assert.deepEqual([r.shape, r.converted, [...r.data]], [[1, 1, 1, 2, 2], false, [0.25, 0.25, 0.25, 0.25]]);
-  const colour = new Float32Array(3 * plane);
-  colour.fill(1, 0, plane); // red
-  assert.throws(() => fitChannels(colour, [1, 3, 1, 2, 2], 1, false, 'in.mp4'), /^VtokError: in\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them$/);
-  const c = fitChannels(colour, [1, 3, 1, 2, 2], 1, true, 'in.mp4');
-  assert.equal(c.converted, true);
-  assert.ok(Math.abs(c.data[0]! - 1 / 3) < 1e-6);
-  assert.equal(fitChannels(colour, [1, 3, 1, 2, 2], 3, false, 'x').data, colour);
 });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import { framesToClip, generate } from '../../src/generation/generate.js';
+import { generate } from '../../src/generation/generate.js';
+import { framesToClip } from '../../src/io/clip.js';
 import { encodeClips } from '../../src/tokenizers/batch.js';
 import { loadGenerator, packGenerator } from '../../src/generation/model-dir.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
@@ -13,6 +14,7 @@ import { writeEncoder } from './text/tiny-t5.js';
 import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer, type VocabLayout } from '../../src/generation/vocab.js';
 import type { Frame } from '../../src/io/frame.js';
+import { encodePng } from '../../src/io/png.js';
 import { readTokenFile } from '../../src/io/tokenfile.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
@@ -65,11 +67,20 @@ test('generate: t2v frames and tokens, reproducible with a seed, long videos by 
   const video = [frame(64, 64, 10), frame(64, 64, 90), frame(64, 64, 200)];
   const two = generate(gen, { task: 'continue', video, condFrames: 2, seed: 3 });
   const one = generate(gen, { task: 'continue', video, condFrames: 1, seed: 3 });
-  const given = (frames: Frame[]) => Array.from(encodeClips(gen.tokenizer, framesToClip(frames, 1, { height: 64, width: 64 }, 'v')).ids);
+  const given = (frames: Frame[]) => Array.from(encodeClips(gen.tokenizer, framesToClip(frames, 1, false, 'v')).ids);
   assert.deepEqual(Array.from(two.tokens[0]![0]!.ids.subarray(0, 512)), given(video.slice(1)));
   assert.deepEqual(Array.from(one.tokens[0]![0]!.ids.subarray(0, 256)), given(video.slice(2)));
   assert.equal(generate(gen, { task: 'uncond', seconds: 1.5, condFrames: 2, seed: 1 }).tokens[0]!.length, 4);
   assert.throws(() => generate(gen, { task: 'continue', video: video.slice(0, 1), condFrames: 2 }), /too short to continue: 1 frame\(s\), need 2/);
+  // the gray model refuses colour input unless asked to convert it (encode's rule); gray input is taken as is
+  const colour = (v: number): Frame => ({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i % 3 === 0 ? v : 40)) });
+  const colourMessage = 'the clips are in colour and the model takes gray \\(1 channel\\); add --gray to convert them';
+  assert.throws(() => generate(gen, { task: 'i2v', image: colour(250) }), new RegExp(`^VtokError: the image: ${colourMessage}$`));
+  assert.throws(() => generate(gen, { task: 'continue', video: [colour(250)] }), new RegExp(`^VtokError: the video: ${colourMessage}$`));
+  const converted = generate(gen, { task: 'i2v', image: colour(250), gray: true, seed: 2 });
+  const averaged = frame(64, 64, 110); // (250 + 40 + 40) / 3
+  assert.deepEqual(converted.tokens[0]![0]!.ids.subarray(0, 256), Int32Array.from(given([averaged])));
+  assert.deepEqual(generate(gen, { task: 'i2v', image: averaged, seed: 2 }).tokens[0]![0]!.ids, converted.tokens[0]![0]!.ids);
   // int8 decode steps: a whole clip of valid visual ids, reproducible
   const q = generate(gen, { task: 'uncond', seed: 4, precision: 'int8' });
   assert.deepEqual(q.frames.shape, [1, 1, 5, 64, 64]);
@@ -111,6 +122,15 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /50 bytes long; the text encoder takes at most 40/);
   assert.ok(!existsSync(join(out, 'b.gif')));
+  // a colour image for the gray model: refused with encode's message unless --gray asks for the conversion
+  const red = join(out, 'red.png');
+  writeFileSync(red, encodePng({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i % 3 === 0 ? 220 : 30)) }));
+  const refused = await vtok('generate', '--model', dir, '--task', 'i2v', '--image', red, '-o', join(out, 'c.gif'));
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /the image: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/);
+  const grayed = await vtok('generate', '--model', dir, '--task', 'i2v', '--image', red, '--gray', '-o', join(out, 'c.gif'), '--quiet');
+  assert.equal(grayed.code, 0, grayed.stderr);
+  assert.ok(existsSync(join(out, 'c.gif')));
   const packed = join(out, 'packed');
   const p = await vtok('pack', dir, '--out', packed, '--half');
   assert.equal(p.code, 0, p.stderr);

@@ -3,8 +3,9 @@ import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { PrefixLmDecoder } from '../../src/generation/kv-cache.js';
 import { PrefixLm } from '../../src/generation/prefix-lm/model.js';
-import { guideLogits, sample, sampleRows, type OutputStep, type PrefixSequence, type SampleProgress } from '../../src/generation/sampler.js';
+import { sample, type OutputStep, type PrefixSequence, type SampleProgress } from '../../src/generation/sampler.js';
 import { Rng } from '../../src/util/rng.js';
+import { guide } from '../../src/util/sampling.js';
 
 const V = 24;
 E.seed(7);
@@ -61,13 +62,12 @@ describe('sampler', () => {
   });
 
   it('classifier-free guidance: u + s(c − u) in one batch; scale 1 is the conditional model', () => {
-    assert.deepEqual([...guideLogits(Float32Array.of(1, 2), Float32Array.of(0, 4), 3)], [3, -2]);
     assert.deepEqual([...sample(model, { ...base, seed: 5, cfgScale: 1 })], [...sample(model, { ...base, seed: 5 })]);
     // greedy first token under guidance = argmax of u + s(c − u) from separate prefills (uncond: text keys hidden)
     const dec = new PrefixLmDecoder(model);
     const t = text(0);
     const pre = (valid: Uint8Array) => dec.prefill({ ids: prompt().ids, batch: 1, text: { embeddings: t.embeddings, length: 3, start: 2, valid } }, 16, { lo: 0, hi: 6 }).logits;
-    const g = guideLogits(pre(t.valid).slice(), pre(new Uint8Array(3)), 4);
+    const g = guide(pre(t.valid).slice(), pre(new Uint8Array(3)), 4);
     const want = g.indexOf(Math.max(...g));
     const got = sample(model, { ...base, cfgScale: 4, temperature: 0, decoder: dec });
     assert.equal(got[0], want);
@@ -76,21 +76,6 @@ describe('sampler', () => {
     const guided = sample(model, { ...base, cfgScale: 2, uncond: prompt(), seed: 2, samples: 2 });
     assert.equal(guided.length, 18);
     assert.throws(() => sample(model, { prefix: { ids: Int32Array.of(20, 21), prefixLength: 2, text: null }, plan, cfgScale: 2 }), /needs explicit unconditional prompts/);
-  });
-
-  it('top-k by quickselect draws exactly what Rng.categorical draws, ties included', () => {
-    const gen = new Rng(11);
-    const rows = 6, cols = 500;
-    // few distinct values, so ties at the k-th value are common
-    const logits = Float32Array.from(gen.randint(rows * cols, 0, 40), (v) => v / 7);
-    for (const [k, temperature, topP] of [[1, 1, undefined], [7, 1, undefined], [50, 0.5, 0.9], [499, 2, undefined], [20, 0, undefined]] as const) {
-      const a = sampleRows(logits, rows, cols, new Rng(3), { topK: k, temperature, topP });
-      const b = new Rng(3).categorical(logits, rows, cols, temperature, k, topP);
-      assert.deepEqual([...a], [...b], `k ${k}`);
-    }
-    const bad = new Float32Array(cols);
-    bad[3] = NaN;
-    assert.throws(() => sampleRows(bad, 1, cols, new Rng(1), { topK: 5 }), /NaN at column 3/);
   });
 
   it('reports progress with tokens/s and rejects bad plans and prompts', () => {

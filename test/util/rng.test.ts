@@ -66,8 +66,7 @@ test('resume from state() continues the same stream', () => {
   assert.deepEqual(b.normal(5, 1, 2), a.normal(5, 1, 2));
   assert.deepEqual(b.permutation(20), a.permutation(20));
   assert.deepEqual(b.truncatedNormal(11, 0.02), a.truncatedNormal(11, 0.02));
-  const logits = new Float32Array([0, 1, 2, 3, 0.5, 0.5]);
-  assert.deepEqual(b.categorical(logits, 2, 3, 1.0), a.categorical(logits, 2, 3, 1.0));
+  assert.deepEqual(b.uniform53(3), a.uniform53(3));
   assert.equal(b.nextU32(), a.nextU32());
   assert.deepEqual(b.state(), a.state());
   // Resuming equals a single uninterrupted stream: uniform(8) then uniform(8) == uniform(16) (whole blocks).
@@ -185,53 +184,4 @@ test('bernoulli, randint and permutation', () => {
   const rng = new Rng(36);
   for (let i = 0; i < 20_000; i++) first[rng.permutation(5)[0]!]++;
   for (const c of first) assert.ok(Math.abs(c / 20_000 - 0.2) < 0.015, `first-position counts ${first}`);
-});
-
-test('categorical: frequencies match softmax, temperature, topK, topP, greedy', () => {
-  const logits = [0, 1, 2, 0.5, -Infinity];
-  const rows = 40_000;
-  const cols = logits.length;
-  const tiled = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) tiled.set(logits, r * cols);
-  const freq = (s: Int32Array) => {
-    const c = new Array(cols).fill(0);
-    for (const x of s) c[x]++;
-    return c.map((x) => x / s.length);
-  };
-  const softmax = (l: number[], t: number) => {
-    const e = l.map((x) => Math.exp(x / t));
-    const s = e.reduce((a, b) => a + b);
-    return e.map((x) => x / s);
-  };
-  const rng = new Rng(41);
-  for (const temp of [1, 0.5, 2]) {
-    const f = freq(rng.categorical(tiled, rows, cols, temp));
-    const p = softmax(logits, temp);
-    for (let j = 0; j < cols; j++) assert.ok(Math.abs(f[j] - p[j]!) < 0.01, `T=${temp} col ${j}: ${f[j]} vs ${p[j]}`);
-    assert.equal(f[4], 0);
-  }
-  // topK = 2 keeps only columns 2 and 1, renormalised.
-  const fk = freq(rng.categorical(tiled, rows, cols, 1, 2));
-  assert.equal(fk[0] + fk[3] + fk[4], 0);
-  const pk = softmax([1, 2], 1);
-  assert.ok(Math.abs(fk[1] - pk[0]!) < 0.01 && Math.abs(fk[2] - pk[1]!) < 0.01);
-  // topK with ties keeps exactly K (lower index first).
-  const tie = new Float32Array([1, 1, 1, 0]);
-  const tk = new Set(rng.categorical(new Float32Array(Array.from({ length: 2000 }, () => Array.from(tie)).flat()), 2000, 4, 1, 2));
-  assert.deepEqual([...tk].sort(), [0, 1]);
-  // topP: probabilities [0.078, 0.213, 0.579, 0.129, 0]: topP 0.5 keeps only column 2; 0.75 keeps 2 and 1.
-  const fp = freq(rng.categorical(tiled, rows, cols, 1, undefined, 0.5));
-  assert.equal(fp[2], 1);
-  const fp2 = freq(rng.categorical(tiled, rows, cols, 1, undefined, 0.75));
-  assert.equal(fp2[0] + fp2[3], 0);
-  assert.ok(Math.abs(fp2[1] - pk[0]!) < 0.01);
-  // Greedy.
-  assert.deepEqual(Array.from(rng.categorical(new Float32Array([0.1, 3, 3, -1, 5, 2]), 2, 3, 0)), [1, 1]);
-  // Determinism and one block per row.
-  const a = new Rng(42);
-  const s1 = a.categorical(tiled.subarray(0, 100 * cols), 100, cols, 1);
-  assert.equal(a.counter, 100n);
-  assert.deepEqual(new Rng(42).categorical(tiled.subarray(0, 100 * cols), 100, cols, 1), s1);
-  assert.throws(() => rng.categorical(new Float32Array([-Infinity, -Infinity]), 1, 2, 1), /all -Infinity/);
-  assert.throws(() => rng.categorical(new Float32Array(5), 2, 3, 1), VtokError);
 });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import * as E from '../../engine/core.js';
 import { decodeFile, encodeFile } from '../../tokenizers/files.js';
 import { checkOutputFile, STDOUT } from '../../util/output-path.js';
-import { int, num, oneOf } from '../../util/options.js';
+import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 
 /**
  * `vtok encode` and `vtok decode`: a video to a .vtok/.vtkc token file and back (src/tokenizers/files.ts).
@@ -10,9 +10,6 @@ import { int, num, oneOf } from '../../util/options.js';
 
 /** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
 export const parsePrecision = oneOf<E.Precision>('--precision', 'fp32', 'int8');
-
-/** `--gray`, shared by the commands that feed clips to a tokenizer. */
-export const GRAY_HELP = 'convert colour input to gray for a model trained on gray clips (refused otherwise)';
 
 interface EncodeOpts { model?: string; output: string; size?: number; gray?: boolean; precision: E.Precision; json?: boolean }
 interface DecodeOpts { output: string; model?: string; fps?: number; precision: E.Precision; json?: boolean }

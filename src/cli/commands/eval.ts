@@ -10,9 +10,9 @@ import { loadTokenizer } from '../../tokenizers/load.js';
 import { setTokenizerPrecision } from '../../tokenizers/tokenizer.js';
 import { VtokError } from '../../util/errors.js';
 import { progress } from '../../util/progress.js';
-import { int } from '../../util/options.js';
-import { fitChannels } from '../../io/channels.js';
-import { GRAY_HELP, parsePrecision } from './codec.js';
+import { GRAY_HELP, int } from '../../util/options.js';
+import { fitChannels } from '../../io/clip.js';
+import { parsePrecision } from './codec.js';
 
 /** `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips. */
 export function registerEval(program: Command): void {

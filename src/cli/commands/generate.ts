@@ -10,11 +10,11 @@ import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile } from '../../util/output-path.js';
 import { progress } from '../../util/progress.js';
-import { int, num, oneOf } from '../../util/options.js';
+import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 
 const TASKS = ['t2v', 't2i', 'i2v', 'continue', 'fp', 'uncond', 'class'] as const;
 
-interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; condFrames: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; precision: 'fp32' | 'int8'; model: string; output: string; quiet?: boolean; json?: boolean }
+interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; condFrames: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; precision: 'fp32' | 'int8'; gray?: boolean; model: string; output: string; quiet?: boolean; json?: boolean }
 
 /** Where the token file goes: beside the output, with the extension .vtok. */
 export const tokenPathFor = (out: string): string => `${out.slice(0, out.length - extname(out).length)}.vtok`;
@@ -37,6 +37,7 @@ export function registerGenerate(program: Command): void {
     .option('--samples <n>', 'samples (side by side in the output)', int('--samples', { min: 1, max: 64 }), 1)
     .option('--seed <n>', 'sampling seed', int('--seed', { min: 0, max: 2 ** 31 - 1 }), 0)
     .option('--precision <p>', 'fp32 | int8: decode with int8 weights (faster on big models; small ones gain little)', oneOf('--precision', 'fp32', 'int8'), 'fp32')
+    .option('--gray', GRAY_HELP)
     .option('--model <dir>', 'model directory or `vtok train lm` run (default: the shipped t2v-mnist)', shippedModel('generator').path)
     .requiredOption('-o, --output <file>', 'output video (.mp4, .gif, …) or image grid (.png); the tokens go beside it as .vtok')
     .option('--quiet', 'no progress bar')
@@ -56,7 +57,7 @@ export function registerGenerate(program: Command): void {
       const t0 = performance.now();
       const stop = watchInterrupts('stopping; nothing will be written');
       const outcome = await generateAsync(gen, {
-        task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed, precision: o.precision,
+        task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed, precision: o.precision, gray: o.gray,
         onProgress: (p) => {
           bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
           rate = p.tokensPerSecond;

@@ -13,7 +13,8 @@ import { writeFileAtomic } from '../../util/atomic.js';
 import { VtokError } from '../../util/errors.js';
 import { checkT2vBudget, resolveT2vBudget, type T2vBudget } from './budget.js';
 import { HELD_SPLITS, type HeldSplit, type LabelledSet, loadClips, realClips, saveClips, withLabels } from './data.js';
-import { clipRange, frameRange, joinClips, type StudyGenerator } from './generator.js';
+import { clipRange, frameRange, joinClips } from '../../io/clip.js';
+import type { StudyGenerator } from './generator.js';
 import { type Accuracy, type FaithfulnessArm, type FramePrediction, type FramePredictionRow, t2vMarkdown, type T2vResults } from './report.js';
 
 export { T2V_BUDGETS, type T2vBudget } from './budget.js';
