@@ -9,7 +9,9 @@ import { VtokError } from '../util/errors.js';
 import { watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { buildIndex, readShard, writeIndex, type ShardIndex } from './shards.js';
-import { ChunkTokenizer, prepareCorpus, type CorpusSpec, type TokenizeOptions } from './tokenize-corpus.js';
+import {
+  ChunkTokenizer, noClipError, prepareCorpus, type CorpusSpec, type PreparedCorpus, type TokenizeOptions,
+} from './tokenize-corpus.js';
 import { tokenizerIdentity } from './vocab.js';
 
 /**
@@ -50,6 +52,8 @@ export interface QueueJob {
   file: string;
   /** Clips per chunk: chunks of two sizes over one folder could overlap, so one size at a time. */
   shardSize: number;
+  /** Colour clips are converted for a gray model (`vtok tokenize --gray`). */
+  gray?: boolean;
 }
 
 /** The queue's address without its password, for messages. */
@@ -111,25 +115,33 @@ export interface EnqueueSummary {
 
 export async function enqueueCorpus(o: EnqueueOptions): Promise<EnqueueSummary> {
   const t0 = Date.now();
-  const p = prepareCorpus(o);
   const target = resolve(o.out);
-  const shardSize = o.shardSize ?? 64;
+  // the queue first: one that cannot be used leaves nothing behind
   const boss = await openQueue(o.queue);
+  let p: PreparedCorpus | undefined;
   try {
+    p = prepareCorpus(o);
+    const shardSize = p.shardSize;
     const { rows } = await boss.getDb().executeSql(
       `SELECT DISTINCT data->>'shardSize' AS size FROM pgboss.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND data->>'target' = $2`,
       [QUEUE_NAME, target],
     );
     const other = rows.map((r: { size: string }) => Number(r.size)).find((n: number) => n !== shardSize);
     if (other !== undefined) throw new VtokError(`jobs for this folder with --shard-size ${other} are still in the queue: use the same --shard-size, or wait for them`, o.out);
+    const { corpus, info, size } = p;
     const jobs = p.chunks.map((c) => ({
       id: jobId(target, c.file),
       name: QUEUE_NAME,
-      data: { target, model: resolve(o.model), identity: p.info.tokenizer.identity, corpus: jobCorpus(p.corpus, c.ordinals), size: p.size, ordinals: jobOrdinals(p.corpus, c.ordinals), file: c.file, shardSize } satisfies QueueJob,
+      data: {
+        target, model: resolve(o.model), identity: info.tokenizer.identity, corpus: jobCorpus(corpus, c.ordinals), size,
+        ordinals: jobOrdinals(corpus, c.ordinals), file: c.file, shardSize, ...(o.gray ? { gray: true } : {}),
+      } satisfies QueueJob,
       retryLimit: o.retries ?? 3,
       retryDelay: 1,
       expireInSeconds: o.expireSeconds ?? 900,
     }));
+    // from here on workers may write into the folder: it stays, whatever happens here
+    p.keep = true;
     // pg-boss inserts in one statement that skips ids already there
     for (let k = 0; k < jobs.length; k += 500) {
       const part = jobs.slice(k, k + 500);
@@ -140,10 +152,12 @@ export async function enqueueCorpus(o: EnqueueOptions): Promise<EnqueueSummary> 
     const summary: EnqueueSummary = { jobs: jobs.length, resumed: p.done.size, seconds: 0 };
     if (o.wait === false) return { ...summary, seconds: (Date.now() - t0) / 1000 };
     const failed = await waitForJobs(boss, target, p.chunks.map((c) => c.file), o.quiet);
-    const index: ShardIndex = buildIndex(o.out, p.info);
+    const index: ShardIndex = buildIndex(o.out, info);
     writeIndex(o.out, index);
+    if (index.clips.length === 0 && failed.length === 0) throw noClipError(index);
     return { ...summary, clips: index.clips.length, skipped: index.skipped.length, shards: index.shards.length, failed, seconds: (Date.now() - t0) / 1000, index: join(o.out, 'index.json') };
   } finally {
+    p?.close();
     await boss.stop({ graceful: false, wait: true });
   }
 }
@@ -269,7 +283,8 @@ export async function runQueueWorker(o: WorkerOptions): Promise<WorkerSummary> {
           }
           if (t.identity !== d.identity) throw new VtokError(`the tokenizer at ${model} is not the one the job was enqueued with (weights differ)`);
           mkdirSync(dir, { recursive: true });
-          const r = await new ChunkTokenizer({ model, corpus: d.corpus, out: dir, size: d.size, threads }, t.tok).run(d.ordinals, d.file);
+          const init = { model, corpus: d.corpus, out: dir, size: d.size, threads, gray: d.gray === true };
+          const r = await new ChunkTokenizer(init, t.tok).run(d.ordinals, d.file);
           s.clips += r.clips.length;
         }
         await boss.complete(QUEUE_NAME, job.id, { file: d.file, worker: `${hostname()}:${process.pid}` });

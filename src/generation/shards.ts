@@ -24,6 +24,8 @@ import type { TokenizerIdentity } from './vocab.js';
 export const SHARD_VERSION = 1;
 const MAGIC = 'VTKS';
 export const INDEX_FILE = 'index.json';
+/** Held by the run writing a shard folder (src/util/lock.ts). */
+export const LOCK_FILE = 'tokenize.lock';
 
 export interface ShardClip {
   /** Where the clip came from (dataset:split:seed:index, or a file path): unique within a corpus. */
@@ -67,7 +69,7 @@ export function writeShard(path: string, vocabSize: number, clips: ShardClip[], 
   writeFileAtomic(path, [head, json, ...packed, tail]);
 }
 
-export function readShard(path: string): { clips: ShardClip[]; skipped: SkippedSource[] } {
+export function readShard(path: string): { clips: ShardClip[]; skipped: SkippedSource[]; vocabSize: number } {
   if (!existsSync(path)) throw new VtokError('no such shard', path);
   const buf = readFileSync(path);
   check(buf.length >= 16 && buf.toString('latin1', 0, 4) === MAGIC, 'not a vtok token shard', path);
@@ -92,7 +94,7 @@ export function readShard(path: string): { clips: ShardClip[]; skipped: SkippedS
     return { ...c, ids };
   });
   check(off === buf.length - 4, 'shard has trailing bytes', path);
-  return { clips, skipped: h.skipped };
+  return { clips, skipped: h.skipped, vocabSize: h.vocabSize };
 }
 
 export const shardName = (ordinal: number): string => `shard-${String(ordinal).padStart(8, '0')}.vtks`;
@@ -106,6 +108,8 @@ export interface CorpusInfo {
   channels: number;
   /** The corpus description (data set and options, or the input folder/list). */
   corpus: string;
+  /** Clips per shard: a resumed run cuts the rest the same way (absent in folders of older versions). */
+  shardSize?: number;
 }
 
 export interface ShardIndex extends CorpusInfo {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -6,13 +6,19 @@ import * as E from '../engine/core.js';
 import { CaptionedMovingMnist } from '../data/captioned-mnist.js';
 import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
 import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
+import { fitChannels } from '../io/clip.js';
 import { readClip } from '../io/video.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
+import { exitCodeFor } from '../util/interrupt.js';
+import { acquireLock } from '../util/lock.js';
 import { progress } from '../util/progress.js';
 import { removeStaleTemps } from '../util/atomic.js';
-import { INDEX_FILE, buildIndex, readIndex, shardName, writeIndex, writeShard, type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource } from './shards.js';
+import {
+  INDEX_FILE, LOCK_FILE, SHARD_VERSION, buildIndex, readIndex, shardName, writeIndex, writeShard,
+  type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource,
+} from './shards.js';
 import { tokenizerIdentity } from './vocab.js';
 
 /**
@@ -20,7 +26,8 @@ import { tokenizerIdentity } from './vocab.js';
  * through a trained tokenizer into token shards, on parallel worker threads (each with its own copy of the
  * tokenizer). Work is cut into shards of `shardSize` clips; a worker writes each shard atomically, so a killed run
  * keeps every shard it finished, and a re-run tokenizes only the sources no shard holds yet. Unreadable or empty
- * videos are recorded as skipped, with the reason, instead of stopping the run.
+ * videos are recorded as skipped, with the reason, instead of stopping the run; a run that tokenizes no clip at all
+ * fails and leaves nothing behind. One run at a time writes into a folder (a lock file holds its pid).
  */
 export type CorpusSpec =
   | { kind: 'captioned-mnist'; split: 'train' | 'test' | 'unseen'; seed: number; clips: number; frames?: number; digits?: 1 | 2 | 'mixed' }
@@ -38,6 +45,8 @@ export interface TokenizeOptions {
   shardSize?: number;
   /** Frame size for video files (resize + center crop; default: the tokenizer's training size). */
   size?: number;
+  /** Convert colour clips for a gray model (without it they are refused: fitChannels). */
+  gray?: boolean;
   quiet?: boolean;
 }
 
@@ -82,6 +91,7 @@ export interface WorkerInit {
   out: string;
   size: number;
   threads: number;
+  gray?: boolean;
 }
 
 /** One worker's state: its tokenizer and its view of the corpus. */
@@ -107,6 +117,8 @@ export class ChunkTokenizer {
     const clips: ShardClip[] = [];
     const skipped: SkippedSource[] = [];
     for (const i of ordinals) {
+      // a turn of the event loop per clip: on the calling thread (--workers 0), Ctrl-C is handled between clips
+      await new Promise<void>((r) => setImmediate(r));
       const source = this.sources[i]!;
       let clip: { data: Uint8Array; channels: number; frames: number; height: number; width: number; caption?: string; labels?: Record<string, unknown> };
       if (this.dataset) {
@@ -128,7 +140,7 @@ export class ChunkTokenizer {
         frames.forEach((f, t) => data.set(f.data, t * f.data.length));
         clip = { data, channels: 3, frames: frames.length, height: f0.height, width: f0.width, caption: item.caption };
       }
-      const ids = this.tok.encode(toTensor(clip, this.channels));
+      const ids = this.tok.encode(toTensor(clip, this.channels, this.init.gray, source));
       const values = E.toArray(ids) as number[];
       clips.push({
         source,
@@ -143,16 +155,23 @@ export class ChunkTokenizer {
   }
 }
 
-/** uint8 T×H×W×C → 1×C'×T×H×W in [-1, 1], averaging RGB to gray or repeating gray to RGB as the tokenizer needs. */
-function toTensor(c: { data: Uint8Array; channels: number; frames: number; height: number; width: number }, channels: number): E.Tensor {
+/**
+ * uint8 T×H×W×C → 1×C'×T×H×W in [-1, 1] with the tokenizer's channels, by the rule every command applies
+ * (fitChannels): colour for a gray model only with `gray`.
+ */
+function toTensor(
+  c: { data: Uint8Array; channels: number; frames: number; height: number; width: number },
+  channels: number,
+  gray: boolean | undefined,
+  source: string,
+): E.Tensor {
   const plane = c.frames * c.height * c.width;
-  const out = new Float32Array(channels * plane);
+  const data = new Float32Array(c.channels * plane);
   for (let p = 0; p < plane; p++) {
-    if (c.channels === channels) for (let k = 0; k < channels; k++) out[k * plane + p] = c.data[p * channels + k]! / 127.5 - 1;
-    else if (channels === 1) out[p] = (c.data[p * 3]! + c.data[p * 3 + 1]! + c.data[p * 3 + 2]!) / 382.5 - 1;
-    else for (let k = 0; k < 3; k++) out[k * plane + p] = c.data[p]! / 127.5 - 1;
+    for (let k = 0; k < c.channels; k++) data[k * plane + p] = c.data[p * c.channels + k]! / 127.5 - 1;
   }
-  return E.concrete(out, [1, channels, c.frames, c.height, c.width], 'float32');
+  const fit = fitChannels(data, [1, c.channels, c.frames, c.height, c.width], channels, gray, source);
+  return E.concrete(fit.data, [...fit.shape], 'float32');
 }
 
 /** A corpus ready to tokenize into `out`: what is done there, and the chunks of what is not (one shard each). */
@@ -160,19 +179,26 @@ export interface PreparedCorpus {
   corpus: CorpusSpec;
   info: CorpusInfo;
   size: number;
+  shardSize: number;
   index: ShardIndex;
   done: Set<string>;
   chunks: { ordinals: number[]; file: string }[];
+  /** Set once what the folder holds must stay (queued jobs write there); until then a run of no clip undoes itself. */
+  keep: boolean;
+  /**
+   * Ends this run's hold on `out` (once; also on Ctrl-C/SIGTERM, which then end the process): when the folder holds
+   * no clip and not `keep`, removes what this run wrote (its shards, a new index, a new folder); releases the lock.
+   */
+  close(): void;
 }
 
 /**
- * Checks `out` against the corpus and tokenizer (a folder of another corpus or tokenizer is refused), rebuilds its
- * index from the shards there, and cuts the sources no shard holds into chunks of `shardSize`. Shared by the local
- * run and the queue's enqueuer.
+ * Checks `out` against the corpus and tokenizer (a folder of another corpus, tokenizer or shard size is refused)
+ * before writing anything, takes the folder's lock, rebuilds its index from the shards there, and cuts the sources
+ * no shard holds into chunks of `shardSize` (by default the folder's own). Shared by the local run and the queue's
+ * enqueuer; the caller must `close()` the result.
  */
 export function prepareCorpus(o: Pick<TokenizeOptions, 'corpus' | 'model' | 'out' | 'shardSize' | 'size'>): PreparedCorpus {
-  const shardSize = o.shardSize ?? 64;
-  check(Number.isInteger(shardSize) && shardSize > 0, `shard size must be a positive integer, got ${shardSize}`);
   const { tokenizer, module } = loadTokenizer(o.model);
   const size = o.size ?? trainingSize(o.model) ?? 64;
   // defaults made explicit, so that a re-run naming them describes the same corpus
@@ -180,81 +206,146 @@ export function prepareCorpus(o: Pick<TokenizeOptions, 'corpus' | 'model' | 'out
     o.corpus.kind === 'files' ? o.corpus
     : o.corpus.kind === 'captioned-mnist' ? { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, digits: o.corpus.digits ?? 'mixed' }
     : { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, size: o.corpus.size ?? size };
+  const hadIndex = existsSync(join(o.out, INDEX_FILE));
+  const prev = hadIndex ? readIndex(o.out) : undefined;
+  const shardSize = o.shardSize ?? prev?.shardSize ?? 64;
+  check(Number.isInteger(shardSize) && shardSize > 0, `shard size must be a positive integer, got ${shardSize}`);
   const info: CorpusInfo = {
     tokenizer: tokenizerIdentity(tokenizer, module.stateDict()),
     clipFrames: tokenizer.clipFrames,
     size,
     channels: tokenizer.channels ?? 3,
     corpus: describeCorpus(corpus),
+    shardSize,
   };
-  mkdirSync(o.out, { recursive: true });
-  if (existsSync(join(o.out, INDEX_FILE))) {
-    const prev = readIndex(o.out);
+  if (prev) {
     if (prev.tokenizer.identity !== info.tokenizer.identity) {
       throw new VtokError(`these shards were made with tokenizer ${prev.tokenizer.kind} ${prev.tokenizer.identity.slice(0, 16)}, not ${info.tokenizer.kind} ${info.tokenizer.identity.slice(0, 16)} (${o.model}): use another --out`, o.out);
     }
     check(prev.corpus === info.corpus && prev.size === info.size && prev.clipFrames === info.clipFrames, `these shards hold another corpus (${prev.corpus}, ${prev.size} px), not ${info.corpus} (${info.size} px): use another --out`, o.out);
+    // a resumed run cuts the rest of the corpus as the first did, so that one shard size describes the folder
+    const was = prev.shardSize;
+    if (was !== undefined && was !== shardSize) {
+      const how = `resume with --shard-size ${was} (or without it), or use another --out`;
+      throw new VtokError(`these shards were cut with --shard-size ${was}, not ${shardSize}: ${how}`, o.out);
+    }
   }
-  removeStaleTemps(o.out);
-  const index: ShardIndex = buildIndex(o.out, info);
-  writeIndex(o.out, index);
   const sources = corpusSources(corpus);
   check(new Set(sources).size === sources.length, 'the corpus lists a source twice');
-  const done = new Set([...index.clips.map((c) => c.source), ...index.skipped.map((s) => s.source)]);
-  const pending = sources.map((_, i) => i).filter((i) => !done.has(sources[i]!));
+
+  const created = !existsSync(o.out);
+  mkdirSync(o.out, { recursive: true });
+  let index: ShardIndex = { version: SHARD_VERSION, ...info, shards: [], clips: [], skipped: [] };
   const chunks: { ordinals: number[]; file: string }[] = [];
+  let release: (() => void) | undefined;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // without the lock, the folder is another run's (or was never this one's to change)
+    if (!release) return;
+    try {
+      if (!p.keep && index.clips.length === 0) {
+        for (const c of chunks) rmSync(join(o.out, c.file), { force: true });
+        if (created) rmSync(o.out, { recursive: true, force: true });
+        else if (!hadIndex) rmSync(join(o.out, INDEX_FILE), { force: true });
+        else writeIndex(o.out, buildIndex(o.out, info));
+      }
+    } finally {
+      release();
+    }
+  };
+  const onSignal = (s: NodeJS.Signals) => {
+    const kept = p.keep || index.clips.length > 0;
+    const what = kept ? `the shards written are kept in ${o.out}: run the same command to resume` : 'nothing written';
+    process.stderr.write(`\n${s === 'SIGINT' ? 'Ctrl-C' : s}: stopped; ${what}\n`);
+    close();
+    process.exit(exitCodeFor(s));
+  };
+  // listening before the lock exists, so that no signal can leave it behind
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const p: PreparedCorpus = { corpus, info, size, shardSize, index, done: new Set(), chunks, keep: false, close };
+  try {
+    release = acquireLock(join(o.out, LOCK_FILE), 'vtok tokenize', o.out);
+    removeStaleTemps(o.out);
+    index = p.index = buildIndex(o.out, info);
+    writeIndex(o.out, index);
+  } catch (e) {
+    close();
+    throw e;
+  }
+  p.done = new Set([...index.clips.map((c) => c.source), ...index.skipped.map((s) => s.source)]);
+  const pending = sources.map((_, i) => i).filter((i) => !p.done.has(sources[i]!));
   for (let k = 0; k < pending.length; k += shardSize) {
     const ordinals = pending.slice(k, k + shardSize);
     // named by its first clip's ordinal: that clip was not done, so no shard on disk has this name
     chunks.push({ ordinals, file: shardName(ordinals[0]!) });
   }
-  return { corpus, info, size, index, done, chunks };
+  return p;
+}
+
+/** The error of a run that tokenized no clip: every source was skipped (the reasons were reported one by one). */
+export function noClipError(index: ShardIndex): VtokError {
+  const first = index.skipped[0];
+  if (!first) return new VtokError('the corpus holds no clip to tokenize');
+  if (index.skipped.length === 1) return new VtokError(`${first.source}: ${first.reason}; nothing was tokenized`);
+  const n = index.skipped.length;
+  return new VtokError(`none of the ${n} clips could be tokenized (the first: ${first.source}: ${first.reason})`);
 }
 
 export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummary> {
   const t0 = Date.now();
-  const { corpus, size, index, done, chunks } = prepareCorpus(o);
-  const pending = chunks.flatMap((c) => c.ordinals);
-  const bar = progress('tokenize', pending.length, { quiet: o.quiet });
-  let processed = 0;
-  const record = (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => {
-    index.shards.push({ file, clips: r.clips.length, skipped: r.skipped.length });
-    index.shards.sort((a, b) => a.file.localeCompare(b.file));
-    r.clips.forEach((c, i) => index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) }));
-    for (const s of r.skipped) {
-      index.skipped.push({ ...s, shard: file });
-      if (!o.quiet) process.stderr.write(`skipped ${s.source}: ${s.reason}\n`);
-    }
-    writeIndex(o.out, index);
-    processed += r.clips.length + r.skipped.length;
-    bar.update(processed, { skipped: index.skipped.length });
-  };
-  const cores = availableParallelism();
-  const workers = Math.min(o.workers ?? cores, chunks.length);
-  // the cores are shared among the workers' onnxruntime sessions
-  const threads = Math.max(1, Math.floor((Number(process.env.VTOK_THREADS) || cores) / Math.max(1, workers)));
-  const init: WorkerInit = { model: o.model, corpus, out: o.out, size, threads };
+  const p = prepareCorpus(o);
+  const { corpus, size, index, done, chunks } = p;
   try {
-    if (workers <= 0) {
-      const t = new ChunkTokenizer(init);
-      for (const c of chunks) record(c.file, await t.run(c.ordinals, c.file));
-    } else {
-      await runWorkers(init, chunks, workers, record);
+    const pending = chunks.flatMap((c) => c.ordinals);
+    const bar = progress('tokenize', pending.length, { quiet: o.quiet });
+    let processed = 0;
+    const record = (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => {
+      index.shards.push({ file, clips: r.clips.length, skipped: r.skipped.length });
+      index.shards.sort((a, b) => a.file.localeCompare(b.file));
+      r.clips.forEach((c, i) => index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) }));
+      for (const s of r.skipped) {
+        index.skipped.push({ ...s, shard: file });
+        if (!o.quiet) process.stderr.write(`skipped ${s.source}: ${s.reason}\n`);
+      }
+      writeIndex(o.out, index);
+      processed += r.clips.length + r.skipped.length;
+      bar.update(processed, { skipped: index.skipped.length });
+    };
+    const cores = availableParallelism();
+    const workers = Math.min(o.workers ?? cores, chunks.length);
+    // the cores are shared among the workers' onnxruntime sessions
+    const threads = Math.max(1, Math.floor((Number(process.env.VTOK_THREADS) || cores) / Math.max(1, workers)));
+    const init: WorkerInit = { model: o.model, corpus, out: o.out, size, threads, gray: o.gray };
+    try {
+      if (workers <= 0) {
+        const t = new ChunkTokenizer(init);
+        for (const c of chunks) record(c.file, await t.run(c.ordinals, c.file));
+      } else {
+        await runWorkers(init, chunks, workers, record);
+      }
+    } finally {
+      bar.stop();
     }
+    if (index.clips.length === 0) throw noClipError(index);
+    const seconds = (Date.now() - t0) / 1000;
+    return {
+      clips: index.clips.length,
+      skipped: index.skipped.length,
+      shards: index.shards.length,
+      resumed: done.size,
+      processed,
+      seconds,
+      clipsPerSecond: processed / Math.max(1e-3, seconds),
+      index: join(o.out, INDEX_FILE),
+    };
   } finally {
-    bar.stop();
+    p.close();
   }
-  const seconds = (Date.now() - t0) / 1000;
-  return {
-    clips: index.clips.length,
-    skipped: index.skipped.length,
-    shards: index.shards.length,
-    resumed: done.size,
-    processed,
-    seconds,
-    clipsPerSecond: processed / Math.max(1e-3, seconds),
-    index: join(o.out, INDEX_FILE),
-  };
 }
 
 type WorkerReply = { ready: true } | { file: string; clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] } | { error: string; vtok: boolean };
@@ -265,7 +356,12 @@ function runWorkers(init: WorkerInit, chunks: { ordinals: number[]; file: string
     let live = n;
     let failed = false;
     const pool: Worker[] = [];
-    const stopAll = () => pool.forEach((w) => void w.terminate());
+    // every worker has stopped before the caller hears of a failure, so none writes a shard after it cleaned up
+    const fail = (e: Error) => {
+      if (failed) return;
+      failed = true;
+      void Promise.allSettled(pool.map((w) => w.terminate())).then(() => reject(e));
+    };
     for (let k = 0; k < n; k++) {
       const w = new Worker(new URL('./tokenize-worker.js', import.meta.url), { workerData: init });
       pool.push(w);
@@ -279,27 +375,16 @@ function runWorkers(init: WorkerInit, chunks: { ordinals: number[]; file: string
         }
       };
       w.on('exit', (code) => {
-        if (finished || failed) return;
-        failed = true;
-        stopAll();
-        reject(new Error(`a tokenize worker stopped unexpectedly (exit code ${code})`));
+        if (!finished) fail(new Error(`a tokenize worker stopped unexpectedly (exit code ${code})`));
       });
       w.on('message', (m: WorkerReply) => {
+        if (failed) return;
         if ('ready' in m) return give();
-        if ('error' in m) {
-          failed = true;
-          stopAll();
-          return reject(m.vtok ? new VtokError(m.error) : new Error(m.error));
-        }
+        if ('error' in m) return fail(m.vtok ? new VtokError(m.error) : new Error(m.error));
         record(m.file, m);
         give();
       });
-      w.on('error', (e) => {
-        if (failed) return;
-        failed = true;
-        stopAll();
-        reject(e);
-      });
+      w.on('error', fail);
     }
   });
 }

@@ -46,13 +46,14 @@ export async function probeVideo(path: string, opts: { exact?: boolean } = {}): 
   const err = r.stderr;
   const fmt = /Input #0, ([^,]+(?:,[^,\s]+)*), from/.exec(err);
   const stream = /Stream #0:\d+[^:]*: Video: ([^\n]*)/.exec(err);
-  if (!fmt || !stream) {
-    const why = /Invalid data found/.test(err) || !fmt ? 'not a video or image ffmpeg can read' : 'has no video stream';
-    throw new VtokError(`${why} (${ffmpegReason(err, path)})`, path);
-  }
+  // ffmpeg's own words (its usage complaints, probe details) say nothing to a user: one vtok line per case
+  if (!fmt || /Invalid data found/.test(err)) throw new VtokError('not a video or image ffmpeg can read', path);
+  const audio = /Stream #0:\d+[^:]*: Audio:/.test(err);
+  if (!stream) throw new VtokError(`has no video stream${audio ? ' (audio only)' : ''}`, path);
   const desc = stream[1]!;
   const size = /[ ,](\d+)x(\d+)(?=[ ,\[]|$)/.exec(desc);
-  if (!size) throw new VtokError(`could not read the frame size from ffmpeg: ${desc}`, path);
+  // a stream without a frame size: ffmpeg guessed the format from the extension alone (a text file named .png)
+  if (!size) throw new VtokError('not a video or image ffmpeg can read', path);
   let width = Number(size[1]);
   let height = Number(size[2]);
   // ffmpeg auto-rotates on decode, so a 90° rotation tag swaps the decoded size.

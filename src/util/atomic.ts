@@ -65,7 +65,8 @@ export function removeStaleTemps(dir: string): string[] {
   return removed;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists (a lock or temp entry of a dead process is stale). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runFfmpeg } from '../../src/io/ffmpeg.js';
 import { openTokenFile, writeTokenFile } from '../../src/io/tokenfile.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { writeCurves } from '../../src/train/curves.js';
@@ -45,7 +46,17 @@ const files = (async () => {
   execFileSync('mkfifo', [`${fifo}.png`]);
   const tokens = join(dir, 'tok.vtok');
   writeTokenFile(tokens, { kind: 'magvit2', configHash: 'abc123', vocabSize: 1024, grid: [2, 3, 3], modality: 'video', source: { fps: 8, frameSize: [48, 64] }, extra: { model: SHIPPED } }, [Int32Array.from({ length: 18 }, (_, i) => i)]);
-  return { clip, gray, seventeen, aFile, aDir, fifo, tokens };
+  // tokenize and info: a video that is no list, a list of missing files, a text file named .png, a file with sound only
+  const binary = join(dir, 'clip.bin');
+  copyFileSync(clip, binary);
+  const missingList = join(dir, 'missing.txt');
+  writeFileSync(missingList, 'nope-1.mp4\nnope-2.mp4\n');
+  const textPng = join(dir, 'text.png');
+  writeFileSync(textPng, 'hello, not an image\n');
+  const audio = join(dir, 'audio.m4a');
+  const made = await runFfmpeg(['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=1', audio]);
+  assert.equal(made.code, 0, made.stderr);
+  return { clip, gray, seventeen, aFile, aDir, fifo, tokens, binary, missingList, textPng, audio };
 })();
 
 test('bad inputs: one line naming the problem, non-zero exit, nothing written', async () => {
@@ -86,6 +97,16 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [['train', 'magvit2'], /required option '--out <dir>' not specified \(see --help\)/],
     [['train', 'magvit2', '--out', join(dir, 'r'), '--bogus'], /unknown option '--bogus'/],
     [['nosuch'], /unknown command 'nosuch'/],
+    // tokenize: one rule for colour clips and gray models (fitChannels), a video is no list, the queue checked first
+    [['tokenize', f.clip, '--out', join(dir, 't')], /clip\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/],
+    [['tokenize', '--data', 'captioned-synthetic', '--clips', '2', '--out', join(dir, 't')], /captioned-synthetic:0:0: the clips are in colour .*; add --gray/],
+    [['tokenize', f.missingList, '--out', join(dir, 't')], /missing\.txt: none of the 2 files the list names exists \(the first: .*nope-1\.mp4\)/],
+    [['tokenize', f.binary, '--out', join(dir, 't')], /clip\.bin: neither a folder, a video \(.*\) nor a list file of video paths \(binary content\)$/],
+    [['tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', join(dir, 't'), '--queue', 'http://localhost/q'], /--queue must be a postgres:\/\/ URL/],
+    [['tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', join(dir, 't'), '--queue', 'postgres://vtok:pw@127.0.0.1:1/postgres'], /cannot use the job queue at postgres:\/\/vtok:\*\*\*@127\.0\.0\.1:1\/postgres/],
+    // info: one vtok line, none of ffmpeg's words
+    [['info', f.textPng], /text\.png: not a video, image, \.vtok token file or \.safetensors checkpoint$/],
+    [['info', f.audio], /audio\.m4a: has no video stream \(audio only\)$/],
   ];
   const before = snapshot(dir);
   for (const [args, re] of cases) {

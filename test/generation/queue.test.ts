@@ -59,10 +59,10 @@ test('two workers, one SIGKILLed mid-job: every clip tokenized exactly once, not
   const enq = await vtok('tokenize', ...corpus, '--expire', '4', '--retries', '2', '--no-wait', '--json');
   assert.equal(enq.code, 0, enq.stderr);
   assert.equal(JSON.parse(enq.stdout).jobs, N / 2);
-  // chunks of another size could overlap the queued ones: refused while those are live
+  // chunks of another size could overlap the queued ones: refused (the folder's index records its shard size)
   const other = await vtok('tokenize', ...corpus.map((a) => (a === '2' ? '3' : a)), '--no-wait');
   assert.notEqual(other.code, 0);
-  assert.match(other.stderr, /jobs for this folder with --shard-size 2 are still in the queue/);
+  assert.match(other.stderr, /these shards were cut with --shard-size 2, not 3/);
 
   // worker A is killed as soon as it has taken its first job (which also loads the tokenizer: it is mid-job)
   let killedJob = '';

@@ -106,7 +106,7 @@ test('vtok tokenize on a folder: captions from sidecars, unreadable and empty vi
   writeFileSync(join(root, 'empty.mp4'), '');
   writeFileSync(join(root, 'broken.mp4'), 'this is not a video');
   const out = tempDir('tokfolder-out');
-  const s = await tokenizeCorpus({ corpus: { kind: 'files', name: root, items: ['a', 'b', 'broken', 'empty'].map((n) => ({ path: join(root, `${n}.mp4`), caption: n === 'a' ? 'a test pattern' : undefined })) }, model: MODEL, out, workers: 0, quiet: true });
+  const s = await tokenizeCorpus({ corpus: { kind: 'files', name: root, items: ['a', 'b', 'broken', 'empty'].map((n) => ({ path: join(root, `${n}.mp4`), caption: n === 'a' ? 'a test pattern' : undefined })) }, model: MODEL, out, workers: 0, gray: true, quiet: true });
   assert.equal(s.clips, 2);
   assert.equal(s.skipped, 2);
   const index = readIndex(out);
@@ -121,7 +121,7 @@ test('vtok tokenize on a folder: captions from sidecars, unreadable and empty vi
   assert.ok(existsSync(join(out, 'index.json')));
   // a list file: paths relative to it, captions from the sidecars
   writeFileSync(join(root, 'list.txt'), '# two clips\na.mp4\nempty.mp4\n');
-  const listed = await vtok('tokenize', join(root, 'list.txt'), '--out', tempDir('toklist-out'), '--workers', '1', '--json');
+  const listed = await vtok('tokenize', join(root, 'list.txt'), '--out', tempDir('toklist-out'), '--workers', '1', '--gray', '--json');
   assert.equal(listed.code, 0, listed.stderr);
   assert.deepEqual([JSON.parse(listed.stdout).clips, JSON.parse(listed.stdout).skipped], [1, 1]);
   const bad = await vtok('tokenize', '--data', 'imagenet', '--clips', '2', '--out', tempDir('tokbad'));

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
+import { VIDEO_EXTS } from '../../data/folder.js';
 import { enqueueCorpus } from '../../generation/queue.js';
 import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
 import { shippedModel } from '../../io/shipped.js';
@@ -10,35 +11,74 @@ import { checkOutputDir } from '../../util/output-path.js';
 import { int } from '../../util/options.js';
 
 /**
- * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
+ * `vtok tokenize <folder|list|video> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out …`:
  * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command). With
  * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/generation/queue.ts).
  */
 
-/** A list file: one video path per line (relative to the list), captions from sidecar .txt files. */
-function readList(path: string): { path: string; caption?: string }[] {
-  const base = dirname(path);
-  const items = readFileSync(path, 'utf8')
+type Item = { path: string; caption?: string };
+
+/** A video with its caption from the sidecar .txt file beside it, if there is one. */
+function captioned(path: string): Item {
+  const txt = sidecarPath(path);
+  const caption = existsSync(txt) ? readFileSync(txt, 'utf8').trim() : undefined;
+  return caption ? { path, caption } : { path };
+}
+
+/**
+ * The input's videos: a folder's, a video file as a corpus of one clip (known video extension), or a list file's
+ * (one video path per line, relative to the list). A list is text: a file with NUL bytes or that is not UTF-8 is
+ * refused rather than read as paths, and so is a list none of whose files exists.
+ */
+function readInput(input: string): Item[] {
+  if (!existsSync(input)) throw new VtokError('no such folder, video or list file', input);
+  const st = statSync(input);
+  if (st.isDirectory()) return scanCaptionedFolder(input).items.map(({ path, caption }) => ({ path, caption }));
+  if (VIDEO_EXTS.has(extname(input).toLowerCase())) return [captioned(resolve(input))];
+  const notList = `neither a folder, a video (${[...VIDEO_EXTS].join(' ')}) nor a list file of video paths`;
+  if (!st.isFile()) throw new VtokError(notList, input);
+  const head = Buffer.alloc(Math.min(st.size, 8192));
+  const fd = openSync(input, 'r');
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head.includes(0)) throw new VtokError(`${notList} (binary content)`, input);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(input));
+  } catch {
+    throw new VtokError(`${notList} (not UTF-8 text)`, input);
+  }
+  const base = dirname(input);
+  const paths = text
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
-    .map((l) => {
-      const p = resolve(base, l);
-      const txt = sidecarPath(p);
-      const caption = existsSync(txt) ? readFileSync(txt, 'utf8').trim() : undefined;
-      return caption ? { path: p, caption } : { path: p };
-    });
-  if (items.length === 0) throw new VtokError('the list names no videos', path);
-  return items;
+    .map((l) => resolve(base, l));
+  if (paths.length === 0) throw new VtokError('the list names no videos', input);
+  // a missing file among others is skipped and reported like an unreadable one; a list of missing files is a mistake
+  if (!paths.some((p) => existsSync(p))) {
+    const n = paths.length;
+    const first = paths[0]!;
+    if (n === 1) throw new VtokError(`the one file the list names does not exist: ${first}`, input);
+    throw new VtokError(`none of the ${n} files the list names exists (the first: ${first})`, input);
+  }
+  return paths.map(captioned);
 }
 
-interface Opts { data?: string; clips?: number; split: string; seed: number; frames?: number; model: string; out: string; workers?: number; shardSize: number; size?: number; json?: boolean; queue?: string; retries: number; expire: number; wait: boolean }
+interface Opts {
+  data?: string; clips?: number; split: string; seed: number; frames?: number; model: string; out: string;
+  workers?: number; shardSize?: number; size?: number; gray?: boolean; json?: boolean;
+  queue?: string; retries: number; expire: number; wait: boolean;
+}
 
 export function registerTokenize(program: Command): void {
   program
     .command('tokenize')
     .description('tokenize a corpus into token shards for LM training (parallel, resumable)')
-    .argument('[input]', 'folder of videos (captions in sidecar .txt files) or a list file of video paths')
+    .argument('[input]', 'folder of videos (captions in sidecar .txt files), a list file of video paths, or one video')
     .option('--data <name>', 'a built-in captioned data set instead: captioned-mnist or captioned-synthetic')
     .option('--clips <n>', 'clips of the data set', int('--clips', { min: 1 }))
     .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
@@ -47,8 +87,9 @@ export function registerTokenize(program: Command): void {
     .option('--model <run>', `tokenizer run directory (default: the shipped ${shippedModel('gray video').name})`, shippedModel('gray video').path)
     .requiredOption('--out <dir>', 'folder for the shards and index.json')
     .option('--workers <n>', 'worker threads (default: cores; 0 = none)', int('--workers', { min: 0 }))
-    .option('--shard-size <n>', 'clips per shard', int('--shard-size', { min: 1 }), 64)
+    .option('--shard-size <n>', 'clips per shard (default 64; resuming: as before)', int('--shard-size', { min: 1 }))
     .option('--size <px>', 'frame size for video files (resize + center crop; default: the tokenizer\'s training size)', int('--size', { min: 1 }))
+    .option('--gray', 'convert colour clips to gray for a gray model (without it they are refused)')
     .option('--json', 'print a JSON summary')
     .option('--queue <url>', 'enqueue one job per shard on this job queue (a postgres:// URL, pg-boss) for `vtok worker`s on any machine, instead of tokenizing here')
     .option('--retries <n>', 'with --queue: retries of a failed job, or of one whose worker died', int('--retries', { min: 0 }), 3)
@@ -72,14 +113,15 @@ export function registerTokenize(program: Command): void {
           corpus = { kind: 'captioned-synthetic', seed: o.seed, clips: o.clips, frames: o.frames };
         } else throw new VtokError(`unknown data set ${JSON.stringify(o.data)} (captioned-mnist, captioned-synthetic)`);
       } else {
-        if (!input) throw new VtokError('give an input folder or list file, or --data');
-        if (!existsSync(input)) throw new VtokError('no such folder or list file', input);
-        const items = statSync(input).isDirectory() ? scanCaptionedFolder(input).items.map(({ path, caption }) => ({ path, caption })) : readList(input);
-        corpus = { kind: 'files', name: resolve(input), items };
+        if (!input) throw new VtokError('give an input folder, list file or video, or --data');
+        corpus = { kind: 'files', name: resolve(input), items: readInput(input) };
       }
       checkOutputDir(o.out, { option: '--out' });
+      const { shardSize, size, gray } = o;
+      const run = { corpus, model: o.model, out: o.out, shardSize, size, gray, quiet: o.json };
       if (o.queue) {
-        const q = await enqueueCorpus({ corpus, model: o.model, out: o.out, shardSize: o.shardSize, size: o.size, quiet: o.json, queue: o.queue, retries: o.retries, expireSeconds: o.expire, wait: o.wait });
+        const queued = { ...run, queue: o.queue, retries: o.retries, expireSeconds: o.expire, wait: o.wait };
+        const q = await enqueueCorpus(queued);
         if (o.json) console.log(JSON.stringify(q));
         else if (!o.wait) console.log(`${q.jobs} jobs enqueued (${q.resumed} clips done before); start \`vtok worker --queue …\` on each machine`);
         else {
@@ -89,7 +131,7 @@ export function registerTokenize(program: Command): void {
         if (q.failed?.length) throw new VtokError(`${q.failed.length} of ${q.jobs} jobs failed for good (reasons above); run the same command to retry them`);
         return;
       }
-      const s = await tokenizeCorpus({ corpus, model: o.model, out: o.out, workers: o.workers, shardSize: o.shardSize, size: o.size, quiet: o.json });
+      const s = await tokenizeCorpus({ ...run, workers: o.workers });
       if (o.json) console.log(JSON.stringify(s));
       else {
         console.log(`${s.clips} clips in ${s.shards} shards (${s.skipped} skipped; ${s.resumed} done before this run), ${s.clipsPerSecond.toFixed(2)} clips/s → ${s.index}`);
