@@ -19,6 +19,7 @@ const FLOORS: string[][] = [
   ['losses', 'parity'],
   ['quantizers'],
   ['tokenizers'],
+  ['corpus'],
   ['generation'],
   ['train'],
   ['classifier'],

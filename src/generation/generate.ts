@@ -1,7 +1,7 @@
 import type { ClipTensor, Frame } from '../io/frame.js';
 import { decodeTokens, encodeClips } from '../tokenizers/batch.js';
 import { VtokError, check } from '../util/errors.js';
-import { PrefixLmDecoder } from './kv-cache.js';
+import { PrefixLmDecoder } from './prefix-lm/decoder.js';
 import { sampleSteps, type PrefixSequence, type TextInput } from './sampler.js';
 import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/steps.js';
 import type { VisualTokens } from './sequence.js';

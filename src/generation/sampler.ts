@@ -1,7 +1,7 @@
 import { VtokError, check } from '../util/errors.js';
 import { runSteps, type Steps } from '../util/steps.js';
 import { Rng } from '../util/rng.js';
-import { PrefixLmDecoder, type LogitRange } from './kv-cache.js';
+import { PrefixLmDecoder, type LogitRange } from './prefix-lm/decoder.js';
 import type { PrefixLm } from './prefix-lm/model.js';
 import type { OutputStep } from './sequence.js';
 export type { OutputStep };

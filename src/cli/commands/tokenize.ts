@@ -2,8 +2,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
-import { enqueueCorpus } from '../../generation/queue.js';
-import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
+import { enqueueCorpus } from '../../corpus/queue.js';
+import { tokenizeCorpus, type CorpusSpec } from '../../corpus/tokenize-corpus.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
 import { int } from '../options.js';
@@ -12,7 +12,7 @@ import { SHIPPED_MODEL } from './demo.js';
 /**
  * `vtok tokenize <folder|list> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out shards/`:
  * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command). With
- * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/generation/queue.ts).
+ * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/corpus/queue.ts).
  */
 
 /** A list file: one video path per line (relative to the list), captions from sidecar .txt files. */

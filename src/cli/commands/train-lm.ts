@@ -4,10 +4,11 @@ import { LM_KIND, type Generator, type LmDirConfig } from '../../generation/mode
 import type { PrefixLmConfig } from '../../generation/prefix-lm/model.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../../generation/prefix-lm/text-lm.js';
 import { OnnxTextEncoder } from '../../generation/text/onnx.js';
-import { ShardReader } from '../../generation/shards.js';
+import { ShardReader } from '../../corpus/shards.js';
 import { getTask } from '../../generation/tasks.js';
 import type { BuiltinTextEncoderConfig } from '../../generation/text/builtin.js';
-import { checkTokenizer, tokenizerIdentity } from '../../generation/vocab.js';
+import { tokenizerIdentity } from '../../tokenizers/identity.js';
+import { checkTokenizer } from '../../generation/vocab.js';
 import { loadTokenizer } from '../../tokenizers/registry.js';
 import { trainLoop, type LoopResult } from '../../train/loop.js';
 import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from '../../train/prefix-lm.js';

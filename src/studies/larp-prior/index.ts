@@ -4,7 +4,7 @@ import { classifierFeatures, loadVideoClassifier, trainVideoClassifier, type Vid
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import * as E from '../../engine/index.js';
-import { evaluateNll, Gpt, type GptConfig, sample, tokenSequences, type TokenSequences } from '../../generation/gpt.js';
+import { evaluateNll, Gpt, type GptConfig, sample, tokenSequences, type TokenSequences } from './gpt.js';
 import type { ClipTensor, Frame } from '../../io/frame.js';
 import { writePng } from '../../io/video.js';
 import { FeatureStats, frechetDistance, type GaussianStats } from '../../metrics/frechet.js';
@@ -16,7 +16,7 @@ import type { LarpTokenizer } from '../../tokenizers/larp/tokenizer.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer, trainerFor } from '../../tokenizers/registry.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
-import { gptTask, lmBatches } from '../../train/lm.js';
+import { gptTask, lmBatches } from './train-gpt.js';
 import { trainLoop } from '../../train/loop.js';
 import { tokenizerTask } from '../../train/tokenizer-task.js';
 import { writeFileAtomic } from '../../util/atomic.js';

@@ -10,7 +10,7 @@ import { watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { buildIndex, readShard, writeIndex, type ShardIndex } from './shards.js';
 import { ChunkTokenizer, prepareCorpus, type CorpusSpec, type TokenizeOptions } from './tokenize-corpus.js';
-import { tokenizerIdentity } from './vocab.js';
+import { tokenizerIdentity } from '../tokenizers/identity.js';
 
 /**
  * `vtok tokenize --queue` and `vtok worker`: corpus tokenization across machines on pg-boss (a job queue kept in

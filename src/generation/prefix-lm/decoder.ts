@@ -1,8 +1,8 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
-import { bindParams, keyPaddingMask, type Param } from '../nn/index.js';
-import { VtokError, check } from '../util/errors.js';
-import type { PrefixLm } from './prefix-lm/model.js';
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import { bindParams, keyPaddingMask, type Param } from '../../nn/index.js';
+import { VtokError, check } from '../../util/errors.js';
+import type { PrefixLm } from './model.js';
 
 /**
  * KV-cache decoding for the prefix LM: a prefill program (the prefix → every layer's keys/values + the logits at

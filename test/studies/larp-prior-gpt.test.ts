@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { evaluateNll, Gpt, lmLoss, nextTokenBatch, sample, tokenSequences } from '../../src/generation/gpt.js';
-import { gptTrainStep, lmBatches } from '../../src/train/lm.js';
+import { evaluateNll, Gpt, lmLoss, nextTokenBatch, sample, tokenSequences } from '../../src/studies/larp-prior/gpt.js';
+import { gptTrainStep, lmBatches } from '../../src/studies/larp-prior/train-gpt.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** The GPT learns: its loss falls on a toy task, it memorises a sequence that greedy sampling then reproduces. */

@@ -1,10 +1,10 @@
-import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
-import { Embedding, LayerNorm, Linear, Module, TransformerBlock, constant, normal } from '../nn/index.js';
-import { defaultRng } from '../engine/index.js';
-import { VtokError, check } from '../util/errors.js';
-import type { Rng } from '../util/rng.js';
-import { compileInference, type InferenceFn } from '../nn/compiled.js';
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import { Embedding, LayerNorm, Linear, Module, TransformerBlock, constant, normal } from '../../nn/index.js';
+import { defaultRng } from '../../engine/index.js';
+import { VtokError, check } from '../../util/errors.js';
+import type { Rng } from '../../util/rng.js';
+import { compileInference, type InferenceFn } from '../../nn/compiled.js';
 
 /**
  * A small decoder-only transformer language model over token ids (GPT-2 / nanoGPT shape):

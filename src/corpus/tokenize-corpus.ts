@@ -13,7 +13,7 @@ import { VtokError, check } from '../util/errors.js';
 import { progress } from '../util/progress.js';
 import { removeStaleTemps } from '../util/atomic.js';
 import { INDEX_FILE, buildIndex, readIndex, shardName, writeIndex, writeShard, type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource } from './shards.js';
-import { tokenizerIdentity } from './vocab.js';
+import { tokenizerIdentity } from '../tokenizers/identity.js';
 
 /**
  * `vtok tokenize` as a library: a corpus (a captioned data set, or video files with sidecar captions) goes
