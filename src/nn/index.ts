@@ -7,3 +7,5 @@ export * from './weights.js';
 export * from './discriminator.js';
 export { type Chunk, flatOf, packChunks, viewsOf } from './chunks.js';
 export * from './transformer.js';
+export * from './decoder-lm.js';
+export * from './lm-loss.js';

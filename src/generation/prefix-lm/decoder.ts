@@ -84,7 +84,8 @@ export class PrefixLmDecoder {
   constructor(readonly model: PrefixLm, opts: DecoderOptions = {}) {
     this.precision = opts.precision ?? 'fp32';
     check(this.precision === 'fp32' || this.precision === 'int8', `prefix LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`);
-    const named = model.namedParams().filter(([n]) => n !== 'lm_head.weight');
+    const head = model.headWeight;
+    const named = model.namedParams().filter(([, p]) => p !== head);
     this.params = named.map(([, p]) => p);
     const isLinear = (n: string) => n.startsWith('blocks.') && n.endsWith('.weight') && !n.includes('norm');
     this.linears = named.filter(([n]) => isLinear(n)).map(([, p]) => p);
@@ -104,10 +105,10 @@ export class PrefixLmDecoder {
     const B = ids.shape[0], C = valid.shape[1];
     const visible = E.reshape(valid, [B, 1, 1, C]);
     const newK: Tensor[] = [], newV: Tensor[] = [];
-    const h = m.run(m.embed({ ids, prefixLength: pos }), pos, 'none', (l) => ({
+    const h = m.run(m.embed({ ids }), { positions: pos, mask: 'none', cache: (l) => ({
       past: { k: ks[l]!, v: vs[l]!, visible },
       keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
-    }));
+    }) });
     return [E.linear(E.reshape(h, [B, m.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
   }
 
@@ -117,7 +118,7 @@ export class PrefixLmDecoder {
    */
   private int8Program(range: LogitRange): Int8DecodeFn {
     const key = `${range.lo}:${range.hi}`;
-    const weights = [...this.linears.map((p) => p.value), this.model.lm_head.weight.value];
+    const weights = [...this.linears.map((p) => p.value), this.model.headWeight.value];
     const held = this.int8Fns.get(key);
     if (held && held.weights.every((w, i) => w === weights[i])) return held.fn;
     held?.fn.dispose();
@@ -146,7 +147,7 @@ export class PrefixLmDecoder {
   private headRows(r: LogitRange): Tensor {
     const V = this.model.cfg.vocabSize, D = this.model.cfg.dim;
     check(Number.isInteger(r.lo) && Number.isInteger(r.hi) && 0 <= r.lo && r.lo < r.hi && r.hi <= V, `logit range [${r.lo}, ${r.hi}) outside the vocabulary [0, ${V})`);
-    const w = this.model.lm_head.weight.value;
+    const w = this.model.headWeight.value;
     if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
     return E.concrete((w.data as Float32Array).subarray(r.lo * D, r.hi * D), [r.hi - r.lo, D], 'float32');
   }
@@ -193,7 +194,10 @@ export class PrefixLmDecoder {
         const input = { ids, prefixLength: E.full([b], S, 'int64'), text: extra[0], textStart: t?.start, textValid: extra[1] };
         const valid = m.keyValid(input, S);
         const ks: Tensor[] = [], vs: Tensor[] = [];
-        const h = m.run(m.embed(input), E.arange(0, S, 1, 'int64'), valid ? keyPaddingMask(valid) : 'none', (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }));
+        const h = m.run(m.embed(input), {
+          positions: E.arange(0, S, 1, 'int64'), mask: valid ? keyPaddingMask(valid) : 'none',
+          cache: (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }),
+        });
         return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
       }), { name: 'prefix_lm_prefill' });
       this.prefillFns.set(key, fn);
@@ -223,7 +227,7 @@ export class PrefixLmDecoder {
     if (pos >= C) throw new VtokError(`decode step: the cache of ${C} positions is full`);
     const L = m.cfg.layers, shape = [B, m.cfg.heads, C, m.headDim];
     const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
-    const head = this.model.lm_head.weight.value;
+    const head = this.model.headWeight.value;
     check(Number.isInteger(range.lo) && Number.isInteger(range.hi) && 0 <= range.lo && range.lo < range.hi && range.hi <= m.cfg.vocabSize, `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`);
     const others = this.others.map((p) => p.value), idsT = E.concrete(ids, [B, 1], 'int32'), posT = E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64');
     const validT = E.concrete(cache.valid, [B, C], 'bool');

@@ -245,7 +245,10 @@ function concat(parts: Int32Array[]): Int32Array {
 async function trainGpts(s: Study, tokens: Tokens, vocab: number): Promise<Record<ArmName, Gpt>> {
   const { b, seed } = s;
   const bos = vocab;
-  const gptConfig: GptConfig = { vocabSize: vocab + 1, blockSize: b.tokens, nLayer: b.gpt.nLayer, nHead: b.gpt.nHead, nEmbd: b.gpt.nEmbd, dropout: b.gpt.dropout };
+  const g = b.gpt;
+  const gptConfig: GptConfig = {
+    vocabSize: vocab + 1, maxLength: b.tokens, layers: g.layers, heads: g.heads, dim: g.dim, dropout: g.dropout,
+  };
   const gpts = {} as Record<ArmName, Gpt>;
   for (const arm of ARMS) {
     const dir = join(s.out, `gpt-${arm.name}`);
