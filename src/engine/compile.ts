@@ -79,6 +79,8 @@ export interface JitFunction<F extends (...args: any[]) => any> {
   (...args: Parameters<F>): ReturnType<F>;
   /** Compiles (or fetches) the program for these arguments without running it. */
   compile(...args: Parameters<F>): Compiled;
+  /** The call through the backend's asynchronous run (a browser backend has no other). */
+  runAsync(...args: Parameters<F>): Promise<ReturnType<F>>;
   /** Number of distinct compiled signatures. */
   readonly cacheSize: number;
   /** Closes every compiled session now (their weights and memory go back); a later call compiles again. */
@@ -127,6 +129,12 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     return unflatten(c.traced.outDef, outs);
   }) as JitFunction<F>;
   call.compile = compile;
+  call.runAsync = async (...args: Parameters<F>) => {
+    const c = compile(...args);
+    const feeds = feedsFor(c.traced.graph, args, opts.rng?.() ?? defaultRng());
+    const outs = (await c.session.runAsync(feeds)).map((o) => concrete(o.data, o.shape, o.dtype));
+    return unflatten(c.traced.outDef, outs) as ReturnType<F>;
+  };
   call.dispose = () => {
     for (const c of cache.values()) c.session.dispose();
     cache.clear();
