@@ -108,7 +108,8 @@ describe('KV cache', () => {
   it('the asynchronous path (prefillAsync, stepAsync) gives exactly the synchronous one, fp32 and int8', async () => {
     E.seed(4);
     const V = 40;
-    const m = new PrefixLm({ vocabSize: V, dim: 32, layers: 2, heads: 2, hidden: 48, maxLength: 32, textDim: 8 }).eval();
+    const cfg: PrefixLmConfig = { vocabSize: V, dim: 32, layers: 2, heads: 2, hidden: 48, maxLength: 32, textDim: 8 };
+    const m = new PrefixLm(cfg).eval();
     const rng = new Rng(2);
     const B = 2, P = 6, N = 5, range = { lo: 3, hi: 35 }, W = range.hi - range.lo;
     const text = { embeddings: rng.normal(B * 3 * 8), length: 3, start: 1, valid: Uint8Array.of(1, 1, 0, 1, 0, 0) };
