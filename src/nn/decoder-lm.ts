@@ -314,7 +314,7 @@ export class DecoderLm extends Module {
     const valid = this.keyValid(x, S);
     let mask: Mask = 'causal';
     if (c.mask === 'prefix') {
-      const B = (x.ids ?? x.vectors)!.shape[0];
+      const B = (c.vocabSize !== null ? x.ids : x.vectors)!.shape[0];
       if (!x.prefixLength) throw new VtokError('decoder LM: a prefix LM needs prefixLength');
       check(x.prefixLength.shape.join() === String(B),
         `decoder LM: prefixLength must be [${B}], got [${x.prefixLength.shape}]`);
