@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { enqueueCorpus } from '../src/generation/queue.js';
-import { tokenizeCorpus } from '../src/generation/tokenize-corpus.js';
+import { enqueueCorpus } from '../src/corpus/queue.js';
+import { tokenizeCorpus } from '../src/corpus/tokenize-corpus.js';
 import { tempDir } from '../test/io/fixtures.js';
-import { startTestPostgres } from '../test/generation/postgres-server.js';
+import { startTestPostgres } from '../test/corpus/postgres-server.js';
 
 /**
  * Corpus tokenization throughput on the job queue: `vtok worker` processes against an embedded PostgreSQL, clips/s

@@ -20,6 +20,7 @@ const FLOORS: string[][] = [
   ['losses', 'parity'],
   ['quantizers'],
   ['tokenizers'],
+  ['corpus'],
   ['generation'],
   ['train'],
   ['classifier'],
@@ -81,7 +82,7 @@ function reach(...from: string[]): Set<string> {
  */
 const INFERENCE_PATH = [
   'tokenizers/registry.ts', 'tokenizers/magvit2/tokenizer.ts', 'tokenizers/magvit2/model.ts', 'tokenizers/larp/tokenizer.ts',
-  'tokenizers/larp/model.ts', 'generation/prefix-lm/model.ts', 'generation/kv-cache.ts', 'nn/index.ts', 'io/safetensors.ts',
+  'tokenizers/larp/model.ts', 'generation/prefix-lm/model.ts', 'generation/prefix-lm/decoder.ts', 'nn/index.ts', 'io/safetensors.ts',
 ];
 
 /** npm packages the inference path may load: pure JavaScript, no Node builtins. */

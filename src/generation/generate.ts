@@ -4,7 +4,7 @@ import { decodeTokens, encodeClips } from '../tokenizers/batch.js';
 import { VtokError, check } from '../util/errors.js';
 import type { SamplingOptions } from '../util/sampling.js';
 import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/steps.js';
-import { PrefixLmDecoder } from './kv-cache.js';
+import { PrefixLmDecoder } from './prefix-lm/decoder.js';
 import { sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
 import { gridSize, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
 import { buildSequence, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, type TaskInputs } from './tasks.js';

@@ -11,7 +11,8 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError } from '../util/errors.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from './prefix-lm/text-lm.js';
 import { OnnxTextEncoder } from './text/onnx.js';
-import { checkTokenizer, layoutFromJson, tokenizerIdentity, type VocabLayout } from './vocab.js';
+import { tokenizerIdentity } from '../tokenizers/identity.js';
+import { checkTokenizer, layoutFromJson, type VocabLayout } from './vocab.js';
 
 /**
  * A generator's model directory: the prefix LM with its text encoder, the vocabulary layout and the visual

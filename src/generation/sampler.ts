@@ -2,7 +2,7 @@ import { check } from '../util/errors.js';
 import { runSteps, type Steps } from '../util/steps.js';
 import { Rng } from '../util/rng.js';
 import { guide, sampleRows, type SamplingOptions } from '../util/sampling.js';
-import { PrefixLmDecoder, type LogitRange } from './kv-cache.js';
+import { PrefixLmDecoder, type LogitRange } from './prefix-lm/decoder.js';
 import type { PrefixLm } from './prefix-lm/model.js';
 import type { OutputStep } from './sequence.js';
 export type { OutputStep };

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Tensor } from '../engine/core.js';
+import { tokenizerIdentity, type TokenizerIdentity } from '../tokenizers/identity.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { VtokError, check } from '../util/errors.js';
-import { canonicalJson } from '../util/json.js';
 
 /**
  * The unified vocabulary of the prefix LM (VideoPoet §3): one id space over every modality the model reads or
@@ -20,13 +19,6 @@ import { canonicalJson } from '../util/json.js';
  * The layout is JSON (saved in the LM's config) and remembers which tokenizer produced the visual ids: its kind,
  * vocabulary size and identity (sha256 over its config and weights). `checkTokenizer` refuses any other one.
  */
-
-export interface TokenizerIdentity {
-  kind: string;
-  vocabSize: number;
-  /** sha256 (hex) of the tokenizer's canonical config JSON and its weights by name. */
-  identity: string;
-}
 
 /** One output size the model generates: the pixel size that names its <res_HxW> token and its token grid. */
 export interface OutputSize {
@@ -173,23 +165,6 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size)) throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
   for (const n of ['<pad>', '<bos>', '<eos>', ...DELIMITERS]) if (!(n in l.special)) throw bad(`missing ${n}`);
   return l;
-}
-
-/**
- * Identity of a tokenizer: sha256 over its kind and canonical config, then each weight by sorted name (name,
- * dtype, shape, bytes). Two tokenizers share it only when they map video to the same ids.
- */
-export function tokenizerIdentity(tok: { kind: string; vocabSize: number; config: Record<string, unknown> }, weights: Map<string, Tensor>): TokenizerIdentity {
-  const h = createHash('sha256');
-  h.update(canonicalJson({ kind: tok.kind, config: tok.config }));
-  for (const name of [...weights.keys()].sort()) {
-    const t = weights.get(name)!;
-    check(t.isConcrete, `weight ${name} has no value`);
-    const d = t.data;
-    h.update(`\n${name}:${t.dtype}:[${t.shape.join(',')}]\n`);
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  return { kind: tok.kind, vocabSize: tok.vocabSize, identity: h.digest('hex') };
 }
 
 /** Refuses a tokenizer other than the one the layout (the LM) was built with, naming both. */

@@ -10,3 +10,5 @@ export * from './init.js';
 export * from './weights.js';
 export * from './transformer.js';
 export * from './compiled.js';
+export * from './decoder-lm.js';
+export * from './lm-loss.js';

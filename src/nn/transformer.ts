@@ -238,6 +238,14 @@ export class Mlp extends Module {
       this.parts.set(role, lin);
     }
   }
+
+  /** The Linear playing `role` (for initialisers that set layers directly). */
+  projection(role: 'in' | 'gate' | 'out'): Linear {
+    const l = this.parts.get(role);
+    if (!l) throw new Error(`MLP has no ${role} layer`);
+    return l;
+  }
+
   forward(x: Tensor): Tensor {
     const p = this.parts;
     const h = this.cfg.kind === 'gelu'

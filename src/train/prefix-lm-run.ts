@@ -4,15 +4,16 @@ import { LM_KIND, type Generator, type LmDirConfig } from '../generation/model-d
 import type { PrefixLmConfig } from '../generation/prefix-lm/model.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../generation/prefix-lm/text-lm.js';
 import { OnnxTextEncoder } from '../generation/text/onnx.js';
-import { ShardReader } from '../generation/shards.js';
+import { ShardReader } from '../corpus/shards.js';
 import { getTask } from '../generation/tasks.js';
 import type { BuiltinTextEncoderConfig } from '../generation/text/builtin.js';
-import { checkTokenizer, tokenizerIdentity } from '../generation/vocab.js';
+import { tokenizerIdentity } from '../tokenizers/identity.js';
+import { checkTokenizer } from '../generation/vocab.js';
 import { loadTokenizer } from '../tokenizers/load.js';
-import { VtokError, check } from '../util/errors.js';
-import { checkOutputDir } from '../util/output-path.js';
 import { trainLoop, type LoopResult } from './loop.js';
 import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from './prefix-lm.js';
+import { VtokError, check } from '../util/errors.js';
+import { checkOutputDir } from '../util/output-path.js';
 
 /** LM presets: the transformer, the built-in text encoder and the training defaults. */
 export interface LmPreset { lm: Pick<PrefixLmConfig, 'dim' | 'layers' | 'heads' | 'hidden'>; text: Omit<BuiltinTextEncoderConfig, 'maxTokens'>; batch: number; steps: number; lr: number }

@@ -11,7 +11,7 @@ import type { Generator } from '../generation/model-dir.js';
 import { prefixLmLoss } from '../generation/prefix-lm/model.js';
 import type { TextPrefixLm } from '../generation/prefix-lm/text-lm.js';
 import { buildSequence, getTask } from '../generation/tasks.js';
-import type { ClipRef, ShardReader } from '../generation/shards.js';
+import type { ClipRef, ShardReader } from '../corpus/shards.js';
 import { buildVocabLayout, type VocabLayout } from '../generation/vocab.js';
 import { VtokError, check } from '../util/errors.js';
 import type { TrainTask } from './loop.js';

@@ -4,7 +4,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { tokenizeCorpus } from '../../src/generation/tokenize-corpus.js';
+import { tokenizeCorpus } from '../../src/corpus/tokenize-corpus.js';
 import { fromFloat32, toFloat32 } from '../../src/io/safetensors.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors-file.js';
 import { tempDir } from '../io/fixtures.js';

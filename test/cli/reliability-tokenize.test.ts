@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openTokenFile } from '../../src/io/tokenfile.js';
-import { readIndex, readShard } from '../../src/generation/shards.js';
+import { readIndex, readShard } from '../../src/corpus/shards.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { MAIN, vtok } from './run-vtok.js';
 

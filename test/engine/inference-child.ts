@@ -14,7 +14,7 @@ const { buildForLoading, compileInference, tensorsToBytes } = await import('../.
 const { createTokenizer, tokenizerFromBytes } = await import('../../src/tokenizers/registry.js');
 const { larpTrainer } = await import('../../src/tokenizers/larp/kind.js');
 const { PrefixLm } = await import('../../src/generation/prefix-lm/model.js');
-await import('../../src/generation/kv-cache.js');
+await import('../../src/generation/prefix-lm/decoder.js');
 const { default: onnxProto } = await import('onnx-proto');
 
 type DType = keyof typeof ONNX_DTYPE;

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { bindParams } from '../../src/nn/index.js';
-import { benchPrefixLmConfig, headCrossEntropy, IGNORE, PrefixLm, prefixLmLoss, prefixLmParameterCount, type PrefixLmConfig, type PrefixLmInput } from '../../src/generation/prefix-lm/model.js';
+import { bindParams, headCrossEntropy, IGNORE } from '../../src/nn/index.js';
+import {
+  benchPrefixLmConfig, PrefixLm, prefixLmLoss, prefixLmParameterCount, type PrefixLmConfig, type PrefixLmInput,
+} from '../../src/generation/prefix-lm/model.js';
 import { BuiltinTextEncoder } from '../../src/generation/text/builtin.js';
 import { Rng } from '../../src/util/rng.js';
 

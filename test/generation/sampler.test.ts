@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { PrefixLmDecoder } from '../../src/generation/kv-cache.js';
+import { PrefixLmDecoder } from '../../src/generation/prefix-lm/decoder.js';
 import { PrefixLm } from '../../src/generation/prefix-lm/model.js';
 import { sample, type OutputStep, type PrefixSequence, type SampleProgress } from '../../src/generation/sampler.js';
 import { Rng } from '../../src/util/rng.js';

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
-import { buildVocabLayout, checkTokenizer, layoutForTokenizer, layoutFromJson, layoutToJson, specialId, specialName, tokenizerIdentity } from '../../src/generation/vocab.js';
+import { buildVocabLayout, checkTokenizer, layoutForTokenizer, layoutFromJson, layoutToJson, specialId, specialName } from '../../src/generation/vocab.js';
+import { tokenizerIdentity } from '../../src/tokenizers/identity.js';
 import { VtokError } from '../../src/util/errors.js';
 
 const MODEL = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));

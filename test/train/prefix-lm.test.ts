@@ -4,14 +4,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
-import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from '../../src/generation/shards.js';
+import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from '../../src/corpus/shards.js';
 import { trainLoop } from '../../src/train/loop.js';
 import { imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
 import { tempDir } from '../io/fixtures.js';
 import { writeEncoder } from '../generation/text/tiny-t5.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
 import { vtok } from '../cli/run-vtok.js';
-import { buildVocabLayout, tokenizerIdentity } from '../../src/generation/vocab.js';
+import { buildVocabLayout } from '../../src/generation/vocab.js';
+import { tokenizerIdentity } from '../../src/tokenizers/identity.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { fileURLToPath } from 'node:url';
 

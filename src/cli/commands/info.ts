@@ -9,7 +9,7 @@ import { isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
 import { openSafetensors, readSafetensorsHeader } from '../../io/safetensors-file.js';
 import { toFloat32 } from '../../io/safetensors.js';
 import { codebookUsage } from '../../metrics/tokens.js';
-import { INDEX_FILE, listShards, readShard, SHARD_VERSION, type ShardIndex } from '../../generation/shards.js';
+import { INDEX_FILE, listShards, readShard, SHARD_VERSION, type ShardIndex } from '../../corpus/shards.js';
 
 /**
  * `vtok info <file|folder>`: what a video/image, token file (.vtok/.vtkc), checkpoint (.safetensors), token shard

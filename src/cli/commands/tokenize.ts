@@ -3,8 +3,8 @@ import { dirname, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
 import { VIDEO_EXTS } from '../../data/folder.js';
-import { enqueueCorpus } from '../../generation/queue.js';
-import { tokenizeCorpus, type CorpusSpec } from '../../generation/tokenize-corpus.js';
+import { enqueueCorpus } from '../../corpus/queue.js';
+import { tokenizeCorpus, type CorpusSpec } from '../../corpus/tokenize-corpus.js';
 import { shippedModel } from '../../io/shipped.js';
 import { VtokError } from '../../util/errors.js';
 import { checkOutputDir } from '../../util/output-path.js';
@@ -13,7 +13,7 @@ import { int } from '../../util/options.js';
 /**
  * `vtok tokenize <folder|list|video> | --data captioned-mnist|captioned-synthetic --clips N --model <run> --out …`:
  * a corpus → token shards for LM training, on parallel workers, resumable (re-run the same command). With
- * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/generation/queue.ts).
+ * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/corpus/queue.ts).
  */
 
 type Item = { path: string; caption?: string };

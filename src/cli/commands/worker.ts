@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runQueueWorker } from '../../generation/queue.js';
+import { runQueueWorker } from '../../corpus/queue.js';
 import { Interrupted } from '../../util/interrupt.js';
 import { checkOutputDir } from '../../util/output-path.js';
 import { num } from '../../util/options.js';

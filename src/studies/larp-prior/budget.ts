@@ -12,7 +12,10 @@ export interface StudyBudget {
   heldClips: number;
   larp: { preset: string; steps: number; batch: number; evalEvery: number };
   classifier: { steps: number; batch: number; width: number; featureDim: number; heldOut: number };
-  gpt: { steps: number; batch: number; nLayer: number; nHead: number; nEmbd: number; dropout: number; lr: number; evalEvery: number };
+  gpt: {
+    steps: number; batch: number; layers: number; heads: number; dim: number; dropout: number; lr: number;
+    evalEvery: number;
+  };
   /** Clips generated per arm (compared with as many held-out clips). */
   samples: number;
   temperature: number;
@@ -22,7 +25,7 @@ const TINY: StudyBudget = {
   size: 32, frames: 8, tokens: 32, trainClips: 8192, heldClips: 512,
   larp: { preset: 'tiny', steps: 3000, batch: 8, evalEvery: 500 },
   classifier: { steps: 300, batch: 32, width: 16, featureDim: 64, heldOut: 512 },
-  gpt: { steps: 800, batch: 64, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0.1, lr: 1e-3, evalEvery: 200 },
+  gpt: { steps: 800, batch: 64, layers: 2, heads: 4, dim: 128, dropout: 0.1, lr: 1e-3, evalEvery: 200 },
   samples: 512, temperature: 1,
 };
 
@@ -32,7 +35,7 @@ export const STUDY_BUDGETS: Record<string, StudyBudget> = {
     size: 16, frames: 4, tokens: 8, trainClips: 32, heldClips: 16,
     larp: { preset: 'tiny', steps: 3, batch: 2, evalEvery: 0 },
     classifier: { steps: 3, batch: 8, width: 8, featureDim: 8, heldOut: 16 },
-    gpt: { steps: 4, batch: 8, nLayer: 1, nHead: 2, nEmbd: 32, dropout: 0, lr: 1e-3, evalEvery: 0 },
+    gpt: { steps: 4, batch: 8, layers: 1, heads: 2, dim: 32, dropout: 0, lr: 1e-3, evalEvery: 0 },
     samples: 16, temperature: 1,
   },
   /** About 13 minutes on one thread of a 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */

@@ -4,7 +4,7 @@ import { classifierFeatures, loadVideoClassifier, trainVideoClassifier, type Vid
 import type { Batch } from '../../data/dataset.js';
 import { createLoader } from '../../data/loader.js';
 import * as E from '../../engine/core.js';
-import { evaluateNll, Gpt, type GptConfig, sample, tokenSequences, type TokenSequences } from '../../generation/gpt.js';
+import { evaluateNll, Gpt, type GptConfig, sample, tokenSequences, type TokenSequences } from './gpt.js';
 import type { ClipTensor, Frame } from '../../io/frame.js';
 import { writePng } from '../../io/video.js';
 import { FeatureStats, frechetDistance, type GaussianStats } from '../../metrics/frechet.js';
@@ -17,7 +17,7 @@ import type { LarpTokenizer } from '../../tokenizers/larp/tokenizer.js';
 import { evaluateReconstruction } from '../../tokenizers/reconstruction.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
-import { gptTask, lmBatches } from '../../train/lm.js';
+import { gptTask, lmBatches } from './train-gpt.js';
 import { trainLoop } from '../../train/loop.js';
 import { tokenizerTask } from '../../train/tokenizer-task.js';
 import { writeFileAtomic } from '../../util/atomic.js';
@@ -246,7 +246,10 @@ function concat(parts: Int32Array[]): Int32Array {
 async function trainGpts(s: Study, tokens: Tokens, vocab: number): Promise<Record<ArmName, Gpt>> {
   const { b, seed } = s;
   const bos = vocab;
-  const gptConfig: GptConfig = { vocabSize: vocab + 1, blockSize: b.tokens, nLayer: b.gpt.nLayer, nHead: b.gpt.nHead, nEmbd: b.gpt.nEmbd, dropout: b.gpt.dropout };
+  const g = b.gpt;
+  const gptConfig: GptConfig = {
+    vocabSize: vocab + 1, maxLength: b.tokens, layers: g.layers, heads: g.heads, dim: g.dim, dropout: g.dropout,
+  };
   const gpts = {} as Record<ArmName, Gpt>;
   for (const arm of ARMS) {
     const dir = join(s.out, `gpt-${arm.name}`);

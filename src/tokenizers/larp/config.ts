@@ -7,7 +7,11 @@ import { VtokError } from '../../util/errors.js';
  * routed_init_gain, quantizer_warmup) exist for the CPU-scale presets; reference configs set none of them and build exactly the
  * reference model. docs/larp-small-scale.md says why each is there.
  */
+/** A GPTC size as the reference's JSON gives it (read only here, at the config boundary). */
 export interface GptcSize { n_layer: number; n_head: number; n_embd: number }
+
+/** A GPTC size in vtok's vocabulary. */
+export interface PriorSize { dim: number; layers: number; heads: number }
 
 /** The reference's registered GPTC sizes (models/gptc.py). */
 export const GPTC_SIZES: Record<string, GptcSize> = {
@@ -21,7 +25,7 @@ export const GPTC_SIZES: Record<string, GptcSize> = {
 
 export interface PriorConfig {
   name: string;
-  size: GptcSize;
+  size: PriorSize;
   maxSeqLen: number;
   l2Normalized: boolean;
   dropout: number;
@@ -175,7 +179,7 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     const a: Json = p.args ?? {};
     cfg.prior = {
       name: p.name,
-      size,
+      size: { dim: num(size, 'n_embd'), layers: num(size, 'n_layer'), heads: num(size, 'n_head') },
       maxSeqLen: num(a, 'max_seq_len', cfg.tokens),
       l2Normalized: a.l2_normalized ?? true,
       dropout: p.no_dropout ? 0 : 0.1,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { decodeAgreement, PrefixLmDecoder } from '../../src/generation/kv-cache.js';
+import { decodeAgreement, PrefixLmDecoder } from '../../src/generation/prefix-lm/decoder.js';
 import { PrefixLm, type PrefixLmConfig } from '../../src/generation/prefix-lm/model.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -104,5 +104,33 @@ describe('KV cache', () => {
     assert.throws(() => new PrefixLmDecoder(m, { precision: 'int4' as never }), /precision must be fp32 or int8/);
     ref.dispose();
     q.dispose();
+  });
+  it('the asynchronous path (prefillAsync, stepAsync) gives exactly the synchronous one, fp32 and int8', async () => {
+    E.seed(4);
+    const V = 40;
+    const cfg: PrefixLmConfig = { vocabSize: V, dim: 32, layers: 2, heads: 2, hidden: 48, maxLength: 32, textDim: 8 };
+    const m = new PrefixLm(cfg).eval();
+    const rng = new Rng(2);
+    const B = 2, P = 6, N = 5, range = { lo: 3, hi: 35 }, W = range.hi - range.lo;
+    const text = { embeddings: rng.normal(B * 3 * 8), length: 3, start: 1, valid: Uint8Array.of(1, 1, 0, 1, 0, 0) };
+    const x = { ids: Int32Array.from(rng.randint(B * P, 0, V)), batch: B, text };
+    for (const precision of ['fp32', 'int8'] as const) {
+      const dec = new PrefixLmDecoder(m, { precision });
+      const sync = dec.prefill(x, P + N, range), viaAsync = await dec.prefillAsync(x, P + N, range);
+      assert.deepEqual(viaAsync.logits, sync.logits, `${precision} prefill logits`);
+      assert.deepEqual(viaAsync.cache.k, sync.cache.k);
+      assert.deepEqual(viaAsync.cache.valid, sync.cache.valid);
+      let next = Int32Array.from({ length: B }, (_, r) => range.lo + argmax(sync.logits, r, W));
+      for (let s = 0; s < N; s++) {
+        const a = dec.step(sync.cache, next, range), b = await dec.stepAsync(viaAsync.cache, next, range);
+        assert.deepEqual(b, a, `${precision} step ${s}`);
+        next = Int32Array.from({ length: B }, (_, r) => range.lo + argmax(a, r, W));
+      }
+      assert.equal(viaAsync.cache.length, P + N);
+      assert.deepEqual(viaAsync.cache.v, sync.cache.v);
+      await assert.rejects(dec.stepAsync(viaAsync.cache, next, range), /cache of 11 positions is full/);
+      assert.equal(dec.compiledPrograms, 2, 'both paths share the programs');
+      dec.dispose();
+    }
   });
 });

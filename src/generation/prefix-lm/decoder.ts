@@ -1,8 +1,8 @@
-import * as E from '../engine/core.js';
-import type { Tensor } from '../engine/core.js';
-import { bindParams, keyPaddingMask, type Param } from '../nn/index.js';
-import { VtokError, check } from '../util/errors.js';
-import type { PrefixLm } from './prefix-lm/model.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
+import { bindParams, keyPaddingMask, type Param } from '../../nn/index.js';
+import { VtokError, check } from '../../util/errors.js';
+import type { PrefixLm } from './model.js';
 
 /**
  * KV-cache decoding for the prefix LM: a prefill program (the prefix → every layer's keys/values + the logits at
@@ -41,6 +41,12 @@ export class KvCacheBuffers {
     this.valid = new Uint8Array(batch * capacity);
   }
 
+  /** Writes a program's outputs (logits, then every layer's keys, then its values) at positions pos … pos+T−1. */
+  writeOutputs(out: Tensor[], pos: number, T: number): void {
+    const L = this.layers, data = (t: Tensor) => t.data as Float32Array;
+    for (let l = 0; l < L; l++) this.write(l, data(out[1 + l]!), data(out[1 + L + l]!), pos, T);
+  }
+
   /** Writes rows [B, H, T, hd] of one layer at positions pos … pos+T−1. */
   write(layer: number, k: Float32Array, v: Float32Array, pos: number, T: number): void {
     const { batch: B, heads: H, capacity: C, headDim: hd } = this;
@@ -65,6 +71,20 @@ export interface DecoderOptions {
   precision?: E.Precision;
 }
 
+export interface Prefilled { cache: KvCacheBuffers; logits: Float32Array }
+
+/** One program call with its arguments made (compiled programs, weights, cache views), ready to run either way. */
+interface ProgramCall<R> {
+  run(): Tensor[];
+  runAsync(): Promise<Tensor[]>;
+  /** Takes the outputs in (into the cache) and gives the call's result. */
+  finish(out: Tensor[]): R;
+}
+
+function programCall<F extends (...a: never[]) => Tensor[]>(fn: E.JitFunction<F>, args: Parameters<F>) {
+  return { run: () => fn(...args), runAsync: () => fn.runAsync(...args) };
+}
+
 type DecodeFn = E.JitFunction<(w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
 type Int8DecodeFn = E.JitFunction<(w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
 
@@ -84,7 +104,8 @@ export class PrefixLmDecoder {
   constructor(readonly model: PrefixLm, opts: DecoderOptions = {}) {
     this.precision = opts.precision ?? 'fp32';
     check(this.precision === 'fp32' || this.precision === 'int8', `prefix LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`);
-    const named = model.namedParams().filter(([n]) => n !== 'lm_head.weight');
+    const head = model.headWeight;
+    const named = model.namedParams().filter(([, p]) => p !== head);
     this.params = named.map(([, p]) => p);
     const isLinear = (n: string) => n.startsWith('blocks.') && n.endsWith('.weight') && !n.includes('norm');
     this.linears = named.filter(([n]) => isLinear(n)).map(([, p]) => p);
@@ -104,10 +125,10 @@ export class PrefixLmDecoder {
     const B = ids.shape[0], C = valid.shape[1];
     const visible = E.reshape(valid, [B, 1, 1, C]);
     const newK: Tensor[] = [], newV: Tensor[] = [];
-    const h = m.run(m.embed({ ids, prefixLength: pos }), pos, 'none', (l) => ({
+    const h = m.run(m.embed({ ids }), { positions: pos, mask: 'none', cache: (l) => ({
       past: { k: ks[l]!, v: vs[l]!, visible },
       keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
-    }));
+    }) });
     return [E.linear(E.reshape(h, [B, m.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
   }
 
@@ -117,7 +138,7 @@ export class PrefixLmDecoder {
    */
   private int8Program(range: LogitRange): Int8DecodeFn {
     const key = `${range.lo}:${range.hi}`;
-    const weights = [...this.linears.map((p) => p.value), this.model.lm_head.weight.value];
+    const weights = [...this.linears.map((p) => p.value), this.model.headWeight.value];
     const held = this.int8Fns.get(key);
     if (held && held.weights.every((w, i) => w === weights[i])) return held.fn;
     held?.fn.dispose();
@@ -146,7 +167,7 @@ export class PrefixLmDecoder {
   private headRows(r: LogitRange): Tensor {
     const V = this.model.cfg.vocabSize, D = this.model.cfg.dim;
     check(Number.isInteger(r.lo) && Number.isInteger(r.hi) && 0 <= r.lo && r.lo < r.hi && r.hi <= V, `logit range [${r.lo}, ${r.hi}) outside the vocabulary [0, ${V})`);
-    const w = this.model.lm_head.weight.value;
+    const w = this.model.headWeight.value;
     if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
     return E.concrete((w.data as Float32Array).subarray(r.lo * D, r.hi * D), [r.hi - r.lo, D], 'float32');
   }
@@ -180,7 +201,33 @@ export class PrefixLmDecoder {
    * Runs the prefix (all P positions bidirectional), fills a new cache of `capacity` positions and returns the
    * logits over `range` at the last prefix position, [B, hi−lo].
    */
-  prefill(x: PrefillInput, capacity: number, range: LogitRange): { cache: KvCacheBuffers; logits: Float32Array } {
+  prefill(x: PrefillInput, capacity: number, range: LogitRange): Prefilled {
+    const c = this.prefillCall(x, capacity, range);
+    return c.finish(c.run());
+  }
+
+  /** `prefill` through the backend's asynchronous run (the browser's); the same programs and results. */
+  async prefillAsync(x: PrefillInput, capacity: number, range: LogitRange): Promise<Prefilled> {
+    const c = this.prefillCall(x, capacity, range);
+    return c.finish(await c.runAsync());
+  }
+
+  /** Feeds one token per row at position cache.length; returns the next logits over `range`, [B, hi−lo]. */
+  step(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): Float32Array {
+    const c = this.stepCall(cache, ids, range);
+    return c.finish(c.run());
+  }
+
+  /**
+   * `step` through the backend's asynchronous run; the same programs and results. The cache's buffers are the
+   * program's inputs until it returns: one call at a time per cache.
+   */
+  async stepAsync(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): Promise<Float32Array> {
+    const c = this.stepCall(cache, ids, range);
+    return c.finish(await c.runAsync());
+  }
+
+  private prefillCall(x: PrefillInput, capacity: number, range: LogitRange): ProgramCall<Prefilled> {
     const m = this.model, B = x.batch, P = x.ids.length / B;
     check(Number.isInteger(P) && P > 0, `prefill: ${x.ids.length} ids do not form ${B} rows`);
     check(capacity >= P && capacity <= m.cfg.maxLength, `prefill: cache capacity ${capacity} must be in [${P}, ${m.cfg.maxLength}]`);
@@ -193,7 +240,10 @@ export class PrefixLmDecoder {
         const input = { ids, prefixLength: E.full([b], S, 'int64'), text: extra[0], textStart: t?.start, textValid: extra[1] };
         const valid = m.keyValid(input, S);
         const ks: Tensor[] = [], vs: Tensor[] = [];
-        const h = m.run(m.embed(input), E.arange(0, S, 1, 'int64'), valid ? keyPaddingMask(valid) : 'none', (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }));
+        const h = m.run(m.embed(input), {
+          positions: E.arange(0, S, 1, 'int64'), mask: valid ? keyPaddingMask(valid) : 'none',
+          cache: (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }),
+        });
         return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
       }), { name: 'prefix_lm_prefill' });
       this.prefillFns.set(key, fn);
@@ -204,36 +254,45 @@ export class PrefixLmDecoder {
       extra.push(E.concrete(t.embeddings, [B, t.length, m.cfg.textDim!], 'float32'));
       if (t.valid) extra.push(E.concrete(t.valid, [B, t.length], 'bool'));
     }
-    const out = fn(this.weights(), this.headRows(range), E.concrete(x.ids, [B, P], 'int32'), extra);
-    const L = m.cfg.layers;
-    const cache = new KvCacheBuffers(B, L, m.cfg.heads, m.headDim, capacity);
-    for (let l = 0; l < L; l++) cache.write(l, out[1 + l]!.data as Float32Array, out[1 + L + l]!.data as Float32Array, 0, P);
-    for (let b = 0; b < B; b++) {
-      cache.valid.fill(1, b * capacity, b * capacity + P);
-      if (t?.valid) for (let j = 0; j < t.length; j++) cache.valid[b * capacity + t.start + j] = t.valid[b * t.length + j]!;
-    }
-    cache.length = P;
-    return { cache, logits: out[0]!.data as Float32Array };
+    const finish = (out: Tensor[]): Prefilled => {
+      const cache = new KvCacheBuffers(B, m.cfg.layers, m.cfg.heads, m.headDim, capacity);
+      cache.writeOutputs(out, 0, P);
+      for (let b = 0; b < B; b++) {
+        cache.valid.fill(1, b * capacity, b * capacity + P);
+        if (!t?.valid) continue;
+        for (let j = 0; j < t.length; j++) cache.valid[b * capacity + t.start + j] = t.valid[b * t.length + j]!;
+      }
+      cache.length = P;
+      return { cache, logits: out[0]!.data as Float32Array };
+    };
+    const ids = E.concrete(x.ids, [B, P], 'int32');
+    return { ...programCall(fn, [this.weights(), this.headRows(range), ids, extra]), finish };
   }
 
-  /** Feeds one token per row at position cache.length; returns the next logits over `range`, [B, hi−lo]. */
-  step(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): Float32Array {
+  private stepCall(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): ProgramCall<Float32Array> {
     const m = this.model, B = cache.batch, C = cache.capacity, pos = cache.length;
     check(ids.length === B, `decode step: ${ids.length} ids for a batch of ${B}`);
     if (pos >= C) throw new VtokError(`decode step: the cache of ${C} positions is full`);
-    const L = m.cfg.layers, shape = [B, m.cfg.heads, C, m.headDim];
+    const shape = [B, m.cfg.heads, C, m.headDim];
     const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
-    const head = this.model.lm_head.weight.value;
+    const head = this.model.headWeight.value;
     check(Number.isInteger(range.lo) && Number.isInteger(range.hi) && 0 <= range.lo && range.lo < range.hi && range.hi <= m.cfg.vocabSize, `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`);
     const others = this.others.map((p) => p.value), idsT = E.concrete(ids, [B, 1], 'int32'), posT = E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64');
     const validT = E.concrete(cache.valid, [B, C], 'bool');
-    const out = this.precision === 'int8'
-      ? this.int8Program(range)(others, idsT, posT, validT, kv(cache.k), kv(cache.v))
-      : this.decodeFn(others, this.linears.map((p) => this.transposed(p, p.value)), this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi), idsT, posT, validT, kv(cache.k), kv(cache.v));
-    for (let l = 0; l < L; l++) cache.write(l, out[1 + l]!.data as Float32Array, out[1 + L + l]!.data as Float32Array, pos, 1);
-    for (let b = 0; b < B; b++) cache.valid[b * C + pos] = 1;
-    cache.length = pos + 1;
-    return out[0]!.data as Float32Array;
+    const finish = (out: Tensor[]): Float32Array => {
+      cache.writeOutputs(out, pos, 1);
+      for (let b = 0; b < B; b++) cache.valid[b * C + pos] = 1;
+      cache.length = pos + 1;
+      return out[0]!.data as Float32Array;
+    };
+    const call = this.precision === 'int8'
+      ? programCall(this.int8Program(range), [others, idsT, posT, validT, kv(cache.k), kv(cache.v)])
+      : programCall(this.decodeFn, [
+        others, this.linears.map((p) => this.transposed(p, p.value)),
+        this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi),
+        idsT, posT, validT, kv(cache.k), kv(cache.v),
+      ]);
+    return { ...call, finish };
   }
 
   /** Number of compiled programs (prefill variants + decode signatures): stays fixed while decoding. */

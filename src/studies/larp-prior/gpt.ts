@@ -1,22 +1,22 @@
-import * as E from '../engine/core.js';
-import type { Tensor } from '../engine/core.js';
-import { Embedding, LayerNorm, Linear, Module, TransformerBlock, constant, normal } from '../nn/index.js';
-import { defaultRng } from '../engine/core.js';
-import { VtokError, check } from '../util/errors.js';
-import type { Rng } from '../util/rng.js';
-import { sampleRows, suppressIds } from '../util/sampling.js';
-import { compileInference, type InferenceFn } from '../nn/compiled.js';
+import * as E from '../../engine/core.js';
+import type { Tensor } from '../../engine/core.js';
+import { DecoderLm, IGNORE, nextTokenLoss, type ResolvedDecoderLmConfig } from '../../nn/index.js';
+import { defaultRng } from '../../engine/core.js';
+import { VtokError, check } from '../../util/errors.js';
+import type { Rng } from '../../util/rng.js';
+import { compileInference, type InferenceFn } from '../../nn/compiled.js';
+import { sampleRows, suppressIds } from '../../util/sampling.js';
 
 /**
- * A small decoder-only transformer language model over token ids (GPT-2 / nanoGPT shape):
+ * A small decoder-only transformer language model over token ids (GPT-2 / nanoGPT shape), the decoder shell
+ * (nn/decoder-lm.ts) with learned positions, LayerNorm, GELU, biases and a causal mask:
  *
  *   ids ─ wte (token embedding) + wpe (learned position embedding) ─ dropout
  *       ─ h.0 … h.{L−1}: x + attn(ln_1(x)), then x + mlp(ln_2(x))   (pre-LN, causal self-attention)
  *       ─ ln_f ─ lm_head (or the token embedding, tied) → logits over the vocabulary
  *
  * Parameter names follow nanoGPT at the top level (wte, wpe, h.N, ln_f, lm_head); inside a block the attention
- * and MLP come from the shared transformer block (attn.qkv, attn.proj, mlp.fc1, mlp.fc2). The attention mask is a forward
- * option, so a prefix LM (bidirectional over a conditioning prefix, causal after it) is the same model.
+ * and MLP come from the shared transformer block (attn.qkv, attn.proj, mlp.fc1, mlp.fc2).
  *
  * Around the model: the next-token objective (a BOS token prepended), validation negative log-likelihood per
  * token, and sampling (temperature, top-k, top-p) from the host RNG with one compiled forward per generated
@@ -26,119 +26,46 @@ export interface GptConfig {
   /** Number of token ids the model reads and predicts, special tokens (BOS, …) included. */
   vocabSize: number;
   /** Longest input sequence (number of learned positions). */
-  blockSize: number;
-  nLayer: number;
-  nHead: number;
-  nEmbd: number;
+  maxLength: number;
+  layers: number;
+  heads: number;
+  dim: number;
   /** Dropout on embeddings and residual branches while training (default 0). */
   dropout?: number;
   /** Biases in the linear layers (default true; lm_head never has one). */
   bias?: boolean;
   /** Share the token embedding with the output head (default false: a separate lm_head). */
-  tieWeights?: boolean;
-  /** MLP hidden width / nEmbd (default 4). */
+  tied?: boolean;
+  /** MLP hidden width / dim (default 4). */
   mlpRatio?: number;
 }
 
-/** Checks a config and fills in its defaults; every bad field is named. */
-export function gptConfig(c: GptConfig): Required<GptConfig> {
-  const int = (k: keyof GptConfig, min = 1) => {
-    const v = c[k];
-    check(typeof v === 'number' && Number.isInteger(v) && v >= min, `GPT config: ${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-  };
-  int('vocabSize', 2);
-  int('blockSize');
-  int('nLayer');
-  int('nHead');
-  int('nEmbd');
-  check(c.nEmbd % c.nHead === 0, `GPT config: nEmbd ${c.nEmbd} is not divisible by nHead ${c.nHead}`);
-  const dropout = c.dropout ?? 0;
-  check(dropout >= 0 && dropout < 1, `GPT config: dropout must be in [0, 1), got ${dropout}`);
-  const mlpRatio = c.mlpRatio ?? 4;
-  check(mlpRatio > 0 && Number.isInteger(mlpRatio * c.nEmbd), `GPT config: mlpRatio ${mlpRatio} × nEmbd ${c.nEmbd} must be a positive integer`);
-  return { ...c, dropout, bias: c.bias ?? true, tieWeights: c.tieWeights ?? false, mlpRatio };
-}
+export class Gpt extends DecoderLm {
+  declare readonly cfg: ResolvedDecoderLmConfig & { vocabSize: number };
 
-export interface ForwardOptions {
-  /** Attention mask (default causal; { prefix: P } for a prefix LM). */
-  mask?: E.AttentionMask;
-}
-
-/** GPT-2's pre-LN block (ln_1, attn.qkv/attn.proj, ln_2, mlp.fc1/mlp.fc2) from the shared transformer. */
-export const gptBlock = (cfg: Required<GptConfig>): TransformerBlock =>
-  new TransformerBlock({
-    dim: cfg.nEmbd, heads: cfg.nHead, norm: 'layer', dropout: cfg.dropout,
-    names: { ln_1: 'norm1', attn: 'attn', ln_2: 'norm2', mlp: 'mlp' },
-    attention: { qkvBias: cfg.bias, outBias: cfg.bias },
-    mlp: { kind: 'gelu', hidden: cfg.nEmbd * cfg.mlpRatio, bias: cfg.bias },
-  });
-
-export class Gpt extends Module {
-  wte: Embedding;
-  wpe: Embedding;
-  h: TransformerBlock[];
-  ln_f: LayerNorm;
-  lm_head: Linear | null;
-  readonly cfg: Required<GptConfig>;
-
-  constructor(config: GptConfig) {
-    super();
-    const cfg = gptConfig(config);
-    this.cfg = cfg;
-    this.wte = new Embedding(cfg.vocabSize, cfg.nEmbd);
-    this.wpe = new Embedding(cfg.blockSize, cfg.nEmbd);
-    this.h = Array.from({ length: cfg.nLayer }, () => gptBlock(cfg));
-    this.ln_f = new LayerNorm(cfg.nEmbd);
-    this.lm_head = cfg.tieWeights ? null : new Linear(cfg.nEmbd, cfg.vocabSize, { bias: false });
-    this.initializeWeights();
-  }
-
-  /** GPT-2's initialisation: N(0, 0.02) weights and embeddings, zero biases, residual projections scaled by 1/√(2L). */
-  private initializeWeights(): void {
-    const residualStd = 0.02 / Math.sqrt(2 * this.cfg.nLayer);
-    for (const [name, m] of this.namedModules()) {
-      if (m instanceof Linear) {
-        const residual = name.endsWith('.attn.proj') || name.endsWith('.mlp.fc2');
-        m.weight.value = normal(m.weight.shape, residual ? residualStd : 0.02);
-        if (m.bias) m.bias.value = constant(m.bias.shape, 0);
-      } else if (m instanceof Embedding) {
-        m.weight.value = normal(m.weight.shape, 0.02);
-      }
-    }
-  }
-
-  /** ids [B, T] (int32 or int64, T ≤ blockSize) → final hidden states [B, T, nEmbd] (after ln_f). */
-  hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    if (ids.rank !== 2) throw new VtokError(`GPT: expected token ids [batch, time], got [${ids.shape}]`);
-    if (ids.dtype !== 'int32' && ids.dtype !== 'int64') throw new VtokError(`GPT: token ids must be int32 or int64, got ${ids.dtype}`);
-    const t = ids.shape[1];
-    if (t > this.cfg.blockSize) throw new VtokError(`GPT: sequence of ${t} tokens is longer than the block size ${this.cfg.blockSize}`);
-    const pos = E.arange(0, t, 1, ids.dtype);
-    let x = E.dropout(E.add(this.wte.forward(ids), this.wpe.forward(pos)), this.cfg.dropout, this.training);
-    const mask = opts.mask ?? 'causal';
-    for (const block of this.h) x = block.forward(x, { mask });
-    return this.ln_f.forward(x);
-  }
-
-  /** Hidden states […, nEmbd] → logits […, vocabSize]. */
-  head(x: Tensor): Tensor {
-    return this.lm_head ? this.lm_head.forward(x) : E.linear(x, this.wte.weight.value);
-  }
-
-  /** ids [B, T] → logits [B, T, vocabSize]; position i sees positions ≤ i (with the default causal mask). */
-  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    return this.head(this.hidden(ids, opts));
+  constructor(c: GptConfig) {
+    const mlpRatio = c.mlpRatio ?? 4;
+    check(mlpRatio > 0 && Number.isInteger(mlpRatio * c.dim),
+      `GPT config: mlpRatio ${mlpRatio} × dim ${c.dim} must be a positive integer`);
+    super({
+      vocabSize: c.vocabSize, dim: c.dim, layers: c.layers, heads: c.heads, hidden: c.dim * mlpRatio,
+      maxLength: c.maxLength, mask: 'causal', positions: 'learned', norm: 'layer', mlp: 'gelu', bias: c.bias ?? true,
+      tied: c.tied, dropout: c.dropout,
+      names: { embedding: 'wte', positions: 'wpe', blocks: 'h', norm: 'ln_f', head: 'lm_head' },
+      blockNames: {
+        parts: { ln_1: 'norm1', attn: 'attn', ln_2: 'norm2', mlp: 'mlp' }, projections: { qkv: 'qkv', proj: 'o' },
+      },
+    });
+    // GPT-2's initialisation: the projections ending a residual branch scaled by 1/√(2L)
+    this.initNormal(0.02, 0.02 / Math.sqrt(2 * c.layers));
   }
 }
 
 // ---- the next-token objective ----
 
-/** Targets with this value are not scored (PyTorch's ignore_index). */
-export const IGNORE = -100;
-
-/** Mean next-token cross-entropy (nats) of logits for `inputs` against `targets` ([B, T] each; IGNORE = unscored). */
-export function lmLoss(model: Gpt, inputs: Tensor, targets: Tensor, opts: ForwardOptions = {}): Tensor {
-  return E.crossEntropy(model.forward(inputs, opts), targets, { ignoreIndex: IGNORE });
+/** Mean next-token cross-entropy (nats) of the model on `inputs` against `targets` ([B, T] each; IGNORE = unscored). */
+export function lmLoss(model: Gpt, inputs: Tensor, targets: Tensor): Tensor {
+  return nextTokenLoss(model, model.hidden({ ids: inputs }), targets);
 }
 
 /** `count` token sequences of `length` ids each, row-major. */
@@ -183,7 +110,8 @@ export function nextTokenBatch(seqs: TokenSequences, rows: ArrayLike<number>, bo
 function checkIds(seqs: TokenSequences, model: Gpt, bos: number): void {
   const V = model.cfg.vocabSize;
   check(Number.isInteger(bos) && bos >= 0 && bos < V, `BOS id ${bos} is outside the vocabulary [0, ${V})`);
-  check(seqs.length <= model.cfg.blockSize, `sequences of ${seqs.length} tokens need a block size ≥ ${seqs.length}, the model has ${model.cfg.blockSize}`);
+  check(seqs.length <= model.cfg.maxLength,
+    `sequences of ${seqs.length} tokens need a maxLength ≥ ${seqs.length}, the model has ${model.cfg.maxLength}`);
   for (let i = 0; i < seqs.ids.length; i++) {
     const v = seqs.ids[i]!;
     if (v < 0 || v >= V) throw new VtokError(`token ${i % seqs.length} of sequence ${Math.floor(i / seqs.length)} is ${v}, outside the vocabulary [0, ${V})`);
@@ -204,11 +132,11 @@ function compiled(model: Gpt): Compiled {
     c = {
       // per-position sums of the token NLL over the batch: [L]
       nll: compileInference(model, (inputs: Tensor, targets: Tensor) =>
-        E.sum(E.crossEntropy(model.forward(inputs), targets, { ignoreIndex: IGNORE, reduction: 'none' }), 0), 'gpt_nll'),
+        E.sum(nextTokenLoss(model, model.hidden({ ids: inputs }), targets, { reduction: 'none' }), 0), 'gpt_nll'),
       // logits at one position: ids [B, L], pos int32 [1] → [B, V]
       next: compileInference(model, (ids: Tensor, pos: Tensor) => {
-        const h = E.gather(model.hidden(ids), pos, 1);
-        return E.reshape(model.head(h), [ids.shape[0], model.cfg.vocabSize]);
+        const h = E.gather(model.hidden({ ids }), pos, 1);
+        return E.reshape(model.logits(h), [ids.shape[0], model.cfg.vocabSize]);
       }, 'gpt_next'),
     };
     compiledFor.set(model, c);
@@ -288,7 +216,8 @@ export function sample(model: Gpt, o: SampleOptions): Int32Array {
   const P = o.prompt?.length ?? 0;
   if (o.prompt) check(o.prompt.ids.length === o.count * P, `sample: prompt has ${o.prompt.ids.length} ids, expected ${o.count} × ${P}`);
   const L = P + o.length; // inputs: BOS, the prompt, and all but the last generated token
-  check(L <= model.cfg.blockSize, `sample: BOS + ${P} prompt + ${o.length} generated tokens need a block size ≥ ${L}, the model has ${model.cfg.blockSize}`);
+  check(L <= model.cfg.maxLength,
+    `sample: BOS, ${P} prompt and ${o.length} generated ids need a maxLength ≥ ${L}, not ${model.cfg.maxLength}`);
   const suppress = o.suppress ?? [];
   for (const s of suppress) check(Number.isInteger(s) && s >= 0 && s < V, `sample: suppressed id ${s} is outside the vocabulary`);
   check(suppress.length < V, 'sample: every token is suppressed');

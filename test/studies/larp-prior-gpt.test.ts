@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { evaluateNll, Gpt, lmLoss, nextTokenBatch, sample, tokenSequences } from '../../src/generation/gpt.js';
-import { gptTrainStep, lmBatches } from '../../src/train/lm.js';
+import { evaluateNll, Gpt, lmLoss, nextTokenBatch, sample, tokenSequences } from '../../src/studies/larp-prior/gpt.js';
+import { gptTrainStep, lmBatches } from '../../src/studies/larp-prior/train-gpt.js';
+import { IGNORE } from '../../src/nn/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** The GPT learns: its loss falls on a toy task, it memorises a sequence that greedy sampling then reproduces. */
 
-const tiny = (vocab: number, block: number) => new Gpt({ vocabSize: vocab, blockSize: block, nLayer: 2, nHead: 2, nEmbd: 32 });
+const tiny = (vocabSize: number, maxLength: number) => new Gpt({ vocabSize, maxLength, layers: 2, heads: 2, dim: 32 });
 
 describe('GPT', () => {
   it('names its parameters like nanoGPT and checks its inputs', () => {
@@ -15,19 +16,20 @@ describe('GPT', () => {
     const m = tiny(11, 8);
     const names = m.namedParams().map(([n]) => n);
     for (const n of ['wte.weight', 'wpe.weight', 'h.0.ln_1.weight', 'h.0.attn.qkv.weight', 'h.1.mlp.fc2.bias', 'ln_f.weight', 'lm_head.weight']) assert.ok(names.includes(n), n);
-    const tied = new Gpt({ vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 16, tieWeights: true });
+    const tied = new Gpt({ vocabSize: 11, maxLength: 8, layers: 1, heads: 2, dim: 16, tied: true });
     assert.ok(!tied.namedParams().some(([n]) => n.startsWith('lm_head')));
-    assert.deepEqual([...tied.forward(E.tensor([1, 2, 3], [1, 3], 'int32')).shape], [1, 3, 11]);
-    assert.throws(() => new Gpt({ vocabSize: 10, blockSize: 8, nLayer: 1, nHead: 3, nEmbd: 16 }), /not divisible/);
-    assert.throws(() => m.forward(E.tensor(new Array(9).fill(0), [1, 9], 'int32')), /longer than the block size/);
+    assert.deepEqual([...tied.forward({ ids: E.tensor([1, 2, 3], [1, 3], 'int32') }).shape], [1, 3, 11]);
+    assert.throws(() => new Gpt({ vocabSize: 10, maxLength: 8, layers: 1, heads: 3, dim: 16 }), /not divisible/);
+    const nine = E.tensor(new Array(9).fill(0), [1, 9], 'int32');
+    assert.throws(() => m.forward({ ids: nine }), /exceed the model's maxLength 8/);
     assert.throws(() => evaluateNll(m, tokenSequences([1, 2, 11], 1, 3), { bos: 10 }), /outside the vocabulary/);
   });
 
   it('is causal: changing a later token leaves earlier logits unchanged', () => {
     E.seed(1);
     const m = tiny(7, 6).eval();
-    const a = E.toArray(m.forward(E.tensor([6, 1, 2, 3, 4, 5], [1, 6], 'int32')));
-    const b = E.toArray(m.forward(E.tensor([6, 1, 2, 0, 0, 0], [1, 6], 'int32')));
+    const a = E.toArray(m.forward({ ids: E.tensor([6, 1, 2, 3, 4, 5], [1, 6], 'int32') }));
+    const b = E.toArray(m.forward({ ids: E.tensor([6, 1, 2, 0, 0, 0], [1, 6], 'int32') }));
     const first3 = (x: number[]) => x.slice(0, 3 * 7);
     first3(a).forEach((v, i) => assert.ok(Math.abs(v - first3(b)[i]) < 1e-5, `logit ${i}`));
     assert.ok(a.slice(3 * 7).some((v, i) => Math.abs(v - b[3 * 7 + i]) > 1e-4), 'later logits depend on later tokens');
@@ -80,15 +82,18 @@ describe('GPT', () => {
     assert.deepEqual(s1, s2);
     assert.ok(!s1.includes(bos) && !s1.includes(3));
     assert.ok(new Set(s1).size > 4, 'temperature 5 spreads the samples');
-    assert.throws(() => sample(model, { count: 1, length: 11, bos }), /block size/);
+    assert.throws(() => sample(model, { count: 1, length: 11, bos }), /need a maxLength ≥ 11/);
   });
 
-  it('lmLoss is the mean token cross-entropy', () => {
+  it('lmLoss is the mean token cross-entropy of the logits', () => {
     E.seed(5);
     const m = tiny(5, 4).eval();
     const seqs = tokenSequences([0, 1, 2, 3, 3, 2, 1, 0], 2, 4);
-    const b = nextTokenBatch(seqs, [0, 1], 4);
+    const b = nextTokenBatch(seqs, [0, -1], 4); // a padding row: unscored
     const loss = E.item(lmLoss(m, b.inputs, b.targets));
-    assert.ok(Math.abs(loss - evaluateNll(m, seqs, { bos: 4 }).nll) < 1e-5);
+    const plain = E.item(E.crossEntropy(m.forward({ ids: b.inputs }), b.targets, { ignoreIndex: IGNORE }));
+    assert.ok(Math.abs(loss - plain) < 1e-5, `${loss} vs ${plain}`);
+    const both = nextTokenBatch(seqs, [0, 1], 4);
+    assert.ok(Math.abs(E.item(lmLoss(m, both.inputs, both.targets)) - evaluateNll(m, seqs, { bos: 4 }).nll) < 1e-5);
   });
 });

@@ -12,7 +12,7 @@ import { buildIndex, readShard, writeIndex, type ShardIndex } from './shards.js'
 import {
   ChunkTokenizer, noClipError, prepareCorpus, type CorpusSpec, type PreparedCorpus, type TokenizeOptions,
 } from './tokenize-corpus.js';
-import { tokenizerIdentity } from './vocab.js';
+import { tokenizerIdentity } from '../tokenizers/identity.js';
 
 /**
  * `vtok tokenize --queue` and `vtok worker`: corpus tokenization across machines on pg-boss (a job queue kept in

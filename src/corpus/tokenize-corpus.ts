@@ -19,7 +19,7 @@ import {
   INDEX_FILE, LOCK_FILE, SHARD_VERSION, buildIndex, readIndex, shardName, writeIndex, writeShard,
   type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource,
 } from './shards.js';
-import { tokenizerIdentity } from './vocab.js';
+import { tokenizerIdentity } from '../tokenizers/identity.js';
 
 /**
  * `vtok tokenize` as a library: a corpus (a captioned data set, or video files with sidecar captions) goes

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../../src/engine/index.js'; // installs the Node backend
-import { jobId, openQueue, QUEUE_NAME } from '../../src/generation/queue.js';
-import { listShards, readIndex, readShard } from '../../src/generation/shards.js';
-import { tokenizeCorpus } from '../../src/generation/tokenize-corpus.js';
+import { jobId, openQueue, QUEUE_NAME } from '../../src/corpus/queue.js';
+import { listShards, readIndex, readShard } from '../../src/corpus/shards.js';
+import { tokenizeCorpus } from '../../src/corpus/tokenize-corpus.js';
 import { MAIN, vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 import { startTestPostgres, type TestPostgres } from './postgres-server.js';

@@ -1,8 +1,8 @@
-import { AdamW, stepLog, TrainStep, warmupCosine } from '../nn/train.js';
-import type { TrainTask } from './loop.js';
-import { check } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
-import { evaluateNll, type Gpt, lmLoss, type LmBatch, nextTokenBatch, type TokenSequences } from '../generation/gpt.js';
+import { AdamW, stepLog, TrainStep, warmupCosine } from '../../nn/train.js';
+import type { TrainTask } from '../../train/loop.js';
+import { check } from '../../util/errors.js';
+import { Rng } from '../../util/rng.js';
+import { evaluateNll, type Gpt, lmLoss, type LmBatch, nextTokenBatch, type TokenSequences } from './gpt.js';
 
 /**
  * Training a GPT on token sequences with vtok's shared loop (checkpoints, resume, metrics, curves): one compiled

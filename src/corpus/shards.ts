@@ -5,7 +5,7 @@ import { crc32 } from '../io/crc32.js';
 import { packIds, unpackIds, vocabBits } from '../io/tokenfile.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { VtokError, check } from '../util/errors.js';
-import type { TokenizerIdentity } from './vocab.js';
+import type { TokenizerIdentity } from '../tokenizers/identity.js';
 
 /**
  * Sharded token files: a tokenized corpus the LM trains from without running the tokenizer (DESIGN: data path).
