@@ -103,7 +103,18 @@ const graph = new Map(sourceFiles(src).map((f) => [relative(src, f), importsOf(f
 /** nn's training side (re-exported by nn/train.ts), and what only it needs. */
 const NN_TRAINING = new Set(['nn/train.ts', 'nn/optim.ts', 'nn/step.ts', 'nn/chunks.ts', 'nn/discriminator.ts', 'nn/checkpoint-write.ts', 'util/gc.ts']);
 
+/** The floors as README.md's "How the code is organised" lists them: one numbered line per floor, folders in backticks. */
+function readmeFloors(): string[][] {
+  const readme = readFileSync(resolve(src, '../README.md'), 'utf8');
+  const section = readme.split(/^## How the code is organised$/m)[1]?.split(/^## /m)[0] ?? '';
+  return [...section.matchAll(/^\d+\. (.*?):/gm)].map((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((f) => f[1]!));
+}
+
 describe('layering', () => {
+  it('README.md describes the same floors as this test', () => {
+    assert.deepEqual(readmeFloors(), FLOORS);
+  });
+
   it('every import points to a file that exists', () => {
     for (const [file, deps] of graph) for (const { to } of deps) assert.ok(graph.has(to), `src/${file} imports missing src/${to}`);
   });
