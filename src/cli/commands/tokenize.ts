@@ -77,7 +77,7 @@ export function registerTokenize(program: Command): void {
         const items = statSync(input).isDirectory() ? scanCaptionedFolder(input).items.map(({ path, caption }) => ({ path, caption })) : readList(input);
         corpus = { kind: 'files', name: resolve(input), items };
       }
-      checkOutputDir(o.out, { option: '--out' });
+      checkOutputDir(o.out, { option: '--out', inputs: [input] });
       if (o.queue) {
         const q = await enqueueCorpus({ corpus, model: o.model, out: o.out, shardSize: o.shardSize, size: o.size, quiet: o.json, queue: o.queue, retries: o.retries, expireSeconds: o.expire, wait: o.wait });
         if (o.json) console.log(JSON.stringify(q));
