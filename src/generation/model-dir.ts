@@ -1,7 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Tensor } from '../engine/core.js';
-import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
+import { inferenceWeights } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { saveTensors } from '../nn/weights-file.js';
 import { fromFloat32, toFloat32 } from '../io/safetensors.js';
@@ -66,26 +66,6 @@ export function readLmConfig(dir: string): LmDirConfig {
 
 export const tokenizerDirOf = (dir: string, c: LmDirConfig): string => (isAbsolute(c.tokenizer) ? c.tokenizer : resolve(dir, c.tokenizer));
 
-/** Refuses weights with NaN or infinite values, naming the first one. */
-export function checkFinite(weights: Map<string, Tensor>, source: string): void {
-  for (const [name, t] of weights) {
-    if (t.dtype !== 'float32') continue;
-    const d = t.data as Float32Array;
-    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) throw new VtokError(`weight ${name} holds ${d[i]} at index ${i} (damaged or diverged weights)`, source);
-  }
-}
-
-/** The inference weights of a run: best checkpoint (else latest), with the EMA weights when the run kept them. */
-export function inferenceWeights(dir: string): { weights: Map<string, Tensor>; source: string } {
-  const ck = checkpointDir(dir, 'best') ?? checkpointDir(dir, 'latest');
-  if (!ck) throw new VtokError('the model directory has no checkpoint', dir);
-  const c = loadCheckpoint(ck);
-  const weights = c.weights.model;
-  if (!weights) throw new VtokError('checkpoint has no model weights', ck);
-  for (const [k, t] of c.optimizers.model ?? []) if (k.startsWith('ema.') && weights.has(k.slice(4))) weights.set(k.slice(4), t);
-  return { weights, source: ck };
-}
-
 /** Loads a model directory (or a `vtok train lm` run) for generation; one clear error for anything wrong. */
 export function loadGenerator(dir: string): Generator {
   const config = readLmConfig(dir);
@@ -98,7 +78,6 @@ export function loadGenerator(dir: string): Generator {
   const model = new TextPrefixLm(config.model.config, { frozen });
   if (model.lm.cfg.vocabSize !== config.layout.size) throw new VtokError(`the LM has ${model.lm.cfg.vocabSize} ids, its vocabulary layout ${config.layout.size}`, dir);
   const { weights, source } = inferenceWeights(dir);
-  checkFinite(weights, source);
   model.loadStateDict(weights, { source });
   model.eval();
   return { dir, model, layout: config.layout, tokenizer, tokenizerDir, fps: config.fps, config };

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, mkdirSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { VtokError, check } from '../util/errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { tempPath, writeFileAtomic } from '../util/atomic.js';
 import { ffmpegPath, ffmpegReason, hasEncoder, passthroughArgs, runFfmpeg } from './ffmpeg.js';
 import { type Frame, gridFrame } from './frame.js';
 import { encodePng } from './png.js';
@@ -271,7 +271,7 @@ export async function writeVideo(path: string, frames: Iterable<Frame> | AsyncIt
   check(fps > 0, `fps must be positive, got ${fps}`);
   if (!(ext in CONTAINERS)) throw new VtokError(`cannot write video with extension '${ext}' (use ${Object.keys(CONTAINERS).join(', ')})`, path);
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = tempPath(path);
   let proc: ReturnType<typeof spawn> | undefined;
   let exited: Promise<number | null> | undefined;
   let stderr = '';

@@ -1,20 +1,24 @@
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../codec/container.js';
+import { IMAGE_EXTS, VIDEO_EXTS } from '../data/folder.js';
 import type { Precision } from '../engine/core.js';
 import { framesToClip } from '../io/clip.js';
 import { type ClipTensor, tensorToClips, type Frame } from '../io/frame.js';
 import { shippedModel, shippedTokenizers } from '../io/shipped.js';
 import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../io/video.js';
+import { removeOwnTemps } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
-import { Interrupted, watchInterrupts } from '../util/interrupt.js';
+import { type Interrupt, Interrupted, watchInterrupts } from '../util/interrupt.js';
 import { STDOUT } from '../util/output-path.js';
 import { progress } from '../util/progress.js';
 import { decodeTokens, encodeClips } from './batch.js';
-import { loadTokenizer } from './load.js';
+import { buildTokenizer, loadTokenizer } from './load.js';
 import { setTokenizerPrecision, type Tokenizer } from './tokenizer.js';
 
 /**
@@ -91,7 +95,7 @@ function modelFor(kind: string, configHash: string, recorded?: string): string |
     if (!dir || !existsSync(join(dir, 'config.json'))) continue;
     try {
       const m = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).model;
-      if (m?.kind === kind && hashConfig(loadTokenizer(dir).tokenizer.config) === configHash) return dir;
+      if (m?.kind === kind && hashConfig(buildTokenizer(dir).tokenizer.config) === configHash) return dir;
     } catch {
       // an unreadable candidate is simply not the one
     }
@@ -99,13 +103,93 @@ function modelFor(kind: string, configHash: string, recorded?: string): string |
   return undefined;
 }
 
+/** "-" as an input: standard input. */
+export const STDIN = '-';
+
+/** A token file's name: .vtok (ids bit-packed) or .vtkc (entropy coded); video names get a pointer to decode. */
+function checkTokenOutput(output: string): void {
+  if (output === STDOUT) return;
+  const ext = extname(output).toLowerCase();
+  if (ext === '.vtok' || ext === '.vtkc') return;
+  const media = VIDEO_EXTS.has(ext) ? 'video' : IMAGE_EXTS.has(ext) ? 'image' : undefined;
+  const make = media === 'video' ? 'a video format: to make video' : 'an image format: to make images';
+  const hint = media ? `; ${ext} is ${make} from tokens, use \`vtok decode\`` : '';
+  throw new VtokError(`encode writes a token file, named .vtok or .vtkc (or - for standard output)${hint}`, output);
+}
+
+/** What a stopped command did not write, for its message. */
+const notWritten = (output: string) =>
+  output === STDOUT ? 'nothing was written to standard output' : `${output} was not written`;
+
+/** Encode's or decode's work on `path`; `scratch()` is the private temp folder (made on first use). */
+type Work<T> = (path: string, stop: Interrupt, scratch: () => string) => Promise<T>;
+
 /**
- * Encodes a video or image into a token file: `.vtkc` (ids entropy coded, src/codec) or anything else (`.vtok`, ids
- * bit-packed), or standard output (`output` = "-", a .vtok).
+ * Runs `work` (encode or decode) under one interrupt guard, set up before any file is made: Ctrl-C/SIGTERM asks
+ * `work` to stop at its next `stop.poll()` (after the clip in progress); a second signal removes this process's
+ * temp files beside `output` and its private temp folder, then ends it at once. An error after a signal (ffmpeg
+ * gets a terminal's Ctrl-C too, and dies of it) is reported as the stop it is. `work` gets the input as a path:
+ * standard input ("-") is copied to the private folder first, as both read their input more than once; errors
+ * then name it "standard input".
+ */
+async function guarded<T>(input: string, output: string, what: string, work: Work<T>): Promise<T> {
+  let dir: string | undefined;
+  const scratch = () => (dir ??= mkdtempSync(join(tmpdir(), 'vtok-pipe-')));
+  const stop = watchInterrupts(`stopping after this clip; ${what}`, () => {
+    if (output !== STDOUT) removeOwnTemps(output);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  let copy: string | undefined;
+  try {
+    if (input === STDIN) copy = await copyStdin(join(scratch(), 'input'), stop);
+    return await work(copy ?? input, stop, scratch);
+  } catch (e) {
+    if (stop.signal && !(e instanceof Interrupted)) {
+      throw new Interrupted(stop.signal, `stopped; ${notWritten(output)}`);
+    }
+    if (copy && e instanceof Error) e.message = e.message.split(copy).join('standard input');
+    throw e;
+  } finally {
+    stop.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Standard input, to its end, into the file `path` (a signal stops the copy between chunks). */
+async function copyStdin(path: string, stop: Interrupt): Promise<string> {
+  if (process.stdin.isTTY) {
+    const example = 'vtok encode clip.mp4 -o - | vtok decode - -o clip.mp4';
+    throw new VtokError(`- reads standard input, which is a terminal here; pipe a file in (e.g. ${example})`);
+  }
+  const fd = openSync(path, 'w');
+  try {
+    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off);
+      if (stop.signal) throw new Interrupted(stop.signal, 'stopped while reading standard input; nothing was written');
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+/**
+ * Encodes a video or image (a file, or "-" for standard input) into a token file: `.vtkc` (ids entropy coded,
+ * src/codec) or `.vtok` (ids bit-packed), or standard output (`output` = "-", a .vtok).
  */
 export async function encodeFile(input: string, output: string, o: EncodeFileOptions = {}): Promise<EncodeFileResult> {
-  const info = await probeVideo(input);
-  const model = o.model ?? shippedModel((await isGray(input)) ? 'gray video' : 'colour video').path;
+  checkTokenOutput(output);
+  return guarded(input, output, 'no token file will be written', (source, stop, scratch) =>
+    encodeFrom({ source, input, output, stop, scratch }, o));
+}
+
+interface EncodeJob { source: string; input: string; output: string; stop: Interrupt; scratch: () => string }
+
+/** encodeFile's work: `source` is the file to read, `input` its name for messages. */
+async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeFileResult> {
+  const { source, input, output, stop, scratch } = job;
+  const info = await probeVideo(source);
+  const model = o.model ?? shippedModel((await isGray(source)) ? 'gray video' : 'colour video').path;
   const { tokenizer: tok } = loadTokenizer(model);
   setTokenizerPrecision(tok, o.precision ?? 'fp32');
   const size = o.size ?? runSize(model) ?? Math.min(info.width, info.height);
@@ -123,17 +207,10 @@ export async function encodeFile(input: string, output: string, o: EncodeFileOpt
     throw new VtokError(`--size ${size} does not fit this model: ${(e as Error).message}`);
   }
   if (grid.some((d) => !Number.isInteger(d) || d <= 0)) throw new VtokError(`--size ${size} gives no whole token grid for this model (got ${grid.join('×')})`, model);
-  // Standard output cannot take an atomic write: the file is made in a private temp folder, then copied out.
-  const tmpDir = output === STDOUT ? mkdtempSync(join(tmpdir(), 'vtok-encode-')) : undefined;
-  const path = tmpDir ? join(tmpDir, 'out.vtok') : output;
+  // Standard output cannot take an atomic write: the file is made in the private temp folder, then copied out.
+  const path = output === STDOUT ? join(scratch(), 'out.vtok') : output;
   const notes: string[] = [];
   if (info.width !== size || info.height !== size) notes.push(`frames ${info.width}×${info.height} resized and center-cropped to ${size}×${size}${o.size ? '' : ' (the model\'s training size; --size to change)'}`);
-  // Ctrl-C/SIGTERM: stop after the clip in progress and write nothing (a token file is whole or absent). Set up
-  // before the writer's temp file exists; the cleanup can only run from the event loop, after `writer` is made.
-  const stop = watchInterrupts('stopping after this clip; no token file will be written', () => {
-    writer.abort();
-    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
-  });
   const header: TokenFileHeader = {
     modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: info.fps, frameSize: [info.height, info.width] as [number, number] },
     extra: { model: resolve(model), size, clipFrames: clipLen, frames: total },
@@ -151,25 +228,25 @@ export async function encodeFile(input: string, output: string, o: EncodeFileOpt
     buf = [];
   };
   try {
-    for await (const f of readFrames(input, { size, crop: size })) {
+    for await (const f of readFrames(source, { size, crop: size })) {
       buf.push(f);
       frames++;
       if (buf.length === clipLen) {
         flush();
-        if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${clips} clips; ${output} was not written`);
+        if (await stop.poll()) {
+          throw new Interrupted(stop.signal!, `stopped after ${clips} clips; ${notWritten(output)}`);
+        }
       }
     }
     if (buf.length) flush();
     if (frames === 0) throw new VtokError('no frames decoded', input);
     writer.close();
-    if (tmpDir) await pipeline(createReadStream(path), process.stdout, { end: false });
+    if (output === STDOUT) await pipeline(createReadStream(path), process.stdout, { end: false });
   } catch (e) {
     writer.abort();
     throw e;
   } finally {
-    stop.dispose();
     bar.stop();
-    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
   }
   const tokensPerClip = grid.reduce((a, b) => a * b, 1);
   return { model, kind: tok.kind, clips, frames, grid, tokensPerClip, vocabSize: tok.vocabSize, notes };
@@ -190,8 +267,18 @@ export interface DecodeFileResult {
   frames: number;
 }
 
-/** Decodes a token file (.vtok or .vtkc) to a video or image; returns the model used and the frames written. */
+/**
+ * Decodes a token file (.vtok or .vtkc; "-" for standard input) to a video or image; returns the model used and the
+ * frames written. Ctrl-C/SIGTERM stops after the clip in progress; writeVideo then removes its partial file.
+ */
 export async function decodeFile(file: string, output: string, o: DecodeFileOptions = {}): Promise<DecodeFileResult> {
+  return guarded(file, output, 'no video will be written', (path, stop) => decodeFrom(path, output, o, stop));
+}
+
+async function decodeFrom(file: string, output: string, o: DecodeFileOptions, stop: Interrupt) {
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (!st) throw new VtokError('no such file', file);
+  if (st.isDirectory()) throw new VtokError('is a directory, expected a token file (.vtok or .vtkc)', file);
   const tf = isCodedTokenFile(file) ? openCodedTokens(file) : await openTokenFile(file);
   const h = tf.header;
   const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
@@ -203,8 +290,6 @@ export async function decodeFile(file: string, output: string, o: DecodeFileOpti
   }
   const realFrames = Number(h.extra?.frames ?? Infinity);
   let written = 0;
-  // Ctrl-C/SIGTERM: stop after the clip in progress; writeVideo then removes its partial file.
-  const stop = watchInterrupts('stopping after this clip; no video will be written');
   async function* frames(): AsyncGenerator<Frame> {
     for await (const clip of tf.clips()) {
       if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
@@ -216,6 +301,6 @@ export async function decodeFile(file: string, output: string, o: DecodeFileOpti
       }
     }
   }
-  const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) }).finally(() => stop.dispose());
+  const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) });
   return { model, frames: n };
 }

@@ -5,7 +5,7 @@ import type { Module } from '../nn/module.js';
 import type { TrainStep } from '../nn/step.js';
 import { removeStaleTemps, writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
-import { Interrupted, watchInterrupts } from '../util/interrupt.js';
+import { type Interrupt, Interrupted, watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { checkpointDir, loadCheckpoint } from '../nn/checkpoint.js';
@@ -76,6 +76,17 @@ export function runSummary(run: string, r: LoopResult, stopped: NodeJS.Signals |
 }
 
 export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promise<LoopResult> {
+  // Listening before the run directory is touched: a signal from here on stops after a step, with a checkpoint,
+  // rather than killing the process with a file half made.
+  const stop = watchInterrupts('stopping after this step, with a checkpoint');
+  try {
+    return await runLoop(task, o, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt): Promise<LoopResult> {
   mkdirSync(join(o.runDir, 'samples'), { recursive: true });
   // Temp files and checkpoint directories of a process that died mid-write (kill -9, a second Ctrl-C).
   const stale = [o.runDir, join(o.runDir, 'checkpoints'), join(o.runDir, 'samples')].flatMap((d) => removeStaleTemps(d));
@@ -151,7 +162,6 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
       state: { rng: defaultRng().state(), best, config: o.config, savedAt: new Date().toISOString() },
     }, { best: isBest });
 
-  const stop = watchInterrupts('stopping after this step, with a checkpoint');
   const bar = progress('train', o.totalSteps, { quiet: o.quiet });
   const evals: Record<string, number>[] = [];
   let step = start;
@@ -194,7 +204,6 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
     }
   } finally {
     bar.stop();
-    stop.dispose();
   }
   if (stop.signal) {
     const ev = lastEval as LoopResult['lastEval'];

@@ -1,5 +1,5 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { VtokError } from './errors.js';
 
 /** The temp name beside `path` that an atomic write by this process uses (removeStaleTemps recognises it). */
@@ -63,6 +63,24 @@ export function removeStaleTemps(dir: string): string[] {
     removed.push(name);
   }
   return removed;
+}
+
+/**
+ * Removes the temp files this process has beside `path` (`<name>.<pid>.<ms>.tmp`): for a second Ctrl-C, which ends
+ * the process before a write in progress (e.g. ffmpeg's, streamed) can remove its own.
+ */
+export function removeOwnTemps(path: string): void {
+  const prefix = `${basename(path)}.${process.pid}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !/^\d+\.tmp$/.test(name.slice(prefix.length))) continue;
+    rmSync(join(dirname(path), name), { force: true });
+  }
 }
 
 /** Whether process `pid` exists (a lock or temp entry of a dead process is stale). */

@@ -12,7 +12,9 @@ import { VtokError } from './errors.js';
  *   short leaves the previous checkpoint intact and a temp entry that `removeStaleTemps` deletes on the next run.
  *
  * onnxruntime-node's `run` blocks the event loop, so a signal is only seen when the work yields to it: call
- * `poll()` between steps.
+ * `poll()` between steps. Call `watchInterrupts` before the work creates any file (temp files included): a signal
+ * that came earlier would take its default action and kill the process with the file half made. Once the work
+ * has stopped on a signal and `dispose()`d, a further signal ends the process at once with the same exit code.
  */
 export interface Interrupt {
   /** The signal that asked to stop, or null while none has. */
@@ -21,7 +23,10 @@ export interface Interrupt {
   poll(): Promise<boolean>;
   /** A further signal now ends the process at once (the work is in its final, atomic save). */
   release(): void;
-  /** Stops listening (restores the default action of both signals). */
+  /**
+   * Stops listening: restores the default action of both signals, or, when a signal stopped the work, makes a
+   * further one end the process with 130/143 (the command is on its way out; it would otherwise die of it).
+   */
   dispose(): void;
 }
 
@@ -40,6 +45,7 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
 export function watchInterrupts(what: string, cleanup?: () => void): Interrupt {
   let signal: NodeJS.Signals | null = null;
   let listening = true;
+  let disposed = false;
   const onSignal = (s: NodeJS.Signals) => {
     if (signal !== null) {
       process.stderr.write(`\n${s}: stopping now${cleanup ? '' : '; the last checkpoint written is kept'}\n`);
@@ -68,7 +74,15 @@ export function watchInterrupts(what: string, cleanup?: () => void): Interrupt {
       return signal !== null;
     },
     release: stopListening,
-    dispose: stopListening,
+    dispose() {
+      stopListening();
+      if (signal !== null && !disposed) {
+        const exit = (s: NodeJS.Signals) => process.exit(exitCodeFor(s));
+        process.once('SIGINT', exit);
+        process.once('SIGTERM', exit);
+      }
+      disposed = true;
+    },
   };
 }
 

@@ -1,11 +1,17 @@
 /**
  * A child process for the interrupt tests: the shared training loop over a small MLP, with options to make each
- * step block the event loop for a while (as onnxruntime's run does) and to make checkpoints big (so a save takes
- * long enough to be interrupted). Prints "step N" when step N is under way (before its blocking part) and exits as
- * the CLI does.
+ * step block the event loop for a while (as onnxruntime's run does) and to make checkpoints big. Prints "step N"
+ * when step N is under way (before its blocking part) and exits as the CLI does.
  *
- * node interrupt-child.js <runDir> <totalSteps> <stepMs> <hidden> <checkpointEvery>
+ * Two holds let a test land a signal at an exact point however loaded the machine is (the child cannot run ahead
+ * of the test): step `holdStep` blocks after printing "step N" until the file `<runDir>.go-step` exists, and a
+ * checkpoint save of step ≥ `holdSave` blocks, its weights written and its optimizer file just opened (empty),
+ * after printing "save N held", until `<runDir>.go-save` exists. Both block the thread, as a step or a save does.
+ *
+ * node interrupt-child.js <runDir> <totalSteps> <stepMs> <hidden> <checkpointEvery> [holdStep] [holdSave]
  */
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { Linear, Module } from '../../src/nn/index.js';
@@ -14,7 +20,28 @@ import { trainLoop } from '../../src/train/loop.js';
 import { exitCodeFor, Interrupted } from '../../src/util/interrupt.js';
 import { Rng } from '../../src/util/rng.js';
 
-const [runDir, total, stepMs, hidden, ckptEvery] = process.argv.slice(2);
+const [runDir, total, stepMs, hidden, ckptEvery, holdStep = '0', holdSave = '0'] = process.argv.slice(2);
+
+/** Blocks the thread (no event loop turns, as in a step) until `file` exists. */
+const holdUntil = (file: string) => {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (!fs.existsSync(file)) Atomics.wait(cell, 0, 0, 5);
+};
+
+if (Number(holdSave) > 0) {
+  // checkpoint-write.ts writes optimizer.<name>.safetensors (through writeFileAtomic's openSync) after the weights
+  const openSync = fs.openSync;
+  fs.openSync = ((path: fs.PathLike, flags: fs.OpenMode = 'r', mode?: fs.Mode) => {
+    const fd = openSync(path, flags, mode);
+    const m = /step-(\d+)\.tmp-\d+\/optimizer\./.exec(String(path));
+    if (m && Number(m[1]) >= Number(holdSave)) {
+      process.stdout.write(`save ${Number(m[1])} held\n`);
+      holdUntil(`${runDir}.go-save`);
+    }
+    return fd;
+  }) as typeof fs.openSync;
+  syncBuiltinESMExports();
+}
 
 class Net extends Module {
   fc1 = new Linear(64, Number(hidden));
@@ -46,7 +73,8 @@ try {
       iterate: (b, i) => {
         const loss = step.run(b).loss;
         process.stdout.write(`step ${i + 1}\n`);
-        block(Number(stepMs));
+        if (i + 1 === Number(holdStep)) holdUntil(`${runDir}.go-step`);
+        else block(Number(stepMs));
         return { loss };
       },
       evaluate: (i) => ({ score: i }),

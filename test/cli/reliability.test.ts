@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  copyFileSync, cpSync, createReadStream, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import '../../src/engine/index.js'; // installs the Node backend
 import { runFfmpeg } from '../../src/io/ffmpeg.js';
-import { openTokenFile, writeTokenFile } from '../../src/io/tokenfile.js';
+import { hashConfig, openTokenFile, type TokenFileHeader, writeTokenFile } from '../../src/io/tokenfile.js';
 import { readAllFrames } from '../../src/io/video.js';
+import { loadTensors, saveTensors } from '../../src/nn/weights-file.js';
+import { buildTokenizer } from '../../src/tokenizers/load.js';
 import { writeCurves } from '../../src/train/curves.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
-import { vtok } from './run-vtok.js';
+import { MAIN, vtok } from './run-vtok.js';
 
 /**
  * The corpus of bad inputs a new user tried: every case gives one clear line naming the option or file, a non-zero
@@ -32,6 +37,15 @@ function snapshot(root: string): string {
   walk(root);
   return out.join('\n');
 }
+
+/** A token file header for the shipped tokenizer (clips of 5 frames of 64×64). */
+const { tokenizer: shipped } = buildTokenizer(SHIPPED);
+const grid = shipped.grid([1, shipped.clipFrames, 64, 64]).shape;
+const gridSize = grid.reduce((a, b) => a * b, 1);
+const shippedHeader = (): TokenFileHeader => ({
+  kind: 'magvit2', configHash: hashConfig(shipped.config), vocabSize: shipped.vocabSize, grid, modality: 'video',
+  source: { fps: 8, frameSize: [64, 64] }, extra: { model: SHIPPED },
+});
 
 const files = (async () => {
   const clip = await makeTestVideo(join(dir, 'clip.mp4'), { frames: 6, args: ['-pix_fmt', 'yuv420p'] });
@@ -56,8 +70,25 @@ const files = (async () => {
   const audio = join(dir, 'audio.m4a');
   const made = await runFfmpeg(['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=1', audio]);
   assert.equal(made.code, 0, made.stderr);
-  return { clip, gray, seventeen, aFile, aDir, fifo, tokens, binary, missingList, textPng, audio };
+  // the input under other names: a symlink and a hard link
+  const clipLink = join(dir, 'clip-link.mp4');
+  symlinkSync(clip, clipLink);
+  const clipHard = join(dir, 'clip-hard.mp4');
+  linkSync(clip, clipHard);
+  // the shipped tokenizer with NaN in two weights, and a token file that records it as its model
+  const nanModel = join(dir, 'nan-model');
+  cpSync(SHIPPED, nanModel, { recursive: true });
+  const weightsFile = join(nanModel, 'checkpoints', 'step-0000000', 'model.safetensors');
+  const { tensors, metadata } = loadTensors(weightsFile);
+  for (const name of [...tensors.keys()].slice(0, 2)) (tensors.get(name)!.data as Float32Array)[0] = NaN;
+  saveTensors(weightsFile, tensors, metadata);
+  const nanTokens = join(dir, 'nan.vtok');
+  writeTokenFile(nanTokens, { ...shippedHeader(), extra: { model: nanModel } }, [new Int32Array(gridSize)]);
+  return { clip, gray, seventeen, aFile, aDir, fifo, tokens, binary, missingList, textPng, audio, clipLink, clipHard, nanModel, nanTokens };
 })();
+
+const NAN = new RegExp('nan-model/checkpoints/step-0000000/model\\.safetensors: weight \\S+ holds NaN at index 0; '
+  + 'so do \\S+ \\(damaged weights, or a training run that diverged\\)$');
 
 test('bad inputs: one line naming the problem, non-zero exit, nothing written', async () => {
   const f = await files;
@@ -107,6 +138,37 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     // info: one vtok line, none of ffmpeg's words
     [['info', f.textPng], /text\.png: not a video, image, \.vtok token file or \.safetensors checkpoint$/],
     [['info', f.audio], /audio\.m4a: has no video stream \(audio only\)$/],
+    // an output that is an input, by its name, a symlink or a hard link, is refused before any work
+    [[...enc, '-o', f.clip],
+      /clip\.mp4: -o is the input .*clip\.mp4 \(the same file\); refusing to overwrite an input, give another name$/],
+    [[...enc, '-o', f.clipLink], /clip-link\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/],
+    [[...enc, '-o', f.clipHard], /clip-hard\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/],
+    [['decode', f.tokens, '-o', f.tokens], /tok\.vtok: -o is the input .*tok\.vtok \(the same file\)/],
+    [['frames', f.clip, '--out', f.clipHard], /clip-hard\.mp4: --out is the input .*\/clip\.mp4 \(the same file\)/],
+    [['generate', '--task', 'continue', '--video', f.clip, '-o', f.clipLink],
+      /clip-link\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/],
+    [['pack', SHIPPED, '--out', SHIPPED], /magvit2-tiny: --out is the input .*magvit2-tiny \(the same folder\)/],
+    // a token file is named .vtok or .vtkc
+    [[...enc, '-o', join(dir, 'x.mp4')],
+      /x\.mp4: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\); \.mp4 is a video format: to/],
+    [[...enc, '-o', join(dir, 'x.webm')], /x\.webm: .*; \.webm is a video format: to make video from tokens, use `vtok decode`$/],
+    [[...enc, '-o', join(dir, 'x.png')],
+      /x\.png: .*; \.png is an image format: to make images from tokens, use `vtok decode`$/],
+    [[...enc, '-o', join(dir, 'x.txt')],
+      /x\.txt: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\)$/],
+    [[...enc, '-o', join(dir, 'x')], /x: encode writes a token file, named \.vtok or \.vtkc/],
+    // damaged weights: one check for every command that loads a tokenizer (and the generator's LM)
+    [['encode', f.gray, '--model', f.nanModel, '-o', join(dir, 'x.vtok')], NAN],
+    [['decode', f.tokens, '--model', f.nanModel, '-o', join(dir, 'y.gif')], NAN],
+    [['decode', f.nanTokens, '-o', join(dir, 'y.gif')], NAN],
+    [['tokenize', '--data', 'captioned-mnist', '--clips', '2', '--model', f.nanModel, '--out', join(dir, 'tk')], NAN],
+    [['eval', '--model', f.nanModel, '--clips', '1'], NAN],
+    // inputs that are not files; standard input (here empty) is read, and named so
+    [['decode', f.aDir, '-o', join(dir, 'y.gif')], /a-dir: is a directory, expected a token file \(\.vtok or \.vtkc\)/],
+    [['decode', join(dir, 'missing.vtok'), '-o', join(dir, 'y.gif')], /missing\.vtok: no such file/],
+    [['encode', f.aDir, '-o', join(dir, 'x.vtok')], /a-dir: is a directory, expected a video or image file/],
+    [['decode', '-', '-o', join(dir, 'y.gif')], /vtok: standard input: file is empty, expected a \.vtok token file/],
+    [['encode', '-', '--model', SHIPPED, '-o', join(dir, 'x.vtok')], /vtok: standard input: file is empty/],
   ];
   const before = snapshot(dir);
   for (const [args, re] of cases) {
@@ -159,26 +221,91 @@ test('curves.png: a single-point series is drawn as a mark, not an empty panel',
   assert.ok(marked >= 25, `${marked} pixels marked`);
 });
 
+/**
+ * Runs `vtok <args>`, sends `presses` SIGINTs (30 ms apart) once the output's own temp file exists (`<name>.<pid>.
+ * <ms>.tmp`: the command's signal handlers are in place before it, and the output folder's write probe, an earlier
+ * .tmp, must not count) and resolves with its exit code and stderr.
+ */
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+async function interrupt(args: string[], out: string, presses: number): Promise<Exit & { stderr: string }> {
+  const env = { ...process.env, VTOK_THREADS: '1' };
+  const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stderr = '';
+  p.stderr.on('data', (b) => (stderr += b));
+  const closed = new Promise<Exit>((r) => p.on('close', (code, signal) => r({ code, signal })));
+  const temp = new RegExp(`^${basename(out).replace(/\./g, '\\.')}\\.${p.pid}\\.\\d+\\.tmp$`);
+  while (!readdirSync(dirname(out)).some((n) => temp.test(n))) {
+    if (p.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  for (let i = 0; i < presses; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 30));
+    p.kill('SIGINT');
+  }
+  return { ...(await closed), stderr };
+}
+
+// Long enough (hundreds of clips) that the work is still under way when a signal sent on a loaded machine lands.
+const longGray = makeTestVideo(join(tempDir('reliab-long'), 'long.mp4'), {
+  width: 64, height: 64, frames: 1200, args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'],
+});
+
 test('encode: Ctrl-C stops after the clip in progress and leaves no file; a second Ctrl-C too', async () => {
-  const long = await makeTestVideo(join(dir, 'long.mp4'), { frames: 80, args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'] });
+  const long = await longGray;
   for (const presses of [1, 2]) {
     const d = join(dir, `int-${presses}`);
     mkdirSync(d);
     const out = join(d, 'x.vtok');
-    const p = spawn(process.execPath, [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'encode', long, '--model', SHIPPED, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } });
-    let stderr = '';
-    p.stderr.on('data', (b) => (stderr += b));
-    // the writer's temp file appears when encoding begins
-    while (!readdirSync(d).some((n) => n.endsWith('.tmp'))) await new Promise((r) => setTimeout(r, 20));
-    p.kill('SIGINT');
-    if (presses === 2) {
-      await new Promise((r) => setTimeout(r, 30));
-      p.kill('SIGINT');
-    }
-    const code = await new Promise<number | null>((r) => p.on('close', r));
-    assert.equal(code, 130, stderr);
+    const r = await interrupt(['encode', long, '--model', SHIPPED, '-o', out], out, presses);
+    assert.deepEqual([r.code, r.signal], [130, null], r.stderr);
     // with two presses the second may come after the first already stopped the work: either way, nothing is left
-    assert.match(stderr, presses === 1 ? /vtok: Ctrl-C: stopped after \d+ clips; .*x\.vtok was not written/ : /SIGINT: stopping now|x\.vtok was not written/);
+    const said = presses === 1 ? /vtok: Ctrl-C: stopped after \d+ clips; .*x\.vtok was not written/ : /SIGINT: stopping now|x\.vtok was not written/;
+    assert.match(r.stderr, said);
     assert.deepEqual(readdirSync(d), [], `${presses} Ctrl-C: nothing left behind`);
   }
+});
+
+test('decode: Ctrl-C stops after the clip in progress and leaves no video; a second Ctrl-C removes the partial video too', async () => {
+  const tokens = join(tempDir('reliab-dec'), 'long.vtok');
+  const clips = Array.from({ length: 300 }, (_, i) => Int32Array.from({ length: gridSize }, (_, j) => (i * 7 + j) % 1024));
+  writeTokenFile(tokens, shippedHeader(), clips);
+  for (const presses of [1, 2]) {
+    const d = join(dir, `dec-int-${presses}`);
+    mkdirSync(d);
+    const out = join(d, 'y.mp4');
+    const r = await interrupt(['decode', tokens, '-o', out], out, presses);
+    assert.deepEqual([r.code, r.signal], [130, null], r.stderr);
+    const said = presses === 1 ? /vtok: Ctrl-C: stopped after \d+ frames; .*y\.mp4 was not written/ : /SIGINT: stopping now|y\.mp4 was not written/;
+    assert.match(r.stderr, said);
+    // ffmpeg may still be closing the file it wrote to when the second signal ended vtok
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(readdirSync(d), [], `${presses} Ctrl-C: nothing left behind`);
+  }
+});
+
+test('encode - and decode - read standard input: a pipe from encode -o - decodes to the clip\'s frames', async () => {
+  const f = await files;
+  const out = join(dir, 'piped.gif');
+  const enc = spawn(process.execPath, [MAIN, 'encode', f.gray, '--model', SHIPPED, '-o', '-'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const dec = spawn(process.execPath, [MAIN, 'decode', '-', '-o', out], { stdio: ['pipe', 'pipe', 'pipe'] });
+  enc.stdout.pipe(dec.stdin);
+  let stdout = '', stderr = '';
+  dec.stdout.on('data', (b) => (stdout += b));
+  dec.stderr.on('data', (b) => (stderr += b));
+  const code = await new Promise<number | null>((r) => dec.on('close', r));
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, new RegExp(`^standard input → 6 frames → ${out.replace(/\./g, '\\.')}`));
+  assert.equal((await readAllFrames(out)).length, 6);
+
+  const coded = join(dir, 'from-stdin.vtkc');
+  const r = spawn(process.execPath, [MAIN, 'encode', '-', '--model', SHIPPED, '-o', coded], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let rout = '';
+  r.stdout.on('data', (b) => (rout += b));
+  createReadStream(f.gray).pipe(r.stdin);
+  assert.equal(await new Promise<number | null>((res) => r.on('close', res)), 0);
+  assert.match(rout, /^standard input: 6 frames → 2 clips/);
+  const back = await vtok('decode', coded, '-o', join(dir, 'from-stdin.gif'));
+  assert.equal(back.code, 0, back.stderr);
+  assert.equal((await readAllFrames(join(dir, 'from-stdin.gif'))).length, 6);
 });

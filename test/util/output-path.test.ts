@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { removeStaleTemps, writeFileAtomic } from '../../src/util/atomic.js';
+import { removeOwnTemps, removeStaleTemps, writeFileAtomic } from '../../src/util/atomic.js';
 import { checkOutputDir, checkOutputFile, STDOUT } from '../../src/util/output-path.js';
 import { tempDir } from '../io/fixtures.js';
 
@@ -43,6 +43,32 @@ test('checkOutputDir: folders or absent; a file is refused', () => {
   assert.throws(() => checkOutputDir('/dev/null', { option: '--out' }), /this is a character device/);
 });
 
+test('an output that is an input is refused: by name, through a symlink, a hard link or another spelling', () => {
+  const d = tempDir('outpath-inputs');
+  const clip = join(d, 'clip.mp4');
+  writeFileSync(clip, 'video');
+  symlinkSync(clip, join(d, 'soft.mp4'));
+  linkSync(clip, join(d, 'hard.mp4'));
+  for (const out of [clip, join(d, 'soft.mp4'), join(d, 'hard.mp4'), `${d}/./clip.mp4`]) {
+    const message = `${out}: -o is the input ${clip} (the same file); refusing to overwrite an input, give another name`;
+    assert.throws(() => checkOutputFile(out, { option: '-o', inputs: [clip] }), (e: Error) => e.message === message);
+  }
+  // the input named through a link is the same file too
+  const viaLink = { option: '-o', inputs: [undefined, join(d, 'hard.mp4')] };
+  assert.throws(() => checkOutputFile(clip, viaLink), /-o is the input .*hard\.mp4/);
+  // another file, a new name, standard input and options not given pass
+  writeFileSync(join(d, 'copy.mp4'), 'video');
+  assert.equal(checkOutputFile(join(d, 'copy.mp4'), { option: '-o', inputs: [clip] }), join(d, 'copy.mp4'));
+  assert.equal(checkOutputFile(join(d, 'new.vtok'), { option: '-o', inputs: [clip, '-', undefined] }), join(d, 'new.vtok'));
+  assert.equal(checkOutputFile(STDOUT, { option: '-o', stdout: true, inputs: ['-'] }), STDOUT);
+  // folders: the run a command reads is not its --out
+  mkdirSync(join(d, 'run'));
+  symlinkSync(join(d, 'run'), join(d, 'run-link'));
+  const run = { option: '--out', inputs: [join(d, 'run')] };
+  assert.throws(() => checkOutputDir(join(d, 'run-link'), run), /run-link: --out is the input .*run \(the same folder\)/);
+  assert.equal(checkOutputDir(join(d, 'packed'), run), join(d, 'packed'));
+});
+
 test('writeFileAtomic: a failure names the target and leaves no temp file', () => {
   assert.throws(() => writeFileAtomic(join(dir, 'adir'), 'x'), (e: Error) => e.message === `${join(dir, 'adir')}: cannot write (EISDIR: is a directory)`);
   assert.throws(() => writeFileAtomic(join(dir, 'afile', 'y.json'), 'x'), /afile\/y\.json: cannot write \((EEXIST|ENOTDIR)/);
@@ -62,4 +88,14 @@ test('removeStaleTemps removes temp entries of dead processes only', () => {
   assert.deepEqual(removeStaleTemps(d).sort(), [`latest.json.${dead}.1700000000000.tmp`, `step-0000020.tmp-${dead}`]);
   assert.deepEqual(readdirSync(d).sort(), ['config.json', `mine.json.${process.pid}.1700000000000.tmp`]);
   assert.deepEqual(removeStaleTemps(join(d, 'missing')), []);
+});
+
+test('removeOwnTemps removes this process\'s temp files of one target only', () => {
+  const d = tempDir('own');
+  const mine = `y.mp4.${process.pid}.1700000000000.tmp`;
+  const others = ['y.mp4', `y.mp4.${process.pid + 1}.1700000000000.tmp`, `yy.mp4.${process.pid}.1700000000000.tmp`];
+  for (const name of [mine, ...others]) writeFileSync(join(d, name), 'x');
+  removeOwnTemps(join(d, 'y.mp4'));
+  assert.deepEqual(readdirSync(d).sort(), others.sort());
+  removeOwnTemps(join(d, 'missing', 'y.mp4'));
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import * as E from '../../engine/core.js';
-import { decodeFile, encodeFile } from '../../tokenizers/files.js';
+import { decodeFile, encodeFile, STDIN } from '../../tokenizers/files.js';
 import { checkOutputFile, STDOUT } from '../../util/output-path.js';
 import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 
@@ -20,7 +20,7 @@ export function registerCodec(program: Command): void {
   program
     .command('encode')
     .description('encode a video or image into a .vtok token file with a trained tokenizer')
-    .argument('<input>', 'video or image file')
+    .argument('<input>', 'video or image file, or - for standard input')
     .option('--model <run>', 'run directory of a trained tokenizer (default: the shipped natural-video model for colour input, the Moving MNIST one for gray)')
     .requiredOption('-o, --output <file>', 'token file to write: .vtok (ids bit-packed) or .vtkc (ids entropy coded), or - for standard output (.vtok)')
     .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)', int('--size', { min: 8, max: 4096 }))
@@ -28,7 +28,7 @@ export function registerCodec(program: Command): void {
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
     .action(async (input: string, o: EncodeOpts) => {
-      const output = checkOutputFile(o.output, { option: '-o', stdout: true });
+      const output = checkOutputFile(o.output, { option: '-o', stdout: true, inputs: [input] });
       const r = await encodeFile(input, output, { model: o.model, size: o.size, gray: o.gray, precision: o.precision, quiet: o.json });
       const summary = {
         output: o.output, kind: r.kind, precision: o.precision, clips: r.clips, frames: r.frames, tokensPerClip: r.tokensPerClip,
@@ -39,21 +39,23 @@ export function registerCodec(program: Command): void {
       if (!o.json) for (const n of r.notes) process.stderr.write(`vtok: note: ${n}\n`);
       const to = o.output === STDOUT ? 'standard output' : o.output;
       const tokens = `${r.clips} clips × ${r.tokensPerClip} tokens (vocabulary ${r.vocabSize})`;
-      say(o.json ? JSON.stringify(summary) : `${input}: ${r.frames} frames → ${tokens} → ${to}`);
+      const from = input === STDIN ? 'standard input' : input;
+      say(o.json ? JSON.stringify(summary) : `${from}: ${r.frames} frames → ${tokens} → ${to}`);
     });
 
   program
     .command('decode')
     .description('decode a .vtok token file back to video (mp4, gif, webm, …) or an image')
-    .argument('<tokens>', 'token file (.vtok or .vtkc)')
+    .argument('<tokens>', 'token file (.vtok or .vtkc), or - for standard input')
     .requiredOption('-o, --output <file>', 'video or image to write')
     .option('--model <run>', 'run directory of the tokenizer (default: the one recorded in the token file)')
     .option('--fps <n>', 'frame rate of the output (default: the source rate)', num('--fps', { min: 0, exclusiveMin: true, max: 1000 }))
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
     .action(async (file: string, o: DecodeOpts) => {
-      const output = checkOutputFile(o.output, { option: '-o' });
+      const output = checkOutputFile(o.output, { option: '-o', inputs: [file] });
       const { frames: n } = await decodeFile(file, output, { model: o.model, fps: o.fps, precision: o.precision });
-      console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${file} → ${n} frames → ${o.output}`);
+      const from = file === STDIN ? 'standard input' : file;
+      console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${from} → ${n} frames → ${o.output}`);
     });
 }

@@ -45,7 +45,9 @@ export function registerFrames(program: Command): void {
       const ext = extname(opts.out).toLowerCase();
       const kind = ext === '.png' ? 'grid' : VIDEO_OUT.has(ext) ? 'video' : 'pngs';
       check(kind !== 'pngs' || ext === '', `--out must be a folder, a .png grid or a video (${[...VIDEO_OUT].join(', ')}), got ${opts.out}`);
-      const out = kind === 'pngs' ? checkOutputDir(opts.out, { option: '--out' }) : checkOutputFile(opts.out, { option: '--out' });
+      const out = kind === 'pngs'
+        ? checkOutputDir(opts.out, { option: '--out' })
+        : checkOutputFile(opts.out, { option: '--out', inputs: [video] });
       const info = await probeVideo(video);
       const read: ReadOptions = { fps: opts.fps, start: opts.start, startFrame: opts.startFrame, stride: opts.stride, maxFrames: opts.frames, size: opts.size, crop: opts.crop };
       const rate = opts.fps ?? info.fps;

@@ -43,8 +43,8 @@ export function registerGenerate(program: Command): void {
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')
     .action(async (o: Opts) => {
-      const out = checkOutputFile(o.output, { option: '-o' });
-      const tokenPath = checkOutputFile(tokenPathFor(out), { option: '-o' });
+      const out = checkOutputFile(o.output, { option: '-o', inputs: [o.image, o.video] });
+      const tokenPath = checkOutputFile(tokenPathFor(out), { option: '-o', inputs: [o.image, o.video] });
       if (extname(out) === '.vtok') throw new VtokError('-o names the decoded output (.mp4, .gif, .png); the token file is written beside it', out);
       for (const [flag, f] of [['--image', o.image], ['--video', o.video]] as const) if (f !== undefined && !existsSync(f)) throw new VtokError(`no such file (${flag})`, f);
       const gen = loadGenerator(o.model);

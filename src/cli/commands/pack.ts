@@ -31,7 +31,7 @@ export function registerPack(program: Command): void {
     .option('--checkpoint <which>', 'best (by held-out PSNR) or latest', oneOf('--checkpoint', 'best', 'latest'), 'best')
     .option('--size <px>', 'frame size encode/eval/demo use by default (default: the training size; a fully convolutional model trained on crops is meant for larger frames)', int('--size', { min: 1 }))
     .action((run: string, o: { out: string; half?: boolean; size?: number; checkpoint: 'best' | 'latest' }) => {
-      checkOutputDir(o.out, { option: '--out' });
+      checkOutputDir(o.out, { option: '--out', inputs: [run] });
       if (isGeneratorDir(run)) {
         const r = packGenerator(run, o.out, { half: o.half });
         console.log(`${run} → ${o.out} (prefix LM, ${r.parameters.toLocaleString()} parameters${o.half ? ', float16' : ''}; tokenizer copied to ${join(o.out, 'tokenizer')}${r.tokenizerHalf ? ', float16' : ''})`);

@@ -116,7 +116,7 @@ export function registerTokenize(program: Command): void {
         if (!input) throw new VtokError('give an input folder, list file or video, or --data');
         corpus = { kind: 'files', name: resolve(input), items: readInput(input) };
       }
-      checkOutputDir(o.out, { option: '--out' });
+      checkOutputDir(o.out, { option: '--out', inputs: [input] });
       const { shardSize, size, gray } = o;
       const run = { corpus, model: o.model, out: o.out, shardSize, size, gray, quiet: o.json };
       if (o.queue) {
