@@ -134,12 +134,14 @@ export class CodedTokenWriter {
 }
 
 /** The same face as openTokenFile: the header, then the clips. */
-export function openCodedTokens(path: string): { header: TokenFileHeader; clips(): AsyncGenerator<TokenClip> } {
+export function openCodedTokens(path: string): { header: TokenFileHeader; clips(): AsyncGenerator<TokenClip>; close(): Promise<void> } {
   const coded = readCodedTokens(path);
   return {
     header: coded.header,
     async *clips() {
       yield* coded.clips;
     },
+    // read whole when opened: no handle stays open
+    close: async () => {},
   };
 }

@@ -280,27 +280,32 @@ async function decodeFrom(file: string, output: string, o: DecodeFileOptions, st
   if (!st) throw new VtokError('no such file', file);
   if (st.isDirectory()) throw new VtokError('is a directory, expected a token file (.vtok or .vtkc)', file);
   const tf = isCodedTokenFile(file) ? openCodedTokens(file) : await openTokenFile(file);
-  const h = tf.header;
-  const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
-  if (!model) throw new VtokError(`no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`, file);
-  const { tokenizer: tok } = loadTokenizer(model);
-  setTokenizerPrecision(tok, o.precision ?? 'fp32');
-  if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
-    throw new VtokError(`tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`, file);
-  }
-  const realFrames = Number(h.extra?.frames ?? Infinity);
-  let written = 0;
-  async function* frames(): AsyncGenerator<Frame> {
-    for await (const clip of tf.clips()) {
-      if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
-      const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
-      for (const f of tensorToClips(video.data, video.shape)[0]) {
-        if (written >= realFrames) return;
-        written++;
-        yield f;
+  // closed on every path: a refused model must not leave the file handle to the garbage collector
+  try {
+    const h = tf.header;
+    const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
+    if (!model) throw new VtokError(`no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`, file);
+    const { tokenizer: tok } = loadTokenizer(model);
+    setTokenizerPrecision(tok, o.precision ?? 'fp32');
+    if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
+      throw new VtokError(`tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`, file);
+    }
+    const realFrames = Number(h.extra?.frames ?? Infinity);
+    let written = 0;
+    async function* frames(): AsyncGenerator<Frame> {
+      for await (const clip of tf.clips()) {
+        if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
+        const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
+        for (const f of tensorToClips(video.data, video.shape)[0]) {
+          if (written >= realFrames) return;
+          written++;
+          yield f;
+        }
       }
     }
+    const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) });
+    return { model, frames: n };
+  } finally {
+    await tf.close();
   }
-  const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) });
-  return { model, frames: n };
 }
