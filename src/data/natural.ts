@@ -206,7 +206,7 @@ export function renderNaturalClip(photos: Photo[], rng: SeededRng, T: number, H:
             const k = ob.size[t]!, oc = Math.cos(ob.angle[t]!), os = Math.sin(ob.angle[t]!);
             const dx = x + 0.5 - W / 2 - ob.x[t]!, dy = y + 0.5 - H / 2 - ob.y[t]!;
             const lx = (oc * dx + os * dy) / k, ly = (-os * dx + oc * dy) / k;
-            const r = Math.pow(Math.abs(lx / ob.rx) ** ob.power + Math.abs(ly / ob.ry) ** ob.power, 1 / ob.power);
+            const r = (Math.abs(lx / ob.rx) ** ob.power + Math.abs(ly / ob.ry) ** ob.power) ** (1 / ob.power);
             // About one pixel of soft edge, as a real object's boundary under a camera's blur.
             const a = Math.min(1, Math.max(0, (1 - r) * Math.min(ob.rx, ob.ry) + 0.5));
             if (a > 0) sample(ob.photo, ob.srcX + ob.srcScale * lx, ob.srcY + ob.srcScale * ly, px, 0, a);

@@ -54,7 +54,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 if (!LITTLE_ENDIAN) throw new VtokError('vtok needs a little-endian host (typed arrays are used as little-endian views)');
 
 export function isSafeDType(s: unknown): s is SafeDType {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZES, s);
+  return typeof s === 'string' && Object.hasOwn(DTYPE_SIZES, s);
 }
 
 /** Number of elements of a shape (1 for the 0-rank shape []). */

@@ -96,7 +96,7 @@ export class TrainStep<B extends Tree> {
       return this.lossFn(batch);
     });
     const { loss, metrics = {}, outputs = {} } = out instanceof E.Tensor ? { loss: out } : out;
-    let grads = E.gradients(loss, params);
+    const grads = E.gradients(loss, params);
     const result: LossOutputs & { grads: Tensor[] } = { loss, metrics, outputs, grads };
     if (this.opts.clipNorm) {
       const c = clipGradNorm(grads, this.opts.clipNorm);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { Tensor } from '../../src/engine/index.js';
+import type { Tensor } from '../../src/engine/index.js';
 import { Rng } from '../../src/util/rng.js';
 import * as R from './reference.js';
 import { Arr } from './reference.js';
