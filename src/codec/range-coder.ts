@@ -27,7 +27,7 @@ export class BitModels {
   p0(ctx: number): number {
     const a = this.n0[ctx]!, b = this.n1[ctx]!;
     const p = Math.round(((a + 0.5) / (a + b + 1)) * 4096);
-    return p < 1 ? 1 : p > 4095 ? 4095 : p;
+    return Math.min(Math.max(p, 1), 4095);
   }
 
   update(ctx: number, bit: number): void {

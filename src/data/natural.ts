@@ -66,7 +66,7 @@ function sample(p: Photo, x: number, y: number, out: Float32Array, o: number, a:
   const W = p.width, H = p.height;
   x = Math.min(Math.max(x, 0), W - 1);
   y = Math.min(Math.max(y, 0), H - 1);
-  const x0 = Math.min(Math.floor(x), W - 2 < 0 ? 0 : W - 2), y0 = Math.min(Math.floor(y), H - 2 < 0 ? 0 : H - 2);
+  const x0 = Math.min(Math.floor(x), Math.max(W - 2, 0)), y0 = Math.min(Math.floor(y), Math.max(H - 2, 0));
   const x1 = Math.min(x0 + 1, W - 1), y1 = Math.min(y0 + 1, H - 1);
   const fx = x - x0, fy = y - y0;
   const d = p.data;

@@ -106,7 +106,7 @@ const sizeOf = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
 function floatData(t: TensorProto): Float32Array {
   const n = sizeOf(dimsOf(t));
-  if (t.rawData && t.rawData.length) {
+  if (t.rawData?.length) {
     const r = t.rawData;
     if (r.byteLength !== 4 * n) throw new QuantizeError(`initializer ${t.name} has ${r.byteLength} bytes for ${n} floats`);
     return new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.byteLength));
@@ -196,7 +196,7 @@ function checkFeeds(m: ModelProto, feeds: HostTensor[][]): void {
       const want = ins[i].type?.tensorType;
       const dims = (want?.shape?.dim ?? []).map((d) => Number(d.dimValue));
       const label = `calibration set ${k}, input ${i} (${ins[i].name})`;
-      if (!t || !t.data || !Array.isArray(t.shape)) throw new QuantizeError(`${label} is not a tensor`);
+      if (!t?.data || !Array.isArray(t.shape)) throw new QuantizeError(`${label} is not a tensor`);
       if (ONNX_DTYPE[t.dtype] !== want?.elemType) throw new QuantizeError(`${label} is ${t.dtype}, the model takes ONNX type ${want?.elemType}`);
       if (t.shape.length !== dims.length || t.shape.some((d, j) => d !== dims[j])) throw new QuantizeError(`${label} has shape [${t.shape}], the model takes [${dims}]`);
       if (t.data.length !== sizeOf(dims)) throw new QuantizeError(`${label} has ${t.data.length} values for shape [${dims}]`);

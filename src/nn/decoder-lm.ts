@@ -243,7 +243,7 @@ export class DecoderLm extends Module {
     let h: Tensor;
     if (c.vocabSize !== null) {
       const ids = x.ids;
-      if (!ids || ids.rank !== 2) {
+      if (ids?.rank !== 2) {
         throw new VtokError(`decoder LM: expected ids [batch, positions], got ${ids ? `[${ids.shape}]` : 'none'}`);
       }
       if (ids.dtype !== 'int32' && ids.dtype !== 'int64') {
@@ -252,7 +252,7 @@ export class DecoderLm extends Module {
       h = (p.embedding as Embedding).forward(ids);
     } else {
       const v = x.vectors;
-      if (!v || v.rank !== 3 || v.shape[2] !== c.vectorDim) {
+      if (v?.rank !== 3 || v.shape[2] !== c.vectorDim) {
         const got = v ? `[${v.shape}]` : 'none';
         throw new VtokError(`decoder LM: expected vectors [batch, positions, ${c.vectorDim}], got ${got}`);
       }

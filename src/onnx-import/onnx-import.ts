@@ -4,7 +4,7 @@ import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
 import type { DType } from '../engine/dtype.js';
 import * as E from '../engine/core.js';
-import { concrete, type Tensor, withGraph } from '../engine/tensor.js';
+import { type Tensor, withGraph } from '../engine/tensor.js';
 import { Attrs, type INode, num, tensorFromProto, typeOf } from './proto.js';
 import { foldable, MAPPINGS, type NodeCtx, nodeLabel, staticValues, SUPPORTED_OPS } from './ops.js';
 

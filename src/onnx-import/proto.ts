@@ -58,7 +58,7 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
   const dims = (t.dims ?? []).map(num);
   const n = numel(dims);
   if (t.segment) throw new VtokError(`${what} is a segmented tensor, which the importer does not handle`, file);
-  let raw = t.rawData && t.rawData.length ? t.rawData : null;
+  let raw = t.rawData?.length ? t.rawData : null;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
     const ext = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = ext.get('location');

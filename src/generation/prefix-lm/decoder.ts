@@ -140,7 +140,7 @@ export class PrefixLmDecoder {
     const key = `${range.lo}:${range.hi}`;
     const weights = [...this.linears.map((p) => p.value), this.model.headWeight.value];
     const held = this.int8Fns.get(key);
-    if (held && held.weights.every((w, i) => w === weights[i])) return held.fn;
+    if (held?.weights.every((w, i) => w === weights[i])) return held.fn;
     held?.fn.dispose();
     const linears = weights.slice(0, -1), head = this.headRows(range);
     const fn: Int8DecodeFn = E.jit((w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>

@@ -272,7 +272,7 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
       const setting = `${k} bits, ${half ? 'half size' : 'full size'} (${grid.join('×')} tokens)`;
       points.push({ method: `vtok${half ? ' half' : ''}`, setting, bpp, ...quality(orig, recon), packedBpp: (coded[0]!.length * bits) / pixels, bppByModel });
       if (!half && k === bits) {
-        samples['vtok'] = recon[0]!;
+        samples.vtok = recon[0]!;
         fullGrid = grid;
       }
       log(`vtok ${setting}: ${bpp.toFixed(4)} bpp, PSNR ${points[points.length - 1]!.psnr.toFixed(2)} dB`);

@@ -228,7 +228,7 @@ async function encodeTokens(s: Study, tokenizers: Record<ArmName, Tokenizer>, he
     const { tensors } = loadTensors(tokenPath(a.name));
     const seqs = (name: string): TokenSequences => {
       const t = tensors.get(name);
-      if (!t || t.rank !== 2 || t.shape[1] !== b.tokens) throw new VtokError(`no "${name}" token tensor [N, ${b.tokens}]`, tokenPath(a.name));
+      if (t?.rank !== 2 || t.shape[1] !== b.tokens) throw new VtokError(`no "${name}" token tensor [N, ${b.tokens}]`, tokenPath(a.name));
       return tokenSequences(t.data as Int32Array, t.shape[0]!, t.shape[1]!);
     };
     return [a.name, { train: seqs('train'), held: seqs('held') }];
