@@ -119,15 +119,6 @@ function initializer(name: string, dataType: number, dims: number[], data: Array
   return { name, dataType, dims, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
 }
 
-function attrInt(node: NodeProto, name: string, fallback: number): number {
-  const a = node.attribute?.find((x) => x.name === name);
-  return a ? Number(a.i) : fallback;
-}
-
-const valueInfo = (name: string, elemType: number, dims: number[]): onnxProto.onnx.IValueInfoProto => ({
-  name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
-});
-
 interface Target {
   node: NodeProto;
   op: 'Conv' | 'MatMul';
@@ -525,7 +516,8 @@ function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array 
 /** Calibrates `model` on `feeds` (sets of graph inputs, in graph-input order) and rewrites it for int8. */
 export function quantizeStatic(model: Uint8Array, feeds: HostTensor[][], opts: QuantizeOptions = {}): { model: Uint8Array; report: QuantizeReport } {
   const tensors = calibrationTensors(model, opts);
-  const ranges = tensors.length ? calibrate(model, tensors, feeds, opts) : (checkFeeds(onnx.ModelProto.decode(model), feeds), new Map());
+  if (!tensors.length) checkFeeds(onnx.ModelProto.decode(model), feeds);
+  const ranges = tensors.length ? calibrate(model, tensors, feeds, opts) : new Map();
   return quantizeModel(model, ranges, opts);
 }
 
