@@ -94,7 +94,9 @@ export class RangeDecoder {
   private next(): number {
     // Reading past the end means the stream was cut or corrupted: a well-formed stream never needs more bytes.
     if (this.pos > this.bytes.length + 4) throw new VtokError('entropy-coded stream ends early (truncated or damaged)', this.file);
-    return this.pos < this.bytes.length ? this.bytes[this.pos++]! : (this.pos++, 0);
+    const byte = this.pos < this.bytes.length ? this.bytes[this.pos]! : 0;
+    this.pos++;
+    return byte;
   }
 
   decode(models: BitModels, ctx: number): number {

@@ -189,7 +189,8 @@ export class DecoderLm extends Module {
 
   constructor(config: DecoderLmConfig) {
     super();
-    const c = (this.cfg = decoderLmConfig(config));
+    this.cfg = decoderLmConfig(config);
+    const c = this.cfg;
     const d = c.dim, bn = c.blockNames;
     const embedding = c.vocabSize !== null ? new Embedding(c.vocabSize, d) : new Linear(c.vectorDim!, d);
     const classes = c.classes === null ? null : new Embedding(c.classes + 1, d);
@@ -303,7 +304,9 @@ export class DecoderLm extends Module {
       h = E.add(h, rows);
     }
     h = E.dropout(h, c.dropout, this.training);
-    this.parts.blocks.forEach((blk, l) => (h = blk.forward(h, { mask: o.mask, rope, cache: o.cache?.(l) })));
+    this.parts.blocks.forEach((blk, l) => {
+      h = blk.forward(h, { mask: o.mask, rope, cache: o.cache?.(l) });
+    });
     return this.parts.norm.forward(h);
   }
 

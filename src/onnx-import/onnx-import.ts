@@ -122,7 +122,9 @@ export class OnnxFunction {
       const ins = n.input ?? [];
       if (ins.every((name) => !name || this.constants.has(name))) {
         const outs = withGraph(null, () => this.apply(i, ins.map((name) => (name ? this.constants.get(name) : undefined))));
-        (n.output ?? []).forEach((o, k) => o && outs[k] && this.constants.set(o, outs[k]));
+        (n.output ?? []).forEach((o, k) => {
+          if (o && outs[k]) this.constants.set(o, outs[k]);
+        });
         this.folded.add(i);
       }
     });
@@ -174,7 +176,9 @@ export class OnnxFunction {
         return v;
       });
       const outs = foldable(ins.filter((t): t is Tensor => !!t), () => this.apply(i, ins));
-      (n.output ?? []).forEach((o, k) => o && outs[k] && values.set(o, outs[k]));
+      (n.output ?? []).forEach((o, k) => {
+        if (o && outs[k]) values.set(o, outs[k]);
+      });
     }
     return Object.fromEntries(outputs.map((o) => [o, values.get(o)!]));
   }

@@ -98,9 +98,13 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
       src = t.int64Data ?? [];
       conv = (v) => (typeof v === 'number' ? BigInt(v) : BigInt((v as unknown as { toString(): string }).toString()));
     } else if (code === 12 || code === 13) src = t.uint64Data ?? [];
-    else if (code === 10) (src = t.int32Data ?? []), (conv = (v) => halfToFloat(num(v)));
-    else if (code === 16) (src = t.int32Data ?? []), (conv = (v) => bf16ToFloat(num(v)));
-    else src = t.int32Data ?? [];
+    else if (code === 10) {
+      src = t.int32Data ?? [];
+      conv = (v) => halfToFloat(num(v));
+    } else if (code === 16) {
+      src = t.int32Data ?? [];
+      conv = (v) => bf16ToFloat(num(v));
+    } else src = t.int32Data ?? [];
     count = src.length;
     if (count === n) for (let i = 0; i < n; i++) put(i, conv(src[i]));
   }

@@ -238,7 +238,10 @@ async function encodeTokens(s: Study, tokenizers: Record<ArmName, Tokenizer>, he
 function concat(parts: Int32Array[]): Int32Array {
   const all = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
-  for (const p of parts) (all.set(p, off), (off += p.length));
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
   return all;
 }
 
@@ -324,7 +327,10 @@ async function evaluateArms(s: Study, c: {
       let bar: Progress | undefined;
       generated = await s.timed(`sample-${arm.name}`, () => sample(c.gpts[arm.name], {
         count: b.samples, length: b.tokens, bos, temperature: b.temperature, suppress: [bos], rng: new Rng(seed).fork(`samples-${arm.name}`),
-        onStep: (d, total) => (bar ??= progress('sample', total, { quiet: s.quiet })).update(d),
+        onStep: (d, total) => {
+          bar ??= progress('sample', total, { quiet: s.quiet });
+          bar.update(d);
+        },
       }));
       bar?.stop();
       saveTensors(samplesPath, new Map([['ids', E.concrete(generated, [b.samples, b.tokens], 'int32')]]));
