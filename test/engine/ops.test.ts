@@ -16,7 +16,12 @@ const rng = new Rng(7);
 const exercised = new Set<string>();
 for (const op of E.registry.values()) {
   const vjp = op.vjp;
-  if (typeof vjp === 'function') op.vjp = (cts, node, needs) => (exercised.add(op.name), vjp.call(op, cts, node, needs));
+  if (typeof vjp === 'function') {
+    op.vjp = (cts, node, needs) => {
+      exercised.add(op.name);
+      return vjp.call(op, cts, node, needs);
+    };
+  }
 }
 after(() => {
   const missing = [...E.registry.values()].filter((op) => typeof op.vjp === 'function' && !exercised.has(op.name)).map((op) => op.name);
