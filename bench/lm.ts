@@ -109,7 +109,10 @@ export async function main(args: string[]): Promise<void> {
     const pb = prompt(B), S = pb.P + OUT;
     const all = new Int32Array(B * S);
     const out = rng.randint(B * OUT, 0, VISUAL);
-    for (let b = 0; b < B; b++) (all.set(pb.ids.subarray(b * pb.P, (b + 1) * pb.P), b * S), all.set(out.subarray(b * OUT, (b + 1) * OUT), b * S + pb.P));
+    for (let b = 0; b < B; b++) {
+      all.set(pb.ids.subarray(b * pb.P, (b + 1) * pb.P), b * S);
+      all.set(out.subarray(b * OUT, (b + 1) * OUT), b * S + pb.P);
+    }
     const batch = {
       ids: E.concrete(all, [B, S], 'int32'), prefixLength: E.concrete(Int32Array.of(pb.P, pb.P), [B], 'int32'),
       text: E.concrete(pb.text, [B, TEXT, TEXT_DIM], 'float32'),

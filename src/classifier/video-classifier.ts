@@ -195,7 +195,9 @@ function batched(clf: VideoClassifier, data: Float32Array, shape: readonly numbe
     const chunk = new Float32Array(B * per);
     chunk.set(data.subarray(s * per, (s + rows) * per));
     const res = fn(E.concrete(chunk, [B, ...shape.slice(1)], 'float32'));
-    res.forEach((r, k) => outs[k]!.set(r.subarray(0, rows * widths[k]!), s * widths[k]!));
+    res.forEach((r, k) => {
+      outs[k]!.set(r.subarray(0, rows * widths[k]!), s * widths[k]!);
+    });
   }
   return outs;
 }
@@ -203,14 +205,20 @@ function batched(clf: VideoClassifier, data: Float32Array, shape: readonly numbe
 /** Penultimate features of clips (N×C×T×H×W in [-1, 1]) → row-major [N, featureDim]. */
 export function classifierFeatures(clf: VideoClassifier, clips: ClipTensor, batchSize = 32): Float32Array {
   let f = featureFns.get(clf);
-  if (!f) featureFns.set(clf, (f = compileInference(clf, (x: Tensor) => clf.features(x), 'classifier_features')));
+  if (!f) {
+    f = compileInference(clf, (x: Tensor) => clf.features(x), 'classifier_features');
+    featureFns.set(clf, f);
+  }
   return batched(clf, clips.data, clips.shape, batchSize, (x) => [(f!(x) as Tensor).data as Float32Array], [clf.cfg.featureDim])[0]!;
 }
 
 /** The predicted class of each clip, per head (clips N×C×T×H×W in [-1, 1]). */
 export function classifierPredictions(clf: VideoClassifier, clips: ClipTensor, batchSize = 32): Int32Array[] {
   let f = logitFns.get(clf);
-  if (!f) logitFns.set(clf, (f = compileInference(clf, (x: Tensor) => clf.logits(x), 'classifier_logits')));
+  if (!f) {
+    f = compileInference(clf, (x: Tensor) => clf.logits(x), 'classifier_logits');
+    logitFns.set(clf, f);
+  }
   const widths = clf.cfg.heads.map((h) => h.classes.length);
   const logits = batched(clf, clips.data, clips.shape, batchSize, (x) => (f!(x) as Tensor[]).map((t) => t.data as Float32Array), widths);
   const n = clips.shape[0];
@@ -285,7 +293,9 @@ export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<T
     const logits = clf.logits(b.video);
     const ces = logits.map((l, k) => E.crossEntropy(l, b.labels[k]!));
     const metrics: Record<string, Tensor> = {};
-    cfg.heads.forEach((h, k) => (metrics[`ce_${h.name}`] = ces[k]!));
+    cfg.heads.forEach((h, k) => {
+      metrics[`ce_${h.name}`] = ces[k]!;
+    });
     return { loss: ces.reduce((a, c) => E.add(a, c)), metrics };
   }, {
     optimizer: new AdamW({ weightDecay: 0.01 }),

@@ -27,7 +27,7 @@ export class BitModels {
   p0(ctx: number): number {
     const a = this.n0[ctx]!, b = this.n1[ctx]!;
     const p = Math.round(((a + 0.5) / (a + b + 1)) * 4096);
-    return p < 1 ? 1 : p > 4095 ? 4095 : p;
+    return Math.min(Math.max(p, 1), 4095);
   }
 
   update(ctx: number, bit: number): void {
@@ -94,7 +94,9 @@ export class RangeDecoder {
   private next(): number {
     // Reading past the end means the stream was cut or corrupted: a well-formed stream never needs more bytes.
     if (this.pos > this.bytes.length + 4) throw new VtokError('entropy-coded stream ends early (truncated or damaged)', this.file);
-    return this.pos < this.bytes.length ? this.bytes[this.pos++]! : (this.pos++, 0);
+    const byte = this.pos < this.bytes.length ? this.bytes[this.pos]! : 0;
+    this.pos++;
+    return byte;
   }
 
   decode(models: BitModels, ctx: number): number {

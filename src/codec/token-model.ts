@@ -1,5 +1,5 @@
 import { VtokError, check } from '../util/errors.js';
-import { BitModels, RangeDecoder, RangeEncoder } from './range-coder.js';
+import { BitModels, type RangeDecoder, type RangeEncoder } from './range-coder.js';
 
 /**
  * Probability models for token ids, coded bit by bit (channel 0, the lowest LFQ bit, first). Both adapt as they

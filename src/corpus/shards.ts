@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SeededRng, hashSeed } from '../data/seeded.js';
 import { crc32 } from '../io/crc32.js';

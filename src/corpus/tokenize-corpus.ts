@@ -7,6 +7,7 @@ import { CaptionedMovingMnist } from '../data/captioned-mnist.js';
 import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
 import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
 import { fitChannels } from '../io/clip.js';
+import type { Frame } from '../io/frame.js';
 import { readClip } from '../io/video.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -127,7 +128,7 @@ export class ChunkTokenizer {
         clip = { data: c.data, channels: s.channels, frames: s.frames, height: s.height, width: s.width, caption: c.caption, labels: c.labels };
       } else {
         const item = (this.init.corpus as Extract<CorpusSpec, { kind: 'files' }>).items[i]!;
-        let frames;
+        let frames: Frame[];
         try {
           frames = await readClip(item.path, this.tok.clipFrames, { size: this.init.size, crop: this.init.size, pad: true });
         } catch (e) {
@@ -137,7 +138,9 @@ export class ChunkTokenizer {
         }
         const f0 = frames[0]!;
         const data = new Uint8Array(frames.length * f0.width * f0.height * 3);
-        frames.forEach((f, t) => data.set(f.data, t * f.data.length));
+        frames.forEach((f, t) => {
+          data.set(f.data, t * f.data.length);
+        });
         clip = { data, channels: 3, frames: frames.length, height: f0.height, width: f0.width, caption: item.caption };
       }
       const ids = this.tok.encode(toTensor(clip, this.channels, this.init.gray, source));
@@ -307,7 +310,9 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
     const record = (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => {
       index.shards.push({ file, clips: r.clips.length, skipped: r.skipped.length });
       index.shards.sort((a, b) => a.file.localeCompare(b.file));
-      r.clips.forEach((c, i) => index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) }));
+      r.clips.forEach((c, i) => {
+        index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) });
+      });
       for (const s of r.skipped) {
         index.skipped.push({ ...s, shard: file });
         if (!o.quiet) process.stderr.write(`skipped ${s.source}: ${s.reason}\n`);

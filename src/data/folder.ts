@@ -140,7 +140,9 @@ export class FolderDataset implements ClipDataset {
     }
     const frames = await readClip(item.path, T, { ...this.read, startFrame, pad: true });
     const data = new Uint8Array(T * this.shape.height * this.shape.width * 3);
-    frames.forEach((f, t) => data.set(f.data, t * f.data.length));
+    frames.forEach((f, t) => {
+      data.set(f.data, t * f.data.length);
+    });
     return { data, label: item.label };
   }
 }

@@ -102,7 +102,7 @@ async function inWorker(spec: DatasetSpec, concurrency: number): Promise<{ sourc
     worker.on('exit', (code) => fail(new Error(`data loader worker exited (code ${code})`)));
   });
   worker.postMessage({ type: 'init', spec, concurrency });
-  let info;
+  let info: Awaited<typeof ready>;
   try {
     info = await ready;
   } catch (e) {

@@ -131,7 +131,7 @@ export function paste(canvas: Uint8Array, S: number, digit: Uint8Array, x0: numb
       const cx = x0 + x;
       if (cx < 0 || cx >= S) continue;
       const v = canvas[cy * S + cx]! + digit[y * DIGIT + x]!;
-      canvas[cy * S + cx] = v > 255 ? 255 : v;
+      canvas[cy * S + cx] = Math.min(v, 255);
     }
   }
 }

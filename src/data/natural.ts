@@ -66,7 +66,7 @@ function sample(p: Photo, x: number, y: number, out: Float32Array, o: number, a:
   const W = p.width, H = p.height;
   x = Math.min(Math.max(x, 0), W - 1);
   y = Math.min(Math.max(y, 0), H - 1);
-  const x0 = Math.min(Math.floor(x), W - 2 < 0 ? 0 : W - 2), y0 = Math.min(Math.floor(y), H - 2 < 0 ? 0 : H - 2);
+  const x0 = Math.min(Math.floor(x), Math.max(W - 2, 0)), y0 = Math.min(Math.floor(y), Math.max(H - 2, 0));
   const x1 = Math.min(x0 + 1, W - 1), y1 = Math.min(y0 + 1, H - 1);
   const fx = x - x0, fy = y - y0;
   const d = p.data;
@@ -206,7 +206,7 @@ export function renderNaturalClip(photos: Photo[], rng: SeededRng, T: number, H:
             const k = ob.size[t]!, oc = Math.cos(ob.angle[t]!), os = Math.sin(ob.angle[t]!);
             const dx = x + 0.5 - W / 2 - ob.x[t]!, dy = y + 0.5 - H / 2 - ob.y[t]!;
             const lx = (oc * dx + os * dy) / k, ly = (-os * dx + oc * dy) / k;
-            const r = Math.pow(Math.abs(lx / ob.rx) ** ob.power + Math.abs(ly / ob.ry) ** ob.power, 1 / ob.power);
+            const r = (Math.abs(lx / ob.rx) ** ob.power + Math.abs(ly / ob.ry) ** ob.power) ** (1 / ob.power);
             // About one pixel of soft edge, as a real object's boundary under a camera's blur.
             const a = Math.min(1, Math.max(0, (1 - r) * Math.min(ob.rx, ob.ry) + 0.5));
             if (a > 0) sample(ob.photo, ob.srcX + ob.srcScale * lx, ob.srcY + ob.srcScale * ly, px, 0, a);

@@ -3,7 +3,7 @@ import type { Node } from './op.js';
 import { add, cast } from './ops/elementwise.js';
 import { onesLike, zerosLike } from './ops/creation.js';
 import { sameShape, fmt } from './shape.js';
-import { currentGraph, Tensor } from './tensor.js';
+import { currentGraph, type Tensor } from './tensor.js';
 
 /**
  * Reverse-mode autodiff over the graph being traced. Only nodes on a path from `xs` to `ys` are visited, in

@@ -45,7 +45,8 @@ export interface JitOptions extends RuntimeOptions {
    * int8: the argument lists to calibrate a signature on (each with the same shapes and dtypes as `args`, the
    * arguments it is compiled for). Default: `[args]`, i.e. calibrated on the first call of each signature.
    */
-  calibrate?: (...args: any[]) => any[][];
+  // biome-ignore lint/suspicious/noExplicitAny: it takes the arguments of the jitted function, whatever their types
+  calibrate?: (...args: any[]) => unknown[][];
   /** int8: which nodes to quantize and how. */
   quantize?: QuantizeOptions;
 }
@@ -75,7 +76,7 @@ function feedsFor(graph: Graph, args: unknown[], rng: Rng): HostTensor[] {
   });
 }
 
-export interface JitFunction<F extends (...args: any[]) => any> {
+export interface JitFunction<F extends (...args: never[]) => unknown> {
   /** Runs the compiled program to completion (backends with a synchronous run: onnxruntime-node). */
   (...args: Parameters<F>): ReturnType<F>;
   /**
@@ -91,6 +92,7 @@ export interface JitFunction<F extends (...args: any[]) => any> {
   dispose(): void;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: any function of trees, with its own parameter types
 export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions = {}): JitFunction<F> {
   const cache = new Map<string, Compiled>();
   const compile = (...args: Parameters<F>): Compiled => {
@@ -168,7 +170,8 @@ export interface GradOptions {
  * valueAndGrad(f)(...args) → [value, grads] (and aux with hasAux: [value, grads, aux]). Gradients have the
  * structure of the differentiated arguments. Runs compiled (one ORT run) when called on concrete tensors.
  */
-export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => any {
+// biome-ignore lint/suspicious/noExplicitAny: any function of trees, with its own parameter types
+export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => Tree {
   const argnums = opts.argnums ?? 0;
   const traced = (...args: Tree[]) => {
     const out = fn(...args);
@@ -178,7 +181,11 @@ export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: Gr
     const flat = nums.map((i) => flatten(args[i]));
     const grads = gradients(loss, flat.flatMap(([leaves]) => leaves));
     let k = 0;
-    const gradTrees = flat.map(([leaves, def]) => unflatten(def, grads.slice(k, (k += leaves.length))));
+    const gradTrees = flat.map(([leaves, def]) => {
+      const tree = unflatten(def, grads.slice(k, k + leaves.length));
+      k += leaves.length;
+      return tree;
+    });
     const g = typeof argnums === 'number' ? gradTrees[0] : gradTrees;
     return (opts.hasAux ? [loss, g, aux] : [loss, g]) as Tree;
   };
@@ -186,7 +193,8 @@ export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: Gr
   return (...args: Parameters<F>) => (currentGraph() ? traced(...args) : compiled(...(args as Tree[])));
 }
 
-export function grad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => any {
+// biome-ignore lint/suspicious/noExplicitAny: any function of trees, with its own parameter types
+export function grad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => Tree {
   const vg = valueAndGrad(fn, opts);
   return (...args: Parameters<F>) => (vg(...args) as Tree[])[1];
 }

@@ -1,7 +1,7 @@
 import { lowerToOnnx } from './onnx.js';
 import { type Info, type OpDef, setEagerRunner, apply } from './op.js';
 import { Session } from './runtime.js';
-import { concrete, Graph, Tensor, withGraph } from './tensor.js';
+import { concrete, Graph, type Tensor, withGraph } from './tensor.js';
 
 /**
  * Eager mode: an op on concrete tensors is compiled as a one-node ONNX model (cached by op, attributes and input

@@ -3,7 +3,7 @@ import { valueAndGrad, jit } from './compile.js';
 import { isFloat } from './dtype.js';
 import { mul } from './ops/elementwise.js';
 import { sum } from './ops/reduce.js';
-import { concrete, Tensor } from './tensor.js';
+import { concrete, type Tensor } from './tensor.js';
 import { trace } from './compile.js';
 
 /**

@@ -20,7 +20,9 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
   const constCache = new Map<string, string>();
   let counter = 0;
 
-  graph.inputs.forEach((t, i) => names.set(t, opts.inputNames?.[i] ?? `in${i}`));
+  graph.inputs.forEach((t, i) => {
+    names.set(t, opts.inputNames?.[i] ?? `in${i}`);
+  });
 
   const ctx: LowerCtx = {
     emit(opType, inputs, outputs, attrs = {}, domain) {

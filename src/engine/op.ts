@@ -28,7 +28,7 @@ export interface LowerCtx {
   scalar(value: number, dtype: DType): string;
 }
 
-export interface Node<A = any> {
+export interface Node<A = unknown> {
   op: OpDef<A>;
   inputs: Tensor[];
   attrs: A;
@@ -39,7 +39,7 @@ export interface Node<A = any> {
  * Cotangents of the inputs given those of the outputs (null = zero). `needs[i]` says whether input i wants a
  * gradient, so rules can skip work.
  */
-export type Vjp<A = any> = (cts: (Tensor | null)[], node: Node<A>, needs: boolean[]) => (Tensor | null)[];
+export type Vjp<A = unknown> = (cts: (Tensor | null)[], node: Node<A>, needs: boolean[]) => (Tensor | null)[];
 
 /** Marks an op with no VJP; its outputs must not lie on a path to the loss. */
 export interface NotDifferentiable { readonly notDifferentiable: string }
@@ -49,7 +49,7 @@ export function notDifferentiable(reason: string): NotDifferentiable {
   return { notDifferentiable: reason };
 }
 
-export interface OpDef<A = any> {
+export interface OpDef<A = unknown> {
   name: string;
   infer(inputs: Info[], attrs: A): Info[];
   lower(ctx: LowerCtx, inputs: string[], outputs: string[], attrs: A, node: Node<A>): void;
@@ -84,7 +84,7 @@ export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
         throw new Error(`${op.name}: input ${t.describe()} belongs to another trace (a symbolic tensor escaped its function)`);
       }
     }
-    const node: Node<A> = { op, inputs, attrs, outputs: [] };
+    const node: Node = { op: op as OpDef, inputs, attrs, outputs: [] };
     node.outputs = infos.map((inf, index) => new Tensor([...inf.shape], inf.dtype, { kind: 'node', graph, node, index }));
     graph.nodes.push(node);
     return node.outputs;

@@ -106,7 +106,7 @@ const sizeOf = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
 function floatData(t: TensorProto): Float32Array {
   const n = sizeOf(dimsOf(t));
-  if (t.rawData && t.rawData.length) {
+  if (t.rawData?.length) {
     const r = t.rawData;
     if (r.byteLength !== 4 * n) throw new QuantizeError(`initializer ${t.name} has ${r.byteLength} bytes for ${n} floats`);
     return new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.byteLength));
@@ -118,15 +118,6 @@ function floatData(t: TensorProto): Float32Array {
 function initializer(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
   return { name, dataType, dims, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
 }
-
-function attrInt(node: NodeProto, name: string, fallback: number): number {
-  const a = node.attribute?.find((x) => x.name === name);
-  return a ? Number(a.i) : fallback;
-}
-
-const valueInfo = (name: string, elemType: number, dims: number[]): onnxProto.onnx.IValueInfoProto => ({
-  name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
-});
 
 interface Target {
   node: NodeProto;
@@ -196,7 +187,7 @@ function checkFeeds(m: ModelProto, feeds: HostTensor[][]): void {
       const want = ins[i].type?.tensorType;
       const dims = (want?.shape?.dim ?? []).map((d) => Number(d.dimValue));
       const label = `calibration set ${k}, input ${i} (${ins[i].name})`;
-      if (!t || !t.data || !Array.isArray(t.shape)) throw new QuantizeError(`${label} is not a tensor`);
+      if (!t?.data || !Array.isArray(t.shape)) throw new QuantizeError(`${label} is not a tensor`);
       if (ONNX_DTYPE[t.dtype] !== want?.elemType) throw new QuantizeError(`${label} is ${t.dtype}, the model takes ONNX type ${want?.elemType}`);
       if (t.shape.length !== dims.length || t.shape.some((d, j) => d !== dims[j])) throw new QuantizeError(`${label} has shape [${t.shape}], the model takes [${dims}]`);
       if (t.data.length !== sizeOf(dims)) throw new QuantizeError(`${label} has ${t.data.length} values for shape [${dims}]`);
@@ -525,7 +516,8 @@ function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array 
 /** Calibrates `model` on `feeds` (sets of graph inputs, in graph-input order) and rewrites it for int8. */
 export function quantizeStatic(model: Uint8Array, feeds: HostTensor[][], opts: QuantizeOptions = {}): { model: Uint8Array; report: QuantizeReport } {
   const tensors = calibrationTensors(model, opts);
-  const ranges = tensors.length ? calibrate(model, tensors, feeds, opts) : (checkFeeds(onnx.ModelProto.decode(model), feeds), new Map());
+  if (!tensors.length) checkFeeds(onnx.ModelProto.decode(model), feeds);
+  const ranges = tensors.length ? calibrate(model, tensors, feeds, opts) : new Map();
   return quantizeModel(model, ranges, opts);
 }
 

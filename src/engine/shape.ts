@@ -36,6 +36,8 @@ export function fmt(shape: readonly number[]): string {
 /** Inverse of a permutation. */
 export function invertPerm(perm: readonly number[]): number[] {
   const inv = new Array<number>(perm.length);
-  perm.forEach((p, i) => (inv[p] = i));
+  perm.forEach((p, i) => {
+    inv[p] = i;
+  });
   return inv;
 }

@@ -29,7 +29,9 @@ export function unflatten(def: TreeDef, leaves: Tensor[]): Tree {
     if (d.kind === 'leaf') return leaves[i++];
     if (d.kind === 'array') return d.children!.map(build);
     const o: Record<string, Tree> = {};
-    d.keys!.forEach((k, j) => (o[k] = build(d.children![j])));
+    d.keys!.forEach((k, j) => {
+      o[k] = build(d.children![j]);
+    });
     return o;
   };
   return build(def);

@@ -77,7 +77,9 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
   }
   const start = v + levels * codes;
   const special: Record<string, number> = {};
-  names.forEach((n, i) => (special[n] = start + i));
+  names.forEach((n, i) => {
+    special[n] = start + i;
+  });
   return {
     visual: { start: 0, size: v },
     audio: { start: v, levels, codesPerLevel: codes },

@@ -29,7 +29,10 @@ export function joinClips(parts: ClipTensor[], axis: 'clips' | 'time'): ClipTens
   if (axis === 'clips') {
     const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
     let off = 0;
-    for (const p of parts) (data.set(p.data, off), (off += p.data.length));
+    for (const p of parts) {
+      data.set(p.data, off);
+      off += p.data.length;
+    }
     const [, C, T, H, W] = parts[0]!.shape;
     return { data, shape: [parts.reduce((n, p) => n + p.shape[0], 0), C, T, H, W] };
   }

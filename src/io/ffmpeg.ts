@@ -35,7 +35,10 @@ export function ffmpegPath(): string {
   candidates.push('ffmpeg');
   for (const c of candidates) {
     const r = spawnSync(c, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 20000 });
-    if (r.status === 0 && /ffmpeg version/.test(r.stdout)) return (cached = c);
+    if (r.status === 0 && /ffmpeg version/.test(r.stdout)) {
+      cached = c;
+      return c;
+    }
   }
   throw new VtokError(
     'ffmpeg not found: run `npm ci` to install the bundled binary (@ffmpeg-installer/ffmpeg), put ffmpeg on PATH, or set VTOK_FFMPEG',

@@ -54,7 +54,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 if (!LITTLE_ENDIAN) throw new VtokError('vtok needs a little-endian host (typed arrays are used as little-endian views)');
 
 export function isSafeDType(s: unknown): s is SafeDType {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZES, s);
+  return typeof s === 'string' && Object.hasOwn(DTYPE_SIZES, s);
 }
 
 /** Number of elements of a shape (1 for the 0-rank shape []). */
@@ -112,7 +112,7 @@ function checkNoDuplicateKeys(text: string, file?: string): void {
       let j = i + 1;
       while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
       const top = stack[stack.length - 1];
-      if (top && top.keys && top.expectKey) {
+      if (top?.keys && top.expectKey) {
         const key = JSON.parse(text.slice(i, j + 1)) as string;
         const where = stack.length === 1 ? 'the header' : 'a header entry';
         check(!top.keys.has(key), `duplicate key ${JSON.stringify(key)} in ${where}`, file);
@@ -125,7 +125,7 @@ function checkNoDuplicateKeys(text: string, file?: string): void {
     else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop();
     else if (c === 0x2c /* , */) {
       const top = stack[stack.length - 1];
-      if (top && top.keys) top.expectKey = true;
+      if (top?.keys) top.expectKey = true;
     }
   }
 }
@@ -178,7 +178,7 @@ export function parseHeaderJson(
     const t = `tensor ${JSON.stringify(name)}`;
     check(typeof raw === 'object' && raw !== null && !Array.isArray(raw), `${t}: entry must be an object with dtype, shape, data_offsets`, file);
     const e = raw as Record<string, unknown>;
-    const dtype = e['dtype'];
+    const dtype = e.dtype;
     if (!isSafeDType(dtype)) {
       const supported = Object.keys(DTYPE_SIZES).join(', ');
       if (typeof dtype === 'string' && OTHER_FORMAT_DTYPES.has(dtype)) {
@@ -186,13 +186,13 @@ export function parseHeaderJson(
       }
       throw new VtokError(`${t}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${supported})`, file);
     }
-    const shape = e['shape'];
+    const shape = e.shape;
     check(
       Array.isArray(shape) && shape.every(isNonNegInt),
       () => `${t}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`,
       file,
     );
-    const offs = e['data_offsets'];
+    const offs = e.data_offsets;
     check(
       Array.isArray(offs) && offs.length === 2 && offs.every(isNonNegInt),
       () => `${t}: data_offsets must be [begin, end] with non-negative integers, got ${JSON.stringify(offs)}`,
@@ -312,7 +312,7 @@ export function serializeSafetensors(
       check(typeof v === 'string', `metadata ${JSON.stringify(k)} must be a string, got ${typeof v}`);
       md[k] = v;
     }
-    header['__metadata__'] = md;
+    header.__metadata__ = md;
   }
   let pos = 0;
   for (const [name, t] of entries) {

@@ -189,7 +189,8 @@ export class DecoderLm extends Module {
 
   constructor(config: DecoderLmConfig) {
     super();
-    const c = (this.cfg = decoderLmConfig(config));
+    this.cfg = decoderLmConfig(config);
+    const c = this.cfg;
     const d = c.dim, bn = c.blockNames;
     const embedding = c.vocabSize !== null ? new Embedding(c.vocabSize, d) : new Linear(c.vectorDim!, d);
     const classes = c.classes === null ? null : new Embedding(c.classes + 1, d);
@@ -243,7 +244,7 @@ export class DecoderLm extends Module {
     let h: Tensor;
     if (c.vocabSize !== null) {
       const ids = x.ids;
-      if (!ids || ids.rank !== 2) {
+      if (ids?.rank !== 2) {
         throw new VtokError(`decoder LM: expected ids [batch, positions], got ${ids ? `[${ids.shape}]` : 'none'}`);
       }
       if (ids.dtype !== 'int32' && ids.dtype !== 'int64') {
@@ -252,7 +253,7 @@ export class DecoderLm extends Module {
       h = (p.embedding as Embedding).forward(ids);
     } else {
       const v = x.vectors;
-      if (!v || v.rank !== 3 || v.shape[2] !== c.vectorDim) {
+      if (v?.rank !== 3 || v.shape[2] !== c.vectorDim) {
         const got = v ? `[${v.shape}]` : 'none';
         throw new VtokError(`decoder LM: expected vectors [batch, positions, ${c.vectorDim}], got ${got}`);
       }
@@ -303,7 +304,9 @@ export class DecoderLm extends Module {
       h = E.add(h, rows);
     }
     h = E.dropout(h, c.dropout, this.training);
-    this.parts.blocks.forEach((blk, l) => (h = blk.forward(h, { mask: o.mask, rope, cache: o.cache?.(l) })));
+    this.parts.blocks.forEach((blk, l) => {
+      h = blk.forward(h, { mask: o.mask, rope, cache: o.cache?.(l) });
+    });
     return this.parts.norm.forward(h);
   }
 

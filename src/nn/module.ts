@@ -25,7 +25,9 @@ export abstract class Module {
     for (const [k, v] of Object.entries(this)) {
       if (v instanceof Module || v instanceof Param) out.push([k, v]);
       else if (Array.isArray(v) && v.length && v.every((m) => m instanceof Module || m instanceof Param)) {
-        v.forEach((m, i) => out.push([`${k}.${i}`, m]));
+        v.forEach((m, i) => {
+          out.push([`${k}.${i}`, m]);
+        });
       }
     }
     return out;
@@ -106,11 +108,15 @@ function list(keys: string[]): string {
 /** Runs `fn` with the given parameters' values replaced (e.g. by symbolic step inputs), restoring them after. */
 export function bindParams<T>(params: Param[], values: Tensor[], fn: () => T): T {
   const saved = params.map((p) => p.value);
-  params.forEach((p, i) => (p.value = values[i]));
+  params.forEach((p, i) => {
+    p.value = values[i];
+  });
   try {
     return fn();
   } finally {
-    params.forEach((p, i) => (p.value = saved[i]));
+    params.forEach((p, i) => {
+      p.value = saved[i];
+    });
   }
 }
 

@@ -53,6 +53,10 @@ const BIG_STATE_BYTES = 1 << 30;
 const DEFAULT_CHUNK_BYTES = 128 << 20;
 
 interface LossOutputs { loss: Tensor; metrics: Record<string, Tensor>; outputs: Record<string, Tensor>; gradNorm?: Tensor }
+/** What the fused step returns: the loss outputs and the updated parameters, optimizer slots and EMA. */
+type FusedOutputs = LossOutputs & { params: Tensor[]; state: Tensor[][]; ema: Tensor[] };
+/** What the chunked step's gradient run returns: the loss outputs and one flat gradient per chunk. */
+type ChunkedOutputs = LossOutputs & { grads: (Tensor | null)[] };
 
 export class TrainStep<B extends Tree> {
   readonly params: [string, Param][];
@@ -62,6 +66,7 @@ export class TrainStep<B extends Tree> {
   /** Steps taken so far. */
   t = 0;
   readonly mode: 'fused' | 'chunked';
+  // biome-ignore lint/suspicious/noExplicitAny: the fused and the gradient program take different arguments
   private readonly compiled: E.JitFunction<(...a: any[]) => Tree>;
   /** Chunked mode: the update runs over these flat groups of parameters. */
   private readonly chunks: Chunk[] = [];
@@ -96,7 +101,7 @@ export class TrainStep<B extends Tree> {
       return this.lossFn(batch);
     });
     const { loss, metrics = {}, outputs = {} } = out instanceof E.Tensor ? { loss: out } : out;
-    let grads = E.gradients(loss, params);
+    const grads = E.gradients(loss, params);
     const result: LossOutputs & { grads: Tensor[] } = { loss, metrics, outputs, grads };
     if (this.opts.clipNorm) {
       const c = clipGradNorm(grads, this.opts.clipNorm);
@@ -133,17 +138,21 @@ export class TrainStep<B extends Tree> {
     const lr = this.opts.schedule(this.t);
     const scalars = this.opts.optimizer.scalars(this.t + 1, lr).map((v) => E.scalar(v));
     const values = this.params.map(([, p]) => p.value);
-    let out: Record<string, any>;
+    let out: LossOutputs;
     if (this.mode === 'fused') {
-      out = this.compiled(values, this.state, this.ema ?? [], scalars, batch) as Record<string, any>;
-      this.params.forEach(([, p], i) => (p.value = out.params[i]));
-      this.state = out.state;
-      if (this.ema) this.ema = out.ema;
+      const fused = this.compiled(values, this.state, this.ema ?? [], scalars, batch) as unknown as FusedOutputs;
+      out = fused;
+      this.params.forEach(([, p], i) => {
+        p.value = fused.params[i]!;
+      });
+      this.state = fused.state;
+      if (this.ema) this.ema = fused.ema;
       // The previous step's parameters and slots are garbage now; free big ones before the next step allocates.
       if (this.stateBytes() > BIG_STATE_BYTES) collectGarbage();
     } else {
-      out = this.compiled(values, batch) as Record<string, any>;
-      const grads = out.grads as (Tensor | null)[];
+      const chunked = this.compiled(values, batch) as unknown as ChunkedOutputs;
+      out = chunked;
+      const grads = chunked.grads;
       this.chunks.forEach((c, k) => {
         const shapes = c.idx.map((i) => this.params[i][1].value.shape);
         const u = this.updateChunk(
@@ -166,7 +175,7 @@ export class TrainStep<B extends Tree> {
     }
     this.t++;
     const metrics: Record<string, number> = {};
-    for (const [k, v] of Object.entries(out.metrics as Record<string, Tensor>)) metrics[k] = E.item(v);
+    for (const [k, v] of Object.entries(out.metrics)) metrics[k] = E.item(v);
     return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics, outputs: out.outputs };
   }
 
@@ -179,8 +188,14 @@ export class TrainStep<B extends Tree> {
   /** Optimizer slots and EMA weights by name ("<param>.<slot>", "ema.<param>"), for checkpoints. */
   optimizerState(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    this.params.forEach(([n], i) => this.opts.optimizer.slots.forEach((slot, j) => out.set(`${n}.${slot}`, this.state[i][j])));
-    this.ema?.forEach((t, i) => out.set(`ema.${this.params[i][0]}`, t));
+    this.params.forEach(([n], i) => {
+      this.opts.optimizer.slots.forEach((slot, j) => {
+        out.set(`${n}.${slot}`, this.state[i][j]);
+      });
+    });
+    this.ema?.forEach((t, i) => {
+      out.set(`ema.${this.params[i][0]}`, t);
+    });
     return out;
   }
 

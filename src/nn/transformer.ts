@@ -45,7 +45,10 @@ export function windowMask(grid: number[], o: { axis: number; size: number; caus
   if (o.axis < 0 || o.axis >= grid.length) throw new Error(`windowMask: axis ${o.axis} outside a ${grid.length}-axis grid`);
   const coords = (n: number) => {
     const c = new Array<number>(grid.length);
-    for (let a = grid.length - 1; a >= 0; a--) (c[a] = n % grid[a]), (n = Math.floor(n / grid[a]));
+    for (let a = grid.length - 1; a >= 0; a--) {
+      c[a] = n % grid[a];
+      n = Math.floor(n / grid[a]);
+    }
     return c;
   };
   const all = Array.from({ length: S }, (_, n) => coords(n));
@@ -177,7 +180,10 @@ export class MultiHeadAttention extends Module {
     else {
       [q] = this.heads4(r.get('q')!.forward(x), 1);
       if (r.has('kv')) [k, v] = this.heads4(r.get('kv')!.forward(src), 2);
-      else ([k] = this.heads4(r.get('k')!.forward(src), 1), [v] = this.heads4(r.get('v')!.forward(src), 1));
+      else {
+        [k] = this.heads4(r.get('k')!.forward(src), 1);
+        [v] = this.heads4(r.get('v')!.forward(src), 1);
+      }
     }
     if (o.rope) {
       q = applyRotary(q, o.rope);

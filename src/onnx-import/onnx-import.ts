@@ -4,7 +4,7 @@ import onnxProto from 'onnx-proto';
 import { VtokError } from '../util/errors.js';
 import type { DType } from '../engine/dtype.js';
 import * as E from '../engine/core.js';
-import { concrete, type Tensor, withGraph } from '../engine/tensor.js';
+import { type Tensor, withGraph } from '../engine/tensor.js';
 import { Attrs, type INode, num, tensorFromProto, typeOf } from './proto.js';
 import { foldable, MAPPINGS, type NodeCtx, nodeLabel, staticValues, SUPPORTED_OPS } from './ops.js';
 
@@ -122,7 +122,9 @@ export class OnnxFunction {
       const ins = n.input ?? [];
       if (ins.every((name) => !name || this.constants.has(name))) {
         const outs = withGraph(null, () => this.apply(i, ins.map((name) => (name ? this.constants.get(name) : undefined))));
-        (n.output ?? []).forEach((o, k) => o && outs[k] && this.constants.set(o, outs[k]));
+        (n.output ?? []).forEach((o, k) => {
+          if (o && outs[k]) this.constants.set(o, outs[k]);
+        });
         this.folded.add(i);
       }
     });
@@ -174,7 +176,9 @@ export class OnnxFunction {
         return v;
       });
       const outs = foldable(ins.filter((t): t is Tensor => !!t), () => this.apply(i, ins));
-      (n.output ?? []).forEach((o, k) => o && outs[k] && values.set(o, outs[k]));
+      (n.output ?? []).forEach((o, k) => {
+        if (o && outs[k]) values.set(o, outs[k]);
+      });
     }
     return Object.fromEntries(outputs.map((o) => [o, values.get(o)!]));
   }

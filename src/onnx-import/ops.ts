@@ -256,7 +256,9 @@ function pad(c: NodeCtx): Tensor[] {
   const axes = (c.opset >= 18 ? c.ints(3) : undefined)?.map((a) => norm(a, x.rank, c)) ?? range(x.rank);
   if (flat.length !== 2 * axes.length) c.fail(`pads has ${flat.length} entries for ${axes.length} axes`);
   const pairs: [number, number][] = x.shape.map(() => [0, 0]);
-  axes.forEach((a, i) => (pairs[a] = [flat[i], flat[i + axes.length]]));
+  axes.forEach((a, i) => {
+    pairs[a] = [flat[i], flat[i + axes.length]];
+  });
   // Negative pads crop.
   const crop: Record<number, [number, number]> = {};
   pairs.forEach(([b, e], a) => {

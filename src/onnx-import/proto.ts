@@ -58,7 +58,7 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
   const dims = (t.dims ?? []).map(num);
   const n = numel(dims);
   if (t.segment) throw new VtokError(`${what} is a segmented tensor, which the importer does not handle`, file);
-  let raw = t.rawData && t.rawData.length ? t.rawData : null;
+  let raw = t.rawData?.length ? t.rawData : null;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
     const ext = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = ext.get('location');
@@ -98,9 +98,13 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
       src = t.int64Data ?? [];
       conv = (v) => (typeof v === 'number' ? BigInt(v) : BigInt((v as unknown as { toString(): string }).toString()));
     } else if (code === 12 || code === 13) src = t.uint64Data ?? [];
-    else if (code === 10) (src = t.int32Data ?? []), (conv = (v) => halfToFloat(num(v)));
-    else if (code === 16) (src = t.int32Data ?? []), (conv = (v) => bf16ToFloat(num(v)));
-    else src = t.int32Data ?? [];
+    else if (code === 10) {
+      src = t.int32Data ?? [];
+      conv = (v) => halfToFloat(num(v));
+    } else if (code === 16) {
+      src = t.int32Data ?? [];
+      conv = (v) => bf16ToFloat(num(v));
+    } else src = t.int32Data ?? [];
     count = src.length;
     if (count === n) for (let i = 0; i < n; i++) put(i, conv(src[i]));
   }

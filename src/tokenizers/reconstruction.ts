@@ -24,7 +24,9 @@ export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTen
     }
     n += b.data.length;
     const real = tensorToClips(b.data, b.shape), fake = tensorToClips(recon, b.shape);
-    real.forEach((clip, i) => (ssimSum += ssimFrames(clip, fake[i]).mean));
+    real.forEach((clip, i) => {
+      ssimSum += ssimFrames(clip, fake[i]).mean;
+    });
     clips += real.length;
     ids.push(tokens.ids);
     const [, , T, H, W] = b.shape;

@@ -346,7 +346,7 @@ export class Rng {
     const out = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       let x = normalPpf(pLo + u[i]! * (pHi - pLo));
-      x = x < lo ? lo : x > hi ? hi : x;
+      x = Math.min(Math.max(x, lo), hi);
       out[i] = sign * std * x;
     }
     return out;

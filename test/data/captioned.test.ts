@@ -52,7 +52,9 @@ test('captioned Moving MNIST: held-out digit×motion pairs only in the unseen sp
   const seenPairs = new Set<string>();
   for (let i = 0; i < 600; i++) {
     const s = captionedMnistSample(i, { split: 'test' });
-    s.digits.forEach((d, k) => seenPairs.add(`${d}${s.axes[k]}`));
+    s.digits.forEach((d, k) => {
+      seenPairs.add(`${d}${s.axes[k]}`);
+    });
     const u = captionedMnistSample(i, { split: 'unseen' });
     assert.ok(isHeldOut(u.digits[0]!, u.axes[0]!), u.caption);
   }

@@ -52,7 +52,9 @@ test('motion statistics: speeds 2–6 px/frame, uniform directions, bounded posi
   const N = 150;
   for (let i = 0; i < N; i++) {
     const s = movingMnistSample(i, { seed: 7 });
-    s.digitLabel.forEach((l) => labels.add(l));
+    s.digitLabel.forEach((l) => {
+      labels.add(l);
+    });
     let bounced = false;
     for (let k = 0; k < 2; k++) {
       const vx = s.velocities[2 * k]!, vy = s.velocities[2 * k + 1]!;

@@ -87,7 +87,9 @@ describe('compile', () => {
     const session = await ort.InferenceSession.create(readFileSync(path));
     assert.deepEqual(session.inputNames, ['x', 'wqkv', 'wo', 'w1', 'w2', 'g1', 'b1']);
     const feeds: Record<string, ort.Tensor> = {};
-    session.inputNames.forEach((n, i) => (feeds[n] = new ort.Tensor('float32', args[i].data as Float32Array, [...args[i].shape])));
+    session.inputNames.forEach((n, i) => {
+      feeds[n] = new ort.Tensor('float32', args[i].data as Float32Array, [...args[i].shape]);
+    });
     const out = (await session.run(feeds)).y.data as Float32Array;
     const ref = E.toArray(E.jit(attentionBlock)(...(args as Parameters<typeof attentionBlock>)) as Tensor);
     assert.equal(out.length, ref.length);

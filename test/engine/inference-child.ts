@@ -54,7 +54,11 @@ for (const [kind, config, clip] of [['magvit2', magvit2, [1, 3, 5, 8, 8]], ['lar
   // weights to load: any of the right names and shapes (a real model's would come from a fetched file)
   const parts = tensorsToBytes(buildForLoading(() => createTokenizer(kind, config)).module.stateDict());
   const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((o, p) => (bytes.set(p, o), o + p.length), 0);
+  let offset = 0;
+  for (const p of parts) {
+    bytes.set(p, offset);
+    offset += p.length;
+  }
   const { tokenizer } = tokenizerFromBytes(kind, config, bytes);
   const ids = await tokenizer.encodeAsync(clips([...clip]));
   const recon = await tokenizer.decodeAsync(ids);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { Tensor } from '../../src/engine/index.js';
+import type { Tensor } from '../../src/engine/index.js';
 import { Rng } from '../../src/util/rng.js';
 import * as R from './reference.js';
 import { Arr } from './reference.js';
@@ -16,7 +16,12 @@ const rng = new Rng(7);
 const exercised = new Set<string>();
 for (const op of E.registry.values()) {
   const vjp = op.vjp;
-  if (typeof vjp === 'function') op.vjp = (cts, node, needs) => (exercised.add(op.name), vjp.call(op, cts, node, needs));
+  if (typeof vjp === 'function') {
+    op.vjp = (cts, node, needs) => {
+      exercised.add(op.name);
+      return vjp.call(op, cts, node, needs);
+    };
+  }
 }
 after(() => {
   const missing = [...E.registry.values()].filter((op) => typeof op.vjp === 'function' && !exercised.has(op.name)).map((op) => op.name);

@@ -61,7 +61,9 @@ export function reduce(a: Arr, axes: number[], keepdims: boolean, fn: (vals: num
   for (let i = 0; i < a.data.length; i++) {
     const idx = unravel(i, a.shape);
     let o = 0;
-    idx.forEach((v, d) => (o += (axes.includes(d) ? 0 : v) * os[d]));
+    idx.forEach((v, d) => {
+      o += (axes.includes(d) ? 0 : v) * os[d];
+    });
     if (!groups.has(o)) groups.set(o, []);
     groups.get(o)!.push(a.data[i]);
   }

@@ -28,7 +28,9 @@ function cachedMatchesFull(cfg: PrefixLmConfig, seed: number): void {
   for (let s = 0; s < N; s++) {
     const last = steps[steps.length - 1]!;
     const next = Int32Array.from({ length: B }, (_, r) => argmax(last, r, V));
-    next.forEach((t, r) => (gen[r * N + s] = t));
+    next.forEach((t, r) => {
+      gen[r * N + s] = t;
+    });
     if (s < N - 1) steps.push(dec.step(cache, next, range).slice());
   }
   assert.equal(cache.k[0], kBuffer, 'the cache buffer is written in place');
@@ -36,7 +38,10 @@ function cachedMatchesFull(cfg: PrefixLmConfig, seed: number): void {
   // the uncached forward over prefix + generated ids
   const S = P + N;
   const ids = new Int32Array(B * S);
-  for (let r = 0; r < B; r++) (ids.set(prefix.subarray(r * P, (r + 1) * P), r * S), ids.set(gen.subarray(r * N, (r + 1) * N), r * S + P));
+  for (let r = 0; r < B; r++) {
+    ids.set(prefix.subarray(r * P, (r + 1) * P), r * S);
+    ids.set(gen.subarray(r * N, (r + 1) * N), r * S + P);
+  }
   const full = E.toArray(m.forward({
     ids: E.concrete(ids, [B, S], 'int32'), prefixLength: E.tensor([P, P], [2], 'int32'),
     text: E.concrete(text, [B, lt, 8], 'float32'), textStart: start, textValid: E.concrete(valid, [B, lt], 'bool'),
@@ -58,7 +63,10 @@ function cachedMatchesFull(cfg: PrefixLmConfig, seed: number): void {
   const again = dec.prefill({ ids: prefix, batch: B, text: textIn }, P + N, range);
   const stepped = dec.step(again.cache, first, range);
   const ids2 = new Int32Array(B * (P + 1));
-  for (let r = 0; r < B; r++) (ids2.set(prefix.subarray(r * P, (r + 1) * P), r * (P + 1)), (ids2[r * (P + 1) + P] = first[r]!));
+  for (let r = 0; r < B; r++) {
+    ids2.set(prefix.subarray(r * P, (r + 1) * P), r * (P + 1));
+    ids2[r * (P + 1) + P] = first[r]!;
+  }
   const full2 = E.toArray(m.forward({
     ids: E.concrete(ids2, [B, P + 1], 'int32'), prefixLength: E.tensor([P, P], [2], 'int32'),
     text: E.concrete(text, [B, lt, 8], 'float32'), textStart: start, textValid: E.concrete(valid, [B, lt], 'bool'),

@@ -121,7 +121,9 @@ describe('prefix LM', () => {
     params.forEach(([name], i) => {
       const a = E.toArray(g0[i]!), b = E.toArray(g1[i]!);
       const scale = Math.max(1e-3, ...a.map(Math.abs));
-      a.forEach((v, j) => assert.ok(Math.abs(v - b[j]!) <= 1e-4 * scale, `gradient of ${name}[${j}]: ${v} vs ${b[j]}`));
+      a.forEach((v, j) => {
+        assert.ok(Math.abs(v - b[j]!) <= 1e-4 * scale, `gradient of ${name}[${j}]: ${v} vs ${b[j]}`);
+      });
     });
     // finite differences through the custom backward (ignored rows, several chunks)
     const targets = E.tensor([3, IGNORE, 0, 22, 7, 7, IGNORE], [7], 'int64');

@@ -34,9 +34,9 @@ describe('sampler', () => {
     assert.equal(out.length, 5 * 9);
     for (let r = 0; r < 5; r++) {
       const row = [...out.subarray(r * 9, r * 9 + 9)];
-      row.slice(0, 4).forEach((t) => assert.ok(t >= 0 && t < 6, `${t}`));
+      for (const t of row.slice(0, 4)) assert.ok(t >= 0 && t < 6, `${t}`);
       assert.equal(row[4], 22);
-      row.slice(5, 8).forEach((t) => assert.ok(t >= 10 && t < 14, `${t}`));
+      for (const t of row.slice(5, 8)) assert.ok(t >= 10 && t < 14, `${t}`);
       assert.equal(row[8], 23);
     }
   });

@@ -70,7 +70,9 @@ test('clip extraction: resampling, start frame, stride and length pick the right
   assert.equal(all.length, 20);
   const clip = await readClip(src, 4, { startFrame: 3, stride: 2 });
   assert.equal(clip.length, 4);
-  clip.forEach((f, i) => assert.deepEqual(f.data, all[3 + 2 * i]!.data, `clip frame ${i} is source frame ${3 + 2 * i}`));
+  clip.forEach((f, i) => {
+    assert.deepEqual(f.data, all[3 + 2 * i]!.data, `clip frame ${i} is source frame ${3 + 2 * i}`);
+  });
   // Seeking by time: 1.0 s at 10 fps is frame 10.
   const seek = await readClip(src, 2, { start: 1.0 });
   assert.deepEqual(seek[0]!.data, all[10]!.data);

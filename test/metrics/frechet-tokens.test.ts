@@ -52,7 +52,10 @@ test('feature statistics match the textbook estimates, streamed or in one go', (
 
 test('sampled features: identical sets give 0, a shifted set gives the squared shift', () => {
   let s = 99;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rnd = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
   const n = 400, d = 6;
   const x = Array.from({ length: n * d }, () => rnd() * 2 - 1 + rnd());
   close(frechetDistanceOf(x, x, d), 0, 1e-6);

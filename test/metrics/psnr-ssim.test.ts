@@ -72,7 +72,10 @@ function bruteSsim(x: number[], y: number[], w: number, h: number, R: number): n
 
 test('SSIM matches a direct window-by-window computation on random images', () => {
   let s = 12345;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s / 2 ** 32;
+  };
   const w = 17, h = 14;
   const x = Array.from({ length: w * h }, () => Math.floor(rnd() * 256));
   const noisy = x.map((v) => Math.min(255, Math.max(0, v + Math.floor((rnd() - 0.5) * 60))));

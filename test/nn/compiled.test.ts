@@ -45,7 +45,15 @@ describe('compiled inference', () => {
   it('inference state is set while tracing and undone after', () => {
     let state = 'train';
     const seen: string[] = [];
-    const { f } = setup('baked', { inferenceState: () => ((state = 'infer'), seen.push(state), () => (state = 'train')) });
+    const { f } = setup('baked', {
+      inferenceState: () => {
+        state = 'infer';
+        seen.push(state);
+        return () => {
+          state = 'train';
+        };
+      },
+    });
     f(x);
     assert.deepEqual(seen, ['infer']);
     assert.equal(state, 'train');

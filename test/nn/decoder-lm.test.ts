@@ -77,7 +77,15 @@ describe('decoder LM shell', () => {
     assert.deepEqual([...m.forward({ vectors: x }).shape], [2, 5, 6]);
     // the last position through a KV cache of the first four equals the full pass
     const ks: Tensor[] = [], vs: Tensor[] = [];
-    m.run(E.narrow(h, 1, 0, 4), { mask: 'causal', cache: (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }) });
+    m.run(E.narrow(h, 1, 0, 4), {
+      mask: 'causal',
+      cache: (l) => ({
+        keep: (k, v) => {
+          ks[l] = k;
+          vs[l] = v;
+        },
+      }),
+    });
     const visible = E.cast(E.full([2, 1, 1, 4], 1, 'uint8'), 'bool');
     const step = m.run(E.narrow(h, 1, 4, 1), {
       positions: E.tensor([4], [1], 'int64'), mask: 'none', cache: (l) => ({ past: { k: ks[l]!, v: vs[l]!, visible } }),

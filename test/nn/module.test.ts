@@ -5,8 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import type { Tensor } from '../../src/engine/index.js';
-import { Conv3d, ConvTransposeNd, Embedding, LayerNorm, Linear, Mlp, Module, MultiHeadAttention, Param, Sequential, TransformerBlock } from '../../src/nn/index.js';
+import { Conv3d, ConvTransposeNd, Embedding, LayerNorm, Linear, type Mlp, Module, type MultiHeadAttention, Param, Sequential, TransformerBlock } from '../../src/nn/index.js';
 import { loadModule, loadTensors, saveModule } from '../../src/nn/weights-file.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -80,7 +80,9 @@ describe('training', () => {
       assert.deepEqual([...a.keys()], [...b.keys()]);
       for (const [k, t] of a) {
         const u = b.get(k)!.data as Float32Array;
-        (t.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - u[i]) <= 1e-6 + 1e-5 * Math.abs(v), `${what} ${k}[${i}]: ${v} vs ${u[i]}`));
+        (t.data as Float32Array).forEach((v, i) => {
+          assert.ok(Math.abs(v - u[i]) <= 1e-6 + 1e-5 * Math.abs(v), `${what} ${k}[${i}]: ${v} vs ${u[i]}`);
+        });
       }
     };
     close(new Map(fused.model.trainableParams().map(([k, p]) => [k, p.value])), new Map(chunked.model.trainableParams().map(([k, p]) => [k, p.value])), 'param');

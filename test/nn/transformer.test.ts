@@ -38,7 +38,9 @@ describe('shared transformer', () => {
     const r = rotaryTables(E.arange(0, 5, 1, 'int32'), hd);
     const y = applyRotary(x, r);
     const norms = (t: Tensor) => { const a = E.toArray(t); return Array.from({ length: 5 }, (_, i) => Math.hypot(...a.slice(i * hd, (i + 1) * hd))); };
-    norms(x).forEach((n, i) => assert.ok(Math.abs(n - norms(y)[i]!) < 1e-5));
+    norms(x).forEach((n, i) => {
+      assert.ok(Math.abs(n - norms(y)[i]!) < 1e-5);
+    });
     // q at position p, k at position p-2: the score is the same for p = 2 and p = 4
     const q = randn([1, 1, 1, hd], 2), k = randn([1, 1, 1, hd], 3);
     const at = (t: Tensor, p: number) => applyRotary(t, rotaryTables(E.tensor([p], [1], 'int32'), hd));

@@ -81,7 +81,9 @@ describe('StochasticVQ', () => {
     const direct = E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)));
     const [, [gx, gcb]] = stGrad(x, cb.value) as [Tensor, Tensor[]];
     const want = E.toArray(direct(x) as Tensor);
-    E.toArray(gx).forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5));
+    E.toArray(gx).forEach((v, i) => {
+      assert.ok(Math.abs(v - want[i]) < 1e-5);
+    });
     assert.ok(E.toArray(gcb).every((v) => v === 0), 'no gradient into the codebook through the straight-through path');
     // the codebook loss moves exactly the selected rows
     const [o] = E.jit((p: Tensor) => [q.forward(p).indices])(x) as Tensor[];
@@ -104,7 +106,11 @@ describe('StochasticVQ', () => {
     const at = (a: number) => E.toArray(E.jit((p: Tensor) => [q.forward(p, E.scalar(a)).regularized_z])(x)[0] as Tensor);
     const [z0, code] = E.jit((p: Tensor) => { const o = q.forward(p); return [o.unregularized_z, o.regularized_z]; })(x) as Tensor[];
     const zs = E.toArray(z0), cs = E.toArray(code);
-    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).forEach((v, i) => assert.ok(Math.abs(v - b[i]!) < 1e-6, `${v} vs ${b[i]}`));
+    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      Array.from(a).forEach((v, i) => {
+        assert.ok(Math.abs(v - b[i]!) < 1e-6, `${v} vs ${b[i]}`);
+      });
+    };
     close(at(0), zs);
     close(at(1), cs);
     close(at(0.25), zs.map((v, i) => v + 0.25 * (cs[i]! - v)));

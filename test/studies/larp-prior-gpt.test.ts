@@ -31,7 +31,9 @@ describe('GPT', () => {
     const a = E.toArray(m.forward({ ids: E.tensor([6, 1, 2, 3, 4, 5], [1, 6], 'int32') }));
     const b = E.toArray(m.forward({ ids: E.tensor([6, 1, 2, 0, 0, 0], [1, 6], 'int32') }));
     const first3 = (x: number[]) => x.slice(0, 3 * 7);
-    first3(a).forEach((v, i) => assert.ok(Math.abs(v - first3(b)[i]) < 1e-5, `logit ${i}`));
+    first3(a).forEach((v, i) => {
+      assert.ok(Math.abs(v - first3(b)[i]) < 1e-5, `logit ${i}`);
+    });
     assert.ok(a.slice(3 * 7).some((v, i) => Math.abs(v - b[3 * 7 + i]) > 1e-4), 'later logits depend on later tokens');
   });
 

@@ -12,7 +12,6 @@ import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
 import { writeFileAtomic } from '../../src/util/atomic.js';
 import { runT2vStudy, studyGenerator, type T2vResults } from '../../src/studies/t2v/index.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
-import { vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 
 /** The text-to-video study end to end at the micro budget on an untrained tiny prefix LM over the shipped tokenizer. */

@@ -45,7 +45,10 @@ const clips = (shape: number[], seed: number) =>
 function bytesOf(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) out.set(p, (o += p.length) - p.length);
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -100,7 +103,10 @@ describe('the asynchronous path', () => {
     assert.deepEqual(E.toArray(viaAsync.y), [2, 4, 6]);
     assert.deepEqual(E.toArray(viaAsync.n), E.toArray(sync.n));
     let inTrace: Promise<unknown> | undefined;
-    E.trace((t) => ((inTrace = f.runAsync(t as Tensor)), t), [x]);
+    E.trace((t) => {
+      inTrace = f.runAsync(t as Tensor);
+      return t;
+    }, [x]);
     await assert.rejects(inTrace!, /runAsync inside a trace/);
   });
 });

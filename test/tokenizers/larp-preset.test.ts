@@ -23,7 +23,7 @@ function maxOffDiagonalCosine(buf: E.Tensor): number {
 describe('LARP tiny preset', () => {
   it('uses the reference query init (0.02), the centred patch embedding and routed init, with or without the prior', () => {
     for (const prior of [true, false]) {
-      const cfg = parseLarpConfig(tinyConfig(prior) as Record<string, any>, tinyConfig(prior).gptc_sizes as never);
+      const cfg = parseLarpConfig(tinyConfig(prior) as Record<string, unknown>, tinyConfig(prior).gptc_sizes as never);
       assert.equal(cfg.queryInitStd, 0.02);
       assert.equal(cfg.patchEmbedCenter, 0.5);
       assert.equal(cfg.routedInitGain, 1.5);
@@ -33,7 +33,7 @@ describe('LARP tiny preset', () => {
   });
 
   it('its decoder patch queries (random, routed init) are further apart than sin-cos ones, and encoder and decoder share them', () => {
-    const raw = tinyConfig(false) as Record<string, any>;
+    const raw = tinyConfig(false) as Record<string, unknown>;
     const tiny = new LarpModel(parseLarpConfig(raw));
     const { routed_init_gain: _, ...refRaw } = raw;
     const ref = new LarpModel(parseLarpConfig(refRaw));
@@ -45,7 +45,7 @@ describe('LARP tiny preset', () => {
   });
 
   it('a config without routed_init_gain or patch_pe_scale_factor (reference, golden files) keeps sin-cos base 10000', () => {
-    const { routed_init_gain: _, ...raw } = tinyConfig(false) as Record<string, any>;
+    const { routed_init_gain: _, ...raw } = tinyConfig(false) as Record<string, unknown>;
     const cfg = parseLarpConfig(raw);
     assert.equal(cfg.patchPeScale, 10000);
     const m = new LarpModel(cfg);

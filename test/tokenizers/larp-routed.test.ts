@@ -10,8 +10,8 @@ import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 const config = (over: Record<string, unknown> = {}) => {
   const tiny = larpTrainer.presets.tiny!;
   // the tiny preset without routed init (the preset turns it on), plus `over`
-  const { routed_init_gain: _, ...raw } = larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior: false } }, { size: 32, frames: 8, channels: 3 }) as Record<string, any>;
-  return { ...raw, ...over } as Record<string, any>;
+  const { routed_init_gain: _, ...raw } = larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior: false } }, { size: 32, frames: 8, channels: 3 }) as Record<string, unknown>;
+  return { ...raw, ...over } as Record<string, unknown>;
 };
 
 /** Head-averaged attention probabilities of the last `readers` rows of `seq` [1, t, d] over all t keys, in block `blk`. */
@@ -31,7 +31,9 @@ function attentionOfReaders(blk: Block, seq: E.Tensor, readers: number): number[
       const m = Math.max(...logits);
       const e = logits.map((l) => Math.exp(l - m));
       const z = e.reduce((a, b) => a + b, 0);
-      e.forEach((v, k) => (p[k]! += v / z / heads));
+      e.forEach((v, k) => {
+        p[k]! += v / z / heads;
+      });
     }
     out.push(p);
   }

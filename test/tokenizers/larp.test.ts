@@ -48,7 +48,9 @@ describe('LARP tokenizer', () => {
       assert.deepEqual([...y.shape], [2, 3, 4, 8, 8]);
       // decode is the model's decode of the codes, mapped from [0, 1] to [-1, 1]
       const ref = E.toArray(E.jit((i: Tensor) => tok.model.decodeIndices(i))(ids) as Tensor);
-      E.toArray(y).forEach((v, i) => assert.ok(Math.abs(v - (2 * ref[i] - 1)) < 1e-5));
+      E.toArray(y).forEach((v, i) => {
+        assert.ok(Math.abs(v - (2 * ref[i] - 1)) < 1e-5);
+      });
     });
   }
 

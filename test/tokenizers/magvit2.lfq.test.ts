@@ -13,7 +13,11 @@ import { Rng } from '../../src/util/rng.js';
 function latents(rows: number[][]): Tensor {
   const d = rows[0].length, n = rows.length;
   const v = new Float32Array(d * n);
-  rows.forEach((r, j) => r.forEach((x, i) => (v[i * n + j] = x)));
+  rows.forEach((r, j) => {
+    r.forEach((x, i) => {
+      v[i * n + j] = x;
+    });
+  });
   return E.tensor(v, [1, d, n]);
 }
 
@@ -183,7 +187,9 @@ describe('LFQ gradients and losses', () => {
     const want = vals.reduce((s, v, i) => s + (v - q[i]) ** 2, 0) / 6;
     const [val, g] = E.valueAndGrad((x: Tensor) => commitmentLoss(x))(z) as [Tensor, Tensor];
     assert.ok(Math.abs(E.item(val) - want) < 1e-6);
-    E.toArray(g).forEach((v, i) => assert.ok(Math.abs(v - (2 * (vals[i] - q[i])) / 6) < 1e-6));
+    E.toArray(g).forEach((v, i) => {
+      assert.ok(Math.abs(v - (2 * (vals[i] - q[i])) / 6) < 1e-6);
+    });
   });
 
   it('entropy gradients match finite differences', () => {

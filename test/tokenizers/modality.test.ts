@@ -16,7 +16,10 @@ function scaling(gain: number): Tokenizer {
   return {
     kind: 'scaling', modality: 'video', config: {}, vocabBits: 1, vocabSize: 2, clipFrames: 2,
     grid: () => ({ shape: [1] }),
-    encode: (x) => ((last = x), E.concrete(new BigInt64Array(x.shape[0]), [x.shape[0], 1], 'int64')),
+    encode: (x) => {
+      last = x;
+      return E.concrete(new BigInt64Array(x.shape[0]), [x.shape[0], 1], 'int64');
+    },
     decode: () => E.concrete((last!.data as Float32Array).map((v) => v * gain), last!.shape, 'float32'),
     encodeAsync: () => Promise.reject(new Error('not used')),
     decodeAsync: () => Promise.reject(new Error('not used')),

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, type Stats, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { backend, defaultThreads } from '../../engine/core.js';
@@ -20,7 +20,7 @@ import { INDEX_FILE, listShards, readShard, SHARD_VERSION, type ShardIndex } fro
 type Kind = 'tokens' | 'safetensors' | 'shard' | 'json' | 'video' | 'directory';
 
 function sniff(path: string): Kind {
-  let st;
+  let st: Stats;
   try {
     st = statSync(path);
   } catch {

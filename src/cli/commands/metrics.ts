@@ -74,7 +74,11 @@ export function registerMetrics(program: Command): void {
       }
       // Identical frames have infinite PSNR; the mean counts them as 100 dB (meanCapped).
       const lines = [`${psnrs.length} frames of ${size.width}×${size.height}: PSNR ${result.psnr.toFixed(2)} dB, SSIM ${result.ssim.toFixed(4)}`];
-      if (opts.perFrame) psnrs.forEach((p, i) => lines.push(`  ${String(i).padStart(5)}  PSNR ${Number.isFinite(p) ? p.toFixed(2) : 'inf'} dB  SSIM ${ssims[i]!.toFixed(4)}`));
+      if (opts.perFrame) {
+        psnrs.forEach((p, i) => {
+          lines.push(`  ${String(i).padStart(5)}  PSNR ${Number.isFinite(p) ? p.toFixed(2) : 'inf'} dB  SSIM ${ssims[i]!.toFixed(4)}`);
+        });
+      }
       console.log(lines.join('\n'));
     });
 }

@@ -29,7 +29,9 @@ const customOp: OpDef<CustomAttrs> = defineOp<CustomAttrs>({
   name: 'customVjp',
   infer: (ins, a) => ins.slice(a.nPrimals).map((t) => ({ shape: t.shape, dtype: t.dtype })),
   lower(ctx, ins, outs, a) {
-    outs.forEach((o, i) => ctx.emit('Identity', [ins[a.nPrimals + i]], [o]));
+    outs.forEach((o, i) => {
+      ctx.emit('Identity', [ins[a.nPrimals + i]], [o]);
+    });
   },
   vjp(cts, node) {
     const primals = node.inputs.slice(0, node.attrs.nPrimals);

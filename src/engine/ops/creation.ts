@@ -1,7 +1,7 @@
 import { allocate, type DType, hostArray, numel } from '../dtype.js';
 import { apply1, defineOp, notDifferentiable } from '../op.js';
 import type { Rng } from '../../util/rng.js';
-import { concrete, currentGraph, type NoiseDist, Tensor } from '../tensor.js';
+import { concrete, currentGraph, type NoiseDist, type Tensor } from '../tensor.js';
 import { defaultRng } from '../random.js';
 
 /** Tensors from values, filled tensors, ranges, and noise. */

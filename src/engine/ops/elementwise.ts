@@ -1,6 +1,6 @@
 import type { DType } from '../dtype.js';
 import { isFloat } from '../dtype.js';
-import { apply1, defineOp, type LowerCtx, type Node, notDifferentiable, type NotDifferentiable, type OpDef } from '../op.js';
+import { apply1, defineOp, type LowerCtx, notDifferentiable, type NotDifferentiable, type OpDef } from '../op.js';
 import { broadcastShapes, sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { lift, type TensorLike } from './creation.js';
@@ -111,7 +111,7 @@ function unaryOp(name: string, lower: string | ((ctx: LowerCtx, x: string, y: st
     name,
     infer: ([x]) => [{ shape: x.shape, dtype: outDtype ?? x.dtype }],
     lower: (ctx, [x], [y]) => (typeof lower === 'string' ? ctx.emit(lower, [x], [y]) : lower(ctx, x, y)),
-    vjp: typeof vjp === 'function' ? (cts, node: Node) => [vjp(cts[0]!, node.inputs[0], node.outputs[0])] : vjp,
+    vjp: typeof vjp === 'function' ? (cts, node) => [vjp(cts[0]!, node.inputs[0], node.outputs[0])] : vjp,
   });
   return (x: Tensor): Tensor => apply1(op, [x], {});
 }
@@ -158,7 +158,9 @@ export const erf = unaryOp('erf', 'Erf', (g, x) => mul(g, mul(exp(neg(mul(x, x))
 export const sin = unaryOp('sin', 'Sin', (g, x) => mul(g, cos(x)));
 export const cos = unaryOp('cos', 'Cos', (g, x) => neg(mul(g, sin(x))));
 export const logicalNot = unaryOp('logicalNot', 'Not', BOOLEAN, 'bool');
-export const isNaN = unaryOp('isNaN', 'IsNaN', BOOLEAN, 'bool');
+const isNan = unaryOp('isNaN', 'IsNaN', BOOLEAN, 'bool');
+// exported as isNaN without a module-level binding of that name, which would shadow the global isNaN here
+export { isNan as isNaN };
 
 /** GELU, exact (erf) or with the tanh approximation; ONNX Gelu-20 lowers to one fused kernel. */
 const geluErf = unaryOp(

@@ -22,7 +22,7 @@ const gatherOp = defineOp<{ axis: number }>({
     const k = idx.size;
     const gShape = [...x.shape.slice(0, axis), k, ...x.shape.slice(axis + 1)];
     const g2 = reshape(g!, gShape);
-    const index = broadcastTo(reshape(idx, gShape.map((d, i) => (i === axis ? k : 1))), gShape);
+    const index = broadcastTo(reshape(idx, gShape.map((_, i) => (i === axis ? k : 1))), gShape);
     return [scatterAdd(zeros(x.shape, x.dtype), axis, index, g2), null];
   },
 });
@@ -36,7 +36,7 @@ export const embedding = (table: Tensor, ids: Tensor): Tensor => gather(table, i
 
 const takeAlongOp = defineOp<{ axis: number }>({
   name: 'takeAlongAxis',
-  infer([x, idx], a) {
+  infer([x, idx]) {
     checkIndex(idx, 'takeAlongAxis indices');
     if (idx.shape.length !== x.shape.length) throw new Error(`indices ${fmt(idx.shape)} must have the rank of ${fmt(x.shape)}`);
     return [{ shape: idx.shape, dtype: x.dtype }];

@@ -143,8 +143,10 @@ const sliceOp = defineOp<SliceAttrs>({
   vjp([g], { inputs: [x], outputs: [y], attrs }) {
     // Contiguous slices are undone by zero padding; strided or reversed ones scatter back along each axis.
     if (attrs.specs.every((s) => s.step === 1)) {
-      const pads = x.shape.map((d): [number, number] => [0, 0]);
-      attrs.axes.forEach((ax, i) => (pads[ax] = [attrs.specs[i].start, x.shape[ax] - attrs.specs[i].end]));
+      const pads = x.shape.map((): [number, number] => [0, 0]);
+      attrs.axes.forEach((ax, i) => {
+        pads[ax] = [attrs.specs[i].start, x.shape[ax] - attrs.specs[i].end];
+      });
       return [pad(g!, pads)];
     }
     let grad = g!;
@@ -287,7 +289,9 @@ const padOp = defineOp<PadAttrs>({
   vjp([g], { inputs: [x], attrs }) {
     if (attrs.mode === 'constant') {
       const r: Record<number, [number, number]> = {};
-      attrs.pads.forEach(([b], i) => (r[i] = [b, b + x.shape[i]]));
+      attrs.pads.forEach(([b], i) => {
+        r[i] = [b, b + x.shape[i]];
+      });
       return [slice(g!, r)];
     }
     let grad = g!;

@@ -127,7 +127,10 @@ export class PrefixLmDecoder {
     const newK: Tensor[] = [], newV: Tensor[] = [];
     const h = m.run(m.embed({ ids }), { positions: pos, mask: 'none', cache: (l) => ({
       past: { k: ks[l]!, v: vs[l]!, visible },
-      keep: (k, v) => ((newK[l] = k), (newV[l] = v)),
+      keep: (k, v) => {
+        newK[l] = k;
+        newV[l] = v;
+      },
     }) });
     return [E.linear(E.reshape(h, [B, m.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
   }
@@ -140,7 +143,7 @@ export class PrefixLmDecoder {
     const key = `${range.lo}:${range.hi}`;
     const weights = [...this.linears.map((p) => p.value), this.model.headWeight.value];
     const held = this.int8Fns.get(key);
-    if (held && held.weights.every((w, i) => w === weights[i])) return held.fn;
+    if (held?.weights.every((w, i) => w === weights[i])) return held.fn;
     held?.fn.dispose();
     const linears = weights.slice(0, -1), head = this.headRows(range);
     const fn: Int8DecodeFn = E.jit((w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
@@ -242,7 +245,12 @@ export class PrefixLmDecoder {
         const ks: Tensor[] = [], vs: Tensor[] = [];
         const h = m.run(m.embed(input), {
           positions: E.arange(0, S, 1, 'int64'), mask: valid ? keyPaddingMask(valid) : 'none',
-          cache: (l) => ({ keep: (k, v) => ((ks[l] = k), (vs[l] = v)) }),
+          cache: (l) => ({
+            keep: (k, v) => {
+              ks[l] = k;
+              vs[l] = v;
+            },
+          }),
         });
         return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
       }), { name: 'prefix_lm_prefill' });
@@ -344,11 +352,20 @@ export function decodeAgreement(ref: PrefixLmDecoder, test: PrefixLmDecoder, x: 
       for (let j = o; j < o + V; j++) {
         const p = la[j]!, q = lb[j]!;
         maxAbs = Math.max(maxAbs, Math.abs(p - q));
-        if (p > mA) (mA = p), (amA = j);
-        if (q > mB) (mB = q), (amB = j);
+        if (p > mA) {
+          mA = p;
+          amA = j;
+        }
+        if (q > mB) {
+          mB = q;
+          amB = j;
+        }
       }
       let zA = 0, zB = 0;
-      for (let j = o; j < o + V; j++) (zA += Math.exp(la[j]! - mA)), (zB += Math.exp(lb[j]! - mB));
+      for (let j = o; j < o + V; j++) {
+        zA += Math.exp(la[j]! - mA);
+        zB += Math.exp(lb[j]! - mB);
+      }
       const lzA = mA + Math.log(zA), lzB = mB + Math.log(zB);
       let kl = 0;
       for (let j = o; j < o + V; j++) {

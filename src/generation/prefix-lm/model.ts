@@ -1,7 +1,7 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
 import {
-  DecoderLm, decoderLmConfig, IGNORE, Linear, nextTokenLoss, type DecoderLmInput, type ResolvedDecoderLmConfig,
+  DecoderLm, decoderLmConfig, IGNORE, type Linear, nextTokenLoss, type DecoderLmInput, type ResolvedDecoderLmConfig,
 } from '../../nn/index.js';
 import { check } from '../../util/errors.js';
 

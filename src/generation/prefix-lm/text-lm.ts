@@ -64,14 +64,16 @@ export class TextPrefixLm extends Module {
     for (let i = 0; i < tokens.count; i++) valid.fill(1, i * L, i * L + tokens.lengths[i]!);
     let h: Float32Array, dim: number;
     if (this.frozen) {
-      (h = this.frozen.embed(tokens)), (dim = this.frozen.dim);
+      h = this.frozen.embed(tokens);
+      dim = this.frozen.dim;
     } else {
       const enc = this.text!;
       const wasTraining = enc.training;
       enc.eval();
       try {
         const x = enc.inputs(tokens);
-        (h = Float32Array.from(E.toArray(enc.forward(x.ids, x.valid)))), (dim = enc.dim);
+        h = Float32Array.from(E.toArray(enc.forward(x.ids, x.valid)));
+        dim = enc.dim;
       } finally {
         enc.train(wasTraining);
       }

@@ -1,7 +1,7 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
 import { andMasks, Embedding, keyPaddingMask, LayerNorm, Module, rotaryTables, TransformerBlock } from '../../nn/index.js';
-import { VtokError, check } from '../../util/errors.js';
+import { check } from '../../util/errors.js';
 import { byteTokenize } from './tokenize.js';
 import type { TextEncoder, TextTokens } from './encoder.js';
 

@@ -83,7 +83,10 @@ function quality(orig: Frame[][], recon: Frame[][]): { psnr: number; ssim: numbe
   const cat = (c: Frame[]) => {
     const out = new Uint8Array(c.reduce((a, f) => a + f.data.length, 0));
     let o = 0;
-    for (const f of c) out.set(f.data, (o += f.data.length) - f.data.length);
+    for (const f of c) {
+      out.set(f.data, o);
+      o += f.data.length;
+    }
     return out;
   };
   return {
@@ -179,7 +182,9 @@ function decodeClips(tok: Tokenizer, ids: Int32Array[], grid: number[]): Frame[]
   for (let i = 0; i < ids.length; i += 4) {
     const chunk = ids.slice(i, i + 4);
     const flat = new Int32Array(chunk.length * chunk[0]!.length);
-    chunk.forEach((c, n) => flat.set(c, n * c.length));
+    chunk.forEach((c, n) => {
+      flat.set(c, n * c.length);
+    });
     const video = tok.decode(E.tensor(flat, [chunk.length, ...grid], 'int64'));
     out.push(...tensorToClips(video.data as Float32Array, video.shape));
   }
@@ -205,7 +210,12 @@ function rankChannels(tok: Tokenizer, clips: Frame[][]): { order: number[]; fixe
   const bits = Math.round(Math.log2(tok.vocabSize));
   const share = Array.from({ length: bits }, (_, b) => {
     let ones = 0, n = 0;
-    for (const c of ids) for (const v of c) (ones += (v >>> b) & 1), n++;
+    for (const c of ids) {
+      for (const v of c) {
+        ones += (v >>> b) & 1;
+        n++;
+      }
+    }
     return ones / n;
   });
   const h = share.map((p) => (p <= 0 || p >= 1 ? 0 : -(p * Math.log2(p) + (1 - p) * Math.log2(1 - p))));
@@ -272,7 +282,7 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
       const setting = `${k} bits, ${half ? 'half size' : 'full size'} (${grid.join('×')} tokens)`;
       points.push({ method: `vtok${half ? ' half' : ''}`, setting, bpp, ...quality(orig, recon), packedBpp: (coded[0]!.length * bits) / pixels, bppByModel });
       if (!half && k === bits) {
-        samples['vtok'] = recon[0]!;
+        samples.vtok = recon[0]!;
         fullGrid = grid;
       }
       log(`vtok ${setting}: ${bpp.toFixed(4)} bpp, PSNR ${points[points.length - 1]!.psnr.toFixed(2)} dB`);

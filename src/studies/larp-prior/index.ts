@@ -228,7 +228,7 @@ async function encodeTokens(s: Study, tokenizers: Record<ArmName, Tokenizer>, he
     const { tensors } = loadTensors(tokenPath(a.name));
     const seqs = (name: string): TokenSequences => {
       const t = tensors.get(name);
-      if (!t || t.rank !== 2 || t.shape[1] !== b.tokens) throw new VtokError(`no "${name}" token tensor [N, ${b.tokens}]`, tokenPath(a.name));
+      if (t?.rank !== 2 || t.shape[1] !== b.tokens) throw new VtokError(`no "${name}" token tensor [N, ${b.tokens}]`, tokenPath(a.name));
       return tokenSequences(t.data as Int32Array, t.shape[0]!, t.shape[1]!);
     };
     return [a.name, { train: seqs('train'), held: seqs('held') }];
@@ -238,7 +238,10 @@ async function encodeTokens(s: Study, tokenizers: Record<ArmName, Tokenizer>, he
 function concat(parts: Int32Array[]): Int32Array {
   const all = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
-  for (const p of parts) (all.set(p, off), (off += p.length));
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
   return all;
 }
 
@@ -324,7 +327,10 @@ async function evaluateArms(s: Study, c: {
       let bar: Progress | undefined;
       generated = await s.timed(`sample-${arm.name}`, () => sample(c.gpts[arm.name], {
         count: b.samples, length: b.tokens, bos, temperature: b.temperature, suppress: [bos], rng: new Rng(seed).fork(`samples-${arm.name}`),
-        onStep: (d, total) => (bar ??= progress('sample', total, { quiet: s.quiet })).update(d),
+        onStep: (d, total) => {
+          bar ??= progress('sample', total, { quiet: s.quiet });
+          bar.update(d);
+        },
       }));
       bar?.stop();
       saveTensors(samplesPath, new Map([['ids', E.concrete(generated, [b.samples, b.tokens], 'int32')]]));

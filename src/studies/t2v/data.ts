@@ -35,7 +35,7 @@ export function saveClips(path: string, clips: ClipTensor, metadata: Record<stri
 export function loadClips(path: string): ClipTensor {
   if (!existsSync(path)) throw new VtokError('no such clips file', path);
   const t = loadTensors(path).tensors.get('clips');
-  if (!t || t.dtype !== 'uint8' || t.rank !== 5) throw new VtokError('expected a uint8 tensor "clips" [N, C, T, H, W]', path);
+  if (t?.dtype !== 'uint8' || t.rank !== 5) throw new VtokError('expected a uint8 tensor "clips" [N, C, T, H, W]', path);
   const [N, C, T, H, W] = t.shape as [number, number, number, number, number];
   return { data: Float32Array.from(t.data as Uint8Array, (v) => v / 127.5 - 1), shape: [N, C, T, H, W] };
 }

@@ -153,7 +153,11 @@ async function generateFaithfulness(s: Study, real: Record<HeldSplit, LabelledSe
   const dir = join(s.out, 'faithfulness');
   mkdirSync(dir, { recursive: true });
   const plan: Omit<GeneratedSet, 'clips'>[] = [];
-  b.cfgScales.forEach((cfg, k) => HELD_SPLITS.forEach((split, j) => plan.push({ arm: `cfg${cfg}`, split, cfg, seed: s.seed * 1000 + 10 * k + j })));
+  b.cfgScales.forEach((cfg, k) => {
+    HELD_SPLITS.forEach((split, j) => {
+      plan.push({ arm: `cfg${cfg}`, split, cfg, seed: s.seed * 1000 + 10 * k + j });
+    });
+  });
   plan.push({ arm: 'uncond', split: 'test', cfg: null, seed: s.seed * 1000 + 999 });
   const sets: GeneratedSet[] = [];
   for (const p of plan) {

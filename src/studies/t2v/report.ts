@@ -67,7 +67,7 @@ export function t2vMarkdown(r: T2vResults): string {
     '| clips | split | CFG | seed | digit acc. | axis acc. | both | Fréchet to real ↓ |', '|---|---|---|---|---|---|---|---|');
   for (const s of ['test', 'unseen'] as const) {
     const a = r.classifier.real[s];
-    lines.push(`| real held-out (${a.clips}) | ${s} | – | – | ${pct(a.digit)} | ${pct(a.axis)} | ${pct(a.both)} | ${s === 'test' ? f(r.reference.frechet_real_vs_real) + ' (train vs test split)' : '–'} |`);
+    lines.push(`| real held-out (${a.clips}) | ${s} | – | – | ${pct(a.digit)} | ${pct(a.axis)} | ${pct(a.both)} | ${s === 'test' ? `${f(r.reference.frechet_real_vs_real)} (train vs test split)` : '–'} |`);
   }
   for (const a of r.faithfulness) {
     lines.push(`| ${a.arm === 'uncond' ? 'unconditional' : 'generated'} (${a.accuracy.clips}) | ${a.split} | ${a.cfg ?? 'text dropped'} | ${a.seed} | ${pct(a.accuracy.digit)} | ${pct(a.accuracy.axis)} | ${pct(a.accuracy.both)} | ${f(a.frechet)} |`);

@@ -110,7 +110,12 @@ const FIXED: Record<string, unknown> = {
   encoder_query_gaussian_init: true,
 };
 
-type Json = Record<string, any>;
+type Json = Record<string, unknown>;
+
+/** The section `o[key]` of a parsed config (`fallback` when absent); its fields are checked where they are read. */
+function section(o: Json, key: string, fallback: Json = {}): Json {
+  return (o[key] ?? fallback) as Json;
+}
 
 function num(o: Json, key: string, fallback?: number): number {
   const v = o[key] ?? fallback;
@@ -130,11 +135,11 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     throw new VtokError('LARP config: decoder patch sizes must equal the encoder ones (the reference unpatchifies with the encoder sizes)');
   }
   if (raw.encoder_hidden_size !== raw.decoder_hidden_size) throw new VtokError('LARP config: encoder and decoder widths must be equal');
-  const b: Json = raw.bottleneck?.args ?? {};
+  const b = section(section(raw, 'bottleneck'), 'args');
   if ((b.norm ?? 'none') !== 'none') throw new VtokError(`LARP config: bottleneck norm ${JSON.stringify(b.norm)} is not implemented`);
-  const reg: Json = b.regularizer ?? {};
+  const reg = section(b, 'regularizer');
   if (reg.name !== 'vq') throw new VtokError(`LARP config: regularizer ${JSON.stringify(reg.name)} is not implemented (only "vq")`);
-  const r: Json = reg.args ?? {};
+  const r = section(reg, 'args');
   if (r.l2_normalized === false || r.stochastic === false || num(r, 'stochastic_temperature', 0.03) <= 0 || num(r, 'entropy_loss_weight', 0) < 0) {
     throw new VtokError('LARP config: only the released quantizer (l2-normalised, stochastic, τ > 0, entropy weight ≥ 0) is implemented');
   }
@@ -171,25 +176,26 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
   if (cfg.frameNum % cfg.temporalPatchSize || cfg.inputSize % cfg.patchSize) {
     throw new VtokError(`LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`);
   }
-  const p: Json = raw.prior_model ?? { name: 'none' };
+  const p = section(raw, 'prior_model', { name: 'none' });
   if (p.name && p.name !== 'none') {
-    const sizes: Record<string, GptcSize> = { ...GPTC_SIZES, ...(raw.gptc_sizes ?? {}), ...gptcSizes };
-    const size = sizes[p.name];
+    // sizes from the config itself are unchecked JSON: num() checks the fields read
+    const sizes = { ...GPTC_SIZES, ...section(raw, 'gptc_sizes'), ...gptcSizes } as Record<string, Json>;
+    const size = sizes[p.name as string];
     if (!size) throw new VtokError(`LARP config: unknown prior model "${p.name}" (known: ${Object.keys(sizes).join(', ')})`);
-    const a: Json = p.args ?? {};
+    const a = section(p, 'args');
     cfg.prior = {
-      name: p.name,
+      name: p.name as string,
       size: { dim: num(size, 'n_embd'), layers: num(size, 'n_layer'), heads: num(size, 'n_head') },
       maxSeqLen: num(a, 'max_seq_len', cfg.tokens),
-      l2Normalized: a.l2_normalized ?? true,
+      l2Normalized: (a.l2_normalized ?? true) as boolean,
       dropout: p.no_dropout ? 0 : 0.1,
       latentCeTemperature: num(p, 'latent_ce_temperature', 1.0),
       nRounds: num(p, 'n_rounds', 1),
-      useMixSs: p.use_mix_ss ?? false,
+      useMixSs: (p.use_mix_ss ?? false) as boolean,
       mixSsMaxRatio: num(p, 'mix_ss_max_ratio', 0.5),
       mixSsPeakStepsRatio: num(p, 'mix_ss_peak_steps_ratio', 0.3),
-      avgLossOverRounds: p.avg_loss_over_rounds ?? true,
-      noGradBeforeLastRound: p.no_grad_before_last_round ?? false,
+      avgLossOverRounds: (p.avg_loss_over_rounds ?? true) as boolean,
+      noGradBeforeLastRound: (p.no_grad_before_last_round ?? false) as boolean,
     };
     if (cfg.prior.maxSeqLen < cfg.tokens) throw new VtokError(`LARP config: prior max_seq_len ${cfg.prior.maxSeqLen} < ${cfg.tokens} tokens`);
   }

@@ -44,7 +44,12 @@ export function routeBlock(block: Block, readers: ArrayLike<number>, targets: Ar
   const d = w.shape[1]!;
   const k = readers.length / d;
   const U = new Matrix(k, d), T = new Matrix(k, d);
-  for (let i = 0; i < k; i++) for (let c = 0; c < d; c++) (U.set(i, c, readers[i * d + c]!), T.set(i, c, gain * targets[i * d + c]!));
+  for (let i = 0; i < k; i++) {
+    for (let c = 0; c < d; c++) {
+      U.set(i, c, readers[i * d + c]!);
+      T.set(i, c, gain * targets[i * d + c]!);
+    }
+  }
   const wq = T.transpose().mmul(pseudoInverse(U.transpose())); // d × d
   const a = Float32Array.from(toArray(w.value) as ArrayLike<number>);
   for (let r = 0; r < d; r++) {

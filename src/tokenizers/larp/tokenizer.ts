@@ -131,7 +131,8 @@ export class LarpTokenizer implements Tokenizer {
       // Calibration ids come from the float32 encoder.
       calibrate: (ids: Tensor) => (cal ? calibrationBatches(cal, ids.shape[0], cal.shape.slice(1), 'LARP decode').map(([clips]) => [this.encodeFn(clips)]) : [[ids]]),
     });
-    return (this.int8 = { encode, decode });
+    this.int8 = { encode, decode };
+    return this.int8;
   }
 
   /** Compiled in eval mode with deterministic SVQ (argmax codes), the quantizer's mode restored afterwards. */

@@ -1,6 +1,6 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
-import { Conv3d, LayerNorm, Linear, Module, MultiHeadAttention, Mlp, TransformerBlock } from '../../nn/index.js';
+import { Conv3d, LayerNorm, Linear, Module, type MultiHeadAttention, type Mlp, TransformerBlock } from '../../nn/index.js';
 
 /**
  * The ViT pieces LARP's tokenizer is built from, with the reference's names: PatchEmbed3D (x_embedder.proj),

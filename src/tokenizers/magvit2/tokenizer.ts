@@ -69,7 +69,9 @@ export class Magvit2Tokenizer implements Tokenizer {
 
   /** The compiled encode/decode for the current precision (each recompiles itself when the weights change). */
   private programs(precision: E.Precision = this.precisionMode): Programs {
-    return precision === 'fp32' ? this.fp32 : (this.int8 ??= this.build('int8'));
+    if (precision === 'fp32') return this.fp32;
+    this.int8 ??= this.build('int8');
+    return this.int8;
   }
 
   private build(precision: E.Precision): Programs {
