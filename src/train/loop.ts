@@ -24,6 +24,7 @@ export interface TrainTask<B> {
   /** Modules whose weights are checkpointed, by file name ("model", "discriminator"). */
   modules: Record<string, Module>;
   /** Compiled step functions whose optimizer state is checkpointed. */
+  // biome-ignore lint/suspicious/noExplicitAny: a task's steps take different batch types (generator, discriminator)
   steps: Record<string, TrainStep<any>>;
   /** One iteration: run the step function(s) on a batch, return scalar metrics (must include "loss"). */
   iterate(batch: B, step: number): Record<string, number>;

@@ -54,7 +54,9 @@ function child(runDir: string, o: ChildOptions): Run {
   const line = (re: RegExp, n: number) => new Promise<number>((resolve) => waiters.push({ re, n, resolve }));
   return {
     proc,
-    reached: (n) => line(/step (\d+)/g, n).then(() => void (t0 = Date.now())),
+    reached: (n) => line(/step (\d+)/g, n).then(() => {
+      t0 = Date.now();
+    }),
     saveHeld: (n) => line(/save (\d+) held/g, n),
     go: (what) => writeFileSync(`${runDir}.go-${what}`, ''),
     done,
