@@ -5,9 +5,10 @@ import { pipeline } from 'node:stream/promises';
 import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../codec/container.js';
 import type { Precision } from '../engine/core.js';
 import { framesToClip } from '../io/clip.js';
+import { checkSample, clipLayout, layoutFrames } from '../io/clip-layout.js';
 import { type ClipTensor, tensorToClips, type Frame } from '../io/frame.js';
 import { shippedModel, shippedTokenizers } from '../io/shipped.js';
-import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../io/tokenfile.js';
+import { hashConfig, openTokenFile, type TokenClip, type TokenFileHeader, TokenFileWriter } from '../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../io/video.js';
 import { VtokError } from '../util/errors.js';
 import { Interrupted, watchInterrupts } from '../util/interrupt.js';
@@ -182,6 +183,8 @@ export interface DecodeFileOptions {
   fps?: number;
   /** Inference precision (default fp32). */
   precision?: Precision;
+  /** Of a file with several samples (`vtok generate --samples`), this one alone (1 = the leftmost); default: all. */
+  sample?: number;
 }
 
 export interface DecodeFileResult {
@@ -190,7 +193,11 @@ export interface DecodeFileResult {
   frames: number;
 }
 
-/** Decodes a token file (.vtok or .vtkc) to a video or image; returns the model used and the frames written. */
+/**
+ * Decodes a token file (.vtok or .vtkc) to a video or image, its clips joined and laid out as its header records
+ * (io/clip-layout: a generated video with its extensions, samples side by side); returns the model used and the
+ * frames written.
+ */
 export async function decodeFile(file: string, output: string, o: DecodeFileOptions = {}): Promise<DecodeFileResult> {
   const tf = isCodedTokenFile(file) ? openCodedTokens(file) : await openTokenFile(file);
   const h = tf.header;
@@ -201,19 +208,22 @@ export async function decodeFile(file: string, output: string, o: DecodeFileOpti
   if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
     throw new VtokError(`tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`, file);
   }
-  const realFrames = Number(h.extra?.frames ?? Infinity);
+  const layout = clipLayout(h.extra, file);
+  checkSample(layout, o.sample, file);
   let written = 0;
   // Ctrl-C/SIGTERM: stop after the clip in progress; writeVideo then removes its partial file.
   const stop = watchInterrupts('stopping after this clip; no video will be written');
+  const decode = async (clip: TokenClip): Promise<Frame[]> => {
+    if (await stop.poll()) {
+      throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
+    }
+    const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
+    return tensorToClips(video.data, video.shape)[0]!;
+  };
   async function* frames(): AsyncGenerator<Frame> {
-    for await (const clip of tf.clips()) {
-      if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
-      const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
-      for (const f of tensorToClips(video.data, video.shape)[0]) {
-        if (written >= realFrames) return;
-        written++;
-        yield f;
-      }
+    for await (const f of layoutFrames(tf.clips(), layout, decode, { sample: o.sample, file })) {
+      written++;
+      yield f;
     }
   }
   const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) }).finally(() => stop.dispose());
