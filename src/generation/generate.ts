@@ -7,7 +7,10 @@ import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/
 import { PrefixLmDecoder } from './prefix-lm/decoder.js';
 import { sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
 import { gridSize, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
-import { buildSequence, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, type TaskInputs } from './tasks.js';
+import {
+  buildSequence, checkSamplingInputs, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput,
+  resolveTaskName, type TaskInputs,
+} from './tasks.js';
 import type { Generator } from './model-dir.js';
 import { outputSize } from './vocab.js';
 
@@ -192,8 +195,10 @@ export function generateAsync(gen: Generator, o: GenerateOptions, stop: () => Pr
 
 /** The work of `generate` as steps: yields after every sampled position (see util/steps). */
 export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<GenerateResult> {
-  const task = o.task === 'continue' ? 'fp' : o.task;
+  const task = resolveTaskName(o.task);
   const spec = getTask(task);
+  const given = { prompt: o.prompt, image: o.image, video: o.video, label: o.label };
+  checkSamplingInputs(o.task, { ...given, condFrames: o.condFrames, seconds: o.seconds });
   const { layout, model } = gen;
   const size = outputSize(layout);
   const samples = o.samples ?? 1, cfg = o.cfg ?? 1, seed = o.seed ?? 0;
@@ -203,19 +208,14 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
   const inputs: TaskInputs = { label: o.label, condFrames };
   let text: TextInput | undefined;
   if (o.prompt !== undefined) {
-    if (spec.text === 'none') throw new VtokError(`task ${task} takes no text prompt`);
     check(o.prompt.trim().length > 0, 'the prompt is empty');
     inputs.textTokens = model.tokenize([o.prompt]);
     text = model.embed(inputs.textTokens)[0];
   }
   if (cfg !== 1) check(text !== undefined, `classifier-free guidance (cfg ${cfg}) needs a text prompt`);
   const overlap = framesForLatent(condFrames, temporalStride(gen));
-  if (o.image) {
-    check(task === 'i2v', `an image conditions task i2v only, not ${task}`);
-    inputs.image = tokenizeInput(gen, [o.image], o.gray, 'the image');
-  }
+  if (o.image) inputs.image = tokenizeInput(gen, [o.image], o.gray, 'the image');
   if (o.video) {
-    check(task === 'fp', `a video conditions task continue (fp) only, not ${task}`);
     check(o.video.length >= overlap, `the video is too short to continue: ${o.video.length} frame(s), need ${overlap}`);
     inputs.video = tokenizeInput(gen, o.video.slice(o.video.length - overlap), o.gray, 'the video');
   }
@@ -226,9 +226,8 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
   const fullClipFrames = size.frames;
   const seconds = o.seconds ?? fullClipFrames / gen.fps;
   check(Number.isFinite(seconds) && seconds > 0, `seconds must be a positive number, got ${seconds}`);
-  const wanted = Math.max(task === 't2i' ? 1 : fullClipFrames, Math.round(seconds * gen.fps));
-  if (task === 't2i') check(o.seconds === undefined, 't2i makes one image; --seconds does not apply');
-  const extensions = task === 't2i' ? 0 : Math.ceil(Math.max(0, wanted - fullClipFrames) / (fullClipFrames - overlap));
+  const wanted = Math.max(spec.still ? 1 : fullClipFrames, Math.round(seconds * gen.fps));
+  const extensions = spec.still ? 0 : Math.ceil(Math.max(0, wanted - fullClipFrames) / (fullClipFrames - overlap));
   const segments = 1 + extensions;
   const decoder = new PrefixLmDecoder(model.lm, { precision: o.precision });
   try {
@@ -242,7 +241,7 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
       next.added.tokens.forEach((t, r) => tokens[r]!.push(t));
       video = next.video;
     }
-    const frames = frameRange(video, 0, task === 't2i' ? 1 : wanted);
+    const frames = frameRange(video, 0, spec.still ? 1 : wanted);
     return { frames, tokens, sequences: first.sequences, overlapFrames: overlap };
   } finally {
     decoder.dispose();

@@ -47,6 +47,10 @@ export interface TaskSpec {
   text: 'none' | 'optional' | 'required';
   /** Needs a [t, h, w] token grid (a spatial tokenizer, MAGVIT-v2), not LARP's holistic [n]. */
   spatial?: boolean;
+  /** What a sampling request gives it beside text: i2v an image, fp a video to continue, class a label. */
+  given?: 'image' | 'video' | 'label';
+  /** Its output is one image: it has no length, so no extensions (t2i). */
+  still?: boolean;
   /** The sequence's parts for these inputs and output size. */
   compose(layout: VocabLayout, x: TaskInputs, size: OutputSize): Omit<Composition, 'task' | 'res' | 'textLength'>;
   /**
@@ -69,6 +73,52 @@ export function getTask(name: string): TaskSpec {
 }
 
 export const taskNames = (): string[] => [...tasks.keys()];
+
+/** Other names of tasks for sampling requests (`vtok generate --task continue`). */
+const ALIASES: Record<string, string> = { continue: 'fp' };
+
+/** The registered name of a task named in a sampling request. */
+export const resolveTaskName = (name: string): string => ALIASES[name] ?? name;
+
+/** What a sampling request may give a task, by GenerateOptions' names (the CLI's options of the same names). */
+export const SAMPLING_INPUTS = ['prompt', 'image', 'video', 'label', 'condFrames', 'seconds'] as const;
+export type SamplingInput = (typeof SAMPLING_INPUTS)[number];
+
+const INPUT_WORDS: Record<SamplingInput, string> = {
+  prompt: 'text prompt', image: 'image', video: 'video', label: 'class label', condFrames: 'condFrames',
+  seconds: 'seconds',
+};
+
+/**
+ * The inputs a task takes: a prompt unless it has no text, its conditioning, a length unless its output is one
+ * image, and condFrames where it continues a video or (`seconds`) where a length asks for extensions.
+ */
+export function samplingInputs(task: string, o: { seconds?: boolean } = {}): SamplingInput[] {
+  const spec = getTask(resolveTaskName(task));
+  const takes: SamplingInput[] = spec.text === 'none' ? [] : ['prompt'];
+  if (spec.given) takes.push(spec.given);
+  if (!spec.still) takes.push('seconds');
+  if (spec.given === 'video' || (!spec.still && o.seconds)) takes.push('condFrames');
+  return takes;
+}
+
+/**
+ * Refuses an input (one not undefined in `given`) that the task does not take, naming it by `name` (the CLI's
+ * option names; default: words): an input that would be ignored is a mistake the user should hear of.
+ */
+export function checkSamplingInputs(
+  task: string,
+  given: Partial<Record<SamplingInput, unknown>>,
+  name: (k: SamplingInput) => string = (k) => INPUT_WORDS[k],
+): void {
+  const takes = samplingInputs(task, { seconds: given.seconds !== undefined });
+  for (const k of SAMPLING_INPUTS) {
+    if (given[k] === undefined || takes.includes(k)) continue;
+    const all = samplingInputs(task, { seconds: true });
+    const without = all.includes(k) ? ` without ${name('seconds')}` : '';
+    throw new VtokError(`task ${task} takes no ${name(k)}${without} (it takes: ${all.map(name).join(', ')})`);
+  }
+}
 
 /** Refuses a task the model's vocabulary has no token for (a model trained without it). */
 function checkModelTask(layout: VocabLayout, task: string): void {
@@ -159,6 +209,7 @@ registerTask({
   description: 'text to image (a one-latent-frame video)',
   text: 'required',
   spatial: true,
+  still: true,
   compose: (_l, x, size) => ({ outputGrid: [1, size.grid[1]!, size.grid[2]!], output: x.target && latentFrames(x.target, 0, 1) }),
   clip: outputOnly,
 });
@@ -168,6 +219,7 @@ registerTask({
   description: 'frame prediction / continuation: the first 1 or 2 latent frames given, the rest generated',
   text: 'none',
   spatial: true,
+  given: 'video',
   compose: (_l, x, size) => {
     const k = x.condFrames ?? 1;
     const [t, h, w] = size.grid as [number, number, number];
@@ -187,6 +239,7 @@ registerTask({
   description: 'image to video (the image is the first latent frame), with or without text',
   text: 'optional',
   spatial: true,
+  given: 'image',
   compose: (_l, x, size) => {
     const [t, h, w] = size.grid as [number, number, number];
     check(t > 1, `i2v needs clips longer than one latent frame; the model's are ${t}`);
@@ -203,6 +256,7 @@ registerTask({
   name: 'class',
   description: 'class-conditional video (a <class_K> label token)',
   text: 'none',
+  given: 'label',
   compose: (layout, x, size) => {
     const k = x.label;
     if (k === undefined) throw new VtokError('task class needs a class label');

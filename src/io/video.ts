@@ -237,6 +237,9 @@ const CONTAINERS: Record<string, string> = {
   '.y4m': 'yuv4mpegpipe',
 };
 
+/** The extensions writeVideo writes (one list for the writer and for checks of an output before any work). */
+export const VIDEO_EXTENSIONS: readonly string[] = Object.keys(CONTAINERS);
+
 function codecArgs(ext: string, w: number, h: number, crf: number): string[] {
   // 4:2:0 needs even sizes; odd ones keep full chroma instead of being padded or cropped.
   const even = w % 2 === 0 && h % 2 === 0;

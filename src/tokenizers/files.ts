@@ -8,9 +8,10 @@ import { CodedTokenWriter, isCodedTokenFile, openCodedTokens } from '../codec/co
 import { IMAGE_EXTS, VIDEO_EXTS } from '../data/folder.js';
 import type { Precision } from '../engine/core.js';
 import { framesToClip } from '../io/clip.js';
+import { checkSample, clipLayout, layoutFrames } from '../io/clip-layout.js';
 import { type ClipTensor, tensorToClips, type Frame } from '../io/frame.js';
 import { shippedModel, shippedTokenizers } from '../io/shipped.js';
-import { hashConfig, openTokenFile, type TokenFileHeader, TokenFileWriter } from '../io/tokenfile.js';
+import { hashConfig, openTokenFile, type TokenClip, type TokenFileHeader, TokenFileWriter } from '../io/tokenfile.js';
 import { probeVideo, readClip, readFrames, writeVideo } from '../io/video.js';
 import { removeOwnTemps } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
@@ -259,6 +260,8 @@ export interface DecodeFileOptions {
   fps?: number;
   /** Inference precision (default fp32). */
   precision?: Precision;
+  /** Of a file with several samples (`vtok generate --samples`), this one alone (1 = the leftmost); default: all. */
+  sample?: number;
 }
 
 export interface DecodeFileResult {
@@ -268,8 +271,10 @@ export interface DecodeFileResult {
 }
 
 /**
- * Decodes a token file (.vtok or .vtkc; "-" for standard input) to a video or image; returns the model used and the
- * frames written. Ctrl-C/SIGTERM stops after the clip in progress; writeVideo then removes its partial file.
+ * Decodes a token file (.vtok or .vtkc; "-" for standard input) to a video or image, its clips joined and laid out
+ * as its header records (io/clip-layout: a generated video with its extensions, samples side by side); returns the
+ * model used and the frames written. Ctrl-C/SIGTERM stops after the clip in progress; writeVideo then removes its
+ * partial file.
  */
 export async function decodeFile(file: string, output: string, o: DecodeFileOptions = {}): Promise<DecodeFileResult> {
   return guarded(file, output, 'no video will be written', (path, stop) => decodeFrom(path, output, o, stop));
@@ -290,17 +295,20 @@ async function decodeFrom(file: string, output: string, o: DecodeFileOptions, st
     if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
       throw new VtokError(`tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`, file);
     }
-    const realFrames = Number(h.extra?.frames ?? Infinity);
+    const layout = clipLayout(h.extra, file);
+    checkSample(layout, o.sample, file);
     let written = 0;
+    const decode = async (clip: TokenClip): Promise<Frame[]> => {
+      if (await stop.poll()) {
+        throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
+      }
+      const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
+      return tensorToClips(video.data, video.shape)[0]!;
+    };
     async function* frames(): AsyncGenerator<Frame> {
-      for await (const clip of tf.clips()) {
-        if (await stop.poll()) throw new Interrupted(stop.signal!, `stopped after ${written} frames; ${output} was not written`);
-        const video = decodeTokens(tok, { ids: clip.ids, n: 1, grid: clip.grid });
-        for (const f of tensorToClips(video.data, video.shape)[0]) {
-          if (written >= realFrames) return;
-          written++;
-          yield f;
-        }
+      for await (const f of layoutFrames(tf.clips(), layout, decode, { sample: o.sample, file })) {
+        written++;
+        yield f;
       }
     }
     const n = await writeVideo(output, frames(), { fps: o.fps ?? (h.source.fps || 8) });

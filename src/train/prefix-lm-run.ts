@@ -48,14 +48,19 @@ export interface TrainLmOptions {
   stopAfter?: number;
 }
 
-/** `--mixture t2v=0.4,fp=0.2,…` → weights (tasks checked against the registry). */
+/** `--mixture t2v=0.4,fp=0.2,…` → weights (tasks checked against the registry, each named once, finite weights). */
 export function parseMixture(s: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+  const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+  if (parts.length === 0) throw new VtokError('--mixture is empty: give task=weight pairs, e.g. t2v=0.8,fp=0.2');
+  for (const part of parts) {
     const m = /^([a-z0-9_]+)=([0-9.eE+-]+)$/.exec(part);
     if (!m || !(Number(m[2]) >= 0)) throw new VtokError(`--mixture: expected task=weight pairs, got ${JSON.stringify(part)}`);
-    getTask(m[1]!);
-    out[m[1]!] = Number(m[2]);
+    const task = m[1]!, weight = m[2]!;
+    getTask(task);
+    if (task in out) throw new VtokError(`--mixture names task ${task} twice`);
+    check(Number.isFinite(Number(weight)), `--mixture: the weight of ${task} must be a finite number, got ${weight}`);
+    out[task] = Number(weight);
   }
   check(Object.values(out).some((w) => w > 0), '--mixture: no task has a positive weight');
   return out;
@@ -69,13 +74,14 @@ export function parseMixture(s: string): Record<string, number> {
 export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const preset = LM_PRESETS[o.preset];
   if (!preset) throw new VtokError(`unknown preset "${o.preset}" for lm (known: ${Object.keys(LM_PRESETS).join(', ')})`);
+  const given = o.mixture !== undefined ? parseMixture(o.mixture) : undefined;
   checkOutputDir(o.out, { option: '--out' });
   const train = new ShardReader(o.shards);
   const val = o.valShards ? new ShardReader(o.valShards) : undefined;
   const tokDir = resolve(o.tokenizer);
   const { tokenizer, module } = loadTokenizer(tokDir);
   const identity = tokenizerIdentity(tokenizer, module.stateDict());
-  const mixture = o.mixture ? parseMixture(o.mixture) : defaultMixture(train);
+  const mixture = given ?? defaultMixture(train);
   const layout = layoutForShards(train, Object.keys(mixture));
   checkTokenizer(layout, identity, tokDir);
   if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);

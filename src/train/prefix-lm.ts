@@ -72,6 +72,9 @@ export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayo
   const grid = ix.clips[0]!.grid;
   for (const c of ix.clips) check(c.grid.join() === grid.join(), `clip ${c.source} has token grid [${c.grid}], the first clip [${grid}]: one clip size per corpus`, reader.dir);
   const classes = tasks.includes('class') ? Math.max(...ix.clips.map((c) => classOf(c) ?? -1)) + 1 : 0;
+  if (tasks.includes('class')) {
+    check(classes > 0, 'task class needs class labels, and no clip of these shards has one', reader.dir);
+  }
   return buildVocabLayout({
     tokenizer: ix.tokenizer, tasks,
     outputs: [{ key: `${ix.size}x${ix.size}`, frames: ix.clipFrames, height: ix.size, width: ix.size, grid }],

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import '../../src/engine/index.js'; // installs the Node backend
 import { runFfmpeg } from '../../src/io/ffmpeg.js';
 import { hashConfig, openTokenFile, type TokenFileHeader, writeTokenFile } from '../../src/io/tokenfile.js';
+import { buildIndex, writeIndex, writeShard } from '../../src/corpus/shards.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { loadTensors, saveTensors } from '../../src/nn/weights-file.js';
 import { buildTokenizer } from '../../src/tokenizers/load.js';
@@ -59,6 +60,13 @@ const files = (async () => {
   execFileSync('mkfifo', [fifo]);
   execFileSync('mkfifo', [`${fifo}.png`]);
   const tokens = join(dir, 'tok.vtok');
+  // token shards without class labels (train lm)
+  const shards = join(dir, 'shards');
+  mkdirSync(shards);
+  const clips = [0, 1, 2, 3].map((i) => ({ source: `s:${i}`, ids: new Int32Array(18).fill(i), grid: [2, 3, 3] }));
+  writeShard(join(shards, 'shard-00000000.vtks'), 16, clips);
+  const tokenizer = { kind: 'magvit2', vocabSize: 16, identity: 'test' };
+  writeIndex(shards, buildIndex(shards, { tokenizer, clipFrames: 2, size: 12, channels: 1, corpus: 'test' }));
   writeTokenFile(tokens, { kind: 'magvit2', configHash: 'abc123', vocabSize: 1024, grid: [2, 3, 3], modality: 'video', source: { fps: 8, frameSize: [48, 64] }, extra: { model: SHIPPED } }, [Int32Array.from({ length: 18 }, (_, i) => i)]);
   // tokenize and info: a video that is no list, a list of missing files, a text file named .png, a file with sound only
   const binary = join(dir, 'clip.bin');
@@ -84,7 +92,7 @@ const files = (async () => {
   saveTensors(weightsFile, tensors, metadata);
   const nanTokens = join(dir, 'nan.vtok');
   writeTokenFile(nanTokens, { ...shippedHeader(), extra: { model: nanModel } }, [new Int32Array(gridSize)]);
-  return { clip, gray, seventeen, aFile, aDir, fifo, tokens, binary, missingList, textPng, audio, clipLink, clipHard, nanModel, nanTokens };
+  return { clip, gray, seventeen, aFile, aDir, fifo, tokens, binary, missingList, textPng, audio, clipLink, clipHard, nanModel, nanTokens, shards };
 })();
 
 const NAN = new RegExp('nan-model/checkpoints/step-0000000/model\\.safetensors: weight \\S+ holds NaN at index 0; '
@@ -93,6 +101,8 @@ const NAN = new RegExp('nan-model/checkpoints/step-0000000/model\\.safetensors: 
 test('bad inputs: one line naming the problem, non-zero exit, nothing written', async () => {
   const f = await files;
   const enc = ['encode', f.clip, '--model', SHIPPED];
+  const t2v = ['generate', '--task', 't2v', '--prompt', 'a 4'], g = join(dir, 'g.mp4');
+  const lm = (mixture: string) => ['train', 'lm', '--shards', f.shards, '--mixture', mixture, '--out', join(dir, 'lm')];
   const cases: [string[], RegExp][] = [
     [['train', 'magvit2', '--lr', 'abc', '--out', join(dir, 'r')], /--lr must be a number > 0 and ≤ 1, got "abc"/],
     [['train', 'magvit2', '--lr', '-1', '--out', join(dir, 'r')], /--lr must be a number > 0 and ≤ 1, got "-1"/],
@@ -125,6 +135,22 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [['frames', f.clip, '--out', join(dir, 'g.png'), '--size', 'abc'], /--size must be an integer ≥ 2/],
     [['frames', f.clip, '--out', `${f.fifo}.png`], /fifo\.png: output is a FIFO, not a regular file/],
     [['pack', SHIPPED, '--out', f.aFile], /a-file: --out must be a folder/],
+    // generate: an option the task would ignore, or an output it cannot write, is refused before any work
+    [[...t2v, '--label', '3', '-o', g], /task t2v takes no --label \(it takes: --prompt, --seconds, --cond-frames\)/],
+    [['generate', '--task', 'uncond', '--image', f.clip, '-o', g], /task uncond takes no --image \(it takes: --sec/],
+    [[...t2v, '--video', f.clip, '-o', g], /task t2v takes no --video/],
+    [[...t2v, '--task', 'class', '--label', '1', '-o', g], /task class takes no --prompt \(it takes: --label/],
+    [['generate', '--task', 'i2v', '--image', f.clip, '--video', f.clip, '-o', g], /task i2v takes no --video/],
+    [[...t2v, '--task', 't2i', '--seconds', '2', '-o', g], /task t2i takes no --seconds \(it takes: --prompt\)$/],
+    [[...t2v, '--cond-frames', '2', '-o', g], /task t2v takes no --cond-frames without --seconds/],
+    [[...t2v, '-o', join(dir, 'g.mov')], /g\.mov: -o must end in \.mp4, \.mkv, \.webm, .*\.png, not \.mov$/],
+    [[...t2v, '-o', join(dir, 'g')], /g: -o must end in \.mp4, .* \(it has no extension\)$/],
+    [[...t2v, '-o', join(dir, 'g.txt')], /g\.txt: -o must end in .*, not \.txt$/],
+    // train lm: a mixture that says nothing, names a task twice or weighs it infinitely; class on unlabelled data
+    [lm(''), /--mixture is empty: give task=weight pairs/],
+    [lm('t2v=1,fp=1,t2v=2'), /--mixture names task t2v twice/],
+    [lm('t2v=1e400'), /--mixture: the weight of t2v must be a finite number, got 1e400/],
+    [lm('uncond=1,class=1'), /shards: task class needs class labels, and no clip of these shards has one/],
     [['train', 'magvit2'], /required option '--out <dir>' not specified \(see --help\)/],
     [['train', 'magvit2', '--out', join(dir, 'r'), '--bogus'], /unknown option '--bogus'/],
     [['nosuch'], /unknown command 'nosuch'/],

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
-import { generate } from '../../src/generation/generate.js';
+import { generate, type GenerateOptions } from '../../src/generation/generate.js';
 import { framesToClip } from '../../src/io/clip.js';
 import { encodeClips } from '../../src/tokenizers/batch.js';
 import { loadGenerator, packGenerator } from '../../src/generation/model-dir.js';
@@ -16,6 +16,7 @@ import { layoutForTokenizer, type VocabLayout } from '../../src/generation/vocab
 import type { Frame } from '../../src/io/frame.js';
 import { encodePng } from '../../src/io/png.js';
 import { readTokenFile } from '../../src/io/tokenfile.js';
+import { readAllFrames } from '../../src/io/video.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { MAIN, vtok } from '../cli/run-vtok.js';
@@ -100,6 +101,14 @@ test('generate: bad inputs get one clear error', () => {
   assert.throws(() => generate(gen, { task: 'i2v', image: frame(32, 32) }), /the image is 32×32; the model generates 64×64/);
   assert.throws(() => generate(gen, { task: 'i2v' }), /needs an image/);
   assert.throws(() => generate(gen, { task: 'continue', video: [] }), /too short to continue: 0 frame/);
+  // an input the task does not take is refused, not ignored
+  const refused = (o: GenerateOptions, re: RegExp) => assert.throws(() => generate(gen, o), re);
+  const t2vLabel = /^VtokError: task t2v takes no class label \(it takes: text prompt, seconds, condFrames\)$/;
+  refused({ task: 't2v', prompt: PROMPT, label: 2 }, t2vLabel);
+  refused({ task: 't2v', prompt: PROMPT, condFrames: 2 }, /task t2v takes no condFrames without seconds/);
+  refused({ task: 'uncond', image: frame(64, 64) }, /task uncond takes no image/);
+  refused({ task: 'i2v', image: frame(64, 64), video: [frame(64, 64)] }, /task i2v takes no video \(it takes: text/);
+  refused({ task: 't2i', prompt: PROMPT, seconds: 2 }, /task t2i takes no seconds \(it takes: text prompt\)/);
   assert.throws(() => loadGenerator(modelDir({ nan: true })), /lm\.norm\.weight holds NaN/);
   assert.throws(() => loadGenerator(modelDir({ layout: (l) => ({ ...l, tokenizer: { ...l.tokenizer, identity: 'f'.repeat(64) } }) })), /tokenizer mismatch: the model was trained with tokenizer \(magvit2, vocabulary 1024, identity ffffffffffffffff\) but got \(magvit2, vocabulary 1024, identity [0-9a-f]{16}\)/);
   assert.throws(() => loadGenerator(modelDir({ tokenizer: '/nonexistent/tok' })), /tokenizer directory \/nonexistent\/tok named in config.json is missing/);
@@ -141,6 +150,55 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
   assert.equal(demo.code, 0, demo.stderr);
   assert.equal(JSON.parse(demo.stdout).generated.prompt, 'the digit 4 moves left and right');
   assert.ok(existsSync(join(out, 'demo', 'generated.gif')) && existsSync(join(out, 'demo', 'generated.vtok')));
+});
+
+test('the token file of vtok generate decodes to its video: extensions joined once, samples side by side', async () => {
+  const dir = modelDir(), out = tempDir('gen-tokens');
+  // 1.5 s at 8 fps: 12 frames from 3 clips of 5 (each extension repeats 1 frame), two samples 64 px wide, 2 apart
+  const args = ['--task', 'uncond', '--seconds', '1.5', '--samples', '2', '--seed', '3', '--quiet'];
+  const gen = await vtok('generate', '--model', dir, ...args, '-o', join(out, 'a.y4m'));
+  assert.equal(gen.code, 0, gen.stderr);
+  const written = await readAllFrames(join(out, 'a.y4m'));
+  assert.deepEqual([written.length, written[0]!.width, written[0]!.height], [12, 130, 64]);
+  const all = await vtok('decode', join(out, 'a.vtok'), '-o', join(out, 'b.y4m'));
+  assert.equal(all.code, 0, all.stderr);
+  // the same tokens, decoded and laid out the same way: the same file (y4m holds the pixels as they are)
+  assert.ok(readFileSync(join(out, 'b.y4m')).equals(readFileSync(join(out, 'a.y4m'))), 'decode differs from generate');
+  const one = await vtok('decode', join(out, 'a.vtok'), '--sample', '2', '-o', join(out, 'c.y4m'));
+  assert.equal(one.code, 0, one.stderr);
+  const right = await readAllFrames(join(out, 'c.y4m'));
+  assert.equal(right.length, 12);
+  right.forEach((f, t) => {
+    assert.equal(f.width, 64);
+    for (let y = 0; y < 64; y++) {
+      const row = written[t]!.data.subarray((y * 130 + 66) * 3, (y * 130 + 130) * 3);
+      assert.ok(Buffer.from(f.data.subarray(y * 64 * 3, (y + 1) * 64 * 3)).equals(row), `frame ${t} row ${y}`);
+    }
+  });
+  const none = await vtok('decode', join(out, 'a.vtok'), '--sample', '3', '-o', join(out, 'd.y4m'));
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /a\.vtok: there is no sample 3: the token file holds 2 samples/);
+  assert.ok(!existsSync(join(out, 'd.y4m')));
+});
+
+test('vtok generate: a long request says how long it will take, and Ctrl-C still stops it', async () => {
+  const dir = modelDir(), out = tempDir('gen-long');
+  const args = ['generate', '--model', dir, '--task', 'uncond', '--seconds', '3600', '-o', join(out, 'x.mp4')];
+  const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const said = new Promise<void>((resolve) => p.stderr.on('data', (b) => {
+    stderr += b;
+    if (/about [\d.]+ (minutes|hours) for 7200 clips/.test(stderr)) resolve();
+  }));
+  const closed = new Promise<number | null>((r) => p.on('close', r));
+  // the note comes a few seconds into sampling; one that never comes fails the test instead of running for hours
+  const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+  await Promise.race([said, closed]);
+  p.kill('SIGINT');
+  assert.equal(await closed, 130, stderr);
+  clearTimeout(timer);
+  assert.match(stderr, /Ctrl-C: stopped while sampling; .*x\.mp4 was not written/);
+  assert.deepEqual(readdirSync(out), []);
 });
 
 test('a model directory with a frozen ONNX text encoder generates from a prompt and packs with the encoder', async () => {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildVocabLayout, specialId, type VocabLayout } from '../../src/generation/vocab.js';
-import { buildSequence, sequenceLength, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput, registerTask, taskNames, type TaskInputs } from '../../src/generation/tasks.js';
+import {
+  buildSequence, sequenceLength, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput,
+  checkSamplingInputs, registerTask, samplingInputs, taskNames, type TaskInputs,
+} from '../../src/generation/tasks.js';
 import { parseSequence, type VisualTokens } from '../../src/generation/sequence.js';
 import type { TextTokens } from '../../src/generation/text/encoder.js';
 
@@ -138,4 +141,18 @@ test('registering a new task is one call; long-video extension prompts', () => {
   assert.deepEqual([...sequence.ids.slice(3, 3 + 16)], [...tail.ids.slice(8, 24)]); // the last 2 latent frames
   assert.equal((plan[0] as { count: number }).count, 8);
   assert.throws(() => extensionPrompt(layout, { ids: new Int32Array(8), grid: [1, 2, 4] }, { condFrames: 2 }), /at least 2 latent frame/);
+});
+
+test('sampling inputs: what each task takes is the registry\'s data', () => {
+  assert.deepEqual(samplingInputs('t2v'), ['prompt', 'seconds']);
+  assert.deepEqual(samplingInputs('t2v', { seconds: true }), ['prompt', 'seconds', 'condFrames']);
+  assert.deepEqual(samplingInputs('t2i', { seconds: true }), ['prompt']);
+  assert.deepEqual(samplingInputs('i2v'), ['prompt', 'image', 'seconds']);
+  assert.deepEqual(samplingInputs('continue'), ['video', 'seconds', 'condFrames']);
+  assert.deepEqual(samplingInputs('class'), ['label', 'seconds']);
+  assert.deepEqual(samplingInputs('uncond'), ['seconds']);
+  const flag = (k: string) => `--${k}`;
+  const message = /^VtokError: task uncond takes no --label \(it takes: --seconds, --condFrames\)$/;
+  assert.throws(() => checkSamplingInputs('uncond', { label: 3 }, flag), message);
+  checkSamplingInputs('class', { label: 3, seconds: 2, condFrames: 2, prompt: undefined });
 });

@@ -6,6 +6,7 @@ import * as E from '../../src/engine/index.js';
 import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from '../../src/corpus/shards.js';
 import { trainLoop } from '../../src/train/loop.js';
+import { parseMixture } from '../../src/train/prefix-lm-run.js';
 import { imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
 import { tempDir } from '../io/fixtures.js';
 import { writeEncoder } from '../generation/text/tiny-t5.js';
@@ -136,4 +137,15 @@ test('frame prediction rows condition on 1 or 2 latent frames, both in one batch
   assert.equal(Math.max(...both) - Math.min(...both), 4, 'a second latent frame moves 2×2 tokens into the prefix');
   assert.equal(new Set(prefixes(new LmBatcher(model, layout, 0.1, [1]).batch(rows, 1))).size, 1);
   assert.throws(() => new LmBatcher(model, layout, 0.1, [3]), /1 or 2 latent frames/);
+});
+
+test('--mixture: every task once with a finite weight; class needs labelled clips', () => {
+  assert.deepEqual(parseMixture('t2v=0.8, fp=0.2,'), { t2v: 0.8, fp: 0.2 });
+  assert.throws(() => parseMixture(''), /^VtokError: --mixture is empty: give task=weight pairs/);
+  assert.throws(() => parseMixture(' , '), /--mixture is empty/);
+  assert.throws(() => parseMixture('t2v=1,fp=1,t2v=2'), /--mixture names task t2v twice/);
+  assert.throws(() => parseMixture('t2v=1e400'), /--mixture: the weight of t2v must be a finite number, got 1e400/);
+  assert.throws(() => parseMixture('t2v=0'), /no task has a positive weight/);
+  const unlabelled = tinyShards(4);
+  assert.throws(() => layoutForShards(unlabelled, ['t2v', 'class']), /task class needs class labels, and no clip of/);
 });

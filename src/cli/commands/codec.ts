@@ -12,7 +12,9 @@ import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 export const parsePrecision = oneOf<E.Precision>('--precision', 'fp32', 'int8');
 
 interface EncodeOpts { model?: string; output: string; size?: number; gray?: boolean; precision: E.Precision; json?: boolean }
-interface DecodeOpts { output: string; model?: string; fps?: number; precision: E.Precision; json?: boolean }
+interface DecodeOpts {
+  output: string; model?: string; fps?: number; sample?: number; precision: E.Precision; json?: boolean;
+}
 
 const PRECISION_HELP = 'inference precision: fp32, or int8 (quantized convolutions, calibrated on the first clip)';
 
@@ -50,11 +52,17 @@ export function registerCodec(program: Command): void {
     .requiredOption('-o, --output <file>', 'video or image to write')
     .option('--model <run>', 'run directory of the tokenizer (default: the one recorded in the token file)')
     .option('--fps <n>', 'frame rate of the output (default: the source rate)', num('--fps', { min: 0, exclusiveMin: true, max: 1000 }))
+    .option(
+      '--sample <k>',
+      'of tokens from vtok generate --samples n: sample k alone (1 = the leftmost; default: all side by side)',
+      int('--sample', { min: 1, max: 64 }),
+    )
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
     .action(async (file: string, o: DecodeOpts) => {
       const output = checkOutputFile(o.output, { option: '-o', inputs: [file] });
-      const { frames: n } = await decodeFile(file, output, { model: o.model, fps: o.fps, precision: o.precision });
+      const { model, fps, sample, precision } = o;
+      const { frames: n } = await decodeFile(file, output, { model, fps, sample, precision });
       const from = file === STDIN ? 'standard input' : file;
       console.log(o.json ? JSON.stringify({ output: o.output, frames: n }) : `${from} → ${n} frames → ${o.output}`);
     });

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { generateAsync } from '../../generation/generate.js';
+import { generateAsync, type GenerateProgress } from '../../generation/generate.js';
 import { loadGenerator } from '../../generation/model-dir.js';
-import { writeGeneratedTokens, writeSamples } from '../../generation/output.js';
+import { checkSamplesPath, writeGeneratedTokens, writeSamples } from '../../generation/output.js';
+import { checkSamplingInputs, SAMPLING_INPUTS } from '../../generation/tasks.js';
 import { shippedModel } from '../../io/shipped.js';
 import { readAllFrames } from '../../io/video.js';
 import { VtokError } from '../../util/errors.js';
@@ -14,10 +15,36 @@ import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 
 const TASKS = ['t2v', 't2i', 'i2v', 'continue', 'fp', 'uncond', 'class'] as const;
 
-interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; condFrames: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; precision: 'fp32' | 'int8'; gray?: boolean; model: string; output: string; quiet?: boolean; json?: boolean }
+interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; condFrames?: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; precision: 'fp32' | 'int8'; gray?: boolean; model: string; output: string; quiet?: boolean; json?: boolean }
 
 /** Where the token file goes: beside the output, with the extension .vtok. */
 export const tokenPathFor = (out: string): string => `${out.slice(0, out.length - extname(out).length)}.vtok`;
+
+/**
+ * Says once how long a long request will take (over a minute): from the rate of its first seconds of sampling
+ * (the first step, which compiles the model, left out), extensions included, on stderr.
+ */
+function durationNote(samples: number): (p: GenerateProgress) => void {
+  let t1: number | undefined, done1 = 0, said = false;
+  return (p) => {
+    if (said) return;
+    const done = p.segment * p.total + p.done, now = performance.now();
+    if (t1 === undefined) {
+      t1 = now;
+      done1 = done;
+      return;
+    }
+    if (now - t1 < 3000) return;
+    said = true;
+    const seconds = ((p.segments * p.total - done) * (now - t1)) / (1000 * (done - done1));
+    if (seconds < 60) return;
+    const clips = p.segments * samples;
+    const time = seconds < 5400 ? `${Math.round(seconds / 60)} minutes` : `${(seconds / 3600).toFixed(1)} hours`;
+    const nl = process.stderr.isTTY ? '\n' : '';
+    const what = `${clips} clip${clips === 1 ? '' : 's'}`;
+    process.stderr.write(`${nl}vtok: about ${time} for ${what}; Ctrl-C stops, writing nothing\n`);
+  };
+}
 
 export function registerGenerate(program: Command): void {
   program
@@ -28,7 +55,7 @@ export function registerGenerate(program: Command): void {
     .option('--image <file>', 'i2v: the first frame (an image or the first frame of a video)')
     .option('--video <file>', 'continue: the video whose last frame(s) the output continues')
     .option('--label <k>', 'class: the class label', int('--label', { min: 0, max: 1e6 }))
-    .option('--cond-frames <k>', 'continue and extensions: latent frames that condition each clip (1 or 2)', int('--cond-frames', { min: 1, max: 2 }), 1)
+    .option('--cond-frames <k>', 'continue and extensions: latent frames that condition each clip (1 or 2; default 1)', int('--cond-frames', { min: 1, max: 2 }))
     .option('--seconds <s>', 'length; beyond one clip the video is extended (default: one clip)', num('--seconds', { min: 0, exclusiveMin: true, max: 3600 }))
     .option('--cfg <s>', 'classifier-free guidance scale (1 = none)', num('--cfg', { min: 0, max: 100 }), 1)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', num('--temperature', { min: 0, max: 10 }), 1)
@@ -42,10 +69,14 @@ export function registerGenerate(program: Command): void {
     .requiredOption('-o, --output <file>', 'output video (.mp4, .gif, …) or image grid (.png); the tokens go beside it as .vtok')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')
-    .action(async (o: Opts) => {
+    .action(async (o: Opts, cmd: Command) => {
+      // inputs the task would ignore are refused by their option names (the task registry says what each takes)
+      const optionName = (k: string) => cmd.options.find((x) => x.attributeName() === k)!.long!;
+      checkSamplingInputs(o.task, Object.fromEntries(SAMPLING_INPUTS.map((k) => [k, o[k]])), optionName);
       const out = checkOutputFile(o.output, { option: '-o', inputs: [o.image, o.video] });
       const tokenPath = checkOutputFile(tokenPathFor(out), { option: '-o', inputs: [o.image, o.video] });
       if (extname(out) === '.vtok') throw new VtokError('-o names the decoded output (.mp4, .gif, .png); the token file is written beside it', out);
+      checkSamplesPath(out);
       for (const [flag, f] of [['--image', o.image], ['--video', o.video]] as const) if (f !== undefined && !existsSync(f)) throw new VtokError(`no such file (${flag})`, f);
       const gen = loadGenerator(o.model);
       const s = gen.layout.outputs[0]!;
@@ -55,10 +86,12 @@ export function registerGenerate(program: Command): void {
       let bar: ReturnType<typeof progress> | undefined;
       let rate = 0;
       const t0 = performance.now();
+      const note = durationNote(o.samples);
       const stop = watchInterrupts('stopping; nothing will be written');
       const outcome = await generateAsync(gen, {
         task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed, precision: o.precision, gray: o.gray,
         onProgress: (p) => {
+          note(p);
           bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
           rate = p.tokensPerSecond;
           bar.update(p.segment * p.total + p.done, { 'tokens/s': Math.round(p.tokensPerSecond) });
