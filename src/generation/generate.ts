@@ -111,7 +111,9 @@ export function tokenizeClips(gen: Generator, clips: ClipTensor, batch = 1): Vis
 function decodeClips(gen: Generator, clips: VisualTokens[], batch: number): ClipTensor {
   const grid = clips[0]!.grid, per = gridSize(grid);
   const ids = new Int32Array(clips.length * per);
-  clips.forEach((c, r) => ids.set(c.ids, r * per));
+  clips.forEach((c, r) => {
+    ids.set(c.ids, r * per);
+  });
   return decodeTokens(gen.tokenizer, { ids, n: clips.length, grid }, batch);
 }
 
@@ -238,7 +240,9 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
     let video = first.frames;
     for (let e = 1; e <= extensions; e++) {
       const next = yield* extendClips(gen, video, { ...sampling, condFrames, seed: seed + e, onProgress: progress(e) });
-      next.added.tokens.forEach((t, r) => tokens[r]!.push(t));
+      next.added.tokens.forEach((t, r) => {
+        tokens[r]!.push(t);
+      });
       video = next.video;
     }
     const frames = frameRange(video, 0, spec.still ? 1 : wanted);

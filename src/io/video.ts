@@ -29,7 +29,7 @@ export interface VideoInfo {
 const IMAGE_FORMATS = /^(png_pipe|jpeg_pipe|bmp_pipe|webp_pipe|tiff_pipe|ppm_pipe|pgm_pipe|image2)$/;
 
 function checkFile(path: string): void {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
   } catch {
@@ -51,7 +51,7 @@ export async function probeVideo(path: string, opts: { exact?: boolean } = {}): 
   const audio = /Stream #0:\d+[^:]*: Audio:/.test(err);
   if (!stream) throw new VtokError(`has no video stream${audio ? ' (audio only)' : ''}`, path);
   const desc = stream[1]!;
-  const size = /[ ,](\d+)x(\d+)(?=[ ,\[]|$)/.exec(desc);
+  const size = /[ ,](\d+)x(\d+)(?=[ ,[]|$)/.exec(desc);
   // a stream without a frame size: ffmpeg guessed the format from the extension alone (a text file named .png)
   if (!size) throw new VtokError('not a video or image ffmpeg can read', path);
   let width = Number(size[1]);

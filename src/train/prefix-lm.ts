@@ -170,7 +170,10 @@ function taskChooser(mixture: Record<string, number>, seed: number) {
     if (allowed.length === 0) throw new VtokError(`clip ${c.source} fits none of the tasks ${entries.map(([t]) => t).join(', ')} (no caption?)`);
     const total = allowed.reduce((s, [, w]) => s + w, 0);
     let u = new SeededRng(hashSeed(seed, epoch, ordinal, 0x7a5c)).next() * total;
-    for (const [t, w] of allowed) if ((u -= w) < 0) return t;
+    for (const [t, w] of allowed) {
+      u -= w;
+      if (u < 0) return t;
+    }
     return allowed[allowed.length - 1]![0];
   };
 }
@@ -191,7 +194,14 @@ export async function* lmBatches(reader: ShardReader, batcher: LmBatcher, o: LmT
   const choose = taskChooser(o.mixture, o.seed);
   const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.hasText(task) ? 1 : 0);
   const keys = new Map<string, number>();
-  const keyOf = (t: string) => keys.get(t) ?? (keys.set(t, lengthKey(t)), keys.get(t)!);
+  const keyOf = (t: string) => {
+    let k = keys.get(t);
+    if (k === undefined) {
+      k = lengthKey(t);
+      keys.set(t, k);
+    }
+    return k;
+  };
   let index = 0;
   const emit = (clips: ClipRef[], tasks: string[]) => {
     const data = reader.read(clips);
@@ -274,7 +284,10 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
       const { generator, prompts } = o.samples!;
       // generate with the EMA weights, then put the training weights back
       const saved = params.map((p) => p.value);
-      params.forEach((p, i) => (p.value = inferenceWeights()[i]!));
+      const weights = inferenceWeights();
+      params.forEach((p, i) => {
+        p.value = weights[i]!;
+      });
       model.eval();
       try {
         const clips: Frame[][] = [];
@@ -286,7 +299,9 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
         const frames = clips[0]!.map((_, t) => gridFrame(clips.map((c) => c[t]!), { columns: clips.length, gap: 2 }));
         for (const name of [`gen-${String(s).padStart(7, '0')}.gif`, 'gen-latest.gif']) await writeVideo(join(dir, name), frames, { fps: 4 });
       } finally {
-        params.forEach((p, i) => (p.value = saved[i]!));
+        params.forEach((p, i) => {
+          p.value = saved[i]!;
+        });
         model.train();
       }
     } : undefined,

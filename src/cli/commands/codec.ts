@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import * as E from '../../engine/core.js';
+import type * as E from '../../engine/core.js';
 import { decodeFile, encodeFile, STDIN } from '../../tokenizers/files.js';
 import { checkOutputFile, STDOUT } from '../../util/output-path.js';
 import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
