@@ -7,6 +7,7 @@ import { checkSamplesPath, writeGeneratedTokens, writeSamples } from '../../gene
 import { checkSamplingInputs, SAMPLING_INPUTS } from '../../generation/tasks.js';
 import { shippedModel } from '../../io/shipped.js';
 import { readAllFrames } from '../../io/video.js';
+import { removeOwnTemps } from '../../util/atomic.js';
 import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
 import { checkOutputFile } from '../../util/output-path.js';
@@ -87,23 +88,29 @@ export function registerGenerate(program: Command): void {
       let rate = 0;
       const t0 = performance.now();
       const note = durationNote(o.samples);
-      const stop = watchInterrupts('stopping; nothing will be written');
-      const outcome = await generateAsync(gen, {
-        task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed, precision: o.precision, gray: o.gray,
-        onProgress: (p) => {
-          note(p);
-          bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
-          rate = p.tokensPerSecond;
-          bar.update(p.segment * p.total + p.done, { 'tokens/s': Math.round(p.tokensPerSecond) });
-        },
-      }, () => stop.poll()).finally(() => {
-        bar?.stop();
-        stop.dispose();
+      // held until both files are written: a second Ctrl-C while writing removes this process's temporary files
+      const stop = watchInterrupts('stopping; nothing will be written', () => {
+        removeOwnTemps(out);
+        removeOwnTemps(tokenPath);
       });
-      if (!outcome.done) throw new Interrupted(stop.signal!, `stopped while sampling; ${out} was not written`);
+      let outcome: Awaited<ReturnType<typeof generateAsync>>;
+      try {
+        outcome = await generateAsync(gen, {
+          task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed, precision: o.precision, gray: o.gray,
+          onProgress: (p) => {
+            note(p);
+            bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
+            rate = p.tokensPerSecond;
+            bar.update(p.segment * p.total + p.done, { 'tokens/s': Math.round(p.tokensPerSecond) });
+          },
+        }, () => stop.poll()).finally(() => bar?.stop());
+        if (!outcome.done) throw new Interrupted(stop.signal!, `stopped while sampling; ${out} was not written`);
+        await writeSamples(out, outcome.value, gen.fps);
+        writeGeneratedTokens(tokenPath, gen, outcome.value, { task: o.task, prompt: o.prompt ?? null, seed: o.seed, cfg: o.cfg });
+      } finally {
+        stop.dispose();
+      }
       const r = outcome.value;
-      await writeSamples(out, r, gen.fps);
-      writeGeneratedTokens(tokenPath, gen, r, { task: o.task, prompt: o.prompt ?? null, seed: o.seed, cfg: o.cfg });
       const summary = { output: out, tokens: tokenPath, task: o.task, samples: o.samples, frames: r.frames.shape[2], size: `${s.width}x${s.height}`, tokensPerSecond: rate, seconds: (performance.now() - t0) / 1000 };
       if (o.json) console.log(JSON.stringify(summary));
       else console.log(`${o.samples} sample(s), ${summary.frames} frame(s) of ${summary.size} → ${out} (tokens: ${tokenPath}; ${rate.toFixed(0)} tokens/s)`);
