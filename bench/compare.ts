@@ -34,7 +34,7 @@ function run(cmd: string, args: string[], what: string): Record<string, number> 
 }
 
 export async function main(args: string[]): Promise<void> {
-  const name = args[0];
+  const name = args[0]!;
   const ref = name ? REFERENCE[name] : undefined;
   if (!ref) throw new Error(`usage: compare <${Object.keys(REFERENCE).join('|')}> [threads] [--pairs N]`);
   const threads = Number(args.slice(1).find((a) => /^\d+$/.test(a)) ?? 2);
@@ -45,7 +45,7 @@ export async function main(args: string[]): Promise<void> {
   const root = resolve(here, '../..');
   const refDir = process.env.VTOK_TORCH_BENCH ?? resolve(root, '../shared/bench');
   const python = process.env.VTOK_PYTHON ?? '/usr/bin/python3';
-  const [script, ...refArgs] = ref(threads);
+  const [script, ...refArgs] = ref(threads) as [string, ...string[]];
   if (!existsSync(join(refDir, script))) throw new Error(`PyTorch reference ${join(refDir, script)} not found (set VTOK_TORCH_BENCH)`);
 
   const rows: { vtok: Record<string, number>; torch: Record<string, number> }[] = [];
@@ -55,38 +55,38 @@ export async function main(args: string[]): Promise<void> {
     rows.push({ vtok, torch });
     console.log(`pair ${i + 1}: vtok ${JSON.stringify(vtok)} | PyTorch ${JSON.stringify(torch)}`);
   }
-  const keys = Object.keys(rows[0].vtok).filter((k) => k.endsWith('_ms') && k in rows[0].torch);
+  const keys = Object.keys(rows[0]!.vtok).filter((k) => k.endsWith('_ms') && k in rows[0]!.torch);
   const result: Record<string, number | string> = { bench: name, threads, pairs };
   for (const k of keys) {
-    const v = median(rows.map((r) => r.vtok[k])), t = median(rows.map((r) => r.torch[k]));
+    const v = median(rows.map((r) => r.vtok[k]!)), t = median(rows.map((r) => r.torch[k]!));
     result[`vtok_${k}`] = round1(v);
     result[`torch_${k}`] = round1(t);
     result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / t) * 100) / 100;
   }
   // rates (decode_tok_s) as time ratios too: PyTorch's rate / vtok's (< 1 = vtok faster)
-  for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_tok_s') && k in rows[0].torch)) {
-    const v = median(rows.map((r) => r.vtok[k])), t = median(rows.map((r) => r.torch[k]));
+  for (const k of Object.keys(rows[0]!.vtok).filter((k) => k.endsWith('_tok_s') && k in rows[0]!.torch)) {
+    const v = median(rows.map((r) => r.vtok[k]!)), t = median(rows.map((r) => r.torch[k]!));
     result[`vtok_${k}`] = Math.round(v * 1000) / 1000;
     result[`torch_${k}`] = Math.round(t * 1000) / 1000;
     result[`ratio_${k.replace(/_tok_s$/, '')}`] = Math.round((t / v) * 100) / 100;
   }
   // vtok-only timings (e.g. int8 paths) against the PyTorch fp32 time of the same stage
-  for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_ms') && !keys.includes(k))) {
+  for (const k of Object.keys(rows[0]!.vtok).filter((k) => k.endsWith('_ms') && !keys.includes(k))) {
     const base = keys.find((b) => k.startsWith(b.replace(/_ms$/, '')));
     if (!base) continue;
-    const v = median(rows.map((r) => r.vtok[k]));
+    const v = median(rows.map((r) => r.vtok[k]!));
     result[`vtok_${k}`] = round1(v);
-    result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / median(rows.map((r) => r.torch[base]))) * 100) / 100;
+    result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / median(rows.map((r) => r.torch[base]!))) * 100) / 100;
   }
   // vtok-only rates (decode_int8_tok_s) against PyTorch's fp32 rate of the same stage (decode_tok_s)
-  for (const k of Object.keys(rows[0].vtok).filter((k) => k.endsWith('_tok_s') && !(k in rows[0].torch))) {
-    const base = Object.keys(rows[0].torch).find((b) => b.endsWith('_tok_s') && k.startsWith(b.split('_')[0]!));
+  for (const k of Object.keys(rows[0]!.vtok).filter((k) => k.endsWith('_tok_s') && !(k in rows[0]!.torch))) {
+    const base = Object.keys(rows[0]!.torch).find((b) => b.endsWith('_tok_s') && k.startsWith(b.split('_')[0]!));
     if (!base) continue;
-    const v = median(rows.map((r) => r.vtok[k]));
+    const v = median(rows.map((r) => r.vtok[k]!));
     result[`vtok_${k}`] = Math.round(v * 1000) / 1000;
-    result[`ratio_${k.replace(/_tok_s$/, '')}`] = Math.round((median(rows.map((r) => r.torch[base])) / v) * 100) / 100;
+    result[`ratio_${k.replace(/_tok_s$/, '')}`] = Math.round((median(rows.map((r) => r.torch[base]!)) / v) * 100) / 100;
   }
   // which int8 kernel family the vtok int8 timings ran on (bench/README.md, "int8 on every x86 CPU")
-  if (typeof rows[0].vtok.int8_weights === 'string') result.int8_weights = rows[0].vtok.int8_weights;
+  if (typeof rows[0]!.vtok.int8_weights === 'string') result.int8_weights = rows[0]!.vtok.int8_weights;
   console.log(JSON.stringify(result));
 }

@@ -91,8 +91,8 @@ export async function main(args: string[]): Promise<void> {
     const a = E.toArray(fwd(x) as Tensor), b = E.toArray(fwd8(x) as Tensor);
     let maxAbs = 0, maxErr = 0;
     for (let i = 0; i < a.length; i++) {
-      maxAbs = Math.max(maxAbs, Math.abs(a[i]));
-      maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(a[i]!));
+      maxErr = Math.max(maxErr, Math.abs(a[i]! - b[i]!));
     }
     int8RelErr = Math.round((maxErr / maxAbs) * 1e4) / 1e4;
     console.error(`int8 forward median ${forwardInt8Ms.toFixed(1)} ms; max error ${int8RelErr} of the output's largest magnitude`);

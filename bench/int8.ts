@@ -14,7 +14,7 @@ import { round1, timeMs } from './timing.js';
 export function main(args: string[]): void {
   const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 1);
   const fi = args.indexOf('--formats');
-  const formats = (fi >= 0 ? args[fi + 1].split(',') : ['int8', 'uint8', 'int7']) as Int8Weights[];
+  const formats = (fi >= 0 ? args[fi + 1]!.split(',') : ['int8', 'uint8', 'int7']) as Int8Weights[];
   const ri = args.indexOf('--runs');
   const runs = ri >= 0 ? Number(args[ri + 1]) : 5;
   E.setRuntimeDefaults({ threads });

@@ -6,7 +6,7 @@ import { collectGarbage } from '../src/util/gc.js';
 /** Timing helpers shared by the benchmarks: medians after warm-up, progress on stderr. */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor(s.length / 2)]!;
 }
 
 export function timeMs(fn: () => void, warmup: number, runs: number, label: string): number {
@@ -16,7 +16,7 @@ export function timeMs(fn: () => void, warmup: number, runs: number, label: stri
     const t = performance.now();
     fn();
     times.push(performance.now() - t);
-    console.error(`  ${label} run ${i + 1}/${runs}: ${times[i].toFixed(1)} ms`);
+    console.error(`  ${label} run ${i + 1}/${runs}: ${times[i]!.toFixed(1)} ms`);
   }
   return median(times);
 }
@@ -55,7 +55,7 @@ export function timeAlternating(a: () => void, b: () => void, runs: number, labe
       const t = performance.now();
       fn();
       times.push(performance.now() - t);
-      console.error(`  ${label} run ${i + 1}/${runs}: ${times[i].toFixed(1)} ms`);
+      console.error(`  ${label} run ${i + 1}/${runs}: ${times[i]!.toFixed(1)} ms`);
     }
   }
   return [median(ta), median(tb)];
@@ -65,7 +65,7 @@ export function timeAlternating(a: () => void, b: () => void, runs: number, labe
 function psnr(a: Float32Array, b: Float32Array): number {
   let se = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = (a[i] - b[i]) * 127.5;
+    const d = (a[i]! - b[i]!) * 127.5;
     se += d * d;
   }
   return 10 * Math.log10((255 * 255) / (se / a.length));
@@ -108,7 +108,7 @@ export function benchTokenizer(tok: BenchTok, step: { run(x: Tensor): unknown } 
     if (opts.idBits) {
       let same = 0;
       a.forEach((v, i) => {
-        for (let k = 0, d = v ^ b[i]; k < opts.idBits!; k++, d >>>= 1) same += 1 - (d & 1);
+        for (let k = 0, d = v ^ b[i]!; k < opts.idBits!; k++, d >>>= 1) same += 1 - (d & 1);
       });
       bitAgreement = same / (a.length * opts.idBits);
       console.error(`int8 vs fp32: ${(100 * bitAgreement).toFixed(2)}% of the ${opts.idBits}-bit codes agree`);

@@ -47,7 +47,7 @@ interface Edge { to: string; typeOnly: boolean; sideEffect: boolean }
 function specifiersOf(file: string): { spec: string; typeOnly: boolean; sideEffect: boolean }[] {
   const text = readFileSync(file, 'utf8');
   const re = /(^\s*(?:import|export)\s+(type\s+)?[^'";]*?\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
-  return [...text.matchAll(re)].map((m) => ({ spec: m[3], typeOnly: !!m[2], sideEffect: /^\s*import\s+$/.test(m[1]) }));
+  return [...text.matchAll(re)].map((m) => ({ spec: m[3]!, typeOnly: !!m[2], sideEffect: /^\s*import\s+$/.test(m[1]!) }));
 }
 
 /**
@@ -92,7 +92,7 @@ const BROWSER_PACKAGES = new Set(['ml-matrix', 'onnx-proto']);
 const isEntry = (f: string) => f === 'cli/main.ts' || f === 'index.ts' || /-worker\.ts$/.test(f);
 
 const floorOf = (path: string): number => {
-  const top = path.split('/')[0];
+  const top = path.split('/')[0]!;
   const i = FLOORS.findIndex((f) => f.includes(top));
   assert.ok(i >= 0, `src/${path}: folder "${top}" has no floor in test/layering.test.ts (add it to FLOORS)`);
   return i;

@@ -161,7 +161,7 @@ export function captionedMnistSample(index: number, opts: CaptionedMnistOptions 
     for (let k = 0; k < K; k++) {
       const j = 2 * k + (axes[k] === 'horizontal' ? 0 : 1);
       if (pos[j]! + vel[k]! < -2 || pos[j]! + vel[k]! > lim + 2) vel[k] = -vel[k]!;
-      pos[j] += vel[k]!;
+      pos[j]! += vel[k]!;
     }
   }
   return { frames, caption: caption(digits, axes), digits, axes, digitIndex, positions };

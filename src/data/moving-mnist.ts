@@ -115,8 +115,8 @@ export function movingMnistSample(index: number, opts: MovingMnistOptions = {}):
         const next = pos[2 * k + j]! + vel[2 * k + j]!;
         if (next < -2 || next > lim + 2) vel[2 * k + j] = -vel[2 * k + j]!;
       }
-      pos[2 * k] += vel[2 * k]!;
-      pos[2 * k + 1] += vel[2 * k + 1]!;
+      pos[2 * k]! += vel[2 * k]!;
+      pos[2 * k + 1]! += vel[2 * k + 1]!;
     }
   }
   return { frames, positions, velocities, digitIndex, digitLabel: digitIndex.map((i) => mnist.labels[i]!) };

@@ -1,5 +1,5 @@
 import { isFloat } from './dtype.js';
-import type { Node } from './op.js';
+import { type Node, operands } from './op.js';
 import { add, cast } from './ops/elementwise.js';
 import { onesLike, zerosLike } from './ops/creation.js';
 import { sameShape, fmt } from './shape.js';
@@ -34,13 +34,13 @@ export function gradients(ys: Tensor | Tensor[], xs: Tensor[], dys?: Tensor[]): 
   });
 
   for (let n = active.length - 1; n >= 0; n--) {
-    const node = active[n];
+    const node = active[n]!;
     const outCts = node.outputs.map((o) => cts.get(o) ?? null);
     if (outCts.every((c) => c === null)) continue;
     const vjp = node.op.vjp;
     if (typeof vjp !== 'function') throw new Error(`op ${node.op.name} is not differentiable (${vjp.notDifferentiable}), but its output lies on the path to the loss`);
     const needs = node.inputs.map((t) => depends.has(t));
-    const inCts = vjp(outCts, node, needs);
+    const inCts = vjp(operands(outCts), node, needs);
     node.inputs.forEach((t, i) => {
       const g = inCts[i];
       if (!g || !needs[i]) return;

@@ -65,12 +65,12 @@ function feedsFor(graph: Graph, args: unknown[], rng: Rng): HostTensor[] {
   const [leaves] = flatten(args as Tree[]);
   let argIndex = 0;
   return graph.inputs.map((t, i) => {
-    const role = graph.roles[i];
+    const role = graph.roles[i]!;
     if (role.kind === 'random') {
       const data = drawNoise(rng, role.dist, t.size);
       return { dtype: t.dtype, shape: [...t.shape], data };
     }
-    const a = leaves[argIndex++];
+    const a = leaves[argIndex++]!;
     if (!a.isConcrete) throw new Error('jit: arguments must be concrete tensors');
     return { dtype: a.dtype, shape: [...a.shape], data: a.data };
   });
@@ -178,7 +178,7 @@ export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: Gr
     const [loss, aux] = opts.hasAux ? (out as [Tensor, Tree]) : [out as Tensor, undefined];
     if (!(loss instanceof Tensor) || loss.size !== 1) throw new Error('valueAndGrad: the function must return a scalar loss');
     const nums = typeof argnums === 'number' ? [argnums] : argnums;
-    const flat = nums.map((i) => flatten(args[i]));
+    const flat = nums.map((i) => flatten(args[i]!));
     const grads = gradients(loss, flat.flatMap(([leaves]) => leaves));
     let k = 0;
     const gradTrees = flat.map(([leaves, def]) => {
@@ -196,5 +196,5 @@ export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: Gr
 // biome-ignore lint/suspicious/noExplicitAny: any function of trees, with its own parameter types
 export function grad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => Tree {
   const vg = valueAndGrad(fn, opts);
-  return (...args: Parameters<F>) => (vg(...args) as Tree[])[1];
+  return (...args: Parameters<F>) => (vg(...args) as Tree[])[1]!;
 }

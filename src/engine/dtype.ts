@@ -32,7 +32,7 @@ export function allocate(dtype: DType, n: number): HostArray {
 /** Host array of `dtype` holding `values` (numbers; int64 converted to BigInt, bool to 0/1). */
 export function hostArray(dtype: DType, values: ArrayLike<number>): HostArray {
   const out = allocate(dtype, values.length);
-  if (out instanceof BigInt64Array) for (let i = 0; i < values.length; i++) out[i] = BigInt(Math.trunc(values[i]));
+  if (out instanceof BigInt64Array) for (let i = 0; i < values.length; i++) out[i] = BigInt(Math.trunc(values[i]!));
   else if (dtype === 'bool') for (let i = 0; i < values.length; i++) out[i] = values[i] ? 1 : 0;
   else if (dtype === 'float16') throw new Error('hostArray: float16 host arrays must be built with a float16 encoder');
   else (out as Float32Array).set(values);

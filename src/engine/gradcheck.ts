@@ -21,27 +21,27 @@ export function gradcheck(
   const eps = opts.eps ?? 1e-2;
   const rng = new Rng(opts.seed ?? 1234);
   const wrt = opts.wrt ?? inputs.flatMap((t, i) => (isFloat(t.dtype) ? [i] : []));
-  const outShape = trace((...xs) => f(...(xs as Tensor[])), inputs).graph.outputs[0].shape;
+  const outShape = trace((...xs) => f(...(xs as Tensor[])), inputs).graph.outputs[0]!.shape;
   const w = rng.normal(outShape.reduce((a, b) => a * b, 1));
-  const weights = concrete(inputs[wrt[0]].dtype === 'float64' ? Float64Array.from(w) : w, outShape, inputs[wrt[0]].dtype);
+  const weights = concrete(inputs[wrt[0]!]!.dtype === 'float64' ? Float64Array.from(w) : w, outShape, inputs[wrt[0]!]!.dtype);
   const loss = (...xs: Tensor[]) => sum(mul(f(...xs), weights));
   const lossJit = jit(loss);
   const [, grads] = valueAndGrad(loss, { argnums: wrt })(...inputs) as [Tensor, Tensor[]];
 
   const checks: GradcheckResult['checks'] = [];
   for (let d = 0; d < (opts.directions ?? 3); d++) {
-    const dirs = wrt.map((i) => rng.normal(inputs[i].size));
+    const dirs = wrt.map((i) => rng.normal(inputs[i]!.size));
     let analytic = 0;
     wrt.forEach((_, k) => {
-      const g = grads[k].data as Float32Array | Float64Array;
-      for (let j = 0; j < g.length; j++) analytic += g[j] * dirs[k][j];
+      const g = grads[k]!.data as Float32Array | Float64Array;
+      for (let j = 0; j < g.length; j++) analytic += g[j]! * dirs[k]![j]!;
     });
     const shifted = (h: number) =>
       inputs.map((t, i) => {
         const k = wrt.indexOf(i);
         if (k < 0) return t;
         const x = t.dtype === 'float64' ? Float64Array.from(t.data as Float64Array) : Float32Array.from(t.data as Float32Array);
-        for (let j = 0; j < x.length; j++) x[j] += h * dirs[k][j];
+        for (let j = 0; j < x.length; j++) x[j]! += h * dirs[k]![j]!;
         return concrete(x, t.shape, t.dtype);
       });
     const at = (h: number) => (lossJit(...shifted(h)) as Tensor).data[0] as number;

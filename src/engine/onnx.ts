@@ -1,6 +1,6 @@
 import onnxProto from 'onnx-proto';
 import { BYTES, type DType, ONNX_DTYPE } from './dtype.js';
-import type { Attr, LowerCtx, Node } from './op.js';
+import { type Attr, type LowerCtx, type Node, operands } from './op.js';
 import type { Graph, Tensor } from './tensor.js';
 
 const { onnx } = onnxProto;
@@ -81,7 +81,7 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
   const outputNames = graph.outputs.map((_, i) => opts.outputNames?.[i] ?? `out${i}`);
   const direct = new Map<Tensor, string>();
   graph.outputs.forEach((t, i) => {
-    if (t.source.kind === 'node' && !direct.has(t)) direct.set(t, outputNames[i]);
+    if (t.source.kind === 'node' && !direct.has(t)) direct.set(t, outputNames[i]!);
   });
 
   for (const node of graph.nodes) {
@@ -92,11 +92,11 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
       names.set(o, n);
       return n;
     });
-    node.op.lower(ctx, ins, outs, node.attrs, node);
+    node.op.lower(ctx, operands(ins), operands(outs), node.attrs, node);
   }
 
   graph.outputs.forEach((t, i) => {
-    if (nameOf(t) !== outputNames[i]) ctx.emit('Identity', [nameOf(t)], [outputNames[i]]);
+    if (nameOf(t) !== outputNames[i]) ctx.emit('Identity', [nameOf(t)], [outputNames[i]!]);
   });
 
   const valueInfo = (name: string, t: Tensor): onnxProto.onnx.IValueInfoProto => ({
@@ -113,7 +113,7 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
       node: nodes,
       initializer: initializers,
       input: graph.inputs.map((t) => valueInfo(names.get(t)!, t)),
-      output: graph.outputs.map((t, i) => valueInfo(outputNames[i], t)),
+      output: graph.outputs.map((t, i) => valueInfo(outputNames[i]!, t)),
     },
   });
   return onnx.ModelProto.encode(model).finish();

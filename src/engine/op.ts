@@ -28,18 +28,27 @@ export interface LowerCtx {
   scalar(value: number, dtype: DType): string;
 }
 
+/**
+ * An op's operands as its own rules see them: an op knows its arity, so the positions it reads are there (typed
+ * as present under noUncheckedIndexedAccess, which would otherwise add `| undefined` to every destructured input).
+ */
+export type Operands<T> = T[] & { [K in 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7]: T };
+
+/** A plain array as operands (the caller passes exactly the op's inputs or outputs). */
+export const operands = <T>(xs: T[]): Operands<T> => xs as Operands<T>;
+
 export interface Node<A = unknown> {
   op: OpDef<A>;
-  inputs: Tensor[];
+  inputs: Operands<Tensor>;
   attrs: A;
-  outputs: Tensor[];
+  outputs: Operands<Tensor>;
 }
 
 /**
  * Cotangents of the inputs given those of the outputs (null = zero). `needs[i]` says whether input i wants a
  * gradient, so rules can skip work.
  */
-export type Vjp<A = unknown> = (cts: (Tensor | null)[], node: Node<A>, needs: boolean[]) => (Tensor | null)[];
+export type Vjp<A = unknown> = (cts: Operands<Tensor | null>, node: Node<A>, needs: boolean[]) => (Tensor | null)[];
 
 /** Marks an op with no VJP; its outputs must not lie on a path to the loss. */
 export interface NotDifferentiable { readonly notDifferentiable: string }
@@ -51,8 +60,8 @@ export function notDifferentiable(reason: string): NotDifferentiable {
 
 export interface OpDef<A = unknown> {
   name: string;
-  infer(inputs: Info[], attrs: A): Info[];
-  lower(ctx: LowerCtx, inputs: string[], outputs: string[], attrs: A, node: Node<A>): void;
+  infer(inputs: Operands<Info>, attrs: A): Info[];
+  lower(ctx: LowerCtx, inputs: Operands<string>, outputs: Operands<string>, attrs: A, node: Node<A>): void;
   /** Required, so that the type checker rejects an op that forgot to say whether it is differentiable. */
   vjp: Vjp<A> | NotDifferentiable;
 }
@@ -73,7 +82,7 @@ export function setEagerRunner(fn: typeof eagerRunner): void { eagerRunner = fn;
 export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
   let infos: Info[];
   try {
-    infos = op.infer(inputs, attrs);
+    infos = op.infer(operands(inputs), attrs);
   } catch (e) {
     throw new Error(`${op.name}(${inputs.map((t) => t.describe()).join(', ')}): ${(e as Error).message}`);
   }
@@ -84,8 +93,8 @@ export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
         throw new Error(`${op.name}: input ${t.describe()} belongs to another trace (a symbolic tensor escaped its function)`);
       }
     }
-    const node: Node = { op: op as OpDef, inputs, attrs, outputs: [] };
-    node.outputs = infos.map((inf, index) => new Tensor([...inf.shape], inf.dtype, { kind: 'node', graph, node, index }));
+    const node: Node = { op: op as OpDef, inputs: operands(inputs), attrs, outputs: operands([]) };
+    node.outputs = operands(infos.map((inf, index) => new Tensor([...inf.shape], inf.dtype, { kind: 'node', graph, node, index })));
     graph.nodes.push(node);
     return node.outputs;
   }
@@ -97,5 +106,5 @@ export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
 }
 
 export function apply1<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor {
-  return apply(op, inputs, attrs)[0];
+  return apply(op, inputs, attrs)[0]!;
 }

@@ -145,7 +145,7 @@ function findCandidates(m: ModelProto, opts: QuantizeOptions): { targets: Target
     if (node.domain) continue;
     if (node.opType === 'Conv' && opts.conv !== false) {
       const weight = constFloat(node.input?.[1]);
-      if (!weight || dimsOf(weight).length < 3 || dimsOf(weight)[1] < minIn) continue;
+      if (!weight || dimsOf(weight).length < 3 || dimsOf(weight)[1]! < minIn) continue;
       const biasName = node.input?.[2];
       const bias = biasName ? constFloat(biasName) : undefined;
       if (biasName && !bias) continue;
@@ -170,7 +170,7 @@ function findCandidates(m: ModelProto, opts: QuantizeOptions): { targets: Target
   const seen = { Conv: 0, MatMul: 0 };
   const targets = found.filter((t) => {
     const shape = dimsOf(t.weight);
-    const c: QuantCandidate = { op: t.op, index: seen[t.op]++, count: counts[t.op], weightShape: t.transposed ? [shape[1], shape[0]] : shape };
+    const c: QuantCandidate = { op: t.op, index: seen[t.op]++, count: counts[t.op], weightShape: t.transposed ? [shape[1]!, shape[0]!] : shape };
     return !opts.keepFloat?.(c);
   });
   return { targets, kept: found.length - targets.length };
@@ -184,9 +184,9 @@ function checkFeeds(m: ModelProto, feeds: HostTensor[][]): void {
   feeds.forEach((set, k) => {
     if (!Array.isArray(set) || set.length !== ins.length) throw new QuantizeError(`calibration set ${k} has ${Array.isArray(set) ? set.length : 'no'} inputs, the model takes ${ins.length}`);
     set.forEach((t, i) => {
-      const want = ins[i].type?.tensorType;
+      const want = ins[i]!.type?.tensorType;
       const dims = (want?.shape?.dim ?? []).map((d) => Number(d.dimValue));
-      const label = `calibration set ${k}, input ${i} (${ins[i].name})`;
+      const label = `calibration set ${k}, input ${i} (${ins[i]!.name})`;
       if (!t?.data || !Array.isArray(t.shape)) throw new QuantizeError(`${label} is not a tensor`);
       if (ONNX_DTYPE[t.dtype] !== want?.elemType) throw new QuantizeError(`${label} is ${t.dtype}, the model takes ONNX type ${want?.elemType}`);
       if (t.shape.length !== dims.length || t.shape.some((d, j) => d !== dims[j])) throw new QuantizeError(`${label} has shape [${t.shape}], the model takes [${dims}]`);
@@ -257,16 +257,16 @@ export function calibrate(model: Uint8Array, tensors: string[], feeds: HostTenso
       const r = session.run(set);
       unique.forEach((t, i) => {
         // TopK values come sorted: the k-th smallest / largest is the last one.
-        const [a, b] = [r[2 * i].data, r[2 * i + 1].data];
+        const [a, b] = [r[2 * i]!.data, r[2 * i + 1]!.data];
         const lo = Number(a[a.length - 1]), hi = Number(b[b.length - 1]);
         if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new QuantizeError(`calibration: tensor ${t} takes non-finite values (${lo} … ${hi})`);
         if (pct === 100) {
           const prev = ranges.get(t);
           ranges.set(t, prev ? { min: Math.min(prev.min, lo), max: Math.max(prev.max, hi) } : { min: lo, max: hi });
         } else {
-          sums[i].min += lo;
-          sums[i].max += hi;
-          if (k === feeds.length - 1) ranges.set(t, { min: sums[i].min / feeds.length, max: sums[i].max / feeds.length });
+          sums[i]!.min += lo;
+          sums[i]!.max += hi;
+          if (k === feeds.length - 1) ranges.set(t, { min: sums[i]!.min / feeds.length, max: sums[i]!.max / feeds.length });
         }
       });
     });
@@ -294,10 +294,10 @@ const WEIGHT_MAX: Record<Int8Weights, number> = { int8: 127, uint8: 127, int7: 6
  * or ±127 shifted by the zero point 128 (uint8). `minScale` floors each channel's scale.
  */
 export function quantizeWeight(w: Float32Array, dims: number[], axis: 0 | 1, minScale?: Float32Array, format: Int8Weights = 'int8'): { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number } {
-  const channels = dims[axis];
+  const channels = dims[axis]!;
   const inner = axis === 0 ? sizeOf(dims.slice(1)) : 1;
   const stride = axis === 0 ? 1 : channels;
-  const per = axis === 0 ? inner : dims[0];
+  const per = axis === 0 ? inner : dims[0]!;
   const index = (c: number, j: number) => (axis === 0 ? c * inner + j : j * stride + c);
   const qmax = WEIGHT_MAX[format];
   const zeroPoint = format === 'uint8' ? 128 : 0;
@@ -305,12 +305,12 @@ export function quantizeWeight(w: Float32Array, dims: number[], axis: 0 | 1, min
   const q = format === 'uint8' ? new Uint8Array(w.length) : new Int8Array(w.length);
   for (let c = 0; c < channels; c++) {
     let amax = 0;
-    for (let j = 0; j < per; j++) amax = Math.max(amax, Math.abs(w[index(c, j)]));
+    for (let j = 0; j < per; j++) amax = Math.max(amax, Math.abs(w[index(c, j)]!));
     let s = amax > 0 ? amax / qmax : 1;
-    if (minScale && s < minScale[c]) s = minScale[c];
+    if (minScale && s < minScale[c]!) s = minScale[c]!;
     scale[c] = s;
-    const sf = scale[c];
-    for (let j = 0; j < per; j++) q[index(c, j)] = zeroPoint + Math.max(-qmax, Math.min(qmax, Math.round(w[index(c, j)] / sf)));
+    const sf = scale[c]!;
+    for (let j = 0; j < per; j++) q[index(c, j)] = zeroPoint + Math.max(-qmax, Math.min(qmax, Math.round(w[index(c, j)]! / sf)));
   }
   return { q, scale, zeroPoint };
 }
@@ -397,21 +397,21 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
     if (t.op === 'MatMul') {
       // K × N weight (transposed here when the graph transposed an N × K one), one scale per column.
       let w = floatData(t.weight), dims = dimsOf(t.weight);
-      if (t.transposed) [w, dims] = [transpose2d(w, dims[0], dims[1]), [dims[1], dims[0]]];
+      if (t.transposed) [w, dims] = [transpose2d(w, dims[0]!, dims[1]!), [dims[1]!, dims[0]!]];
       const wq = fresh(`${t.weight.name}_${weights}`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`);
-      newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[1], quantizeWeight(w, dims, 1, undefined, weights)));
+      newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[1]!, quantizeWeight(w, dims, 1, undefined, weights)));
       if (opts.matmul === 'dynamic') {
-        nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: [node.input![0], wq, ws, wz], output: [...node.output!], name: fresh('dqmm') });
+        nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: [node.input![0]!, wq, ws, wz], output: [...node.output!], name: fresh('dqmm') });
       } else {
         // Emitted fused (not as DQ → MatMul for ORT to fuse): ORT would fuse a MatMul + bias Add to a float Gemm first.
-        const xq = quantizedInput(node.input![0]);
+        const xq = quantizedInput(node.input![0]!);
         nodes.push({ opType: 'MatMulIntegerToFloat', domain: 'com.microsoft', input: [xq.q, wq, xq.scale, ws, xq.zp, wz], output: [...node.output!], name: fresh('qmm') });
       }
       report.matmul++;
       continue;
     }
     // Conv: input activation (reusing the quantized form of a tensor another quantized node produced or read).
-    const { name: xdq, q: xq } = dequantizedInput(node.input![0]);
+    const { name: xdq, q: xq } = dequantizedInput(node.input![0]!);
     // Weight: int8 per output channel; with a bias, keep every bias within int32 at scale x_scale · w_scale.
     const dims = dimsOf(t.weight);
     const bias = t.bias ? floatData(t.bias) : undefined;
@@ -419,20 +419,20 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
     const wquant = quantizeWeight(floatData(t.weight), dims, 0, minScale, weights);
     const { scale } = wquant;
     const wq = fresh(`${t.weight.name}_${weights}`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`), wdq = fresh(t.weight.name!);
-    newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[0], wquant));
+    newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[0]!, wquant));
     nodes.push(qdq('DequantizeLinear', [wq, ws, wz], wdq, 0));
     const convIns = [xdq, wdq];
     if (bias) {
       const bs = Float32Array.from(scale, (s) => Math.fround(xq.s * s));
-      const bq = Int32Array.from(bias, (b, c) => Math.round(b / bs[c]));
+      const bq = Int32Array.from(bias, (b, c) => Math.round(b / bs[c]!));
       const bqn = fresh(`${t.bias!.name}_int32`), bsn = fresh(`${t.bias!.name}_scale`), bzn = fresh(`${t.bias!.name}_zp`), bdq = fresh(t.bias!.name!);
-      newInits.push(initializer(bqn, DT.INT32, [dims[0]], bq), initializer(bsn, DT.FLOAT, [dims[0]], bs), initializer(bzn, DT.INT32, [dims[0]], new Int32Array(dims[0])));
+      newInits.push(initializer(bqn, DT.INT32, [dims[0]!], bq), initializer(bsn, DT.FLOAT, [dims[0]!], bs), initializer(bzn, DT.INT32, [dims[0]!], new Int32Array(dims[0]!)));
       nodes.push(qdq('DequantizeLinear', [bqn, bsn, bzn], bdq, 0));
       convIns.push(bdq);
       replacedWeights.add(t.bias!.name!);
     }
     // Output: Conv → Q → DQ under the original name, so every consumer is unchanged.
-    const y = node.output![0];
+    const y = node.output![0]!;
     const yf = fresh(y);
     nodes.push({ ...node, input: convIns, output: [yf] });
     const p = actParams(y);
@@ -474,26 +474,26 @@ function sinkDequantize(nodes: NodeProto[], graphOutputs: Set<string>, fresh: (h
   for (let changed = true; changed; ) {
     changed = false;
     const dqOf = new Map<string, NodeProto>();
-    for (const n of list) if (n.opType === 'DequantizeLinear' && !n.domain && !n.attribute?.length) dqOf.set(n.output![0], n);
+    for (const n of list) if (n.opType === 'DequantizeLinear' && !n.domain && !n.attribute?.length) dqOf.set(n.output![0]!, n);
     const replace = new Map<NodeProto, NodeProto[]>();
     for (const n of list) {
       if (!MOVEMENT.has(n.opType!) || n.domain) continue;
-      const data = n.opType === 'Concat' ? n.input! : [n.input![0]];
+      const data = n.opType === 'Concat' ? n.input! : [n.input![0]!];
       const dqs = data.map((d) => dqOf.get(d));
       if (dqs.some((d) => !d)) continue;
       const [s0, z0] = [dqs[0]!.input![1], dqs[0]!.input![2]];
       if (dqs.some((d) => d!.input![1] !== s0 || d!.input![2] !== z0)) continue;
-      const out = n.output![0];
+      const out = n.output![0]!;
       const q = fresh(out);
-      const moved: NodeProto = { ...n, input: n.opType === 'Concat' ? dqs.map((d) => d!.input![0]) : [dqs[0]!.input![0], ...n.input!.slice(1)], output: [q] };
-      replace.set(n, [moved, { opType: 'DequantizeLinear', input: [q, s0, z0], output: [out], name: out }]);
+      const moved: NodeProto = { ...n, input: n.opType === 'Concat' ? dqs.map((d) => d!.input![0]!) : [dqs[0]!.input![0]!, ...n.input!.slice(1)], output: [q] };
+      replace.set(n, [moved, { opType: 'DequantizeLinear', input: [q, s0!, z0!], output: [out], name: out }]);
       changed = true;
     }
     if (!changed) break;
     const next = list.flatMap((n) => replace.get(n) ?? [n]);
     // Dequantize nodes nothing reads any more are dropped.
     const read = new Set(next.flatMap((n) => n.input ?? []));
-    list = next.filter((n) => n.opType !== 'DequantizeLinear' || read.has(n.output![0]) || graphOutputs.has(n.output![0]));
+    list = next.filter((n) => n.opType !== 'DequantizeLinear' || read.has(n.output![0]!) || graphOutputs.has(n.output![0]!));
   }
   return list;
 }
@@ -502,14 +502,14 @@ function sinkDequantize(nodes: NodeProto[], graphOutputs: Set<string>, fresh: (h
 export function calibrationTensors(model: Uint8Array, opts: QuantizeOptions = {}): string[] {
   const m = onnx.ModelProto.decode(model);
   return findCandidates(m, opts).targets.flatMap((t) => {
-    if (t.op === 'Conv') return [t.node.input![0], t.node.output![0]];
-    return opts.matmul === 'static' ? [t.node.input![0]] : [];
+    if (t.op === 'Conv') return [t.node.input![0]!, t.node.output![0]!];
+    return opts.matmul === 'static' ? [t.node.input![0]!] : [];
   });
 }
 
 function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!;
   return out;
 }
 

@@ -9,5 +9,5 @@ export function toArray(t: Tensor): number[] {
 /** The single value of a one-element concrete tensor. */
 export function item(t: Tensor): number {
   if (t.size !== 1) throw new Error(`item() of ${t.describe()}: not a single value`);
-  return toNumbers(t.data)[0];
+  return toNumbers(t.data)[0]!;
 }

@@ -60,7 +60,7 @@ export class PerceptualLoss {
       return v;
     };
     if (net.inputs.length !== 1) throw new VtokError(`a perceptual feature network takes one image input, this one takes ${net.inputs.length}`, file);
-    const input = net.inputs[0];
+    const input = net.inputs[0]!;
     if (input.dtype !== 'float32') throw new VtokError(`the network's input "${input.name}" is ${input.dtype}, not float`, file);
     if (input.shape && input.shape.length !== 4) throw new VtokError(`the network's input "${input.name}" must be N×C×H×W, it has rank ${input.shape.length}`, file);
     this.expects = input.shape ? input.shape.slice(1).map((d) => (typeof d === 'number' ? d : null)) : [null, null, null];
@@ -88,8 +88,8 @@ export class PerceptualLoss {
     this.weights = weights;
 
     const r = opts.range ?? list('vtok.input_range') ?? [-1, 1];
-    if (r.length !== 2 || !(r[1] > r[0])) throw new VtokError(`the input range must be "lo,hi" with lo < hi, got ${JSON.stringify(r)}`, file);
-    this.range = [r[0], r[1]];
+    if (r.length !== 2 || !(r[1]! > r[0]!)) throw new VtokError(`the input range must be "lo,hi" with lo < hi, got ${JSON.stringify(r)}`, file);
+    this.range = [r[0]!, r[1]!];
     this.mean = opts.mean ?? list('vtok.input_mean');
     this.std = opts.std ?? list('vtok.input_std');
     if (this.std?.some((s) => !(s > 0))) throw new VtokError('vtok.input_std must be positive', file);
@@ -100,10 +100,10 @@ export class PerceptualLoss {
   prepare(x: Tensor): Tensor {
     let f = x;
     if (x.rank === 5) {
-      const [n, c, t, h, w] = x.shape;
+      const [n, c, t, h, w] = x.shape as [number, number, number, number, number];
       f = E.reshape(E.transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]);
     } else if (x.rank !== 4) throw new VtokError(`perceptual loss: expected N×C×T×H×W video or N×C×H×W images, got ${x.describe()}`, this.net.file);
-    const [b, c, h, w] = f.shape;
+    const [b, c, h, w] = f.shape as [number, number, number, number];
     const [wantC, wantH, wantW] = this.expects;
     if ((wantH !== null && wantH !== h) || (wantW !== null && wantW !== w)) {
       throw new VtokError(`the feature network expects ${wantH ?? '*'}×${wantW ?? '*'} frames, these are ${h}×${w}`, this.net.file);
@@ -129,7 +129,7 @@ export class PerceptualLoss {
   features(x: Tensor): Tensor[] {
     const out = this.net.run([this.prepare(x)], this.layers);
     return this.layers.map((l) => {
-      const f = out[l];
+      const f = out[l]!;
       if (f.rank < 2 || f.dtype !== 'float32') throw new VtokError(`feature layer "${l}" must be a float N×C(×…) tensor, it is ${f.describe()}`, this.net.file);
       return f;
     });
@@ -144,8 +144,8 @@ export class PerceptualLoss {
     const terms: Tensor[] = [];
     fx.forEach((f, l) => {
       if (this.weights[l] === 0) return;
-      const per = E.mean(E.sum(E.square(E.sub(unit(f), unit(fy[l]))), 1));
-      terms.push(E.mul(per, this.weights[l] / total));
+      const per = E.mean(E.sum(E.square(E.sub(unit(f), unit(fy[l]!))), 1));
+      terms.push(E.mul(per, this.weights[l]! / total));
     });
     return terms.reduce((a, b) => E.add(a, b));
   }

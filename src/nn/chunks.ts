@@ -20,18 +20,18 @@ export interface Chunk {
  * Every group is padded to `limit` except the least filled, which keeps its exact size — at most two programs.
  */
 export function packChunks(sizes: number[], limit: number): Chunk[] {
-  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b] - sizes[a] || a - b);
+  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b]! - sizes[a]! || a - b);
   const groups: { idx: number[]; total: number }[] = [];
   for (const i of order) {
-    const g = groups.find((c) => c.total + sizes[i] <= limit);
+    const g = groups.find((c) => c.total + sizes[i]! <= limit);
     if (g) {
       g.idx.push(i);
-      g.total += sizes[i];
-    } else groups.push({ idx: [i], total: sizes[i] });
+      g.total += sizes[i]!;
+    } else groups.push({ idx: [i], total: sizes[i]! });
   }
   let least = -1;
   groups.forEach((g, k) => {
-    if (g.total <= limit && (least < 0 || g.total < groups[least].total)) least = k;
+    if (g.total <= limit && (least < 0 || g.total < groups[least]!.total)) least = k;
   });
   return groups.map((g, k) => ({ idx: g.idx, len: g.total > limit || k === least ? g.total : limit }));
 }
@@ -43,7 +43,7 @@ export function packChunks(sizes: number[], limit: number): Chunk[] {
  * zero-padded.
  */
 export function flatOf(tensors: Tensor[], len: number): Tensor {
-  const first = tensors[0].data as Float32Array;
+  const first = tensors[0]!.data as Float32Array;
   let offset = 0;
   const shared = first.buffer.byteLength === 4 * len && tensors.every((t) => {
     const d = t.data as Float32Array;

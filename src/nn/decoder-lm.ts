@@ -235,7 +235,7 @@ export class DecoderLm extends Module {
   length(x: DecoderLmInput): number {
     const tokens = this.cfg.vocabSize !== null, main = tokens ? x.ids : x.vectors;
     if (!main) throw new VtokError(`decoder LM: this model reads ${tokens ? 'token ids' : 'vectors'}`);
-    return main.shape[1] + (this.parts.classes ? 1 : 0);
+    return main.shape[1]! + (this.parts.classes ? 1 : 0);
   }
 
   /** Input embeddings [B, S, dim]: tokens or vectors, the projected text in its slot, the class in front. */
@@ -262,7 +262,7 @@ export class DecoderLm extends Module {
     if (x.text) h = this.withText(h, x.text, x.textStart ?? 0);
     if (x.classIds) {
       if (!p.classes) throw new VtokError('decoder LM: this model has no class input but class ids were given');
-      const B = h.shape[0];
+      const B = h.shape[0]!;
       check(x.classIds.shape.join() === String(B), `decoder LM: class ids must be [${B}], got [${x.classIds.shape}]`);
       h = E.concat([E.reshape(p.classes.forward(x.classIds), [B, 1, c.dim]), h], 1);
     } else if (p.classes) throw new VtokError('decoder LM: this model is class-conditioned: give class ids');
@@ -272,26 +272,26 @@ export class DecoderLm extends Module {
   private withText(tok: Tensor, text: Tensor, start: number): Tensor {
     const proj = this.parts.text;
     if (!proj) throw new VtokError('decoder LM: this model has no text input (textDim null) but text was given');
-    const [B, S] = tok.shape, [tb, lt, td] = text.shape;
+    const [B, S] = tok.shape as [number, number], [tb, lt, td] = text.shape as [number, number, number];
     check(tb === B && td === this.cfg.textDim,
       `decoder LM: text embeddings [${text.shape}] must be [${B}, L, ${this.cfg.textDim}]`);
     check(start >= 0 && start + lt <= S,
       `decoder LM: the text slot ${start}…${start + lt - 1} does not fit ${S} positions`);
     const parts = [E.narrow(tok, 1, 0, start), proj.forward(text), E.narrow(tok, 1, start + lt, S - start - lt)];
-    return E.concat(parts.filter((q) => q.shape[1] > 0), 1);
+    return E.concat(parts.filter((q) => q.shape[1]! > 0), 1);
   }
 
   /** Which keys are real (false at invalid text positions), bool [B, S], or null when all are. */
   keyValid(x: DecoderLmInput, S: number): Tensor | null {
     if (!x.text || !x.textValid) return null;
-    const B = x.text.shape[0], start = x.textStart ?? 0, lt = x.text.shape[1];
+    const B = x.text.shape[0]!, start = x.textStart ?? 0, lt = x.text.shape[1]!;
     const ones = (n: number) => E.cast(E.full([B, n], 1, 'uint8'), 'bool');
-    return E.concat([ones(start), x.textValid, ones(S - start - lt)].filter((q) => q.shape[1] > 0), 1);
+    return E.concat([ones(start), x.textValid, ones(S - start - lt)].filter((q) => q.shape[1]! > 0), 1);
   }
 
   /** The blocks over embeddings h [B, T, dim] (learned positions added, then dropout); the final-normed states. */
   run(h: Tensor, o: DecoderRunOptions): Tensor {
-    const c = this.cfg, T = h.shape[1];
+    const c = this.cfg, T = h.shape[1]!;
     let pos = o.positions;
     const positions = () => (pos ??= E.arange(0, T, 1, 'int64'));
     const rope = c.positions === 'rotary' ? rotaryTables(positions(), this.headDim, c.ropeBase) : undefined;

@@ -9,7 +9,7 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function uniform(shape: readonly number[], lo: number, hi: number, rng: Rng = defaultRng()): Tensor {
   const u = rng.uniform(size(shape));
-  for (let i = 0; i < u.length; i++) u[i] = lo + (hi - lo) * u[i];
+  for (let i = 0; i < u.length; i++) u[i] = lo + (hi - lo) * u[i]!;
   return concrete(u, shape, 'float32');
 }
 
@@ -24,7 +24,7 @@ export function constant(shape: readonly number[], value: number): Tensor {
 /** fan_in / fan_out as torch.nn.init computes them: dim 1 × receptive field, dim 0 × receptive field. */
 export function fans(shape: readonly number[]): [number, number] {
   const rf = shape.length > 2 ? size(shape.slice(2)) : 1;
-  return [shape.length > 1 ? shape[1] * rf : shape[0], shape[0] * rf];
+  return [shape.length > 1 ? shape[1]! * rf : shape[0]!, shape[0]! * rf];
 }
 
 /** kaiming_uniform_(a=√5): PyTorch's default for Linear and Conv weights, U(±1/√fan_in). */

@@ -38,7 +38,7 @@ export function nextTokenLoss(model: DecoderLm, hidden: Tensor, targets: Tensor,
  * product faster than dᵀ·h, the other way round.
  */
 export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = HEAD_CHUNK_ROWS): Tensor {
-  const [N, D] = h.shape;
+  const [N, D] = h.shape as [number, number];
   check(w.rank === 2 && w.shape[1] === D && targets.shape.join() === String(N),
     `head cross-entropy: h [${h.shape}], W [${w.shape}], targets [${targets.shape}] do not fit`);
   check(Number.isInteger(chunk) && chunk > 0, `head cross-entropy: chunk must be a positive integer, got ${chunk}`);
@@ -70,8 +70,8 @@ export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = 
         const p = after(soft[k]!, gh.length ? [gh[gh.length - 1]!, gwT!] : []);
         // d loss / d logits = (softmax − onehot(target)) · g
         const d = E.scatterAdd(E.mul(p, c), 1, rowsOf(safe, s), E.neg(c));
-        gh.push(E.matmul(d, ww));
-        const part = E.matmul(E.swapAxes(rowsOf(hh, s)), d);
+        gh.push(E.matmul(d, ww!));
+        const part = E.matmul(E.swapAxes(rowsOf(hh!, s)), d);
         gwT = gwT ? E.add(gwT, part) : part;
       });
       return [gh.length === 1 ? gh[0]! : E.concat(gh, 0), E.swapAxes(gwT!)];

@@ -109,13 +109,13 @@ function list(keys: string[]): string {
 export function bindParams<T>(params: Param[], values: Tensor[], fn: () => T): T {
   const saved = params.map((p) => p.value);
   params.forEach((p, i) => {
-    p.value = values[i];
+    p.value = values[i]!;
   });
   try {
     return fn();
   } finally {
     params.forEach((p, i) => {
-      p.value = saved[i];
+      p.value = saved[i]!;
     });
   }
 }

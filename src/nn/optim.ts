@@ -38,10 +38,10 @@ export class AdamW implements Optimizer {
     return [lr, (lr * c) / (1 - this.b1 ** t), this.eps * c];
   }
   update(p: Tensor, g: Tensor, [m, v]: Tensor[], [lr, stepSize, eps]: Tensor[]) {
-    const m2 = E.add(E.mul(m, this.b1), E.mul(g, 1 - this.b1));
-    const v2 = E.add(E.mul(v, this.b2), E.mul(E.square(g), 1 - this.b2));
-    const decayed = this.wd ? E.sub(p, E.mul(p, E.mul(lr, this.wd))) : p;
-    return { p: E.sub(decayed, E.mul(E.div(m2, E.add(E.sqrt(v2), eps)), stepSize)), state: [m2, v2] };
+    const m2 = E.add(E.mul(m!, this.b1), E.mul(g, 1 - this.b1));
+    const v2 = E.add(E.mul(v!, this.b2), E.mul(E.square(g), 1 - this.b2));
+    const decayed = this.wd ? E.sub(p, E.mul(p, E.mul(lr!, this.wd))) : p;
+    return { p: E.sub(decayed, E.mul(E.div(m2, E.add(E.sqrt(v2), eps!)), stepSize!)), state: [m2, v2] };
   }
 }
 
@@ -61,11 +61,11 @@ export class SGD implements Optimizer {
     let d = this.o.weightDecay ? E.add(g, E.mul(p, this.o.weightDecay)) : g;
     let newState: Tensor[] = [];
     if (this.o.momentum) {
-      const buf = E.add(E.mul(state[0], this.o.momentum), d);
+      const buf = E.add(E.mul(state[0]!, this.o.momentum), d);
       newState = [buf];
       d = this.o.nesterov ? E.add(d, E.mul(buf, this.o.momentum)) : buf;
     }
-    return { p: E.sub(p, E.mul(d, lr)), state: newState };
+    return { p: E.sub(p, E.mul(d, lr!)), state: newState };
   }
 }
 

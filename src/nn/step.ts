@@ -88,7 +88,7 @@ export class TrainStep<B extends Tree> {
       this.chunks = packChunks(this.params.map(([, p]) => p.value.size), Math.floor((opts.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4));
       this.compiled = E.jit((params: Tensor[], batch: B) => {
         const { grads, ...result } = this.lossAndGrads(params, batch);
-        return { ...result, grads: this.chunks.map((c) => concatFlat(c.idx.map((i) => grads[i]), c.len)) } as unknown as Tree;
+        return { ...result, grads: this.chunks.map((c) => concatFlat(c.idx.map((i) => grads[i]!), c.len)) } as unknown as Tree;
       }, { name: 'grad_step', ...runtime });
     }
   }
@@ -113,11 +113,11 @@ export class TrainStep<B extends Tree> {
 
   /** Optimizer update and EMA of some parameters (graph code, traced into the fused step or an update chunk). */
   private update(params: Tensor[], grads: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[]) {
-    const updated = params.map((p, i) => this.opts.optimizer.update(p, grads[i], state[i], scalars));
+    const updated = params.map((p, i) => this.opts.optimizer.update(p, grads[i]!, state[i]!, scalars));
     return {
       params: updated.map((u) => u.p),
       state: updated.map((u) => u.state),
-      ema: this.opts.emaDecay ? updated.map((u, i) => emaUpdate(ema[i], u.p, this.opts.emaDecay!)) : [],
+      ema: this.opts.emaDecay ? updated.map((u, i) => emaUpdate(ema[i]!, u.p, this.opts.emaDecay!)) : [],
     };
   }
 
@@ -154,19 +154,19 @@ export class TrainStep<B extends Tree> {
       out = chunked;
       const grads = chunked.grads;
       this.chunks.forEach((c, k) => {
-        const shapes = c.idx.map((i) => this.params[i][1].value.shape);
+        const shapes = c.idx.map((i) => this.params[i]![1].value.shape);
         const u = this.updateChunk(
-          flatOf(c.idx.map((i) => this.params[i][1].value), c.len),
+          flatOf(c.idx.map((i) => this.params[i]![1].value), c.len),
           grads[k]!,
-          this.opts.optimizer.slots.map((_, j) => flatOf(c.idx.map((i) => this.state[i][j]), c.len)),
-          this.ema ? [flatOf(c.idx.map((i) => this.ema![i]), c.len)] : [],
+          this.opts.optimizer.slots.map((_, j) => flatOf(c.idx.map((i) => this.state[i]![j]!), c.len)),
+          this.ema ? [flatOf(c.idx.map((i) => this.ema![i]!), c.len)] : [],
           scalars,
         ) as { p: Tensor; slots: Tensor[]; ema: Tensor[] };
         const ps = viewsOf(u.p, shapes), slots = u.slots.map((t) => viewsOf(t, shapes)), ema = u.ema.map((t) => viewsOf(t, shapes));
         c.idx.forEach((i, n) => {
-          this.params[i][1].value = ps[n];
-          this.state[i] = slots.map((v) => v[n]);
-          if (this.ema) this.ema[i] = ema[0][n];
+          this.params[i]![1].value = ps[n]!;
+          this.state[i] = slots.map((v) => v[n]!);
+          if (this.ema) this.ema[i] = ema[0]![n]!;
         });
         grads[k] = null;
         // This chunk's old parameters, slots and gradients are garbage: free them before the next chunk.
@@ -190,11 +190,11 @@ export class TrainStep<B extends Tree> {
     const out = new Map<string, Tensor>();
     this.params.forEach(([n], i) => {
       this.opts.optimizer.slots.forEach((slot, j) => {
-        out.set(`${n}.${slot}`, this.state[i][j]);
+        out.set(`${n}.${slot}`, this.state[i]![j]!);
       });
     });
     this.ema?.forEach((t, i) => {
-      out.set(`ema.${this.params[i][0]}`, t);
+      out.set(`ema.${this.params[i]![0]}`, t);
     });
     return out;
   }
@@ -215,7 +215,7 @@ export class TrainStep<B extends Tree> {
   /** The EMA weights by parameter name (for evaluation or saving). */
   emaState(): Map<string, Tensor> {
     if (!this.ema) throw new Error('this training step keeps no EMA');
-    return new Map(this.params.map(([n], i) => [n, this.ema![i]]));
+    return new Map(this.params.map(([n], i) => [n, this.ema![i]!]));
   }
 }
 

@@ -27,13 +27,13 @@ export type Mask = E.AttentionMask;
 export function prefixLmMask(prefixLength: Tensor, length: number): Tensor {
   const i = E.reshape(E.arange(0, length, 1, 'int64'), [length, 1]);
   const j = E.reshape(E.arange(0, length, 1, 'int64'), [1, length]);
-  const p = E.reshape(E.cast(prefixLength, 'int64'), [prefixLength.shape[0], 1, 1, 1]);
+  const p = E.reshape(E.cast(prefixLength, 'int64'), [prefixLength.shape[0]!, 1, 1, 1]);
   return E.logicalOr(E.less(j, p), E.lessEqual(j, i));
 }
 
 /** Key-padding mask [B, 1, 1, S] from `valid` bool [B, S]: invalid keys are hidden from every query. */
 export function keyPaddingMask(valid: Tensor): Tensor {
-  return E.reshape(valid, [valid.shape[0], 1, 1, valid.shape[1]]);
+  return E.reshape(valid, [valid.shape[0]!, 1, 1, valid.shape[1]!]);
 }
 
 /**
@@ -46,8 +46,8 @@ export function windowMask(grid: number[], o: { axis: number; size: number; caus
   const coords = (n: number) => {
     const c = new Array<number>(grid.length);
     for (let a = grid.length - 1; a >= 0; a--) {
-      c[a] = n % grid[a];
-      n = Math.floor(n / grid[a]);
+      c[a] = n % grid[a]!;
+      n = Math.floor(n / grid[a]!);
     }
     return c;
   };
@@ -55,9 +55,9 @@ export function windowMask(grid: number[], o: { axis: number; size: number; caus
   const v = new Uint8Array(S * S);
   for (let i = 0; i < S; i++) {
     for (let j = 0; j < S; j++) {
-      const ci = all[i], cj = all[j];
+      const ci = all[i]!, cj = all[j]!;
       let ok = ci.every((x, a) => a === o.axis || x === cj[a]);
-      const d = ci[o.axis] - cj[o.axis];
+      const d = ci[o.axis]! - cj[o.axis]!;
       ok &&= Math.abs(d) < o.size && (!o.causal || d >= 0);
       v[i * S + j] = ok ? 1 : 0;
     }
@@ -95,7 +95,7 @@ export function rotaryTables(positions: Tensor, headDim: number, base = 10000): 
 /** x·cos + rotate_half(x)·sin over the last axis of x [B, H, S, hd]. */
 export function applyRotary(x: Tensor, r: Rope): Tensor {
   const [a, b] = E.split(x, 2, -1);
-  return E.add(E.mul(x, r.cos), E.mul(E.concat([E.neg(b), a], -1), r.sin));
+  return E.add(E.mul(x, r.cos), E.mul(E.concat([E.neg(b!), a!], -1), r.sin));
 }
 
 // ---- attention ----
@@ -166,23 +166,23 @@ export class MultiHeadAttention extends Module {
 
   /** [B, T, n·dim] → n tensors [B, H, T, hd]. */
   private heads4(y: Tensor, n: number): Tensor[] {
-    const [b, t] = y.shape;
+    const [b, t] = y.shape as [number, number];
     const z = E.transpose(E.reshape(y, [b, t, n, this.heads, this.headDim]), [2, 0, 3, 1, 4]);
     return n === 1 ? [E.squeeze(z, 0)] : E.split(z, n, 0).map((s) => E.squeeze(s, 0));
   }
 
   forward(x: Tensor, o: AttendOptions = {}): Tensor {
-    const [b, t, c] = x.shape;
+    const [b, t, c] = x.shape as [number, number, number];
     const src = o.context ?? x;
     const r = this.roles;
     let q: Tensor, k: Tensor, v: Tensor;
-    if (r.has('qkv')) [q, k, v] = this.heads4(r.get('qkv')!.forward(x), 3);
+    if (r.has('qkv')) [q, k, v] = this.heads4(r.get('qkv')!.forward(x), 3) as [Tensor, Tensor, Tensor];
     else {
-      [q] = this.heads4(r.get('q')!.forward(x), 1);
-      if (r.has('kv')) [k, v] = this.heads4(r.get('kv')!.forward(src), 2);
+      [q] = this.heads4(r.get('q')!.forward(x), 1) as [Tensor];
+      if (r.has('kv')) [k, v] = this.heads4(r.get('kv')!.forward(src), 2) as [Tensor, Tensor];
       else {
-        [k] = this.heads4(r.get('k')!.forward(src), 1);
-        [v] = this.heads4(r.get('v')!.forward(src), 1);
+        [k] = this.heads4(r.get('k')!.forward(src), 1) as [Tensor];
+        [v] = this.heads4(r.get('v')!.forward(src), 1) as [Tensor];
       }
     }
     if (o.rope) {
@@ -202,20 +202,20 @@ export class MultiHeadAttention extends Module {
 export function attend(q: Tensor, k: Tensor, v: Tensor, mask: Mask, past?: KvCache['past'], dropout = 0): Tensor {
   if (!past) {
     if (dropout === 0) return E.attention(q, k, v, { mask });
-    const d = q.shape[q.rank - 1];
+    const d = q.shape[q.rank - 1]!;
     let s = E.mul(E.matmul(q, E.swapAxes(k)), 1 / Math.sqrt(d));
-    if (mask !== 'none') s = E.where(asBool(mask, q.shape[q.rank - 2], k.shape[k.rank - 2]), s, -1e9);
+    if (mask !== 'none') s = E.where(asBool(mask, q.shape[q.rank - 2]!, k.shape[k.rank - 2]!), s, -1e9);
     return E.matmul(E.dropout(E.softmax(s, -1), dropout, true), v);
   }
-  const d = q.shape[q.rank - 1];
+  const d = q.shape[q.rank - 1]!;
   const scale = 1 / Math.sqrt(d);
-  const tc = past.k.shape[past.k.rank - 2], tq = q.shape[q.rank - 2], tk = k.shape[k.rank - 2];
+  const tc = past.k.shape[past.k.rank - 2]!, tq = q.shape[q.rank - 2]!, tk = k.shape[k.rank - 2]!;
   const sPast = E.where(past.visible, E.mul(E.matmul(q, E.swapAxes(past.k)), scale), -1e9);
   let sNew = E.mul(E.matmul(q, E.swapAxes(k)), scale);
   if (mask !== 'none') sNew = E.where(asBool(mask, tq, tk), sNew, -1e9);
   const p = E.softmax(E.concat([sPast, sNew], -1), -1);
   const [pPast, pNew] = E.split(p, [tc, tk], -1);
-  return E.add(E.matmul(pPast, past.v), E.matmul(pNew, v));
+  return E.add(E.matmul(pPast!, past.v), E.matmul(pNew!, v));
 }
 
 // ---- MLPs ----

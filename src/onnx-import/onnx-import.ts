@@ -164,11 +164,11 @@ export class OnnxFunction {
       const i = this.producer.get(name);
       if (i === undefined || need.has(i) || this.folded.has(i)) continue;
       need.add(i);
-      stack.push(...(this.nodes[i].input ?? []).filter((x) => x));
+      stack.push(...(this.nodes[i]!.input ?? []).filter((x) => x));
     }
     for (let i = 0; i < this.nodes.length; i++) {
       if (!need.has(i)) continue;
-      const n = this.nodes[i];
+      const n = this.nodes[i]!;
       const ins = (n.input ?? []).map((name) => {
         if (!name) return undefined;
         const v = values.get(name);
@@ -185,8 +185,8 @@ export class OnnxFunction {
 
   /** Runs node i's mapping; engine errors come back as VtokErrors naming the node. */
   private apply(i: number, inputs: (Tensor | undefined)[]): Tensor[] {
-    const n = this.nodes[i];
-    const where = () => this.labels[i];
+    const n = this.nodes[i]!;
+    const where = () => this.labels[i]!;
     const c: NodeCtx = {
       node: n, opset: this.opset, inputs, file: this.file, baseDir: this.baseDir,
       attrs: new Attrs(n, where),
@@ -198,7 +198,7 @@ export class OnnxFunction {
       },
     };
     try {
-      const outs = MAPPINGS[n.opType!](c);
+      const outs = MAPPINGS[n.opType!]!(c);
       // Floats are computed in float32 whatever the file declared.
       return outs.map((t) => (t.dtype === 'float64' ? E.cast(t, 'float32') : t));
     } catch (e) {

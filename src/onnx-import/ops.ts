@@ -57,8 +57,8 @@ function windowAttrs(c: NodeCtx, x: Tensor, kernel: number[], ceil = false) {
     pads = range(k).map(() => [0, 0]);
   } else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
     pads = range(k).map((i) => {
-      const out = Math.ceil(sp[i] / strides[i]);
-      const total = Math.max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - sp[i]);
+      const out = Math.ceil(sp[i]! / strides[i]);
+      const total = Math.max(0, (out - 1) * strides[i] + (kernel[i]! - 1) * dilations[i] + 1 - sp[i]!);
       const small = Math.floor(total / 2);
       return autoPad === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
     });
@@ -66,14 +66,14 @@ function windowAttrs(c: NodeCtx, x: Tensor, kernel: number[], ceil = false) {
   if (pads.some(([b, e]) => b < 0 || e < 0)) c.fail('negative pads are not supported');
   // Output sizes; ceil mode drops a last window that would start in the end padding (ONNX / PyTorch rule).
   const out = range(k).map((i) => {
-    const span = sp[i] + pads[i][0] + pads[i][1] - ((kernel[i] - 1) * dilations[i] + 1);
+    const span = sp[i]! + pads[i]![0] + pads[i]![1] - ((kernel[i]! - 1) * dilations[i] + 1);
     if (span < 0) c.fail(`the window (kernel ${kernel[i]}, dilation ${dilations[i]}) is larger than the padded input ${sp[i]}`);
     let o = (ceil ? Math.ceil(span / strides[i]) : Math.floor(span / strides[i])) + 1;
-    if (ceil && (o - 1) * strides[i] >= sp[i] + pads[i][0]) o--;
+    if (ceil && (o - 1) * strides[i] >= sp[i]! + pads[i]![0]) o--;
     return o;
   });
   // End padding the windows actually reach (ceil mode can reach past the declared pads).
-  const extra = range(k).map((i) => Math.max(0, (out[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - (sp[i] + pads[i][0] + pads[i][1])));
+  const extra = range(k).map((i) => Math.max(0, (out[i]! - 1) * strides[i] + (kernel[i]! - 1) * dilations[i] + 1 - (sp[i]! + pads[i]![0] + pads[i]![1])));
   return { kernel, strides, dilations, pads, out, extra };
 }
 
@@ -91,16 +91,16 @@ function maxPool(c: NodeCtx): Tensor[] {
   const x = c.input(0);
   const w = windowAttrs(c, x, kernelOf(c), c.attrs.int('ceil_mode', 0) === 1);
   // Pad with the lowest float, then the maximum over the kernel's taps, each tap a strided slice.
-  const xp = E.pad(x, [[0, 0], [0, 0], ...w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]])], 'constant', LOWEST);
+  const xp = E.pad(x, [[0, 0], [0, 0], ...w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]!])], 'constant', LOWEST);
   let acc: Tensor | null = null;
   const taps = w.kernel.reduce((a, b) => a * b, 1);
   for (let t = 0; t < taps; t++) {
     const r: Record<number, [number, number, number]> = {};
     let rem = t;
     for (let i = w.kernel.length - 1; i >= 0; i--) {
-      const o = (rem % w.kernel[i]) * w.dilations[i];
-      rem = Math.floor(rem / w.kernel[i]);
-      r[2 + i] = [o, o + (w.out[i] - 1) * w.strides[i] + 1, w.strides[i]];
+      const o = (rem % w.kernel[i]!) * w.dilations[i];
+      rem = Math.floor(rem / w.kernel[i]!);
+      r[2 + i] = [o, o + (w.out[i]! - 1) * w.strides[i] + 1, w.strides[i]];
     }
     const tap = E.slice(xp, r);
     acc = acc ? E.maximum(acc, tap) : tap;
@@ -125,17 +125,17 @@ function averagePool(c: NodeCtx): Tensor[] {
   const x = c.input(0);
   const w = windowAttrs(c, x, kernelOf(c), c.attrs.int('ceil_mode', 0) === 1);
   const includePad = c.attrs.int('count_include_pad', 0) === 1;
-  const ch = x.shape[1];
+  const ch = x.shape[1]!;
   // Window sums as a depthwise convolution with a ones kernel, divided by each window's count.
   const ones = E.ones([ch, 1, ...w.kernel], x.dtype);
-  const sum = E.conv(x, ones, null, { stride: w.strides, dilation: w.dilations, padding: w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]]), groups: ch });
-  const counts = w.kernel.map((k, i) => tapCounts(spatial(x)[i], w.out[i], k, w.strides[i], w.dilations[i], w.pads[i][0], w.pads[i][1], includePad));
+  const sum = E.conv(x, ones, null, { stride: w.strides, dilation: w.dilations, padding: w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]!]), groups: ch });
+  const counts = w.kernel.map((k, i) => tapCounts(spatial(x)[i]!, w.out[i]!, k, w.strides[i], w.dilations[i], w.pads[i]![0], w.pads[i]![1], includePad));
   const div = new Float32Array(numel(w.out));
   div.forEach((_, flat) => {
     let rem = flat, n = 1;
     for (let i = w.out.length - 1; i >= 0; i--) {
-      n *= counts[i][rem % w.out[i]];
-      rem = Math.floor(rem / w.out[i]);
+      n *= counts[i]![rem % w.out[i]!]!;
+      rem = Math.floor(rem / w.out[i]!);
     }
     div[flat] = 1 / n;
   });
@@ -170,14 +170,14 @@ function batchNorm(c: NodeCtx): Tensor[] {
   if (c.attrs.int('spatial', 1) !== 1) c.fail('spatial=0 is not supported');
   if ((c.node.output ?? []).slice(1).some((o) => o)) c.fail('only the first output (inference) is supported');
   const x = c.input(0);
-  const shape = [x.shape[1], ...spatial(x).map(() => 1)];
+  const shape = [x.shape[1]!, ...spatial(x).map(() => 1)];
   const eps = c.attrs.float('epsilon', 1e-5);
   const params = [1, 2, 3, 4].map((i) => c.input(i));
   // y = x·a + b with a = scale/√(var+ε), b = bias − mean·a (folded to constants when the statistics are constants).
   const [a, b] = foldable(params, () => {
     const [scale, bias, mean, variance] = params.map((t) => E.reshape(t, shape));
-    const a = E.mul(scale, E.rsqrt(E.add(variance, eps)));
-    return [a, E.sub(bias, E.mul(mean, a))];
+    const a = E.mul(scale!, E.rsqrt(E.add(variance!, eps)));
+    return [a, E.sub(bias!, E.mul(mean!, a))];
   });
   return [E.add(E.mul(x, a), b)];
 }
@@ -200,8 +200,8 @@ function gemm(c: NodeCtx): Tensor[] {
 function matmul(c: NodeCtx): Tensor[] {
   let a = c.input(0), b = c.input(1);
   const va = a.rank === 1, vb = b.rank === 1;
-  if (va) a = E.reshape(a, [1, a.shape[0]]);
-  if (vb) b = E.reshape(b, [b.shape[0], 1]);
+  if (va) a = E.reshape(a, [1, a.shape[0]!]);
+  if (vb) b = E.reshape(b, [b.shape[0]!, 1]);
   let y = E.matmul(a, b);
   if (vb) y = E.squeeze(y, -1);
   if (va) y = E.squeeze(y, vb ? -1 : -2);
@@ -214,7 +214,7 @@ function reshape(c: NodeCtx): Tensor[] {
   const shape = c.ints(1);
   if (!shape) c.fail('the shape input is required');
   const allowZero = c.attrs.int('allowzero', 0) === 1;
-  return [E.reshape(x, shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d)))];
+  return [E.reshape(x, shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i]! : d)))];
 }
 
 /** Axes from the attribute (older opsets) or the second input (newer ones). */
@@ -257,12 +257,12 @@ function pad(c: NodeCtx): Tensor[] {
   if (flat.length !== 2 * axes.length) c.fail(`pads has ${flat.length} entries for ${axes.length} axes`);
   const pairs: [number, number][] = x.shape.map(() => [0, 0]);
   axes.forEach((a, i) => {
-    pairs[a] = [flat[i], flat[i + axes.length]];
+    pairs[a] = [flat[i]!, flat[i + axes.length]!];
   });
   // Negative pads crop.
   const crop: Record<number, [number, number]> = {};
   pairs.forEach(([b, e], a) => {
-    if (b < 0 || e < 0) crop[a] = [Math.max(0, -b), x.shape[a] - Math.max(0, -e)];
+    if (b < 0 || e < 0) crop[a] = [Math.max(0, -b), x.shape[a]! - Math.max(0, -e)];
   });
   if (Object.keys(crop).length) x = E.slice(x, crop);
   return [E.pad(x, pairs.map(([b, e]) => [Math.max(0, b), Math.max(0, e)]), mode, value)];
@@ -285,7 +285,7 @@ function slice(c: NodeCtx): Tensor[] {
   const r: Record<number, [number, number, number]> = {};
   ax.forEach((a, i) => {
     if (st[i] === 0) c.fail('a slice step of 0');
-    r[a] = [starts![i], ends![i], st[i]];
+    r[a] = [starts![i]!, ends![i]!, st[i]];
   });
   return [E.slice(x, r)];
 }
@@ -354,7 +354,7 @@ function constantOfShape(c: NodeCtx): Tensor[] {
   const shape = c.ints(0) ?? [];
   const t = c.attrs.tensor('value');
   const v = t ? tensorFromProto(t, `node ${nodeLabel(c.node)} value`, c.file, c.baseDir) : E.scalar(0);
-  return [E.full(shape, E.toArray(v)[0], v.dtype)];
+  return [E.full(shape, E.toArray(v)[0]!, v.dtype)];
 }
 
 function cast(c: NodeCtx): Tensor[] {
@@ -369,8 +369,8 @@ function gather(c: NodeCtx): Tensor[] {
   const axis = norm(c.attrs.int('axis', 0), x.rank, c);
   if (idx.isConcrete) {
     const v = E.toArray(idx).map((i) => {
-      if (i < -x.shape[axis] || i >= x.shape[axis]) c.fail(`index ${i} is out of range for axis ${axis} of size ${x.shape[axis]}`);
-      return i < 0 ? i + x.shape[axis] : i;
+      if (i < -x.shape[axis]! || i >= x.shape[axis]!) c.fail(`index ${i} is out of range for axis ${axis} of size ${x.shape[axis]}`);
+      return i < 0 ? i + x.shape[axis]! : i;
     });
     idx = E.tensor(v, idx.shape, 'int64');
   }
@@ -384,7 +384,7 @@ function split(c: NodeCtx): Tensor[] {
   const n = (c.node.output ?? []).length;
   let sizes = c.opset >= 13 ? c.ints(1) : c.attrs.ints('split');
   if (!sizes) {
-    const dim = x.shape[axis], chunk = Math.ceil(dim / n);
+    const dim = x.shape[axis]!, chunk = Math.ceil(dim / n);
     sizes = range(n).map((i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
   }
   if (sizes.length !== n) c.fail(`${sizes.length} split sizes for ${n} outputs`);
@@ -431,7 +431,7 @@ function transpose(c: NodeCtx): Tensor[] {
 function concat(c: NodeCtx): Tensor[] {
   c.attrs.only('axis');
   const xs = c.inputs.filter((t): t is Tensor => !!t);
-  return [E.concat(xs, norm(c.attrs.int('axis', 0), xs[0].rank, c))];
+  return [E.concat(xs, norm(c.attrs.int('axis', 0), xs[0]!.rank, c))];
 }
 
 /** Variadic Sum/Mean/Max/Min. */
@@ -439,7 +439,7 @@ function variadic(f: (a: Tensor, b: Tensor) => Tensor, mean = false): Mapping {
   return (c) => {
     c.attrs.only();
     const xs = c.inputs.filter((t): t is Tensor => !!t);
-    const y = xs.slice(1).reduce(f, xs[0]);
+    const y = xs.slice(1).reduce(f, xs[0]!);
     return [mean ? E.div(y, xs.length) : y];
   };
 }

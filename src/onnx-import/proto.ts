@@ -106,7 +106,7 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
       conv = (v) => bf16ToFloat(num(v));
     } else src = t.int32Data ?? [];
     count = src.length;
-    if (count === n) for (let i = 0; i < n; i++) put(i, conv(src[i]));
+    if (count === n) for (let i = 0; i < n; i++) put(i, conv(src[i]!));
   }
   if (count !== n) throw new VtokError(`${what} holds ${count} values for shape [${dims.join(',')}] (${n} expected)`, file);
   return concrete(out, dims, type.dtype);

@@ -55,9 +55,9 @@ export function compare(name: string, got: Tensor, want: Tensor): OutputReport {
   }
   let maxAbs = 0, scale = 0;
   for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
+    const d = Math.abs(a[i]! - b[i]!);
     maxAbs = Number.isNaN(d) ? Infinity : Math.max(maxAbs, d);
-    scale = Math.max(scale, Math.abs(b[i]));
+    scale = Math.max(scale, Math.abs(b[i]!));
   }
   return { name, shape: [...want.shape], maxAbsError: maxAbs, maxRelError: maxAbs / Math.max(scale, 1e-12) };
 }

@@ -30,7 +30,7 @@ export function lfqQuantize(z: Tensor, order: BitOrder = 'lsb'): { quantized: Te
   const positive = E.greater(z, 0);
   const q = E.where(positive, 1, -1);
   const bits = E.cast(positive, 'int64');
-  const indices = E.sum(E.mul(bits, perChannel(bitWeights(z.shape[1], order), z.rank, 'int64')), 1);
+  const indices = E.sum(E.mul(bits, perChannel(bitWeights(z.shape[1]!, order), z.rank, 'int64')), 1);
   return { quantized: E.straightThrough(q, z), indices };
 }
 
@@ -52,13 +52,13 @@ export function lfqCodebook(bits: number, order: BitOrder = 'lsb'): Tensor {
   const k = 2 ** bits;
   const w = bitWeights(bits, order);
   const v = new Float32Array(k * bits);
-  for (let j = 0; j < k; j++) for (let d = 0; d < bits; d++) v[j * bits + d] = Math.floor(j / w[d]) % 2 ? 1 : -1;
+  for (let j = 0; j < k; j++) for (let d = 0; d < bits; d++) v[j * bits + d] = Math.floor(j / w[d]!) % 2 ? 1 : -1;
   return E.tensor(v, [k, bits]);
 }
 
 /** Channels-first latents as a token matrix [N, D] (N = B·∏spatial, row-major over (b, …spatial)). */
 export function tokens(z: Tensor): Tensor {
-  return E.reshape(E.moveAxis(z, 1, -1), [-1, z.shape[1]]);
+  return E.reshape(E.moveAxis(z, 1, -1), [-1, z.shape[1]!]);
 }
 
 /** Mean of (z − sg(q))²: pulls the latents towards their codes; no gradient to the codes (there are none). */
@@ -116,7 +116,7 @@ function codeProbs(x: Tensor, temperature: number): Tensor {
 
 /** 2·x·cᵀ / τ against the LSB-first codebook of x's width (any fixed order gives the same entropies). */
 function codeLogits(x: Tensor, temperature: number): Tensor {
-  const cb = lfqCodebook(x.shape[1]);
+  const cb = lfqCodebook(x.shape[1]!);
   return E.mul(E.matmul(x, E.transpose(cb)), 2 / temperature);
 }
 
@@ -132,7 +132,7 @@ export function lfqEntropy(z: Tensor, opts: EntropyOptions = {}): EntropyTerms {
   const tau = opts.temperature ?? 0.01;
   const eps = opts.eps ?? 1e-5;
   const x = tokens(z);
-  const groups = entropyGroups(x.shape[1], opts.groupBits);
+  const groups = entropyGroups(x.shape[1]!, opts.groupBits);
   const parts = groups.map(([s, n]) => (groups.length === 1 ? x : E.narrow(x, 1, s, n)));
   if (opts.style === 'lucidrains') {
     // ln(max(p, eps)) in both terms, means over groups (vector-quantize-pytorch's num_codebooks).

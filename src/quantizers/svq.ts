@@ -69,7 +69,7 @@ export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
  * logits instead of five.
  */
 export function sampleCategorical(logits: Tensor): Tensor {
-  const k = logits.shape[logits.rank - 1];
+  const k = logits.shape[logits.rank - 1]!;
   const cdf = E.cumsum(E.softmax(E.stopGradient(logits), -1), -1);
   const total = E.narrow(cdf, -1, k - 1, 1);
   const u = E.mul(E.randomUniform([...logits.shape.slice(0, -1), 1]), total);
@@ -108,7 +108,7 @@ export class StochasticVQ extends Module {
    * on, so the codebook follows the latents while they form.
    */
   forward(projected: Tensor, alpha?: Tensor): SvqOutput {
-    const [b, n, d] = projected.shape;
+    const [b, n, d] = projected.shape as [number, number, number];
     const z = l2Normalize(projected);
     const emb = this.codebook();
     const cosSim = E.matmul(E.reshape(z, [b * n, d]), E.swapAxes(emb));

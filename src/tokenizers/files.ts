@@ -221,7 +221,7 @@ async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeF
   let buf: Frame[] = [], clips = 0, frames = 0;
   const flush = () => {
     // a short last clip is padded with its last frame; extra.frames says how many are real
-    while (buf.length < clipLen) buf.push(buf[buf.length - 1]);
+    while (buf.length < clipLen) buf.push(buf[buf.length - 1]!);
     const { input: x, converted } = toInput(tok, buf, o.gray, input);
     if (converted && !notes.some((n) => n.startsWith('colour'))) notes.push('colour converted to gray (--gray)');
     writer.writeClip(encodeClips(tok, x).ids, grid);

@@ -34,7 +34,7 @@ const frames: Omit<ModalityKit, 'modality'> = {
   async writeSamples(stem, input, recon) {
     const real = tensorToClips(input.data as Float32Array, input.shape), fake = tensorToClips(recon.data as Float32Array, recon.shape);
     const n = Math.min(4, real.length);
-    const out = real[0].map((_, t) => sideBySide(Array.from({ length: n }, (_, i) => [real[i][t], fake[i][t]]).flat()));
+    const out = real[0]!.map((_, t) => sideBySide(Array.from({ length: n }, (_, i) => [real[i]![t]!, fake[i]![t]!]).flat()));
     const path = `${stem}.gif`;
     await writeVideo(path, out, { fps: 4 });
     return path;
@@ -55,7 +55,7 @@ export function modalityKit(modality: Modality): ModalityKit {
 
 /** Frames placed left to right with a 2-pixel white gap (pairs: input, reconstruction). */
 function sideBySide(frames: Frame[]): Frame {
-  const gap = 2, w = frames[0].width, h = frames[0].height;
+  const gap = 2, w = frames[0]!.width, h = frames[0]!.height;
   const W = frames.length * w + (frames.length - 1) * gap;
   const data = new Uint8Array(W * h * 3).fill(255);
   frames.forEach((f, k) => {

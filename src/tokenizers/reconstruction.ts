@@ -19,13 +19,13 @@ export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTen
     const tokens = encodeClips(tok, b);
     const recon = decodeTokens(tok, tokens).data;
     for (let i = 0; i < b.data.length; i++) {
-      const d = (Math.max(-1, Math.min(1, recon[i])) - b.data[i]) * 127.5;
+      const d = (Math.max(-1, Math.min(1, recon[i]!)) - b.data[i]!) * 127.5;
       se += d * d;
     }
     n += b.data.length;
     const real = tensorToClips(b.data, b.shape), fake = tensorToClips(recon, b.shape);
     real.forEach((clip, i) => {
-      ssimSum += ssimFrames(clip, fake[i]).mean;
+      ssimSum += ssimFrames(clip, fake[i]!).mean;
     });
     clips += real.length;
     ids.push(tokens.ids);

@@ -74,7 +74,7 @@ export function setTokenizerPrecision(tok: Tokenizer, precision: Precision, opts
  */
 export function calibrationBatches(clips: Tensor, n: number, clipShape: number[], label: string): Tensor[][] {
   if (!clips.isConcrete || clips.dtype !== 'float32') throw new VtokError(`${label}: calibration clips must be a concrete float32 tensor`);
-  const [m, ...shape] = clips.shape;
+  const [m, ...shape] = clips.shape as [number, ...number[]];
   if (clips.rank !== clipShape.length + 1 || shape.some((d, i) => d !== clipShape[i])) {
     throw new VtokError(`${label}: calibration clips are [${clips.shape}], the input clips are [${clipShape}] (need M×${clipShape.join('×')})`);
   }

@@ -37,7 +37,7 @@ export class Canvas {
   }
   text(x: number, y: number, s: string, scale = 2, c: [number, number, number] = [40, 40, 40]): void {
     for (const ch of s.toLowerCase()) {
-      const g = FONT[ch] ?? FONT[' '];
+      const g = FONT[ch] ?? FONT[' ']!;
       g.forEach((row, r) => {
         for (let b = 0; b < 3; b++) {
           if (!(row & (4 >> b))) continue;
@@ -68,26 +68,26 @@ export function plotCurves(series: Series, opts: { panelWidth?: number; panelHei
     const logY = lo > 0 && hi / lo > 10;
     const ty = (v: number) => (logY ? Math.log10(v) : v);
     const [ylo, yhi] = lo === hi ? [ty(lo) - 1, ty(hi) + 1] : [ty(lo), ty(hi)];
-    const s0 = pts[0].step, s1 = Math.max(pts[pts.length - 1].step, s0 + 1);
+    const s0 = pts[0]!.step, s1 = Math.max(pts[pts.length - 1]!.step, s0 + 1);
     // One point (an evaluation made once) has no line to draw: centre it and mark it.
     const X = (s: number) => (pts.length === 1 ? (left + right) / 2 : left + ((s - s0) / (s1 - s0)) * (right - left));
     const Y = (v: number) => bottom - ((ty(v) - ylo) / (yhi - ylo)) * (bottom - top);
     cv.line(left, bottom, right, bottom, [160, 160, 160]);
     cv.line(left, top, left, bottom, [160, 160, 160]);
-    for (let i = 1; i < pts.length; i++) cv.line(X(pts[i - 1].step), Y(pts[i - 1].value), X(pts[i].step), Y(pts[i].value), [180, 200, 235]);
+    for (let i = 1; i < pts.length; i++) cv.line(X(pts[i - 1]!.step), Y(pts[i - 1]!.value), X(pts[i]!.step), Y(pts[i]!.value), [180, 200, 235]);
     const win = Math.max(1, Math.round(pts.length / 30));
     let prev: [number, number] | null = null;
     for (let i = 0; i < pts.length; i++) {
       const w = pts.slice(Math.max(0, i - win + 1), i + 1);
       const m = logY ? 10 ** (w.reduce((a, p) => a + Math.log10(p.value), 0) / w.length) : w.reduce((a, p) => a + p.value, 0) / w.length;
-      const cur: [number, number] = [X(pts[i].step), Y(m)];
+      const cur: [number, number] = [X(pts[i]!.step), Y(m)];
       if (prev) cv.line(prev[0], prev[1], cur[0], cur[1], [20, 70, 170]);
       prev = cur;
     }
-    if (pts.length === 1) for (let d = -3; d <= 3; d++) cv.line(X(s0) - 3, Y(pts[0].value) + d, X(s0) + 3, Y(pts[0].value) + d, [20, 70, 170]);
+    if (pts.length === 1) for (let d = -3; d <= 3; d++) cv.line(X(s0) - 3, Y(pts[0]!.value) + d, X(s0) + 3, Y(pts[0]!.value) + d, [20, 70, 170]);
     cv.text(left + 4, top, `max ${fmt(hi)}`, 1);
     cv.text(left + 4, bottom - 8, `min ${fmt(lo)}${logY ? ' log' : ''}`, 1);
-    cv.text(right - 60, bottom + 6, `step ${pts[pts.length - 1].step}`, 1);
+    cv.text(right - 60, bottom + 6, `step ${pts[pts.length - 1]!.step}`, 1);
   });
   return encodePng({ width: cv.width, height: cv.height, data: cv.data });
 }

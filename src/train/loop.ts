@@ -149,10 +149,10 @@ async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt
     for (const [k, v] of Object.entries(rec)) {
       if (k === 'step' || typeof v !== 'number') continue;
       if (!series.has(k)) series.set(k, []);
-      series.get(k)!.push({ step: rec.step, value: v });
+      series.get(k)!.push({ step: rec.step!, value: v });
       if (k.startsWith('eval/')) ev[k.slice(5)] = v;
     }
-    if (Object.keys(ev).length) lastEval = { step: rec.step, metrics: ev };
+    if (Object.keys(ev).length) lastEval = { step: rec.step!, metrics: ev };
   }
 
   const save = (step: number, isBest = false) =>
@@ -186,7 +186,7 @@ async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt
           for (const [k, v] of Object.entries(ev)) rec[`eval/${k}`] = v;
           log(rec);
           if (o.best && ev[o.best.metric] !== undefined) {
-            const v = ev[o.best.metric];
+            const v = ev[o.best.metric]!;
             if (best === null || (o.best.mode === 'min' ? v < best : v > best)) {
               best = v;
               isBest = true;

@@ -76,8 +76,8 @@ export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldO
       const r = gen.run({ video, step: E.scalar(step), disc: discParams.map((p) => p.value) });
       const out: Record<string, number> = { ...stepLog(r), ...r.metrics };
       if (dstep && o.gan && step >= o.gan.start) {
-        const d = dstep.run({ real: video, fake: r.outputs.recon, emaReal: E.scalar(ema.real), emaFake: E.scalar(ema.fake) });
-        ema.update(d.metrics.real, d.metrics.fake);
+        const d = dstep.run({ real: video, fake: r.outputs.recon!, emaReal: E.scalar(ema.real), emaFake: E.scalar(ema.fake) });
+        ema.update(d.metrics.real!, d.metrics.fake!);
         Object.assign(out, d.metrics);
       }
       return out;

@@ -19,10 +19,10 @@ describe('video classifier', () => {
     const dir = tempDir('clf');
     const r = await trainVideoClassifier({ runDir: join(dir, 'run'), steps: 80, batchSize: 16, lr: 5e-3, width: 8, featureDim: 16, heldOut: 128, quiet: true, ...clip });
     // chance is 25 % for each head; the direction of motion is the easy, temporal one
-    assert.ok(r.accuracy.motion > 0.45, `held-out motion accuracy ${r.accuracy.motion}`);
-    assert.ok(r.accuracy.shape >= 0 && r.accuracy.shape <= 1);
+    assert.ok(r.accuracy.motion! > 0.45, `held-out motion accuracy ${r.accuracy.motion}`);
+    assert.ok(r.accuracy.shape! >= 0 && r.accuracy.shape! <= 1);
     const { classifier, metadata } = loadVideoClassifier(r.path);
-    assert.deepEqual(JSON.parse(metadata.accuracy), r.accuracy);
+    assert.deepEqual(JSON.parse(metadata.accuracy!), r.accuracy);
     const held = labelledSyntheticClips(0, 128, { ...clip, seed: clip.seed + 1 });
     assert.deepEqual(classifierAccuracy(classifier, held), r.accuracy);
     const a = classifierFeatures(r.classifier, held), b = classifierFeatures(classifier, held);
@@ -64,7 +64,7 @@ describe('video classifier', () => {
     const r = await trainVideoClassifier({ runDir: join(dir, 'run'), steps: 60, batchSize: 16, lr: 3e-3, width: 4, featureDim: 8, stemStride: 2, heldOut: 64, quiet: true, seed: 3, frames: 5, size: 64, source });
     assert.deepEqual(Object.keys(r.accuracy), ['digit', 'axis']);
     // chance is 50 % for the axis: a digit moving along one axis is read within a few dozen steps
-    assert.ok(r.accuracy.axis > 0.65, `held-out axis accuracy ${r.accuracy.axis}`);
+    assert.ok(r.accuracy.axis! > 0.65, `held-out axis accuracy ${r.accuracy.axis}`);
     const held = source.clips(0, 64, 4);
     const [digit, axis] = classifierPredictions(r.classifier, held);
     const acc = (p: Int32Array, l: Int32Array) => p.reduce((n, v, i) => n + +(v === l[i]), 0) / l.length;

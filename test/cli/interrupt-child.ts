@@ -20,7 +20,7 @@ import { trainLoop } from '../../src/train/loop.js';
 import { exitCodeFor, Interrupted } from '../../src/util/interrupt.js';
 import { Rng } from '../../src/util/rng.js';
 
-const [runDir, total, stepMs, hidden, ckptEvery, holdStep = '0', holdSave = '0'] = process.argv.slice(2);
+const [runDir, total, stepMs, hidden, ckptEvery, holdStep = '0', holdSave = '0'] = process.argv.slice(2) as [string, string, string, string, string, string, string];
 
 /** Blocks the thread (no event loop turns, as in a step) until `file` exists. */
 const holdUntil = (file: string) => {

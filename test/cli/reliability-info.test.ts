@@ -88,7 +88,7 @@ test('info: weights with NaN/Inf are named and the command fails', async () => {
   }
   writeSafetensors(weights, tensors, metadata);
   const step = join(bad, 'checkpoints', 'step-0000000');
-  for (const [path, named] of [[weights, ''], [bad, 'step-0000000/model.safetensors:'], [step, 'model.safetensors:']]) {
+  for (const [path, named] of [[weights, ''], [bad, 'step-0000000/model.safetensors:'], [step, 'model.safetensors:']] as [string, string][]) {
     const r = await vtok('info', path);
     assert.equal(r.code, 1, `vtok info ${path}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

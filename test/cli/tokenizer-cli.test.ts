@@ -37,7 +37,7 @@ test('train → encode → decode through the CLI, and resume', async () => {
   assert.equal(dec.code, 0, dec.stderr);
   const frames = await readAllFrames(join(dir, 'out.gif'));
   assert.equal(frames.length, 11);
-  assert.deepEqual([frames[0].width, frames[0].height], [32, 32]);
+  assert.deepEqual([frames[0]!.width, frames[0]!.height], [32, 32]);
 
   const ev = await vtok('eval', '--model', run, '--clips', '4', '--batch', '2', '--json');
   assert.equal(ev.code, 0, ev.stderr);

@@ -14,7 +14,7 @@ describe('engine backends', () => {
     const { graph } = E.trace((x) => E.mul(x as Tensor, 2), [E.zeros([3])]);
     const s = new E.Session(E.lowerToOnnx(graph), ['in0'], ['out0']);
     const [y] = await s.runAsync([{ dtype: 'float32', shape: [3], data: Float32Array.of(1, 2, 3) }]);
-    assert.deepEqual([...(y.data as Float32Array)], [2, 4, 6]);
+    assert.deepEqual([...(y!.data as Float32Array)], [2, 4, 6]);
     assert.throws(() => s.run([{ dtype: 'float32', shape: [3], data: Float32Array.of(1, 2, 3) }]), /async test backend backend runs asynchronously: use runAsync/);
     s.dispose();
     // what the backend lacks is named, not assumed

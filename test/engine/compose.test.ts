@@ -13,10 +13,10 @@ const randn = (shape: number[], std = 1) => E.concrete(rng.normal(shape.reduce((
 
 /** A pre-LN transformer block written with raw ops: LN → multi-head attention → residual → LN → MLP → residual. */
 function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, w1: Tensor, w2: Tensor, g1: Tensor, b1: Tensor): Tensor {
-  const [b, t, c] = x.shape, h = 2, hd = c / h;
+  const [b, t, c] = x.shape as [number, number, number], h = 2, hd = c / h;
   const qkv = E.transpose(E.reshape(E.linear(E.layerNorm(x, g1, b1), wqkv), [b, t, 3, h, hd]), [2, 0, 3, 1, 4]);
   const [q, k, v] = E.split(qkv, 3, 0).map((z) => E.squeeze(z, 0));
-  const att = E.reshape(E.transpose(E.attention(q, k, v, { mask: 'causal' }), [0, 2, 1, 3]), [b, t, c]);
+  const att = E.reshape(E.transpose(E.attention(q!, k!, v!, { mask: 'causal' }), [0, 2, 1, 3]), [b, t, c]);
   const y = E.add(x, E.linear(att, wo));
   return E.add(y, E.linear(E.gelu(E.linear(E.layerNorm(y, null, null), w1)), w2));
 }
@@ -49,7 +49,7 @@ describe('compile', () => {
     const ws = [randn([4, 4, 3, 3, 3], 0.2), randn([4], 0.1), randn([4, 4, 3, 3, 3], 0.2), randn([4], 0.1), randn([4], 0.1), randn([4], 0.1)] as const;
     const eager = E.toArray(convBlock(x, ...ws));
     const compiled = E.toArray(E.jit(convBlock)(x, ...ws) as Tensor);
-    const maxDiff = Math.max(...eager.map((v, i) => Math.abs(v - compiled[i])));
+    const maxDiff = Math.max(...eager.map((v, i) => Math.abs(v - compiled[i]!)));
     assert.ok(maxDiff < 1e-5, `eager vs compiled differ by ${maxDiff}`);
   });
   it('caches one program per input signature', () => {
@@ -66,17 +66,17 @@ describe('compile', () => {
     assert.equal(f.cacheSize, 1);
   });
   it('returns nested outputs and takes nested inputs', () => {
-    const f = E.jit((p: { a: Tensor; b: Tensor[] }) => ({ sum: E.add(p.a, p.b[0]), prod: [E.mul(p.a, p.b[1])] }));
+    const f = E.jit((p: { a: Tensor; b: Tensor[] }) => ({ sum: E.add(p.a, p.b[0]!), prod: [E.mul(p.a, p.b[1]!)] }));
     const out = f({ a: E.tensor([1, 2], [2]), b: [E.tensor([3, 4], [2]), E.tensor([5, 6], [2])] }) as { sum: Tensor; prod: Tensor[] };
     assert.deepEqual(E.toArray(out.sum), [4, 6]);
-    assert.deepEqual(E.toArray(out.prod[0]), [5, 12]);
+    assert.deepEqual(E.toArray(out.prod[0]!), [5, 12]);
   });
   it('valueAndGrad returns the value, gradients per argument, and aux', () => {
     const f = (x: Tensor, y: Tensor) => [E.sum(E.mul(E.square(x), y)), E.mean(x)] as [Tensor, Tensor];
     const [v, [gx, gy], aux] = E.valueAndGrad(f, { argnums: [0, 1], hasAux: true })(E.tensor([1, 2], [2]), E.tensor([3, 4], [2])) as [Tensor, Tensor[], Tensor];
     assert.equal(E.item(v), 1 * 3 + 4 * 4);
-    assert.deepEqual(E.toArray(gx), [6, 16]);
-    assert.deepEqual(E.toArray(gy), [1, 4]);
+    assert.deepEqual(E.toArray(gx!), [6, 16]);
+    assert.deepEqual(E.toArray(gy!), [1, 4]);
     assert.equal(E.item(aux), 1.5);
   });
   it('exported ONNX reproduces the traced function in a fresh onnxruntime session', async () => {
@@ -88,12 +88,12 @@ describe('compile', () => {
     assert.deepEqual(session.inputNames, ['x', 'wqkv', 'wo', 'w1', 'w2', 'g1', 'b1']);
     const feeds: Record<string, ort.Tensor> = {};
     session.inputNames.forEach((n, i) => {
-      feeds[n] = new ort.Tensor('float32', args[i].data as Float32Array, [...args[i].shape]);
+      feeds[n] = new ort.Tensor('float32', args[i]!.data as Float32Array, [...args[i]!.shape]);
     });
-    const out = (await session.run(feeds)).y.data as Float32Array;
+    const out = (await session.run(feeds)).y!.data as Float32Array;
     const ref = E.toArray(E.jit(attentionBlock)(...(args as Parameters<typeof attentionBlock>)) as Tensor);
     assert.equal(out.length, ref.length);
-    for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(out[i] - ref[i]) < 1e-5);
+    for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(out[i]! - ref[i]!) < 1e-5);
   });
   it('noise inputs are reproducible under a seeded generator', () => {
     const f = E.jit((x: Tensor) => E.add(x, E.randomNormal(x.shape)), { rng: () => gen });

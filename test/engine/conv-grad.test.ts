@@ -15,8 +15,8 @@ interface Case { x: number[]; w: number[]; stride: number[]; pad: [number, numbe
 
 /** dw[o, ci, k] = Σ_{n, p} g[n, o, p] · xpad[n, g·Cin/G + ci, s·p + d·k] by direct loops (any rank). */
 function refWeightGrad(x: Tensor, g: Tensor, c: Case): Float64Array {
-  const [n, cin, ...sx] = x.shape;
-  const [, cout, ...sg] = g.shape;
+  const [n, cin, ...sx] = x.shape as [number, number, ...number[]];
+  const [, cout, ...sg] = g.shape as [number, number, ...number[]];
   const k = c.w.slice(2);
   const cinG = cin / c.groups, coutG = cout / c.groups;
   const xd = x.data as Float32Array, gd = g.data as Float32Array;
@@ -28,18 +28,18 @@ function refWeightGrad(x: Tensor, g: Tensor, c: Case): Float64Array {
     const grp = Math.floor(o / coutG);
     for (let ci = 0; ci < cinG; ci++) {
       for (let kk = 0; kk < K; kk++) {
-        const kidx = ks.map((st, i) => Math.floor(kk / st) % k[i]);
+        const kidx = ks.map((st, i) => Math.floor(kk / st) % k[i]!);
         let acc = 0;
         for (let b = 0; b < n; b++) {
           for (let p = 0; p < P; p++) {
             let off = 0, ok = true;
             for (let i = 0; i < sg.length; i++) {
-              const pi = Math.floor(p / gsd[i]) % sg[i];
-              const xi = c.stride[i] * pi + c.dilation[i] * kidx[i] - c.pad[i][0];
-              if (xi < 0 || xi >= sx[i]) { ok = false; break; }
-              off += xi * xs[i];
+              const pi = Math.floor(p / gsd[i]!) % sg[i]!;
+              const xi = c.stride[i]! * pi + c.dilation[i]! * kidx[i]! - c.pad[i]![0];
+              if (xi < 0 || xi >= sx[i]!) { ok = false; break; }
+              off += xi * xs[i]!;
             }
-            if (ok) acc += gd[(b * cout + o) * P + p] * xd[(b * cin + grp * cinG + ci) * X + off];
+            if (ok) acc += gd[(b * cout + o) * P + p]! * xd[(b * cin + grp * cinG + ci) * X + off]!;
           }
         }
         out[(o * cinG + ci) * K + kk] = acc;
@@ -52,9 +52,9 @@ function refWeightGrad(x: Tensor, g: Tensor, c: Case): Float64Array {
 function close(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-4): void {
   assert.equal(got.length, want.length, `${what} length`);
   let scale = 1;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]!));
   for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i] - want[i]) <= tol * scale)) assert.fail(`${what}[${i}]: got ${got[i]}, expected ${want[i]}`);
+    if (!(Math.abs(got[i]! - want[i]!) <= tol * scale)) assert.fail(`${what}[${i}]: got ${got[i]}, expected ${want[i]}`);
   }
 }
 
@@ -80,12 +80,12 @@ describe('convolution gradients', () => {
       const gy = rand([...y.shape]);
       const [, [dx, dw]] = E.valueAndGrad((a: Tensor, b: Tensor) => E.sum(E.mul(E.conv(a, b, null, o), gy)), { argnums: [0, 1] })(x, w) as [Tensor, Tensor[]];
       const k = c.w.slice(2);
-      const outputPadding = k.map((kk, i) => c.x[2 + i] - ((y.shape[2 + i] - 1) * c.stride[i] + c.dilation[i] * (kk - 1) + 1 - c.pad[i][0] - c.pad[i][1]));
+      const outputPadding = k.map((kk, i) => c.x[2 + i]! - ((y.shape[2 + i]! - 1) * c.stride[i]! + c.dilation[i]! * (kk - 1) + 1 - c.pad[i]![0] - c.pad[i]![1]));
       const dxRef = E.convTranspose(gy, w, null, { ...o, outputPadding });
-      assert.deepEqual([...dx.shape], c.x);
-      close(dx.data as Float32Array, dxRef.data as Float32Array, 'dx');
-      assert.deepEqual([...dw.shape], c.w);
-      close(dw.data as Float32Array, refWeightGrad(x, gy, c), 'dw');
+      assert.deepEqual([...dx!.shape], c.x);
+      close(dx!.data as Float32Array, dxRef.data as Float32Array, 'dx');
+      assert.deepEqual([...dw!.shape], c.w);
+      close(dw!.data as Float32Array, refWeightGrad(x, gy, c), 'dw');
     });
   }
 });
@@ -102,7 +102,7 @@ describe('zero pad folded into conv', () => {
     const [l1, [dx1, dw1]] = E.valueAndGrad(loss(padded), { argnums: [0, 1] })(x, w) as [Tensor, Tensor[]];
     const [l2, [dx2, dw2]] = E.valueAndGrad(loss(direct), { argnums: [0, 1] })(x, w) as [Tensor, Tensor[]];
     close(l1.data as Float32Array, l2.data as Float32Array, 'loss', 1e-6);
-    close(dx1.data as Float32Array, dx2.data as Float32Array, 'dx', 1e-6);
-    close(dw1.data as Float32Array, dw2.data as Float32Array, 'dw', 1e-6);
+    close(dx1!.data as Float32Array, dx2!.data as Float32Array, 'dx', 1e-6);
+    close(dw1!.data as Float32Array, dw2!.data as Float32Array, 'dw', 1e-6);
   });
 });

@@ -21,7 +21,7 @@ const NODE_BUILTINS = new Set(builtinModules);
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm)) out.push(m[1] ?? m[2]);
+  for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm)) out.push(m[1] ?? m[2]!);
   return out;
 }
 

@@ -34,7 +34,7 @@ function rand(shape: number[], lo = -1, hi = 1, away = 0, dtype: 'float32' | 'fl
   const u = rng.uniform(n);
   const v = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    let x = lo + (hi - lo) * u[i];
+    let x = lo + (hi - lo) * u[i]!;
     if (away > 0 && Math.abs(x) < away) x = x < 0 ? x - away : x + away;
     v[i] = x;
   }
@@ -45,8 +45,8 @@ function assertClose(t: Tensor, ref: Arr, tol = 1e-5, what = ''): void {
   assert.deepEqual([...t.shape], ref.shape, `${what} shape`);
   const d = E.toArray(t);
   for (let i = 0; i < d.length; i++) {
-    const e = ref.data[i];
-    if (!(Math.abs(d[i] - e) <= tol * Math.max(1, Math.abs(e)))) {
+    const e = ref.data[i]!;
+    if (!(Math.abs(d[i]! - e) <= tol * Math.max(1, Math.abs(e)))) {
       assert.fail(`${what} element ${i}: got ${d[i]}, expected ${e}`);
     }
   }
@@ -154,7 +154,7 @@ describe('elementwise binary with broadcasting', () => {
     const [b, br] = rand([3]);
     const c = E.greater(E.tensor([1, -1, 1, -1, 1, 1], [2, 3]), 0);
     const cr = [1, 0, 1, 0, 1, 1];
-    assertClose(E.where(c, a, b), Arr.from([2, 3], ([i, j]) => (cr[i * 3 + j] ? ar.at([i, j]) : br.at([j]))));
+    assertClose(E.where(c, a, b), Arr.from([2, 3], ([i, j]) => (cr[i! * 3 + j!] ? ar.at([i!, j!]) : br.at([j!]))));
     assertGrad((x, y) => E.where(c, x, y), [a, b]);
   });
   it('rejects shapes that do not broadcast, naming them', () => {
@@ -189,7 +189,7 @@ describe('reductions', () => {
       for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) {
         let want = 0;
         for (let m = 0; m < 3; m++) if (reverse ? m > j || (m === j && !exclusive) : m < j || (m === j && !exclusive)) want += xr.at([i, m, k]);
-        assert.ok(Math.abs(got[(i * 3 + j) * 4 + k] - want) < 1e-9, `element ${i},${j},${k}: ${got[(i * 3 + j) * 4 + k]} vs ${want}`);
+        assert.ok(Math.abs(got[(i * 3 + j) * 4 + k]! - want) < 1e-9, `element ${i},${j},${k}: ${got[(i * 3 + j) * 4 + k]} vs ${want}`);
       }
       assertGrad((t) => E.cumsum(t, -1, { reverse, exclusive }), [x], { eps: 1e-5, tol: 1e-4 });
     });
@@ -221,7 +221,7 @@ describe('matmul', () => {
     const [x, xr] = rand([2, 3]);
     const [w, wr] = rand([4, 3]);
     const [b, br] = rand([4]);
-    const ref = R.zip(R.matmul(xr, Arr.from([3, 4], ([i, j]) => wr.at([j, i]))), br, (p, q) => p + q);
+    const ref = R.zip(R.matmul(xr, Arr.from([3, 4], ([i, j]) => wr.at([j!, i!]))), br, (p, q) => p + q);
     assertClose(E.linear(x, w, b), ref, 1e-5);
     assertGrad(E.linear, [x, w, b]);
   });
@@ -238,7 +238,7 @@ describe('convolution', () => {
     it(`conv ${c.name}`, () => {
       const [x, xr] = rand(c.x);
       const [w, wr] = rand(c.w);
-      const [b, br] = rand([c.w[0]]);
+      const [b, br] = rand([c.w[0]!]);
       const o = { stride: c.stride, padding: c.pad, dilation: c.dilation, groups: c.groups };
       assertClose(E.conv(x, w, b, o), R.conv(xr, wr, br, { stride: c.stride, pad: c.pad, dilation: c.dilation, groups: c.groups }), 1e-4);
       assertGrad((p, q, r) => E.conv(p, q, r, o), [x, w, b]);
@@ -253,7 +253,7 @@ describe('convolution', () => {
     it(`convTranspose ${c.name}`, () => {
       const [x, xr] = rand(c.x);
       const [w, wr] = rand(c.w);
-      const [b, br] = rand([c.w[1] * c.groups]);
+      const [b, br] = rand([c.w[1]! * c.groups]);
       const o = { stride: c.stride, padding: c.pad, dilation: c.dilation, groups: c.groups, outputPadding: c.op };
       assertClose(E.convTranspose(x, w, b, o), R.convTranspose(xr, wr, br, { ...o, pad: c.pad }), 1e-4);
       assertGrad((p, q, r) => E.convTranspose(p, q, r, o), [x, w, b]);
@@ -272,36 +272,36 @@ describe('movement', () => {
     assertGrad((t) => E.reshape(t, [6, 4]), [x]);
   });
   it('transpose', () => {
-    assertClose(E.transpose(x, [2, 0, 1]), Arr.from([4, 2, 3], ([a, b, c]) => xr.at([b, c, a])));
+    assertClose(E.transpose(x, [2, 0, 1]), Arr.from([4, 2, 3], ([a, b, c]) => xr.at([b!, c!, a!])));
     assertGrad((t) => E.transpose(t, [2, 0, 1]), [x]);
   });
   it('broadcastTo and tile', () => {
     const [y, yr] = rand([3, 1]);
-    assertClose(E.broadcastTo(y, [2, 3, 4]), Arr.from([2, 3, 4], ([, b]) => yr.at([b, 0])));
+    assertClose(E.broadcastTo(y, [2, 3, 4]), Arr.from([2, 3, 4], ([, b]) => yr.at([b!, 0])));
     assertGrad((t) => E.broadcastTo(t, [2, 3, 4]), [y]);
-    assertClose(E.tile(y, [2, 3]), Arr.from([6, 3], ([a, b]) => yr.at([a % 3, 0]) + 0 * b));
+    assertClose(E.tile(y, [2, 3]), Arr.from([6, 3], ([a, b]) => yr.at([a! % 3, 0]) + 0 * b!));
     assertGrad((t) => E.tile(t, [2, 3]), [y]);
   });
   it('slice with steps, negative steps and flip', () => {
-    assertClose(E.slice(x, { 1: [1, 3], 2: [0, null, 2] }), Arr.from([2, 2, 2], ([a, b, c]) => xr.at([a, b + 1, 2 * c])));
+    assertClose(E.slice(x, { 1: [1, 3], 2: [0, null, 2] }), Arr.from([2, 2, 2], ([a, b, c]) => xr.at([a!, b! + 1, 2 * c!])));
     assertGrad((t) => E.slice(t, { 1: [1, 3], 2: [0, null, 2] }), [x]);
-    assertClose(E.slice(x, { 2: [null, null, -1] }), Arr.from([2, 3, 4], ([a, b, c]) => xr.at([a, b, 3 - c])));
-    assertClose(E.flip(x, [0, 2]), Arr.from([2, 3, 4], ([a, b, c]) => xr.at([1 - a, b, 3 - c])));
+    assertClose(E.slice(x, { 2: [null, null, -1] }), Arr.from([2, 3, 4], ([a, b, c]) => xr.at([a!, b!, 3 - c!])));
+    assertClose(E.flip(x, [0, 2]), Arr.from([2, 3, 4], ([a, b, c]) => xr.at([1 - a!, b!, 3 - c!])));
     assertGrad((t) => E.flip(t, [0, 2]), [x]);
-    assertClose(E.slice(x, { 2: [-1, 0, -2] }), Arr.from([2, 3, 2], ([a, b, c]) => xr.at([a, b, 3 - 2 * c])));
+    assertClose(E.slice(x, { 2: [-1, 0, -2] }), Arr.from([2, 3, 2], ([a, b, c]) => xr.at([a!, b!, 3 - 2 * c!])));
     assertGrad((t) => E.slice(t, { 2: [-1, 0, -2] }), [x]);
   });
   it('concat, stack and split', () => {
     const [y, yr] = rand([2, 2, 4]);
-    assertClose(E.concat([x, y], 1), Arr.from([2, 5, 4], ([a, b, c]) => (b < 3 ? xr.at([a, b, c]) : yr.at([a, b - 3, c]))));
+    assertClose(E.concat([x, y], 1), Arr.from([2, 5, 4], ([a, b, c]) => (b! < 3 ? xr.at([a!, b!, c!]) : yr.at([a!, b! - 3, c!]))));
     assertGrad((p, q) => E.concat([p, q], 1), [x, y]);
     const [z] = rand([2, 3, 4]);
     assert.deepEqual([...E.stack([x, z], 1).shape], [2, 2, 3, 4]);
     assertGrad((p, q) => E.stack([p, q], -1), [x, z]);
     const parts = E.split(x, [1, 3], 2);
-    assertClose(parts[1], Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a, b, c + 1])));
-    assertGrad((t) => E.mul(E.split(t, [1, 3], 2)[1], 2), [x]);
-    assertGrad((t) => { const [p, q] = E.split(t, 2, 2); return E.mul(p, q); }, [x]);
+    assertClose(parts[1]!, Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a!, b!, c! + 1])));
+    assertGrad((t) => E.mul(E.split(t, [1, 3], 2)[1]!, 2), [x]);
+    assertGrad((t) => { const [p, q] = E.split(t, 2, 2); return E.mul(p!, q!); }, [x]);
   });
   for (const mode of ['constant', 'edge', 'reflect'] as const) {
     it(`pad ${mode}`, () => {
@@ -313,9 +313,9 @@ describe('movement', () => {
       };
       const out = E.pad(x, [[0, 0], [1, 2], [2, 1]], mode, 0.5);
       assertClose(out, Arr.from([2, 6, 7], ([a, b, c]) => {
-        const bb = src(b, 3, 1), cc = src(c, 4, 2);
+        const bb = src(b!, 3, 1), cc = src(c!, 4, 2);
         if (mode === 'constant' && (bb < 0 || bb >= 3 || cc < 0 || cc >= 4)) return 0.5;
-        return xr.at([a, bb, cc]);
+        return xr.at([a!, bb, cc]);
       }));
       assertGrad((t) => E.pad(t, [[0, 0], [1, 2], [2, 1]], mode, 0.5), [x]);
     });
@@ -324,7 +324,7 @@ describe('movement', () => {
     const [v, vr] = rand([1, 8, 2, 3]);
     const d = E.depthToSpace(v, [2, 2]);
     // pixel_shuffle: out[n, c, h·r+i, w·r+j] = in[n, c·r² + i·r + j, h, w]
-    assertClose(d, Arr.from([1, 2, 4, 6], ([n, c, h, w]) => vr.at([n, c * 4 + (h % 2) * 2 + (w % 2), h >> 1, w >> 1])));
+    assertClose(d, Arr.from([1, 2, 4, 6], ([n, c, h, w]) => vr.at([n!, c! * 4 + (h! % 2) * 2 + (w! % 2), h! >> 1, w! >> 1])));
     assertClose(E.spaceToDepth(d, [2, 2]), vr);
     const [u, ur] = rand([1, 16, 2, 2, 3]);
     const d3 = E.depthToSpace(u, [2, 2, 2]);
@@ -339,21 +339,21 @@ describe('indexing', () => {
     const [table, tr] = rand([5, 3]);
     const ids = E.tensor([4, 0, 4, 2, 1, 4], [2, 3], 'int64');
     const idv = [4, 0, 4, 2, 1, 4];
-    assertClose(E.embedding(table, ids), Arr.from([2, 3, 3], ([a, b, c]) => tr.at([idv[a * 3 + b], c])));
+    assertClose(E.embedding(table, ids), Arr.from([2, 3, 3], ([a, b, c]) => tr.at([idv[a! * 3 + b!]!, c!])));
     assertGrad((t) => E.embedding(t, ids), [table]);
     const [x, xr] = rand([2, 5, 3]);
     const sel = E.tensor([3, 3, 0], [3], 'int64');
-    assertClose(E.gather(x, sel, 1), Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a, [3, 3, 0][b], c])));
+    assertClose(E.gather(x, sel, 1), Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a!, [3, 3, 0][b!]!, c!])));
     assertGrad((t) => E.gather(t, sel, 1), [x]);
   });
   it('takeAlongAxis and scatterAdd', () => {
     const [x, xr] = rand([2, 4]);
     const idx = E.tensor([3, 3, 0, 1, 2, 0], [2, 3], 'int64');
     const iv = [3, 3, 0, 1, 2, 0];
-    assertClose(E.takeAlongAxis(x, idx, 1), Arr.from([2, 3], ([a, b]) => xr.at([a, iv[a * 3 + b]])));
+    assertClose(E.takeAlongAxis(x, idx, 1), Arr.from([2, 3], ([a, b]) => xr.at([a!, iv[a! * 3 + b!]!])));
     assertGrad((t) => E.takeAlongAxis(t, idx, 1), [x]);
     const [src, sr] = rand([2, 3]);
-    const expected = Arr.from([2, 4], ([a, b]) => xr.at([a, b]) + [0, 1, 2].reduce((s, k) => s + (iv[a * 3 + k] === b ? sr.at([a, k]) : 0), 0));
+    const expected = Arr.from([2, 4], ([a, b]) => xr.at([a!, b!]) + [0, 1, 2].reduce((s, k) => s + (iv[a! * 3 + k] === b ? sr.at([a!, k]) : 0), 0));
     assertClose(E.scatterAdd(x, 1, idx, src), expected);
     assertGrad((p, q) => E.scatterAdd(p, 1, idx, q), [x, src]);
   });
@@ -402,11 +402,11 @@ describe('nn ops', () => {
       const visible = (i: number, j: number) =>
         mask === 'none' ? true : mask === 'causal' ? j <= i : 'prefix' in mask ? j <= i || (j < 2 && i < 2) : Math.abs(i - j) < 2;
       const ref = Arr.from([2, 4, 2], ([n, i, d]) => {
-        const s = [0, 1, 2, 3].map((j) => (visible(i, j) ? [0, 1, 2].reduce((a, c) => a + qr.at([n, i, c]) * kr.at([n, j, c]), 0) / Math.sqrt(3) : -Infinity));
+        const s = [0, 1, 2, 3].map((j) => (visible(i!, j) ? [0, 1, 2].reduce((a, c) => a + qr.at([n!, i!, c]) * kr.at([n!, j, c]), 0) / Math.sqrt(3) : -Infinity));
         const m = Math.max(...s);
         const e = s.map((y) => Math.exp(y - m));
         const z = e.reduce((a, b) => a + b, 0);
-        return e.reduce((a, w, j) => a + (w / z) * vr.at([n, j, d]), 0);
+        return e.reduce((a, w, j) => a + (w / z) * vr.at([n!, j, d!]), 0);
       });
       assertClose(E.attention(q, k, v, { mask }), ref, 1e-5);
       assertGrad((a, b, c) => E.attention(a, b, c, { mask }), [q, k, v]);
@@ -422,7 +422,7 @@ describe('nn ops', () => {
       if (t[i] === -100) continue;
       const row = [0, 1, 2, 3, 4].map((j) => lr.at([i, j]));
       const lse = Math.log(row.reduce((s, y) => s + Math.exp(y), 0));
-      const nll = lse - row[t[i]];
+      const nll = lse - row[t[i]!]!;
       const smooth = lse - row.reduce((s, y) => s + y, 0) / 5;
       total += (1 - eps) * nll + eps * smooth;
       count++;
@@ -433,7 +433,7 @@ describe('nn ops', () => {
   it('dropout keeps the expectation and is traced as fed noise', () => {
     const x = E.ones([200, 50]);
     // p = 0.3 is 77/256 within 2%: a byte mask, kept values scaled by 256/179; p = 0.01 is not: float noise.
-    for (const [p, keptScale] of [[0.3, 256 / 179], [0.01, 1 / 0.99]]) {
+    for (const [p, keptScale] of [[0.3, 256 / 179], [0.01, 1 / 0.99]] as [number, number][]) {
       const y = E.toArray(E.dropout(x, p, true));
       const zeros = y.filter((v) => v === 0).length / y.length;
       assert.ok(Math.abs(zeros - p) < 0.02, `p=${p}: drop rate ${zeros}`);
@@ -457,7 +457,7 @@ describe('gradient control', () => {
     const g2 = E.grad((t: Tensor) => E.sum(E.mul(E.straightThrough(E.sign(t), t), 3)))(x) as Tensor;
     assert.deepEqual(E.toArray(g2), [3, 3, 3]);
     const clippedGrad = E.customVjp((t) => [E.mul(t, 2)], ([g]) => [E.clamp(g!, -0.5, 0.5)]);
-    const g3 = E.grad((t: Tensor) => E.sum(E.mul(clippedGrad(t)[0], E.tensor([1, -2, 0.25], [3]))))(x) as Tensor;
+    const g3 = E.grad((t: Tensor) => E.sum(E.mul(clippedGrad(t)[0]!, E.tensor([1, -2, 0.25], [3]))))(x) as Tensor;
     assert.deepEqual(E.toArray(g3), [0.5, -0.5, 0.25]);
   });
 });

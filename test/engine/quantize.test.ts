@@ -22,7 +22,7 @@ const w3 = rand([8, 16, 1, 1, 1], 0.3), b3 = rand([8], 0.1);
 function net(x: Tensor): Tensor {
   let h = E.silu(E.conv(x, w1, b1, { padding: 1 }));
   h = E.conv(h, w2, null, { padding: 1, stride: [1, 2, 2] });
-  const [n, c, t, hh, ww] = h.shape;
+  const [n, c, t, hh, ww] = h.shape as [number, number, number, number, number];
   // [n, c, t, h, w] → [n, c/4, t, 2h, 2w]
   h = E.reshape(E.transpose(E.reshape(h, [n, 2, 2, c / 4, t, hh, ww]), [0, 3, 4, 5, 1, 6, 2]), [n, c / 4, t, hh * 2, ww * 2]);
   h = E.groupNorm(h, 4, null, null, 1e-5);
@@ -132,13 +132,13 @@ describe('int8 quantization', () => {
   it('moving data in uint8 (dequantizing after the reshape/transpose) is exact', () => {
     const model = E.jit(net, { threads: 2 }).compile(input(1)).model;
     const ranges = calibrate(model, quantizeTensors(model), [feeds(input(1))], { runtime: { threads: 2 } });
-    const run = (m: Uint8Array) => new E.Session(m, ['in0'], ['out0'], { threads: 2 }).run(feeds(input(4)))[0].data as Float32Array;
+    const run = (m: Uint8Array) => new E.Session(m, ['in0'], ['out0'], { threads: 2 }).run(feeds(input(4)))[0]!.data as Float32Array;
     const sunk = quantizeModel(model, ranges), plain = quantizeModel(model, ranges, { sinkDequantize: false });
     // what the reshape before the transpose reads: the uint8 tensor once sunk, the dequantized one otherwise
     const source = (m: Uint8Array) => {
       const nodes = onnxProto.onnx.ModelProto.decode(m).graph!.node!;
       const producer = (name: string) => nodes.find((n) => n.output!.includes(name))!;
-      return producer(producer(nodes.find((n) => n.opType === 'Transpose')!.input![0]).input![0]).opType;
+      return producer(producer(nodes.find((n) => n.opType === 'Transpose')!.input![0]!).input![0]!).opType;
     };
     assert.equal(source(sunk.model), 'QuantizeLinear');
     assert.equal(source(plain.model), 'DequantizeLinear');

@@ -56,7 +56,7 @@ describe('prefix LM', () => {
     };
     const lg = rowsOf(m.forward(x), 2 * S, V);
     let sum = 0, n = 0;
-    for (const [b, P] of [[0, 5], [1, 7]]) {
+    for (const [b, P] of [[0, 5], [1, 7]] as [number, number][]) {
       for (let i = P - 1; i < S - 1; i++) {
         const row = lg[b * S + i]!, t = ids[b * S + i + 1]!;
         const mx = Math.max(...row), lse = mx + Math.log(row.reduce((s, v) => s + Math.exp(v - mx), 0));

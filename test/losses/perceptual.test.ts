@@ -47,31 +47,31 @@ function exportNet(name: string, size: number, metadata: Record<string, string> 
 function reference(fx: Tensor[], fy: Tensor[], weights: number[], eps = 1e-6): number {
   let total = 0;
   fx.forEach((f, l) => {
-    const [b, c] = f.shape, pos = f.size / (b * c);
-    const a = E.toArray(f), y = E.toArray(fy[l]);
+    const [b, c] = f.shape as [number, number], pos = f.size / (b * c);
+    const a = E.toArray(f), y = E.toArray(fy[l]!);
     let sum = 0;
     for (let n = 0; n < b; n++) {
       for (let p = 0; p < pos; p++) {
         let na = 0, ny = 0;
         for (let k = 0; k < c; k++) {
           const i = (n * c + k) * pos + p;
-          na += a[i] * a[i];
-          ny += y[i] * y[i];
+          na += a[i]! * a[i]!;
+          ny += y[i]! * y[i]!;
         }
         for (let k = 0; k < c; k++) {
           const i = (n * c + k) * pos + p;
-          sum += (a[i] / Math.sqrt(na + eps) - y[i] / Math.sqrt(ny + eps)) ** 2;
+          sum += (a[i]! / Math.sqrt(na + eps) - y[i]! / Math.sqrt(ny + eps)) ** 2;
         }
       }
     }
-    total += (weights[l] * sum) / (b * pos);
+    total += (weights[l]! * sum) / (b * pos);
   });
   return total / weights.reduce((p, q) => p + q, 0);
 }
 
 /** N×C×T×H×W → N·T×C×H×W. */
 const fold = (v: Tensor) => {
-  const [n, c, t, h, w] = v.shape;
+  const [n, c, t, h, w] = v.shape as [number, number, number, number, number];
   return E.reshape(E.transpose(v, [0, 2, 1, 3, 4]), [n * t, c, h, w]);
 };
 
@@ -108,7 +108,7 @@ describe('perceptual loss', () => {
     assert.deepEqual(weighted.weights, [1, 3]);
     assert.ok(Math.abs(E.item(weighted.loss(x, y)) - reference(fx, fy, [1, 3])) < 1e-5);
     const byName = new PerceptualLoss(importOnnx(exportNet('wn.onnx', 8, { 'vtok.perceptual.weights': '{"f2": 2}' }), { anyBatch: true }));
-    assert.ok(Math.abs(E.item(byName.loss(x, y)) - reference([fx[1]], [fy[1]], [1])) < 1e-5);
+    assert.ok(Math.abs(E.item(byName.loss(x, y)) - reference([fx[1]!], [fy[1]!], [1])) < 1e-5);
     const ranged = new PerceptualLoss(importOnnx(exportNet('r.onnx', 8, { 'vtok.input_range': '0,1', 'vtok.input_mean': '0.5', 'vtok.input_std': '0.25,0.5,1' }), { anyBatch: true }));
     const map = (v: Tensor) => E.div(E.sub(E.div(E.add(fold(v), 1), 2), 0.5), E.tensor([0.25, 0.5, 1], [1, 3, 1, 1]));
     const want = reference(featureNet(map(x), false), featureNet(map(y), false), [1, 1]);
@@ -139,7 +139,7 @@ describe('perceptual loss', () => {
 
   it('adds a perceptual term to the MAGVIT-v2 generator step of the tokenizer task', () => {
     E.seed(3);
-    const preset = { ...magvit2Trainer.presets.micro, size: 8, frames: 1, model: { ch: 32, ch_mult: [1], num_res_blocks: 1, bits: 4 } };
+    const preset = { ...magvit2Trainer.presets.micro!, size: 8, frames: 1, model: { ch: 32, ch_mult: [1], num_res_blocks: 1, bits: 4 } };
     const config = magvit2Trainer.modelConfig(preset, { size: 8, frames: 1, channels: 3 });
     const model = magvit2Trainer.build(config, 10);
     const { loss: p } = loadPerceptual(plain);
@@ -147,10 +147,10 @@ describe('perceptual loss', () => {
     const held = { data: video.data as Float32Array, shape: [...video.shape] } as never;
     const task = tokenizerTask(model, { lr: 1e-3, steps: 10, perceptual: { weight: 0.5, distance: (v, r) => p.loss(v, r) } }, held);
     const m = task.iterate(held, 0);
-    assert.ok(Number.isFinite(m.perceptual) && m.perceptual > 0, JSON.stringify(m));
+    assert.ok(Number.isFinite(m.perceptual) && m.perceptual! > 0, JSON.stringify(m));
     // loss = recon + 0.1·entropy + 0.25·commitment + 0.5·perceptual
-    const want = m.recon + 0.1 * m.entropy + 0.25 * m.commit + 0.5 * m.perceptual;
-    assert.ok(Math.abs(m.loss - want) < 1e-4, `${m.loss} vs ${want}`);
+    const want = m.recon! + 0.1 * m.entropy! + 0.25 * m.commit! + 0.5 * m.perceptual!;
+    assert.ok(Math.abs(m.loss! - want) < 1e-4, `${m.loss} vs ${want}`);
   });
 });
 

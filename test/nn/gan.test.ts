@@ -35,7 +35,7 @@ describe('GAN pieces', () => {
     const smooth = () => {
       const v = new Float32Array(2 * 3 * 4 * 16 * 16);
       const ph = rng.uniform(2);
-      for (let i = 0; i < v.length; i++) v[i] = Math.sin((i % 16) / 3 + ph[0] * 6) * 0.5;
+      for (let i = 0; i < v.length; i++) v[i] = Math.sin((i % 16) / 3 + ph[0]! * 6) * 0.5;
       return E.concrete(v, [2, 3, 4, 16, 16], 'float32');
     };
     const noise = () => E.concrete(rng.uniform(2 * 3 * 4 * 256).map((u) => 2 * u - 1), [2, 3, 4, 16, 16], 'float32');

@@ -53,18 +53,18 @@ describe('modules', () => {
   it('switch train/eval mode through the tree', () => {
     const net = new Net();
     net.eval();
-    assert.equal(net.blocks[1].mlp.fc1.training, false);
+    assert.equal(net.blocks[1]!.mlp.fc1.training, false);
     net.train();
-    assert.equal(net.blocks[1].mlp.fc1.training, true);
+    assert.equal(net.blocks[1]!.mlp.fc1.training, true);
   });
   it('save and load by name through safetensors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vtok-'));
     const a = new Net(), b = new Net();
     saveModule(join(dir, 'w.safetensors'), a, { kind: 'test' });
     loadModule(join(dir, 'w.safetensors'), b);
-    assert.deepEqual(E.toArray(b.blocks[1].attn.proj.weight.value), E.toArray(a.blocks[1].attn.proj.weight.value));
+    assert.deepEqual(E.toArray(b.blocks[1]!.attn.proj.weight.value), E.toArray(a.blocks[1]!.attn.proj.weight.value));
     const x = E.tensor([1, 2, 3], [1, 3], 'int64');
-    const run = (n: Net) => E.toArray(n.head.forward(n.blocks[0].forward(n.embed.forward(x))));
+    const run = (n: Net) => E.toArray(n.head.forward(n.blocks[0]!.forward(n.embed.forward(x))));
     assert.deepEqual(run(a), run(b));
   });
   it('report missing, unexpected and mis-shaped keys together, naming the file', () => {
@@ -91,7 +91,7 @@ describe('modules', () => {
   });
   it('read the golden LFQ file with its names and shapes', () => {
     const { tensors, metadata } = loadTensors(join(golden, 'lfq_openmagvit2.safetensors'));
-    assert.ok(JSON.parse(metadata.config));
+    assert.ok(JSON.parse(metadata.config!));
     const x = tensors.get('input.x')!;
     assert.equal(x.dtype, 'float32');
     const idx = [...tensors.keys()].find((k) => k.includes('indices'))!;

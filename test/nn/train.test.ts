@@ -33,7 +33,7 @@ describe('training', () => {
     const n = 256;
     const x = rng.uniform(2 * n).map((v) => 2 * v - 1);
     const y = new Float32Array(n);
-    for (let i = 0; i < n; i++) y[i] = Math.sin(3 * x[2 * i]) * Math.cos(2 * x[2 * i + 1]);
+    for (let i = 0; i < n; i++) y[i] = Math.sin(3 * x[2 * i]!) * Math.cos(2 * x[2 * i + 1]!);
     const batch = { x: E.concrete(x, [n, 2], 'float32'), y: E.concrete(y, [n, 1], 'float32') };
     const model = new MLP();
     const step = new TrainStep(model, (b: typeof batch) => E.mseLoss(model.forward(b.x), b.y), {
@@ -73,15 +73,15 @@ describe('training', () => {
     assert.equal(fused.step.mode, 'fused');
     assert.equal(chunked.step.mode, 'chunked');
     fused.losses.forEach((r, i) => {
-      assert.ok(Math.abs(r.loss - chunked.losses[i].loss) <= 1e-6 * Math.abs(r.loss), `step ${i} loss ${r.loss} vs ${chunked.losses[i].loss}`);
-      assert.ok(Math.abs(r.gradNorm! - chunked.losses[i].gradNorm!) <= 1e-5 * r.gradNorm!, `step ${i} grad norm`);
+      assert.ok(Math.abs(r.loss - chunked.losses[i]!.loss) <= 1e-6 * Math.abs(r.loss), `step ${i} loss ${r.loss} vs ${chunked.losses[i]!.loss}`);
+      assert.ok(Math.abs(r.gradNorm! - chunked.losses[i]!.gradNorm!) <= 1e-5 * r.gradNorm!, `step ${i} grad norm`);
     });
     const close = (a: Map<string, Tensor>, b: Map<string, Tensor>, what: string) => {
       assert.deepEqual([...a.keys()], [...b.keys()]);
       for (const [k, t] of a) {
         const u = b.get(k)!.data as Float32Array;
         (t.data as Float32Array).forEach((v, i) => {
-          assert.ok(Math.abs(v - u[i]) <= 1e-6 + 1e-5 * Math.abs(v), `${what} ${k}[${i}]: ${v} vs ${u[i]}`);
+          assert.ok(Math.abs(v - u[i]!) <= 1e-6 + 1e-5 * Math.abs(v), `${what} ${k}[${i}]: ${v} vs ${u[i]}`);
         });
       }
     };
@@ -89,7 +89,7 @@ describe('training', () => {
     close(fused.step.optimizerState(), chunked.step.optimizerState(), 'state');
     // after an update, parameters are views into their chunk's flat buffer: fc1.weight and fc1.bias share one
     const [w1, b1] = chunked.model.trainableParams().map(([, p]) => p.value.data as Float32Array);
-    assert.equal(w1.buffer, b1.buffer);
+    assert.equal(w1!.buffer, b1!.buffer);
   });
 
   it('packChunks packs first-fit decreasing, pads all but the least filled chunk, and puts oversized tensors alone', () => {
@@ -102,9 +102,9 @@ describe('training', () => {
   it('flatOf reuses the buffer its views share, and copies anything else', () => {
     const flat = E.concrete(Float32Array.from([1, 2, 3, 4, 5, 0]), [6], 'float32');
     const [a, b] = viewsOf(flat, [[2, 1], [3]]);
-    assert.deepEqual([...b.data], [3, 4, 5]);
-    assert.equal(flatOf([a, b], 6).data.buffer, flat.data.buffer);
-    const swapped = flatOf([b, a], 6);
+    assert.deepEqual([...b!.data], [3, 4, 5]);
+    assert.equal(flatOf([a!, b!], 6).data.buffer, flat.data.buffer);
+    const swapped = flatOf([b!, a!], 6);
     assert.notEqual(swapped.data.buffer, flat.data.buffer);
     assert.deepEqual([...swapped.data], [3, 4, 5, 1, 2, 0]);
   });

@@ -62,7 +62,7 @@ export class ModelBuilder {
     const outs = typeof output === 'string' ? [output] : output;
     this.nodes.push(node(opType, input, outs, attrs));
     if (out) this.outputs.push(...outs.filter((o) => o));
-    return outs[0];
+    return outs[0]!;
   }
 
   build(inputs: [string, number[]][], opset: number, metadata: Record<string, string> = {}): Uint8Array {

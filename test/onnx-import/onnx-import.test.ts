@@ -33,7 +33,7 @@ function assertClose(name: string, got: Tensor, want: { dims: readonly number[];
   const g = E.toArray(got);
   for (let i = 0; i < g.length; i++) {
     const w = Number(want.data[i]);
-    if (!(Math.abs(g[i] - w) <= tol * Math.max(1, Math.abs(w)))) assert.fail(`${name}[${i}]: got ${g[i]}, onnxruntime ${w}`);
+    if (!(Math.abs(g[i]! - w) <= tol * Math.max(1, Math.abs(w)))) assert.fail(`${name}[${i}]: got ${g[i]}, onnxruntime ${w}`);
   }
 }
 
@@ -42,8 +42,8 @@ async function checkAgainstOrt(bytes: Uint8Array, x: Tensor, expectOutputs: numb
   const net = importOnnx(bytes);
   assert.equal(net.outputs.length, expectOutputs);
   const ours = E.jit((t: Tensor) => net.run([t]))(x) as Record<string, Tensor>;
-  const ref = await ortRun(bytes, { [net.inputs[0].name]: x });
-  for (const o of net.outputs) assertClose(o.name, ours[o.name], ref[o.name]);
+  const ref = await ortRun(bytes, { [net.inputs[0]!.name]: x });
+  for (const o of net.outputs) assertClose(o.name, ours[o.name]!, ref[o.name]!);
 }
 
 describe('ONNX import: vtok-exported networks', () => {
@@ -68,10 +68,10 @@ describe('ONNX import: vtok-exported networks', () => {
     assert.equal(net.weightCount, 8 * 3 * 9 + 8 + 12 * 8 * 9 + 12);
     const ours = net.run([x]);
     const [h1, h2] = reluNet(x);
-    assertClose('f1 vs function', ours.f1, { dims: h1.shape, data: h1.data as Float32Array }, 1e-6);
-    assertClose('f2 vs function', ours.f2, { dims: h2.shape, data: h2.data as Float32Array }, 1e-6);
+    assertClose('f1 vs function', ours.f1!, { dims: h1!.shape, data: h1!.data as Float32Array }, 1e-6);
+    assertClose('f2 vs function', ours.f2!, { dims: h2!.shape, data: h2!.data as Float32Array }, 1e-6);
     const ref = await ortRun(readFileSync(reluPath), { image: x });
-    assertClose('f2 vs onnxruntime', ours.f2, ref.f2);
+    assertClose('f2 vs onnxruntime', ours.f2!, ref.f2!);
     // by name, and an intermediate value on request
     const byName = net.run({ image: x }, ['f1']);
     assert.deepEqual(Object.keys(byName), ['f1']);
@@ -79,7 +79,7 @@ describe('ONNX import: vtok-exported networks', () => {
 
   it('gradients through the imported network pass a finite-difference check', () => {
     const net = importOnnx(smoothPath);
-    const r = E.gradcheck((t) => net.run([t]).f, [x], { eps: 1e-2, directions: 4 });
+    const r = E.gradcheck((t) => net.run([t]).f!, [x], { eps: 1e-2, directions: 4 });
     assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
   });
 
@@ -87,8 +87,8 @@ describe('ONNX import: vtok-exported networks', () => {
     const net = importOnnx(reluPath);
     const wts = randn([2, 12, 6, 6]);
     const lossOf = (f: (t: Tensor) => Tensor) => (t: Tensor) => E.sum(E.mul(f(t), wts));
-    const [la, ga] = E.valueAndGrad(lossOf((t) => net.run([t]).f2))(x) as [Tensor, Tensor];
-    const [lb, gb] = E.valueAndGrad(lossOf((t) => reluNet(t)[1]))(x) as [Tensor, Tensor];
+    const [la, ga] = E.valueAndGrad(lossOf((t) => net.run([t]).f2!))(x) as [Tensor, Tensor];
+    const [lb, gb] = E.valueAndGrad(lossOf((t) => reluNet(t)[1]!))(x) as [Tensor, Tensor];
     assert.ok(Math.abs(E.item(la) - E.item(lb)) < 1e-4);
     assertClose('dL/dx', ga, { dims: gb.shape, data: gb.data as Float32Array }, 1e-5);
     assert.ok(E.toArray(ga).some((v) => v !== 0));
@@ -256,11 +256,11 @@ describe('ONNX import: hand-written models against onnxruntime', () => {
     // distinct, well-separated inputs: no ties or switches of the max within the finite-difference steps
     const n = 2 * 2 * 5 * 5, perm = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rng.uniform(1)[0] * (i + 1));
-      [perm[i], perm[j]] = [perm[j], perm[i]];
+      const j = Math.floor(rng.uniform(1)[0]! * (i + 1));
+      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
     }
     const x = E.tensor(perm.map((p) => (p - n / 2) * 0.05), [2, 2, 5, 5]);
-    const r = E.gradcheck((t) => net.run([t]).out, [x], { eps: 2e-3, directions: 4 });
+    const r = E.gradcheck((t) => net.run([t]).out!, [x], { eps: 2e-3, directions: 4 });
     assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
   });
 });
@@ -283,7 +283,7 @@ describe('ONNX import: bad input', () => {
     assert.throws(() => net.run([randn([1, 1, 4, 4])]), /node "MaxPool_mp" \(MaxPool\): attribute "fancy" is not supported/);
     const d = new ModelBuilder();
     d.op('Relu', ['x'], 'r', {}, true);
-    d.nodes[0].domain = 'com.microsoft';
+    d.nodes[0]!.domain = 'com.microsoft';
     rejects(d.build([['x', [1, 1, 4, 4]]], 17), /\(Relu\): domain "com\.microsoft"/);
     for (const opset of [6, 30]) {
       const m = new ModelBuilder();
@@ -310,7 +310,7 @@ describe('ONNX import: bad input', () => {
     c.op('Add', ['x', c.floats('w', [4], [1, 2, 3, 4])], 'y', {}, true);
     c.inits.push(int64Tensor('unused', [2], [1, 2]));
     const net = importOnnx(c.build([['x', [4]]], 17));
-    assert.deepEqual(E.toArray(net.run([E.tensor([1, 1, 1, 1])]).y), [2, 3, 4, 5]);
+    assert.deepEqual(E.toArray(net.run([E.tensor([1, 1, 1, 1])]).y!), [2, 3, 4, 5]);
     assert.throws(() => net.run([E.tensor([1, 1, 1])]), /input "x" must be float32\[4\], got float32\[3\]/);
     assert.throws(() => net.run({ y: E.tensor([1, 1, 1, 1]) }), /has no input "y"/);
   });
@@ -319,7 +319,7 @@ describe('ONNX import: bad input', () => {
     b.op('Reshape', ['x', b.op('Cast', ['x'], 'shape_from_x', { to: 7 })], 'y', {}, true);
     const net = importOnnx(b.build([['x', [2]]], 17));
     // eagerly every value is known; traced, the shape would depend on the input
-    assert.deepEqual([...net.run([E.tensor([1, 2])]).y.shape], [1, 2]);
+    assert.deepEqual([...net.run([E.tensor([1, 2])]).y!.shape], [1, 2]);
     assert.throws(() => E.jit((t: Tensor) => net.run([t]))(E.tensor([1, 2])), /node "Reshape_y" \(Reshape\): input 1 \("shape_from_x"\) must be a constant/);
   });
 });

@@ -16,7 +16,7 @@ function cosines(z: number[], emb: number[], k: number, d: number): number[] {
   const nz = Math.hypot(...z);
   return Array.from({ length: k }, (_, j) => {
     const row = emb.slice(j * d, (j + 1) * d);
-    return row.reduce((s, v, i) => s + v * z[i], 0) / (nz * Math.hypot(...row));
+    return row.reduce((s, v, i) => s + v * z[i]!, 0) / (nz * Math.hypot(...row));
   });
 }
 
@@ -31,7 +31,7 @@ describe('StochasticVQ', () => {
       const o = q.forward(x);
       return [o.indices, o.regularized_z, o.lossCommit, o.lossCodebook, o.lossQ];
     })(z) as Tensor[];
-    const emb = E.toArray(q.embedding.weight.value), zs = E.toArray(z), idx = E.toArray(out[0]);
+    const emb = E.toArray(q.embedding.weight.value), zs = E.toArray(z), idx = E.toArray(out[0]!);
     const codebook = E.toArray(q.codebook());
     let sq = 0;
     for (let r = 0; r < 10; r++) {
@@ -39,14 +39,14 @@ describe('StochasticVQ', () => {
       assert.equal(idx[r], cos.indexOf(Math.max(...cos)));
       const zn = Math.hypot(...zs.slice(r * 8, r * 8 + 8));
       for (let i = 0; i < 8; i++) {
-        const code = codebook[idx[r] * 8 + i];
-        assert.ok(Math.abs(E.toArray(out[1])[r * 8 + i] - code) < 1e-6);
-        sq += (code - zs[r * 8 + i] / zn) ** 2;
+        const code = codebook[idx[r]! * 8 + i]!;
+        assert.ok(Math.abs(E.toArray(out[1]!)[r * 8 + i]! - code) < 1e-6);
+        sq += (code - zs[r * 8 + i]! / zn) ** 2;
       }
     }
     const mse = sq / 80;
-    assert.ok(Math.abs(E.item(out[2]) - mse) < 1e-6 && Math.abs(E.item(out[3]) - mse) < 1e-6);
-    assert.ok(Math.abs(E.item(out[4]) - 1.25 * mse) < 1e-6);
+    assert.ok(Math.abs(E.item(out[2]!) - mse) < 1e-6 && Math.abs(E.item(out[3]!) - mse) < 1e-6);
+    assert.ok(Math.abs(E.item(out[4]!) - 1.25 * mse) < 1e-6);
   });
 
   it('training mode samples codes with frequencies softmax(cos/τ), fresh noise per call', () => {
@@ -61,7 +61,7 @@ describe('StochasticVQ', () => {
     const ex = cos.map((c) => Math.exp(c / tau)), total = ex.reduce((s, v) => s + v);
     for (let j = 0; j < k; j++) {
       const freq = a.filter((v) => v === j).length / n;
-      assert.ok(Math.abs(freq - ex[j] / total) < 0.02, `code ${j}: ${freq} vs ${ex[j] / total}`);
+      assert.ok(Math.abs(freq - ex[j]! / total) < 0.02, `code ${j}: ${freq} vs ${ex[j]! / total}`);
     }
     assert.notDeepEqual(a, b, 'each call draws new noise');
     // deterministic only matters outside training
@@ -81,13 +81,13 @@ describe('StochasticVQ', () => {
     const direct = E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)));
     const [, [gx, gcb]] = stGrad(x, cb.value) as [Tensor, Tensor[]];
     const want = E.toArray(direct(x) as Tensor);
-    E.toArray(gx).forEach((v, i) => {
-      assert.ok(Math.abs(v - want[i]) < 1e-5);
+    E.toArray(gx!).forEach((v, i) => {
+      assert.ok(Math.abs(v - want[i]!) < 1e-5);
     });
-    assert.ok(E.toArray(gcb).every((v) => v === 0), 'no gradient into the codebook through the straight-through path');
+    assert.ok(E.toArray(gcb!).every((v) => v === 0), 'no gradient into the codebook through the straight-through path');
     // the codebook loss moves exactly the selected rows
     const [o] = E.jit((p: Tensor) => [q.forward(p).indices])(x) as Tensor[];
-    const chosen = new Set(E.toArray(o));
+    const chosen = new Set(E.toArray(o!));
     const g = E.grad((table: Tensor) => bindParams([cb], [table], () => q.forward(x).lossCodebook))(cb.value) as Tensor;
     const ga = E.toArray(g);
     for (let r = 0; r < 16; r++) {
@@ -105,7 +105,7 @@ describe('StochasticVQ', () => {
     const w = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
     const at = (a: number) => E.toArray(E.jit((p: Tensor) => [q.forward(p, E.scalar(a)).regularized_z])(x)[0] as Tensor);
     const [z0, code] = E.jit((p: Tensor) => { const o = q.forward(p); return [o.unregularized_z, o.regularized_z]; })(x) as Tensor[];
-    const zs = E.toArray(z0), cs = E.toArray(code);
+    const zs = E.toArray(z0!), cs = E.toArray(code!);
     const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
       Array.from(a).forEach((v, i) => {
         assert.ok(Math.abs(v - b[i]!) < 1e-6, `${v} vs ${b[i]}`);
@@ -117,10 +117,10 @@ describe('StochasticVQ', () => {
     assert.ok(zs.some((v, i) => Math.abs(v - cs[i]!) > 1e-2), 'the codes differ from the latent, so the checks above could fail');
     // the commitment term ramps with α; the codebook term does not
     const losses = (a: number) => (E.jit((p: Tensor) => { const o = q.forward(p, E.scalar(a)); return [o.lossQ, o.lossCommit, o.lossCodebook]; })(x) as Tensor[]).map((t) => E.toArray(t)[0]!);
-    const [lq, commit, codebook] = losses(0.25);
+    const [lq, commit, codebook] = losses(0.25) as [number, number, number];
     assert.ok(commit > 1e-3);
     assert.ok(Math.abs(lq - (0.25 * q.cfg.commitmentLossWeight * commit + q.cfg.codebookLossWeight * codebook)) < 1e-6, `${lq}`);
-    assert.ok(Math.abs(losses(0)[0] - q.cfg.codebookLossWeight * codebook) < 1e-6);
+    assert.ok(Math.abs(losses(0)[0]! - q.cfg.codebookLossWeight * codebook) < 1e-6);
     const g = E.grad((p: Tensor) => E.sum(E.mul(q.forward(p, E.scalar(0.5)).regularized_z, w)))(x) as Tensor;
     close(E.toArray(g), E.toArray(E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)))(x) as Tensor));
   });

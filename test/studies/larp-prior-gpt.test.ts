@@ -32,9 +32,9 @@ describe('GPT', () => {
     const b = E.toArray(m.forward({ ids: E.tensor([6, 1, 2, 0, 0, 0], [1, 6], 'int32') }));
     const first3 = (x: number[]) => x.slice(0, 3 * 7);
     first3(a).forEach((v, i) => {
-      assert.ok(Math.abs(v - first3(b)[i]) < 1e-5, `logit ${i}`);
+      assert.ok(Math.abs(v - first3(b)[i]!) < 1e-5, `logit ${i}`);
     });
-    assert.ok(a.slice(3 * 7).some((v, i) => Math.abs(v - b[3 * 7 + i]) > 1e-4), 'later logits depend on later tokens');
+    assert.ok(a.slice(3 * 7).some((v, i) => Math.abs(v - b[3 * 7 + i]!) > 1e-4), 'later logits depend on later tokens');
   });
 
   it('loss falls on a toy task (next = previous + 1 mod V) and validation NLL drops far below uniform', async () => {
@@ -55,11 +55,11 @@ describe('GPT', () => {
     const it = lmBatches(train, 32, bos, 0);
     for (let i = 0; i < 150; i++) losses.push(step.run((await it.next()).value!).loss);
     const after = evaluateNll(model, val, { bos });
-    assert.ok(losses[149] < losses[0] / 3, `loss ${losses[0]} → ${losses[149]}`);
+    assert.ok(losses[149]! < losses[0]! / 3, `loss ${losses[0]} → ${losses[149]}`);
     // only the first token is uncertain (ln 8 / 8 positions ≈ 0.26 nats per token at best)
     assert.ok(after.nll < 0.6, `validation NLL ${after.nll}`);
     assert.ok(Math.abs(after.bits - after.nll / Math.LN2) < 1e-9);
-    assert.ok(after.perPosition[0] > after.perPosition[5], `position 0 (${after.perPosition[0]}) is the hard one, not ${after.perPosition[5]}`);
+    assert.ok(after.perPosition[0]! > after.perPosition[5]!, `position 0 (${after.perPosition[0]}) is the hard one, not ${after.perPosition[5]}`);
   });
 
   it('greedy sampling (temperature 0) reproduces a memorised sequence; sampling is seeded', () => {

@@ -16,14 +16,14 @@ function probe() {
     kind: 'probe', modality: 'video', config: {}, vocabBits: 8, vocabSize: 256, clipFrames: 1,
     grid: () => ({ shape: [2] }),
     encode(x: Tensor) {
-      const [n, ...clip] = x.shape, per = clip.reduce((a, b) => a * b, 1);
+      const [n, ...clip] = x.shape as [number, ...number[]], per = clip.reduce((a, b) => a * b, 1);
       seen.encode.push(n);
       const d = x.data as Float32Array;
-      return E.concrete(BigInt64Array.from({ length: 2 * n }, (_, i) => BigInt(Math.round(d[Math.floor(i / 2) * per + (i % 2)] * 100))), [n, 2], 'int64');
+      return E.concrete(BigInt64Array.from({ length: 2 * n }, (_, i) => BigInt(Math.round(d[Math.floor(i / 2) * per + (i % 2)]! * 100))), [n, 2], 'int64');
     },
     decode(ids: Tensor) {
       seen.decode.push(`${ids.dtype}[${ids.shape}]`);
-      const n = ids.shape[0], v = ids.data as BigInt64Array;
+      const n = ids.shape[0]!, v = ids.data as BigInt64Array;
       return E.concrete(Float32Array.from({ length: n * 4 }, (_, i) => Number(v[Math.floor(i / 4) * 2])), [n, 1, 1, 2, 2], 'float32');
     },
     encodeAsync: async (x: Tensor) => tok.encode(x),

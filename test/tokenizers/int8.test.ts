@@ -94,7 +94,7 @@ describe('int8 tokenizers', () => {
     // the int8 programs really differ from fp32 (decode of the same ids is close but not identical)
     const d32 = fp32.decode(ids32).data as Float32Array, d8 = int8.decode(ids32).data as Float32Array;
     let maxDiff = 0;
-    for (let i = 0; i < d32.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d32[i] - d8[i]));
+    for (let i = 0; i < d32.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d32[i]! - d8[i]!));
     assert.ok(maxDiff > 0 && maxDiff < 0.5, `max |fp32 − int8| decode ${maxDiff}`);
     // release() drops the compiled programs (fp32 and int8); encoding again recompiles to the same ids
     fp32.release();
@@ -130,7 +130,7 @@ describe('int8 tokenizers', () => {
     const w = tok.model.final_layer.linear.weight;
     w.value = E.mul(w.value, 2);
     const d8b = int8.decode(ids32).data as Float32Array;
-    assert.ok(Math.abs(d8b[0] - d8[0]) > 0 || Math.abs(d8b[1] - d8[1]) > 0, 'new weights are used');
+    assert.ok(Math.abs(d8b[0]! - d8[0]!) > 0 || Math.abs(d8b[1]! - d8[1]!) > 0, 'new weights are used');
     // release() closes the compiled programs; the next call compiles again and gives the same ids
     const before32 = E.toArray(tok.encode(x)), before8 = E.toArray(int8.encode(x));
     tok.release();

@@ -42,7 +42,7 @@ test(`tiny LARP preset: ${STEPS} steps on a fixed pool of 16 clips beat the pool
   assert.ok(Number.isFinite(last.entropy!), 'the preset trains with the entropy term');
 
   const mean = new Float64Array(per);
-  for (let i = 0; i < 16; i++) for (let j = 0; j < per; j++) mean[j] += pool.data[i * per + j]! / 16;
+  for (let i = 0; i < 16; i++) for (let j = 0; j < per; j++) mean[j]! += pool.data[i * per + j]! / 16;
   let se = 0;
   for (let i = 0; i < 16; i++) for (let j = 0; j < per; j++) se += ((pool.data[i * per + j]! - mean[j]!) * 127.5) ** 2;
   const meanPsnr = psnrFromMse(se / pool.data.length);

@@ -11,7 +11,7 @@ const tinyConfig = (prior: boolean) => larpTrainer.modelConfig({ ...tiny, model:
 
 /** Largest cosine similarity between two different rows of a [1, n, d] buffer. */
 function maxOffDiagonalCosine(buf: E.Tensor): number {
-  const [, n, d] = buf.shape;
+  const [, n, d] = buf.shape as [number, number, number];
   const v = buf.data as Float32Array;
   const row = (i: number) => v.subarray(i * d, (i + 1) * d);
   const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, k) => s + x * b[k]!, 0);

@@ -49,7 +49,7 @@ describe('LARP tokenizer', () => {
       // decode is the model's decode of the codes, mapped from [0, 1] to [-1, 1]
       const ref = E.toArray(E.jit((i: Tensor) => tok.model.decodeIndices(i))(ids) as Tensor);
       E.toArray(y).forEach((v, i) => {
-        assert.ok(Math.abs(v - (2 * ref[i] - 1)) < 1e-5);
+        assert.ok(Math.abs(v - (2 * ref[i]! - 1)) < 1e-5);
       });
     });
   }
@@ -118,7 +118,7 @@ describe('LARP prior', () => {
       const enc = model.encode(x);
       return priorLoss(model, enc.regularized_z, enc.indices, { nRounds: 2, ssRatio: 0.5 }).loss;
     }))(ps.map((p) => p.value)) as Tensor[];
-    const norm = (prefix: string) => named.reduce((s, [n], i) => (n.startsWith(prefix) ? s + E.toArray(grads[i]).reduce((a, v) => a + v * v, 0) : s), 0);
+    const norm = (prefix: string) => named.reduce((s, [n], i) => (n.startsWith(prefix) ? s + E.toArray(grads[i]!).reduce((a, v) => a + v * v, 0) : s), 0);
     for (const p of ['prior_model.', 'bottleneck.in_linear.', 'encoder.', 'encoder_latent_query_embed', 'x_embedder.']) assert.ok(norm(p) > 0, `${p} gets gradient`);
     for (const p of ['decoder.', 'final_layer.', 'bottleneck.out_linear.', 'bottleneck.regularizer.']) assert.equal(norm(p), 0, `${p} gets none`);
   });
@@ -129,8 +129,8 @@ describe('LARP prior', () => {
     const step = new TrainStep(model, larpLoss(model, { outputRecon: true }), { optimizer: new AdamW({ weightDecay: 0 }), schedule: constantLr(3e-3) });
     const batch = { video: video(2, 15), ssRatio: E.scalar(0.5) };
     const first = step.run(batch);
-    assert.ok(first.metrics.prior_ce > 0 && first.metrics.loss_q > 0);
-    assert.deepEqual([...first.outputs.recon.shape], [2, 3, 4, 8, 8]);
+    assert.ok(first.metrics.prior_ce! > 0 && first.metrics.loss_q! > 0);
+    assert.deepEqual([...first.outputs.recon!.shape], [2, 3, 4, 8, 8]);
     let last = first;
     for (let i = 0; i < 40; i++) last = step.run(batch);
     assert.ok(last.loss < 0.7 * first.loss, `loss ${first.loss} → ${last.loss}`);

@@ -11,7 +11,7 @@ import { Rng } from '../../src/util/rng.js';
 
 /** Channels-first [1, D, n] latents from token rows (n tokens × D bits). */
 function latents(rows: number[][]): Tensor {
-  const d = rows[0].length, n = rows.length;
+  const d = rows[0]!.length, n = rows.length;
   const v = new Float32Array(d * n);
   rows.forEach((r, j) => {
     r.forEach((x, i) => {
@@ -23,22 +23,22 @@ function latents(rows: number[][]): Tensor {
 
 /** Plain-JS reference: p(c | x) = softmax(2 x·c / τ) over all 2^D codes, in float64. */
 function jsEntropies(rows: number[][], tau: number, style: 'open' | 'clamp') {
-  const d = rows[0].length, k = 2 ** d;
+  const d = rows[0]!.length, k = 2 ** d;
   const avg = new Float64Array(k);
   let perSample = 0;
   for (const x of rows) {
     const logits = Array.from({ length: k }, (_, c) => {
       let s = 0;
-      for (let i = 0; i < d; i++) s += 2 * x[i] * ((c >> i) & 1 ? 1 : -1);
+      for (let i = 0; i < d; i++) s += 2 * x[i]! * ((c >> i) & 1 ? 1 : -1);
       return s / tau;
     });
     const m = Math.max(...logits);
     const z = logits.reduce((a, l) => a + Math.exp(l - m), 0);
     const lse = m + Math.log(z);
     for (let c = 0; c < k; c++) {
-      const p = Math.exp(logits[c] - lse);
-      avg[c] += p / rows.length;
-      perSample -= (p * (style === 'open' ? logits[c] - lse : Math.log(Math.max(p, 1e-5)))) / rows.length;
+      const p = Math.exp(logits[c]! - lse);
+      avg[c]! += p / rows.length;
+      perSample -= (p * (style === 'open' ? logits[c]! - lse : Math.log(Math.max(p, 1e-5)))) / rows.length;
     }
   }
   let codebook = 0;
@@ -55,7 +55,7 @@ function entropies(z: Tensor, o: Parameters<typeof lfqEntropy>[1] = {}): { perSa
 const randomRows = (n: number, d: number, std: number, seed: number) => {
   const r = new Rng(seed);
   const v = r.normal(n * d);
-  return Array.from({ length: n }, (_, j) => Array.from({ length: d }, (_, i) => v[j * d + i] * std));
+  return Array.from({ length: n }, (_, j) => Array.from({ length: d }, (_, i) => v[j * d + i]! * std));
 };
 
 describe('LFQ quantization and ids', () => {
@@ -167,7 +167,7 @@ describe('LFQ entropy', () => {
     const lfq = new LFQ({ dim: 18 });
     const z = E.tensor(new Rng(2).normal(2 * 18 * 64).map((v) => v * 0.01), [2, 18, 8, 8]);
     const l = E.jit((x: Tensor) => ({ ...lfq.forward(x).losses! }))(z) as Record<string, Tensor>;
-    const h = E.item(l.codebookEntropy);
+    const h = E.item(l.codebookEntropy!);
     assert.ok(h > 0 && h <= 18 * Math.LN2);
   });
 });
@@ -184,11 +184,11 @@ describe('LFQ gradients and losses', () => {
     const vals = [0.5, -0.25, 2, 0, -3, 0.1];
     const z = E.tensor(vals, [1, 2, 3]);
     const q = vals.map((v) => (v > 0 ? 1 : -1));
-    const want = vals.reduce((s, v, i) => s + (v - q[i]) ** 2, 0) / 6;
+    const want = vals.reduce((s, v, i) => s + (v - q[i]!) ** 2, 0) / 6;
     const [val, g] = E.valueAndGrad((x: Tensor) => commitmentLoss(x))(z) as [Tensor, Tensor];
     assert.ok(Math.abs(E.item(val) - want) < 1e-6);
     E.toArray(g).forEach((v, i) => {
-      assert.ok(Math.abs(v - (2 * (vals[i] - q[i])) / 6) < 1e-6);
+      assert.ok(Math.abs(v - (2 * (vals[i]! - q[i]!)) / 6) < 1e-6);
     });
   });
 
@@ -210,9 +210,9 @@ describe('LFQ gradients and losses', () => {
       const losses = lfq.forward(x).losses!;
       return { ...losses, total: lfqLoss(losses) };
     })(z) as Record<string, Tensor>;
-    const ent = E.item(l.perSampleEntropy) - 2 * E.item(l.codebookEntropy);
-    assert.ok(Math.abs(E.item(l.entropy) - ent) < 1e-5);
-    assert.ok(Math.abs(E.item(l.total) - (0.1 * ent + 0.25 * E.item(l.commitment))) < 1e-5);
-    assert.ok(E.item(l.entropy) < 0, 'the entropy penalty is normally negative');
+    const ent = E.item(l.perSampleEntropy!) - 2 * E.item(l.codebookEntropy!);
+    assert.ok(Math.abs(E.item(l.entropy!) - ent) < 1e-5);
+    assert.ok(Math.abs(E.item(l.total!) - (0.1 * ent + 0.25 * E.item(l.commitment!))) < 1e-5);
+    assert.ok(E.item(l.entropy!) < 0, 'the entropy penalty is normally negative');
   });
 });

@@ -56,7 +56,7 @@ describe('MAGVIT-v2 tokenizer', () => {
     const direct = E.jit((q: Tensor) => tok.model.decode(q))(quantized);
     const viaIds = tok.decode(indices);
     const a = E.toArray(direct), b = E.toArray(viaIds);
-    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-5);
   });
 
   it('depth-to-space reads the channel index as (block offsets, C) like the reference, not pixel_shuffle order', () => {
@@ -74,7 +74,7 @@ describe('MAGVIT-v2 tokenizer', () => {
     const bias = t.model.encoder.conv_out.namedParams().find(([n]) => n.endsWith('bias'))![1];
     bias.value = E.add(bias.value, 1);
     const after = E.toArray(t.encodeFull(x).latent);
-    for (let i = 0; i < before.length; i++) assert.ok(Math.abs(after[i] - before[i] - 1) < 1e-4);
+    for (let i = 0; i < before.length; i++) assert.ok(Math.abs(after[i]! - before[i]! - 1) < 1e-4);
   });
 
   it('the image model tokenizes a clip frame by frame: grid [T, h, w], same ids as each frame alone', () => {
@@ -90,7 +90,7 @@ describe('MAGVIT-v2 tokenizer', () => {
     assert.deepEqual(y.shape, [1, 3, 3, 8, 8]);
     const y1 = img.decode(E.narrow(ids, 1, 1, 1));
     const a = E.toArray(E.narrow(y, 2, 1, 1)), b = E.toArray(y1);
-    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-5);
   });
 });
 
@@ -106,7 +106,7 @@ describe('MAGVIT-v2 training gradients', () => {
     }));
     const [loss, grads] = step(params.map(([, p]) => p.value), x) as [Tensor, Tensor[]];
     assert.ok(Number.isFinite(E.item(loss)));
-    const dead = params.filter((_, i) => !E.toArray(grads[i]).some((v) => v !== 0)).map(([n]) => n);
+    const dead = params.filter((_, i) => !E.toArray(grads[i]!).some((v) => v !== 0)).map(([n]) => n);
     assert.deepEqual(dead, []);
     assert.ok(params.some(([n]) => n.startsWith('encoder.conv_in')));
   });
@@ -120,7 +120,7 @@ describe('MAGVIT-v2 quantizer warm-up', () => {
     const recon = (alpha?: number) => E.toArray(E.jit((v: Tensor) => forwardTrain(model, v, alpha === undefined ? undefined : E.scalar(alpha)).recon)(x));
     const latent = E.jit((v: Tensor) => model.encode(v).latent)(x);
     const direct = E.toArray(E.jit((z: Tensor) => model.decode(z))(latent));
-    const close = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) < 1e-5);
+    const close = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]!) < 1e-5);
     assert.ok(close(recon(0), direct), 'α = 0: decoder of the latent');
     assert.ok(close(recon(1), recon()), 'α = 1: the straight-through codes');
     assert.ok(!close(recon(0.5), recon()) && !close(recon(0.5), direct));
@@ -178,7 +178,7 @@ describe('MAGVIT-v2 without the output norms', () => {
     const spread = (m: Magvit2Model) => {
       const enc = E.jit((x: Tensor) => m.encode(x).latent);
       const a = E.toArray(enc(flat(-0.8))), b = E.toArray(enc(flat(0.6)));
-      return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.length);
+      return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0) / a.length);
     };
     assert.ok(spread(plain) > 0.05, `latent moves with the level: ${spread(plain)}`);
   });
@@ -187,12 +187,12 @@ describe('MAGVIT-v2 without the output norms', () => {
 describe('MAGVIT-v2 with per-frame norms', () => {
   const causal = { ...videoConfig, causal_norm: true };
   const prefixClose = (a: Tensor, b: Tensor, frames: number) => {
-    const [n, c, , h, w] = a.shape;
+    const [n, c, , h, w] = a.shape as [number, number, number, number, number];
     const x = E.toArray(a), y = E.toArray(b);
-    const ta = a.shape[2], tb = b.shape[2];
+    const ta = a.shape[2]!, tb = b.shape[2]!;
     let worst = 0;
     for (let i = 0; i < n * c; i++) for (let t = 0; t < frames; t++) for (let k = 0; k < h * w; k++) {
-      worst = Math.max(worst, Math.abs(x[(i * ta + t) * h * w + k] - y[(i * tb + t) * h * w + k]));
+      worst = Math.max(worst, Math.abs(x[(i * ta + t) * h * w + k]! - y[(i * tb + t) * h * w + k]!));
     }
     return worst;
   };
@@ -230,11 +230,11 @@ describe('MAGVIT-v2 with per-frame norms', () => {
     }));
     const [loss, grads] = step(params.map(([, p]) => p.value), video([1, 3, 5, 8, 8], 9)) as [Tensor, Tensor[]];
     assert.ok(Number.isFinite(E.item(loss)));
-    assert.deepEqual(params.filter((_, i) => !E.toArray(grads[i]).some((v) => v !== 0)).map(([n]) => n), []);
+    assert.deepEqual(params.filter((_, i) => !E.toArray(grads[i]!).some((v) => v !== 0)).map(([n]) => n), []);
     // 2 latent frames spread over 5 frames (r = 4), gradients to x, zq and the conditioning weights.
     const ada = new AdaptiveGroupNorm(3, 4, { groups: 2, perFrame: true });
     const lin = ada.namedParams().map(([, p]) => p);
-    const f = (x: Tensor, zq: Tensor, gw: Tensor, bw: Tensor) => bindParams(lin, [gw, lin[1].value, bw, lin[3].value], () => ada.forward(x, zq));
+    const f = (x: Tensor, zq: Tensor, gw: Tensor, bw: Tensor) => bindParams(lin, [gw, lin[1]!.value, bw, lin[3]!.value], () => ada.forward(x, zq));
     const randn = (shape: number[], seed: number) => E.concrete(new Rng(seed).normal(shape.reduce((a, b) => a * b, 1), 0, 1), shape, 'float32');
     const r = E.gradcheck(f, [randn([1, 4, 5, 2, 2], 1), randn([1, 3, 2, 2, 2], 2), randn([4, 3], 3), randn([4, 3], 4)], { eps: 1e-2, directions: 4 });
     assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));

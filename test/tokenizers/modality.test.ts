@@ -18,7 +18,7 @@ function scaling(gain: number): Tokenizer {
     grid: () => ({ shape: [1] }),
     encode: (x) => {
       last = x;
-      return E.concrete(new BigInt64Array(x.shape[0]), [x.shape[0], 1], 'int64');
+      return E.concrete(new BigInt64Array(x.shape[0]), [x.shape[0]!, 1], 'int64');
     },
     decode: () => E.concrete((last!.data as Float32Array).map((v) => v * gain), last!.shape, 'float32'),
     encodeAsync: () => Promise.reject(new Error('not used')),
@@ -34,8 +34,8 @@ describe('modality kits', () => {
     const kit = modalityKit('video');
     const exact = kit.evaluate(scaling(1), [batch]), off = kit.evaluate(scaling(0.5), [batch]);
     assert.equal(exact.psnr, Infinity);
-    assert.ok(Math.abs(exact.ssim - 1) < 1e-6, `ssim ${exact.ssim}`);
-    assert.ok(off.psnr > 0 && off.psnr < 20 && off.ssim < exact.ssim, JSON.stringify(off));
+    assert.ok(Math.abs(exact.ssim! - 1) < 1e-6, `ssim ${exact.ssim}`);
+    assert.ok(off.psnr! > 0 && off.psnr! < 20 && off.ssim! < exact.ssim!, JSON.stringify(off));
     assert.ok(!('clips' in exact));
   });
 

@@ -25,7 +25,7 @@ async function* batches(start: number): AsyncIterable<{ x: Tensor; y: Tensor }> 
   for (let t = start; ; t++) {
     const r = new Rng(1000 + t);
     const x = r.normal(32 * 4);
-    const y = new Float32Array(32).map((_, i) => Math.sin(x[4 * i]) + x[4 * i + 1] * x[4 * i + 2]);
+    const y = new Float32Array(32).map((_, i) => Math.sin(x[4 * i]!) + x[4 * i + 1]! * x[4 * i + 2]!);
     yield { x: E.concrete(x, [32, 4], 'float32'), y: E.concrete(y, [32, 1], 'float32') };
   }
 }

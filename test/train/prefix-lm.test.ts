@@ -56,7 +56,7 @@ test('prefix LM training: batches are one length group each, loss falls, validat
   const seen = new Set<number>();
   let k = 0;
   for await (const b of lmBatches(reader, batcher, o, 0)) {
-    const [B, S] = b.ids.shape;
+    const [B, S] = b.ids.shape as [number, number];
     assert.equal(B, k < 4 ? 8 : 4);
     if (k < 4) assert.equal(S, batcher.length('t2i'));
     seen.add(S);

@@ -25,14 +25,14 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   for (const temperature of [1, 0.5, 2]) {
     const f = freq(sampleRows(tiled, rows, cols, rng, { temperature }));
     const p = softmax(logits, temperature);
-    for (let j = 0; j < cols; j++) assert.ok(Math.abs(f[j] - p[j]!) < 0.01, `T=${temperature} col ${j}: ${f[j]} vs ${p[j]}`);
+    for (let j = 0; j < cols; j++) assert.ok(Math.abs(f[j]! - p[j]!) < 0.01, `T=${temperature} col ${j}: ${f[j]} vs ${p[j]}`);
     assert.equal(f[4], 0);
   }
   // topK = 2 keeps only columns 2 and 1, renormalised.
   const fk = freq(sampleRows(tiled, rows, cols, rng, { topK: 2 }));
-  assert.equal(fk[0] + fk[3] + fk[4], 0);
+  assert.equal(fk[0]! + fk[3]! + fk[4]!, 0);
   const pk = softmax([1, 2], 1);
-  assert.ok(Math.abs(fk[1] - pk[0]!) < 0.01 && Math.abs(fk[2] - pk[1]!) < 0.01);
+  assert.ok(Math.abs(fk[1]! - pk[0]!) < 0.01 && Math.abs(fk[2]! - pk[1]!) < 0.01);
   // topK with ties keeps exactly K (lower index first).
   const tie = new Float32Array([1, 1, 1, 0]);
   const tk = new Set(sampleRows(new Float32Array(Array.from({ length: 2000 }, () => Array.from(tie)).flat()), 2000, 4, rng, { topK: 2 }));
@@ -41,8 +41,8 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   const fp = freq(sampleRows(tiled, rows, cols, rng, { topP: 0.5 }));
   assert.equal(fp[2], 1);
   const fp2 = freq(sampleRows(tiled, rows, cols, rng, { topP: 0.75 }));
-  assert.equal(fp2[0] + fp2[3], 0);
-  assert.ok(Math.abs(fp2[1] - pk[0]!) < 0.01);
+  assert.equal(fp2[0]! + fp2[3]!, 0);
+  assert.ok(Math.abs(fp2[1]! - pk[0]!) < 0.01);
   // Greedy.
   assert.deepEqual(Array.from(sampleRows(new Float32Array([0.1, 3, 3, -1, 5, 2]), 2, 3, rng, { temperature: 0 })), [1, 1]);
   // Determinism and one block per row, greedy rows too.

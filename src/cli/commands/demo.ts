@@ -72,7 +72,7 @@ export function registerDemo(program: Command): void {
         modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: 8, frameSize: [data.size, data.size] }, extra: { model },
       }, idx.map((i) => ({ grid, ids: tokens.ids.subarray(i * per, (i + 1) * per) })));
       const real = tensorToClips(batch.data, batch.shape), fake = tensorToClips(recon.data, recon.shape);
-      const frames: Frame[] = real[0].map((_, t) => gridFrame(idx.flatMap((i) => [real[i][t], fake[i][t]]), { columns: 2 * n, gap: 2 }));
+      const frames: Frame[] = real[0]!.map((_, t) => gridFrame(idx.flatMap((i) => [real[i]![t]!, fake[i]![t]!]), { columns: 2 * n, gap: 2 }));
       await writeVideo(join(o.out, 'demo.gif'), frames, { fps: 4 });
       const r = evaluateReconstruction(tok, [batch]);
       let generated: { gif: string; tokens: string; prompt: string; tokensPerSecond: number } | undefined;

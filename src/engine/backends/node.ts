@@ -65,7 +65,7 @@ class NodeSession implements BackendSession {
   runSync(inputs: HostTensor[], outputs?: HostTensor[]): HostTensor[] {
     const feeds: Record<string, ort.Tensor> = {};
     inputs.forEach((t, i) => {
-      feeds[this.inputNames[i]] = new ort.Tensor(ORT_TYPE[t.dtype], t.data as never, t.shape);
+      feeds[this.inputNames[i]!] = new ort.Tensor(ORT_TYPE[t.dtype], t.data as never, t.shape);
     });
     // A preallocated output is written by onnxruntime in place (an OrtValue over the JS buffer); without one, the
     // binding copies onnxruntime's output buffer into a new JS array while the original is still alive.
@@ -78,7 +78,7 @@ class NodeSession implements BackendSession {
     return this.outputNames.map((n, i) => {
       const given = fetches[n];
       if (given) return outputs![i]!;
-      const r = out[n];
+      const r = out[n]!;
       return { dtype: r.type as DType, shape: [...r.dims], data: r.data };
     });
   }

@@ -30,7 +30,7 @@ const customOp: OpDef<CustomAttrs> = defineOp<CustomAttrs>({
   infer: (ins, a) => ins.slice(a.nPrimals).map((t) => ({ shape: t.shape, dtype: t.dtype })),
   lower(ctx, ins, outs, a) {
     outs.forEach((o, i) => {
-      ctx.emit('Identity', [ins[a.nPrimals + i]], [o]);
+      ctx.emit('Identity', [ins[a.nPrimals + i]!], [o]);
     });
   },
   vjp(cts, node) {
@@ -55,7 +55,7 @@ export function customVjp(
 export function straightThrough(x: Tensor, ghost: Tensor): Tensor {
   const [y] = customVjp(
     () => [x],
-    ([g]) => [g],
+    ([g]) => [g!],
   )(ghost);
-  return y;
+  return y!;
 }

@@ -24,11 +24,11 @@ interface ConvTAttrs extends ConvAttrs { outputPadding: number[] }
 const pairsToOnnx = (p: [number, number][]) => [...p.map((x) => x[0]), ...p.map((x) => x[1])];
 
 function convOutSize(inp: number, k: number, a: ConvAttrs, i: number): number {
-  return Math.floor((inp + a.padding[i][0] + a.padding[i][1] - a.dilation[i] * (k - 1) - 1) / a.stride[i]) + 1;
+  return Math.floor((inp + a.padding[i]![0] + a.padding[i]![1] - a.dilation[i]! * (k - 1) - 1) / a.stride[i]!) + 1;
 }
 
 function convTOutSize(inp: number, k: number, a: ConvTAttrs, i: number): number {
-  return a.stride[i] * (inp - 1) + a.outputPadding[i] + a.dilation[i] * (k - 1) + 1 - a.padding[i][0] - a.padding[i][1];
+  return a.stride[i]! * (inp - 1) + a.outputPadding[i]! + a.dilation[i]! * (k - 1) + 1 - a.padding[i]![0] - a.padding[i]![1];
 }
 
 function biasGrad(g: Tensor): Tensor {
@@ -37,8 +37,8 @@ function biasGrad(g: Tensor): Tensor {
 
 /** dL/dw of y = conv(x, w) given g = dL/dy, as one grouped convolution over transposed tensors (the fallback). */
 function convWeightGradGrouped(x: Tensor, g: Tensor, kernel: readonly number[], a: ConvAttrs): Tensor {
-  const [n, cin, ...sx] = x.shape;
-  const [, cout, ...sg] = g.shape;
+  const [n, cin, ...sx] = x.shape as [number, number, ...number[]];
+  const [, cout, ...sg] = g.shape as [number, number, ...number[]];
   const G = a.groups, cinG = cin / G, coutG = cout / G;
   // x' = [cin_g, G·N, S]: each group's input channels become the batch, (group, sample) the channels.
   const xT = reshape(transpose(reshape(x, [n, G, cinG, ...sx]), [2, 1, 0, ...sx.map((_, i) => 3 + i)]), [cinG, G * n, ...sx]);
@@ -64,8 +64,8 @@ const IM2COL_LIMIT = 1 << 28;
  * equivalent grouped convolution with the output gradient as a giant kernel is several times slower.
  */
 function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: ConvAttrs): Tensor {
-  const [n, cin] = x.shape;
-  const [, cout, ...so] = g.shape;
+  const [n, cin] = x.shape as [number, number];
+  const [, cout, ...so] = g.shape as [number, number, ...number[]];
   const d = kernel.length;
   const K = kernel.reduce((p, k) => p * k, 1);
   const P = so.reduce((p, k) => p * k, 1);
@@ -76,7 +76,7 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
     const out: Tensor[] = [];
     const visit = (axis: number, k: number[]) => {
       if (axis === d) out.push(fn(k));
-      else for (let i = 0; i < kernel[axis]; i++) visit(axis + 1, [...k, i]);
+      else for (let i = 0; i < kernel[axis]!; i++) visit(axis + 1, [...k, i]);
     };
     visit(0, []);
     return out;
@@ -87,29 +87,29 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
     // The first axis's taps shift g instead (zero frames in front/behind), the others' taps cut contiguous
     // ranges of xflat: dw[kt, o | c, k'] = Σ_q g_kt[o, q]·cols_k'[c, q], one GEMM of (Cout·K0) × (Cin·K/K0).
     const st = sp.map((_, i) => sp.slice(i + 1).reduce((q, v) => q * v, 1));
-    const L = sp[0] * st[0];
-    const k0 = kernel[0], kr = K / k0;
+    const L = sp[0]! * st[0]!;
+    const k0 = kernel[0]!, kr = K / k0;
     // The grid's extra columns are wasted work; small maps (where they are many) take the strided path below.
-    const waste = L / (P * (1 + (a.dilation[0] * (k0 - 1)) / so[0]));
+    const waste = L / (P * (1 + (a.dilation[0]! * (k0 - 1)) / so[0]!));
     if (n * Math.max(k0 * cout, kr * cin) * L <= IM2COL_LIMIT && waste < 1.5) {
-      const tail = kernel.reduce((e, k, i) => (i > 0 ? e + a.dilation[i] * (k - 1) * st[i] : e), 0);
+      const tail = kernel.reduce((e, k, i) => (i > 0 ? e + a.dilation[i]! * (k - 1) * st[i]! : e), 0);
       const xf = pad(reshape(xp, [n, G, cinG, L]), [[0, 0], [0, 0], [0, 0], [0, tail]]);
       const offs: number[] = [];
       const visit = (axis: number, off: number) => {
         if (axis === d) offs.push(off);
-        else for (let i = 0; i < kernel[axis]; i++) visit(axis + 1, off + a.dilation[axis] * i * st[axis]);
+        else for (let i = 0; i < kernel[axis]!; i++) visit(axis + 1, off + a.dilation[axis]! * i * st[axis]!);
       };
       visit(1, 0);
       // g on the padded grid of the other axes, then shifted along the first axis by d_0·kt frames.
-      const gg = pad(g, [[0, 0], [0, 0], [0, 0], ...so.slice(1).map((o, i): [number, number] => [0, sp[i + 1] - o])]);
-      const span = a.dilation[0] * (k0 - 1);
-      const shifted = Array.from({ length: k0 }, (_, kt) => pad(gg, [[0, 0], [0, 0], [a.dilation[0] * kt, span - a.dilation[0] * kt], ...so.slice(1).map((): [number, number] => [0, 0])]));
-      const gs = reshape(k0 === 1 ? shifted[0] : stack(shifted, 2), [n, G, coutG * k0, L]); // [N, G, Cout/G·K0, L]
+      const gg = pad(g, [[0, 0], [0, 0], [0, 0], ...so.slice(1).map((o, i): [number, number] => [0, sp[i + 1]! - o])]);
+      const span = a.dilation[0]! * (k0 - 1);
+      const shifted = Array.from({ length: k0 }, (_, kt) => pad(gg, [[0, 0], [0, 0], [a.dilation[0]! * kt, span - a.dilation[0]! * kt], ...so.slice(1).map((): [number, number] => [0, 0])]));
+      const gs = reshape(k0 === 1 ? shifted[0]! : stack(shifted, 2), [n, G, coutG * k0, L]); // [N, G, Cout/G·K0, L]
       // One GEMM per tap of the other axes, each reading its own slice of xflat: stacking the slices into one
       // im2col matrix first would copy the input twice (Slice, then Concat).
       const perTap = offs.length === 1 && tail === 0 ? [xf] : offs.map((o) => narrow(xf, 3, o, L)); // K' × [N, G, Cin/G, L]
       const prods = perTap.map((col) => matmul(gs, swapAxes(col))); // K' × [N, G, Cout/G·K0, Cin/G]
-      let dw = reshape(prods.length === 1 ? prods[0] : stack(prods, 4), [n, G, coutG * k0, cinG * kr]); // [N, G, Cout/G·K0, Cin/G·K']
+      let dw = reshape(prods.length === 1 ? prods[0]! : stack(prods, 4), [n, G, coutG * k0, cinG * kr]); // [N, G, Cout/G·K0, Cin/G·K']
       if (n > 1) dw = sum(dw, [0]);
       dw = transpose(reshape(dw, [G, coutG, k0, cinG, kr]), [0, 1, 3, 2, 4]);
       return reshape(dw, [cout, cinG, ...kernel]);
@@ -119,8 +119,8 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
   const cols = taps((k) => {
     const r: Record<number, [number, number, number]> = {};
     k.forEach((ki, i) => {
-      const start = ki * a.dilation[i];
-      r[2 + i] = [start, start + a.stride[i] * (so[i] - 1) + 1, a.stride[i]];
+      const start = ki * a.dilation[i]!;
+      r[2 + i] = [start, start + a.stride[i]! * (so[i]! - 1) + 1, a.stride[i]!];
     });
     return slice(xp, r);
   });
@@ -133,7 +133,7 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
 
 /** The weight for computing dL/dx as a convolution of g: in/out channels swapped per group, kernel flipped. */
 function transposedWeight(w: Tensor, G: number): Tensor {
-  const [cout, cinG, ...k] = w.shape;
+  const [cout, cinG, ...k] = w.shape as [number, number, ...number[]];
   const sp = k.map((_, i) => 3 + i);
   const wt = reshape(transpose(reshape(w, [G, cout / G, cinG, ...k]), [0, 2, 1, ...sp]), [G * cinG, cout / G, ...k]);
   return flip(wt, k.map((_, i) => 2 + i));
@@ -151,51 +151,51 @@ function convInputGrad(g: Tensor, w: Tensor, xShape: readonly number[], a: ConvA
   const spatial = xShape.slice(2);
   const G = a.groups;
   if (a.stride.every((s) => s === 1)) {
-    const padding = kernel.map((k, i): [number, number] => [a.dilation[i] * (k - 1) - a.padding[i][0], a.dilation[i] * (k - 1) - a.padding[i][1]]);
+    const padding = kernel.map((k, i): [number, number] => [a.dilation[i]! * (k - 1) - a.padding[i]![0], a.dilation[i]! * (k - 1) - a.padding[i]![1]]);
     if (padding.some(([b, e]) => b < 0 || e < 0)) return null;
     return conv(g, transposedWeight(w, G), null, { stride: a.stride, dilation: a.dilation, padding, groups: G });
   }
   if (a.dilation.some((v) => v !== 1)) return null;
-  const [n] = g.shape;
-  const cin = xShape[1];
+  const [n] = g.shape as [number];
+  const cin = xShape[1]!;
   const gs = g.shape.slice(2);
   const S = a.stride;
-  const M = spatial.map((L, i) => Math.ceil(L / S[i]));
+  const M = spatial.map((L, i) => Math.ceil(L / S[i]!));
   const phases: Tensor[] = [];
   const visit = (axis: number, res: number[]) => {
     if (axis < d) {
-      for (let r = 0; r < S[axis]; r++) visit(axis + 1, [...res, r]);
+      for (let r = 0; r < S[axis]!; r++) visit(axis + 1, [...res, r]);
       return;
     }
     // Per axis: output positions j = S·m + r', padded input position j + p = S·(m + c) + r.
-    const count = res.map((rp, i) => Math.ceil((spatial[i] - rp) / S[i]));
+    const count = res.map((rp, i) => Math.ceil((spatial[i]! - rp) / S[i]!));
     if (count.some((c) => c <= 0)) return phases.push(zeros([n, cin, ...M], g.dtype));
     const sub: Record<number, [number, number, number]> = {};
     const gRange: Record<number, [number, number]> = {};
     const padding: [number, number][] = [];
     let empty = false;
     res.forEach((rp, i) => {
-      const r = (rp + a.padding[i][0]) % S[i];
-      const c = Math.floor((rp + a.padding[i][0]) / S[i]);
-      const Q = Math.ceil((kernel[i] - r) / S[i]);
+      const r = (rp + a.padding[i]![0]) % S[i]!;
+      const c = Math.floor((rp + a.padding[i]![0]) / S[i]!);
+      const Q = Math.ceil((kernel[i]! - r) / S[i]!);
       if (Q <= 0) empty = true;
-      sub[2 + i] = [r, kernel[i], S[i]];
+      sub[2 + i] = [r, kernel[i]!, S[i]!];
       const F = Q - 1 - c;
-      const B = count[i] + Q - 1 - gs[i] - F;
-      gRange[2 + i] = [Math.max(0, -F), gs[i] - Math.max(0, -B)];
+      const B = count[i]! + Q - 1 - gs[i]! - F;
+      gRange[2 + i] = [Math.max(0, -F), gs[i]! - Math.max(0, -B)];
       padding.push([Math.max(0, F), Math.max(0, B)]);
     });
     let ph: Tensor;
     if (empty || Object.values(gRange).some(([s0, e0]) => e0 <= s0)) ph = zeros([n, cin, ...count], g.dtype);
     else ph = conv(slice(g, gRange), transposedWeight(slice(w, sub), G), null, { stride: S.map(() => 1), dilation: S.map(() => 1), padding, groups: G });
     // Pad every phase to ceil(L/S) positions per axis so they stack.
-    phases.push(pad(ph, [[0, 0], [0, 0], ...count.map((c, i): [number, number] => [0, M[i] - c])]));
+    phases.push(pad(ph, [[0, 0], [0, 0], ...count.map((c, i): [number, number] => [0, M[i]! - c])]));
   };
   visit(0, []);
   // [S_0, …, S_{d−1}, N, C, M_0, …] → [N, C, M_0, S_0, M_1, S_1, …] → [N, C, M_0·S_0, …], cut to the input size.
   const stacked = reshape(stack(phases, 0), [...S, n, cin, ...M]);
   const perm = [d, d + 1, ...M.flatMap((_, i) => [d + 2 + i, i])];
-  let dx = reshape(transpose(stacked, perm), [n, cin, ...M.map((m, i) => m * S[i])]);
+  let dx = reshape(transpose(stacked, perm), [n, cin, ...M.map((m, i) => m * S[i]!)]);
   spatial.forEach((L, i) => {
     if (dx.shape[2 + i] !== L) dx = narrow(dx, 2 + i, 0, L);
   });
@@ -207,12 +207,12 @@ const convOp = defineOp<ConvAttrs>({
   infer([x, w, b], a) {
     const k = w.shape.slice(2);
     if (x.shape.length !== w.shape.length || k.length !== a.stride.length) throw new Error(`input ${fmt(x.shape)} and weight ${fmt(w.shape)} ranks do not fit`);
-    if (x.shape[1] !== w.shape[1] * a.groups) throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[1]}×${a.groups} groups`);
-    if (w.shape[0] % a.groups !== 0) throw new Error(`${w.shape[0]} output channels not divisible by ${a.groups} groups`);
+    if (x.shape[1] !== w.shape[1]! * a.groups) throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[1]}×${a.groups} groups`);
+    if (w.shape[0]! % a.groups !== 0) throw new Error(`${w.shape[0]} output channels not divisible by ${a.groups} groups`);
     if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[0]}]`);
-    const out = k.map((kk, i) => convOutSize(x.shape[2 + i], kk, a, i));
+    const out = k.map((kk, i) => convOutSize(x.shape[2 + i]!, kk, a, i));
     if (out.some((o) => o <= 0)) throw new Error(`output size ${fmt(out)} is empty`);
-    return [{ shape: [x.shape[0], w.shape[0], ...out], dtype: x.dtype }];
+    return [{ shape: [x.shape[0]!, w.shape[0]!, ...out], dtype: x.dtype }];
   },
   lower(ctx, ins, outs, a, node) {
     ctx.emit('Conv', ins, outs, {
@@ -227,7 +227,7 @@ const convOp = defineOp<ConvAttrs>({
       dx = convInputGrad(g!, w, x.shape, a);
       if (!dx) {
         // output_padding recovers the input positions a strided conv never reached.
-        const outputPadding = k.map((kk, i) => x.shape[2 + i] - ((g!.shape[2 + i] - 1) * a.stride[i] + a.dilation[i] * (kk - 1) + 1 - a.padding[i][0] - a.padding[i][1]));
+        const outputPadding = k.map((kk, i) => x.shape[2 + i]! - ((g!.shape[2 + i]! - 1) * a.stride[i]! + a.dilation[i]! * (kk - 1) + 1 - a.padding[i]![0] - a.padding[i]![1]));
         dx = convTranspose(g!, w, null, { ...a, outputPadding });
       }
     }
@@ -241,9 +241,9 @@ const convTOp = defineOp<ConvTAttrs>({
     const k = w.shape.slice(2);
     if (x.shape.length !== w.shape.length || k.length !== a.stride.length) throw new Error(`input ${fmt(x.shape)} and weight ${fmt(w.shape)} ranks do not fit`);
     if (x.shape[1] !== w.shape[0]) throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[0]}`);
-    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[1] * a.groups)) throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[1] * a.groups}]`);
-    const out = k.map((kk, i) => convTOutSize(x.shape[2 + i], kk, a, i));
-    return [{ shape: [x.shape[0], w.shape[1] * a.groups, ...out], dtype: x.dtype }];
+    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[1]! * a.groups)) throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[1]! * a.groups}]`);
+    const out = k.map((kk, i) => convTOutSize(x.shape[2 + i]!, kk, a, i));
+    return [{ shape: [x.shape[0]!, w.shape[1]! * a.groups, ...out], dtype: x.dtype }];
   },
   lower(ctx, ins, outs, a, node) {
     ctx.emit('ConvTranspose', ins, outs, {
@@ -291,9 +291,9 @@ export function conv(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptio
   const src = x.source;
   if (src.kind === 'node' && src.node.op.name === 'pad') {
     const pa = src.node.attrs as { pads: [number, number][]; mode: string; value: number };
-    if (pa.mode === 'constant' && pa.value === 0 && pa.pads[0][0] + pa.pads[0][1] + pa.pads[1][0] + pa.pads[1][1] === 0) {
+    if (pa.mode === 'constant' && pa.value === 0 && pa.pads[0]![0] + pa.pads[0]![1] + pa.pads[1]![0] + pa.pads[1]![1] === 0) {
       x = src.node.inputs[0];
-      attrs = { ...attrs, padding: attrs.padding.map(([b, e], i): [number, number] => [b + pa.pads[2 + i][0], e + pa.pads[2 + i][1]]) };
+      attrs = { ...attrs, padding: attrs.padding.map(([b, e], i): [number, number] => [b + pa.pads[2 + i]![0], e + pa.pads[2 + i]![1]]) };
     }
   }
   return apply1(convOp, bias ? [x, w, bias] : [x, w], attrs);

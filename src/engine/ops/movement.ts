@@ -38,7 +38,7 @@ const transposeOp = defineOp<{ perm: number[] }>({
     if (a.perm.length !== x.shape.length || [...a.perm].sort().some((p, i) => p !== i)) {
       throw new Error(`bad permutation [${a.perm}] for rank ${x.shape.length}`);
     }
-    return [{ shape: a.perm.map((p) => x.shape[p]), dtype: x.dtype }];
+    return [{ shape: a.perm.map((p) => x.shape[p]!), dtype: x.dtype }];
   },
   lower: (ctx, ins, outs, a) => ctx.emit('Transpose', ins, outs, { perm: a.perm }),
   vjp: ([g], { attrs }) => [transpose(g!, invertPerm(attrs.perm))],
@@ -54,7 +54,7 @@ export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
 export function swapAxes(x: Tensor, a = -2, b = -1): Tensor {
   const perm = Array.from({ length: x.rank }, (_, i) => i);
   const [i, j] = [normAxis(a, x.rank), normAxis(b, x.rank)];
-  [perm[i], perm[j]] = [perm[j], perm[i]];
+  [perm[i], perm[j]] = [perm[j]!, perm[i]!];
   return transpose(x, perm);
 }
 
@@ -130,14 +130,14 @@ const sliceOp = defineOp<SliceAttrs>({
   infer([x], a) {
     const shape = [...x.shape];
     a.axes.forEach((ax, i) => {
-      const s = a.specs[i];
+      const s = a.specs[i]!;
       shape[ax] = Math.max(0, Math.ceil((s.end - s.start) / s.step));
     });
     return [{ shape, dtype: x.dtype }];
   },
   lower(ctx, [x], [y], a, node) {
     // ONNX Slice takes exclusive ends; a negative step running to the front needs an end below -dim.
-    const ends = a.specs.map((s, i) => (s.end === -1 && s.step < 0 ? -node.inputs[0].shape[a.axes[i]] - 1 : s.end));
+    const ends = a.specs.map((s, i) => (s.end === -1 && s.step < 0 ? -node.inputs[0].shape[a.axes[i]!]! - 1 : s.end));
     ctx.emit('Slice', [x, ctx.i64(a.specs.map((s) => s.start)), ctx.i64(ends), ctx.i64(a.axes), ctx.i64(a.specs.map((s) => s.step))], [y]);
   },
   vjp([g], { inputs: [x], outputs: [y], attrs }) {
@@ -145,15 +145,15 @@ const sliceOp = defineOp<SliceAttrs>({
     if (attrs.specs.every((s) => s.step === 1)) {
       const pads = x.shape.map((): [number, number] => [0, 0]);
       attrs.axes.forEach((ax, i) => {
-        pads[ax] = [attrs.specs[i].start, x.shape[ax] - attrs.specs[i].end];
+        pads[ax] = [attrs.specs[i]!.start, x.shape[ax]! - attrs.specs[i]!.end];
       });
       return [pad(g!, pads)];
     }
     let grad = g!;
     for (let i = attrs.axes.length - 1; i >= 0; i--) {
-      const ax = attrs.axes[i];
-      const idx = sliceIndices(attrs.specs[i], y.shape[ax]);
-      grad = scatterAlongAxis(grad, ax, idx, x.shape[ax]);
+      const ax = attrs.axes[i]!;
+      const idx = sliceIndices(attrs.specs[i]!, y.shape[ax]!);
+      grad = scatterAlongAxis(grad, ax, idx, x.shape[ax]!);
     }
     return [grad];
   },
@@ -175,7 +175,7 @@ export function slice(x: Tensor, ranges: Record<number, [number | null | undefin
   const axes: number[] = [], specs: SliceSpec[] = [];
   for (const [k, [s, e, st]] of Object.entries(ranges)) {
     const ax = normAxis(Number(k), x.rank);
-    const r = resolve(x.shape[ax], s ?? undefined, e ?? undefined, st ?? 1);
+    const r = resolve(x.shape[ax]!, s ?? undefined, e ?? undefined, st ?? 1);
     if (r.start === 0 && r.step === 1 && r.len === x.shape[ax]) continue;
     axes.push(ax);
     specs.push({ start: r.start, end: r.end, step: r.step });
@@ -207,7 +207,7 @@ const concatOp = defineOp<{ axis: number }>({
       if (x.dtype !== first.dtype || x.shape.length !== first.shape.length || x.shape.some((d, i) => i !== a.axis && d !== first.shape[i])) {
         throw new Error(`concat along ${a.axis}: ${xs.map((t) => `${t.dtype}${fmt(t.shape)}`).join(', ')} do not match`);
       }
-      shape[a.axis] += x.shape[a.axis];
+      shape[a.axis]! += x.shape[a.axis]!;
     }
     return [{ shape, dtype: first.dtype }];
   },
@@ -215,7 +215,7 @@ const concatOp = defineOp<{ axis: number }>({
   vjp([g], { inputs, attrs }, needs) {
     let off = 0;
     return inputs.map((x, i) => {
-      const n = x.shape[attrs.axis];
+      const n = x.shape[attrs.axis]!;
       const part = needs[i] ? narrow(g!, attrs.axis, off, n) : null;
       off += n;
       return part;
@@ -225,12 +225,12 @@ const concatOp = defineOp<{ axis: number }>({
 
 export function concat(xs: Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('concat of nothing');
-  if (xs.length === 1) return xs[0];
-  return apply1(concatOp, xs, { axis: normAxis(axis, xs[0].rank) });
+  if (xs.length === 1) return xs[0]!;
+  return apply1(concatOp, xs, { axis: normAxis(axis, xs[0]!.rank) });
 }
 
 export function stack(xs: Tensor[], axis = 0): Tensor {
-  const ax = axis < 0 ? axis + xs[0].rank + 1 : axis;
+  const ax = axis < 0 ? axis + xs[0]!.rank + 1 : axis;
   return concat(xs.map((x) => unsqueeze(x, ax)), ax);
 }
 
@@ -242,14 +242,14 @@ const splitOp = defineOp<{ axis: number; sizes: number[] }>({
   },
   lower: (ctx, [x], outs, a) => ctx.emit('Split', [x, ctx.i64(a.sizes)], outs, { axis: a.axis }),
   vjp(cts, { outputs, attrs }) {
-    return [concat(cts.map((g, i) => g ?? zeros(outputs[i].shape, outputs[i].dtype)), attrs.axis)];
+    return [concat(cts.map((g, i) => g ?? zeros(outputs[i]!.shape, outputs[i]!.dtype)), attrs.axis)];
   },
 });
 
 /** Splits into pieces of the given sizes, or into `n` equal pieces. */
 export function split(x: Tensor, sizesOrCount: number | number[], axis = 0): Tensor[] {
   const ax = normAxis(axis, x.rank);
-  const sizes = typeof sizesOrCount === 'number' ? Array(sizesOrCount).fill(x.shape[ax] / sizesOrCount) : sizesOrCount;
+  const sizes = typeof sizesOrCount === 'number' ? Array(sizesOrCount).fill(x.shape[ax]! / sizesOrCount) : sizesOrCount;
   if (sizes.some((s) => !Number.isInteger(s))) throw new Error(`cannot split ${x.shape[ax]} into ${sizesOrCount} equal parts`);
   if (sizes.length === 1) return [x];
   return apply(splitOp, [x], { axis: ax, sizes });
@@ -276,10 +276,10 @@ const padOp = defineOp<PadAttrs>({
   name: 'pad',
   infer([x], a) {
     if (a.pads.length !== x.shape.length) throw new Error(`pad needs ${x.shape.length} [before, after] pairs`);
-    if (a.mode === 'reflect' && a.pads.some(([b, e], i) => b >= x.shape[i] || e >= x.shape[i])) {
+    if (a.mode === 'reflect' && a.pads.some(([b, e], i) => b >= x.shape[i]! || e >= x.shape[i]!)) {
       throw new Error(`reflect padding must be smaller than the dimension (${fmt(x.shape)}, pads ${JSON.stringify(a.pads)})`);
     }
-    return [{ shape: x.shape.map((d, i) => d + a.pads[i][0] + a.pads[i][1]), dtype: x.dtype }];
+    return [{ shape: x.shape.map((d, i) => d + a.pads[i]![0] + a.pads[i]![1]), dtype: x.dtype }];
   },
   lower(ctx, [x], [y], a, node) {
     const pads = [...a.pads.map((p) => p[0]), ...a.pads.map((p) => p[1])];
@@ -290,15 +290,15 @@ const padOp = defineOp<PadAttrs>({
     if (attrs.mode === 'constant') {
       const r: Record<number, [number, number]> = {};
       attrs.pads.forEach(([b], i) => {
-        r[i] = [b, b + x.shape[i]];
+        r[i] = [b, b + x.shape[i]!];
       });
       return [slice(g!, r)];
     }
     let grad = g!;
     for (let ax = x.rank - 1; ax >= 0; ax--) {
-      const [b, e] = attrs.pads[ax];
+      const [b, e] = attrs.pads[ax]!;
       if (b === 0 && e === 0) continue;
-      grad = scatterAlongAxis(grad, ax, padSource(x.shape[ax], b, e, attrs.mode), x.shape[ax]);
+      grad = scatterAlongAxis(grad, ax, padSource(x.shape[ax]!, b, e, attrs.mode), x.shape[ax]!);
     }
     return [grad];
   },
@@ -316,10 +316,10 @@ export function pad(x: Tensor, pads: [number, number][], mode: PadMode = 'consta
 
 const tileOp = defineOp<{ reps: number[] }>({
   name: 'tile',
-  infer: ([x], a) => [{ shape: x.shape.map((d, i) => d * a.reps[i]), dtype: x.dtype }],
+  infer: ([x], a) => [{ shape: x.shape.map((d, i) => d * a.reps[i]!), dtype: x.dtype }],
   lower: (ctx, [x], [y], a) => ctx.emit('Tile', [x, ctx.i64(a.reps)], [y]),
   vjp([g], { inputs: [x], attrs }) {
-    const split = x.shape.flatMap((d, i) => [attrs.reps[i], d]);
+    const split = x.shape.flatMap((d, i) => [attrs.reps[i]!, d]);
     const repAxes = x.shape.map((_, i) => 2 * i);
     return [reshape(sum(reshape(g!, split), repAxes), x.shape)];
   },
@@ -338,7 +338,7 @@ export function tile(x: Tensor, reps: number[]): Tensor {
  */
 export function depthToSpace(x: Tensor, factors: number[]): Tensor {
   const k = factors.length;
-  const [n, c, ...sp] = x.shape;
+  const [n, c, ...sp] = x.shape as [number, number, ...number[]];
   if (sp.length !== k) throw new Error(`depthToSpace: ${k} factors for ${sp.length} spatial axes`);
   const f = factors.reduce((a, b) => a * b, 1);
   if (c % f !== 0) throw new Error(`depthToSpace: ${c} channels not divisible by ${f}`);
@@ -346,16 +346,16 @@ export function depthToSpace(x: Tensor, factors: number[]): Tensor {
   const y = reshape(x, [n, co, ...factors, ...sp]);
   // [n, co, f1..fk, s1..sk] → [n, co, s1, f1, s2, f2, …]
   const perm = [0, 1, ...sp.flatMap((_, i) => [2 + k + i, 2 + i])];
-  return reshape(transpose(y, perm), [n, co, ...sp.map((s, i) => s * factors[i])]);
+  return reshape(transpose(y, perm), [n, co, ...sp.map((s, i) => s * factors[i]!)]);
 }
 
 export function spaceToDepth(x: Tensor, factors: number[]): Tensor {
   const k = factors.length;
-  const [n, c, ...sp] = x.shape;
-  if (sp.length !== k || sp.some((s, i) => s % factors[i] !== 0)) throw new Error(`spaceToDepth: ${fmt(x.shape)} not divisible by [${factors}]`);
-  const y = reshape(x, [n, c, ...sp.flatMap((s, i) => [s / factors[i], factors[i]])]);
+  const [n, c, ...sp] = x.shape as [number, number, ...number[]];
+  if (sp.length !== k || sp.some((s, i) => s % factors[i]! !== 0)) throw new Error(`spaceToDepth: ${fmt(x.shape)} not divisible by [${factors}]`);
+  const y = reshape(x, [n, c, ...sp.flatMap((s, i) => [s / factors[i]!, factors[i]!])]);
   // [n, c, s1, f1, s2, f2, …] → [n, c, f1..fk, s1..sk]
   const perm = [0, 1, ...factors.map((_, i) => 3 + 2 * i), ...factors.map((_, i) => 2 + 2 * i)];
   const f = factors.reduce((a, b) => a * b, 1);
-  return reshape(transpose(y, perm), [n, c * f, ...sp.map((s, i) => s / factors[i])]);
+  return reshape(transpose(y, perm), [n, c * f, ...sp.map((s, i) => s / factors[i]!)]);
 }

@@ -56,7 +56,7 @@ export function normalize(x: Tensor, axis: number, eps: number, weight?: Tensor 
   const ax = normAxis(axis, x.rank);
   const shape = x.shape.slice(ax);
   const w = weight ?? full(shape, 1, x.dtype);
-  return apply(layerNormOp, bias ? [x, w, bias] : [x, w], { axis: ax, eps })[0];
+  return apply(layerNormOp, bias ? [x, w, bias] : [x, w], { axis: ax, eps })[0]!;
 }
 
 /** LayerNorm over the last dimension (PyTorch nn.LayerNorm with a 1-D normalized shape). */
@@ -66,7 +66,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 
 /** GroupNorm over N×C×…: statistics per (sample, group), then a per-channel affine. */
 export function groupNorm(x: Tensor, groups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
-  const [n, c, ...sp] = x.shape;
+  const [n, c, ...sp] = x.shape as [number, number, ...number[]];
   if (c % groups !== 0) throw new Error(`groupNorm: ${c} channels not divisible by ${groups} groups`);
   const y = reshape(normalize(reshape(x, [n, groups, -1]), 2, eps), x.shape);
   const cshape = [c, ...sp.map(() => 1)];
@@ -112,11 +112,11 @@ export function maskBias(mask: Exclude<AttentionMask, Tensor | 'none'>, tq: numb
  * (true = visible) or an additive float bias broadcastable to […, Tq, Tk].
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: AttentionMask; scale?: number } = {}): Tensor {
-  const d = q.shape[q.rank - 1];
+  const d = q.shape[q.rank - 1]!;
   let scores = mul(matmul(q, swapAxes(k)), opts.scale ?? 1 / Math.sqrt(d));
   const m = opts.mask ?? 'none';
   if (m !== 'none') {
-    const tq = q.shape[q.rank - 2], tk = k.shape[k.rank - 2];
+    const tq = q.shape[q.rank - 2]!, tk = k.shape[k.rank - 2]!;
     if (typeof m === 'object' && 'source' in m) scores = m.dtype === 'bool' ? where(m, scores, -1e9) : add(scores, m);
     else scores = add(scores, maskBias(m, tq, tk));
   }

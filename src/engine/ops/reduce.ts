@@ -37,7 +37,7 @@ function reduceOp(name: string, onnx: string, vjp: (g: Tensor, x: Tensor, y: Ten
 }
 
 function count(x: Tensor, a: ReduceAttrs): number {
-  return a.axes.reduce((n, i) => n * x.shape[i], 1);
+  return a.axes.reduce((n, i) => n * x.shape[i]!, 1);
 }
 
 /** Max/min route the gradient to the elements equal to the result, split evenly between ties. */
@@ -58,7 +58,7 @@ export const logsumexp = reduceOp('logsumexp', 'ReduceLogSumExp', (g, x, y, a) =
 /** Variance over `axes`; `correction` 1 gives the unbiased estimate (torch.var's default), 0 the population one. */
 export function variance(x: Tensor, axes?: number | readonly number[], keepdims = false, correction = 0): Tensor {
   const ax = normAxes(axes, x.rank);
-  const n = ax.reduce((c, i) => c * x.shape[i], 1);
+  const n = ax.reduce((c, i) => c * x.shape[i]!, 1);
   const centered = sub(x, mean(x, ax, true));
   const s = sum(square(centered), ax, keepdims);
   return div(s, Math.max(n - correction, 1));

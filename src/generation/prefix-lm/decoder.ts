@@ -122,7 +122,7 @@ export class PrefixLmDecoder {
   /** One decode step's graph with the blocks' weights bound: logits [B, range] (head: [out, in] rows), new K/V rows. */
   private decodeGraph(head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]): Tensor[] {
     const m = this.model, L = m.cfg.layers;
-    const B = ids.shape[0], C = valid.shape[1];
+    const B = ids.shape[0]!, C = valid.shape[1]!;
     const visible = E.reshape(valid, [B, 1, 1, C]);
     const newK: Tensor[] = [], newV: Tensor[] = [];
     const h = m.run(m.embed({ ids }), { positions: pos, mask: 'none', cache: (l) => ({
@@ -176,11 +176,11 @@ export class PrefixLmDecoder {
   }
 
   /** [in, out] copy of an [out, in] weight (rows lo…hi of it), remade only when the weight's buffer changes. */
-  private transposed(key: Param | string, w: Tensor, lo = 0, hi = w.shape[0]): Tensor {
+  private transposed(key: Param | string, w: Tensor, lo = 0, hi = w.shape[0]!): Tensor {
     if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
     const hit = this.transposes.get(key);
     if (hit && hit.source === w.data) return hit.t;
-    const src = w.data as Float32Array, cols = w.shape[1], rows = hi - lo;
+    const src = w.data as Float32Array, cols = w.shape[1]!, rows = hi - lo;
     const out = new Float32Array(rows * cols);
     const BLK = 64; // cache-sized tiles
     for (let r0 = 0; r0 < rows; r0 += BLK) {
@@ -239,7 +239,7 @@ export class PrefixLmDecoder {
     let fn = this.prefillFns.get(key);
     if (!fn) {
       fn = E.jit((w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => this.traced(w, () => {
-        const [b, S] = ids.shape;
+        const [b, S] = ids.shape as [number, number];
         const input = { ids, prefixLength: E.full([b], S, 'int64'), text: extra[0], textStart: t?.start, textValid: extra[1] };
         const valid = m.keyValid(input, S);
         const ks: Tensor[] = [], vs: Tensor[] = [];

@@ -98,7 +98,7 @@ export class PrefixLm extends DecoderLm {
  * then runs on the hidden states of positions ≥ scoreFrom only.
  */
 export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFrom?: number; headChunk?: number } = {}): Tensor {
-  const [B, S] = x.ids.shape;
+  const [B, S] = x.ids.shape as [number, number];
   const from = opts.scoreFrom ?? 0;
   check(Number.isInteger(from) && from >= 0 && from < S - 1, `prefix LM loss: scoreFrom ${from} outside [0, ${S - 1})`);
   const n = S - 1 - from;

@@ -59,7 +59,7 @@ export class BuiltinTextEncoder extends Module implements TrainableTextEncoder {
   }
 
   forward(ids: Tensor, valid: Tensor): Tensor {
-    const L = ids.shape[1];
+    const L = ids.shape[1]!;
     check(L <= this.maxTokens, `text encoder: ${L} tokens exceed maxTokens ${this.maxTokens}`);
     const rope = rotaryTables(E.arange(0, L, 1, 'int64'), this.dim / this.cfg.heads);
     const mask = andMasks([keyPaddingMask(valid)], L, L);

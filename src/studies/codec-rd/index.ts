@@ -153,7 +153,7 @@ export function blockMeans(clip: Frame[], f: number, groups: number[][]): Frame[
     const acc = new Float64Array(w * h * 3);
     for (const t of grp) {
       const d = clip[t]!.data;
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) acc[((Math.floor(y / f) * w) + Math.floor(x / f)) * 3 + c] += d[(y * W + x) * 3 + c]!;
+      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) acc[((Math.floor(y / f) * w) + Math.floor(x / f)) * 3 + c]! += d[(y * W + x) * 3 + c]!;
     }
     const n = grp.length * f * f;
     const frame = bilinearUp(w, h, f, (y, x, c) => acc[(y * w + x) * 3 + c]! / n);

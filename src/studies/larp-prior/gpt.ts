@@ -136,7 +136,7 @@ function compiled(model: Gpt): Compiled {
       // logits at one position: ids [B, L], pos int32 [1] → [B, V]
       next: compileInference(model, (ids: Tensor, pos: Tensor) => {
         const h = E.gather(model.hidden({ ids }), pos, 1);
-        return E.reshape(model.logits(h), [ids.shape[0], model.cfg.vocabSize]);
+        return E.reshape(model.logits(h), [ids.shape[0]!, model.cfg.vocabSize]);
       }, 'gpt_next'),
     };
     compiledFor.set(model, c);
@@ -170,7 +170,7 @@ export function evaluateNll(model: Gpt, seqs: TokenSequences, opts: { bos: numbe
     const b = nextTokenBatch(seqs, rows, opts.bos);
     const out = compiled(model).nll(b.inputs, b.targets) as Tensor;
     const v = out.data as Float32Array;
-    for (let j = 0; j < L; j++) sums[j] += v[j]!;
+    for (let j = 0; j < L; j++) sums[j]! += v[j]!;
   }
   const total = sums.reduce((a, b) => a + b, 0);
   const tokens = seqs.count * L;

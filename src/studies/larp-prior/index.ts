@@ -292,7 +292,7 @@ async function referenceScores(s: Study, clf: VideoClassifier, heldClips: ClipTe
   const trainClips = firstClips(trainBatches, b.samples);
   const per = trainClips.data.length / b.samples;
   const meanClip = new Float64Array(per);
-  for (let i = 0; i < b.samples; i++) for (let j = 0; j < per; j++) meanClip[j] += trainClips.data[i * per + j]! / b.samples;
+  for (let i = 0; i < b.samples; i++) for (let j = 0; j < per; j++) meanClip[j]! += trainClips.data[i * per + j]! / b.samples;
   let se = 0;
   for (let i = 0; i < b.samples; i++) for (let j = 0; j < per; j++) se += ((heldClips.data[i * per + j]! - meanClip[j]!) * 127.5) ** 2;
   const { temporalPatchSize: pt, patchSize: ps } = larp.model.cfg;

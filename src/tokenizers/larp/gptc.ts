@@ -32,7 +32,7 @@ export class Gptc extends DecoderLm {
    * rest are the head's outputs for x₀…x_{n−2}; L2-normalised like the codebook. Also returns the raw head output.
    */
   arPredict(x: Tensor): { pred: Tensor; raw: Tensor } {
-    const n = x.shape[1];
+    const n = x.shape[1]!;
     const raw = this.forward({ vectors: E.narrow(x, 1, 0, n - 1) });
     const pred = E.concat([E.narrow(x, 1, 0, 1), raw], 1);
     return { pred: this.l2Normalized ? l2Normalize(pred) : pred, raw };

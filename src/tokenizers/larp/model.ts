@@ -95,11 +95,11 @@ export class LarpModel extends Module {
       }
     }
     const w = this.x_embedder.proj.weight;
-    w.value = E.reshape(xavierUniform([w.shape[0], w.value.size / w.shape[0]]), w.shape);
+    w.value = E.reshape(xavierUniform([w.shape[0]!, w.value.size / w.shape[0]!]), w.shape);
     const c = this.cfg.patchEmbedCenter;
     // vtok's patch_embed_center: bias −c·Σw per output channel, so the (un-centred) input's offset does not swamp
     // the clip-specific part of every patch embedding at initialisation (config.ts).
-    this.x_embedder.proj.bias!.value = c === null ? constant(this.x_embedder.proj.bias!.shape, 0) : E.mul(E.sum(E.reshape(w.value, [w.shape[0], -1]), -1), -c);
+    this.x_embedder.proj.bias!.value = c === null ? constant(this.x_embedder.proj.bias!.shape, 0) : E.mul(E.sum(E.reshape(w.value, [w.shape[0]!, -1]), -1), -c);
     this.final_layer.linear.weight.value = constant(this.final_layer.linear.weight.shape, 0);
     this.final_layer.linear.bias!.value = constant(this.final_layer.linear.bias!.shape, 0);
     if (this.cfg.routedInitGain !== null) this.routeHolisticPath(this.cfg.routedInitGain);
@@ -128,7 +128,7 @@ export class LarpModel extends Module {
 
   /** `alpha`: the quantizer warm-up's blend (StochasticVQ.forward). */
   encode(x: Tensor, alpha?: Tensor): LarpEncoding {
-    const b = x.shape[0];
+    const b = x.shape[0]!;
     const patchEmbed = this.x_embedder.forward(x);
     const queries = E.broadcastTo(E.unsqueeze(this.encoder_latent_query_embed.value, 0), [b, ...this.encoder_latent_query_embed.shape]);
     const encoderOut = this.encoder.forward(E.add(patchEmbed, this.encoder_patch_pe.value), queries);
@@ -140,9 +140,9 @@ export class LarpModel extends Module {
 
   /** Latents [B, N, D] → video [B, C, T, H, W] (LARP range, not clamped) and the decoder's patch outputs. */
   decode(encoded: Tensor): { video: Tensor; hidden: Tensor } {
-    const b = encoded.shape[0];
+    const b = encoded.shape[0]!;
     const pq = E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value);
-    const queries = E.broadcastTo(pq, [b, pq.shape[1], pq.shape[2]]);
+    const queries = E.broadcastTo(pq, [b, pq.shape[1]!, pq.shape[2]!]);
     const hidden = this.decoder.forward(E.add(encoded, this.decoder_latent_pe.value), queries);
     return { video: this.unpatchify(this.final_layer.forward(hidden)), hidden };
   }
@@ -156,7 +156,7 @@ export class LarpModel extends Module {
   unpatchify(x: Tensor): Tensor {
     const [t, h, w] = this.grid;
     const pt = this.cfg.temporalPatchSize, p = this.cfg.patchSize, c = this.cfg.inChannels;
-    const b = x.shape[0];
+    const b = x.shape[0]!;
     const y = E.transpose(E.reshape(x, [b, t, h, w, pt, p, p, c]), [0, 7, 1, 4, 2, 5, 3, 6]);
     return E.reshape(y, [b, c, t * pt, h * p, w * p]);
   }

@@ -18,7 +18,7 @@ function build(g: GoldenFile): LarpModel {
 }
 
 function collect(names: string[], values: Tensor[]): Map<string, Tensor> {
-  return new Map(names.map((n, i) => [n, values[i]]));
+  return new Map(names.map((n, i) => [n, values[i]!]));
 }
 
 const larpTokenizer: ParityRunner = (g) => {
@@ -39,7 +39,7 @@ const larpPrior: ParityRunner = (g) => {
   const run = E.jit((indices: Tensor) => {
     const arInput = model.quantizer.codebookEntry(indices);
     const { pred, logits } = priorPredict(model, arInput);
-    const labels = E.narrow(indices, 1, 1, indices.shape[1] - 1);
+    const labels = E.narrow(indices, 1, 1, indices.shape[1]! - 1);
     return [pred, logits, E.crossEntropy(logits, labels), topkAccuracy(logits, labels, 1), topkAccuracy(logits, labels, 5)];
   }, { name: 'larp_prior_parity' });
   return collect(names, run(g.get('input.indices')) as Tensor[]);

@@ -32,7 +32,7 @@ export function priorPredict(model: LarpModel, arInput: Tensor): PriorPrediction
   const cfg = priorConfig(model);
   const { pred, raw } = model.prior_model!.arPredict(arInput);
   const emb = E.stopGradient(model.quantizer.codebook());
-  const n = arInput.shape[1];
+  const n = arInput.shape[1]!;
   const logits = E.mul(E.narrow(E.matmul(pred, E.swapAxes(emb)), 1, 1, n - 1), 1 / cfg.latentCeTemperature);
   return { logits, pred, raw };
 }
@@ -69,7 +69,7 @@ export interface PriorLossOptions {
 export function priorLoss(model: LarpModel, arInput: Tensor, indices: Tensor, opts: PriorLossOptions = {}): PriorLossResult {
   const cfg = priorConfig(model);
   const nRounds = opts.nRounds ?? cfg.nRounds;
-  const [b, n, d] = arInput.shape;
+  const [b, n, d] = arInput.shape as [number, number, number];
   const labels = E.narrow(indices, 1, 1, n - 1);
   const rest = E.narrow(arInput, 1, 1, n - 1);
   const ratio = opts.ssRatio ?? (cfg.useMixSs ? undefined : 1);
@@ -92,6 +92,6 @@ export function priorLoss(model: LarpModel, arInput: Tensor, indices: Tensor, op
   const rounds = cfg.avgLossOverRounds ? scored : scored.slice(-1);
   // Equal-sized rounds: the mean of per-round CEs equals the CE over the stacked logits.
   const ces = rounds.map((l) => E.crossEntropy(l, labels));
-  const loss = ces.length === 1 ? ces[0] : E.div(ces.reduce((a, c) => E.add(a, c)), ces.length);
-  return { loss, logits: rounds[0], top1: topkAccuracy(rounds[0], labels, 1), top5: topkAccuracy(rounds[0], labels, 5) };
+  const loss = ces.length === 1 ? ces[0]! : E.div(ces.reduce((a, c) => E.add(a, c)), ces.length);
+  return { loss, logits: rounds[0]!, top1: topkAccuracy(rounds[0]!, labels, 1), top5: topkAccuracy(rounds[0]!, labels, 5) };
 }

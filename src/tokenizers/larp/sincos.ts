@@ -32,8 +32,8 @@ export function sincos3d(dim: number, t: number, h: number, w: number, base = 10
       for (let wi = 0; wi < w; wi++) {
         const o = ((ti * h + hi) * w + wi) * dim;
         for (let j = 0; j < dim; j++) {
-          const spatial = j < half ? ew[wi * half + j] : eh[hi * half + (j - half)];
-          out[o + j] = et[ti * dim + j] + spatial;
+          const spatial = j < half ? ew[wi * half + j]! : eh[hi * half + (j - half)]!;
+          out[o + j] = et[ti * dim + j]! + spatial;
         }
       }
     }

@@ -72,7 +72,7 @@ export class LarpTokenizer implements Tokenizer {
 
   /** The encode program for the current precision, after checking the clips' shape. */
   private encodeProgram(video: Tensor): CompiledFn<[Tensor], Tensor> {
-    const [, ch, t, h, w] = video.shape;
+    const [, ch, t, h, w] = video.shape as [number, number, number, number, number];
     if (video.rank !== 5 || ch !== this.model.cfg.inChannels) throw new VtokError(`LARP encode: expected N×${this.model.cfg.inChannels}×T×H×W, got [${video.shape}]`);
     this.grid([ch, t, h, w]);
     return this.precisionMode === 'int8' ? this.int8Programs().encode : this.encodeFn;
@@ -124,12 +124,12 @@ export class LarpTokenizer implements Tokenizer {
     const quantize: E.QuantizeOptions = { matmul: 'static', keepFloat: (c) => c.op === 'MatMul' && c.weightShape[1] === bottleneck };
     const encode = this.compile('larp_encode_int8', (x) => model.encode(E.mul(E.add(x, 1), 0.5)).indices, {
       weights: 'baked', precision: 'int8', quantize,
-      calibrate: (x: Tensor) => (cal ? calibrationBatches(cal, x.shape[0], x.shape.slice(1), 'LARP encode') : [[x]]),
+      calibrate: (x: Tensor) => (cal ? calibrationBatches(cal, x.shape[0]!, x.shape.slice(1), 'LARP encode') : [[x]]),
     });
     const decode = this.compile('larp_decode_int8', (ids) => E.sub(E.mul(model.decodeIndices(ids), 2), 1), {
       weights: 'baked', precision: 'int8', quantize,
       // Calibration ids come from the float32 encoder.
-      calibrate: (ids: Tensor) => (cal ? calibrationBatches(cal, ids.shape[0], cal.shape.slice(1), 'LARP decode').map(([clips]) => [this.encodeFn(clips)]) : [[ids]]),
+      calibrate: (ids: Tensor) => (cal ? calibrationBatches(cal, ids.shape[0]!, cal.shape.slice(1), 'LARP decode').map(([clips]) => [this.encodeFn(clips!)]) : [[ids]]),
     });
     this.int8 = { encode, decode };
     return this.int8;

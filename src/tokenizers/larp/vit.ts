@@ -17,7 +17,7 @@ export class PatchEmbed3D extends Module {
   /** N×C×T×H×W → tokens [N, t·h·w, D] in (t, h, w) row-major order. */
   forward(x: Tensor): Tensor {
     const y = this.proj.forward(x);
-    const [b, d] = y.shape;
+    const [b, d] = y.shape as [number, number];
     return E.swapAxes(E.reshape(y, [b, d, -1]), 1, 2);
   }
 }
@@ -42,8 +42,8 @@ export class TransformerEncoderParallel extends Module {
   forward(context: Tensor, query: Tensor): Tensor {
     let h = E.concat([context, query], 1);
     for (const blk of this.blocks) h = blk.forward(h);
-    const nq = query.shape[1];
-    return E.narrow(h, 1, h.shape[1] - nq, nq);
+    const nq = query.shape[1]!;
+    return E.narrow(h, 1, h.shape[1]! - nq, nq);
   }
 }
 

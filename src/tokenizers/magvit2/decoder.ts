@@ -29,14 +29,14 @@ export class Decoder extends Module {
     const dims: Dims = cfg.kind === 'video' ? 3 : 2;
     const norm = normSpec(cfg);
     const { ch, ch_mult: mult, num_res_blocks: nres, z_channels: zc, out_ch: cout } = cfg.ddconfig;
-    let width = ch * mult[mult.length - 1];
+    let width = ch * mult[mult.length - 1]!;
     this.conv_in = makeConv(dims, zc, width, 3);
     for (let j = 0; j < nres; j++) this.mid_block.push(new ResBlock(dims, width, width, norm));
     const up: DecoderLevel[] = [], adaptive: AdaptiveGroupNorm[] = [];
     for (let i = mult.length - 1; i >= 0; i--) {
       const level = new DecoderLevel();
       adaptive[i] = new AdaptiveGroupNorm(zc, width, norm);
-      const wout = ch * mult[i];
+      const wout = ch * mult[i]!;
       for (let j = 0; j < nres; j++) {
         level.block.push(new ResBlock(dims, width, wout, norm));
         width = wout;
@@ -54,9 +54,9 @@ export class Decoder extends Module {
     let h = this.conv_in.forward(zq);
     for (const b of this.mid_block) h = b.forward(h);
     for (let i = this.up.length - 1; i >= 0; i--) {
-      h = this.adaptive[i].forward(h, zq);
-      for (const b of this.up[i].block) h = b.forward(h);
-      if (this.up[i].upsample) h = this.up[i].upsample!.forward(h);
+      h = this.adaptive[i]!.forward(h, zq);
+      for (const b of this.up[i]!.block) h = b.forward(h);
+      if (this.up[i]!.upsample) h = this.up[i]!.upsample!.forward(h);
     }
     return this.conv_out.forward(swish(this.norm_out ? this.norm_out.forward(h) : h));
   }

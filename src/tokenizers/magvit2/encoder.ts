@@ -32,7 +32,7 @@ export class Encoder extends Module {
     let width = ch;
     mult.forEach((m, i) => {
       const level = new EncoderLevel();
-      let win = ch * inMult[i];
+      let win = ch * inMult[i]!;
       width = ch * m;
       for (let j = 0; j < nres; j++) {
         level.block.push(new ResBlock(dims, win, width, norm));

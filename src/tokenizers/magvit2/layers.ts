@@ -46,12 +46,12 @@ export const normSpec = (cfg: { norm_groups?: number; causal_norm?: boolean }): 
 
 /** N×C×T×H×W → (N·T)×C×H×W, so that a 2-D normalisation sees each frame alone. */
 function framesAsBatch(x: Tensor): Tensor {
-  const [n, c, t, h, w] = x.shape;
+  const [n, c, t, h, w] = x.shape as [number, number, number, number, number];
   return E.reshape(E.transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]);
 }
 
 function batchAsFrames(y: Tensor, like: readonly number[]): Tensor {
-  const [n, c, t, h, w] = like;
+  const [n, c, t, h, w] = like as [number, number, number, number, number];
   return E.transpose(E.reshape(y, [n, t, c, h, w]), [0, 2, 1, 3, 4]);
 }
 
@@ -109,7 +109,7 @@ export class AdaptiveGroupNorm extends Module {
   }
   forward(x: Tensor, zq: Tensor): Tensor {
     if (this.norm.perFrame && x.rank === 5) return this.perFrame(x, zq);
-    const [b, c] = zq.shape;
+    const [b, c] = zq.shape as [number, number];
     const zf = E.reshape(zq, [b, c, -1]);
     const std = E.sqrt(E.add(E.variance(zf, 2, false, 1), 1e-6));
     const mean = E.mean(zf, 2);
@@ -119,8 +119,8 @@ export class AdaptiveGroupNorm extends Module {
     return E.add(E.mul(E.groupNorm(x, this.norm.groups, null, null, 1e-6), scale), shift);
   }
   private perFrame(x: Tensor, zq: Tensor): Tensor {
-    const [b, c, tz] = zq.shape;
-    const t = x.shape[2];
+    const [b, c, tz] = zq.shape as [number, number, number];
+    const t = x.shape[2]!;
     const r = tz > 1 ? (t - 1) / (tz - 1) : 1;
     if (!Number.isInteger(r) || (tz === 1 && t !== 1)) throw new Error(`AdaptiveGroupNorm: ${t} frames do not cover ${tz} latent frames causally`);
     const zf = E.reshape(E.transpose(zq, [0, 2, 1, 3, 4]), [b, tz, c, -1]);
@@ -148,12 +148,12 @@ export class AdaptiveGroupNorm extends Module {
  */
 export function depthToSpaceBlocks(x: Tensor, factors: number[]): Tensor {
   const k = factors.length;
-  const [n, cc, ...sp] = x.shape;
+  const [n, cc, ...sp] = x.shape as [number, number, ...number[]];
   const f = factors.reduce((a, b) => a * b, 1);
   const c = cc / f;
   const y = E.reshape(x, [n, ...factors, c, ...sp]);
   const perm = [0, 1 + k, ...sp.flatMap((_, i) => [2 + k + i, 1 + i])];
-  return E.reshape(E.transpose(y, perm), [n, c, ...sp.map((s, i) => s * factors[i])]);
+  return E.reshape(E.transpose(y, perm), [n, c, ...sp.map((s, i) => s * factors[i]!)]);
 }
 
 /**
@@ -168,8 +168,8 @@ export class Upsampler extends Module {
   }
   forward(x: Tensor): Tensor {
     let y = depthToSpaceBlocks(this.conv1.forward(x), this.block);
-    if (this.dims === 3 && this.block[0] > 1) {
-      const t = y.shape[2];
+    if (this.dims === 3 && this.block[0]! > 1) {
+      const t = y.shape[2]!;
       y = t > 2 ? E.concat([E.narrow(y, 2, 0, 1), E.narrow(y, 2, 2, t - 2)], 2) : E.narrow(y, 2, 0, 1);
     }
     return y;

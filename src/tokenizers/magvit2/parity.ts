@@ -57,15 +57,15 @@ function runOpenLfq(g: GoldenFile): Map<string, Tensor> {
   const l = E.jit((z: Tensor) => {
     const losses = lfq.train().losses(z);
     const logits = E.mul(E.matmul(tokens(z), E.transpose(lfqCodebook(c.dim))), 2);
-    return { ...losses, logits: E.reshape(logits, [z.shape[0], -1, 1, 2 ** c.dim]) };
+    return { ...losses, logits: E.reshape(logits, [z.shape[0]!, -1, 1, 2 ** c.dim]) };
   })(x) as Record<string, Tensor>;
-  out.set('output.per_sample_entropy', l.perSampleEntropy);
-  out.set('output.codebook_entropy', l.codebookEntropy);
-  out.set('output.commitment', l.commitment);
-  out.set('output.entropy_aux_loss', l.entropy);
-  out.set('output.total_aux_loss', E.add(E.mul(l.entropy, cfg.loss_weights.codebook_weight), E.mul(l.commitment, cfg.loss_weights.commit_weight)));
+  out.set('output.per_sample_entropy', l.perSampleEntropy!);
+  out.set('output.codebook_entropy', l.codebookEntropy!);
+  out.set('output.commitment', l.commitment!);
+  out.set('output.entropy_aux_loss', l.entropy!);
+  out.set('output.total_aux_loss', E.add(E.mul(l.entropy!, cfg.loss_weights.codebook_weight), E.mul(l.commitment!, cfg.loss_weights.commit_weight)));
   out.set('inter.codebook', lfqCodebook(c.dim));
-  out.set('inter.entropy_logits', l.logits);
+  out.set('inter.entropy_logits', l.logits!);
   return out;
 }
 
@@ -105,14 +105,14 @@ function runLucidrainsLfq(g: GoldenFile): Map<string, Tensor> {
     const commit = c.commitment_loss_weight ? commitmentLoss(z) : E.scalar(0);
     return { quantized: q.quantized, indices, ...l, commit, qTrain, aux: E.add(E.mul(l.entropy, c.entropy_loss_weight), E.mul(commit, c.commitment_loss_weight)) };
   })(x) as Record<string, Tensor>;
-  out.set('output.quantized', r.quantized);
-  out.set('output.quantized_train', r.qTrain);
-  out.set('output.indices', r.indices);
-  out.set('output.per_sample_entropy', r.perSampleEntropy);
-  out.set('output.batch_entropy', r.codebookEntropy);
-  out.set('output.entropy_aux_loss', r.entropy);
-  out.set('output.aux_loss', r.aux);
-  if (g.tensors.has('output.commitment')) out.set('output.commitment', r.commit);
+  out.set('output.quantized', r.quantized!);
+  out.set('output.quantized_train', r.qTrain!);
+  out.set('output.indices', r.indices!);
+  out.set('output.per_sample_entropy', r.perSampleEntropy!);
+  out.set('output.batch_entropy', r.codebookEntropy!);
+  out.set('output.entropy_aux_loss', r.entropy!);
+  out.set('output.aux_loss', r.aux!);
+  if (g.tensors.has('output.commitment')) out.set('output.commitment', r.commit!);
   out.set('inter.codebook', lfqCodebook(bits, 'msb'));
   return out;
 }

@@ -83,15 +83,15 @@ export class Magvit2Tokenizer implements Tokenizer {
       // The LFQ bits are the signs of the encoder's last convolution: that one stays float32.
       Object.assign(encodeOpts, {
         precision, quantize: { keepFloat: (c: E.QuantCandidate) => c.op === 'Conv' && c.index === c.count - 1 },
-        calibrate: (x: Tensor) => (calibration ? calibrationBatches(calibration, x.shape[0], x.shape.slice(1), 'magvit2 encode') : [[x]]),
+        calibrate: (x: Tensor) => (calibration ? calibrationBatches(calibration, x.shape[0]!, x.shape.slice(1), 'magvit2 encode') : [[x]]),
       });
       Object.assign(decodeOpts, {
         precision,
         calibrate: (ids: Tensor) => {
           if (!calibration) return [[ids]];
           // Ids of the calibration clips, from the float32 encoder, batched like the ids being decoded.
-          return calibrationBatches(calibration, ids.shape[0], calibration.shape.slice(1), 'magvit2 decode').map(([clips]) => {
-            const cid = this.encodeWith(this.programs('fp32'), clips);
+          return calibrationBatches(calibration, ids.shape[0]!, calibration.shape.slice(1), 'magvit2 decode').map(([clips]) => {
+            const cid = this.encodeWith(this.programs('fp32'), clips!);
             if (cid.shape.join() !== ids.shape.join()) throw new VtokError(`magvit2 decode: calibration clips give ids [${cid.shape}], decoding [${ids.shape}]`);
             return [cid];
           });
@@ -103,7 +103,7 @@ export class Magvit2Tokenizer implements Tokenizer {
       const { latent, quantized, indices } = this.model.encode(this.toModel(x));
       return { latent, quantized, indices };
     }, encodeOpts);
-    const decode = compileInference(this.model, (ids: Tensor) => this.fromModel(this.model.decodeIndices(this.idsToModel(ids)), ids.shape[0]), decodeOpts);
+    const decode = compileInference(this.model, (ids: Tensor) => this.fromModel(this.model.decodeIndices(this.idsToModel(ids)), ids.shape[0]!), decodeOpts);
     return { encode, decode };
   }
 
@@ -113,7 +113,7 @@ export class Magvit2Tokenizer implements Tokenizer {
 
   /** The encoder's ids as [N, t, h, w]: the image model's [N·T, h, w] regrouped per clip (on the host, no run). */
   private clipIds(ids: Tensor, video: Tensor): Tensor {
-    return this.cfg.kind === 'video' ? ids : E.concrete(ids.data, [video.shape[0], video.shape[2], ...ids.shape.slice(1)], ids.dtype);
+    return this.cfg.kind === 'video' ? ids : E.concrete(ids.data, [video.shape[0]!, video.shape[2]!, ...ids.shape.slice(1)], ids.dtype);
   }
 
   get config(): Record<string, unknown> { return this.cfg as unknown as Record<string, unknown>; }
@@ -126,7 +126,7 @@ export class Magvit2Tokenizer implements Tokenizer {
 
   grid(clip: readonly number[]): TokenGrid {
     if (clip.length !== 4) throw new VtokError(`magvit2: a clip is C×T×H×W, got [${clip}]`);
-    const [, frames, height, width] = clip;
+    const [, frames, height, width] = clip as [number, number, number, number];
     if (this.cfg.kind === 'video') return { shape: this.model.latentShape(frames, height, width) };
     return { shape: [frames, ...this.model.latentShape(1, height, width)] };
   }
@@ -136,21 +136,21 @@ export class Magvit2Tokenizer implements Tokenizer {
     if (x.rank !== 5) throw new VtokError(`magvit2 encode: expected N×C×T×H×W video, got [${x.shape}]`);
     if (x.shape[1] !== this.cfg.ddconfig.in_channels) throw new VtokError(`magvit2 encode: ${x.shape[1]} channels, the model takes ${this.cfg.ddconfig.in_channels}`);
     if (this.cfg.kind === 'video') return x;
-    const [n, c, t, h, w] = x.shape;
+    const [n, c, t, h, w] = x.shape as [number, number, number, number, number];
     return E.reshape(E.transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]);
   }
 
   /** Model output → N×C×T×H×W. */
   private fromModel(y: Tensor, n: number): Tensor {
     if (this.cfg.kind === 'video') return y;
-    const [nt, c, h, w] = y.shape;
+    const [nt, c, h, w] = y.shape as [number, number, number, number];
     return E.transpose(E.reshape(y, [n, nt / n, c, h, w]), [0, 2, 1, 3, 4]);
   }
 
   /** ids [N, t, h, w] → what the model's quantizer decodes ([N·t, h, w] for the image model). */
   private idsToModel(ids: Tensor): Tensor {
     if (ids.rank !== 4) throw new VtokError(`magvit2 decode: expected ids [N, t, h, w], got [${ids.shape}]`);
-    return this.cfg.kind === 'video' ? ids : E.reshape(ids, [-1, ids.shape[2], ids.shape[3]]);
+    return this.cfg.kind === 'video' ? ids : E.reshape(ids, [-1, ids.shape[2]!, ids.shape[3]!]);
   }
 
   /** Encoder latent, ±1 codes and ids of a video (compiled). Image model: latents are [N·T, D, h, w]. */
