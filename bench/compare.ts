@@ -21,7 +21,11 @@ const REFERENCE: Record<string, (threads: number) => string[]> = {
 };
 
 function lastJson(out: string, what: string): Record<string, number> {
-  const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = out
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (!line) throw new Error(`${what} printed no JSON result line`);
   return JSON.parse(line) as Record<string, number>;
 }
@@ -40,13 +44,16 @@ export async function main(args: string[]): Promise<void> {
   const threads = Number(args.slice(1).find((a) => /^\d+$/.test(a)) ?? 2);
   const pi = args.indexOf('--pairs');
   const pairs = pi >= 0 ? Number(args[pi + 1]) : 2;
-  const vtokFlags = args.slice(1).filter((a, i, all) => a.startsWith('--') && a !== '--pairs' && all[i - 1] !== '--pairs');
+  const vtokFlags = args
+    .slice(1)
+    .filter((a, i, all) => a.startsWith('--') && a !== '--pairs' && all[i - 1] !== '--pairs');
   const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
   const root = resolve(here, '../..');
   const refDir = process.env.VTOK_TORCH_BENCH ?? resolve(root, '../shared/bench');
   const python = process.env.VTOK_PYTHON ?? '/usr/bin/python3';
   const [script, ...refArgs] = ref(threads) as [string, ...string[]];
-  if (!existsSync(join(refDir, script))) throw new Error(`PyTorch reference ${join(refDir, script)} not found (set VTOK_TORCH_BENCH)`);
+  if (!existsSync(join(refDir, script)))
+    throw new Error(`PyTorch reference ${join(refDir, script)} not found (set VTOK_TORCH_BENCH)`);
 
   const rows: { vtok: Record<string, number>; torch: Record<string, number> }[] = [];
   for (let i = 0; i < pairs; i++) {
@@ -58,14 +65,16 @@ export async function main(args: string[]): Promise<void> {
   const keys = Object.keys(rows[0]!.vtok).filter((k) => k.endsWith('_ms') && k in rows[0]!.torch);
   const result: Record<string, number | string> = { bench: name, threads, pairs };
   for (const k of keys) {
-    const v = median(rows.map((r) => r.vtok[k]!)), t = median(rows.map((r) => r.torch[k]!));
+    const v = median(rows.map((r) => r.vtok[k]!)),
+      t = median(rows.map((r) => r.torch[k]!));
     result[`vtok_${k}`] = round1(v);
     result[`torch_${k}`] = round1(t);
     result[`ratio_${k.replace(/_ms$/, '')}`] = Math.round((v / t) * 100) / 100;
   }
   // rates (decode_tok_s) as time ratios too: PyTorch's rate / vtok's (< 1 = vtok faster)
   for (const k of Object.keys(rows[0]!.vtok).filter((k) => k.endsWith('_tok_s') && k in rows[0]!.torch)) {
-    const v = median(rows.map((r) => r.vtok[k]!)), t = median(rows.map((r) => r.torch[k]!));
+    const v = median(rows.map((r) => r.vtok[k]!)),
+      t = median(rows.map((r) => r.torch[k]!));
     result[`vtok_${k}`] = Math.round(v * 1000) / 1000;
     result[`torch_${k}`] = Math.round(t * 1000) / 1000;
     result[`ratio_${k.replace(/_tok_s$/, '')}`] = Math.round((t / v) * 100) / 100;

@@ -16,12 +16,22 @@ export const PARAMS = 11_073_938;
 /** Zero-pads time by k−1 frames in front and H, W by 1 on each side, then a 3×3×3 conv with stride (1, s, s). */
 export class CausalConv3d extends Module {
   conv: InstanceType<typeof Conv3d>;
-  constructor(cin: number, cout: number, readonly spatialStride = 1) {
+  constructor(
+    cin: number,
+    cout: number,
+    readonly spatialStride = 1,
+  ) {
     super();
     this.conv = new Conv3d(cin, cout, 3, { stride: [1, spatialStride, spatialStride] });
   }
   forward(x: Tensor): Tensor {
-    return this.conv.forward(E.pad(x, [[2, 0], [1, 1], [1, 1]]));
+    return this.conv.forward(
+      E.pad(x, [
+        [2, 0],
+        [1, 1],
+        [1, 1],
+      ]),
+    );
   }
 }
 
@@ -48,10 +58,14 @@ export class BenchEncoder extends Module {
   constructor() {
     super();
     this.layers = [
-      new CausalConv3d(3, 64), new ResBlock(64),
-      new CausalConv3d(64, 128, 2), new ResBlock(128),
-      new CausalConv3d(128, 256, 2), new ResBlock(256),
-      new CausalConv3d(256, 256, 2), new ResBlock(256),
+      new CausalConv3d(3, 64),
+      new ResBlock(64),
+      new CausalConv3d(64, 128, 2),
+      new ResBlock(128),
+      new CausalConv3d(128, 256, 2),
+      new ResBlock(256),
+      new CausalConv3d(256, 256, 2),
+      new ResBlock(256),
       new Conv3d(256, 18, 1),
     ];
   }
@@ -81,21 +95,26 @@ export async function main(args: string[]): Promise<void> {
   console.error(`forward median ${forwardMs.toFixed(1)} ms`);
   // The same forward through the int8 path (src/engine/quantize.ts: QDQ convolutions → QLinearConv), calibrated
   // on the input; reported beside fp32, with its error relative to the fp32 output's largest magnitude.
-  let forwardInt8Ms: number | null = null, int8RelErr: number | null = null;
+  let forwardInt8Ms: number | null = null,
+    int8RelErr: number | null = null;
   if (!args.includes('--no-int8')) {
     const fwd8 = E.jit((v: Tensor) => model.forward(v), { name: 'bench_forward_int8', precision: 'int8' });
     t = performance.now();
     fwd8.compile(x);
     console.error(`int8 forward calibrated and compiled in ${(performance.now() - t).toFixed(0)} ms`);
     forwardInt8Ms = timeMs(() => fwd8(x), 2, 5, 'forward int8');
-    const a = E.toArray(fwd(x) as Tensor), b = E.toArray(fwd8(x) as Tensor);
-    let maxAbs = 0, maxErr = 0;
+    const a = E.toArray(fwd(x) as Tensor),
+      b = E.toArray(fwd8(x) as Tensor);
+    let maxAbs = 0,
+      maxErr = 0;
     for (let i = 0; i < a.length; i++) {
       maxAbs = Math.max(maxAbs, Math.abs(a[i]!));
       maxErr = Math.max(maxErr, Math.abs(a[i]! - b[i]!));
     }
     int8RelErr = Math.round((maxErr / maxAbs) * 1e4) / 1e4;
-    console.error(`int8 forward median ${forwardInt8Ms.toFixed(1)} ms; max error ${int8RelErr} of the output's largest magnitude`);
+    console.error(
+      `int8 forward median ${forwardInt8Ms.toFixed(1)} ms; max error ${int8RelErr} of the output's largest magnitude`,
+    );
   }
 
   model.train();
@@ -109,8 +128,19 @@ export async function main(args: string[]): Promise<void> {
   const trainMs = timeMs(() => step.run(x), 1, 3, 'train step');
   console.error(`train step median ${trainMs.toFixed(1)} ms`);
 
-  console.log(JSON.stringify({
-    forward_ms: round1(forwardMs), train_step_ms: round1(trainMs), threads, params,
-    ...(forwardInt8Ms !== null ? { forward_int8_ms: round1(forwardInt8Ms), forward_int8_rel_err: int8RelErr, int8_weights: E.backend().int8Kernels().weights } : {}),
-  }));
+  console.log(
+    JSON.stringify({
+      forward_ms: round1(forwardMs),
+      train_step_ms: round1(trainMs),
+      threads,
+      params,
+      ...(forwardInt8Ms !== null
+        ? {
+            forward_int8_ms: round1(forwardInt8Ms),
+            forward_int8_rel_err: int8RelErr,
+            int8_weights: E.backend().int8Kernels().weights,
+          }
+        : {}),
+    }),
+  );
 }

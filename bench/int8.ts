@@ -19,19 +19,39 @@ export function main(args: string[]): void {
   const runs = ri >= 0 ? Number(args[ri + 1]) : 5;
   E.setRuntimeDefaults({ threads });
   const rng = new Rng(7);
-  const rand = (shape: number[], scale: number) => E.concrete(rng.normal(shape.reduce((a, b) => a * b, 1)).map((v) => v * scale), shape, 'float32');
+  const rand = (shape: number[], scale: number) =>
+    E.concrete(
+      rng.normal(shape.reduce((a, b) => a * b, 1)).map((v) => v * scale),
+      shape,
+      'float32',
+    );
 
-  const w1 = rand([32, 16, 3, 3, 3], 0.05), b1 = rand([32], 0.1), w2 = rand([32, 32, 3, 3, 3], 0.04);
+  const w1 = rand([32, 16, 3, 3, 3], 0.05),
+    b1 = rand([32], 0.1),
+    w2 = rand([32, 32, 3, 3, 3], 0.04);
   const conv = (x: Tensor) => E.conv(E.silu(E.conv(x, w1, b1, { padding: 1 })), w2, null, { padding: 1 });
-  const convIn = E.concrete(new Rng(3).uniform(16 * 4 * 16 * 16).map((v) => 2 * v - 1), [1, 16, 4, 16, 16], 'float32');
-  const wa = rand([256, 512], 0.06), wb = rand([256, 512], 0.04);
+  const convIn = E.concrete(
+    new Rng(3).uniform(16 * 4 * 16 * 16).map((v) => 2 * v - 1),
+    [1, 16, 4, 16, 16],
+    'float32',
+  );
+  const wa = rand([256, 512], 0.06),
+    wb = rand([256, 512], 0.04);
   const mlp = (x: Tensor) => E.linear(E.gelu(E.matmul(x, wa)), wb);
   const mlpIn = E.concrete(new Rng(5).normal(64 * 256), [64, 256], 'float32');
   // Worst case for 16-bit pair sums: non-negative inputs near the top of the uint8 grid times weights of one sign
   // near the top of theirs (u8·s8 pairs up to 2·255·127 = 64770 > 32767).
-  const wp = E.concrete(new Rng(11).uniform(256 * 128).map((v) => 0.5 + 0.5 * v), [256, 128], 'float32');
+  const wp = E.concrete(
+    new Rng(11).uniform(256 * 128).map((v) => 0.5 + 0.5 * v),
+    [256, 128],
+    'float32',
+  );
   const probe = (x: Tensor) => E.matmul(x, wp);
-  const probeIn = E.concrete(new Rng(13).uniform(64 * 256).map((v) => 0.5 + 0.5 * v), [64, 256], 'float32');
+  const probeIn = E.concrete(
+    new Rng(13).uniform(64 * 256).map((v) => 0.5 + 0.5 * v),
+    [64, 256],
+    'float32',
+  );
 
   for (const [name, fn, x, quantize] of [
     ['conv3d', conv, convIn, {}],
@@ -45,10 +65,18 @@ export function main(args: string[]): void {
       const f = E.jit(fn, { name: `${name}_${weights}`, precision: 'int8', quantize: { ...quantize, weights } });
       const out = f(x) as Tensor;
       const ms = timeMs(() => f(x), 1, runs, `${name} ${weights}`);
-      console.log(JSON.stringify({ program: name, weights, rel_rms_err: Math.round(relativeRmsError(ref.data as Float32Array, out.data as Float32Array) * 1e4) / 1e4, int8_ms: round1(ms), fp32_ms: round1(fp32Ms), threads }));
+      console.log(
+        JSON.stringify({
+          program: name,
+          weights,
+          rel_rms_err: Math.round(relativeRmsError(ref.data as Float32Array, out.data as Float32Array) * 1e4) / 1e4,
+          int8_ms: round1(ms),
+          fp32_ms: round1(fp32Ms),
+          threads,
+        }),
+      );
     }
   }
   const k = E.backend().int8Kernels();
   console.log(JSON.stringify({ backend: E.backend().name, int8_weights: k.weights, int8_kernels: k.reason, threads }));
 }
-

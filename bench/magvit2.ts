@@ -22,21 +22,46 @@ export async function main(args: string[]): Promise<void> {
   E.setRuntimeDefaults({ threads });
   E.seed(0);
   const config = {
-    ddconfig: { double_z: false, z_channels: 18, resolution: 64, in_channels: 3, out_ch: 3, ch: small ? 32 : 128, ch_mult: [1, 2, 2, 4], num_res_blocks: small ? 1 : 4 },
-    n_embed: 2 ** 18, embed_dim: 18, sample_minimization_weight: 1, batch_maximization_weight: 1, kind: 'video',
+    ddconfig: {
+      double_z: false,
+      z_channels: 18,
+      resolution: 64,
+      in_channels: 3,
+      out_ch: 3,
+      ch: small ? 32 : 128,
+      ch_mult: [1, 2, 2, 4],
+      num_res_blocks: small ? 1 : 4,
+    },
+    n_embed: 2 ** 18,
+    embed_dim: 18,
+    sample_minimization_weight: 1,
+    batch_maximization_weight: 1,
+    kind: 'video',
     ...(small ? { norm_groups: 8, out_norm: false, causal_norm: true } : {}),
   };
   const tok = new Magvit2Tokenizer(config);
   const model = tok.model;
   const params = model.parameterCount();
-  const x = E.concrete(E.defaultRng().uniform(3 * 17 * size * size).map((u) => 2 * u - 1), [1, 3, 17, size, size], 'float32');
+  const x = E.concrete(
+    E.defaultRng()
+      .uniform(3 * 17 * size * size)
+      .map((u) => 2 * u - 1),
+    [1, 3, 17, size, size],
+    'float32',
+  );
   console.error(`magvit2 video: ${params} params, input [1,3,17,${size},${size}], ${threads} threads`);
 
   const int8 = args.includes('--no-int8') ? undefined : new Magvit2Tokenizer(config, model);
   int8?.setPrecision('int8');
-  const step = args.includes('--no-train') ? null : new TrainStep(model, (v: Tensor) => {
-    const { recon, losses } = forwardTrain(model, v);
-    return E.add(E.l1Loss(recon, v), E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25)));
-  }, { optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4) });
+  const step = args.includes('--no-train')
+    ? null
+    : new TrainStep(
+        model,
+        (v: Tensor) => {
+          const { recon, losses } = forwardTrain(model, v);
+          return E.add(E.l1Loss(recon, v), E.add(E.mul(losses.entropy, 0.1), E.mul(losses.commitment, 0.25)));
+        },
+        { optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(1e-4) },
+      );
   benchTokenizer(tok, step, x, { threads, params }, int8, { idBits: config.embed_dim });
 }

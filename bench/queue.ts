@@ -20,21 +20,36 @@ export async function main(args: string[]): Promise<void> {
   const shardSize = Number(args[1] ?? 4);
   const corpus = { kind: 'captioned-mnist' as const, split: 'train' as const, seed: 0, clips };
   const pg = await startTestPostgres();
-  const results: Record<string, number | string> = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, clips, shardSize, loadBefore: loadavg()[0]!.toFixed(2) };
+  const results: Record<string, number | string> = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    clips,
+    shardSize,
+    loadBefore: loadavg()[0]!.toFixed(2),
+  };
   try {
-    for (const [workers, threads] of [[1, 2], [2, 1], [1, 1]] as const) {
+    for (const [workers, threads] of [
+      [1, 2],
+      [2, 1],
+      [1, 1],
+    ] as const) {
       const out = tempDir('bench-queue');
       await enqueueCorpus({ corpus, model: MODEL, out, shardSize, queue: pg.url, wait: false, quiet: true });
       const t0 = Date.now();
       const procs = Array.from({ length: workers }, () =>
-        spawn(process.execPath, [MAIN, 'worker', '--queue', pg.url, '--idle-exit', '1', '--json'], { stdio: 'ignore', env: { ...process.env, VTOK_THREADS: String(threads) } }),
+        spawn(process.execPath, [MAIN, 'worker', '--queue', pg.url, '--idle-exit', '1', '--json'], {
+          stdio: 'ignore',
+          env: { ...process.env, VTOK_THREADS: String(threads) },
+        }),
       );
       const s = await enqueueCorpus({ corpus, model: MODEL, out, shardSize, queue: pg.url, quiet: true });
       const seconds = (Date.now() - t0) / 1000;
       if (s.clips !== clips) throw new Error(`queue run: ${s.clips} of ${clips} clips`);
       await Promise.all(procs.map((p) => new Promise((r) => p.on('close', r))));
       results[`queue_${workers}w_${threads}t_clips_per_s`] = +(clips / seconds).toFixed(2);
-      process.stderr.write(`queue, ${workers} worker(s) × ${threads} thread(s): ${(clips / seconds).toFixed(2)} clips/s\n`);
+      process.stderr.write(
+        `queue, ${workers} worker(s) × ${threads} thread(s): ${(clips / seconds).toFixed(2)} clips/s\n`,
+      );
       rmSync(out, { recursive: true, force: true });
     }
     for (const workers of [1, 2]) {

@@ -73,7 +73,10 @@ export class VideoClassifier extends Module {
     super();
     const w = cfg.width;
     check(Number.isInteger(w) && w >= 4 && w % 4 === 0, `classifier width must be a multiple of 4, got ${w}`);
-    check(cfg.heads.length > 0 && cfg.heads.every((h) => h.classes.length >= 2), 'classifier needs at least one head of at least 2 classes');
+    check(
+      cfg.heads.length > 0 && cfg.heads.every((h) => h.classes.length >= 2),
+      'classifier needs at least one head of at least 2 classes',
+    );
     this.conv1 = new Conv3d(cfg.channels, w, 3, { padding: 1, stride: [1, cfg.stemStride ?? 1, cfg.stemStride ?? 1] });
     this.norm1 = new GroupNorm(4, w);
     this.conv2 = new Conv3d(w, 2 * w, 3, { stride: 2, padding: 1 });
@@ -86,7 +89,8 @@ export class VideoClassifier extends Module {
 
   /** Clips N×C×T×H×W in [-1, 1] → penultimate features [N, featureDim]. */
   features(video: Tensor): Tensor {
-    if (video.rank !== 5 || video.shape[1] !== this.cfg.channels) throw new VtokError(`classifier: expected clips N×${this.cfg.channels}×T×H×W, got [${video.shape}]`);
+    if (video.rank !== 5 || video.shape[1] !== this.cfg.channels)
+      throw new VtokError(`classifier: expected clips N×${this.cfg.channels}×T×H×W, got [${video.shape}]`);
     let x = E.silu(this.norm1.forward(this.conv1.forward(video)));
     x = E.silu(this.norm2.forward(this.conv2.forward(x)));
     x = E.silu(this.norm3.forward(this.conv3.forward(x)));
@@ -118,10 +122,17 @@ export interface SyntheticClipOptions {
 
 /** Synthetic clips start … start+count−1 of a seed, labelled by motion (the dataset's label) and by shape. */
 export function labelledSyntheticClips(start: number, count: number, o: SyntheticClipOptions): LabelledClips {
-  check(Number.isInteger(start) && start >= 0 && Number.isInteger(count) && count > 0, `labelled clips: need start ≥ 0 and count > 0, got ${start}, ${count}`);
+  check(
+    Number.isInteger(start) && start >= 0 && Number.isInteger(count) && count > 0,
+    `labelled clips: need start ≥ 0 and count > 0, got ${start}, ${count}`,
+  );
   const opts = { seed: o.seed, frames: o.frames, height: o.size, width: o.size, labelBy: 'motion' as const };
   const samples = Array.from({ length: count }, (_, i) => syntheticSample(start + i, opts));
-  const b = clipsToBatch(samples.map((s) => ({ data: s.data, label: s.label })), { channels: 3, frames: o.frames, height: o.size, width: o.size }, samples.map((_, i) => start + i));
+  const b = clipsToBatch(
+    samples.map((s) => ({ data: s.data, label: s.label })),
+    { channels: 3, frames: o.frames, height: o.size, width: o.size },
+    samples.map((_, i) => start + i),
+  );
   return {
     data: b.data,
     shape: b.shape,
@@ -144,7 +155,14 @@ export interface LabelledSource {
 }
 
 export function syntheticSource(o: { frames: number; size: number }): LabelledSource {
-  return { name: 'synthetic', describe: { name: 'synthetic', labelBy: 'motion' }, channels: 3, size: o.size, heads: LABEL_HEADS, clips: (start, count, seed) => labelledSyntheticClips(start, count, { ...o, seed }) };
+  return {
+    name: 'synthetic',
+    describe: { name: 'synthetic', labelBy: 'motion' },
+    channels: 3,
+    size: o.size,
+    heads: LABEL_HEADS,
+    clips: (start, count, seed) => labelledSyntheticClips(start, count, { ...o, seed }),
+  };
 }
 
 export const CAPTIONED_MNIST_HEADS: ClassifierConfig['heads'] = [
@@ -159,16 +177,47 @@ export const CAPTIONED_MNIST_HEADS: ClassifierConfig['heads'] = [
  * trains on `allPairs` training clips: trained on the seen pairs only, it read the digit of held-out pairs (a 0
  * moving up and down) right in 3.5 % of real clips against 91 % on seen pairs — it had learnt the pairs, not the digit.
  */
-export function captionedMnistSource(o: { frames: number; channels: 1 | 3; split?: 'train' | 'test' | 'unseen'; allPairs?: boolean }): LabelledSource {
-  const split = o.split ?? 'train', allPairs = split === 'train' && !!o.allPairs;
+export function captionedMnistSource(o: {
+  frames: number;
+  channels: 1 | 3;
+  split?: 'train' | 'test' | 'unseen';
+  allPairs?: boolean;
+}): LabelledSource {
+  const split = o.split ?? 'train',
+    allPairs = split === 'train' && !!o.allPairs;
   return {
-    name: `captioned-mnist-${split}`, describe: { name: 'captioned-mnist', split, digits: 1, channels: o.channels, ...(allPairs ? { allPairs } : {}) }, channels: o.channels, size: MNIST_SIZE, heads: CAPTIONED_MNIST_HEADS,
+    name: `captioned-mnist-${split}`,
+    describe: { name: 'captioned-mnist', split, digits: 1, channels: o.channels, ...(allPairs ? { allPairs } : {}) },
+    channels: o.channels,
+    size: MNIST_SIZE,
+    heads: CAPTIONED_MNIST_HEADS,
     clips(start, count, seed) {
-      check(Number.isInteger(start) && start >= 0 && Number.isInteger(count) && count > 0, `labelled clips: need start ≥ 0 and count > 0, got ${start}, ${count}`);
-      const samples = Array.from({ length: count }, (_, i) => captionedMnistSample(start + i, { split, seed, frames: o.frames, digits: 1, allPairs }));
-      const clips = samples.map((s) => ({ data: o.channels === 1 ? s.frames : Uint8Array.from({ length: s.frames.length * 3 }, (_, i) => s.frames[Math.floor(i / 3)]!) }));
-      const b = clipsToBatch(clips, { channels: o.channels, frames: o.frames, height: MNIST_SIZE, width: MNIST_SIZE }, samples.map((_, i) => start + i));
-      return { data: b.data, shape: b.shape, labels: [Int32Array.from(samples, (s) => s.digits[0]!), Int32Array.from(samples, (s) => AXES.indexOf(s.axes[0]!))] };
+      check(
+        Number.isInteger(start) && start >= 0 && Number.isInteger(count) && count > 0,
+        `labelled clips: need start ≥ 0 and count > 0, got ${start}, ${count}`,
+      );
+      const samples = Array.from({ length: count }, (_, i) =>
+        captionedMnistSample(start + i, { split, seed, frames: o.frames, digits: 1, allPairs }),
+      );
+      const clips = samples.map((s) => ({
+        data:
+          o.channels === 1
+            ? s.frames
+            : Uint8Array.from({ length: s.frames.length * 3 }, (_, i) => s.frames[Math.floor(i / 3)]!),
+      }));
+      const b = clipsToBatch(
+        clips,
+        { channels: o.channels, frames: o.frames, height: MNIST_SIZE, width: MNIST_SIZE },
+        samples.map((_, i) => start + i),
+      );
+      return {
+        data: b.data,
+        shape: b.shape,
+        labels: [
+          Int32Array.from(samples, (s) => s.digits[0]!),
+          Int32Array.from(samples, (s) => AXES.indexOf(s.axes[0]!)),
+        ],
+      };
     },
   };
 }
@@ -179,16 +228,30 @@ const featureFns = new WeakMap<VideoClassifier, InferenceFn<[Tensor]>>();
 const logitFns = new WeakMap<VideoClassifier, InferenceFn<[Tensor]>>();
 
 function clipsTensor(clf: VideoClassifier, data: Float32Array, shape: readonly number[]): void {
-  check(shape.length === 5 && shape[1] === clf.cfg.channels, `classifier: expected clips N×${clf.cfg.channels}×T×H×W, got [${shape}]`);
-  check(shape[2] === clf.cfg.frames && shape[3] === clf.cfg.size && shape[4] === clf.cfg.size,
-    `classifier: trained on ${clf.cfg.frames}×${clf.cfg.size}×${clf.cfg.size} clips, got ${shape[2]}×${shape[3]}×${shape[4]}`);
+  check(
+    shape.length === 5 && shape[1] === clf.cfg.channels,
+    `classifier: expected clips N×${clf.cfg.channels}×T×H×W, got [${shape}]`,
+  );
+  check(
+    shape[2] === clf.cfg.frames && shape[3] === clf.cfg.size && shape[4] === clf.cfg.size,
+    `classifier: trained on ${clf.cfg.frames}×${clf.cfg.size}×${clf.cfg.size} clips, got ${shape[2]}×${shape[3]}×${shape[4]}`,
+  );
   check(data.length === shape.reduce((a, b) => a * b, 1), `classifier: ${data.length} values for shape [${shape}]`);
 }
 
 /** Runs `fn` over clips in batches of `batchSize` (the last one padded, so one compiled shape serves all). */
-function batched(clf: VideoClassifier, data: Float32Array, shape: readonly number[], batchSize: number, fn: (x: Tensor) => Float32Array[], widths: number[]): Float32Array[] {
+function batched(
+  clf: VideoClassifier,
+  data: Float32Array,
+  shape: readonly number[],
+  batchSize: number,
+  fn: (x: Tensor) => Float32Array[],
+  widths: number[],
+): Float32Array[] {
   clipsTensor(clf, data, shape);
-  const n = shape[0]!, per = data.length / n, B = Math.min(batchSize, n);
+  const n = shape[0]!,
+    per = data.length / n,
+    B = Math.min(batchSize, n);
   const outs = widths.map((w) => new Float32Array(n * w));
   for (let s = 0; s < n; s += B) {
     const rows = Math.min(B, n - s);
@@ -209,7 +272,9 @@ export function classifierFeatures(clf: VideoClassifier, clips: ClipTensor, batc
     f = compileInference(clf, (x: Tensor) => clf.features(x), 'classifier_features');
     featureFns.set(clf, f);
   }
-  return batched(clf, clips.data, clips.shape, batchSize, (x) => [(f!(x) as Tensor).data as Float32Array], [clf.cfg.featureDim])[0]!;
+  return batched(clf, clips.data, clips.shape, batchSize, (x) => [(f!(x) as Tensor).data as Float32Array], [
+    clf.cfg.featureDim,
+  ])[0]!;
 }
 
 /** The predicted class of each clip, per head (clips N×C×T×H×W in [-1, 1]). */
@@ -220,7 +285,14 @@ export function classifierPredictions(clf: VideoClassifier, clips: ClipTensor, b
     logitFns.set(clf, f);
   }
   const widths = clf.cfg.heads.map((h) => h.classes.length);
-  const logits = batched(clf, clips.data, clips.shape, batchSize, (x) => (f!(x) as Tensor[]).map((t) => t.data as Float32Array), widths);
+  const logits = batched(
+    clf,
+    clips.data,
+    clips.shape,
+    batchSize,
+    (x) => (f!(x) as Tensor[]).map((t) => t.data as Float32Array),
+    widths,
+  );
   const n = clips.shape[0];
   return widths.map((C, k) => {
     const lg = logits[k]!;
@@ -248,7 +320,10 @@ export function classifierAccuracy(clf: VideoClassifier, clips: LabelledClips, b
 /** FVD-style Fréchet distance between two clip sets, with this classifier's features. */
 export function classifierFrechetDistance(clf: VideoClassifier, a: ClipTensor, b: ClipTensor): number {
   const d = clf.cfg.featureDim;
-  return frechetDistance(new FeatureStats(d).add(classifierFeatures(clf, a)).stats(), new FeatureStats(d).add(classifierFeatures(clf, b)).stats());
+  return frechetDistance(
+    new FeatureStats(d).add(classifierFeatures(clf, a)).stats(),
+    new FeatureStats(d).add(classifierFeatures(clf, b)).stats(),
+  );
 }
 
 // ---- training, saving, loading ----
@@ -285,27 +360,45 @@ export interface TrainedClassifier {
  */
 export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<TrainedClassifier> {
   const source = o.source ?? syntheticSource(o);
-  check(source.size === o.size, `classifier: the ${source.name} clips are ${source.size}×${source.size}, not ${o.size}×${o.size}`);
-  const cfg: ClassifierConfig = { channels: source.channels, frames: o.frames, size: o.size, width: o.width ?? 16, featureDim: o.featureDim ?? 64, heads: source.heads, ...(o.stemStride ? { stemStride: o.stemStride } : {}) };
+  check(
+    source.size === o.size,
+    `classifier: the ${source.name} clips are ${source.size}×${source.size}, not ${o.size}×${o.size}`,
+  );
+  const cfg: ClassifierConfig = {
+    channels: source.channels,
+    frames: o.frames,
+    size: o.size,
+    width: o.width ?? 16,
+    featureDim: o.featureDim ?? 64,
+    heads: source.heads,
+    ...(o.stemStride ? { stemStride: o.stemStride } : {}),
+  };
   const clf = new VideoClassifier(cfg);
   const held = source.clips(0, o.heldOut ?? 256, o.seed + 1);
-  const step = new TrainStep(clf, (b: { video: Tensor; labels: Tensor[] }) => {
-    const logits = clf.logits(b.video);
-    const ces = logits.map((l, k) => E.crossEntropy(l, b.labels[k]!));
-    const metrics: Record<string, Tensor> = {};
-    cfg.heads.forEach((h, k) => {
-      metrics[`ce_${h.name}`] = ces[k]!;
-    });
-    return { loss: ces.reduce((a, c) => E.add(a, c)), metrics };
-  }, {
-    optimizer: new AdamW({ weightDecay: 0.01 }),
-    schedule: warmupCosine(o.lr ?? 3e-3, Math.max(1, Math.round(o.steps / 20)), o.steps, (o.lr ?? 3e-3) / 10),
-    clipNorm: 1,
-  });
+  const step = new TrainStep(
+    clf,
+    (b: { video: Tensor; labels: Tensor[] }) => {
+      const logits = clf.logits(b.video);
+      const ces = logits.map((l, k) => E.crossEntropy(l, b.labels[k]!));
+      const metrics: Record<string, Tensor> = {};
+      cfg.heads.forEach((h, k) => {
+        metrics[`ce_${h.name}`] = ces[k]!;
+      });
+      return { loss: ces.reduce((a, c) => E.add(a, c)), metrics };
+    },
+    {
+      optimizer: new AdamW({ weightDecay: 0.01 }),
+      schedule: warmupCosine(o.lr ?? 3e-3, Math.max(1, Math.round(o.steps / 20)), o.steps, (o.lr ?? 3e-3) / 10),
+      clipNorm: 1,
+    },
+  );
   async function* batches(start: number) {
     for (let i = start; ; i++) {
       const c = source.clips(i * o.batchSize, o.batchSize, o.seed);
-      yield { video: E.concrete(c.data, c.shape, 'float32'), labels: c.labels.map((l) => E.concrete(l, [l.length], 'int32')) };
+      yield {
+        video: E.concrete(c.data, c.shape, 'float32'),
+        labels: c.labels.map((l) => E.concrete(l, [l.length], 'int32')),
+      };
     }
   }
   let accuracy: Record<string, number> = {};
@@ -326,7 +419,11 @@ export async function trainVideoClassifier(o: ClassifierTrainOptions): Promise<T
       runDir: o.runDir,
       totalSteps: o.steps,
       batches,
-      config: { model: { kind: 'video-classifier', config: cfg }, data: { ...source.describe, size: o.size, frames: o.frames, seed: o.seed }, train: { steps: o.steps, batch: o.batchSize, lr: o.lr ?? 3e-3 } },
+      config: {
+        model: { kind: 'video-classifier', config: cfg },
+        data: { ...source.describe, size: o.size, frames: o.frames, seed: o.seed },
+        train: { steps: o.steps, batch: o.batchSize, lr: o.lr ?? 3e-3 },
+      },
       evalEvery: o.evalEvery ?? Math.max(25, Math.round(o.steps / 5)),
       checkpointEvery: Math.max(50, Math.round(o.steps / 4)),
       quiet: o.quiet,
@@ -346,7 +443,8 @@ export function saveVideoClassifier(path: string, clf: VideoClassifier, extra: R
 export function loadVideoClassifier(path: string): { classifier: VideoClassifier; metadata: Record<string, string> } {
   if (!existsSync(path)) throw new VtokError('no such classifier weights file', path);
   const { tensors, metadata } = loadTensors(path);
-  if (metadata.format !== 'vtok-video-classifier' || !metadata.config) throw new VtokError('not a vtok video classifier (no "config" in the safetensors metadata)', path);
+  if (metadata.format !== 'vtok-video-classifier' || !metadata.config)
+    throw new VtokError('not a vtok video classifier (no "config" in the safetensors metadata)', path);
   let cfg: ClassifierConfig;
   try {
     cfg = JSON.parse(metadata.config);

@@ -15,11 +15,17 @@ import { commands } from './commands/index.js';
 const program = new Command();
 program
   .name('vtok')
-  .description(`Video tokenizers (${tokenizerKinds().map((k) => tokenizerKind(k).title).join(', ')}) and video generation, traced from TypeScript to ONNX`)
+  .description(
+    `Video tokenizers (${tokenizerKinds()
+      .map((k) => tokenizerKind(k).title)
+      .join(', ')}) and video generation, traced from TypeScript to ONNX`,
+  )
   .option('--debug', 'print stack traces on errors')
   // commander's own errors (unknown option, missing argument) as one line like every other error, with a pointer
   // to the help rather than the whole help text
-  .configureOutput({ outputError: (str, write) => write(`vtok: ${str.trim().replace(/^error: /, '')} (see --help)\n`) });
+  .configureOutput({
+    outputError: (str, write) => write(`vtok: ${str.trim().replace(/^error: /, '')} (see --help)\n`),
+  });
 for (const register of commands) register(program);
 
 const debug = process.argv.includes('--debug');

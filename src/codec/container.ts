@@ -35,7 +35,11 @@ export function encodeIdStream(vocabSize: number, clips: TokenClip[], model: Tok
 }
 
 /** Encodes clips of token ids into container bytes. */
-export function encodeTokens(header: TokenFileHeader, clips: TokenClip[], model: TokenModelName = 'context'): Uint8Array {
+export function encodeTokens(
+  header: TokenFileHeader,
+  clips: TokenClip[],
+  model: TokenModelName = 'context',
+): Uint8Array {
   const payload = encodeIdStream(header.vocabSize, clips, model);
   const json = Buffer.from(JSON.stringify({ header, clips: clips.map((c) => c.grid) }), 'utf8');
   const out = new Uint8Array(4 + 4 + 4 + json.length + 4 + payload.length + 4);
@@ -62,13 +66,20 @@ export function decodeTokens(bytes: Uint8Array, file?: string): CodedTokens {
   if (Buffer.from(bytes.subarray(0, 4)).toString('latin1') !== MAGIC) fail('not a vtok codec file (bad magic)');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = dv.getUint16(4, true);
-  if (version !== CODEC_VERSION) fail(`codec file version ${version} is not supported (this vtok reads version ${CODEC_VERSION})`);
+  if (version !== CODEC_VERSION)
+    fail(`codec file version ${version} is not supported (this vtok reads version ${CODEC_VERSION})`);
   const model = TOKEN_MODELS[dv.getUint8(6)] ?? fail(`unknown token model id ${dv.getUint8(6)} (damaged?)`);
   const jsonLen = dv.getUint32(8, true);
-  if (12 + jsonLen + 4 > bytes.length) fail(`header says ${jsonLen} bytes of metadata, the file has ${bytes.length} in all (truncated)`);
+  if (12 + jsonLen + 4 > bytes.length)
+    fail(`header says ${jsonLen} bytes of metadata, the file has ${bytes.length} in all (truncated)`);
   const payloadLen = dv.getUint32(12 + jsonLen, true);
   const end = 12 + jsonLen + 4 + payloadLen;
-  if (end + 4 !== bytes.length) fail(end + 4 > bytes.length ? `payload of ${payloadLen} bytes runs past the end of the file (truncated)` : `${bytes.length - end - 4} stray bytes after the checksum (damaged)`);
+  if (end + 4 !== bytes.length)
+    fail(
+      end + 4 > bytes.length
+        ? `payload of ${payloadLen} bytes runs past the end of the file (truncated)`
+        : `${bytes.length - end - 4} stray bytes after the checksum (damaged)`,
+    );
   if (crc32(bytes.subarray(0, end)) !== dv.getUint32(end, true)) fail('checksum mismatch: the file is damaged');
   let meta: { header: TokenFileHeader; clips: number[][] };
   try {
@@ -77,14 +88,20 @@ export function decodeTokens(bytes: Uint8Array, file?: string): CodedTokens {
     return fail('metadata is not valid JSON (damaged)');
   }
   const { header, clips: grids } = meta;
-  if (!header || !Number.isInteger(header.vocabSize) || header.vocabSize < 2 || !Array.isArray(grids)) fail('metadata lacks the vocabulary size or clip grids (damaged)');
+  if (!header || !Number.isInteger(header.vocabSize) || header.vocabSize < 2 || !Array.isArray(grids))
+    fail('metadata lacks the vocabulary size or clip grids (damaged)');
   const state = new TokenCoderState(model, vocabBits(header.vocabSize));
   const dec = new RangeDecoder(bytes.subarray(12 + jsonLen + 4, end), file);
   const clips = grids.map((grid) => ({ grid, ids: state.decodeClip(dec, grid, header.vocabSize, file) }));
   return { header, clips, model };
 }
 
-export function writeCodedTokens(path: string, header: TokenFileHeader, clips: TokenClip[], model: TokenModelName = 'context'): number {
+export function writeCodedTokens(
+  path: string,
+  header: TokenFileHeader,
+  clips: TokenClip[],
+  model: TokenModelName = 'context',
+): number {
   const bytes = encodeTokens(header, clips, model);
   writeFileAtomic(path, bytes);
   return bytes.length;
@@ -118,7 +135,11 @@ export function isCodedTokenFile(path: string): boolean {
 /** The same face as the .vtok writer: clips go in one by one, the file appears (atomically) on close. */
 export class CodedTokenWriter {
   private clips: TokenClip[] = [];
-  constructor(readonly path: string, readonly header: TokenFileHeader, readonly model: TokenModelName = 'context') {}
+  constructor(
+    readonly path: string,
+    readonly header: TokenFileHeader,
+    readonly model: TokenModelName = 'context',
+  ) {}
 
   writeClip(ids: ArrayLike<number>, grid: number[] = this.header.grid): void {
     this.clips.push({ grid, ids: Int32Array.from(ids) });
@@ -134,7 +155,11 @@ export class CodedTokenWriter {
 }
 
 /** The same face as openTokenFile: the header, then the clips. */
-export function openCodedTokens(path: string): { header: TokenFileHeader; clips(): AsyncGenerator<TokenClip>; close(): Promise<void> } {
+export function openCodedTokens(path: string): {
+  header: TokenFileHeader;
+  clips(): AsyncGenerator<TokenClip>;
+  close(): Promise<void>;
+} {
   const coded = readCodedTokens(path);
   return {
     header: coded.header,

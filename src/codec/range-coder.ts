@@ -19,13 +19,17 @@ const TWO32 = 2 ** 32;
 export class BitModels {
   private n0: Uint16Array;
   private n1: Uint16Array;
-  constructor(readonly size: number, private readonly limit = 60) {
+  constructor(
+    readonly size: number,
+    private readonly limit = 60,
+  ) {
     this.n0 = new Uint16Array(size);
     this.n1 = new Uint16Array(size);
   }
 
   p0(ctx: number): number {
-    const a = this.n0[ctx]!, b = this.n1[ctx]!;
+    const a = this.n0[ctx]!,
+      b = this.n1[ctx]!;
     const p = Math.round(((a + 0.5) / (a + b + 1)) * 4096);
     return Math.min(Math.max(p, 1), 4095);
   }
@@ -86,14 +90,18 @@ export class RangeDecoder {
   private code = 0;
   private pos = 0;
 
-  constructor(private readonly bytes: Uint8Array, private readonly file?: string) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly file?: string,
+  ) {
     if (bytes.length < 5 || bytes[0] !== 0) throw new VtokError('entropy-coded stream is damaged (bad start)', file);
     for (let i = 0; i < 5; i++) this.code = (this.code * 256 + this.next()) % TWO32;
   }
 
   private next(): number {
     // Reading past the end means the stream was cut or corrupted: a well-formed stream never needs more bytes.
-    if (this.pos > this.bytes.length + 4) throw new VtokError('entropy-coded stream ends early (truncated or damaged)', this.file);
+    if (this.pos > this.bytes.length + 4)
+      throw new VtokError('entropy-coded stream ends early (truncated or damaged)', this.file);
     const byte = this.pos < this.bytes.length ? this.bytes[this.pos]! : 0;
     this.pos++;
     return byte;

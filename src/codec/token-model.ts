@@ -22,7 +22,10 @@ function groupsOf(bits: number): number[] {
 
 /** Token grid as [t, h, w] (a 1-D grid of n tokens is [1, 1, n]; 2-D [h, w] is [1, h, w]). */
 function grid3(grid: number[]): [number, number, number] {
-  check(grid.length >= 1 && grid.length <= 3 && grid.every((g) => Number.isInteger(g) && g > 0), `token grid must have 1–3 positive sizes, got [${grid.join(', ')}]`);
+  check(
+    grid.length >= 1 && grid.length <= 3 && grid.every((g) => Number.isInteger(g) && g > 0),
+    `token grid must have 1–3 positive sizes, got [${grid.join(', ')}]`,
+  );
   const g = [1, 1, ...grid].slice(-3);
   return [g[0]!, g[1]!, g[2]!];
 }
@@ -30,7 +33,10 @@ function grid3(grid: number[]): [number, number, number] {
 export class TokenCoderState {
   readonly models: BitModels;
   private readonly groups: number[];
-  constructor(readonly model: TokenModelName, readonly bits: number) {
+  constructor(
+    readonly model: TokenModelName,
+    readonly bits: number,
+  ) {
     check(Number.isInteger(bits) && bits >= 1 && bits <= 30, `vocabulary bits must be 1..30, got ${bits}`);
     this.groups = groupsOf(bits);
     const size = model === 'frequency' ? this.groups.reduce((a, g) => a + 2 ** g, 0) : bits * 27;
@@ -47,9 +53,12 @@ export class TokenCoderState {
     check(ids.length === n, `clip has ${ids.length} ids, its grid [${grid.join(', ')}] holds ${n}`);
     const bits = this.bits;
     for (let i = 0; i < n; i++) {
-      const w = i % W, h = Math.floor(i / W) % H, t = Math.floor(i / (W * H));
+      const w = i % W,
+        h = Math.floor(i / W) % H,
+        t = Math.floor(i / (W * H));
       if (this.model === 'frequency') {
-        let b = 0, base = 0;
+        let b = 0,
+          base = 0;
         for (const g of this.groups) {
           let node = 1;
           for (let k = 0; k < g; k++, b++) {
@@ -71,7 +80,8 @@ export class TokenCoderState {
   encodeClip(enc: RangeEncoder, ids: Int32Array, grid: number[], vocabSize: number): void {
     for (let i = 0; i < ids.length; i++) {
       const v = ids[i]!;
-      if (!(Number.isInteger(v) && v >= 0 && v < vocabSize)) throw new VtokError(`token ${i} is ${v}, outside the vocabulary [0, ${vocabSize})`);
+      if (!(Number.isInteger(v) && v >= 0 && v < vocabSize))
+        throw new VtokError(`token ${i} is ${v}, outside the vocabulary [0, ${vocabSize})`);
     }
     this.walk(ids, grid, (ctx, i, b) => {
       const bit = (ids[i]! >>> b) & 1;
@@ -89,7 +99,11 @@ export class TokenCoderState {
       return bit;
     });
     for (let i = 0; i < ids.length; i++) {
-      if (ids[i]! >= vocabSize || ids[i]! < 0) throw new VtokError(`decoded token ${i} is ${ids[i]}, outside the vocabulary [0, ${vocabSize}): the file is damaged`, file);
+      if (ids[i]! >= vocabSize || ids[i]! < 0)
+        throw new VtokError(
+          `decoded token ${i} is ${ids[i]}, outside the vocabulary [0, ${vocabSize}): the file is damaged`,
+          file,
+        );
     }
     return ids;
   }

@@ -10,7 +10,12 @@ import { watchInterrupts } from '../util/interrupt.js';
 import { progress } from '../util/progress.js';
 import { buildIndex, readShard, writeIndex, type ShardIndex } from './shards.js';
 import {
-  ChunkTokenizer, noClipError, prepareCorpus, type CorpusSpec, type PreparedCorpus, type TokenizeOptions,
+  ChunkTokenizer,
+  noClipError,
+  prepareCorpus,
+  type CorpusSpec,
+  type PreparedCorpus,
+  type TokenizeOptions,
 } from './tokenize-corpus.js';
 import { tokenizerIdentity } from '../tokenizers/identity.js';
 
@@ -63,8 +68,14 @@ function redact(url: string): string {
 
 /** Connects to the queue at `url` (a postgres:// URL), creating pg-boss's schema and the queue if needed. */
 export async function openQueue(url: string): Promise<PgBoss> {
-  if (!/^postgres(ql)?:\/\//.test(url)) throw new VtokError(`--queue must be a postgres:// URL (PostgreSQL for pg-boss), got ${JSON.stringify(url)}`);
-  const boss = new PgBoss({ connectionString: url, maintenanceIntervalSeconds: SUPERVISE_SECONDS, schedule: false, application_name: 'vtok' });
+  if (!/^postgres(ql)?:\/\//.test(url))
+    throw new VtokError(`--queue must be a postgres:// URL (PostgreSQL for pg-boss), got ${JSON.stringify(url)}`);
+  const boss = new PgBoss({
+    connectionString: url,
+    maintenanceIntervalSeconds: SUPERVISE_SECONDS,
+    schedule: false,
+    application_name: 'vtok',
+  });
   // pg-boss reports background errors (a lost connection) as events; without a listener they would crash
   boss.on('error', (e) => process.stderr.write(`job queue: ${e.message}\n`));
   try {
@@ -122,19 +133,32 @@ export async function enqueueCorpus(o: EnqueueOptions): Promise<EnqueueSummary> 
   try {
     p = prepareCorpus(o);
     const shardSize = p.shardSize;
-    const { rows } = await boss.getDb().executeSql(
-      `SELECT DISTINCT data->>'shardSize' AS size FROM pgboss.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND data->>'target' = $2`,
-      [QUEUE_NAME, target],
-    );
+    const { rows } = await boss
+      .getDb()
+      .executeSql(
+        `SELECT DISTINCT data->>'shardSize' AS size FROM pgboss.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND data->>'target' = $2`,
+        [QUEUE_NAME, target],
+      );
     const other = rows.map((r: { size: string }) => Number(r.size)).find((n: number) => n !== shardSize);
-    if (other !== undefined) throw new VtokError(`jobs for this folder with --shard-size ${other} are still in the queue: use the same --shard-size, or wait for them`, o.out);
+    if (other !== undefined)
+      throw new VtokError(
+        `jobs for this folder with --shard-size ${other} are still in the queue: use the same --shard-size, or wait for them`,
+        o.out,
+      );
     const { corpus, info, size } = p;
     const jobs = p.chunks.map((c) => ({
       id: jobId(target, c.file),
       name: QUEUE_NAME,
       data: {
-        target, model: resolve(o.model), identity: info.tokenizer.identity, corpus: jobCorpus(corpus, c.ordinals), size,
-        ordinals: jobOrdinals(corpus, c.ordinals), file: c.file, shardSize, ...(o.gray ? { gray: true } : {}),
+        target,
+        model: resolve(o.model),
+        identity: info.tokenizer.identity,
+        corpus: jobCorpus(corpus, c.ordinals),
+        size,
+        ordinals: jobOrdinals(corpus, c.ordinals),
+        file: c.file,
+        shardSize,
+        ...(o.gray ? { gray: true } : {}),
       } satisfies QueueJob,
       retryLimit: o.retries ?? 3,
       retryDelay: 1,
@@ -147,15 +171,31 @@ export async function enqueueCorpus(o: EnqueueOptions): Promise<EnqueueSummary> 
       const part = jobs.slice(k, k + 500);
       await boss.insert(part);
       // a chunk whose job failed for good in an earlier run gets another attempt
-      await boss.retry(QUEUE_NAME, part.map((j) => j.id));
+      await boss.retry(
+        QUEUE_NAME,
+        part.map((j) => j.id),
+      );
     }
     const summary: EnqueueSummary = { jobs: jobs.length, resumed: p.done.size, seconds: 0 };
     if (o.wait === false) return { ...summary, seconds: (Date.now() - t0) / 1000 };
-    const failed = await waitForJobs(boss, target, p.chunks.map((c) => c.file), o.quiet);
+    const failed = await waitForJobs(
+      boss,
+      target,
+      p.chunks.map((c) => c.file),
+      o.quiet,
+    );
     const index: ShardIndex = buildIndex(o.out, info);
     writeIndex(o.out, index);
     if (index.clips.length === 0 && failed.length === 0) throw noClipError(index);
-    return { ...summary, clips: index.clips.length, skipped: index.skipped.length, shards: index.shards.length, failed, seconds: (Date.now() - t0) / 1000, index: join(o.out, 'index.json') };
+    return {
+      ...summary,
+      clips: index.clips.length,
+      skipped: index.skipped.length,
+      shards: index.shards.length,
+      failed,
+      seconds: (Date.now() - t0) / 1000,
+      index: join(o.out, 'index.json'),
+    };
   } finally {
     p?.close();
     await boss.stop({ graceful: false, wait: true });
@@ -172,7 +212,12 @@ function jobOrdinals(corpus: CorpusSpec, ordinals: number[]): number[] {
 }
 
 /** Waits until each file's shard exists or its job failed for good; returns the failures with their reasons. */
-async function waitForJobs(boss: PgBoss, target: string, files: string[], quiet?: boolean): Promise<{ file: string; reason: string }[]> {
+async function waitForJobs(
+  boss: PgBoss,
+  target: string,
+  files: string[],
+  quiet?: boolean,
+): Promise<{ file: string; reason: string }[]> {
   const open = new Set(files);
   const failed: { file: string; reason: string }[] = [];
   const bar = progress('tokenize (queue)', files.length, { quiet });
@@ -182,16 +227,23 @@ async function waitForJobs(boss: PgBoss, target: string, files: string[], quiet?
       if (open.size > 0) {
         const byId = new Map([...open].map((f) => [jobId(target, f), f]));
         // one query for all open jobs (pg-boss 10's job table; getJobById would be one query per job)
-        const { rows } = await boss.getDb().executeSql(`SELECT id, state, output FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])`, [QUEUE_NAME, [...byId.keys()]]);
+        const { rows } = await boss
+          .getDb()
+          .executeSql(`SELECT id, state, output FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])`, [
+            QUEUE_NAME,
+            [...byId.keys()],
+          ]);
         const found = new Map(rows.map((r: { id: string; state: string; output: unknown }) => [r.id, r]));
         for (const [id, f] of byId) {
           // a job missing from the live table may have been archived (pg-boss moves old jobs there)
           const job = found.get(id) ?? (await boss.getJobById(QUEUE_NAME, id, { includeArchive: true }));
-          const reason =
-            !job ? 'the job is no longer in the queue'
-            : job.state === 'failed' || job.state === 'cancelled' ? failureReason(job.output)
-            : job.state === 'completed' && !existsSync(join(target, f)) ? `the job completed but its shard is not in ${target} (do the workers write where this machine reads?)`
-            : undefined;
+          const reason = !job
+            ? 'the job is no longer in the queue'
+            : job.state === 'failed' || job.state === 'cancelled'
+              ? failureReason(job.output)
+              : job.state === 'completed' && !existsSync(join(target, f))
+                ? `the job completed but its shard is not in ${target} (do the workers write where this machine reads?)`
+                : undefined;
           if (reason) {
             open.delete(f);
             failed.push({ file: f, reason });
@@ -260,7 +312,13 @@ export async function runQueueWorker(o: WorkerOptions): Promise<WorkerSummary> {
       log(`job ${d.file} (${d.ordinals?.length} clips)`);
       try {
         // the file name comes from the database: only a shard name, never a path elsewhere
-        if (typeof d.file !== 'string' || !/^shard-\d+\.vtks$/.test(d.file) || !Array.isArray(d.ordinals) || typeof d.target !== 'string') throw new VtokError('not a vtok tokenize job (malformed data)');
+        if (
+          typeof d.file !== 'string' ||
+          !/^shard-\d+\.vtks$/.test(d.file) ||
+          !Array.isArray(d.ordinals) ||
+          typeof d.target !== 'string'
+        )
+          throw new VtokError('not a vtok tokenize job (malformed data)');
         let whole = false;
         if (existsSync(join(dir, d.file))) {
           try {
@@ -281,7 +339,8 @@ export async function runQueueWorker(o: WorkerOptions): Promise<WorkerSummary> {
             t = { tok: tokenizer, identity: tokenizerIdentity(tokenizer, module.stateDict()).identity };
             tokenizers.set(model, t);
           }
-          if (t.identity !== d.identity) throw new VtokError(`the tokenizer at ${model} is not the one the job was enqueued with (weights differ)`);
+          if (t.identity !== d.identity)
+            throw new VtokError(`the tokenizer at ${model} is not the one the job was enqueued with (weights differ)`);
           mkdirSync(dir, { recursive: true });
           const init = { model, corpus: d.corpus, out: dir, size: d.size, threads, gray: d.gray === true };
           const r = await new ChunkTokenizer(init, t.tok).run(d.ordinals, d.file);

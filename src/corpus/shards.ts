@@ -36,7 +36,10 @@ export interface ShardClip {
   labels?: Record<string, unknown>;
 }
 
-export interface SkippedSource { source: string; reason: string }
+export interface SkippedSource {
+  source: string;
+  reason: string;
+}
 
 interface ShardHeader {
   vocabSize: number;
@@ -48,13 +51,21 @@ interface ShardHeader {
 export function writeShard(path: string, vocabSize: number, clips: ShardClip[], skipped: SkippedSource[] = []): void {
   const bits = vocabBits(vocabSize);
   const packed = clips.map((c) => {
-    check(c.ids.length === c.grid.reduce((a, b) => a * b, 1), () => `clip ${c.source}: ${c.ids.length} ids for grid [${c.grid}]`);
+    check(
+      c.ids.length === c.grid.reduce((a, b) => a * b, 1),
+      () => `clip ${c.source}: ${c.ids.length} ids for grid [${c.grid}]`,
+    );
     return packIds(c.ids, bits, vocabSize);
   });
   const header: ShardHeader = {
     vocabSize,
     bits,
-    clips: clips.map(({ source, grid, caption, labels }) => ({ source, grid, ...(caption !== undefined ? { caption } : {}), ...(labels ? { labels } : {}) })),
+    clips: clips.map(({ source, grid, caption, labels }) => ({
+      source,
+      grid,
+      ...(caption !== undefined ? { caption } : {}),
+      ...(labels ? { labels } : {}),
+    })),
     skipped,
   };
   const json = Buffer.from(JSON.stringify(header));
@@ -77,7 +88,11 @@ export function readShard(path: string): { clips: ShardClip[]; skipped: SkippedS
   check(version === SHARD_VERSION, `shard version ${version}, this vtok reads ${SHARD_VERSION}`, path);
   const hlen = buf.readUInt32LE(8);
   check(12 + hlen + 4 <= buf.length, 'truncated shard', path);
-  check(crc32(buf.subarray(0, buf.length - 4)) === buf.readUInt32LE(buf.length - 4), 'shard checksum mismatch (damaged file)', path);
+  check(
+    crc32(buf.subarray(0, buf.length - 4)) === buf.readUInt32LE(buf.length - 4),
+    'shard checksum mismatch (damaged file)',
+    path,
+  );
   let h: ShardHeader;
   try {
     h = JSON.parse(buf.toString('utf8', 12, 12 + hlen));
@@ -115,7 +130,14 @@ export interface CorpusInfo {
 export interface ShardIndex extends CorpusInfo {
   version: number;
   shards: { file: string; clips: number; skipped: number }[];
-  clips: { source: string; shard: string; index: number; grid: number[]; caption?: string; labels?: Record<string, unknown> }[];
+  clips: {
+    source: string;
+    shard: string;
+    index: number;
+    grid: number[];
+    caption?: string;
+    labels?: Record<string, unknown>;
+  }[];
   skipped: (SkippedSource & { shard: string })[];
 }
 
@@ -137,7 +159,14 @@ export function buildIndex(dir: string, info: CorpusInfo): ShardIndex {
     clips.forEach((c, i) => {
       check(!seen.has(c.source), `source ${c.source} is in two shards`, join(dir, file));
       seen.add(c.source);
-      index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) });
+      index.clips.push({
+        source: c.source,
+        shard: file,
+        index: i,
+        grid: c.grid,
+        ...(c.caption !== undefined ? { caption: c.caption } : {}),
+        ...(c.labels ? { labels: c.labels } : {}),
+      });
     });
     for (const s of skipped) {
       check(!seen.has(s.source), `source ${s.source} is in two shards`, join(dir, file));
@@ -161,7 +190,11 @@ export function readIndex(dir: string): ShardIndex {
   } catch {
     throw new VtokError('not valid JSON', path);
   }
-  check(j && j.version === SHARD_VERSION && Array.isArray(j.clips) && Array.isArray(j.shards) && j.tokenizer, 'not a token shard index', path);
+  check(
+    j && j.version === SHARD_VERSION && Array.isArray(j.clips) && Array.isArray(j.shards) && j.tokenizer,
+    'not a token shard index',
+    path,
+  );
   return j;
 }
 
@@ -200,15 +233,25 @@ export class ShardReader {
    * up to `batchSize`, and the batches of all groups are shuffled together, so groups are visited in proportion to
    * their size. The order is a pure function of (seed, epoch): a resumed run skips `startBatch` batches.
    */
-  *lengthBatches(o: { lengthOf: (clip: ClipRef) => number; batchSize: number; seed?: number; epochs?: number; startBatch?: number }): Generator<{ length: number; clips: ClipRef[]; epoch: number }> {
-    check(Number.isInteger(o.batchSize) && o.batchSize > 0, `batch size must be a positive integer, got ${o.batchSize}`);
+  *lengthBatches(o: {
+    lengthOf: (clip: ClipRef) => number;
+    batchSize: number;
+    seed?: number;
+    epochs?: number;
+    startBatch?: number;
+  }): Generator<{ length: number; clips: ClipRef[]; epoch: number }> {
+    check(
+      Number.isInteger(o.batchSize) && o.batchSize > 0,
+      `batch size must be a positive integer, got ${o.batchSize}`,
+    );
     const groups = [...this.groupByLength(o.lengthOf)].sort((a, b) => a[0] - b[0]);
     let skip = o.startBatch ?? 0;
     for (let epoch = 0; epoch < (o.epochs ?? 1); epoch++) {
       const batches: { length: number; clips: ClipRef[]; epoch: number }[] = [];
       groups.forEach(([length, refs], g) => {
         const order = new SeededRng(hashSeed(o.seed ?? 0, epoch, g, 0xa9d)).permutation(refs.length);
-        for (let k = 0; k < refs.length; k += o.batchSize) batches.push({ length, clips: Array.from(order.subarray(k, k + o.batchSize), (i) => refs[i]!), epoch });
+        for (let k = 0; k < refs.length; k += o.batchSize)
+          batches.push({ length, clips: Array.from(order.subarray(k, k + o.batchSize), (i) => refs[i]!), epoch });
       });
       const mix = new SeededRng(hashSeed(o.seed ?? 0, epoch, 0xa9d)).permutation(batches.length);
       for (const i of mix) {
@@ -236,7 +279,11 @@ export class ShardReader {
       if (this.cache?.file !== file) this.cache = { file, clips: readShard(join(this.dir, file)).clips };
       for (const i of idx) {
         const c = this.cache.clips[refs[i]!.index];
-        check(c && c.source === refs[i]!.source, `index and shard disagree about clip ${refs[i]!.source}`, join(this.dir, file));
+        check(
+          c && c.source === refs[i]!.source,
+          `index and shard disagree about clip ${refs[i]!.source}`,
+          join(this.dir, file),
+        );
         out[i] = c;
       }
     }

@@ -17,8 +17,18 @@ import { acquireLock } from '../util/lock.js';
 import { progress } from '../util/progress.js';
 import { removeStaleTemps } from '../util/atomic.js';
 import {
-  INDEX_FILE, LOCK_FILE, SHARD_VERSION, buildIndex, readIndex, shardName, writeIndex, writeShard,
-  type CorpusInfo, type ShardClip, type ShardIndex, type SkippedSource,
+  INDEX_FILE,
+  LOCK_FILE,
+  SHARD_VERSION,
+  buildIndex,
+  readIndex,
+  shardName,
+  writeIndex,
+  writeShard,
+  type CorpusInfo,
+  type ShardClip,
+  type ShardIndex,
+  type SkippedSource,
 } from './shards.js';
 import { tokenizerIdentity } from '../tokenizers/identity.js';
 
@@ -31,7 +41,14 @@ import { tokenizerIdentity } from '../tokenizers/identity.js';
  * fails and leaves nothing behind. One run at a time writes into a folder (a lock file holds its pid).
  */
 export type CorpusSpec =
-  | { kind: 'captioned-mnist'; split: 'train' | 'test' | 'unseen'; seed: number; clips: number; frames?: number; digits?: 1 | 2 | 'mixed' }
+  | {
+      kind: 'captioned-mnist';
+      split: 'train' | 'test' | 'unseen';
+      seed: number;
+      clips: number;
+      frames?: number;
+      digits?: 1 | 2 | 'mixed';
+    }
   | { kind: 'captioned-synthetic'; seed: number; clips: number; frames?: number; size?: number }
   | { kind: 'files'; name: string; items: { path: string; caption?: string }[] };
 
@@ -103,13 +120,31 @@ export class ChunkTokenizer {
   readonly channels: number;
 
   /** `tokenizer`: one already loaded from `init.model`, shared by several corpora (the queue worker's jobs). */
-  constructor(readonly init: WorkerInit, tokenizer?: Tokenizer) {
+  constructor(
+    readonly init: WorkerInit,
+    tokenizer?: Tokenizer,
+  ) {
     E.setRuntimeDefaults({ threads: init.threads });
     this.tok = tokenizer ?? loadTokenizer(init.model).tokenizer;
     this.channels = this.tok.channels ?? 3;
     const c = init.corpus;
-    if (c.kind === 'captioned-mnist') this.dataset = new CaptionedMovingMnist({ split: c.split, seed: c.seed, length: c.clips, frames: c.frames ?? this.tok.clipFrames, digits: c.digits, channels: this.channels === 1 ? 1 : 3 });
-    else if (c.kind === 'captioned-synthetic') this.dataset = new CaptionedSynthetic({ seed: c.seed, length: c.clips, frames: c.frames ?? this.tok.clipFrames, height: c.size ?? init.size, width: c.size ?? init.size });
+    if (c.kind === 'captioned-mnist')
+      this.dataset = new CaptionedMovingMnist({
+        split: c.split,
+        seed: c.seed,
+        length: c.clips,
+        frames: c.frames ?? this.tok.clipFrames,
+        digits: c.digits,
+        channels: this.channels === 1 ? 1 : 3,
+      });
+    else if (c.kind === 'captioned-synthetic')
+      this.dataset = new CaptionedSynthetic({
+        seed: c.seed,
+        length: c.clips,
+        frames: c.frames ?? this.tok.clipFrames,
+        height: c.size ?? init.size,
+        width: c.size ?? init.size,
+      });
     this.sources = corpusSources(c);
   }
 
@@ -121,16 +156,36 @@ export class ChunkTokenizer {
       // a turn of the event loop per clip: on the calling thread (--workers 0), Ctrl-C is handled between clips
       await new Promise<void>((r) => setImmediate(r));
       const source = this.sources[i]!;
-      let clip: { data: Uint8Array; channels: number; frames: number; height: number; width: number; caption?: string; labels?: Record<string, unknown> };
+      let clip: {
+        data: Uint8Array;
+        channels: number;
+        frames: number;
+        height: number;
+        width: number;
+        caption?: string;
+        labels?: Record<string, unknown>;
+      };
       if (this.dataset) {
         const c = (await this.dataset.get(i)) as CaptionedClip;
         const s = this.dataset.shape;
-        clip = { data: c.data, channels: s.channels, frames: s.frames, height: s.height, width: s.width, caption: c.caption, labels: c.labels };
+        clip = {
+          data: c.data,
+          channels: s.channels,
+          frames: s.frames,
+          height: s.height,
+          width: s.width,
+          caption: c.caption,
+          labels: c.labels,
+        };
       } else {
         const item = (this.init.corpus as Extract<CorpusSpec, { kind: 'files' }>).items[i]!;
         let frames: Frame[];
         try {
-          frames = await readClip(item.path, this.tok.clipFrames, { size: this.init.size, crop: this.init.size, pad: true });
+          frames = await readClip(item.path, this.tok.clipFrames, {
+            size: this.init.size,
+            crop: this.init.size,
+            pad: true,
+          });
         } catch (e) {
           // a bad file in a corpus is recorded and skipped, never fatal to the run
           skipped.push({ source, reason: (e as Error).message.replace(`${item.path}: `, '') });
@@ -201,14 +256,18 @@ export interface PreparedCorpus {
  * no shard holds into chunks of `shardSize` (by default the folder's own). Shared by the local run and the queue's
  * enqueuer; the caller must `close()` the result.
  */
-export function prepareCorpus(o: Pick<TokenizeOptions, 'corpus' | 'model' | 'out' | 'shardSize' | 'size'>): PreparedCorpus {
+export function prepareCorpus(
+  o: Pick<TokenizeOptions, 'corpus' | 'model' | 'out' | 'shardSize' | 'size'>,
+): PreparedCorpus {
   const { tokenizer, module } = loadTokenizer(o.model);
   const size = o.size ?? trainingSize(o.model) ?? 64;
   // defaults made explicit, so that a re-run naming them describes the same corpus
   const corpus: CorpusSpec =
-    o.corpus.kind === 'files' ? o.corpus
-    : o.corpus.kind === 'captioned-mnist' ? { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, digits: o.corpus.digits ?? 'mixed' }
-    : { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, size: o.corpus.size ?? size };
+    o.corpus.kind === 'files'
+      ? o.corpus
+      : o.corpus.kind === 'captioned-mnist'
+        ? { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, digits: o.corpus.digits ?? 'mixed' }
+        : { ...o.corpus, frames: o.corpus.frames ?? tokenizer.clipFrames, size: o.corpus.size ?? size };
   const hadIndex = existsSync(join(o.out, INDEX_FILE));
   const prev = hadIndex ? readIndex(o.out) : undefined;
   const shardSize = o.shardSize ?? prev?.shardSize ?? 64;
@@ -223,9 +282,16 @@ export function prepareCorpus(o: Pick<TokenizeOptions, 'corpus' | 'model' | 'out
   };
   if (prev) {
     if (prev.tokenizer.identity !== info.tokenizer.identity) {
-      throw new VtokError(`these shards were made with tokenizer ${prev.tokenizer.kind} ${prev.tokenizer.identity.slice(0, 16)}, not ${info.tokenizer.kind} ${info.tokenizer.identity.slice(0, 16)} (${o.model}): use another --out`, o.out);
+      throw new VtokError(
+        `these shards were made with tokenizer ${prev.tokenizer.kind} ${prev.tokenizer.identity.slice(0, 16)}, not ${info.tokenizer.kind} ${info.tokenizer.identity.slice(0, 16)} (${o.model}): use another --out`,
+        o.out,
+      );
     }
-    check(prev.corpus === info.corpus && prev.size === info.size && prev.clipFrames === info.clipFrames, `these shards hold another corpus (${prev.corpus}, ${prev.size} px), not ${info.corpus} (${info.size} px): use another --out`, o.out);
+    check(
+      prev.corpus === info.corpus && prev.size === info.size && prev.clipFrames === info.clipFrames,
+      `these shards hold another corpus (${prev.corpus}, ${prev.size} px), not ${info.corpus} (${info.size} px): use another --out`,
+      o.out,
+    );
     // a resumed run cuts the rest of the corpus as the first did, so that one shard size describes the folder
     const was = prev.shardSize;
     if (was !== undefined && was !== shardSize) {
@@ -311,7 +377,14 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
       index.shards.push({ file, clips: r.clips.length, skipped: r.skipped.length });
       index.shards.sort((a, b) => a.file.localeCompare(b.file));
       r.clips.forEach((c, i) => {
-        index.clips.push({ source: c.source, shard: file, index: i, grid: c.grid, ...(c.caption !== undefined ? { caption: c.caption } : {}), ...(c.labels ? { labels: c.labels } : {}) });
+        index.clips.push({
+          source: c.source,
+          shard: file,
+          index: i,
+          grid: c.grid,
+          ...(c.caption !== undefined ? { caption: c.caption } : {}),
+          ...(c.labels ? { labels: c.labels } : {}),
+        });
       });
       for (const s of r.skipped) {
         index.skipped.push({ ...s, shard: file });
@@ -353,9 +426,17 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
   }
 }
 
-type WorkerReply = { ready: true } | { file: string; clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] } | { error: string; vtok: boolean };
+type WorkerReply =
+  | { ready: true }
+  | { file: string; clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }
+  | { error: string; vtok: boolean };
 
-function runWorkers(init: WorkerInit, chunks: { ordinals: number[]; file: string }[], n: number, record: (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => void): Promise<void> {
+function runWorkers(
+  init: WorkerInit,
+  chunks: { ordinals: number[]; file: string }[],
+  n: number,
+  record: (file: string, r: { clips: Omit<ShardClip, 'ids'>[]; skipped: SkippedSource[] }) => void,
+): Promise<void> {
   return new Promise((resolveAll, reject) => {
     let next = 0;
     let live = n;

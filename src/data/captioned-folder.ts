@@ -13,7 +13,10 @@ export interface CaptionedItem extends FolderItem {
 
 export const sidecarPath = (video: string): string => join(dirname(video), `${basename(video, extname(video))}.txt`);
 
-export function scanCaptionedFolder(root: string, opts: { images?: boolean } = {}): { items: CaptionedItem[]; classes?: string[] } {
+export function scanCaptionedFolder(
+  root: string,
+  opts: { images?: boolean } = {},
+): { items: CaptionedItem[]; classes?: string[] } {
   const index = scanFolder(root, { exts: opts.images ? IMAGE_EXTS : VIDEO_EXTS });
   const items = index.items.map((it) => {
     const txt = sidecarPath(it.path);

@@ -85,7 +85,10 @@ export function caption(digits: number[], axes: Axis[]): string {
 
 /** Reads a caption of the template forms back into digits and axes (undefined when it is not one). */
 export function parseCaption(text: string): { digits: number[]; axes: Axis[] } | undefined {
-  const m = /^the digit (\d) moves (left and right|up and down)(?: and the digit (\d) moves (left and right|up and down))?$/.exec(text);
+  const m =
+    /^the digit (\d) moves (left and right|up and down)(?: and the digit (\d) moves (left and right|up and down))?$/.exec(
+      text,
+    );
   if (!m) return undefined;
   const axis = (w: string): Axis => (w === 'left and right' ? 'horizontal' : 'vertical');
   const digits = [Number(m[1])];
@@ -116,7 +119,7 @@ export function captionedMnistSample(index: number, opts: CaptionedMnistOptions 
   const mnistSplit = split === 'train' ? 'train' : 'test';
   const mnist = loadMnist(mnistSplit);
   const classes = digitsByClass(mnistSplit);
-  const seed = split === 'train' ? opts.seed ?? 0 : split === 'test' ? CAPTIONED_TEST_SEED : CAPTIONED_UNSEEN_SEED;
+  const seed = split === 'train' ? (opts.seed ?? 0) : split === 'test' ? CAPTIONED_TEST_SEED : CAPTIONED_UNSEEN_SEED;
   const rng = new SeededRng(hashSeed(seed, index, 0xcafe));
   const mode = opts.digits ?? 'mixed';
   const K = mode === 'mixed' ? 1 + rng.int(2) : mode;
@@ -131,7 +134,8 @@ export function captionedMnistSample(index: number, opts: CaptionedMnistOptions 
       d = rng.int(10);
       a = AXES[rng.int(2)]!;
       // train and test captions hold seen pairs only: a held-out pair moves on its other axis
-      if (split !== 'unseen' && !(split === 'train' && opts.allPairs) && isHeldOut(d, a)) a = a === 'horizontal' ? 'vertical' : 'horizontal';
+      if (split !== 'unseen' && !(split === 'train' && opts.allPairs) && isHeldOut(d, a))
+        a = a === 'horizontal' ? 'vertical' : 'horizontal';
     }
     digits.push(d);
     axes.push(a);
@@ -177,16 +181,25 @@ export class CaptionedMovingMnist implements CaptionedDataset {
 
   constructor(readonly opts: CaptionedMnistOptions = {}) {
     this.length = opts.length ?? 10000;
-    check(Number.isInteger(this.length) && this.length > 0, `captioned Moving MNIST length must be a positive integer, got ${this.length}`);
+    check(
+      Number.isInteger(this.length) && this.length > 0,
+      `captioned Moving MNIST length must be a positive integer, got ${this.length}`,
+    );
     const channels = opts.channels ?? 1;
     check(channels === 1 || channels === 3, `captioned Moving MNIST channels must be 1 or 3, got ${channels}`);
-    check(opts.digits === undefined || opts.digits === 1 || opts.digits === 2 || opts.digits === 'mixed', `digits must be 1, 2 or "mixed", got ${opts.digits}`);
+    check(
+      opts.digits === undefined || opts.digits === 1 || opts.digits === 2 || opts.digits === 'mixed',
+      `digits must be 1, 2 or "mixed", got ${opts.digits}`,
+    );
     this.shape = { channels, frames: opts.frames ?? 5, height: SIZE, width: SIZE };
     loadMnist(opts.split === 'train' || opts.split === undefined ? 'train' : 'test');
   }
 
   get(index: number): CaptionedClip {
-    check(Number.isInteger(index) && index >= 0 && index < this.length, `captioned Moving MNIST index ${index} out of range [0, ${this.length})`);
+    check(
+      Number.isInteger(index) && index >= 0 && index < this.length,
+      `captioned Moving MNIST index ${index} out of range [0, ${this.length})`,
+    );
     const s = captionedMnistSample(index, this.opts);
     const label = 2 * s.digits[0]! + (s.axes[0] === 'vertical' ? 1 : 0);
     const labels = { digits: s.digits, axes: s.axes };

@@ -45,15 +45,26 @@ export class CaptionedSynthetic implements CaptionedDataset {
 
   constructor(readonly opts: CaptionedSyntheticOptions = {}) {
     this.length = opts.length ?? 1000;
-    check(Number.isInteger(this.length) && this.length > 0, `captioned synthetic length must be a positive integer, got ${this.length}`);
+    check(
+      Number.isInteger(this.length) && this.length > 0,
+      `captioned synthetic length must be a positive integer, got ${this.length}`,
+    );
     this.shape = { channels: 3, frames: opts.frames ?? 16, height: opts.height ?? 64, width: opts.width ?? 64 };
   }
 
   get(index: number): CaptionedClip {
-    check(Number.isInteger(index) && index >= 0 && index < this.length, `captioned synthetic index ${index} out of range [0, ${this.length})`);
+    check(
+      Number.isInteger(index) && index >= 0 && index < this.length,
+      `captioned synthetic index ${index} out of range [0, ${this.length})`,
+    );
     const s = syntheticSample(index, { ...this.opts, labelBy: 'motion' });
     const colour = colourName(s.color);
     const caption = `a ${s.striped ? 'striped ' : ''}${colour} ${s.shape} moves ${s.direction} over a ${s.texture} background`;
-    return { data: s.data, label: s.label, caption, labels: { shape: s.shape, colour, striped: s.striped, direction: s.direction, texture: s.texture } };
+    return {
+      data: s.data,
+      label: s.label,
+      caption,
+      labels: { shape: s.shape, colour, striped: s.striped, direction: s.direction, texture: s.texture },
+    };
   }
 }

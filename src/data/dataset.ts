@@ -45,7 +45,10 @@ export function clipsToBatch(clips: Clip[], shape: ClipShape, indices: ArrayLike
   const data = new Float32Array(N * C * per);
   const labelled = clips.every((c) => c.label !== undefined);
   clips.forEach((clip, n) => {
-    check(clip.data.length === per * C, `clip ${indices[n]} has ${clip.data.length} bytes, expected ${per * C} (${T}×${H}×${W}×${C})`);
+    check(
+      clip.data.length === per * C,
+      `clip ${indices[n]} has ${clip.data.length} bytes, expected ${per * C} (${T}×${H}×${W}×${C})`,
+    );
     packUint8(clip.data, C, data, n * C * per, per);
   });
   return {
@@ -58,7 +61,12 @@ export function clipsToBatch(clips: Clip[], shape: ClipShape, indices: ArrayLike
 }
 
 /** Fetches the clips of one batch (up to `concurrency` at a time: folder clips each run an ffmpeg) and packs them. */
-export async function fetchBatch(ds: ClipDataset, indices: ArrayLike<number>, epoch: number, concurrency = 2): Promise<Batch> {
+export async function fetchBatch(
+  ds: ClipDataset,
+  indices: ArrayLike<number>,
+  epoch: number,
+  concurrency = 2,
+): Promise<Batch> {
   const clips: Clip[] = new Array(indices.length);
   let next = 0;
   const lane = async () => {

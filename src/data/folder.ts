@@ -53,7 +53,10 @@ function readClassIndex(path: string): string[] {
 }
 
 /** Lists the clips of a folder: every file with one of `exts`, labelled by top-level subfolder. */
-export function scanFolder(root: string, opts: { exts: Set<string>; split?: string; classIndex?: string }): FolderIndex {
+export function scanFolder(
+  root: string,
+  opts: { exts: Set<string>; split?: string; classIndex?: string },
+): FolderIndex {
   check(existsSync(root) && statSync(root).isDirectory(), 'no such folder', root);
   let files: string[];
   if (opts.split) {
@@ -82,7 +85,8 @@ export function scanFolder(root: string, opts: { exts: Set<string>; split?: stri
   const index = new Map(classes.map((c, i) => [c, i]));
   const items = files.map((path) => {
     const label = index.get(top(path)!);
-    if (label === undefined) throw new VtokError(`class ${top(path)} of ${path} is not in the class index`, opts.classIndex);
+    if (label === undefined)
+      throw new VtokError(`class ${top(path)} of ${path} is not in the class index`, opts.classIndex);
     return { path, label };
   });
   return { items, classes };
@@ -115,7 +119,11 @@ export class FolderDataset implements ClipDataset {
   private read: ReadOptions;
 
   constructor(readonly opts: VideoFolderOptions) {
-    const index = scanFolder(opts.root, { exts: opts.images ? IMAGE_EXTS : VIDEO_EXTS, split: opts.split, classIndex: opts.classIndex });
+    const index = scanFolder(opts.root, {
+      exts: opts.images ? IMAGE_EXTS : VIDEO_EXTS,
+      split: opts.split,
+      classIndex: opts.classIndex,
+    });
     this.items = index.items;
     this.classes = index.classes;
     this.length = this.items.length;
@@ -127,16 +135,24 @@ export class FolderDataset implements ClipDataset {
   }
 
   async get(index: number, epoch = 0): Promise<Clip> {
-    check(Number.isInteger(index) && index >= 0 && index < this.length, `folder index ${index} out of range [0, ${this.length})`);
+    check(
+      Number.isInteger(index) && index >= 0 && index < this.length,
+      `folder index ${index} out of range [0, ${this.length})`,
+    );
     const item = this.items[index]!;
     const T = this.shape.frames;
     let startFrame = 0;
     const where = this.opts.clipStart ?? 'random';
     if (!this.opts.images && where !== 'start') {
       const info = await probeVideo(item.path);
-      const available = Math.floor((this.opts.fps ? info.duration * this.opts.fps : info.frames) / (this.opts.stride ?? 1));
+      const available = Math.floor(
+        (this.opts.fps ? info.duration * this.opts.fps : info.frames) / (this.opts.stride ?? 1),
+      );
       const slack = Math.max(0, available - T);
-      startFrame = (where === 'center' ? Math.floor(slack / 2) : new SeededRng(hashSeed(this.opts.seed ?? 0, epoch, index)).int(slack + 1)) * (this.opts.stride ?? 1);
+      startFrame =
+        (where === 'center'
+          ? Math.floor(slack / 2)
+          : new SeededRng(hashSeed(this.opts.seed ?? 0, epoch, index)).int(slack + 1)) * (this.opts.stride ?? 1);
     }
     const frames = await readClip(item.path, T, { ...this.read, startFrame, pad: true });
     const data = new Uint8Array(T * this.shape.height * this.shape.width * 3);

@@ -7,7 +7,9 @@ import { openDataset, type DatasetSpec } from './open.js';
  * and hands each back with its buffer transferred (no copy). Decoding and rendering happen here, off the thread
  * that runs the engine.
  */
-type Msg = { type: 'init'; spec: DatasetSpec; concurrency: number } | { type: 'batch'; id: number; indices: Int32Array; epoch: number };
+type Msg =
+  | { type: 'init'; spec: DatasetSpec; concurrency: number }
+  | { type: 'batch'; id: number; indices: Int32Array; epoch: number };
 
 const port = parentPort!;
 let ds: ClipDataset | undefined;

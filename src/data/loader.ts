@@ -35,7 +35,10 @@ export function* batchPlan(length: number, opts: LoaderOptions): Generator<{ ind
   const epochs = opts.epochs ?? 1;
   let skip = opts.startBatch ?? 0;
   for (let epoch = 0; epoch < epochs; epoch++) {
-    const order = opts.shuffle === false ? Int32Array.from({ length }, (_, i) => i) : new SeededRng(hashSeed(opts.seed ?? 0, epoch, 0xba7c)).permutation(length);
+    const order =
+      opts.shuffle === false
+        ? Int32Array.from({ length }, (_, i) => i)
+        : new SeededRng(hashSeed(opts.seed ?? 0, epoch, 0xba7c)).permutation(length);
     const full = Math.floor(length / batchSize);
     const count = opts.dropLast || length % batchSize === 0 ? full : full + 1;
     check(count > 0, `batch size ${batchSize} is larger than the dataset (${length} clips) and dropLast is set`);
@@ -43,7 +46,8 @@ export function* batchPlan(length: number, opts: LoaderOptions): Generator<{ ind
       skip -= count;
       continue;
     }
-    for (let b = skip; b < count; b++) yield { indices: order.slice(b * batchSize, Math.min(length, (b + 1) * batchSize)), epoch };
+    for (let b = skip; b < count; b++)
+      yield { indices: order.slice(b * batchSize, Math.min(length, (b + 1) * batchSize)), epoch };
     skip = 0;
   }
 }
@@ -74,7 +78,10 @@ function rebuildError(m: { name: string; message: string }): Error {
   return e;
 }
 
-async function inWorker(spec: DatasetSpec, concurrency: number): Promise<{ source: Source; length: number; shape: ClipShape; classes?: string[] }> {
+async function inWorker(
+  spec: DatasetSpec,
+  concurrency: number,
+): Promise<{ source: Source; length: number; shape: ClipShape; classes?: string[] }> {
   const worker = new Worker(new URL('./loader-worker.js', import.meta.url));
   const pending = new Map<number, { resolve: (b: Batch) => void; reject: (e: Error) => void }>();
   let nextId = 0;
@@ -85,16 +92,28 @@ async function inWorker(spec: DatasetSpec, concurrency: number): Promise<{ sourc
     pending.clear();
   };
   const ready = new Promise<{ length: number; shape: ClipShape; classes?: string[] }>((resolve, reject) => {
-    worker.on('message', (m: { type: string; id: number; batch?: Batch; name: string; message: string; length: number; shape: ClipShape; classes?: string[] }) => {
-      if (m.type === 'ready') return resolve(m);
-      if (m.type === 'error' && m.id === -1) return reject(rebuildError(m));
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      if (pending.size === 0) worker.unref(); // idle: don't keep the process alive
-      if (m.type === 'batch') p.resolve(m.batch!);
-      else p.reject(rebuildError(m));
-    });
+    worker.on(
+      'message',
+      (m: {
+        type: string;
+        id: number;
+        batch?: Batch;
+        name: string;
+        message: string;
+        length: number;
+        shape: ClipShape;
+        classes?: string[];
+      }) => {
+        if (m.type === 'ready') return resolve(m);
+        if (m.type === 'error' && m.id === -1) return reject(rebuildError(m));
+        const p = pending.get(m.id);
+        if (!p) return;
+        pending.delete(m.id);
+        if (pending.size === 0) worker.unref(); // idle: don't keep the process alive
+        if (m.type === 'batch') p.resolve(m.batch!);
+        else p.reject(rebuildError(m));
+      },
+    );
     worker.on('error', (e) => {
       reject(e);
       fail(e);

@@ -55,11 +55,23 @@ export function loadMnist(split: 'train' | 'test'): Mnist {
   const lblPath = join(dir, `${prefix}-labels-idx1-ubyte`);
   const img = readFileSync(imgPath);
   const lbl = readFileSync(lblPath);
-  check(img.readUInt32BE(0) === 2051 && img.readUInt32BE(8) === 28 && img.readUInt32BE(12) === 28, 'not an MNIST 28×28 image file', imgPath);
+  check(
+    img.readUInt32BE(0) === 2051 && img.readUInt32BE(8) === 28 && img.readUInt32BE(12) === 28,
+    'not an MNIST 28×28 image file',
+    imgPath,
+  );
   const count = img.readUInt32BE(4);
   check(img.length === 16 + count * 784, `expected ${count} images`, imgPath);
-  check(lbl.readUInt32BE(0) === 2049 && lbl.readUInt32BE(4) === count && lbl.length === 8 + count, 'labels do not match the images', lblPath);
-  const m = { images: new Uint8Array(img.buffer, img.byteOffset + 16, count * 784), labels: new Uint8Array(lbl.buffer, lbl.byteOffset + 8, count), count };
+  check(
+    lbl.readUInt32BE(0) === 2049 && lbl.readUInt32BE(4) === count && lbl.length === 8 + count,
+    'labels do not match the images',
+    lblPath,
+  );
+  const m = {
+    images: new Uint8Array(img.buffer, img.byteOffset + 16, count * 784),
+    labels: new Uint8Array(lbl.buffer, lbl.byteOffset + 8, count),
+    count,
+  };
   cache.set(split, m);
   return m;
 }
@@ -86,7 +98,7 @@ export function movingMnistSample(index: number, opts: MovingMnistOptions = {}):
   const K = opts.digits ?? 2;
   check(S >= DIGIT, `Moving MNIST canvas must be at least ${DIGIT} pixels, got ${S}`);
   const mnist = loadMnist(split);
-  const rng = new SeededRng(hashSeed(split === 'test' ? MOVING_MNIST_TEST_SEED : opts.seed ?? 0, index));
+  const rng = new SeededRng(hashSeed(split === 'test' ? MOVING_MNIST_TEST_SEED : (opts.seed ?? 0), index));
   const lim = S - DIGIT;
   const vel = new Float64Array(K * 2);
   const pos = new Float64Array(K * 2);
@@ -108,7 +120,13 @@ export function movingMnistSample(index: number, opts: MovingMnistOptions = {}):
     for (let k = 0; k < K; k++) {
       positions.set(pos.subarray(2 * k, 2 * k + 2), (t * K + k) * 2);
       // The reference pastes at the truncated position, clipping what falls outside the canvas.
-      paste(canvas, S, mnist.images.subarray(digitIndex[k]! * 784, (digitIndex[k]! + 1) * 784), Math.trunc(pos[2 * k]!), Math.trunc(pos[2 * k + 1]!));
+      paste(
+        canvas,
+        S,
+        mnist.images.subarray(digitIndex[k]! * 784, (digitIndex[k]! + 1) * 784),
+        Math.trunc(pos[2 * k]!),
+        Math.trunc(pos[2 * k + 1]!),
+      );
     }
     for (let k = 0; k < K; k++) {
       for (let j = 0; j < 2; j++) {
@@ -142,7 +160,10 @@ export class MovingMnist implements ClipDataset {
 
   constructor(readonly opts: MovingMnistOptions = {}) {
     this.length = opts.length ?? 10000;
-    check(Number.isInteger(this.length) && this.length > 0, `Moving MNIST length must be a positive integer, got ${this.length}`);
+    check(
+      Number.isInteger(this.length) && this.length > 0,
+      `Moving MNIST length must be a positive integer, got ${this.length}`,
+    );
     const channels = opts.channels ?? 1;
     check(channels === 1 || channels === 3, `Moving MNIST channels must be 1 or 3, got ${channels}`);
     const size = opts.size ?? 64;
@@ -151,7 +172,10 @@ export class MovingMnist implements ClipDataset {
   }
 
   get(index: number): Clip {
-    check(Number.isInteger(index) && index >= 0 && index < this.length, `Moving MNIST index ${index} out of range [0, ${this.length})`);
+    check(
+      Number.isInteger(index) && index >= 0 && index < this.length,
+      `Moving MNIST index ${index} out of range [0, ${this.length})`,
+    );
     const gray = movingMnistSample(index, this.opts).frames;
     if (this.shape.channels === 1) return { data: gray };
     const rgb = new Uint8Array(gray.length * 3);

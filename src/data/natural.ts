@@ -63,14 +63,21 @@ export function photoSplit(name: string): 'train' | 'test' {
 
 /** Bilinear sample of a photo at (x, y), edges clamped; writes RGB into out[o..o+2] blended with weight a. */
 function sample(p: Photo, x: number, y: number, out: Float32Array, o: number, a: number): void {
-  const W = p.width, H = p.height;
+  const W = p.width,
+    H = p.height;
   x = Math.min(Math.max(x, 0), W - 1);
   y = Math.min(Math.max(y, 0), H - 1);
-  const x0 = Math.min(Math.floor(x), Math.max(W - 2, 0)), y0 = Math.min(Math.floor(y), Math.max(H - 2, 0));
-  const x1 = Math.min(x0 + 1, W - 1), y1 = Math.min(y0 + 1, H - 1);
-  const fx = x - x0, fy = y - y0;
+  const x0 = Math.min(Math.floor(x), Math.max(W - 2, 0)),
+    y0 = Math.min(Math.floor(y), Math.max(H - 2, 0));
+  const x1 = Math.min(x0 + 1, W - 1),
+    y1 = Math.min(y0 + 1, H - 1);
+  const fx = x - x0,
+    fy = y - y0;
   const d = p.data;
-  const i00 = (y0 * W + x0) * 3, i01 = (y0 * W + x1) * 3, i10 = (y1 * W + x0) * 3, i11 = (y1 * W + x1) * 3;
+  const i00 = (y0 * W + x0) * 3,
+    i01 = (y0 * W + x1) * 3,
+    i10 = (y1 * W + x0) * 3,
+    i11 = (y1 * W + x1) * 3;
   for (let c = 0; c < 3; c++) {
     const top = d[i00 + c]! + (d[i01 + c]! - d[i00 + c]!) * fx;
     const bot = d[i10 + c]! + (d[i11 + c]! - d[i10 + c]!) * fx;
@@ -115,9 +122,17 @@ function camera(rng: SeededRng, photos: Photo[], T: number, H: number, W: number
   const dir = rng.uniform(0, 2 * Math.PI);
   let speed = rng.next() < 0.15 ? 0 : rng.uniform(0, 3.5);
   let s0 = rng.uniform(0.6, 1.6);
-  const cam: Camera = { photo, cx: new Float64Array(T), cy: new Float64Array(T), scale: new Float64Array(T), angle: new Float64Array(T), mirror };
+  const cam: Camera = {
+    photo,
+    cx: new Float64Array(T),
+    cy: new Float64Array(T),
+    scale: new Float64Array(T),
+    angle: new Float64Array(T),
+    mirror,
+  };
   // Hand shake: a smoothed random walk, in output pixels.
-  const jx = new Float64Array(T), jy = new Float64Array(T);
+  const jx = new Float64Array(T),
+    jy = new Float64Array(T);
   for (let t = 1; t < T; t++) {
     jx[t] = 0.6 * jx[t - 1]! + shake * (rng.next() * 2 - 1);
     jy[t] = 0.6 * jy[t - 1]! + shake * (rng.next() * 2 - 1);
@@ -128,9 +143,12 @@ function camera(rng: SeededRng, photos: Photo[], T: number, H: number, W: number
     let sMax = 0;
     for (let t = 0; t < T; t++) sMax = Math.max(sMax, s0 * Math.exp(zoom * t));
     const margin = (tilt !== 0 || spin !== 0 ? half : Math.max(H, W) / 2) * sMax + (shake * 3 + 1) * sMax;
-    const dx = Math.cos(dir) * speed * s0 * (T - 1), dy = Math.sin(dir) * speed * s0 * (T - 1);
-    const loX = margin + Math.max(0, -dx), hiX = photo.width - margin - Math.max(0, dx);
-    const loY = margin + Math.max(0, -dy), hiY = photo.height - margin - Math.max(0, dy);
+    const dx = Math.cos(dir) * speed * s0 * (T - 1),
+      dy = Math.sin(dir) * speed * s0 * (T - 1);
+    const loX = margin + Math.max(0, -dx),
+      hiX = photo.width - margin - Math.max(0, dx);
+    const loY = margin + Math.max(0, -dy),
+      hiY = photo.height - margin - Math.max(0, dy);
     if ((loX <= hiX && loY <= hiY) || attempt >= 12) {
       const x0 = loX <= hiX ? rng.uniform(loX, hiX) : photo.width / 2;
       const y0 = loY <= hiY ? rng.uniform(loY, hiY) : photo.height / 2;
@@ -151,17 +169,28 @@ function camera(rng: SeededRng, photos: Photo[], T: number, H: number, W: number
 function cutOut(rng: SeededRng, photos: Photo[], avoid: Photo, T: number, H: number, W: number): CutOut {
   const others = photos.length > 1 ? photos.filter((p) => p !== avoid) : photos;
   const photo = others[rng.int(others.length)]!;
-  const rx = rng.uniform(10, 32), ry = rx * rng.uniform(0.5, 1.5);
-  const speed = rng.uniform(0.5, 4), dir = rng.uniform(0, 2 * Math.PI);
+  const rx = rng.uniform(10, 32),
+    ry = rx * rng.uniform(0.5, 1.5);
+  const speed = rng.uniform(0.5, 4),
+    dir = rng.uniform(0, 2 * Math.PI);
   const spin = rng.next() < 0.4 ? rng.uniform(-0.05, 0.05) : 0;
   const grow = rng.next() < 0.3 ? rng.uniform(-0.03, 0.03) : 0;
   // Start anywhere in or near the view, so objects enter, cross and leave it.
-  const x0 = rng.uniform(-W / 2 - rx / 2, W / 2 + rx / 2), y0 = rng.uniform(-H / 2 - ry / 2, H / 2 + ry / 2);
+  const x0 = rng.uniform(-W / 2 - rx / 2, W / 2 + rx / 2),
+    y0 = rng.uniform(-H / 2 - ry / 2, H / 2 + ry / 2);
   const a0 = rng.uniform(0, Math.PI);
   const c: CutOut = {
-    photo, rx, ry, power: rng.next() < 0.5 ? 2 : 4,
-    x: new Float64Array(T), y: new Float64Array(T), angle: new Float64Array(T), size: new Float64Array(T),
-    srcScale: rng.uniform(0.6, 1.5), srcX: 0, srcY: 0,
+    photo,
+    rx,
+    ry,
+    power: rng.next() < 0.5 ? 2 : 4,
+    x: new Float64Array(T),
+    y: new Float64Array(T),
+    angle: new Float64Array(T),
+    size: new Float64Array(T),
+    srcScale: rng.uniform(0.6, 1.5),
+    srcX: 0,
+    srcY: 0,
   };
   const m = Math.max(rx, ry) * c.srcScale * 1.5;
   c.srcX = photo.width > 2 * m ? rng.uniform(m, photo.width - m) : photo.width / 2;
@@ -181,7 +210,10 @@ function cutOut(rng: SeededRng, photos: Photo[], avoid: Photo, T: number, H: num
  */
 export function renderNaturalClip(photos: Photo[], rng: SeededRng, T: number, H: number, W: number): Uint8Array {
   check(photos.length > 0, 'no photos to render clips from');
-  check(Number.isInteger(T) && T > 0 && Number.isInteger(H) && H > 0 && Number.isInteger(W) && W > 0, `clip size must be positive integers, got ${T}×${H}×${W}`);
+  check(
+    Number.isInteger(T) && T > 0 && Number.isInteger(H) && H > 0 && Number.isInteger(W) && W > 0,
+    `clip size must be positive integers, got ${T}×${H}×${W}`,
+  );
   const cutAt = T >= 4 && rng.next() < 0.2 ? 2 + rng.int(T - 3) : T;
   const out = new Uint8Array(T * H * W * 3);
   const px = new Float32Array(3);
@@ -193,7 +225,9 @@ export function renderNaturalClip(photos: Photo[], rng: SeededRng, T: number, H:
     const nObjects = u < 0.45 ? 0 : u < 0.8 ? 1 : 2;
     const objects = Array.from({ length: nObjects }, () => cutOut(rng, photos, cam.photo, len, H, W));
     for (let t = 0; t < len; t++) {
-      const s = cam.scale[t]!, ca = Math.cos(cam.angle[t]!), sa = Math.sin(cam.angle[t]!);
+      const s = cam.scale[t]!,
+        ca = Math.cos(cam.angle[t]!),
+        sa = Math.sin(cam.angle[t]!);
       const flip = cam.mirror ? -1 : 1;
       const base = (start + t) * H * W * 3;
       for (let y = 0; y < H; y++) {
@@ -203,9 +237,13 @@ export function renderNaturalClip(photos: Photo[], rng: SeededRng, T: number, H:
           px[0] = px[1] = px[2] = 0;
           sample(cam.photo, cam.cx[t]! + s * (ca * uu - sa * v), cam.cy[t]! + s * (sa * uu + ca * v), px, 0, 1);
           for (const ob of objects) {
-            const k = ob.size[t]!, oc = Math.cos(ob.angle[t]!), os = Math.sin(ob.angle[t]!);
-            const dx = x + 0.5 - W / 2 - ob.x[t]!, dy = y + 0.5 - H / 2 - ob.y[t]!;
-            const lx = (oc * dx + os * dy) / k, ly = (-os * dx + oc * dy) / k;
+            const k = ob.size[t]!,
+              oc = Math.cos(ob.angle[t]!),
+              os = Math.sin(ob.angle[t]!);
+            const dx = x + 0.5 - W / 2 - ob.x[t]!,
+              dy = y + 0.5 - H / 2 - ob.y[t]!;
+            const lx = (oc * dx + os * dy) / k,
+              ly = (-os * dx + oc * dy) / k;
             const r = (Math.abs(lx / ob.rx) ** ob.power + Math.abs(ly / ob.ry) ** ob.power) ** (1 / ob.power);
             // About one pixel of soft edge, as a real object's boundary under a camera's blur.
             const a = Math.min(1, Math.max(0, (1 - r) * Math.min(ob.rx, ob.ry) + 0.5));
@@ -255,13 +293,19 @@ export function readManifest(root: string): NaturalManifest {
 /** Loads the photos of one split into memory. */
 export function loadPhotos(root: string, split: 'train' | 'test'): Photo[] {
   const m = readManifest(root);
-  const photos = m.photos.filter((p) => p.split === split).map((p) => {
-    const file = join(root, p.file);
-    check(existsSync(file), 'photo file is missing (re-run `vtok prepare natural`)', file);
-    const data = new Uint8Array(readFileSync(file));
-    check(data.length === p.width * p.height * 3, `has ${data.length} bytes, expected ${p.width}×${p.height}×3 = ${p.width * p.height * 3}`, file);
-    return { name: p.name, width: p.width, height: p.height, data };
-  });
+  const photos = m.photos
+    .filter((p) => p.split === split)
+    .map((p) => {
+      const file = join(root, p.file);
+      check(existsSync(file), 'photo file is missing (re-run `vtok prepare natural`)', file);
+      const data = new Uint8Array(readFileSync(file));
+      check(
+        data.length === p.width * p.height * 3,
+        `has ${data.length} bytes, expected ${p.width}×${p.height}×3 = ${p.width * p.height * 3}`,
+        file,
+      );
+      return { name: p.name, width: p.width, height: p.height, data };
+    });
   check(photos.length > 0, `no ${split} photos in the manifest`, join(root, MANIFEST));
   return photos;
 }
@@ -280,10 +324,18 @@ export class NaturalClips implements ClipDataset {
   }
 
   get(index: number, epoch = 0): Clip {
-    check(Number.isInteger(index) && index >= 0 && index < this.length, `clip index ${index} out of range [0, ${this.length})`);
+    check(
+      Number.isInteger(index) && index >= 0 && index < this.length,
+      `clip index ${index} out of range [0, ${this.length})`,
+    );
     // Held-out clips are fixed; training clips change every epoch.
-    const seed = this.opts.split === 'test' ? hashSeed(this.opts.seed ?? 0, 0x7e57, index) : hashSeed(this.opts.seed ?? 0, epoch, index);
-    return { data: renderNaturalClip(this.photos, new SeededRng(seed), this.shape.frames, this.shape.height, this.shape.width) };
+    const seed =
+      this.opts.split === 'test'
+        ? hashSeed(this.opts.seed ?? 0, 0x7e57, index)
+        : hashSeed(this.opts.seed ?? 0, epoch, index);
+    return {
+      data: renderNaturalClip(this.photos, new SeededRng(seed), this.shape.frames, this.shape.height, this.shape.width),
+    };
   }
 }
 
@@ -342,7 +394,11 @@ export interface PrepareOptions {
 export async function prepareNatural(opts: PrepareOptions): Promise<NaturalManifest> {
   const log = opts.log ?? (() => {});
   const found = findPhotos(opts.sources ?? DEFAULT_PHOTO_DIRS);
-  check(found.length >= 2, `found ${found.length} photos; need at least 2 (one for each split)`, (opts.sources ?? DEFAULT_PHOTO_DIRS).join(', '));
+  check(
+    found.length >= 2,
+    `found ${found.length} photos; need at least 2 (one for each split)`,
+    (opts.sources ?? DEFAULT_PHOTO_DIRS).join(', '),
+  );
   const photos: ManifestPhoto[] = [];
   for (const { name, path } of found) {
     let frame: Frame | undefined;
@@ -364,8 +420,19 @@ export async function prepareNatural(opts: PrepareOptions): Promise<NaturalManif
   }
   const manifest: NaturalManifest = { format: 'vtok-natural', version: 1, shortSide: PHOTO_SHORT_SIDE, photos };
   writeFileAtomic(join(opts.out, MANIFEST), JSON.stringify(manifest, null, 2));
-  const n = opts.heldoutClips ?? 32, frames = opts.frames ?? 17, size = opts.size ?? 128, seed = opts.seed ?? 0;
-  const test = new NaturalClips({ root: opts.out, split: 'test', frames, height: size, width: size, length: Math.max(1, n), seed });
+  const n = opts.heldoutClips ?? 32,
+    frames = opts.frames ?? 17,
+    size = opts.size ?? 128,
+    seed = opts.seed ?? 0;
+  const test = new NaturalClips({
+    root: opts.out,
+    split: 'test',
+    frames,
+    height: size,
+    width: size,
+    length: Math.max(1, n),
+    seed,
+  });
   const files: string[] = [];
   for (let i = 0; i < n; i++) {
     const file = join('heldout', `${String(i).padStart(3, '0')}.y4m`);
@@ -375,7 +442,9 @@ export async function prepareNatural(opts: PrepareOptions): Promise<NaturalManif
   manifest.heldout = { files, frames, size, seed };
   writeFileAtomic(join(opts.out, MANIFEST), JSON.stringify(manifest, null, 2));
   const nTest = photos.filter((p) => p.split === 'test').length;
-  log(`${photos.length} photos (${photos.length - nTest} train, ${nTest} test) and ${n} held-out clips of ${frames}×${size}×${size} → ${opts.out}`);
+  log(
+    `${photos.length} photos (${photos.length - nTest} train, ${nTest} test) and ${n} held-out clips of ${frames}×${size}×${size} → ${opts.out}`,
+  );
   return manifest;
 }
 
@@ -389,6 +458,10 @@ export function clipFrames(data: Uint8Array, T: number, H: number, W: number): F
 /** The held-out clip files of a prepared folder, in order. */
 export function heldoutFiles(root: string): string[] {
   const m = readManifest(root);
-  check(m.heldout && m.heldout.files.length > 0, 'the folder has no held-out clips (re-run `vtok prepare natural`)', join(root, MANIFEST));
+  check(
+    m.heldout && m.heldout.files.length > 0,
+    'the folder has no held-out clips (re-run `vtok prepare natural`)',
+    join(root, MANIFEST),
+  );
   return m.heldout.files.map((f) => join(root, f));
 }

@@ -11,7 +11,12 @@ import { SeededRng, hashSeed } from './seeded.js';
 
 export const SHAPES = ['circle', 'square', 'triangle', 'cross'] as const;
 export const DIRECTIONS = ['right', 'left', 'down', 'up'] as const;
-const DIR_VEC: Record<(typeof DIRECTIONS)[number], [number, number]> = { right: [1, 0], left: [-1, 0], down: [0, 1], up: [0, -1] };
+const DIR_VEC: Record<(typeof DIRECTIONS)[number], [number, number]> = {
+  right: [1, 0],
+  left: [-1, 0],
+  down: [0, 1],
+  up: [0, -1],
+};
 export const TEXTURES = ['gradient', 'stripes', 'checker', 'flat'] as const;
 export type Texture = (typeof TEXTURES)[number];
 /** The backgrounds drawn when `textures` is not given ('flat' only when asked for). */
@@ -78,7 +83,10 @@ export function syntheticSample(index: number, opts: SyntheticOptions = {}): Syn
 
   // Background texture drifting slowly, so even the background carries motion to model.
   const textures = opts.textures ?? DEFAULT_TEXTURES;
-  check(textures.length > 0 && textures.every((t) => TEXTURES.includes(t)), `synthetic textures must be some of ${TEXTURES.join(', ')}, got ${JSON.stringify(textures)}`);
+  check(
+    textures.length > 0 && textures.every((t) => TEXTURES.includes(t)),
+    `synthetic textures must be some of ${TEXTURES.join(', ')}, got ${JSON.stringify(textures)}`,
+  );
   const texture = textures[rng.int(textures.length)]!;
   const bgA = color();
   const drawnB = color(); // drawn for every texture, so one clip's other draws do not depend on the texture list
@@ -136,9 +144,10 @@ export function syntheticSample(index: number, opts: SyntheticOptions = {}): Syn
         for (let c = 0; c < 3; c++) data[o + c] = Math.round(bgA[c]! + (bgB[c]! - bgA[c]!) * Math.abs(mix));
         // Shape with 2×2 supersampled edges.
         let cover = 0;
-        for (const sy of [0.25, 0.75]) for (const sx of [0.25, 0.75]) if (inside(shape, x + sx - cx, y + sy - cy, r)) cover++;
+        for (const sy of [0.25, 0.75])
+          for (const sx of [0.25, 0.75]) if (inside(shape, x + sx - cx, y + sy - cy, r)) cover++;
         if (cover === 0) continue;
-        const dark = striped && (((Math.floor((x - cx) / 3) % 2) + 2) % 2) === 1; // stripes move with the shape
+        const dark = striped && ((Math.floor((x - cx) / 3) % 2) + 2) % 2 === 1; // stripes move with the shape
         const a = cover / 4;
         for (let c = 0; c < 3; c++) {
           const f = dark ? fg[c]! * 0.5 : fg[c]!;
@@ -163,13 +172,19 @@ export class SyntheticClips implements ClipDataset {
 
   constructor(readonly opts: SyntheticOptions = {}) {
     this.length = opts.length ?? 1000;
-    check(Number.isInteger(this.length) && this.length > 0, `synthetic length must be a positive integer, got ${this.length}`);
+    check(
+      Number.isInteger(this.length) && this.length > 0,
+      `synthetic length must be a positive integer, got ${this.length}`,
+    );
     this.shape = { channels: 3, frames: opts.frames ?? 16, height: opts.height ?? 64, width: opts.width ?? 64 };
     this.classes = [...((opts.labelBy ?? 'shape') === 'shape' ? SHAPES : DIRECTIONS)];
   }
 
   get(index: number): Clip {
-    check(Number.isInteger(index) && index >= 0 && index < this.length, `synthetic index ${index} out of range [0, ${this.length})`);
+    check(
+      Number.isInteger(index) && index >= 0 && index < this.length,
+      `synthetic index ${index} out of range [0, ${this.length})`,
+    );
     const s = syntheticSample(index, this.opts);
     return { data: s.data, label: s.label };
   }

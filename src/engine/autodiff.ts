@@ -12,7 +12,8 @@ import { currentGraph, type Tensor } from './tensor.js';
  */
 export function gradients(ys: Tensor | Tensor[], xs: Tensor[], dys?: Tensor[]): Tensor[] {
   const graph = currentGraph();
-  if (!graph) throw new Error('gradients() works on traced graphs: wrap the computation in jit(), valueAndGrad() or grad()');
+  if (!graph)
+    throw new Error('gradients() works on traced graphs: wrap the computation in jit(), valueAndGrad() or grad()');
   const outs = Array.isArray(ys) ? ys : [ys];
 
   // Forward: which tensors depend on xs (through float values).
@@ -29,7 +30,8 @@ export function gradients(ys: Tensor | Tensor[], xs: Tensor[], dys?: Tensor[]): 
   outs.forEach((y, i) => {
     if (!isFloat(y.dtype)) throw new Error(`cannot differentiate the ${y.dtype} output ${y.describe()}`);
     const dy = dys?.[i] ?? onesLike(y);
-    if (!sameShape(dy.shape, y.shape)) throw new Error(`seed gradient ${fmt(dy.shape)} does not match output ${fmt(y.shape)}`);
+    if (!sameShape(dy.shape, y.shape))
+      throw new Error(`seed gradient ${fmt(dy.shape)} does not match output ${fmt(y.shape)}`);
     accumulate(cts, y, dy);
   });
 
@@ -38,7 +40,10 @@ export function gradients(ys: Tensor | Tensor[], xs: Tensor[], dys?: Tensor[]): 
     const outCts = node.outputs.map((o) => cts.get(o) ?? null);
     if (outCts.every((c) => c === null)) continue;
     const vjp = node.op.vjp;
-    if (typeof vjp !== 'function') throw new Error(`op ${node.op.name} is not differentiable (${vjp.notDifferentiable}), but its output lies on the path to the loss`);
+    if (typeof vjp !== 'function')
+      throw new Error(
+        `op ${node.op.name} is not differentiable (${vjp.notDifferentiable}), but its output lies on the path to the loss`,
+      );
     const needs = node.inputs.map((t) => depends.has(t));
     const inCts = vjp(operands(outCts), node, needs);
     node.inputs.forEach((t, i) => {

@@ -4,7 +4,13 @@ import { backend } from './backends/backend.js';
 import { allocate } from './dtype.js';
 import { drawNoise } from './ops/creation.js';
 import { lowerToOnnx } from './onnx.js';
-import { type Precision, type QuantizeOptions, type QuantizeReport, QuantizeError, quantizeStatic } from './quantize.js';
+import {
+  type Precision,
+  type QuantizeOptions,
+  type QuantizeReport,
+  QuantizeError,
+  quantizeStatic,
+} from './quantize.js';
 import { defaultRng } from './random.js';
 import { type HostTensor, type RuntimeOptions, Session } from './runtime.js';
 import { concrete, currentGraph, Graph, Tensor, withGraph } from './tensor.js';
@@ -106,20 +112,38 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
       let quantization: QuantizeReport | undefined;
       if (opts.precision === 'int8') {
         const sets = opts.calibrate ? opts.calibrate(...args) : [args];
-        if (!Array.isArray(sets) || sets.length === 0) throw new QuantizeError(`${opts.name ?? 'jit'}: calibrate returned no argument lists`);
+        if (!Array.isArray(sets) || sets.length === 0)
+          throw new QuantizeError(`${opts.name ?? 'jit'}: calibrate returned no argument lists`);
         const feeds = sets.map((s, k) => {
-          if (!Array.isArray(s)) throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} is not an argument list`);
+          if (!Array.isArray(s))
+            throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} is not an argument list`);
           const [l, d] = flatten(s as Tree[]);
           const sig = signature(d, l);
-          if (sig !== key) throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} has signature ${sig}, the program is compiled for ${key}`);
-          if (l.some((t) => !t.isConcrete)) throw new QuantizeError(`${opts.name ?? 'jit'}: calibration set ${k} holds symbolic tensors (calibration needs concrete inputs)`);
+          if (sig !== key)
+            throw new QuantizeError(
+              `${opts.name ?? 'jit'}: calibration set ${k} has signature ${sig}, the program is compiled for ${key}`,
+            );
+          if (l.some((t) => !t.isConcrete))
+            throw new QuantizeError(
+              `${opts.name ?? 'jit'}: calibration set ${k} holds symbolic tensors (calibration needs concrete inputs)`,
+            );
           return feedsFor(g, s, opts.rng?.() ?? defaultRng());
         });
-        ({ model, report: quantization } = quantizeStatic(model, feeds, { ...opts.quantize, runtime: { threads: opts.threads, executionProviders: opts.executionProviders, ...opts.quantize?.runtime } }));
+        ({ model, report: quantization } = quantizeStatic(model, feeds, {
+          ...opts.quantize,
+          runtime: { threads: opts.threads, executionProviders: opts.executionProviders, ...opts.quantize?.runtime },
+        }));
       } else if (opts.precision !== undefined && opts.precision !== 'fp32') {
-        throw new QuantizeError(`${opts.name ?? 'jit'}: unknown precision "${opts.precision as string}" (fp32 or int8)`);
+        throw new QuantizeError(
+          `${opts.name ?? 'jit'}: unknown precision "${opts.precision as string}" (fp32 or int8)`,
+        );
       }
-      const session = new Session(model, g.inputs.map((_, i) => `in${i}`), g.outputs.map((_, i) => `out${i}`), opts);
+      const session = new Session(
+        model,
+        g.inputs.map((_, i) => `in${i}`),
+        g.outputs.map((_, i) => `out${i}`),
+        opts,
+      );
       c = { session, traced, model, quantization };
       cache.set(key, c);
     }
@@ -130,12 +154,17 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
     const c = compile(...args);
     const feeds = feedsFor(c.traced.graph, args, opts.rng?.() ?? defaultRng());
     // every output's shape is static: allocate them here, so the run writes each one once, into its final buffer
-    const outputs = c.traced.graph.outputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: allocate(t.dtype, t.size) }));
+    const outputs = c.traced.graph.outputs.map((t) => ({
+      dtype: t.dtype,
+      shape: [...t.shape],
+      data: allocate(t.dtype, t.size),
+    }));
     const outs = c.session.run(feeds, outputs).map((o) => concrete(o.data, o.shape, o.dtype));
     return unflatten(c.traced.outDef, outs);
   }) as JitFunction<F>;
   call.runAsync = async (...args: Parameters<F>) => {
-    if (currentGraph()) throw new Error(`${opts.name ?? 'jit'}: runAsync inside a trace (call the function itself there)`);
+    if (currentGraph())
+      throw new Error(`${opts.name ?? 'jit'}: runAsync inside a trace (call the function itself there)`);
     const c = compile(...args);
     const feeds = feedsFor(c.traced.graph, args, opts.rng?.() ?? defaultRng());
     const outs = (await c.session.runAsync(feeds)).map((o) => concrete(o.data, o.shape, o.dtype));
@@ -151,11 +180,20 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
 }
 
 /** Writes the ONNX model of `fn` traced on `args` to `path` (through the backend's host), runnable by any stock onnxruntime. */
-export function exportOnnx(fn: (...args: Tree[]) => Tree, args: Tree[], path: string, opts: { inputNames?: string[]; outputNames?: string[] } = {}): void {
+export function exportOnnx(
+  fn: (...args: Tree[]) => Tree,
+  args: Tree[],
+  path: string,
+  opts: { inputNames?: string[]; outputNames?: string[] } = {},
+): void {
   const { graph } = trace(fn, args);
-  if (graph.roles.some((r) => r.kind === 'random')) throw new Error('exportOnnx: the function draws noise; pass noise as an argument instead');
+  if (graph.roles.some((r) => r.kind === 'random'))
+    throw new Error('exportOnnx: the function draws noise; pass noise as an argument instead');
   const b = backend();
-  if (!b.writeFile) throw new Error(`exportOnnx: the ${b.name} backend cannot write files; lower the graph with lowerToOnnx and save the bytes yourself`);
+  if (!b.writeFile)
+    throw new Error(
+      `exportOnnx: the ${b.name} backend cannot write files; lower the graph with lowerToOnnx and save the bytes yourself`,
+    );
   b.writeFile(path, lowerToOnnx(graph, opts));
 }
 
@@ -171,15 +209,22 @@ export interface GradOptions {
  * structure of the differentiated arguments. Runs compiled (one ORT run) when called on concrete tensors.
  */
 // biome-ignore lint/suspicious/noExplicitAny: any function of trees, with its own parameter types
-export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => Tree {
+export function valueAndGrad<F extends (...args: any[]) => Tree>(
+  fn: F,
+  opts: GradOptions = {},
+): (...args: Parameters<F>) => Tree {
   const argnums = opts.argnums ?? 0;
   const traced = (...args: Tree[]) => {
     const out = fn(...args);
     const [loss, aux] = opts.hasAux ? (out as [Tensor, Tree]) : [out as Tensor, undefined];
-    if (!(loss instanceof Tensor) || loss.size !== 1) throw new Error('valueAndGrad: the function must return a scalar loss');
+    if (!(loss instanceof Tensor) || loss.size !== 1)
+      throw new Error('valueAndGrad: the function must return a scalar loss');
     const nums = typeof argnums === 'number' ? [argnums] : argnums;
     const flat = nums.map((i) => flatten(args[i]!));
-    const grads = gradients(loss, flat.flatMap(([leaves]) => leaves));
+    const grads = gradients(
+      loss,
+      flat.flatMap(([leaves]) => leaves),
+    );
     let k = 0;
     const gradTrees = flat.map(([leaves, def]) => {
       const tree = unflatten(def, grads.slice(k, k + leaves.length));
@@ -194,7 +239,10 @@ export function valueAndGrad<F extends (...args: any[]) => Tree>(fn: F, opts: Gr
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: any function of trees, with its own parameter types
-export function grad<F extends (...args: any[]) => Tree>(fn: F, opts: GradOptions = {}): (...args: Parameters<F>) => Tree {
+export function grad<F extends (...args: any[]) => Tree>(
+  fn: F,
+  opts: GradOptions = {},
+): (...args: Parameters<F>) => Tree {
   const vg = valueAndGrad(fn, opts);
   return (...args: Parameters<F>) => (vg(...args) as Tree[])[1]!;
 }

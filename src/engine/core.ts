@@ -12,12 +12,26 @@ export type { OpDef, Node, LowerCtx, Info, Vjp, NotDifferentiable } from './op.j
 export { gradients } from './autodiff.js';
 export { trace, jit, exportOnnx, valueAndGrad, grad } from './compile.js';
 export type { JitFunction, JitOptions, Compiled } from './compile.js';
-export { quantizeStatic, quantizeModel, calibrate, calibrationTensors, optimizedOpCounts, QuantizeError } from './quantize.js';
+export {
+  quantizeStatic,
+  quantizeModel,
+  calibrate,
+  calibrationTensors,
+  optimizedOpCounts,
+  QuantizeError,
+} from './quantize.js';
 export type { Precision, QuantizeOptions, QuantizeReport, QuantCandidate, Range } from './quantize.js';
 export { lowerToOnnx, OPSET } from './onnx.js';
 export { Session, setRuntimeDefaults, defaultThreads, endProfiling } from './runtime.js';
 export { installBackend, backend, INT8_WEIGHTS } from './backends/backend.js';
-export type { Backend, BackendSession, HostTensor, RuntimeOptions, Int8Kernels, Int8Weights } from './backends/backend.js';
+export type {
+  Backend,
+  BackendSession,
+  HostTensor,
+  RuntimeOptions,
+  Int8Kernels,
+  Int8Weights,
+} from './backends/backend.js';
 export { defaultRng, setDefaultRng, seed } from './random.js';
 export type { Tree } from './tree.js';
 export * from './ops/creation.js';

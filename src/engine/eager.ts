@@ -23,10 +23,17 @@ function runEager(op: OpDef, inputs: Tensor[], attrs: unknown, _infos: Info[]): 
     graph.outputs = withGraph(graph, () => apply(op, symbolic, attrs));
     const model = lowerToOnnx(graph, { name: op.name });
     // Single ops gain nothing from graph rewrites, and skipping them keeps eager numbers identical to the op's kernel.
-    session = new Session(model, graph.inputs.map((_, i) => `in${i}`), graph.outputs.map((_, i) => `out${i}`), { optimization: 'basic' });
+    session = new Session(
+      model,
+      graph.inputs.map((_, i) => `in${i}`),
+      graph.outputs.map((_, i) => `out${i}`),
+      { optimization: 'basic' },
+    );
     cache.set(k, session);
   }
-  return session.run(inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data }))).map((o) => concrete(o.data, o.shape, o.dtype));
+  return session
+    .run(inputs.map((t) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data })))
+    .map((o) => concrete(o.data, o.shape, o.dtype));
 }
 
 setEagerRunner(runEager);

@@ -11,7 +11,10 @@ import { trace } from './compile.js';
  * weights; along several random directions v, ⟨∇L, v⟩ is compared with the central difference
  * (L(x+εv) − L(x−εv)) / 2ε, Richardson-extrapolated. Runs in the inputs' dtype (float32 for ops without float64 kernels on ORT CPU).
  */
-export interface GradcheckResult { maxError: number; checks: { analytic: number; numeric: number; error: number }[] }
+export interface GradcheckResult {
+  maxError: number;
+  checks: { analytic: number; numeric: number; error: number }[];
+}
 
 export function gradcheck(
   f: (...xs: Tensor[]) => Tensor,
@@ -23,7 +26,11 @@ export function gradcheck(
   const wrt = opts.wrt ?? inputs.flatMap((t, i) => (isFloat(t.dtype) ? [i] : []));
   const outShape = trace((...xs) => f(...(xs as Tensor[])), inputs).graph.outputs[0]!.shape;
   const w = rng.normal(outShape.reduce((a, b) => a * b, 1));
-  const weights = concrete(inputs[wrt[0]!]!.dtype === 'float64' ? Float64Array.from(w) : w, outShape, inputs[wrt[0]!]!.dtype);
+  const weights = concrete(
+    inputs[wrt[0]!]!.dtype === 'float64' ? Float64Array.from(w) : w,
+    outShape,
+    inputs[wrt[0]!]!.dtype,
+  );
   const loss = (...xs: Tensor[]) => sum(mul(f(...xs), weights));
   const lossJit = jit(loss);
   const [, grads] = valueAndGrad(loss, { argnums: wrt })(...inputs) as [Tensor, Tensor[]];
@@ -40,7 +47,8 @@ export function gradcheck(
       inputs.map((t, i) => {
         const k = wrt.indexOf(i);
         if (k < 0) return t;
-        const x = t.dtype === 'float64' ? Float64Array.from(t.data as Float64Array) : Float32Array.from(t.data as Float32Array);
+        const x =
+          t.dtype === 'float64' ? Float64Array.from(t.data as Float64Array) : Float32Array.from(t.data as Float32Array);
         for (let j = 0; j < x.length; j++) x[j]! += h * dirs[k]![j]!;
         return concrete(x, t.shape, t.dtype);
       });

@@ -13,7 +13,10 @@ const IR_VERSION = 10;
  * Lowers a traced graph to an ONNX ModelProto: graph inputs in order, concrete tensors as initializers, each
  * node through its op's `lower`, and only the nodes the outputs need (dead code is dropped here).
  */
-export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: string[]; outputNames?: string[] } = {}): Uint8Array {
+export function lowerToOnnx(
+  graph: Graph,
+  opts: { name?: string; inputNames?: string[]; outputNames?: string[] } = {},
+): Uint8Array {
   const names = new Map<Tensor, string>();
   const nodes: onnxProto.onnx.INodeProto[] = [];
   const initializers: onnxProto.onnx.ITensorProto[] = [];
@@ -27,7 +30,11 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
   const ctx: LowerCtx = {
     emit(opType, inputs, outputs, attrs = {}, domain) {
       nodes.push({
-        opType, input: inputs, output: outputs, domain: domain ?? '', name: `${opType}_${nodes.length}`,
+        opType,
+        input: inputs,
+        output: outputs,
+        domain: domain ?? '',
+        name: `${opType}_${nodes.length}`,
         attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
       });
     },
@@ -39,7 +46,9 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
       if (!name) {
         name = `c${constCache.size}`;
         constCache.set(key, name);
-        initializers.push(tensorProto(name, 'int64', shape ?? [values.length], BigInt64Array.from(values.map((v) => BigInt(v)))));
+        initializers.push(
+          tensorProto(name, 'int64', shape ?? [values.length], BigInt64Array.from(values.map((v) => BigInt(v)))),
+        );
       }
       return name;
     },
@@ -107,7 +116,10 @@ export function lowerToOnnx(graph: Graph, opts: { name?: string; inputNames?: st
   const model = onnx.ModelProto.create({
     irVersion: IR_VERSION,
     producerName: 'vtok',
-    opsetImport: [{ domain: '', version: OPSET }, { domain: 'com.microsoft', version: 1 }],
+    opsetImport: [
+      { domain: '', version: OPSET },
+      { domain: 'com.microsoft', version: 1 },
+    ],
     graph: {
       name: opts.name ?? 'vtok',
       node: nodes,
@@ -129,22 +141,39 @@ function attribute(name: string, v: Attr): onnxProto.onnx.IAttributeProto {
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
   if ('float' in v) return { name, type: T.FLOAT, f: v.float };
   if ('floats' in v) return { name, type: T.FLOATS, floats: v.floats };
-  return { name, type: T.TENSOR, t: tensorProto('', v.tensor.dtype, v.tensor.dims, encodeValues(v.tensor.dtype, v.tensor.values)) };
+  return {
+    name,
+    type: T.TENSOR,
+    t: tensorProto('', v.tensor.dtype, v.tensor.dims, encodeValues(v.tensor.dtype, v.tensor.values)),
+  };
 }
 
 function encodeValues(dtype: DType, values: number[]): ArrayBufferView {
   switch (dtype) {
-    case 'float32': return Float32Array.from(values);
-    case 'float64': return Float64Array.from(values);
-    case 'int64': return BigInt64Array.from(values.map((v) => BigInt(v)));
-    case 'int32': return Int32Array.from(values);
-    case 'uint8': case 'bool': return Uint8Array.from(values.map((v) => (dtype === 'bool' ? (v ? 1 : 0) : v)));
-    case 'float16': throw new Error('float16 constants are not supported in lowering yet');
+    case 'float32':
+      return Float32Array.from(values);
+    case 'float64':
+      return Float64Array.from(values);
+    case 'int64':
+      return BigInt64Array.from(values.map((v) => BigInt(v)));
+    case 'int32':
+      return Int32Array.from(values);
+    case 'uint8':
+    case 'bool':
+      return Uint8Array.from(values.map((v) => (dtype === 'bool' ? (v ? 1 : 0) : v)));
+    case 'float16':
+      throw new Error('float16 constants are not supported in lowering yet');
   }
 }
 
-function tensorProto(name: string, dtype: DType, dims: readonly number[], data: ArrayBufferView): onnxProto.onnx.ITensorProto {
+function tensorProto(
+  name: string,
+  dtype: DType,
+  dims: readonly number[],
+  data: ArrayBufferView,
+): onnxProto.onnx.ITensorProto {
   const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (raw.length !== dims.reduce((a, b) => a * b, 1) * BYTES[dtype]) throw new Error(`initializer ${name}: data does not fit its shape`);
+  if (raw.length !== dims.reduce((a, b) => a * b, 1) * BYTES[dtype])
+    throw new Error(`initializer ${name}: data does not fit its shape`);
   return { name, dataType: ONNX_DTYPE[dtype], dims: [...dims], rawData: raw };
 }

@@ -6,7 +6,10 @@ import { currentGraph, Tensor } from './tensor.js';
  * (`lower`, one or a few standard ai.onnx nodes) and its VJP (`vjp`, written with other ops, so backward graphs
  * are standard ONNX too). Everything higher level (attention, norms, losses) is a composition of these.
  */
-export interface Info { shape: readonly number[]; dtype: DType }
+export interface Info {
+  shape: readonly number[];
+  dtype: DType;
+}
 
 /** ONNX attribute values; floats are tagged because JS cannot tell 1.0 from 1. */
 export type Attr =
@@ -51,7 +54,9 @@ export interface Node<A = unknown> {
 export type Vjp<A = unknown> = (cts: Operands<Tensor | null>, node: Node<A>, needs: boolean[]) => (Tensor | null)[];
 
 /** Marks an op with no VJP; its outputs must not lie on a path to the loss. */
-export interface NotDifferentiable { readonly notDifferentiable: string }
+export interface NotDifferentiable {
+  readonly notDifferentiable: string;
+}
 
 /** The `vjp` of an op that has none, with the reason (shown if a gradient is ever asked through it). */
 export function notDifferentiable(reason: string): NotDifferentiable {
@@ -76,7 +81,9 @@ export function defineOp<A>(def: OpDef<A>): OpDef<A> {
 
 /** Runs one op on concrete inputs (installed by eager.ts, which compiles single-op graphs). */
 let eagerRunner: ((op: OpDef, inputs: Tensor[], attrs: unknown, infos: Info[]) => Tensor[]) | null = null;
-export function setEagerRunner(fn: typeof eagerRunner): void { eagerRunner = fn; }
+export function setEagerRunner(fn: typeof eagerRunner): void {
+  eagerRunner = fn;
+}
 
 /** Applies an op: records a node while tracing, or computes at once in eager mode. */
 export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
@@ -90,18 +97,23 @@ export function apply<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor[] {
   if (graph) {
     for (const t of inputs) {
       if (t.source.kind !== 'concrete' && t.source.graph !== graph) {
-        throw new Error(`${op.name}: input ${t.describe()} belongs to another trace (a symbolic tensor escaped its function)`);
+        throw new Error(
+          `${op.name}: input ${t.describe()} belongs to another trace (a symbolic tensor escaped its function)`,
+        );
       }
     }
     const node: Node = { op: op as OpDef, inputs: operands(inputs), attrs, outputs: operands([]) };
-    node.outputs = operands(infos.map((inf, index) => new Tensor([...inf.shape], inf.dtype, { kind: 'node', graph, node, index })));
+    node.outputs = operands(
+      infos.map((inf, index) => new Tensor([...inf.shape], inf.dtype, { kind: 'node', graph, node, index })),
+    );
     graph.nodes.push(node);
     return node.outputs;
   }
   for (const t of inputs) {
     if (!t.isConcrete) throw new Error(`${op.name}: symbolic tensor ${t.describe()} used outside of its trace`);
   }
-  if (!eagerRunner) throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts or core.ts)');
+  if (!eagerRunner)
+    throw new Error('eager mode is not initialised (import the engine through src/engine/index.ts or core.ts)');
   return eagerRunner(op as OpDef, inputs, attrs, infos);
 }
 

@@ -32,7 +32,10 @@ const DT = onnx.TensorProto.DataType;
 
 export type Precision = 'fp32' | 'int8';
 
-export interface Range { min: number; max: number }
+export interface Range {
+  min: number;
+  max: number;
+}
 
 /** What a quantizable node looks like to a `keepFloat` filter. */
 export interface QuantCandidate {
@@ -108,7 +111,8 @@ function floatData(t: TensorProto): Float32Array {
   const n = sizeOf(dimsOf(t));
   if (t.rawData?.length) {
     const r = t.rawData;
-    if (r.byteLength !== 4 * n) throw new QuantizeError(`initializer ${t.name} has ${r.byteLength} bytes for ${n} floats`);
+    if (r.byteLength !== 4 * n)
+      throw new QuantizeError(`initializer ${t.name} has ${r.byteLength} bytes for ${n} floats`);
     return new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.byteLength));
   }
   if (t.floatData && t.floatData.length === n) return Float32Array.from(t.floatData);
@@ -116,7 +120,12 @@ function floatData(t: TensorProto): Float32Array {
 }
 
 function initializer(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
-  return { name, dataType, dims, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
+  return {
+    name,
+    dataType,
+    dims,
+    rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
+  };
 }
 
 interface Target {
@@ -170,7 +179,12 @@ function findCandidates(m: ModelProto, opts: QuantizeOptions): { targets: Target
   const seen = { Conv: 0, MatMul: 0 };
   const targets = found.filter((t) => {
     const shape = dimsOf(t.weight);
-    const c: QuantCandidate = { op: t.op, index: seen[t.op]++, count: counts[t.op], weightShape: t.transposed ? [shape[1]!, shape[0]!] : shape };
+    const c: QuantCandidate = {
+      op: t.op,
+      index: seen[t.op]++,
+      count: counts[t.op],
+      weightShape: t.transposed ? [shape[1]!, shape[0]!] : shape,
+    };
     return !opts.keepFloat?.(c);
   });
   return { targets, kept: found.length - targets.length };
@@ -180,19 +194,28 @@ function findCandidates(m: ModelProto, opts: QuantizeOptions): { targets: Target
 
 function checkFeeds(m: ModelProto, feeds: HostTensor[][]): void {
   const ins = m.graph?.input ?? [];
-  if (!Array.isArray(feeds) || feeds.length === 0) throw new QuantizeError('no calibration inputs (give at least one set of model inputs)');
+  if (!Array.isArray(feeds) || feeds.length === 0)
+    throw new QuantizeError('no calibration inputs (give at least one set of model inputs)');
   feeds.forEach((set, k) => {
-    if (!Array.isArray(set) || set.length !== ins.length) throw new QuantizeError(`calibration set ${k} has ${Array.isArray(set) ? set.length : 'no'} inputs, the model takes ${ins.length}`);
+    if (!Array.isArray(set) || set.length !== ins.length)
+      throw new QuantizeError(
+        `calibration set ${k} has ${Array.isArray(set) ? set.length : 'no'} inputs, the model takes ${ins.length}`,
+      );
     set.forEach((t, i) => {
       const want = ins[i]!.type?.tensorType;
       const dims = (want?.shape?.dim ?? []).map((d) => Number(d.dimValue));
       const label = `calibration set ${k}, input ${i} (${ins[i]!.name})`;
       if (!t?.data || !Array.isArray(t.shape)) throw new QuantizeError(`${label} is not a tensor`);
-      if (ONNX_DTYPE[t.dtype] !== want?.elemType) throw new QuantizeError(`${label} is ${t.dtype}, the model takes ONNX type ${want?.elemType}`);
-      if (t.shape.length !== dims.length || t.shape.some((d, j) => d !== dims[j])) throw new QuantizeError(`${label} has shape [${t.shape}], the model takes [${dims}]`);
-      if (t.data.length !== sizeOf(dims)) throw new QuantizeError(`${label} has ${t.data.length} values for shape [${dims}]`);
+      if (ONNX_DTYPE[t.dtype] !== want?.elemType)
+        throw new QuantizeError(`${label} is ${t.dtype}, the model takes ONNX type ${want?.elemType}`);
+      if (t.shape.length !== dims.length || t.shape.some((d, j) => d !== dims[j]))
+        throw new QuantizeError(`${label} has shape [${t.shape}], the model takes [${dims}]`);
+      if (t.data.length !== sizeOf(dims))
+        throw new QuantizeError(`${label} has ${t.data.length} values for shape [${dims}]`);
       if (t.data instanceof Float32Array || t.data instanceof Float64Array) {
-        for (let j = 0; j < t.data.length; j++) if (!Number.isFinite(t.data[j])) throw new QuantizeError(`${label} holds a non-finite value (${t.data[j]}) at ${j}`);
+        for (let j = 0; j < t.data.length; j++)
+          if (!Number.isFinite(t.data[j]))
+            throw new QuantizeError(`${label} holds a non-finite value (${t.data[j]}) at ${j}`);
       }
     });
   });
@@ -205,7 +228,12 @@ function checkFeeds(m: ModelProto, feeds: HostTensor[][]): void {
  * k-th values are the clip points. Min/max ranges are the union over the sets; percentile clip points their
  * mean.
  */
-export function calibrate(model: Uint8Array, tensors: string[], feeds: HostTensor[][], opts: { percentile?: number; runtime?: RuntimeOptions } = {}): Map<string, Range> {
+export function calibrate(
+  model: Uint8Array,
+  tensors: string[],
+  feeds: HostTensor[][],
+  opts: { percentile?: number; runtime?: RuntimeOptions } = {},
+): Map<string, Range> {
   const pct = opts.percentile ?? DEFAULT_PERCENTILE;
   if (!(pct > 50 && pct <= 100)) throw new QuantizeError(`percentile must be in (50, 100], got ${pct}`);
   const m = onnx.ModelProto.decode(model);
@@ -216,7 +244,8 @@ export function calibrate(model: Uint8Array, tensors: string[], feeds: HostTenso
   for (const t of unique) if (!known.has(t)) throw new QuantizeError(`calibration: the model has no tensor ${t}`);
   const outs: string[] = [];
   const INT = onnx.AttributeProto.AttributeType.INT;
-  const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) => g.node!.push({ opType, input, output: [output], name: output, attribute });
+  const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) =>
+    g.node!.push({ opType, input, output: [output], name: output, attribute });
   if (pct === 100) {
     unique.forEach((t, i) => {
       for (const op of ['ReduceMin', 'ReduceMax']) {
@@ -242,14 +271,28 @@ export function calibrate(model: Uint8Array, tensors: string[], feeds: HostTenso
       node('Max', [`${c}_k1`, '__calib_one'], `${c}_k`);
       for (const largest of [0, 1]) {
         const o = `${c}_top${largest}`;
-        g.node!.push({ opType: 'TopK', input: [`${c}_flat`, `${c}_k`], output: [o, `${o}_idx`], name: o, attribute: [{ name: 'largest', type: INT, i: largest }, { name: 'sorted', type: INT, i: 1 }] });
+        g.node!.push({
+          opType: 'TopK',
+          input: [`${c}_flat`, `${c}_k`],
+          output: [o, `${o}_idx`],
+          name: o,
+          attribute: [
+            { name: 'largest', type: INT, i: largest },
+            { name: 'sorted', type: INT, i: 1 },
+          ],
+        });
         outs.push(o);
       }
     });
   }
   g.output = outs.map((o) => ({ name: o, type: { tensorType: { elemType: DT.FLOAT } } }));
   const bytes = onnx.ModelProto.encode(m).finish();
-  const session = new Session(bytes, (g.input ?? []).map((i) => i.name!), outs, opts.runtime);
+  const session = new Session(
+    bytes,
+    (g.input ?? []).map((i) => i.name!),
+    outs,
+    opts.runtime,
+  );
   const sums = unique.map(() => ({ min: 0, max: 0 }));
   const ranges = new Map<string, Range>();
   try {
@@ -258,15 +301,18 @@ export function calibrate(model: Uint8Array, tensors: string[], feeds: HostTenso
       unique.forEach((t, i) => {
         // TopK values come sorted: the k-th smallest / largest is the last one.
         const [a, b] = [r[2 * i]!.data, r[2 * i + 1]!.data];
-        const lo = Number(a[a.length - 1]), hi = Number(b[b.length - 1]);
-        if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new QuantizeError(`calibration: tensor ${t} takes non-finite values (${lo} … ${hi})`);
+        const lo = Number(a[a.length - 1]),
+          hi = Number(b[b.length - 1]);
+        if (!Number.isFinite(lo) || !Number.isFinite(hi))
+          throw new QuantizeError(`calibration: tensor ${t} takes non-finite values (${lo} … ${hi})`);
         if (pct === 100) {
           const prev = ranges.get(t);
           ranges.set(t, prev ? { min: Math.min(prev.min, lo), max: Math.max(prev.max, hi) } : { min: lo, max: hi });
         } else {
           sums[i]!.min += lo;
           sums[i]!.max += hi;
-          if (k === feeds.length - 1) ranges.set(t, { min: sums[i]!.min / feeds.length, max: sums[i]!.max / feeds.length });
+          if (k === feeds.length - 1)
+            ranges.set(t, { min: sums[i]!.min / feeds.length, max: sums[i]!.max / feeds.length });
         }
       });
     });
@@ -280,7 +326,8 @@ export function calibrate(model: Uint8Array, tensors: string[], feeds: HostTenso
 
 /** uint8 asymmetric scale and zero point for a range widened to contain 0 (so zero padding stays exact). */
 export function activationParams(r: Range): { scale: number; zeroPoint: number } {
-  const lo = Math.min(0, r.min), hi = Math.max(0, r.max);
+  const lo = Math.min(0, r.min),
+    hi = Math.max(0, r.max);
   const scale = Math.fround(hi > lo ? (hi - lo) / 255 : 1);
   const zeroPoint = Math.max(0, Math.min(255, Math.round(-lo / scale)));
   return { scale, zeroPoint };
@@ -293,7 +340,13 @@ const WEIGHT_MAX: Record<Int8Weights, number> = { int8: 127, uint8: 127, int7: 6
  * Symmetric per-channel (axis `axis` of the weight) quantization in `format`: values in ±127 (int8), ±64 (int7),
  * or ±127 shifted by the zero point 128 (uint8). `minScale` floors each channel's scale.
  */
-export function quantizeWeight(w: Float32Array, dims: number[], axis: 0 | 1, minScale?: Float32Array, format: Int8Weights = 'int8'): { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number } {
+export function quantizeWeight(
+  w: Float32Array,
+  dims: number[],
+  axis: 0 | 1,
+  minScale?: Float32Array,
+  format: Int8Weights = 'int8',
+): { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number } {
   const channels = dims[axis]!;
   const inner = axis === 0 ? sizeOf(dims.slice(1)) : 1;
   const stride = axis === 0 ? 1 : channels;
@@ -310,16 +363,26 @@ export function quantizeWeight(w: Float32Array, dims: number[], axis: 0 | 1, min
     if (minScale && s < minScale[c]!) s = minScale[c]!;
     scale[c] = s;
     const sf = scale[c]!;
-    for (let j = 0; j < per; j++) q[index(c, j)] = zeroPoint + Math.max(-qmax, Math.min(qmax, Math.round(w[index(c, j)]! / sf)));
+    for (let j = 0; j < per; j++)
+      q[index(c, j)] = zeroPoint + Math.max(-qmax, Math.min(qmax, Math.round(w[index(c, j)]! / sf)));
   }
   return { q, scale, zeroPoint };
 }
 
 /** The weight and zero-point initializers of a quantized weight (zero points one per channel). */
-function weightInits(names: { q: string; scale: string; zp: string }, dims: number[], channels: number, w: { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number }): TensorProto[] {
+function weightInits(
+  names: { q: string; scale: string; zp: string },
+  dims: number[],
+  channels: number,
+  w: { q: Int8Array | Uint8Array; scale: Float32Array; zeroPoint: number },
+): TensorProto[] {
   const type = w.q instanceof Uint8Array ? DT.UINT8 : DT.INT8;
   const zp = w.q instanceof Uint8Array ? new Uint8Array(channels).fill(w.zeroPoint) : new Int8Array(channels);
-  return [initializer(names.q, type, dims, w.q), initializer(names.scale, DT.FLOAT, [channels], w.scale), initializer(names.zp, type, [channels], zp)];
+  return [
+    initializer(names.q, type, dims, w.q),
+    initializer(names.scale, DT.FLOAT, [channels], w.scale),
+    initializer(names.zp, type, [channels], zp),
+  ];
 }
 
 // ---- rewrite ----
@@ -328,7 +391,11 @@ function weightInits(names: { q: string; scale: string; zp: string }, dims: numb
  * Rewrites `model` for int8 inference given calibration ranges of every quantized Conv's input and output
  * (tensor name → range; MatMul needs none). Returns the new model bytes and what was done.
  */
-export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opts: QuantizeOptions = {}): { model: Uint8Array; report: QuantizeReport } {
+export function quantizeModel(
+  model: Uint8Array,
+  ranges: Map<string, Range>,
+  opts: QuantizeOptions = {},
+): { model: Uint8Array; report: QuantizeReport } {
   const m = onnx.ModelProto.decode(model);
   const g = m.graph!;
   const { targets, kept } = findCandidates(m, opts);
@@ -339,7 +406,8 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
   let counter = 0;
   const fresh = (hint: string) => {
     let n: string;
-    do n = `${hint}__q${counter++}`; while (used.has(n));
+    do n = `${hint}__q${counter++}`;
+    while (used.has(n));
     used.add(n);
     return n;
   };
@@ -349,21 +417,30 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
   const nodes: NodeProto[] = [];
   const replacedWeights = new Set<string>();
   const weights = opts.weights ?? backend().int8Kernels().weights;
-  if (!INT8_WEIGHTS.includes(weights)) throw new QuantizeError(`unknown weight format "${weights as string}" (${INT8_WEIGHTS.join(', ')})`);
+  if (!INT8_WEIGHTS.includes(weights))
+    throw new QuantizeError(`unknown weight format "${weights as string}" (${INT8_WEIGHTS.join(', ')})`);
   const report: QuantizeReport = { conv: 0, matmul: 0, keptFloat: kept, weights, ranges: reportRanges };
 
   const actParams = (tensor: string) => {
     const r = ranges.get(tensor);
     if (!r) throw new QuantizeError(`no calibration range for tensor ${tensor}`);
-    if (!Number.isFinite(r.min) || !Number.isFinite(r.max) || r.min > r.max) throw new QuantizeError(`bad calibration range for ${tensor}: ${r.min} … ${r.max}`);
+    if (!Number.isFinite(r.min) || !Number.isFinite(r.max) || r.min > r.max)
+      throw new QuantizeError(`bad calibration range for ${tensor}: ${r.min} … ${r.max}`);
     reportRanges[tensor] = r;
     const p = activationParams(r);
-    const scale = fresh(`${tensor}_scale`), zp = fresh(`${tensor}_zp`);
-    newInits.push(initializer(scale, DT.FLOAT, [], Float32Array.of(p.scale)), initializer(zp, DT.UINT8, [], Uint8Array.of(p.zeroPoint)));
+    const scale = fresh(`${tensor}_scale`),
+      zp = fresh(`${tensor}_zp`);
+    newInits.push(
+      initializer(scale, DT.FLOAT, [], Float32Array.of(p.scale)),
+      initializer(zp, DT.UINT8, [], Uint8Array.of(p.zeroPoint)),
+    );
     return { scale, zp, s: p.scale };
   };
   const qdq = (op: 'QuantizeLinear' | 'DequantizeLinear', ins: string[], out: string, axis?: number): NodeProto => ({
-    opType: op, input: ins, output: [out], name: out,
+    opType: op,
+    input: ins,
+    output: [out],
+    name: out,
     attribute: axis === undefined ? [] : [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: axis }],
   });
 
@@ -396,16 +473,33 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
     replacedWeights.add(t.weight.name!);
     if (t.op === 'MatMul') {
       // K × N weight (transposed here when the graph transposed an N × K one), one scale per column.
-      let w = floatData(t.weight), dims = dimsOf(t.weight);
+      let w = floatData(t.weight),
+        dims = dimsOf(t.weight);
       if (t.transposed) [w, dims] = [transpose2d(w, dims[0]!, dims[1]!), [dims[1]!, dims[0]!]];
-      const wq = fresh(`${t.weight.name}_${weights}`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`);
-      newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[1]!, quantizeWeight(w, dims, 1, undefined, weights)));
+      const wq = fresh(`${t.weight.name}_${weights}`),
+        ws = fresh(`${t.weight.name}_scale`),
+        wz = fresh(`${t.weight.name}_zp`);
+      newInits.push(
+        ...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[1]!, quantizeWeight(w, dims, 1, undefined, weights)),
+      );
       if (opts.matmul === 'dynamic') {
-        nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: [node.input![0]!, wq, ws, wz], output: [...node.output!], name: fresh('dqmm') });
+        nodes.push({
+          opType: 'DynamicQuantizeMatMul',
+          domain: 'com.microsoft',
+          input: [node.input![0]!, wq, ws, wz],
+          output: [...node.output!],
+          name: fresh('dqmm'),
+        });
       } else {
         // Emitted fused (not as DQ → MatMul for ORT to fuse): ORT would fuse a MatMul + bias Add to a float Gemm first.
         const xq = quantizedInput(node.input![0]!);
-        nodes.push({ opType: 'MatMulIntegerToFloat', domain: 'com.microsoft', input: [xq.q, wq, xq.scale, ws, xq.zp, wz], output: [...node.output!], name: fresh('qmm') });
+        nodes.push({
+          opType: 'MatMulIntegerToFloat',
+          domain: 'com.microsoft',
+          input: [xq.q, wq, xq.scale, ws, xq.zp, wz],
+          output: [...node.output!],
+          name: fresh('qmm'),
+        });
       }
       report.matmul++;
       continue;
@@ -418,15 +512,25 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
     const minScale = bias ? Float32Array.from(bias, (b) => Math.abs(b) / (xq.s * 2 ** 30)) : undefined;
     const wquant = quantizeWeight(floatData(t.weight), dims, 0, minScale, weights);
     const { scale } = wquant;
-    const wq = fresh(`${t.weight.name}_${weights}`), ws = fresh(`${t.weight.name}_scale`), wz = fresh(`${t.weight.name}_zp`), wdq = fresh(t.weight.name!);
+    const wq = fresh(`${t.weight.name}_${weights}`),
+      ws = fresh(`${t.weight.name}_scale`),
+      wz = fresh(`${t.weight.name}_zp`),
+      wdq = fresh(t.weight.name!);
     newInits.push(...weightInits({ q: wq, scale: ws, zp: wz }, dims, dims[0]!, wquant));
     nodes.push(qdq('DequantizeLinear', [wq, ws, wz], wdq, 0));
     const convIns = [xdq, wdq];
     if (bias) {
       const bs = Float32Array.from(scale, (s) => Math.fround(xq.s * s));
       const bq = Int32Array.from(bias, (b, c) => Math.round(b / bs[c]!));
-      const bqn = fresh(`${t.bias!.name}_int32`), bsn = fresh(`${t.bias!.name}_scale`), bzn = fresh(`${t.bias!.name}_zp`), bdq = fresh(t.bias!.name!);
-      newInits.push(initializer(bqn, DT.INT32, [dims[0]!], bq), initializer(bsn, DT.FLOAT, [dims[0]!], bs), initializer(bzn, DT.INT32, [dims[0]!], new Int32Array(dims[0]!)));
+      const bqn = fresh(`${t.bias!.name}_int32`),
+        bsn = fresh(`${t.bias!.name}_scale`),
+        bzn = fresh(`${t.bias!.name}_zp`),
+        bdq = fresh(t.bias!.name!);
+      newInits.push(
+        initializer(bqn, DT.INT32, [dims[0]!], bq),
+        initializer(bsn, DT.FLOAT, [dims[0]!], bs),
+        initializer(bzn, DT.INT32, [dims[0]!], new Int32Array(dims[0]!)),
+      );
       nodes.push(qdq('DequantizeLinear', [bqn, bsn, bzn], bdq, 0));
       convIns.push(bdq);
       replacedWeights.add(t.bias!.name!);
@@ -442,11 +546,17 @@ export function quantizeModel(model: Uint8Array, ranges: Map<string, Range>, opt
     report.conv++;
   }
   const graphOutputs = new Set((g.output ?? []).map((o) => o.name!));
-  const final = dropDead(opts.sinkDequantize === false ? nodes : sinkDequantize(nodes, graphOutputs, fresh), graphOutputs);
+  const final = dropDead(
+    opts.sinkDequantize === false ? nodes : sinkDequantize(nodes, graphOutputs, fresh),
+    graphOutputs,
+  );
   // Float weights no other node reads are dropped.
   const stillRead = new Set(final.flatMap((n) => n.input ?? []));
   g.node = final;
-  g.initializer = [...(g.initializer ?? []).filter((i) => !replacedWeights.has(i.name!) || stillRead.has(i.name!)), ...newInits];
+  g.initializer = [
+    ...(g.initializer ?? []).filter((i) => !replacedWeights.has(i.name!) || stillRead.has(i.name!)),
+    ...newInits,
+  ];
   return { model: onnx.ModelProto.encode(m).finish(), report };
 }
 
@@ -474,7 +584,8 @@ function sinkDequantize(nodes: NodeProto[], graphOutputs: Set<string>, fresh: (h
   for (let changed = true; changed; ) {
     changed = false;
     const dqOf = new Map<string, NodeProto>();
-    for (const n of list) if (n.opType === 'DequantizeLinear' && !n.domain && !n.attribute?.length) dqOf.set(n.output![0]!, n);
+    for (const n of list)
+      if (n.opType === 'DequantizeLinear' && !n.domain && !n.attribute?.length) dqOf.set(n.output![0]!, n);
     const replace = new Map<NodeProto, NodeProto[]>();
     for (const n of list) {
       if (!MOVEMENT.has(n.opType!) || n.domain) continue;
@@ -485,7 +596,11 @@ function sinkDequantize(nodes: NodeProto[], graphOutputs: Set<string>, fresh: (h
       if (dqs.some((d) => d!.input![1] !== s0 || d!.input![2] !== z0)) continue;
       const out = n.output![0]!;
       const q = fresh(out);
-      const moved: NodeProto = { ...n, input: n.opType === 'Concat' ? dqs.map((d) => d!.input![0]!) : [dqs[0]!.input![0]!, ...n.input!.slice(1)], output: [q] };
+      const moved: NodeProto = {
+        ...n,
+        input: n.opType === 'Concat' ? dqs.map((d) => d!.input![0]!) : [dqs[0]!.input![0]!, ...n.input!.slice(1)],
+        output: [q],
+      };
       replace.set(n, [moved, { opType: 'DequantizeLinear', input: [q, s0!, z0!], output: [out], name: out }]);
       changed = true;
     }
@@ -493,7 +608,9 @@ function sinkDequantize(nodes: NodeProto[], graphOutputs: Set<string>, fresh: (h
     const next = list.flatMap((n) => replace.get(n) ?? [n]);
     // Dequantize nodes nothing reads any more are dropped.
     const read = new Set(next.flatMap((n) => n.input ?? []));
-    list = next.filter((n) => n.opType !== 'DequantizeLinear' || read.has(n.output![0]!) || graphOutputs.has(n.output![0]!));
+    list = next.filter(
+      (n) => n.opType !== 'DequantizeLinear' || read.has(n.output![0]!) || graphOutputs.has(n.output![0]!),
+    );
   }
   return list;
 }
@@ -514,7 +631,11 @@ function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array 
 }
 
 /** Calibrates `model` on `feeds` (sets of graph inputs, in graph-input order) and rewrites it for int8. */
-export function quantizeStatic(model: Uint8Array, feeds: HostTensor[][], opts: QuantizeOptions = {}): { model: Uint8Array; report: QuantizeReport } {
+export function quantizeStatic(
+  model: Uint8Array,
+  feeds: HostTensor[][],
+  opts: QuantizeOptions = {},
+): { model: Uint8Array; report: QuantizeReport } {
   const tensors = calibrationTensors(model, opts);
   if (!tensors.length) checkFeeds(onnx.ModelProto.decode(model), feeds);
   const ranges = tensors.length ? calibrate(model, tensors, feeds, opts) : new Map();
@@ -529,6 +650,7 @@ export function optimizedOpCounts(model: Uint8Array, runtime: RuntimeOptions = {
   const b = backend();
   if (!b.optimizedModel) throw new QuantizeError(`the ${b.name} backend cannot show its optimised model`);
   const counts: Record<string, number> = {};
-  for (const n of onnx.ModelProto.decode(b.optimizedModel(model, runtime)).graph?.node ?? []) counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
+  for (const n of onnx.ModelProto.decode(b.optimizedModel(model, runtime)).graph?.node ?? [])
+    counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
   return counts;
 }

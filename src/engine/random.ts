@@ -6,8 +6,14 @@ import { Rng } from '../util/rng.js';
  */
 let rng: Rng = new Rng(0);
 
-export function defaultRng(): Rng { return rng; }
+export function defaultRng(): Rng {
+  return rng;
+}
 
-export function setDefaultRng(r: Rng): void { rng = r; }
+export function setDefaultRng(r: Rng): void {
+  rng = r;
+}
 
-export function seed(s: number): void { rng = new Rng(s); }
+export function seed(s: number): void {
+  rng = new Rng(s);
+}

@@ -24,7 +24,12 @@ export function endProfiling(): void {
 export class Session {
   private readonly session: BackendSession;
 
-  constructor(model: Uint8Array, readonly inputNames: string[], readonly outputNames: string[], opts: RuntimeOptions = {}) {
+  constructor(
+    model: Uint8Array,
+    readonly inputNames: string[],
+    readonly outputNames: string[],
+    opts: RuntimeOptions = {},
+  ) {
     const o = { ...defaults, ...opts };
     this.session = backend().createSession(model, inputNames, outputNames, o);
     if (o.profilePrefix) profiling.add(this);

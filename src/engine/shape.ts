@@ -6,7 +6,8 @@ export function broadcastShapes(a: readonly number[], b: readonly number[]): num
   for (let i = 0; i < n; i++) {
     const da = a[a.length - n + i] ?? 1;
     const db = b[b.length - n + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw new Error(`shapes [${a.join(',')}] and [${b.join(',')}] do not broadcast`);
+    if (da !== db && da !== 1 && db !== 1)
+      throw new Error(`shapes [${a.join(',')}] and [${b.join(',')}] do not broadcast`);
     out.push(da === 1 ? db : da);
   }
   return out;

@@ -16,22 +16,38 @@ let nextId = 0;
 export class Tensor {
   /** Creation order; within one graph, ids increase along any path, so sorting by id is a topological order. */
   readonly id = nextId++;
-  constructor(readonly shape: readonly number[], readonly dtype: DType, readonly source: Source) {}
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly source: Source,
+  ) {}
 
-  get rank(): number { return this.shape.length; }
-  get size(): number { return numel(this.shape); }
-  get isConcrete(): boolean { return this.source.kind === 'concrete'; }
+  get rank(): number {
+    return this.shape.length;
+  }
+  get size(): number {
+    return numel(this.shape);
+  }
+  get isConcrete(): boolean {
+    return this.source.kind === 'concrete';
+  }
 
   /** Host data of a concrete tensor. */
   get data(): HostArray {
     if (this.source.kind !== 'concrete') {
-      throw new Error(`tensor ${this.describe()} is symbolic (being traced): its values exist only when the compiled function runs`);
+      throw new Error(
+        `tensor ${this.describe()} is symbolic (being traced): its values exist only when the compiled function runs`,
+      );
     }
     return this.source.data;
   }
 
-  describe(): string { return `${this.dtype}[${this.shape.join(',')}]`; }
-  toString(): string { return `Tensor(${this.describe()})`; }
+  describe(): string {
+    return `${this.dtype}[${this.shape.join(',')}]`;
+  }
+  toString(): string {
+    return `Tensor(${this.describe()})`;
+  }
 }
 
 /** What a graph input stands for: a caller-supplied value, or noise the runtime draws per call from the host RNG. */
@@ -57,7 +73,9 @@ export class Graph {
 let current: Graph | null = null;
 
 /** The graph being traced, or null in eager mode. */
-export function currentGraph(): Graph | null { return current; }
+export function currentGraph(): Graph | null {
+  return current;
+}
 
 /** Runs `fn` with `graph` as the tracing target (nested calls restore the outer one). */
 export function withGraph<T>(graph: Graph | null, fn: () => T): T {
@@ -71,6 +89,7 @@ export function withGraph<T>(graph: Graph | null, fn: () => T): T {
 }
 
 export function concrete(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
-  if (data.length !== numel(shape)) throw new Error(`concrete tensor: ${data.length} values for shape [${shape.join(',')}]`);
+  if (data.length !== numel(shape))
+    throw new Error(`concrete tensor: ${data.length} values for shape [${shape.join(',')}]`);
   return new Tensor([...shape], dtype, { kind: 'concrete', data });
 }

@@ -3,7 +3,11 @@ import { Tensor } from './tensor.js';
 /** Nested arrays and plain objects with tensor leaves: what traced functions take and return. */
 export type Tree = Tensor | Tree[] | { [key: string]: Tree };
 
-export interface TreeDef { kind: 'leaf' | 'array' | 'object'; keys?: string[]; children?: TreeDef[] }
+export interface TreeDef {
+  kind: 'leaf' | 'array' | 'object';
+  keys?: string[];
+  children?: TreeDef[];
+}
 
 export function flatten(tree: Tree): [Tensor[], TreeDef] {
   const leaves: Tensor[] = [];
@@ -40,6 +44,10 @@ export function unflatten(def: TreeDef, leaves: Tensor[]): Tree {
 /** A string that identifies a tree's structure and its leaves' shapes and dtypes (a compile-cache key). */
 export function signature(def: TreeDef, leaves: Tensor[]): string {
   const s = (d: TreeDef): string =>
-    d.kind === 'leaf' ? 'L' : d.kind === 'array' ? `[${d.children!.map(s).join(',')}]` : `{${d.keys!.map((k, i) => `${k}:${s(d.children![i]!)}`).join(',')}}`;
+    d.kind === 'leaf'
+      ? 'L'
+      : d.kind === 'array'
+        ? `[${d.children!.map(s).join(',')}]`
+        : `{${d.keys!.map((k, i) => `${k}:${s(d.children![i]!)}`).join(',')}}`;
   return `${s(def)}|${leaves.map((t) => `${t.dtype}${t.shape.join('x')}`).join(';')}`;
 }

@@ -8,8 +8,15 @@ import { PrefixLmDecoder } from './prefix-lm/decoder.js';
 import { sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
 import { gridSize, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
 import {
-  buildSequence, checkSamplingInputs, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput,
-  resolveTaskName, type TaskInputs,
+  buildSequence,
+  checkSamplingInputs,
+  extensionPrompt,
+  framesForLatent,
+  getTask,
+  outputPlan,
+  parseOutput,
+  resolveTaskName,
+  type TaskInputs,
 } from './tasks.js';
 import type { Generator } from './model-dir.js';
 import { outputSize } from './vocab.js';
@@ -49,7 +56,13 @@ export interface GenerateOptions extends SamplingOptions {
   onProgress?: (p: GenerateProgress) => void;
 }
 
-export interface GenerateProgress { segment: number; segments: number; done: number; total: number; tokensPerSecond: number }
+export interface GenerateProgress {
+  segment: number;
+  segments: number;
+  done: number;
+  total: number;
+  tokensPerSecond: number;
+}
 
 export interface GenerateResult {
   /** Decoded video, all samples: N×C×T×H×W in [-1, 1]. */
@@ -63,7 +76,11 @@ export interface GenerateResult {
 }
 
 /** One prompt of a batch: a task's sequence (its prefix is what is given) and output plan, and its text embeddings. */
-export interface ClipPrompt { sequence: LmSequence; plan: OutputStep[]; text?: TextInput }
+export interface ClipPrompt {
+  sequence: LmSequence;
+  plan: OutputStep[];
+  text?: TextInput;
+}
 
 /** How a batch of clips is sampled, decoded and tokenized. */
 export interface ClipBatchOptions extends SamplingOptions {
@@ -109,7 +126,8 @@ export function tokenizeClips(gen: Generator, clips: ClipTensor, batch = 1): Vis
 
 /** Token clips of one grid decoded, `batch` clips per tokenizer call (the last call padded): N×C×T×H×W. */
 function decodeClips(gen: Generator, clips: VisualTokens[], batch: number): ClipTensor {
-  const grid = clips[0]!.grid, per = gridSize(grid);
+  const grid = clips[0]!.grid,
+    per = gridSize(grid);
   const ids = new Int32Array(clips.length * per);
   clips.forEach((c, r) => {
     ids.set(c.ids, r * per);
@@ -125,18 +143,30 @@ export function* sampleClips(gen: Generator, prompts: ClipPrompt[], o: ClipBatch
   const perCall = Math.max(1, Math.floor((o.rows ?? prompts.length * samples) / samples));
   const decoder = o.decoder ?? new PrefixLmDecoder(gen.model.lm);
   try {
-    const tokens: VisualTokens[] = [], sequences: Int32Array[] = [], parts: ClipTensor[] = [];
+    const tokens: VisualTokens[] = [],
+      sequences: Int32Array[] = [],
+      parts: ClipTensor[] = [];
     for (let s = 0; s < prompts.length; s += perCall) {
       const chunk = prompts.slice(s, s + perCall);
       const texts = chunk.flatMap((q) => (q.text ? [q.text] : []));
       const ids = yield* sampleSteps(gen.model.lm, {
-        prefix: chunk.map((q) => q.sequence), text: texts.length > 0 ? texts : undefined, plan: chunk[0]!.plan, samples,
-        temperature: o.temperature, topK: o.topK, topP: o.topP, cfgScale: o.cfg, seed: o.seed + s, decoder,
+        prefix: chunk.map((q) => q.sequence),
+        text: texts.length > 0 ? texts : undefined,
+        plan: chunk[0]!.plan,
+        samples,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        cfgScale: o.cfg,
+        seed: o.seed + s,
+        decoder,
         onProgress: o.onProgress,
       });
-      const L = ids.length / (chunk.length * samples), clips: VisualTokens[] = [];
+      const L = ids.length / (chunk.length * samples),
+        clips: VisualTokens[] = [];
       for (let r = 0; r < chunk.length * samples; r++) {
-        const q = chunk[Math.floor(r / samples)]!.sequence, prefix = q.ids.subarray(0, q.prefixLength);
+        const q = chunk[Math.floor(r / samples)]!.sequence,
+          prefix = q.ids.subarray(0, q.prefixLength);
         const out = ids.subarray(r * L, (r + 1) * L);
         clips.push(parseOutput(gen.layout, prefix, out).clip);
         const full = new Int32Array(q.prefixLength + L);
@@ -163,7 +193,8 @@ export function* extendClips(
   video: ClipTensor,
   o: Omit<ClipBatchOptions, 'cfg' | 'samples'> & { condFrames: number },
 ): Steps<{ video: ClipTensor; added: SampledClips }> {
-  const T = video.shape[2], given = framesForLatent(o.condFrames, temporalStride(gen));
+  const T = video.shape[2],
+    given = framesForLatent(o.condFrames, temporalStride(gen));
   check(T >= given, `an extension of ${o.condFrames} latent frame(s) needs ${given} frames, the clips have ${T}`);
   const tails = tokenizeClips(gen, frameRange(video, T - given, T), o.tokenizerBatch);
   const prompts = tails.map((v) => extensionPrompt(gen.layout, v, { condFrames: o.condFrames }));
@@ -191,7 +222,11 @@ export function generate(gen: Generator, o: GenerateOptions): GenerateResult {
  * `generate` that gives the event loop a turn about every 100 ms and asks `stop` (e.g. an Interrupt's poll) whether
  * to go on; stopped, the decoder is released and nothing is returned.
  */
-export function generateAsync(gen: Generator, o: GenerateOptions, stop: () => Promise<boolean>): Promise<StepsOutcome<GenerateResult>> {
+export function generateAsync(
+  gen: Generator,
+  o: GenerateOptions,
+  stop: () => Promise<boolean>,
+): Promise<StepsOutcome<GenerateResult>> {
   return runStepsAsync(generateSteps(gen, o), stop);
 }
 
@@ -203,7 +238,9 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
   checkSamplingInputs(o.task, { ...given, condFrames: o.condFrames, seconds: o.seconds });
   const { layout, model } = gen;
   const size = outputSize(layout);
-  const samples = o.samples ?? 1, cfg = o.cfg ?? 1, seed = o.seed ?? 0;
+  const samples = o.samples ?? 1,
+    cfg = o.cfg ?? 1,
+    seed = o.seed ?? 0;
   check(Number.isInteger(samples) && samples >= 1, `samples must be a positive integer, got ${samples}`);
   const condFrames = o.condFrames ?? 1;
   check(condFrames === 1 || condFrames === 2, `condFrames must be 1 or 2 latent frames, got ${condFrames}`);
@@ -223,7 +260,9 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
   }
   // the first clip: sampled for the task's own prefix
   const prompt: ClipPrompt = {
-    sequence: buildSequence(layout, task, inputs), plan: outputPlan(layout, task, inputs), text,
+    sequence: buildSequence(layout, task, inputs),
+    plan: outputPlan(layout, task, inputs),
+    text,
   };
   const fullClipFrames = size.frames;
   const seconds = o.seconds ?? fullClipFrames / gen.fps;

@@ -57,26 +57,35 @@ export function readLmConfig(dir: string): LmDirConfig {
   } catch {
     throw new VtokError('config.json is not valid JSON', path);
   }
-  if (c?.model?.kind !== LM_KIND || !c.model.config?.lm) throw new VtokError(`not a generator (model.kind is ${JSON.stringify(c?.model?.kind)}, expected "${LM_KIND}")`, path);
+  if (c?.model?.kind !== LM_KIND || !c.model.config?.lm)
+    throw new VtokError(
+      `not a generator (model.kind is ${JSON.stringify(c?.model?.kind)}, expected "${LM_KIND}")`,
+      path,
+    );
   if (typeof c.tokenizer !== 'string') throw new VtokError('config.json names no tokenizer directory', path);
   c.layout = layoutFromJson(c.layout, path);
   if (!(typeof c.fps === 'number' && c.fps > 0)) c.fps = 8;
   return c;
 }
 
-export const tokenizerDirOf = (dir: string, c: LmDirConfig): string => (isAbsolute(c.tokenizer) ? c.tokenizer : resolve(dir, c.tokenizer));
+export const tokenizerDirOf = (dir: string, c: LmDirConfig): string =>
+  isAbsolute(c.tokenizer) ? c.tokenizer : resolve(dir, c.tokenizer);
 
 /** Loads a model directory (or a `vtok train lm` run) for generation; one clear error for anything wrong. */
 export function loadGenerator(dir: string): Generator {
   const config = readLmConfig(dir);
   const tokenizerDir = tokenizerDirOf(dir, config);
-  if (!existsSync(tokenizerDir)) throw new VtokError(`the tokenizer directory ${tokenizerDir} named in config.json is missing`, dir);
+  if (!existsSync(tokenizerDir))
+    throw new VtokError(`the tokenizer directory ${tokenizerDir} named in config.json is missing`, dir);
   const { tokenizer, module } = loadTokenizer(tokenizerDir);
   checkTokenizer(config.layout, tokenizerIdentity(tokenizer, (module as Module).stateDict()), tokenizerDir);
   const text = config.model.config.text;
-  const frozen = isOnnxText(text) ? OnnxTextEncoder.load(isAbsolute(text.dir) ? text.dir : resolve(dir, text.dir)) : undefined;
+  const frozen = isOnnxText(text)
+    ? OnnxTextEncoder.load(isAbsolute(text.dir) ? text.dir : resolve(dir, text.dir))
+    : undefined;
   const model = new TextPrefixLm(config.model.config, { frozen });
-  if (model.lm.cfg.vocabSize !== config.layout.size) throw new VtokError(`the LM has ${model.lm.cfg.vocabSize} ids, its vocabulary layout ${config.layout.size}`, dir);
+  if (model.lm.cfg.vocabSize !== config.layout.size)
+    throw new VtokError(`the LM has ${model.lm.cfg.vocabSize} ids, its vocabulary layout ${config.layout.size}`, dir);
   const { weights, source } = inferenceWeights(dir);
   model.loadStateDict(weights, { source });
   model.eval();
@@ -84,13 +93,20 @@ export function loadGenerator(dir: string): Generator {
 }
 
 /** Writes a run directory with one checkpoint of inference weights (no optimizer state). */
-function writeMinimalRun(dir: string, config: unknown, weights: Map<string, Tensor>, half: boolean, packedFrom: string): void {
+function writeMinimalRun(
+  dir: string,
+  config: unknown,
+  weights: Map<string, Tensor>,
+  half: boolean,
+  packedFrom: string,
+): void {
   const ck = join(dir, 'checkpoints', 'step-0000000');
   mkdirSync(ck, { recursive: true });
   saveTensors(join(ck, 'model.safetensors'), weights, { packedFrom }, half ? 'F16' : undefined);
   writeFileAtomic(join(ck, 'state.json'), JSON.stringify({ step: 0, packedFrom }));
   writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  for (const p of ['latest', 'best']) writeFileAtomic(join(dir, 'checkpoints', `${p}.json`), JSON.stringify({ dir: 'step-0000000', step: 0 }));
+  for (const p of ['latest', 'best'])
+    writeFileAtomic(join(dir, 'checkpoints', `${p}.json`), JSON.stringify({ dir: 'step-0000000', step: 0 }));
 }
 
 /** Whether every float32 weight survives float16 exactly (then storing it as float16 keeps its identity). */
@@ -109,22 +125,41 @@ function halfExact(weights: Map<string, Tensor>): boolean {
  * (float16 with `half`) and a copy of the tokenizer under tokenizer/, stored losslessly (float16 only where that is
  * exact) so that its identity, which the LM checks, is unchanged.
  */
-export function packGenerator(run: string, out: string, o: { half?: boolean } = {}): { parameters: number; tokenizerHalf: boolean } {
+export function packGenerator(
+  run: string,
+  out: string,
+  o: { half?: boolean } = {},
+): { parameters: number; tokenizerHalf: boolean } {
   const gen = loadGenerator(run);
   const tokDir = join(out, 'tokenizer');
   const { module } = loadTokenizer(gen.tokenizerDir);
   const tokWeights = (module as Module).stateDict();
   const tokConfig = JSON.parse(readFileSync(join(gen.tokenizerDir, 'config.json'), 'utf8'));
   const tokenizerHalf = halfExact(tokWeights);
-  writeMinimalRun(tokDir, { ...tokConfig, packed: { from: gen.tokenizerDir, half: tokenizerHalf } }, tokWeights, tokenizerHalf, gen.tokenizerDir);
+  writeMinimalRun(
+    tokDir,
+    { ...tokConfig, packed: { from: gen.tokenizerDir, half: tokenizerHalf } },
+    tokWeights,
+    tokenizerHalf,
+    gen.tokenizerDir,
+  );
   const { data: _data, train: _train, ...rest } = gen.config;
   let model = rest.model;
   if (gen.model.frozen) {
     // the frozen text encoder's folder is copied as it is (its files are what the LM was trained on)
     cpSync((gen.model.frozen as OnnxTextEncoder).dir, join(out, 'text-encoder'), { recursive: true });
-    model = { ...model, config: { ...model.config, text: { ...(model.config.text as OnnxTextRef), dir: 'text-encoder' } } };
+    model = {
+      ...model,
+      config: { ...model.config, text: { ...(model.config.text as OnnxTextRef), dir: 'text-encoder' } },
+    };
   }
-  writeMinimalRun(out, { ...rest, model, tokenizer: 'tokenizer', packed: { from: resolve(run), half: !!o.half } }, gen.model.stateDict(), !!o.half, resolve(run));
+  writeMinimalRun(
+    out,
+    { ...rest, model, tokenizer: 'tokenizer', packed: { from: resolve(run), half: !!o.half } },
+    gen.model.stateDict(),
+    !!o.half,
+    resolve(run),
+  );
   loadGenerator(out); // the packed directory must load (tokenizer identity, weights)
   return { parameters: gen.model.parameterCount(), tokenizerHalf };
 }

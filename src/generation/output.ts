@@ -30,7 +30,11 @@ export async function writeSamples(path: string, r: GenerateResult, fps: number)
     writeGrid(path, clips.flat(), { columns: clips[0]!.length, gap: 2 });
     return;
   }
-  await writeVideo(path, clips[0]!.map((_, t) => sideBySide(clips.map((c) => c[t]!))), { fps });
+  await writeVideo(
+    path,
+    clips[0]!.map((_, t) => sideBySide(clips.map((c) => c[t]!))),
+    { fps },
+  );
 }
 
 /**
@@ -38,17 +42,36 @@ export async function writeSamples(path: string, r: GenerateResult, fps: number)
  * clipsPerSample, overlapFrames, frames per sample) by which `vtok decode` makes of them the video writeSamples
  * wrote.
  */
-export function writeGeneratedTokens(path: string, gen: Generator, r: GenerateResult, extra: Record<string, unknown>): void {
-  const tok = gen.tokenizer, s = gen.layout.outputs[0]!;
+export function writeGeneratedTokens(
+  path: string,
+  gen: Generator,
+  r: GenerateResult,
+  extra: Record<string, unknown>,
+): void {
+  const tok = gen.tokenizer,
+    s = gen.layout.outputs[0]!;
   const clips = r.tokens.flat();
-  writeTokenFile(path, {
-    modality: 'video', kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid: clips[0]!.grid,
-    source: { fps: gen.fps, frameSize: [s.height, s.width] },
-    // `model` is the tokenizer, so that `vtok decode` finds it; `generator` the LM that made the tokens
-    extra: {
-      ...extra, model: resolve(gen.tokenizerDir), generator: resolve(gen.dir),
-      samples: r.tokens.length, clipsPerSample: r.tokens[0]!.length, overlapFrames: r.overlapFrames,
-      frames: r.frames.shape[2], sequences: r.sequences.map((q) => Array.from(q)),
+  writeTokenFile(
+    path,
+    {
+      modality: 'video',
+      kind: tok.kind,
+      configHash: hashConfig(tok.config),
+      vocabSize: tok.vocabSize,
+      grid: clips[0]!.grid,
+      source: { fps: gen.fps, frameSize: [s.height, s.width] },
+      // `model` is the tokenizer, so that `vtok decode` finds it; `generator` the LM that made the tokens
+      extra: {
+        ...extra,
+        model: resolve(gen.tokenizerDir),
+        generator: resolve(gen.dir),
+        samples: r.tokens.length,
+        clipsPerSample: r.tokens[0]!.length,
+        overlapFrames: r.overlapFrames,
+        frames: r.frames.shape[2],
+        sequences: r.sequences.map((q) => Array.from(q)),
+      },
     },
-  }, clips.map((c) => ({ grid: c.grid, ids: c.ids })));
+    clips.map((c) => ({ grid: c.grid, ids: c.ids })),
+  );
 }

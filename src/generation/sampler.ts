@@ -23,9 +23,16 @@ export interface PrefixSequence {
 }
 
 /** A prompt's text embeddings [Lt, textDim] and which of its positions are valid [Lt]. */
-export interface TextInput { embeddings: Float32Array; valid: Uint8Array }
+export interface TextInput {
+  embeddings: Float32Array;
+  valid: Uint8Array;
+}
 
-export interface SampleProgress { done: number; total: number; tokensPerSecond: number }
+export interface SampleProgress {
+  done: number;
+  total: number;
+  tokensPerSecond: number;
+}
 
 export interface SampleOptions extends SamplingOptions {
   /** One prompt, or several with the same layout (each gives `samples` rows). */
@@ -63,42 +70,73 @@ export function* sampleSteps(model: PrefixLm, o: SampleOptions): Steps<Int32Arra
   const V = model.cfg.vocabSize;
   const prompts = [o.prefix].flat();
   const texts = o.text === undefined ? null : [o.text].flat();
-  const samples = o.samples ?? 1, scale = o.cfgScale ?? 1;
+  const samples = o.samples ?? 1,
+    scale = o.cfgScale ?? 1;
   check(prompts.length > 0, 'sample: no prompt');
   check(Number.isInteger(samples) && samples > 0, `sample: samples must be a positive integer, got ${samples}`);
   check(Number.isFinite(scale), `sample: cfgScale must be a number, got ${scale}`);
-  const P = prompts[0]!.prefixLength, layout = prompts[0]!.text;
+  const P = prompts[0]!.prefixLength,
+    layout = prompts[0]!.text;
   for (const [i, p] of prompts.entries()) {
-    check(p.prefixLength === P && p.ids.length >= P && JSON.stringify(p.text) === JSON.stringify(layout), `sample: prompt ${i} has a different layout from prompt 0 (prefix ${p.prefixLength} vs ${P})`);
-    for (let j = 0; j < P; j++) check(p.ids[j]! >= 0 && p.ids[j]! < V, `sample: prompt ${i} id ${p.ids[j]} at ${j} is outside the vocabulary [0, ${V})`);
+    check(
+      p.prefixLength === P && p.ids.length >= P && JSON.stringify(p.text) === JSON.stringify(layout),
+      `sample: prompt ${i} has a different layout from prompt 0 (prefix ${p.prefixLength} vs ${P})`,
+    );
+    for (let j = 0; j < P; j++)
+      check(
+        p.ids[j]! >= 0 && p.ids[j]! < V,
+        `sample: prompt ${i} id ${p.ids[j]} at ${j} is outside the vocabulary [0, ${V})`,
+      );
   }
   if (layout) {
-    check(texts !== null && texts.length === prompts.length, `sample: the layout has a text slot; give text embeddings for each of the ${prompts.length} prompt(s)`);
+    check(
+      texts !== null && texts.length === prompts.length,
+      `sample: the layout has a text slot; give text embeddings for each of the ${prompts.length} prompt(s)`,
+    );
     const td = model.cfg.textDim ?? 0;
-    for (const [i, t] of texts!.entries()) check(t.embeddings.length === layout.length * td && t.valid.length === layout.length, `sample: text ${i} must be [${layout.length}, ${td}] embeddings with ${layout.length} valid flags`);
+    for (const [i, t] of texts!.entries())
+      check(
+        t.embeddings.length === layout.length * td && t.valid.length === layout.length,
+        `sample: text ${i} must be [${layout.length}, ${td}] embeddings with ${layout.length} valid flags`,
+      );
   }
   const total = planLength(o.plan);
   check(total > 0, 'sample: the plan produces nothing');
   for (const s of o.plan) {
-    if ('force' in s) check(Number.isInteger(s.force) && s.force >= 0 && s.force < V, `sample: forced id ${s.force} is outside the vocabulary`);
-    else check(Number.isInteger(s.count) && s.count > 0 && s.sample.lo >= 0 && s.sample.lo < s.sample.hi && s.sample.hi <= V, `sample: bad plan step ${JSON.stringify(s)}`);
+    if ('force' in s)
+      check(
+        Number.isInteger(s.force) && s.force >= 0 && s.force < V,
+        `sample: forced id ${s.force} is outside the vocabulary`,
+      );
+    else
+      check(
+        Number.isInteger(s.count) && s.count > 0 && s.sample.lo >= 0 && s.sample.lo < s.sample.hi && s.sample.hi <= V,
+        `sample: bad plan step ${JSON.stringify(s)}`,
+      );
   }
   const guided = scale !== 1;
   let unconds: PrefixSequence[] = prompts;
   if (guided && o.uncond) {
     unconds = [o.uncond].flat();
-    check(unconds.length === prompts.length && unconds.every((u) => u.prefixLength === P), `sample: give one unconditional prompt with prefix ${P} per prompt`);
+    check(
+      unconds.length === prompts.length && unconds.every((u) => u.prefixLength === P),
+      `sample: give one unconditional prompt with prefix ${P} per prompt`,
+    );
   } else if (guided) {
     check(layout !== null, 'sample: guidance without a text slot needs explicit unconditional prompts (uncond)');
   }
 
   // rows: prompt-major samples, then (guided) the same rows' unconditional stream
-  const R = prompts.length * samples, B = guided ? 2 * R : R;
+  const R = prompts.length * samples,
+    B = guided ? 2 * R : R;
   const ids = new Int32Array(B * P);
-  const Lt = layout?.length ?? 0, td = model.cfg.textDim ?? 0;
-  const emb = new Float32Array(B * Lt * td), valid = new Uint8Array(B * Lt);
+  const Lt = layout?.length ?? 0,
+    td = model.cfg.textDim ?? 0;
+  const emb = new Float32Array(B * Lt * td),
+    valid = new Uint8Array(B * Lt);
   for (let r = 0; r < B; r++) {
-    const k = Math.floor((r % R) / samples), uncondRow = r >= R;
+    const k = Math.floor((r % R) / samples),
+      uncondRow = r >= R;
     const src = uncondRow ? unconds[k]! : prompts[k]!;
     ids.set(src.ids.subarray(0, P), r * P);
     if (layout) {
@@ -110,23 +148,35 @@ export function* sampleSteps(model: PrefixLm, o: SampleOptions): Steps<Int32Arra
 
   const dec = o.decoder ?? new PrefixLmDecoder(model);
   const capacity = Math.min(model.cfg.maxLength, Math.ceil((P + total) / CAPACITY_BUCKET) * CAPACITY_BUCKET);
-  check(P + total - 1 <= model.cfg.maxLength, `sample: prefix ${P} + ${total} output ids exceed the model's maxLength ${model.cfg.maxLength}`);
+  check(
+    P + total - 1 <= model.cfg.maxLength,
+    `sample: prefix ${P} + ${total} output ids exceed the model's maxLength ${model.cfg.maxLength}`,
+  );
   const rng = new Rng(o.seed ?? 0);
   const out = new Int32Array(R * total);
   type Step = { range: LogitRange } | { force: number };
-  const steps = o.plan.flatMap((s): Step[] => ('force' in s ? [{ force: s.force }] : Array.from({ length: s.count }, () => ({ range: s.sample }))));
+  const steps = o.plan.flatMap((s): Step[] =>
+    'force' in s ? [{ force: s.force }] : Array.from({ length: s.count }, () => ({ range: s.sample })),
+  );
   const firstRange = steps.find((s): s is { range: LogitRange } => 'range' in s)?.range ?? { lo: 0, hi: 1 };
   try {
     const t0 = performance.now();
-    const { cache, logits: first } = dec.prefill({ ids, batch: B, text: layout ? { embeddings: emb, length: Lt, start: layout.start, valid } : undefined }, capacity, firstRange);
-    let logits = first, range = firstRange;
+    const { cache, logits: first } = dec.prefill(
+      { ids, batch: B, text: layout ? { embeddings: emb, length: Lt, start: layout.start, valid } : undefined },
+      capacity,
+      firstRange,
+    );
+    let logits = first,
+      range = firstRange;
     const fed = new Int32Array(B);
     for (let s = 0; s < steps.length; s++) {
       const st = steps[s]!;
       if ('force' in st) fed.fill(st.force);
       else {
         const n = range.hi - range.lo;
-        const rowLogits = guided ? guide(logits.slice(0, R * n), logits.subarray(R * n, 2 * R * n), scale) : logits.slice(0, R * n);
+        const rowLogits = guided
+          ? guide(logits.slice(0, R * n), logits.subarray(R * n, 2 * R * n), scale)
+          : logits.slice(0, R * n);
         const drawn = sampleRows(rowLogits, R, n, rng, o);
         for (let r = 0; r < B; r++) fed[r] = range.lo + drawn[r % R]!;
       }

@@ -12,19 +12,28 @@ import { specialId, specialName, type VocabLayout } from './vocab.js';
  * LM puts the text encoder's embeddings there.
  */
 
-export interface Segment { kind: 'special' | 'text' | 'visual' | 'audio'; role: 'input' | 'output'; start: number; length: number; grid?: number[] }
+export interface Segment {
+  kind: 'special' | 'text' | 'visual' | 'audio';
+  role: 'input' | 'output';
+  start: number;
+  length: number;
+  grid?: number[];
+}
 export interface LmSequence {
   task: string;
-  ids: Int32Array;            // S ids; the text slot holds <pad>
-  prefixLength: number;       // P: positions < P form the bidirectional prefix and are never scored
-  text: { start: number; length: number } | null;  // where the text embeddings go (length = encoder.maxTokens)
+  ids: Int32Array; // S ids; the text slot holds <pad>
+  prefixLength: number; // P: positions < P form the bidirectional prefix and are never scored
+  text: { start: number; length: number } | null; // where the text embeddings go (length = encoder.maxTokens)
   segments: Segment[];
 }
 /** What the sampler must produce after the prefix: sampled ranges and forced ids, in order. */
 export type OutputStep = { sample: { lo: number; hi: number }; count: number } | { force: number };
 
 /** Visual token ids of a clip with their grid ([t, h, w] or [n]), row-major. */
-export interface VisualTokens { ids: Int32Array; grid: number[] }
+export interface VisualTokens {
+  ids: Int32Array;
+  grid: number[];
+}
 
 /** What a sequence is made of, in layout order; a task's builder decides which parts it has. */
 export interface Composition {
@@ -55,7 +64,10 @@ export function composeSequence(layout: VocabLayout, c: Composition): LmSequence
   }
   let text: LmSequence['text'] = null;
   if (c.textLength !== undefined) {
-    check(Number.isInteger(c.textLength) && c.textLength > 0, `text slot length must be a positive integer, got ${c.textLength}`);
+    check(
+      Number.isInteger(c.textLength) && c.textLength > 0,
+      `text slot length must be a positive integer, got ${c.textLength}`,
+    );
     sp('<bot_i>');
     text = { start: ids.length, length: c.textLength };
     segments.push({ kind: 'text', role: 'input', start: ids.length, length: c.textLength });
@@ -65,7 +77,13 @@ export function composeSequence(layout: VocabLayout, c: Composition): LmSequence
   }
   if (c.visualInput) {
     sp('<bov_i>');
-    segments.push({ kind: 'visual', role: 'input', start: ids.length, length: c.visualInput.ids.length, grid: [...c.visualInput.grid] });
+    segments.push({
+      kind: 'visual',
+      role: 'input',
+      start: ids.length,
+      length: c.visualInput.ids.length,
+      grid: [...c.visualInput.grid],
+    });
     pushVisual(layout, ids, c.visualInput, 'the input video/image');
     sp('<eov_i>');
   }
@@ -75,7 +93,10 @@ export function composeSequence(layout: VocabLayout, c: Composition): LmSequence
   const outLength = gridSize(c.outputGrid);
   segments.push({ kind: 'visual', role: 'output', start: ids.length, length: outLength, grid: [...c.outputGrid] });
   if (c.output) {
-    check(sameGrid(c.output.grid, c.outputGrid), () => `the output clip has token grid [${c.output!.grid}], the task needs [${c.outputGrid}]`);
+    check(
+      sameGrid(c.output.grid, c.outputGrid),
+      () => `the output clip has token grid [${c.output!.grid}], the task needs [${c.outputGrid}]`,
+    );
     pushVisual(layout, ids, c.output, 'the output clip');
     sp('<eov_o>');
     sp('<eos>');
@@ -96,13 +117,15 @@ function pushVisual(layout: VocabLayout, ids: number[], v: VisualTokens, what: s
   check(v.ids.length === gridSize(v.grid), () => `${what}: ${v.ids.length} ids for token grid [${v.grid}]`);
   const hi = layout.visual.start + layout.visual.size;
   for (const id of v.ids) {
-    if (!(id >= layout.visual.start && id < hi)) throw new VtokError(`${what}: token id ${id} is outside the visual vocabulary [0, ${hi})`);
+    if (!(id >= layout.visual.start && id < hi))
+      throw new VtokError(`${what}: token id ${id} is outside the visual vocabulary [0, ${hi})`);
     ids.push(id);
   }
 }
 
 export const gridSize = (grid: readonly number[]): number => grid.reduce((a, b) => a * b, 1);
-export const sameGrid = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+export const sameGrid = (a: readonly number[], b: readonly number[]): boolean =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Latent frames [from, to) of a [t, h, w] clip. */
 export function latentFrames(v: VisualTokens, from: number, to: number): VisualTokens {
@@ -116,7 +139,11 @@ export function latentFrames(v: VisualTokens, from: number, to: number): VisualT
 export function concatFrames(parts: VisualTokens[]): VisualTokens {
   check(parts.length > 0, 'nothing to concatenate');
   const [, h, w] = parts[0]!.grid;
-  for (const p of parts) check(p.grid.length === 3 && p.grid[1] === h && p.grid[2] === w, () => `cannot join token grids [${parts.map((q) => `[${q.grid}]`).join(', ')}] along time`);
+  for (const p of parts)
+    check(
+      p.grid.length === 3 && p.grid[1] === h && p.grid[2] === w,
+      () => `cannot join token grids [${parts.map((q) => `[${q.grid}]`).join(', ')}] along time`,
+    );
   const ids = new Int32Array(parts.reduce((n, p) => n + p.ids.length, 0));
   let o = 0;
   for (const p of parts) {
@@ -199,13 +226,31 @@ export function parseSequence(layout: VocabLayout, ids: Int32Array): ParsedSeque
   expect('<eos>');
   if (i !== ids.length) fail(`${ids.length - i} ids after <eos>`);
   const gridOf = (v: Int32Array, what: string): number[] => {
-    for (const id of v) if (!(id >= layout.visual.start && id < layout.visual.start + layout.visual.size)) fail(`${what} holds id ${id}, not a visual id`);
+    for (const id of v)
+      if (!(id >= layout.visual.start && id < layout.visual.start + layout.visual.size))
+        fail(`${what} holds id ${id}, not a visual id`);
     if (size!.grid.length !== 3) return [v.length];
     const frame = size!.grid[1]! * size!.grid[2]!;
-    if (v.length === 0 || v.length % frame !== 0) fail(`${what} has ${v.length} ids, not whole latent frames of ${size!.grid[1]}×${size!.grid[2]}`);
+    if (v.length === 0 || v.length % frame !== 0)
+      fail(`${what} has ${v.length} ids, not whole latent frames of ${size!.grid[1]}×${size!.grid[2]}`);
     return [v.length / frame, size!.grid[1]!, size!.grid[2]!];
   };
-  if (visualIn) segments.push({ kind: 'visual', role: 'input', start: visualIn.start, length: visualIn.ids.length, grid: gridOf(visualIn.ids, 'the input video'), ids: visualIn.ids });
-  segments.push({ kind: 'visual', role: 'output', start: outStart, length: out.length, grid: gridOf(out, 'the output video'), ids: out });
+  if (visualIn)
+    segments.push({
+      kind: 'visual',
+      role: 'input',
+      start: visualIn.start,
+      length: visualIn.ids.length,
+      grid: gridOf(visualIn.ids, 'the input video'),
+      ids: visualIn.ids,
+    });
+  segments.push({
+    kind: 'visual',
+    role: 'output',
+    start: outStart,
+    length: out.length,
+    grid: gridOf(out, 'the output video'),
+    ids: out,
+  });
   return { task, res, label, text, prefixLength, segments };
 }

@@ -62,7 +62,10 @@ export interface TaskSpec {
 const tasks = new Map<string, TaskSpec>();
 
 export function registerTask(spec: TaskSpec): void {
-  check(/^[a-z0-9_]+$/.test(spec.name), `task name must be lowercase letters, digits or _, got ${JSON.stringify(spec.name)}`);
+  check(
+    /^[a-z0-9_]+$/.test(spec.name),
+    `task name must be lowercase letters, digits or _, got ${JSON.stringify(spec.name)}`,
+  );
   tasks.set(spec.name, spec);
 }
 
@@ -85,7 +88,11 @@ export const SAMPLING_INPUTS = ['prompt', 'image', 'video', 'label', 'condFrames
 export type SamplingInput = (typeof SAMPLING_INPUTS)[number];
 
 const INPUT_WORDS: Record<SamplingInput, string> = {
-  prompt: 'text prompt', image: 'image', video: 'video', label: 'class label', condFrames: 'condFrames',
+  prompt: 'text prompt',
+  image: 'image',
+  video: 'video',
+  label: 'class label',
+  condFrames: 'condFrames',
   seconds: 'seconds',
 };
 
@@ -123,7 +130,9 @@ export function checkSamplingInputs(
 /** Refuses a task the model's vocabulary has no token for (a model trained without it). */
 function checkModelTask(layout: VocabLayout, task: string): void {
   if (!(`<task_${task}>` in layout.special)) {
-    const known = Object.keys(layout.special).filter((n) => n.startsWith('<task_')).map((n) => n.slice(6, -1));
+    const known = Object.keys(layout.special)
+      .filter((n) => n.startsWith('<task_'))
+      .map((n) => n.slice(6, -1));
     throw new VtokError(`unknown task "${task}" for this model (it knows: ${known.join(', ')})`);
   }
 }
@@ -132,11 +141,19 @@ function composition(layout: VocabLayout, task: string, x: TaskInputs): Composit
   const spec = getTask(task);
   checkModelTask(layout, task);
   const size = outputSize(layout, x.res);
-  if (spec.spatial) check(size.grid.length === 3, () => `task ${task} needs a tokenizer with a [t, h, w] token grid; this model's is [${size.grid}]`);
+  if (spec.spatial)
+    check(
+      size.grid.length === 3,
+      () => `task ${task} needs a tokenizer with a [t, h, w] token grid; this model's is [${size.grid}]`,
+    );
   if (spec.text === 'required') check(x.textTokens, `task ${task} needs a text prompt`);
   if (spec.text === 'none') check(!x.textTokens, `task ${task} takes no text prompt`);
   if (x.textTokens) check(x.textTokens.count >= 1 && x.textTokens.maxTokens > 0, 'empty text tokens');
-  if (x.target) check(sameGrid(x.target.grid, size.grid), () => `the clip has token grid [${x.target!.grid}], the model's ${size.key} clips have [${size.grid}]`);
+  if (x.target)
+    check(
+      sameGrid(x.target.grid, size.grid),
+      () => `the clip has token grid [${x.target!.grid}], the model's ${size.key} clips have [${size.grid}]`,
+    );
   return { task, res: size.key, textLength: x.textTokens?.maxTokens, ...spec.compose(layout, x, size) };
 }
 
@@ -154,7 +171,11 @@ export function outputPlan(layout: VocabLayout, task: string, x: TaskInputs): Ou
  * Length of a task's training sequence for clips of output size `res` (for grouping shards by length, AGD): the
  * sequence built from a placeholder clip of that size.
  */
-export function sequenceLength(layout: VocabLayout, task: string, x: { textTokens?: TextTokens; res?: string; label?: number; condFrames?: number }): number {
+export function sequenceLength(
+  layout: VocabLayout,
+  task: string,
+  x: { textTokens?: TextTokens; res?: string; label?: number; condFrames?: number },
+): number {
   const size = outputSize(layout, x.res);
   const target = { ids: new Int32Array(size.grid.reduce((a, b) => a * b, 1)), grid: size.grid };
   return buildSequence(layout, task, { ...x, target }).ids.length;
@@ -196,11 +217,20 @@ export function parseOutput(layout: VocabLayout, ids: Int32Array, generated?: Ar
 
 // ---------------------------------------------------------------------------------------------------- the tasks
 
-const wholeClip = (_layout: VocabLayout, x: TaskInputs, size: OutputSize) => ({ outputGrid: size.grid, output: x.target });
+const wholeClip = (_layout: VocabLayout, x: TaskInputs, size: OutputSize) => ({
+  outputGrid: size.grid,
+  output: x.target,
+});
 const outputOnly = (_in: VisualTokens | undefined, out: VisualTokens) => out;
 const continued = (input: VisualTokens | undefined, out: VisualTokens) => (input ? concatFrames([input, out]) : out);
 
-registerTask({ name: 'uncond', description: 'unconditional video', text: 'none', compose: wholeClip, clip: outputOnly });
+registerTask({
+  name: 'uncond',
+  description: 'unconditional video',
+  text: 'none',
+  compose: wholeClip,
+  clip: outputOnly,
+});
 
 registerTask({ name: 't2v', description: 'text to video', text: 'required', compose: wholeClip, clip: outputOnly });
 
@@ -210,7 +240,10 @@ registerTask({
   text: 'required',
   spatial: true,
   still: true,
-  compose: (_l, x, size) => ({ outputGrid: [1, size.grid[1]!, size.grid[2]!], output: x.target && latentFrames(x.target, 0, 1) }),
+  compose: (_l, x, size) => ({
+    outputGrid: [1, size.grid[1]!, size.grid[2]!],
+    output: x.target && latentFrames(x.target, 0, 1),
+  }),
   clip: outputOnly,
 });
 
@@ -227,9 +260,17 @@ registerTask({
     check(t > k, `fp needs clips longer than ${k} latent frames; the model's are ${t}`);
     const video = x.video ?? x.target;
     if (!video) throw new VtokError('task fp needs a video to continue');
-    check(video.grid.length === 3 && video.grid[1] === h && video.grid[2] === w, () => `the video has token grid [${video.grid}], the model's frames are ${h}×${w} tokens (output size ${size.key})`);
+    check(
+      video.grid.length === 3 && video.grid[1] === h && video.grid[2] === w,
+      () =>
+        `the video has token grid [${video.grid}], the model's frames are ${h}×${w} tokens (output size ${size.key})`,
+    );
     check(video.grid[0]! >= k, () => `the video is too short for fp: ${video.grid[0]} latent frame(s), need ${k}`);
-    return { visualInput: latentFrames(video, 0, k), outputGrid: [t - k, h, w], output: x.target && latentFrames(x.target, k, t) };
+    return {
+      visualInput: latentFrames(video, 0, k),
+      outputGrid: [t - k, h, w],
+      output: x.target && latentFrames(x.target, k, t),
+    };
   },
   clip: continued,
 });
@@ -246,7 +287,10 @@ registerTask({
     let image = x.image ?? (x.target && latentFrames(x.target, 0, 1));
     if (!image) throw new VtokError('task i2v needs an image');
     if (image.grid.length === 2) image = { ids: image.ids, grid: [1, ...image.grid] };
-    check(sameGrid(image.grid, [1, h, w]), () => `the image has token grid [${image!.grid}], the model's frames are [1,${h},${w}] (output size ${size.key})`);
+    check(
+      sameGrid(image.grid, [1, h, w]),
+      () => `the image has token grid [${image!.grid}], the model's frames are [1,${h},${w}] (output size ${size.key})`,
+    );
     return { visualInput: image, outputGrid: [t - 1, h, w], output: x.target && latentFrames(x.target, 1, t) };
   },
   clip: continued,
@@ -273,16 +317,24 @@ registerTask({
  * Frames to re-tokenize for the next extension: the last `condFrames` latent frames of a causal tokenizer that
  * compresses time by `temporalStride` cover the last 1 + stride·(condFrames − 1) frames (its first frame alone).
  */
-export const framesForLatent = (condFrames: number, temporalStride: number): number => 1 + temporalStride * (condFrames - 1);
+export const framesForLatent = (condFrames: number, temporalStride: number): number =>
+  1 + temporalStride * (condFrames - 1);
 
 /**
  * The next fp prompt of a long video: `retokenized` is the tail of the clip generated so far, decoded and
  * tokenized again by the caller (so the condition is what the tokenizer sees at the start of a clip); its last
  * `condFrames` latent frames condition the next clip.
  */
-export function extensionPrompt(layout: VocabLayout, retokenized: VisualTokens, opts: { condFrames?: number; res?: string } = {}): { sequence: LmSequence; plan: OutputStep[] } {
+export function extensionPrompt(
+  layout: VocabLayout,
+  retokenized: VisualTokens,
+  opts: { condFrames?: number; res?: string } = {},
+): { sequence: LmSequence; plan: OutputStep[] } {
   const k = opts.condFrames ?? 1;
-  check(retokenized.grid.length === 3 && retokenized.grid[0]! >= k, () => `an extension needs at least ${k} latent frame(s), got token grid [${retokenized.grid}]`);
+  check(
+    retokenized.grid.length === 3 && retokenized.grid[0]! >= k,
+    () => `an extension needs at least ${k} latent frame(s), got token grid [${retokenized.grid}]`,
+  );
   const t = retokenized.grid[0]!;
   const x: TaskInputs = { video: latentFrames(retokenized, t - k, t), condFrames: k, res: opts.res };
   return { sequence: buildSequence(layout, 'fp', x), plan: outputPlan(layout, 'fp', x) };

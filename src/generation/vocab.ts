@@ -43,7 +43,18 @@ export interface VocabLayout {
 }
 
 /** The delimiter tokens every layout has, in id order after <pad> <bos> <eos>. */
-export const DELIMITERS = ['<bot_i>', '<eot_i>', '<bov_i>', '<eov_i>', '<boa_i>', '<eoa_i>', '<bov_o>', '<eov_o>', '<boa_o>', '<eoa_o>'] as const;
+export const DELIMITERS = [
+  '<bot_i>',
+  '<eot_i>',
+  '<bov_i>',
+  '<eov_i>',
+  '<boa_i>',
+  '<eoa_i>',
+  '<bov_o>',
+  '<eov_o>',
+  '<boa_o>',
+  '<eoa_o>',
+] as const;
 
 export interface VocabOptions {
   tokenizer: TokenizerIdentity;
@@ -60,15 +71,28 @@ export const MAX_VISUAL_VOCAB = 2 ** 18;
 
 export function buildVocabLayout(o: VocabOptions): VocabLayout {
   const v = o.tokenizer.vocabSize;
-  check(Number.isInteger(v) && v > 0 && v <= MAX_VISUAL_VOCAB, `visual vocabulary must be an integer in [1, 2^18], got ${v}`);
+  check(
+    Number.isInteger(v) && v > 0 && v <= MAX_VISUAL_VOCAB,
+    `visual vocabulary must be an integer in [1, 2^18], got ${v}`,
+  );
   const levels = o.audio?.levels ?? 0;
   const codes = o.audio?.codesPerLevel ?? 0;
-  check(Number.isInteger(levels) && levels >= 0 && Number.isInteger(codes) && codes >= 0, `audio levels/codes must be non-negative integers, got ${levels}×${codes}`);
+  check(
+    Number.isInteger(levels) && levels >= 0 && Number.isInteger(codes) && codes >= 0,
+    `audio levels/codes must be non-negative integers, got ${levels}×${codes}`,
+  );
   check(o.tasks.length > 0, 'a vocabulary needs at least one task');
   check(o.outputs.length > 0, 'a vocabulary needs at least one output size');
   const classes = o.classes ?? 0;
   check(Number.isInteger(classes) && classes >= 0, `classes must be a non-negative integer, got ${classes}`);
-  const names = ['<pad>', '<bos>', '<eos>', ...DELIMITERS, ...o.tasks.map(taskToken), ...o.outputs.map((s) => resToken(s.key))];
+  const names = [
+    '<pad>',
+    '<bos>',
+    '<eos>',
+    ...DELIMITERS,
+    ...o.tasks.map(taskToken),
+    ...o.outputs.map((s) => resToken(s.key)),
+  ];
   for (let k = 0; k < classes; k++) names.push(classToken(k));
   const seen = new Set<string>();
   for (const n of names) {
@@ -97,12 +121,21 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
 export function layoutForTokenizer(
   tok: Tokenizer,
   weights: Map<string, Tensor>,
-  o: { tasks: string[]; sizes: { frames: number; height: number; width: number }[]; classes?: number; audio?: VocabOptions['audio'] },
+  o: {
+    tasks: string[];
+    sizes: { frames: number; height: number; width: number }[];
+    classes?: number;
+    audio?: VocabOptions['audio'];
+  },
 ): VocabLayout {
   return buildVocabLayout({
     tokenizer: tokenizerIdentity(tok, weights),
     tasks: o.tasks,
-    outputs: o.sizes.map((s) => ({ key: `${s.height}x${s.width}`, ...s, grid: tok.grid([tok.channels ?? 3, s.frames, s.height, s.width]).shape })),
+    outputs: o.sizes.map((s) => ({
+      key: `${s.height}x${s.width}`,
+      ...s,
+      grid: tok.grid([tok.channels ?? 3, s.frames, s.height, s.width]).shape,
+    })),
     classes: o.classes,
     audio: o.audio,
   });
@@ -122,11 +155,17 @@ export function specialId(layout: VocabLayout, name: string): number {
 /** Output size by <res> key, or the only one when `key` is absent. */
 export function outputSize(layout: VocabLayout, key?: string): OutputSize {
   if (key === undefined) {
-    check(layout.outputs.length === 1, () => `the model has several output sizes (${layout.outputs.map((s) => s.key).join(', ')}): name one`);
+    check(
+      layout.outputs.length === 1,
+      () => `the model has several output sizes (${layout.outputs.map((s) => s.key).join(', ')}): name one`,
+    );
     return layout.outputs[0]!;
   }
   const s = layout.outputs.find((x) => x.key === key);
-  if (!s) throw new VtokError(`output size ${key} is not one of the model's (${layout.outputs.map((x) => x.key).join(', ')})`);
+  if (!s)
+    throw new VtokError(
+      `output size ${key} is not one of the model's (${layout.outputs.map((x) => x.key).join(', ')})`,
+    );
   return s;
 }
 
@@ -151,20 +190,40 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   const l = j as VocabLayout;
   const bad = (what: string) => new VtokError(`vocabulary layout: ${what}`, source);
   if (!l || typeof l !== 'object') throw bad('not an object');
-  if (l.visual?.start !== 0 || !Number.isInteger(l.visual?.size) || l.visual.size < 1) throw bad('visual must be { start: 0, size > 0 }');
-  if (!l.audio || l.audio.start !== l.visual.size || !Number.isInteger(l.audio.levels) || !Number.isInteger(l.audio.codesPerLevel)) throw bad('audio must start right after the visual ids');
-  if (!l.tokenizer || typeof l.tokenizer.kind !== 'string' || typeof l.tokenizer.identity !== 'string' || l.tokenizer.vocabSize !== l.visual.size) {
+  if (l.visual?.start !== 0 || !Number.isInteger(l.visual?.size) || l.visual.size < 1)
+    throw bad('visual must be { start: 0, size > 0 }');
+  if (
+    !l.audio ||
+    l.audio.start !== l.visual.size ||
+    !Number.isInteger(l.audio.levels) ||
+    !Number.isInteger(l.audio.codesPerLevel)
+  )
+    throw bad('audio must start right after the visual ids');
+  if (
+    !l.tokenizer ||
+    typeof l.tokenizer.kind !== 'string' ||
+    typeof l.tokenizer.identity !== 'string' ||
+    l.tokenizer.vocabSize !== l.visual.size
+  ) {
     throw bad('tokenizer must have kind, identity and vocabSize equal to the visual size');
   }
   if (!Array.isArray(l.outputs) || l.outputs.length === 0) throw bad('no output sizes');
   if (!l.special || typeof l.special !== 'object') throw bad('no special tokens');
   for (const o of l.outputs) {
-    if (!o || typeof o.key !== 'string' || !Array.isArray(o.grid) || o.grid.length === 0 || !o.grid.every((d) => Number.isInteger(d) && d > 0)) throw bad(`output size ${JSON.stringify(o?.key)} needs a key and a token grid of positive integers`);
+    if (
+      !o ||
+      typeof o.key !== 'string' ||
+      !Array.isArray(o.grid) ||
+      o.grid.length === 0 ||
+      !o.grid.every((d) => Number.isInteger(d) && d > 0)
+    )
+      throw bad(`output size ${JSON.stringify(o?.key)} needs a key and a token grid of positive integers`);
     if (!(resToken(o.key) in l.special)) throw bad(`output size ${o.key} has no ${resToken(o.key)} token`);
   }
   const first = l.audio.start + l.audio.levels * l.audio.codesPerLevel;
   const ids = Object.values(l.special);
-  if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size)) throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
+  if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size))
+    throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
   for (const n of ['<pad>', '<bos>', '<eos>', ...DELIMITERS]) if (!(n in l.special)) throw bad(`missing ${n}`);
   return l;
 }
@@ -172,8 +231,12 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
 /** Refuses a tokenizer other than the one the layout (the LM) was built with, naming both. */
 export function checkTokenizer(layout: VocabLayout, tok: TokenizerIdentity, source?: string): void {
   const want = layout.tokenizer;
-  const describe = (t: TokenizerIdentity) => `${t.kind}, vocabulary ${t.vocabSize}, identity ${t.identity.slice(0, 16)}`;
+  const describe = (t: TokenizerIdentity) =>
+    `${t.kind}, vocabulary ${t.vocabSize}, identity ${t.identity.slice(0, 16)}`;
   if (want.kind !== tok.kind || want.vocabSize !== tok.vocabSize || want.identity !== tok.identity) {
-    throw new VtokError(`tokenizer mismatch: the model was trained with tokenizer (${describe(want)}) but got (${describe(tok)})`, source);
+    throw new VtokError(
+      `tokenizer mismatch: the model was trained with tokenizer (${describe(want)}) but got (${describe(tok)})`,
+      source,
+    );
   }
 }

@@ -78,7 +78,8 @@ export async function* layoutFrames<C>(
   const newFrames = (frames: Frame[], i: number) => (per !== undefined && i % per > 0 ? frames.slice(overlap) : frames);
   if (samples === 1 || o.sample !== undefined) {
     const wanted = (o.sample ?? 1) - 1;
-    let n = 0, written = 0;
+    let n = 0,
+      written = 0;
     for await (const clip of clips) {
       const i = n++;
       // every clip is still read, so that the file's checksums and end record are checked

@@ -19,8 +19,10 @@ export function clipRange(c: ClipTensor, i: number, j: number): ClipTensor {
 export function frameRange(c: ClipTensor, t0: number, t1: number): ClipTensor {
   const [N, C, T, H, W] = c.shape as [number, number, number, number, number];
   check(0 <= t0 && t0 < t1 && t1 <= T, `frames ${t0}…${t1 - 1} are outside a ${T}-frame clip`);
-  const plane = H * W, out = new Float32Array(N * C * (t1 - t0) * plane);
-  for (let k = 0; k < N * C; k++) out.set(c.data.subarray((k * T + t0) * plane, (k * T + t1) * plane), k * (t1 - t0) * plane);
+  const plane = H * W,
+    out = new Float32Array(N * C * (t1 - t0) * plane);
+  for (let k = 0; k < N * C; k++)
+    out.set(c.data.subarray((k * T + t0) * plane, (k * T + t1) * plane), k * (t1 - t0) * plane);
   return { data: out, shape: [N, C, t1 - t0, H, W] };
 }
 
@@ -37,7 +39,9 @@ export function joinClips(parts: ClipTensor[], axis: 'clips' | 'time'): ClipTens
     return { data, shape: [parts.reduce((n, p) => n + p.shape[0], 0), C, T, H, W] };
   }
   const [N, C, , H, W] = parts[0]!.shape as [number, number, number, number, number];
-  const T = parts.reduce((n, p) => n + p.shape[2]!, 0), plane = H * W, out = new Float32Array(N * C * T * plane);
+  const T = parts.reduce((n, p) => n + p.shape[2]!, 0),
+    plane = H * W,
+    out = new Float32Array(N * C * T * plane);
   for (let k = 0; k < N * C; k++) {
     let t = 0;
     for (const p of parts) {
@@ -57,22 +61,36 @@ export function joinClips(parts: ClipTensor[], axis: 'clips' | 'time'): ClipTens
  */
 const NOISE = 3 * (2 / 255); // mean |R−G| + |G−B| of a gray video after lossy chroma coding: a few levels at most
 
-export function fitChannels(data: Float32Array, shape: readonly number[], modelChannels: number, gray: boolean | undefined, source: string): ClipTensor & { converted: boolean } {
+export function fitChannels(
+  data: Float32Array,
+  shape: readonly number[],
+  modelChannels: number,
+  gray: boolean | undefined,
+  source: string,
+): ClipTensor & { converted: boolean } {
   const [n, c, T, H, W] = shape as [number, number, number, number, number];
   if (c === modelChannels) return { data, shape: [n, c, T, H, W], converted: false };
-  if (modelChannels !== 1 || c !== 3) throw new VtokError(`the clips have ${c} channels, the model takes ${modelChannels}`, source);
+  if (modelChannels !== 1 || c !== 3)
+    throw new VtokError(`the clips have ${c} channels, the model takes ${modelChannels}`, source);
   const plane = T * H * W;
   let spread = 0;
   for (let b = 0; b < n; b++) {
     const o = b * 3 * plane;
-    for (let i = 0; i < plane; i++) spread += Math.abs(data[o + i]! - data[o + plane + i]!) + Math.abs(data[o + plane + i]! - data[o + 2 * plane + i]!);
+    for (let i = 0; i < plane; i++)
+      spread +=
+        Math.abs(data[o + i]! - data[o + plane + i]!) + Math.abs(data[o + plane + i]! - data[o + 2 * plane + i]!);
   }
   const colour = spread / (n * plane) > NOISE;
-  if (colour && !gray) throw new VtokError('the clips are in colour and the model takes gray (1 channel); add --gray to convert them', source);
+  if (colour && !gray)
+    throw new VtokError(
+      'the clips are in colour and the model takes gray (1 channel); add --gray to convert them',
+      source,
+    );
   const out = new Float32Array(n * plane);
   for (let b = 0; b < n; b++) {
     const o = b * 3 * plane;
-    for (let i = 0; i < plane; i++) out[b * plane + i] = (data[o + i]! + data[o + plane + i]! + data[o + 2 * plane + i]!) / 3;
+    for (let i = 0; i < plane; i++)
+      out[b * plane + i] = (data[o + i]! + data[o + plane + i]! + data[o + 2 * plane + i]!) / 3;
   }
   return { data: out, shape: [n, 1, T, H, W], converted: colour };
 }

@@ -92,7 +92,9 @@ export function runFfmpeg(args: string[], input?: Uint8Array): Promise<FfmpegRes
     proc.stderr.on('data', (b: Buffer) => err.push(b));
     proc.on('error', reject);
     proc.stdin.on('error', () => {}); // ffmpeg may exit before reading all input; its exit code tells why
-    proc.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    proc.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }),
+    );
     if (input) proc.stdin.end(input);
     else proc.stdin.end();
   });

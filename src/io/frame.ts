@@ -21,7 +21,13 @@ export function blankFrame(width: number, height: number): Frame {
  * The one uint8 → [-1, 1] packer (x/127.5 − 1): interleaved samples of `channels` channels (…×C, what decoders and
  * renderers produce) become C planes in `out`, plane c starting at `offset + c·channelStride`.
  */
-export function packUint8(src: Uint8Array, channels: number, out: Float32Array, offset: number, channelStride: number): void {
+export function packUint8(
+  src: Uint8Array,
+  channels: number,
+  out: Float32Array,
+  offset: number,
+  channelStride: number,
+): void {
   const n = src.length / channels;
   for (let c = 0; c < channels; c++) {
     const base = offset + c * channelStride;
@@ -43,7 +49,10 @@ export function clipsToTensor(clips: Frame[][]): ClipTensor {
   clips.forEach((clip, n) => {
     check(clip.length === T, `clipsToTensor: clip ${n} has ${clip.length} frames, expected ${T}`);
     clip.forEach((f, t) => {
-      check(f.width === W && f.height === H, `clipsToTensor: clip ${n} frame ${t} is ${f.width}×${f.height}, expected ${W}×${H}`);
+      check(
+        f.width === W && f.height === H,
+        `clipsToTensor: clip ${n} frame ${t} is ${f.width}×${f.height}, expected ${W}×${H}`,
+      );
       packUint8(f.data, 3, out, (n * 3 * T + t) * plane, T * plane);
     });
   });
@@ -58,7 +67,10 @@ export function tensorToClips(data: Float32Array, shape: readonly number[]): Fra
   if (shape.length !== 5) throw new VtokError(`tensorToClips: expected shape N×C×T×H×W, got [${shape.join(', ')}]`);
   const [N, C, T, H, W] = shape as [number, number, number, number, number];
   check(C === 1 || C === 3, `tensorToClips: expected 1 or 3 channels, got ${C}`);
-  check(data.length === N * C * T * H * W, `tensorToClips: data has ${data.length} values, shape needs ${N * C * T * H * W}`);
+  check(
+    data.length === N * C * T * H * W,
+    `tensorToClips: data has ${data.length} values, shape needs ${N * C * T * H * W}`,
+  );
   const plane = H * W;
   const clips: Frame[][] = [];
   for (let n = 0; n < N; n++) {
@@ -93,7 +105,8 @@ export function gridFrame(frames: Frame[], opts: { columns?: number; gap?: numbe
     check(f.width === w && f.height === h, `gridFrame: frame ${i} is ${f.width}×${f.height}, expected ${w}×${h}`);
     const x0 = (i % cols) * (w + gap);
     const y0 = Math.floor(i / cols) * (h + gap);
-    for (let y = 0; y < h; y++) out.data.set(f.data.subarray(y * w * 3, (y + 1) * w * 3), ((y0 + y) * out.width + x0) * 3);
+    for (let y = 0; y < h; y++)
+      out.data.set(f.data.subarray(y * w * 3, (y + 1) * w * 3), ((y0 + y) * out.width + x0) * 3);
   });
   return out;
 }

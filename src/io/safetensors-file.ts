@@ -2,7 +2,11 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
 import { VtokError, check } from '../util/errors.js';
 import {
-  headerSizeOf, parseHeaderJson, type SafetensorsHeader, type SafeTensor, serializeSafetensors,
+  headerSizeOf,
+  parseHeaderJson,
+  type SafetensorsHeader,
+  type SafeTensor,
+  serializeSafetensors,
 } from './safetensors.js';
 
 /**
@@ -48,13 +52,21 @@ export function openSafetensors(path: string): SafetensorsFile {
     const dataSize = size - 8 - n;
     const { tensors, metadata } = parseHeaderJson(headerBytes, dataSize, path);
     return {
-      path, tensors, metadata, headerSize: n, dataSize,
+      path,
+      tensors,
+      metadata,
+      headerSize: n,
+      dataSize,
       read(name) {
         const info = tensors.get(name);
         if (!info) throw new VtokError(`no tensor ${JSON.stringify(name)}`, path);
         const [begin, end] = info.dataOffsets;
         const data = readExactly(fd, end - begin, 8 + n + begin);
-        check(data.length === end - begin, `truncated: could read only ${data.length} of ${end - begin} bytes of tensor ${JSON.stringify(name)}`, path);
+        check(
+          data.length === end - begin,
+          `truncated: could read only ${data.length} of ${end - begin} bytes of tensor ${JSON.stringify(name)}`,
+          path,
+        );
         return { dtype: info.dtype, shape: info.shape.slice(), data };
       },
       close: () => closeSync(fd),

@@ -42,16 +42,37 @@ export interface SafetensorsHeader {
 export const MAX_HEADER_SIZE = 100_000_000;
 
 const DTYPE_SIZES: Record<SafeDType, number> = {
-  F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  I64: 8,
+  F32: 4,
+  I32: 4,
+  F16: 2,
+  BF16: 2,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** Other dtypes of the format that this reader does not support (named in the error so users know why). */
 const OTHER_FORMAT_DTYPES = new Set([
-  'U16', 'U32', 'U64', 'C64', 'F4', 'F6_E2M3', 'F6_E3M2', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ',
+  'U16',
+  'U32',
+  'U64',
+  'C64',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'F8_E4M3FNUZ',
+  'F8_E5M2FNUZ',
 ]);
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-if (!LITTLE_ENDIAN) throw new VtokError('vtok needs a little-endian host (typed arrays are used as little-endian views)');
+if (!LITTLE_ENDIAN)
+  throw new VtokError('vtok needs a little-endian host (typed arrays are used as little-endian views)');
 
 export function isSafeDType(s: unknown): s is SafeDType {
   return typeof s === 'string' && Object.hasOwn(DTYPE_SIZES, s);
@@ -140,7 +161,11 @@ export function parseHeaderJson(
   dataSize: number,
   file?: string,
 ): { tensors: Map<string, SafeTensorInfo>; metadata: Record<string, string> } {
-  check(headerBytes.length > 0 && headerBytes[0] === 0x7b, `header does not start with '{' (not a safetensors file?)`, file);
+  check(
+    headerBytes.length > 0 && headerBytes[0] === 0x7b,
+    `header does not start with '{' (not a safetensors file?)`,
+    file,
+  );
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
@@ -168,7 +193,8 @@ export function parseHeaderJson(
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         check(
           typeof v === 'string',
-          () => `__metadata__[${JSON.stringify(k)}] must be a string, got ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`,
+          () =>
+            `__metadata__[${JSON.stringify(k)}] must be a string, got ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`,
           file,
         );
         metadata[k] = v;
@@ -176,7 +202,11 @@ export function parseHeaderJson(
       continue;
     }
     const t = `tensor ${JSON.stringify(name)}`;
-    check(typeof raw === 'object' && raw !== null && !Array.isArray(raw), `${t}: entry must be an object with dtype, shape, data_offsets`, file);
+    check(
+      typeof raw === 'object' && raw !== null && !Array.isArray(raw),
+      `${t}: entry must be an object with dtype, shape, data_offsets`,
+      file,
+    );
     const e = raw as Record<string, unknown>;
     const dtype = e.dtype;
     if (!isSafeDType(dtype)) {
@@ -213,7 +243,9 @@ export function parseHeaderJson(
   }
 
   // The entries sorted by offset must tile [0, dataSize) exactly.
-  const order = [...tensors.entries()].sort((a, b) => a[1].dataOffsets[0] - b[1].dataOffsets[0] || a[1].dataOffsets[1] - b[1].dataOffsets[1]);
+  const order = [...tensors.entries()].sort(
+    (a, b) => a[1].dataOffsets[0] - b[1].dataOffsets[0] || a[1].dataOffsets[1] - b[1].dataOffsets[1],
+  );
   let pos = 0;
   let prevName: string | null = null;
   for (const [name, info] of order) {
@@ -258,7 +290,11 @@ export function parseSafetensors(
   const tensors = new Map<string, SafeTensor>();
   for (const [name, info] of infos) {
     const [begin, end] = info.dataOffsets;
-    tensors.set(name, { dtype: info.dtype, shape: info.shape, data: bytes.subarray(dataStart + begin, dataStart + end) });
+    tensors.set(name, {
+      dtype: info.dtype,
+      shape: info.shape,
+      data: bytes.subarray(dataStart + begin, dataStart + end),
+    });
   }
   return { tensors, metadata };
 }
@@ -270,7 +306,8 @@ const utf8 = new TextEncoder();
 
 /** Byte order of the UTF-8 encodings (the reference sorts names as Rust strings, i.e. by bytes). */
 function compareUtf8(a: string, b: string): number {
-  const x = utf8.encode(a), y = utf8.encode(b);
+  const x = utf8.encode(a),
+    y = utf8.encode(b);
   for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
   return x.length - y.length;
 }
@@ -411,7 +448,10 @@ function getF16Table(): Float32Array {
 // Typed views and conversions
 
 /** A copy of the tensor bytes as an aligned ArrayBuffer-backed typed array of the given constructor. */
-function typedCopy<T>(t: SafeTensor, ctor: { new (buf: ArrayBuffer, off: number, len: number): T; BYTES_PER_ELEMENT: number }): T {
+function typedCopy<T>(
+  t: SafeTensor,
+  ctor: { new (buf: ArrayBuffer, off: number, len: number): T; BYTES_PER_ELEMENT: number },
+): T {
   // Fresh, offset-0 buffer: aligned, and never aliases the file bytes (not `.slice()`: on a Buffer that is a view).
   const copy = new Uint8Array(t.data);
   return new ctor(copy.buffer as ArrayBuffer, 0, copy.length / ctor.BYTES_PER_ELEMENT);
@@ -419,7 +459,10 @@ function typedCopy<T>(t: SafeTensor, ctor: { new (buf: ArrayBuffer, off: number,
 
 function checkDataLength(t: SafeTensor, what: string): void {
   const expected = numelOf(t.shape) * DTYPE_SIZES[t.dtype];
-  check(t.data.length === expected, `${what}: ${t.dtype} ${fmtShape(t.shape)} tensor has ${t.data.length} bytes, expected ${expected}`);
+  check(
+    t.data.length === expected,
+    `${what}: ${t.dtype} ${fmtShape(t.shape)} tensor has ${t.data.length} bytes, expected ${expected}`,
+  );
 }
 
 /** Converts any supported dtype to float32 (I64 values beyond 2^24 lose precision, as in any float32 cast). */
@@ -463,11 +506,19 @@ export function toFloat32(t: SafeTensor): Float32Array {
 }
 
 /** Converts float32 data to an F32, F16 or BF16 tensor (round-to-nearest-even for the half types). */
-export function fromFloat32(data: Float32Array | readonly number[], shape: number[], dtype: 'F32' | 'F16' | 'BF16' = 'F32'): SafeTensor {
+export function fromFloat32(
+  data: Float32Array | readonly number[],
+  shape: number[],
+  dtype: 'F32' | 'F16' | 'BF16' = 'F32',
+): SafeTensor {
   const f = data instanceof Float32Array ? data : Float32Array.from(data);
   check(numelOf(shape) === f.length, `fromFloat32: ${f.length} values do not match shape ${fmtShape(shape)}`);
   if (dtype === 'F32') {
-    return { dtype, shape: shape.slice(), data: new Uint8Array(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength)) };
+    return {
+      dtype,
+      shape: shape.slice(),
+      data: new Uint8Array(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength)),
+    };
   }
   const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
   const out = new Uint16Array(f.length);
@@ -552,7 +603,10 @@ export function toNumbers(t: SafeTensor, name = 'tensor'): number[] {
 }
 
 /** I64 tensor from bigints or integer numbers (numbers must be safe integers). */
-export function fromInt64(data: BigInt64Array | Int32Array | readonly (number | bigint)[], shape: number[]): SafeTensor {
+export function fromInt64(
+  data: BigInt64Array | Int32Array | readonly (number | bigint)[],
+  shape: number[],
+): SafeTensor {
   check(numelOf(shape) === data.length, `fromInt64: ${data.length} values do not match shape ${fmtShape(shape)}`);
   let out: BigInt64Array;
   if (data instanceof BigInt64Array) out = data.slice();
@@ -578,7 +632,10 @@ export function fromInt32(data: Int32Array | readonly number[], shape: number[])
   if (!(data instanceof Int32Array)) {
     for (let i = 0; i < data.length; i++) {
       const x = data[i]!;
-      check(Number.isInteger(x) && x >= -2147483648 && x <= 2147483647, `fromInt32: value ${x} at index ${i} is not an int32`);
+      check(
+        Number.isInteger(x) && x >= -2147483648 && x <= 2147483647,
+        `fromInt32: value ${x} at index ${i} is not an int32`,
+      );
     }
   }
   const out = Int32Array.from(data);

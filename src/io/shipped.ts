@@ -19,7 +19,11 @@ export interface ShippedModel {
 }
 
 const shipped = (name: string, title: string, kind: string, defaultFor: ShippedRole): ShippedModel => ({
-  name, path: fileURLToPath(new URL(`../../../models/${name}`, import.meta.url)), title, kind, defaultFor,
+  name,
+  path: fileURLToPath(new URL(`../../../models/${name}`, import.meta.url)),
+  title,
+  kind,
+  defaultFor,
 });
 
 export const SHIPPED_MODELS: readonly ShippedModel[] = [

@@ -74,7 +74,6 @@ export function hashConfig(config: unknown): string {
   return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 16);
 }
 
-
 // ---- bit packing ----
 
 /** Packs ids at `bits` bits each, LSB-first. */
@@ -84,7 +83,8 @@ export function packIds(ids: ArrayLike<number>, bits: number, vocabSize = 2 ** b
   let pos = 0;
   for (let i = 0; i < ids.length; i++) {
     const v = ids[i]!;
-    if (!(Number.isInteger(v) && v >= 0 && v < vocabSize)) throw new VtokError(`token ${i} is ${v}, outside the vocabulary [0, ${vocabSize})`);
+    if (!(Number.isInteger(v) && v >= 0 && v < vocabSize))
+      throw new VtokError(`token ${i} is ${v}, outside the vocabulary [0, ${vocabSize})`);
     let rem = bits;
     let x = v;
     while (rem > 0) {
@@ -122,14 +122,51 @@ export function unpackIds(packed: Uint8Array, count: number, bits: number): Int3
 
 class Bytes {
   private parts: Buffer[] = [];
-  u8(v: number) { const b = Buffer.alloc(1); b.writeUInt8(v); this.parts.push(b); return this; }
-  u16(v: number) { const b = Buffer.alloc(2); b.writeUInt16LE(v); this.parts.push(b); return this; }
-  u32(v: number) { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.parts.push(b); return this; }
-  f64(v: number) { const b = Buffer.alloc(8); b.writeDoubleLE(v); this.parts.push(b); return this; }
-  raw(v: Uint8Array | string) { this.parts.push(typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)); return this; }
-  str(v: string) { const b = Buffer.from(v, 'utf8'); check(b.length < 65536, 'string too long for a token file header'); return this.u16(b.length).raw(b); }
-  grid(g: number[]) { check(g.length > 0 && g.length < 256, `token grid must have 1..255 dims, got ${g.length}`); this.u8(g.length); for (const d of g) this.u32(d); return this; }
-  withCrc(): Buffer { const body = Buffer.concat(this.parts); const c = Buffer.alloc(4); c.writeUInt32LE(crc32(body)); return Buffer.concat([body, c]); }
+  u8(v: number) {
+    const b = Buffer.alloc(1);
+    b.writeUInt8(v);
+    this.parts.push(b);
+    return this;
+  }
+  u16(v: number) {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    this.parts.push(b);
+    return this;
+  }
+  u32(v: number) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.parts.push(b);
+    return this;
+  }
+  f64(v: number) {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(v);
+    this.parts.push(b);
+    return this;
+  }
+  raw(v: Uint8Array | string) {
+    this.parts.push(typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    return this;
+  }
+  str(v: string) {
+    const b = Buffer.from(v, 'utf8');
+    check(b.length < 65536, 'string too long for a token file header');
+    return this.u16(b.length).raw(b);
+  }
+  grid(g: number[]) {
+    check(g.length > 0 && g.length < 256, `token grid must have 1..255 dims, got ${g.length}`);
+    this.u8(g.length);
+    for (const d of g) this.u32(d);
+    return this;
+  }
+  withCrc(): Buffer {
+    const body = Buffer.concat(this.parts);
+    const c = Buffer.alloc(4);
+    c.writeUInt32LE(crc32(body));
+    return Buffer.concat([body, c]);
+  }
 }
 
 function gridSize(grid: number[], file?: string): number {
@@ -144,19 +181,49 @@ function gridSize(grid: number[], file?: string): number {
 function validateHeader(h: TokenFileHeader, file?: string): void {
   check(typeof h.kind === 'string' && h.kind.length > 0, 'header.kind must be a non-empty string', file);
   check(typeof h.configHash === 'string', 'header.configHash must be a string', file);
-  check(Number.isInteger(h.vocabSize) && h.vocabSize >= 2 && h.vocabSize <= 2 ** 31, `header.vocabSize must be an integer in [2, 2^31], got ${h.vocabSize}`, file);
+  check(
+    Number.isInteger(h.vocabSize) && h.vocabSize >= 2 && h.vocabSize <= 2 ** 31,
+    `header.vocabSize must be an integer in [2, 2^31], got ${h.vocabSize}`,
+    file,
+  );
   gridSize(h.grid, file);
-  check(MODALITIES.includes(h.modality), `header.modality must be one of ${MODALITIES.join(', ')}, got ${JSON.stringify(h.modality)}`, file);
-  check(!!h.source && typeof h.source === 'object' && !Array.isArray(h.source), 'header.source must be an object', file);
+  check(
+    MODALITIES.includes(h.modality),
+    `header.modality must be one of ${MODALITIES.join(', ')}, got ${JSON.stringify(h.modality)}`,
+    file,
+  );
+  check(
+    !!h.source && typeof h.source === 'object' && !Array.isArray(h.source),
+    'header.source must be an object',
+    file,
+  );
   const s = h.source;
-  if (h.modality === 'video') check(Number.isFinite(s.fps) && s.fps! >= 0, `header.source.fps must be a non-negative number for video, got ${s.fps}`, file);
+  if (h.modality === 'video')
+    check(
+      Number.isFinite(s.fps) && s.fps! >= 0,
+      `header.source.fps must be a non-negative number for video, got ${s.fps}`,
+      file,
+    );
   if (h.modality === 'video' || h.modality === 'image' || s.frameSize !== undefined) {
-    check(Array.isArray(s.frameSize) && s.frameSize.length === 2 && s.frameSize.every((d) => Number.isInteger(d) && d >= 0), `header.source.frameSize must be [height, width] for ${h.modality}`, file);
+    check(
+      Array.isArray(s.frameSize) && s.frameSize.length === 2 && s.frameSize.every((d) => Number.isInteger(d) && d >= 0),
+      `header.source.frameSize must be [height, width] for ${h.modality}`,
+      file,
+    );
   }
   if (h.modality === 'audio' || s.sampleRate !== undefined) {
-    check(Number.isFinite(s.sampleRate) && s.sampleRate! > 0, `header.source.sampleRate must be a positive number for ${h.modality}, got ${s.sampleRate}`, file);
+    check(
+      Number.isFinite(s.sampleRate) && s.sampleRate! > 0,
+      `header.source.sampleRate must be a positive number for ${h.modality}, got ${s.sampleRate}`,
+      file,
+    );
   }
-  if (s.channels !== undefined) check(Number.isInteger(s.channels) && s.channels > 0, `header.source.channels must be a positive integer, got ${s.channels}`, file);
+  if (s.channels !== undefined)
+    check(
+      Number.isInteger(s.channels) && s.channels > 0,
+      `header.source.channels must be a positive integer, got ${s.channels}`,
+      file,
+    );
 }
 
 const MODALITIES: TokenModality[] = ['video', 'image', 'audio', 'sequence'];
@@ -174,7 +241,10 @@ export class TokenFileWriter {
   private bits: number;
   private done = false;
 
-  constructor(readonly path: string, readonly header: TokenFileHeader) {
+  constructor(
+    readonly path: string,
+    readonly header: TokenFileHeader,
+  ) {
     validateHeader(header, path);
     this.bits = vocabBits(header.vocabSize);
     mkdirSync(dirname(path), { recursive: true });
@@ -202,7 +272,11 @@ export class TokenFileWriter {
   writeClip(ids: ArrayLike<number>, grid: number[] = this.header.grid): void {
     check(!this.done, 'token file already closed', this.path);
     const n = gridSize(grid, this.path);
-    check(ids.length === n, `clip ${this.clips} has ${ids.length} ids, its grid [${grid.join(', ')}] needs ${n}`, this.path);
+    check(
+      ids.length === n,
+      `clip ${this.clips} has ${ids.length} ids, its grid [${grid.join(', ')}] needs ${n}`,
+      this.path,
+    );
     let packed: Uint8Array;
     try {
       packed = packIds(ids, this.bits, this.header.vocabSize);
@@ -239,7 +313,11 @@ export class TokenFileWriter {
 }
 
 /** Writes a whole token file in one call. */
-export function writeTokenFile(path: string, header: TokenFileHeader, clips: Iterable<TokenClip | ArrayLike<number>>): number {
+export function writeTokenFile(
+  path: string,
+  header: TokenFileHeader,
+  clips: Iterable<TokenClip | ArrayLike<number>>,
+): number {
   const w = new TokenFileWriter(path, header);
   try {
     for (const c of clips) {
@@ -261,7 +339,10 @@ class Reader {
   private pos = 0;
   private eof = false;
   offset = 0;
-  constructor(private fh: FileHandle, private file: string) {}
+  constructor(
+    private fh: FileHandle,
+    private file: string,
+  ) {}
 
   private async fill(n: number): Promise<void> {
     while (this.buf.length - this.pos < n && !this.eof) {
@@ -275,7 +356,11 @@ class Reader {
 
   async take(n: number, what: string): Promise<Buffer> {
     await this.fill(n);
-    if (this.buf.length - this.pos < n) throw new VtokError(`truncated: file ends inside ${what} at byte ${this.offset + (this.buf.length - this.pos)}`, this.file);
+    if (this.buf.length - this.pos < n)
+      throw new VtokError(
+        `truncated: file ends inside ${what} at byte ${this.offset + (this.buf.length - this.pos)}`,
+        this.file,
+      );
     const out = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     this.offset += n;
@@ -291,17 +376,30 @@ class Reader {
 /** Collects the bytes of one record so its CRC can be checked. */
 class RecordReader {
   parts: Buffer[] = [];
-  constructor(private r: Reader, private what: string) {}
+  constructor(
+    private r: Reader,
+    private what: string,
+  ) {}
   async take(n: number): Promise<Buffer> {
     const b = Buffer.from(await this.r.take(n, this.what));
     this.parts.push(b);
     return b;
   }
-  async u8() { return (await this.take(1)).readUInt8(0); }
-  async u16() { return (await this.take(2)).readUInt16LE(0); }
-  async u32() { return (await this.take(4)).readUInt32LE(0); }
-  async f64() { return (await this.take(8)).readDoubleLE(0); }
-  async str() { return (await this.take(await this.u16())).toString('utf8'); }
+  async u8() {
+    return (await this.take(1)).readUInt8(0);
+  }
+  async u16() {
+    return (await this.take(2)).readUInt16LE(0);
+  }
+  async u32() {
+    return (await this.take(4)).readUInt32LE(0);
+  }
+  async f64() {
+    return (await this.take(8)).readDoubleLE(0);
+  }
+  async str() {
+    return (await this.take(await this.u16())).toString('utf8');
+  }
   async grid(file: string) {
     const nd = await this.u8();
     check(nd > 0, `corrupt ${this.what}: token grid has 0 dims`, file);
@@ -312,7 +410,8 @@ class RecordReader {
   async checkCrc(file: string): Promise<void> {
     const want = crc32(Buffer.concat(this.parts));
     const got = (await this.r.take(4, `the checksum of ${this.what}`)).readUInt32LE(0);
-    if (got !== want) throw new VtokError(`corrupt ${this.what}: CRC32 mismatch (stored ${hex(got)}, computed ${hex(want)})`, file);
+    if (got !== want)
+      throw new VtokError(`corrupt ${this.what}: CRC32 mismatch (stored ${hex(got)}, computed ${hex(want)})`, file);
   }
 }
 
@@ -340,9 +439,11 @@ export async function openTokenFile(path: string): Promise<TokenFileHandle> {
     if (await r.atEnd()) throw new VtokError('file is empty, expected a .vtok token file', path);
     const h = new RecordReader(r, 'header');
     const magic = (await h.take(4)).toString('latin1');
-    if (magic !== MAGIC) throw new VtokError(`not a .vtok token file (magic ${JSON.stringify(magic)}, expected "VTOK")`, path);
+    if (magic !== MAGIC)
+      throw new VtokError(`not a .vtok token file (magic ${JSON.stringify(magic)}, expected "VTOK")`, path);
     const version = await h.u16();
-    if (version !== 1 && version !== 2) throw new VtokError(`token file version ${version} is not supported (this vtok reads versions 1 and 2)`, path);
+    if (version !== 1 && version !== 2)
+      throw new VtokError(`token file version ${version} is not supported (this vtok reads versions 1 and 2)`, path);
     bits = await h.u8();
     await h.u8();
     const vocabSize = await h.u32();
@@ -357,13 +458,16 @@ export async function openTokenFile(path: string): Promise<TokenFileHandle> {
       const len = await h.u32();
       check(len < 1 << 26, `corrupt header: ${what} JSON length ${len} is implausible`, path);
       const text = (await h.take(len)).toString('utf8');
-      return { text, parse: () => {
-        try {
-          return JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          throw new VtokError(`corrupt header: ${what} is not valid JSON`, path);
-        }
-      } };
+      return {
+        text,
+        parse: () => {
+          try {
+            return JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            throw new VtokError(`corrupt header: ${what} is not valid JSON`, path);
+          }
+        },
+      };
     };
     const sourceJson = version === 1 ? null : await jsonOf('source');
     const extra = await jsonOf('extra');
@@ -396,16 +500,28 @@ export async function openTokenFile(path: string): Promise<TokenFileHandle> {
           check(await r.atEnd(), `trailing bytes after the end record at byte ${r.offset}`, path);
           return;
         }
-        if (tag !== CLIP_TAG) throw new VtokError(`corrupt: expected a clip or end record at byte ${r.offset - 4}, found ${JSON.stringify(tag)}`, path);
+        if (tag !== CLIP_TAG)
+          throw new VtokError(
+            `corrupt: expected a clip or end record at byte ${r.offset - 4}, found ${JSON.stringify(tag)}`,
+            path,
+          );
         const grid = await rec.grid(path);
         const n = gridSize(grid, path);
         const nbytes = await rec.u32();
-        check(nbytes === Math.ceil((n * bits) / 8), `corrupt ${what}: ${nbytes} packed bytes for ${n} ids at ${bits} bits`, path);
+        check(
+          nbytes === Math.ceil((n * bits) / 8),
+          `corrupt ${what}: ${nbytes} packed bytes for ${n} ids at ${bits} bits`,
+          path,
+        );
         const packed = await rec.take(nbytes);
         await rec.checkCrc(path);
         const ids = unpackIds(packed, n, bits);
         for (let i = 0; i < n; i++) {
-          if (ids[i]! >= header.vocabSize) throw new VtokError(`corrupt ${what}: id ${ids[i]} at ${i} is outside the vocabulary of ${header.vocabSize}`, path);
+          if (ids[i]! >= header.vocabSize)
+            throw new VtokError(
+              `corrupt ${what}: id ${ids[i]} at ${i} is outside the vocabulary of ${header.vocabSize}`,
+              path,
+            );
         }
         yield { grid, ids };
       }

@@ -103,7 +103,12 @@ export interface ReadOptions {
 }
 
 /** The frame size readFrames will produce for a source of `width`×`height` under `opts`. */
-export function outputSize(width: number, height: number, opts: ReadOptions, file?: string): { width: number; height: number; scaled?: [number, number] } {
+export function outputSize(
+  width: number,
+  height: number,
+  opts: ReadOptions,
+  file?: string,
+): { width: number; height: number; scaled?: [number, number] } {
   let w = width;
   let h = height;
   let scaled: [number, number] | undefined;
@@ -121,7 +126,11 @@ export function outputSize(width: number, height: number, opts: ReadOptions, fil
   return { width: w, height: h, scaled };
 }
 
-function filterChain(info: VideoInfo, opts: ReadOptions, out: { width: number; height: number; scaled?: [number, number] }): string[] {
+function filterChain(
+  info: VideoInfo,
+  opts: ReadOptions,
+  out: { width: number; height: number; scaled?: [number, number] },
+): string[] {
   const f: string[] = [];
   if (opts.fps && !info.isImage) f.push(`fps=fps=${opts.fps}`);
   const s0 = opts.startFrame ?? 0;
@@ -135,7 +144,9 @@ function filterChain(info: VideoInfo, opts: ReadOptions, out: { width: number; h
   }
   const pre = out.scaled ?? [info.width, info.height];
   if (out.width !== pre[0] || out.height !== pre[1]) {
-    f.push(`crop=${out.width}:${out.height}:${Math.floor((pre[0] - out.width) / 2)}:${Math.floor((pre[1] - out.height) / 2)}`);
+    f.push(
+      `crop=${out.width}:${out.height}:${Math.floor((pre[0] - out.width) / 2)}:${Math.floor((pre[1] - out.height) / 2)}`,
+    );
   }
   return f;
 }
@@ -153,7 +164,10 @@ export async function* readFrames(path: string, opts: ReadOptions = {}): AsyncGe
   const filters = filterChain(info, opts, out);
   if (filters.length) args.push('-vf', filters.join(','));
   if (opts.maxFrames !== undefined) {
-    check(Number.isInteger(opts.maxFrames) && opts.maxFrames >= 0, `maxFrames must be a non-negative integer, got ${opts.maxFrames}`);
+    check(
+      Number.isInteger(opts.maxFrames) && opts.maxFrames >= 0,
+      `maxFrames must be a non-negative integer, got ${opts.maxFrames}`,
+    );
     if (opts.maxFrames === 0) return;
     args.push('-frames:v', String(opts.maxFrames));
   }
@@ -190,7 +204,8 @@ export async function* readFrames(path: string, opts: ReadOptions = {}): AsyncGe
     const code = await exited;
     finished = true;
     if (code !== 0) throw new VtokError(`decoding failed after ${count} frames (${ffmpegReason(stderr, path)})`, path);
-    if (count === 0 && !(opts.startFrame || opts.start)) throw new VtokError(`no frames could be decoded (${ffmpegReason(stderr, path)})`, path);
+    if (count === 0 && !(opts.startFrame || opts.start))
+      throw new VtokError(`no frames could be decoded (${ffmpegReason(stderr, path)})`, path);
   } finally {
     if (!finished) {
       proc.kill('SIGKILL');
@@ -200,7 +215,11 @@ export async function* readFrames(path: string, opts: ReadOptions = {}): AsyncGe
 }
 
 /** Reads a clip of exactly `length` frames (after fps/start/stride); shorter sources are an error unless `pad`. */
-export async function readClip(path: string, length: number, opts: Omit<ReadOptions, 'maxFrames'> & { pad?: boolean } = {}): Promise<Frame[]> {
+export async function readClip(
+  path: string,
+  length: number,
+  opts: Omit<ReadOptions, 'maxFrames'> & { pad?: boolean } = {},
+): Promise<Frame[]> {
   check(Number.isInteger(length) && length > 0, `clip length must be a positive integer, got ${length}`);
   const frames: Frame[] = [];
   for await (const f of readFrames(path, { ...opts, maxFrames: length })) frames.push(f);
@@ -246,7 +265,8 @@ function codecArgs(ext: string, w: number, h: number, crf: number): string[] {
   switch (ext) {
     case '.mp4':
     case '.mkv':
-      if (hasEncoder('libx264')) return ['-c:v', 'libx264', '-preset', 'medium', '-crf', String(crf), '-pix_fmt', even ? 'yuv420p' : 'yuv444p'];
+      if (hasEncoder('libx264'))
+        return ['-c:v', 'libx264', '-preset', 'medium', '-crf', String(crf), '-pix_fmt', even ? 'yuv420p' : 'yuv444p'];
       return ['-c:v', 'mpeg4', '-q:v', '2', '-pix_fmt', 'yuv420p'];
     case '.webm':
       return ['-c:v', 'libvpx-vp9', '-crf', '30', '-b:v', '0', '-pix_fmt', even ? 'yuv420p' : 'yuv444p'];
@@ -268,11 +288,16 @@ function codecArgs(ext: string, w: number, h: number, crf: number): string[] {
  * approximated), .y4m. Frames stream into ffmpeg's stdin; the file appears
  * atomically when encoding succeeded.
  */
-export async function writeVideo(path: string, frames: Iterable<Frame> | AsyncIterable<Frame>, opts: WriteOptions = {}): Promise<number> {
+export async function writeVideo(
+  path: string,
+  frames: Iterable<Frame> | AsyncIterable<Frame>,
+  opts: WriteOptions = {},
+): Promise<number> {
   const ext = extname(path).toLowerCase();
   const fps = opts.fps ?? 8;
   check(fps > 0, `fps must be positive, got ${fps}`);
-  if (!(ext in CONTAINERS)) throw new VtokError(`cannot write video with extension '${ext}' (use ${Object.keys(CONTAINERS).join(', ')})`, path);
+  if (!(ext in CONTAINERS))
+    throw new VtokError(`cannot write video with extension '${ext}' (use ${Object.keys(CONTAINERS).join(', ')})`, path);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempPath(path);
   let proc: ReturnType<typeof spawn> | undefined;
@@ -285,7 +310,23 @@ export async function writeVideo(path: string, frames: Iterable<Frame> | AsyncIt
     for await (const f of frames as AsyncIterable<Frame>) {
       if (!proc) {
         [w, h] = [f.width, f.height];
-        const args = ['-hide_banner', '-nostdin', '-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${w}x${h}`, '-r', String(fps), '-i', 'pipe:0'];
+        const args = [
+          '-hide_banner',
+          '-nostdin',
+          '-v',
+          'error',
+          '-y',
+          '-f',
+          'rawvideo',
+          '-pix_fmt',
+          'rgb24',
+          '-s',
+          `${w}x${h}`,
+          '-r',
+          String(fps),
+          '-i',
+          'pipe:0',
+        ];
         args.push(...codecArgs(ext, w, h, opts.crf ?? 18), '-f', CONTAINERS[ext]!, tmp);
         const p = spawn(ffmpegPath(), args, { stdio: ['pipe', 'ignore', 'pipe'] });
         proc = p;
@@ -299,7 +340,8 @@ export async function writeVideo(path: string, frames: Iterable<Frame> | AsyncIt
       check(f.width === w && f.height === h, `frame ${count} is ${f.width}×${f.height}, expected ${w}×${h}`, path);
       check(f.data.length === w * h * 3, `frame ${count} has ${f.data.length} bytes, expected ${w * h * 3}`, path);
       count++;
-      if (!proc.stdin!.write(f.data)) await new Promise<void>((res) => proc!.stdin!.once('drain', res).once('close', res));
+      if (!proc.stdin!.write(f.data))
+        await new Promise<void>((res) => proc!.stdin!.once('drain', res).once('close', res));
     }
     if (!proc) throw new VtokError('no frames to write', path);
     proc.stdin!.end();
@@ -324,7 +366,11 @@ export function writePng(path: string, frame: Frame): void {
 }
 
 /** Writes frames as dir/<prefix>00000.png, 00001.png, … and returns the paths. */
-export async function writePngSequence(dir: string, frames: Iterable<Frame> | AsyncIterable<Frame>, opts: { prefix?: string; digits?: number } = {}): Promise<string[]> {
+export async function writePngSequence(
+  dir: string,
+  frames: Iterable<Frame> | AsyncIterable<Frame>,
+  opts: { prefix?: string; digits?: number } = {},
+): Promise<string[]> {
   const paths: string[] = [];
   for await (const f of frames as AsyncIterable<Frame>) {
     const p = join(dir, `${opts.prefix ?? 'frame_'}${String(paths.length).padStart(opts.digits ?? 5, '0')}.png`);

@@ -42,7 +42,10 @@ export class PerceptualLoss {
   /** Channels, height and width the network's input declares (null where free). */
   private readonly expects: (number | null)[];
 
-  constructor(readonly net: OnnxFunction, opts: PerceptualOptions = {}) {
+  constructor(
+    readonly net: OnnxFunction,
+    opts: PerceptualOptions = {},
+  ) {
     const file = net.file;
     const meta = net.metadata;
     const json = (key: string): unknown => {
@@ -56,14 +59,26 @@ export class PerceptualLoss {
     const list = (key: string): number[] | undefined => {
       if (meta[key] === undefined) return undefined;
       const v = meta[key].split(',').map(Number);
-      if (v.some((x) => !Number.isFinite(x))) throw new VtokError(`metadata ${key} must be comma-separated numbers, got "${meta[key]}"`, file);
+      if (v.some((x) => !Number.isFinite(x)))
+        throw new VtokError(`metadata ${key} must be comma-separated numbers, got "${meta[key]}"`, file);
       return v;
     };
-    if (net.inputs.length !== 1) throw new VtokError(`a perceptual feature network takes one image input, this one takes ${net.inputs.length}`, file);
+    if (net.inputs.length !== 1)
+      throw new VtokError(
+        `a perceptual feature network takes one image input, this one takes ${net.inputs.length}`,
+        file,
+      );
     const input = net.inputs[0]!;
-    if (input.dtype !== 'float32') throw new VtokError(`the network's input "${input.name}" is ${input.dtype}, not float`, file);
-    if (input.shape && input.shape.length !== 4) throw new VtokError(`the network's input "${input.name}" must be N×C×H×W, it has rank ${input.shape.length}`, file);
-    this.expects = input.shape ? input.shape.slice(1).map((d) => (typeof d === 'number' ? d : null)) : [null, null, null];
+    if (input.dtype !== 'float32')
+      throw new VtokError(`the network's input "${input.name}" is ${input.dtype}, not float`, file);
+    if (input.shape && input.shape.length !== 4)
+      throw new VtokError(
+        `the network's input "${input.name}" must be N×C×H×W, it has rank ${input.shape.length}`,
+        file,
+      );
+    this.expects = input.shape
+      ? input.shape.slice(1).map((d) => (typeof d === 'number' ? d : null))
+      : [null, null, null];
 
     const metaLayers = json('vtok.perceptual.layers');
     if (metaLayers !== undefined && !(Array.isArray(metaLayers) && metaLayers.every((s) => typeof s === 'string'))) {
@@ -72,7 +87,8 @@ export class PerceptualLoss {
     this.layers = opts.layers ?? (metaLayers as string[] | undefined) ?? net.outputs.map((o) => o.name);
     if (this.layers.length === 0) throw new VtokError('the network has no outputs to use as feature layers', file);
     const known = new Set(net.valueNames());
-    for (const l of this.layers) if (!known.has(l)) throw new VtokError(`feature layer "${l}" is not a value of the network`, file);
+    for (const l of this.layers)
+      if (!known.has(l)) throw new VtokError(`feature layer "${l}" is not a value of the network`, file);
 
     let weights = opts.weights;
     const mw = json('vtok.perceptual.weights');
@@ -82,13 +98,21 @@ export class PerceptualLoss {
       else throw new VtokError('metadata vtok.perceptual.weights must be a JSON list or object', file);
     }
     weights ??= this.layers.map(() => 1);
-    if (weights.length !== this.layers.length || weights.some((w) => typeof w !== 'number' || !Number.isFinite(w) || w < 0) || !weights.some((w) => w > 0)) {
-      throw new VtokError(`per-layer weights must be ${this.layers.length} non-negative numbers, not all zero; got ${JSON.stringify(weights)}`, file);
+    if (
+      weights.length !== this.layers.length ||
+      weights.some((w) => typeof w !== 'number' || !Number.isFinite(w) || w < 0) ||
+      !weights.some((w) => w > 0)
+    ) {
+      throw new VtokError(
+        `per-layer weights must be ${this.layers.length} non-negative numbers, not all zero; got ${JSON.stringify(weights)}`,
+        file,
+      );
     }
     this.weights = weights;
 
     const r = opts.range ?? list('vtok.input_range') ?? [-1, 1];
-    if (r.length !== 2 || !(r[1]! > r[0]!)) throw new VtokError(`the input range must be "lo,hi" with lo < hi, got ${JSON.stringify(r)}`, file);
+    if (r.length !== 2 || !(r[1]! > r[0]!))
+      throw new VtokError(`the input range must be "lo,hi" with lo < hi, got ${JSON.stringify(r)}`, file);
     this.range = [r[0]!, r[1]!];
     this.mean = opts.mean ?? list('vtok.input_mean');
     this.std = opts.std ?? list('vtok.input_std');
@@ -102,22 +126,34 @@ export class PerceptualLoss {
     if (x.rank === 5) {
       const [n, c, t, h, w] = x.shape as [number, number, number, number, number];
       f = E.reshape(E.transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]);
-    } else if (x.rank !== 4) throw new VtokError(`perceptual loss: expected N×C×T×H×W video or N×C×H×W images, got ${x.describe()}`, this.net.file);
+    } else if (x.rank !== 4)
+      throw new VtokError(
+        `perceptual loss: expected N×C×T×H×W video or N×C×H×W images, got ${x.describe()}`,
+        this.net.file,
+      );
     const [b, c, h, w] = f.shape as [number, number, number, number];
     const [wantC, wantH, wantW] = this.expects;
     if ((wantH !== null && wantH !== h) || (wantW !== null && wantW !== w)) {
-      throw new VtokError(`the feature network expects ${wantH ?? '*'}×${wantW ?? '*'} frames, these are ${h}×${w}`, this.net.file);
+      throw new VtokError(
+        `the feature network expects ${wantH ?? '*'}×${wantW ?? '*'} frames, these are ${h}×${w}`,
+        this.net.file,
+      );
     }
     const channels = wantC ?? c;
     if (channels !== c) {
       if (c === 1) f = E.broadcastTo(f, [b, channels, h, w]);
       else if (c === 3 && channels === 1) f = E.sum(E.mul(f, E.tensor([0.299, 0.587, 0.114], [1, 3, 1, 1])), 1, true);
-      else throw new VtokError(`the feature network expects ${channels} channels; ${c}-channel frames cannot be mapped to it`, this.net.file);
+      else
+        throw new VtokError(
+          `the feature network expects ${channels} channels; ${c}-channel frames cannot be mapped to it`,
+          this.net.file,
+        );
     }
     const [lo, hi] = this.range;
     if (lo !== -1 || hi !== 1) f = E.add(E.mul(f, (hi - lo) / 2), (hi + lo) / 2);
     const perChannel = (v: number[], what: string) => {
-      if (v.length !== channels && v.length !== 1) throw new VtokError(`${what} has ${v.length} values for ${channels} channels`, this.net.file);
+      if (v.length !== channels && v.length !== 1)
+        throw new VtokError(`${what} has ${v.length} values for ${channels} channels`, this.net.file);
       return E.tensor(v.length === 1 ? Array(channels).fill(v[0]) : v, [1, channels, 1, 1]);
     };
     if (this.mean) f = E.sub(f, perChannel(this.mean, 'vtok.input_mean'));
@@ -130,15 +166,21 @@ export class PerceptualLoss {
     const out = this.net.run([this.prepare(x)], this.layers);
     return this.layers.map((l) => {
       const f = out[l]!;
-      if (f.rank < 2 || f.dtype !== 'float32') throw new VtokError(`feature layer "${l}" must be a float N×C(×…) tensor, it is ${f.describe()}`, this.net.file);
+      if (f.rank < 2 || f.dtype !== 'float32')
+        throw new VtokError(
+          `feature layer "${l}" must be a float N×C(×…) tensor, it is ${f.describe()}`,
+          this.net.file,
+        );
       return f;
     });
   }
 
   /** Graph code: the perceptual distance between a batch `x` and its reconstruction `y` (both in [-1, 1]). */
   loss(x: Tensor, y: Tensor): Tensor {
-    if (x.shape.join() !== y.shape.join()) throw new VtokError(`perceptual loss: shapes differ, ${x.describe()} vs ${y.describe()}`, this.net.file);
-    const fx = this.features(x), fy = this.features(y);
+    if (x.shape.join() !== y.shape.join())
+      throw new VtokError(`perceptual loss: shapes differ, ${x.describe()} vs ${y.describe()}`, this.net.file);
+    const fx = this.features(x),
+      fy = this.features(y);
     const unit = (f: Tensor) => E.mul(f, E.rsqrt(E.add(E.sum(E.square(f), 1, true), this.eps)));
     const total = this.weights.reduce((a, b) => a + b, 0);
     const terms: Tensor[] = [];

@@ -22,7 +22,8 @@ export function msSsimScales(width: number, height: number): number {
 }
 
 function halve(p: Float64Array, w: number, h: number): [Float64Array, number, number] {
-  const ow = Math.floor(w / 2), oh = Math.floor(h / 2);
+  const ow = Math.floor(w / 2),
+    oh = Math.floor(h / 2);
   const out = new Float64Array(ow * oh);
   for (let y = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++) {
@@ -35,12 +36,19 @@ function halve(p: Float64Array, w: number, h: number): [Float64Array, number, nu
 
 /** Mean contrast-structure and mean SSIM of one plane pair at one scale. */
 function csAndSsim(x: Float64Array, y: Float64Array, w: number, h: number, dataRange: number): [number, number] {
-  const [mx, my, sxx, syy, sxy] = [x, y, x.map((v) => v * v), y.map((v) => v * v), x.map((v, i) => v * y[i]!)].map((p) => filterValid(p, w, h)) as Float64Array[];
-  const c1 = (SSIM_K1 * dataRange) ** 2, c2 = (SSIM_K2 * dataRange) ** 2;
-  let cs = 0, ssim = 0;
+  const [mx, my, sxx, syy, sxy] = [x, y, x.map((v) => v * v), y.map((v) => v * v), x.map((v, i) => v * y[i]!)].map(
+    (p) => filterValid(p, w, h),
+  ) as Float64Array[];
+  const c1 = (SSIM_K1 * dataRange) ** 2,
+    c2 = (SSIM_K2 * dataRange) ** 2;
+  let cs = 0,
+    ssim = 0;
   for (let i = 0; i < mx!.length; i++) {
-    const ux = mx![i]!, uy = my![i]!;
-    const vx = sxx![i]! - ux * ux, vy = syy![i]! - uy * uy, cxy = sxy![i]! - ux * uy;
+    const ux = mx![i]!,
+      uy = my![i]!;
+    const vx = sxx![i]! - ux * ux,
+      vy = syy![i]! - uy * uy,
+      cxy = sxy![i]! - ux * uy;
     const c = (2 * cxy + c2) / (vx + vy + c2);
     cs += c;
     ssim += ((2 * ux * uy + c1) / (ux * ux + uy * uy + c1)) * c;
@@ -49,13 +57,32 @@ function csAndSsim(x: Float64Array, y: Float64Array, w: number, h: number, dataR
 }
 
 /** MS-SSIM of one channel plane pair (w×h); `scales` defaults to as many as fit. */
-export function msSsimPlane(a: ArrayLike<number>, b: ArrayLike<number>, width: number, height: number, dataRange = 255, scales = msSsimScales(width, height)): number {
-  check(scales >= 1 && scales <= MS_SSIM_WEIGHTS.length, `ms-ssim: ${width}×${height} images are too small (at least ${SSIM_WINDOW}×${SSIM_WINDOW}) or scales ${scales} is not in 1..${MS_SSIM_WEIGHTS.length}`);
-  check(Math.min(width, height) >> (scales - 1) >= SSIM_WINDOW, `ms-ssim: ${scales} scales need a short side of at least ${SSIM_WINDOW << (scales - 1)}, got ${Math.min(width, height)}`);
-  check(a.length === width * height && b.length === width * height, `ms-ssim: expected ${width * height} values, got ${a.length} and ${b.length}`);
+export function msSsimPlane(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  width: number,
+  height: number,
+  dataRange = 255,
+  scales = msSsimScales(width, height),
+): number {
+  check(
+    scales >= 1 && scales <= MS_SSIM_WEIGHTS.length,
+    `ms-ssim: ${width}×${height} images are too small (at least ${SSIM_WINDOW}×${SSIM_WINDOW}) or scales ${scales} is not in 1..${MS_SSIM_WEIGHTS.length}`,
+  );
+  check(
+    Math.min(width, height) >> (scales - 1) >= SSIM_WINDOW,
+    `ms-ssim: ${scales} scales need a short side of at least ${SSIM_WINDOW << (scales - 1)}, got ${Math.min(width, height)}`,
+  );
+  check(
+    a.length === width * height && b.length === width * height,
+    `ms-ssim: expected ${width * height} values, got ${a.length} and ${b.length}`,
+  );
   const weights = MS_SSIM_WEIGHTS.slice(0, scales);
   const total = weights.reduce((s, v) => s + v, 0);
-  let x: Float64Array = Float64Array.from(a), y: Float64Array = Float64Array.from(b), w = width, h = height;
+  let x: Float64Array = Float64Array.from(a),
+    y: Float64Array = Float64Array.from(b),
+    w = width,
+    h = height;
   let result = 1;
   for (let j = 0; j < scales; j++) {
     const [cs, ssim] = csAndSsim(x, y, w, h, dataRange);
@@ -71,11 +98,15 @@ export function msSsimPlane(a: ArrayLike<number>, b: ArrayLike<number>, width: n
 
 /** MS-SSIM of two RGB frames, the mean over channels. */
 export function msSsimFrame(a: Frame, b: Frame, scales?: number): number {
-  check(a.width === b.width && a.height === b.height, `ms-ssim: frame sizes differ (${a.width}×${a.height} vs ${b.width}×${b.height})`);
+  check(
+    a.width === b.width && a.height === b.height,
+    `ms-ssim: frame sizes differ (${a.width}×${a.height} vs ${b.width}×${b.height})`,
+  );
   const n = a.width * a.height;
   let sum = 0;
   for (let c = 0; c < 3; c++) {
-    const pa = new Float64Array(n), pb = new Float64Array(n);
+    const pa = new Float64Array(n),
+      pb = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       pa[i] = a.data[i * 3 + c]!;
       pb[i] = b.data[i * 3 + c]!;

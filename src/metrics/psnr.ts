@@ -22,7 +22,8 @@ export function mse(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** RMS of a − b relative to the RMS of a (0 = identical; how far a reduced-precision output is from the reference). */
 export function relativeRmsError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`relativeRmsError: ${a.length} vs ${b.length} values`);
-  let se = 0, ss = 0;
+  let se = 0,
+    ss = 0;
   for (let i = 0; i < a.length; i++) {
     se += (a[i]! - b[i]!) ** 2;
     ss += a[i]! ** 2;
@@ -41,7 +42,10 @@ export function psnrFromMse(m: number, dataRange = 255): number {
 export function psnrFrames(a: Frame[], b: Frame[]): { perFrame: number[]; mean: number } {
   check(a.length === b.length && a.length > 0, `psnr: clips have ${a.length} and ${b.length} frames`);
   const perFrame = a.map((f, i) => {
-    check(f.width === b[i]!.width && f.height === b[i]!.height, `psnr: frame ${i} sizes differ (${f.width}×${f.height} vs ${b[i]!.width}×${b[i]!.height})`);
+    check(
+      f.width === b[i]!.width && f.height === b[i]!.height,
+      `psnr: frame ${i} sizes differ (${f.width}×${f.height} vs ${b[i]!.width}×${b[i]!.height})`,
+    );
     return psnr(f.data, b[i]!.data);
   });
   return { perFrame, mean: meanCapped(perFrame) };

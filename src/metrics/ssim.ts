@@ -49,7 +49,13 @@ export function filterValid(src: Float64Array, w: number, h: number): Float64Arr
 }
 
 /** Mean SSIM of one channel plane pair. */
-export function ssimPlane(a: ArrayLike<number>, b: ArrayLike<number>, width: number, height: number, dataRange = 255): number {
+export function ssimPlane(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  width: number,
+  height: number,
+  dataRange = 255,
+): number {
   if (width < SSIM_WINDOW || height < SSIM_WINDOW) {
     throw new VtokError(`ssim: images must be at least ${SSIM_WINDOW}×${SSIM_WINDOW}, got ${width}×${height}`);
   }
@@ -59,7 +65,13 @@ export function ssimPlane(a: ArrayLike<number>, b: ArrayLike<number>, width: num
   const xx = x.map((v) => v * v);
   const yy = y.map((v) => v * v);
   const xy = x.map((v, i) => v * y[i]!);
-  const [mx, my, sxx, syy, sxy] = [x, y, xx, yy, xy].map((p) => filterValid(p, width, height)) as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const [mx, my, sxx, syy, sxy] = [x, y, xx, yy, xy].map((p) => filterValid(p, width, height)) as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
   const c1 = (SSIM_K1 * dataRange) ** 2;
   const c2 = (SSIM_K2 * dataRange) ** 2;
   let sum = 0;
@@ -75,9 +87,19 @@ export function ssimPlane(a: ArrayLike<number>, b: ArrayLike<number>, width: num
 }
 
 /** SSIM of two interleaved images (H×W×C), averaged over channels. */
-export function ssimImage(a: ArrayLike<number>, b: ArrayLike<number>, width: number, height: number, channels = 3, dataRange = 255): number {
+export function ssimImage(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels = 3,
+  dataRange = 255,
+): number {
   const n = width * height;
-  check(a.length === n * channels && b.length === n * channels, `ssim: expected ${n * channels} values, got ${a.length} and ${b.length}`);
+  check(
+    a.length === n * channels && b.length === n * channels,
+    `ssim: expected ${n * channels} values, got ${a.length} and ${b.length}`,
+  );
   let total = 0;
   for (let c = 0; c < channels; c++) {
     const pa = new Float64Array(n);
@@ -92,7 +114,10 @@ export function ssimImage(a: ArrayLike<number>, b: ArrayLike<number>, width: num
 }
 
 export function ssimFrame(a: Frame, b: Frame): number {
-  check(a.width === b.width && a.height === b.height, `ssim: frame sizes differ (${a.width}×${a.height} vs ${b.width}×${b.height})`);
+  check(
+    a.width === b.width && a.height === b.height,
+    `ssim: frame sizes differ (${a.width}×${a.height} vs ${b.width}×${b.height})`,
+  );
   return ssimImage(a.data, b.data, a.width, a.height, 3, 255);
 }
 

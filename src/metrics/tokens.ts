@@ -8,7 +8,13 @@ import { check } from '../util/errors.js';
  * the tokenizer literature). entropyBitsPerPixel uses the empirical entropy instead: what an ideal entropy
  * coder would need given the observed token frequencies.
  */
-export function bitsPerPixel(numTokens: number, vocabSize: number, frames: number, height: number, width: number): number {
+export function bitsPerPixel(
+  numTokens: number,
+  vocabSize: number,
+  frames: number,
+  height: number,
+  width: number,
+): number {
   check(vocabSize >= 2 && frames * height * width > 0, 'bitsPerPixel: need vocabSize ≥ 2 and a non-empty frame size');
   return (numTokens * Math.ceil(Math.log2(vocabSize))) / (frames * height * width);
 }
@@ -32,11 +38,17 @@ export function codebookUsage(tokens: ArrayLike<number> | ArrayLike<number>[], v
   check(Number.isInteger(vocabSize) && vocabSize >= 1, `vocabSize must be a positive integer, got ${vocabSize}`);
   const counts = new Uint32Array(vocabSize);
   let total = 0;
-  const parts = Array.isArray(tokens) && tokens.length > 0 && typeof tokens[0] !== 'number' ? (tokens as ArrayLike<number>[]) : [tokens as ArrayLike<number>];
+  const parts =
+    Array.isArray(tokens) && tokens.length > 0 && typeof tokens[0] !== 'number'
+      ? (tokens as ArrayLike<number>[])
+      : [tokens as ArrayLike<number>];
   for (const part of parts) {
     for (let i = 0; i < part.length; i++) {
       const id = part[i]!;
-      check(Number.isInteger(id) && id >= 0 && id < vocabSize, `token ${id} is outside the vocabulary [0, ${vocabSize})`);
+      check(
+        Number.isInteger(id) && id >= 0 && id < vocabSize,
+        `token ${id} is outside the vocabulary [0, ${vocabSize})`,
+      );
       counts[id]!++;
       total++;
     }

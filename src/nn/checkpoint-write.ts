@@ -11,7 +11,11 @@ import { saveTensors } from './weights-file.js';
  */
 const dirName = (step: number) => `step-${String(step).padStart(7, '0')}`;
 
-export function saveCheckpoint(runDir: string, c: CheckpointContent, opts: { best?: boolean; keep?: number } = {}): string {
+export function saveCheckpoint(
+  runDir: string,
+  c: CheckpointContent,
+  opts: { best?: boolean; keep?: number } = {},
+): string {
   const root = join(runDir, 'checkpoints');
   const final = join(root, dirName(c.step));
   const tmp = `${final}.tmp-${process.pid}`;
@@ -30,13 +34,18 @@ export function saveCheckpoint(runDir: string, c: CheckpointContent, opts: { bes
 
 /** Keeps the newest `keep` step directories plus whatever latest/best point to. */
 function prune(root: string, keep: number): void {
-  const pinned = new Set(['latest.json', 'best.json'].flatMap((p) => {
-    try {
-      return [JSON.parse(readFileSync(join(root, p), 'utf8')).dir as string];
-    } catch {
-      return [];
-    }
-  }));
-  const dirs = readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
-  for (const d of dirs.slice(0, Math.max(0, dirs.length - keep))) if (!pinned.has(d)) rmSync(join(root, d), { recursive: true, force: true });
+  const pinned = new Set(
+    ['latest.json', 'best.json'].flatMap((p) => {
+      try {
+        return [JSON.parse(readFileSync(join(root, p), 'utf8')).dir as string];
+      } catch {
+        return [];
+      }
+    }),
+  );
+  const dirs = readdirSync(root)
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort();
+  for (const d of dirs.slice(0, Math.max(0, dirs.length - keep)))
+    if (!pinned.has(d)) rmSync(join(root, d), { recursive: true, force: true });
 }

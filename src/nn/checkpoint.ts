@@ -31,7 +31,8 @@ export function checkpointDir(runDir: string, which: 'latest' | 'best' = 'latest
     throw new VtokError(`checkpoint pointer is not valid JSON`, pointer);
   }
   const path = join(runDir, 'checkpoints', dir);
-  if (!existsSync(join(path, 'state.json'))) throw new VtokError(`points to ${dir}, which is missing or incomplete`, pointer);
+  if (!existsSync(join(path, 'state.json')))
+    throw new VtokError(`points to ${dir}, which is missing or incomplete`, pointer);
   return path;
 }
 
@@ -94,7 +95,11 @@ export function checkFinite(weights: Map<string, Tensor>, fileOf: (name: string)
   }
   if (!bad.length) return;
   const [first] = bad;
-  const rest = bad.slice(1, 4).map((b) => b.name).join(', ') + (bad.length > 4 ? ` and ${bad.length - 4} more` : '');
+  const rest =
+    bad
+      .slice(1, 4)
+      .map((b) => b.name)
+      .join(', ') + (bad.length > 4 ? ` and ${bad.length - 4} more` : '');
   const more = bad.length > 1 ? `; so do ${rest}` : '';
   const what = `weight ${first!.name} holds ${first!.v} at index ${first!.i}${more}`;
   throw new VtokError(`${what} (damaged weights, or a training run that diverged)`, fileOf(first!.name));

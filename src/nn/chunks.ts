@@ -45,12 +45,14 @@ export function packChunks(sizes: number[], limit: number): Chunk[] {
 export function flatOf(tensors: Tensor[], len: number): Tensor {
   const first = tensors[0]!.data as Float32Array;
   let offset = 0;
-  const shared = first.buffer.byteLength === 4 * len && tensors.every((t) => {
-    const d = t.data as Float32Array;
-    const ok = d.buffer === first.buffer && d.byteOffset === offset;
-    offset += d.byteLength;
-    return ok;
-  });
+  const shared =
+    first.buffer.byteLength === 4 * len &&
+    tensors.every((t) => {
+      const d = t.data as Float32Array;
+      const ok = d.buffer === first.buffer && d.byteOffset === offset;
+      offset += d.byteLength;
+      return ok;
+    });
   if (shared) return E.concrete(new Float32Array(first.buffer, 0, len), [len], 'float32');
   const out = new Float32Array(len);
   let o = 0;
@@ -75,6 +77,9 @@ export function viewsOf(flat: Tensor, shapes: readonly (readonly number[])[]): T
 
 /** Graph code: the tensors flattened and concatenated, zero-padded to `len` (the gradient side of flatOf). */
 export function concatFlat(tensors: Tensor[], len: number): Tensor {
-  const flat = E.concat(tensors.map((t) => E.reshape(t, [t.size])), 0);
+  const flat = E.concat(
+    tensors.map((t) => E.reshape(t, [t.size])),
+    0,
+  );
   return flat.size === len ? flat : E.pad(flat, [[0, len - flat.size]]);
 }

@@ -39,7 +39,11 @@ export interface CompiledFn<A extends Tensor[], R extends Tree> {
   dispose(): void;
 }
 
-export function compileInference<A extends Tensor[], R extends Tree>(module: Module, fn: (...args: A) => R, options: CompileOptions<A> | string): CompiledFn<A, R> {
+export function compileInference<A extends Tensor[], R extends Tree>(
+  module: Module,
+  fn: (...args: A) => R,
+  options: CompileOptions<A> | string,
+): CompiledFn<A, R> {
   const o: CompileOptions<A> = typeof options === 'string' ? { name: options } : options;
   const params = module.namedParams().map(([, p]) => p);
   const traced = <T>(f: () => T): T => {
@@ -53,11 +57,20 @@ export function compileInference<A extends Tensor[], R extends Tree>(module: Mod
       module.train(training);
     }
   };
-  const jitOptions: E.JitOptions = { name: o.name, precision: o.precision, quantize: o.quantize, calibrate: o.calibrate as E.JitOptions['calibrate'] };
+  const jitOptions: E.JitOptions = {
+    name: o.name,
+    precision: o.precision,
+    quantize: o.quantize,
+    calibrate: o.calibrate as E.JitOptions['calibrate'],
+  };
 
   if ((o.weights ?? 'fed') === 'fed') {
-    if (o.precision === 'int8') throw new VtokError(`${o.name}: int8 quantizes constant weights; compile with weights: 'baked'`);
-    const jitted = E.jit((w: Tensor[], ...args: A) => traced(() => bindParams(params, w, () => fn(...args))), jitOptions);
+    if (o.precision === 'int8')
+      throw new VtokError(`${o.name}: int8 quantizes constant weights; compile with weights: 'baked'`);
+    const jitted = E.jit(
+      (w: Tensor[], ...args: A) => traced(() => bindParams(params, w, () => fn(...args))),
+      jitOptions,
+    );
     const values = () => params.map((p) => p.value);
     return Object.assign((...args: A) => jitted(values(), ...args) as R, {
       runAsync: (...args: A) => jitted.runAsync(values(), ...args) as Promise<R>,

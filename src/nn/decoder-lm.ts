@@ -5,8 +5,18 @@ import { constant, normal } from './init.js';
 import { Embedding, LayerNorm, Linear, RMSNorm } from './layers.js';
 import { Module, Param } from './module.js';
 import {
-  andMasks, keyPaddingMask, prefixLmMask, rotaryTables, TransformerBlock, type BlockConfig, type KvCache, type Mask,
-  type MlpConfig, type MultiHeadAttention, type Mlp, type ProjectionRole,
+  andMasks,
+  keyPaddingMask,
+  prefixLmMask,
+  rotaryTables,
+  TransformerBlock,
+  type BlockConfig,
+  type KvCache,
+  type Mask,
+  type MlpConfig,
+  type MultiHeadAttention,
+  type Mlp,
+  type ProjectionRole,
 } from './transformer.js';
 
 /**
@@ -108,7 +118,12 @@ export type ResolvedDecoderLmConfig = Required<Omit<DecoderLmConfig, Nullable | 
 } & { names: Required<DecoderLmNames>; blockNames: DecoderBlockNames };
 
 const DEFAULT_NAMES: Required<DecoderLmNames> = {
-  embedding: 'tok_emb', classes: 'cls_emb', text: 'text_proj', positions: 'pos_emb', blocks: 'blocks', norm: 'norm',
+  embedding: 'tok_emb',
+  classes: 'cls_emb',
+  text: 'text_proj',
+  positions: 'pos_emb',
+  blocks: 'blocks',
+  norm: 'norm',
   head: 'lm_head',
 };
 
@@ -121,7 +136,8 @@ export function decoderLmConfig(c: DecoderLmConfig): ResolvedDecoderLmConfig {
     }
   };
   for (const k of ['dim', 'layers', 'heads', 'hidden', 'maxLength'] as const) positive(k, c[k]);
-  const vocabSize = c.vocabSize ?? null, vectorDim = c.vectorDim ?? null;
+  const vocabSize = c.vocabSize ?? null,
+    vectorDim = c.vectorDim ?? null;
   if ((vocabSize === null) === (vectorDim === null)) {
     throw bad('give exactly one of vocabSize (token ids) and vectorDim (vectors)');
   }
@@ -133,17 +149,39 @@ export function decoderLmConfig(c: DecoderLmConfig): ResolvedDecoderLmConfig {
   }
   if (c.tied && vocabSize === null) throw bad('a tied head needs a token embedding (vocabSize)');
   if (c.textDim != null && c.classes != null) throw bad('text and class conditioning do not combine');
-  const dropout = c.dropout ?? 0, attnDropout = c.attnDropout ?? 0;
-  for (const [k, v] of [['dropout', dropout], ['attnDropout', attnDropout]] as const) {
+  const dropout = c.dropout ?? 0,
+    attnDropout = c.attnDropout ?? 0;
+  for (const [k, v] of [
+    ['dropout', dropout],
+    ['attnDropout', attnDropout],
+  ] as const) {
     if (!(v >= 0 && v < 1)) throw bad(`${k} must be in [0, 1), got ${v}`);
   }
   const norm = c.norm ?? 'rms';
   return {
-    vocabSize, vectorDim, dim: c.dim, layers: c.layers, heads: c.heads, hidden: c.hidden, maxLength: c.maxLength,
-    mask: c.mask ?? 'causal', positions, positionTable: c.positionTable ?? 'embedding', ropeBase: c.ropeBase ?? 10000,
-    norm, normEps: c.normEps ?? (norm === 'layer' ? 1e-5 : 1e-6), mlp: c.mlp ?? 'swiglu', bias: c.bias ?? false,
-    headBias: c.headBias ?? false, tied: c.tied ?? false, dropout, attnDropout, textDim: c.textDim ?? null,
-    classes: c.classes ?? null, names: { ...DEFAULT_NAMES, ...c.names }, blockNames: c.blockNames ?? {},
+    vocabSize,
+    vectorDim,
+    dim: c.dim,
+    layers: c.layers,
+    heads: c.heads,
+    hidden: c.hidden,
+    maxLength: c.maxLength,
+    mask: c.mask ?? 'causal',
+    positions,
+    positionTable: c.positionTable ?? 'embedding',
+    ropeBase: c.ropeBase ?? 10000,
+    norm,
+    normEps: c.normEps ?? (norm === 'layer' ? 1e-5 : 1e-6),
+    mlp: c.mlp ?? 'swiglu',
+    bias: c.bias ?? false,
+    headBias: c.headBias ?? false,
+    tied: c.tied ?? false,
+    dropout,
+    attnDropout,
+    textDim: c.textDim ?? null,
+    classes: c.classes ?? null,
+    names: { ...DEFAULT_NAMES, ...c.names },
+    blockNames: c.blockNames ?? {},
   };
 }
 
@@ -191,28 +229,48 @@ export class DecoderLm extends Module {
     super();
     this.cfg = decoderLmConfig(config);
     const c = this.cfg;
-    const d = c.dim, bn = c.blockNames;
+    const d = c.dim,
+      bn = c.blockNames;
     const embedding = c.vocabSize !== null ? new Embedding(c.vocabSize, d) : new Linear(c.vectorDim!, d);
     const classes = c.classes === null ? null : new Embedding(c.classes + 1, d);
     const text = c.textDim === null ? null : new Linear(c.textDim, d);
-    const positions = c.positions !== 'learned' ? null
-      : c.positionTable === 'embedding' ? new Embedding(c.maxLength, d) : new Param(normal([1, c.maxLength, d], 0.02));
-    const blocks = Array.from({ length: c.layers }, () => new TransformerBlock({
-      dim: d, heads: c.heads, norm: c.norm, normEps: c.normEps, dropout: c.dropout,
-      names: bn.parts ?? { attn_norm: 'norm1', attn: 'attn', mlp_norm: 'norm2', mlp: 'mlp' },
-      attention: {
-        projections: bn.projections ?? { wq: 'q', wk: 'k', wv: 'v', wo: 'o' }, qkvBias: c.bias, outBias: c.bias,
-        attnDropout: c.attnDropout,
-      },
-      mlp: { kind: c.mlp, hidden: c.hidden, bias: c.bias, names: bn.mlp },
-    }));
+    const positions =
+      c.positions !== 'learned'
+        ? null
+        : c.positionTable === 'embedding'
+          ? new Embedding(c.maxLength, d)
+          : new Param(normal([1, c.maxLength, d], 0.02));
+    const blocks = Array.from(
+      { length: c.layers },
+      () =>
+        new TransformerBlock({
+          dim: d,
+          heads: c.heads,
+          norm: c.norm,
+          normEps: c.normEps,
+          dropout: c.dropout,
+          names: bn.parts ?? { attn_norm: 'norm1', attn: 'attn', mlp_norm: 'norm2', mlp: 'mlp' },
+          attention: {
+            projections: bn.projections ?? { wq: 'q', wk: 'k', wv: 'v', wo: 'o' },
+            qkvBias: c.bias,
+            outBias: c.bias,
+            attnDropout: c.attnDropout,
+          },
+          mlp: { kind: c.mlp, hidden: c.hidden, bias: c.bias, names: bn.mlp },
+        }),
+    );
     const norm = c.norm === 'rms' ? new RMSNorm(d, c.normEps) : new LayerNorm(d, c.normEps);
     const head = c.tied ? null : new Linear(d, c.vocabSize ?? c.vectorDim!, { bias: c.headBias });
     this.parts = { embedding, classes, text, positions, blocks, norm, head };
     const n = c.names;
     const named: [string, unknown][] = [
-      [n.embedding, embedding], [n.classes, classes], [n.text, text], [n.positions, positions], [n.blocks, blocks],
-      [n.norm, norm], [n.head, head],
+      [n.embedding, embedding],
+      [n.classes, classes],
+      [n.text, text],
+      [n.positions, positions],
+      [n.blocks, blocks],
+      [n.norm, norm],
+      [n.head, head],
     ];
     for (const [name, part] of named) {
       if (part === null) continue;
@@ -233,14 +291,16 @@ export class DecoderLm extends Module {
 
   /** Sequence length of an input, the class position included. */
   length(x: DecoderLmInput): number {
-    const tokens = this.cfg.vocabSize !== null, main = tokens ? x.ids : x.vectors;
+    const tokens = this.cfg.vocabSize !== null,
+      main = tokens ? x.ids : x.vectors;
     if (!main) throw new VtokError(`decoder LM: this model reads ${tokens ? 'token ids' : 'vectors'}`);
     return main.shape[1]! + (this.parts.classes ? 1 : 0);
   }
 
   /** Input embeddings [B, S, dim]: tokens or vectors, the projected text in its slot, the class in front. */
   embed(x: DecoderLmInput): Tensor {
-    const c = this.cfg, p = this.parts;
+    const c = this.cfg,
+      p = this.parts;
     let h: Tensor;
     if (c.vocabSize !== null) {
       const ids = x.ids;
@@ -272,26 +332,40 @@ export class DecoderLm extends Module {
   private withText(tok: Tensor, text: Tensor, start: number): Tensor {
     const proj = this.parts.text;
     if (!proj) throw new VtokError('decoder LM: this model has no text input (textDim null) but text was given');
-    const [B, S] = tok.shape as [number, number], [tb, lt, td] = text.shape as [number, number, number];
-    check(tb === B && td === this.cfg.textDim,
-      `decoder LM: text embeddings [${text.shape}] must be [${B}, L, ${this.cfg.textDim}]`);
-    check(start >= 0 && start + lt <= S,
-      `decoder LM: the text slot ${start}…${start + lt - 1} does not fit ${S} positions`);
+    const [B, S] = tok.shape as [number, number],
+      [tb, lt, td] = text.shape as [number, number, number];
+    check(
+      tb === B && td === this.cfg.textDim,
+      `decoder LM: text embeddings [${text.shape}] must be [${B}, L, ${this.cfg.textDim}]`,
+    );
+    check(
+      start >= 0 && start + lt <= S,
+      `decoder LM: the text slot ${start}…${start + lt - 1} does not fit ${S} positions`,
+    );
     const parts = [E.narrow(tok, 1, 0, start), proj.forward(text), E.narrow(tok, 1, start + lt, S - start - lt)];
-    return E.concat(parts.filter((q) => q.shape[1]! > 0), 1);
+    return E.concat(
+      parts.filter((q) => q.shape[1]! > 0),
+      1,
+    );
   }
 
   /** Which keys are real (false at invalid text positions), bool [B, S], or null when all are. */
   keyValid(x: DecoderLmInput, S: number): Tensor | null {
     if (!x.text || !x.textValid) return null;
-    const B = x.text.shape[0]!, start = x.textStart ?? 0, lt = x.text.shape[1]!;
+    const B = x.text.shape[0]!,
+      start = x.textStart ?? 0,
+      lt = x.text.shape[1]!;
     const ones = (n: number) => E.cast(E.full([B, n], 1, 'uint8'), 'bool');
-    return E.concat([ones(start), x.textValid, ones(S - start - lt)].filter((q) => q.shape[1]! > 0), 1);
+    return E.concat(
+      [ones(start), x.textValid, ones(S - start - lt)].filter((q) => q.shape[1]! > 0),
+      1,
+    );
   }
 
   /** The blocks over embeddings h [B, T, dim] (learned positions added, then dropout); the final-normed states. */
   run(h: Tensor, o: DecoderRunOptions): Tensor {
-    const c = this.cfg, T = h.shape[1]!;
+    const c = this.cfg,
+      T = h.shape[1]!;
     let pos = o.positions;
     const positions = () => (pos ??= E.arange(0, T, 1, 'int64'));
     const rope = c.positions === 'rotary' ? rotaryTables(positions(), this.headDim, c.ropeBase) : undefined;
@@ -312,15 +386,18 @@ export class DecoderLm extends Module {
 
   /** Final hidden states [B, S, dim] under the config's mask (and the text key padding). */
   hidden(x: DecoderLmInput): Tensor {
-    const c = this.cfg, S = this.length(x);
+    const c = this.cfg,
+      S = this.length(x);
     check(S <= c.maxLength, `decoder LM: ${S} positions exceed the model's maxLength ${c.maxLength}`);
     const valid = this.keyValid(x, S);
     let mask: Mask = 'causal';
     if (c.mask === 'prefix') {
       const B = (c.vocabSize !== null ? x.ids : x.vectors)!.shape[0];
       if (!x.prefixLength) throw new VtokError('decoder LM: a prefix LM needs prefixLength');
-      check(x.prefixLength.shape.join() === String(B),
-        `decoder LM: prefixLength must be [${B}], got [${x.prefixLength.shape}]`);
+      check(
+        x.prefixLength.shape.join() === String(B),
+        `decoder LM: prefixLength must be [${B}], got [${x.prefixLength.shape}]`,
+      );
       mask = prefixLmMask(x.prefixLength, S);
     }
     if (valid) mask = andMasks([mask, keyPaddingMask(valid)], S, S);
@@ -342,9 +419,12 @@ export class DecoderLm extends Module {
    * the projections that end a residual branch (attention output, MLP output).
    */
   initNormal(std: number, residualStd = std): void {
-    const residual = new Set<Module>(this.parts.blocks.flatMap((b) => [
-      b.part<MultiHeadAttention>('attn').projection('o'), b.part<Mlp>('mlp').projection('out'),
-    ]));
+    const residual = new Set<Module>(
+      this.parts.blocks.flatMap((b) => [
+        b.part<MultiHeadAttention>('attn').projection('o'),
+        b.part<Mlp>('mlp').projection('out'),
+      ]),
+    );
     for (const [, m] of this.namedModules()) {
       if (m instanceof Linear || m instanceof Embedding) {
         m.weight.value = normal(m.weight.shape, residual.has(m) ? residualStd : std);

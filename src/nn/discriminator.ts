@@ -10,7 +10,11 @@ import { normal } from './init.js';
  * stride-1 block, and a 1-channel conv giving a logit per space-time patch. GroupNorm replaces BatchNorm3d, which
  * is unreliable at the batch sizes a CPU trains with. Weights N(0, 0.02) as pix2pix's weights_init.
  */
-export interface PatchDiscriminatorConfig { channels: number; ndf: number; layers: number }
+export interface PatchDiscriminatorConfig {
+  channels: number;
+  ndf: number;
+  layers: number;
+}
 
 const leaky = (x: Tensor) => E.where(E.greater(x, 0), x, E.mul(x, 0.2));
 
@@ -44,7 +48,8 @@ export class PatchDiscriminator3D extends Module {
     this.blocks.push(new Block(cfg.ndf * mult, cfg.ndf * last, [1, 1, 1]));
     this.conv_out = new Conv3d(cfg.ndf * last, 1, 3, { padding: 1 });
     for (const [name, p] of this.namedParams()) {
-      if (name.endsWith('conv.weight') || name.endsWith('conv_in.weight') || name.endsWith('conv_out.weight')) p.value = normal(p.shape, 0.02);
+      if (name.endsWith('conv.weight') || name.endsWith('conv_in.weight') || name.endsWith('conv_out.weight'))
+        p.value = normal(p.shape, 0.02);
     }
   }
   /** Video N×C×T×H×W → patch logits N×1×T'×H'×W'. */

@@ -8,7 +8,11 @@ import { Module, Param } from './module.js';
 export class Linear extends Module {
   weight: Param;
   bias: Param | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean } = {},
+  ) {
     super();
     this.weight = new Param(kaimingUniformDefault([outFeatures, inFeatures]));
     this.bias = opts.bias === false ? null : new Param(defaultBias(outFeatures, [outFeatures, inFeatures]));
@@ -32,7 +36,13 @@ const tuple = (v: number | number[], n: number) => (typeof v === 'number' ? Arra
 export class ConvNd extends Module {
   weight: Param;
   bias: Param | null;
-  constructor(dims: number, inChannels: number, outChannels: number, kernel: number | number[], readonly cfg: ConvConfig = {}) {
+  constructor(
+    dims: number,
+    inChannels: number,
+    outChannels: number,
+    kernel: number | number[],
+    readonly cfg: ConvConfig = {},
+  ) {
     super();
     const shape = [outChannels, inChannels / (cfg.groups ?? 1), ...tuple(kernel, dims)];
     this.weight = new Param(kaimingUniformDefault(shape));
@@ -63,7 +73,13 @@ export class Conv3d extends ConvNd {
 export class ConvTransposeNd extends Module {
   weight: Param;
   bias: Param | null;
-  constructor(dims: number, inChannels: number, outChannels: number, kernel: number | number[], readonly cfg: ConvConfig & { outputPadding?: number | number[] } = {}) {
+  constructor(
+    dims: number,
+    inChannels: number,
+    outChannels: number,
+    kernel: number | number[],
+    readonly cfg: ConvConfig & { outputPadding?: number | number[] } = {},
+  ) {
     super();
     const shape = [inChannels, outChannels / (cfg.groups ?? 1), ...tuple(kernel, dims)];
     this.weight = new Param(kaimingUniformDefault(shape));
@@ -76,7 +92,10 @@ export class ConvTransposeNd extends Module {
 
 export class Embedding extends Module {
   weight: Param;
-  constructor(readonly num: number, readonly dim: number) {
+  constructor(
+    readonly num: number,
+    readonly dim: number,
+  ) {
     super();
     this.weight = new Param(normal([num, dim]));
   }
@@ -88,7 +107,11 @@ export class Embedding extends Module {
 export class LayerNorm extends Module {
   weight: Param | null;
   bias: Param | null;
-  constructor(readonly dim: number, readonly eps = 1e-5, affine = true) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    affine = true,
+  ) {
     super();
     this.weight = affine ? new Param(constant([dim], 1)) : null;
     this.bias = affine ? new Param(constant([dim], 0)) : null;
@@ -101,7 +124,12 @@ export class LayerNorm extends Module {
 export class GroupNorm extends Module {
   weight: Param | null;
   bias: Param | null;
-  constructor(readonly groups: number, readonly channels: number, readonly eps = 1e-5, affine = true) {
+  constructor(
+    readonly groups: number,
+    readonly channels: number,
+    readonly eps = 1e-5,
+    affine = true,
+  ) {
     super();
     this.weight = affine ? new Param(constant([channels], 1)) : null;
     this.bias = affine ? new Param(constant([channels], 0)) : null;
@@ -113,7 +141,10 @@ export class GroupNorm extends Module {
 
 export class RMSNorm extends Module {
   weight: Param;
-  constructor(readonly dim: number, readonly eps = 1e-6) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+  ) {
     super();
     this.weight = new Param(constant([dim], 1));
   }

@@ -15,13 +15,20 @@ export const HEAD_CHUNK_ROWS = 256;
  * `chunk` rows (see `headCrossEntropy`). The mean over scored positions, or with reduction 'none' the loss of every
  * position (0 where not scored).
  */
-export function nextTokenLoss(model: DecoderLm, hidden: Tensor, targets: Tensor,
-  o: { chunk?: number; reduction?: 'mean' | 'none' } = {}): Tensor {
-  const D = model.cfg.dim, N = targets.size;
+export function nextTokenLoss(
+  model: DecoderLm,
+  hidden: Tensor,
+  targets: Tensor,
+  o: { chunk?: number; reduction?: 'mean' | 'none' } = {},
+): Tensor {
+  const D = model.cfg.dim,
+    N = targets.size;
   check(model.cfg.vocabSize !== null, 'next-token loss: the model predicts vectors, not tokens');
   check(!model.parts.head?.bias, 'next-token loss: the head has a bias (the chunked cross-entropy takes none)');
-  check(hidden.shape.slice(0, -1).join() === targets.shape.join() && hidden.shape[hidden.rank - 1] === D,
-    `next-token loss: hidden states [${hidden.shape}] do not fit targets [${targets.shape}] and width ${D}`);
+  check(
+    hidden.shape.slice(0, -1).join() === targets.shape.join() && hidden.shape[hidden.rank - 1] === D,
+    `next-token loss: hidden states [${hidden.shape}] do not fit targets [${targets.shape}] and width ${D}`,
+  );
   const t = E.reshape(E.cast(targets, 'int64'), [N]);
   const rows = headCrossEntropy(E.reshape(hidden, [N, D]), model.headWeight.value, t, o.chunk);
   if (o.reduction === 'none') return E.reshape(rows, targets.shape);
@@ -39,8 +46,10 @@ export function nextTokenLoss(model: DecoderLm, hidden: Tensor, targets: Tensor,
  */
 export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = HEAD_CHUNK_ROWS): Tensor {
   const [N, D] = h.shape as [number, number];
-  check(w.rank === 2 && w.shape[1] === D && targets.shape.join() === String(N),
-    `head cross-entropy: h [${h.shape}], W [${w.shape}], targets [${targets.shape}] do not fit`);
+  check(
+    w.rank === 2 && w.shape[1] === D && targets.shape.join() === String(N),
+    `head cross-entropy: h [${h.shape}], W [${w.shape}], targets [${targets.shape}] do not fit`,
+  );
   check(Number.isInteger(chunk) && chunk > 0, `head cross-entropy: chunk must be a positive integer, got ${chunk}`);
   const valid = E.notEqual(targets, E.tensor([IGNORE], [], 'int64'));
   const safe = E.reshape(E.where(valid, targets, E.tensor([0], [], 'int64')), [N, 1]);
@@ -48,7 +57,8 @@ export function headCrossEntropy(h: Tensor, w: Tensor, targets: Tensor, chunk = 
   const rowsOf = (t: Tensor, s: number) => E.narrow(t, 0, s, Math.min(chunk, N - s));
   const [loss] = E.customVjp(
     (hh: Tensor, ww: Tensor) => {
-      const per: Tensor[] = [], soft: Tensor[] = [];
+      const per: Tensor[] = [],
+        soft: Tensor[] = [];
       for (const s of starts) {
         // one chunk's logits at a time: each chunk starts after the previous one's softmax exists
         const logits = E.linear(after(rowsOf(hh, s), soft.slice(-1)), ww);

@@ -9,8 +9,13 @@ import { VtokError } from '../util/errors.js';
  * the step's symbolic inputs (see bindParams).
  */
 export class Param {
-  constructor(public value: Tensor, readonly trainable = true) {}
-  get shape(): readonly number[] { return this.value.shape; }
+  constructor(
+    public value: Tensor,
+    readonly trainable = true,
+  ) {}
+  get shape(): readonly number[] {
+    return this.value.shape;
+  }
 }
 
 /** A persistent non-trainable tensor (PyTorch's registered buffer). */
@@ -50,7 +55,8 @@ export abstract class Module {
 
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix, this]];
-    for (const [k, v] of this.children()) if (v instanceof Module) out.push(...v.namedModules(prefix ? `${prefix}.${k}` : k));
+    for (const [k, v] of this.children())
+      if (v instanceof Module) out.push(...v.namedModules(prefix ? `${prefix}.${k}` : k));
     return out;
   }
 
@@ -76,7 +82,10 @@ export abstract class Module {
    * Loads tensors by name. Every problem is collected and reported at once: missing keys, unexpected keys, and
    * shape or dtype mismatches (with both shapes). strict=false tolerates missing/unexpected, never mismatches.
    */
-  loadStateDict(state: Map<string, Tensor>, opts: { strict?: boolean; source?: string } = {}): { missing: string[]; unexpected: string[] } {
+  loadStateDict(
+    state: Map<string, Tensor>,
+    opts: { strict?: boolean; source?: string } = {},
+  ): { missing: string[]; unexpected: string[] } {
     const own = new Map(this.namedParams());
     const missing = [...own.keys()].filter((k) => !state.has(k));
     const unexpected = [...state.keys()].filter((k) => !own.has(k));
@@ -85,13 +94,16 @@ export abstract class Module {
       const p = own.get(k);
       if (!p) continue;
       if (p.value.shape.join() !== t.shape.join() || p.value.dtype !== t.dtype) {
-        mismatched.push(`${k}: checkpoint has ${t.dtype}[${t.shape}], model expects ${p.value.dtype}[${p.value.shape}]`);
+        mismatched.push(
+          `${k}: checkpoint has ${t.dtype}[${t.shape}], model expects ${p.value.dtype}[${p.value.shape}]`,
+        );
       }
     }
     const problems: string[] = [];
     if (mismatched.length) problems.push(`mis-shaped: ${mismatched.join('; ')}`);
     if (opts.strict !== false && missing.length) problems.push(`missing ${missing.length} key(s): ${list(missing)}`);
-    if (opts.strict !== false && unexpected.length) problems.push(`unexpected ${unexpected.length} key(s): ${list(unexpected)}`);
+    if (opts.strict !== false && unexpected.length)
+      problems.push(`unexpected ${unexpected.length} key(s): ${list(unexpected)}`);
     if (problems.length) throw new VtokError(`cannot load weights: ${problems.join('; ')}`, opts.source);
     for (const [k, t] of state) {
       const p = own.get(k);

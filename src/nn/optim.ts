@@ -15,7 +15,11 @@ export interface Optimizer {
   update(p: Tensor, g: Tensor, state: Tensor[], scalars: Tensor[]): { p: Tensor; state: Tensor[] };
 }
 
-export interface AdamWOptions { betas?: [number, number]; eps?: number; weightDecay?: number }
+export interface AdamWOptions {
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
 
 /** AdamW (decoupled weight decay, as torch.optim.AdamW); weightDecay 0 gives Adam. */
 export class AdamW implements Optimizer {
@@ -45,7 +49,11 @@ export class AdamW implements Optimizer {
   }
 }
 
-export interface SGDOptions { momentum?: number; weightDecay?: number; nesterov?: boolean }
+export interface SGDOptions {
+  momentum?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
 
 /** SGD with optional momentum (PyTorch's formulation: buf = μ·buf + g), Nesterov and L2 weight decay. */
 export class SGD implements Optimizer {
@@ -95,4 +103,7 @@ export function warmupCosine(lr: number, warmup: number, total: number, minLr = 
   };
 }
 
-export const constantLr = (lr: number): Schedule => () => lr;
+export const constantLr =
+  (lr: number): Schedule =>
+  () =>
+    lr;

@@ -23,7 +23,9 @@ import { type Chunk, concatFlat, flatOf, packChunks, viewsOf } from './chunks.js
  * The loss of a batch; optionally scalar metrics to log, and outputs to hand back (e.g. the reconstruction a
  * discriminator step needs next).
  */
-export type LossFn<B> = (batch: B) => Tensor | { loss: Tensor; metrics?: Record<string, Tensor>; outputs?: Record<string, Tensor> };
+export type LossFn<B> = (
+  batch: B,
+) => Tensor | { loss: Tensor; metrics?: Record<string, Tensor>; outputs?: Record<string, Tensor> };
 
 export interface TrainStepOptions {
   optimizer: Optimizer;
@@ -41,7 +43,13 @@ export interface TrainStepOptions {
   chunkBytes?: number;
 }
 
-export interface StepResult { loss: number; lr: number; gradNorm?: number; metrics: Record<string, number>; outputs: Record<string, Tensor> }
+export interface StepResult {
+  loss: number;
+  lr: number;
+  gradNorm?: number;
+  metrics: Record<string, number>;
+  outputs: Record<string, Tensor>;
+}
 
 /** The scalars a training loop logs for a step: loss, learning rate and (when clipped) the gradient norm. */
 export function stepLog(r: StepResult): Record<string, number> {
@@ -52,7 +60,12 @@ export function stepLog(r: StepResult): Record<string, number> {
 const BIG_STATE_BYTES = 1 << 30;
 const DEFAULT_CHUNK_BYTES = 128 << 20;
 
-interface LossOutputs { loss: Tensor; metrics: Record<string, Tensor>; outputs: Record<string, Tensor>; gradNorm?: Tensor }
+interface LossOutputs {
+  loss: Tensor;
+  metrics: Record<string, Tensor>;
+  outputs: Record<string, Tensor>;
+  gradNorm?: Tensor;
+}
 /** What the fused step returns: the loss outputs and the updated parameters, optimizer slots and EMA. */
 type FusedOutputs = LossOutputs & { params: Tensor[]; state: Tensor[][]; ema: Tensor[] };
 /** What the chunked step's gradient run returns: the loss outputs and one flat gradient per chunk. */
@@ -71,7 +84,11 @@ export class TrainStep<B extends Tree> {
   /** Chunked mode: the update runs over these flat groups of parameters. */
   private readonly chunks: Chunk[] = [];
 
-  constructor(readonly model: Module, readonly lossFn: LossFn<B>, readonly opts: TrainStepOptions) {
+  constructor(
+    readonly model: Module,
+    readonly lossFn: LossFn<B>,
+    readonly opts: TrainStepOptions,
+  ) {
     this.params = model.trainableParams();
     this.state = this.params.map(([, p]) => opts.optimizer.slots.map(() => E.zerosLike(p.value)));
     this.ema = opts.emaDecay ? this.params.map(([, p]) => p.value) : null;
@@ -80,16 +97,33 @@ export class TrainStep<B extends Tree> {
     // activations on top of them ran LARP-L (194 M parameters) out of 24 GB on its second step (14.5 GB without).
     const runtime = { memoryArena: false };
     if (this.mode === 'fused') {
-      this.compiled = E.jit((params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B) => {
-        const { grads, ...result } = this.lossAndGrads(params, batch);
-        return { ...result, ...this.update(params, grads, state, ema, scalars) } as unknown as Tree;
-      }, { name: 'train_step', ...runtime });
+      this.compiled = E.jit(
+        (params: Tensor[], state: Tensor[][], ema: Tensor[], scalars: Tensor[], batch: B) => {
+          const { grads, ...result } = this.lossAndGrads(params, batch);
+          return { ...result, ...this.update(params, grads, state, ema, scalars) } as unknown as Tree;
+        },
+        { name: 'train_step', ...runtime },
+      );
     } else {
-      this.chunks = packChunks(this.params.map(([, p]) => p.value.size), Math.floor((opts.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4));
-      this.compiled = E.jit((params: Tensor[], batch: B) => {
-        const { grads, ...result } = this.lossAndGrads(params, batch);
-        return { ...result, grads: this.chunks.map((c) => concatFlat(c.idx.map((i) => grads[i]!), c.len)) } as unknown as Tree;
-      }, { name: 'grad_step', ...runtime });
+      this.chunks = packChunks(
+        this.params.map(([, p]) => p.value.size),
+        Math.floor((opts.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4),
+      );
+      this.compiled = E.jit(
+        (params: Tensor[], batch: B) => {
+          const { grads, ...result } = this.lossAndGrads(params, batch);
+          return {
+            ...result,
+            grads: this.chunks.map((c) =>
+              concatFlat(
+                c.idx.map((i) => grads[i]!),
+                c.len,
+              ),
+            ),
+          } as unknown as Tree;
+        },
+        { name: 'grad_step', ...runtime },
+      );
     }
   }
 
@@ -156,13 +190,30 @@ export class TrainStep<B extends Tree> {
       this.chunks.forEach((c, k) => {
         const shapes = c.idx.map((i) => this.params[i]![1].value.shape);
         const u = this.updateChunk(
-          flatOf(c.idx.map((i) => this.params[i]![1].value), c.len),
+          flatOf(
+            c.idx.map((i) => this.params[i]![1].value),
+            c.len,
+          ),
           grads[k]!,
-          this.opts.optimizer.slots.map((_, j) => flatOf(c.idx.map((i) => this.state[i]![j]!), c.len)),
-          this.ema ? [flatOf(c.idx.map((i) => this.ema![i]!), c.len)] : [],
+          this.opts.optimizer.slots.map((_, j) =>
+            flatOf(
+              c.idx.map((i) => this.state[i]![j]!),
+              c.len,
+            ),
+          ),
+          this.ema
+            ? [
+                flatOf(
+                  c.idx.map((i) => this.ema![i]!),
+                  c.len,
+                ),
+              ]
+            : [],
           scalars,
         ) as { p: Tensor; slots: Tensor[]; ema: Tensor[] };
-        const ps = viewsOf(u.p, shapes), slots = u.slots.map((t) => viewsOf(t, shapes)), ema = u.ema.map((t) => viewsOf(t, shapes));
+        const ps = viewsOf(u.p, shapes),
+          slots = u.slots.map((t) => viewsOf(t, shapes)),
+          ema = u.ema.map((t) => viewsOf(t, shapes));
         c.idx.forEach((i, n) => {
           this.params[i]![1].value = ps[n]!;
           this.state[i] = slots.map((v) => v[n]!);
@@ -176,7 +227,13 @@ export class TrainStep<B extends Tree> {
     this.t++;
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics)) metrics[k] = E.item(v);
-    return { loss: E.item(out.loss), lr, gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined, metrics, outputs: out.outputs };
+    return {
+      loss: E.item(out.loss),
+      lr,
+      gradNorm: out.gradNorm ? E.item(out.gradNorm) : undefined,
+      metrics,
+      outputs: out.outputs,
+    };
   }
 
   /** Bytes of parameters, optimizer slots and EMA weights (what each step replaces). */
@@ -204,7 +261,8 @@ export class TrainStep<B extends Tree> {
     const get = (name: string, like: Tensor): Tensor => {
       const v = saved.get(name);
       if (!v) throw new VtokError(`optimizer state has no "${name}"`, source);
-      if (v.shape.join() !== like.shape.join()) throw new VtokError(`optimizer state "${name}" is [${v.shape}], expected [${like.shape}]`, source);
+      if (v.shape.join() !== like.shape.join())
+        throw new VtokError(`optimizer state "${name}" is [${v.shape}], expected [${like.shape}]`, source);
       return v;
     };
     this.state = this.params.map(([n, p]) => this.opts.optimizer.slots.map((slot) => get(`${n}.${slot}`, p.value)));
@@ -218,4 +276,3 @@ export class TrainStep<B extends Tree> {
     return new Map(this.params.map(([n], i) => [n, this.ema![i]!]));
   }
 }
-

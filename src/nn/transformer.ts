@@ -42,7 +42,8 @@ export function keyPaddingMask(valid: Tensor): Tensor {
  */
 export function windowMask(grid: number[], o: { axis: number; size: number; causal?: boolean }): Tensor {
   const S = grid.reduce((a, b) => a * b, 1);
-  if (o.axis < 0 || o.axis >= grid.length) throw new Error(`windowMask: axis ${o.axis} outside a ${grid.length}-axis grid`);
+  if (o.axis < 0 || o.axis >= grid.length)
+    throw new Error(`windowMask: axis ${o.axis} outside a ${grid.length}-axis grid`);
   const coords = (n: number) => {
     const c = new Array<number>(grid.length);
     for (let a = grid.length - 1; a >= 0; a--) {
@@ -55,7 +56,8 @@ export function windowMask(grid: number[], o: { axis: number; size: number; caus
   const v = new Uint8Array(S * S);
   for (let i = 0; i < S; i++) {
     for (let j = 0; j < S; j++) {
-      const ci = all[i]!, cj = all[j]!;
+      const ci = all[i]!,
+        cj = all[j]!;
       let ok = ci.every((x, a) => a === o.axis || x === cj[a]);
       const d = ci[o.axis]! - cj[o.axis]!;
       ok &&= Math.abs(d) < o.size && (!o.causal || d >= 0);
@@ -80,12 +82,18 @@ function asBool(m: Exclude<Mask, 'none'>, tq: number, tk: number): Tensor {
 // ---- rotary positions ----
 
 /** cos/sin tables for rotary positions, each [..., S, headDim] (rotate-half convention, whole head dimension). */
-export interface Rope { cos: Tensor; sin: Tensor }
+export interface Rope {
+  cos: Tensor;
+  sin: Tensor;
+}
 
 /** Rotary tables for `positions` (int or float, [S] or [B, S]; B gives [B, 1, S, hd] tables). */
 export function rotaryTables(positions: Tensor, headDim: number, base = 10000): Rope {
   const half = headDim / 2;
-  const inv = E.tensor(Array.from({ length: half }, (_, i) => 1 / base ** ((2 * i) / headDim)), [half]);
+  const inv = E.tensor(
+    Array.from({ length: half }, (_, i) => 1 / base ** ((2 * i) / headDim)),
+    [half],
+  );
   const ang = E.mul(E.unsqueeze(E.cast(positions, 'float32'), -1), inv);
   let emb = E.concat([ang, ang], -1);
   if (positions.rank === 2) emb = E.unsqueeze(emb, 1);
@@ -146,11 +154,18 @@ export class MultiHeadAttention extends Module {
     this.heads = heads;
     this.headDim = dim / heads;
     const kv = cfg.kvDim ?? dim;
-    const shapes: Record<ProjectionRole, [number, number]> = { q: [dim, dim], k: [kv, dim], v: [kv, dim], qkv: [dim, 3 * dim], kv: [kv, 2 * dim], o: [dim, dim] };
+    const shapes: Record<ProjectionRole, [number, number]> = {
+      q: [dim, dim],
+      k: [kv, dim],
+      v: [kv, dim],
+      qkv: [dim, 3 * dim],
+      kv: [kv, 2 * dim],
+      o: [dim, dim],
+    };
     const projections: Record<string, ProjectionRole> = cfg.projections ?? { qkv: 'qkv', proj: 'o' };
     for (const [name, role] of Object.entries(projections)) {
       const [i, o] = shapes[role];
-      const lin = new Linear(i, o, { bias: role === 'o' ? cfg.outBias ?? true : cfg.qkvBias ?? true });
+      const lin = new Linear(i, o, { bias: role === 'o' ? (cfg.outBias ?? true) : (cfg.qkvBias ?? true) });
       (this as unknown as Record<string, Linear>)[name] = lin;
       this.roles.set(role, lin);
     }
@@ -190,7 +205,7 @@ export class MultiHeadAttention extends Module {
       if (!o.context) k = applyRotary(k, o.rope);
     }
     o.cache?.keep?.(k, v);
-    const y = attend(q, k, v, o.mask ?? 'none', o.cache?.past, this.training ? this.cfg.attnDropout ?? 0 : 0);
+    const y = attend(q, k, v, o.mask ?? 'none', o.cache?.past, this.training ? (this.cfg.attnDropout ?? 0) : 0);
     return this.projection('o').forward(E.reshape(E.transpose(y, [0, 2, 1, 3]), [b, t, c]));
   }
 }
@@ -209,7 +224,9 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, mask: Mask, past?: KvCac
   }
   const d = q.shape[q.rank - 1]!;
   const scale = 1 / Math.sqrt(d);
-  const tc = past.k.shape[past.k.rank - 2]!, tq = q.shape[q.rank - 2]!, tk = k.shape[k.rank - 2]!;
+  const tc = past.k.shape[past.k.rank - 2]!,
+    tq = q.shape[q.rank - 2]!,
+    tk = k.shape[k.rank - 2]!;
   const sPast = E.where(past.visible, E.mul(E.matmul(q, E.swapAxes(past.k)), scale), -1e9);
   let sNew = E.mul(E.matmul(q, E.swapAxes(k)), scale);
   if (mask !== 'none') sNew = E.where(asBool(mask, tq, tk), sNew, -1e9);
@@ -235,11 +252,17 @@ export interface MlpConfig {
 
 export class Mlp extends Module {
   private readonly parts = new Map<'in' | 'gate' | 'out', Linear>();
-  constructor(dim: number, readonly cfg: MlpConfig) {
+  constructor(
+    dim: number,
+    readonly cfg: MlpConfig,
+  ) {
     super();
     const names = cfg.names ?? (cfg.kind === 'gelu' ? { fc1: 'in', fc2: 'out' } : { w1: 'gate', w3: 'in', w2: 'out' });
     for (const [name, role] of Object.entries(names)) {
-      const lin = role === 'out' ? new Linear(cfg.hidden, dim, { bias: cfg.bias ?? true }) : new Linear(dim, cfg.hidden, { bias: cfg.bias ?? true });
+      const lin =
+        role === 'out'
+          ? new Linear(cfg.hidden, dim, { bias: cfg.bias ?? true })
+          : new Linear(dim, cfg.hidden, { bias: cfg.bias ?? true });
       (this as unknown as Record<string, Linear>)[name] = lin;
       this.parts.set(role, lin);
     }
@@ -254,9 +277,10 @@ export class Mlp extends Module {
 
   forward(x: Tensor): Tensor {
     const p = this.parts;
-    const h = this.cfg.kind === 'gelu'
-      ? E.gelu(p.get('in')!.forward(x), this.cfg.approximate ? 'tanh' : 'none')
-      : E.mul(E.silu(p.get('gate')!.forward(x)), p.get('in')!.forward(x));
+    const h =
+      this.cfg.kind === 'gelu'
+        ? E.gelu(p.get('in')!.forward(x), this.cfg.approximate ? 'tanh' : 'none')
+        : E.mul(E.silu(p.get('gate')!.forward(x)), p.get('in')!.forward(x));
     return E.dropout(p.get('out')!.forward(h), this.cfg.dropout ?? 0, this.training);
   }
 }
@@ -286,13 +310,29 @@ export class TransformerBlock extends Module {
   private readonly parts = new Map<BlockPart, Module>();
   constructor(readonly cfg: BlockConfig) {
     super();
-    const names = cfg.names ?? { norm1: 'norm1', attn: 'attn', norm2: 'norm2', mlp: 'mlp', ...(cfg.cross ? { normCross: 'normCross', cross: 'cross' } : {}) };
-    const norm = () => (cfg.norm === 'rms' ? new RMSNorm(cfg.dim, cfg.normEps ?? 1e-6) : new LayerNorm(cfg.dim, cfg.normEps ?? 1e-5));
+    const names = cfg.names ?? {
+      norm1: 'norm1',
+      attn: 'attn',
+      norm2: 'norm2',
+      mlp: 'mlp',
+      ...(cfg.cross ? { normCross: 'normCross', cross: 'cross' } : {}),
+    };
+    const norm = () =>
+      cfg.norm === 'rms' ? new RMSNorm(cfg.dim, cfg.normEps ?? 1e-6) : new LayerNorm(cfg.dim, cfg.normEps ?? 1e-5);
     for (const [name, part] of Object.entries(names) as [string, BlockPart][]) {
-      const m = part === 'attn' ? new MultiHeadAttention({ dim: cfg.dim, heads: cfg.heads, ...cfg.attention })
-        : part === 'cross' ? new MultiHeadAttention({ dim: cfg.dim, heads: cfg.heads, projections: { q: 'q', kv: 'kv', o: 'o' }, ...cfg.cross })
-        : part === 'mlp' ? new Mlp(cfg.dim, cfg.mlp)
-        : norm();
+      const m =
+        part === 'attn'
+          ? new MultiHeadAttention({ dim: cfg.dim, heads: cfg.heads, ...cfg.attention })
+          : part === 'cross'
+            ? new MultiHeadAttention({
+                dim: cfg.dim,
+                heads: cfg.heads,
+                projections: { q: 'q', kv: 'kv', o: 'o' },
+                ...cfg.cross,
+              })
+            : part === 'mlp'
+              ? new Mlp(cfg.dim, cfg.mlp)
+              : norm();
       (this as unknown as Record<string, Module>)[name] = m;
       this.parts.set(part, m);
     }
@@ -308,10 +348,23 @@ export class TransformerBlock extends Module {
     const p = this.cfg.dropout ?? 0;
     const norm = (k: BlockPart, y: Tensor) => this.part<LayerNorm | RMSNorm>(k).forward(y);
     const branch = (y: Tensor) => E.dropout(y, p, this.training);
-    let h = E.add(x, branch(this.part<MultiHeadAttention>('attn').forward(norm('norm1', x), { mask: o.mask, rope: o.rope, cache: o.cache })));
+    let h = E.add(
+      x,
+      branch(
+        this.part<MultiHeadAttention>('attn').forward(norm('norm1', x), { mask: o.mask, rope: o.rope, cache: o.cache }),
+      ),
+    );
     if (this.parts.has('cross')) {
       if (!o.crossContext) throw new Error('transformer block: cross-attention needs a context');
-      h = E.add(h, branch(this.part<MultiHeadAttention>('cross').forward(norm('normCross', h), { context: o.crossContext, mask: o.crossMask })));
+      h = E.add(
+        h,
+        branch(
+          this.part<MultiHeadAttention>('cross').forward(norm('normCross', h), {
+            context: o.crossContext,
+            mask: o.crossMask,
+          }),
+        ),
+      );
     }
     return E.add(h, branch(this.part<Mlp>('mlp').forward(norm('norm2', h))));
   }

@@ -12,7 +12,10 @@ import { fromSafe, tensorsToBytes } from './weights.js';
  */
 
 /** Reads every tensor of a safetensors file (names kept), plus its metadata; `prefix` as in tensorsFromBytes. */
-export function loadTensors(path: string, opts: { prefix?: string } = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+export function loadTensors(
+  path: string,
+  opts: { prefix?: string } = {},
+): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   const f = openSafetensors(path);
   try {
     const out = new Map<string, Tensor>();
@@ -26,7 +29,12 @@ export function loadTensors(path: string, opts: { prefix?: string } = {}): { ten
   }
 }
 
-export function saveTensors(path: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>, half?: 'F16' | 'BF16'): void {
+export function saveTensors(
+  path: string,
+  tensors: Map<string, Tensor>,
+  metadata?: Record<string, string>,
+  half?: 'F16' | 'BF16',
+): void {
   writeFileAtomic(path, tensorsToBytes(tensors, metadata, half));
 }
 
@@ -39,7 +47,11 @@ export function saveModule(path: string, module: Module, metadata?: Record<strin
  * Loads a module's weights from a safetensors file by name; `prefix` selects a sub-tree (e.g. "param." in the
  * golden files). Missing, unexpected and mis-shaped keys are reported together, naming the file.
  */
-export function loadModule(path: string, module: Module, opts: { strict?: boolean; prefix?: string } = {}): { missing: string[]; unexpected: string[] } {
+export function loadModule(
+  path: string,
+  module: Module,
+  opts: { strict?: boolean; prefix?: string } = {},
+): { missing: string[]; unexpected: string[] } {
   const { tensors } = loadTensors(path, { prefix: opts.prefix });
   if (tensors.size === 0) throw new VtokError(`no tensors${opts.prefix ? ` under "${opts.prefix}"` : ''}`, path);
   return module.loadStateDict(tensors, { strict: opts.strict, source: path });

@@ -67,17 +67,26 @@ export class OnnxFunction {
   private readonly producer = new Map<string, number>();
   private readonly folded = new Set<number>();
 
-  constructor(model: onnxProto.onnx.ModelProto, readonly file: string, private readonly baseDir: string | null, private readonly anyBatch = false) {
+  constructor(
+    model: onnxProto.onnx.ModelProto,
+    readonly file: string,
+    private readonly baseDir: string | null,
+    private readonly anyBatch = false,
+  ) {
     const g = model.graph;
     if (!g) throw new VtokError('the model has no graph', file);
     let opset: number | undefined;
     for (const o of model.opsetImport ?? []) if (!o.domain || o.domain === 'ai.onnx') opset = num(o.version);
     if (opset === undefined) {
-      if (num(model.irVersion) >= 3 || !(model.opsetImport ?? []).length) throw new VtokError('the model imports no ai.onnx opset', file);
+      if (num(model.irVersion) >= 3 || !(model.opsetImport ?? []).length)
+        throw new VtokError('the model imports no ai.onnx opset', file);
       opset = 1;
     }
     if (opset < IMPORT_OPSETS.min || opset > IMPORT_OPSETS.max) {
-      throw new VtokError(`ai.onnx opset ${opset} is not supported (the importer handles opsets ${IMPORT_OPSETS.min} to ${IMPORT_OPSETS.max})`, file);
+      throw new VtokError(
+        `ai.onnx opset ${opset} is not supported (the importer handles opsets ${IMPORT_OPSETS.min} to ${IMPORT_OPSETS.max})`,
+        file,
+      );
     }
     this.opset = opset;
     this.metadata = Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
@@ -86,9 +95,16 @@ export class OnnxFunction {
 
     // Every node must map before anything runs: report the first that does not.
     this.nodes.forEach((n, i) => {
-      if (n.domain && n.domain !== 'ai.onnx') throw new VtokError(`${this.labels[i]}: domain "${n.domain}" is not supported (only the standard ai.onnx operators)`, file);
+      if (n.domain && n.domain !== 'ai.onnx')
+        throw new VtokError(
+          `${this.labels[i]}: domain "${n.domain}" is not supported (only the standard ai.onnx operators)`,
+          file,
+        );
       if (!MAPPINGS[n.opType ?? '']) {
-        throw new VtokError(`${this.labels[i]}: op type ${n.opType} is not supported by the ONNX importer (supported: ${SUPPORTED_OPS.join(', ')})`, file);
+        throw new VtokError(
+          `${this.labels[i]}: op type ${n.opType} is not supported by the ONNX importer (supported: ${SUPPORTED_OPS.join(', ')})`,
+          file,
+        );
       }
       for (const o of n.output ?? []) if (o) this.producer.set(o, i);
     });
@@ -105,7 +121,11 @@ export class OnnxFunction {
     const info = (v: onnxProto.onnx.IValueInfoProto, what: string): OnnxValueInfo => {
       const tt = v.type?.tensorType;
       if (!tt) throw new VtokError(`${what} "${v.name}" is not a tensor`, file);
-      const dims = tt.shape ? (tt.shape.dim ?? []).map((d) => (d.dimValue != null && num(d.dimValue) > 0 ? num(d.dimValue) : (d.dimParam || null))) : null;
+      const dims = tt.shape
+        ? (tt.shape.dim ?? []).map((d) =>
+            d.dimValue != null && num(d.dimValue) > 0 ? num(d.dimValue) : d.dimParam || null,
+          )
+        : null;
       return { name: v.name ?? '', dtype: typeOf(tt.elemType ?? 0, `${what} "${v.name}"`, file).dtype, shape: dims };
     };
     // Old exporters list the initializers among the inputs too.
@@ -121,7 +141,12 @@ export class OnnxFunction {
     this.nodes.forEach((n, i) => {
       const ins = n.input ?? [];
       if (ins.every((name) => !name || this.constants.has(name))) {
-        const outs = withGraph(null, () => this.apply(i, ins.map((name) => (name ? this.constants.get(name) : undefined))));
+        const outs = withGraph(null, () =>
+          this.apply(
+            i,
+            ins.map((name) => (name ? this.constants.get(name) : undefined)),
+          ),
+        );
         (n.output ?? []).forEach((o, k) => {
           if (o && outs[k]) this.constants.set(o, outs[k]);
         });
@@ -139,25 +164,47 @@ export class OnnxFunction {
    * Evaluates (or, inside a trace, inlines) the network. `inputs`: tensors in the order of `this.inputs`, or by
    * name. `outputs`: value names to return (default: the graph's outputs); any intermediate value may be named.
    */
-  run(inputs: Tensor[] | Record<string, Tensor>, outputs: string[] = this.outputs.map((o) => o.name)): Record<string, Tensor> {
+  run(
+    inputs: Tensor[] | Record<string, Tensor>,
+    outputs: string[] = this.outputs.map((o) => o.name),
+  ): Record<string, Tensor> {
     const values = new Map(this.constants);
-    const given = Array.isArray(inputs) ? new Map(this.inputs.map((d, i) => [d.name, inputs[i]])) : new Map(Object.entries(inputs));
+    const given = Array.isArray(inputs)
+      ? new Map(this.inputs.map((d, i) => [d.name, inputs[i]]))
+      : new Map(Object.entries(inputs));
     if (Array.isArray(inputs) && inputs.length !== this.inputs.length) {
-      throw new VtokError(`the network takes ${this.inputs.length} input(s) (${this.inputs.map((i) => i.name).join(', ')}), got ${inputs.length}`, this.file);
+      throw new VtokError(
+        `the network takes ${this.inputs.length} input(s) (${this.inputs.map((i) => i.name).join(', ')}), got ${inputs.length}`,
+        this.file,
+      );
     }
-    for (const k of given.keys()) if (!this.inputs.some((d) => d.name === k)) throw new VtokError(`the network has no input "${k}" (inputs: ${this.inputs.map((i) => i.name).join(', ')})`, this.file);
+    for (const k of given.keys())
+      if (!this.inputs.some((d) => d.name === k))
+        throw new VtokError(
+          `the network has no input "${k}" (inputs: ${this.inputs.map((i) => i.name).join(', ')})`,
+          this.file,
+        );
     for (const d of this.inputs) {
       const t = given.get(d.name);
       if (!t) throw new VtokError(`input "${d.name}" is missing`, this.file);
-      const fits = t.dtype === d.dtype && (!d.shape || (d.shape.length === t.rank && d.shape.every((s, i) => typeof s !== 'number' || s === t.shape[i] || (i === 0 && this.anyBatch))));
-      if (!fits) throw new VtokError(`input "${d.name}" must be ${d.dtype}[${d.shape?.map((s) => s ?? '?').join(',') ?? '…'}], got ${t.describe()}`, this.file);
+      const fits =
+        t.dtype === d.dtype &&
+        (!d.shape ||
+          (d.shape.length === t.rank &&
+            d.shape.every((s, i) => typeof s !== 'number' || s === t.shape[i] || (i === 0 && this.anyBatch))));
+      if (!fits)
+        throw new VtokError(
+          `input "${d.name}" must be ${d.dtype}[${d.shape?.map((s) => s ?? '?').join(',') ?? '…'}], got ${t.describe()}`,
+          this.file,
+        );
       values.set(d.name, t);
     }
     // Only the nodes the requested outputs need.
     const need = new Set<number>();
     const stack = [...outputs];
     for (const o of outputs) {
-      if (!values.has(o) && !this.producer.has(o)) throw new VtokError(`the network has no value named "${o}"`, this.file);
+      if (!values.has(o) && !this.producer.has(o))
+        throw new VtokError(`the network has no value named "${o}"`, this.file);
     }
     while (stack.length) {
       const name = stack.pop()!;
@@ -172,10 +219,17 @@ export class OnnxFunction {
       const ins = (n.input ?? []).map((name) => {
         if (!name) return undefined;
         const v = values.get(name);
-        if (!v) throw new VtokError(`${this.labels[i]}: input "${name}" is not computed before it (the graph is not topologically sorted or names a missing value)`, this.file);
+        if (!v)
+          throw new VtokError(
+            `${this.labels[i]}: input "${name}" is not computed before it (the graph is not topologically sorted or names a missing value)`,
+            this.file,
+          );
         return v;
       });
-      const outs = foldable(ins.filter((t): t is Tensor => !!t), () => this.apply(i, ins));
+      const outs = foldable(
+        ins.filter((t): t is Tensor => !!t),
+        () => this.apply(i, ins),
+      );
       (n.output ?? []).forEach((o, k) => {
         if (o && outs[k]) values.set(o, outs[k]);
       });
@@ -188,7 +242,11 @@ export class OnnxFunction {
     const n = this.nodes[i]!;
     const where = () => this.labels[i]!;
     const c: NodeCtx = {
-      node: n, opset: this.opset, inputs, file: this.file, baseDir: this.baseDir,
+      node: n,
+      opset: this.opset,
+      inputs,
+      file: this.file,
+      baseDir: this.baseDir,
       attrs: new Attrs(n, where),
       input: (k) => inputs[k] ?? c.fail(`input ${k} is required`),
       ints: (k) => staticValues(c, k)?.map((v) => (Number.isFinite(v) ? Math.round(v) : v)),
@@ -216,7 +274,10 @@ export function importOnnx(source: string | Uint8Array, opts: ImportOptions = {}
     try {
       bytes = readFileSync(source);
     } catch (e) {
-      throw new VtokError(`cannot read the ONNX model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file);
+      throw new VtokError(
+        `cannot read the ONNX model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        file,
+      );
     }
   } else bytes = source;
   if (bytes.length === 0) throw new VtokError('the ONNX model file is empty', file);
@@ -224,11 +285,13 @@ export function importOnnx(source: string | Uint8Array, opts: ImportOptions = {}
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new VtokError(`not a valid ONNX model: the protobuf does not decode (${(e as Error).message}); is the file truncated or not ONNX?`, file);
+    throw new VtokError(
+      `not a valid ONNX model: the protobuf does not decode (${(e as Error).message}); is the file truncated or not ONNX?`,
+      file,
+    );
   }
   if (!model.graph || (!(model.graph.node ?? []).length && !(model.graph.output ?? []).length)) {
     throw new VtokError('not a valid ONNX model: it has no graph (is the file truncated or not ONNX?)', file);
   }
   return new OnnxFunction(model, file, typeof source === 'string' ? dirname(source) : null, opts.anyBatch);
 }
-

@@ -42,7 +42,8 @@ const norm = (a: number, rank: number, c: NodeCtx) => {
 
 /** Window geometry of Conv/MaxPool/AveragePool: kernel, strides, dilations and [begin, end] pads per spatial axis. */
 function windowAttrs(c: NodeCtx, x: Tensor, kernel: number[], ceil = false) {
-  const k = kernel.length, sp = spatial(x);
+  const k = kernel.length,
+    sp = spatial(x);
   if (sp.length !== k) c.fail(`kernel_shape has ${k} entries for ${sp.length} spatial axes (input ${x.describe()})`);
   const strides = c.attrs.ints('strides') ?? Array(k).fill(1);
   const dilations = c.attrs.ints('dilations') ?? Array(k).fill(1);
@@ -67,13 +68,19 @@ function windowAttrs(c: NodeCtx, x: Tensor, kernel: number[], ceil = false) {
   // Output sizes; ceil mode drops a last window that would start in the end padding (ONNX / PyTorch rule).
   const out = range(k).map((i) => {
     const span = sp[i]! + pads[i]![0] + pads[i]![1] - ((kernel[i]! - 1) * dilations[i] + 1);
-    if (span < 0) c.fail(`the window (kernel ${kernel[i]}, dilation ${dilations[i]}) is larger than the padded input ${sp[i]}`);
+    if (span < 0)
+      c.fail(`the window (kernel ${kernel[i]}, dilation ${dilations[i]}) is larger than the padded input ${sp[i]}`);
     let o = (ceil ? Math.ceil(span / strides[i]) : Math.floor(span / strides[i])) + 1;
     if (ceil && (o - 1) * strides[i] >= sp[i]! + pads[i]![0]) o--;
     return o;
   });
   // End padding the windows actually reach (ceil mode can reach past the declared pads).
-  const extra = range(k).map((i) => Math.max(0, (out[i]! - 1) * strides[i] + (kernel[i]! - 1) * dilations[i] + 1 - (sp[i]! + pads[i]![0] + pads[i]![1])));
+  const extra = range(k).map((i) =>
+    Math.max(
+      0,
+      (out[i]! - 1) * strides[i] + (kernel[i]! - 1) * dilations[i] + 1 - (sp[i]! + pads[i]![0] + pads[i]![1]),
+    ),
+  );
   return { kernel, strides, dilations, pads, out, extra };
 }
 
@@ -91,7 +98,12 @@ function maxPool(c: NodeCtx): Tensor[] {
   const x = c.input(0);
   const w = windowAttrs(c, x, kernelOf(c), c.attrs.int('ceil_mode', 0) === 1);
   // Pad with the lowest float, then the maximum over the kernel's taps, each tap a strided slice.
-  const xp = E.pad(x, [[0, 0], [0, 0], ...w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]!])], 'constant', LOWEST);
+  const xp = E.pad(
+    x,
+    [[0, 0], [0, 0], ...w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]!])],
+    'constant',
+    LOWEST,
+  );
   let acc: Tensor | null = null;
   const taps = w.kernel.reduce((a, b) => a * b, 1);
   for (let t = 0; t < taps; t++) {
@@ -109,7 +121,16 @@ function maxPool(c: NodeCtx): Tensor[] {
 }
 
 /** Taps of a window that count towards an average, per output position along one axis. */
-function tapCounts(inp: number, out: number, k: number, s: number, d: number, pb: number, pe: number, includePad: boolean): number[] {
+function tapCounts(
+  inp: number,
+  out: number,
+  k: number,
+  s: number,
+  d: number,
+  pb: number,
+  pe: number,
+  includePad: boolean,
+): number[] {
   return range(out).map((j) => {
     let n = 0;
     for (let t = 0; t < k; t++) {
@@ -128,11 +149,19 @@ function averagePool(c: NodeCtx): Tensor[] {
   const ch = x.shape[1]!;
   // Window sums as a depthwise convolution with a ones kernel, divided by each window's count.
   const ones = E.ones([ch, 1, ...w.kernel], x.dtype);
-  const sum = E.conv(x, ones, null, { stride: w.strides, dilation: w.dilations, padding: w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]!]), groups: ch });
-  const counts = w.kernel.map((k, i) => tapCounts(spatial(x)[i]!, w.out[i]!, k, w.strides[i], w.dilations[i], w.pads[i]![0], w.pads[i]![1], includePad));
+  const sum = E.conv(x, ones, null, {
+    stride: w.strides,
+    dilation: w.dilations,
+    padding: w.pads.map(([b, e], i): [number, number] => [b, e + w.extra[i]!]),
+    groups: ch,
+  });
+  const counts = w.kernel.map((k, i) =>
+    tapCounts(spatial(x)[i]!, w.out[i]!, k, w.strides[i], w.dilations[i], w.pads[i]![0], w.pads[i]![1], includePad),
+  );
   const div = new Float32Array(numel(w.out));
   div.forEach((_, flat) => {
-    let rem = flat, n = 1;
+    let rem = flat,
+      n = 1;
     for (let i = w.out.length - 1; i >= 0; i--) {
       n *= counts[i]![rem % w.out[i]!]!;
       rem = Math.floor(rem / w.out[i]!);
@@ -144,24 +173,41 @@ function averagePool(c: NodeCtx): Tensor[] {
 
 function conv(c: NodeCtx): Tensor[] {
   c.attrs.only('kernel_shape', 'strides', 'dilations', 'pads', 'auto_pad', 'group');
-  const x = c.input(0), wt = c.input(1), b = c.inputs[2];
+  const x = c.input(0),
+    wt = c.input(1),
+    b = c.inputs[2];
   const kernel = c.attrs.ints('kernel_shape') ?? wt.shape.slice(2);
-  if (kernel.join() !== wt.shape.slice(2).join()) c.fail(`kernel_shape [${kernel}] does not match the weight ${wt.describe()}`);
+  if (kernel.join() !== wt.shape.slice(2).join())
+    c.fail(`kernel_shape [${kernel}] does not match the weight ${wt.describe()}`);
   const w = windowAttrs(c, x, kernel);
-  return [E.conv(x, wt, b ?? null, { stride: w.strides, dilation: w.dilations, padding: w.pads, groups: c.attrs.int('group', 1) })];
+  return [
+    E.conv(x, wt, b ?? null, {
+      stride: w.strides,
+      dilation: w.dilations,
+      padding: w.pads,
+      groups: c.attrs.int('group', 1),
+    }),
+  ];
 }
 
 function convTranspose(c: NodeCtx): Tensor[] {
   c.attrs.only('kernel_shape', 'strides', 'dilations', 'pads', 'auto_pad', 'group', 'output_padding');
   if (c.attrs.string('auto_pad', 'NOTSET') !== 'NOTSET') c.fail('auto_pad is not supported (give explicit pads)');
-  const x = c.input(0), wt = c.input(1), b = c.inputs[2];
+  const x = c.input(0),
+    wt = c.input(1),
+    b = c.inputs[2];
   const k = wt.rank - 2;
   const p = c.attrs.ints('pads') ?? Array(2 * k).fill(0);
   if (p.length !== 2 * k) c.fail(`pads needs ${2 * k} entries`);
-  return [E.convTranspose(x, wt, b ?? null, {
-    stride: c.attrs.ints('strides') ?? 1, dilation: c.attrs.ints('dilations') ?? 1, groups: c.attrs.int('group', 1),
-    padding: range(k).map((i): [number, number] => [p[i], p[i + k]]), outputPadding: c.attrs.ints('output_padding') ?? 0,
-  })];
+  return [
+    E.convTranspose(x, wt, b ?? null, {
+      stride: c.attrs.ints('strides') ?? 1,
+      dilation: c.attrs.ints('dilations') ?? 1,
+      groups: c.attrs.int('group', 1),
+      padding: range(k).map((i): [number, number] => [p[i], p[i + k]]),
+      outputPadding: c.attrs.ints('output_padding') ?? 0,
+    }),
+  ];
 }
 
 function batchNorm(c: NodeCtx): Tensor[] {
@@ -184,11 +230,13 @@ function batchNorm(c: NodeCtx): Tensor[] {
 
 function gemm(c: NodeCtx): Tensor[] {
   c.attrs.only('alpha', 'beta', 'transA', 'transB', 'broadcast');
-  let a = c.input(0), b = c.input(1);
+  let a = c.input(0),
+    b = c.input(1);
   if (a.rank !== 2 || b.rank !== 2) c.fail(`A and B must be matrices, got ${a.describe()} and ${b.describe()}`);
   if (c.attrs.int('transA', 0)) a = E.transpose(a);
   if (c.attrs.int('transB', 0)) b = E.transpose(b);
-  const alpha = c.attrs.float('alpha', 1), beta = c.attrs.float('beta', 1);
+  const alpha = c.attrs.float('alpha', 1),
+    beta = c.attrs.float('beta', 1);
   let y = E.matmul(a, b);
   if (alpha !== 1) y = E.mul(y, alpha);
   const bias = c.inputs[2];
@@ -198,8 +246,10 @@ function gemm(c: NodeCtx): Tensor[] {
 
 /** numpy matmul: 1-D operands gain a unit axis that is dropped again afterwards. */
 function matmul(c: NodeCtx): Tensor[] {
-  let a = c.input(0), b = c.input(1);
-  const va = a.rank === 1, vb = b.rank === 1;
+  let a = c.input(0),
+    b = c.input(1);
+  const va = a.rank === 1,
+    vb = b.rank === 1;
   if (va) a = E.reshape(a, [1, a.shape[0]!]);
   if (vb) b = E.reshape(b, [b.shape[0]!, 1]);
   let y = E.matmul(a, b);
@@ -214,7 +264,12 @@ function reshape(c: NodeCtx): Tensor[] {
   const shape = c.ints(1);
   if (!shape) c.fail('the shape input is required');
   const allowZero = c.attrs.int('allowzero', 0) === 1;
-  return [E.reshape(x, shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i]! : d)))];
+  return [
+    E.reshape(
+      x,
+      shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i]! : d)),
+    ),
+  ];
 }
 
 /** Axes from the attribute (older opsets) or the second input (newer ones). */
@@ -234,13 +289,20 @@ function reduce(kind: 'mean' | 'sum' | 'max' | 'min' | 'l2' | 'sumsquare' | 'l1'
     }
     const ax = axes.map((a) => norm(a, x.rank, c));
     switch (kind) {
-      case 'mean': return [E.mean(x, ax, keep)];
-      case 'sum': return [E.sum(x, ax, keep)];
-      case 'max': return [E.max(x, ax, keep)];
-      case 'min': return [E.min(x, ax, keep)];
-      case 'sumsquare': return [E.sum(E.square(x), ax, keep)];
-      case 'l1': return [E.sum(E.abs(x), ax, keep)];
-      case 'l2': return [E.sqrt(E.sum(E.square(x), ax, keep))];
+      case 'mean':
+        return [E.mean(x, ax, keep)];
+      case 'sum':
+        return [E.sum(x, ax, keep)];
+      case 'max':
+        return [E.max(x, ax, keep)];
+      case 'min':
+        return [E.min(x, ax, keep)];
+      case 'sumsquare':
+        return [E.sum(E.square(x), ax, keep)];
+      case 'l1':
+        return [E.sum(E.abs(x), ax, keep)];
+      case 'l2':
+        return [E.sqrt(E.sum(E.square(x), ax, keep))];
     }
   };
 }
@@ -249,7 +311,8 @@ function pad(c: NodeCtx): Tensor[] {
   c.attrs.only('mode', 'pads', 'value');
   let x = c.input(0);
   const mode = c.attrs.string('mode', 'constant');
-  if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') c.fail(`mode "${mode}" is not supported (constant, reflect, edge)`);
+  if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge')
+    c.fail(`mode "${mode}" is not supported (constant, reflect, edge)`);
   const flat = c.opset >= 11 ? c.ints(1) : c.attrs.ints('pads');
   if (!flat) c.fail('pads are required');
   const value = c.opset >= 11 ? (c.floats(2)?.[0] ?? 0) : c.attrs.float('value', 0);
@@ -265,7 +328,14 @@ function pad(c: NodeCtx): Tensor[] {
     if (b < 0 || e < 0) crop[a] = [Math.max(0, -b), x.shape[a]! - Math.max(0, -e)];
   });
   if (Object.keys(crop).length) x = E.slice(x, crop);
-  return [E.pad(x, pairs.map(([b, e]) => [Math.max(0, b), Math.max(0, e)]), mode, value)];
+  return [
+    E.pad(
+      x,
+      pairs.map(([b, e]) => [Math.max(0, b), Math.max(0, e)]),
+      mode,
+      value,
+    ),
+  ];
 }
 
 function slice(c: NodeCtx): Tensor[] {
@@ -278,7 +348,8 @@ function slice(c: NodeCtx): Tensor[] {
     c.attrs.only('starts', 'ends', 'axes');
     [starts, ends, axes] = [c.attrs.ints('starts'), c.attrs.ints('ends'), c.attrs.ints('axes')];
   }
-  if (!starts || !ends || starts.length !== ends.length) c.fail('starts and ends are required and must have the same length');
+  if (!starts || !ends || starts.length !== ends.length)
+    c.fail('starts and ends are required and must have the same length');
   const ax = (axes ?? range(starts.length)).map((a) => norm(a, x.rank, c));
   const st = steps ?? Array(starts.length).fill(1);
   if (ax.length !== starts.length || st.length !== starts.length) c.fail('axes and steps must match starts');
@@ -294,7 +365,12 @@ function squeeze(c: NodeCtx): Tensor[] {
   c.attrs.only('axes');
   const x = c.input(0);
   const axes = axesOf(c, 13);
-  return [E.squeeze(x, axes?.map((a) => norm(a, x.rank, c)))];
+  return [
+    E.squeeze(
+      x,
+      axes?.map((a) => norm(a, x.rank, c)),
+    ),
+  ];
 }
 
 function unsqueeze(c: NodeCtx): Tensor[] {
@@ -325,12 +401,14 @@ function clip(c: NodeCtx): Tensor[] {
   let x = c.input(0);
   if (c.opset < 11) {
     c.attrs.only('min', 'max');
-    const lo = c.attrs.float('min', -Infinity), hi = c.attrs.float('max', Infinity);
+    const lo = c.attrs.float('min', -Infinity),
+      hi = c.attrs.float('max', Infinity);
     return [E.clamp(x, Number.isFinite(lo) ? lo : undefined, Number.isFinite(hi) ? hi : undefined)];
   }
   c.attrs.only();
   const bound = (i: number) => c.inputs[i];
-  const lo = bound(1), hi = bound(2);
+  const lo = bound(1),
+    hi = bound(2);
   if ((!lo || lo.isConcrete) && (!hi || hi.isConcrete)) {
     return [E.clamp(x, lo ? E.item(lo) : undefined, hi ? E.item(hi) : undefined)];
   }
@@ -369,7 +447,8 @@ function gather(c: NodeCtx): Tensor[] {
   const axis = norm(c.attrs.int('axis', 0), x.rank, c);
   if (idx.isConcrete) {
     const v = E.toArray(idx).map((i) => {
-      if (i < -x.shape[axis]! || i >= x.shape[axis]!) c.fail(`index ${i} is out of range for axis ${axis} of size ${x.shape[axis]}`);
+      if (i < -x.shape[axis]! || i >= x.shape[axis]!)
+        c.fail(`index ${i} is out of range for axis ${axis} of size ${x.shape[axis]}`);
       return i < 0 ? i + x.shape[axis]! : i;
     });
     idx = E.tensor(v, idx.shape, 'int64');
@@ -384,7 +463,8 @@ function split(c: NodeCtx): Tensor[] {
   const n = (c.node.output ?? []).length;
   let sizes = c.opset >= 13 ? c.ints(1) : c.attrs.ints('split');
   if (!sizes) {
-    const dim = x.shape[axis]!, chunk = Math.ceil(dim / n);
+    const dim = x.shape[axis]!,
+      chunk = Math.ceil(dim / n);
     sizes = range(n).map((i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
   }
   if (sizes.length !== n) c.fail(`${sizes.length} split sizes for ${n} outputs`);
@@ -400,10 +480,12 @@ function shape(c: NodeCtx): Tensor[] {
 }
 
 function expand(c: NodeCtx): Tensor[] {
-  const x = c.input(0), target = c.ints(1);
+  const x = c.input(0),
+    target = c.ints(1);
   if (!target) c.fail('the shape input is required');
   const n = Math.max(x.rank, target.length);
-  const a = [...Array(n - x.rank).fill(1), ...x.shape], b = [...Array(n - target.length).fill(1), ...target];
+  const a = [...Array(n - x.rank).fill(1), ...x.shape],
+    b = [...Array(n - target.length).fill(1), ...target];
   const out = a.map((d, i) => {
     if (d !== b[i] && d !== 1 && b[i] !== 1) c.fail(`cannot expand ${x.describe()} to [${target}]`);
     return d === 1 ? b[i] : d;
@@ -460,10 +542,12 @@ function unary(f: (x: Tensor) => Tensor, ...attrs: string[]): Mapping {
 
 function pow(c: NodeCtx): Tensor[] {
   c.attrs.only();
-  const x = c.input(0), e = c.input(1);
+  const x = c.input(0),
+    e = c.input(1);
   if (e.isConcrete && e.size === 1) {
     const v = E.item(e);
-    const shapeOf = (y: Tensor) => (e.rank > x.rank ? E.reshape(y, [...Array(e.rank - x.rank).fill(1), ...x.shape]) : y);
+    const shapeOf = (y: Tensor) =>
+      e.rank > x.rank ? E.reshape(y, [...Array(e.rank - x.rank).fill(1), ...x.shape]) : y;
     if (v === 1) return [shapeOf(x)];
     if (v === 2) return [shapeOf(E.square(x))];
     if (v === 0.5) return [shapeOf(E.sqrt(x))];
@@ -481,22 +565,27 @@ function dropout(c: NodeCtx): Tensor[] {
 }
 
 export const MAPPINGS: Record<string, Mapping> = {
-  Conv: conv, ConvTranspose: convTranspose,
-  MaxPool: maxPool, AveragePool: averagePool,
+  Conv: conv,
+  ConvTranspose: convTranspose,
+  MaxPool: maxPool,
+  AveragePool: averagePool,
   GlobalAveragePool: unary((x) => E.mean(x, range(x.rank - 2, 2), true)),
   GlobalMaxPool: unary((x) => E.max(x, range(x.rank - 2, 2), true)),
   BatchNormalization: batchNorm,
-  Gemm: gemm, MatMul: matmul,
+  Gemm: gemm,
+  MatMul: matmul,
   Relu: unary((x) => E.relu(x)),
   LeakyRelu: (c) => {
     c.attrs.only('alpha');
-    const x = c.input(0), a = c.attrs.float('alpha', 0.01);
+    const x = c.input(0),
+      a = c.attrs.float('alpha', 0.01);
     return [E.where(E.greater(x, 0), x, E.mul(x, a))];
   },
   PRelu: binary((x, s) => E.where(E.greater(x, 0), x, E.mul(x, s))),
   Elu: (c) => {
     c.attrs.only('alpha');
-    const x = c.input(0), a = c.attrs.float('alpha', 1);
+    const x = c.input(0),
+      a = c.attrs.float('alpha', 1);
     // exp of the negative part only, so positive inputs cannot overflow
     return [E.where(E.greater(x, 0), x, E.mul(E.sub(E.exp(E.minimum(x, 0)), 1), a))];
   },
@@ -505,27 +594,58 @@ export const MAPPINGS: Record<string, Mapping> = {
     return [E.clamp(E.add(E.mul(c.input(0), c.attrs.float('alpha', 0.2)), c.attrs.float('beta', 0.5)), 0, 1)];
   },
   HardSwish: unary((x) => E.mul(x, E.clamp(E.add(E.mul(x, 1 / 6), 0.5), 0, 1))),
-  Sigmoid: unary((x) => E.sigmoid(x)), Tanh: unary((x) => E.tanh(x)), Softplus: unary((x) => E.softplus(x)),
+  Sigmoid: unary((x) => E.sigmoid(x)),
+  Tanh: unary((x) => E.tanh(x)),
+  Softplus: unary((x) => E.softplus(x)),
   Gelu: (c) => {
     c.attrs.only('approximate');
     const a = c.attrs.string('approximate', 'none');
     if (a !== 'none' && a !== 'tanh') c.fail(`approximate "${a}"`);
     return [E.gelu(c.input(0), a as 'none' | 'tanh')];
   },
-  Erf: unary((x) => E.erf(x)), Exp: unary((x) => E.exp(x)), Log: unary((x) => E.log(x)),
-  Neg: unary((x) => E.neg(x)), Abs: unary((x) => E.abs(x)), Sqrt: unary((x) => E.sqrt(x)),
-  Reciprocal: unary((x) => E.reciprocal(x)), Pow: pow,
-  Add: binary((a, b) => E.add(a, b)), Sub: binary((a, b) => E.sub(a, b)),
-  Mul: binary((a, b) => E.mul(a, b)), Div: binary((a, b) => E.div(a, b)),
-  Sum: variadic((a, b) => E.add(a, b)), Mean: variadic((a, b) => E.add(a, b), true),
-  Max: variadic((a, b) => E.maximum(a, b)), Min: variadic((a, b) => E.minimum(a, b)),
-  Reshape: reshape, Flatten: flatten, Transpose: transpose, Concat: concat, Split: split,
-  Squeeze: squeeze, Unsqueeze: unsqueeze, Slice: slice, Pad: pad, Expand: expand,
-  Gather: gather, Shape: shape, Cast: cast, Constant: constant, ConstantOfShape: constantOfShape,
-  Identity: unary((x) => x), Dropout: dropout, Clip: clip,
-  ReduceMean: reduce('mean', 18), ReduceSum: reduce('sum', 13), ReduceMax: reduce('max', 18), ReduceMin: reduce('min', 18),
-  ReduceL1: reduce('l1', 18), ReduceL2: reduce('l2', 18), ReduceSumSquare: reduce('sumsquare', 18),
-  Softmax: softmaxLike((x, a) => E.softmax(x, a)), LogSoftmax: softmaxLike((x, a) => E.logSoftmax(x, a)),
+  Erf: unary((x) => E.erf(x)),
+  Exp: unary((x) => E.exp(x)),
+  Log: unary((x) => E.log(x)),
+  Neg: unary((x) => E.neg(x)),
+  Abs: unary((x) => E.abs(x)),
+  Sqrt: unary((x) => E.sqrt(x)),
+  Reciprocal: unary((x) => E.reciprocal(x)),
+  Pow: pow,
+  Add: binary((a, b) => E.add(a, b)),
+  Sub: binary((a, b) => E.sub(a, b)),
+  Mul: binary((a, b) => E.mul(a, b)),
+  Div: binary((a, b) => E.div(a, b)),
+  Sum: variadic((a, b) => E.add(a, b)),
+  Mean: variadic((a, b) => E.add(a, b), true),
+  Max: variadic((a, b) => E.maximum(a, b)),
+  Min: variadic((a, b) => E.minimum(a, b)),
+  Reshape: reshape,
+  Flatten: flatten,
+  Transpose: transpose,
+  Concat: concat,
+  Split: split,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Slice: slice,
+  Pad: pad,
+  Expand: expand,
+  Gather: gather,
+  Shape: shape,
+  Cast: cast,
+  Constant: constant,
+  ConstantOfShape: constantOfShape,
+  Identity: unary((x) => x),
+  Dropout: dropout,
+  Clip: clip,
+  ReduceMean: reduce('mean', 18),
+  ReduceSum: reduce('sum', 13),
+  ReduceMax: reduce('max', 18),
+  ReduceMin: reduce('min', 18),
+  ReduceL1: reduce('l1', 18),
+  ReduceL2: reduce('l2', 18),
+  ReduceSumSquare: reduce('sumsquare', 18),
+  Softmax: softmaxLike((x, a) => E.softmax(x, a)),
+  LogSoftmax: softmaxLike((x, a) => E.logSoftmax(x, a)),
 };
 
 /** The op types the importer maps (for messages and documentation). */
@@ -539,4 +659,3 @@ export function foldable<T>(inputs: Tensor[], fn: () => T): T {
 export function nodeLabel(n: INode, index?: number): string {
   return n.name ? `"${n.name}"` : `#${index ?? '?'} (output "${n.output?.[0] ?? ''}")`;
 }
-

@@ -14,10 +14,14 @@ export type INode = onnxProto.onnx.INodeProto;
 export type ITensor = onnxProto.onnx.ITensorProto;
 export type Long = { toNumber(): number };
 
-export const num = (v: number | Long | null | undefined): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
+export const num = (v: number | Long | null | undefined): number =>
+  v == null ? 0 : typeof v === 'number' ? v : v.toNumber();
 
 /** ONNX TensorProto.DataType → the engine dtype a value of that type is held in, and how its bytes decode. */
-export const ONNX_TYPES: Record<number, { name: string; dtype: DType; bytes: number; read: (v: DataView, o: number) => number | bigint }> = {
+export const ONNX_TYPES: Record<
+  number,
+  { name: string; dtype: DType; bytes: number; read: (v: DataView, o: number) => number | bigint }
+> = {
   1: { name: 'float', dtype: 'float32', bytes: 4, read: (v, o) => v.getFloat32(o, true) },
   2: { name: 'uint8', dtype: 'uint8', bytes: 1, read: (v, o) => v.getUint8(o) },
   3: { name: 'int8', dtype: 'int32', bytes: 1, read: (v, o) => v.getInt8(o) },
@@ -34,7 +38,9 @@ export const ONNX_TYPES: Record<number, { name: string; dtype: DType; bytes: num
 };
 
 function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    m = h & 0x3ff;
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
@@ -48,7 +54,11 @@ function bf16ToFloat(b: number): number {
 
 export function typeOf(code: number, what: string, file: string): (typeof ONNX_TYPES)[number] {
   const t = ONNX_TYPES[code];
-  if (!t) throw new VtokError(`${what} has ONNX element type ${code}, which the importer does not handle (float, float16, bfloat16, double, int8-64, uint8-64, bool)`, file);
+  if (!t)
+    throw new VtokError(
+      `${what} has ONNX element type ${code}, which the importer does not handle (float, float16, bfloat16, double, int8-64, uint8-64, bool)`,
+      file,
+    );
   return t;
 }
 
@@ -63,7 +73,11 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
     const ext = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = ext.get('location');
     if (!location) throw new VtokError(`${what} is stored externally but names no location`, file);
-    if (!baseDir) throw new VtokError(`${what} is stored in the external file "${location}": import the model from its path, not from bytes`, file);
+    if (!baseDir)
+      throw new VtokError(
+        `${what} is stored in the external file "${location}": import the model from its path, not from bytes`,
+        file,
+      );
     const path = isAbsolute(location) ? location : join(baseDir, location);
     let bytes: Buffer;
     try {
@@ -71,8 +85,13 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
     } catch {
       throw new VtokError(`${what}: cannot read its external data file`, path);
     }
-    const offset = Number(ext.get('offset') ?? 0), length = ext.has('length') ? Number(ext.get('length')) : n * type.bytes;
-    if (offset + length > bytes.length) throw new VtokError(`${what}: the external data file is shorter than offset ${offset} + length ${length} (truncated?)`, path);
+    const offset = Number(ext.get('offset') ?? 0),
+      length = ext.has('length') ? Number(ext.get('length')) : n * type.bytes;
+    if (offset + length > bytes.length)
+      throw new VtokError(
+        `${what}: the external data file is shorter than offset ${offset} + length ${length} (truncated?)`,
+        path,
+      );
     raw = new Uint8Array(bytes.buffer, bytes.byteOffset + offset, length);
   }
   const out = E.zeros(dims, type.dtype).data as Float32Array | Int32Array | BigInt64Array | Uint8Array;
@@ -108,7 +127,8 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
     count = src.length;
     if (count === n) for (let i = 0; i < n; i++) put(i, conv(src[i]!));
   }
-  if (count !== n) throw new VtokError(`${what} holds ${count} values for shape [${dims.join(',')}] (${n} expected)`, file);
+  if (count !== n)
+    throw new VtokError(`${what} holds ${count} values for shape [${dims.join(',')}] (${n} expected)`, file);
   return concrete(out, dims, type.dtype);
 }
 
@@ -116,14 +136,22 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
 
 export class Attrs {
   private readonly map: Map<string, IAttr>;
-  constructor(node: INode, private readonly where: () => string) {
+  constructor(
+    node: INode,
+    private readonly where: () => string,
+  ) {
     this.map = new Map((node.attribute ?? []).map((a) => [a.name ?? '', a]));
   }
-  has(name: string): boolean { return this.map.has(name); }
+  has(name: string): boolean {
+    return this.map.has(name);
+  }
   private get(name: string, type: number, typeName: string): IAttr | undefined {
     const a = this.map.get(name);
     if (!a) return undefined;
-    if (a.refAttrName) throw new VtokError(`${this.where()}: attribute ${name} refers to a function attribute, which the importer does not handle`);
+    if (a.refAttrName)
+      throw new VtokError(
+        `${this.where()}: attribute ${name} refers to a function attribute, which the importer does not handle`,
+      );
     if (a.type !== type) throw new VtokError(`${this.where()}: attribute ${name} should be ${typeName}`);
     return a;
   }
@@ -152,7 +180,7 @@ export class Attrs {
   }
   /** Only these attributes may appear (others would change the meaning silently). */
   only(...names: string[]): void {
-    for (const k of this.map.keys()) if (!names.includes(k)) throw new VtokError(`${this.where()}: attribute "${k}" is not supported`);
+    for (const k of this.map.keys())
+      if (!names.includes(k)) throw new VtokError(`${this.where()}: attribute "${k}" is not supported`);
   }
 }
-

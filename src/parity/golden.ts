@@ -15,7 +15,11 @@ export function readGolden(path: string): GoldenFile {
     throw new VtokError('__metadata__.config is not valid JSON', path);
   }
   return {
-    path, case: caseName, config, metadata, tensors,
+    path,
+    case: caseName,
+    config,
+    metadata,
+    tensors,
     params() {
       const p = new Map<string, Tensor>();
       for (const [k, t] of tensors) if (k.startsWith('param.')) p.set(k.slice(6), t);
@@ -33,7 +37,8 @@ export function readGolden(path: string): GoldenFile {
 export function runParity(path: string, tolerance = 1e-4): ParityReport {
   const g = readGolden(path);
   const run = parityRunner(g.case);
-  if (!run) throw new VtokError(`no parity runner for case "${g.case}" (known: ${parityCases().join(', ') || 'none'})`, path);
+  if (!run)
+    throw new VtokError(`no parity runner for case "${g.case}" (known: ${parityCases().join(', ') || 'none'})`, path);
   const outs = run(g);
   if (outs.size === 0) throw new VtokError(`case ${g.case} produced no outputs`, path);
   const outputs = [...outs].map(([name, t]) => compare(name, t, g.get(name)));

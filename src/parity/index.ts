@@ -40,20 +40,42 @@ export function parityRunner(caseName: string): ParityRunner | undefined {
   return runners.get(caseName);
 }
 
-export interface OutputReport { name: string; shape: number[]; maxAbsError: number; maxRelError: number; exact?: boolean; mismatches?: number }
-export interface ParityReport { file: string; case: string; pass: boolean; tolerance: number; outputs: OutputReport[] }
+export interface OutputReport {
+  name: string;
+  shape: number[];
+  maxAbsError: number;
+  maxRelError: number;
+  exact?: boolean;
+  mismatches?: number;
+}
+export interface ParityReport {
+  file: string;
+  case: string;
+  pass: boolean;
+  tolerance: number;
+  outputs: OutputReport[];
+}
 
 export function compare(name: string, got: Tensor, want: Tensor): OutputReport {
   if (got.shape.join() !== want.shape.join()) {
     throw new VtokError(`${name}: vtok produced shape [${got.shape}], the reference has [${want.shape}]`);
   }
-  const a = E.toArray(got), b = E.toArray(want);
+  const a = E.toArray(got),
+    b = E.toArray(want);
   if (want.dtype === 'int64' || want.dtype === 'int32') {
     let mismatches = 0;
     for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) mismatches++;
-    return { name, shape: [...want.shape], maxAbsError: mismatches ? NaN : 0, maxRelError: mismatches ? NaN : 0, exact: mismatches === 0, mismatches };
+    return {
+      name,
+      shape: [...want.shape],
+      maxAbsError: mismatches ? NaN : 0,
+      maxRelError: mismatches ? NaN : 0,
+      exact: mismatches === 0,
+      mismatches,
+    };
   }
-  let maxAbs = 0, scale = 0;
+  let maxAbs = 0,
+    scale = 0;
   for (let i = 0; i < b.length; i++) {
     const d = Math.abs(a[i]! - b[i]!);
     maxAbs = Number.isNaN(d) ? Infinity : Math.max(maxAbs, d);

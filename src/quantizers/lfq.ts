@@ -42,7 +42,16 @@ export function lfqCodes(indices: Tensor, dim: number, order: BitOrder = 'lsb'):
   const v = E.unsqueeze(E.cast(indices, 'float64'), 1);
   const w = bitWeights(dim, order);
   const lo = E.floor(E.div(v, perChannel(w, v.rank, 'float64')));
-  const hi = E.floor(E.div(v, perChannel(w.map((x) => 2 * x), v.rank, 'float64')));
+  const hi = E.floor(
+    E.div(
+      v,
+      perChannel(
+        w.map((x) => 2 * x),
+        v.rank,
+        'float64',
+      ),
+    ),
+  );
   const bit = E.sub(lo, E.mul(hi, 2));
   return E.cast(E.sub(E.mul(bit, 2), 1), 'float32');
 }
@@ -91,7 +100,8 @@ export function defaultGroupBits(dim: number): number {
 
 /** Channel groups [start, size) for the codebook entropy. */
 export function entropyGroups(dim: number, groupBits = defaultGroupBits(dim)): [number, number][] {
-  if (!Number.isInteger(groupBits) || groupBits < 1) throw new Error(`LFQ: groupBits must be a positive integer, got ${groupBits}`);
+  if (!Number.isInteger(groupBits) || groupBits < 1)
+    throw new Error(`LFQ: groupBits must be a positive integer, got ${groupBits}`);
   const out: [number, number][] = [];
   for (let s = 0; s < dim; s += groupBits) out.push([s, Math.min(groupBits, dim - s)]);
   return out;
@@ -138,8 +148,14 @@ export function lfqEntropy(z: Tensor, opts: EntropyOptions = {}): EntropyTerms {
     // ln(max(p, eps)) in both terms, means over groups (vector-quantize-pytorch's num_codebooks).
     const ent = (p: Tensor) => E.neg(E.sum(E.mul(p, E.log(E.maximum(p, eps))), -1));
     const ps = parts.map((g) => codeProbs(g, tau));
-    const perSample = E.div(ps.map((p) => E.mean(ent(p))).reduce((a, b) => E.add(a, b)), ps.length);
-    const codebook = E.div(ps.map((p) => ent(E.mean(p, 0))).reduce((a, b) => E.add(a, b)), ps.length);
+    const perSample = E.div(
+      ps.map((p) => E.mean(ent(p))).reduce((a, b) => E.add(a, b)),
+      ps.length,
+    );
+    const codebook = E.div(
+      ps.map((p) => ent(E.mean(p, 0))).reduce((a, b) => E.add(a, b)),
+      ps.length,
+    );
     return { perSample, codebook };
   }
   const codebook = parts
@@ -188,11 +204,16 @@ export class LFQ extends Module {
     this.mask = cfg.maskBuffer ? buffer(E.tensor(bitWeights(cfg.dim, cfg.bitOrder), [cfg.dim], 'int64')) : null;
   }
 
-  get dim(): number { return this.cfg.dim; }
-  get codebookSize(): number { return 2 ** this.cfg.dim; }
+  get dim(): number {
+    return this.cfg.dim;
+  }
+  get codebookSize(): number {
+    return 2 ** this.cfg.dim;
+  }
 
   forward(z: Tensor): LFQOutput {
-    if (z.shape[1] !== this.cfg.dim) throw new Error(`LFQ: latent has ${z.shape[1]} channels, expected ${this.cfg.dim}`);
+    if (z.shape[1] !== this.cfg.dim)
+      throw new Error(`LFQ: latent has ${z.shape[1]} channels, expected ${this.cfg.dim}`);
     const out: LFQOutput = lfqQuantize(z, this.cfg.bitOrder);
     if (this.training) out.losses = this.losses(z);
     return out;

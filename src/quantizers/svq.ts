@@ -123,11 +123,23 @@ export class StochasticVQ extends Module {
     let lossQ = E.add(E.mul(lossCommit, commitWeight), E.mul(lossCodebook, this.cfg.codebookLossWeight));
     const entropyWeight = this.cfg.entropyLossWeight ?? 0;
     // Only while training: it shapes the encoder and codebook, and inference graphs stay as the reference's.
-    const lossEntropy = this.training && entropyWeight > 0 ? entropyPenalty(E.mul(cosSim, 1 / (this.cfg.entropyTemperature ?? 0.01))) : undefined;
+    const lossEntropy =
+      this.training && entropyWeight > 0
+        ? entropyPenalty(E.mul(cosSim, 1 / (this.cfg.entropyTemperature ?? 0.01)))
+        : undefined;
     if (lossEntropy) lossQ = E.add(lossQ, E.mul(lossEntropy, entropyWeight));
     // Written as the reference writes it (z + (q − z).detach()) so the forward value matches it to the last bit.
     const shift = E.stopGradient(E.sub(q, z));
     const regularized = E.add(z, alpha ? E.mul(shift, alpha) : shift);
-    return { regularized_z: regularized, unregularized_z: z, indices, cosSim, lossCommit, lossCodebook, ...(lossEntropy ? { lossEntropy } : {}), lossQ };
+    return {
+      regularized_z: regularized,
+      unregularized_z: z,
+      indices,
+      cosSim,
+      lossCommit,
+      lossCodebook,
+      ...(lossEntropy ? { lossEntropy } : {}),
+      lossQ,
+    };
   }
 }

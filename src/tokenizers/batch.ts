@@ -27,7 +27,11 @@ export function idsToHost(ids: Tensor): Int32Array {
 
 /** Host ids [n, …grid] as the int64 tensor tokenizers decode. */
 export function idsToTensor(ids: Int32Array, shape: number[]): Tensor {
-  return E.concrete(BigInt64Array.from(ids, (v) => BigInt(v)), shape, 'int64');
+  return E.concrete(
+    BigInt64Array.from(ids, (v) => BigInt(v)),
+    shape,
+    'int64',
+  );
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -37,13 +41,21 @@ export function encodeClips(tok: Tokenizer, clips: ClipTensor, batchSize = clips
   if (!(batchSize >= 1)) throw new VtokError(`encode: batch size must be at least 1, got ${batchSize}`);
   const [n, ...clip] = clips.shape;
   const grid = tok.grid(clip).shape;
-  const per = size(clip), perClip = size(grid);
+  const per = size(clip),
+    perClip = size(grid);
   const out = new Int32Array(n * perClip);
   for (let s = 0; s < n; s += batchSize) {
     const rows = Math.min(batchSize, n - s);
     const part = clips.data.subarray(s * per, (s + rows) * per);
-    const ids = idsToHost(tok.encode(E.concrete(rows === batchSize ? part : padded(part, batchSize * per), [batchSize, ...clip], 'float32')));
-    if (ids.length !== batchSize * perClip) throw new VtokError(`${tok.kind}: encode gave ${ids.length / batchSize} ids per clip, its grid [${grid}] has ${perClip}`);
+    const ids = idsToHost(
+      tok.encode(
+        E.concrete(rows === batchSize ? part : padded(part, batchSize * per), [batchSize, ...clip], 'float32'),
+      ),
+    );
+    if (ids.length !== batchSize * perClip)
+      throw new VtokError(
+        `${tok.kind}: encode gave ${ids.length / batchSize} ids per clip, its grid [${grid}] has ${perClip}`,
+      );
     out.set(ids.subarray(0, rows * perClip), s * perClip);
   }
   return { ids: out, n, grid };
@@ -58,7 +70,10 @@ export function decodeTokens(tok: Tokenizer, tokens: HostTokens, batchSize = tok
   let clip: number[] = [];
   for (let s = 0; s < n; s += batchSize) {
     const rows = Math.min(batchSize, n - s);
-    const chunk = rows === batchSize ? ids.subarray(s * per, (s + rows) * per) : paddedIds(ids.subarray(s * per, (s + rows) * per), batchSize * per);
+    const chunk =
+      rows === batchSize
+        ? ids.subarray(s * per, (s + rows) * per)
+        : paddedIds(ids.subarray(s * per, (s + rows) * per), batchSize * per);
     const video = tok.decode(idsToTensor(chunk, [batchSize, ...grid]));
     const perClip = video.size / batchSize;
     if (!out) {

@@ -1,5 +1,13 @@
 import {
-  closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync,
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
@@ -62,7 +70,12 @@ function runSize(runDir: string): number | undefined {
 }
 
 /** Frames of one clip → the tokenizer's input clip (see fitChannels for gray models). */
-function toInput(tok: Tokenizer, frames: Frame[], gray: boolean | undefined, source: string): { input: ClipTensor; converted: boolean } {
+function toInput(
+  tok: Tokenizer,
+  frames: Frame[],
+  gray: boolean | undefined,
+  source: string,
+): { input: ClipTensor; converted: boolean } {
   const fit = framesToClip(frames, tok.channels ?? 3, gray, source);
   return { input: { data: fit.data, shape: fit.shape }, converted: fit.converted };
 }
@@ -70,7 +83,8 @@ function toInput(tok: Tokenizer, frames: Frame[], gray: boolean | undefined, sou
 /** Whether a video is gray: its first frame has R = G = B everywhere. */
 async function isGray(input: string): Promise<boolean> {
   const [f] = await readClip(input, 1);
-  for (let i = 0; i < f!.data.length; i += 3) if (f!.data[i] !== f!.data[i + 1] || f!.data[i] !== f!.data[i + 2]) return false;
+  for (let i = 0; i < f!.data.length; i += 3)
+    if (f!.data[i] !== f!.data[i + 1] || f!.data[i] !== f!.data[i + 2]) return false;
   return true;
 }
 
@@ -165,7 +179,7 @@ async function copyStdin(path: string, stop: Interrupt): Promise<string> {
   const fd = openSync(path, 'w');
   try {
     for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off);
+      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
       if (stop.signal) throw new Interrupted(stop.signal, 'stopped while reading standard input; nothing was written');
     }
   } finally {
@@ -181,10 +195,17 @@ async function copyStdin(path: string, stop: Interrupt): Promise<string> {
 export async function encodeFile(input: string, output: string, o: EncodeFileOptions = {}): Promise<EncodeFileResult> {
   checkTokenOutput(output);
   return guarded(input, output, 'no token file will be written', (source, stop, scratch) =>
-    encodeFrom({ source, input, output, stop, scratch }, o));
+    encodeFrom({ source, input, output, stop, scratch }, o),
+  );
 }
 
-interface EncodeJob { source: string; input: string; output: string; stop: Interrupt; scratch: () => string }
+interface EncodeJob {
+  source: string;
+  input: string;
+  output: string;
+  stop: Interrupt;
+  scratch: () => string;
+}
 
 /** encodeFile's work: `source` is the file to read, `input` its name for messages. */
 async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeFileResult> {
@@ -197,7 +218,10 @@ async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeF
   const stride = spatialStride(tok);
   if (size % stride !== 0) {
     const lo = Math.max(stride, Math.floor(size / stride) * stride);
-    throw new VtokError(`frame size ${size} is not a multiple of the tokenizer's spatial stride ${stride} (try --size ${lo} or ${lo + stride})`, input);
+    throw new VtokError(
+      `frame size ${size} is not a multiple of the tokenizer's spatial stride ${stride} (try --size ${lo} or ${lo + stride})`,
+      input,
+    );
   }
   const clipLen = tok.clipFrames;
   const total = info.isImage ? 1 : info.frames;
@@ -207,18 +231,32 @@ async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeF
   } catch (e) {
     throw new VtokError(`--size ${size} does not fit this model: ${(e as Error).message}`);
   }
-  if (grid.some((d) => !Number.isInteger(d) || d <= 0)) throw new VtokError(`--size ${size} gives no whole token grid for this model (got ${grid.join('×')})`, model);
+  if (grid.some((d) => !Number.isInteger(d) || d <= 0))
+    throw new VtokError(`--size ${size} gives no whole token grid for this model (got ${grid.join('×')})`, model);
   // Standard output cannot take an atomic write: the file is made in the private temp folder, then copied out.
   const path = output === STDOUT ? join(scratch(), 'out.vtok') : output;
   const notes: string[] = [];
-  if (info.width !== size || info.height !== size) notes.push(`frames ${info.width}×${info.height} resized and center-cropped to ${size}×${size}${o.size ? '' : ' (the model\'s training size; --size to change)'}`);
+  if (info.width !== size || info.height !== size)
+    notes.push(
+      `frames ${info.width}×${info.height} resized and center-cropped to ${size}×${size}${o.size ? '' : " (the model's training size; --size to change)"}`,
+    );
   const header: TokenFileHeader = {
-    modality: tok.modality, kind: tok.kind, configHash: hashConfig(tok.config), vocabSize: tok.vocabSize, grid, source: { fps: info.fps, frameSize: [info.height, info.width] as [number, number] },
+    modality: tok.modality,
+    kind: tok.kind,
+    configHash: hashConfig(tok.config),
+    vocabSize: tok.vocabSize,
+    grid,
+    source: { fps: info.fps, frameSize: [info.height, info.width] as [number, number] },
     extra: { model: resolve(model), size, clipFrames: clipLen, frames: total },
   };
-  const writer = output !== STDOUT && extname(output).toLowerCase() === '.vtkc' ? new CodedTokenWriter(path, header) : new TokenFileWriter(path, header);
+  const writer =
+    output !== STDOUT && extname(output).toLowerCase() === '.vtkc'
+      ? new CodedTokenWriter(path, header)
+      : new TokenFileWriter(path, header);
   const bar = progress('encode', Math.max(1, Math.ceil(total / clipLen)), { quiet: o.quiet });
-  let buf: Frame[] = [], clips = 0, frames = 0;
+  let buf: Frame[] = [],
+    clips = 0,
+    frames = 0;
   const flush = () => {
     // a short last clip is padded with its last frame; extra.frames says how many are real
     while (buf.length < clipLen) buf.push(buf[buf.length - 1]!);
@@ -289,11 +327,18 @@ async function decodeFrom(file: string, output: string, o: DecodeFileOptions, st
   try {
     const h = tf.header;
     const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
-    if (!model) throw new VtokError(`no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`, file);
+    if (!model)
+      throw new VtokError(
+        `no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`,
+        file,
+      );
     const { tokenizer: tok } = loadTokenizer(model);
     setTokenizerPrecision(tok, o.precision ?? 'fp32');
     if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
-      throw new VtokError(`tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`, file);
+      throw new VtokError(
+        `tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`,
+        file,
+      );
     }
     const layout = clipLayout(h.extra, file);
     checkSample(layout, o.sample, file);

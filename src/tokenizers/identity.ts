@@ -33,4 +33,3 @@ export function tokenizerIdentity(
   }
   return { kind: tok.kind, vocabSize: tok.vocabSize, identity: h.digest('hex') };
 }
-

@@ -52,7 +52,10 @@ export interface TrainerOption<M = unknown> {
 
 /** The key of an option in a library call and in commander's parsed options: `--no-prior` → `prior`. */
 export function optionKey(o: TrainerOption): string {
-  return o.flag.split(/[ =]/)[0]!.replace(/^--(no-)?/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return o.flag
+    .split(/[ =]/)[0]!
+    .replace(/^--(no-)?/, '')
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 /** The flag as a user types it: `--no-prior`, `--tokens`. */

@@ -8,7 +8,8 @@ import type { Tokenizer } from './tokenizer.js';
 
 /** The tokenizer a run directory's config.json describes, with its initial weights (no checkpoint read). */
 export function buildTokenizer(path: string): { tokenizer: Tokenizer; module: Module } {
-  if (!existsSync(path) || !statSync(path).isDirectory()) throw new VtokError('not a run directory (expected config.json and checkpoints/)', path);
+  if (!existsSync(path) || !statSync(path).isDirectory())
+    throw new VtokError('not a run directory (expected config.json and checkpoints/)', path);
   const configPath = join(path, 'config.json');
   if (!existsSync(configPath)) throw new VtokError('no config.json: not a vtok run directory', path);
   let config: { model?: { kind?: string; config?: Record<string, unknown> } };

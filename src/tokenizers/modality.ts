@@ -32,9 +32,12 @@ const frames: Omit<ModalityKit, 'modality'> = {
     return { ...report };
   },
   async writeSamples(stem, input, recon) {
-    const real = tensorToClips(input.data as Float32Array, input.shape), fake = tensorToClips(recon.data as Float32Array, recon.shape);
+    const real = tensorToClips(input.data as Float32Array, input.shape),
+      fake = tensorToClips(recon.data as Float32Array, recon.shape);
     const n = Math.min(4, real.length);
-    const out = real[0]!.map((_, t) => sideBySide(Array.from({ length: n }, (_, i) => [real[i]![t]!, fake[i]![t]!]).flat()));
+    const out = real[0]!.map((_, t) =>
+      sideBySide(Array.from({ length: n }, (_, i) => [real[i]![t]!, fake[i]![t]!]).flat()),
+    );
     const path = `${stem}.gif`;
     await writeVideo(path, out, { fps: 4 });
     return path;
@@ -49,13 +52,18 @@ const KITS: Partial<Record<Modality, ModalityKit>> = {
 
 export function modalityKit(modality: Modality): ModalityKit {
   const kit = KITS[modality];
-  if (!kit) throw new VtokError(`no metrics, samples or discriminator for ${modality} tokenizers yet (have: ${Object.keys(KITS).join(', ')})`);
+  if (!kit)
+    throw new VtokError(
+      `no metrics, samples or discriminator for ${modality} tokenizers yet (have: ${Object.keys(KITS).join(', ')})`,
+    );
   return kit;
 }
 
 /** Frames placed left to right with a 2-pixel white gap (pairs: input, reconstruction). */
 function sideBySide(frames: Frame[]): Frame {
-  const gap = 2, w = frames[0]!.width, h = frames[0]!.height;
+  const gap = 2,
+    w = frames[0]!.width,
+    h = frames[0]!.height;
   const W = frames.length * w + (frames.length - 1) * gap;
   const data = new Uint8Array(W * h * 3).fill(255);
   frames.forEach((f, k) => {

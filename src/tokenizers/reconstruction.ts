@@ -10,10 +10,21 @@ import type { Tokenizer } from './tokenizer.js';
  * 8-bit scale, reconstructions clamped), mean SSIM per frame, bits per pixel of the ids, and codebook usage and
  * perplexity over all ids.
  */
-export interface ReconstructionReport { psnr: number; ssim: number; bpp: number; codebook_usage: number; perplexity: number; clips: number }
+export interface ReconstructionReport {
+  psnr: number;
+  ssim: number;
+  bpp: number;
+  codebook_usage: number;
+  perplexity: number;
+  clips: number;
+}
 
 export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTensor>): ReconstructionReport {
-  let se = 0, n = 0, ssimSum = 0, clips = 0, bpp = 0;
+  let se = 0,
+    n = 0,
+    ssimSum = 0,
+    clips = 0,
+    bpp = 0;
   const ids: Int32Array[] = [];
   for (const b of batches) {
     const tokens = encodeClips(tok, b);
@@ -23,7 +34,8 @@ export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTen
       se += d * d;
     }
     n += b.data.length;
-    const real = tensorToClips(b.data, b.shape), fake = tensorToClips(recon, b.shape);
+    const real = tensorToClips(b.data, b.shape),
+      fake = tensorToClips(recon, b.shape);
     real.forEach((clip, i) => {
       ssimSum += ssimFrames(clip, fake[i]!).mean;
     });
@@ -33,5 +45,12 @@ export function evaluateReconstruction(tok: Tokenizer, batches: Iterable<ClipTen
     bpp = bitsPerPixel(tokens.ids.length / b.shape[0], tok.vocabSize, T, H, W);
   }
   const usage = codebookUsage(ids, tok.vocabSize);
-  return { psnr: psnrFromMse(se / n), ssim: ssimSum / clips, bpp, codebook_usage: usage.usage, perplexity: usage.perplexity, clips };
+  return {
+    psnr: psnrFromMse(se / n),
+    ssim: ssimSum / clips,
+    bpp,
+    codebook_usage: usage.usage,
+    perplexity: usage.perplexity,
+    clips,
+  };
 }

@@ -3,8 +3,14 @@ import type { Module } from '../nn/module.js';
 import { tensorsFromBytes } from '../nn/weights.js';
 import { registerParity } from '../parity/index.js';
 import { VtokError } from '../util/errors.js';
-import { optionFlag, optionKey, type Preset, type TokenizerKind, type TokenizerTrainer, type TrainerOption } from
-  './kind.js';
+import {
+  optionFlag,
+  optionKey,
+  type Preset,
+  type TokenizerKind,
+  type TokenizerTrainer,
+  type TrainerOption,
+} from './kind.js';
 import { larpKind } from './larp/kind.js';
 import { magvit2Kind } from './magvit2/kind.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -43,7 +49,13 @@ export function tokenizerKind(name: string): TokenizerKind {
 /** A kind's training presets and loss, for `vtok train <kind>`. */
 export function trainerFor(name: string): TokenizerTrainer {
   const k = tokenizerKind(name);
-  if (!k.train) throw new VtokError(`cannot train "${name}" (trainable: ${[...kinds.values()].filter((x) => x.train).map((x) => x.name).join(', ')})`);
+  if (!k.train)
+    throw new VtokError(
+      `cannot train "${name}" (trainable: ${[...kinds.values()]
+        .filter((x) => x.train)
+        .map((x) => x.name)
+        .join(', ')})`,
+    );
   return k.train;
 }
 
@@ -71,7 +83,8 @@ export function trainerOptions(): { key: string; option: TrainerOption; kinds: T
 export function trainingPreset(kind: string, name: string, options: Record<string, unknown> = {}): Preset {
   const trainer = trainerFor(kind);
   const preset = trainer.presets[name];
-  if (!preset) throw new VtokError(`unknown preset "${name}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);
+  if (!preset)
+    throw new VtokError(`unknown preset "${name}" for ${kind} (known: ${Object.keys(trainer.presets).join(', ')})`);
   let model = preset.model;
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
@@ -80,7 +93,8 @@ export function trainingPreset(kind: string, name: string, options: Record<strin
       model = own.apply(model, value);
       continue;
     }
-    const all = trainerOptions(), other = all.find((o) => o.key === key);
+    const all = trainerOptions(),
+      other = all.find((o) => o.key === key);
     if (!other) throw new VtokError(`unknown training option "${key}" (known: ${all.map((o) => o.key).join(', ')})`);
     const owners = other.kinds.map((k) => k.name).join(', ');
     throw new VtokError(`${optionFlag(other.option)} applies to ${owners} only, not ${kind}`);
@@ -88,7 +102,10 @@ export function trainingPreset(kind: string, name: string, options: Record<strin
   return { ...preset, model };
 }
 
-export function createTokenizer(name: string, config: Record<string, unknown>): { tokenizer: Tokenizer; module: Module } {
+export function createTokenizer(
+  name: string,
+  config: Record<string, unknown>,
+): { tokenizer: Tokenizer; module: Module } {
   return tokenizerKind(name).create(config);
 }
 
@@ -97,7 +114,11 @@ export function createTokenizer(name: string, config: Record<string, unknown>): 
  * its module's weights (a packed run's `model.safetensors`), in eval mode. Needs no file access, and no engine run
  * (buildForLoading): every weight the model's initialisation would set comes from the bytes (strict loading).
  */
-export function tokenizerFromBytes(kind: string, config: Record<string, unknown>, weights: Uint8Array): { tokenizer: Tokenizer; module: Module } {
+export function tokenizerFromBytes(
+  kind: string,
+  config: Record<string, unknown>,
+  weights: Uint8Array,
+): { tokenizer: Tokenizer; module: Module } {
   const built = buildForLoading(() => createTokenizer(kind, config));
   built.module.loadStateDict(tensorsFromBytes(weights).tensors, { source: `${kind} weights` });
   built.module.eval();

@@ -73,10 +73,13 @@ export function setTokenizerPrecision(tok: Tokenizer, precision: Precision, opts
  * ⌈M / n⌉ batches, the last filled by cycling from the first clip.
  */
 export function calibrationBatches(clips: Tensor, n: number, clipShape: number[], label: string): Tensor[][] {
-  if (!clips.isConcrete || clips.dtype !== 'float32') throw new VtokError(`${label}: calibration clips must be a concrete float32 tensor`);
+  if (!clips.isConcrete || clips.dtype !== 'float32')
+    throw new VtokError(`${label}: calibration clips must be a concrete float32 tensor`);
   const [m, ...shape] = clips.shape as [number, ...number[]];
   if (clips.rank !== clipShape.length + 1 || shape.some((d, i) => d !== clipShape[i])) {
-    throw new VtokError(`${label}: calibration clips are [${clips.shape}], the input clips are [${clipShape}] (need M×${clipShape.join('×')})`);
+    throw new VtokError(
+      `${label}: calibration clips are [${clips.shape}], the input clips are [${clipShape}] (need M×${clipShape.join('×')})`,
+    );
   }
   if (m < 1) throw new VtokError(`${label}: no calibration clips`);
   const size = shape.reduce((a, b) => a * b, 1);
@@ -84,7 +87,8 @@ export function calibrationBatches(clips: Tensor, n: number, clipShape: number[]
   const out: Tensor[][] = [];
   for (let b = 0; b < Math.ceil(m / n); b++) {
     const data = new Float32Array(n * size);
-    for (let i = 0; i < n; i++) data.set(src.subarray(((b * n + i) % m) * size, (((b * n + i) % m) + 1) * size), i * size);
+    for (let i = 0; i < n; i++)
+      data.set(src.subarray(((b * n + i) % m) * size, (((b * n + i) % m) + 1) * size), i * size);
     out.push([E.concrete(data, [n, ...shape], 'float32')]);
   }
   return out;

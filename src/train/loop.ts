@@ -62,7 +62,11 @@ export interface LoopResult {
 
 /** The loop stopped on a signal after writing its checkpoint; `result` says where it stopped. */
 export class TrainingInterrupted extends Interrupted {
-  constructor(signal: NodeJS.Signals, message: string, readonly result: LoopResult) {
+  constructor(
+    signal: NodeJS.Signals,
+    message: string,
+    readonly result: LoopResult,
+  ) {
     super(signal, message);
   }
 }
@@ -90,8 +94,11 @@ export async function trainLoop<B>(task: TrainTask<B>, o: LoopOptions<B>): Promi
 async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt): Promise<LoopResult> {
   mkdirSync(join(o.runDir, 'samples'), { recursive: true });
   // Temp files and checkpoint directories of a process that died mid-write (kill -9, a second Ctrl-C).
-  const stale = [o.runDir, join(o.runDir, 'checkpoints'), join(o.runDir, 'samples')].flatMap((d) => removeStaleTemps(d));
-  if (stale.length) process.stderr.write(`removed ${stale.length} temp file(s) left by a stopped process: ${stale.join(', ')}\n`);
+  const stale = [o.runDir, join(o.runDir, 'checkpoints'), join(o.runDir, 'samples')].flatMap((d) =>
+    removeStaleTemps(d),
+  );
+  if (stale.length)
+    process.stderr.write(`removed ${stale.length} temp file(s) left by a stopped process: ${stale.join(', ')}\n`);
   const configPath = join(o.runDir, 'config.json');
   if (existsSync(configPath)) {
     const saved = JSON.parse(readFileSync(configPath, 'utf8'));
@@ -119,9 +126,11 @@ async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt
     setDefaultRng(Rng.fromState(c.state.rng as never));
     best = (c.state.best as number | null) ?? null;
     start = c.step;
-    process.stderr.write(start >= o.totalSteps
-      ? `${o.runDir}: already at step ${start} of ${o.totalSteps}; nothing to train (raise the number of steps to continue)\n`
-      : `${o.runDir}: resuming from step ${start} of ${o.totalSteps} (weights, optimizer state, RNG and data position from ${ckpt})\n`);
+    process.stderr.write(
+      start >= o.totalSteps
+        ? `${o.runDir}: already at step ${start} of ${o.totalSteps}; nothing to train (raise the number of steps to continue)\n`
+        : `${o.runDir}: resuming from step ${start} of ${o.totalSteps} (weights, optimizer state, RNG and data position from ${ckpt})\n`,
+    );
   }
 
   // metrics.jsonl: drop lines past the checkpoint (they belong to the interrupted tail that will be redone).
@@ -156,23 +165,33 @@ async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt
   }
 
   const save = (step: number, isBest = false) =>
-    saveCheckpoint(o.runDir, {
-      step,
-      weights: Object.fromEntries(Object.entries(task.modules).map(([n, m]) => [n, m.stateDict()])),
-      optimizers: Object.fromEntries(Object.entries(task.steps).map(([n, s]) => [n, s.optimizerState()])),
-      state: { rng: defaultRng().state(), best, config: o.config, savedAt: new Date().toISOString() },
-    }, { best: isBest });
+    saveCheckpoint(
+      o.runDir,
+      {
+        step,
+        weights: Object.fromEntries(Object.entries(task.modules).map(([n, m]) => [n, m.stateDict()])),
+        optimizers: Object.fromEntries(Object.entries(task.steps).map(([n, s]) => [n, s.optimizerState()])),
+        state: { rng: defaultRng().state(), best, config: o.config, savedAt: new Date().toISOString() },
+      },
+      { best: isBest },
+    );
 
   const bar = progress('train', o.totalSteps, { quiet: o.quiet });
   const evals: Record<string, number>[] = [];
   let step = start;
   let last: Record<string, number> = {};
-  const logEvery = o.logEvery ?? 10, evalEvery = o.evalEvery ?? 0, ckptEvery = o.checkpointEvery ?? 500;
+  const logEvery = o.logEvery ?? 10,
+    evalEvery = o.evalEvery ?? 0,
+    ckptEvery = o.checkpointEvery ?? 500;
   try {
     if (step < o.totalSteps) {
       for await (const batch of o.batches(start)) {
         last = task.iterate(batch, step);
-        if (!Number.isFinite(last.loss)) throw new VtokError(`loss is ${last.loss} at step ${step}: training diverged (lower the learning rate?)`, o.runDir);
+        if (!Number.isFinite(last.loss))
+          throw new VtokError(
+            `loss is ${last.loss} at step ${step}: training diverged (lower the learning rate?)`,
+            o.runDir,
+          );
         step++;
         bar.update(step, last);
         if (step % logEvery === 0 || step === o.totalSteps) log({ step, ...last });
@@ -209,7 +228,11 @@ async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt
   if (stop.signal) {
     const ev = lastEval as LoopResult['lastEval'];
     const evalNote = ev ? `; its last evaluation is from step ${ev.step}` : '';
-    throw new TrainingInterrupted(stop.signal, `stopped after step ${step} of ${o.totalSteps} with a checkpoint${evalNote}; run the same command to resume`, { step, resumedFrom: start, last, evals, lastEval });
+    throw new TrainingInterrupted(
+      stop.signal,
+      `stopped after step ${step} of ${o.totalSteps} with a checkpoint${evalNote}; run the same command to resume`,
+      { step, resumedFrom: start, last, evals, lastEval },
+    );
   }
   return { step, resumedFrom: start, last, evals, lastEval };
 }

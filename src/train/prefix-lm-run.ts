@@ -2,7 +2,12 @@ import { resolve } from 'node:path';
 import * as E from '../engine/core.js';
 import { LM_KIND, type Generator, type LmDirConfig } from '../generation/model-dir.js';
 import type { PrefixLmConfig } from '../generation/prefix-lm/model.js';
-import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from '../generation/prefix-lm/text-lm.js';
+import {
+  isOnnxText,
+  TextPrefixLm,
+  type OnnxTextRef,
+  type TextPrefixLmConfig,
+} from '../generation/prefix-lm/text-lm.js';
 import { OnnxTextEncoder } from '../generation/text/onnx.js';
 import { ShardReader } from '../corpus/shards.js';
 import { getTask } from '../generation/tasks.js';
@@ -16,11 +21,29 @@ import { VtokError, check } from '../util/errors.js';
 import { checkOutputDir } from '../util/output-path.js';
 
 /** LM presets: the transformer, the built-in text encoder and the training defaults. */
-export interface LmPreset { lm: Pick<PrefixLmConfig, 'dim' | 'layers' | 'heads' | 'hidden'>; text: Omit<BuiltinTextEncoderConfig, 'maxTokens'>; batch: number; steps: number; lr: number }
+export interface LmPreset {
+  lm: Pick<PrefixLmConfig, 'dim' | 'layers' | 'heads' | 'hidden'>;
+  text: Omit<BuiltinTextEncoderConfig, 'maxTokens'>;
+  batch: number;
+  steps: number;
+  lr: number;
+}
 
 export const LM_PRESETS: Record<string, LmPreset> = {
-  tiny: { lm: { dim: 32, layers: 2, heads: 2, hidden: 64 }, text: { dim: 32, layers: 1, heads: 2 }, batch: 4, steps: 200, lr: 3e-3 },
-  small: { lm: { dim: 128, layers: 4, heads: 4, hidden: 352 }, text: { dim: 128, layers: 2, heads: 4 }, batch: 4, steps: 2800, lr: 2e-3 },
+  tiny: {
+    lm: { dim: 32, layers: 2, heads: 2, hidden: 64 },
+    text: { dim: 32, layers: 1, heads: 2 },
+    batch: 4,
+    steps: 200,
+    lr: 3e-3,
+  },
+  small: {
+    lm: { dim: 128, layers: 4, heads: 4, hidden: 352 },
+    text: { dim: 128, layers: 2, heads: 4 },
+    batch: 4,
+    steps: 2800,
+    lr: 2e-3,
+  },
 };
 
 /** Longest prompt in UTF-8 bytes (captioned Moving MNIST's longest caption is 67). */
@@ -51,18 +74,26 @@ export interface TrainLmOptions {
 /** `--mixture t2v=0.4,fp=0.2,…` → weights (tasks checked against the registry, each named once, finite weights). */
 export function parseMixture(s: string): Record<string, number> {
   const out: Record<string, number> = {};
-  const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+  const parts = s
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (parts.length === 0) throw new VtokError('--mixture is empty: give task=weight pairs, e.g. t2v=0.8,fp=0.2');
   for (const part of parts) {
     const m = /^([a-z0-9_]+)=([0-9.eE+-]+)$/.exec(part);
-    if (!m || !(Number(m[2]) >= 0)) throw new VtokError(`--mixture: expected task=weight pairs, got ${JSON.stringify(part)}`);
-    const task = m[1]!, weight = m[2]!;
+    if (!m || !(Number(m[2]) >= 0))
+      throw new VtokError(`--mixture: expected task=weight pairs, got ${JSON.stringify(part)}`);
+    const task = m[1]!,
+      weight = m[2]!;
     getTask(task);
     if (task in out) throw new VtokError(`--mixture names task ${task} twice`);
     check(Number.isFinite(Number(weight)), `--mixture: the weight of ${task} must be a finite number, got ${weight}`);
     out[task] = Number(weight);
   }
-  check(Object.values(out).some((w) => w > 0), '--mixture: no task has a positive weight');
+  check(
+    Object.values(out).some((w) => w > 0),
+    '--mixture: no task has a positive weight',
+  );
   return out;
 }
 
@@ -73,7 +104,8 @@ export function parseMixture(s: string): Record<string, number> {
  */
 export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const preset = LM_PRESETS[o.preset];
-  if (!preset) throw new VtokError(`unknown preset "${o.preset}" for lm (known: ${Object.keys(LM_PRESETS).join(', ')})`);
+  if (!preset)
+    throw new VtokError(`unknown preset "${o.preset}" for lm (known: ${Object.keys(LM_PRESETS).join(', ')})`);
   const given = o.mixture !== undefined ? parseMixture(o.mixture) : undefined;
   checkOutputDir(o.out, { option: '--out' });
   const train = new ShardReader(o.shards);
@@ -85,30 +117,80 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const layout = layoutForShards(train, Object.keys(mixture));
   checkTokenizer(layout, identity, tokDir);
   if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
-  const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr;
+  const steps = o.steps ?? preset.steps,
+    batchSize = o.batch ?? preset.batch,
+    lr = o.lr ?? preset.lr;
   E.seed(o.seed);
   const frozen = o.textEncoder ? OnnxTextEncoder.load(resolve(o.textEncoder)) : undefined;
   const text: BuiltinTextEncoderConfig | OnnxTextRef = frozen
     ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens }
     : { ...preset.text, maxTokens: PROMPT_BYTES };
   // maxLength: the longest sequence any task of the mixture makes
-  const probe = new TextPrefixLm({ lm: { ...preset.lm, vocabSize: layout.size, maxLength: 1 << 20, textDim: text.dim }, text: isOnnxText(text) ? text : { ...text, layers: 0 } }, { frozen });
+  const probe = new TextPrefixLm(
+    {
+      lm: { ...preset.lm, vocabSize: layout.size, maxLength: 1 << 20, textDim: text.dim },
+      text: isOnnxText(text) ? text : { ...text, layers: 0 },
+    },
+    { frozen },
+  );
   const probeBatcher = new LmBatcher(probe, layout);
   const maxLength = Math.max(...Object.keys(mixture).map((t) => probeBatcher.length(t)));
-  const config: TextPrefixLmConfig = { lm: { ...preset.lm, vocabSize: layout.size, maxLength, textDim: text.dim }, text };
+  const config: TextPrefixLmConfig = {
+    lm: { ...preset.lm, vocabSize: layout.size, maxLength, textDim: text.dim },
+    text,
+  };
   const model = new TextPrefixLm(config, { frozen });
   const batcher = new LmBatcher(model, layout, o.condDropout ?? 0.1);
   const fps = 8;
   const runConfig: LmDirConfig = {
-    model: { kind: LM_KIND, config }, layout, tokenizer: tokDir, fps,
+    model: { kind: LM_KIND, config },
+    layout,
+    tokenizer: tokDir,
+    fps,
     data: { shards: resolve(o.shards), val: o.valShards ? resolve(o.valShards) : null },
-    train: { preset: o.preset, steps, batch: batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps ?? 0, imageBatch: o.imageSteps ? imageBatchSize(train, { batchSize, imageBatch: o.imageBatch }) : 0, condDropout: o.condDropout ?? 0.1 },
+    train: {
+      preset: o.preset,
+      steps,
+      batch: batchSize,
+      lr,
+      seed: o.seed,
+      mixture,
+      imageSteps: o.imageSteps ?? 0,
+      imageBatch: o.imageSteps ? imageBatchSize(train, { batchSize, imageBatch: o.imageBatch }) : 0,
+      condDropout: o.condDropout ?? 0.1,
+    },
   };
   const generator: Generator = { dir: o.out, model, layout, tokenizer, tokenizerDir: tokDir, fps, config: runConfig };
-  const prompts = [...(val ?? train).index.clips.filter((c) => c.caption).slice(0, 2).map((c) => c.caption!), ...(mixture.uncond ? [''] : [])];
-  const taskOptions = { steps, batchSize, lr, seed: o.seed, mixture, imageSteps: o.imageSteps, imageBatch: o.imageBatch, condDropout: o.condDropout, emaDecay: Math.min(0.999, 1 - 10 / steps) };
-  const task = prefixLmTask(model, batcher, { ...taskOptions, val, samples: prompts.length && mixture.t2v !== undefined ? { generator, prompts } : undefined });
-  process.stderr.write(`lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, vocabulary ${layout.size}, sequences up to ${maxLength}, tasks ${Object.entries(mixture).map(([t, w]) => `${t}=${w}`).join(' ')}, ${steps} steps of ${batchSize}\n`);
+  const prompts = [
+    ...(val ?? train).index.clips
+      .filter((c) => c.caption)
+      .slice(0, 2)
+      .map((c) => c.caption!),
+    ...(mixture.uncond ? [''] : []),
+  ];
+  const taskOptions = {
+    steps,
+    batchSize,
+    lr,
+    seed: o.seed,
+    mixture,
+    imageSteps: o.imageSteps,
+    imageBatch: o.imageBatch,
+    condDropout: o.condDropout,
+    emaDecay: Math.min(0.999, 1 - 10 / steps),
+  };
+  const task = prefixLmTask(model, batcher, {
+    ...taskOptions,
+    val,
+    samples: prompts.length && mixture.t2v !== undefined ? { generator, prompts } : undefined,
+  });
+  process.stderr.write(
+    `lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, vocabulary ${layout.size}, sequences up to ${maxLength}, tasks ${Object.entries(
+      mixture,
+    )
+      .map(([t, w]) => `${t}=${w}`)
+      .join(' ')}, ${steps} steps of ${batchSize}\n`,
+  );
   return trainLoop(task, {
     runDir: o.out,
     totalSteps: steps,

@@ -35,7 +35,14 @@ export const UNCAPTIONED_MIXTURE: Record<string, number> = { uncond: 0.5, fp: 0.
  * Rows of a step: ids [B, S], per-row prefix length, and for text tasks the built-in encoder's ids and mask (or a
  * frozen encoder's embeddings) and the LM's text mask.
  */
-export type LmBatch = { ids: Tensor; prefixLength: Tensor; textIds?: Tensor; encValid?: Tensor; textEmb?: Tensor; textValid?: Tensor };
+export type LmBatch = {
+  ids: Tensor;
+  prefixLength: Tensor;
+  textIds?: Tensor;
+  encValid?: Tensor;
+  textEmb?: Tensor;
+  textValid?: Tensor;
+};
 
 /** Where the text slot starts in every layout with text: <bos> <task> <bot_i> (generation/sequence). */
 const TEXT_START = 3;
@@ -63,20 +70,27 @@ export interface LmTrainOptions {
 }
 
 /** The class label of a clip, when its labels give one. */
-const classOf = (c: ClipRef): number | undefined => (typeof c.labels?.class === 'number' ? (c.labels.class as number) : undefined);
+const classOf = (c: ClipRef): number | undefined =>
+  typeof c.labels?.class === 'number' ? (c.labels.class as number) : undefined;
 
 /** The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks and (class) the labels. */
 export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayout {
   const ix = reader.index;
   check(ix.clips.length > 0, 'the shard folder holds no clips', reader.dir);
   const grid = ix.clips[0]!.grid;
-  for (const c of ix.clips) check(c.grid.join() === grid.join(), `clip ${c.source} has token grid [${c.grid}], the first clip [${grid}]: one clip size per corpus`, reader.dir);
+  for (const c of ix.clips)
+    check(
+      c.grid.join() === grid.join(),
+      `clip ${c.source} has token grid [${c.grid}], the first clip [${grid}]: one clip size per corpus`,
+      reader.dir,
+    );
   const classes = tasks.includes('class') ? Math.max(...ix.clips.map((c) => classOf(c) ?? -1)) + 1 : 0;
   if (tasks.includes('class')) {
     check(classes > 0, 'task class needs class labels, and no clip of these shards has one', reader.dir);
   }
   return buildVocabLayout({
-    tokenizer: ix.tokenizer, tasks,
+    tokenizer: ix.tokenizer,
+    tasks,
     outputs: [{ key: `${ix.size}x${ix.size}`, frames: ix.clipFrames, height: ix.size, width: ix.size, grid }],
     classes,
   });
@@ -96,46 +110,79 @@ export class LmBatcher {
    * `fpCondFrames`: the latent frames a frame-prediction row conditions on, drawn per row (the paper conditions on
    * 1 or 2; rows of either fit one batch, since conditioning and output together are always the whole clip).
    */
-  constructor(readonly model: TextPrefixLm, readonly layout: VocabLayout, readonly condDropout = 0.1, readonly fpCondFrames: readonly number[] = [1, 2]) {
-    check(fpCondFrames.length > 0 && fpCondFrames.every((k) => k === 1 || k === 2), `fp conditions on 1 or 2 latent frames, got [${fpCondFrames}]`);
+  constructor(
+    readonly model: TextPrefixLm,
+    readonly layout: VocabLayout,
+    readonly condDropout = 0.1,
+    readonly fpCondFrames: readonly number[] = [1, 2],
+  ) {
+    check(
+      fpCondFrames.length > 0 && fpCondFrames.every((k) => k === 1 || k === 2),
+      `fp conditions on 1 or 2 latent frames, got [${fpCondFrames}]`,
+    );
   }
 
   /** Sequence length of `task` for a clip (text slot at the encoder's maxTokens). */
   length(task: string): number {
-    return this.sequence(task, new Int32Array(this.layout.outputs[0]!.grid.reduce((a, b) => a * b, 1)), this.layout.outputs[0]!.grid, 'x', 0, 1).seq.ids.length;
+    return this.sequence(
+      task,
+      new Int32Array(this.layout.outputs[0]!.grid.reduce((a, b) => a * b, 1)),
+      this.layout.outputs[0]!.grid,
+      'x',
+      0,
+      1,
+    ).seq.ids.length;
   }
 
   hasText(task: string): boolean {
     return getTask(task).text !== 'none' && this.model.hasText;
   }
 
-  private sequence(task: string, ids: Int32Array, grid: number[], caption: string | undefined, label: number | undefined, condFrames: number) {
+  private sequence(
+    task: string,
+    ids: Int32Array,
+    grid: number[],
+    caption: string | undefined,
+    label: number | undefined,
+    condFrames: number,
+  ) {
     const text = this.hasText(task) && caption ? this.model.tokenize([caption]) : undefined;
     const seq = buildSequence(this.layout, task, { textTokens: text, target: { ids, grid }, label, condFrames });
-    if (seq.text) check(seq.text.start === TEXT_START, `task ${task}: text slot at ${seq.text.start}, expected ${TEXT_START}`);
+    if (seq.text)
+      check(seq.text.start === TEXT_START, `task ${task}: text slot at ${seq.text.start}, expected ${TEXT_START}`);
     return { seq, text };
   }
 
   /** One batch: every row must have the same sequence length. `dropSeed` draws the condition dropout. */
-  batch(rows: { task: string; ids: Int32Array; grid: number[]; caption?: string; label?: number }[], dropSeed: number): LmBatch {
+  batch(
+    rows: { task: string; ids: Int32Array; grid: number[]; caption?: string; label?: number }[],
+    dropSeed: number,
+  ): LmBatch {
     const fp = new SeededRng(hashSeed(dropSeed, 0xf9));
     const built = rows.map((r) => {
       const ks = this.fpCondFrames.filter((k) => k < r.grid[0]!);
       const k = r.task === 'fp' && ks.length ? ks[Math.floor(fp.next() * ks.length)]! : 1;
       return this.sequence(r.task, r.ids, r.grid, r.caption, r.label, k);
     });
-    const S = built[0]!.seq.ids.length, B = rows.length;
+    const S = built[0]!.seq.ids.length,
+      B = rows.length;
     const withText = built[0]!.text !== undefined;
-    const ids = new Int32Array(B * S), prefix = new Int32Array(B);
+    const ids = new Int32Array(B * S),
+      prefix = new Int32Array(B);
     built.forEach(({ seq, text }, b) => {
-      check(seq.ids.length === S && (text !== undefined) === withText, 'a batch mixes sequence layouts (one length group per batch)');
+      check(
+        seq.ids.length === S && (text !== undefined) === withText,
+        'a batch mixes sequence layouts (one length group per batch)',
+      );
       ids.set(seq.ids, b * S);
       prefix[b] = seq.prefixLength;
     });
     const out: LmBatch = { ids: E.concrete(ids, [B, S], 'int32'), prefixLength: E.concrete(prefix, [B], 'int32') };
     if (withText) {
       const L = built[0]!.text!.maxTokens;
-      const tids = new Int32Array(B * L), enc = new Uint8Array(B * L), lm = new Uint8Array(B * L);
+      const tids = new Int32Array(B * L),
+        enc = new Uint8Array(B * L),
+        lm = new Uint8Array(B * L);
       const rng = new SeededRng(dropSeed);
       built.forEach(({ text }, b) => {
         tids.set(text!.ids, b * L);
@@ -144,7 +191,12 @@ export class LmBatcher {
         if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + text!.lengths[0]!);
       });
       const lengths = Int32Array.from(built, ({ text }) => text!.lengths[0]!);
-      if (this.model.frozen) out.textEmb = E.concrete(this.model.frozen.embed({ ids: tids, lengths, count: B, maxTokens: L }), [B, L, this.model.frozen.dim], 'float32');
+      if (this.model.frozen)
+        out.textEmb = E.concrete(
+          this.model.frozen.embed({ ids: tids, lengths, count: B, maxTokens: L }),
+          [B, L, this.model.frozen.dim],
+          'float32',
+        );
       else {
         out.textIds = E.concrete(tids, [B, L], 'int32');
         out.encValid = E.concrete(enc, [B, L], 'bool');
@@ -158,7 +210,13 @@ export class LmBatcher {
 /** The loss of a batch (graph code). */
 export function lmBatchLoss(model: TextPrefixLm, b: LmBatch): Tensor {
   const text = b.textEmb ?? (b.textIds && model.text ? model.text.forward(b.textIds, b.encValid!) : undefined);
-  return prefixLmLoss(model.lm, { ids: b.ids, prefixLength: b.prefixLength, text, textStart: TEXT_START, textValid: b.textValid });
+  return prefixLmLoss(model.lm, {
+    ids: b.ids,
+    prefixLength: b.prefixLength,
+    text,
+    textStart: TEXT_START,
+    textValid: b.textValid,
+  });
 }
 
 /** A clip's task for an epoch: a weighted draw among the tasks its data allows, a pure function of (seed, epoch, clip). */
@@ -166,8 +224,13 @@ function taskChooser(mixture: Record<string, number>, seed: number) {
   const entries = Object.entries(mixture).filter(([, w]) => w > 0);
   check(entries.length > 0, 'the task mixture has no task with a positive weight');
   return (c: ClipRef, ordinal: number, epoch: number): string => {
-    const allowed = entries.filter(([t]) => (getTask(t).text !== 'required' || !!c.caption) && (t !== 'class' || classOf(c) !== undefined));
-    if (allowed.length === 0) throw new VtokError(`clip ${c.source} fits none of the tasks ${entries.map(([t]) => t).join(', ')} (no caption?)`);
+    const allowed = entries.filter(
+      ([t]) => (getTask(t).text !== 'required' || !!c.caption) && (t !== 'class' || classOf(c) !== undefined),
+    );
+    if (allowed.length === 0)
+      throw new VtokError(
+        `clip ${c.source} fits none of the tasks ${entries.map(([t]) => t).join(', ')} (no caption?)`,
+      );
     const total = allowed.reduce((s, [, w]) => s + w, 0);
     let u = new SeededRng(hashSeed(seed, epoch, ordinal, 0x7a5c)).next() * total;
     for (const [t, w] of allowed) {
@@ -189,7 +252,12 @@ export function imageBatchSize(reader: ShardReader, o: Pick<LmTrainOptions, 'bat
  * first `imageSteps` are t2i batches (of `imageBatch` rows), then the mixture, epoch after epoch; each epoch redraws every clip's task
  * and cuts each length group into full batches (ShardReader.lengthBatches).
  */
-export async function* lmBatches(reader: ShardReader, batcher: LmBatcher, o: LmTrainOptions, start: number): AsyncGenerator<LmBatch> {
+export async function* lmBatches(
+  reader: ShardReader,
+  batcher: LmBatcher,
+  o: LmTrainOptions,
+  start: number,
+): AsyncGenerator<LmBatch> {
   const imageSteps = o.imageSteps ?? 0;
   const choose = taskChooser(o.mixture, o.seed);
   const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.hasText(task) ? 1 : 0);
@@ -205,18 +273,41 @@ export async function* lmBatches(reader: ShardReader, batcher: LmBatcher, o: LmT
   let index = 0;
   const emit = (clips: ClipRef[], tasks: string[]) => {
     const data = reader.read(clips);
-    return batcher.batch(data.map((d, i) => ({ task: tasks[i]!, ids: d.ids, grid: d.grid, caption: d.caption, label: classOf(clips[i]!) })), hashSeed(o.seed, index, 0xd0));
+    return batcher.batch(
+      data.map((d, i) => ({
+        task: tasks[i]!,
+        ids: d.ids,
+        grid: d.grid,
+        caption: d.caption,
+        label: classOf(clips[i]!),
+      })),
+      hashSeed(o.seed, index, 0xd0),
+    );
   };
   const imageBatch = imageBatchSize(reader, o);
   for (let epoch = 0; ; epoch++) {
     const image = index < imageSteps;
     const tasks = new Map(reader.index.clips.map((c, i) => [c.source, image ? 't2i' : choose(c, i, epoch)]));
     const batchSize = image ? imageBatch : o.batchSize;
-    const batches = [...reader.lengthBatches({ lengthOf: (c) => keyOf(tasks.get(c.source)!), batchSize, seed: hashSeed(o.seed, epoch) })].filter((b) => b.clips.length === batchSize);
-    check(batches.length > 0, `no length group has ${batchSize} clips: lower --batch${image ? ' or --image-batch' : ''}`, reader.dir);
+    const batches = [
+      ...reader.lengthBatches({
+        lengthOf: (c) => keyOf(tasks.get(c.source)!),
+        batchSize,
+        seed: hashSeed(o.seed, epoch),
+      }),
+    ].filter((b) => b.clips.length === batchSize);
+    check(
+      batches.length > 0,
+      `no length group has ${batchSize} clips: lower --batch${image ? ' or --image-batch' : ''}`,
+      reader.dir,
+    );
     for (const b of batches) {
       if (image && index >= imageSteps) break; // the curriculum ends mid-epoch: the mixture starts a new one
-      if (index >= start) yield emit(b.clips, b.clips.map((c) => tasks.get(c.source)!));
+      if (index >= start)
+        yield emit(
+          b.clips,
+          b.clips.map((c) => tasks.get(c.source)!),
+        );
       index++;
     }
   }
@@ -237,27 +328,42 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
     emaDecay: o.emaDecay,
   });
   const params = model.trainableParams().map(([, p]) => p);
-  const evalLoss = E.jit((w: Tensor[], b: LmBatch) => bindParams(params, w, () => {
-    model.eval();
-    try {
-      return lmBatchLoss(model, b);
-    } finally {
-      model.train();
-    }
-  }), { name: 'lm_eval' });
-  const inferenceWeights = () => (step.ema ?? params.map((p) => p.value));
+  const evalLoss = E.jit(
+    (w: Tensor[], b: LmBatch) =>
+      bindParams(params, w, () => {
+        model.eval();
+        try {
+          return lmBatchLoss(model, b);
+        } finally {
+          model.train();
+        }
+      }),
+    { name: 'lm_eval' },
+  );
+  const inferenceWeights = () => step.ema ?? params.map((p) => p.value);
 
   // fixed validation batches per task: the first clips that fit the task
   const valBatches = new Map<string, LmBatch[]>();
   if (o.val) {
     const n = o.valClips ?? 16;
     for (const task of Object.keys(o.mixture)) {
-      const refs = o.val.index.clips.filter((c) => (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined)).slice(0, n);
-      const bs = Math.min(o.batchSize, refs.length), list: LmBatch[] = [];
+      const refs = o.val.index.clips
+        .filter(
+          (c) => (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined),
+        )
+        .slice(0, n);
+      const bs = Math.min(o.batchSize, refs.length),
+        list: LmBatch[] = [];
       for (let k = 0; k + bs <= refs.length && bs > 0; k += bs) {
-        const part = refs.slice(k, k + bs), data = o.val.read(part);
+        const part = refs.slice(k, k + bs),
+          data = o.val.read(part);
         // validation scores the conditional model: no dropout
-        list.push(new LmBatcher(model, batcher.layout, 0).batch(data.map((d, i) => ({ task, ids: d.ids, grid: d.grid, caption: d.caption, label: classOf(part[i]!) })), 0));
+        list.push(
+          new LmBatcher(model, batcher.layout, 0).batch(
+            data.map((d, i) => ({ task, ids: d.ids, grid: d.grid, caption: d.caption, label: classOf(part[i]!) })),
+            0,
+          ),
+        );
       }
       if (list.length) valBatches.set(task, list);
     }
@@ -269,41 +375,51 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
     iterate(batch) {
       return stepLog(step.run(batch));
     },
-    evaluate: o.val ? () => {
-      const out: Record<string, number> = {};
-      let sum = 0;
-      for (const [task, list] of valBatches) {
-        const nll = list.reduce((s, b) => s + E.item(evalLoss(inferenceWeights(), b) as Tensor), 0) / list.length;
-        out[`nll_${task}`] = nll;
-        sum += nll;
-      }
-      out.nll = sum / Math.max(1, valBatches.size);
-      return out;
-    } : undefined,
-    samples: o.samples ? async (dir, s) => {
-      const { generator, prompts } = o.samples!;
-      // generate with the EMA weights, then put the training weights back
-      const saved = params.map((p) => p.value);
-      const weights = inferenceWeights();
-      params.forEach((p, i) => {
-        p.value = weights[i]!;
-      });
-      model.eval();
-      try {
-        const clips: Frame[][] = [];
-        for (const [i, prompt] of prompts.entries()) {
-          const task = prompt ? 't2v' : 'uncond';
-          const r = generate(generator, { task, prompt: prompt || undefined, seed: i, temperature: 1, topK: 64 });
-          clips.push(tensorToClips(r.frames.data, r.frames.shape)[0]!);
+    evaluate: o.val
+      ? () => {
+          const out: Record<string, number> = {};
+          let sum = 0;
+          for (const [task, list] of valBatches) {
+            const nll = list.reduce((s, b) => s + E.item(evalLoss(inferenceWeights(), b) as Tensor), 0) / list.length;
+            out[`nll_${task}`] = nll;
+            sum += nll;
+          }
+          out.nll = sum / Math.max(1, valBatches.size);
+          return out;
         }
-        const frames = clips[0]!.map((_, t) => gridFrame(clips.map((c) => c[t]!), { columns: clips.length, gap: 2 }));
-        for (const name of [`gen-${String(s).padStart(7, '0')}.gif`, 'gen-latest.gif']) await writeVideo(join(dir, name), frames, { fps: 4 });
-      } finally {
-        params.forEach((p, i) => {
-          p.value = saved[i]!;
-        });
-        model.train();
-      }
-    } : undefined,
+      : undefined,
+    samples: o.samples
+      ? async (dir, s) => {
+          const { generator, prompts } = o.samples!;
+          // generate with the EMA weights, then put the training weights back
+          const saved = params.map((p) => p.value);
+          const weights = inferenceWeights();
+          params.forEach((p, i) => {
+            p.value = weights[i]!;
+          });
+          model.eval();
+          try {
+            const clips: Frame[][] = [];
+            for (const [i, prompt] of prompts.entries()) {
+              const task = prompt ? 't2v' : 'uncond';
+              const r = generate(generator, { task, prompt: prompt || undefined, seed: i, temperature: 1, topK: 64 });
+              clips.push(tensorToClips(r.frames.data, r.frames.shape)[0]!);
+            }
+            const frames = clips[0]!.map((_, t) =>
+              gridFrame(
+                clips.map((c) => c[t]!),
+                { columns: clips.length, gap: 2 },
+              ),
+            );
+            for (const name of [`gen-${String(s).padStart(7, '0')}.gif`, 'gen-latest.gif'])
+              await writeVideo(join(dir, name), frames, { fps: 4 });
+          } finally {
+            params.forEach((p, i) => {
+              p.value = saved[i]!;
+            });
+            model.train();
+          }
+        }
+      : undefined,
   };
 }

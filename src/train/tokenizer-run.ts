@@ -55,7 +55,10 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<LoopResu
   checkOutputDir(o.out, { option: '--out' });
   E.seed(seed);
   const perceptual = perceptualFor(o.out, o.perceptual, o.perceptualWeight);
-  const steps = o.steps ?? preset.steps, batchSize = o.batch ?? preset.batch, lr = o.lr ?? preset.lr, frames = o.frames ?? preset.frames;
+  const steps = o.steps ?? preset.steps,
+    batchSize = o.batch ?? preset.batch,
+    lr = o.lr ?? preset.lr,
+    frames = o.frames ?? preset.frames;
   const train = namedDataset(o.data, 'train', preset.size, frames, seed);
   const test = namedDataset(o.data, 'test', preset.size, frames, seed);
   const heldLoader = await createLoader(test, { batchSize: 8, shuffle: false, worker: false });
@@ -69,14 +72,34 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<LoopResu
   const channels = held.shape[1];
   const modelConfig = trainer.modelConfig(preset, { size: preset.size, frames, channels });
   const model = trainer.build(modelConfig, steps);
-  const gan = o.gan ? { weight: 0.1, loss: 'hinge' as const, lecamWeight: 0.01, ndf: 16, layers: 2, start: Math.round(steps / 5) } : undefined;
+  const gan = o.gan
+    ? { weight: 0.1, loss: 'hinge' as const, lecamWeight: 0.01, ndf: 16, layers: 2, start: Math.round(steps / 5) }
+    : undefined;
   // EMA horizon ~1/10 of the run (0.999 at most): short runs would otherwise be judged on near-initial weights
-  const task = tokenizerTask(model, { lr, steps, emaDecay: Math.min(0.999, 1 - 10 / steps), gan, perceptual: perceptual?.term }, held);
-  process.stderr.write(`${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${frames}×${preset.size}²\n`);
+  const task = tokenizerTask(
+    model,
+    { lr, steps, emaDecay: Math.min(0.999, 1 - 10 / steps), gan, perceptual: perceptual?.term },
+    held,
+  );
+  process.stderr.write(
+    `${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${frames}×${preset.size}²\n`,
+  );
   return trainLoop(task, {
     runDir: o.out,
     totalSteps: steps,
-    config: { model: { kind, config: modelConfig }, data: { name: o.data, size: preset.size, frames, channels }, train: { preset: o.preset, steps, batch: batchSize, lr, seed, gan: !!o.gan, ...(perceptual ? { perceptual: perceptual.record } : {}) } },
+    config: {
+      model: { kind, config: modelConfig },
+      data: { name: o.data, size: preset.size, frames, channels },
+      train: {
+        preset: o.preset,
+        steps,
+        batch: batchSize,
+        lr,
+        seed,
+        gan: !!o.gan,
+        ...(perceptual ? { perceptual: perceptual.record } : {}),
+      },
+    },
     batches: (start) => batches(train, batchSize, seed, start),
     evalEvery: o.evalEvery ?? Math.max(50, Math.round(steps / 10)),
     checkpointEvery: Math.max(100, Math.round(steps / 10)),
@@ -86,7 +109,11 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<LoopResu
   });
 }
 
-interface PerceptualRecord { model: string; weight: number; sha256: string }
+interface PerceptualRecord {
+  model: string;
+  weight: number;
+  sha256: string;
+}
 
 /**
  * The perceptual term of a run: from --perceptual, or, when a run with checkpoints is resumed without the flag,
@@ -96,7 +123,9 @@ interface PerceptualRecord { model: string; weight: number; sha256: string }
 function perceptualFor(out: string, path: string | undefined, weightArg: number | undefined) {
   const configPath = join(out, 'config.json');
   const resuming = checkpointDir(out) !== null && existsSync(configPath);
-  const saved: PerceptualRecord | undefined = resuming ? JSON.parse(readFileSync(configPath, 'utf8')).train?.perceptual : undefined;
+  const saved: PerceptualRecord | undefined = resuming
+    ? JSON.parse(readFileSync(configPath, 'utf8')).train?.perceptual
+    : undefined;
   let weight = 0.1;
   if (weightArg !== undefined) weight = weightArg;
   else if (saved) weight = saved.weight;
@@ -104,12 +133,16 @@ function perceptualFor(out: string, path: string | undefined, weightArg: number 
     if (weightArg !== undefined) throw new VtokError('--perceptual-weight needs --perceptual <model.onnx>');
     return undefined;
   }
-  if (resuming && path && !saved) throw new VtokError('this run was trained without --perceptual; start a new --out directory to add it', out);
+  if (resuming && path && !saved)
+    throw new VtokError('this run was trained without --perceptual; start a new --out directory to add it', out);
   const model = path ? resolve(path) : saved!.model;
   if (!path) process.stderr.write(`resuming with the run's perceptual loss: ${model} (weight ${weight})\n`);
   const { loss, sha256 } = loadPerceptual(model);
   if (saved && saved.sha256 !== sha256) {
-    throw new VtokError(`this run was trained with a different perceptual network (${saved.model}, sha256 ${saved.sha256.slice(0, 12)}…); start a new --out directory to change it`, model);
+    throw new VtokError(
+      `this run was trained with a different perceptual network (${saved.model}, sha256 ${saved.sha256.slice(0, 12)}…); start a new --out directory to change it`,
+      model,
+    );
   }
   const record: PerceptualRecord = { model, weight, sha256 };
   return { record, term: { weight, distance: (video: E.Tensor, recon: E.Tensor) => loss.loss(video, recon) } };

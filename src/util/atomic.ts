@@ -36,8 +36,14 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | (Uint8
 }
 
 const SYSTEM_ERRORS: Record<string, string> = {
-  EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on device',
-  EISDIR: 'is a directory', ENOTDIR: 'a parent is not a directory', EEXIST: 'a parent is not a directory', EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent is not a directory',
+  EEXIST: 'a parent is not a directory',
+  EDQUOT: 'disk quota exceeded',
 };
 
 /**

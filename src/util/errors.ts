@@ -3,7 +3,10 @@
  * the file or field and what was expected; the CLI prints its message alone (a stack trace only with --debug).
  */
 export class VtokError extends Error {
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
     super(file ? `${file}: ${message}` : message);
     this.name = 'VtokError';
   }

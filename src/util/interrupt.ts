@@ -91,7 +91,10 @@ export function watchInterrupts(what: string, cleanup?: () => void): Interrupt {
  * kept, how to resume), prefixed with the signal, and exits with 128 + the signal number.
  */
 export class Interrupted extends VtokError {
-  constructor(readonly signal: NodeJS.Signals, message: string) {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    message: string,
+  ) {
     super(`${signal === 'SIGINT' ? 'Ctrl-C' : signal}: ${message}`);
     this.name = 'Interrupted';
   }

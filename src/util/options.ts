@@ -32,7 +32,8 @@ export function int(option: string, range: Range = {}): (v: string) => number {
   return (v) => {
     const s = v.trim();
     const n = Number(s);
-    if (!/^[+-]?\d+$/.test(s) || !Number.isSafeInteger(n) || !inRange(n, range)) throw bad(option, rangeText(range, true), v);
+    if (!/^[+-]?\d+$/.test(s) || !Number.isSafeInteger(n) || !inRange(n, range))
+      throw bad(option, rangeText(range, true), v);
     return n;
   };
 }
@@ -42,7 +43,8 @@ export function num(option: string, range: Range = {}): (v: string) => number {
   return (v) => {
     const s = v.trim();
     const n = Number(s);
-    if (s === '' || !Number.isFinite(n) || !/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s) || !inRange(n, range)) throw bad(option, rangeText(range, false), v);
+    if (s === '' || !Number.isFinite(n) || !/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s) || !inRange(n, range))
+      throw bad(option, rangeText(range, false), v);
     return n;
   };
 }
@@ -50,7 +52,12 @@ export function num(option: string, range: Range = {}): (v: string) => number {
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(option: string, ...values: T[]): (v: string) => T {
   return (v) => {
-    if (!(values as string[]).includes(v)) throw bad(option, `must be ${values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}` : values[0]}`, v);
+    if (!(values as string[]).includes(v))
+      throw bad(
+        option,
+        `must be ${values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}` : values[0]}`,
+        v,
+      );
     return v as T;
   };
 }
@@ -58,7 +65,8 @@ export function oneOf<T extends string>(option: string, ...values: T[]): (v: str
 /** "64" (a square) or "WxH" like ffmpeg; returns [height, width] as the library takes it. */
 export function cropSize(v: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(v.trim());
-  if (!m || Number(m[1]) <= 0 || (m[2] !== undefined && Number(m[2]) <= 0)) throw bad('--crop', 'must be N or WxH (e.g. 128 or 160x128)', v);
+  if (!m || Number(m[1]) <= 0 || (m[2] !== undefined && Number(m[2]) <= 0))
+    throw bad('--crop', 'must be N or WxH (e.g. 128 or 160x128)', v);
   const w = Number(m[1]);
   return [m[2] === undefined ? w : Number(m[2]), w];
 }

@@ -125,7 +125,8 @@ export function checkOutputDir(path: string, opts: { option: string; inputs?: In
   if (path === '' || path === STDOUT) throw new VtokError(`${opts.option} needs a folder name`);
   const st = stat(path, true);
   if (st) {
-    if (!st.isDirectory()) throw new VtokError(`${opts.option} must be a folder; this is ${st.isFile() ? 'a file' : kindOf(st)}`, path);
+    if (!st.isDirectory())
+      throw new VtokError(`${opts.option} must be a folder; this is ${st.isFile() ? 'a file' : kindOf(st)}`, path);
     checkNotInput(path, opts.inputs ?? [], opts.option, 'folder');
     const err = checkWritable(path);
     if (err) throw new VtokError(`folder is not writable (${err})`, path);

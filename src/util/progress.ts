@@ -42,7 +42,9 @@ export function progress(label: string, total: number, opts: { quiet?: boolean }
       const secs = (now - start) / 1000;
       const rate = done / Math.max(1e-3, secs);
       const eta = rate > 0 ? (total - done) / rate : 0;
-      process.stderr.write(`${label} ${done}/${total} | ${rate.toFixed(2)}/s | ETA ${eta.toFixed(0)}s ${formatFields(fields)}\n`);
+      process.stderr.write(
+        `${label} ${done}/${total} | ${rate.toFixed(2)}/s | ETA ${eta.toFixed(0)}s ${formatFields(fields)}\n`,
+      );
     },
     stop() {},
   };
@@ -51,6 +53,9 @@ export function progress(label: string, total: number, opts: { quiet?: boolean }
 function formatFields(fields?: Record<string, string | number>): string {
   if (!fields) return '';
   return Object.entries(fields)
-    .map(([k, v]) => `${k}=${typeof v === 'number' ? (Math.abs(v) >= 1e-3 || v === 0 ? v.toPrecision(4) : v.toExponential(2)) : v}`)
+    .map(
+      ([k, v]) =>
+        `${k}=${typeof v === 'number' ? (Math.abs(v) >= 1e-3 || v === 0 ? v.toPrecision(4) : v.toExponential(2)) : v}`,
+    )
     .join(' ');
 }

@@ -121,7 +121,16 @@ function erfc(x: number): number {
     Math.exp(
       -z * z -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? r : 2 - r;
 }
@@ -138,15 +147,25 @@ function normalPpf(p: number): number {
   if (p < plow || p > 1 - plow) {
     const q = Math.sqrt(-2 * Math.log(p < plow ? p : 1 - p));
     const x =
-      (((((-7.784894002430293e-3 * q - 3.223964580411365e-1) * q - 2.400758277161838) * q - 2.549732539343734) * q + 4.374664141464968) * q + 2.938163982698783) /
+      (((((-7.784894002430293e-3 * q - 3.223964580411365e-1) * q - 2.400758277161838) * q - 2.549732539343734) * q +
+        4.374664141464968) *
+        q +
+        2.938163982698783) /
       ((((7.784695709041462e-3 * q + 3.224671290700398e-1) * q + 2.445134137142996) * q + 3.754408661907416) * q + 1);
     return p < plow ? x : -x;
   }
   const q = p - 0.5;
   const r = q * q;
   return (
-    ((((((-3.969683028665376e1 * r + 2.209460984245205e2) * r - 2.759285104469687e2) * r + 1.38357751867269e2) * r - 3.066479806614716e1) * r + 2.506628277459239) * q) /
-    (((((-5.447609879822406e1 * r + 1.615858368580409e2) * r - 1.556989798598866e2) * r + 6.680131188771972e1) * r - 1.328068155288572e1) * r + 1)
+    ((((((-3.969683028665376e1 * r + 2.209460984245205e2) * r - 2.759285104469687e2) * r + 1.38357751867269e2) * r -
+      3.066479806614716e1) *
+      r +
+      2.506628277459239) *
+      q) /
+    (((((-5.447609879822406e1 * r + 1.615858368580409e2) * r - 1.556989798598866e2) * r + 6.680131188771972e1) * r -
+      1.328068155288572e1) *
+      r +
+      1)
   );
 }
 
@@ -160,7 +179,9 @@ function labelWords(label: string | number): { type: number; words: number[]; le
   const bytes = new TextEncoder().encode(label);
   const words: number[] = [];
   for (let i = 0; i < bytes.length; i += 4) {
-    words.push((bytes[i]! | ((bytes[i + 1] ?? 0) << 8) | ((bytes[i + 2] ?? 0) << 16) | ((bytes[i + 3] ?? 0) << 24)) >>> 0);
+    words.push(
+      (bytes[i]! | ((bytes[i + 1] ?? 0) << 8) | ((bytes[i + 2] ?? 0) << 16) | ((bytes[i + 3] ?? 0) << 24)) >>> 0,
+    );
   }
   return { type: 2, words, length: bytes.length };
 }
@@ -180,7 +201,10 @@ export class Rng {
   constructor(seed: number | bigint, counter: bigint = 0n) {
     if (typeof seed === 'number') check(Number.isSafeInteger(seed), `Rng: seed must be an integer, got ${seed}`);
     else check(typeof seed === 'bigint', 'Rng: seed must be a number or bigint');
-    check(typeof counter === 'bigint' && counter >= 0n && counter <= BigInt(MAX_COUNTER), `Rng: counter must be a bigint in [0, 2^53], got ${String(counter)}`);
+    check(
+      typeof counter === 'bigint' && counter >= 0n && counter <= BigInt(MAX_COUNTER),
+      `Rng: counter must be a bigint in [0, 2^53], got ${String(counter)}`,
+    );
     const key = BigInt.asUintN(64, BigInt(seed));
     this.k0 = Number(key & 0xffffffffn);
     this.k1 = Number(key >> 32n);
@@ -195,7 +219,12 @@ export class Rng {
 
   static fromState(s: RngState): Rng {
     check(
-      typeof s === 'object' && s !== null && typeof s.seed === 'string' && typeof s.counter === 'string' && /^\d+$/.test(s.seed) && /^\d+$/.test(s.counter),
+      typeof s === 'object' &&
+        s !== null &&
+        typeof s.seed === 'string' &&
+        typeof s.counter === 'string' &&
+        /^\d+$/.test(s.seed) &&
+        /^\d+$/.test(s.counter),
       () => `Rng.fromState: expected {seed, counter} as decimal strings, got ${JSON.stringify(s)}`,
     );
     const seed = BigInt(s.seed);
@@ -237,7 +266,11 @@ export class Rng {
    * Generates `nBlocks` blocks starting at block `start` in chunks; calls `sink(words, firstBlock, count)` per chunk
    * (words holds 4·count values, firstBlock is relative to `start`).
    */
-  private generate(start: number, nBlocks: number, sink: (w: Uint32Array, firstBlock: number, count: number) => void): void {
+  private generate(
+    start: number,
+    nBlocks: number,
+    sink: (w: Uint32Array, firstBlock: number, count: number) => void,
+  ): void {
     for (let done = 0; done < nBlocks; done += CHUNK_BLOCKS) {
       const count = Math.min(CHUNK_BLOCKS, nBlocks - done);
       const b = start + done;
@@ -305,7 +338,10 @@ export class Rng {
   /** `n` normals N(mean, std²) by Box–Muller (each block's two word pairs give four values); ceil(n / 4) blocks. */
   normal(n: number, mean = 0, std = 1): Float32Array {
     checkCount(n, 'Rng.normal');
-    check(Number.isFinite(mean) && Number.isFinite(std) && std >= 0, `Rng.normal: need finite mean and std >= 0, got ${mean}, ${std}`);
+    check(
+      Number.isFinite(mean) && Number.isFinite(std) && std >= 0,
+      `Rng.normal: need finite mean and std >= 0, got ${mean}, ${std}`,
+    );
     const nb = Math.ceil(n / 4);
     const out = new Float32Array(n);
     const twoPi = 2 * Math.PI;

@@ -49,14 +49,17 @@ export function topK(
 ): { logits: Float32Array; columns: Int32Array } {
   check(Number.isInteger(k) && k >= 1 && k <= cols, `top-k must be an integer in [1, ${cols}], got ${k}`);
   checkNumbers(logits, rows, cols);
-  const sub = new Float32Array(rows * k), columns = new Int32Array(rows * k), scratch = new Float32Array(cols);
+  const sub = new Float32Array(rows * k),
+    columns = new Int32Array(rows * k),
+    scratch = new Float32Array(cols);
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * cols, (r + 1) * cols);
     scratch.set(row);
     const kth = kthLargest(scratch, k);
     let greater = 0;
     for (let j = 0; j < cols; j++) if (row[j]! > kth) greater++;
-    let ties = k - greater, n = 0;
+    let ties = k - greater,
+      n = 0;
     for (let j = 0; j < cols && n < k; j++) {
       const v = row[j]!;
       if (v > kth || (v === kth && ties-- > 0)) {
@@ -71,11 +74,13 @@ export function topK(
 
 /** The k-th largest value of `a` (reordered in place), by quickselect. */
 function kthLargest(a: Float32Array, k: number): number {
-  let lo = 0, hi = a.length - 1;
+  let lo = 0,
+    hi = a.length - 1;
   const target = k - 1;
   while (lo < hi) {
     const pivot = a[(lo + hi) >> 1]!;
-    let i = lo, j = hi;
+    let i = lo,
+      j = hi;
     while (i <= j) {
       while (a[i]! > pivot) i++;
       while (a[j]! < pivot) j--;
@@ -96,7 +101,8 @@ function kthLargest(a: Float32Array, k: number): number {
 
 /** Greedy: the column of the row's largest logit, the first on ties. `r` names the row in errors. */
 export function argmax(row: Float32Array, r = 0): number {
-  let best = -1, bestV = -Infinity;
+  let best = -1,
+    bestV = -Infinity;
   for (let j = 0; j < row.length; j++) {
     const v = row[j]!;
     if (Number.isNaN(v)) throw new VtokError(`sampling: logits row ${r} has NaN at column ${j}`);
@@ -131,7 +137,8 @@ export function nucleus(weights: Float64Array, sum: number, p: number): number {
   for (let j = 0; j < weights.length; j++) if (weights[j]! > 0) idx.push(j);
   idx.sort((x, y) => weights[y]! - weights[x]! || x - y);
   const target = p * sum;
-  let cum = 0, k = 0;
+  let cum = 0,
+    k = 0;
   while (k < idx.length && (k === 0 || cum < target)) cum += weights[idx[k++]!]!;
   for (let m = k; m < idx.length; m++) weights[idx[m]!] = 0;
   return cum;
@@ -139,7 +146,8 @@ export function nucleus(weights: Float64Array, sum: number, p: number): number {
 
 /** The draw: the first column where the running sum of the weights exceeds `target` (u·sum, u uniform in [0, 1)). */
 export function drawIndex(weights: Float64Array, target: number): number {
-  let acc = 0, chosen = 0;
+  let acc = 0,
+    chosen = 0;
   for (let j = 0; j < weights.length; j++) {
     if (!(weights[j]! > 0)) continue;
     chosen = j;
@@ -160,7 +168,8 @@ export function sampleRows(
   rng: Rng,
   o: SamplingOptions = {},
 ): Int32Array {
-  const temperature = o.temperature ?? 1, { topK: k, topP } = o;
+  const temperature = o.temperature ?? 1,
+    { topK: k, topP } = o;
   check(Number.isSafeInteger(rows) && rows >= 0, `sampling: rows must be a non-negative integer, got ${rows}`);
   check(Number.isSafeInteger(cols) && cols >= 1, `sampling: cols must be a positive integer, got ${cols}`);
   check(logits.length === rows * cols, `sampling: logits has ${logits.length} values, expected ${rows}·${cols}`);

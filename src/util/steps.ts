@@ -18,7 +18,11 @@ export type StepsOutcome<T> = { done: true; value: T } | { done: false };
  * Runs `steps`, calling `stop` (which may await, e.g. Interrupt.poll) at most every `everyMs` of work; when it says
  * true the generator is returned early (its `finally` blocks run) and the outcome is `{ done: false }`.
  */
-export async function runStepsAsync<T>(steps: Steps<T>, stop: () => Promise<boolean>, everyMs = 100): Promise<StepsOutcome<T>> {
+export async function runStepsAsync<T>(
+  steps: Steps<T>,
+  stop: () => Promise<boolean>,
+  everyMs = 100,
+): Promise<StepsOutcome<T>> {
   let last = performance.now();
   for (;;) {
     const r = steps.next();

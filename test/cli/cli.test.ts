@@ -11,7 +11,6 @@ import { vtok } from './run-vtok.js';
 
 const dir = tempDir('cli');
 
-
 /** Runs a command that must succeed with --json output, and parses it. */
 async function json(...args: string[]): Promise<any> {
   const r = await vtok(...args);
@@ -33,8 +32,17 @@ async function fails(args: string[], file: string, re: RegExp): Promise<void> {
 
 const files = (async () => {
   const mp4 = await makeTestVideo(join(dir, 'clip.mp4'), { frames: 12, args: ['-pix_fmt', 'yuv420p'] });
-  const other = await makeTestVideo(join(dir, 'other.mp4'), { frames: 12, source: 'smptebars', args: ['-pix_fmt', 'yuv420p'] });
-  const big = await makeTestVideo(join(dir, 'big.mp4'), { width: 96, height: 64, frames: 12, args: ['-pix_fmt', 'yuv420p'] });
+  const other = await makeTestVideo(join(dir, 'other.mp4'), {
+    frames: 12,
+    source: 'smptebars',
+    args: ['-pix_fmt', 'yuv420p'],
+  });
+  const big = await makeTestVideo(join(dir, 'big.mp4'), {
+    width: 96,
+    height: 64,
+    frames: 12,
+    args: ['-pix_fmt', 'yuv420p'],
+  });
   const png = await makeTestVideo(join(dir, 'still.png'), { frames: 1 });
   const empty = join(dir, 'empty.mp4');
   writeFileSync(empty, '');
@@ -45,26 +53,46 @@ const files = (async () => {
   const truncated = join(dir, 'truncated.mp4');
   writeFileSync(truncated, readFileSync(mp4).subarray(0, 500));
   const tokens = join(dir, 'tok.vtok');
-  writeTokenFile(tokens, { modality: 'video', kind: 'magvit2', configHash: 'abc123', vocabSize: 1024, grid: [2, 3, 3], source: { fps: 8, frameSize: [48, 64] } }, [
-    Int32Array.from({ length: 18 }, (_, i) => i),
-    Int32Array.from({ length: 18 }, (_, i) => (i * 37) % 1024),
-  ]);
+  writeTokenFile(
+    tokens,
+    {
+      modality: 'video',
+      kind: 'magvit2',
+      configHash: 'abc123',
+      vocabSize: 1024,
+      grid: [2, 3, 3],
+      source: { fps: 8, frameSize: [48, 64] },
+    },
+    [Int32Array.from({ length: 18 }, (_, i) => i), Int32Array.from({ length: 18 }, (_, i) => (i * 37) % 1024)],
+  );
   const ckpt = join(dir, 'model.safetensors');
-  writeSafetensors(ckpt, new Map([['encoder.conv.weight', fromFloat32(new Float32Array(2 * 3 * 3), [2, 1, 3, 3])], ['bias', fromFloat32(new Float32Array(2), [2])]]));
+  writeSafetensors(
+    ckpt,
+    new Map([
+      ['encoder.conv.weight', fromFloat32(new Float32Array(2 * 3 * 3), [2, 1, 3, 3])],
+      ['bias', fromFloat32(new Float32Array(2), [2])],
+    ]),
+  );
   return { mp4, other, big, png, empty, random, randomBin, truncated, tokens, ckpt };
 })();
 
 test('vtok info: videos, images, token files and checkpoints, as text and JSON', async () => {
   const f = await files;
-  const v = (await json('info', f.mp4, '--json'));
+  const v = await json('info', f.mp4, '--json');
   assert.deepEqual([v.kind, v.width, v.height, v.fps, v.frames], ['video', 64, 48, 10, 12]);
-  const img = (await json('info', f.png, '--json'));
+  const img = await json('info', f.png, '--json');
   assert.deepEqual([img.isImage, img.frames], [true, 1]);
-  const t = (await json('info', f.tokens, '--json'));
-  assert.deepEqual([t.kind, t.clips, t.tokens, t.bitsPerToken, t.header.kind, t.header.grid], ['tokens', 2, 36, 10, 'magvit2', [2, 3, 3]]);
+  const t = await json('info', f.tokens, '--json');
+  assert.deepEqual(
+    [t.kind, t.clips, t.tokens, t.bitsPerToken, t.header.kind, t.header.grid],
+    ['tokens', 2, 36, 10, 'magvit2', [2, 3, 3]],
+  );
   assert.ok(t.codebook.used > 18 && t.codebook.perplexity > 18);
-  const c = (await json('info', f.ckpt, '--json'));
-  assert.deepEqual(c.tensors.find((x: { name: string }) => x.name === 'encoder.conv.weight'), { name: 'encoder.conv.weight', dtype: 'F32', shape: [2, 1, 3, 3] });
+  const c = await json('info', f.ckpt, '--json');
+  assert.deepEqual(
+    c.tensors.find((x: { name: string }) => x.name === 'encoder.conv.weight'),
+    { name: 'encoder.conv.weight', dtype: 'F32', shape: [2, 1, 3, 3] },
+  );
   assert.equal(c.parameters, 20);
   const text = await vtok('info', f.tokens);
   assert.equal(text.code, 0);
@@ -111,12 +139,26 @@ test('vtok info on bad files: one clear message naming the file, non-zero exit',
 test('vtok frames: PNG folder, grid and video outputs with resize and crop', async () => {
   const f = await files;
   const out = join(dir, 'pngs');
-  const r = await vtok('frames', f.mp4, '--out', out, '--size', '32', '--crop', '40x32', '--frames', '5', '--stride', '2', '--json');
+  const r = await vtok(
+    'frames',
+    f.mp4,
+    '--out',
+    out,
+    '--size',
+    '32',
+    '--crop',
+    '40x32',
+    '--frames',
+    '5',
+    '--stride',
+    '2',
+    '--json',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), { input: f.mp4, out, kind: 'pngs', frames: 5, width: 40, height: 32 });
   assert.equal(readdirSync(out).filter((x) => x.endsWith('.png')).length, 5);
   const grid = join(dir, 'grid.png');
-  const g = (await json('frames', f.mp4, '--out', grid, '--frames', '4', '--columns', '2', '--json'));
+  const g = await json('frames', f.mp4, '--out', grid, '--frames', '4', '--columns', '2', '--json');
   assert.equal(g.frames, 4);
   const img = (await readAllFrames(grid))[0]!;
   assert.deepEqual([img.width, img.height], [2 * 64 + 2, 2 * 48 + 2]);
@@ -138,15 +180,15 @@ test('vtok frames on bad input or options fails clearly and writes nothing', asy
 
 test('vtok metrics: identical, different and resized videos; mismatches are clear errors', async () => {
   const f = await files;
-  const same = (await json('metrics', f.mp4, f.mp4, '--json'));
+  const same = await json('metrics', f.mp4, f.mp4, '--json');
   assert.deepEqual([same.frames, same.psnr, same.ssim], [12, 100, 1]);
-  const diff = (await json('metrics', f.mp4, f.other, '--json', '--per-frame'));
+  const diff = await json('metrics', f.mp4, f.other, '--json', '--per-frame');
   assert.ok(diff.psnr < 20 && diff.ssim < 0.8, JSON.stringify(diff));
   assert.equal(diff.perFrame.length, 12);
   // A lossy copy is close but not identical.
   const lossy = join(dir, 'lossy.mp4');
   await makeTestVideo(lossy, { frames: 12, args: ['-pix_fmt', 'yuv420p', '-crf', '35'] });
-  const close = (await json('metrics', f.mp4, lossy, '--json'));
+  const close = await json('metrics', f.mp4, lossy, '--json');
   assert.ok(close.psnr > 20 && close.psnr < 100 && close.ssim > 0.8 && close.ssim < 1, JSON.stringify(close));
   const text = await vtok('metrics', f.mp4, lossy, '--frames', '3');
   assert.match(text.stdout, /^3 frames of 64×48: PSNR \d+\.\d\d dB, SSIM 0\.\d{4}$/m);

@@ -20,7 +20,15 @@ import { trainLoop } from '../../src/train/loop.js';
 import { exitCodeFor, Interrupted } from '../../src/util/interrupt.js';
 import { Rng } from '../../src/util/rng.js';
 
-const [runDir, total, stepMs, hidden, ckptEvery, holdStep = '0', holdSave = '0'] = process.argv.slice(2) as [string, string, string, string, string, string, string];
+const [runDir, total, stepMs, hidden, ckptEvery, holdStep = '0', holdSave = '0'] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 
 /** Blocks the thread (no event loop turns, as in a step) until `file` exists. */
 const holdUntil = (file: string) => {
@@ -60,7 +68,10 @@ async function* batches(start: number): AsyncIterable<{ x: Tensor; y: Tensor }> 
 
 E.seed(1);
 const net = new Net();
-const step = new TrainStep(net, (b: { x: Tensor; y: Tensor }) => E.mseLoss(net.forward(b.x), b.y), { optimizer: new AdamW(), schedule: warmupCosine(1e-3, 1, 1000) });
+const step = new TrainStep(net, (b: { x: Tensor; y: Tensor }) => E.mseLoss(net.forward(b.x), b.y), {
+  optimizer: new AdamW(),
+  schedule: warmupCosine(1e-3, 1, 1000),
+});
 const block = (ms: number) => {
   const t = Date.now();
   while (Date.now() - t < ms);
@@ -79,7 +90,16 @@ try {
       },
       evaluate: (i) => ({ score: i }),
     },
-    { runDir, totalSteps: Number(total), batches, config: { model: { kind: 'mlp', hidden } }, quiet: true, logEvery: 1, evalEvery: 1000, checkpointEvery: Number(ckptEvery) },
+    {
+      runDir,
+      totalSteps: Number(total),
+      batches,
+      config: { model: { kind: 'mlp', hidden } },
+      quiet: true,
+      logEvery: 1,
+      evalEvery: 1000,
+      checkpointEvery: Number(ckptEvery),
+    },
   );
 } catch (e) {
   process.stderr.write(`${(e as Error).message}\n`);

@@ -28,13 +28,21 @@ interface Run {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }>;
 }
 
-interface ChildOptions { total: number; stepMs: number; hidden: number; ckptEvery: number; holdStep?: number; holdSave?: number }
+interface ChildOptions {
+  total: number;
+  stepMs: number;
+  hidden: number;
+  ckptEvery: number;
+  holdStep?: number;
+  holdSave?: number;
+}
 
 function child(runDir: string, o: ChildOptions): Run {
   const args = [runDir, o.total, o.stepMs, o.hidden, o.ckptEvery, o.holdStep ?? 0, o.holdSave ?? 0].map(String);
   const env = { ...process.env, VTOK_THREADS: '1' };
   const proc = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   const waiters: { re: RegExp; n: number; resolve: (n: number) => void }[] = [];
   proc.stdout!.on('data', (b) => {
     stdout += b;
@@ -49,21 +57,28 @@ function child(runDir: string, o: ChildOptions): Run {
   });
   proc.stderr!.on('data', (b) => (stderr += b));
   let t0 = 0;
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }>((resolve) =>
-    proc.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 })));
+  const done = new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+    ms: number;
+  }>((resolve) => proc.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 })));
   const line = (re: RegExp, n: number) => new Promise<number>((resolve) => waiters.push({ re, n, resolve }));
   return {
     proc,
-    reached: (n) => line(/step (\d+)/g, n).then(() => {
-      t0 = Date.now();
-    }),
+    reached: (n) =>
+      line(/step (\d+)/g, n).then(() => {
+        t0 = Date.now();
+      }),
     saveHeld: (n) => line(/save (\d+) held/g, n),
     go: (what) => writeFileSync(`${runDir}.go-${what}`, ''),
     done,
   };
 }
 
-const latestStep = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'checkpoints', 'latest.json'), 'utf8')).step as number;
+const latestStep = (runDir: string) =>
+  JSON.parse(readFileSync(join(runDir, 'checkpoints', 'latest.json'), 'utf8')).step as number;
 const lastPrinted = (stdout: string) => Math.max(...[...stdout.matchAll(/step (\d+)/g)].map((m) => Number(m[1])));
 
 test('one Ctrl-C: the current step finishes, a checkpoint is written at once (not at the next evaluation), exit 130; the re-run says where it resumes', async () => {
@@ -79,7 +94,10 @@ test('one Ctrl-C: the current step finishes, a checkpoint is written at once (no
   const stopped = lastPrinted(r.stdout);
   assert.equal(stopped, 3, 'the step under way finished, and no other began');
   assert.equal(latestStep(run), stopped);
-  assert.match(r.stderr, new RegExp(`stopped after step ${stopped} of 1000 with a checkpoint; run the same command to resume`));
+  assert.match(
+    r.stderr,
+    new RegExp(`stopped after step ${stopped} of 1000 with a checkpoint; run the same command to resume`),
+  );
   // no evaluation ran (every 1000 steps), so the summary must not claim one
   assert.doesNotMatch(r.stderr, /evaluation/);
 
@@ -117,7 +135,10 @@ test('two Ctrl-Cs within one step: exit at once, the previous checkpoint is kept
   // the second signal came before any new save began: the checkpoint of step 2 is the latest, and it loads
   assert.equal(latestStep(run), 2);
   assert.equal(loadCheckpoint(checkpointDir(run)!).step, 2);
-  assert.deepEqual(readdirSync(join(run, 'checkpoints')).filter((d) => d.includes('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(join(run, 'checkpoints')).filter((d) => d.includes('.tmp')),
+    [],
+  );
 });
 
 test('a second Ctrl-C during the save, and kill -9 during a save: the previous checkpoint stays; the next run removes the temp directory and resumes', async () => {
@@ -135,7 +156,11 @@ test('a second Ctrl-C during the save, and kill -9 during a save: the previous c
     c.proc.kill(how === 'SIGKILL' ? 'SIGKILL' : 'SIGINT');
     c.go('save'); // a child that survived the signal finishes, and the assertion below says so
     const r = await c.done;
-    assert.equal(r.signal, how === 'SIGKILL' ? 'SIGKILL' : 'SIGINT', `${how}: killed during the save (code ${r.code}): ${r.stderr}`);
+    assert.equal(
+      r.signal,
+      how === 'SIGKILL' ? 'SIGKILL' : 'SIGINT',
+      `${how}: killed during the save (code ${r.code}): ${r.stderr}`,
+    );
     const kept = latestStep(run);
     assert.equal(kept, 2, `${how}: latest.json points to the checkpoint before the interrupted save`);
     assert.equal(loadCheckpoint(checkpointDir(run)!).step, kept);
@@ -147,26 +172,30 @@ test('a second Ctrl-C during the save, and kill -9 during a save: the previous c
     const removed = `removed 1 temp file\\(s\\) left by a stopped process: ${tmp!.replace('.', '\\.')}`;
     assert.match(r2.stderr, new RegExp(removed));
     assert.match(r2.stderr, new RegExp(`resuming from step ${kept} of ${kept + 1}`));
-    assert.deepEqual(readdirSync(join(run, 'checkpoints')).filter((d) => d.includes('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(join(run, 'checkpoints')).filter((d) => d.includes('.tmp')),
+      [],
+    );
   }
 });
 
 test('dispose(): after a stop on a signal a further one exits with 130 (never a death by signal); else the default action is back', async () => {
   const mod = JSON.stringify(new URL('../../src/util/interrupt.js', import.meta.url).href);
   type Exit = { code: number | null; signal: NodeJS.Signals | null; stderr: string };
-  const run = (stopFirst: boolean) => new Promise<Exit>((resolve) => {
-    const script = `import { watchInterrupts } from ${mod};
+  const run = (stopFirst: boolean) =>
+    new Promise<Exit>((resolve) => {
+      const script = `import { watchInterrupts } from ${mod};
       const s = watchInterrupts('stopping');
       ${stopFirst ? "process.kill(process.pid, 'SIGINT');" : ''}
       await s.poll();
       s.dispose();
       process.kill(process.pid, 'SIGINT');
       setTimeout(() => process.stderr.write('still running'), 10_000);`;
-    const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (b) => (stderr += b));
-    p.on('close', (code, signal) => resolve({ code, signal, stderr }));
-  });
+      const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr.on('data', (b) => (stderr += b));
+      p.on('close', (code, signal) => resolve({ code, signal, stderr }));
+    });
   const stopped = await run(true);
   assert.deepEqual([stopped.code, stopped.signal], [130, null], stopped.stderr);
   const idle = await run(false);
@@ -176,8 +205,13 @@ test('dispose(): after a stop on a signal a further one exits with 130 (never a 
 test('vtok train: Ctrl-C stops after the step with a checkpoint and a summary that says so; a finished run re-run says so', async () => {
   const run = join(tempDir('int-train'), 'run');
   const args = ['train', 'magvit2', '--preset', 'micro', '--batch', '1', '--eval-every', '50', '--out', run, '--quiet'];
-  const p = spawn(process.execPath, [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), ...args, '--steps', '50'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } });
-  let stdout = '', stderr = '';
+  const p = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), ...args, '--steps', '50'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } },
+  );
+  let stdout = '',
+    stderr = '';
   p.stdout.on('data', (b) => (stdout += b));
   p.stderr.on('data', (b) => (stderr += b));
   // config.json is written when the loop starts; the first step (with its compile) is then under way

@@ -80,7 +80,10 @@ test('info: weights with NaN/Inf are named and the command fails', async () => {
   const weights = join(bad, 'checkpoints', 'step-0000000', 'model.safetensors');
   const { tensors, metadata } = readSafetensors(weights);
   const damaged = ['encoder.conv_in.conv_1.weight', 'encoder.conv_out.conv_1.bias'];
-  for (const [name, value] of [[damaged[0]!, NaN], [damaged[1]!, Infinity]] as const) {
+  for (const [name, value] of [
+    [damaged[0]!, NaN],
+    [damaged[1]!, Infinity],
+  ] as const) {
     const t = tensors.get(name)!;
     const v = toFloat32(t);
     v[1] = value;
@@ -88,7 +91,11 @@ test('info: weights with NaN/Inf are named and the command fails', async () => {
   }
   writeSafetensors(weights, tensors, metadata);
   const step = join(bad, 'checkpoints', 'step-0000000');
-  for (const [path, named] of [[weights, ''], [bad, 'step-0000000/model.safetensors:'], [step, 'model.safetensors:']] as [string, string][]) {
+  for (const [path, named] of [
+    [weights, ''],
+    [bad, 'step-0000000/model.safetensors:'],
+    [step, 'model.safetensors:'],
+  ] as [string, string][]) {
     const r = await vtok('info', path);
     assert.equal(r.code, 1, `vtok info ${path}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -100,5 +107,8 @@ test('info: weights with NaN/Inf are named and the command fails', async () => {
   assert.match(listing.stdout, /encoder\.conv_in\.conv_1\.weight\s+F16\s+\[[\d, ]+\]\s+1 NaN\/Inf values/);
   const asJson = await vtok('info', weights, '--json');
   assert.equal(asJson.code, 1);
-  assert.deepEqual(JSON.parse(asJson.stdout).nonFinite, damaged.map((name) => ({ name, count: 1 })));
+  assert.deepEqual(
+    JSON.parse(asJson.stdout).nonFinite,
+    damaged.map((name) => ({ name, count: 1 })),
+  );
 });

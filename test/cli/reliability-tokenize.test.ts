@@ -102,17 +102,28 @@ test('tokenize: a video file is a corpus of one clip, its sidecar the caption, i
   assert.equal((await ok('tokenize', f.colour, '--out', colourOut, '--gray')).clips, 1);
 });
 
-test('tokenize: a resumed run keeps the folder\'s shard size; another one is refused and changes nothing', async () => {
+test("tokenize: a resumed run keeps the folder's shard size; another one is refused and changes nothing", async () => {
   const out = join(dir, 'sizes');
   const mnist = (n: number) => [
-    'tokenize', '--data', 'captioned-mnist', '--clips', String(n), '--out', out, '--workers', '0',
+    'tokenize',
+    '--data',
+    'captioned-mnist',
+    '--clips',
+    String(n),
+    '--out',
+    out,
+    '--workers',
+    '0',
   ];
   assert.equal((await ok(...mnist(2), '--shard-size', '1')).clips, 2);
   const s = await ok(...mnist(3));
   assert.deepEqual([s.clips, s.resumed, s.processed], [3, 2, 1]);
   const index = readIndex(out);
   assert.equal(index.shardSize, 1);
-  assert.deepEqual(index.shards.map((x) => x.clips), [1, 1, 1]);
+  assert.deepEqual(
+    index.shards.map((x) => x.clips),
+    [1, 1, 1],
+  );
   const before = snapshot(out);
   const refused = /these shards were cut with --shard-size 1, not 2: resume with --shard-size 1 \(or without it\)/;
   await fails([...mnist(5), '--shard-size', '2'], refused);

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  copyFileSync, cpSync, createReadStream, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync,
+  copyFileSync,
+  cpSync,
+  createReadStream,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -44,13 +52,21 @@ const { tokenizer: shipped } = buildTokenizer(SHIPPED);
 const grid = shipped.grid([1, shipped.clipFrames, 64, 64]).shape;
 const gridSize = grid.reduce((a, b) => a * b, 1);
 const shippedHeader = (): TokenFileHeader => ({
-  kind: 'magvit2', configHash: hashConfig(shipped.config), vocabSize: shipped.vocabSize, grid, modality: 'video',
-  source: { fps: 8, frameSize: [64, 64] }, extra: { model: SHIPPED },
+  kind: 'magvit2',
+  configHash: hashConfig(shipped.config),
+  vocabSize: shipped.vocabSize,
+  grid,
+  modality: 'video',
+  source: { fps: 8, frameSize: [64, 64] },
+  extra: { model: SHIPPED },
 });
 
 const files = (async () => {
   const clip = await makeTestVideo(join(dir, 'clip.mp4'), { frames: 6, args: ['-pix_fmt', 'yuv420p'] });
-  const gray = await makeTestVideo(join(dir, 'gray.mp4'), { frames: 6, args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'] });
+  const gray = await makeTestVideo(join(dir, 'gray.mp4'), {
+    frames: 6,
+    args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'],
+  });
   const seventeen = await makeTestVideo(join(dir, 'seventeen.mp4'), { frames: 17, args: ['-pix_fmt', 'yuv420p'] });
   const aFile = join(dir, 'a-file');
   writeFileSync(aFile, 'not a folder');
@@ -67,7 +83,19 @@ const files = (async () => {
   writeShard(join(shards, 'shard-00000000.vtks'), 16, clips);
   const tokenizer = { kind: 'magvit2', vocabSize: 16, identity: 'test' };
   writeIndex(shards, buildIndex(shards, { tokenizer, clipFrames: 2, size: 12, channels: 1, corpus: 'test' }));
-  writeTokenFile(tokens, { kind: 'magvit2', configHash: 'abc123', vocabSize: 1024, grid: [2, 3, 3], modality: 'video', source: { fps: 8, frameSize: [48, 64] }, extra: { model: SHIPPED } }, [Int32Array.from({ length: 18 }, (_, i) => i)]);
+  writeTokenFile(
+    tokens,
+    {
+      kind: 'magvit2',
+      configHash: 'abc123',
+      vocabSize: 1024,
+      grid: [2, 3, 3],
+      modality: 'video',
+      source: { fps: 8, frameSize: [48, 64] },
+      extra: { model: SHIPPED },
+    },
+    [Int32Array.from({ length: 18 }, (_, i) => i)],
+  );
   // tokenize and info: a video that is no list, a list of missing files, a text file named .png, a file with sound only
   const binary = join(dir, 'clip.bin');
   copyFileSync(clip, binary);
@@ -92,16 +120,36 @@ const files = (async () => {
   saveTensors(weightsFile, tensors, metadata);
   const nanTokens = join(dir, 'nan.vtok');
   writeTokenFile(nanTokens, { ...shippedHeader(), extra: { model: nanModel } }, [new Int32Array(gridSize)]);
-  return { clip, gray, seventeen, aFile, aDir, fifo, tokens, binary, missingList, textPng, audio, clipLink, clipHard, nanModel, nanTokens, shards };
+  return {
+    clip,
+    gray,
+    seventeen,
+    aFile,
+    aDir,
+    fifo,
+    tokens,
+    binary,
+    missingList,
+    textPng,
+    audio,
+    clipLink,
+    clipHard,
+    nanModel,
+    nanTokens,
+    shards,
+  };
 })();
 
-const NAN = new RegExp('nan-model/checkpoints/step-0000000/model\\.safetensors: weight \\S+ holds NaN at index 0; '
-  + 'so do \\S+ \\(damaged weights, or a training run that diverged\\)$');
+const NAN = new RegExp(
+  'nan-model/checkpoints/step-0000000/model\\.safetensors: weight \\S+ holds NaN at index 0; ' +
+    'so do \\S+ \\(damaged weights, or a training run that diverged\\)$',
+);
 
 test('bad inputs: one line naming the problem, non-zero exit, nothing written', async () => {
   const f = await files;
   const enc = ['encode', f.clip, '--model', SHIPPED];
-  const t2v = ['generate', '--task', 't2v', '--prompt', 'a 4'], g = join(dir, 'g.mp4');
+  const t2v = ['generate', '--task', 't2v', '--prompt', 'a 4'],
+    g = join(dir, 'g.mp4');
   const lm = (mixture: string) => ['train', 'lm', '--shards', f.shards, '--mixture', mixture, '--out', join(dir, 'lm')];
   const cases: [string[], RegExp][] = [
     [['train', 'magvit2', '--lr', 'abc', '--out', join(dir, 'r')], /--lr must be a number > 0 and ≤ 1, got "abc"/],
@@ -115,16 +163,28 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [['train', 'magvit2', '--out', f.aFile], /a-file: --out must be a folder; this is a file/],
     [[...enc, '-o', join(dir, 'x.vtok'), '--size', 'abc'], /--size must be an integer ≥ 8 and ≤ 4096, got "abc"/],
     [[...enc, '-o', join(dir, 'x.vtok'), '--size', '100000'], /--size must be an integer ≥ 8 and ≤ 4096, got "100000"/],
-    [[...enc, '-o', join(dir, 'x.vtok'), '--size', '50'], /frame size 50 is not a multiple of the tokenizer's spatial stride 4 \(try --size 48 or 52\)/],
+    [
+      [...enc, '-o', join(dir, 'x.vtok'), '--size', '50'],
+      /frame size 50 is not a multiple of the tokenizer's spatial stride 4 \(try --size 48 or 52\)/,
+    ],
     [[...enc, '-o', f.aDir], /a-dir: output is a directory, not a regular file; refusing to replace it/],
-    [[...enc, '-o', f.fifo], /fifo: output is a FIFO, not a regular file; refusing to replace it; use -o - to write to standard output/],
+    [
+      [...enc, '-o', f.fifo],
+      /fifo: output is a FIFO, not a regular file; refusing to replace it; use -o - to write to standard output/,
+    ],
     [[...enc, '-o', join(f.aFile, 'x.vtok')], /a-file\/x\.vtok: cannot write the output: .*a-file is not a directory/],
-    [[...enc, '-o', join(dir, 'x.vtok')], /clip\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/],
+    [
+      [...enc, '-o', join(dir, 'x.vtok')],
+      /clip\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/,
+    ],
     [[...enc, '-o', join(dir, 'x.vtok'), '--precision', 'fp16'], /--precision must be fp32 or int8, got "fp16"/],
     [['decode', f.tokens, '-o', f.aDir], /a-dir: output is a directory/],
     [['decode', f.tokens, '-o', join(f.aFile, 'y.gif')], /y\.gif: cannot write the output/],
     // /proc takes no new files, even from root (for whom permission bits do not apply)
-    [['decode', f.tokens, '-o', '/proc/vtok-test.gif'], /\/proc\/vtok-test\.gif: cannot write the output: \/proc is not writable/],
+    [
+      ['decode', f.tokens, '-o', '/proc/vtok-test.gif'],
+      /\/proc\/vtok-test\.gif: cannot write the output: \/proc is not writable/,
+    ],
     [['decode', f.tokens, '-o', '-'], /-o - \(standard output\) is not supported here/],
     [['decode', f.tokens, '-o', join(dir, 'y.gif'), '--fps', '0'], /--fps must be a number > 0/],
     [['parity', f.tokens, '--tolerance', 'abc'], /--tolerance must be a number > 0 and ≤ 1, got "abc"/],
@@ -155,33 +215,84 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     [['train', 'magvit2', '--out', join(dir, 'r'), '--bogus'], /unknown option '--bogus'/],
     [['nosuch'], /unknown command 'nosuch'/],
     // tokenize: one rule for colour clips and gray models (fitChannels), a video is no list, the queue checked first
-    [['tokenize', f.clip, '--out', join(dir, 't')], /clip\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/],
-    [['tokenize', '--data', 'captioned-synthetic', '--clips', '2', '--out', join(dir, 't')], /captioned-synthetic:0:0: the clips are in colour .*; add --gray/],
-    [['tokenize', f.missingList, '--out', join(dir, 't')], /missing\.txt: none of the 2 files the list names exists \(the first: .*nope-1\.mp4\)/],
-    [['tokenize', f.binary, '--out', join(dir, 't')], /clip\.bin: neither a folder, a video \(.*\) nor a list file of video paths \(binary content\)$/],
-    [['tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', join(dir, 't'), '--queue', 'http://localhost/q'], /--queue must be a postgres:\/\/ URL/],
-    [['tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', join(dir, 't'), '--queue', 'postgres://vtok:pw@127.0.0.1:1/postgres'], /cannot use the job queue at postgres:\/\/vtok:\*\*\*@127\.0\.0\.1:1\/postgres/],
+    [
+      ['tokenize', f.clip, '--out', join(dir, 't')],
+      /clip\.mp4: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/,
+    ],
+    [
+      ['tokenize', '--data', 'captioned-synthetic', '--clips', '2', '--out', join(dir, 't')],
+      /captioned-synthetic:0:0: the clips are in colour .*; add --gray/,
+    ],
+    [
+      ['tokenize', f.missingList, '--out', join(dir, 't')],
+      /missing\.txt: none of the 2 files the list names exists \(the first: .*nope-1\.mp4\)/,
+    ],
+    [
+      ['tokenize', f.binary, '--out', join(dir, 't')],
+      /clip\.bin: neither a folder, a video \(.*\) nor a list file of video paths \(binary content\)$/,
+    ],
+    [
+      [
+        'tokenize',
+        '--data',
+        'captioned-mnist',
+        '--clips',
+        '2',
+        '--out',
+        join(dir, 't'),
+        '--queue',
+        'http://localhost/q',
+      ],
+      /--queue must be a postgres:\/\/ URL/,
+    ],
+    [
+      [
+        'tokenize',
+        '--data',
+        'captioned-mnist',
+        '--clips',
+        '2',
+        '--out',
+        join(dir, 't'),
+        '--queue',
+        'postgres://vtok:pw@127.0.0.1:1/postgres',
+      ],
+      /cannot use the job queue at postgres:\/\/vtok:\*\*\*@127\.0\.0\.1:1\/postgres/,
+    ],
     // info: one vtok line, none of ffmpeg's words
     [['info', f.textPng], /text\.png: not a video, image, \.vtok token file or \.safetensors checkpoint$/],
     [['info', f.audio], /audio\.m4a: has no video stream \(audio only\)$/],
     // an output that is an input, by its name, a symlink or a hard link, is refused before any work
-    [[...enc, '-o', f.clip],
-      /clip\.mp4: -o is the input .*clip\.mp4 \(the same file\); refusing to overwrite an input, give another name$/],
+    [
+      [...enc, '-o', f.clip],
+      /clip\.mp4: -o is the input .*clip\.mp4 \(the same file\); refusing to overwrite an input, give another name$/,
+    ],
     [[...enc, '-o', f.clipLink], /clip-link\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/],
     [[...enc, '-o', f.clipHard], /clip-hard\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/],
     [['decode', f.tokens, '-o', f.tokens], /tok\.vtok: -o is the input .*tok\.vtok \(the same file\)/],
     [['frames', f.clip, '--out', f.clipHard], /clip-hard\.mp4: --out is the input .*\/clip\.mp4 \(the same file\)/],
-    [['generate', '--task', 'continue', '--video', f.clip, '-o', f.clipLink],
-      /clip-link\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/],
+    [
+      ['generate', '--task', 'continue', '--video', f.clip, '-o', f.clipLink],
+      /clip-link\.mp4: -o is the input .*\/clip\.mp4 \(the same file\)/,
+    ],
     [['pack', SHIPPED, '--out', SHIPPED], /magvit2-tiny: --out is the input .*magvit2-tiny \(the same folder\)/],
     // a token file is named .vtok or .vtkc
-    [[...enc, '-o', join(dir, 'x.mp4')],
-      /x\.mp4: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\); \.mp4 is a video format: to/],
-    [[...enc, '-o', join(dir, 'x.webm')], /x\.webm: .*; \.webm is a video format: to make video from tokens, use `vtok decode`$/],
-    [[...enc, '-o', join(dir, 'x.png')],
-      /x\.png: .*; \.png is an image format: to make images from tokens, use `vtok decode`$/],
-    [[...enc, '-o', join(dir, 'x.txt')],
-      /x\.txt: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\)$/],
+    [
+      [...enc, '-o', join(dir, 'x.mp4')],
+      /x\.mp4: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\); \.mp4 is a video format: to/,
+    ],
+    [
+      [...enc, '-o', join(dir, 'x.webm')],
+      /x\.webm: .*; \.webm is a video format: to make video from tokens, use `vtok decode`$/,
+    ],
+    [
+      [...enc, '-o', join(dir, 'x.png')],
+      /x\.png: .*; \.png is an image format: to make images from tokens, use `vtok decode`$/,
+    ],
+    [
+      [...enc, '-o', join(dir, 'x.txt')],
+      /x\.txt: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\)$/,
+    ],
     [[...enc, '-o', join(dir, 'x')], /x: encode writes a token file, named \.vtok or \.vtkc/],
     // damaged weights: one check for every command that loads a tokenizer (and the generator's LM)
     [['encode', f.gray, '--model', f.nanModel, '-o', join(dir, 'x.vtok')], NAN],
@@ -214,12 +325,19 @@ test('encode: -o - writes the token file to standard output; --gray converts col
   const f = await files;
   const r = await vtok('encode', f.clip, '--model', SHIPPED, '-o', '-', '--gray');
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /note: frames 64×48 resized and center-cropped to 64×64 \(the model's training size; --size to change\)/);
+  assert.match(
+    r.stderr,
+    /note: frames 64×48 resized and center-cropped to 64×64 \(the model's training size; --size to change\)/,
+  );
   assert.match(r.stderr, /note: colour converted to gray \(--gray\)/);
   assert.match(r.stderr, /→ standard output/);
   const out = join(dir, 'from-stdout.vtok');
   // run-vtok collects stdout as text; take the bytes again with a direct run
-  const bytes = execFileSync(process.execPath, [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'encode', f.gray, '--model', SHIPPED, '-o', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const bytes = execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'encode', f.gray, '--model', SHIPPED, '-o', '-'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   writeFileSync(out, bytes);
   const tf = await openTokenFile(out);
   let clips = 0;
@@ -243,7 +361,8 @@ test('curves.png: a single-point series is drawn as a mark, not an empty panel',
   const png = (await readAllFrames(path))[0]!;
   // the curve colour appears only where a point is drawn
   let marked = 0;
-  for (let i = 0; i < png.width * png.height; i++) if (png.data[3 * i] === 20 && png.data[3 * i + 1] === 70 && png.data[3 * i + 2] === 170) marked++;
+  for (let i = 0; i < png.width * png.height; i++)
+    if (png.data[3 * i] === 20 && png.data[3 * i + 1] === 70 && png.data[3 * i + 2] === 170) marked++;
   assert.ok(marked >= 25, `${marked} pixels marked`);
 });
 
@@ -274,7 +393,10 @@ async function interrupt(args: string[], out: string, presses: number): Promise<
 
 // Long enough (hundreds of clips) that the work is still under way when a signal sent on a loaded machine lands.
 const longGray = makeTestVideo(join(tempDir('reliab-long'), 'long.mp4'), {
-  width: 64, height: 64, frames: 1200, args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'],
+  width: 64,
+  height: 64,
+  frames: 1200,
+  args: ['-vf', 'format=gray', '-pix_fmt', 'yuv420p'],
 });
 
 test('encode: Ctrl-C stops after the clip in progress and leaves no file; a second Ctrl-C too', async () => {
@@ -286,7 +408,10 @@ test('encode: Ctrl-C stops after the clip in progress and leaves no file; a seco
     const r = await interrupt(['encode', long, '--model', SHIPPED, '-o', out], out, presses);
     assert.deepEqual([r.code, r.signal], [130, null], r.stderr);
     // with two presses the second may come after the first already stopped the work: either way, nothing is left
-    const said = presses === 1 ? /vtok: Ctrl-C: stopped after \d+ clips; .*x\.vtok was not written/ : /SIGINT: stopping now|x\.vtok was not written/;
+    const said =
+      presses === 1
+        ? /vtok: Ctrl-C: stopped after \d+ clips; .*x\.vtok was not written/
+        : /SIGINT: stopping now|x\.vtok was not written/;
     assert.match(r.stderr, said);
     assert.deepEqual(readdirSync(d), [], `${presses} Ctrl-C: nothing left behind`);
   }
@@ -294,7 +419,9 @@ test('encode: Ctrl-C stops after the clip in progress and leaves no file; a seco
 
 test('decode: Ctrl-C stops after the clip in progress and leaves no video; a second Ctrl-C removes the partial video too', async () => {
   const tokens = join(tempDir('reliab-dec'), 'long.vtok');
-  const clips = Array.from({ length: 300 }, (_, i) => Int32Array.from({ length: gridSize }, (_, j) => (i * 7 + j) % 1024));
+  const clips = Array.from({ length: 300 }, (_, i) =>
+    Int32Array.from({ length: gridSize }, (_, j) => (i * 7 + j) % 1024),
+  );
   writeTokenFile(tokens, shippedHeader(), clips);
   for (const presses of [1, 2]) {
     const d = join(dir, `dec-int-${presses}`);
@@ -302,7 +429,10 @@ test('decode: Ctrl-C stops after the clip in progress and leaves no video; a sec
     const out = join(d, 'y.mp4');
     const r = await interrupt(['decode', tokens, '-o', out], out, presses);
     assert.deepEqual([r.code, r.signal], [130, null], r.stderr);
-    const said = presses === 1 ? /vtok: Ctrl-C: stopped after \d+ frames; .*y\.mp4 was not written/ : /SIGINT: stopping now|y\.mp4 was not written/;
+    const said =
+      presses === 1
+        ? /vtok: Ctrl-C: stopped after \d+ frames; .*y\.mp4 was not written/
+        : /SIGINT: stopping now|y\.mp4 was not written/;
     assert.match(r.stderr, said);
     // ffmpeg may still be closing the file it wrote to when the second signal ended vtok
     await new Promise((r) => setTimeout(r, 300));
@@ -310,13 +440,16 @@ test('decode: Ctrl-C stops after the clip in progress and leaves no video; a sec
   }
 });
 
-test('encode - and decode - read standard input: a pipe from encode -o - decodes to the clip\'s frames', async () => {
+test("encode - and decode - read standard input: a pipe from encode -o - decodes to the clip's frames", async () => {
   const f = await files;
   const out = join(dir, 'piped.gif');
-  const enc = spawn(process.execPath, [MAIN, 'encode', f.gray, '--model', SHIPPED, '-o', '-'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const enc = spawn(process.execPath, [MAIN, 'encode', f.gray, '--model', SHIPPED, '-o', '-'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const dec = spawn(process.execPath, [MAIN, 'decode', '-', '-o', out], { stdio: ['pipe', 'pipe', 'pipe'] });
   enc.stdout.pipe(dec.stdin);
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   dec.stdout.on('data', (b) => (stdout += b));
   dec.stderr.on('data', (b) => (stderr += b));
   const code = await new Promise<number | null>((r) => dec.on('close', r));
@@ -325,7 +458,9 @@ test('encode - and decode - read standard input: a pipe from encode -o - decodes
   assert.equal((await readAllFrames(out)).length, 6);
 
   const coded = join(dir, 'from-stdin.vtkc');
-  const r = spawn(process.execPath, [MAIN, 'encode', '-', '--model', SHIPPED, '-o', coded], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const r = spawn(process.execPath, [MAIN, 'encode', '-', '--model', SHIPPED, '-o', coded], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let rout = '';
   r.stdout.on('data', (b) => (rout += b));
   createReadStream(f.gray).pipe(r.stdin);

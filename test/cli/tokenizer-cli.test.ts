@@ -8,23 +8,57 @@ import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';
 
-
-
 test('train → encode → decode through the CLI, and resume', async () => {
   const dir = tempDir('tok-cli');
   const run = join(dir, 'run');
-  const r = await vtok('train', 'larp', '--data', 'moving-mnist', '--preset', 'tiny', '--steps', '4', '--batch', '2', '--eval-every', '4', '--out', run, '--quiet');
+  const r = await vtok(
+    'train',
+    'larp',
+    '--data',
+    'moving-mnist',
+    '--preset',
+    'tiny',
+    '--steps',
+    '4',
+    '--batch',
+    '2',
+    '--eval-every',
+    '4',
+    '--out',
+    run,
+    '--quiet',
+  );
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(summary.step, 4);
   assert.ok(summary.psnr > 0 && summary.codebook_usage > 0);
-  for (const f of ['config.json', 'metrics.jsonl', 'curves.png', 'samples/recon-latest.gif', 'checkpoints/latest.json']) assert.ok(existsSync(join(run, f)), f);
+  for (const f of ['config.json', 'metrics.jsonl', 'curves.png', 'samples/recon-latest.gif', 'checkpoints/latest.json'])
+    assert.ok(existsSync(join(run, f)), f);
 
   // the same command with more steps resumes from step 4
-  const r2 = await vtok('train', 'larp', '--data', 'moving-mnist', '--preset', 'tiny', '--steps', '6', '--batch', '2', '--eval-every', '6', '--out', run, '--quiet');
+  const r2 = await vtok(
+    'train',
+    'larp',
+    '--data',
+    'moving-mnist',
+    '--preset',
+    'tiny',
+    '--steps',
+    '6',
+    '--batch',
+    '2',
+    '--eval-every',
+    '6',
+    '--out',
+    run,
+    '--quiet',
+  );
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(JSON.parse(r2.stdout.trim().split('\n').pop()!).step, 6);
-  const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).step);
   assert.equal(Math.max(...steps), 6);
 
   const video = await makeTestVideo(join(dir, 'in.mp4'), { width: 48, height: 40, fps: 8, frames: 11 });
@@ -55,11 +89,45 @@ test('train → encode → decode through the CLI, and resume', async () => {
 
 test('--frames: a video tokenizer trained on images (1 frame), then resumed on clips with the same weights; pack best or latest', async () => {
   const run = join(tempDir('tok-frames'), 'run');
-  const r = await vtok('train', 'magvit2', '--data', 'moving-mnist', '--preset', 'micro', '--frames', '1', '--batch', '4', '--steps', '2', '--eval-every', '2', '--out', run, '--quiet');
+  const r = await vtok(
+    'train',
+    'magvit2',
+    '--data',
+    'moving-mnist',
+    '--preset',
+    'micro',
+    '--frames',
+    '1',
+    '--batch',
+    '4',
+    '--steps',
+    '2',
+    '--eval-every',
+    '2',
+    '--out',
+    run,
+    '--quiet',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /2 steps of 4 clips 1×48²/);
   assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 1);
-  const r2 = await vtok('train', 'magvit2', '--data', 'moving-mnist', '--preset', 'micro', '--batch', '2', '--steps', '3', '--eval-every', '3', '--out', run, '--quiet');
+  const r2 = await vtok(
+    'train',
+    'magvit2',
+    '--data',
+    'moving-mnist',
+    '--preset',
+    'micro',
+    '--batch',
+    '2',
+    '--steps',
+    '3',
+    '--eval-every',
+    '3',
+    '--out',
+    run,
+    '--quiet',
+  );
   assert.equal(r2.code, 0, r2.stderr);
   assert.match(r2.stderr, /resuming from step 2/);
   assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 5);
@@ -68,7 +136,8 @@ test('--frames: a video tokenizer trained on images (1 frame), then resumed on c
   for (const which of ['best', 'latest'] as const) {
     const p = await vtok('pack', run, '--out', join(packDir, which), '--checkpoint', which);
     assert.equal(p.code, 0, p.stderr);
-    const packed = loadTokenizer(join(packDir, which)).module.stateDict(), source = loadTokenizer(run, { which }).module.stateDict();
+    const packed = loadTokenizer(join(packDir, which)).module.stateDict(),
+      source = loadTokenizer(run, { which }).module.stateDict();
     for (const [k, t] of source) assert.deepEqual(E.toArray(packed.get(k)!), E.toArray(t), k);
   }
   const badPack = await vtok('pack', run, '--out', join(packDir, 'x'), '--checkpoint', 'first');

@@ -13,7 +13,15 @@ import { VtokError } from '../../src/util/errors.js';
 const dir = mkdtempSync(join(tmpdir(), 'vtok-codec-'));
 
 function header(vocabSize: number, grid: number[]): TokenFileHeader {
-  return { kind: 'magvit2', configHash: hashConfig({ vocabSize }), vocabSize, grid, modality: 'video', source: { fps: 8, frameSize: [128, 128] }, extra: { model: 'x' } };
+  return {
+    kind: 'magvit2',
+    configHash: hashConfig({ vocabSize }),
+    vocabSize,
+    grid,
+    modality: 'video',
+    source: { fps: 8, frameSize: [128, 128] },
+    extra: { model: 'x' },
+  };
 }
 
 /** Ids like an LFQ tokenizer's on smooth video: each bit is the sign of a smooth field, so neighbours agree. */
@@ -22,12 +30,17 @@ function smoothIds(grid: [number, number, number], bits: number, seed: number): 
   const [T, H, W] = grid;
   const ids = new Int32Array(T * H * W);
   for (let b = 0; b < bits; b++) {
-    const fx = rng.uniform(0.1, 0.6), fy = rng.uniform(0.1, 0.6), ft = rng.uniform(0, 0.3), ph = rng.uniform(0, 6);
-    for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-      const flip = rng.next() < 0.05;
-      const bit = (Math.sin(fx * w + fy * h + ft * t + ph) > 0) !== flip ? 1 : 0;
-      ids[(t * H + h) * W + w]! |= bit << b;
-    }
+    const fx = rng.uniform(0.1, 0.6),
+      fy = rng.uniform(0.1, 0.6),
+      ft = rng.uniform(0, 0.3),
+      ph = rng.uniform(0, 6);
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) {
+          const flip = rng.next() < 0.05;
+          const bit = Math.sin(fx * w + fy * h + ft * t + ph) > 0 !== flip ? 1 : 0;
+          ids[(t * H + h) * W + w]! |= bit << b;
+        }
   }
   return ids;
 }
@@ -56,9 +69,17 @@ test('range coder: random bits under skewed and fair models round-trip, and skew
 
 for (const model of TOKEN_MODELS) {
   test(`container (${model}): lossless round trip of several clips, 18-bit and non-power-of-two vocabularies`, () => {
-    for (const [vocab, grid] of [[2 ** 18, [5, 16, 16]], [1000, [3, 4, 5]], [2, [7]], [1024, [4, 6]]] as [number, number[]][]) {
+    for (const [vocab, grid] of [
+      [2 ** 18, [5, 16, 16]],
+      [1000, [3, 4, 5]],
+      [2, [7]],
+      [1024, [4, 6]],
+    ] as [number, number[]][]) {
       const rng = new SeededRng(vocab);
-      const clips = [0, 1, 2].map(() => ({ grid, ids: Int32Array.from({ length: grid.reduce((a, b) => a * b, 1) }, () => rng.int(vocab)) }));
+      const clips = [0, 1, 2].map(() => ({
+        grid,
+        ids: Int32Array.from({ length: grid.reduce((a, b) => a * b, 1) }, () => rng.int(vocab)),
+      }));
       const bytes = encodeTokens(header(vocab, grid), clips, model);
       const back = decodeTokens(bytes);
       assert.equal(back.model, model);
@@ -101,7 +122,10 @@ test('container: damaged, truncated, foreign and future-version files each get a
   const path = join(dir, 'bad.vtkc');
   const expect = (bytes: Uint8Array, re: RegExp) => {
     writeFileSync(path, bytes);
-    assert.throws(() => readCodedTokens(path), (e: unknown) => e instanceof VtokError && re.test(e.message) && e.message.includes(path));
+    assert.throws(
+      () => readCodedTokens(path),
+      (e: unknown) => e instanceof VtokError && re.test(e.message) && e.message.includes(path),
+    );
   };
   expect(good.subarray(0, 6), /too short/);
   expect(good.subarray(0, good.length - 10), /truncated/);
@@ -117,6 +141,9 @@ test('container: damaged, truncated, foreign and future-version files each get a
   expect(future, /version 9 is not supported/);
   expect(new Uint8Array([...good, 1, 2]), /stray bytes/);
   assert.throws(() => readCodedTokens(join(dir, 'missing.vtkc')), /cannot read \(ENOENT\)/);
-  assert.throws(() => encodeTokens(header(1000, [2]), [{ grid: [2], ids: Int32Array.from([5, 1000]) }]), /outside the vocabulary/);
+  assert.throws(
+    () => encodeTokens(header(1000, [2]), [{ grid: [2], ids: Int32Array.from([5, 1000]) }]),
+    /outside the vocabulary/,
+  );
   assert.throws(() => encodeTokens(header(1000, [2]), [{ grid: [3], ids: Int32Array.from([5, 10]) }]), /holds 3/);
 });

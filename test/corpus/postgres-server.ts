@@ -1,5 +1,17 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -57,7 +69,14 @@ function serverUser(): { uid?: number; gid?: number } {
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    execFileSync('useradd', [
+      '--system',
+      '--user-group',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ]);
     return { uid: id('-u'), gid: id('-g') };
   }
 }
@@ -69,7 +88,9 @@ function run(cmd: string, args: string[], user: { uid?: number; gid?: number }):
     p.stdout.on('data', (b) => (log += b));
     p.stderr.on('data', (b) => (log += b));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${basename(cmd)} exited with ${code}:\n${log.slice(-2000)}`))));
+    p.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${basename(cmd)} exited with ${code}:\n${log.slice(-2000)}`)),
+    );
   });
 }
 
@@ -81,7 +102,10 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     const pkg = dirname(dirname(dirname(postgres))); // …/native/bin/postgres
     const native = join(root, 'native');
     mirror(join(pkg, 'native'), native);
-    const links = JSON.parse(readFileSync(join(pkg, 'native', 'pg-symlinks.json'), 'utf8')) as { source: string; target: string }[];
+    const links = JSON.parse(readFileSync(join(pkg, 'native', 'pg-symlinks.json'), 'utf8')) as {
+      source: string;
+      target: string;
+    }[];
     for (const { source, target } of links) symlinkSync(basename(source), join(root, target));
     const user = serverUser();
     const data = join(root, 'data');
@@ -92,9 +116,17 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       chownSync(data, user.uid, user.gid!);
       chownSync(pwfile, user.uid, user.gid!);
     }
-    await run(join(native, 'bin', 'initdb'), ['-D', data, '-U', 'vtok', `--pwfile=${pwfile}`, '--auth=password', '-E', 'UTF8', '--locale=C', '--no-sync'], user);
+    await run(
+      join(native, 'bin', 'initdb'),
+      ['-D', data, '-U', 'vtok', `--pwfile=${pwfile}`, '--auth=password', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      user,
+    );
     const port = await freePort();
-    server = spawn(join(native, 'bin', 'postgres'), ['-D', data, '-p', String(port), '-k', data, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'], { ...user, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    server = spawn(
+      join(native, 'bin', 'postgres'),
+      ['-D', data, '-p', String(port), '-k', data, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+      { ...user, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+    );
     // never outlive the test process, even when it ends without stopping the server
     const kill = () => void server?.kill('SIGKILL');
     process.on('exit', kill);
@@ -102,7 +134,10 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     const exited = new Promise<void>((r) => started.on('close', () => r()));
     await new Promise<void>((resolve, reject) => {
       let log = '';
-      const timer = setTimeout(() => reject(new Error(`PostgreSQL did not start in 60 s:\n${log.slice(-2000)}`)), 60_000);
+      const timer = setTimeout(
+        () => reject(new Error(`PostgreSQL did not start in 60 s:\n${log.slice(-2000)}`)),
+        60_000,
+      );
       started.stderr!.on('data', (b) => {
         log += b;
         if (log.includes('database system is ready to accept connections')) {

@@ -40,7 +40,10 @@ after(async () => {
 
 /** `vtok worker` as a child process, its stderr collected (and each line handed to `onLine`). */
 function worker(args: string[], onLine?: (line: string) => void) {
-  const p = spawn(process.execPath, [MAIN, 'worker', '--queue', pg.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
+  const p = spawn(process.execPath, [MAIN, 'worker', '--queue', pg.url, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: ENV,
+  });
   children.push(p);
   const io = { stdout: '', stderr: '' };
   p.stdout!.on('data', (b) => (io.stdout += b));
@@ -55,7 +58,20 @@ function worker(args: string[], onLine?: (line: string) => void) {
 test('two workers, one SIGKILLed mid-job: every clip tokenized exactly once, nothing lost, ids as a local run gives', async () => {
   const N = 16;
   const out = temp('queue-out');
-  const corpus = ['--data', 'captioned-mnist', '--clips', String(N), '--model', MODEL, '--out', out, '--shard-size', '2', '--queue', pg.url];
+  const corpus = [
+    '--data',
+    'captioned-mnist',
+    '--clips',
+    String(N),
+    '--model',
+    MODEL,
+    '--out',
+    out,
+    '--shard-size',
+    '2',
+    '--queue',
+    pg.url,
+  ];
   const enq = await vtok('tokenize', ...corpus, '--expire', '4', '--retries', '2', '--no-wait', '--json');
   assert.equal(enq.code, 0, enq.stderr);
   assert.equal(JSON.parse(enq.stdout).jobs, N / 2);
@@ -86,7 +102,8 @@ test('two workers, one SIGKILLed mid-job: every clip tokenized exactly once, not
 
   // exactly once: across every shard file (not just the index), each source appears once, and all N do
   const seen = new Map<string, number>();
-  for (const f of listShards(out)) for (const c of readShard(join(out, f)).clips) seen.set(c.source, (seen.get(c.source) ?? 0) + 1);
+  for (const f of listShards(out))
+    for (const c of readShard(join(out, f)).clips) seen.set(c.source, (seen.get(c.source) ?? 0) + 1);
   assert.equal(seen.size, N);
   for (const [source, n] of seen) assert.equal(n, 1, `${source} in ${n} shards`);
   assert.equal(listShards(out).length, N / 2);
@@ -107,8 +124,18 @@ test('two workers, one SIGKILLed mid-job: every clip tokenized exactly once, not
 
   // the same ids as tokenizing here
   const local = temp('queue-local');
-  await tokenizeCorpus({ corpus: { kind: 'captioned-mnist', split: 'train', seed: 0, clips: N }, model: MODEL, out: local, workers: 0, shardSize: 4, quiet: true });
-  const ids = (dir: string) => new Map(listShards(dir).flatMap((f) => readShard(join(dir, f)).clips.map((c) => [c.source, [...c.ids].join()] as const)));
+  await tokenizeCorpus({
+    corpus: { kind: 'captioned-mnist', split: 'train', seed: 0, clips: N },
+    model: MODEL,
+    out: local,
+    workers: 0,
+    shardSize: 4,
+    quiet: true,
+  });
+  const ids = (dir: string) =>
+    new Map(
+      listShards(dir).flatMap((f) => readShard(join(dir, f)).clips.map((c) => [c.source, [...c.ids].join()] as const)),
+    );
   assert.deepEqual(ids(out), ids(local));
 
   // SIGTERM stops the idle worker B cleanly, with the signal's exit code
@@ -119,7 +146,22 @@ test('two workers, one SIGKILLed mid-job: every clip tokenized exactly once, not
 
 test('a job that keeps failing is retried up to the limit, its reason reported; a re-run retries it', async () => {
   const out = temp('queue-fail');
-  const corpus = ['--data', 'captioned-mnist', '--clips', '2', '--seed', '7', '--model', MODEL, '--out', out, '--shard-size', '2', '--queue', pg.url];
+  const corpus = [
+    '--data',
+    'captioned-mnist',
+    '--clips',
+    '2',
+    '--seed',
+    '7',
+    '--model',
+    MODEL,
+    '--out',
+    out,
+    '--shard-size',
+    '2',
+    '--queue',
+    pg.url,
+  ];
   const bad = worker(['--model', join(out, 'no-such-model'), '--idle-exit', '4']);
   const r = await vtok('tokenize', ...corpus, '--retries', '1');
   assert.notEqual(r.code, 0);
@@ -158,13 +200,37 @@ test('a queue URL that is not PostgreSQL, no server there, or options of the oth
   const noQueue = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', out, '--retries', '1');
   assert.notEqual(noQueue.code, 0);
   assert.match(noQueue.stderr, /--retries applies to --queue only/);
-  const threads = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', out, '--queue', pg.url, '--workers', '2');
+  const threads = await vtok(
+    'tokenize',
+    '--data',
+    'captioned-mnist',
+    '--clips',
+    '2',
+    '--out',
+    out,
+    '--queue',
+    pg.url,
+    '--workers',
+    '2',
+  );
   assert.notEqual(threads.code, 0);
   assert.match(threads.stderr, /--workers is for tokenizing here/);
   const notPg = await vtok('worker', '--queue', 'redis://localhost:6379');
   assert.notEqual(notPg.code, 0);
   assert.match(notPg.stderr, /--queue must be a postgres:\/\/ URL/);
-  const none = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--model', MODEL, '--out', out, '--queue', 'postgres://vtok:secret@127.0.0.1:1/postgres');
+  const none = await vtok(
+    'tokenize',
+    '--data',
+    'captioned-mnist',
+    '--clips',
+    '2',
+    '--model',
+    MODEL,
+    '--out',
+    out,
+    '--queue',
+    'postgres://vtok:secret@127.0.0.1:1/postgres',
+  );
   assert.notEqual(none.code, 0);
   assert.match(none.stderr, /cannot use the job queue at postgres:\/\/vtok:\*\*\*@127\.0\.0\.1:1\/postgres/);
   assert.doesNotMatch(none.stderr, /secret/);

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CaptionedMovingMnist, HELD_OUT, captionedMnistSample, isHeldOut, parseCaption } from '../../src/data/captioned-mnist.js';
+import {
+  CaptionedMovingMnist,
+  HELD_OUT,
+  captionedMnistSample,
+  isHeldOut,
+  parseCaption,
+} from '../../src/data/captioned-mnist.js';
 import { CaptionedSynthetic, colourName } from '../../src/data/captioned-synthetic.js';
 import { scanCaptionedFolder } from '../../src/data/captioned-folder.js';
 import { loadMnist } from '../../src/data/moving-mnist.js';
@@ -21,9 +27,14 @@ test('captioned Moving MNIST: template captions, one axis per digit, true labels
     const { digits, axes } = c.labels as { digits: number[]; axes: string[] };
     assert.deepEqual(parseCaption(c.caption), { digits, axes });
     if (digits.length === 2) two++;
-    for (let k = 0; k < digits.length; k++) assert.ok(!isHeldOut(digits[k]!, axes[k] as 'vertical'), `train clip ${i} holds a held-out pair: ${c.caption}`);
+    for (let k = 0; k < digits.length; k++)
+      assert.ok(!isHeldOut(digits[k]!, axes[k] as 'vertical'), `train clip ${i} holds a held-out pair: ${c.caption}`);
     const s = captionedMnistSample(i, { split: 'train', seed: 3 });
-    assert.deepEqual(s.digitIndex.map((j) => mnist.labels[j]), digits, 'the images drawn are of the captioned digits');
+    assert.deepEqual(
+      s.digitIndex.map((j) => mnist.labels[j]),
+      digits,
+      'the images drawn are of the captioned digits',
+    );
     // the digit moves along its axis only
     const K = digits.length;
     for (let k = 0; k < K; k++) {
@@ -33,7 +44,10 @@ test('captioned Moving MNIST: template captions, one axis per digit, true labels
       assert.ok(new Set(still).size === 1, 'the other coordinate stays put');
       assert.ok(new Set(xs).size > 1, 'the digit moves');
     }
-    assert.ok(c.data.some((v) => v > 200), 'the digits are drawn');
+    assert.ok(
+      c.data.some((v) => v > 200),
+      'the digits are drawn',
+    );
     assert.equal(c.label, 2 * digits[0]! + (axes[0] === 'vertical' ? 1 : 0));
   }
   assert.ok(two > 120 && two < 280, `about half the clips have two digits (${two})`);
@@ -68,7 +82,10 @@ test('captioned synthetic shapes and folders with sidecar captions', () => {
   for (let i = 0; i < 20; i++) {
     const c = ds.get(i);
     const l = c.labels as { shape: string; colour: string; direction: string; texture: string; striped: boolean };
-    assert.equal(c.caption, `a ${l.striped ? 'striped ' : ''}${l.colour} ${l.shape} moves ${l.direction} over a ${l.texture} background`);
+    assert.equal(
+      c.caption,
+      `a ${l.striped ? 'striped ' : ''}${l.colour} ${l.shape} moves ${l.direction} over a ${l.texture} background`,
+    );
     assert.equal(ds.classes[c.label!], l.direction);
   }
   assert.equal(colourName([250, 20, 10]), 'red');
@@ -80,5 +97,11 @@ test('captioned synthetic shapes and folders with sidecar captions', () => {
   writeFileSync(join(root, 'a', 'one.txt'), '  a red ball rolls\n');
   writeFileSync(join(root, 'a', 'two.mp4'), 'x');
   const { items } = scanCaptionedFolder(root);
-  assert.deepEqual(items.map((it) => [it.path.endsWith('one.mp4') || it.path.endsWith('two.mp4'), it.caption]), [[true, 'a red ball rolls'], [true, undefined]]);
+  assert.deepEqual(
+    items.map((it) => [it.path.endsWith('one.mp4') || it.path.endsWith('two.mp4'), it.caption]),
+    [
+      [true, 'a red ball rolls'],
+      [true, undefined],
+    ],
+  );
 });

@@ -14,10 +14,19 @@ const ucf = join(dir, 'ucf');
 
 // A miniature UCF-101: two classes of two videos, a class index and a split file.
 const ready = (async () => {
-  for (const [cls, src] of [['Juggling', 'testsrc'], ['Bowling', 'smptebars']] as const) {
+  for (const [cls, src] of [
+    ['Juggling', 'testsrc'],
+    ['Bowling', 'smptebars'],
+  ] as const) {
     mkdirSync(join(ucf, cls), { recursive: true });
     for (const g of [1, 2]) {
-      await makeTestVideo(join(ucf, cls, `v_${cls}_g0${g}_c01.avi`), { source: src, width: 80, height: 60, frames: 12 + 4 * g, fps: 10 });
+      await makeTestVideo(join(ucf, cls, `v_${cls}_g0${g}_c01.avi`), {
+        source: src,
+        width: 80,
+        height: 60,
+        frames: 12 + 4 * g,
+        fps: 10,
+      });
     }
   }
   writeFileSync(join(dir, 'classInd.txt'), '1 Juggling\n2 Bowling\n');
@@ -30,12 +39,22 @@ test('a UCF-101 folder: classes from subfolders or classInd.txt, split files pic
   assert.deepEqual(all.classes, ['Bowling', 'Juggling']);
   assert.equal(all.items.length, 4);
   assert.ok(all.items.every((it) => it.path.includes(all.classes![it.label!]!)));
-  const split = scanFolder(ucf, { exts: VIDEO_EXTS, split: join(dir, 'trainlist01.txt'), classIndex: join(dir, 'classInd.txt') });
+  const split = scanFolder(ucf, {
+    exts: VIDEO_EXTS,
+    split: join(dir, 'trainlist01.txt'),
+    classIndex: join(dir, 'classInd.txt'),
+  });
   assert.deepEqual(split.classes, ['Juggling', 'Bowling']);
-  assert.deepEqual(split.items.map((i) => i.label), [0, 1]);
+  assert.deepEqual(
+    split.items.map((i) => i.label),
+    [0, 1],
+  );
   const bad = join(dir, 'badlist.txt');
   writeFileSync(bad, 'Juggling/missing.avi 1\n');
-  assert.throws(() => scanFolder(ucf, { exts: VIDEO_EXTS, split: bad }), (e: Error) => e.message.startsWith(bad) && /line 1: Juggling\/missing.avi is not in/.test(e.message));
+  assert.throws(
+    () => scanFolder(ucf, { exts: VIDEO_EXTS, split: bad }),
+    (e: Error) => e.message.startsWith(bad) && /line 1: Juggling\/missing.avi is not in/.test(e.message),
+  );
   assert.throws(() => scanFolder(join(dir, 'nope'), { exts: VIDEO_EXTS }), /no such folder/);
 });
 
@@ -60,8 +79,12 @@ test('folder clips are resized, center-cropped and cut to T frames; the centre c
 
 test('an image folder gives 1-frame clips, labelled by subfolder', async () => {
   const imgs = join(dir, 'imgs');
-  for (const [cls, v] of [['cats', 10], ['dogs', 200]] as const) {
-    for (const k of [0, 1]) writePng(join(imgs, cls, `${k}.png`), { width: 20, height: 16, data: new Uint8Array(20 * 16 * 3).fill(v + k) });
+  for (const [cls, v] of [
+    ['cats', 10],
+    ['dogs', 200],
+  ] as const) {
+    for (const k of [0, 1])
+      writePng(join(imgs, cls, `${k}.png`), { width: 20, height: 16, data: new Uint8Array(20 * 16 * 3).fill(v + k) });
   }
   const ds = openDataset({ kind: 'image-folder', root: imgs, crop: [16, 16] });
   assert.equal(ds.length, 4);
@@ -73,15 +96,27 @@ test('an image folder gives 1-frame clips, labelled by subfolder', async () => {
 
 test('the batch plan covers every clip once per epoch, reshuffles per epoch and resumes exactly', () => {
   const plan = [...batchPlan(10, { batchSize: 4, seed: 1, epochs: 2 })];
-  assert.deepEqual(plan.map((b) => b.indices.length), [4, 4, 2, 4, 4, 2]);
+  assert.deepEqual(
+    plan.map((b) => b.indices.length),
+    [4, 4, 2, 4, 4, 2],
+  );
   for (const e of [0, 1]) {
     const idx = plan.filter((b) => b.epoch === e).flatMap((b) => [...b.indices]);
-    assert.deepEqual([...idx].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      [...idx].sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
   }
   assert.notDeepEqual(plan[0]!.indices, plan[3]!.indices);
   const resumed = [...batchPlan(10, { batchSize: 4, seed: 1, epochs: 2, startBatch: 4 })];
   assert.deepEqual(resumed, plan.slice(4));
-  assert.deepEqual([...batchPlan(10, { batchSize: 4, dropLast: true, shuffle: false })].map((b) => [...b.indices]), [[0, 1, 2, 3], [4, 5, 6, 7]]);
+  assert.deepEqual(
+    [...batchPlan(10, { batchSize: 4, dropLast: true, shuffle: false })].map((b) => [...b.indices]),
+    [
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+    ],
+  );
 });
 
 test('the worker loader yields the same batches as in-process, as N×C×T×H×W floats with labels', async () => {
@@ -102,7 +137,10 @@ test('the worker loader yields the same batches as in-process, as N×C×T×H×W 
   assert.deepEqual(b.shape, [4, 3, 4, 16, 16]);
   // Element (n=1, c=2, t=3, y=5, x=7) against the dataset's uint8 clip.
   const clip = ds.get(b.indices[1]!);
-  assert.equal(b.data[(((1 * 3 + 2) * 4 + 3) * 16 + 5) * 16 + 7], Math.fround(clip.data[((3 * 16 + 5) * 16 + 7) * 3 + 2]! / 127.5 - 1));
+  assert.equal(
+    b.data[(((1 * 3 + 2) * 4 + 3) * 16 + 5) * 16 + 7],
+    Math.fround(clip.data[((3 * 16 + 5) * 16 + 7) * 3 + 2]! / 127.5 - 1),
+  );
   assert.equal(b.labels![1], clip.label);
   assert.ok(b.data.every((v) => v >= -1 && v <= 1));
 });
@@ -141,10 +179,16 @@ test('errors in the worker surface as one clear error naming the file; the loade
   mkdirSync(join(broken, 'A'), { recursive: true });
   writeFileSync(join(broken, 'A', 'junk.mp4'), Buffer.alloc(3000, 7));
   const loader = await createLoader({ kind: 'video-folder', root: broken, frames: 2, crop: 16 }, { batchSize: 1 });
-  await assert.rejects(async () => {
-    for await (const _ of loader) {
-      /* consume */
-    }
-  }, (e: Error) => e.name === 'VtokError' && /junk.mp4: not a video or image/.test(e.message));
-  await assert.rejects(createLoader({ kind: 'video-folder', root: join(dir, 'none'), frames: 2, crop: 16 }, { batchSize: 1 }), /no such folder/);
+  await assert.rejects(
+    async () => {
+      for await (const _ of loader) {
+        /* consume */
+      }
+    },
+    (e: Error) => e.name === 'VtokError' && /junk.mp4: not a video or image/.test(e.message),
+  );
+  await assert.rejects(
+    createLoader({ kind: 'video-folder', root: join(dir, 'none'), frames: 2, crop: 16 }, { batchSize: 1 }),
+    /no such folder/,
+  );
 });

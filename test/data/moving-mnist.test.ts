@@ -19,7 +19,10 @@ test('samples are deterministic in (split, seed, index); the test split ignores 
   assert.deepEqual(movingMnistSample(5, { seed: 1 }).frames, a.frames);
   assert.notDeepEqual(movingMnistSample(5, { seed: 2 }).frames, a.frames);
   assert.notDeepEqual(movingMnistSample(6, { seed: 1 }).frames, a.frames);
-  assert.deepEqual(movingMnistSample(3, { split: 'test', seed: 1 }).frames, movingMnistSample(3, { split: 'test', seed: 99 }).frames);
+  assert.deepEqual(
+    movingMnistSample(3, { split: 'test', seed: 1 }).frames,
+    movingMnistSample(3, { split: 'test', seed: 99 }).frames,
+  );
   assert.notDeepEqual(movingMnistSample(3, { split: 'test' }).frames, movingMnistSample(3, { split: 'train' }).frames);
 });
 
@@ -34,20 +37,27 @@ test('every frame is exactly two MNIST digits pasted at the recorded positions, 
       for (let k = 0; k < 2; k++) {
         const x0 = Math.trunc(s.positions[(t * 2 + k) * 2]!);
         const y0 = Math.trunc(s.positions[(t * 2 + k) * 2 + 1]!);
-        for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
-          if (y0 + y < 0 || y0 + y >= 64 || x0 + x < 0 || x0 + x >= 64) continue;
-          expect[(y0 + y) * 64 + x0 + x]! += mnist.images[s.digitIndex[k]! * 784 + y * 28 + x]!;
-        }
+        for (let y = 0; y < 28; y++)
+          for (let x = 0; x < 28; x++) {
+            if (y0 + y < 0 || y0 + y >= 64 || x0 + x < 0 || x0 + x >= 64) continue;
+            expect[(y0 + y) * 64 + x0 + x]! += mnist.images[s.digitIndex[k]! * 784 + y * 28 + x]!;
+          }
       }
       const frame = s.frames.subarray(t * 4096, (t + 1) * 4096);
-      for (let i = 0; i < 4096; i++) assert.equal(frame[i], Math.min(255, expect[i]!), `clip ${index} frame ${t} pixel ${i}`);
+      for (let i = 0; i < 4096; i++)
+        assert.equal(frame[i], Math.min(255, expect[i]!), `clip ${index} frame ${t} pixel ${i}`);
     }
   }
 });
 
 test('motion statistics: speeds 2–6 px/frame, uniform directions, bounded positions, bounces at the edges', () => {
   const speeds = new Set<number>();
-  let cosSum = 0, sinSum = 0, digits = 0, bounces = 0, clipsWithBounce = 0, mean = 0;
+  let cosSum = 0,
+    sinSum = 0,
+    digits = 0,
+    bounces = 0,
+    clipsWithBounce = 0,
+    mean = 0;
   const labels = new Set<number>();
   const N = 150;
   for (let i = 0; i < N; i++) {
@@ -57,22 +67,33 @@ test('motion statistics: speeds 2–6 px/frame, uniform directions, bounded posi
     });
     let bounced = false;
     for (let k = 0; k < 2; k++) {
-      const vx = s.velocities[2 * k]!, vy = s.velocities[2 * k + 1]!;
+      const vx = s.velocities[2 * k]!,
+        vy = s.velocities[2 * k + 1]!;
       const speed = Math.hypot(vx, vy);
-      assert.ok(Math.abs(speed - Math.round(speed)) < 1e-9 && Math.round(speed) >= 2 && Math.round(speed) <= 6, `speed ${speed}`);
+      assert.ok(
+        Math.abs(speed - Math.round(speed)) < 1e-9 && Math.round(speed) >= 2 && Math.round(speed) <= 6,
+        `speed ${speed}`,
+      );
       speeds.add(Math.round(speed));
       cosSum += vx / speed;
       sinSum += vy / speed;
       digits++;
-      let px = s.positions[k * 2]!, py = s.positions[k * 2 + 1]!;
-      let dx = vx, dy = vy;
+      let px = s.positions[k * 2]!,
+        py = s.positions[k * 2 + 1]!;
+      let dx = vx,
+        dy = vy;
       for (let t = 1; t < 20; t++) {
-        const x = s.positions[(t * 2 + k) * 2]!, y = s.positions[(t * 2 + k) * 2 + 1]!;
+        const x = s.positions[(t * 2 + k) * 2]!,
+          y = s.positions[(t * 2 + k) * 2 + 1]!;
         assert.ok(x >= -2 && x <= 36 + 2 && y >= -2 && y <= 36 + 2, `position (${x}, ${y}) out of bounds`);
         // Each step moves by the same speed; a component only changes by flipping sign, next to an edge.
-        const sx = x - px, sy = y - py;
+        const sx = x - px,
+          sy = y - py;
         assert.ok(Math.abs(Math.hypot(sx, sy) - speed) < 1e-9);
-        for (const [d, sd, p] of [[dx, sx, px], [dy, sy, py]] as const) {
+        for (const [d, sd, p] of [
+          [dx, sx, px],
+          [dy, sy, py],
+        ] as const) {
           if (Math.abs(sd - d) > 1e-9) {
             assert.ok(Math.abs(sd + d) < 1e-9, 'velocity flips sign');
             assert.ok(p + d < -2 || p + d > 38, `bounce only where the next step would leave [-2, 38] (at ${p})`);
@@ -102,7 +123,8 @@ test('the dataset gives 20×64×64 clips, gray or as RGB', () => {
   assert.equal(g.length, 20 * 64 * 64);
   const rgb = new MovingMnist({ length: 10, channels: 3 }).get(4).data;
   assert.equal(rgb.length, 3 * g.length);
-  for (let i = 0; i < g.length; i += 97) assert.deepEqual([rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]], [g[i], g[i], g[i]]);
+  for (let i = 0; i < g.length; i += 97)
+    assert.deepEqual([rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]], [g[i], g[i], g[i]]);
   assert.throws(() => gray.get(10), /out of range/);
   assert.equal(gray.get(4).label, undefined);
 });

@@ -2,7 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MANIFEST, NaturalClips, findPhotos, loadPhotos, photoSplit, prepareNatural, readManifest, renderNaturalClip } from '../../src/data/natural.js';
+import {
+  MANIFEST,
+  NaturalClips,
+  findPhotos,
+  loadPhotos,
+  photoSplit,
+  prepareNatural,
+  readManifest,
+  renderNaturalClip,
+} from '../../src/data/natural.js';
 import { namedDataset } from '../../src/data/named.js';
 import { openDataset } from '../../src/data/open.js';
 import { SeededRng } from '../../src/data/seeded.js';
@@ -17,12 +26,13 @@ const out = join(dir, 'prepared');
 /** A small textured photo; `blue` sets its blue channel, so a clip shows which split's photos it was made from. */
 function photo(path: string, w: number, h: number, r: number, g: number, blue: number): void {
   const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const o = (y * w + x) * 3;
-    data[o] = r * (0.4 + (0.6 * x) / w);
-    data[o + 1] = g * (0.4 + (0.6 * y) / h);
-    data[o + 2] = blue;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      data[o] = r * (0.4 + (0.6 * x) / w);
+      data[o + 1] = g * (0.4 + (0.6 * y) / h);
+      data[o + 2] = blue;
+    }
   mkdirSync(join(path, '..'), { recursive: true });
   writePng(path, { width: w, height: h, data });
 }
@@ -39,17 +49,34 @@ const ready = (async () => {
   photo(join(photos, 'p9.png'), 40, 56, 0, 100, 150);
   writeFileSync(join(photos, 'p5.jpg'), 'not a jpeg at all');
   const logs: string[] = [];
-  const m = await prepareNatural({ out, sources: [photos], heldoutClips: 2, frames: 5, size: 32, log: (l) => logs.push(l) });
+  const m = await prepareNatural({
+    out,
+    sources: [photos],
+    heldoutClips: 2,
+    frames: 5,
+    size: 32,
+    log: (l) => logs.push(l),
+  });
   return { m, logs };
 })();
 
 test('photo splits are fixed by name', () => {
-  assert.deepEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p9'].map(photoSplit), ['train', 'train', 'train', 'test', 'train', 'test']);
+  assert.deepEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p9'].map(photoSplit), [
+    'train',
+    'train',
+    'train',
+    'test',
+    'train',
+    'test',
+  ]);
 });
 
 test('findPhotos keeps one picture per KDE wallpaper (the largest) and skips screenshots', () => {
   const found = findPhotos([photos]);
-  assert.deepEqual(found.map((f) => f.name), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p9']);
+  assert.deepEqual(
+    found.map((f) => f.name),
+    ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p9'],
+  );
   assert.ok(found.find((f) => f.name === 'p4')!.path.endsWith('80x64.png'));
   assert.throws(() => findPhotos([join(dir, 'nope')]), /no such folder of photos/);
 });
@@ -58,7 +85,10 @@ test('prepare natural: photos decoded at the working size, undecodable ones repo
   const { m, logs } = await ready;
   assert.equal(m.photos.length, 6);
   assert.ok(logs.some((l) => l.includes('p5.jpg')));
-  assert.deepEqual(m.photos.filter((p) => p.split === 'test').map((p) => p.name), ['p3', 'p9']);
+  assert.deepEqual(
+    m.photos.filter((p) => p.split === 'test').map((p) => p.name),
+    ['p3', 'p9'],
+  );
   for (const p of m.photos) assert.equal(Math.min(p.width, p.height), m.shortSide);
   assert.deepEqual(readManifest(out), m);
   const clip = await readClip(join(out, m.heldout!.files[1]!), 5);
@@ -76,9 +106,12 @@ test('clips render deterministically, move, and each split uses only its own pho
   assert.deepEqual(train.get(5, 0).data, a);
   assert.notDeepEqual(train.get(5, 1).data, a);
   assert.deepEqual(test_.get(5, 0).data, test_.get(5, 7).data);
-  let moving = 0, trainBlue = 0, testBlue = 0;
+  let moving = 0,
+    trainBlue = 0,
+    testBlue = 0;
   for (let i = 0; i < 40; i++) {
-    const c = train.get(i).data, t = test_.get(i).data;
+    const c = train.get(i).data,
+      t = test_.get(i).data;
     for (let p = 2; p < c.length; p += 3) trainBlue = Math.max(trainBlue, c[p]!);
     for (let p = 2; p < t.length; p += 3) testBlue = Math.max(testBlue, t[p]!);
     const frame = 24 * 32 * 3;
@@ -102,7 +135,10 @@ test('a prepared folder is a --data name; the loader worker opens it from its sp
 
 test('bad natural folders and arguments are clear errors', async () => {
   await ready;
-  assert.throws(() => new NaturalClips({ root: dir, split: 'train', frames: 5, height: 8, width: 8, length: 4 }), (e: unknown) => e instanceof VtokError && /not a folder made by `vtok prepare natural`/.test(e.message));
+  assert.throws(
+    () => new NaturalClips({ root: dir, split: 'train', frames: 5, height: 8, width: 8, length: 4 }),
+    (e: unknown) => e instanceof VtokError && /not a folder made by `vtok prepare natural`/.test(e.message),
+  );
   const broken = join(dir, 'broken');
   mkdirSync(join(broken, 'photos'), { recursive: true });
   const m = JSON.parse(readFileSync(join(out, MANIFEST), 'utf8'));

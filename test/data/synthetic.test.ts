@@ -22,7 +22,8 @@ test('the shape is drawn where its recorded centre is, in its colour', () => {
     const s = syntheticSample(i, opts);
     if (s.striped || s.shape === 'triangle') continue; // the centre pixel of these may be a darker stripe / edge
     for (let t = 0; t < 8; t++) {
-      const x = Math.floor(s.centers[2 * t]!), y = Math.floor(s.centers[2 * t + 1]!);
+      const x = Math.floor(s.centers[2 * t]!),
+        y = Math.floor(s.centers[2 * t + 1]!);
       const o = ((t * 32 + y) * 32 + x) * 3;
       assert.deepEqual([...s.data.subarray(o, o + 3)], s.color, `clip ${i} frame ${t}`);
     }
@@ -72,7 +73,8 @@ test('textures: the default list is gradient, stripes and checker; flat backgrou
     for (let t = 0; t < 8; t++) {
       for (let y = 0; y < 32; y++) {
         for (let x = 0; x < 32; x++) {
-          const dx = x + 0.5 - s.centers[2 * t]!, dy = y + 0.5 - s.centers[2 * t + 1]!;
+          const dx = x + 0.5 - s.centers[2 * t]!,
+            dy = y + 0.5 - s.centers[2 * t + 1]!;
           if (Math.hypot(dx, dy) < s.radius * 1.5 + 2) continue;
           const o = ((t * 32 + y) * 32 + x) * 3;
           bg.add(s.data.subarray(o, o + 3).join());
@@ -81,7 +83,10 @@ test('textures: the default list is gradient, stripes and checker; flat backgrou
     }
     assert.equal(bg.size, 1, `clip ${i}: background colours ${[...bg].slice(0, 3).join(' | ')}`);
   }
-  const onlyGradient = Array.from({ length: 10 }, (_, i) => syntheticSample(i, { ...opts, textures: ['gradient'] }).texture);
+  const onlyGradient = Array.from(
+    { length: 10 },
+    (_, i) => syntheticSample(i, { ...opts, textures: ['gradient'] }).texture,
+  );
   assert.deepEqual(new Set(onlyGradient), new Set(['gradient']));
   assert.throws(() => syntheticSample(0, { ...opts, textures: ['plaid' as never] }), /textures must be some of/);
   assert.throws(() => syntheticSample(0, { ...opts, textures: [] }), /textures must be some of/);

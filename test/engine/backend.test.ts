@@ -15,7 +15,10 @@ describe('engine backends', () => {
     const s = new E.Session(E.lowerToOnnx(graph), ['in0'], ['out0']);
     const [y] = await s.runAsync([{ dtype: 'float32', shape: [3], data: Float32Array.of(1, 2, 3) }]);
     assert.deepEqual([...(y!.data as Float32Array)], [2, 4, 6]);
-    assert.throws(() => s.run([{ dtype: 'float32', shape: [3], data: Float32Array.of(1, 2, 3) }]), /async test backend backend runs asynchronously: use runAsync/);
+    assert.throws(
+      () => s.run([{ dtype: 'float32', shape: [3], data: Float32Array.of(1, 2, 3) }]),
+      /async test backend backend runs asynchronously: use runAsync/,
+    );
     s.dispose();
     // what the backend lacks is named, not assumed
     assert.throws(() => E.exportOnnx((x) => x, [E.zeros([1])], 'never-written.onnx'), /cannot write files/);

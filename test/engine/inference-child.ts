@@ -41,16 +41,31 @@ E.installBackend({
   int8Kernels: () => ({ weights: 'int8', reason: 'stub' }),
 });
 
-const clips = (shape: number[]) => E.concrete(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape, 'float32');
+const clips = (shape: number[]) =>
+  E.concrete(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape, 'float32');
 const magvit2 = {
-  ddconfig: { double_z: false, z_channels: 6, resolution: 8, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [2, 2, 1], num_res_blocks: 1 },
-  n_embed: 64, embed_dim: 6, kind: 'video',
+  ddconfig: {
+    double_z: false,
+    z_channels: 6,
+    resolution: 8,
+    in_channels: 3,
+    out_ch: 3,
+    ch: 32,
+    ch_mult: [2, 2, 1],
+    num_res_blocks: 1,
+  },
+  n_embed: 64,
+  embed_dim: 6,
+  kind: 'video',
 };
 // the tiny preset: routed init, a centred patch embedding and a prior
 const larp = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 });
 
 const results: Record<string, unknown> = {};
-for (const [kind, config, clip] of [['magvit2', magvit2, [1, 3, 5, 8, 8]], ['larp', larp, [1, 3, 8, 32, 32]]] as const) {
+for (const [kind, config, clip] of [
+  ['magvit2', magvit2, [1, 3, 5, 8, 8]],
+  ['larp', larp, [1, 3, 8, 32, 32]],
+] as const) {
   // weights to load: any of the right names and shapes (a real model's would come from a fetched file)
   const parts = tensorsToBytes(buildForLoading(() => createTokenizer(kind, config)).module.stateDict());
   const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -66,11 +81,19 @@ for (const [kind, config, clip] of [['magvit2', magvit2, [1, 3, 5, 8, 8]], ['lar
 }
 
 const lm = new PrefixLm({ vocabSize: 32, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 16, textDim: null });
-const forward = compileInference(lm, (ids: InstanceType<typeof E.Tensor>, prefixLength: InstanceType<typeof E.Tensor>) => lm.forward({ ids, prefixLength }), 'prefix_lm');
+const forward = compileInference(
+  lm,
+  (ids: InstanceType<typeof E.Tensor>, prefixLength: InstanceType<typeof E.Tensor>) =>
+    lm.forward({ ids, prefixLength }),
+  'prefix_lm',
+);
 const logits = await forward.runAsync(E.zeros([1, 8], 'int64'), E.full([1], 2, 'int64'));
 results.lm = logits.shape;
 
 // the hooks do refuse the Node engine: proof that the imports above were checked
-const blocked = await import('../../src/engine/index.js').then(() => null, (e: Error) => e.message);
+const blocked = await import('../../src/engine/index.js').then(
+  () => null,
+  (e: Error) => e.message,
+);
 
 console.log(JSON.stringify({ backend: E.backend().name, sessions, results, blocked }));

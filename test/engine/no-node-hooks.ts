@@ -9,7 +9,8 @@ const SRC = new URL('../../src/', import.meta.url).href;
 type Resolve = (specifier: string, context: { parentURL?: string }) => Promise<unknown>;
 
 export async function resolve(specifier: string, context: { parentURL?: string }, next: Resolve): Promise<unknown> {
-  const nodeOnly = specifier.startsWith('node:') || builtinModules.includes(specifier) || /^onnxruntime-node(\/|$)/.test(specifier);
+  const nodeOnly =
+    specifier.startsWith('node:') || builtinModules.includes(specifier) || /^onnxruntime-node(\/|$)/.test(specifier);
   if (nodeOnly && context.parentURL?.startsWith(SRC)) {
     throw new Error(`blocked: ${context.parentURL.slice(SRC.length - 4)} imports ${specifier}`);
   }

@@ -21,21 +21,32 @@ const NODE_BUILTINS = new Set(builtinModules);
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm)) out.push(m[1] ?? m[2]!);
+  for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm))
+    out.push(m[1] ?? m[2]!);
   return out;
 }
 
-const isNodeModule = (spec: string) => spec.startsWith('node:') || NODE_BUILTINS.has(spec) || spec === 'onnxruntime-node' || spec.startsWith('onnxruntime-node/');
+const isNodeModule = (spec: string) =>
+  spec.startsWith('node:') ||
+  NODE_BUILTINS.has(spec) ||
+  spec === 'onnxruntime-node' ||
+  spec.startsWith('onnxruntime-node/');
 
 function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 describe('engine core', () => {
   it('no engine file outside backends/node* imports a Node module', () => {
     const files = walk(ENGINE).filter((f) => !/backends[/\\]node[^/\\]*\.ts$/.test(f));
     assert.ok(files.length > 20, `${files.length} engine files found`);
-    const bad = files.flatMap((f) => imports(f).filter(isNodeModule).map((s) => `${relative(SRC, f)}: ${s}`));
+    const bad = files.flatMap((f) =>
+      imports(f)
+        .filter(isNodeModule)
+        .map((s) => `${relative(SRC, f)}: ${s}`),
+    );
     assert.deepEqual(bad, []);
   });
 
@@ -69,7 +80,13 @@ describe('the inference path without Node', () => {
       lm: [1, 8, 32],
     });
     // every program went through the stub: each tokenizer's encode and decode, and the LM
-    assert.deepEqual([...out.sessions].sort(), ['larp_decode', 'larp_encode', 'magvit2_decode', 'magvit2_encode', 'prefix_lm']);
+    assert.deepEqual([...out.sessions].sort(), [
+      'larp_decode',
+      'larp_encode',
+      'magvit2_decode',
+      'magvit2_encode',
+      'prefix_lm',
+    ]);
     assert.match(out.blocked, /blocked: src\/engine\/backends\/node\.js imports node:/);
   });
 });
@@ -79,16 +96,22 @@ describe('test entry points', () => {
     const reach = (file: string, seen = new Set<string>()): Set<string> => {
       if (seen.has(file)) return seen;
       seen.add(file);
-      for (const spec of imports(file)) if (spec.startsWith('.')) reach(resolve(dirname(file), spec.replace(/\.js$/, '.ts')), seen);
+      for (const spec of imports(file))
+        if (spec.startsWith('.')) reach(resolve(dirname(file), spec.replace(/\.js$/, '.ts')), seen);
       return seen;
     };
     const tests = walk(TEST).filter((f) => f.endsWith('.test.ts'));
-    const core = join(ENGINE, 'core.ts'), node = join(ENGINE, 'index.ts');
+    const core = join(ENGINE, 'core.ts'),
+      node = join(ENGINE, 'index.ts');
     const missing = tests.filter((f) => {
       const r = reach(f);
       return r.has(core) && !r.has(node);
     });
     assert.ok(tests.length > 50, `${tests.length} test files`);
-    assert.deepEqual(missing.map((f) => relative(TEST, f)), [], "add import '…/src/engine/index.js' (the modules under test import the backend-free core)");
+    assert.deepEqual(
+      missing.map((f) => relative(TEST, f)),
+      [],
+      "add import '…/src/engine/index.js' (the modules under test import the backend-free core)",
+    );
   });
 });

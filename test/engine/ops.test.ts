@@ -24,7 +24,9 @@ for (const op of E.registry.values()) {
   }
 }
 after(() => {
-  const missing = [...E.registry.values()].filter((op) => typeof op.vjp === 'function' && !exercised.has(op.name)).map((op) => op.name);
+  const missing = [...E.registry.values()]
+    .filter((op) => typeof op.vjp === 'function' && !exercised.has(op.name))
+    .map((op) => op.name);
   assert.deepEqual(missing, [], `differentiable ops without a gradient check: ${missing.join(', ')}`);
 });
 
@@ -52,7 +54,11 @@ function assertClose(t: Tensor, ref: Arr, tol = 1e-5, what = ''): void {
   }
 }
 
-function assertGrad(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts: { wrt?: number[]; tol?: number; eps?: number } = {}): void {
+function assertGrad(
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: { wrt?: number[]; tol?: number; eps?: number } = {},
+): void {
   const r = E.gradcheck(f, inputs, { wrt: opts.wrt, eps: opts.eps ?? 1e-2, directions: 3 });
   assert.ok(r.maxError < (opts.tol ?? 1e-2), `gradient check failed: ${JSON.stringify(r.checks)}`);
 }
@@ -74,7 +80,13 @@ describe('elementwise unary', () => {
     ['relu', E.relu, (x) => Math.max(0, x), -1, 1, 0.1],
     ['silu', E.silu, (x) => x * sigmoid(x), -3, 3],
     ['gelu', (x) => E.gelu(x), (x) => 0.5 * x * (1 + R.erf(x / Math.SQRT2)), -3, 3],
-    ['geluTanh', (x) => E.gelu(x, 'tanh'), (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))), -3, 3],
+    [
+      'geluTanh',
+      (x) => E.gelu(x, 'tanh'),
+      (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+      -3,
+      3,
+    ],
     ['softplus', E.softplus, (x) => Math.log1p(Math.exp(x)), -3, 3],
     ['erf', E.erf, R.erf, -2, 2],
     ['sin', E.sin, Math.sin, -3, 3],
@@ -114,7 +126,18 @@ describe('elementwise unary', () => {
 });
 
 describe('elementwise binary with broadcasting', () => {
-  const shapes: [number[], number[]][] = [[[2, 3], [2, 3]], [[2, 3], [3]], [[2, 1, 4], [3, 1]], [[1], [2, 2]]];
+  const shapes: [number[], number[]][] = [
+    [
+      [2, 3],
+      [2, 3],
+    ],
+    [[2, 3], [3]],
+    [
+      [2, 1, 4],
+      [3, 1],
+    ],
+    [[1], [2, 2]],
+  ];
   const ops: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number) => number, number, number][] = [
     ['add', E.add, (a, b) => a + b, -1, 1],
     ['sub', E.sub, (a, b) => a - b, -1, 1],
@@ -143,7 +166,8 @@ describe('elementwise binary with broadcasting', () => {
     assert.deepEqual(E.toArray(E.greaterEqual(a, b)), [0, 1, 1]);
     assert.deepEqual(E.toArray(E.equal(a, b)), [0, 1, 0]);
     assert.deepEqual(E.toArray(E.notEqual(a, b)), [1, 0, 1]);
-    const p = E.less(a, b), q = E.greater(a, 1);
+    const p = E.less(a, b),
+      q = E.greater(a, 1);
     assert.deepEqual(E.toArray(E.logicalAnd(p, q)), [0, 0, 0]);
     assert.deepEqual(E.toArray(E.logicalOr(p, q)), [1, 1, 1]);
     assert.deepEqual(E.toArray(E.logicalXor(p, q)), [1, 1, 1]);
@@ -154,7 +178,10 @@ describe('elementwise binary with broadcasting', () => {
     const [b, br] = rand([3]);
     const c = E.greater(E.tensor([1, -1, 1, -1, 1, 1], [2, 3]), 0);
     const cr = [1, 0, 1, 0, 1, 1];
-    assertClose(E.where(c, a, b), Arr.from([2, 3], ([i, j]) => (cr[i! * 3 + j!] ? ar.at([i!, j!]) : br.at([j!]))));
+    assertClose(
+      E.where(c, a, b),
+      Arr.from([2, 3], ([i, j]) => (cr[i! * 3 + j!] ? ar.at([i!, j!]) : br.at([j!]))),
+    );
     assertGrad((x, y) => E.where(c, x, y), [a, b]);
   });
   it('rejects shapes that do not broadcast, naming them', () => {
@@ -171,11 +198,30 @@ describe('reductions', () => {
     ['max', E.max, (v) => Math.max(...v)],
     ['min', E.min, (v) => Math.min(...v)],
     ['logsumexp', E.logsumexp, (v) => Math.log(sumRef(v.map(Math.exp)))],
-    ['variance', (t, ax, k) => E.variance(t, ax, k), (v) => { const m = sumRef(v) / v.length; return sumRef(v.map((y) => (y - m) ** 2)) / v.length; }],
-    ['variance (unbiased)', (t, ax, k) => E.variance(t, ax, k, 1), (v) => { const m = sumRef(v) / v.length; return sumRef(v.map((y) => (y - m) ** 2)) / (v.length - 1); }],
+    [
+      'variance',
+      (t, ax, k) => E.variance(t, ax, k),
+      (v) => {
+        const m = sumRef(v) / v.length;
+        return sumRef(v.map((y) => (y - m) ** 2)) / v.length;
+      },
+    ],
+    [
+      'variance (unbiased)',
+      (t, ax, k) => E.variance(t, ax, k, 1),
+      (v) => {
+        const m = sumRef(v) / v.length;
+        return sumRef(v.map((y) => (y - m) ** 2)) / (v.length - 1);
+      },
+    ],
   ];
   for (const [name, f, ref] of cases) {
-    for (const [axes, keep] of [[[1], false], [[0, 2], true], [[0, 1, 2], false], [[-1], true]] as [number[], boolean][]) {
+    for (const [axes, keep] of [
+      [[1], false],
+      [[0, 2], true],
+      [[0, 1, 2], false],
+      [[-1], true],
+    ] as [number[], boolean][]) {
       it(`${name} over [${axes}] keepdims=${keep}`, () => {
         const norm = axes.map((a) => (a < 0 ? a + 3 : a));
         assertClose(f(x, axes, keep), R.reduce(xr, norm, keep, ref), 1e-5, name);
@@ -183,14 +229,26 @@ describe('reductions', () => {
       });
     }
   }
-  for (const [reverse, exclusive] of [[false, false], [true, false], [false, true], [true, true]]) {
+  for (const [reverse, exclusive] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
     it(`cumsum reverse=${reverse} exclusive=${exclusive}`, () => {
       const got = E.toArray(E.cumsum(x, 1, { reverse, exclusive }));
-      for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) {
-        let want = 0;
-        for (let m = 0; m < 3; m++) if (reverse ? m > j || (m === j && !exclusive) : m < j || (m === j && !exclusive)) want += xr.at([i, m, k]);
-        assert.ok(Math.abs(got[(i * 3 + j) * 4 + k]! - want) < 1e-9, `element ${i},${j},${k}: ${got[(i * 3 + j) * 4 + k]} vs ${want}`);
-      }
+      for (let i = 0; i < 2; i++)
+        for (let j = 0; j < 3; j++)
+          for (let k = 0; k < 4; k++) {
+            let want = 0;
+            for (let m = 0; m < 3; m++)
+              if (reverse ? m > j || (m === j && !exclusive) : m < j || (m === j && !exclusive))
+                want += xr.at([i, m, k]);
+            assert.ok(
+              Math.abs(got[(i * 3 + j) * 4 + k]! - want) < 1e-9,
+              `element ${i},${j},${k}: ${got[(i * 3 + j) * 4 + k]} vs ${want}`,
+            );
+          }
       assertGrad((t) => E.cumsum(t, -1, { reverse, exclusive }), [x], { eps: 1e-5, tol: 1e-4 });
     });
   }
@@ -209,7 +267,20 @@ describe('reductions', () => {
 });
 
 describe('matmul', () => {
-  for (const [sa, sb] of [[[3, 4], [4, 2]], [[2, 3, 4], [4, 5]], [[2, 1, 3, 4], [3, 4, 2]]] as [number[], number[]][]) {
+  for (const [sa, sb] of [
+    [
+      [3, 4],
+      [4, 2],
+    ],
+    [
+      [2, 3, 4],
+      [4, 5],
+    ],
+    [
+      [2, 1, 3, 4],
+      [3, 4, 2],
+    ],
+  ] as [number[], number[]][]) {
     it(`[${sa}] @ [${sb}]`, () => {
       const [a, ar] = rand(sa);
       const [b, br] = rand(sb);
@@ -221,18 +292,64 @@ describe('matmul', () => {
     const [x, xr] = rand([2, 3]);
     const [w, wr] = rand([4, 3]);
     const [b, br] = rand([4]);
-    const ref = R.zip(R.matmul(xr, Arr.from([3, 4], ([i, j]) => wr.at([j!, i!]))), br, (p, q) => p + q);
+    const ref = R.zip(
+      R.matmul(
+        xr,
+        Arr.from([3, 4], ([i, j]) => wr.at([j!, i!])),
+      ),
+      br,
+      (p, q) => p + q,
+    );
     assertClose(E.linear(x, w, b), ref, 1e-5);
     assertGrad(E.linear, [x, w, b]);
   });
 });
 
 describe('convolution', () => {
-  const cases: { name: string; x: number[]; w: number[]; stride: number[]; pad: [number, number][]; dilation: number[]; groups: number }[] = [
+  const cases: {
+    name: string;
+    x: number[];
+    w: number[];
+    stride: number[];
+    pad: [number, number][];
+    dilation: number[];
+    groups: number;
+  }[] = [
     { name: '1d', x: [2, 2, 7], w: [3, 2, 3], stride: [1], pad: [[1, 1]], dilation: [1], groups: 1 },
-    { name: '1d stride 2 dilation 2 asymmetric pad', x: [1, 2, 9], w: [2, 2, 3], stride: [2], pad: [[2, 0]], dilation: [2], groups: 1 },
-    { name: '2d groups 2', x: [1, 4, 5, 6], w: [4, 2, 3, 3], stride: [1, 2], pad: [[1, 1], [0, 1]], dilation: [1, 1], groups: 2 },
-    { name: '3d causal stride', x: [1, 2, 4, 5, 5], w: [3, 2, 3, 3, 3], stride: [1, 2, 2], pad: [[2, 0], [1, 1], [1, 1]], dilation: [1, 1, 1], groups: 1 },
+    {
+      name: '1d stride 2 dilation 2 asymmetric pad',
+      x: [1, 2, 9],
+      w: [2, 2, 3],
+      stride: [2],
+      pad: [[2, 0]],
+      dilation: [2],
+      groups: 1,
+    },
+    {
+      name: '2d groups 2',
+      x: [1, 4, 5, 6],
+      w: [4, 2, 3, 3],
+      stride: [1, 2],
+      pad: [
+        [1, 1],
+        [0, 1],
+      ],
+      dilation: [1, 1],
+      groups: 2,
+    },
+    {
+      name: '3d causal stride',
+      x: [1, 2, 4, 5, 5],
+      w: [3, 2, 3, 3, 3],
+      stride: [1, 2, 2],
+      pad: [
+        [2, 0],
+        [1, 1],
+        [1, 1],
+      ],
+      dilation: [1, 1, 1],
+      groups: 1,
+    },
   ];
   for (const c of cases) {
     it(`conv ${c.name}`, () => {
@@ -240,14 +357,52 @@ describe('convolution', () => {
       const [w, wr] = rand(c.w);
       const [b, br] = rand([c.w[0]!]);
       const o = { stride: c.stride, padding: c.pad, dilation: c.dilation, groups: c.groups };
-      assertClose(E.conv(x, w, b, o), R.conv(xr, wr, br, { stride: c.stride, pad: c.pad, dilation: c.dilation, groups: c.groups }), 1e-4);
+      assertClose(
+        E.conv(x, w, b, o),
+        R.conv(xr, wr, br, { stride: c.stride, pad: c.pad, dilation: c.dilation, groups: c.groups }),
+        1e-4,
+      );
       assertGrad((p, q, r) => E.conv(p, q, r, o), [x, w, b]);
     });
   }
-  const tcases: { name: string; x: number[]; w: number[]; stride: number[]; pad: [number, number][]; dilation: number[]; groups: number; op: number[] }[] = [
+  const tcases: {
+    name: string;
+    x: number[];
+    w: number[];
+    stride: number[];
+    pad: [number, number][];
+    dilation: number[];
+    groups: number;
+    op: number[];
+  }[] = [
     { name: '1d stride 2', x: [2, 2, 4], w: [2, 3, 3], stride: [2], pad: [[1, 1]], dilation: [1], groups: 1, op: [1] },
-    { name: '2d groups 2', x: [1, 4, 3, 3], w: [4, 1, 3, 2], stride: [2, 1], pad: [[0, 1], [1, 0]], dilation: [1, 1], groups: 2, op: [0, 0] },
-    { name: '3d stride 2', x: [1, 2, 2, 3, 3], w: [2, 2, 2, 3, 3], stride: [1, 2, 2], pad: [[0, 0], [1, 1], [1, 1]], dilation: [1, 1, 1], groups: 1, op: [0, 1, 1] },
+    {
+      name: '2d groups 2',
+      x: [1, 4, 3, 3],
+      w: [4, 1, 3, 2],
+      stride: [2, 1],
+      pad: [
+        [0, 1],
+        [1, 0],
+      ],
+      dilation: [1, 1],
+      groups: 2,
+      op: [0, 0],
+    },
+    {
+      name: '3d stride 2',
+      x: [1, 2, 2, 3, 3],
+      w: [2, 2, 2, 3, 3],
+      stride: [1, 2, 2],
+      pad: [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+      ],
+      dilation: [1, 1, 1],
+      groups: 1,
+      op: [0, 1, 1],
+    },
   ];
   for (const c of tcases) {
     it(`convTranspose ${c.name}`, () => {
@@ -272,36 +427,69 @@ describe('movement', () => {
     assertGrad((t) => E.reshape(t, [6, 4]), [x]);
   });
   it('transpose', () => {
-    assertClose(E.transpose(x, [2, 0, 1]), Arr.from([4, 2, 3], ([a, b, c]) => xr.at([b!, c!, a!])));
+    assertClose(
+      E.transpose(x, [2, 0, 1]),
+      Arr.from([4, 2, 3], ([a, b, c]) => xr.at([b!, c!, a!])),
+    );
     assertGrad((t) => E.transpose(t, [2, 0, 1]), [x]);
   });
   it('broadcastTo and tile', () => {
     const [y, yr] = rand([3, 1]);
-    assertClose(E.broadcastTo(y, [2, 3, 4]), Arr.from([2, 3, 4], ([, b]) => yr.at([b!, 0])));
+    assertClose(
+      E.broadcastTo(y, [2, 3, 4]),
+      Arr.from([2, 3, 4], ([, b]) => yr.at([b!, 0])),
+    );
     assertGrad((t) => E.broadcastTo(t, [2, 3, 4]), [y]);
-    assertClose(E.tile(y, [2, 3]), Arr.from([6, 3], ([a, b]) => yr.at([a! % 3, 0]) + 0 * b!));
+    assertClose(
+      E.tile(y, [2, 3]),
+      Arr.from([6, 3], ([a, b]) => yr.at([a! % 3, 0]) + 0 * b!),
+    );
     assertGrad((t) => E.tile(t, [2, 3]), [y]);
   });
   it('slice with steps, negative steps and flip', () => {
-    assertClose(E.slice(x, { 1: [1, 3], 2: [0, null, 2] }), Arr.from([2, 2, 2], ([a, b, c]) => xr.at([a!, b! + 1, 2 * c!])));
+    assertClose(
+      E.slice(x, { 1: [1, 3], 2: [0, null, 2] }),
+      Arr.from([2, 2, 2], ([a, b, c]) => xr.at([a!, b! + 1, 2 * c!])),
+    );
     assertGrad((t) => E.slice(t, { 1: [1, 3], 2: [0, null, 2] }), [x]);
-    assertClose(E.slice(x, { 2: [null, null, -1] }), Arr.from([2, 3, 4], ([a, b, c]) => xr.at([a!, b!, 3 - c!])));
-    assertClose(E.flip(x, [0, 2]), Arr.from([2, 3, 4], ([a, b, c]) => xr.at([1 - a!, b!, 3 - c!])));
+    assertClose(
+      E.slice(x, { 2: [null, null, -1] }),
+      Arr.from([2, 3, 4], ([a, b, c]) => xr.at([a!, b!, 3 - c!])),
+    );
+    assertClose(
+      E.flip(x, [0, 2]),
+      Arr.from([2, 3, 4], ([a, b, c]) => xr.at([1 - a!, b!, 3 - c!])),
+    );
     assertGrad((t) => E.flip(t, [0, 2]), [x]);
-    assertClose(E.slice(x, { 2: [-1, 0, -2] }), Arr.from([2, 3, 2], ([a, b, c]) => xr.at([a!, b!, 3 - 2 * c!])));
+    assertClose(
+      E.slice(x, { 2: [-1, 0, -2] }),
+      Arr.from([2, 3, 2], ([a, b, c]) => xr.at([a!, b!, 3 - 2 * c!])),
+    );
     assertGrad((t) => E.slice(t, { 2: [-1, 0, -2] }), [x]);
   });
   it('concat, stack and split', () => {
     const [y, yr] = rand([2, 2, 4]);
-    assertClose(E.concat([x, y], 1), Arr.from([2, 5, 4], ([a, b, c]) => (b! < 3 ? xr.at([a!, b!, c!]) : yr.at([a!, b! - 3, c!]))));
+    assertClose(
+      E.concat([x, y], 1),
+      Arr.from([2, 5, 4], ([a, b, c]) => (b! < 3 ? xr.at([a!, b!, c!]) : yr.at([a!, b! - 3, c!]))),
+    );
     assertGrad((p, q) => E.concat([p, q], 1), [x, y]);
     const [z] = rand([2, 3, 4]);
     assert.deepEqual([...E.stack([x, z], 1).shape], [2, 2, 3, 4]);
     assertGrad((p, q) => E.stack([p, q], -1), [x, z]);
     const parts = E.split(x, [1, 3], 2);
-    assertClose(parts[1]!, Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a!, b!, c! + 1])));
+    assertClose(
+      parts[1]!,
+      Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a!, b!, c! + 1])),
+    );
     assertGrad((t) => E.mul(E.split(t, [1, 3], 2)[1]!, 2), [x]);
-    assertGrad((t) => { const [p, q] = E.split(t, 2, 2); return E.mul(p!, q!); }, [x]);
+    assertGrad(
+      (t) => {
+        const [p, q] = E.split(t, 2, 2);
+        return E.mul(p!, q!);
+      },
+      [x],
+    );
   });
   for (const mode of ['constant', 'edge', 'reflect'] as const) {
     it(`pad ${mode}`, () => {
@@ -311,20 +499,49 @@ describe('movement', () => {
         if (mode === 'reflect') return j < 0 ? -j : j >= d ? 2 * (d - 1) - j : j;
         return j;
       };
-      const out = E.pad(x, [[0, 0], [1, 2], [2, 1]], mode, 0.5);
-      assertClose(out, Arr.from([2, 6, 7], ([a, b, c]) => {
-        const bb = src(b!, 3, 1), cc = src(c!, 4, 2);
-        if (mode === 'constant' && (bb < 0 || bb >= 3 || cc < 0 || cc >= 4)) return 0.5;
-        return xr.at([a!, bb, cc]);
-      }));
-      assertGrad((t) => E.pad(t, [[0, 0], [1, 2], [2, 1]], mode, 0.5), [x]);
+      const out = E.pad(
+        x,
+        [
+          [0, 0],
+          [1, 2],
+          [2, 1],
+        ],
+        mode,
+        0.5,
+      );
+      assertClose(
+        out,
+        Arr.from([2, 6, 7], ([a, b, c]) => {
+          const bb = src(b!, 3, 1),
+            cc = src(c!, 4, 2);
+          if (mode === 'constant' && (bb < 0 || bb >= 3 || cc < 0 || cc >= 4)) return 0.5;
+          return xr.at([a!, bb, cc]);
+        }),
+      );
+      assertGrad(
+        (t) =>
+          E.pad(
+            t,
+            [
+              [0, 0],
+              [1, 2],
+              [2, 1],
+            ],
+            mode,
+            0.5,
+          ),
+        [x],
+      );
     });
   }
   it('depthToSpace and spaceToDepth invert each other (2d and 3d) and match pixel_shuffle order', () => {
     const [v, vr] = rand([1, 8, 2, 3]);
     const d = E.depthToSpace(v, [2, 2]);
     // pixel_shuffle: out[n, c, h·r+i, w·r+j] = in[n, c·r² + i·r + j, h, w]
-    assertClose(d, Arr.from([1, 2, 4, 6], ([n, c, h, w]) => vr.at([n!, c! * 4 + (h! % 2) * 2 + (w! % 2), h! >> 1, w! >> 1])));
+    assertClose(
+      d,
+      Arr.from([1, 2, 4, 6], ([n, c, h, w]) => vr.at([n!, c! * 4 + (h! % 2) * 2 + (w! % 2), h! >> 1, w! >> 1])),
+    );
     assertClose(E.spaceToDepth(d, [2, 2]), vr);
     const [u, ur] = rand([1, 16, 2, 2, 3]);
     const d3 = E.depthToSpace(u, [2, 2, 2]);
@@ -339,21 +556,33 @@ describe('indexing', () => {
     const [table, tr] = rand([5, 3]);
     const ids = E.tensor([4, 0, 4, 2, 1, 4], [2, 3], 'int64');
     const idv = [4, 0, 4, 2, 1, 4];
-    assertClose(E.embedding(table, ids), Arr.from([2, 3, 3], ([a, b, c]) => tr.at([idv[a! * 3 + b!]!, c!])));
+    assertClose(
+      E.embedding(table, ids),
+      Arr.from([2, 3, 3], ([a, b, c]) => tr.at([idv[a! * 3 + b!]!, c!])),
+    );
     assertGrad((t) => E.embedding(t, ids), [table]);
     const [x, xr] = rand([2, 5, 3]);
     const sel = E.tensor([3, 3, 0], [3], 'int64');
-    assertClose(E.gather(x, sel, 1), Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a!, [3, 3, 0][b!]!, c!])));
+    assertClose(
+      E.gather(x, sel, 1),
+      Arr.from([2, 3, 3], ([a, b, c]) => xr.at([a!, [3, 3, 0][b!]!, c!])),
+    );
     assertGrad((t) => E.gather(t, sel, 1), [x]);
   });
   it('takeAlongAxis and scatterAdd', () => {
     const [x, xr] = rand([2, 4]);
     const idx = E.tensor([3, 3, 0, 1, 2, 0], [2, 3], 'int64');
     const iv = [3, 3, 0, 1, 2, 0];
-    assertClose(E.takeAlongAxis(x, idx, 1), Arr.from([2, 3], ([a, b]) => xr.at([a!, iv[a! * 3 + b!]!])));
+    assertClose(
+      E.takeAlongAxis(x, idx, 1),
+      Arr.from([2, 3], ([a, b]) => xr.at([a!, iv[a! * 3 + b!]!])),
+    );
     assertGrad((t) => E.takeAlongAxis(t, idx, 1), [x]);
     const [src, sr] = rand([2, 3]);
-    const expected = Arr.from([2, 4], ([a, b]) => xr.at([a!, b!]) + [0, 1, 2].reduce((s, k) => s + (iv[a! * 3 + k] === b ? sr.at([a!, k]) : 0), 0));
+    const expected = Arr.from(
+      [2, 4],
+      ([a, b]) => xr.at([a!, b!]) + [0, 1, 2].reduce((s, k) => s + (iv[a! * 3 + k] === b ? sr.at([a!, k]) : 0), 0),
+    );
     assertClose(E.scatterAdd(x, 1, idx, src), expected);
     assertGrad((p, q) => E.scatterAdd(p, 1, idx, q), [x, src]);
   });
@@ -367,8 +596,17 @@ describe('nn ops', () => {
   it('softmax and logSoftmax', () => {
     const [x, xr] = rand([2, 5], -2, 2);
     const lse = R.reduce(xr, [1], true, (v) => Math.log(v.reduce((s, y) => s + Math.exp(y), 0)));
-    assertClose(E.logSoftmax(x), R.zip(xr, lse, (a, b) => a - b));
-    assertClose(E.softmax(x), R.map(R.zip(xr, lse, (a, b) => a - b), Math.exp));
+    assertClose(
+      E.logSoftmax(x),
+      R.zip(xr, lse, (a, b) => a - b),
+    );
+    assertClose(
+      E.softmax(x),
+      R.map(
+        R.zip(xr, lse, (a, b) => a - b),
+        Math.exp,
+      ),
+    );
     assertGrad((t) => E.softmax(t), [x]);
     assertGrad((t) => E.logSoftmax(t, 0), [x]);
   });
@@ -391,7 +629,11 @@ describe('nn ops', () => {
     assertClose(E.groupNorm(g, 2, null, null), new Arr([2, 4, 3, 2], grouped.data), 1e-4);
     assertGrad((p, q, r) => E.groupNorm(p, 2, q, r), [g, gw, gb]);
     const ms = R.reduce(xr, [2], true, (v) => v.reduce((s, y) => s + y * y, 0) / v.length);
-    assertClose(E.rmsNorm(x, null, 1e-6), R.zip(xr, ms, (p, q) => p / Math.sqrt(q + 1e-6)), 1e-4);
+    assertClose(
+      E.rmsNorm(x, null, 1e-6),
+      R.zip(xr, ms, (p, q) => p / Math.sqrt(q + 1e-6)),
+      1e-4,
+    );
     assertGrad((p, q) => E.rmsNorm(p, q), [x, w]);
   });
   for (const mask of ['none', 'causal', { prefix: 2 }, { window: 2 }] as const) {
@@ -400,9 +642,19 @@ describe('nn ops', () => {
       const [k, kr] = rand([2, 4, 3]);
       const [v, vr] = rand([2, 4, 2]);
       const visible = (i: number, j: number) =>
-        mask === 'none' ? true : mask === 'causal' ? j <= i : 'prefix' in mask ? j <= i || (j < 2 && i < 2) : Math.abs(i - j) < 2;
+        mask === 'none'
+          ? true
+          : mask === 'causal'
+            ? j <= i
+            : 'prefix' in mask
+              ? j <= i || (j < 2 && i < 2)
+              : Math.abs(i - j) < 2;
       const ref = Arr.from([2, 4, 2], ([n, i, d]) => {
-        const s = [0, 1, 2, 3].map((j) => (visible(i!, j) ? [0, 1, 2].reduce((a, c) => a + qr.at([n!, i!, c]) * kr.at([n!, j, c]), 0) / Math.sqrt(3) : -Infinity));
+        const s = [0, 1, 2, 3].map((j) =>
+          visible(i!, j)
+            ? [0, 1, 2].reduce((a, c) => a + qr.at([n!, i!, c]) * kr.at([n!, j, c]), 0) / Math.sqrt(3)
+            : -Infinity,
+        );
         const m = Math.max(...s);
         const e = s.map((y) => Math.exp(y - m));
         const z = e.reduce((a, b) => a + b, 0);
@@ -417,7 +669,8 @@ describe('nn ops', () => {
     const t = [1, -100, 4, 0];
     const targets = E.tensor(t, [4], 'int64');
     const eps = 0.1;
-    let total = 0, count = 0;
+    let total = 0,
+      count = 0;
     for (let i = 0; i < 4; i++) {
       if (t[i] === -100) continue;
       const row = [0, 1, 2, 3, 4].map((j) => lr.at([i, j]));
@@ -427,23 +680,34 @@ describe('nn ops', () => {
       total += (1 - eps) * nll + eps * smooth;
       count++;
     }
-    assertClose(E.crossEntropy(logits, targets, { labelSmoothing: eps }), new Arr([], Float64Array.of(total / count)), 1e-5);
+    assertClose(
+      E.crossEntropy(logits, targets, { labelSmoothing: eps }),
+      new Arr([], Float64Array.of(total / count)),
+      1e-5,
+    );
     assertGrad((z) => E.crossEntropy(z, targets, { labelSmoothing: eps }), [logits]);
   });
   it('dropout keeps the expectation and is traced as fed noise', () => {
     const x = E.ones([200, 50]);
     // p = 0.3 is 77/256 within 2%: a byte mask, kept values scaled by 256/179; p = 0.01 is not: float noise.
-    for (const [p, keptScale] of [[0.3, 256 / 179], [0.01, 1 / 0.99]] as [number, number][]) {
+    for (const [p, keptScale] of [
+      [0.3, 256 / 179],
+      [0.01, 1 / 0.99],
+    ] as [number, number][]) {
       const y = E.toArray(E.dropout(x, p, true));
       const zeros = y.filter((v) => v === 0).length / y.length;
       assert.ok(Math.abs(zeros - p) < 0.02, `p=${p}: drop rate ${zeros}`);
-      assert.ok(y.every((v) => v === 0 || Math.abs(v - keptScale) < 1e-6), `p=${p}: kept values scaled by ${keptScale}`);
+      assert.ok(
+        y.every((v) => v === 0 || Math.abs(v - keptScale) < 1e-6),
+        `p=${p}: kept values scaled by ${keptScale}`,
+      );
       const mean = y.reduce((a, b) => a + b, 0) / y.length;
       assert.ok(Math.abs(mean - 1) < 0.03, `p=${p}: mean ${mean}`);
     }
     assert.equal(E.dropout(x, 0.3, false), x);
     const f = E.jit((t: Tensor) => E.dropout(t, 0.5, true));
-    const a = E.toArray(f(E.ones([64])) as Tensor), b = E.toArray(f(E.ones([64])) as Tensor);
+    const a = E.toArray(f(E.ones([64])) as Tensor),
+      b = E.toArray(f(E.ones([64])) as Tensor);
     assert.notDeepEqual(a, b, 'a new mask per call');
   });
 });
@@ -456,7 +720,10 @@ describe('gradient control', () => {
     // sign() has zero gradient; straight-through passes the gradient of the identity.
     const g2 = E.grad((t: Tensor) => E.sum(E.mul(E.straightThrough(E.sign(t), t), 3)))(x) as Tensor;
     assert.deepEqual(E.toArray(g2), [3, 3, 3]);
-    const clippedGrad = E.customVjp((t) => [E.mul(t, 2)], ([g]) => [E.clamp(g!, -0.5, 0.5)]);
+    const clippedGrad = E.customVjp(
+      (t) => [E.mul(t, 2)],
+      ([g]) => [E.clamp(g!, -0.5, 0.5)],
+    );
     const g3 = E.grad((t: Tensor) => E.sum(E.mul(clippedGrad(t)[0]!, E.tensor([1, -2, 0.25], [3]))))(x) as Tensor;
     assert.deepEqual(E.toArray(g3), [0.5, -0.5, 0.25]);
   });
@@ -472,9 +739,15 @@ describe('op declarations', () => {
       assert.ok(typeof op.vjp === 'function' || typeof op.vjp.notDifferentiable === 'string', op.name);
     }
     const opaque = E.defineOp<object>({
-      name: 'testOpaque', infer: (i) => i, lower: (ctx, ins, outs) => ctx.emit('Identity', ins, outs), vjp: E.notDifferentiable('a test op'),
+      name: 'testOpaque',
+      infer: (i) => i,
+      lower: (ctx, ins, outs) => ctx.emit('Identity', ins, outs),
+      vjp: E.notDifferentiable('a test op'),
     });
     const f = E.grad((x: Tensor) => E.sum(E.apply1(opaque, [x], {})));
-    assert.throws(() => f(E.concrete(new Float32Array([1, 3, 2]), [3], 'float32')), /testOpaque is not differentiable \(a test op\)/);
+    assert.throws(
+      () => f(E.concrete(new Float32Array([1, 3, 2]), [3], 'float32')),
+      /testOpaque is not differentiable \(a test op\)/,
+    );
   });
 });

@@ -3,7 +3,10 @@
  */
 export class Arr {
   readonly strides: number[];
-  constructor(readonly shape: number[], readonly data: Float64Array) {
+  constructor(
+    readonly shape: number[],
+    readonly data: Float64Array,
+  ) {
     this.strides = strides(shape);
     if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error('Arr: size mismatch');
   }
@@ -73,23 +76,36 @@ export function reduce(a: Arr, axes: number[], keepdims: boolean, fn: (vals: num
 }
 
 export function matmul(a: Arr, b: Arr): Arr {
-  const [m, k] = a.shape.slice(-2) as [number, number], n = b.shape[b.shape.length - 1]!;
+  const [m, k] = a.shape.slice(-2) as [number, number],
+    n = b.shape[b.shape.length - 1]!;
   const batch = bshape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   return Arr.from([...batch, m, n], (idx) => {
-    const bi = idx.slice(0, -2), i = idx[idx.length - 2]!, j = idx[idx.length - 1]!;
+    const bi = idx.slice(0, -2),
+      i = idx[idx.length - 2]!,
+      j = idx[idx.length - 1]!;
     let s = 0;
-    for (let t = 0; t < k; t++) s += a.at([...bidx(bi, a.shape.slice(0, -2)), i, t]) * b.at([...bidx(bi, b.shape.slice(0, -2)), t, j]);
+    for (let t = 0; t < k; t++)
+      s += a.at([...bidx(bi, a.shape.slice(0, -2)), i, t]) * b.at([...bidx(bi, b.shape.slice(0, -2)), t, j]);
     return s;
   });
 }
 
-export interface ConvRef { stride: number[]; pad: [number, number][]; dilation: number[]; groups: number }
+export interface ConvRef {
+  stride: number[];
+  pad: [number, number][];
+  dilation: number[];
+  groups: number;
+}
 
 /** Direct convolution: y[n,co,o] = Σ x[n,ci,o·s + k·d − p] w[co,ci,k] + b[co]. */
 export function conv(x: Arr, w: Arr, b: Arr | null, c: ConvRef): Arr {
-  const [N, Cin, ...S] = x.shape as [number, number, ...number[]], [Cout, CinG, ...K] = w.shape as [number, number, ...number[]];
-  const G = c.groups, coutG = Cout / G;
-  const O = K.map((k, i) => Math.floor((S[i]! + c.pad[i]![0] + c.pad[i]![1] - c.dilation[i]! * (k - 1) - 1) / c.stride[i]!) + 1);
+  const [N, Cin, ...S] = x.shape as [number, number, ...number[]],
+    [Cout, CinG, ...K] = w.shape as [number, number, ...number[]];
+  const G = c.groups,
+    coutG = Cout / G;
+  const O = K.map(
+    (k, i) => Math.floor((S[i]! + c.pad[i]![0] + c.pad[i]![1] - c.dilation[i]! * (k - 1) - 1) / c.stride[i]!) + 1,
+  );
   void Cin;
   return Arr.from([N, Cout, ...O], ([n, co, ...o]) => {
     const g = Math.floor(co! / coutG);
@@ -109,9 +125,15 @@ export function conv(x: Arr, w: Arr, b: Arr | null, c: ConvRef): Arr {
 
 /** Transposed convolution as the scatter it is: y[n,co,i·s + k·d − p] += x[n,ci,i] w[ci,co,k]. */
 export function convTranspose(x: Arr, w: Arr, b: Arr | null, c: ConvRef & { outputPadding: number[] }): Arr {
-  const [N, Cin, ...S] = x.shape as [number, number, ...number[]], [, CoutG, ...K] = w.shape as [number, number, ...number[]];
-  const G = c.groups, cinG = Cin / G, Cout = CoutG * G;
-  const O = K.map((k, i) => c.stride[i]! * (S[i]! - 1) + c.outputPadding[i]! + c.dilation[i]! * (k - 1) + 1 - c.pad[i]![0] - c.pad[i]![1]);
+  const [N, Cin, ...S] = x.shape as [number, number, ...number[]],
+    [, CoutG, ...K] = w.shape as [number, number, ...number[]];
+  const G = c.groups,
+    cinG = Cin / G,
+    Cout = CoutG * G;
+  const O = K.map(
+    (k, i) =>
+      c.stride[i]! * (S[i]! - 1) + c.outputPadding[i]! + c.dilation[i]! * (k - 1) + 1 - c.pad[i]![0] - c.pad[i]![1],
+  );
   const out = new Arr([N, Cout, ...O], new Float64Array(N * Cout * O.reduce((a, v) => a * v, 1)));
   const os = strides(out.shape);
   for (let xi = 0; xi < x.data.length; xi++) {
@@ -136,7 +158,8 @@ export function erf(x: number): number {
   // Series for small |x|, complementary continued fraction otherwise: both converge to double precision.
   const ax = Math.abs(x);
   if (ax < 2.5) {
-    let sum = ax, term = ax;
+    let sum = ax,
+      term = ax;
     for (let n = 1; n < 60; n++) {
       term *= (-ax * ax) / n;
       sum += term / (2 * n + 1);
@@ -144,7 +167,7 @@ export function erf(x: number): number {
     return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
   }
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
 }

@@ -27,20 +27,40 @@ const { tokenizer, module } = loadTokenizer(TOKENIZER);
 const PROMPT = 'the digit 4 moves left and right';
 
 /** An untrained tiny generator over the shipped tokenizer (64×64×5 gray clips, 5×16×16 tokens). */
-function modelDir(o: { tasks?: string[]; layout?: (l: VocabLayout) => VocabLayout; nan?: boolean; tokenizer?: string } = {}): string {
+function modelDir(
+  o: { tasks?: string[]; layout?: (l: VocabLayout) => VocabLayout; nan?: boolean; tokenizer?: string } = {},
+): string {
   E.seed(0);
-  let layout = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: o.tasks ?? ['t2v', 't2i', 'uncond', 'fp', 'i2v'], sizes: [{ frames: 5, height: 64, width: 64 }] });
-  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 }, text: { dim: 16, layers: 1, heads: 2, maxTokens: 40 } });
+  let layout = layoutForTokenizer(tokenizer, module.stateDict(), {
+    tasks: o.tasks ?? ['t2v', 't2i', 'uncond', 'fp', 'i2v'],
+    sizes: [{ frames: 5, height: 64, width: 64 }],
+  });
+  const model = new TextPrefixLm({
+    lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 },
+    text: { dim: 16, layers: 1, heads: 2, maxTokens: 40 },
+  });
   if (o.layout) layout = o.layout(layout);
   const dir = tempDir('gen');
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: { kind: 'prefix-lm', config: model.config }, layout, tokenizer: o.tokenizer ?? TOKENIZER, fps: 8 }));
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      model: { kind: 'prefix-lm', config: model.config },
+      layout,
+      tokenizer: o.tokenizer ?? TOKENIZER,
+      fps: 8,
+    }),
+  );
   const weights = model.stateDict();
   if (o.nan) (weights.get('lm.norm.weight')!.data as Float32Array)[3] = NaN;
   saveCheckpoint(dir, { step: 0, weights: { model: weights }, optimizers: {}, state: {} }, { best: true });
   return dir;
 }
 
-const frame = (w: number, h: number, v = 128): Frame => ({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(v) });
+const frame = (w: number, h: number, v = 128): Frame => ({
+  width: w,
+  height: h,
+  data: new Uint8Array(w * h * 3).fill(v),
+});
 
 test('generate: t2v frames and tokens, reproducible with a seed, long videos by extension', () => {
   const gen = loadGenerator(modelDir());
@@ -72,33 +92,61 @@ test('generate: t2v frames and tokens, reproducible with a seed, long videos by 
   assert.deepEqual(Array.from(two.tokens[0]![0]!.ids.subarray(0, 512)), given(video.slice(1)));
   assert.deepEqual(Array.from(one.tokens[0]![0]!.ids.subarray(0, 256)), given(video.slice(2)));
   assert.equal(generate(gen, { task: 'uncond', seconds: 1.5, condFrames: 2, seed: 1 }).tokens[0]!.length, 4);
-  assert.throws(() => generate(gen, { task: 'continue', video: video.slice(0, 1), condFrames: 2 }), /too short to continue: 1 frame\(s\), need 2/);
+  assert.throws(
+    () => generate(gen, { task: 'continue', video: video.slice(0, 1), condFrames: 2 }),
+    /too short to continue: 1 frame\(s\), need 2/,
+  );
   // the gray model refuses colour input unless asked to convert it (encode's rule); gray input is taken as is
-  const colour = (v: number): Frame => ({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i % 3 === 0 ? v : 40)) });
+  const colour = (v: number): Frame => ({
+    width: 64,
+    height: 64,
+    data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i % 3 === 0 ? v : 40)),
+  });
   const colourMessage = 'the clips are in colour and the model takes gray \\(1 channel\\); add --gray to convert them';
-  assert.throws(() => generate(gen, { task: 'i2v', image: colour(250) }), new RegExp(`^VtokError: the image: ${colourMessage}$`));
-  assert.throws(() => generate(gen, { task: 'continue', video: [colour(250)] }), new RegExp(`^VtokError: the video: ${colourMessage}$`));
+  assert.throws(
+    () => generate(gen, { task: 'i2v', image: colour(250) }),
+    new RegExp(`^VtokError: the image: ${colourMessage}$`),
+  );
+  assert.throws(
+    () => generate(gen, { task: 'continue', video: [colour(250)] }),
+    new RegExp(`^VtokError: the video: ${colourMessage}$`),
+  );
   const converted = generate(gen, { task: 'i2v', image: colour(250), gray: true, seed: 2 });
   const averaged = frame(64, 64, 110); // (250 + 40 + 40) / 3
   assert.deepEqual(converted.tokens[0]![0]!.ids.subarray(0, 256), Int32Array.from(given([averaged])));
-  assert.deepEqual(generate(gen, { task: 'i2v', image: averaged, seed: 2 }).tokens[0]![0]!.ids, converted.tokens[0]![0]!.ids);
+  assert.deepEqual(
+    generate(gen, { task: 'i2v', image: averaged, seed: 2 }).tokens[0]![0]!.ids,
+    converted.tokens[0]![0]!.ids,
+  );
   // int8 decode steps: a whole clip of valid visual ids, reproducible
   const q = generate(gen, { task: 'uncond', seed: 4, precision: 'int8' });
   assert.deepEqual(q.frames.shape, [1, 1, 5, 64, 64]);
   assert.ok(q.tokens[0]![0]!.ids.every((v) => v >= 0 && v < 1024));
-  assert.deepEqual(generate(gen, { task: 'uncond', seed: 4, precision: 'int8' }).tokens[0]![0]!.ids, q.tokens[0]![0]!.ids);
+  assert.deepEqual(
+    generate(gen, { task: 'uncond', seed: 4, precision: 'int8' }).tokens[0]![0]!.ids,
+    q.tokens[0]![0]!.ids,
+  );
   assert.throws(() => generate(gen, { task: 'uncond', precision: 'int4' as never }), /precision must be fp32 or int8/);
 });
 
 test('generate: bad inputs get one clear error', () => {
   const gen = loadGenerator(modelDir({ tasks: ['t2v', 'uncond', 'i2v', 'fp'] }));
-  assert.throws(() => generate(gen, { task: 't2i', prompt: PROMPT }), /unknown task "t2i" for this model \(it knows: t2v, uncond, i2v, fp\)/);
+  assert.throws(
+    () => generate(gen, { task: 't2i', prompt: PROMPT }),
+    /unknown task "t2i" for this model \(it knows: t2v, uncond, i2v, fp\)/,
+  );
   assert.throws(() => generate(gen, { task: 'dance' }), /unknown task "dance"/);
-  assert.throws(() => generate(gen, { task: 't2v', prompt: 'x'.repeat(41) }), /41 bytes long; the text encoder takes at most 40/);
+  assert.throws(
+    () => generate(gen, { task: 't2v', prompt: 'x'.repeat(41) }),
+    /41 bytes long; the text encoder takes at most 40/,
+  );
   assert.throws(() => generate(gen, { task: 't2v' }), /needs a text prompt/);
   assert.throws(() => generate(gen, { task: 'uncond', prompt: PROMPT }), /takes no text prompt/);
   assert.throws(() => generate(gen, { task: 'uncond', cfg: 2 }), /needs a text prompt/);
-  assert.throws(() => generate(gen, { task: 'i2v', image: frame(32, 32) }), /the image is 32×32; the model generates 64×64/);
+  assert.throws(
+    () => generate(gen, { task: 'i2v', image: frame(32, 32) }),
+    /the image is 32×32; the model generates 64×64/,
+  );
   assert.throws(() => generate(gen, { task: 'i2v' }), /needs an image/);
   assert.throws(() => generate(gen, { task: 'continue', video: [] }), /too short to continue: 0 frame/);
   // an input the task does not take is refused, not ignored
@@ -110,20 +158,44 @@ test('generate: bad inputs get one clear error', () => {
   refused({ task: 'i2v', image: frame(64, 64), video: [frame(64, 64)] }, /task i2v takes no video \(it takes: text/);
   refused({ task: 't2i', prompt: PROMPT, seconds: 2 }, /task t2i takes no seconds \(it takes: text prompt\)/);
   assert.throws(() => loadGenerator(modelDir({ nan: true })), /lm\.norm\.weight holds NaN/);
-  assert.throws(() => loadGenerator(modelDir({ layout: (l) => ({ ...l, tokenizer: { ...l.tokenizer, identity: 'f'.repeat(64) } }) })), /tokenizer mismatch: the model was trained with tokenizer \(magvit2, vocabulary 1024, identity ffffffffffffffff\) but got \(magvit2, vocabulary 1024, identity [0-9a-f]{16}\)/);
-  assert.throws(() => loadGenerator(modelDir({ tokenizer: '/nonexistent/tok' })), /tokenizer directory \/nonexistent\/tok named in config.json is missing/);
+  assert.throws(
+    () =>
+      loadGenerator(modelDir({ layout: (l) => ({ ...l, tokenizer: { ...l.tokenizer, identity: 'f'.repeat(64) } }) })),
+    /tokenizer mismatch: the model was trained with tokenizer \(magvit2, vocabulary 1024, identity ffffffffffffffff\) but got \(magvit2, vocabulary 1024, identity [0-9a-f]{16}\)/,
+  );
+  assert.throws(
+    () => loadGenerator(modelDir({ tokenizer: '/nonexistent/tok' })),
+    /tokenizer directory \/nonexistent\/tok named in config.json is missing/,
+  );
   assert.throws(() => loadGenerator(TOKENIZER), /not a generator/);
   assert.throws(() => loadGenerator('/nonexistent/model'), /no such model directory/);
 });
 
 test('vtok generate writes the video and the token file; vtok pack makes a self-contained model directory', async () => {
-  const dir = modelDir(), out = tempDir('gen-cli');
-  const r = await vtok('generate', '--model', dir, '--prompt', PROMPT, '--seed', '2', '--top-k', '40', '-o', join(out, 'a.gif'), '--quiet');
+  const dir = modelDir(),
+    out = tempDir('gen-cli');
+  const r = await vtok(
+    'generate',
+    '--model',
+    dir,
+    '--prompt',
+    PROMPT,
+    '--seed',
+    '2',
+    '--top-k',
+    '40',
+    '-o',
+    join(out, 'a.gif'),
+    '--quiet',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(join(out, 'a.gif')));
   const t = await readTokenFile(join(out, 'a.vtok'));
   assert.equal(t.header.kind, 'magvit2');
-  assert.deepEqual(t.clips.map((c) => c.grid), [[5, 16, 16]]);
+  assert.deepEqual(
+    t.clips.map((c) => c.grid),
+    [[5, 16, 16]],
+  );
   const dec = await vtok('decode', join(out, 'a.vtok'), '-o', join(out, 'a2.gif'));
   assert.equal(dec.code, 0, dec.stderr);
   assert.match(dec.stdout, /5 frames/);
@@ -133,11 +205,33 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
   assert.ok(!existsSync(join(out, 'b.gif')));
   // a colour image for the gray model: refused with encode's message unless --gray asks for the conversion
   const red = join(out, 'red.png');
-  writeFileSync(red, encodePng({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i % 3 === 0 ? 220 : 30)) }));
+  writeFileSync(
+    red,
+    encodePng({
+      width: 64,
+      height: 64,
+      data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i % 3 === 0 ? 220 : 30)),
+    }),
+  );
   const refused = await vtok('generate', '--model', dir, '--task', 'i2v', '--image', red, '-o', join(out, 'c.gif'));
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /the image: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/);
-  const grayed = await vtok('generate', '--model', dir, '--task', 'i2v', '--image', red, '--gray', '-o', join(out, 'c.gif'), '--quiet');
+  assert.match(
+    refused.stderr,
+    /the image: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them/,
+  );
+  const grayed = await vtok(
+    'generate',
+    '--model',
+    dir,
+    '--task',
+    'i2v',
+    '--image',
+    red,
+    '--gray',
+    '-o',
+    join(out, 'c.gif'),
+    '--quiet',
+  );
   assert.equal(grayed.code, 0, grayed.stderr);
   assert.ok(existsSync(join(out, 'c.gif')));
   const packed = join(out, 'packed');
@@ -153,7 +247,8 @@ test('vtok generate writes the video and the token file; vtok pack makes a self-
 });
 
 test('the token file of vtok generate decodes to its video: extensions joined once, samples side by side', async () => {
-  const dir = modelDir(), out = tempDir('gen-tokens');
+  const dir = modelDir(),
+    out = tempDir('gen-tokens');
   // 1.5 s at 8 fps: 12 frames from 3 clips of 5 (each extension repeats 1 frame), two samples 64 px wide, 2 apart
   const args = ['--task', 'uncond', '--seconds', '1.5', '--samples', '2', '--seed', '3', '--quiet'];
   const gen = await vtok('generate', '--model', dir, ...args, '-o', join(out, 'a.y4m'));
@@ -182,14 +277,17 @@ test('the token file of vtok generate decodes to its video: extensions joined on
 });
 
 test('vtok generate: a long request says how long it will take, and Ctrl-C still stops it', async () => {
-  const dir = modelDir(), out = tempDir('gen-long');
+  const dir = modelDir(),
+    out = tempDir('gen-long');
   const args = ['generate', '--model', dir, '--task', 'uncond', '--seconds', '3600', '-o', join(out, 'x.mp4')];
   const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  const said = new Promise<void>((resolve) => p.stderr.on('data', (b) => {
-    stderr += b;
-    if (/about [\d.]+ (minutes|hours) for 7200 clips/.test(stderr)) resolve();
-  }));
+  const said = new Promise<void>((resolve) =>
+    p.stderr.on('data', (b) => {
+      stderr += b;
+      if (/about [\d.]+ (minutes|hours) for 7200 clips/.test(stderr)) resolve();
+    }),
+  );
   const closed = new Promise<number | null>((r) => p.on('close', r));
   // the note comes a few seconds into sampling; one that never comes fails the test instead of running for hours
   const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
@@ -205,14 +303,27 @@ test('a model directory with a frozen ONNX text encoder generates from a prompt 
   const encDir = tempDir('t5');
   writeEncoder(encDir);
   E.seed(0);
-  const layout = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: ['t2v'], sizes: [{ frames: 5, height: 64, width: 64 }] });
-  const config = { lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 }, text: { kind: 'onnx' as const, dir: encDir, dim: 16, maxTokens: 12 } };
+  const layout = layoutForTokenizer(tokenizer, module.stateDict(), {
+    tasks: ['t2v'],
+    sizes: [{ frames: 5, height: 64, width: 64 }],
+  });
+  const config = {
+    lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 1400, textDim: 16 },
+    text: { kind: 'onnx' as const, dir: encDir, dim: 16, maxTokens: 12 },
+  };
   const model = new TextPrefixLm(config, { frozen: OnnxTextEncoder.load(encDir) });
   const dir = tempDir('gen-onnx');
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: { kind: 'prefix-lm', config }, layout, tokenizer: TOKENIZER, fps: 8 }));
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({ model: { kind: 'prefix-lm', config }, layout, tokenizer: TOKENIZER, fps: 8 }),
+  );
   saveCheckpoint(dir, { step: 0, weights: { model: model.stateDict() }, optimizers: {}, state: {} }, { best: true });
   const a = generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down', seed: 3 });
-  assert.throws(() => generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down and the digit 1 moves left' }), /tokens long; the text encoder takes at most 12/);
+  assert.throws(
+    () =>
+      generate(loadGenerator(dir), { task: 't2v', prompt: 'the digit 7 moves up and down and the digit 1 moves left' }),
+    /tokens long; the text encoder takes at most 12/,
+  );
   const packed = join(tempDir('gen-onnx-pack'), 'm');
   packGenerator(dir, packed);
   assert.ok(existsSync(join(packed, 'text-encoder', 'encoder.onnx')));
@@ -221,13 +332,20 @@ test('a model directory with a frozen ONNX text encoder generates from a prompt 
 });
 
 test('vtok generate: Ctrl-C while sampling stops at the next token, writes nothing, exit 130', async () => {
-  const dir = modelDir(), out = tempDir('gen-int');
-  const p = spawn(process.execPath, [MAIN, 'generate', '--model', dir, '--task', 'uncond', '--seconds', '60', '-o', join(out, 'x.gif')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } });
+  const dir = modelDir(),
+    out = tempDir('gen-int');
+  const p = spawn(
+    process.execPath,
+    [MAIN, 'generate', '--model', dir, '--task', 'uncond', '--seconds', '60', '-o', join(out, 'x.gif')],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VTOK_THREADS: '1' } },
+  );
   let stderr = '';
-  const started = new Promise<void>((resolve) => p.stderr.on('data', (b) => {
-    stderr += b;
-    if (/^generate \d+\//m.test(stderr)) resolve();
-  }));
+  const started = new Promise<void>((resolve) =>
+    p.stderr.on('data', (b) => {
+      stderr += b;
+      if (/^generate \d+\//m.test(stderr)) resolve();
+    }),
+  );
   const closed = new Promise<number | null>((r) => p.on('close', r));
   await started; // the progress line: sampling is under way (a minute of video: far from done)
   const t0 = Date.now();

@@ -2,8 +2,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildVocabLayout, specialId, type VocabLayout } from '../../src/generation/vocab.js';
 import {
-  buildSequence, sequenceLength, extensionPrompt, framesForLatent, getTask, outputPlan, parseOutput,
-  checkSamplingInputs, registerTask, samplingInputs, taskNames, type TaskInputs,
+  buildSequence,
+  sequenceLength,
+  extensionPrompt,
+  framesForLatent,
+  getTask,
+  outputPlan,
+  parseOutput,
+  checkSamplingInputs,
+  registerTask,
+  samplingInputs,
+  taskNames,
+  type TaskInputs,
 } from '../../src/generation/tasks.js';
 import { parseSequence, type VisualTokens } from '../../src/generation/sequence.js';
 import type { TextTokens } from '../../src/generation/text/encoder.js';
@@ -25,34 +35,111 @@ const text: TextTokens = { ids: new Int32Array(5), lengths: Int32Array.of(3), co
 const F = 8; // tokens per latent frame
 
 /** Expected prefix per task: the ids before the output (text slot = <pad>), and the output length. */
-const cases: { task: string; x: TaskInputs; prefix: (target: VisualTokens) => number[]; out: number; text?: number }[] = [
-  { task: 'uncond', x: {}, prefix: () => [sp('<bos>'), sp('<task_uncond>'), sp('<res_16x32>'), sp('<bov_o>')], out: 24 },
-  {
-    task: 't2v', x: { textTokens: text }, text: 3,
-    prefix: () => [sp('<bos>'), sp('<task_t2v>'), sp('<bot_i>'), ...Array(5).fill(sp('<pad>')), sp('<eot_i>'), sp('<res_16x32>'), sp('<bov_o>')], out: 24,
-  },
-  {
-    task: 't2i', x: { textTokens: text }, text: 3,
-    prefix: () => [sp('<bos>'), sp('<task_t2i>'), sp('<bot_i>'), ...Array(5).fill(sp('<pad>')), sp('<eot_i>'), sp('<res_16x32>'), sp('<bov_o>')], out: 8,
-  },
-  {
-    task: 'fp', x: {},
-    prefix: (c) => [sp('<bos>'), sp('<task_fp>'), sp('<bov_i>'), ...c.ids.slice(0, F), sp('<eov_i>'), sp('<res_16x32>'), sp('<bov_o>')], out: 16,
-  },
-  {
-    task: 'fp', x: { condFrames: 2 },
-    prefix: (c) => [sp('<bos>'), sp('<task_fp>'), sp('<bov_i>'), ...c.ids.slice(0, 2 * F), sp('<eov_i>'), sp('<res_16x32>'), sp('<bov_o>')], out: 8,
-  },
-  {
-    task: 'i2v', x: {},
-    prefix: (c) => [sp('<bos>'), sp('<task_i2v>'), sp('<bov_i>'), ...c.ids.slice(0, F), sp('<eov_i>'), sp('<res_16x32>'), sp('<bov_o>')], out: 16,
-  },
-  {
-    task: 'i2v', x: { textTokens: text }, text: 3,
-    prefix: (c) => [sp('<bos>'), sp('<task_i2v>'), sp('<bot_i>'), ...Array(5).fill(sp('<pad>')), sp('<eot_i>'), sp('<bov_i>'), ...c.ids.slice(0, F), sp('<eov_i>'), sp('<res_16x32>'), sp('<bov_o>')], out: 16,
-  },
-  { task: 'class', x: { label: 2 }, prefix: () => [sp('<bos>'), sp('<task_class>'), sp('<class_2>'), sp('<res_16x32>'), sp('<bov_o>')], out: 24 },
-];
+const cases: { task: string; x: TaskInputs; prefix: (target: VisualTokens) => number[]; out: number; text?: number }[] =
+  [
+    {
+      task: 'uncond',
+      x: {},
+      prefix: () => [sp('<bos>'), sp('<task_uncond>'), sp('<res_16x32>'), sp('<bov_o>')],
+      out: 24,
+    },
+    {
+      task: 't2v',
+      x: { textTokens: text },
+      text: 3,
+      prefix: () => [
+        sp('<bos>'),
+        sp('<task_t2v>'),
+        sp('<bot_i>'),
+        ...Array(5).fill(sp('<pad>')),
+        sp('<eot_i>'),
+        sp('<res_16x32>'),
+        sp('<bov_o>'),
+      ],
+      out: 24,
+    },
+    {
+      task: 't2i',
+      x: { textTokens: text },
+      text: 3,
+      prefix: () => [
+        sp('<bos>'),
+        sp('<task_t2i>'),
+        sp('<bot_i>'),
+        ...Array(5).fill(sp('<pad>')),
+        sp('<eot_i>'),
+        sp('<res_16x32>'),
+        sp('<bov_o>'),
+      ],
+      out: 8,
+    },
+    {
+      task: 'fp',
+      x: {},
+      prefix: (c) => [
+        sp('<bos>'),
+        sp('<task_fp>'),
+        sp('<bov_i>'),
+        ...c.ids.slice(0, F),
+        sp('<eov_i>'),
+        sp('<res_16x32>'),
+        sp('<bov_o>'),
+      ],
+      out: 16,
+    },
+    {
+      task: 'fp',
+      x: { condFrames: 2 },
+      prefix: (c) => [
+        sp('<bos>'),
+        sp('<task_fp>'),
+        sp('<bov_i>'),
+        ...c.ids.slice(0, 2 * F),
+        sp('<eov_i>'),
+        sp('<res_16x32>'),
+        sp('<bov_o>'),
+      ],
+      out: 8,
+    },
+    {
+      task: 'i2v',
+      x: {},
+      prefix: (c) => [
+        sp('<bos>'),
+        sp('<task_i2v>'),
+        sp('<bov_i>'),
+        ...c.ids.slice(0, F),
+        sp('<eov_i>'),
+        sp('<res_16x32>'),
+        sp('<bov_o>'),
+      ],
+      out: 16,
+    },
+    {
+      task: 'i2v',
+      x: { textTokens: text },
+      text: 3,
+      prefix: (c) => [
+        sp('<bos>'),
+        sp('<task_i2v>'),
+        sp('<bot_i>'),
+        ...Array(5).fill(sp('<pad>')),
+        sp('<eot_i>'),
+        sp('<bov_i>'),
+        ...c.ids.slice(0, F),
+        sp('<eov_i>'),
+        sp('<res_16x32>'),
+        sp('<bov_o>'),
+      ],
+      out: 16,
+    },
+    {
+      task: 'class',
+      x: { label: 2 },
+      prefix: () => [sp('<bos>'), sp('<task_class>'), sp('<class_2>'), sp('<res_16x32>'), sp('<bov_o>')],
+      out: 24,
+    },
+  ];
 
 test('every task: prefix layout, text slot, segments, output plan, parse(build(x)) round trip', () => {
   for (const [n, c] of cases.entries()) {
@@ -69,16 +156,32 @@ test('every task: prefix layout, text slot, segments, output plan, parse(build(x
     assert.equal(sequenceLength(layout, c.task, c.x), seq.ids.length, msg);
     if (c.text) {
       assert.deepEqual(seq.text, { start: 3, length: 5 }, msg);
-      assert.ok(seq.segments.some((s) => s.kind === 'text' && s.start === 3 && s.length === 5), msg);
+      assert.ok(
+        seq.segments.some((s) => s.kind === 'text' && s.start === 3 && s.length === 5),
+        msg,
+      );
     } else assert.equal(seq.text, null, msg);
     const outSeg = seq.segments.find((s) => s.role === 'output')!;
     assert.equal(outSeg.start, seq.prefixLength, msg);
     assert.equal(outSeg.length, c.out, msg);
     // sampling: the prefix alone, and the plan that completes it
-    const prompt = buildSequence(layout, c.task, { ...c.x, target: undefined, video: c.task === 'fp' ? target : undefined, image: c.task === 'i2v' ? { ids: target.ids.slice(0, F), grid: [2, 4] } : undefined });
+    const prompt = buildSequence(layout, c.task, {
+      ...c.x,
+      target: undefined,
+      video: c.task === 'fp' ? target : undefined,
+      image: c.task === 'i2v' ? { ids: target.ids.slice(0, F), grid: [2, 4] } : undefined,
+    });
     assert.deepEqual([...prompt.ids], prefix, msg);
-    const plan = outputPlan(layout, c.task, { ...c.x, video: target, image: { ids: target.ids.slice(0, F), grid: [1, 2, 4] } });
-    assert.deepEqual(plan, [{ sample: { lo: 0, hi: V }, count: c.out }, { force: sp('<eov_o>') }, { force: sp('<eos>') }], msg);
+    const plan = outputPlan(layout, c.task, {
+      ...c.x,
+      video: target,
+      image: { ids: target.ids.slice(0, F), grid: [1, 2, 4] },
+    });
+    assert.deepEqual(
+      plan,
+      [{ sample: { lo: 0, hi: V }, count: c.out }, { force: sp('<eov_o>') }, { force: sp('<eos>') }],
+      msg,
+    );
     // round trip: the parsed clip is the target (or its first frame for t2i)
     const parsed = parseOutput(layout, seq.ids);
     assert.equal(parsed.task, c.task, msg);
@@ -96,24 +199,43 @@ test('every task: prefix layout, text slot, segments, output plan, parse(build(x
 test('task errors: wrong grids, too-short videos, missing inputs, unknown tasks', () => {
   const target = clip(1);
   assert.throws(() => buildSequence(layout, 'fp', { video: clip(1, [3, 4, 2]) }), /token grid \[3,4,2\].*2×4 tokens/);
-  assert.throws(() => buildSequence(layout, 'fp', { video: { ids: new Int32Array(8), grid: [1, 2, 4] }, condFrames: 2 }), /too short for fp: 1 latent frame\(s\), need 2/);
+  assert.throws(
+    () => buildSequence(layout, 'fp', { video: { ids: new Int32Array(8), grid: [1, 2, 4] }, condFrames: 2 }),
+    /too short for fp: 1 latent frame\(s\), need 2/,
+  );
   assert.throws(() => buildSequence(layout, 'fp', { condFrames: 3, video: target }), /1 or 2 latent frames/);
   assert.throws(() => buildSequence(layout, 'fp', {}), /needs a video/);
-  assert.throws(() => buildSequence(layout, 'i2v', { image: { ids: new Int32Array(16), grid: [2, 2, 4] } }), /image has token grid \[2,2,4\]/);
+  assert.throws(
+    () => buildSequence(layout, 'i2v', { image: { ids: new Int32Array(16), grid: [2, 2, 4] } }),
+    /image has token grid \[2,2,4\]/,
+  );
   assert.throws(() => buildSequence(layout, 't2v', {}), /needs a text prompt/);
   assert.throws(() => buildSequence(layout, 'uncond', { textTokens: text }), /takes no text/);
   assert.throws(() => buildSequence(layout, 'class', { label: 4 }), /outside the model's 4 classes/);
   assert.throws(() => buildSequence(layout, 'uncond', { target: clip(1, [2, 2, 4]) }), /clip has token grid \[2,2,4\]/);
-  assert.throws(() => buildSequence(layout, 'uncond', { target: { ids: new Int32Array(24).fill(V), grid: GRID } }), /id 64 is outside the visual vocabulary/);
+  assert.throws(
+    () => buildSequence(layout, 'uncond', { target: { ids: new Int32Array(24).fill(V), grid: GRID } }),
+    /id 64 is outside the visual vocabulary/,
+  );
   assert.throws(() => buildSequence(layout, 'inpaint', {}), /unknown task "inpaint" \(known: uncond, t2v/);
   const small = buildVocabLayout({ tokenizer: layout.tokenizer, tasks: ['t2v'], outputs: layout.outputs });
   assert.throws(() => buildSequence(small, 'uncond', {}), /unknown task "uncond" for this model \(it knows: t2v\)/);
-  assert.throws(() => buildSequence(layout, 'uncond', { res: '8x8' }), /output size 8x8 is not one of the model's \(16x32\)/);
+  assert.throws(
+    () => buildSequence(layout, 'uncond', { res: '8x8' }),
+    /output size 8x8 is not one of the model's \(16x32\)/,
+  );
   // LARP-style holistic grids work for the tasks without spatial layout, and are refused by the others
-  const larp = buildVocabLayout({ tokenizer: { kind: 'larp', vocabSize: V, identity: 'b'.repeat(64) }, tasks: ['t2v', 'fp'], outputs: [{ key: '16x32', frames: 3, height: 16, width: 32, grid: [10] }] });
+  const larp = buildVocabLayout({
+    tokenizer: { kind: 'larp', vocabSize: V, identity: 'b'.repeat(64) },
+    tasks: ['t2v', 'fp'],
+    outputs: [{ key: '16x32', frames: 3, height: 16, width: 32, grid: [10] }],
+  });
   const s = buildSequence(larp, 't2v', { textTokens: text, target: { ids: new Int32Array(10), grid: [10] } });
   assert.deepEqual(parseOutput(larp, s.ids).clip.grid, [10]);
-  assert.throws(() => buildSequence(larp, 'fp', { video: { ids: new Int32Array(10), grid: [10] } }), /needs a tokenizer with a \[t, h, w\] token grid/);
+  assert.throws(
+    () => buildSequence(larp, 'fp', { video: { ids: new Int32Array(10), grid: [10] } }),
+    /needs a tokenizer with a \[t, h, w\] token grid/,
+  );
   // damaged generated sequences
   const seq = buildSequence(layout, 'uncond', { target });
   assert.throws(() => parseOutput(layout, seq.ids.slice(0, -1)), /expected <eos>/);
@@ -125,7 +247,10 @@ test('task errors: wrong grids, too-short videos, missing inputs, unknown tasks'
 
 test('registering a new task is one call; long-video extension prompts', () => {
   registerTask({
-    name: 'reverse', description: 'test task: the clip backwards from its last frame', text: 'none', spatial: true,
+    name: 'reverse',
+    description: 'test task: the clip backwards from its last frame',
+    text: 'none',
+    spatial: true,
     compose: (_l, x, size) => ({ outputGrid: size.grid, output: x.target }),
     clip: (_i, out) => out,
   });
@@ -140,10 +265,13 @@ test('registering a new task is one call; long-video extension prompts', () => {
   const { sequence, plan } = extensionPrompt(layout, tail, { condFrames: 2 });
   assert.deepEqual([...sequence.ids.slice(3, 3 + 16)], [...tail.ids.slice(8, 24)]); // the last 2 latent frames
   assert.equal((plan[0] as { count: number }).count, 8);
-  assert.throws(() => extensionPrompt(layout, { ids: new Int32Array(8), grid: [1, 2, 4] }, { condFrames: 2 }), /at least 2 latent frame/);
+  assert.throws(
+    () => extensionPrompt(layout, { ids: new Int32Array(8), grid: [1, 2, 4] }, { condFrames: 2 }),
+    /at least 2 latent frame/,
+  );
 });
 
-test('sampling inputs: what each task takes is the registry\'s data', () => {
+test("sampling inputs: what each task takes is the registry's data", () => {
   assert.deepEqual(samplingInputs('t2v'), ['prompt', 'seconds']);
   assert.deepEqual(samplingInputs('t2v', { seconds: true }), ['prompt', 'seconds', 'condFrames']);
   assert.deepEqual(samplingInputs('t2i', { seconds: true }), ['prompt']);

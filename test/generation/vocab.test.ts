@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
-import { buildVocabLayout, checkTokenizer, layoutForTokenizer, layoutFromJson, layoutToJson, specialId, specialName } from '../../src/generation/vocab.js';
+import {
+  buildVocabLayout,
+  checkTokenizer,
+  layoutForTokenizer,
+  layoutFromJson,
+  layoutToJson,
+  specialId,
+  specialName,
+} from '../../src/generation/vocab.js';
 import { tokenizerIdentity } from '../../src/tokenizers/identity.js';
 import { VtokError } from '../../src/util/errors.js';
 
@@ -28,7 +36,15 @@ test('vocabulary layout from the shipped tokenizer: blocks, specials, JSON round
   const layout = buildVocabLayout({
     tokenizer: id,
     tasks: ['uncond', 't2v'],
-    outputs: [{ key: '64x64', frames: 5, height: 64, width: 64, grid: tokenizer.grid([tokenizer.channels ?? 3, 5, 64, 64]).shape }],
+    outputs: [
+      {
+        key: '64x64',
+        frames: 5,
+        height: 64,
+        width: 64,
+        grid: tokenizer.grid([tokenizer.channels ?? 3, 5, 64, 64]).shape,
+      },
+    ],
     classes: 3,
     audio: { levels: 2, codesPerLevel: 16 },
   });
@@ -43,17 +59,34 @@ test('vocabulary layout from the shipped tokenizer: blocks, specials, JSON round
   assert.throws(() => specialId(layout, '<task_i2v>'), /no <task_i2v> token/);
 
   checkTokenizer(layout, id);
-  const direct = layoutForTokenizer(tokenizer, module.stateDict(), { tasks: ['uncond', 't2v'], sizes: [{ frames: 5, height: 64, width: 64 }], classes: 3, audio: { levels: 2, codesPerLevel: 16 } });
+  const direct = layoutForTokenizer(tokenizer, module.stateDict(), {
+    tasks: ['uncond', 't2v'],
+    sizes: [{ frames: 5, height: 64, width: 64 }],
+    classes: 3,
+    audio: { levels: 2, codesPerLevel: 16 },
+  });
   assert.deepEqual(direct, layout);
-  assert.throws(() => checkTokenizer(layout, other), (e: Error) => e instanceof VtokError && e.message.includes(id.identity.slice(0, 16)) && e.message.includes(other.identity.slice(0, 16)));
+  assert.throws(
+    () => checkTokenizer(layout, other),
+    (e: Error) =>
+      e instanceof VtokError &&
+      e.message.includes(id.identity.slice(0, 16)) &&
+      e.message.includes(other.identity.slice(0, 16)),
+  );
   assert.throws(() => checkTokenizer(layout, { ...id, vocabSize: 2048 }), /vocabulary 1024.*vocabulary 2048/);
 });
 
 test('vocabulary layout: bad sizes and corrupt JSON are refused', () => {
   const tok = { kind: 'magvit2', vocabSize: 1024, identity: 'x'.repeat(64) };
   const outputs = [{ key: '64x64', frames: 5, height: 64, width: 64, grid: [2, 16, 16] }];
-  assert.throws(() => buildVocabLayout({ tokenizer: { ...tok, vocabSize: 2 ** 19 }, tasks: ['t2v'], outputs }), /2\^18/);
-  assert.throws(() => buildVocabLayout({ tokenizer: tok, tasks: ['t2v', 't2v'], outputs }), /duplicate special token <task_t2v>/);
+  assert.throws(
+    () => buildVocabLayout({ tokenizer: { ...tok, vocabSize: 2 ** 19 }, tasks: ['t2v'], outputs }),
+    /2\^18/,
+  );
+  assert.throws(
+    () => buildVocabLayout({ tokenizer: tok, tasks: ['t2v', 't2v'], outputs }),
+    /duplicate special token <task_t2v>/,
+  );
   const layout = buildVocabLayout({ tokenizer: tok, tasks: ['t2v'], outputs });
   assert.equal(layout.audio.levels, 0);
   assert.equal(specialId(layout, '<pad>'), 1024);

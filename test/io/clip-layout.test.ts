@@ -43,7 +43,14 @@ test('clip layout: samples side by side, one decoded clip of each at a time; --s
   const layout = clipLayout({ samples: 2, clipsPerSample: 2, overlapFrames: 2, frames: 6 }, 'x.vtok');
   const all = await frames(layout, 4, 2, 4);
   assert.equal(all.width, 2 + 2 + 2);
-  assert.deepEqual(all.names, [[0, 100], [1, 101], [2, 102], [3, 103], [12, 112], [13, 113]]);
+  assert.deepEqual(all.names, [
+    [0, 100],
+    [1, 101],
+    [2, 102],
+    [3, 103],
+    [12, 112],
+    [13, 113],
+  ]);
   assert.deepEqual(all.decoded, [0, 2, 1, 3]);
   const second = await frames(layout, 4, 2, 4, 2);
   assert.deepEqual(second.names.flat(), [100, 101, 102, 103, 112, 113]);

@@ -12,9 +12,24 @@ export function tempDir(name: string): string {
  * Makes a small test video with ffmpeg's lavfi test source (`testsrc` has a moving counter and colour bars, so
  * frames differ). Extra output args pick the codec.
  */
-export async function makeTestVideo(path: string, opts: { width?: number; height?: number; fps?: number; frames?: number; source?: string; args?: string[] } = {}): Promise<string> {
+export async function makeTestVideo(
+  path: string,
+  opts: { width?: number; height?: number; fps?: number; frames?: number; source?: string; args?: string[] } = {},
+): Promise<string> {
   const { width = 64, height = 48, fps = 10, frames = 10, source = 'testsrc' } = opts;
-  const r = await runFfmpeg(['-v', 'error', '-y', '-f', 'lavfi', '-i', `${source}=size=${width}x${height}:rate=${fps}`, '-frames:v', String(frames), ...(opts.args ?? []), path]);
+  const r = await runFfmpeg([
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    `${source}=size=${width}x${height}:rate=${fps}`,
+    '-frames:v',
+    String(frames),
+    ...(opts.args ?? []),
+    path,
+  ]);
   if (r.code !== 0) throw new Error(`making ${path} failed: ${r.stderr}`);
   return path;
 }

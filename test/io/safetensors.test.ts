@@ -21,7 +21,12 @@ import {
   toInt32,
   toNumbers,
 } from '../../src/io/safetensors.js';
-import { openSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors-file.js';
+import {
+  openSafetensors,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+} from '../../src/io/safetensors-file.js';
 import { VtokError } from '../../src/util/errors.js';
 
 // dist/test/io/safetensors.test.js → repo root is three levels up.
@@ -62,9 +67,9 @@ function sampleTensors(): Record<string, SafeTensor> {
     'idx.i32': fromInt32([2147483647, -2147483648, 0, 42], [2, 2]),
     'img.u8': fromUint8([0, 1, 127, 255, 9], [5]),
     'mask.bool': fromBool([true, false, true], [3]),
-    'scalar': fromFloat32(new Float32Array([3.25]), []),
+    scalar: fromFloat32(new Float32Array([3.25]), []),
     'scalar.i64': fromInt64([-7], []),
-    'empty': fromFloat32(new Float32Array(0), [0, 4]),
+    empty: fromFloat32(new Float32Array(0), [0, 4]),
     'empty.i64': fromInt64([], [3, 0]),
   };
 }
@@ -86,7 +91,10 @@ test('round trip of all dtypes, 0-rank and empty tensors, and metadata', () => {
       assert.deepEqual(Array.from(r.data), Array.from(t.data), name);
     }
     // Values come back through the typed converters.
-    assert.deepEqual(Array.from(toFloat32(back.tensors.get('w.f32')!)), Array.from(new Float32Array([1.5, -2.25, 3e-8, 1e30, -0, 7])));
+    assert.deepEqual(
+      Array.from(toFloat32(back.tensors.get('w.f32')!)),
+      Array.from(new Float32Array([1.5, -2.25, 3e-8, 1e30, -0, 7])),
+    );
     assert.deepEqual(Array.from(toFloat32(back.tensors.get('w.f16')!)), [1, -2, 0.0999755859375, 65504, 2 ** -24, -0]);
     assert.deepEqual(Array.from(toFloat32(back.tensors.get('w.bf16')!)), [1, -2, 3.140625, 9.969209968386869e37]);
     assert.deepEqual(Array.from(toBigInt64(back.tensors.get('idx.i64')!)), [0n, -1n, 2n ** 62n, -(2n ** 63n), 5n]);
@@ -116,11 +124,26 @@ test('reference layout: header padded to 8, tensors by descending alignment then
   const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
   assert.equal(n % 8, 0);
   assert.equal(parts[0]!.length, 8 + n);
-  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-  const order = Object.entries(header).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1]);
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
+  const order = Object.entries(header).sort(
+    (a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1],
+  );
   // Non-empty tensors in offset order follow the reference sort.
   const names = order.map(([k]) => k).filter((k) => header[k]!.data_offsets[1] > header[k]!.data_offsets[0]);
-  assert.deepEqual(names, ['idx.i64', 'scalar.i64', 'idx.i32', 'scalar', 'w.f32', 'w.bf16', 'w.f16', 'img.u8', 'mask.bool']);
+  assert.deepEqual(names, [
+    'idx.i64',
+    'scalar.i64',
+    'idx.i32',
+    'scalar',
+    'w.f32',
+    'w.bf16',
+    'w.f16',
+    'img.u8',
+    'mask.bool',
+  ]);
   const sizes: Record<string, number> = { I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, U8: 1, BOOL: 1 };
   for (const [k, v] of Object.entries(header)) assert.equal((8 + n + v.data_offsets[0]) % sizes[v.dtype]!, 0, k);
   // Without metadata there is no __metadata__ entry, and the output is deterministic.
@@ -129,8 +152,14 @@ test('reference layout: header padded to 8, tensors by descending alignment then
 });
 
 test('writer rejects inconsistent tensors', () => {
-  assert.throws(() => serializeSafetensors({ a: { dtype: 'F32', shape: [2, 2], data: new Uint8Array(12) } }), /a.*12 bytes, expected 16/);
-  assert.throws(() => serializeSafetensors({ a: { dtype: 'F99' as never, shape: [1], data: new Uint8Array(4) } }), /unknown dtype/);
+  assert.throws(
+    () => serializeSafetensors({ a: { dtype: 'F32', shape: [2, 2], data: new Uint8Array(12) } }),
+    /a.*12 bytes, expected 16/,
+  );
+  assert.throws(
+    () => serializeSafetensors({ a: { dtype: 'F99' as never, shape: [1], data: new Uint8Array(4) } }),
+    /unknown dtype/,
+  );
   assert.throws(() => serializeSafetensors({ __metadata__: fromUint8([1], [1]) }), /__metadata__/);
   assert.throws(() => fromInt32([1.5], [1]), VtokError);
   assert.throws(() => fromFloat32(new Float32Array(3), [2, 2]), /3 values do not match shape \[2, 2\]/);
@@ -191,7 +220,11 @@ test('the file reader reads each tensor by offset, into its own buffer, equal to
   try {
     const written = join(dir, 'a.safetensors');
     writeSafetensors(written, sampleTensors(), { k: 'v' });
-    for (const path of [written, join(goldenDir, 'lfq_openmagvit2.safetensors'), join(goldenDir, 'larp_tokenizer.safetensors')]) {
+    for (const path of [
+      written,
+      join(goldenDir, 'lfq_openmagvit2.safetensors'),
+      join(goldenDir, 'larp_tokenizer.safetensors'),
+    ]) {
       const whole = parseSafetensors(new Uint8Array(readFileSync(path)), path);
       const byOffset = readSafetensors(path);
       assert.deepEqual(byOffset.metadata, whole.metadata);
@@ -211,7 +244,11 @@ test('the file reader reads each tensor by offset, into its own buffer, equal to
       assert.deepEqual(Array.from(toInt32(f.read('idx.i32'))), [2147483647, -2147483648, 0, 42]);
       throwsVtok(() => f.read('nope'), /no tensor "nope"/, 'a.safetensors');
       truncateSync(written, 8 + f.headerSize + 8);
-      throwsVtok(() => f.read('w.f32'), /truncated: could read only \d+ of 24 bytes of tensor "w.f32"/, 'a.safetensors');
+      throwsVtok(
+        () => f.read('w.f32'),
+        /truncated: could read only \d+ of 24 bytes of tensor "w.f32"/,
+        'a.safetensors',
+      );
     } finally {
       f.close();
     }
@@ -224,13 +261,26 @@ test('truncated files are rejected with a message naming the problem', () => {
   const good = concat(serializeSafetensors(sampleTensors(), { k: 'v' }));
   const n = Number(new DataView(good.buffer).getBigUint64(0, true));
   const f = 'cut.safetensors';
-  for (const cut of [0, 3, 7]) throwsVtok(() => parseSafetensors(good.subarray(0, cut), f), new RegExp(`file has ${cut} bytes, fewer than the 8-byte`), f);
+  for (const cut of [0, 3, 7])
+    throwsVtok(
+      () => parseSafetensors(good.subarray(0, cut), f),
+      new RegExp(`file has ${cut} bytes, fewer than the 8-byte`),
+      f,
+    );
   for (const cut of [8, 9, 8 + Math.floor(n / 2), 8 + n - 1]) {
-    throwsVtok(() => parseSafetensors(good.subarray(0, cut), f), new RegExp(`truncated: header says the JSON header is ${n} bytes, file has only ${cut - 8}`), f);
+    throwsVtok(
+      () => parseSafetensors(good.subarray(0, cut), f),
+      new RegExp(`truncated: header says the JSON header is ${n} bytes, file has only ${cut - 8}`),
+      f,
+    );
   }
   const dataLen = good.length - 8 - n;
   for (const cut of [8 + n, 8 + n + 1, good.length - 1]) {
-    throwsVtok(() => parseSafetensors(good.subarray(0, cut), f), new RegExp(`truncated: header says ${dataLen} bytes of tensor data, file has ${cut - 8 - n}`), f);
+    throwsVtok(
+      () => parseSafetensors(good.subarray(0, cut), f),
+      new RegExp(`truncated: header says ${dataLen} bytes of tensor data, file has ${cut - 8 - n}`),
+      f,
+    );
   }
   // The header-only reader checks the file size too.
   const dir = mkdtempSync(join(tmpdir(), 'vtok-st-'));
@@ -254,14 +304,29 @@ test('corrupt headers are rejected with a message naming the tensor and what was
   throwsVtok(p(rawFile('["a"]', 0)), /does not start with '\{'/);
   throwsVtok(p(rawFile(' {}', 0)), /does not start with '\{'/);
   throwsVtok(p(rawFile(ok('{"dtype":"F33","shape":[1],"data_offsets":[0,4]}'), 4)), /tensor "a": unknown dtype "F33"/);
-  throwsVtok(p(rawFile(ok('{"dtype":"U32","shape":[1],"data_offsets":[0,4]}'), 4)), /tensor "a": dtype U32 is not supported/);
-  throwsVtok(p(rawFile(ok('{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}'), 4)), /tensor "a": shape must be an array of non-negative integers/);
+  throwsVtok(
+    p(rawFile(ok('{"dtype":"U32","shape":[1],"data_offsets":[0,4]}'), 4)),
+    /tensor "a": dtype U32 is not supported/,
+  );
+  throwsVtok(
+    p(rawFile(ok('{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}'), 4)),
+    /tensor "a": shape must be an array of non-negative integers/,
+  );
   throwsVtok(p(rawFile(ok('{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}'), 4)), /tensor "a": shape must be/);
-  throwsVtok(p(rawFile(ok('{"dtype":"F32","shape":[1],"data_offsets":[0]}'), 4)), /tensor "a": data_offsets must be \[begin, end\]/);
+  throwsVtok(
+    p(rawFile(ok('{"dtype":"F32","shape":[1],"data_offsets":[0]}'), 4)),
+    /tensor "a": data_offsets must be \[begin, end\]/,
+  );
   throwsVtok(p(rawFile(ok('{"dtype":"F32","shape":[1],"data_offsets":[4,0]}'), 4)), /end < begin/);
-  throwsVtok(p(rawFile(ok('{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}'), 20)), /tensor "a": data_offsets \[0, 20\] span 20 bytes, expected 24 \(6 elements of F32 for shape \[2, 3\]\)/);
+  throwsVtok(
+    p(rawFile(ok('{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}'), 20)),
+    /tensor "a": data_offsets \[0, 20\] span 20 bytes, expected 24 \(6 elements of F32 for shape \[2, 3\]\)/,
+  );
   const two = (a: [number, number], b: [number, number], len: number) =>
-    rawFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[${a}]},"b":{"dtype":"F32","shape":[2],"data_offsets":[${b}]}}`, len);
+    rawFile(
+      `{"a":{"dtype":"F32","shape":[2],"data_offsets":[${a}]},"b":{"dtype":"F32","shape":[2],"data_offsets":[${b}]}}`,
+      len,
+    );
   throwsVtok(p(two([0, 8], [4, 12], 12)), /tensor "b": data_offsets \[4, 12\] overlap tensor "a" which ends at 8/);
   throwsVtok(p(two([0, 8], [0, 8], 8)), /overlap tensor "a"/);
   throwsVtok(p(two([0, 8], [12, 20], 20)), /tensor "b": .*hole of 4 bytes at \[8, 12\)/);
@@ -271,10 +336,29 @@ test('corrupt headers are rejected with a message naming the tensor and what was
   throwsVtok(p(rawFile('{"__metadata__":{"k":1}}', 0)), /__metadata__\["k"\] must be a string, got number/);
   throwsVtok(p(rawFile('{"__metadata__":{"k":{"x":"y"}}}', 0)), /__metadata__\["k"\] must be a string, got object/);
   throwsVtok(p(rawFile('{"__metadata__":"x"}', 0)), /__metadata__ must be an object/);
-  throwsVtok(p(rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, 2)), /duplicate key "a" in the header/);
-  throwsVtok(p(rawFile(ok('{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}'), 1)), /duplicate key "dtype"/);
+  throwsVtok(
+    p(
+      rawFile(
+        `{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`,
+        2,
+      ),
+    ),
+    /duplicate key "a" in the header/,
+  );
+  throwsVtok(
+    p(rawFile(ok('{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}'), 1)),
+    /duplicate key "dtype"/,
+  );
   // Keys that only look alike after escaping are compared decoded.
-  throwsVtok(p(rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\\u0061":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, 2)), /duplicate key "a"/);
+  throwsVtok(
+    p(
+      rawFile(
+        `{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\\u0061":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`,
+        2,
+      ),
+    ),
+    /duplicate key "a"/,
+  );
   // Header size larger than the file, and gigantic header sizes.
   throwsVtok(p(rawFile('{}', 10, 1000n)), /truncated: header says the JSON header is 1000 bytes, file has only 18/);
   throwsVtok(p(rawFile('{}', 10, 100_000_008n)), /header size 100000008 bytes exceeds the maximum of 100000000/);
@@ -290,7 +374,10 @@ test('corrupt headers are rejected with a message naming the tensor and what was
 
 test('I64 → int32 helpers range-check', () => {
   const t = fromInt64([1n, 2n ** 31n], [2]);
-  assert.throws(() => toInt32(t, 'output.indices'), /output.indices: I64 value 2147483648 at flat index 1 does not fit in int32/);
+  assert.throws(
+    () => toInt32(t, 'output.indices'),
+    /output.indices: I64 value 2147483648 at flat index 1 does not fit in int32/,
+  );
   assert.deepEqual(Array.from(toInt32(fromInt64([-(2n ** 31n), 2n ** 31n - 1n], [2]))), [-2147483648, 2147483647]);
   assert.throws(() => toNumbers(fromInt64([2n ** 60n], [1])), /not a safe integer/);
   assert.deepEqual(toNumbers(fromInt64([2 ** 40, -3], [2])), [2 ** 40, -3]);
@@ -299,21 +386,56 @@ test('I64 → int32 helpers range-check', () => {
 
 test('F16 conversion is bit-exact on known patterns (round to nearest even, subnormals, inf, nan)', () => {
   const cases: [number, number][] = [
-    [1, 0x3c00], [-2, 0xc000], [0.5, 0x3800], [0.1, 0x2e66], [1 / 3, 0x3555], [65504, 0x7bff],
-    [65519, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00], [-1e6, 0xfc00], [Infinity, 0x7c00], [-Infinity, 0xfc00],
-    [0, 0x0000], [-0, 0x8000], [2 ** -14, 0x0400], [2 ** -24, 0x0001], [1023 * 2 ** -24, 0x03ff],
-    [2 ** -25, 0x0000], [Math.fround(2 ** -25 * (1 + 2 ** -23)), 0x0001], [3 * 2 ** -25, 0x0002], [5 * 2 ** -25, 0x0002],
-    [2047 * 2 ** -25, 0x0400], [1e-8, 0x0000], [-1e-8, 0x8000],
-    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1 + 2 ** -11 + 2 ** -20, 0x3c01], [2048 + 1, 0x6800], [2048 + 3, 0x6802],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [0.5, 0x3800],
+    [0.1, 0x2e66],
+    [1 / 3, 0x3555],
+    [65504, 0x7bff],
+    [65519, 0x7bff],
+    [65520, 0x7c00],
+    [1e6, 0x7c00],
+    [-1e6, 0xfc00],
+    [Infinity, 0x7c00],
+    [-Infinity, 0xfc00],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [2 ** -14, 0x0400],
+    [2 ** -24, 0x0001],
+    [1023 * 2 ** -24, 0x03ff],
+    [2 ** -25, 0x0000],
+    [Math.fround(2 ** -25 * (1 + 2 ** -23)), 0x0001],
+    [3 * 2 ** -25, 0x0002],
+    [5 * 2 ** -25, 0x0002],
+    [2047 * 2 ** -25, 0x0400],
+    [1e-8, 0x0000],
+    [-1e-8, 0x8000],
+    [1 + 2 ** -11, 0x3c00],
+    [1 + 3 * 2 ** -11, 0x3c02],
+    [1 + 2 ** -11 + 2 ** -20, 0x3c01],
+    [2048 + 1, 0x6800],
+    [2048 + 3, 0x6802],
   ];
-  for (const [v, bits] of cases) assert.equal(numberToF16Bits(v), bits, `f16(${v}) = 0x${numberToF16Bits(v).toString(16)}, expected 0x${bits.toString(16)}`);
+  for (const [v, bits] of cases)
+    assert.equal(
+      numberToF16Bits(v),
+      bits,
+      `f16(${v}) = 0x${numberToF16Bits(v).toString(16)}, expected 0x${bits.toString(16)}`,
+    );
   const nan = numberToF16Bits(NaN);
   assert.equal(nan & 0x7c00, 0x7c00);
   assert.notEqual(nan & 0x3ff, 0);
   // Decoding.
   const dec: [number, number][] = [
-    [0x3555, 0.333251953125], [0x0001, 2 ** -24], [0x03ff, 1023 * 2 ** -24], [0x0400, 2 ** -14], [0x7bff, 65504],
-    [0xc000, -2], [0x7c00, Infinity], [0xfc00, -Infinity], [0x8001, -(2 ** -24)],
+    [0x3555, 0.333251953125],
+    [0x0001, 2 ** -24],
+    [0x03ff, 1023 * 2 ** -24],
+    [0x0400, 2 ** -14],
+    [0x7bff, 65504],
+    [0xc000, -2],
+    [0x7c00, Infinity],
+    [0xfc00, -Infinity],
+    [0x8001, -(2 ** -24)],
   ];
   for (const [bits, v] of dec) assert.equal(f16BitsToNumber(bits), v);
   assert.ok(Object.is(f16BitsToNumber(0x8000), -0));
@@ -342,12 +464,20 @@ test('BF16 conversion is bit-exact on known patterns', () => {
     [0x00008000, 0x0000], // subnormal tie → even
     [0x00018000, 0x0002],
     [0x80000000, 0x8000], // -0
-    [0x7f800000, 0x7f80], [0xff800000, 0xff80], // ±inf
-    [0x7fc00000, 0x7fc0], [0x7f800001, 0x7fc0], [0xffffffff, 0xffff], // NaN stays NaN
+    [0x7f800000, 0x7f80],
+    [0xff800000, 0xff80], // ±inf
+    [0x7fc00000, 0x7fc0],
+    [0x7f800001, 0x7fc0],
+    [0xffffffff, 0xffff], // NaN stays NaN
   ];
   for (const [x, b] of cases) assert.equal(f32BitsToBf16Bits(x), b, `bf16(0x${x.toString(16)})`);
   const t = fromFloat32(new Float32Array([1, -2.5, 3.140625, 0.1]), [4], 'BF16');
-  assert.deepEqual(Array.from(new Uint16Array(t.data.buffer)), [0x3f80, 0xc020, 0x4049, f32BitsToBf16Bits(f32bits(0.1))]);
+  assert.deepEqual(Array.from(new Uint16Array(t.data.buffer)), [
+    0x3f80,
+    0xc020,
+    0x4049,
+    f32BitsToBf16Bits(f32bits(0.1)),
+  ]);
   assert.equal(f32BitsToBf16Bits(f32bits(0.1)), 0x3dcd);
   assert.deepEqual(Array.from(toFloat32(t)), [1, -2.5, 3.140625, 0.10009765625]);
 });

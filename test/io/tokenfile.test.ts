@@ -20,7 +20,15 @@ const dir = mkdtempSync(join(tmpdir(), 'vtok-tokenfile-'));
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/tokenfile');
 
 function header(vocabSize: number, grid: number[]): TokenFileHeader {
-  return { modality: 'video', kind: 'magvit2', configHash: hashConfig({ vocabSize, grid }), vocabSize, grid, source: { fps: 8, frameSize: [128, 160] }, extra: { note: 'test' } };
+  return {
+    modality: 'video',
+    kind: 'magvit2',
+    configHash: hashConfig({ vocabSize, grid }),
+    vocabSize,
+    grid,
+    source: { fps: 8, frameSize: [128, 160] },
+    extra: { note: 'test' },
+  };
 }
 
 function randomIds(n: number, vocab: number, seed: number): Int32Array {
@@ -89,7 +97,11 @@ test('the streaming writer and reader handle clips one at a time', async () => {
     n++;
   }
   assert.equal(n, 50);
-  assert.deepEqual(readdirSync(dir).filter((x) => x.endsWith('.tmp')), [], 'no temp files left');
+  assert.deepEqual(
+    readdirSync(dir).filter((x) => x.endsWith('.tmp')),
+    [],
+    'no temp files left',
+  );
 });
 
 test('ids outside the vocabulary or the wrong count are rejected and leave no file', () => {
@@ -155,16 +167,40 @@ test('a version-1 file (video only, fps and frame size in fixed fields) still re
   assert.equal(readFileSync(path).readUInt16LE(4), 1);
   const { header: h, clips } = await readTokenFile(path);
   assert.deepEqual(h, {
-    modality: 'video', kind: 'magvit2', configHash: 'abcdef0123456789', vocabSize: 1024, grid: [2, 3, 4],
-    source: { fps: 8, frameSize: [48, 64] }, extra: { model: 'runs/x' },
+    modality: 'video',
+    kind: 'magvit2',
+    configHash: 'abcdef0123456789',
+    vocabSize: 1024,
+    grid: [2, 3, 4],
+    source: { fps: 8, frameSize: [48, 64] },
+    extra: { model: 'runs/x' },
   });
-  assert.deepEqual(clips.map((c) => c.grid), [[2, 3, 4], [1, 3, 4]]);
-  assert.deepEqual(clips[0]!.ids, Int32Array.from({ length: 24 }, (_, i) => (i * 37) % 1024));
-  assert.deepEqual(clips[1]!.ids, Int32Array.from({ length: 12 }, (_, i) => 1023 - i));
+  assert.deepEqual(
+    clips.map((c) => c.grid),
+    [
+      [2, 3, 4],
+      [1, 3, 4],
+    ],
+  );
+  assert.deepEqual(
+    clips[0]!.ids,
+    Int32Array.from({ length: 24 }, (_, i) => (i * 37) % 1024),
+  );
+  assert.deepEqual(
+    clips[1]!.ids,
+    Int32Array.from({ length: 12 }, (_, i) => 1023 - i),
+  );
 });
 
 test('version 2 stores the modality and a per-modality source record: audio and LM sequences round-trip', async () => {
-  const audio: TokenFileHeader = { modality: 'audio', kind: 'soundstream', configHash: 'c0ffee', vocabSize: 1024, grid: [4, 50], source: { sampleRate: 16000, channels: 1 } };
+  const audio: TokenFileHeader = {
+    modality: 'audio',
+    kind: 'soundstream',
+    configHash: 'c0ffee',
+    vocabSize: 1024,
+    grid: [4, 50],
+    source: { sampleRate: 16000, channels: 1 },
+  };
   const a = join(dir, 'audio.vtok');
   writeTokenFile(a, audio, [randomIds(200, 1024, 5)]);
   assert.equal(readFileSync(a).readUInt16LE(4), 2);
@@ -172,7 +208,14 @@ test('version 2 stores the modality and a per-modality source record: audio and 
   assert.deepEqual(back.header, audio);
   assert.deepEqual(back.clips[0]!.ids, randomIds(200, 1024, 5));
 
-  const lm: TokenFileHeader = { modality: 'sequence', kind: 'gpt', configHash: 'beef', vocabSize: 70000, grid: [33], source: { tasks: ['unconditional'] } };
+  const lm: TokenFileHeader = {
+    modality: 'sequence',
+    kind: 'gpt',
+    configHash: 'beef',
+    vocabSize: 70000,
+    grid: [33],
+    source: { tasks: ['unconditional'] },
+  };
   const l = join(dir, 'lm.vtok');
   writeTokenFile(l, lm, [randomIds(33, 70000, 6)]);
   assert.deepEqual((await readTokenFile(l)).header, lm);
@@ -181,10 +224,22 @@ test('version 2 stores the modality and a per-modality source record: audio and 
 test('a header without the source its modality needs, or an unknown modality, is refused', () => {
   const base = header(1000, [4]);
   const p = join(dir, 'refused.vtok');
-  assert.throws(() => writeTokenFile(p, { ...base, source: { frameSize: [8, 8] } }, []), /source\.fps must be a non-negative number for video/);
-  assert.throws(() => writeTokenFile(p, { ...base, modality: 'image', source: {} }, []), /source\.frameSize must be \[height, width\] for image/);
-  assert.throws(() => writeTokenFile(p, { ...base, modality: 'audio', source: { sampleRate: 0 } }, []), /source\.sampleRate must be a positive number for audio/);
-  assert.throws(() => writeTokenFile(p, { ...base, modality: 'smell' as never }, []), /header\.modality must be one of video, image, audio, sequence/);
+  assert.throws(
+    () => writeTokenFile(p, { ...base, source: { frameSize: [8, 8] } }, []),
+    /source\.fps must be a non-negative number for video/,
+  );
+  assert.throws(
+    () => writeTokenFile(p, { ...base, modality: 'image', source: {} }, []),
+    /source\.frameSize must be \[height, width\] for image/,
+  );
+  assert.throws(
+    () => writeTokenFile(p, { ...base, modality: 'audio', source: { sampleRate: 0 } }, []),
+    /source\.sampleRate must be a positive number for audio/,
+  );
+  assert.throws(
+    () => writeTokenFile(p, { ...base, modality: 'smell' as never }, []),
+    /header\.modality must be one of video, image, audio, sequence/,
+  );
   assert.equal(existsSync(p), false);
 });
 

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ffmpegPath, hasEncoder } from '../../src/io/ffmpeg.js';
-import { probeVideo, readAllFrames, readClip, readFrames, writeGrid, writePngSequence, writeVideo } from '../../src/io/video.js';
+import {
+  probeVideo,
+  readAllFrames,
+  readClip,
+  readFrames,
+  writeGrid,
+  writePngSequence,
+  writeVideo,
+} from '../../src/io/video.js';
 import { clipsToTensor, gridFrame, tensorToClips, type Frame } from '../../src/io/frame.js';
 import { psnr } from '../../src/metrics/psnr.js';
 import { makeTestVideo, tempDir } from './fixtures.js';
@@ -99,7 +107,11 @@ test('short-side resize and center crop produce the requested size and content',
   const full = (await readAllFrames(src))[0]!;
   const x0 = (96 - 40) / 2;
   const y0 = (48 - 32) / 2;
-  for (const [y, x] of [[0, 0], [10, 17], [31, 39]] as const) {
+  for (const [y, x] of [
+    [0, 0],
+    [10, 17],
+    [31, 39],
+  ] as const) {
     const a = cropped[0]!.data.subarray((y * 40 + x) * 3, (y * 40 + x) * 3 + 3);
     const b = full.data.subarray(((y + y0) * 96 + x + x0) * 3, ((y + y0) * 96 + x + x0) * 3 + 3);
     assert.deepEqual(a, b);
@@ -121,7 +133,14 @@ test('streaming: breaking out early stops ffmpeg and a long video is read frame 
 
 test('encode → decode round trips: mp4, webm, mkv, avi, y4m close to the source, gif recognisable', async () => {
   const frames = synthFrames(8, 64, 48);
-  for (const [ext, minPsnr] of [['mp4', 35], ['webm', 30], ['mkv', 35], ['avi', 28], ['y4m', 38], ['gif', 22]] as const) {
+  for (const [ext, minPsnr] of [
+    ['mp4', 35],
+    ['webm', 30],
+    ['mkv', 35],
+    ['avi', 28],
+    ['y4m', 38],
+    ['gif', 22],
+  ] as const) {
     const p = join(dir, `rt.${ext}`);
     assert.equal(await writeVideo(p, frames, { fps: 8 }), 8);
     const info = await probeVideo(p, { exact: true });
@@ -140,7 +159,10 @@ test('encode → decode round trips: mp4, webm, mkv, avi, y4m close to the sourc
   const odd = join(dir, 'odd.mp4');
   await writeVideo(odd, synthFrames(3, 33, 21));
   assert.deepEqual([(await probeVideo(odd)).width, (await probeVideo(odd)).height], [33, 21]);
-  assert.deepEqual(readdirSync(dir).filter((x) => x.endsWith('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((x) => x.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('writeVideo rejects mismatched frames and unknown extensions without leaving files', async () => {
@@ -150,7 +172,10 @@ test('writeVideo rejects mismatched frames and unknown extensions without leavin
   assert.equal(existsSync(join(dir, 'mixed.mp4')), false);
   await assert.rejects(writeVideo(join(dir, 'x.mov'), frames), /cannot write video with extension '.mov'/);
   await assert.rejects(writeVideo(join(dir, 'none.mp4'), []), /no frames to write/);
-  assert.deepEqual(readdirSync(dir).filter((x) => x.endsWith('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((x) => x.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('PNG sequences and grids are lossless and decode back exactly', async () => {
@@ -184,7 +209,11 @@ test('bad inputs give one clear error naming the file', async () => {
     [join(dir, 'missing.mp4'), /no such file/],
     [dir, /is a directory/],
   ] as const) {
-    await assert.rejects(readAllFrames(p), (e: Error) => e.name === 'VtokError' && e.message.startsWith(p) && re.test(e.message), p);
+    await assert.rejects(
+      readAllFrames(p),
+      (e: Error) => e.name === 'VtokError' && e.message.startsWith(p) && re.test(e.message),
+      p,
+    );
   }
 });
 
@@ -198,9 +227,21 @@ test('clips ↔ [-1,1] tensors: layout N×C×T×H×W and an exact round trip', (
   assert.equal(v, Math.fround(b[1]!.data[(3 * 5 + 4) * 3 + 2]! / 127.5 - 1));
   assert.ok(t.data.every((x) => x >= -1 && x <= 1));
   const back = tensorToClips(t.data, t.shape);
-  assert.deepEqual(back[0]!.map((f) => f.data), a.map((f) => f.data));
-  assert.deepEqual(back[1]!.map((f) => f.data), b.map((f) => f.data));
+  assert.deepEqual(
+    back[0]!.map((f) => f.data),
+    a.map((f) => f.data),
+  );
+  assert.deepEqual(
+    back[1]!.map((f) => f.data),
+    b.map((f) => f.data),
+  );
   // Out-of-range values clamp.
-  const c = tensorToClips(new Float32Array([-3, 3, 0]).map((x) => x), [1, 1, 3, 1, 1]);
-  assert.deepEqual(c[0]!.map((f) => f.data[0]), [0, 255, 128]);
+  const c = tensorToClips(
+    new Float32Array([-3, 3, 0]).map((x) => x),
+    [1, 1, 3, 1, 1],
+  );
+  assert.deepEqual(
+    c[0]!.map((f) => f.data[0]),
+    [0, 255, 128],
+  );
 });

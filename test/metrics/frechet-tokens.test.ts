@@ -1,9 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FeatureStats, featureStats, frechetDistance, frechetDistanceOf, type GaussianStats } from '../../src/metrics/frechet.js';
+import {
+  FeatureStats,
+  featureStats,
+  frechetDistance,
+  frechetDistanceOf,
+  type GaussianStats,
+} from '../../src/metrics/frechet.js';
 import { bitsPerPixel, codebookUsage, entropyBitsPerPixel } from '../../src/metrics/tokens.js';
 
-const close = (a: number, b: number, tol: number, msg?: string) => assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} ${a} vs ${b}`);
+const close = (a: number, b: number, tol: number, msg?: string) =>
+  assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} ${a} vs ${b}`);
 
 function gaussian(mean: number[], cov: number[][]): GaussianStats {
   const d = mean.length;
@@ -21,9 +28,16 @@ test('Fréchet distance of diagonal Gaussians: |μ1−μ2|² + Σ(σ1−σ2)²',
 
 test('Fréchet distance with full covariances: scaled copies and rotations', () => {
   // Σ2 = c²Σ1 → tr√(Σ1Σ2) = c·trΣ1 → d² = (1−c)²·trΣ1.
-  const s = [[4, 1.5, 0.3], [1.5, 3, -0.7], [0.3, -0.7, 2]];
+  const s = [
+    [4, 1.5, 0.3],
+    [1.5, 3, -0.7],
+    [0.3, -0.7, 2],
+  ];
   const a = gaussian([0, 0, 0], s);
-  const b = gaussian([0, 0, 0], s.map((r) => r.map((v) => v * 9)));
+  const b = gaussian(
+    [0, 0, 0],
+    s.map((r) => r.map((v) => v * 9)),
+  );
   close(frechetDistance(a, b), (1 - 3) ** 2 * 9, 1e-9);
   // Same spectrum, rotated: in 2-D, Σ1 = diag(4, 1) and Σ2 = R Σ1 Rᵀ with R a 90° rotation = diag(1, 4):
   // d² = (2−1)² + (1−2)² = 2.
@@ -56,7 +70,8 @@ test('sampled features: identical sets give 0, a shifted set gives the squared s
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 2 ** 32;
   };
-  const n = 400, d = 6;
+  const n = 400,
+    d = 6;
   const x = Array.from({ length: n * d }, () => rnd() * 2 - 1 + rnd());
   close(frechetDistanceOf(x, x, d), 0, 1e-6);
   const shifted = x.map((v, i) => v + (i % d === 2 ? 0.5 : 0));

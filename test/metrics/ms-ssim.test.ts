@@ -14,16 +14,30 @@ function lcg(n: number, seed: number): Float64Array {
 }
 
 // A smooth pattern plus noise, and a noisier copy (the same images as the reference script's).
-const H = 128, W = 96;
-const na = lcg(H * W, 1), nb = lcg(H * W, 2);
-const a = Float64Array.from({ length: H * W }, (_, i) => 128 + 60 * Math.sin((i % W) / 7) * Math.cos(Math.floor(i / W) / 11) + 40 * (na[i]! - 0.5));
+const H = 128,
+  W = 96;
+const na = lcg(H * W, 1),
+  nb = lcg(H * W, 2);
+const a = Float64Array.from(
+  { length: H * W },
+  (_, i) => 128 + 60 * Math.sin((i % W) / 7) * Math.cos(Math.floor(i / W) / 11) + 40 * (na[i]! - 0.5),
+);
 const b = a.map((v, i) => v + 50 * (nb[i]! - 0.5));
 
 test('MS-SSIM matches an independent NumPy/SciPy implementation of the pytorch_msssim algorithm', () => {
   // Values from a NumPy script (scipy.signal.convolve2d 'valid' Gaussian filtering, 2×2 mean pooling, weights
   // renormalised over the scales used) on exactly these images.
-  const ref: Record<number, number> = { 1: 0.6730091080190048, 2: 0.8635137890577661, 3: 0.9213512187520431, 4: 0.9416573607944372 };
-  for (const s of [1, 2, 3, 4]) assert.ok(Math.abs(msSsimPlane(a, b, W, H, 255, s) - ref[s]!) < 1e-9, `scales ${s}: ${msSsimPlane(a, b, W, H, 255, s)} vs ${ref[s]}`);
+  const ref: Record<number, number> = {
+    1: 0.6730091080190048,
+    2: 0.8635137890577661,
+    3: 0.9213512187520431,
+    4: 0.9416573607944372,
+  };
+  for (const s of [1, 2, 3, 4])
+    assert.ok(
+      Math.abs(msSsimPlane(a, b, W, H, 255, s) - ref[s]!) < 1e-9,
+      `scales ${s}: ${msSsimPlane(a, b, W, H, 255, s)} vs ${ref[s]}`,
+    );
   assert.equal(msSsimScales(W, H), 4);
   assert.ok(Math.abs(msSsimPlane(a, b, W, H) - ref[4]!) < 1e-9);
 });
@@ -38,7 +52,13 @@ test('MS-SSIM: one scale is SSIM, identical images give 1, more noise gives less
 });
 
 test('MS-SSIM: frames average over channels and frames; bad sizes are clear errors', () => {
-  const f = (p: Float64Array) => ({ width: W, height: H, data: Uint8Array.from({ length: H * W * 3 }, (_, i) => Math.max(0, Math.min(255, Math.round(p[Math.floor(i / 3)]!)))) });
+  const f = (p: Float64Array) => ({
+    width: W,
+    height: H,
+    data: Uint8Array.from({ length: H * W * 3 }, (_, i) =>
+      Math.max(0, Math.min(255, Math.round(p[Math.floor(i / 3)]!))),
+    ),
+  });
   const r = msSsimFrames([f(a), f(a)], [f(a), f(b)]);
   assert.equal(r.perFrame[0], 1);
   assert.ok(r.perFrame[1]! < 0.99 && Math.abs(r.mean - (1 + r.perFrame[1]!) / 2) < 1e-12);

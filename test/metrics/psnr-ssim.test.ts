@@ -4,7 +4,8 @@ import { psnr, psnrFrames, relativeRmsError } from '../../src/metrics/psnr.js';
 import { gaussianWindow, ssimFrames, ssimImage, ssimPlane } from '../../src/metrics/ssim.js';
 import type { Frame } from '../../src/io/frame.js';
 
-const close = (a: number, b: number, tol: number, msg?: string) => assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} ${a} vs ${b}`);
+const close = (a: number, b: number, tol: number, msg?: string) =>
+  assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} ${a} vs ${b}`);
 
 test('PSNR on hand-computed cases', () => {
   // One pixel off by 10 in four: MSE = 25, PSNR = 10·log10(255²/25).
@@ -25,7 +26,11 @@ test('PSNR on hand-computed cases', () => {
 test('the SSIM window is the normalised 11×11 Gaussian with σ = 1.5', () => {
   const g = gaussianWindow();
   assert.equal(g.length, 11);
-  close(g.reduce((s, v) => s + v, 0), 1, 1e-12);
+  close(
+    g.reduce((s, v) => s + v, 0),
+    1,
+    1e-12,
+  );
   close(g[5]! / g[6]!, Math.exp(1 / (2 * 2.25)), 1e-12);
   close(g[0]! / g[5]!, Math.exp(-25 / 4.5), 1e-12);
 });
@@ -48,21 +53,26 @@ function bruteSsim(x: number[], y: number[], w: number, h: number, R: number): n
   let count = 0;
   for (let y0 = 0; y0 + 11 <= h; y0++) {
     for (let x0 = 0; x0 + 11 <= w; x0++) {
-      let mx = 0, my = 0;
-      for (let i = 0; i < 11; i++) for (let j = 0; j < 11; j++) {
-        const wt = g[i]! * g[j]!;
-        mx += wt * x[(y0 + i) * w + x0 + j]!;
-        my += wt * y[(y0 + i) * w + x0 + j]!;
-      }
-      let vx = 0, vy = 0, cxy = 0;
-      for (let i = 0; i < 11; i++) for (let j = 0; j < 11; j++) {
-        const wt = g[i]! * g[j]!;
-        const dx = x[(y0 + i) * w + x0 + j]! - mx;
-        const dy = y[(y0 + i) * w + x0 + j]! - my;
-        vx += wt * dx * dx;
-        vy += wt * dy * dy;
-        cxy += wt * dx * dy;
-      }
+      let mx = 0,
+        my = 0;
+      for (let i = 0; i < 11; i++)
+        for (let j = 0; j < 11; j++) {
+          const wt = g[i]! * g[j]!;
+          mx += wt * x[(y0 + i) * w + x0 + j]!;
+          my += wt * y[(y0 + i) * w + x0 + j]!;
+        }
+      let vx = 0,
+        vy = 0,
+        cxy = 0;
+      for (let i = 0; i < 11; i++)
+        for (let j = 0; j < 11; j++) {
+          const wt = g[i]! * g[j]!;
+          const dx = x[(y0 + i) * w + x0 + j]! - mx;
+          const dy = y[(y0 + i) * w + x0 + j]! - my;
+          vx += wt * dx * dx;
+          vy += wt * dy * dy;
+          cxy += wt * dx * dy;
+        }
       total += ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2));
       count++;
     }
@@ -76,7 +86,8 @@ test('SSIM matches a direct window-by-window computation on random images', () =
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     return s / 2 ** 32;
   };
-  const w = 17, h = 14;
+  const w = 17,
+    h = 14;
   const x = Array.from({ length: w * h }, () => Math.floor(rnd() * 256));
   const noisy = x.map((v) => Math.min(255, Math.max(0, v + Math.floor((rnd() - 0.5) * 60))));
   const other = Array.from({ length: w * h }, () => Math.floor(rnd() * 256));
@@ -84,20 +95,41 @@ test('SSIM matches a direct window-by-window computation on random images', () =
   // Noise lowers SSIM; unrelated images are far lower.
   assert.ok(ssimPlane(x, noisy, w, h) > ssimPlane(x, other, w, h) + 0.3);
   // Scaling the data and its range together changes nothing…
-  close(ssimPlane(x.map((v) => v / 255), noisy.map((v) => v / 255), w, h, 1), ssimPlane(x, noisy, w, h, 255), 1e-9);
+  close(
+    ssimPlane(
+      x.map((v) => v / 255),
+      noisy.map((v) => v / 255),
+      w,
+      h,
+      1,
+    ),
+    ssimPlane(x, noisy, w, h, 255),
+    1e-9,
+  );
   // …but shifting does (the luminance term is not shift-invariant), which is why [-1, 1] data is mapped to [0, 1].
-  const shift = ssimPlane(x.map((v) => v / 127.5 - 1), noisy.map((v) => v / 127.5 - 1), w, h, 2);
+  const shift = ssimPlane(
+    x.map((v) => v / 127.5 - 1),
+    noisy.map((v) => v / 127.5 - 1),
+    w,
+    h,
+    2,
+  );
   assert.ok(Math.abs(shift - ssimPlane(x, noisy, w, h, 255)) > 0.01);
 });
 
 test('colour SSIM is the mean over channels, per frame and averaged; small images are rejected', () => {
-  const w = 12, h = 12, n = w * h;
+  const w = 12,
+    h = 12,
+    n = w * h;
   const a = new Uint8Array(n * 3);
   const b = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {
-    a[i * 3] = 50; b[i * 3] = 50; // R identical → 1
-    a[i * 3 + 1] = 100; b[i * 3 + 1] = 200; // G constant pair
-    a[i * 3 + 2] = 0; b[i * 3 + 2] = 255; // B black vs white
+    a[i * 3] = 50;
+    b[i * 3] = 50; // R identical → 1
+    a[i * 3 + 1] = 100;
+    b[i * 3 + 1] = 200; // G constant pair
+    a[i * 3 + 2] = 0;
+    b[i * 3 + 2] = 255; // B black vs white
   }
   const c1 = (0.01 * 255) ** 2;
   const g = (2 * 100 * 200 + c1) / (100 ** 2 + 200 ** 2 + c1);

@@ -11,11 +11,15 @@ function setup(weights: 'fed' | 'baked', extra: { inferenceState?: () => () => v
   lin.weight.value = E.concrete(Float32Array.from([1, 2]), [1, 2], 'float32');
   lin.bias!.value = E.concrete(Float32Array.from([0.5]), [1], 'float32');
   const seen = { traces: 0, training: [] as boolean[] };
-  const f = compileInference(lin, (x: Tensor) => {
-    seen.traces++;
-    seen.training.push(lin.training);
-    return lin.forward(x);
-  }, { name: `lin_${weights}`, weights, ...extra });
+  const f = compileInference(
+    lin,
+    (x: Tensor) => {
+      seen.traces++;
+      seen.training.push(lin.training);
+      return lin.forward(x);
+    },
+    { name: `lin_${weights}`, weights, ...extra },
+  );
   return { lin, f, seen };
 }
 
@@ -61,6 +65,9 @@ describe('compiled inference', () => {
 
   it('int8 needs baked weights', () => {
     const lin = new Linear(2, 1);
-    assert.throws(() => compileInference(lin, (t: Tensor) => lin.forward(t), { name: 'q', precision: 'int8' }), /q: int8 quantizes constant weights; compile with weights: 'baked'/);
+    assert.throws(
+      () => compileInference(lin, (t: Tensor) => lin.forward(t), { name: 'q', precision: 'int8' }),
+      /q: int8 quantizes constant weights; compile with weights: 'baked'/,
+    );
   });
 });

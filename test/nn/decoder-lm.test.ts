@@ -9,7 +9,8 @@ const randn = (shape: number[], seed: number) =>
   E.tensor(Array.from(new Rng(seed).normal(shape.reduce((a, b) => a * b, 1))), shape);
 const ints = (v: number[], shape: number[]) => E.tensor(v, shape, 'int32');
 const maxDiff = (a: Tensor, b: Tensor) => {
-  const x = E.toArray(a), y = E.toArray(b);
+  const x = E.toArray(a),
+    y = E.toArray(b);
   assert.equal(x.length, y.length);
   return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
 };
@@ -19,10 +20,23 @@ const same = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]!)
 
 /** LARP's released AR model's shape (Llama-style), at toy size: what the released-models issue will load. */
 const llamaStyle: DecoderLmConfig = {
-  vocabSize: 20, dim: 16, layers: 2, heads: 2, hidden: 24, maxLength: 9, classes: 4,
-  positions: 'learned', norm: 'rms', mlp: 'swiglu', bias: false,
+  vocabSize: 20,
+  dim: 16,
+  layers: 2,
+  heads: 2,
+  hidden: 24,
+  maxLength: 9,
+  classes: 4,
+  positions: 'learned',
+  norm: 'rms',
+  mlp: 'swiglu',
+  bias: false,
   names: {
-    embedding: 'tok_embeddings', classes: 'cls_embedding', positions: 'pos_embedding', blocks: 'layers', norm: 'norm',
+    embedding: 'tok_embeddings',
+    classes: 'cls_embedding',
+    positions: 'pos_embedding',
+    blocks: 'layers',
+    norm: 'norm',
     head: 'output',
   },
   blockNames: {
@@ -54,21 +68,41 @@ describe('decoder LM shell', () => {
     const nullClass = run(ids, 4);
     for (let i = 0; i < 9; i++) assert.ok(!same(row(a, i), row(nullClass, i)), `position ${i} misses the class`);
     assert.throws(() => m.forward({ ids: ints(ids, [1, 8]) }), /class-conditioned: give class ids/);
-    assert.throws(() => m.forward({ ids: ints([...ids, 1], [1, 9]), classIds: ints([0], [1]) }),
-      /10 positions exceed the model's maxLength 9/);
+    assert.throws(
+      () => m.forward({ ids: ints([...ids, 1], [1, 9]), classIds: ints([0], [1]) }),
+      /10 positions exceed the model's maxLength 9/,
+    );
   });
 
   it('vectors in and out, learned positions as one parameter: positions fed (a decode step) or implied agree', () => {
     E.seed(1);
     const m = new DecoderLm({
-      vectorDim: 6, dim: 16, layers: 2, heads: 2, hidden: 32, maxLength: 8, positions: 'learned',
-      positionTable: 'parameter', norm: 'layer', mlp: 'gelu', bias: true, headBias: true,
+      vectorDim: 6,
+      dim: 16,
+      layers: 2,
+      heads: 2,
+      hidden: 32,
+      maxLength: 8,
+      positions: 'learned',
+      positionTable: 'parameter',
+      norm: 'layer',
+      mlp: 'gelu',
+      bias: true,
+      headBias: true,
       names: { embedding: 'input_proj', norm: 'ln_f', head: 'head' },
     }).eval();
-    const outer = m.namedParams().map(([n, p]) => `${n}:${p.shape.join('×')}`).filter((n) => !n.startsWith('blocks'));
+    const outer = m
+      .namedParams()
+      .map(([n, p]) => `${n}:${p.shape.join('×')}`)
+      .filter((n) => !n.startsWith('blocks'));
     assert.deepEqual(outer, [
-      'input_proj.weight:16×6', 'input_proj.bias:16', 'pos_emb:1×8×16', 'ln_f.weight:16', 'ln_f.bias:16',
-      'head.weight:6×16', 'head.bias:6',
+      'input_proj.weight:16×6',
+      'input_proj.bias:16',
+      'pos_emb:1×8×16',
+      'ln_f.weight:16',
+      'ln_f.bias:16',
+      'head.weight:6×16',
+      'head.bias:6',
     ]);
     const x = randn([2, 5, 6], 2);
     const h = m.embed({ vectors: x });
@@ -76,7 +110,8 @@ describe('decoder LM shell', () => {
     assert.ok(maxDiff(implied, m.run(h, { positions: E.arange(0, 5, 1, 'int64'), mask: 'causal' })) < 1e-6);
     assert.deepEqual([...m.forward({ vectors: x }).shape], [2, 5, 6]);
     // the last position through a KV cache of the first four equals the full pass
-    const ks: Tensor[] = [], vs: Tensor[] = [];
+    const ks: Tensor[] = [],
+      vs: Tensor[] = [];
     m.run(E.narrow(h, 1, 0, 4), {
       mask: 'causal',
       cache: (l) => ({
@@ -88,7 +123,9 @@ describe('decoder LM shell', () => {
     });
     const visible = E.cast(E.full([2, 1, 1, 4], 1, 'uint8'), 'bool');
     const step = m.run(E.narrow(h, 1, 4, 1), {
-      positions: E.tensor([4], [1], 'int64'), mask: 'none', cache: (l) => ({ past: { k: ks[l]!, v: vs[l]!, visible } }),
+      positions: E.tensor([4], [1], 'int64'),
+      mask: 'none',
+      cache: (l) => ({ past: { k: ks[l]!, v: vs[l]!, visible } }),
     });
     assert.ok(maxDiff(step, E.narrow(implied, 1, 4, 1)) < 1e-5);
     assert.throws(() => nextTokenLoss(m, implied, ints(new Array(10).fill(0), [2, 5])), /predicts vectors/);
@@ -107,7 +144,10 @@ describe('decoder LM shell', () => {
     assert.ok(Math.abs(E.item(nextTokenLoss(m, h, targets, { chunk: 5 })) - plain) < 1e-5);
     const rows = nextTokenLoss(m, h, targets, { reduction: 'none' });
     assert.deepEqual([...rows.shape], [2, 6]);
-    assert.deepEqual([2, 10, 11].map((i) => E.toArray(rows)[i]), [0, 0, 0]);
+    assert.deepEqual(
+      [2, 10, 11].map((i) => E.toArray(rows)[i]),
+      [0, 0, 0],
+    );
     const biased = new DecoderLm({ ...small, headBias: true });
     assert.throws(() => nextTokenLoss(biased, biased.hidden(x), targets), /the head has a bias/);
   });

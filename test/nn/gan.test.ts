@@ -8,7 +8,8 @@ import { Rng } from '../../src/util/rng.js';
 
 describe('GAN pieces', () => {
   it('hinge, non-saturating and LeCam losses have their textbook values', () => {
-    const real = E.tensor([2, 0.5, -1], [3]), fake = E.tensor([-2, 0, 1], [3]);
+    const real = E.tensor([2, 0.5, -1], [3]),
+      fake = E.tensor([-2, 0, 1], [3]);
     // hinge D: 0.5·(mean relu(1−r) + mean relu(1+f)) = 0.5·((0 + 0.5 + 2)/3 + (0 + 1 + 2)/3)
     assert.ok(Math.abs(E.item(discriminatorLoss(real, fake, 'hinge')) - 0.5 * (2.5 / 3 + 3 / 3)) < 1e-6);
     assert.ok(Math.abs(E.item(generatorLoss(fake, 'hinge')) - 1 / 3) < 1e-6);
@@ -29,16 +30,26 @@ describe('GAN pieces', () => {
     const d = new PatchDiscriminator3D({ channels: 3, ndf: 8, layers: 2 });
     const out = d.forward(E.zeros([1, 3, 4, 16, 16]));
     assert.deepEqual([...out.shape], [1, 1, 1, 4, 4]);
-    const step = new TrainStep(d, (b: { real: Tensor; fake: Tensor }) => discriminatorLoss(d.forward(b.real), d.forward(b.fake), 'hinge'), {
-      optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }), schedule: constantLr(2e-3),
-    });
+    const step = new TrainStep(
+      d,
+      (b: { real: Tensor; fake: Tensor }) => discriminatorLoss(d.forward(b.real), d.forward(b.fake), 'hinge'),
+      {
+        optimizer: new AdamW({ betas: [0.5, 0.9], weightDecay: 0 }),
+        schedule: constantLr(2e-3),
+      },
+    );
     const smooth = () => {
       const v = new Float32Array(2 * 3 * 4 * 16 * 16);
       const ph = rng.uniform(2);
       for (let i = 0; i < v.length; i++) v[i] = Math.sin((i % 16) / 3 + ph[0]! * 6) * 0.5;
       return E.concrete(v, [2, 3, 4, 16, 16], 'float32');
     };
-    const noise = () => E.concrete(rng.uniform(2 * 3 * 4 * 256).map((u) => 2 * u - 1), [2, 3, 4, 16, 16], 'float32');
+    const noise = () =>
+      E.concrete(
+        rng.uniform(2 * 3 * 4 * 256).map((u) => 2 * u - 1),
+        [2, 3, 4, 16, 16],
+        'float32',
+      );
     const first = step.run({ real: smooth(), fake: noise() }).loss;
     let last = first;
     for (let i = 0; i < 40; i++) last = step.run({ real: smooth(), fake: noise() }).loss;

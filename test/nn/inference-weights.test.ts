@@ -34,11 +34,20 @@ test('inferenceWeights refuses NaN and infinite values, naming the file, the fir
   const raw = run({ a: [1, NaN], b: [Infinity], c: [1], d: [-Infinity], e: [NaN], f: [NaN] });
   const file = join(raw, 'checkpoints', 'step-0000001', 'model.safetensors');
   const message = `${file}: weight a holds NaN at index 1; so do b, d, e and 1 more (damaged weights, or a training run that diverged)`;
-  assert.throws(() => inferenceWeights(raw), (e: Error) => e.message === message);
+  assert.throws(
+    () => inferenceWeights(raw),
+    (e: Error) => e.message === message,
+  );
   // the EMA is what inference uses: a NaN there is named in its own file; raw NaN under a finite EMA is not used
   const ema = run({ a: [NaN], b: [1] }, { a: [1], b: [2, Infinity] });
   const emaFile = join(ema, 'checkpoints', 'step-0000001', 'optimizer.model.safetensors');
-  assert.throws(() => inferenceWeights(ema), (e: Error) => e.message.startsWith(`${emaFile}: weight b holds Infinity at index 1 (`));
+  assert.throws(
+    () => inferenceWeights(ema),
+    (e: Error) => e.message.startsWith(`${emaFile}: weight b holds Infinity at index 1 (`),
+  );
   assert.doesNotThrow(() => inferenceWeights(run({ a: [NaN] }, { a: [1] })));
-  assert.throws(() => inferenceWeights(run({ a: [NaN] }, { a: [1] }), { ema: false }), /\/model\.safetensors: weight a holds NaN/);
+  assert.throws(
+    () => inferenceWeights(run({ a: [NaN] }, { a: [1] }), { ema: false }),
+    /\/model\.safetensors: weight a holds NaN/,
+  );
 });

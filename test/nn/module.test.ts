@@ -5,7 +5,19 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { Conv3d, ConvTransposeNd, Embedding, LayerNorm, Linear, type Mlp, Module, type MultiHeadAttention, Param, Sequential, TransformerBlock } from '../../src/nn/index.js';
+import {
+  Conv3d,
+  ConvTransposeNd,
+  Embedding,
+  LayerNorm,
+  Linear,
+  type Mlp,
+  Module,
+  type MultiHeadAttention,
+  Param,
+  Sequential,
+  TransformerBlock,
+} from '../../src/nn/index.js';
 import { loadModule, loadTensors, saveModule } from '../../src/nn/weights-file.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -30,7 +42,13 @@ describe('modules', () => {
   it('name parameters like PyTorch state_dict keys and count them', () => {
     const net = new Net();
     const names = net.namedParams().map(([n]) => n);
-    assert.deepEqual(names.slice(0, 5), ['embed.weight', 'blocks.0.norm1.weight', 'blocks.0.norm1.bias', 'blocks.0.attn.qkv.weight', 'blocks.0.attn.qkv.bias']);
+    assert.deepEqual(names.slice(0, 5), [
+      'embed.weight',
+      'blocks.0.norm1.weight',
+      'blocks.0.norm1.bias',
+      'blocks.0.attn.qkv.weight',
+      'blocks.0.attn.qkv.bias',
+    ]);
     assert.ok(names.includes('blocks.1.mlp.fc2.bias'));
     assert.ok(names.includes('head.1.weight'));
     const block = 2 * 16 + 16 * 48 + 48 + 16 * 16 + 16 + 2 * 16 + 16 * 64 + 64 + 64 * 16 + 16;
@@ -59,7 +77,8 @@ describe('modules', () => {
   });
   it('save and load by name through safetensors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vtok-'));
-    const a = new Net(), b = new Net();
+    const a = new Net(),
+      b = new Net();
     saveModule(join(dir, 'w.safetensors'), a, { kind: 'test' });
     loadModule(join(dir, 'w.safetensors'), b);
     assert.deepEqual(E.toArray(b.blocks[1]!.attn.proj.weight.value), E.toArray(a.blocks[1]!.attn.proj.weight.value));
@@ -79,13 +98,16 @@ describe('modules', () => {
       stray = new Param(E.zeros([1]));
     }
     saveModule(path, new Other());
-    assert.throws(() => loadModule(path, new Small()), (e: Error) => {
-      assert.match(e.message, /w\.safetensors/);
-      assert.match(e.message, /fc\.weight: checkpoint has float32\[5,4\], model expects float32\[3,4\]/);
-      assert.match(e.message, /missing 1 key\(s\): extra/);
-      assert.match(e.message, /unexpected 1 key\(s\): stray/);
-      return true;
-    });
+    assert.throws(
+      () => loadModule(path, new Small()),
+      (e: Error) => {
+        assert.match(e.message, /w\.safetensors/);
+        assert.match(e.message, /fc\.weight: checkpoint has float32\[5,4\], model expects float32\[3,4\]/);
+        assert.match(e.message, /missing 1 key\(s\): extra/);
+        assert.match(e.message, /unexpected 1 key\(s\): stray/);
+        return true;
+      },
+    );
     writeFileSync(path, readFileSync(path).subarray(0, 40));
     assert.throws(() => loadModule(path, new Small()), /w\.safetensors/);
   });

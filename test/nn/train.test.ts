@@ -62,8 +62,12 @@ describe('training', () => {
       E.seed(5);
       const model = new MLP();
       const step = new TrainStep(model, (b: typeof batch) => E.mseLoss(model.forward(b.x), b.y), {
-        optimizer: new AdamW({ weightDecay: 0.01 }), schedule: constantLr(1e-2), clipNorm: 0.5, emaDecay: 0.9,
-        update, chunkBytes: 600, // fc2.weight (4 KB) alone; the small tensors grouped
+        optimizer: new AdamW({ weightDecay: 0.01 }),
+        schedule: constantLr(1e-2),
+        clipNorm: 0.5,
+        emaDecay: 0.9,
+        update,
+        chunkBytes: 600, // fc2.weight (4 KB) alone; the small tensors grouped
       });
       const losses = [0, 1, 2, 3].map(() => step.run(batch));
       return { step, model, losses };
@@ -73,7 +77,10 @@ describe('training', () => {
     assert.equal(fused.step.mode, 'fused');
     assert.equal(chunked.step.mode, 'chunked');
     fused.losses.forEach((r, i) => {
-      assert.ok(Math.abs(r.loss - chunked.losses[i]!.loss) <= 1e-6 * Math.abs(r.loss), `step ${i} loss ${r.loss} vs ${chunked.losses[i]!.loss}`);
+      assert.ok(
+        Math.abs(r.loss - chunked.losses[i]!.loss) <= 1e-6 * Math.abs(r.loss),
+        `step ${i} loss ${r.loss} vs ${chunked.losses[i]!.loss}`,
+      );
       assert.ok(Math.abs(r.gradNorm! - chunked.losses[i]!.gradNorm!) <= 1e-5 * r.gradNorm!, `step ${i} grad norm`);
     });
     const close = (a: Map<string, Tensor>, b: Map<string, Tensor>, what: string) => {
@@ -85,7 +92,11 @@ describe('training', () => {
         });
       }
     };
-    close(new Map(fused.model.trainableParams().map(([k, p]) => [k, p.value])), new Map(chunked.model.trainableParams().map(([k, p]) => [k, p.value])), 'param');
+    close(
+      new Map(fused.model.trainableParams().map(([k, p]) => [k, p.value])),
+      new Map(chunked.model.trainableParams().map(([k, p]) => [k, p.value])),
+      'param',
+    );
     close(fused.step.optimizerState(), chunked.step.optimizerState(), 'state');
     // after an update, parameters are views into their chunk's flat buffer: fc1.weight and fc1.bias share one
     const [w1, b1] = chunked.model.trainableParams().map(([, p]) => p.value.data as Float32Array);
@@ -94,7 +105,9 @@ describe('training', () => {
 
   it('packChunks packs first-fit decreasing, pads all but the least filled chunk, and puts oversized tensors alone', () => {
     assert.deepEqual(packChunks([10, 20, 30, 100, 5, 5], 40), [
-      { idx: [3], len: 100 }, { idx: [2, 0], len: 40 }, { idx: [1, 4, 5], len: 30 },
+      { idx: [3], len: 100 },
+      { idx: [2, 0], len: 40 },
+      { idx: [1, 4, 5], len: 30 },
     ]);
     assert.deepEqual(packChunks([], 40), []);
   });
@@ -135,7 +148,10 @@ describe('training', () => {
     const m = new P();
     m.w.weight.value = E.tensor([2], [1, 1]);
     const opt = new AdamW({ betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 });
-    const step = new TrainStep(m, (x: Tensor) => E.sum(E.mul(m.w.forward(x), 3)), { optimizer: opt, schedule: constantLr(0.5) });
+    const step = new TrainStep(m, (x: Tensor) => E.sum(E.mul(m.w.forward(x), 3)), {
+      optimizer: opt,
+      schedule: constantLr(0.5),
+    });
     step.run(E.tensor([1], [1, 1]));
     // g = 3; m = 0.3, v = 0.009; m̂ = 3, v̂ = 9; p = 2·(1 − 0.5·0.1) − 0.5·3/(3 + 1e-8)
     const expected = 2 * (1 - 0.05) - 0.5 * (3 / (3 + 1e-8));

@@ -5,7 +5,13 @@ import { Rng } from '../../src/util/rng.js';
 const { onnx } = onnxProto;
 const T = onnx.AttributeProto.AttributeType;
 
-export type AttrValue = number | number[] | string | { f: number } | { fs: number[] } | { t: onnxProto.onnx.ITensorProto };
+export type AttrValue =
+  | number
+  | number[]
+  | string
+  | { f: number }
+  | { fs: number[] }
+  | { t: onnxProto.onnx.ITensorProto };
 
 export function attr(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto {
   if (typeof v === 'number') return { name, type: T.INT, i: v };
@@ -16,8 +22,20 @@ export function attr(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto
   return { name, type: T.TENSOR, t: v.t };
 }
 
-export function node(opType: string, input: string[], output: string[], attrs: Record<string, AttrValue> = {}, name?: string): onnxProto.onnx.INodeProto {
-  return { opType, input, output, name: name ?? `${opType}_${output[0]}`, attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) };
+export function node(
+  opType: string,
+  input: string[],
+  output: string[],
+  attrs: Record<string, AttrValue> = {},
+  name?: string,
+): onnxProto.onnx.INodeProto {
+  return {
+    opType,
+    input,
+    output,
+    name: name ?? `${opType}_${output[0]}`,
+    attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)),
+  };
 }
 
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): onnxProto.onnx.ITensorProto {
@@ -58,7 +76,13 @@ export class ModelBuilder {
   }
 
   /** Appends a node; returns its first output's name. `out` marks it as a graph output. */
-  op(opType: string, input: string[], output: string | string[], attrs: Record<string, AttrValue> = {}, out = false): string {
+  op(
+    opType: string,
+    input: string[],
+    output: string | string[],
+    attrs: Record<string, AttrValue> = {},
+    out = false,
+  ): string {
     const outs = typeof output === 'string' ? [output] : output;
     this.nodes.push(node(opType, input, outs, attrs));
     if (out) this.outputs.push(...outs.filter((o) => o));
@@ -67,14 +91,21 @@ export class ModelBuilder {
 
   build(inputs: [string, number[]][], opset: number, metadata: Record<string, string> = {}): Uint8Array {
     const vi = (name: string, dims?: number[]): onnxProto.onnx.IValueInfoProto => ({
-      name, type: { tensorType: { elemType: 1, shape: dims ? { dim: dims.map((d) => ({ dimValue: d })) } : undefined } },
+      name,
+      type: { tensorType: { elemType: 1, shape: dims ? { dim: dims.map((d) => ({ dimValue: d })) } : undefined } },
     });
     const model = onnx.ModelProto.create({
       irVersion: opset >= 21 ? 10 : opset >= 15 ? 8 : 6,
       producerName: 'vtok-test',
       opsetImport: [{ domain: '', version: opset }],
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-      graph: { name: 'g', node: this.nodes, initializer: this.inits, input: inputs.map(([n, d]) => vi(n, d)), output: this.outputs.map((o) => vi(o)) },
+      graph: {
+        name: 'g',
+        node: this.nodes,
+        initializer: this.inits,
+        input: inputs.map(([n, d]) => vi(n, d)),
+        output: this.outputs.map((o) => vi(o)),
+      },
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -17,10 +17,22 @@ import { ModelBuilder, floatTensor, int64Tensor } from './onnx-build.js';
  * and equal those of the TypeScript function the file was exported from; bad files fail with named errors.
  */
 const rng = new Rng(21);
-const randn = (shape: number[], std = 1) => E.concrete(rng.normal(shape.reduce((a, b) => a * b, 1), 0, std), shape, 'float32');
+const randn = (shape: number[], std = 1) =>
+  E.concrete(
+    rng.normal(
+      shape.reduce((a, b) => a * b, 1),
+      0,
+      std,
+    ),
+    shape,
+    'float32',
+  );
 const dir = tempDir('onnx-import');
 
-async function ortRun(model: Uint8Array, feeds: Record<string, Tensor>): Promise<Record<string, { dims: readonly number[]; data: Float32Array }>> {
+async function ortRun(
+  model: Uint8Array,
+  feeds: Record<string, Tensor>,
+): Promise<Record<string, { dims: readonly number[]; data: Float32Array }>> {
   const s = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'disabled' });
   const f: Record<string, ort.Tensor> = {};
   for (const [k, t] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', t.data as Float32Array, [...t.shape]);
@@ -28,12 +40,18 @@ async function ortRun(model: Uint8Array, feeds: Record<string, Tensor>): Promise
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { dims: v.dims, data: v.data as Float32Array }]));
 }
 
-function assertClose(name: string, got: Tensor, want: { dims: readonly number[]; data: ArrayLike<number> }, tol = 1e-4): void {
+function assertClose(
+  name: string,
+  got: Tensor,
+  want: { dims: readonly number[]; data: ArrayLike<number> },
+  tol = 1e-4,
+): void {
   assert.deepEqual([...got.shape], [...want.dims], `${name}: shape`);
   const g = E.toArray(got);
   for (let i = 0; i < g.length; i++) {
     const w = Number(want.data[i]);
-    if (!(Math.abs(g[i]! - w) <= tol * Math.max(1, Math.abs(w)))) assert.fail(`${name}[${i}]: got ${g[i]}, onnxruntime ${w}`);
+    if (!(Math.abs(g[i]! - w) <= tol * Math.max(1, Math.abs(w))))
+      assert.fail(`${name}[${i}]: got ${g[i]}, onnxruntime ${w}`);
   }
 }
 
@@ -47,24 +65,39 @@ async function checkAgainstOrt(bytes: Uint8Array, x: Tensor, expectOutputs: numb
 }
 
 describe('ONNX import: vtok-exported networks', () => {
-  const w1 = randn([8, 3, 3, 3], 0.3), b1 = randn([8], 0.1), w2 = randn([12, 8, 3, 3], 0.2), b2 = randn([12], 0.1);
+  const w1 = randn([8, 3, 3, 3], 0.3),
+    b1 = randn([8], 0.1),
+    w2 = randn([12, 8, 3, 3], 0.2),
+    b2 = randn([12], 0.1);
   const reluNet = (x: Tensor) => {
     const h1 = E.relu(E.conv(x, w1, b1, { padding: 1 }));
     return [h1, E.relu(E.conv(h1, w2, b2, { stride: 2, padding: 1 }))];
   };
   const smoothNet = (x: Tensor) => {
     const h1 = E.tanh(E.conv(x, w1, b1, { padding: 1 }));
-    return E.softplus(E.conv(h1, w2, b2, { stride: 2, padding: [[1, 0], [0, 1]] }));
+    return E.softplus(
+      E.conv(h1, w2, b2, {
+        stride: 2,
+        padding: [
+          [1, 0],
+          [0, 1],
+        ],
+      }),
+    );
   };
   const x = randn([2, 3, 12, 12]);
-  const reluPath = join(dir, 'relu.onnx'), smoothPath = join(dir, 'smooth.onnx');
+  const reluPath = join(dir, 'relu.onnx'),
+    smoothPath = join(dir, 'smooth.onnx');
   E.exportOnnx((t) => reluNet(t as Tensor), [x], reluPath, { inputNames: ['image'], outputNames: ['f1', 'f2'] });
   E.exportOnnx((t) => smoothNet(t as Tensor), [x], smoothPath, { inputNames: ['image'], outputNames: ['f'] });
 
   it('reads inputs, outputs and frozen weights, and matches the original function and onnxruntime', async () => {
     const net = importOnnx(reluPath);
     assert.deepEqual(net.inputs, [{ name: 'image', dtype: 'float32', shape: [2, 3, 12, 12] }]);
-    assert.deepEqual(net.outputs.map((o) => o.name), ['f1', 'f2']);
+    assert.deepEqual(
+      net.outputs.map((o) => o.name),
+      ['f1', 'f2'],
+    );
     assert.equal(net.weightCount, 8 * 3 * 9 + 8 + 12 * 8 * 9 + 12);
     const ours = net.run([x]);
     const [h1, h2] = reluNet(x);
@@ -101,10 +134,29 @@ function everyOpModel(): { bytes: Uint8Array; outputs: number } {
   const o = (op: string, ins: string[], out: string | string[], attrs = {}) => b.op(op, ins, out, attrs, true);
   const t = (op: string, ins: string[], out: string, attrs = {}) => b.op(op, ins, out, attrs, false);
   const c1 = o('Conv', ['x', b.weight('W1', [6, 4, 3, 3]), b.weight('B1', [6], 0.1)], 'c1', { pads: [1, 1, 1, 1] });
-  o('Conv', ['x', b.weight('W2', [6, 2, 3, 3]), ''], 'c2', { group: 2, strides: [2, 2], dilations: [2, 1], pads: [2, 1, 1, 0] });
-  o('Conv', ['x', b.weight('W3', [3, 4, 2, 2]), b.weight('B3', [3])], 'c3', { auto_pad: 'SAME_UPPER', strides: [2, 2] });
+  o('Conv', ['x', b.weight('W2', [6, 2, 3, 3]), ''], 'c2', {
+    group: 2,
+    strides: [2, 2],
+    dilations: [2, 1],
+    pads: [2, 1, 1, 0],
+  });
+  o('Conv', ['x', b.weight('W3', [3, 4, 2, 2]), b.weight('B3', [3])], 'c3', {
+    auto_pad: 'SAME_UPPER',
+    strides: [2, 2],
+  });
   o('Conv', ['x', b.weight('W4', [3, 4, 3, 3])], 'c4', { auto_pad: 'VALID', kernel_shape: [3, 3] });
-  const bn = o('BatchNormalization', [c1, b.weight('bns', [6], 0.5, 1), b.weight('bnb', [6]), b.weight('bnm', [6]), b.floats('bnv', [6], [0.5, 1, 2, 0.1, 3, 1.5])], 'bn', { epsilon: { f: 1e-3 } });
+  const bn = o(
+    'BatchNormalization',
+    [
+      c1,
+      b.weight('bns', [6], 0.5, 1),
+      b.weight('bnb', [6]),
+      b.weight('bnm', [6]),
+      b.floats('bnv', [6], [0.5, 1, 2, 0.1, 3, 1.5]),
+    ],
+    'bn',
+    { epsilon: { f: 1e-3 } },
+  );
   const r = o('Relu', [bn], 'relu');
   o('LeakyRelu', [bn], 'lrelu', { alpha: { f: 0.2 } });
   o('PRelu', [bn, b.weight('slope', [6, 1, 1])], 'prelu');
@@ -114,14 +166,23 @@ function everyOpModel(): { bytes: Uint8Array; outputs: number } {
   o('MaxPool', [bn], 'mp_dil', { kernel_shape: [3, 3], dilations: [2, 2], pads: [2, 2, 2, 2] });
   o('MaxPool', [bn], 'mp_same', { kernel_shape: [3, 2], strides: [2, 1], auto_pad: 'SAME_UPPER' });
   o('AveragePool', [c1], 'ap', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
-  o('AveragePool', [c1], 'ap_incl', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 1 });
+  o('AveragePool', [c1], 'ap_incl', {
+    kernel_shape: [3, 3],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    count_include_pad: 1,
+  });
   o('AveragePool', [c1], 'ap_ceil', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
   o('AveragePool', [c1], 'ap_ceil_incl', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1, count_include_pad: 1 });
   const gap = o('GlobalAveragePool', [mp], 'gap');
   o('GlobalMaxPool', [c1], 'gmp');
   const fl = o('Flatten', [gap], 'flat');
   o('Flatten', [c1], 'flat2', { axis: 2 });
-  const gm = o('Gemm', [fl, b.weight('Wg', [5, 6]), b.weight('Bg', [5])], 'gemm', { transB: 1, alpha: { f: 0.5 }, beta: { f: 2 } });
+  const gm = o('Gemm', [fl, b.weight('Wg', [5, 6]), b.weight('Bg', [5])], 'gemm', {
+    transB: 1,
+    alpha: { f: 0.5 },
+    beta: { f: 2 },
+  });
   const flT = t('Transpose', [fl], 'flT');
   o('Gemm', [flT, b.weight('Wh', [6, 4]), b.weight('Ch', [1, 4])], 'gemm_ta', { transA: 1 });
   o('MatMul', [fl, b.weight('Wm', [6, 3])], 'mm');
@@ -185,8 +246,16 @@ function everyOpModel(): { bytes: Uint8Array; outputs: number } {
   o('Pad', ['x', b.ints('pads3', [0, 0, -1, 1, 0, 0, 2, -2])], 'pad_neg');
   o('Pad', ['x', b.ints('pads4', [1, 2, 3, 4]), '', b.ints('padax', [2, 3])], 'pad_axes');
   o('Slice', [c1, b.ints('st', [1, 0]), b.ints('en', [3, -1]), b.ints('sax', [2, 3]), b.ints('sst', [1, 2])], 'slice');
-  o('Slice', [c1, b.ints('st2', [-1]), b.ints('en2', [-10000]), b.ints('sax2', [3]), b.ints('sst2', [-2])], 'slice_rev');
-  o('Slice', [c1, b.ints('st3', [0]), b.ints('en3', [9007199254740991]), b.ints('sax3', [1]), b.ints('sst3', [3])], 'slice_big');
+  o(
+    'Slice',
+    [c1, b.ints('st2', [-1]), b.ints('en2', [-10000]), b.ints('sax2', [3]), b.ints('sst2', [-2])],
+    'slice_rev',
+  );
+  o(
+    'Slice',
+    [c1, b.ints('st3', [0]), b.ints('en3', [9007199254740991]), b.ints('sax3', [1]), b.ints('sst3', [3])],
+    'slice_big',
+  );
   const sqz = o('Squeeze', [rm, 'ax23'], 'squeeze');
   o('Unsqueeze', [sqz, b.ints('uax', [0, -1])], 'unsqueeze');
   o('Squeeze', [gap], 'squeeze_all');
@@ -195,7 +264,19 @@ function everyOpModel(): { bytes: Uint8Array; outputs: number } {
   const g0 = t('Gather', [shp, b.ints('zero', [0], [])], 'g0');
   const u0 = t('Unsqueeze', [g0, b.ints('ax0', [0])], 'u0');
   const tail = t('Shape', [mp], 'shp_tail', { start: 2 });
-  const prod = t('ReduceSum', [t('Mul', [t('Gather', [tail, b.ints('i0', [0], [])], 'h'), t('Gather', [tail, b.ints('i1', [1], [])], 'w')], 'hw'), ''], 'hw1', { keepdims: 1 });
+  const prod = t(
+    'ReduceSum',
+    [
+      t(
+        'Mul',
+        [t('Gather', [tail, b.ints('i0', [0], [])], 'h'), t('Gather', [tail, b.ints('i1', [1], [])], 'w')],
+        'hw',
+      ),
+      '',
+    ],
+    'hw1',
+    { keepdims: 1 },
+  );
   const cat = t('Concat', [u0, b.ints('m1', [-1]), t('Unsqueeze', [prod, 'ax0'], 'hw2')], 'cat', { axis: 0 });
   o('Reshape', [mp, cat], 'reshape_dyn');
   o('Gather', [c1, b.ints('gi', [2, 0])], 'gather', { axis: 1 });
@@ -205,7 +286,11 @@ function everyOpModel(): { bytes: Uint8Array; outputs: number } {
   o('Cast', [c1], 'cast', { to: 1 });
   const cos = t('ConstantOfShape', [b.ints('cs', [6, 1, 1])], 'cos', { value: { t: floatTensor('', [1], [1.5]) } });
   o('Mul', [c1, cos], 'mul_cos');
-  o('ConvTranspose', [c1, b.weight('Wt', [6, 3, 3, 3]), b.weight('Bt', [3])], 'convt', { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] });
+  o('ConvTranspose', [c1, b.weight('Wt', [6, 3, 3, 3]), b.weight('Bt', [3])], 'convt', {
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    output_padding: [1, 1],
+  });
   o('ConvTranspose', [c1, b.weight('Wt2', [6, 2, 2, 2])], 'convt_g', { group: 2 });
   return { bytes: b.build([['x', [2, 4, 9, 9]]], 20), outputs: b.outputs.length };
 }
@@ -225,10 +310,20 @@ function legacyModel(): { bytes: Uint8Array; outputs: number } {
   o('Softmax', [c], 'softmax', { axis: 1 });
   o('LogSoftmax', [c], 'logsoftmax');
   o('Split', [c], ['sp1', 'sp2'], { axis: 1, split: [1, 3] });
-  o('BatchNormalization', [c, b.weight('s', [4], 0.3, 1), b.weight('bb', [4]), b.weight('m', [4]), b.floats('v', [4], [1, 2, 0.5, 0.25])], 'bn', { epsilon: { f: 1e-5 } });
+  o(
+    'BatchNormalization',
+    [c, b.weight('s', [4], 0.3, 1), b.weight('bb', [4]), b.weight('m', [4]), b.floats('v', [4], [1, 2, 0.5, 0.25])],
+    'bn',
+    { epsilon: { f: 1e-5 } },
+  );
   o('MaxPool', [c], 'mp', { kernel_shape: [2, 2], strides: [2, 2] });
   o('Dropout', [c], 'drop', { ratio: { f: 0.5 } });
-  o('Unsqueeze', [o('Gemm', [o('Flatten', [c], 'fl'), b.weight('G', [4 * 36, 5]), b.weight('GC', [5])], 'gemm'), ], 'gu', { axes: [0] });
+  o(
+    'Unsqueeze',
+    [o('Gemm', [o('Flatten', [c], 'fl'), b.weight('G', [4 * 36, 5]), b.weight('GC', [5])], 'gemm')],
+    'gu',
+    { axes: [0] },
+  );
   return { bytes: b.build([['x', [2, 3, 6, 6]]], 9), outputs: b.outputs.length };
 }
 
@@ -245,21 +340,42 @@ describe('ONNX import: hand-written models against onnxruntime', () => {
     const b = new ModelBuilder(9);
     const mp = b.op('MaxPool', ['x'], 'mp', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
     const mpc = b.op('MaxPool', ['x'], 'mpc', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
-    const c = b.op('Conv', [b.op('Concat', [mp, mpc], 'cat', { axis: 1 }), b.weight('W', [4, 4, 3, 3], 0.3), b.weight('B', [4], 0.1)], 'c', { pads: [1, 1, 1, 1] });
-    const bn = b.op('BatchNormalization', [c, b.weight('s', [4], 0.3, 1), b.weight('bb', [4]), b.weight('m', [4]), b.floats('v', [4], [1, 2, 0.5, 0.25])], 'bn');
-    const ap = b.op('AveragePool', [b.op('Tanh', [bn], 'th')], 'ap', { kernel_shape: [2, 2], strides: [1, 1], pads: [1, 0, 0, 1] });
+    const c = b.op(
+      'Conv',
+      [b.op('Concat', [mp, mpc], 'cat', { axis: 1 }), b.weight('W', [4, 4, 3, 3], 0.3), b.weight('B', [4], 0.1)],
+      'c',
+      { pads: [1, 1, 1, 1] },
+    );
+    const bn = b.op(
+      'BatchNormalization',
+      [c, b.weight('s', [4], 0.3, 1), b.weight('bb', [4]), b.weight('m', [4]), b.floats('v', [4], [1, 2, 0.5, 0.25])],
+      'bn',
+    );
+    const ap = b.op('AveragePool', [b.op('Tanh', [bn], 'th')], 'ap', {
+      kernel_shape: [2, 2],
+      strides: [1, 1],
+      pads: [1, 0, 0, 1],
+    });
     const pr = b.op('Pad', [ap, b.ints('p', [0, 0, 1, 1, 0, 0, 1, 1])], 'pr', { mode: 'reflect' });
-    const sl = b.op('Slice', [pr, b.ints('st', [0, 1]), b.ints('en', [100, 100]), b.ints('ax', [2, 3]), b.ints('sp', [2, 1])], 'sl');
+    const sl = b.op(
+      'Slice',
+      [pr, b.ints('st', [0, 1]), b.ints('en', [100, 100]), b.ints('ax', [2, 3]), b.ints('sp', [2, 1])],
+      'sl',
+    );
     const g = b.op('Gemm', [b.op('Flatten', [sl], 'fl'), b.weight('G', [4 * 3 * 4, 6], 0.2)], 'g');
     b.op('Softmax', [g], 'out', {}, true);
     const net = importOnnx(b.build([['x', [2, 2, 5, 5]]], 17));
     // distinct, well-separated inputs: no ties or switches of the max within the finite-difference steps
-    const n = 2 * 2 * 5 * 5, perm = Array.from({ length: n }, (_, i) => i);
+    const n = 2 * 2 * 5 * 5,
+      perm = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) {
       const j = Math.floor(rng.uniform(1)[0]! * (i + 1));
       [perm[i], perm[j]] = [perm[j]!, perm[i]!];
     }
-    const x = E.tensor(perm.map((p) => (p - n / 2) * 0.05), [2, 2, 5, 5]);
+    const x = E.tensor(
+      perm.map((p) => (p - n / 2) * 0.05),
+      [2, 2, 5, 5],
+    );
     const r = E.gradcheck((t) => net.run([t]).out!, [x], { eps: 2e-3, directions: 4 });
     assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
   });
@@ -267,12 +383,21 @@ describe('ONNX import: hand-written models against onnxruntime', () => {
 
 describe('ONNX import: bad input', () => {
   const good = everyOpModel().bytes;
-  const rejects = (bytes: Uint8Array | string, pattern: RegExp) => assert.throws(() => importOnnx(bytes), (e: Error) => e instanceof VtokError && pattern.test(e.message));
+  const rejects = (bytes: Uint8Array | string, pattern: RegExp) =>
+    assert.throws(
+      () => importOnnx(bytes),
+      (e: Error) => e instanceof VtokError && pattern.test(e.message),
+    );
 
   it('names the node and op type of an unsupported op', () => {
     const b = new ModelBuilder();
     b.op('Relu', ['x'], 'r');
-    b.nodes.push({ opType: 'Resize', input: ['r', '', b.floats('scales', [4], [1, 1, 2, 2])], output: ['up'], name: 'upsample_1' });
+    b.nodes.push({
+      opType: 'Resize',
+      input: ['r', '', b.floats('scales', [4], [1, 1, 2, 2])],
+      output: ['up'],
+      name: 'upsample_1',
+    });
     b.outputs.push('up');
     rejects(b.build([['x', [1, 1, 4, 4]]], 17), /node "upsample_1" \(Resize\): op type Resize is not supported/);
   });
@@ -280,7 +405,10 @@ describe('ONNX import: bad input', () => {
     const a = new ModelBuilder();
     a.op('MaxPool', ['x'], 'mp', { kernel_shape: [2, 2], strides: [2, 2], fancy: 1 }, true);
     const net = importOnnx(a.build([['x', [1, 1, 4, 4]]], 17));
-    assert.throws(() => net.run([randn([1, 1, 4, 4])]), /node "MaxPool_mp" \(MaxPool\): attribute "fancy" is not supported/);
+    assert.throws(
+      () => net.run([randn([1, 1, 4, 4])]),
+      /node "MaxPool_mp" \(MaxPool\): attribute "fancy" is not supported/,
+    );
     const d = new ModelBuilder();
     d.op('Relu', ['x'], 'r', {}, true);
     d.nodes[0]!.domain = 'com.microsoft';
@@ -320,6 +448,9 @@ describe('ONNX import: bad input', () => {
     const net = importOnnx(b.build([['x', [2]]], 17));
     // eagerly every value is known; traced, the shape would depend on the input
     assert.deepEqual([...net.run([E.tensor([1, 2])]).y!.shape], [1, 2]);
-    assert.throws(() => E.jit((t: Tensor) => net.run([t]))(E.tensor([1, 2])), /node "Reshape_y" \(Reshape\): input 1 \("shape_from_x"\) must be a constant/);
+    assert.throws(
+      () => E.jit((t: Tensor) => net.run([t]))(E.tensor([1, 2])),
+      /node "Reshape_y" \(Reshape\): input 1 \("shape_from_x"\) must be a constant/,
+    );
   });
 });

@@ -31,7 +31,9 @@ describe('StochasticVQ', () => {
       const o = q.forward(x);
       return [o.indices, o.regularized_z, o.lossCommit, o.lossCodebook, o.lossQ];
     })(z) as Tensor[];
-    const emb = E.toArray(q.embedding.weight.value), zs = E.toArray(z), idx = E.toArray(out[0]!);
+    const emb = E.toArray(q.embedding.weight.value),
+      zs = E.toArray(z),
+      idx = E.toArray(out[0]!);
     const codebook = E.toArray(q.codebook());
     let sq = 0;
     for (let r = 0; r < 10; r++) {
@@ -51,14 +53,19 @@ describe('StochasticVQ', () => {
 
   it('training mode samples codes with frequencies softmax(cos/τ), fresh noise per call', () => {
     E.seed(3);
-    const k = 4, d = 4, tau = 0.25, n = 6000;
+    const k = 4,
+      d = 4,
+      tau = 0.25,
+      n = 6000;
     const q = vq(k, d, tau).train();
     q.embedding.weight = new Param(E.tensor([1, 0, 0, 0, 0.8, 0.6, 0, 0, 0, 1, 0, 0, -1, 0, 0, 0], [k, d]));
     const z = E.broadcastTo(E.tensor([1, 0.2, 0, 0], [1, 1, d]), [1, n, d]);
     const enc = E.jit((x: Tensor) => q.forward(x).indices);
-    const a = E.toArray(enc(z)), b = E.toArray(enc(z));
+    const a = E.toArray(enc(z)),
+      b = E.toArray(enc(z));
     const cos = cosines([1, 0.2, 0, 0], E.toArray(q.embedding.weight.value), k, d);
-    const ex = cos.map((c) => Math.exp(c / tau)), total = ex.reduce((s, v) => s + v);
+    const ex = cos.map((c) => Math.exp(c / tau)),
+      total = ex.reduce((s, v) => s + v);
     for (let j = 0; j < k; j++) {
       const freq = a.filter((v) => v === j).length / n;
       assert.ok(Math.abs(freq - ex[j]! / total) < 0.02, `code ${j}: ${freq} vs ${ex[j]! / total}`);
@@ -77,14 +84,20 @@ describe('StochasticVQ', () => {
     const x = E.concrete(rng.normal(3 * 6), [1, 3, 6], 'float32');
     const w = E.concrete(rng.normal(3 * 6), [1, 3, 6], 'float32');
     const cb = q.embedding.weight;
-    const stGrad = E.valueAndGrad((p: Tensor, table: Tensor) => bindParams([cb], [table], () => E.sum(E.mul(q.forward(p).regularized_z, w))), { argnums: [0, 1] });
+    const stGrad = E.valueAndGrad(
+      (p: Tensor, table: Tensor) => bindParams([cb], [table], () => E.sum(E.mul(q.forward(p).regularized_z, w))),
+      { argnums: [0, 1] },
+    );
     const direct = E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)));
     const [, [gx, gcb]] = stGrad(x, cb.value) as [Tensor, Tensor[]];
     const want = E.toArray(direct(x) as Tensor);
     E.toArray(gx!).forEach((v, i) => {
       assert.ok(Math.abs(v - want[i]!) < 1e-5);
     });
-    assert.ok(E.toArray(gcb!).every((v) => v === 0), 'no gradient into the codebook through the straight-through path');
+    assert.ok(
+      E.toArray(gcb!).every((v) => v === 0),
+      'no gradient into the codebook through the straight-through path',
+    );
     // the codebook loss moves exactly the selected rows
     const [o] = E.jit((p: Tensor) => [q.forward(p).indices])(x) as Tensor[];
     const chosen = new Set(E.toArray(o!));
@@ -103,9 +116,14 @@ describe('StochasticVQ', () => {
     const rng = new Rng(8);
     const x = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
     const w = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
-    const at = (a: number) => E.toArray(E.jit((p: Tensor) => [q.forward(p, E.scalar(a)).regularized_z])(x)[0] as Tensor);
-    const [z0, code] = E.jit((p: Tensor) => { const o = q.forward(p); return [o.unregularized_z, o.regularized_z]; })(x) as Tensor[];
-    const zs = E.toArray(z0!), cs = E.toArray(code!);
+    const at = (a: number) =>
+      E.toArray(E.jit((p: Tensor) => [q.forward(p, E.scalar(a)).regularized_z])(x)[0] as Tensor);
+    const [z0, code] = E.jit((p: Tensor) => {
+      const o = q.forward(p);
+      return [o.unregularized_z, o.regularized_z];
+    })(x) as Tensor[];
+    const zs = E.toArray(z0!),
+      cs = E.toArray(code!);
     const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
       Array.from(a).forEach((v, i) => {
         assert.ok(Math.abs(v - b[i]!) < 1e-6, `${v} vs ${b[i]}`);
@@ -113,13 +131,28 @@ describe('StochasticVQ', () => {
     };
     close(at(0), zs);
     close(at(1), cs);
-    close(at(0.25), zs.map((v, i) => v + 0.25 * (cs[i]! - v)));
-    assert.ok(zs.some((v, i) => Math.abs(v - cs[i]!) > 1e-2), 'the codes differ from the latent, so the checks above could fail');
+    close(
+      at(0.25),
+      zs.map((v, i) => v + 0.25 * (cs[i]! - v)),
+    );
+    assert.ok(
+      zs.some((v, i) => Math.abs(v - cs[i]!) > 1e-2),
+      'the codes differ from the latent, so the checks above could fail',
+    );
     // the commitment term ramps with α; the codebook term does not
-    const losses = (a: number) => (E.jit((p: Tensor) => { const o = q.forward(p, E.scalar(a)); return [o.lossQ, o.lossCommit, o.lossCodebook]; })(x) as Tensor[]).map((t) => E.toArray(t)[0]!);
+    const losses = (a: number) =>
+      (
+        E.jit((p: Tensor) => {
+          const o = q.forward(p, E.scalar(a));
+          return [o.lossQ, o.lossCommit, o.lossCodebook];
+        })(x) as Tensor[]
+      ).map((t) => E.toArray(t)[0]!);
     const [lq, commit, codebook] = losses(0.25) as [number, number, number];
     assert.ok(commit > 1e-3);
-    assert.ok(Math.abs(lq - (0.25 * q.cfg.commitmentLossWeight * commit + q.cfg.codebookLossWeight * codebook)) < 1e-6, `${lq}`);
+    assert.ok(
+      Math.abs(lq - (0.25 * q.cfg.commitmentLossWeight * commit + q.cfg.codebookLossWeight * codebook)) < 1e-6,
+      `${lq}`,
+    );
     assert.ok(Math.abs(losses(0)[0]! - q.cfg.codebookLossWeight * codebook) < 1e-6);
     const g = E.grad((p: Tensor) => E.sum(E.mul(q.forward(p, E.scalar(0.5)).regularized_z, w)))(x) as Tensor;
     close(E.toArray(g), E.toArray(E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)))(x) as Tensor));

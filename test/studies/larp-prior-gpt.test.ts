@@ -15,7 +15,16 @@ describe('GPT', () => {
     E.seed(0);
     const m = tiny(11, 8);
     const names = m.namedParams().map(([n]) => n);
-    for (const n of ['wte.weight', 'wpe.weight', 'h.0.ln_1.weight', 'h.0.attn.qkv.weight', 'h.1.mlp.fc2.bias', 'ln_f.weight', 'lm_head.weight']) assert.ok(names.includes(n), n);
+    for (const n of [
+      'wte.weight',
+      'wpe.weight',
+      'h.0.ln_1.weight',
+      'h.0.attn.qkv.weight',
+      'h.1.mlp.fc2.bias',
+      'ln_f.weight',
+      'lm_head.weight',
+    ])
+      assert.ok(names.includes(n), n);
     const tied = new Gpt({ vocabSize: 11, maxLength: 8, layers: 1, heads: 2, dim: 16, tied: true });
     assert.ok(!tied.namedParams().some(([n]) => n.startsWith('lm_head')));
     assert.deepEqual([...tied.forward({ ids: E.tensor([1, 2, 3], [1, 3], 'int32') }).shape], [1, 3, 11]);
@@ -34,19 +43,25 @@ describe('GPT', () => {
     first3(a).forEach((v, i) => {
       assert.ok(Math.abs(v - first3(b)[i]!) < 1e-5, `logit ${i}`);
     });
-    assert.ok(a.slice(3 * 7).some((v, i) => Math.abs(v - b[3 * 7 + i]!) > 1e-4), 'later logits depend on later tokens');
+    assert.ok(
+      a.slice(3 * 7).some((v, i) => Math.abs(v - b[3 * 7 + i]!) > 1e-4),
+      'later logits depend on later tokens',
+    );
   });
 
   it('loss falls on a toy task (next = previous + 1 mod V) and validation NLL drops far below uniform', async () => {
     E.seed(2);
-    const V = 8, L = 8, bos = V;
+    const V = 8,
+      L = 8,
+      bos = V;
     const rng = new Rng(3);
     const make = (n: number) => {
       const ids: number[] = [];
       for (const s of rng.randint(n, 0, V)) for (let j = 0; j < L; j++) ids.push((s + j) % V);
       return tokenSequences(ids, n, L);
     };
-    const train = make(256), val = make(64);
+    const train = make(256),
+      val = make(64);
     const model = tiny(V + 1, L);
     const before = evaluateNll(model, val, { bos });
     assert.ok(Math.abs(before.nll - Math.log(V + 1)) < 0.3, `untrained NLL ${before.nll} ≈ ln ${V + 1}`);
@@ -59,12 +74,16 @@ describe('GPT', () => {
     // only the first token is uncertain (ln 8 / 8 positions ≈ 0.26 nats per token at best)
     assert.ok(after.nll < 0.6, `validation NLL ${after.nll}`);
     assert.ok(Math.abs(after.bits - after.nll / Math.LN2) < 1e-9);
-    assert.ok(after.perPosition[0]! > after.perPosition[5]!, `position 0 (${after.perPosition[0]}) is the hard one, not ${after.perPosition[5]}`);
+    assert.ok(
+      after.perPosition[0]! > after.perPosition[5]!,
+      `position 0 (${after.perPosition[0]}) is the hard one, not ${after.perPosition[5]}`,
+    );
   });
 
   it('greedy sampling (temperature 0) reproduces a memorised sequence; sampling is seeded', () => {
     E.seed(4);
-    const V = 12, bos = V;
+    const V = 12,
+      bos = V;
     const target = [3, 7, 1, 1, 9, 0, 4, 11, 2, 5];
     const seqs = tokenSequences(target, 1, target.length);
     const model = tiny(V + 1, target.length);
@@ -76,7 +95,13 @@ describe('GPT', () => {
     const greedy = sample(model, { count: 3, length: target.length, bos, temperature: 0, suppress: [bos] });
     for (let r = 0; r < 3; r++) assert.deepEqual([...greedy.subarray(r * 10, (r + 1) * 10)], target);
     // a prompt continues the sequence from where it leaves off
-    const cont = sample(model, { count: 1, length: 6, bos, temperature: 0, prompt: { ids: target.slice(0, 4), length: 4 } });
+    const cont = sample(model, {
+      count: 1,
+      length: 6,
+      bos,
+      temperature: 0,
+      prompt: { ids: target.slice(0, 4), length: 4 },
+    });
     assert.deepEqual([...cont], target.slice(4));
     // high temperature: seeded, reproducible, never a suppressed id
     const s1 = sample(model, { count: 16, length: 10, bos, temperature: 5, suppress: [bos, 3], rng: new Rng(9) });

@@ -14,18 +14,57 @@ import { asyncOnly } from '../engine/async-backend.js';
  * encode/decode give on the Node backend.
  */
 const magvit2Video = {
-  ddconfig: { double_z: false, z_channels: 6, resolution: 8, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [2, 2, 1], num_res_blocks: 1 },
-  n_embed: 64, embed_dim: 6, kind: 'video',
+  ddconfig: {
+    double_z: false,
+    z_channels: 6,
+    resolution: 8,
+    in_channels: 3,
+    out_ch: 3,
+    ch: 32,
+    ch_mult: [2, 2, 1],
+    num_res_blocks: 1,
+  },
+  n_embed: 64,
+  embed_dim: 6,
+  kind: 'video',
 };
 const magvit2Image = { ...magvit2Video, ddconfig: { ...magvit2Video.ddconfig, ch_mult: [1, 1] }, kind: 'image' };
 const larp = {
-  bottleneck: { name: 'bottleneck', args: { bottleneck_dim: 4, norm: 'none', regularizer: { name: 'vq', args: {
-    codebook_size: 32, commitment_loss_weight: 0.25, codebook_loss_weight: 1.0, entropy_loss_weight: 0.0,
-    l2_normalized: true, stochastic: true, stochastic_temperature: 0.03 } } } },
+  bottleneck: {
+    name: 'bottleneck',
+    args: {
+      bottleneck_dim: 4,
+      norm: 'none',
+      regularizer: {
+        name: 'vq',
+        args: {
+          codebook_size: 32,
+          commitment_loss_weight: 0.25,
+          codebook_loss_weight: 1.0,
+          entropy_loss_weight: 0.0,
+          l2_normalized: true,
+          stochastic: true,
+          stochastic_temperature: 0.03,
+        },
+      },
+    },
+  },
   prior_model: { name: 'none' },
-  bottleneck_token_num: 6, input_size: 8, frame_num: 4, temporal_patch_size: 2, patch_size: 4,
-  decoder_temporal_patch_size: 2, decoder_patch_size: 4, in_channels: 3, query_init_std: 0.02,
-  encoder_hidden_size: 16, decoder_hidden_size: 16, encoder_num_heads: 2, decoder_num_heads: 2, encoder_depth: 1, decoder_depth: 1,
+  bottleneck_token_num: 6,
+  input_size: 8,
+  frame_num: 4,
+  temporal_patch_size: 2,
+  patch_size: 4,
+  decoder_temporal_patch_size: 2,
+  decoder_patch_size: 4,
+  in_channels: 3,
+  query_init_std: 0.02,
+  encoder_hidden_size: 16,
+  decoder_hidden_size: 16,
+  encoder_num_heads: 2,
+  decoder_num_heads: 2,
+  encoder_depth: 1,
+  decoder_depth: 1,
 };
 
 // the tiny preset adds what LARP's own initialisation computes with the engine (routed init, centred patch
@@ -40,7 +79,11 @@ const CASES = [
 ];
 
 const clips = (shape: number[], seed: number) =>
-  E.concrete(new Rng(seed).uniform(shape.reduce((a, b) => a * b, 1)).map((v) => 2 * v - 1), shape, 'float32');
+  E.concrete(
+    new Rng(seed).uniform(shape.reduce((a, b) => a * b, 1)).map((v) => 2 * v - 1),
+    shape,
+    'float32',
+  );
 
 function bytesOf(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -65,7 +108,11 @@ describe('the asynchronous path', () => {
     it(`${c.name}: built from config + bytes, encodeAsync/decodeAsync without runSync equal encode/decode`, async () => {
       E.seed(7);
       const random = createTokenizer(c.kind, c.config);
-      const { tokenizer: tok } = tokenizerFromBytes(c.kind, c.config, bytesOf(tensorsToBytes(random.module.stateDict())));
+      const { tokenizer: tok } = tokenizerFromBytes(
+        c.kind,
+        c.config,
+        bytesOf(tensorsToBytes(random.module.stateDict())),
+      );
       const x = clips(c.clip, 1);
       const ids = tok.encode(x);
       // the bytes carried the weights: the same ids as the module they were written from
@@ -95,7 +142,7 @@ describe('the asynchronous path', () => {
     });
   }
 
-  it('jit runAsync gives the call\'s result (noise inputs included) and is refused inside a trace', async () => {
+  it("jit runAsync gives the call's result (noise inputs included) and is refused inside a trace", async () => {
     const f = E.jit((x: Tensor) => ({ y: E.mul(x, 2), n: E.add(E.randomNormal([3]), x) }), { rng: () => new Rng(5) });
     const x = E.concrete(Float32Array.of(1, 2, 3), [3], 'float32');
     const sync = f(x);
@@ -103,10 +150,13 @@ describe('the asynchronous path', () => {
     assert.deepEqual(E.toArray(viaAsync.y), [2, 4, 6]);
     assert.deepEqual(E.toArray(viaAsync.n), E.toArray(sync.n));
     let inTrace: Promise<unknown> | undefined;
-    E.trace((t) => {
-      inTrace = f.runAsync(t as Tensor);
-      return t;
-    }, [x]);
+    E.trace(
+      (t) => {
+        inTrace = f.runAsync(t as Tensor);
+        return t;
+      },
+      [x],
+    );
     await assert.rejects(inTrace!, /runAsync inside a trace/);
   });
 });

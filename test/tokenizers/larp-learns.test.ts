@@ -18,7 +18,10 @@ import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 const STEPS = 150;
 
 test(`tiny LARP preset: ${STEPS} steps on a fixed pool of 16 clips beat the pool's mean clip, with a healthy codebook`, async () => {
-  const loader = await createLoader({ kind: 'synthetic', labelBy: 'motion', frames: 8, height: 32, width: 32, length: 16, seed: 3 }, { batchSize: 16, shuffle: false, epochs: 1 });
+  const loader = await createLoader(
+    { kind: 'synthetic', labelBy: 'motion', frames: 8, height: 32, width: 32, length: 16, seed: 3 },
+    { batchSize: 16, shuffle: false, epochs: 1 },
+  );
   let pool: Batch | undefined;
   for await (const b of loader) {
     pool = b;
@@ -27,16 +30,29 @@ test(`tiny LARP preset: ${STEPS} steps on a fixed pool of 16 clips beat the pool
   await loader.close();
   assert.ok(pool);
   const per = pool.data.length / 16;
-  const halves = [0, 1].map((h) => E.concrete(pool!.data.slice(h * 8 * per, (h + 1) * 8 * per), [8, ...pool!.shape.slice(1)], 'float32'));
+  const halves = [0, 1].map((h) =>
+    E.concrete(pool!.data.slice(h * 8 * per, (h + 1) * 8 * per), [8, ...pool!.shape.slice(1)], 'float32'),
+  );
 
   E.seed(0);
   const tiny = larpTrainer.presets.tiny!;
-  const config = larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior: false } }, { size: 32, frames: 8, channels: 3 });
+  const config = larpTrainer.modelConfig(
+    { ...tiny, model: { ...tiny.model, prior: false } },
+    { size: 32, frames: 8, channels: 3 },
+  );
   const m = larpTrainer.build(config, STEPS);
-  const step = new TrainStep<{ video: Tensor; step: Tensor }>(m.module, (b) => {
-    const o = m.loss(b.video, b.step);
-    return { loss: o.loss, metrics: o.metrics };
-  }, { optimizer: new AdamW({ betas: [0.9, 0.99], weightDecay: 0 }), schedule: warmupCosine(1e-3, 10, STEPS, 1e-4), clipNorm: 1 });
+  const step = new TrainStep<{ video: Tensor; step: Tensor }>(
+    m.module,
+    (b) => {
+      const o = m.loss(b.video, b.step);
+      return { loss: o.loss, metrics: o.metrics };
+    },
+    {
+      optimizer: new AdamW({ betas: [0.9, 0.99], weightDecay: 0 }),
+      schedule: warmupCosine(1e-3, 10, STEPS, 1e-4),
+      clipNorm: 1,
+    },
+  );
   let last: Record<string, number> = {};
   for (let i = 0; i < STEPS; i++) last = step.run({ video: halves[i % 2]!, step: E.scalar(i) }).metrics;
   assert.ok(Number.isFinite(last.entropy!), 'the preset trains with the entropy term');

@@ -7,7 +7,8 @@ import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
 /** The tiny preset's small-scale departures from the reference (config.ts, SMALL_SCALE_NOTES), and that reference configs keep the reference's embeddings. */
 const tiny = larpTrainer.presets.tiny!;
-const tinyConfig = (prior: boolean) => larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior } }, { size: 32, frames: 8, channels: 3 });
+const tinyConfig = (prior: boolean) =>
+  larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior } }, { size: 32, frames: 8, channels: 3 });
 
 /** Largest cosine similarity between two different rows of a [1, n, d] buffer. */
 function maxOffDiagonalCosine(buf: E.Tensor): number {
@@ -16,7 +17,9 @@ function maxOffDiagonalCosine(buf: E.Tensor): number {
   const row = (i: number) => v.subarray(i * d, (i + 1) * d);
   const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, k) => s + x * b[k]!, 0);
   let max = -1;
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) max = Math.max(max, dot(row(i), row(j)) / Math.sqrt(dot(row(i), row(i)) * dot(row(j), row(j))));
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < i; j++)
+      max = Math.max(max, dot(row(i), row(j)) / Math.sqrt(dot(row(i), row(i)) * dot(row(j), row(j))));
   return max;
 }
 

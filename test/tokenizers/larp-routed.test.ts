@@ -10,14 +10,18 @@ import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 const config = (over: Record<string, unknown> = {}) => {
   const tiny = larpTrainer.presets.tiny!;
   // the tiny preset without routed init (the preset turns it on), plus `over`
-  const { routed_init_gain: _, ...raw } = larpTrainer.modelConfig({ ...tiny, model: { ...tiny.model, prior: false } }, { size: 32, frames: 8, channels: 3 }) as Record<string, unknown>;
+  const { routed_init_gain: _, ...raw } = larpTrainer.modelConfig(
+    { ...tiny, model: { ...tiny.model, prior: false } },
+    { size: 32, frames: 8, channels: 3 },
+  ) as Record<string, unknown>;
   return { ...raw, ...over } as Record<string, unknown>;
 };
 
 /** Head-averaged attention probabilities of the last `readers` rows of `seq` [1, t, d] over all t keys, in block `blk`. */
 function attentionOfReaders(blk: Block, seq: E.Tensor, readers: number): number[][] {
   const [, t, d] = seq.shape as [number, number, number];
-  const heads = blk.attn.heads, hd = d / heads;
+  const heads = blk.attn.heads,
+    hd = d / heads;
   const qkv = E.toArray(blk.attn.qkv.forward(blk.norm1.forward(seq)));
   const out: number[][] = [];
   for (let r = t - readers; r < t; r++) {
@@ -49,7 +53,11 @@ function checkRouted(model: LarpModel, tokens: number) {
   const enc = attentionOfReaders(model.encoder.blocks[0]!, E.concat([patches, queries], 1), tokens);
   const encoded = model.encode(video).encoded;
   const pq = E.add(model.decoder_patch_query_embed.value, model.decoder_patch_query_token_type_embed.value);
-  const dec = attentionOfReaders(model.decoder.blocks[0]!, E.concat([E.add(encoded, model.decoder_latent_pe.value), pq], 1), n);
+  const dec = attentionOfReaders(
+    model.decoder.blocks[0]!,
+    E.concat([E.add(encoded, model.decoder_latent_pe.value), pq], 1),
+    n,
+  );
   const argmax = (p: number[]) => p.indexOf(Math.max(...p));
   enc.forEach((p, i) => {
     assert.equal(argmax(p), routeOf(i, tokens, n), `holistic query ${i}`);
@@ -70,7 +78,11 @@ describe('LARP routed init', () => {
     E.seed(0);
     const ref = new LarpModel(parseLarpConfig(config()));
     const patches = E.add(ref.x_embedder.forward(E.randomUniform([1, 3, 8, 32, 32])), ref.encoder_patch_pe.value);
-    const refEnc = attentionOfReaders(ref.encoder.blocks[0]!, E.concat([patches, E.unsqueeze(ref.encoder_latent_query_embed.value, 0)], 1), 32);
+    const refEnc = attentionOfReaders(
+      ref.encoder.blocks[0]!,
+      E.concat([patches, E.unsqueeze(ref.encoder_latent_query_embed.value, 0)], 1),
+      32,
+    );
     assert.ok(Math.max(...refEnc.flat()) < 0.2, `reference max weight ${Math.max(...refEnc.flat())}`);
     assert.ok(Math.min(...enc.map((p, i) => p[i]!)) > Math.max(...refEnc.flat()));
   });
@@ -85,7 +97,13 @@ describe('LARP routed init', () => {
     const routed = new LarpModel(parseLarpConfig(config({ routed_init_gain: 1.5 })));
     E.seed(5);
     const ref = new LarpModel(parseLarpConfig(config()));
-    const changed = new Set(['encoder_patch_pe', 'decoder_patch_query_embed', 'decoder_latent_pe', 'encoder.blocks.0.attn.qkv.weight', 'decoder.blocks.0.attn.qkv.weight']);
+    const changed = new Set([
+      'encoder_patch_pe',
+      'decoder_patch_query_embed',
+      'decoder_latent_pe',
+      'encoder.blocks.0.attn.qkv.weight',
+      'decoder.blocks.0.attn.qkv.weight',
+    ]);
     const refParams = new Map(ref.namedParams());
     for (const [name, p] of routed.namedParams()) {
       const other = E.toArray(refParams.get(name)!.value);

@@ -28,9 +28,13 @@ describe('LARP parity', () => {
     const own = new Map(model.namedParams());
     assert.deepEqual([...own.keys()].sort(), [...g.params().keys()].sort());
     for (const k of ['encoder_patch_pe', 'decoder_latent_pe', 'decoder_patch_query_embed']) {
-      const a = E.toArray(own.get(k)!.value), b = E.toArray(g.params().get(k)!);
+      const a = E.toArray(own.get(k)!.value),
+        b = E.toArray(g.params().get(k)!);
       assert.equal(a.length, b.length, k);
-      assert.ok(a.every((v, i) => Math.abs(v - b[i]!) <= 1e-6), `${k} differs from the reference buffer`);
+      assert.ok(
+        a.every((v, i) => Math.abs(v - b[i]!) <= 1e-6),
+        `${k} differs from the reference buffer`,
+      );
       assert.equal(own.get(k)!.trainable, false, `${k} is a buffer`);
     }
   });

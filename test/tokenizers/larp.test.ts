@@ -5,7 +5,13 @@ import type { Tensor } from '../../src/engine/index.js';
 import { bindParams } from '../../src/nn/index.js';
 import { AdamW, constantLr, TrainStep } from '../../src/nn/train.js';
 import {
-  larpLoss, LarpModel, LarpTokenizer, parseLarpConfig, priorLoss, priorPredict, scheduledSamplingRatio,
+  larpLoss,
+  LarpModel,
+  LarpTokenizer,
+  parseLarpConfig,
+  priorLoss,
+  priorPredict,
+  scheduledSamplingRatio,
 } from '../../src/tokenizers/larp/index.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -14,20 +20,59 @@ const SIZES = { 'gptc-tiny': { n_layer: 1, n_head: 2, n_embd: 16 } };
 
 function config(tokens: number, prior: Record<string, unknown> | null = null): Record<string, unknown> {
   return {
-    bottleneck: { name: 'bottleneck', args: { bottleneck_dim: 4, norm: 'none', regularizer: { name: 'vq', args: {
-      codebook_size: 32, commitment_loss_weight: 0.25, codebook_loss_weight: 1.0, entropy_loss_weight: 0.0,
-      l2_normalized: true, stochastic: true, stochastic_temperature: 0.03 } } } },
+    bottleneck: {
+      name: 'bottleneck',
+      args: {
+        bottleneck_dim: 4,
+        norm: 'none',
+        regularizer: {
+          name: 'vq',
+          args: {
+            codebook_size: 32,
+            commitment_loss_weight: 0.25,
+            codebook_loss_weight: 1.0,
+            entropy_loss_weight: 0.0,
+            l2_normalized: true,
+            stochastic: true,
+            stochastic_temperature: 0.03,
+          },
+        },
+      },
+    },
     prior_model: prior ?? { name: 'none' },
-    bottleneck_token_num: tokens, input_size: 8, frame_num: 4, temporal_patch_size: 2, patch_size: 4,
-    decoder_temporal_patch_size: 2, decoder_patch_size: 4, in_channels: 3, query_init_std: 0.02,
-    encoder_hidden_size: 16, decoder_hidden_size: 16, encoder_num_heads: 2, decoder_num_heads: 2, encoder_depth: 1, decoder_depth: 1,
+    bottleneck_token_num: tokens,
+    input_size: 8,
+    frame_num: 4,
+    temporal_patch_size: 2,
+    patch_size: 4,
+    decoder_temporal_patch_size: 2,
+    decoder_patch_size: 4,
+    in_channels: 3,
+    query_init_std: 0.02,
+    encoder_hidden_size: 16,
+    decoder_hidden_size: 16,
+    encoder_num_heads: 2,
+    decoder_num_heads: 2,
+    encoder_depth: 1,
+    decoder_depth: 1,
   };
 }
 
-const PRIOR = { name: 'gptc-tiny', use_mix_ss: true, mix_ss_max_ratio: 0.5, mix_ss_peak_steps_ratio: 0.3, n_rounds: 2, no_dropout: true };
+const PRIOR = {
+  name: 'gptc-tiny',
+  use_mix_ss: true,
+  mix_ss_max_ratio: 0.5,
+  mix_ss_peak_steps_ratio: 0.3,
+  n_rounds: 2,
+  no_dropout: true,
+};
 
 function video(n: number, seed: number): Tensor {
-  return E.concrete(new Rng(seed).uniform(n * 3 * 4 * 8 * 8).map((v) => 2 * v - 1), [n, 3, 4, 8, 8], 'float32');
+  return E.concrete(
+    new Rng(seed).uniform(n * 3 * 4 * 8 * 8).map((v) => 2 * v - 1),
+    [n, 3, 4, 8, 8],
+    'float32',
+  );
 }
 
 describe('LARP tokenizer', () => {
@@ -61,7 +106,8 @@ describe('LARP tokenizer', () => {
     assert.throws(() => tok.encode(E.zeros([1, 3, 4, 16, 16])), /4×8×8/);
     assert.throws(() => parseLarpConfig({ ...config(4), learned_encoder_patch_pe: true }), /not implemented/);
     assert.throws(() => parseLarpConfig({ ...config(4), prior_model: { name: 'gptc-nope' } }), /unknown prior/);
-    for (const bad of [-1, 2.5, 'x']) assert.throws(() => parseLarpConfig({ ...config(4), quantizer_warmup: bad }), /quantizer_warmup/);
+    for (const bad of [-1, 2.5, 'x'])
+      assert.throws(() => parseLarpConfig({ ...config(4), quantizer_warmup: bad }), /quantizer_warmup/);
     assert.equal(parseLarpConfig({ ...config(4), quantizer_warmup: 300 }).quantizerWarmup, 300);
     assert.equal(parseLarpConfig(config(4)).quantizerWarmup, 0);
   });
@@ -94,10 +140,13 @@ describe('LARP prior', () => {
     E.seed(11);
     const model = new LarpModel(parseLarpConfig(config(6, PRIOR), SIZES)).eval();
     const idx = E.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], [2, 6], 'int64');
-    const run = (rounds: number, ratio: number) => E.item(E.jit((i: Tensor) => {
-      const codes = model.quantizer.codebookEntry(i);
-      return priorLoss(model, codes, i, { nRounds: rounds, ssRatio: ratio }).loss;
-    })(idx));
+    const run = (rounds: number, ratio: number) =>
+      E.item(
+        E.jit((i: Tensor) => {
+          const codes = model.quantizer.codebookEntry(i);
+          return priorLoss(model, codes, i, { nRounds: rounds, ssRatio: ratio }).loss;
+        })(idx),
+      );
     const tf = run(1, 0);
     assert.ok(Math.abs(run(2, 0) - tf) < 1e-6);
     assert.ok(Math.abs(run(2, 1) - tf) > 1e-5);
@@ -114,19 +163,30 @@ describe('LARP prior', () => {
     const named = model.trainableParams();
     const ps = named.map(([, p]) => p);
     const x = E.mul(E.add(video(2, 13), 1), 0.5);
-    const grads = E.grad((w: Tensor[]) => bindParams(ps, w, () => {
-      const enc = model.encode(x);
-      return priorLoss(model, enc.regularized_z, enc.indices, { nRounds: 2, ssRatio: 0.5 }).loss;
-    }))(ps.map((p) => p.value)) as Tensor[];
-    const norm = (prefix: string) => named.reduce((s, [n], i) => (n.startsWith(prefix) ? s + E.toArray(grads[i]!).reduce((a, v) => a + v * v, 0) : s), 0);
-    for (const p of ['prior_model.', 'bottleneck.in_linear.', 'encoder.', 'encoder_latent_query_embed', 'x_embedder.']) assert.ok(norm(p) > 0, `${p} gets gradient`);
-    for (const p of ['decoder.', 'final_layer.', 'bottleneck.out_linear.', 'bottleneck.regularizer.']) assert.equal(norm(p), 0, `${p} gets none`);
+    const grads = E.grad((w: Tensor[]) =>
+      bindParams(ps, w, () => {
+        const enc = model.encode(x);
+        return priorLoss(model, enc.regularized_z, enc.indices, { nRounds: 2, ssRatio: 0.5 }).loss;
+      }),
+    )(ps.map((p) => p.value)) as Tensor[];
+    const norm = (prefix: string) =>
+      named.reduce(
+        (s, [n], i) => (n.startsWith(prefix) ? s + E.toArray(grads[i]!).reduce((a, v) => a + v * v, 0) : s),
+        0,
+      );
+    for (const p of ['prior_model.', 'bottleneck.in_linear.', 'encoder.', 'encoder_latent_query_embed', 'x_embedder.'])
+      assert.ok(norm(p) > 0, `${p} gets gradient`);
+    for (const p of ['decoder.', 'final_layer.', 'bottleneck.out_linear.', 'bottleneck.regularizer.'])
+      assert.equal(norm(p), 0, `${p} gets none`);
   });
 
   it('tokenizer + prior train jointly in one compiled step: the loss goes down', () => {
     E.seed(14);
     const model = new LarpModel(parseLarpConfig(config(8, PRIOR), SIZES));
-    const step = new TrainStep(model, larpLoss(model, { outputRecon: true }), { optimizer: new AdamW({ weightDecay: 0 }), schedule: constantLr(3e-3) });
+    const step = new TrainStep(model, larpLoss(model, { outputRecon: true }), {
+      optimizer: new AdamW({ weightDecay: 0 }),
+      schedule: constantLr(3e-3),
+    });
     const batch = { video: video(2, 15), ssRatio: E.scalar(0.5) };
     const first = step.run(batch);
     assert.ok(first.metrics.prior_ce! > 0 && first.metrics.loss_q! > 0);

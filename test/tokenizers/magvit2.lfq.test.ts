@@ -3,7 +3,16 @@ import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import {
-  commitmentLoss, defaultGroupBits, entropyGroups, LFQ, lfqCodebook, lfqCodes, lfqEntropy, lfqLoss, lfqQuantize, perSampleEntropy,
+  commitmentLoss,
+  defaultGroupBits,
+  entropyGroups,
+  LFQ,
+  lfqCodebook,
+  lfqCodes,
+  lfqEntropy,
+  lfqLoss,
+  lfqQuantize,
+  perSampleEntropy,
 } from '../../src/quantizers/lfq.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -11,7 +20,8 @@ import { Rng } from '../../src/util/rng.js';
 
 /** Channels-first [1, D, n] latents from token rows (n tokens × D bits). */
 function latents(rows: number[][]): Tensor {
-  const d = rows[0]!.length, n = rows.length;
+  const d = rows[0]!.length,
+    n = rows.length;
   const v = new Float32Array(d * n);
   rows.forEach((r, j) => {
     r.forEach((x, i) => {
@@ -23,7 +33,8 @@ function latents(rows: number[][]): Tensor {
 
 /** Plain-JS reference: p(c | x) = softmax(2 x·c / τ) over all 2^D codes, in float64. */
 function jsEntropies(rows: number[][], tau: number, style: 'open' | 'clamp') {
-  const d = rows[0]!.length, k = 2 ** d;
+  const d = rows[0]!.length,
+    k = 2 ** d;
   const avg = new Float64Array(k);
   let perSample = 0;
   for (const x of rows) {
@@ -101,7 +112,10 @@ describe('LFQ quantization and ids', () => {
     assert.equal(lfq.codebookSize, 64);
     assert.deepEqual(lfq.namedParams(), []);
     assert.throws(() => lfq.forward(E.zeros([1, 5, 3])), /5 channels, expected 6/);
-    assert.deepEqual(new LFQ({ dim: 4, bitOrder: 'msb', maskBuffer: true }).namedParams().map(([n, p]) => [n, E.toArray(p.value)]), [['mask', [8, 4, 2, 1]]]);
+    assert.deepEqual(
+      new LFQ({ dim: 4, bitOrder: 'msb', maskBuffer: true }).namedParams().map(([n, p]) => [n, E.toArray(p.value)]),
+      [['mask', [8, 4, 2, 1]]],
+    );
   });
 });
 
@@ -132,17 +146,34 @@ describe('LFQ entropy', () => {
 
   it('sub-group codebook entropy equals the joint entropy when the groups are independent in the batch', () => {
     // Confident tokens whose bits 0-1 take 3 patterns and bits 2-4 take 2, every combination once: 6 codes.
-    const a = [[1, -1], [-1, 1], [1, 1]], b = [[1, 1, -1], [-1, -1, 1]];
+    const a = [
+        [1, -1],
+        [-1, 1],
+        [1, 1],
+      ],
+      b = [
+        [1, 1, -1],
+        [-1, -1, 1],
+      ];
     const prod = a.flatMap((x) => b.map((y) => [...x, ...y]));
     const z = latents(prod);
     const joint = entropies(z, { groupBits: 5 }).codebook;
     assert.ok(Math.abs(joint - Math.log(6)) < 1e-3);
     // Groups [0,1] + [2,3] + [4]: bits 2..4 are not independent of each other, groups (2, 3) split them fine.
     const groups = entropies(z, { groupBits: 2 }).codebook;
-    assert.deepEqual(entropyGroups(5, 2), [[0, 2], [2, 2], [4, 1]]);
+    assert.deepEqual(entropyGroups(5, 2), [
+      [0, 2],
+      [2, 2],
+      [4, 1],
+    ]);
     assert.ok(groups > joint + 0.5, 'groups that split dependent bits overestimate');
     // A split along the independence: feed channels so groups of 2 cover bits {0,1}, {2,3} with bit 4 ≡ −bit 3.
-    const prod2 = a.flatMap((x) => [[1, -1], [-1, 1]].map((y) => [...x, ...y]));
+    const prod2 = a.flatMap((x) =>
+      [
+        [1, -1],
+        [-1, 1],
+      ].map((y) => [...x, ...y]),
+    );
     const z2 = latents(prod2);
     assert.ok(Math.abs(entropies(z2, { groupBits: 2 }).codebook - entropies(z2, { groupBits: 4 }).codebook) < 1e-4);
     assert.ok(Math.abs(entropies(z2, { groupBits: 4 }).codebook - Math.log(6)) < 1e-3);
@@ -161,11 +192,24 @@ describe('LFQ entropy', () => {
   it('default groups keep large vocabularies tractable: 2^18 → two groups of 9 bits', () => {
     assert.equal(defaultGroupBits(10), 10);
     assert.equal(defaultGroupBits(12), 12);
-    assert.deepEqual(entropyGroups(18), [[0, 9], [9, 9]]);
-    assert.deepEqual(entropyGroups(14), [[0, 7], [7, 7]]);
-    assert.deepEqual(entropyGroups(25), [[0, 9], [9, 9], [18, 7]]);
+    assert.deepEqual(entropyGroups(18), [
+      [0, 9],
+      [9, 9],
+    ]);
+    assert.deepEqual(entropyGroups(14), [
+      [0, 7],
+      [7, 7],
+    ]);
+    assert.deepEqual(entropyGroups(25), [
+      [0, 9],
+      [9, 9],
+      [18, 7],
+    ]);
     const lfq = new LFQ({ dim: 18 });
-    const z = E.tensor(new Rng(2).normal(2 * 18 * 64).map((v) => v * 0.01), [2, 18, 8, 8]);
+    const z = E.tensor(
+      new Rng(2).normal(2 * 18 * 64).map((v) => v * 0.01),
+      [2, 18, 8, 8],
+    );
     const l = E.jit((x: Tensor) => ({ ...lfq.forward(x).losses! }))(z) as Record<string, Tensor>;
     const h = E.item(l.codebookEntropy!);
     assert.ok(h > 0 && h <= 18 * Math.LN2);
@@ -193,12 +237,19 @@ describe('LFQ gradients and losses', () => {
   });
 
   it('entropy gradients match finite differences', () => {
-    const z = E.tensor(new Rng(12).normal(2 * 4 * 6).map((v) => v * 0.01), [2, 4, 6]);
+    const z = E.tensor(
+      new Rng(12).normal(2 * 4 * 6).map((v) => v * 0.01),
+      [2, 4, 6],
+    );
     for (const groupBits of [4, 2]) {
-      const r = E.gradcheck((x: Tensor) => {
-        const t = lfqEntropy(x, { groupBits });
-        return E.stack([t.perSample, t.codebook]);
-      }, [z], { eps: 2e-4 });
+      const r = E.gradcheck(
+        (x: Tensor) => {
+          const t = lfqEntropy(x, { groupBits });
+          return E.stack([t.perSample, t.codebook]);
+        },
+        [z],
+        { eps: 2e-4 },
+      );
       assert.ok(r.maxError < 1e-2, `groupBits ${groupBits}: ${JSON.stringify(r.checks)}`);
     }
   });

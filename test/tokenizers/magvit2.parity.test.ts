@@ -16,10 +16,33 @@ const golden = (name: string) => resolve(repoRoot, 'test/fixtures/golden', `${na
 
 describe('MAGVIT-v2 parity', () => {
   const expected: Record<string, string[]> = {
-    magvit2_video: ['output.indices', 'output.indices_t1', 'output.quantized', 'output.quantized_t1', 'output.recon', 'output.recon_t1'],
+    magvit2_video: [
+      'output.indices',
+      'output.indices_t1',
+      'output.quantized',
+      'output.quantized_t1',
+      'output.recon',
+      'output.recon_t1',
+    ],
     magvit2_image: ['output.indices', 'output.quantized', 'output.recon'],
-    lfq_openmagvit2: ['output.codebook_entropy', 'output.commitment', 'output.entropy_aux_loss', 'output.indices', 'output.per_sample_entropy', 'output.quantized', 'output.total_aux_loss'],
-    lfq_lucidrains: ['output.aux_loss', 'output.batch_entropy', 'output.entropy_aux_loss', 'output.indices', 'output.per_sample_entropy', 'output.quantized', 'output.quantized_train'],
+    lfq_openmagvit2: [
+      'output.codebook_entropy',
+      'output.commitment',
+      'output.entropy_aux_loss',
+      'output.indices',
+      'output.per_sample_entropy',
+      'output.quantized',
+      'output.total_aux_loss',
+    ],
+    lfq_lucidrains: [
+      'output.aux_loss',
+      'output.batch_entropy',
+      'output.entropy_aux_loss',
+      'output.indices',
+      'output.per_sample_entropy',
+      'output.quantized',
+      'output.quantized_train',
+    ],
   };
   for (const [name, outputs] of Object.entries(expected)) {
     it(`${name}: every output of the golden file matches`, () => {
@@ -34,7 +57,9 @@ describe('MAGVIT-v2 parity', () => {
       const produced = new Set(report.outputs.map((o) => o.name));
       for (const k of golds) assert.ok(produced.has(k), `${name}: ${k} not produced`);
       // ±1 codes are exact.
-      for (const o of report.outputs) if (o.name.startsWith('output.quantized') && o.name !== 'output.quantized_train') assert.equal(o.maxAbsError, 0, o.name);
+      for (const o of report.outputs)
+        if (o.name.startsWith('output.quantized') && o.name !== 'output.quantized_train')
+          assert.equal(o.maxAbsError, 0, o.name);
     });
   }
 
@@ -55,7 +80,17 @@ describe('MAGVIT-v2 parity', () => {
     const params = g.params();
     params.delete('decoder.adaptive.1.gamma.weight');
     assert.throws(() => model.loadStateDict(params), /missing 1 key\(s\): decoder\.adaptive\.1\.gamma\.weight/);
-    const other = new Magvit2Model(parseMagvit2Config({ ...g.config, ddconfig: { ...(g.config.ddconfig as object), z_channels: 12 }, embed_dim: 12, n_embed: 4096 }));
-    assert.throws(() => other.loadStateDict(g.params()), /encoder\.conv_out\.conv_1\.weight: checkpoint has float32\[10,32,1,1,1\], model expects float32\[12,32,1,1,1\]/);
+    const other = new Magvit2Model(
+      parseMagvit2Config({
+        ...g.config,
+        ddconfig: { ...(g.config.ddconfig as object), z_channels: 12 },
+        embed_dim: 12,
+        n_embed: 4096,
+      }),
+    );
+    assert.throws(
+      () => other.loadStateDict(g.params()),
+      /encoder\.conv_out\.conv_1\.weight: checkpoint has float32\[10,32,1,1,1\], model expects float32\[12,32,1,1,1\]/,
+    );
   });
 });

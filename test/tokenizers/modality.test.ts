@@ -14,25 +14,40 @@ import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 function scaling(gain: number): Tokenizer {
   let last: Tensor | null = null;
   return {
-    kind: 'scaling', modality: 'video', config: {}, vocabBits: 1, vocabSize: 2, clipFrames: 2,
+    kind: 'scaling',
+    modality: 'video',
+    config: {},
+    vocabBits: 1,
+    vocabSize: 2,
+    clipFrames: 2,
     grid: () => ({ shape: [1] }),
     encode: (x) => {
       last = x;
       return E.concrete(new BigInt64Array(x.shape[0]), [x.shape[0]!, 1], 'int64');
     },
-    decode: () => E.concrete((last!.data as Float32Array).map((v) => v * gain), last!.shape, 'float32'),
+    decode: () =>
+      E.concrete(
+        (last!.data as Float32Array).map((v) => v * gain),
+        last!.shape,
+        'float32',
+      ),
     encodeAsync: () => Promise.reject(new Error('not used')),
     decodeAsync: () => Promise.reject(new Error('not used')),
   };
 }
 
 describe('modality kits', () => {
-  const clips = E.concrete(Float32Array.from({ length: 2 * 3 * 2 * 12 * 14 }, (_, i) => Math.sin(i) * 0.9), [2, 3, 2, 12, 14], 'float32');
+  const clips = E.concrete(
+    Float32Array.from({ length: 2 * 3 * 2 * 12 * 14 }, (_, i) => Math.sin(i) * 0.9),
+    [2, 3, 2, 12, 14],
+    'float32',
+  );
   const batch: ClipTensor = { data: clips.data as Float32Array, shape: [...clips.shape] as ClipTensor['shape'] };
 
   it('video: PSNR and SSIM fall as the reconstruction worsens', () => {
     const kit = modalityKit('video');
-    const exact = kit.evaluate(scaling(1), [batch]), off = kit.evaluate(scaling(0.5), [batch]);
+    const exact = kit.evaluate(scaling(1), [batch]),
+      off = kit.evaluate(scaling(0.5), [batch]);
     assert.equal(exact.psnr, Infinity);
     assert.ok(Math.abs(exact.ssim! - 1) < 1e-6, `ssim ${exact.ssim}`);
     assert.ok(off.psnr! > 0 && off.psnr! < 20 && off.ssim! < exact.ssim!, JSON.stringify(off));
@@ -55,6 +70,9 @@ describe('modality kits', () => {
   });
 
   it('a modality without a kit is named, not treated as video', () => {
-    assert.throws(() => modalityKit('audio'), /no metrics, samples or discriminator for audio tokenizers yet \(have: video, image\)/);
+    assert.throws(
+      () => modalityKit('audio'),
+      /no metrics, samples or discriminator for audio tokenizers yet \(have: video, image\)/,
+    );
   });
 });

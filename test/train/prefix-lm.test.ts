@@ -7,7 +7,14 @@ import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import { buildIndex, ShardReader, writeIndex, writeShard, type ShardClip } from '../../src/corpus/shards.js';
 import { trainLoop } from '../../src/train/loop.js';
 import { parseMixture } from '../../src/train/prefix-lm-run.js';
-import { imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask, type LmTrainOptions } from '../../src/train/prefix-lm.js';
+import {
+  imageBatchSize,
+  layoutForShards,
+  LmBatcher,
+  lmBatches,
+  prefixLmTask,
+  type LmTrainOptions,
+} from '../../src/train/prefix-lm.js';
 import { tempDir } from '../io/fixtures.js';
 import { writeEncoder } from '../generation/text/tiny-t5.js';
 import { OnnxTextEncoder } from '../../src/generation/text/onnx.js';
@@ -26,9 +33,15 @@ const TOKENIZER = fileURLToPath(new URL('../../../models/magvit2-tiny', import.m
 function tinyShards(n: number, tokenizer = { kind: 'magvit2', vocabSize: 16, identity: 'test' }): ShardReader {
   const dir = tempDir('lm-shards');
   const clips: ShardClip[] = Array.from({ length: n }, (_, i) => {
-    const d = i % 4, axis = (i >> 2) % 2;
+    const d = i % 4,
+      axis = (i >> 2) % 2;
     const ids = Int32Array.from({ length: 18 }, (_, j) => (d * 3 + (axis ? j : 17 - j)) % 16);
-    return { source: `tiny:${i}`, ids, grid: [2, 3, 3], caption: `the digit ${d} moves ${axis ? 'up and down' : 'left and right'}` };
+    return {
+      source: `tiny:${i}`,
+      ids,
+      grid: [2, 3, 3],
+      caption: `the digit ${d} moves ${axis ? 'up and down' : 'left and right'}`,
+    };
   });
   writeShard(join(dir, 'shard-00000000.vtks'), tokenizer.vocabSize, clips);
   writeIndex(dir, buildIndex(dir, { tokenizer, clipFrames: 2, size: 12, channels: 1, corpus: 'tiny' }));
@@ -41,7 +54,10 @@ function setup(steps: number) {
   E.seed(0);
   const reader = tinyShards(32);
   const layout = layoutForShards(reader, Object.keys(mixture));
-  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 96, textDim: 16 }, text: { dim: 16, layers: 1, heads: 2, maxTokens: 40 } });
+  const model = new TextPrefixLm({
+    lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 96, textDim: 16 },
+    text: { dim: 16, layers: 1, heads: 2, maxTokens: 40 },
+  });
   const batcher = new LmBatcher(model, layout, 0.1);
   const o: LmTrainOptions = { steps, batchSize: 4, lr: 1e-2, seed: 3, mixture, imageSteps: 4, emaDecay: 0.9 };
   return { reader, layout, model, batcher, o, task: prefixLmTask(model, batcher, { ...o, val: reader, valClips: 8 }) };
@@ -64,31 +80,88 @@ test('prefix LM training: batches are one length group each, loss falls, validat
   }
   assert.ok(seen.size >= 3, `lengths seen: ${[...seen]}`);
   const run = tempDir('lm-run');
-  const r = await trainLoop(task, { runDir: run, totalSteps: 40, batches: (s) => lmBatches(reader, batcher, o, s), config: { model: 'tiny' }, evalEvery: 40, quiet: true, logEvery: 5 });
-  const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.loss !== undefined).map((m) => m.loss as number);
-  const first = losses.slice(0, 2).reduce((a, b) => a + b) / 2, last = losses.slice(-2).reduce((a, b) => a + b) / 2;
+  const r = await trainLoop(task, {
+    runDir: run,
+    totalSteps: 40,
+    batches: (s) => lmBatches(reader, batcher, o, s),
+    config: { model: 'tiny' },
+    evalEvery: 40,
+    quiet: true,
+    logEvery: 5,
+  });
+  const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.loss !== undefined)
+    .map((m) => m.loss as number);
+  const first = losses.slice(0, 2).reduce((a, b) => a + b) / 2,
+    last = losses.slice(-2).reduce((a, b) => a + b) / 2;
   assert.ok(last < 0.6 * first, `loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
   for (const t of Object.keys(mixture)) assert.ok(Number.isFinite(r.lastEval!.metrics[`nll_${t}`]), t);
   assert.ok(r.lastEval!.metrics.nll! < Math.log(16), `validation NLL ${r.lastEval!.metrics.nll}`);
 });
 
 test('prefix LM training resumes exactly (weights, optimizer, data position, dropout draws)', async () => {
-  const straight = setup(16), runA = tempDir('lm-a');
-  await trainLoop(straight.task, { runDir: runA, totalSteps: 16, batches: (s) => lmBatches(straight.reader, straight.batcher, straight.o, s), config: { model: 'tiny' }, quiet: true });
+  const straight = setup(16),
+    runA = tempDir('lm-a');
+  await trainLoop(straight.task, {
+    runDir: runA,
+    totalSteps: 16,
+    batches: (s) => lmBatches(straight.reader, straight.batcher, straight.o, s),
+    config: { model: 'tiny' },
+    quiet: true,
+  });
   const runB = tempDir('lm-b');
   const first = setup(16);
-  await trainLoop(first.task, { runDir: runB, totalSteps: 16, batches: (s) => lmBatches(first.reader, first.batcher, first.o, s), config: { model: 'tiny' }, quiet: true, stopAfter: 7 });
+  await trainLoop(first.task, {
+    runDir: runB,
+    totalSteps: 16,
+    batches: (s) => lmBatches(first.reader, first.batcher, first.o, s),
+    config: { model: 'tiny' },
+    quiet: true,
+    stopAfter: 7,
+  });
   const second = setup(16); // a new process: fresh model, the same command
-  const r = await trainLoop(second.task, { runDir: runB, totalSteps: 16, batches: (s) => lmBatches(second.reader, second.batcher, second.o, s), config: { model: 'tiny' }, quiet: true });
+  const r = await trainLoop(second.task, {
+    runDir: runB,
+    totalSteps: 16,
+    batches: (s) => lmBatches(second.reader, second.batcher, second.o, s),
+    config: { model: 'tiny' },
+    quiet: true,
+  });
   assert.equal(r.resumedFrom, 7);
-  const a = straight.model.stateDict(), b = second.model.stateDict();
-  for (const [k, t] of a) assert.deepEqual(Array.from(t.data as Float32Array), Array.from(b.get(k)!.data as Float32Array), k);
+  const a = straight.model.stateDict(),
+    b = second.model.stateDict();
+  for (const [k, t] of a)
+    assert.deepEqual(Array.from(t.data as Float32Array), Array.from(b.get(k)!.data as Float32Array), k);
 });
 
 test('vtok train lm: trains from shards, evaluates per task, resumes; refuses options of the other trainer', async () => {
   const { tokenizer, module } = loadTokenizer(TOKENIZER);
-  const shards = tinyShards(16, tokenizerIdentity(tokenizer, module.stateDict())).dir, run = join(tempDir('lm-cli'), 'run');
-  const args = ['train', 'lm', '--shards', shards, '--val-shards', shards, '--preset', 'tiny', '--steps', '6', '--batch', '4', '--mixture', 'uncond=1,fp=1', '--eval-every', '3', '--out', run, '--quiet'];
+  const shards = tinyShards(16, tokenizerIdentity(tokenizer, module.stateDict())).dir,
+    run = join(tempDir('lm-cli'), 'run');
+  const args = [
+    'train',
+    'lm',
+    '--shards',
+    shards,
+    '--val-shards',
+    shards,
+    '--preset',
+    'tiny',
+    '--steps',
+    '6',
+    '--batch',
+    '4',
+    '--mixture',
+    'uncond=1,fp=1',
+    '--eval-every',
+    '3',
+    '--out',
+    run,
+    '--quiet',
+  ];
   const r = await vtok(...args);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -104,14 +177,20 @@ test('vtok train lm: trains from shards, evaluates per task, resumes; refuses op
   assert.match(bad2.stderr, /--shards applies to lm only, not magvit2/);
 });
 
-test('prefix LM training with a frozen ONNX text encoder: only the LM trains, on the encoder\'s embeddings', async () => {
+test("prefix LM training with a frozen ONNX text encoder: only the LM trains, on the encoder's embeddings", async () => {
   E.seed(0);
   const encDir = tempDir('t5');
   writeEncoder(encDir);
   const frozen = OnnxTextEncoder.load(encDir);
   const reader = tinyShards(16);
   const layout = layoutForShards(reader, ['t2v']);
-  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 64, textDim: 16 }, text: { kind: 'onnx', dir: encDir, dim: 16, maxTokens: 12 } }, { frozen });
+  const model = new TextPrefixLm(
+    {
+      lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 64, textDim: 16 },
+      text: { kind: 'onnx', dir: encDir, dim: 16, maxTokens: 12 },
+    },
+    { frozen },
+  );
   assert.ok(model.stateDict().size > 0 && [...model.stateDict().keys()].every((k) => k.startsWith('lm.')));
   const batcher = new LmBatcher(model, layout, 0.1);
   const o: LmTrainOptions = { steps: 30, batchSize: 4, lr: 1e-2, seed: 1, mixture: { t2v: 1 } };
@@ -119,18 +198,37 @@ test('prefix LM training with a frozen ONNX text encoder: only the LM trains, on
   assert.deepEqual(b.textEmb!.shape, [4, 12, 16]);
   assert.equal(b.textIds, undefined);
   const run = tempDir('lm-onnx');
-  await trainLoop(prefixLmTask(model, batcher, o), { runDir: run, totalSteps: 30, batches: (s) => lmBatches(reader, batcher, o, s), config: { model: 'onnx' }, quiet: true, logEvery: 5 });
-  const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
+  await trainLoop(prefixLmTask(model, batcher, o), {
+    runDir: run,
+    totalSteps: 30,
+    batches: (s) => lmBatches(reader, batcher, o, s),
+    config: { model: 'onnx' },
+    quiet: true,
+    logEvery: 5,
+  });
+  const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).loss as number);
   assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
 });
 
 test('frame prediction rows condition on 1 or 2 latent frames, both in one batch', () => {
   const layout = buildVocabLayout({
-    tokenizer: { kind: 'magvit2', vocabSize: 16, identity: 'test' }, tasks: ['fp', 't2v'],
-    outputs: [{ key: '8x8', frames: 3, height: 8, width: 8, grid: [3, 2, 2] }], classes: 0,
+    tokenizer: { kind: 'magvit2', vocabSize: 16, identity: 'test' },
+    tasks: ['fp', 't2v'],
+    outputs: [{ key: '8x8', frames: 3, height: 8, width: 8, grid: [3, 2, 2] }],
+    classes: 0,
   });
-  const model = new TextPrefixLm({ lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 64, textDim: 16 }, text: { dim: 16, layers: 1, heads: 2, maxTokens: 8 } });
-  const rows = Array.from({ length: 16 }, (_, i) => ({ task: 'fp', ids: Int32Array.from({ length: 12 }, (_, j) => (i + j) % 16), grid: [3, 2, 2] }));
+  const model = new TextPrefixLm({
+    lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 64, textDim: 16 },
+    text: { dim: 16, layers: 1, heads: 2, maxTokens: 8 },
+  });
+  const rows = Array.from({ length: 16 }, (_, i) => ({
+    task: 'fp',
+    ids: Int32Array.from({ length: 12 }, (_, j) => (i + j) % 16),
+    grid: [3, 2, 2],
+  }));
   const prefixes = (b: ReturnType<LmBatcher['batch']>) => Array.from(b.prefixLength.data as Int32Array);
   const both = prefixes(new LmBatcher(model, layout).batch(rows, 1));
   assert.equal(new Set(both).size, 2, `prefix lengths ${both}`);

@@ -9,9 +9,21 @@ import { tempDir } from '../io/fixtures.js';
 
 const dir = tempDir('tokenizer-run');
 
-test('trainTokenizer from the library: the preset with the kind\'s own option, a few steps, then a resume', async () => {
+test("trainTokenizer from the library: the preset with the kind's own option, a few steps, then a resume", async () => {
   const out = join(dir, 'run');
-  const o = { kind: 'magvit2', out, data: 'moving-mnist', preset: 'micro', frames: 1, batch: 2, steps: 3, evalEvery: 2, seed: 0, quiet: true, kindOptions: { bits: 6 } };
+  const o = {
+    kind: 'magvit2',
+    out,
+    data: 'moving-mnist',
+    preset: 'micro',
+    frames: 1,
+    batch: 2,
+    steps: 3,
+    evalEvery: 2,
+    seed: 0,
+    quiet: true,
+    kindOptions: { bits: 6 },
+  };
   const first = await trainTokenizer({ ...o, stopAfter: 2 });
   assert.equal(first.step, 2);
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
@@ -29,12 +41,24 @@ test('trainTokenizer from the library: the preset with the kind\'s own option, a
   assert.equal(runSummary(out, second, 'SIGINT').stopped, 'SIGINT');
 });
 
-test('trainTokenizer refuses another kind\'s option by its flag, before writing anything', async () => {
+test("trainTokenizer refuses another kind's option by its flag, before writing anything", async () => {
   const out = join(dir, 'refused');
   const base = { out, data: 'moving-mnist', preset: 'tiny', seed: 0, quiet: true };
-  await assert.rejects(trainTokenizer({ ...base, kind: 'magvit2', kindOptions: { tokens: 8 } }), /^VtokError: --tokens applies to larp only, not magvit2$/);
-  await assert.rejects(trainTokenizer({ ...base, kind: 'magvit2', kindOptions: { prior: false } }), /--no-prior applies to larp only, not magvit2/);
-  await assert.rejects(trainTokenizer({ ...base, kind: 'larp', kindOptions: { bits: 8 } }), /--bits applies to magvit2 only, not larp/);
-  await assert.rejects(trainTokenizer({ ...base, kind: 'larp', preset: 'huge' }), /unknown preset "huge" for larp \(known: tiny, small, natural, base\)/);
+  await assert.rejects(
+    trainTokenizer({ ...base, kind: 'magvit2', kindOptions: { tokens: 8 } }),
+    /^VtokError: --tokens applies to larp only, not magvit2$/,
+  );
+  await assert.rejects(
+    trainTokenizer({ ...base, kind: 'magvit2', kindOptions: { prior: false } }),
+    /--no-prior applies to larp only, not magvit2/,
+  );
+  await assert.rejects(
+    trainTokenizer({ ...base, kind: 'larp', kindOptions: { bits: 8 } }),
+    /--bits applies to magvit2 only, not larp/,
+  );
+  await assert.rejects(
+    trainTokenizer({ ...base, kind: 'larp', preset: 'huge' }),
+    /unknown preset "huge" for larp \(known: tiny, small, natural, base\)/,
+  );
   assert.equal(existsSync(out), false);
 });

@@ -22,14 +22,27 @@ test('checkOutputFile: absent or regular files pass, a symlink resolves to its t
 
 test('checkOutputFile refuses non-regular files, directories and parents that are files, naming the output', () => {
   mkdirSync(join(dir, 'adir'));
-  assert.throws(() => checkOutputFile(join(dir, 'adir'), { option: '-o' }), (e: Error) => e.message.includes(join(dir, 'adir')) && /is a directory, not a regular file; refusing to replace it/.test(e.message));
-  assert.throws(() => checkOutputFile('/dev/full', { option: '-o', stdout: true }), /\/dev\/full: output is a character device, not a regular file; refusing to replace it; use -o - to write to standard output/);
+  assert.throws(
+    () => checkOutputFile(join(dir, 'adir'), { option: '-o' }),
+    (e: Error) =>
+      e.message.includes(join(dir, 'adir')) &&
+      /is a directory, not a regular file; refusing to replace it/.test(e.message),
+  );
+  assert.throws(
+    () => checkOutputFile('/dev/full', { option: '-o', stdout: true }),
+    /\/dev\/full: output is a character device, not a regular file; refusing to replace it; use -o - to write to standard output/,
+  );
   execFileSync('mkfifo', [join(dir, 'fifo')]);
   assert.throws(() => checkOutputFile(join(dir, 'fifo'), { option: '-o' }), /is a FIFO, not a regular file/);
   symlinkSync('/dev/null', join(dir, 'null-link'));
   assert.throws(() => checkOutputFile(join(dir, 'null-link'), { option: '-o' }), /is a character device/);
   writeFileSync(join(dir, 'afile'), 'x');
-  assert.throws(() => checkOutputFile(join(dir, 'afile', 'x.vtok'), { option: '-o' }), (e: Error) => e.message.startsWith(join(dir, 'afile', 'x.vtok')) && e.message.includes(`${join(dir, 'afile')} is not a directory`));
+  assert.throws(
+    () => checkOutputFile(join(dir, 'afile', 'x.vtok'), { option: '-o' }),
+    (e: Error) =>
+      e.message.startsWith(join(dir, 'afile', 'x.vtok')) &&
+      e.message.includes(`${join(dir, 'afile')} is not a directory`),
+  );
   if (process.getuid?.() !== 0) {
     // permissions do not bind root
     mkdirSync(join(dir, 'ro'), { mode: 0o555 });
@@ -39,7 +52,10 @@ test('checkOutputFile refuses non-regular files, directories and parents that ar
 
 test('checkOutputDir: folders or absent; a file is refused', () => {
   assert.equal(checkOutputDir(join(dir, 'runs', 'r1'), { option: '--out' }), join(dir, 'runs', 'r1'));
-  assert.throws(() => checkOutputDir(join(dir, 'afile'), { option: '--out' }), /--out must be a folder; this is a file/);
+  assert.throws(
+    () => checkOutputDir(join(dir, 'afile'), { option: '--out' }),
+    /--out must be a folder; this is a file/,
+  );
   assert.throws(() => checkOutputDir('/dev/null', { option: '--out' }), /this is a character device/);
 });
 
@@ -51,7 +67,10 @@ test('an output that is an input is refused: by name, through a symlink, a hard 
   linkSync(clip, join(d, 'hard.mp4'));
   for (const out of [clip, join(d, 'soft.mp4'), join(d, 'hard.mp4'), `${d}/./clip.mp4`]) {
     const message = `${out}: -o is the input ${clip} (the same file); refusing to overwrite an input, give another name`;
-    assert.throws(() => checkOutputFile(out, { option: '-o', inputs: [clip] }), (e: Error) => e.message === message);
+    assert.throws(
+      () => checkOutputFile(out, { option: '-o', inputs: [clip] }),
+      (e: Error) => e.message === message,
+    );
   }
   // the input named through a link is the same file too
   const viaLink = { option: '-o', inputs: [undefined, join(d, 'hard.mp4')] };
@@ -59,20 +78,35 @@ test('an output that is an input is refused: by name, through a symlink, a hard 
   // another file, a new name, standard input and options not given pass
   writeFileSync(join(d, 'copy.mp4'), 'video');
   assert.equal(checkOutputFile(join(d, 'copy.mp4'), { option: '-o', inputs: [clip] }), join(d, 'copy.mp4'));
-  assert.equal(checkOutputFile(join(d, 'new.vtok'), { option: '-o', inputs: [clip, '-', undefined] }), join(d, 'new.vtok'));
+  assert.equal(
+    checkOutputFile(join(d, 'new.vtok'), { option: '-o', inputs: [clip, '-', undefined] }),
+    join(d, 'new.vtok'),
+  );
   assert.equal(checkOutputFile(STDOUT, { option: '-o', stdout: true, inputs: ['-'] }), STDOUT);
   // folders: the run a command reads is not its --out
   mkdirSync(join(d, 'run'));
   symlinkSync(join(d, 'run'), join(d, 'run-link'));
   const run = { option: '--out', inputs: [join(d, 'run')] };
-  assert.throws(() => checkOutputDir(join(d, 'run-link'), run), /run-link: --out is the input .*run \(the same folder\)/);
+  assert.throws(
+    () => checkOutputDir(join(d, 'run-link'), run),
+    /run-link: --out is the input .*run \(the same folder\)/,
+  );
   assert.equal(checkOutputDir(join(d, 'packed'), run), join(d, 'packed'));
 });
 
 test('writeFileAtomic: a failure names the target and leaves no temp file', () => {
-  assert.throws(() => writeFileAtomic(join(dir, 'adir'), 'x'), (e: Error) => e.message === `${join(dir, 'adir')}: cannot write (EISDIR: is a directory)`);
-  assert.throws(() => writeFileAtomic(join(dir, 'afile', 'y.json'), 'x'), /afile\/y\.json: cannot write \((EEXIST|ENOTDIR)/);
-  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  assert.throws(
+    () => writeFileAtomic(join(dir, 'adir'), 'x'),
+    (e: Error) => e.message === `${join(dir, 'adir')}: cannot write (EISDIR: is a directory)`,
+  );
+  assert.throws(
+    () => writeFileAtomic(join(dir, 'afile', 'y.json'), 'x'),
+    /afile\/y\.json: cannot write \((EEXIST|ENOTDIR)/,
+  );
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
   assert.deepEqual(readdirSync(join(dir, 'adir')), []);
 });
 
@@ -90,7 +124,7 @@ test('removeStaleTemps removes temp entries of dead processes only', () => {
   assert.deepEqual(removeStaleTemps(join(d, 'missing')), []);
 });
 
-test('removeOwnTemps removes this process\'s temp files of one target only', () => {
+test("removeOwnTemps removes this process's temp files of one target only", () => {
   const d = tempDir('own');
   const mine = `y.mp4.${process.pid}.1700000000000.tmp`;
   const others = ['y.mp4', `y.mp4.${process.pid + 1}.1700000000000.tmp`, `yy.mp4.${process.pid}.1700000000000.tmp`];

@@ -30,7 +30,11 @@ test('stream block i is Philox(counter = [i, 0, 0, 0], key = seed words)', () =>
   const seed = (0x299f31d0n << 32n) | 0xa4093822n;
   const r = new Rng(seed);
   const words = r.u32(12);
-  for (let i = 0; i < 3; i++) assert.deepEqual(Array.from(words.subarray(4 * i, 4 * i + 4)), Array.from(philox4x32([i, 0, 0, 0], [0xa4093822, 0x299f31d0])));
+  for (let i = 0; i < 3; i++)
+    assert.deepEqual(
+      Array.from(words.subarray(4 * i, 4 * i + 4)),
+      Array.from(philox4x32([i, 0, 0, 0], [0xa4093822, 0x299f31d0])),
+    );
   assert.equal(r.counter, 3n);
   // Counter carries into the second word.
   const r2 = new Rng(7, 2n ** 32n - 1n);
@@ -148,7 +152,8 @@ test('normal and truncated normal moments', () => {
 });
 
 test('bytes are the little-endian bytes of the u32 stream, ceil(n / 16) blocks, uniform over 0..255', () => {
-  const a = new Rng(41), b = new Rng(41);
+  const a = new Rng(41),
+    b = new Rng(41);
   const bytes = a.bytes(37);
   const words = b.u32(10);
   assert.deepEqual(Array.from(bytes), Array.from(new Uint8Array(words.buffer, 0, 37)));
@@ -156,7 +161,8 @@ test('bytes are the little-endian bytes of the u32 stream, ceil(n / 16) blocks, 
   const big = new Rng(42).bytes(256_000);
   const counts = new Array(256).fill(0);
   for (const v of big) counts[v]++;
-  for (const c of counts) assert.ok(Math.abs(c / 1000 - 1) < 0.15, `byte counts ${Math.min(...counts)}..${Math.max(...counts)}`);
+  for (const c of counts)
+    assert.ok(Math.abs(c / 1000 - 1) < 0.15, `byte counts ${Math.min(...counts)}..${Math.max(...counts)}`);
 });
 
 test('bernoulli, randint and permutation', () => {
@@ -169,15 +175,24 @@ test('bernoulli, randint and permutation', () => {
   const r = new Rng(32).randint(100_000, -3, 4);
   const counts = new Map<number, number>();
   for (const x of r) counts.set(x, (counts.get(x) ?? 0) + 1);
-  assert.deepEqual([...counts.keys()].sort((x, y) => x - y), [-3, -2, -1, 0, 1, 2, 3]);
+  assert.deepEqual(
+    [...counts.keys()].sort((x, y) => x - y),
+    [-3, -2, -1, 0, 1, 2, 3],
+  );
   for (const c of counts.values()) assert.ok(Math.abs(c / 100_000 - 1 / 7) < 0.01);
   const wide = new Rng(33).randint(1000, -(2 ** 31), 2 ** 31);
   assert.ok(wide.some((x) => x < -(2 ** 30)) && wide.some((x) => x > 2 ** 30));
   assert.throws(() => new Rng(1).randint(1, 5, 5), VtokError);
 
   const p = new Rng(34).permutation(1000);
-  assert.deepEqual(Array.from(p).sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));
-  assert.notDeepEqual(Array.from(p), Array.from({ length: 1000 }, (_, i) => i));
+  assert.deepEqual(
+    Array.from(p).sort((x, y) => x - y),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
+  assert.notDeepEqual(
+    Array.from(p),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
   assert.notDeepEqual(p, new Rng(35).permutation(1000));
   // Position 0 is uniform over the 5 values.
   const first = new Array(5).fill(0);

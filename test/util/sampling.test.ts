@@ -25,7 +25,8 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   for (const temperature of [1, 0.5, 2]) {
     const f = freq(sampleRows(tiled, rows, cols, rng, { temperature }));
     const p = softmax(logits, temperature);
-    for (let j = 0; j < cols; j++) assert.ok(Math.abs(f[j]! - p[j]!) < 0.01, `T=${temperature} col ${j}: ${f[j]} vs ${p[j]}`);
+    for (let j = 0; j < cols; j++)
+      assert.ok(Math.abs(f[j]! - p[j]!) < 0.01, `T=${temperature} col ${j}: ${f[j]} vs ${p[j]}`);
     assert.equal(f[4], 0);
   }
   // topK = 2 keeps only columns 2 and 1, renormalised.
@@ -35,7 +36,9 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   assert.ok(Math.abs(fk[1]! - pk[0]!) < 0.01 && Math.abs(fk[2]! - pk[1]!) < 0.01);
   // topK with ties keeps exactly K (lower index first).
   const tie = new Float32Array([1, 1, 1, 0]);
-  const tk = new Set(sampleRows(new Float32Array(Array.from({ length: 2000 }, () => Array.from(tie)).flat()), 2000, 4, rng, { topK: 2 }));
+  const tk = new Set(
+    sampleRows(new Float32Array(Array.from({ length: 2000 }, () => Array.from(tie)).flat()), 2000, 4, rng, { topK: 2 }),
+  );
   assert.deepEqual([...tk].sort(), [0, 1]);
   // topP: probabilities [0.078, 0.213, 0.579, 0.129, 0]: topP 0.5 keeps only column 2; 0.75 keeps 2 and 1.
   const fp = freq(sampleRows(tiled, rows, cols, rng, { topP: 0.5 }));
@@ -44,7 +47,10 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   assert.equal(fp2[0]! + fp2[3]!, 0);
   assert.ok(Math.abs(fp2[1]! - pk[0]!) < 0.01);
   // Greedy.
-  assert.deepEqual(Array.from(sampleRows(new Float32Array([0.1, 3, 3, -1, 5, 2]), 2, 3, rng, { temperature: 0 })), [1, 1]);
+  assert.deepEqual(
+    Array.from(sampleRows(new Float32Array([0.1, 3, 3, -1, 5, 2]), 2, 3, rng, { temperature: 0 })),
+    [1, 1],
+  );
   // Determinism and one block per row, greedy rows too.
   const a = new Rng(42);
   const s1 = sampleRows(tiled.subarray(0, 100 * cols), 100, cols, a);
@@ -55,26 +61,42 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   assert.throws(() => sampleRows(new Float32Array([-Infinity, -Infinity]), 1, 2, rng), /all -Infinity/);
   assert.throws(() => sampleRows(new Float32Array(5), 2, 3, rng), VtokError);
   assert.throws(() => sampleRows(tiled.subarray(0, cols), 1, cols, rng, { topP: 0 }), /top-p must be in \(0, 1\]/);
-  assert.throws(() => sampleRows(tiled.subarray(0, cols), 1, cols, rng, { topK: 1.5 }), /top-k must be a positive integer/);
+  assert.throws(
+    () => sampleRows(tiled.subarray(0, cols), 1, cols, rng, { topK: 1.5 }),
+    /top-k must be a positive integer/,
+  );
 });
 
 test('top-k by quickselect keeps exactly the k largest logits, ties by lower index, and draws as the full row would', () => {
   const gen = new Rng(11);
-  const rows = 6, cols = 500;
+  const rows = 6,
+    cols = 500;
   // few distinct values, so ties at the k-th value are common
   const logits = Float32Array.from(gen.randint(rows * cols, 0, 40), (v) => v / 7);
-  for (const [k, temperature, topP] of [[1, 1, undefined], [7, 1, undefined], [50, 0.5, 0.9], [499, 2, undefined], [20, 0, undefined]] as const) {
+  for (const [k, temperature, topP] of [
+    [1, 1, undefined],
+    [7, 1, undefined],
+    [50, 0.5, 0.9],
+    [499, 2, undefined],
+    [20, 0, undefined],
+  ] as const) {
     // reference: a full sort by value (descending), then column; everything past the k-th set to −∞
     const masked = Float32Array.from(logits);
     const kept: number[][] = [];
     for (let r = 0; r < rows; r++) {
-      const order = Array.from({ length: cols }, (_, j) => j).sort((x, y) => logits[r * cols + y]! - logits[r * cols + x]! || x - y);
+      const order = Array.from({ length: cols }, (_, j) => j).sort(
+        (x, y) => logits[r * cols + y]! - logits[r * cols + x]! || x - y,
+      );
       kept.push(order.slice(0, k).sort((x, y) => x - y));
       for (const j of order.slice(k)) masked[r * cols + j] = -Infinity;
     }
     const top = topK(logits, rows, cols, k);
     assert.deepEqual(Array.from(top.columns), kept.flat(), `k ${k}: columns`);
-    assert.deepEqual(Array.from(top.logits), kept.flatMap((js, r) => js.map((j) => logits[r * cols + j]!)), `k ${k}: values`);
+    assert.deepEqual(
+      Array.from(top.logits),
+      kept.flatMap((js, r) => js.map((j) => logits[r * cols + j]!)),
+      `k ${k}: values`,
+    );
     const a = sampleRows(logits, rows, cols, new Rng(3), { topK: k, temperature, topP });
     const b = sampleRows(masked, rows, cols, new Rng(3), { temperature, topP });
     assert.deepEqual([...a], [...b], `k ${k}`);
@@ -87,7 +109,8 @@ test('top-k by quickselect keeps exactly the k largest logits, ties by lower ind
 
 test('logit processors: guidance u + s(c − u); suppressed ids are never drawn', () => {
   assert.deepEqual([...guide(Float32Array.of(1, 2), Float32Array.of(0, 4), 3)], [3, -2]);
-  const rows = 2000, cols = 4;
+  const rows = 2000,
+    cols = 4;
   const logits = suppressIds(new Float32Array(rows * cols), cols, [0, 2]);
   const drawn = sampleRows(logits, rows, cols, new Rng(5));
   const counts = [0, 0, 0, 0];

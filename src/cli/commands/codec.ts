@@ -11,9 +11,21 @@ import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 /** `--precision fp32|int8`: the inference precision of a tokenizer's encode/decode. */
 export const parsePrecision = oneOf<E.Precision>('--precision', 'fp32', 'int8');
 
-interface EncodeOpts { model?: string; output: string; size?: number; gray?: boolean; precision: E.Precision; json?: boolean }
+interface EncodeOpts {
+  model?: string;
+  output: string;
+  size?: number;
+  gray?: boolean;
+  precision: E.Precision;
+  json?: boolean;
+}
 interface DecodeOpts {
-  output: string; model?: string; fps?: number; sample?: number; precision: E.Precision; json?: boolean;
+  output: string;
+  model?: string;
+  fps?: number;
+  sample?: number;
+  precision: E.Precision;
+  json?: boolean;
 }
 
 const PRECISION_HELP = 'inference precision: fp32, or int8 (quantized convolutions, calibrated on the first clip)';
@@ -23,18 +35,40 @@ export function registerCodec(program: Command): void {
     .command('encode')
     .description('encode a video or image into a .vtok token file with a trained tokenizer')
     .argument('<input>', 'video or image file, or - for standard input')
-    .option('--model <run>', 'run directory of a trained tokenizer (default: the shipped natural-video model for colour input, the Moving MNIST one for gray)')
-    .requiredOption('-o, --output <file>', 'token file to write: .vtok (ids bit-packed) or .vtkc (ids entropy coded), or - for standard output (.vtok)')
-    .option('--size <px>', 'resize the short side and center-crop to this square size (default: the training size)', int('--size', { min: 8, max: 4096 }))
+    .option(
+      '--model <run>',
+      'run directory of a trained tokenizer (default: the shipped natural-video model for colour input, the Moving MNIST one for gray)',
+    )
+    .requiredOption(
+      '-o, --output <file>',
+      'token file to write: .vtok (ids bit-packed) or .vtkc (ids entropy coded), or - for standard output (.vtok)',
+    )
+    .option(
+      '--size <px>',
+      'resize the short side and center-crop to this square size (default: the training size)',
+      int('--size', { min: 8, max: 4096 }),
+    )
     .option('--gray', GRAY_HELP)
     .option('--precision <p>', PRECISION_HELP, parsePrecision, 'fp32')
     .option('--json', 'print a JSON summary')
     .action(async (input: string, o: EncodeOpts) => {
       const output = checkOutputFile(o.output, { option: '-o', stdout: true, inputs: [input] });
-      const r = await encodeFile(input, output, { model: o.model, size: o.size, gray: o.gray, precision: o.precision, quiet: o.json });
+      const r = await encodeFile(input, output, {
+        model: o.model,
+        size: o.size,
+        gray: o.gray,
+        precision: o.precision,
+        quiet: o.json,
+      });
       const summary = {
-        output: o.output, kind: r.kind, precision: o.precision, clips: r.clips, frames: r.frames, tokensPerClip: r.tokensPerClip,
-        vocabSize: r.vocabSize, converted: r.notes,
+        output: o.output,
+        kind: r.kind,
+        precision: o.precision,
+        clips: r.clips,
+        frames: r.frames,
+        tokensPerClip: r.tokensPerClip,
+        vocabSize: r.vocabSize,
+        converted: r.notes,
       };
       // With -o - the tokens own standard output; the summary goes to stderr.
       const say = (line: string) => (output === STDOUT ? process.stderr.write(`${line}\n`) : console.log(line));
@@ -51,7 +85,11 @@ export function registerCodec(program: Command): void {
     .argument('<tokens>', 'token file (.vtok or .vtkc), or - for standard input')
     .requiredOption('-o, --output <file>', 'video or image to write')
     .option('--model <run>', 'run directory of the tokenizer (default: the one recorded in the token file)')
-    .option('--fps <n>', 'frame rate of the output (default: the source rate)', num('--fps', { min: 0, exclusiveMin: true, max: 1000 }))
+    .option(
+      '--fps <n>',
+      'frame rate of the output (default: the source rate)',
+      num('--fps', { min: 0, exclusiveMin: true, max: 1000 }),
+    )
     .option(
       '--sample <k>',
       'of tokens from vtok generate --samples n: sample k alone (1 = the leftmost; default: all side by side)',

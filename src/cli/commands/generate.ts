@@ -16,7 +16,27 @@ import { GRAY_HELP, int, num, oneOf } from '../../util/options.js';
 
 const TASKS = ['t2v', 't2i', 'i2v', 'continue', 'fp', 'uncond', 'class'] as const;
 
-interface Opts { task: string; prompt?: string; image?: string; video?: string; label?: number; condFrames?: number; seconds?: number; cfg: number; temperature: number; topK?: number; topP?: number; samples: number; seed: number; precision: 'fp32' | 'int8'; gray?: boolean; model: string; output: string; quiet?: boolean; json?: boolean }
+interface Opts {
+  task: string;
+  prompt?: string;
+  image?: string;
+  video?: string;
+  label?: number;
+  condFrames?: number;
+  seconds?: number;
+  cfg: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  samples: number;
+  seed: number;
+  precision: 'fp32' | 'int8';
+  gray?: boolean;
+  model: string;
+  output: string;
+  quiet?: boolean;
+  json?: boolean;
+}
 
 /** Where the token file goes: beside the output, with the extension .vtok. */
 export const tokenPathFor = (out: string): string => `${out.slice(0, out.length - extname(out).length)}.vtok`;
@@ -26,10 +46,13 @@ export const tokenPathFor = (out: string): string => `${out.slice(0, out.length 
  * (the first step, which compiles the model, left out), extensions included, on stderr.
  */
 function durationNote(samples: number): (p: GenerateProgress) => void {
-  let t1: number | undefined, done1 = 0, said = false;
+  let t1: number | undefined,
+    done1 = 0,
+    said = false;
   return (p) => {
     if (said) return;
-    const done = p.segment * p.total + p.done, now = performance.now();
+    const done = p.segment * p.total + p.done,
+      now = performance.now();
     if (t1 === undefined) {
       t1 = now;
       done1 = done;
@@ -50,24 +73,46 @@ function durationNote(samples: number): (p: GenerateProgress) => void {
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
-    .description('generate video (or an image) with a prefix LM: text, image or video in, video out; tokens kept as .vtok')
+    .description(
+      'generate video (or an image) with a prefix LM: text, image or video in, video out; tokens kept as .vtok',
+    )
     .option('--task <task>', 't2v | t2i | i2v | continue | uncond | class', oneOf('--task', ...TASKS), 't2v')
     .option('--prompt <text>', 'text prompt (t2v, t2i; optional for i2v)')
     .option('--image <file>', 'i2v: the first frame (an image or the first frame of a video)')
     .option('--video <file>', 'continue: the video whose last frame(s) the output continues')
     .option('--label <k>', 'class: the class label', int('--label', { min: 0, max: 1e6 }))
-    .option('--cond-frames <k>', 'continue and extensions: latent frames that condition each clip (1 or 2; default 1)', int('--cond-frames', { min: 1, max: 2 }))
-    .option('--seconds <s>', 'length; beyond one clip the video is extended (default: one clip)', num('--seconds', { min: 0, exclusiveMin: true, max: 3600 }))
+    .option(
+      '--cond-frames <k>',
+      'continue and extensions: latent frames that condition each clip (1 or 2; default 1)',
+      int('--cond-frames', { min: 1, max: 2 }),
+    )
+    .option(
+      '--seconds <s>',
+      'length; beyond one clip the video is extended (default: one clip)',
+      num('--seconds', { min: 0, exclusiveMin: true, max: 3600 }),
+    )
     .option('--cfg <s>', 'classifier-free guidance scale (1 = none)', num('--cfg', { min: 0, max: 100 }), 1)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', num('--temperature', { min: 0, max: 10 }), 1)
     .option('--top-k <k>', 'sample among the k most likely tokens', int('--top-k', { min: 1, max: 1 << 20 }))
     .option('--top-p <p>', 'nucleus sampling', num('--top-p', { min: 0, exclusiveMin: true, max: 1 }))
     .option('--samples <n>', 'samples (side by side in the output)', int('--samples', { min: 1, max: 64 }), 1)
     .option('--seed <n>', 'sampling seed', int('--seed', { min: 0, max: 2 ** 31 - 1 }), 0)
-    .option('--precision <p>', 'fp32 | int8: decode with int8 weights (faster on big models; small ones gain little)', oneOf('--precision', 'fp32', 'int8'), 'fp32')
+    .option(
+      '--precision <p>',
+      'fp32 | int8: decode with int8 weights (faster on big models; small ones gain little)',
+      oneOf('--precision', 'fp32', 'int8'),
+      'fp32',
+    )
     .option('--gray', GRAY_HELP)
-    .option('--model <dir>', 'model directory or `vtok train lm` run (default: the shipped t2v-mnist)', shippedModel('generator').path)
-    .requiredOption('-o, --output <file>', 'output video (.mp4, .gif, …) or image grid (.png); the tokens go beside it as .vtok')
+    .option(
+      '--model <dir>',
+      'model directory or `vtok train lm` run (default: the shipped t2v-mnist)',
+      shippedModel('generator').path,
+    )
+    .requiredOption(
+      '-o, --output <file>',
+      'output video (.mp4, .gif, …) or image grid (.png); the tokens go beside it as .vtok',
+    )
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')
     .action(async (o: Opts, cmd: Command) => {
@@ -76,9 +121,14 @@ export function registerGenerate(program: Command): void {
       checkSamplingInputs(o.task, Object.fromEntries(SAMPLING_INPUTS.map((k) => [k, o[k]])), optionName);
       const out = checkOutputFile(o.output, { option: '-o', inputs: [o.image, o.video] });
       const tokenPath = checkOutputFile(tokenPathFor(out), { option: '-o', inputs: [o.image, o.video] });
-      if (extname(out) === '.vtok') throw new VtokError('-o names the decoded output (.mp4, .gif, .png); the token file is written beside it', out);
+      if (extname(out) === '.vtok')
+        throw new VtokError('-o names the decoded output (.mp4, .gif, .png); the token file is written beside it', out);
       checkSamplesPath(out);
-      for (const [flag, f] of [['--image', o.image], ['--video', o.video]] as const) if (f !== undefined && !existsSync(f)) throw new VtokError(`no such file (${flag})`, f);
+      for (const [flag, f] of [
+        ['--image', o.image],
+        ['--video', o.video],
+      ] as const)
+        if (f !== undefined && !existsSync(f)) throw new VtokError(`no such file (${flag})`, f);
       const gen = loadGenerator(o.model);
       const s = gen.layout.outputs[0]!;
       const image = o.image ? (await readAllFrames(o.image, { maxFrames: 1 }))[0] : undefined;
@@ -95,24 +145,59 @@ export function registerGenerate(program: Command): void {
       });
       let outcome: Awaited<ReturnType<typeof generateAsync>>;
       try {
-        outcome = await generateAsync(gen, {
-          task: o.task, prompt: o.prompt, image, video, label: o.label, condFrames: o.condFrames, seconds: o.seconds, cfg: o.cfg, temperature: o.temperature, topK: o.topK, topP: o.topP, samples: o.samples, seed: o.seed, precision: o.precision, gray: o.gray,
-          onProgress: (p) => {
-            note(p);
-            bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
-            rate = p.tokensPerSecond;
-            bar.update(p.segment * p.total + p.done, { 'tokens/s': Math.round(p.tokensPerSecond) });
+        outcome = await generateAsync(
+          gen,
+          {
+            task: o.task,
+            prompt: o.prompt,
+            image,
+            video,
+            label: o.label,
+            condFrames: o.condFrames,
+            seconds: o.seconds,
+            cfg: o.cfg,
+            temperature: o.temperature,
+            topK: o.topK,
+            topP: o.topP,
+            samples: o.samples,
+            seed: o.seed,
+            precision: o.precision,
+            gray: o.gray,
+            onProgress: (p) => {
+              note(p);
+              bar ??= progress('generate', p.total * p.segments, { quiet: o.quiet || o.json });
+              rate = p.tokensPerSecond;
+              bar.update(p.segment * p.total + p.done, { 'tokens/s': Math.round(p.tokensPerSecond) });
+            },
           },
-        }, () => stop.poll()).finally(() => bar?.stop());
+          () => stop.poll(),
+        ).finally(() => bar?.stop());
         if (!outcome.done) throw new Interrupted(stop.signal!, `stopped while sampling; ${out} was not written`);
         await writeSamples(out, outcome.value, gen.fps);
-        writeGeneratedTokens(tokenPath, gen, outcome.value, { task: o.task, prompt: o.prompt ?? null, seed: o.seed, cfg: o.cfg });
+        writeGeneratedTokens(tokenPath, gen, outcome.value, {
+          task: o.task,
+          prompt: o.prompt ?? null,
+          seed: o.seed,
+          cfg: o.cfg,
+        });
       } finally {
         stop.dispose();
       }
       const r = outcome.value;
-      const summary = { output: out, tokens: tokenPath, task: o.task, samples: o.samples, frames: r.frames.shape[2], size: `${s.width}x${s.height}`, tokensPerSecond: rate, seconds: (performance.now() - t0) / 1000 };
+      const summary = {
+        output: out,
+        tokens: tokenPath,
+        task: o.task,
+        samples: o.samples,
+        frames: r.frames.shape[2],
+        size: `${s.width}x${s.height}`,
+        tokensPerSecond: rate,
+        seconds: (performance.now() - t0) / 1000,
+      };
       if (o.json) console.log(JSON.stringify(summary));
-      else console.log(`${o.samples} sample(s), ${summary.frames} frame(s) of ${summary.size} → ${out} (tokens: ${tokenPath}; ${rate.toFixed(0)} tokens/s)`);
+      else
+        console.log(
+          `${o.samples} sample(s), ${summary.frames} frame(s) of ${summary.size} → ${out} (tokens: ${tokenPath}; ${rate.toFixed(0)} tokens/s)`,
+        );
     });
 }

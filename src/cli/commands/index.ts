@@ -15,4 +15,19 @@ import { registerTrain } from './train.js';
 import { registerWorker } from './worker.js';
 
 /** Every CLI command, as a function that registers it on the program. Add new commands here. */
-export const commands: ((program: Command) => void)[] = [registerDemo, registerTrain, registerCodec, registerEval, registerPack, registerParity, registerInfo, registerFrames, registerMetrics, registerStudy, registerTokenize, registerWorker, registerGenerate, registerPrepare];
+export const commands: ((program: Command) => void)[] = [
+  registerDemo,
+  registerTrain,
+  registerCodec,
+  registerEval,
+  registerPack,
+  registerParity,
+  registerInfo,
+  registerFrames,
+  registerMetrics,
+  registerStudy,
+  registerTokenize,
+  registerWorker,
+  registerGenerate,
+  registerPrepare,
+];

@@ -67,7 +67,13 @@ async function tokenInfo(path: string) {
     clips,
     tokens,
     grids: Object.fromEntries(grids),
-    codebook: usage && { used: usage.used, usage: usage.usage, perplexity: usage.perplexity, entropyBits: usage.entropyBits, sampledTokens: usage.tokens },
+    codebook: usage && {
+      used: usage.used,
+      usage: usage.usage,
+      perplexity: usage.perplexity,
+      entropyBits: usage.entropyBits,
+      sampledTokens: usage.tokens,
+    },
   };
 }
 
@@ -93,7 +99,10 @@ function nonFinite(path: string): { name: string; count: number }[] {
 
 /** The line for weights with NaN/Inf values (they make the command fail). */
 function nonFiniteMessage(bad: { name: string; count: number }[]): string {
-  const names = bad.slice(0, 5).map((b) => b.name).join(', ');
+  const names = bad
+    .slice(0, 5)
+    .map((b) => b.name)
+    .join(', ');
   const more = bad.length > 5 ? ', …' : '';
   const tensors = `${bad.length} tensor${bad.length > 1 ? 's' : ''}`;
   return `contains NaN/Inf in ${tensors}: ${names}${more} (damaged or diverged weights)`;
@@ -118,7 +127,12 @@ function shardInfo(path: string) {
   const { clips, skipped, vocabSize } = readShard(path);
   const grids = new Map<string, number>();
   for (const c of clips) grids.set(c.grid.join('×'), (grids.get(c.grid.join('×')) ?? 0) + 1);
-  const usage = clips.length ? codebookUsage(clips.map((c) => c.ids), vocabSize) : undefined;
+  const usage = clips.length
+    ? codebookUsage(
+        clips.map((c) => c.ids),
+        vocabSize,
+      )
+    : undefined;
   return {
     kind: 'shard' as const,
     file: path,
@@ -173,7 +187,7 @@ function jsonInfo(path: string) {
   const j = parseJson(path) as { model?: { kind?: unknown } } | null;
   if (isShardIndex(j)) return indexInfo(path, j, basename(path) === INDEX_FILE ? dirname(path) : undefined);
   if (basename(path) === 'config.json' && typeof j?.model?.kind === 'string') return runInfo(dirname(path));
-  throw new VtokError('a JSON file, but not a shard index (index.json) or a model\'s or run\'s config.json', path);
+  throw new VtokError("a JSON file, but not a shard index (index.json) or a model's or run's config.json", path);
 }
 
 /** Leaf values of a config object as `a.b=v` pairs (arrays of numbers kept whole), for a one-line summary. */
@@ -186,7 +200,11 @@ function flatten(o: unknown, prefix = ''): string[] {
 /** The checkpoints of a run: each step directory, which ones latest/best point to, and NaN/Inf in those two. */
 function checkpointsOf(dir: string) {
   const root = join(dir, 'checkpoints');
-  const steps = existsSync(root) ? readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort() : [];
+  const steps = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => /^step-\d+$/.test(d))
+        .sort()
+    : [];
   const pointers: Record<string, string> = {};
   for (const which of ['latest', 'best']) {
     const p = join(root, `${which}.json`);
@@ -232,7 +250,9 @@ function runInfo(dir: string) {
 /** One checkpoint directory (checkpoints/step-N): its step, weight files and NaN/Inf in them. */
 function stepInfo(dir: string) {
   const state = parseJson(join(dir, 'state.json')) as { step?: unknown } | null;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
   return {
     kind: 'checkpoint-directory' as const,
     file: dir,
@@ -261,7 +281,11 @@ async function videoInfo(path: string) {
     return { kind: 'video' as const, file: path, ...(await probeVideo(path, { exact: true })) };
   } catch (e) {
     // Nothing recognised it: say every kind that was tried, not just video.
-    if (e instanceof VtokError) e.message = e.message.replace('not a video or image ffmpeg can read', 'not a video, image, .vtok token file or .safetensors checkpoint');
+    if (e instanceof VtokError)
+      e.message = e.message.replace(
+        'not a video or image ffmpeg can read',
+        'not a video, image, .vtok token file or .safetensors checkpoint',
+      );
     throw e;
   }
 }
@@ -272,7 +296,9 @@ function sourceText(src: TokenSource): string {
   const parts = [
     frameSize ? `${frameSize[1]}×${frameSize[0]}` : '',
     fps !== undefined ? `at ${fps} fps` : '',
-    sampleRate !== undefined ? `${sampleRate} Hz${channels ? `, ${channels} channel${channels > 1 ? 's' : ''}` : ''}` : '',
+    sampleRate !== undefined
+      ? `${sampleRate} Hz${channels ? `, ${channels} channel${channels > 1 ? 's' : ''}` : ''}`
+      : '',
     Object.keys(rest).length ? JSON.stringify(rest) : '',
   ].filter(Boolean);
   return parts.length ? `; source ${parts.join(' ')}` : '';
@@ -288,7 +314,9 @@ type Info =
   | ReturnType<typeof stepInfo>;
 
 const grid = (grids: Record<string, number>) =>
-  Object.entries(grids).map(([g, n]) => `${g}: ${n}`).join(', ') || 'none';
+  Object.entries(grids)
+    .map(([g, n]) => `${g}: ${n}`)
+    .join(', ') || 'none';
 
 const codebookLine = (c: { used: number; usage: number; perplexity: number }) =>
   `  codebook  ${c.used} codes used (${(c.usage * 100).toFixed(2)}%), perplexity ${c.perplexity.toFixed(1)}`;
@@ -296,8 +324,16 @@ const codebookLine = (c: { used: number; usage: number; perplexity: number }) =>
 function print(info: Info): void {
   const out: string[] = [`${info.file}`];
   if (info.kind === 'video') {
-    out.push(`  ${info.isImage ? 'image' : 'video'} (${info.format}, ${info.codec})`, `  size      ${info.width}×${info.height}`);
-    if (!info.isImage) out.push(`  fps       ${+info.fps.toFixed(3)}`, `  frames    ${info.frames}`, `  duration  ${info.duration.toFixed(3)} s`);
+    out.push(
+      `  ${info.isImage ? 'image' : 'video'} (${info.format}, ${info.codec})`,
+      `  size      ${info.width}×${info.height}`,
+    );
+    if (!info.isImage)
+      out.push(
+        `  fps       ${+info.fps.toFixed(3)}`,
+        `  frames    ${info.frames}`,
+        `  duration  ${info.duration.toFixed(3)} s`,
+      );
   } else if (info.kind === 'tokens') {
     const h = info.header;
     out.push(
@@ -309,7 +345,9 @@ function print(info: Info): void {
     if (info.codebook) out.push(codebookLine(info.codebook));
     if (h.extra) out.push(`  extra     ${JSON.stringify(h.extra)}`);
   } else if (info.kind === 'safetensors') {
-    out.push(`  safetensors checkpoint: ${info.tensors.length} tensors, ${info.parameters} values, ${info.bytes} bytes`);
+    out.push(
+      `  safetensors checkpoint: ${info.tensors.length} tensors, ${info.parameters} values, ${info.bytes} bytes`,
+    );
     const w = Math.max(0, ...info.tensors.map((t) => t.name.length));
     const bad = new Map(info.nonFinite.map((b) => [b.name, b.count]));
     for (const t of info.tensors) {
@@ -329,8 +367,8 @@ function print(info: Info): void {
     const t = info.tokenizer;
     out.push(
       `  token shards of vtok tokenize (${INDEX_FILE}): corpus ${info.corpus}`,
-      `  tokenizer ${t.kind} ${t.identity.slice(0, 16)}, vocabulary ${t.vocabSize}; clips of ${info.clipFrames} frames`
-        + ` at ${info.size} px, ${info.channels} channel${info.channels > 1 ? 's' : ''}`,
+      `  tokenizer ${t.kind} ${t.identity.slice(0, 16)}, vocabulary ${t.vocabSize}; clips of ${info.clipFrames} frames` +
+        ` at ${info.size} px, ${info.channels} channel${info.channels > 1 ? 's' : ''}`,
       `  clips     ${info.clips} (${info.captioned} captioned; grids ${grid(info.grids)}), ${info.skipped} skipped`,
       `  shards    ${info.shards}${info.shardSize !== undefined ? ` of up to ${info.shardSize} clips` : ''}`,
     );
@@ -345,7 +383,10 @@ function print(info: Info): void {
     if (info.data) out.push(`  data      ${info.data.join(' ')}`);
     if (info.train) out.push(`  train     ${info.train.join(' ')}`);
     if (info.tokenizer) out.push(`  tokenizer ${info.tokenizer}`);
-    const marks = (d: string) => Object.entries(ck.pointers).filter(([, p]) => p === d).map(([w]) => w);
+    const marks = (d: string) =>
+      Object.entries(ck.pointers)
+        .filter(([, p]) => p === d)
+        .map(([w]) => w);
     const steps = ck.steps.map((d) => (marks(d).length ? `${d} (${marks(d).join(', ')})` : d));
     out.push(`  checkpoints ${steps.join(', ') || 'none'}`);
   } else {
@@ -366,33 +407,47 @@ function nonFiniteOf(info: Info): { name: string; count: number }[] {
 
 /** The runtime this machine gets: backend, threads, and the int8 kernel family its CPU needs. */
 function engineInfo() {
-  const b = backend(), k = b.int8Kernels();
-  return { kind: 'engine' as const, backend: b.name, threads: defaultThreads(), int8: { weights: k.weights, reason: k.reason } };
+  const b = backend(),
+    k = b.int8Kernels();
+  return {
+    kind: 'engine' as const,
+    backend: b.name,
+    threads: defaultThreads(),
+    int8: { weights: k.weights, reason: k.reason },
+  };
 }
 
 export function registerInfo(program: Command): void {
   program
     .command('info [path]')
     .description(
-      'show what a video/image, token file (.vtok), checkpoint (.safetensors), token shard (.vtks) or shard index '
-        + 'holds, or what a model, run, checkpoint or shard folder is; without one, the engine (backend, threads)',
+      'show what a video/image, token file (.vtok), checkpoint (.safetensors), token shard (.vtks) or shard index ' +
+        'holds, or what a model, run, checkpoint or shard folder is; without one, the engine (backend, threads)',
     )
     .option('--json', 'machine-readable output')
     .action(async (file: string | undefined, opts: { json?: boolean }) => {
       if (file === undefined) {
         const e = engineInfo();
         if (opts.json) console.log(JSON.stringify(e, null, 2));
-        else console.log(`engine    ${e.backend}, ${e.threads} threads\nint8      ${e.int8.weights} weights (${e.int8.reason})`);
+        else
+          console.log(
+            `engine    ${e.backend}, ${e.threads} threads\nint8      ${e.int8.weights} weights (${e.int8.reason})`,
+          );
         return;
       }
       const kind = sniff(file);
       const info: Info =
-        kind === 'tokens' ? await tokenInfo(file)
-        : kind === 'safetensors' ? checkpointInfo(file)
-        : kind === 'shard' ? shardInfo(file)
-        : kind === 'json' ? jsonInfo(file)
-        : kind === 'directory' ? directoryInfo(file)
-        : await videoInfo(file);
+        kind === 'tokens'
+          ? await tokenInfo(file)
+          : kind === 'safetensors'
+            ? checkpointInfo(file)
+            : kind === 'shard'
+              ? shardInfo(file)
+              : kind === 'json'
+                ? jsonInfo(file)
+                : kind === 'directory'
+                  ? directoryInfo(file)
+                  : await videoInfo(file);
       if (opts.json) console.log(JSON.stringify(info, null, 2));
       else print(info);
       const bad = nonFiniteOf(info);

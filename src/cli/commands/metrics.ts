@@ -47,7 +47,9 @@ export function registerMetrics(program: Command): void {
           }
           const [x, y] = [fa.value, fb.value];
           if (x.width !== y.width || x.height !== y.height) {
-            throw new VtokError(`frame sizes differ: ${a} is ${x.width}×${x.height}, ${b} is ${y.width}×${y.height} (use --size/--crop to compare at one size)`);
+            throw new VtokError(
+              `frame sizes differ: ${a} is ${x.width}×${x.height}, ${b} is ${y.width}×${y.height} (use --size/--crop to compare at one size)`,
+            );
           }
           size = { width: x.width, height: x.height };
           psnrs.push(psnr(x.data, y.data));
@@ -66,17 +68,23 @@ export function registerMetrics(program: Command): void {
         ...size,
         psnr: meanCapped(psnrs),
         ssim: ssims.reduce((s, v) => s + v, 0) / ssims.length,
-        ...(opts.perFrame ? { perFrame: psnrs.map((p, i) => ({ psnr: Number.isFinite(p) ? p : null, ssim: ssims[i] })) } : {}),
+        ...(opts.perFrame
+          ? { perFrame: psnrs.map((p, i) => ({ psnr: Number.isFinite(p) ? p : null, ssim: ssims[i] })) }
+          : {}),
       };
       if (opts.json) {
         console.log(JSON.stringify(result, null, 2));
         return;
       }
       // Identical frames have infinite PSNR; the mean counts them as 100 dB (meanCapped).
-      const lines = [`${psnrs.length} frames of ${size.width}×${size.height}: PSNR ${result.psnr.toFixed(2)} dB, SSIM ${result.ssim.toFixed(4)}`];
+      const lines = [
+        `${psnrs.length} frames of ${size.width}×${size.height}: PSNR ${result.psnr.toFixed(2)} dB, SSIM ${result.ssim.toFixed(4)}`,
+      ];
       if (opts.perFrame) {
         psnrs.forEach((p, i) => {
-          lines.push(`  ${String(i).padStart(5)}  PSNR ${Number.isFinite(p) ? p.toFixed(2) : 'inf'} dB  SSIM ${ssims[i]!.toFixed(4)}`);
+          lines.push(
+            `  ${String(i).padStart(5)}  PSNR ${Number.isFinite(p) ? p.toFixed(2) : 'inf'} dB  SSIM ${ssims[i]!.toFixed(4)}`,
+          );
         });
       }
       console.log(lines.join('\n'));

@@ -13,7 +13,12 @@ export function registerParity(program: Command): void {
     .command('parity')
     .description('load a golden reference file, run vtok on its inputs, and compare with the reference outputs')
     .argument('<golden>', 'golden .safetensors file (test/fixtures/golden/*.safetensors)')
-    .option('--tolerance <rel>', 'max error relative to the reference tensor\'s largest magnitude', num('--tolerance', { min: 0, exclusiveMin: true, max: 1 }), 1e-4)
+    .option(
+      '--tolerance <rel>',
+      "max error relative to the reference tensor's largest magnitude",
+      num('--tolerance', { min: 0, exclusiveMin: true, max: 1 }),
+      1e-4,
+    )
     .option('--json', 'print the report as JSON')
     .action((file: string, opts: { tolerance: number; json?: boolean }) => {
       const report = runParity(file, opts.tolerance);
@@ -25,12 +30,20 @@ export function registerParity(program: Command): void {
 
 /** The human report: one line per output (ok/FAIL, shape, error) and a final PASS/FAIL line. */
 export function formatParity(report: ParityReport): string {
-  const within = (o: ParityReport['outputs'][number]) => (o.exact !== undefined ? o.exact : o.maxRelError <= report.tolerance);
+  const within = (o: ParityReport['outputs'][number]) =>
+    o.exact !== undefined ? o.exact : o.maxRelError <= report.tolerance;
   const lines = report.outputs.map((o) => {
-    const status = o.exact !== undefined ? (o.exact ? 'exact' : `${o.mismatches} mismatches`) : `abs ${o.maxAbsError.toExponential(2)} rel ${o.maxRelError.toExponential(2)}`;
+    const status =
+      o.exact !== undefined
+        ? o.exact
+          ? 'exact'
+          : `${o.mismatches} mismatches`
+        : `abs ${o.maxAbsError.toExponential(2)} rel ${o.maxRelError.toExponential(2)}`;
     return `${within(o) ? 'ok  ' : 'FAIL'} ${o.name.padEnd(32)} [${o.shape.join(',')}] ${status}`;
   });
   const good = report.outputs.filter(within).length;
-  lines.push(`${report.pass ? 'PASS' : 'FAIL'}: ${report.case}, ${good} of ${report.outputs.length} outputs match (relative error ≤ ${report.tolerance.toExponential(1)}, indices exact)`);
+  lines.push(
+    `${report.pass ? 'PASS' : 'FAIL'}: ${report.case}, ${good} of ${report.outputs.length} outputs match (relative error ≤ ${report.tolerance.toExponential(1)}, indices exact)`,
+  );
   return lines.join('\n');
 }

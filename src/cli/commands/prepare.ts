@@ -19,14 +19,42 @@ export function registerPrepare(program: Command): void {
     .option('--size <px>', 'held-out clip size (square)', int('--size', { min: 1 }), 128)
     .option('--seed <n>', 'seed of the held-out clips', '0')
     .option('--json', 'print JSON')
-    .action(async (what: string, o: { out: string; photos?: string[]; heldout: number; frames: number; size: number; seed: string; json?: boolean }) => {
-      if (what !== 'natural') throw new VtokError(`unknown data set "${what}" (known: natural)`);
-      const m = await prepareNatural({
-        out: o.out, sources: o.photos, heldoutClips: o.heldout, frames: o.frames, size: o.size, seed: Number(o.seed),
-        log: (line) => process.stderr.write(`${line}\n`),
-      });
-      const test = m.photos.filter((p) => p.split === 'test').length;
-      const summary = { out: o.out, photos: m.photos.length, train: m.photos.length - test, test, heldout: m.heldout?.files.length ?? 0 };
-      console.log(o.json ? JSON.stringify(summary) : `${summary.photos} photos (${summary.train} train, ${test} held out), ${summary.heldout} held-out clips → ${o.out}`);
-    });
+    .action(
+      async (
+        what: string,
+        o: {
+          out: string;
+          photos?: string[];
+          heldout: number;
+          frames: number;
+          size: number;
+          seed: string;
+          json?: boolean;
+        },
+      ) => {
+        if (what !== 'natural') throw new VtokError(`unknown data set "${what}" (known: natural)`);
+        const m = await prepareNatural({
+          out: o.out,
+          sources: o.photos,
+          heldoutClips: o.heldout,
+          frames: o.frames,
+          size: o.size,
+          seed: Number(o.seed),
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        const test = m.photos.filter((p) => p.split === 'test').length;
+        const summary = {
+          out: o.out,
+          photos: m.photos.length,
+          train: m.photos.length - test,
+          test,
+          heldout: m.heldout?.files.length ?? 0,
+        };
+        console.log(
+          o.json
+            ? JSON.stringify(summary)
+            : `${summary.photos} photos (${summary.train} train, ${test} held out), ${summary.heldout} held-out clips → ${o.out}`,
+        );
+      },
+    );
 }

@@ -69,9 +69,22 @@ function readInput(input: string): Item[] {
 }
 
 interface Opts {
-  data?: string; clips?: number; split: string; seed: number; frames?: number; model: string; out: string;
-  workers?: number; shardSize?: number; size?: number; gray?: boolean; json?: boolean;
-  queue?: string; retries: number; expire: number; wait: boolean;
+  data?: string;
+  clips?: number;
+  split: string;
+  seed: number;
+  frames?: number;
+  model: string;
+  out: string;
+  workers?: number;
+  shardSize?: number;
+  size?: number;
+  gray?: boolean;
+  json?: boolean;
+  queue?: string;
+  retries: number;
+  expire: number;
+  wait: boolean;
 }
 
 export function registerTokenize(program: Command): void {
@@ -83,23 +96,49 @@ export function registerTokenize(program: Command): void {
     .option('--clips <n>', 'clips of the data set', int('--clips', { min: 1 }))
     .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
     .option('--seed <n>', 'data set seed', int('--seed', { min: 0 }), 0)
-    .option('--frames <n>', 'frames per clip (default: the tokenizer\'s clip length)', int('--frames', { min: 1 }))
-    .option('--model <run>', `tokenizer run directory (default: the shipped ${shippedModel('gray video').name})`, shippedModel('gray video').path)
+    .option('--frames <n>', "frames per clip (default: the tokenizer's clip length)", int('--frames', { min: 1 }))
+    .option(
+      '--model <run>',
+      `tokenizer run directory (default: the shipped ${shippedModel('gray video').name})`,
+      shippedModel('gray video').path,
+    )
     .requiredOption('--out <dir>', 'folder for the shards and index.json')
     .option('--workers <n>', 'worker threads (default: cores; 0 = none)', int('--workers', { min: 0 }))
     .option('--shard-size <n>', 'clips per shard (default 64; resuming: as before)', int('--shard-size', { min: 1 }))
-    .option('--size <px>', 'frame size for video files (resize + center crop; default: the tokenizer\'s training size)', int('--size', { min: 1 }))
+    .option(
+      '--size <px>',
+      "frame size for video files (resize + center crop; default: the tokenizer's training size)",
+      int('--size', { min: 1 }),
+    )
     .option('--gray', 'convert colour clips to gray for a gray model (without it they are refused)')
     .option('--json', 'print a JSON summary')
-    .option('--queue <url>', 'enqueue one job per shard on this job queue (a postgres:// URL, pg-boss) for `vtok worker`s on any machine, instead of tokenizing here')
-    .option('--retries <n>', 'with --queue: retries of a failed job, or of one whose worker died', int('--retries', { min: 0 }), 3)
-    .option('--expire <s>', 'with --queue: seconds a worker may hold a job before it counts as dead', int('--expire', { min: 1 }), 900)
+    .option(
+      '--queue <url>',
+      'enqueue one job per shard on this job queue (a postgres:// URL, pg-boss) for `vtok worker`s on any machine, instead of tokenizing here',
+    )
+    .option(
+      '--retries <n>',
+      'with --queue: retries of a failed job, or of one whose worker died',
+      int('--retries', { min: 0 }),
+      3,
+    )
+    .option(
+      '--expire <s>',
+      'with --queue: seconds a worker may hold a job before it counts as dead',
+      int('--expire', { min: 1 }),
+      900,
+    )
     .option('--no-wait', 'with --queue: return once enqueued (run again to wait and write the index)')
     .action(async (input: string | undefined, o: Opts, cmd: Command) => {
       // options of one mode are refused by name in the other, rather than silently ignored
       const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
-      if (o.queue && given('workers')) throw new VtokError('--workers is for tokenizing here; with --queue, start `vtok worker` on each machine');
-      for (const [key, flag] of [['retries', '--retries'], ['expire', '--expire'], ['wait', '--no-wait']] as const) {
+      if (o.queue && given('workers'))
+        throw new VtokError('--workers is for tokenizing here; with --queue, start `vtok worker` on each machine');
+      for (const [key, flag] of [
+        ['retries', '--retries'],
+        ['expire', '--expire'],
+        ['wait', '--no-wait'],
+      ] as const) {
         if (!o.queue && given(key)) throw new VtokError(`${flag} applies to --queue only`);
       }
       let corpus: CorpusSpec;
@@ -107,8 +146,15 @@ export function registerTokenize(program: Command): void {
         if (input) throw new VtokError('give either an input folder/list or --data, not both');
         if (!o.clips) throw new VtokError(`--data ${o.data} needs --clips N`);
         if (o.data === 'captioned-mnist') {
-          if (!['train', 'test', 'unseen'].includes(o.split)) throw new VtokError(`--split must be train, test or unseen, got ${JSON.stringify(o.split)}`);
-          corpus = { kind: 'captioned-mnist', split: o.split as 'train', seed: o.seed, clips: o.clips, frames: o.frames };
+          if (!['train', 'test', 'unseen'].includes(o.split))
+            throw new VtokError(`--split must be train, test or unseen, got ${JSON.stringify(o.split)}`);
+          corpus = {
+            kind: 'captioned-mnist',
+            split: o.split as 'train',
+            seed: o.seed,
+            clips: o.clips,
+            frames: o.frames,
+          };
         } else if (o.data === 'captioned-synthetic') {
           corpus = { kind: 'captioned-synthetic', seed: o.seed, clips: o.clips, frames: o.frames };
         } else throw new VtokError(`unknown data set ${JSON.stringify(o.data)} (captioned-mnist, captioned-synthetic)`);
@@ -123,18 +169,28 @@ export function registerTokenize(program: Command): void {
         const queued = { ...run, queue: o.queue, retries: o.retries, expireSeconds: o.expire, wait: o.wait };
         const q = await enqueueCorpus(queued);
         if (o.json) console.log(JSON.stringify(q));
-        else if (!o.wait) console.log(`${q.jobs} jobs enqueued (${q.resumed} clips done before); start \`vtok worker --queue …\` on each machine`);
+        else if (!o.wait)
+          console.log(
+            `${q.jobs} jobs enqueued (${q.resumed} clips done before); start \`vtok worker --queue …\` on each machine`,
+          );
         else {
           for (const f of q.failed ?? []) console.error(`failed for good: ${f.file}: ${f.reason}`);
-          console.log(`${q.clips} clips in ${q.shards} shards (${q.skipped} skipped; ${q.resumed} done before this run), ${q.jobs} jobs in ${q.seconds.toFixed(1)} s → ${q.index}`);
+          console.log(
+            `${q.clips} clips in ${q.shards} shards (${q.skipped} skipped; ${q.resumed} done before this run), ${q.jobs} jobs in ${q.seconds.toFixed(1)} s → ${q.index}`,
+          );
         }
-        if (q.failed?.length) throw new VtokError(`${q.failed.length} of ${q.jobs} jobs failed for good (reasons above); run the same command to retry them`);
+        if (q.failed?.length)
+          throw new VtokError(
+            `${q.failed.length} of ${q.jobs} jobs failed for good (reasons above); run the same command to retry them`,
+          );
         return;
       }
       const s = await tokenizeCorpus({ ...run, workers: o.workers });
       if (o.json) console.log(JSON.stringify(s));
       else {
-        console.log(`${s.clips} clips in ${s.shards} shards (${s.skipped} skipped; ${s.resumed} done before this run), ${s.clipsPerSecond.toFixed(2)} clips/s → ${s.index}`);
+        console.log(
+          `${s.clips} clips in ${s.shards} shards (${s.skipped} skipped; ${s.resumed} done before this run), ${s.clipsPerSecond.toFixed(2)} clips/s → ${s.index}`,
+        );
       }
     });
 }

@@ -6,7 +6,11 @@ import type { DType, HostArray } from '../dtype.js';
  * point (src/engine/index.ts for Node) installs one backend before anything runs.
  */
 
-export interface HostTensor { dtype: DType; shape: number[]; data: HostArray }
+export interface HostTensor {
+  dtype: DType;
+  shape: number[];
+  data: HostArray;
+}
 
 export interface RuntimeOptions {
   /** intra-op threads (default: the backend's `defaultThreads()`). */
@@ -81,6 +85,9 @@ export function installBackend(b: Backend): void {
 }
 
 export function backend(): Backend {
-  if (!installed) throw new Error('no engine backend is installed (import the engine through src/engine/index.ts, or install one with installBackend)');
+  if (!installed)
+    throw new Error(
+      'no engine backend is installed (import the engine through src/engine/index.ts, or install one with installBackend)',
+    );
   return installed;
 }

@@ -6,7 +6,15 @@ import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { VtokError } from '../../util/errors.js';
 import type { DType, HostArray } from '../dtype.js';
-import { type Backend, type BackendSession, type HostTensor, INT8_WEIGHTS, type Int8Kernels, type Int8Weights, type RuntimeOptions } from './backend.js';
+import {
+  type Backend,
+  type BackendSession,
+  type HostTensor,
+  INT8_WEIGHTS,
+  type Int8Kernels,
+  type Int8Weights,
+  type RuntimeOptions,
+} from './backend.js';
 
 /**
  * The onnxruntime-node backend, and the only file that talks to it. Sessions run synchronously through
@@ -16,7 +24,11 @@ import { type Backend, type BackendSession, type HostTensor, INT8_WEIGHTS, type 
  */
 interface BindingSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>, options: object): Record<string, { type: string; data: HostArray; dims: readonly number[] }>;
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches: Record<string, ort.Tensor | null>,
+    options: object,
+  ): Record<string, { type: string; data: HostArray; dims: readonly number[] }>;
   endProfiling(): void;
   dispose(): void;
 }
@@ -28,7 +40,13 @@ const bindingModule = require('onnxruntime-node/dist/binding.js') as {
 const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
-  float32: 'float32', float16: 'float16', float64: 'float64', int64: 'int64', int32: 'int32', uint8: 'uint8', bool: 'bool',
+  float32: 'float32',
+  float16: 'float16',
+  float64: 'float64',
+  int64: 'int64',
+  int32: 'int32',
+  uint8: 'uint8',
+  bool: 'bool',
 };
 
 function defaultThreads(): number {
@@ -40,7 +58,12 @@ class NodeSession implements BackendSession {
   private readonly session: BindingSession;
   private profiling: boolean;
 
-  constructor(model: Uint8Array, private readonly inputNames: string[], private readonly outputNames: string[], o: RuntimeOptions & { optimizedModelPath?: string }) {
+  constructor(
+    model: Uint8Array,
+    private readonly inputNames: string[],
+    private readonly outputNames: string[],
+    o: RuntimeOptions & { optimizedModelPath?: string },
+  ) {
     bindingModule.initOrt();
     this.session = new bindingModule.binding.InferenceSession();
     const options: Record<string, unknown> = {
@@ -84,13 +107,15 @@ class NodeSession implements BackendSession {
   }
 
   run(inputs: HostTensor[]): Promise<HostTensor[]> {
-    return new Promise((resolve, reject) => setImmediate(() => {
-      try {
-        resolve(this.runSync(inputs));
-      } catch (e) {
-        reject(e);
-      }
-    }));
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          resolve(this.runSync(inputs));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
   }
 
   endProfiling(): void {
@@ -109,8 +134,17 @@ const VNNI_FLAGS = ['amx_int8', 'avx512_vnni', 'avx_vnni'];
 /** The CPU's feature flags (Linux /proc/cpuinfo), or null where they cannot be read. */
 function cpuFlags(): Set<string> | null {
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^flags\s*:/.test(l));
-    return line ? new Set(line.replace(/^flags\s*:/, '').trim().split(/\s+/)) : null;
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => /^flags\s*:/.test(l));
+    return line
+      ? new Set(
+          line
+            .replace(/^flags\s*:/, '')
+            .trim()
+            .split(/\s+/),
+        )
+      : null;
   } catch {
     return null;
   }
@@ -126,14 +160,25 @@ function cpuFlags(): Set<string> | null {
 export function int8KernelsFor(env: string | undefined, cpuArch: string, flags: Set<string> | null): Int8Kernels {
   const forced = env?.trim();
   if (forced && forced !== 'auto') {
-    if (!INT8_WEIGHTS.includes(forced as Int8Weights)) throw new VtokError(`VTOK_INT8_KERNEL="${forced}": expected one of ${INT8_WEIGHTS.join(', ')} or auto`);
+    if (!INT8_WEIGHTS.includes(forced as Int8Weights))
+      throw new VtokError(`VTOK_INT8_KERNEL="${forced}": expected one of ${INT8_WEIGHTS.join(', ')} or auto`);
     return { weights: forced as Int8Weights, reason: `forced by VTOK_INT8_KERNEL=${forced}` };
   }
-  if (cpuArch !== 'x64' && cpuArch !== 'ia32') return { weights: 'int8', reason: `${cpuArch}: u8×s8 products accumulate in 32 bits` };
-  if (!flags) return { weights: 'int7', reason: 'x86 CPU features unknown (no /proc/cpuinfo flags): 7-bit weights, whose u8×s8 pair sums cannot saturate on any x86' };
+  if (cpuArch !== 'x64' && cpuArch !== 'ia32')
+    return { weights: 'int8', reason: `${cpuArch}: u8×s8 products accumulate in 32 bits` };
+  if (!flags)
+    return {
+      weights: 'int7',
+      reason:
+        'x86 CPU features unknown (no /proc/cpuinfo flags): 7-bit weights, whose u8×s8 pair sums cannot saturate on any x86',
+    };
   const vnni = VNNI_FLAGS.find((f) => flags.has(f));
   if (vnni) return { weights: 'int8', reason: `${vnni}: u8×s8 dot products accumulate in 32 bits` };
-  return { weights: 'int7', reason: 'no VNNI (avx512_vnni / avx_vnni / amx_int8): u8×s8 kernels add product pairs in saturating 16 bits, so 7-bit weights' };
+  return {
+    weights: 'int7',
+    reason:
+      'no VNNI (avx512_vnni / avx_vnni / amx_int8): u8×s8 kernels add product pairs in saturating 16 bits, so 7-bit weights',
+  };
 }
 
 export const nodeBackend: Backend = {

@@ -36,7 +36,8 @@ const customOp: OpDef<CustomAttrs> = defineOp<CustomAttrs>({
   vjp(cts, node) {
     const primals = node.inputs.slice(0, node.attrs.nPrimals);
     const grads = node.attrs.bwd(cts, primals, node.outputs);
-    if (grads.length !== primals.length) throw new Error(`customVjp: bwd returned ${grads.length} gradients for ${primals.length} inputs`);
+    if (grads.length !== primals.length)
+      throw new Error(`customVjp: bwd returned ${grads.length} gradients for ${primals.length} inputs`);
     return [...grads, ...node.outputs.map(() => null)];
   },
 });

@@ -19,7 +19,9 @@ export interface ConvAttrs {
   padding: [number, number][];
   groups: number;
 }
-interface ConvTAttrs extends ConvAttrs { outputPadding: number[] }
+interface ConvTAttrs extends ConvAttrs {
+  outputPadding: number[];
+}
 
 const pairsToOnnx = (p: [number, number][]) => [...p.map((x) => x[0]), ...p.map((x) => x[1])];
 
@@ -28,7 +30,9 @@ function convOutSize(inp: number, k: number, a: ConvAttrs, i: number): number {
 }
 
 function convTOutSize(inp: number, k: number, a: ConvTAttrs, i: number): number {
-  return a.stride[i]! * (inp - 1) + a.outputPadding[i]! + a.dilation[i]! * (k - 1) + 1 - a.padding[i]![0] - a.padding[i]![1];
+  return (
+    a.stride[i]! * (inp - 1) + a.outputPadding[i]! + a.dilation[i]! * (k - 1) + 1 - a.padding[i]![0] - a.padding[i]![1]
+  );
 }
 
 function biasGrad(g: Tensor): Tensor {
@@ -39,11 +43,21 @@ function biasGrad(g: Tensor): Tensor {
 function convWeightGradGrouped(x: Tensor, g: Tensor, kernel: readonly number[], a: ConvAttrs): Tensor {
   const [n, cin, ...sx] = x.shape as [number, number, ...number[]];
   const [, cout, ...sg] = g.shape as [number, number, ...number[]];
-  const G = a.groups, cinG = cin / G, coutG = cout / G;
+  const G = a.groups,
+    cinG = cin / G,
+    coutG = cout / G;
   // x' = [cin_g, G·N, S]: each group's input channels become the batch, (group, sample) the channels.
-  const xT = reshape(transpose(reshape(x, [n, G, cinG, ...sx]), [2, 1, 0, ...sx.map((_, i) => 3 + i)]), [cinG, G * n, ...sx]);
+  const xT = reshape(transpose(reshape(x, [n, G, cinG, ...sx]), [2, 1, 0, ...sx.map((_, i) => 3 + i)]), [
+    cinG,
+    G * n,
+    ...sx,
+  ]);
   // g' = [G·cout_g, N, S']: the output gradient is the kernel.
-  const gT = reshape(transpose(reshape(g, [n, G, coutG, ...sg]), [1, 2, 0, ...sg.map((_, i) => 3 + i)]), [G * coutG, n, ...sg]);
+  const gT = reshape(transpose(reshape(g, [n, G, coutG, ...sg]), [1, 2, 0, ...sg.map((_, i) => 3 + i)]), [
+    G * coutG,
+    n,
+    ...sg,
+  ]);
   let dw = conv(xT, gT, null, { stride: a.dilation, dilation: a.stride, padding: a.padding, groups: G });
   // The correlation can run past the kernel extent; keep the first k positions per axis.
   kernel.forEach((k, i) => {
@@ -69,7 +83,9 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
   const d = kernel.length;
   const K = kernel.reduce((p, k) => p * k, 1);
   const P = so.reduce((p, k) => p * k, 1);
-  const G = a.groups, cinG = cin / G, coutG = cout / G;
+  const G = a.groups,
+    cinG = cin / G,
+    coutG = cout / G;
   const xp = pad(x, [[0, 0], [0, 0], ...a.padding]);
   const sp = xp.shape.slice(2);
   const taps = (fn: (k: number[]) => Tensor): Tensor[] => {
@@ -88,12 +104,18 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
     // ranges of xflat: dw[kt, o | c, k'] = Σ_q g_kt[o, q]·cols_k'[c, q], one GEMM of (Cout·K0) × (Cin·K/K0).
     const st = sp.map((_, i) => sp.slice(i + 1).reduce((q, v) => q * v, 1));
     const L = sp[0]! * st[0]!;
-    const k0 = kernel[0]!, kr = K / k0;
+    const k0 = kernel[0]!,
+      kr = K / k0;
     // The grid's extra columns are wasted work; small maps (where they are many) take the strided path below.
     const waste = L / (P * (1 + (a.dilation[0]! * (k0 - 1)) / so[0]!));
     if (n * Math.max(k0 * cout, kr * cin) * L <= IM2COL_LIMIT && waste < 1.5) {
       const tail = kernel.reduce((e, k, i) => (i > 0 ? e + a.dilation[i]! * (k - 1) * st[i]! : e), 0);
-      const xf = pad(reshape(xp, [n, G, cinG, L]), [[0, 0], [0, 0], [0, 0], [0, tail]]);
+      const xf = pad(reshape(xp, [n, G, cinG, L]), [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, tail],
+      ]);
       const offs: number[] = [];
       const visit = (axis: number, off: number) => {
         if (axis === d) offs.push(off);
@@ -103,7 +125,14 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
       // g on the padded grid of the other axes, then shifted along the first axis by d_0·kt frames.
       const gg = pad(g, [[0, 0], [0, 0], [0, 0], ...so.slice(1).map((o, i): [number, number] => [0, sp[i + 1]! - o])]);
       const span = a.dilation[0]! * (k0 - 1);
-      const shifted = Array.from({ length: k0 }, (_, kt) => pad(gg, [[0, 0], [0, 0], [a.dilation[0]! * kt, span - a.dilation[0]! * kt], ...so.slice(1).map((): [number, number] => [0, 0])]));
+      const shifted = Array.from({ length: k0 }, (_, kt) =>
+        pad(gg, [
+          [0, 0],
+          [0, 0],
+          [a.dilation[0]! * kt, span - a.dilation[0]! * kt],
+          ...so.slice(1).map((): [number, number] => [0, 0]),
+        ]),
+      );
       const gs = reshape(k0 === 1 ? shifted[0]! : stack(shifted, 2), [n, G, coutG * k0, L]); // [N, G, Cout/G·K0, L]
       // One GEMM per tap of the other axes, each reading its own slice of xflat: stacking the slices into one
       // im2col matrix first would copy the input twice (Slice, then Concat).
@@ -136,7 +165,10 @@ function transposedWeight(w: Tensor, G: number): Tensor {
   const [cout, cinG, ...k] = w.shape as [number, number, ...number[]];
   const sp = k.map((_, i) => 3 + i);
   const wt = reshape(transpose(reshape(w, [G, cout / G, cinG, ...k]), [0, 2, 1, ...sp]), [G * cinG, cout / G, ...k]);
-  return flip(wt, k.map((_, i) => 2 + i));
+  return flip(
+    wt,
+    k.map((_, i) => 2 + i),
+  );
 }
 
 /**
@@ -151,7 +183,10 @@ function convInputGrad(g: Tensor, w: Tensor, xShape: readonly number[], a: ConvA
   const spatial = xShape.slice(2);
   const G = a.groups;
   if (a.stride.every((s) => s === 1)) {
-    const padding = kernel.map((k, i): [number, number] => [a.dilation[i]! * (k - 1) - a.padding[i]![0], a.dilation[i]! * (k - 1) - a.padding[i]![1]]);
+    const padding = kernel.map((k, i): [number, number] => [
+      a.dilation[i]! * (k - 1) - a.padding[i]![0],
+      a.dilation[i]! * (k - 1) - a.padding[i]![1],
+    ]);
     if (padding.some(([b, e]) => b < 0 || e < 0)) return null;
     return conv(g, transposedWeight(w, G), null, { stride: a.stride, dilation: a.dilation, padding, groups: G });
   }
@@ -187,7 +222,13 @@ function convInputGrad(g: Tensor, w: Tensor, xShape: readonly number[], a: ConvA
     });
     let ph: Tensor;
     if (empty || Object.values(gRange).some(([s0, e0]) => e0 <= s0)) ph = zeros([n, cin, ...count], g.dtype);
-    else ph = conv(slice(g, gRange), transposedWeight(slice(w, sub), G), null, { stride: S.map(() => 1), dilation: S.map(() => 1), padding, groups: G });
+    else
+      ph = conv(slice(g, gRange), transposedWeight(slice(w, sub), G), null, {
+        stride: S.map(() => 1),
+        dilation: S.map(() => 1),
+        padding,
+        groups: G,
+      });
     // Pad every phase to ceil(L/S) positions per axis so they stack.
     phases.push(pad(ph, [[0, 0], [0, 0], ...count.map((c, i): [number, number] => [0, M[i]! - c])]));
   };
@@ -206,17 +247,25 @@ const convOp = defineOp<ConvAttrs>({
   name: 'conv',
   infer([x, w, b], a) {
     const k = w.shape.slice(2);
-    if (x.shape.length !== w.shape.length || k.length !== a.stride.length) throw new Error(`input ${fmt(x.shape)} and weight ${fmt(w.shape)} ranks do not fit`);
-    if (x.shape[1] !== w.shape[1]! * a.groups) throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[1]}×${a.groups} groups`);
-    if (w.shape[0]! % a.groups !== 0) throw new Error(`${w.shape[0]} output channels not divisible by ${a.groups} groups`);
-    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[0]}]`);
+    if (x.shape.length !== w.shape.length || k.length !== a.stride.length)
+      throw new Error(`input ${fmt(x.shape)} and weight ${fmt(w.shape)} ranks do not fit`);
+    if (x.shape[1] !== w.shape[1]! * a.groups)
+      throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[1]}×${a.groups} groups`);
+    if (w.shape[0]! % a.groups !== 0)
+      throw new Error(`${w.shape[0]} output channels not divisible by ${a.groups} groups`);
+    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0]))
+      throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[0]}]`);
     const out = k.map((kk, i) => convOutSize(x.shape[2 + i]!, kk, a, i));
     if (out.some((o) => o <= 0)) throw new Error(`output size ${fmt(out)} is empty`);
     return [{ shape: [x.shape[0]!, w.shape[0]!, ...out], dtype: x.dtype }];
   },
   lower(ctx, ins, outs, a, node) {
     ctx.emit('Conv', ins, outs, {
-      kernel_shape: node.inputs[1].shape.slice(2), strides: a.stride, dilations: a.dilation, pads: pairsToOnnx(a.padding), group: a.groups,
+      kernel_shape: node.inputs[1].shape.slice(2),
+      strides: a.stride,
+      dilations: a.dilation,
+      pads: pairsToOnnx(a.padding),
+      group: a.groups,
     });
   },
   vjp([g], { inputs: [x, w, b], attrs: a }, needs) {
@@ -227,7 +276,15 @@ const convOp = defineOp<ConvAttrs>({
       dx = convInputGrad(g!, w, x.shape, a);
       if (!dx) {
         // output_padding recovers the input positions a strided conv never reached.
-        const outputPadding = k.map((kk, i) => x.shape[2 + i]! - ((g!.shape[2 + i]! - 1) * a.stride[i]! + a.dilation[i]! * (kk - 1) + 1 - a.padding[i]![0] - a.padding[i]![1]));
+        const outputPadding = k.map(
+          (kk, i) =>
+            x.shape[2 + i]! -
+            ((g!.shape[2 + i]! - 1) * a.stride[i]! +
+              a.dilation[i]! * (kk - 1) +
+              1 -
+              a.padding[i]![0] -
+              a.padding[i]![1]),
+        );
         dx = convTranspose(g!, w, null, { ...a, outputPadding });
       }
     }
@@ -239,16 +296,22 @@ const convTOp = defineOp<ConvTAttrs>({
   name: 'convTranspose',
   infer([x, w, b], a) {
     const k = w.shape.slice(2);
-    if (x.shape.length !== w.shape.length || k.length !== a.stride.length) throw new Error(`input ${fmt(x.shape)} and weight ${fmt(w.shape)} ranks do not fit`);
+    if (x.shape.length !== w.shape.length || k.length !== a.stride.length)
+      throw new Error(`input ${fmt(x.shape)} and weight ${fmt(w.shape)} ranks do not fit`);
     if (x.shape[1] !== w.shape[0]) throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[0]}`);
-    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[1]! * a.groups)) throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[1]! * a.groups}]`);
+    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[1]! * a.groups))
+      throw new Error(`bias ${fmt(b.shape)} must be [${w.shape[1]! * a.groups}]`);
     const out = k.map((kk, i) => convTOutSize(x.shape[2 + i]!, kk, a, i));
     return [{ shape: [x.shape[0]!, w.shape[1]! * a.groups, ...out], dtype: x.dtype }];
   },
   lower(ctx, ins, outs, a, node) {
     ctx.emit('ConvTranspose', ins, outs, {
-      kernel_shape: node.inputs[1].shape.slice(2), strides: a.stride, dilations: a.dilation, pads: pairsToOnnx(a.padding),
-      group: a.groups, output_padding: a.outputPadding,
+      kernel_shape: node.inputs[1].shape.slice(2),
+      strides: a.stride,
+      dilations: a.dilation,
+      pads: pairsToOnnx(a.padding),
+      group: a.groups,
+      output_padding: a.outputPadding,
     });
   },
   vjp([g], { inputs: [x, w, b], attrs: a }, needs) {
@@ -270,7 +333,8 @@ export interface ConvOptions {
 }
 
 function normalize(rank: number, o: ConvOptions): ConvAttrs {
-  const list = (v: number | number[] | undefined, d: number) => (v === undefined ? Array(rank).fill(d) : typeof v === 'number' ? Array(rank).fill(v) : v);
+  const list = (v: number | number[] | undefined, d: number) =>
+    v === undefined ? Array(rank).fill(d) : typeof v === 'number' ? Array(rank).fill(v) : v;
   let padding: [number, number][];
   const p = o.padding ?? 0;
   if (typeof p === 'number') padding = Array.from({ length: rank }, () => [p, p]);
@@ -291,16 +355,28 @@ export function conv(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptio
   const src = x.source;
   if (src.kind === 'node' && src.node.op.name === 'pad') {
     const pa = src.node.attrs as { pads: [number, number][]; mode: string; value: number };
-    if (pa.mode === 'constant' && pa.value === 0 && pa.pads[0]![0] + pa.pads[0]![1] + pa.pads[1]![0] + pa.pads[1]![1] === 0) {
+    if (
+      pa.mode === 'constant' &&
+      pa.value === 0 &&
+      pa.pads[0]![0] + pa.pads[0]![1] + pa.pads[1]![0] + pa.pads[1]![1] === 0
+    ) {
       x = src.node.inputs[0];
-      attrs = { ...attrs, padding: attrs.padding.map(([b, e], i): [number, number] => [b + pa.pads[2 + i]![0], e + pa.pads[2 + i]![1]]) };
+      attrs = {
+        ...attrs,
+        padding: attrs.padding.map(([b, e], i): [number, number] => [b + pa.pads[2 + i]![0], e + pa.pads[2 + i]![1]]),
+      };
     }
   }
   return apply1(convOp, bias ? [x, w, bias] : [x, w], attrs);
 }
 
 /** PyTorch-style transposed convolution: x N×Cin×S, w Cin×(Cout/groups)×K. */
-export function convTranspose(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptions & { outputPadding?: number | number[] } = {}): Tensor {
+export function convTranspose(
+  x: Tensor,
+  w: Tensor,
+  bias?: Tensor | null,
+  opts: ConvOptions & { outputPadding?: number | number[] } = {},
+): Tensor {
   const rank = x.rank - 2;
   const op = opts.outputPadding;
   const outputPadding = op === undefined ? Array(rank).fill(0) : typeof op === 'number' ? Array(rank).fill(op) : op;

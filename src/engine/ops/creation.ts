@@ -9,7 +9,11 @@ import { defaultRng } from '../random.js';
 export type TensorLike = Tensor | number;
 
 /** A concrete tensor from numbers (nested shape given explicitly). */
-export function tensor(values: ArrayLike<number>, shape: readonly number[] = [values.length], dtype: DType = 'float32'): Tensor {
+export function tensor(
+  values: ArrayLike<number>,
+  shape: readonly number[] = [values.length],
+  dtype: DType = 'float32',
+): Tensor {
   return concrete(hostArray(dtype, values), shape, dtype);
 }
 
@@ -22,7 +26,11 @@ export function lift(x: TensorLike, dtype: DType): Tensor {
   return typeof x === 'number' ? scalar(x, dtype) : x;
 }
 
-interface FullAttrs { shape: number[]; value: number; dtype: DType }
+interface FullAttrs {
+  shape: number[];
+  value: number;
+  dtype: DType;
+}
 
 /** A filled tensor. Traced as ConstantOfShape, so a large zeros() costs no initializer bytes in the model. */
 const fullOp = defineOp<FullAttrs>({
@@ -55,7 +63,11 @@ export const onesLike = (x: Tensor) => full(x.shape, 1, x.dtype);
 export function arange(start: number, stop?: number, step = 1, dtype: DType = 'int64'): Tensor {
   if (stop === undefined) [start, stop] = [0, start];
   const n = Math.max(0, Math.ceil((stop - start) / step));
-  return tensor(Array.from({ length: n }, (_, i) => start + i * step), [n], dtype);
+  return tensor(
+    Array.from({ length: n }, (_, i) => start + i * step),
+    [n],
+    dtype,
+  );
 }
 
 /**
@@ -86,4 +98,3 @@ function random(shape: readonly number[], dist: NoiseDist): Tensor {
 export function drawNoise(rng: Rng, dist: NoiseDist, n: number): Float32Array | Uint8Array {
   return dist === 'uniform' ? rng.uniform(n) : dist === 'normal' ? rng.normal(n) : rng.bytes(n);
 }
-

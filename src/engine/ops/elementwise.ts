@@ -29,13 +29,14 @@ function binaryOp(name: string, onnx: string, vjp: BinaryVjp | NotDifferentiable
       return [{ shape: broadcastShapes(a.shape, b.shape), dtype: outDtype ?? a.dtype }];
     },
     lower: (ctx, ins, outs) => ctx.emit(onnx, ins, outs),
-    vjp: typeof vjp === 'function'
-      ? (cts, node, needs) => {
-          const [a, b] = node.inputs;
-          const [ga, gb] = vjp(cts[0]!, a, b, node.outputs[0], needs);
-          return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
-        }
-      : vjp,
+    vjp:
+      typeof vjp === 'function'
+        ? (cts, node, needs) => {
+            const [a, b] = node.inputs;
+            const [ga, gb] = vjp(cts[0]!, a, b, node.outputs[0], needs);
+            return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
+          }
+        : vjp,
   });
 }
 
@@ -49,7 +50,10 @@ function binary(op: OpDef<object>) {
 const addOp = binaryOp('add', 'Add', (g) => [g, g]);
 const subOp = binaryOp('sub', 'Sub', (g) => [g, neg(g)]);
 const mulOp = binaryOp('mul', 'Mul', (g, a, b, _o, n) => [n[0] ? mul(g, b) : null, n[1] ? mul(g, a) : null]);
-const divOp = binaryOp('div', 'Div', (g, _a, b, out, n) => [n[0] ? div(g, b) : null, n[1] ? neg(div(mul(g, out), b)) : null]);
+const divOp = binaryOp('div', 'Div', (g, _a, b, out, n) => [
+  n[0] ? div(g, b) : null,
+  n[1] ? neg(div(mul(g, out), b)) : null,
+]);
 const powOp = binaryOp('pow', 'Pow', (g, a, b, out, n) => [
   n[0] ? mul(g, mul(b, pow(a, sub(b, 1)))) : null,
   n[1] ? mul(g, mul(out, log(a))) : null,
@@ -106,7 +110,12 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 type UnaryVjp = (g: Tensor, x: Tensor, out: Tensor) => Tensor | null;
 
-function unaryOp(name: string, lower: string | ((ctx: LowerCtx, x: string, y: string) => void), vjp: UnaryVjp | NotDifferentiable, outDtype?: DType) {
+function unaryOp(
+  name: string,
+  lower: string | ((ctx: LowerCtx, x: string, y: string) => void),
+  vjp: UnaryVjp | NotDifferentiable,
+  outDtype?: DType,
+) {
   const op = defineOp<object>({
     name,
     infer: ([x]) => [{ shape: x.shape, dtype: outDtype ?? x.dtype }],
@@ -137,7 +146,11 @@ export const rsqrt = unaryOp(
   (g, _x, y) => mul(g, mul(mul(y, mul(y, y)), -0.5)),
 );
 export const reciprocal = unaryOp('reciprocal', 'Reciprocal', (g, _x, y) => neg(mul(g, mul(y, y))));
-export const square = unaryOp('square', (ctx, x, y) => ctx.emit('Mul', [x, x], [y]), (g, x) => mul(g, mul(x, 2)));
+export const square = unaryOp(
+  'square',
+  (ctx, x, y) => ctx.emit('Mul', [x, x], [y]),
+  (g, x) => mul(g, mul(x, 2)),
+);
 export const tanh = unaryOp('tanh', 'Tanh', (g, _x, y) => mul(g, sub(1, mul(y, y))));
 export const sigmoid = unaryOp('sigmoid', 'Sigmoid', (g, _x, y) => mul(g, mul(y, sub(1, y))));
 export const relu = unaryOp('relu', 'Relu', (g, x) => where(greater(x, 0), g, 0));
@@ -186,13 +199,20 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return approximate === 'tanh' ? geluTanh(x) : geluErf(x);
 }
 
-interface ClampAttrs { min?: number; max?: number }
+interface ClampAttrs {
+  min?: number;
+  max?: number;
+}
 const clampOp = defineOp<ClampAttrs>({
   name: 'clamp',
   infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }],
   lower(ctx, [x], [y], a, node) {
     const d = node.inputs[0].dtype;
-    ctx.emit('Clip', [x, a.min === undefined ? '' : ctx.scalar(a.min, d), a.max === undefined ? '' : ctx.scalar(a.max, d)], [y]);
+    ctx.emit(
+      'Clip',
+      [x, a.min === undefined ? '' : ctx.scalar(a.min, d), a.max === undefined ? '' : ctx.scalar(a.max, d)],
+      [y],
+    );
   },
   vjp([g], { inputs: [x], attrs: a }) {
     let keep: Tensor | null = null;
@@ -205,7 +225,9 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   return apply1(clampOp, [x], { min, max });
 }
 
-interface CastAttrs { dtype: DType }
+interface CastAttrs {
+  dtype: DType;
+}
 const castOp = defineOp<CastAttrs>({
   name: 'cast',
   infer: ([x], a) => [{ shape: x.shape, dtype: a.dtype }],

@@ -22,7 +22,13 @@ const gatherOp = defineOp<{ axis: number }>({
     const k = idx.size;
     const gShape = [...x.shape.slice(0, axis), k, ...x.shape.slice(axis + 1)];
     const g2 = reshape(g!, gShape);
-    const index = broadcastTo(reshape(idx, gShape.map((_, i) => (i === axis ? k : 1))), gShape);
+    const index = broadcastTo(
+      reshape(
+        idx,
+        gShape.map((_, i) => (i === axis ? k : 1)),
+      ),
+      gShape,
+    );
     return [scatterAdd(zeros(x.shape, x.dtype), axis, index, g2), null];
   },
 });
@@ -38,7 +44,8 @@ const takeAlongOp = defineOp<{ axis: number }>({
   name: 'takeAlongAxis',
   infer([x, idx]) {
     checkIndex(idx, 'takeAlongAxis indices');
-    if (idx.shape.length !== x.shape.length) throw new Error(`indices ${fmt(idx.shape)} must have the rank of ${fmt(x.shape)}`);
+    if (idx.shape.length !== x.shape.length)
+      throw new Error(`indices ${fmt(idx.shape)} must have the rank of ${fmt(x.shape)}`);
     return [{ shape: idx.shape, dtype: x.dtype }];
   },
   lower: (ctx, ins, outs, a) => ctx.emit('GatherElements', ins, outs, { axis: a.axis }),
@@ -54,7 +61,8 @@ const scatterAddOp = defineOp<{ axis: number }>({
   name: 'scatterAdd',
   infer([x, idx, src]) {
     checkIndex(idx, 'scatterAdd indices');
-    if (idx.shape.join() !== src.shape.join()) throw new Error(`indices ${fmt(idx.shape)} and updates ${fmt(src.shape)} differ`);
+    if (idx.shape.join() !== src.shape.join())
+      throw new Error(`indices ${fmt(idx.shape)} and updates ${fmt(src.shape)} differ`);
     if (x.dtype !== src.dtype) throw new Error(`dtypes differ: ${x.dtype} vs ${src.dtype}`);
     return [{ shape: x.shape, dtype: x.dtype }];
   },

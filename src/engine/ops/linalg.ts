@@ -9,9 +9,11 @@ import { swapAxes } from './movement.js';
 const matmulOp = defineOp<object>({
   name: 'matmul',
   infer([a, b]) {
-    if (a.shape.length < 2 || b.shape.length < 2) throw new Error('matmul operands need rank ≥ 2 (reshape vectors to matrices)');
+    if (a.shape.length < 2 || b.shape.length < 2)
+      throw new Error('matmul operands need rank ≥ 2 (reshape vectors to matrices)');
     if (a.dtype !== b.dtype) throw new Error(`dtypes differ: ${a.dtype} vs ${b.dtype}`);
-    const [m, k] = a.shape.slice(-2) as [number, number], [k2, n] = b.shape.slice(-2) as [number, number];
+    const [m, k] = a.shape.slice(-2) as [number, number],
+      [k2, n] = b.shape.slice(-2) as [number, number];
     if (k !== k2) throw new Error(`inner dimensions differ: ${fmt(a.shape)} @ ${fmt(b.shape)}`);
     const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
     return [{ shape: [...batch, m, n], dtype: a.dtype }];

@@ -89,24 +89,43 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 }
 
 export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
-  const list = axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : [axes].flat().map((a) => normAxis(a, x.rank));
+  const list =
+    axes === undefined
+      ? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))
+      : [axes].flat().map((a) => normAxis(a, x.rank));
   for (const a of list) if (x.shape[a] !== 1) throw new Error(`squeeze: axis ${a} of ${fmt(x.shape)} is not 1`);
-  return reshape(x, x.shape.filter((_, i) => !list.includes(i)));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => !list.includes(i)),
+  );
 }
 
 export function flatten(x: Tensor, start = 0, end = -1): Tensor {
-  const s = normAxis(start, x.rank), e = normAxis(end, x.rank);
+  const s = normAxis(start, x.rank),
+    e = normAxis(end, x.rank);
   const mid = x.shape.slice(s, e + 1).reduce((a, b) => a * b, 1);
   return reshape(x, [...x.shape.slice(0, s), mid, ...x.shape.slice(e + 1)]);
 }
 
 // ---- slicing ----
 
-export interface SliceSpec { start: number; end: number; step: number }
-interface SliceAttrs { axes: number[]; specs: SliceSpec[] }
+export interface SliceSpec {
+  start: number;
+  end: number;
+  step: number;
+}
+interface SliceAttrs {
+  axes: number[];
+  specs: SliceSpec[];
+}
 
 /** Python slice semantics (negative indices, clamping, negative steps) resolved to concrete bounds. */
-function resolve(dim: number, start: number | undefined, end: number | undefined, step: number): SliceSpec & { len: number } {
+function resolve(
+  dim: number,
+  start: number | undefined,
+  end: number | undefined,
+  step: number,
+): SliceSpec & { len: number } {
   if (step === 0) throw new Error('slice step cannot be 0');
   const norm = (v: number, lo: number, hi: number) => Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
   let s: number, e: number;
@@ -138,7 +157,11 @@ const sliceOp = defineOp<SliceAttrs>({
   lower(ctx, [x], [y], a, node) {
     // ONNX Slice takes exclusive ends; a negative step running to the front needs an end below -dim.
     const ends = a.specs.map((s, i) => (s.end === -1 && s.step < 0 ? -node.inputs[0].shape[a.axes[i]!]! - 1 : s.end));
-    ctx.emit('Slice', [x, ctx.i64(a.specs.map((s) => s.start)), ctx.i64(ends), ctx.i64(a.axes), ctx.i64(a.specs.map((s) => s.step))], [y]);
+    ctx.emit(
+      'Slice',
+      [x, ctx.i64(a.specs.map((s) => s.start)), ctx.i64(ends), ctx.i64(a.axes), ctx.i64(a.specs.map((s) => s.step))],
+      [y],
+    );
   },
   vjp([g], { inputs: [x], outputs: [y], attrs }) {
     // Contiguous slices are undone by zero padding; strided or reversed ones scatter back along each axis.
@@ -171,8 +194,12 @@ export function scatterAlongAxis(g: Tensor, axis: number, idx: number[], dim: nu
 /**
  * slice(x, {axis: [start, end, step?]}) with Python semantics; e.g. slice(x, {2: [0, -1]}), slice(x, {1: [null, null, -1]}).
  */
-export function slice(x: Tensor, ranges: Record<number, [number | null | undefined, (number | null)?, number?]>): Tensor {
-  const axes: number[] = [], specs: SliceSpec[] = [];
+export function slice(
+  x: Tensor,
+  ranges: Record<number, [number | null | undefined, (number | null)?, number?]>,
+): Tensor {
+  const axes: number[] = [],
+    specs: SliceSpec[] = [];
   for (const [k, [s, e, st]] of Object.entries(ranges)) {
     const ax = normAxis(Number(k), x.rank);
     const r = resolve(x.shape[ax]!, s ?? undefined, e ?? undefined, st ?? 1);
@@ -204,8 +231,14 @@ const concatOp = defineOp<{ axis: number }>({
     const shape = [...first.shape];
     shape[a.axis] = 0;
     for (const x of xs) {
-      if (x.dtype !== first.dtype || x.shape.length !== first.shape.length || x.shape.some((d, i) => i !== a.axis && d !== first.shape[i])) {
-        throw new Error(`concat along ${a.axis}: ${xs.map((t) => `${t.dtype}${fmt(t.shape)}`).join(', ')} do not match`);
+      if (
+        x.dtype !== first.dtype ||
+        x.shape.length !== first.shape.length ||
+        x.shape.some((d, i) => i !== a.axis && d !== first.shape[i])
+      ) {
+        throw new Error(
+          `concat along ${a.axis}: ${xs.map((t) => `${t.dtype}${fmt(t.shape)}`).join(', ')} do not match`,
+        );
       }
       shape[a.axis]! += x.shape[a.axis]!;
     }
@@ -231,18 +264,27 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
 
 export function stack(xs: Tensor[], axis = 0): Tensor {
   const ax = axis < 0 ? axis + xs[0]!.rank + 1 : axis;
-  return concat(xs.map((x) => unsqueeze(x, ax)), ax);
+  return concat(
+    xs.map((x) => unsqueeze(x, ax)),
+    ax,
+  );
 }
 
 const splitOp = defineOp<{ axis: number; sizes: number[] }>({
   name: 'split',
   infer([x], a) {
-    if (a.sizes.reduce((s, n) => s + n, 0) !== x.shape[a.axis]) throw new Error(`split sizes [${a.sizes}] do not add up to ${x.shape[a.axis]}`);
+    if (a.sizes.reduce((s, n) => s + n, 0) !== x.shape[a.axis])
+      throw new Error(`split sizes [${a.sizes}] do not add up to ${x.shape[a.axis]}`);
     return a.sizes.map((n) => ({ shape: x.shape.map((d, i) => (i === a.axis ? n : d)), dtype: x.dtype }));
   },
   lower: (ctx, [x], outs, a) => ctx.emit('Split', [x, ctx.i64(a.sizes)], outs, { axis: a.axis }),
   vjp(cts, { outputs, attrs }) {
-    return [concat(cts.map((g, i) => g ?? zeros(outputs[i]!.shape, outputs[i]!.dtype)), attrs.axis)];
+    return [
+      concat(
+        cts.map((g, i) => g ?? zeros(outputs[i]!.shape, outputs[i]!.dtype)),
+        attrs.axis,
+      ),
+    ];
   },
 });
 
@@ -250,7 +292,8 @@ const splitOp = defineOp<{ axis: number; sizes: number[] }>({
 export function split(x: Tensor, sizesOrCount: number | number[], axis = 0): Tensor[] {
   const ax = normAxis(axis, x.rank);
   const sizes = typeof sizesOrCount === 'number' ? Array(sizesOrCount).fill(x.shape[ax]! / sizesOrCount) : sizesOrCount;
-  if (sizes.some((s) => !Number.isInteger(s))) throw new Error(`cannot split ${x.shape[ax]} into ${sizesOrCount} equal parts`);
+  if (sizes.some((s) => !Number.isInteger(s)))
+    throw new Error(`cannot split ${x.shape[ax]} into ${sizesOrCount} equal parts`);
   if (sizes.length === 1) return [x];
   return apply(splitOp, [x], { axis: ax, sizes });
 }
@@ -258,7 +301,11 @@ export function split(x: Tensor, sizesOrCount: number | number[], axis = 0): Ten
 // ---- padding ----
 
 export type PadMode = 'constant' | 'edge' | 'reflect';
-interface PadAttrs { pads: [number, number][]; mode: PadMode; value: number }
+interface PadAttrs {
+  pads: [number, number][];
+  mode: PadMode;
+  value: number;
+}
 
 /** Source index along one axis for each padded position (the gather that edge/reflect padding performs). */
 function padSource(dim: number, before: number, after: number, mode: PadMode): number[] {
@@ -277,7 +324,9 @@ const padOp = defineOp<PadAttrs>({
   infer([x], a) {
     if (a.pads.length !== x.shape.length) throw new Error(`pad needs ${x.shape.length} [before, after] pairs`);
     if (a.mode === 'reflect' && a.pads.some(([b, e], i) => b >= x.shape[i]! || e >= x.shape[i]!)) {
-      throw new Error(`reflect padding must be smaller than the dimension (${fmt(x.shape)}, pads ${JSON.stringify(a.pads)})`);
+      throw new Error(
+        `reflect padding must be smaller than the dimension (${fmt(x.shape)}, pads ${JSON.stringify(a.pads)})`,
+      );
     }
     return [{ shape: x.shape.map((d, i) => d + a.pads[i]![0] + a.pads[i]![1]), dtype: x.dtype }];
   },
@@ -352,7 +401,8 @@ export function depthToSpace(x: Tensor, factors: number[]): Tensor {
 export function spaceToDepth(x: Tensor, factors: number[]): Tensor {
   const k = factors.length;
   const [n, c, ...sp] = x.shape as [number, number, ...number[]];
-  if (sp.length !== k || sp.some((s, i) => s % factors[i]! !== 0)) throw new Error(`spaceToDepth: ${fmt(x.shape)} not divisible by [${factors}]`);
+  if (sp.length !== k || sp.some((s, i) => s % factors[i]! !== 0))
+    throw new Error(`spaceToDepth: ${fmt(x.shape)} not divisible by [${factors}]`);
   const y = reshape(x, [n, c, ...sp.flatMap((s, i) => [s / factors[i]!, factors[i]!])]);
   // [n, c, s1, f1, s2, f2, …] → [n, c, f1..fk, s1..sk]
   const perm = [0, 1, ...factors.map((_, i) => 3 + 2 * i), ...factors.map((_, i) => 2 + 2 * i)];

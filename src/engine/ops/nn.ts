@@ -2,7 +2,22 @@ import { apply, apply1, defineOp } from '../op.js';
 import { normAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full, randomBytes, randomUniform, tensor } from './creation.js';
-import { abs, add, cast, equal, exp, greaterEqual, logicalNot, mul, neg, rsqrt, square, sub, sumTo, where } from './elementwise.js';
+import {
+  abs,
+  add,
+  cast,
+  equal,
+  exp,
+  greaterEqual,
+  logicalNot,
+  mul,
+  neg,
+  rsqrt,
+  square,
+  sub,
+  sumTo,
+  where,
+} from './elementwise.js';
 import { takeAlongAxis } from './indexing.js';
 import { matmul } from './linalg.js';
 import { reshape, swapAxes, unsqueeze } from './movement.js';
@@ -35,8 +50,13 @@ const layerNormOp = defineOp<{ axis: number; eps: number }>({
   name: 'layerNormalization',
   infer([x, w], a) {
     const stat = x.shape.map((d, i) => (i < a.axis ? d : 1));
-    if (w.shape.join() !== x.shape.slice(a.axis).join()) throw new Error(`scale [${w.shape}] must be [${x.shape.slice(a.axis)}]`);
-    return [{ shape: x.shape, dtype: x.dtype }, { shape: stat, dtype: 'float32' }, { shape: stat, dtype: 'float32' }];
+    if (w.shape.join() !== x.shape.slice(a.axis).join())
+      throw new Error(`scale [${w.shape}] must be [${x.shape.slice(a.axis)}]`);
+    return [
+      { shape: x.shape, dtype: x.dtype },
+      { shape: stat, dtype: 'float32' },
+      { shape: stat, dtype: 'float32' },
+    ];
   },
   lower: (ctx, ins, outs, a) => ctx.emit('LayerNormalization', ins, outs, { axis: a.axis, epsilon: { float: a.eps } }),
   vjp([g], { inputs: [x, w, b], outputs: [, mu, invStd], attrs }, needs) {
@@ -83,12 +103,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
 // ---- attention ----
 
 /** Which keys each query may see. `prefix`: bidirectional over the first P positions, causal after (prefix LM). */
-export type AttentionMask =
-  | 'none'
-  | 'causal'
-  | { prefix: number }
-  | { window: number; causal?: boolean }
-  | Tensor;
+export type AttentionMask = 'none' | 'causal' | { prefix: number } | { window: number; causal?: boolean } | Tensor;
 
 /** Additive mask bias [Tq, Tk] (0 = visible, −1e9 = hidden), built at trace time as a constant. */
 export function maskBias(mask: Exclude<AttentionMask, Tensor | 'none'>, tq: number, tk: number): Tensor {
@@ -111,12 +126,18 @@ export function maskBias(mask: Exclude<AttentionMask, Tensor | 'none'>, tq: numb
  * Scaled dot-product attention, q: […, Tq, d], k: […, Tk, d], v: […, Tk, dv]. A tensor mask is either bool
  * (true = visible) or an additive float bias broadcastable to […, Tq, Tk].
  */
-export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: AttentionMask; scale?: number } = {}): Tensor {
+export function attention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: { mask?: AttentionMask; scale?: number } = {},
+): Tensor {
   const d = q.shape[q.rank - 1]!;
   let scores = mul(matmul(q, swapAxes(k)), opts.scale ?? 1 / Math.sqrt(d));
   const m = opts.mask ?? 'none';
   if (m !== 'none') {
-    const tq = q.shape[q.rank - 2]!, tk = k.shape[k.rank - 2]!;
+    const tq = q.shape[q.rank - 2]!,
+      tk = k.shape[k.rank - 2]!;
     if (typeof m === 'object' && 'source' in m) scores = m.dtype === 'bool' ? where(m, scores, -1e9) : add(scores, m);
     else scores = add(scores, maskBias(m, tq, tk));
   }

@@ -6,7 +6,10 @@ import { broadcastTo, reshape } from './movement.js';
 
 /** Reductions over any set of axes, with keepdims. */
 
-interface ReduceAttrs { axes: number[]; keepdims: boolean }
+interface ReduceAttrs {
+  axes: number[];
+  keepdims: boolean;
+}
 
 function reducedShape(shape: readonly number[], axes: number[], keepdims: boolean): number[] {
   const out: number[] = [];
@@ -48,7 +51,9 @@ function extremumVjp(g: Tensor, x: Tensor, y: Tensor, a: ReduceAttrs): Tensor {
 }
 
 export const sum = reduceOp('sum', 'ReduceSum', (g, x, _y, a) => broadcastTo(keep(g, x, a), x.shape));
-export const mean = reduceOp('mean', 'ReduceMean', (g, x, _y, a) => broadcastTo(div(keep(g, x, a), count(x, a)), x.shape));
+export const mean = reduceOp('mean', 'ReduceMean', (g, x, _y, a) =>
+  broadcastTo(div(keep(g, x, a), count(x, a)), x.shape),
+);
 export const max = reduceOp('max', 'ReduceMax', extremumVjp);
 export const min = reduceOp('min', 'ReduceMin', extremumVjp);
 export const logsumexp = reduceOp('logsumexp', 'ReduceLogSumExp', (g, x, y, a) =>
@@ -64,7 +69,10 @@ export function variance(x: Tensor, axes?: number | readonly number[], keepdims 
   return div(s, Math.max(n - correction, 1));
 }
 
-interface ArgAttrs { axis: number; keepdims: boolean }
+interface ArgAttrs {
+  axis: number;
+  keepdims: boolean;
+}
 function argOp(name: string, onnx: string) {
   const op = defineOp<ArgAttrs>({
     name,
@@ -72,20 +80,31 @@ function argOp(name: string, onnx: string) {
     lower: (ctx, ins, outs, a) => ctx.emit(onnx, ins, outs, { axis: a.axis, keepdims: a.keepdims ? 1 : 0 }),
     vjp: notDifferentiable('integer index output'),
   });
-  return (x: Tensor, axis = -1, keepdims = false): Tensor => apply1(op, [x], { axis: normAxis(axis, x.rank), keepdims });
+  return (x: Tensor, axis = -1, keepdims = false): Tensor =>
+    apply1(op, [x], { axis: normAxis(axis, x.rank), keepdims });
 }
 
 /** Index of the first maximum (minimum) along an axis, as int64. */
 export const argmax = argOp('argmax', 'ArgMax');
 export const argmin = argOp('argmin', 'ArgMin');
 
-interface CumsumAttrs { axis: number; reverse: boolean; exclusive: boolean }
+interface CumsumAttrs {
+  axis: number;
+  reverse: boolean;
+  exclusive: boolean;
+}
 const cumsumOp = defineOp<CumsumAttrs>({
   name: 'cumsum',
   infer: ([x]) => [{ shape: [...x.shape], dtype: x.dtype }],
-  lower: (ctx, [x], outs, a) => ctx.emit('CumSum', [x, ctx.i64([a.axis], [])], outs, { reverse: a.reverse ? 1 : 0, exclusive: a.exclusive ? 1 : 0 }),
+  lower: (ctx, [x], outs, a) =>
+    ctx.emit('CumSum', [x, ctx.i64([a.axis], [])], outs, {
+      reverse: a.reverse ? 1 : 0,
+      exclusive: a.exclusive ? 1 : 0,
+    }),
   // y_i = Σ_{j ≤ i} x_j, so dx_j = Σ_{i ≥ j} g_i: the same scan in the other direction (exclusivity kept).
-  vjp: ([g], { inputs: [x], attrs: a }) => [cumsum(g!, a.axis - x.rank, { reverse: !a.reverse, exclusive: a.exclusive })],
+  vjp: ([g], { inputs: [x], attrs: a }) => [
+    cumsum(g!, a.axis - x.rank, { reverse: !a.reverse, exclusive: a.exclusive }),
+  ],
 });
 
 /** Running sum along an axis (`reverse`: from the end; `exclusive`: each element left out of its own sum). */

@@ -23,7 +23,10 @@ import type { PrefixLm } from './model.js';
  * and fills the cache every later step reads). The int8 program is rebuilt when a weight's tensor is replaced.
  */
 
-export interface LogitRange { lo: number; hi: number }
+export interface LogitRange {
+  lo: number;
+  hi: number;
+}
 
 /** One batch's cache: per-layer keys/values and which positions hold a visible key. */
 export class KvCacheBuffers {
@@ -34,7 +37,13 @@ export class KvCacheBuffers {
   /** Positions filled so far (the next token's position). */
   length = 0;
 
-  constructor(readonly batch: number, readonly layers: number, readonly heads: number, readonly headDim: number, readonly capacity: number) {
+  constructor(
+    readonly batch: number,
+    readonly layers: number,
+    readonly heads: number,
+    readonly headDim: number,
+    readonly capacity: number,
+  ) {
     const n = batch * heads * capacity * headDim;
     this.k = Array.from({ length: layers }, () => new Float32Array(n));
     this.v = Array.from({ length: layers }, () => new Float32Array(n));
@@ -43,7 +52,8 @@ export class KvCacheBuffers {
 
   /** Writes a program's outputs (logits, then every layer's keys, then its values) at positions pos … pos+T−1. */
   writeOutputs(out: Tensor[], pos: number, T: number): void {
-    const L = this.layers, data = (t: Tensor) => t.data as Float32Array;
+    const L = this.layers,
+      data = (t: Tensor) => t.data as Float32Array;
     for (let l = 0; l < L; l++) this.write(l, data(out[1 + l]!), data(out[1 + L + l]!), pos, T);
   }
 
@@ -51,7 +61,8 @@ export class KvCacheBuffers {
   write(layer: number, k: Float32Array, v: Float32Array, pos: number, T: number): void {
     const { batch: B, heads: H, capacity: C, headDim: hd } = this;
     for (let bh = 0; bh < B * H; bh++) {
-      const src = bh * T * hd, dst = (bh * C + pos) * hd;
+      const src = bh * T * hd,
+        dst = (bh * C + pos) * hd;
       this.k[layer]!.set(k.subarray(src, src + T * hd), dst);
       this.v[layer]!.set(v.subarray(src, src + T * hd), dst);
     }
@@ -71,7 +82,10 @@ export interface DecoderOptions {
   precision?: E.Precision;
 }
 
-export interface Prefilled { cache: KvCacheBuffers; logits: Float32Array }
+export interface Prefilled {
+  cache: KvCacheBuffers;
+  logits: Float32Array;
+}
 
 /** One program call with its arguments made (compiled programs, weights, cache views), ready to run either way. */
 interface ProgramCall<R> {
@@ -85,8 +99,21 @@ function programCall<F extends (...a: never[]) => Tensor[]>(fn: E.JitFunction<F>
   return { run: () => fn(...args), runAsync: () => fn.runAsync(...args) };
 }
 
-type DecodeFn = E.JitFunction<(w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
-type Int8DecodeFn = E.JitFunction<(w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]>;
+type DecodeFn = E.JitFunction<
+  (
+    w: Tensor[],
+    wt: Tensor[],
+    head: Tensor,
+    ids: Tensor,
+    pos: Tensor,
+    valid: Tensor,
+    ks: Tensor[],
+    vs: Tensor[],
+  ) => Tensor[]
+>;
+type Int8DecodeFn = E.JitFunction<
+  (w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]
+>;
 
 /** The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current. */
 export class PrefixLmDecoder {
@@ -95,15 +122,24 @@ export class PrefixLmDecoder {
   private readonly linears: Param[];
   private readonly others: Param[];
   private readonly transposes = new Map<Param | string, { source: unknown; t: Tensor }>();
-  private readonly prefillFns = new Map<string, E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => Tensor[]>>();
+  private readonly prefillFns = new Map<
+    string,
+    E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => Tensor[]>
+  >();
   private readonly decodeFn: DecodeFn;
   /** int8 decode programs per logit range, with the weight tensors baked into them. */
   private readonly int8Fns = new Map<string, { weights: Tensor[]; fn: Int8DecodeFn }>();
   readonly precision: E.Precision;
 
-  constructor(readonly model: PrefixLm, opts: DecoderOptions = {}) {
+  constructor(
+    readonly model: PrefixLm,
+    opts: DecoderOptions = {},
+  ) {
     this.precision = opts.precision ?? 'fp32';
-    check(this.precision === 'fp32' || this.precision === 'int8', `prefix LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`);
+    check(
+      this.precision === 'fp32' || this.precision === 'int8',
+      `prefix LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`,
+    );
     const head = model.headWeight;
     const named = model.namedParams().filter(([, p]) => p !== head);
     this.params = named.map(([, p]) => p);
@@ -114,24 +150,35 @@ export class PrefixLmDecoder {
     // about twice as fast from [in, out] weights as through a transposed [out, in] operand, so the decode program
     // takes transposed copies (made once per weight version) and binds each Linear to a transpose of its input,
     // which onnxruntime cancels against the Linear's own.
-    this.decodeFn = E.jit((w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-      this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () => this.decodeGraph(E.swapAxes(head), ids, pos, valid, ks, vs)),
-    { name: 'prefix_lm_decode' });
+    this.decodeFn = E.jit(
+      (w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
+        this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () =>
+          this.decodeGraph(E.swapAxes(head), ids, pos, valid, ks, vs),
+        ),
+      { name: 'prefix_lm_decode' },
+    );
   }
 
   /** One decode step's graph with the blocks' weights bound: logits [B, range] (head: [out, in] rows), new K/V rows. */
   private decodeGraph(head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]): Tensor[] {
-    const m = this.model, L = m.cfg.layers;
-    const B = ids.shape[0]!, C = valid.shape[1]!;
+    const m = this.model,
+      L = m.cfg.layers;
+    const B = ids.shape[0]!,
+      C = valid.shape[1]!;
     const visible = E.reshape(valid, [B, 1, 1, C]);
-    const newK: Tensor[] = [], newV: Tensor[] = [];
-    const h = m.run(m.embed({ ids }), { positions: pos, mask: 'none', cache: (l) => ({
-      past: { k: ks[l]!, v: vs[l]!, visible },
-      keep: (k, v) => {
-        newK[l] = k;
-        newV[l] = v;
-      },
-    }) });
+    const newK: Tensor[] = [],
+      newV: Tensor[] = [];
+    const h = m.run(m.embed({ ids }), {
+      positions: pos,
+      mask: 'none',
+      cache: (l) => ({
+        past: { k: ks[l]!, v: vs[l]!, visible },
+        keep: (k, v) => {
+          newK[l] = k;
+          newV[l] = v;
+        },
+      }),
+    });
     return [E.linear(E.reshape(h, [B, m.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
   }
 
@@ -145,10 +192,15 @@ export class PrefixLmDecoder {
     const held = this.int8Fns.get(key);
     if (held?.weights.every((w, i) => w === weights[i])) return held.fn;
     held?.fn.dispose();
-    const linears = weights.slice(0, -1), head = this.headRows(range);
-    const fn: Int8DecodeFn = E.jit((w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-      this.bound([...this.others, ...this.linears], [...w, ...linears], () => this.decodeGraph(head, ids, pos, valid, ks, vs)),
-    { name: 'prefix_lm_decode_int8', precision: 'int8', quantize: { conv: false, matmul: 'dynamic' } });
+    const linears = weights.slice(0, -1),
+      head = this.headRows(range);
+    const fn: Int8DecodeFn = E.jit(
+      (w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
+        this.bound([...this.others, ...this.linears], [...w, ...linears], () =>
+          this.decodeGraph(head, ids, pos, valid, ks, vs),
+        ),
+      { name: 'prefix_lm_decode_int8', precision: 'int8', quantize: { conv: false, matmul: 'dynamic' } },
+    );
     this.int8Fns.set(key, { weights, fn });
     return fn;
   }
@@ -168,8 +220,12 @@ export class PrefixLmDecoder {
   }
 
   private headRows(r: LogitRange): Tensor {
-    const V = this.model.cfg.vocabSize, D = this.model.cfg.dim;
-    check(Number.isInteger(r.lo) && Number.isInteger(r.hi) && 0 <= r.lo && r.lo < r.hi && r.hi <= V, `logit range [${r.lo}, ${r.hi}) outside the vocabulary [0, ${V})`);
+    const V = this.model.cfg.vocabSize,
+      D = this.model.cfg.dim;
+    check(
+      Number.isInteger(r.lo) && Number.isInteger(r.hi) && 0 <= r.lo && r.lo < r.hi && r.hi <= V,
+      `logit range [${r.lo}, ${r.hi}) outside the vocabulary [0, ${V})`,
+    );
     const w = this.model.headWeight.value;
     if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
     return E.concrete((w.data as Float32Array).subarray(r.lo * D, r.hi * D), [r.hi - r.lo, D], 'float32');
@@ -180,7 +236,9 @@ export class PrefixLmDecoder {
     if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
     const hit = this.transposes.get(key);
     if (hit && hit.source === w.data) return hit.t;
-    const src = w.data as Float32Array, cols = w.shape[1]!, rows = hi - lo;
+    const src = w.data as Float32Array,
+      cols = w.shape[1]!,
+      rows = hi - lo;
     const out = new Float32Array(rows * cols);
     const BLK = 64; // cache-sized tiles
     for (let r0 = 0; r0 < rows; r0 += BLK) {
@@ -231,29 +289,46 @@ export class PrefixLmDecoder {
   }
 
   private prefillCall(x: PrefillInput, capacity: number, range: LogitRange): ProgramCall<Prefilled> {
-    const m = this.model, B = x.batch, P = x.ids.length / B;
+    const m = this.model,
+      B = x.batch,
+      P = x.ids.length / B;
     check(Number.isInteger(P) && P > 0, `prefill: ${x.ids.length} ids do not form ${B} rows`);
-    check(capacity >= P && capacity <= m.cfg.maxLength, `prefill: cache capacity ${capacity} must be in [${P}, ${m.cfg.maxLength}]`);
+    check(
+      capacity >= P && capacity <= m.cfg.maxLength,
+      `prefill: cache capacity ${capacity} must be in [${P}, ${m.cfg.maxLength}]`,
+    );
     const t = x.text;
     const key = t ? `${t.start}:${t.valid ? 1 : 0}` : '-';
     let fn = this.prefillFns.get(key);
     if (!fn) {
-      fn = E.jit((w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => this.traced(w, () => {
-        const [b, S] = ids.shape as [number, number];
-        const input = { ids, prefixLength: E.full([b], S, 'int64'), text: extra[0], textStart: t?.start, textValid: extra[1] };
-        const valid = m.keyValid(input, S);
-        const ks: Tensor[] = [], vs: Tensor[] = [];
-        const h = m.run(m.embed(input), {
-          positions: E.arange(0, S, 1, 'int64'), mask: valid ? keyPaddingMask(valid) : 'none',
-          cache: (l) => ({
-            keep: (k, v) => {
-              ks[l] = k;
-              vs[l] = v;
-            },
+      fn = E.jit(
+        (w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) =>
+          this.traced(w, () => {
+            const [b, S] = ids.shape as [number, number];
+            const input = {
+              ids,
+              prefixLength: E.full([b], S, 'int64'),
+              text: extra[0],
+              textStart: t?.start,
+              textValid: extra[1],
+            };
+            const valid = m.keyValid(input, S);
+            const ks: Tensor[] = [],
+              vs: Tensor[] = [];
+            const h = m.run(m.embed(input), {
+              positions: E.arange(0, S, 1, 'int64'),
+              mask: valid ? keyPaddingMask(valid) : 'none',
+              cache: (l) => ({
+                keep: (k, v) => {
+                  ks[l] = k;
+                  vs[l] = v;
+                },
+              }),
+            });
+            return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
           }),
-        });
-        return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
-      }), { name: 'prefix_lm_prefill' });
+        { name: 'prefix_lm_prefill' },
+      );
       this.prefillFns.set(key, fn);
     }
     const extra: Tensor[] = [];
@@ -278,14 +353,26 @@ export class PrefixLmDecoder {
   }
 
   private stepCall(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): ProgramCall<Float32Array> {
-    const m = this.model, B = cache.batch, C = cache.capacity, pos = cache.length;
+    const m = this.model,
+      B = cache.batch,
+      C = cache.capacity,
+      pos = cache.length;
     check(ids.length === B, `decode step: ${ids.length} ids for a batch of ${B}`);
     if (pos >= C) throw new VtokError(`decode step: the cache of ${C} positions is full`);
     const shape = [B, m.cfg.heads, C, m.headDim];
     const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
     const head = this.model.headWeight.value;
-    check(Number.isInteger(range.lo) && Number.isInteger(range.hi) && 0 <= range.lo && range.lo < range.hi && range.hi <= m.cfg.vocabSize, `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`);
-    const others = this.others.map((p) => p.value), idsT = E.concrete(ids, [B, 1], 'int32'), posT = E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64');
+    check(
+      Number.isInteger(range.lo) &&
+        Number.isInteger(range.hi) &&
+        0 <= range.lo &&
+        range.lo < range.hi &&
+        range.hi <= m.cfg.vocabSize,
+      `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`,
+    );
+    const others = this.others.map((p) => p.value),
+      idsT = E.concrete(ids, [B, 1], 'int32'),
+      posT = E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64');
     const validT = E.concrete(cache.valid, [B, C], 'bool');
     const finish = (out: Tensor[]): Float32Array => {
       cache.writeOutputs(out, pos, 1);
@@ -293,13 +380,19 @@ export class PrefixLmDecoder {
       cache.length = pos + 1;
       return out[0]!.data as Float32Array;
     };
-    const call = this.precision === 'int8'
-      ? programCall(this.int8Program(range), [others, idsT, posT, validT, kv(cache.k), kv(cache.v)])
-      : programCall(this.decodeFn, [
-        others, this.linears.map((p) => this.transposed(p, p.value)),
-        this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi),
-        idsT, posT, validT, kv(cache.k), kv(cache.v),
-      ]);
+    const call =
+      this.precision === 'int8'
+        ? programCall(this.int8Program(range), [others, idsT, posT, validT, kv(cache.k), kv(cache.v)])
+        : programCall(this.decodeFn, [
+            others,
+            this.linears.map((p) => this.transposed(p, p.value)),
+            this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi),
+            idsT,
+            posT,
+            validT,
+            kv(cache.k),
+            kv(cache.v),
+          ]);
     return { ...call, finish };
   }
 
@@ -337,20 +430,37 @@ export interface DecodeAgreement {
  * `test` (teacher forcing, so the two never drift onto different sequences); compares the logits of every decode step.
  * For measuring what a cheaper decoder (e.g. int8 weights) loses against the float32 one.
  */
-export function decodeAgreement(ref: PrefixLmDecoder, test: PrefixLmDecoder, x: PrefillInput, steps: number, range: LogitRange,
-  pick: (logits: Float32Array, rows: number, width: number) => Int32Array): DecodeAgreement {
+export function decodeAgreement(
+  ref: PrefixLmDecoder,
+  test: PrefixLmDecoder,
+  x: PrefillInput,
+  steps: number,
+  range: LogitRange,
+  pick: (logits: Float32Array, rows: number, width: number) => Int32Array,
+): DecodeAgreement {
   const capacity = x.ids.length / x.batch + steps;
-  const a = ref.prefill(x, capacity, range), b = test.prefill(x, capacity, range);
-  const B = x.batch, V = range.hi - range.lo;
-  let agree = 0, maxAbs = 0, klSum = 0, klMax = 0, compared = 0;
+  const a = ref.prefill(x, capacity, range),
+    b = test.prefill(x, capacity, range);
+  const B = x.batch,
+    V = range.hi - range.lo;
+  let agree = 0,
+    maxAbs = 0,
+    klSum = 0,
+    klMax = 0,
+    compared = 0;
   let next = pick(a.logits, B, V);
   for (let s = 0; s < steps; s++) {
-    const la = ref.step(a.cache, next, range), lb = test.step(b.cache, next, range);
+    const la = ref.step(a.cache, next, range),
+      lb = test.step(b.cache, next, range);
     for (let r = 0; r < B; r++) {
       const o = r * V;
-      let amA = o, amB = o, mA = -Infinity, mB = -Infinity;
+      let amA = o,
+        amB = o,
+        mA = -Infinity,
+        mB = -Infinity;
       for (let j = o; j < o + V; j++) {
-        const p = la[j]!, q = lb[j]!;
+        const p = la[j]!,
+          q = lb[j]!;
         maxAbs = Math.max(maxAbs, Math.abs(p - q));
         if (p > mA) {
           mA = p;
@@ -361,12 +471,14 @@ export function decodeAgreement(ref: PrefixLmDecoder, test: PrefixLmDecoder, x: 
           amB = j;
         }
       }
-      let zA = 0, zB = 0;
+      let zA = 0,
+        zB = 0;
       for (let j = o; j < o + V; j++) {
         zA += Math.exp(la[j]! - mA);
         zB += Math.exp(lb[j]! - mB);
       }
-      const lzA = mA + Math.log(zA), lzB = mB + Math.log(zB);
+      const lzA = mA + Math.log(zA),
+        lzB = mB + Math.log(zB);
       let kl = 0;
       for (let j = o; j < o + V; j++) {
         const lp = la[j]! - lzA;

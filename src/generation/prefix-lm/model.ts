@@ -1,7 +1,13 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
 import {
-  DecoderLm, decoderLmConfig, IGNORE, type Linear, nextTokenLoss, type DecoderLmInput, type ResolvedDecoderLmConfig,
+  DecoderLm,
+  decoderLmConfig,
+  IGNORE,
+  type Linear,
+  nextTokenLoss,
+  type DecoderLmInput,
+  type ResolvedDecoderLmConfig,
 } from '../../nn/index.js';
 import { check } from '../../util/errors.js';
 
@@ -44,13 +50,34 @@ export type ResolvedPrefixLmConfig = ResolvedDecoderLmConfig & { vocabSize: numb
 /** The decoder-shell config of a prefix LM config, checked. */
 export function prefixLmConfig(c: PrefixLmConfig): ResolvedPrefixLmConfig {
   for (const k of ['vocabSize', 'dim', 'layers', 'heads', 'hidden', 'maxLength'] as const) {
-    check(Number.isInteger(c[k]) && c[k] > 0, `prefix LM config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+    check(
+      Number.isInteger(c[k]) && c[k] > 0,
+      `prefix LM config: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`,
+    );
   }
-  check(c.dim % c.heads === 0 && (c.dim / c.heads) % 2 === 0, `prefix LM config: dim ${c.dim} must split into ${c.heads} heads of even width`);
-  check(c.textDim === null || (Number.isInteger(c.textDim) && c.textDim > 0), `prefix LM config: textDim must be a positive integer or null, got ${c.textDim}`);
+  check(
+    c.dim % c.heads === 0 && (c.dim / c.heads) % 2 === 0,
+    `prefix LM config: dim ${c.dim} must split into ${c.heads} heads of even width`,
+  );
+  check(
+    c.textDim === null || (Number.isInteger(c.textDim) && c.textDim > 0),
+    `prefix LM config: textDim must be a positive integer or null, got ${c.textDim}`,
+  );
   const { vocabSize, dim, layers, heads, hidden, norm, normEps, mlp, positions, ropeBase, maxLength, bias } = c;
   const shell = decoderLmConfig({
-    vocabSize, dim, layers, heads, hidden, norm, normEps, mlp, positions, ropeBase, maxLength, bias, textDim: c.textDim,
+    vocabSize,
+    dim,
+    layers,
+    heads,
+    hidden,
+    norm,
+    normEps,
+    mlp,
+    positions,
+    ropeBase,
+    maxLength,
+    bias,
+    textDim: c.textDim,
     mask: 'prefix',
   });
   return { ...shell, vocabSize };
@@ -58,16 +85,28 @@ export function prefixLmConfig(c: PrefixLmConfig): ResolvedPrefixLmConfig {
 
 /** The bench prefix LM: vocabulary 2^18 visual + 4×1024 audio + 16 special, 12 × 768, SwiGLU 2048, T5-XL text. */
 export function benchPrefixLmConfig(): PrefixLmConfig {
-  return { vocabSize: 2 ** 18 + 4 * 1024 + 16, dim: 768, layers: 12, heads: 12, hidden: 2048, maxLength: 4096, textDim: 2048 };
+  return {
+    vocabSize: 2 ** 18 + 4 * 1024 + 16,
+    dim: 768,
+    layers: 12,
+    heads: 12,
+    hidden: 2048,
+    maxLength: 4096,
+    textDim: 2048,
+  };
 }
 
 /** Parameters of a config, counted from the shapes the constructor makes (no weights allocated). */
 export function prefixLmParameterCount(config: PrefixLmConfig): number {
   const c = prefixLmConfig(config);
-  const d = c.dim, b = c.bias ? 1 : 0;
+  const d = c.dim,
+    b = c.bias ? 1 : 0;
   const normP = c.norm === 'layer' ? 2 * d : d;
   const attn = 4 * (d * d + b * d);
-  const mlp = c.mlp === 'swiglu' ? 2 * (d * c.hidden + b * c.hidden) + c.hidden * d + b * d : d * c.hidden + b * c.hidden + c.hidden * d + b * d;
+  const mlp =
+    c.mlp === 'swiglu'
+      ? 2 * (d * c.hidden + b * c.hidden) + c.hidden * d + b * d
+      : d * c.hidden + b * c.hidden + c.hidden * d + b * d;
   const block = 2 * normP + attn + mlp;
   const text = c.textDim === null ? 0 : c.textDim * d + d;
   const pos = c.positions === 'learned' ? c.maxLength * d : 0;
@@ -97,7 +136,11 @@ export class PrefixLm extends DecoderLm {
  * `scoreFrom` (a static lower bound on min_b P_b − 1) lets the head skip positions that are never scored: the head
  * then runs on the hidden states of positions ≥ scoreFrom only.
  */
-export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFrom?: number; headChunk?: number } = {}): Tensor {
+export function prefixLmLoss(
+  model: PrefixLm,
+  x: PrefixLmInput,
+  opts: { scoreFrom?: number; headChunk?: number } = {},
+): Tensor {
   const [B, S] = x.ids.shape as [number, number];
   const from = opts.scoreFrom ?? 0;
   check(Number.isInteger(from) && from >= 0 && from < S - 1, `prefix LM loss: scoreFrom ${from} outside [0, ${S - 1})`);
@@ -109,4 +152,3 @@ export function prefixLmLoss(model: PrefixLm, x: PrefixLmInput, opts: { scoreFro
   const targets = E.where(scored, E.cast(next, 'int64'), E.tensor([IGNORE], [], 'int64'));
   return nextTokenLoss(model, h, targets, { chunk: opts.headChunk });
 }
-

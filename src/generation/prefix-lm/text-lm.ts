@@ -25,7 +25,8 @@ export interface TextPrefixLmConfig {
   text: BuiltinTextEncoderConfig | OnnxTextRef | null;
 }
 
-export const isOnnxText = (t: TextPrefixLmConfig['text']): t is OnnxTextRef => (t as OnnxTextRef | null)?.kind === 'onnx';
+export const isOnnxText = (t: TextPrefixLmConfig['text']): t is OnnxTextRef =>
+  (t as OnnxTextRef | null)?.kind === 'onnx';
 
 export class TextPrefixLm extends Module {
   lm: PrefixLm;
@@ -33,15 +34,24 @@ export class TextPrefixLm extends Module {
   /** The frozen encoder (not a submodule: its weights are not trained or checkpointed). */
   readonly frozen: FrozenTextEncoder | null;
 
-  constructor(readonly config: TextPrefixLmConfig, opts: { frozen?: FrozenTextEncoder } = {}) {
+  constructor(
+    readonly config: TextPrefixLmConfig,
+    opts: { frozen?: FrozenTextEncoder } = {},
+  ) {
     super();
     const t = config.text;
-    check((t?.dim ?? null) === config.lm.textDim, `text encoder width ${t?.dim ?? 'none'} must equal the LM's textDim ${config.lm.textDim}`);
+    check(
+      (t?.dim ?? null) === config.lm.textDim,
+      `text encoder width ${t?.dim ?? 'none'} must equal the LM's textDim ${config.lm.textDim}`,
+    );
     this.lm = new PrefixLm(config.lm);
     if (isOnnxText(t)) {
       const f = opts.frozen;
       check(f !== undefined, 'a model with an ONNX text encoder needs the loaded encoder');
-      check(f!.dim === t.dim && f!.maxTokens === t.maxTokens, `the ONNX text encoder gives ${f!.maxTokens} × ${f!.dim}, the model was built for ${t.maxTokens} × ${t.dim}`);
+      check(
+        f!.dim === t.dim && f!.maxTokens === t.maxTokens,
+        `the ONNX text encoder gives ${f!.maxTokens} × ${f!.dim}, the model was built for ${t.maxTokens} × ${t.dim}`,
+      );
     }
     this.frozen = isOnnxText(t) ? opts.frozen! : null;
     this.text = t && !isOnnxText(t) ? new BuiltinTextEncoder(t) : null;
@@ -79,6 +89,9 @@ export class TextPrefixLm extends Module {
       }
     }
     const per = L * dim;
-    return Array.from({ length: tokens.count }, (_, i) => ({ embeddings: h.slice(i * per, (i + 1) * per), valid: valid.slice(i * L, (i + 1) * L) }));
+    return Array.from({ length: tokens.count }, (_, i) => ({
+      embeddings: h.slice(i * per, (i + 1) * per),
+      valid: valid.slice(i * L, (i + 1) * L),
+    }));
   }
 }

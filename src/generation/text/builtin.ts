@@ -1,12 +1,23 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
-import { andMasks, Embedding, keyPaddingMask, LayerNorm, Module, rotaryTables, TransformerBlock } from '../../nn/index.js';
+import {
+  andMasks,
+  Embedding,
+  keyPaddingMask,
+  LayerNorm,
+  Module,
+  rotaryTables,
+  TransformerBlock,
+} from '../../nn/index.js';
 import { check } from '../../util/errors.js';
 import { byteTokenize } from './tokenize.js';
 import type { TextEncoder, TextTokens } from './encoder.js';
 
 /** A text encoder whose weights train with the LM: its forward is part of the LM's training graph. */
-export interface TrainableTextEncoder extends TextEncoder { readonly module: Module; forward(ids: Tensor /*[B,L] int*/, valid: Tensor /*[B,L] bool*/): Tensor /*[B,L,dim]*/ }
+export interface TrainableTextEncoder extends TextEncoder {
+  readonly module: Module;
+  forward(ids: Tensor /*[B,L] int*/, valid: Tensor /*[B,L] bool*/): Tensor /*[B,L,dim]*/;
+}
 
 export interface BuiltinTextEncoderConfig {
   dim: number;
@@ -18,7 +29,6 @@ export interface BuiltinTextEncoderConfig {
 
 /** UTF-8 bytes as ids 1..256 (0 = padding). */
 const BYTE_VOCAB = 257;
-
 
 /**
  * The built-in, offline text encoder: a small bidirectional transformer over the prompt's bytes (pre-LN, rotary,
@@ -34,12 +44,27 @@ export class BuiltinTextEncoder extends Module implements TrainableTextEncoder {
 
   constructor(readonly cfg: BuiltinTextEncoderConfig) {
     super();
-    check(cfg.dim % cfg.heads === 0 && (cfg.dim / cfg.heads) % 2 === 0, `text encoder: dim ${cfg.dim} must split into ${cfg.heads} heads of even width`);
-    check(Number.isInteger(cfg.maxTokens) && cfg.maxTokens > 0, `text encoder: maxTokens must be a positive integer, got ${cfg.maxTokens}`);
+    check(
+      cfg.dim % cfg.heads === 0 && (cfg.dim / cfg.heads) % 2 === 0,
+      `text encoder: dim ${cfg.dim} must split into ${cfg.heads} heads of even width`,
+    );
+    check(
+      Number.isInteger(cfg.maxTokens) && cfg.maxTokens > 0,
+      `text encoder: maxTokens must be a positive integer, got ${cfg.maxTokens}`,
+    );
     this.dim = cfg.dim;
     this.maxTokens = cfg.maxTokens;
     this.tok_emb = new Embedding(BYTE_VOCAB, cfg.dim);
-    this.blocks = Array.from({ length: cfg.layers }, () => new TransformerBlock({ dim: cfg.dim, heads: cfg.heads, norm: 'layer', mlp: { kind: 'gelu', hidden: 4 * cfg.dim } }));
+    this.blocks = Array.from(
+      { length: cfg.layers },
+      () =>
+        new TransformerBlock({
+          dim: cfg.dim,
+          heads: cfg.heads,
+          norm: 'layer',
+          mlp: { kind: 'gelu', hidden: 4 * cfg.dim },
+        }),
+    );
     this.norm = new LayerNorm(cfg.dim);
   }
 
@@ -55,7 +80,10 @@ export class BuiltinTextEncoder extends Module implements TrainableTextEncoder {
   inputs(t: TextTokens): { ids: Tensor; valid: Tensor } {
     const valid = new Uint8Array(t.count * t.maxTokens);
     for (let i = 0; i < t.count; i++) valid.fill(1, i * t.maxTokens, i * t.maxTokens + t.lengths[i]!);
-    return { ids: E.concrete(t.ids, [t.count, t.maxTokens], 'int32'), valid: E.concrete(valid, [t.count, t.maxTokens], 'bool') };
+    return {
+      ids: E.concrete(t.ids, [t.count, t.maxTokens], 'int32'),
+      valid: E.concrete(valid, [t.count, t.maxTokens], 'bool'),
+    };
   }
 
   forward(ids: Tensor, valid: Tensor): Tensor {

@@ -27,13 +27,22 @@ export interface OnnxTextEncoderConfig {
 
 export const TEXT_ENCODER_CONFIG = 'text-encoder.json';
 
-interface IoInfo { name: string; elemType: number; dims: (number | undefined)[] }
+interface IoInfo {
+  name: string;
+  elemType: number;
+  dims: (number | undefined)[];
+}
 
 const ONNX_INT64 = 7;
 const ONNX_INT32 = 6;
 const ONNX_FLOAT = 1;
 const ONNX_BOOL = 9;
-const MASK_TYPES: Record<number, DType> = { [ONNX_INT64]: 'int64', [ONNX_INT32]: 'int32', [ONNX_FLOAT]: 'float32', [ONNX_BOOL]: 'bool' };
+const MASK_TYPES: Record<number, DType> = {
+  [ONNX_INT64]: 'int64',
+  [ONNX_INT32]: 'int32',
+  [ONNX_FLOAT]: 'float32',
+  [ONNX_BOOL]: 'bool',
+};
 
 function readIo(bytes: Uint8Array, file: string): { inputs: IoInfo[]; outputs: IoInfo[] } {
   let model: onnxProto.onnx.ModelProto;
@@ -47,10 +56,15 @@ function readIo(bytes: Uint8Array, file: string): { inputs: IoInfo[]; outputs: I
   const inits = new Set((g.initializer ?? []).map((t) => t.name));
   const info = (v: onnxProto.onnx.IValueInfoProto): IoInfo => {
     const t = v.type?.tensorType;
-    const dims = (t?.shape?.dim ?? []).map((d) => (d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : undefined));
+    const dims = (t?.shape?.dim ?? []).map((d) =>
+      d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : undefined,
+    );
     return { name: v.name ?? '', elemType: t?.elemType ?? 0, dims };
   };
-  return { inputs: (g.input ?? []).filter((v) => !inits.has(v.name ?? '')).map(info), outputs: (g.output ?? []).map(info) };
+  return {
+    inputs: (g.input ?? []).filter((v) => !inits.has(v.name ?? '')).map(info),
+    outputs: (g.output ?? []).map(info),
+  };
 }
 
 export class OnnxTextEncoder implements FrozenTextEncoder {
@@ -63,23 +77,62 @@ export class OnnxTextEncoder implements FrozenTextEncoder {
   /** Batch size the model was exported with, or undefined when it takes any. */
   private readonly batch?: number;
 
-  private constructor(readonly dir: string, readonly config: OnnxTextEncoderConfig, readonly tokenizer: JsonTokenizer, private readonly modelPath: string, bytes: Uint8Array) {
+  private constructor(
+    readonly dir: string,
+    readonly config: OnnxTextEncoderConfig,
+    readonly tokenizer: JsonTokenizer,
+    private readonly modelPath: string,
+    bytes: Uint8Array,
+  ) {
     const { inputs, outputs } = readIo(bytes, modelPath);
-    check(inputs.length === 1 || inputs.length === 2, `a text encoder takes token ids and optionally an attention mask; this model has ${inputs.length} inputs`, modelPath);
+    check(
+      inputs.length === 1 || inputs.length === 2,
+      `a text encoder takes token ids and optionally an attention mask; this model has ${inputs.length} inputs`,
+      modelPath,
+    );
     check(outputs.length >= 1, 'the model has no output', modelPath);
     this.ids = inputs[0]!;
     this.mask = inputs[1];
-    check(this.ids.elemType === ONNX_INT64 || this.ids.elemType === ONNX_INT32, `input ${this.ids.name} must be int64 or int32 token ids`, modelPath);
-    if (this.mask) check(this.mask.elemType in MASK_TYPES, `attention mask input ${this.mask.name} has an unsupported element type ${this.mask.elemType}`, modelPath);
-    check(this.ids.dims.length === 2, `input ${this.ids.name} must be [batch, tokens], declared [${this.ids.dims.map((d) => d ?? '?')}]`, modelPath);
+    check(
+      this.ids.elemType === ONNX_INT64 || this.ids.elemType === ONNX_INT32,
+      `input ${this.ids.name} must be int64 or int32 token ids`,
+      modelPath,
+    );
+    if (this.mask)
+      check(
+        this.mask.elemType in MASK_TYPES,
+        `attention mask input ${this.mask.name} has an unsupported element type ${this.mask.elemType}`,
+        modelPath,
+      );
+    check(
+      this.ids.dims.length === 2,
+      `input ${this.ids.name} must be [batch, tokens], declared [${this.ids.dims.map((d) => d ?? '?')}]`,
+      modelPath,
+    );
     const L = this.ids.dims[1];
-    check(L === undefined || L === config.maxTokens, `the model takes ${L} tokens, the config says maxTokens ${config.maxTokens}`, modelPath);
+    check(
+      L === undefined || L === config.maxTokens,
+      `the model takes ${L} tokens, the config says maxTokens ${config.maxTokens}`,
+      modelPath,
+    );
     this.batch = this.ids.dims[0];
     const out = outputs[0]!;
     const D = out.dims[out.dims.length - 1];
-    check(out.dims.length === 3, `output ${out.name} must be [batch, tokens, dim], declared [${out.dims.map((d) => d ?? '?')}]`, modelPath);
-    check(D === undefined || D === config.dim, `the encoder's output width is ${D}, the config says dim ${config.dim}`, modelPath);
-    this.session = new Session(bytes, inputs.map((i) => i.name), [out.name]);
+    check(
+      out.dims.length === 3,
+      `output ${out.name} must be [batch, tokens, dim], declared [${out.dims.map((d) => d ?? '?')}]`,
+      modelPath,
+    );
+    check(
+      D === undefined || D === config.dim,
+      `the encoder's output width is ${D}, the config says dim ${config.dim}`,
+      modelPath,
+    );
+    this.session = new Session(
+      bytes,
+      inputs.map((i) => i.name),
+      [out.name],
+    );
     this.sha256 = createHash('sha256').update(bytes).update(readFileSync(tokenizer.path)).digest('hex');
   }
 
@@ -94,8 +147,16 @@ export class OnnxTextEncoder implements FrozenTextEncoder {
       throw new VtokError('not valid JSON', cfgPath);
     }
     check(c && c.kind === 'onnx', `kind must be "onnx", got ${JSON.stringify(c?.kind)}`, cfgPath);
-    check(typeof c.model === 'string' && typeof c.tokenizer === 'string', 'needs "model" and "tokenizer" file names', cfgPath);
-    check(Number.isInteger(c.dim) && c.dim > 0 && Number.isInteger(c.maxTokens) && c.maxTokens > 0, 'needs positive integer "dim" and "maxTokens"', cfgPath);
+    check(
+      typeof c.model === 'string' && typeof c.tokenizer === 'string',
+      'needs "model" and "tokenizer" file names',
+      cfgPath,
+    );
+    check(
+      Number.isInteger(c.dim) && c.dim > 0 && Number.isInteger(c.maxTokens) && c.maxTokens > 0,
+      'needs positive integer "dim" and "maxTokens"',
+      cfgPath,
+    );
     const modelPath = join(dirname(cfgPath), c.model);
     if (!existsSync(modelPath)) throw new VtokError('no such ONNX text encoder file', modelPath);
     const tokenizer = JsonTokenizer.load(join(dirname(cfgPath), c.tokenizer));
@@ -133,7 +194,9 @@ export class OnnxTextEncoder implements FrozenTextEncoder {
           mask[r * L + j] = j < tokens.lengths[b0 + r]! ? 1 : 0;
         }
       }
-      const feeds: HostTensor[] = [{ dtype: ids instanceof BigInt64Array ? 'int64' : 'int32', shape: [B, L], data: ids }];
+      const feeds: HostTensor[] = [
+        { dtype: ids instanceof BigInt64Array ? 'int64' : 'int32', shape: [B, L], data: ids },
+      ];
       if (this.mask) feeds.push(maskTensor(mask, MASK_TYPES[this.mask.elemType]!, [B, L]));
       let y: HostTensor;
       try {
@@ -141,9 +204,14 @@ export class OnnxTextEncoder implements FrozenTextEncoder {
       } catch (e) {
         throw new VtokError(`the text encoder failed to run: ${(e as Error).message.split('\n')[0]}`, this.modelPath);
       }
-      check(y.shape.length === 3 && y.shape[0] === B && y.shape[1] === L && y.shape[2] === D, `the encoder's output is [${y.shape}], expected [${B}, ${L}, ${D}] (dim from the config)`, this.modelPath);
+      check(
+        y.shape.length === 3 && y.shape[0] === B && y.shape[1] === L && y.shape[2] === D,
+        `the encoder's output is [${y.shape}], expected [${B}, ${L}, ${D}] (dim from the config)`,
+        this.modelPath,
+      );
       const data = y.data as Float32Array;
-      for (let i = 0; i < n * L * D; i++) check(Number.isFinite(data[i]), 'the text encoder produced NaN or infinite values', this.modelPath);
+      for (let i = 0; i < n * L * D; i++)
+        check(Number.isFinite(data[i]), 'the text encoder produced NaN or infinite values', this.modelPath);
       out.set(data.subarray(0, n * L * D), b0 * L * D);
     }
     return out;

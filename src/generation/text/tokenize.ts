@@ -16,7 +16,10 @@ function pack(rows: number[][], texts: string[], maxTokens: number, unit: string
   const ids = new Int32Array(rows.length * maxTokens);
   const lengths = new Int32Array(rows.length);
   rows.forEach((r, i) => {
-    if (r.length > maxTokens) throw new VtokError(`the prompt ${quote(texts[i]!)} is ${r.length} ${unit} long; the text encoder takes at most ${maxTokens}`);
+    if (r.length > maxTokens)
+      throw new VtokError(
+        `the prompt ${quote(texts[i]!)} is ${r.length} ${unit} long; the text encoder takes at most ${maxTokens}`,
+      );
     ids.set(r, i * maxTokens);
     lengths[i] = r.length;
   });
@@ -35,7 +38,11 @@ export function byteTokenize(texts: string[], maxTokens: number): TextTokens {
 
 /** A tokenizer from a Hugging Face `tokenizer.json` (BPE, WordPiece, Unigram, … with their special tokens). */
 export class JsonTokenizer {
-  private constructor(private readonly tok: HfTokenizer, readonly path: string, readonly vocabSize: number) {}
+  private constructor(
+    private readonly tok: HfTokenizer,
+    readonly path: string,
+    readonly vocabSize: number,
+  ) {}
 
   static load(path: string): JsonTokenizer {
     if (!existsSync(path)) throw new VtokError('no such tokenizer file', path);
@@ -45,7 +52,8 @@ export class JsonTokenizer {
     } catch {
       throw new VtokError('not a tokenizer.json (invalid JSON)', path);
     }
-    if (!json || typeof json !== 'object' || !json.model || typeof json.model !== 'object') throw new VtokError('not a tokenizer.json (no "model" section)', path);
+    if (!json || typeof json !== 'object' || !json.model || typeof json.model !== 'object')
+      throw new VtokError('not a tokenizer.json (no "model" section)', path);
     let tok: HfTokenizer;
     try {
       tok = new HfTokenizer(json, {});
@@ -53,7 +61,11 @@ export class JsonTokenizer {
       throw new VtokError(`tokenizer.json cannot be read: ${(e as Error).message}`, path);
     }
     const vocab = json.model.vocab;
-    const size = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Object.keys(vocab).length : 0;
+    const size = Array.isArray(vocab)
+      ? vocab.length
+      : vocab && typeof vocab === 'object'
+        ? Object.keys(vocab).length
+        : 0;
     return new JsonTokenizer(tok, path, size);
   }
 

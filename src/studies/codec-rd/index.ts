@@ -98,12 +98,17 @@ function quality(orig: Frame[][], recon: Frame[][]): { psnr: number; ssim: numbe
 
 /** 2×2 box average (what a camera at half resolution sees). */
 function halve(f: Frame): Frame {
-  const w = f.width >> 1, h = f.height >> 1;
+  const w = f.width >> 1,
+    h = f.height >> 1;
   const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-    const i = ((2 * y) * f.width + 2 * x) * 3 + c;
-    data[(y * w + x) * 3 + c] = Math.round((f.data[i]! + f.data[i + 3]! + f.data[i + f.width * 3]! + f.data[i + f.width * 3 + 3]!) / 4);
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) {
+        const i = (2 * y * f.width + 2 * x) * 3 + c;
+        data[(y * w + x) * 3 + c] = Math.round(
+          (f.data[i]! + f.data[i + 3]! + f.data[i + f.width * 3]! + f.data[i + f.width * 3 + 3]!) / 4,
+        );
+      }
   return { width: w, height: h, data };
 }
 
@@ -112,14 +117,22 @@ function halve(f: Frame): Frame {
  * an 8-bit frame.
  */
 function bilinearUp(w: number, h: number, factor: number, value: (y: number, x: number, c: number) => number): Frame {
-  const W = w * factor, H = h * factor;
+  const W = w * factor,
+    H = h * factor;
   const data = new Uint8Array(W * H * 3);
   for (let y = 0; y < H; y++) {
-    const sy = Math.min(Math.max((y + 0.5) / factor - 0.5, 0), h - 1), y0 = Math.floor(sy), y1 = Math.min(y0 + 1, h - 1), fy = sy - y0;
+    const sy = Math.min(Math.max((y + 0.5) / factor - 0.5, 0), h - 1),
+      y0 = Math.floor(sy),
+      y1 = Math.min(y0 + 1, h - 1),
+      fy = sy - y0;
     for (let x = 0; x < W; x++) {
-      const sx = Math.min(Math.max((x + 0.5) / factor - 0.5, 0), w - 1), x0 = Math.floor(sx), x1 = Math.min(x0 + 1, w - 1), fx = sx - x0;
+      const sx = Math.min(Math.max((x + 0.5) / factor - 0.5, 0), w - 1),
+        x0 = Math.floor(sx),
+        x1 = Math.min(x0 + 1, w - 1),
+        fx = sx - x0;
       for (let c = 0; c < 3; c++) {
-        const top = value(y0, x0, c) + (value(y0, x1, c) - value(y0, x0, c)) * fx, bot = value(y1, x0, c) + (value(y1, x1, c) - value(y1, x0, c)) * fx;
+        const top = value(y0, x0, c) + (value(y0, x1, c) - value(y0, x0, c)) * fx,
+          bot = value(y1, x0, c) + (value(y1, x1, c) - value(y1, x0, c)) * fx;
         data[(y * W + x) * 3 + c] = Math.round(top + (bot - top) * fy);
       }
     }
@@ -147,13 +160,17 @@ export function causalGroups(frames: number, g: number): number[][] {
  */
 export function blockMeans(clip: Frame[], f: number, groups: number[][]): Frame[] {
   const { width: W, height: H } = clip[0]!;
-  const w = W / f, h = H / f;
+  const w = W / f,
+    h = H / f;
   const out: Frame[] = [];
   for (const grp of groups) {
     const acc = new Float64Array(w * h * 3);
     for (const t of grp) {
       const d = clip[t]!.data;
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) acc[((Math.floor(y / f) * w) + Math.floor(x / f)) * 3 + c]! += d[(y * W + x) * 3 + c]!;
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++)
+          for (let c = 0; c < 3; c++)
+            acc[(Math.floor(y / f) * w + Math.floor(x / f)) * 3 + c]! += d[(y * W + x) * 3 + c]!;
     }
     const n = grp.length * f * f;
     const frame = bilinearUp(w, h, f, (y, x, c) => acc[(y * w + x) * 3 + c]! / n);
@@ -193,7 +210,8 @@ function decodeClips(tok: Tokenizer, ids: Int32Array[], grid: number[]): Frame[]
 
 /** Ids with the `drop`ped channels set to fixed signs. */
 function dropBits(ids: Int32Array[], drop: number[], fixed: number[]): Int32Array[] {
-  let clear = 0, set = 0;
+  let clear = 0,
+    set = 0;
   for (const b of drop) {
     clear |= 1 << b;
     if (fixed[b]) set |= 1 << b;
@@ -209,7 +227,8 @@ function rankChannels(tok: Tokenizer, clips: Frame[][]): { order: number[]; fixe
   const { ids } = encodeClips(tok, clips);
   const bits = Math.round(Math.log2(tok.vocabSize));
   const share = Array.from({ length: bits }, (_, b) => {
-    let ones = 0, n = 0;
+    let ones = 0,
+      n = 0;
     for (const c of ids) {
       for (const v of c) {
         ones += (v >>> b) & 1;
@@ -219,15 +238,42 @@ function rankChannels(tok: Tokenizer, clips: Frame[][]): { order: number[]; fixe
     return ones / n;
   });
   const h = share.map((p) => (p <= 0 || p >= 1 ? 0 : -(p * Math.log2(p) + (1 - p) * Math.log2(1 - p))));
-  return { order: h.map((e, b) => [e, b] as const).sort((x, y) => x[0] - y[0]).map(([, b]) => b), fixed: share.map((p) => (p >= 0.5 ? 1 : 0)) };
+  return {
+    order: h
+      .map((e, b) => [e, b] as const)
+      .sort((x, y) => x[0] - y[0])
+      .map(([, b]) => b),
+    fixed: share.map((p) => (p >= 0.5 ? 1 : 0)),
+  };
 }
 
-async function ffmpegPoint(codec: 'libx264' | 'libx265', crf: number, files: string[], orig: Frame[][], dir: string): Promise<{ bytes: number[]; recon: Frame[][] }> {
-  const bytes: number[] = [], recon: Frame[][] = [];
+async function ffmpegPoint(
+  codec: 'libx264' | 'libx265',
+  crf: number,
+  files: string[],
+  orig: Frame[][],
+  dir: string,
+): Promise<{ bytes: number[]; recon: Frame[][] }> {
+  const bytes: number[] = [],
+    recon: Frame[][] = [];
   const ext = codec === 'libx264' ? 'h264' : 'hevc';
   for (const [i, file] of files.entries()) {
     const out = join(dir, `${codec}-crf${crf}-${i}.${ext}`);
-    const args = ['-v', 'error', '-y', '-i', file, '-c:v', codec, '-preset', 'medium', '-crf', String(crf), '-pix_fmt', 'yuv420p'];
+    const args = [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      file,
+      '-c:v',
+      codec,
+      '-preset',
+      'medium',
+      '-crf',
+      String(crf),
+      '-pix_fmt',
+      'yuv420p',
+    ];
     // x264 writes its settings as a ~700-byte SEI message; x265's is switched off by info=0.
     if (codec === 'libx264') args.push('-bsf:v', 'filter_units=remove_types=6');
     else args.push('-x265-params', 'log-level=error:info=0');
@@ -235,7 +281,11 @@ async function ffmpegPoint(codec: 'libx264' | 'libx265', crf: number, files: str
     if (r.code !== 0) throw new VtokError(`${codec} failed (${ffmpegReason(r.stderr, file)})`, file);
     bytes.push(statSync(out).size);
     const frames = await readAllFrames(out);
-    check(frames.length === orig[i]!.length, `${codec} gave ${frames.length} frames for a ${orig[i]!.length}-frame clip`, out);
+    check(
+      frames.length === orig[i]!.length,
+      `${codec} gave ${frames.length} frames for a ${orig[i]!.length}-frame clip`,
+      out,
+    );
     recon.push(frames);
     rmSync(out);
   }
@@ -256,17 +306,36 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   const orig = await Promise.all(files.map((f) => readClip(f, T)));
   const pixels = T * size * size;
   const { tokenizer: tok } = loadTokenizer(o.model);
-  check(tok.channels === 3, `the codec study needs a colour tokenizer; ${o.model} takes ${tok.channels} channel(s)`, o.model);
-  check(tok.clipFrames === T, `${o.model} codes clips of ${tok.clipFrames} frames, the held-out clips have ${T}`, o.model);
+  check(
+    tok.channels === 3,
+    `the codec study needs a colour tokenizer; ${o.model} takes ${tok.channels} channel(s)`,
+    o.model,
+  );
+  check(
+    tok.clipFrames === T,
+    `${o.model} codes clips of ${tok.clipFrames} frames, the held-out clips have ${T}`,
+    o.model,
+  );
   const points: RdPoint[] = [];
   const samples: Record<string, Frame[]> = { original: orig[0]! };
 
   // vtok: rank channels on training-split clips, then code the held-out clips at each rate.
   const bits = Math.round(Math.log2(tok.vocabSize));
-  const train = new NaturalClips({ root: data, split: 'train', frames: T, height: size, width: size, length: 2, seed: 1 });
+  const train = new NaturalClips({
+    root: data,
+    split: 'train',
+    frames: T,
+    height: size,
+    width: size,
+    length: 2,
+    seed: 1,
+  });
   log('ranking LFQ channels on two training-split clips');
 
-  const { order, fixed } = rankChannels(tok, [0, 1].map((i) => clipFrames(train.get(i).data, T, size, size)));
+  const { order, fixed } = rankChannels(
+    tok,
+    [0, 1].map((i) => clipFrames(train.get(i).data, T, size, size)),
+  );
   const kept = (o.bitsKept ?? [bits, bits - 6]).filter((k) => k >= 1 && k <= bits);
   let fullGrid: number[] = [];
   for (const half of [false, true]) {
@@ -277,10 +346,19 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
       let recon = decodeClips(tok, coded, grid);
       if (half) recon = recon.map((c) => c.map(double));
       const bppByModel: Partial<Record<TokenModelName, number>> = {};
-      for (const m of TOKEN_MODELS) bppByModel[m] = mean(coded.map((c) => encodeIdStream(tok.vocabSize, [{ grid, ids: c }], m).length * 8)) / pixels;
+      for (const m of TOKEN_MODELS)
+        bppByModel[m] =
+          mean(coded.map((c) => encodeIdStream(tok.vocabSize, [{ grid, ids: c }], m).length * 8)) / pixels;
       const bpp = Math.min(...Object.values(bppByModel));
       const setting = `${k} bits, ${half ? 'half size' : 'full size'} (${grid.join('×')} tokens)`;
-      points.push({ method: `vtok${half ? ' half' : ''}`, setting, bpp, ...quality(orig, recon), packedBpp: (coded[0]!.length * bits) / pixels, bppByModel });
+      points.push({
+        method: `vtok${half ? ' half' : ''}`,
+        setting,
+        bpp,
+        ...quality(orig, recon),
+        packedBpp: (coded[0]!.length * bits) / pixels,
+        bppByModel,
+      });
       if (!half && k === bits) {
         samples.vtok = recon[0]!;
         fullGrid = grid;
@@ -290,11 +368,26 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   }
 
   // What the token grid could keep at best if each token stored only its block's colour, and the clip's mean colour.
-  const references: RdReference[] = [{ name: 'each clip replaced by its mean colour', ...quality(orig, orig.map((c) => blockMeans(c, size, [c.map((_, i) => i)]))) }];
+  const references: RdReference[] = [
+    {
+      name: 'each clip replaced by its mean colour',
+      ...quality(
+        orig,
+        orig.map((c) => blockMeans(c, size, [c.map((_, i) => i)])),
+      ),
+    },
+  ];
   const [t, h] = fullGrid as [number, number, number];
-  const f = size / h, g = t > 1 ? (T - 1) / (t - 1) : T;
+  const f = size / h,
+    g = t > 1 ? (T - 1) / (t - 1) : T;
   if (Number.isInteger(f) && Number.isInteger(g)) {
-    references.push({ name: `block means of the ${fullGrid.join('×')} token grid (${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`, ...quality(orig, orig.map((c) => blockMeans(c, f, causalGroups(T, g)))) });
+    references.push({
+      name: `block means of the ${fullGrid.join('×')} token grid (${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`,
+      ...quality(
+        orig,
+        orig.map((c) => blockMeans(c, f, causalGroups(T, g))),
+      ),
+    });
   }
 
   const codecs = (['libx264', 'libx265'] as const).filter((c) => hasEncoder(c));
@@ -304,13 +397,18 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   const crfs = o.crfs ?? [51, 45, 40, 35, 30, 25];
   const cachePath = join(o.out, 'ffmpeg.json');
   const key = JSON.stringify({ files: files.map((f) => f.slice(data.length)), crfs, codecs });
-  const cached = existsSync(cachePath) ? (JSON.parse(readFileSync(cachePath, 'utf8')) as { key: string; points: RdPoint[] }) : undefined;
+  const cached = existsSync(cachePath)
+    ? (JSON.parse(readFileSync(cachePath, 'utf8')) as { key: string; points: RdPoint[] })
+    : undefined;
   const ffPoints: RdPoint[] = cached?.key === key ? cached.points : [];
   for (const codec of codecs) {
     const name = codec === 'libx264' ? 'H.264 (x264)' : 'H.265 (x265)';
     // The sample frame: the CRF whose rate is nearest vtok's (all bits, full size).
     const mine = ffPoints.filter((p) => p.method === name);
-    const nearestCrf = (pts: RdPoint[]) => pts.reduce((a, p) => (Math.abs(Math.log(p.bpp / vtokFull.bpp)) < Math.abs(Math.log(a.bpp / vtokFull.bpp)) ? p : a)).setting;
+    const nearestCrf = (pts: RdPoint[]) =>
+      pts.reduce((a, p) =>
+        Math.abs(Math.log(p.bpp / vtokFull.bpp)) < Math.abs(Math.log(a.bpp / vtokFull.bpp)) ? p : a,
+      ).setting;
     if (mine.length === crfs.length) {
       const crf = Number(nearestCrf(mine).slice(4));
       samples[codec] = (await ffmpegPoint(codec, crf, files.slice(0, 1), orig, tmp)).recon[0]!;
@@ -328,19 +426,48 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
   points.push(...ffPoints);
   rmSync(tmp, { recursive: true, force: true });
 
-  const result: CodecRdResult = { model: o.model, clips: files.length, frames: T, size, msssimScales: msSsimScales(size, size), codecs, points, references };
+  const result: CodecRdResult = {
+    model: o.model,
+    clips: files.length,
+    frames: T,
+    size,
+    msssimScales: msSsimScales(size, size),
+    codecs,
+    points,
+    references,
+  };
   writeFileAtomic(join(o.out, 'results.json'), JSON.stringify(result, null, 2));
   writeFileAtomic(join(o.out, 'results.md'), rdMarkdown(result));
-  const colors: Record<string, [number, number, number]> = { vtok: [200, 40, 40], 'vtok half': [230, 140, 30], 'H.264 (x264)': [40, 90, 200], 'H.265 (x265)': [30, 150, 60] };
+  const colors: Record<string, [number, number, number]> = {
+    vtok: [200, 40, 40],
+    'vtok half': [230, 140, 30],
+    'H.264 (x264)': [40, 90, 200],
+    'H.265 (x265)': [30, 150, 60],
+  };
   const series = (metric: 'psnr' | 'ssim' | 'msssim'): RdSeries[] =>
-    [...new Set(points.map((p) => p.method))].map((m) => ({ name: m, color: colors[m] ?? [0, 0, 0], points: points.filter((p) => p.method === m).map((p) => ({ bpp: p.bpp, value: p[metric] })) }));
+    [...new Set(points.map((p) => p.method))].map((m) => ({
+      name: m,
+      color: colors[m] ?? [0, 0, 0],
+      points: points.filter((p) => p.method === m).map((p) => ({ bpp: p.bpp, value: p[metric] })),
+    }));
   writeFileAtomic(join(o.out, 'rd-psnr.png'), plotRd('psnr db vs bits per pixel', series('psnr')));
   writeFileAtomic(join(o.out, 'rd-ssim.png'), plotRd('ssim vs bits per pixel', series('ssim')));
-  writeFileAtomic(join(o.out, 'rd-ms-ssim.png'), plotRd(`ms-ssim ${result.msssimScales} scales vs bits per pixel`, series('msssim')));
+  writeFileAtomic(
+    join(o.out, 'rd-ms-ssim.png'),
+    plotRd(`ms-ssim ${result.msssimScales} scales vs bits per pixel`, series('msssim')),
+  );
   // First, middle and last frame of the first clip: original | vtok | codecs at the rate nearest vtok's.
   const rows = Object.values(samples);
   const pick = [0, Math.floor(T / 2), T - 1];
-  writeFileAtomic(join(o.out, 'samples.png'), encodePng(gridFrame(pick.flatMap((t) => rows.map((r) => r[t]!)), { columns: rows.length, gap: 2 })));
+  writeFileAtomic(
+    join(o.out, 'samples.png'),
+    encodePng(
+      gridFrame(
+        pick.flatMap((t) => rows.map((r) => r[t]!)),
+        { columns: rows.length, gap: 2 },
+      ),
+    ),
+  );
   return result;
 }
 
@@ -352,12 +479,23 @@ export function rdMarkdown(r: CodecRdResult): string {
     '|---|---|---|---|---|---|---|',
   ];
   for (const p of r.points) {
-    const extra = p.bppByModel ? `${p.packedBpp!.toFixed(4)} / ${p.bppByModel.frequency!.toFixed(4)} / ${p.bppByModel.context!.toFixed(4)}` : '';
-    lines.push(`| ${p.method} | ${p.setting} | ${p.bpp.toFixed(4)} | ${p.psnr.toFixed(2)} | ${p.ssim.toFixed(4)} | ${p.msssim.toFixed(4)} | ${extra} |`);
+    const extra = p.bppByModel
+      ? `${p.packedBpp!.toFixed(4)} / ${p.bppByModel.frequency!.toFixed(4)} / ${p.bppByModel.context!.toFixed(4)}`
+      : '';
+    lines.push(
+      `| ${p.method} | ${p.setting} | ${p.bpp.toFixed(4)} | ${p.psnr.toFixed(2)} | ${p.ssim.toFixed(4)} | ${p.msssim.toFixed(4)} | ${extra} |`,
+    );
   }
   if (r.references.length) {
-    lines.push('', 'References without a rate (not codecs: what the rows above are to be read against):', '', '| reference | PSNR (dB) | SSIM | MS-SSIM |', '|---|---|---|---|');
-    for (const x of r.references) lines.push(`| ${x.name} | ${x.psnr.toFixed(2)} | ${x.ssim.toFixed(4)} | ${x.msssim.toFixed(4)} |`);
+    lines.push(
+      '',
+      'References without a rate (not codecs: what the rows above are to be read against):',
+      '',
+      '| reference | PSNR (dB) | SSIM | MS-SSIM |',
+      '|---|---|---|---|',
+    );
+    for (const x of r.references)
+      lines.push(`| ${x.name} | ${x.psnr.toFixed(2)} | ${x.ssim.toFixed(4)} | ${x.msssim.toFixed(4)} |`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -13,15 +13,21 @@ export interface RdSeries {
  * on y, one coloured line with dot markers per series, and a legend.
  */
 export function plotRd(title: string, series: RdSeries[], opts: { width?: number; height?: number } = {}): Uint8Array {
-  const W = opts.width ?? 640, H = opts.height ?? 420;
+  const W = opts.width ?? 640,
+    H = opts.height ?? 420;
   const cv = new Canvas(W, H);
-  const left = 70, right = W - 20, top = 40, bottom = H - 50;
+  const left = 70,
+    right = W - 20,
+    top = 40,
+    bottom = H - 50;
   const all = series.flatMap((s) => s.points).filter((p) => p.bpp > 0 && Number.isFinite(p.value));
   cv.text(left, 12, title);
   if (all.length === 0) return encodePng({ width: W, height: H, data: cv.data });
   const lx = (v: number) => Math.log10(v);
-  let x0 = Math.min(...all.map((p) => lx(p.bpp))), x1 = Math.max(...all.map((p) => lx(p.bpp)));
-  let y0 = Math.min(...all.map((p) => p.value)), y1 = Math.max(...all.map((p) => p.value));
+  let x0 = Math.min(...all.map((p) => lx(p.bpp))),
+    x1 = Math.max(...all.map((p) => lx(p.bpp)));
+  let y0 = Math.min(...all.map((p) => p.value)),
+    y1 = Math.max(...all.map((p) => p.value));
   if (x1 - x0 < 1e-6) [x0, x1] = [x0 - 0.5, x1 + 0.5];
   if (y1 - y0 < 1e-6) [y0, y1] = [y0 - 1, y1 + 1];
   const padY = (y1 - y0) * 0.06;
@@ -49,8 +55,10 @@ export function plotRd(title: string, series: RdSeries[], opts: { width?: number
   cv.text(right - 130, bottom + 22, 'bits per pixel log', 1);
   series.forEach((s, k) => {
     const pts = s.points.filter((p) => p.bpp > 0 && Number.isFinite(p.value)).sort((a, b) => a.bpp - b.bpp);
-    for (let i = 1; i < pts.length; i++) cv.line(X(pts[i - 1]!.bpp), Y(pts[i - 1]!.value), X(pts[i]!.bpp), Y(pts[i]!.value), s.color);
-    for (const p of pts) for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) cv.set(X(p.bpp) + dx, Y(p.value) + dy, s.color);
+    for (let i = 1; i < pts.length; i++)
+      cv.line(X(pts[i - 1]!.bpp), Y(pts[i - 1]!.value), X(pts[i]!.bpp), Y(pts[i]!.value), s.color);
+    for (const p of pts)
+      for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) cv.set(X(p.bpp) + dx, Y(p.value) + dy, s.color);
     const ly = top + 4 + k * 14;
     cv.line(left + 10, ly + 4, left + 30, ly + 4, s.color);
     cv.line(left + 10, ly + 5, left + 30, ly + 5, s.color);

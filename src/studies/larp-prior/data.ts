@@ -7,7 +7,15 @@ import type { StudyBudget } from './budget.js';
 
 /** The study's data: synthetic clips labelled by motion (straight-line motion, no bounces), train and held-out seeds. */
 export function dataSpec(b: StudyBudget, split: 'train' | 'held', seed: number): DatasetSpec {
-  return { kind: 'synthetic', labelBy: 'motion', frames: b.frames, height: b.size, width: b.size, length: split === 'train' ? b.trainClips : b.heldClips, seed: split === 'train' ? seed : seed + 1 };
+  return {
+    kind: 'synthetic',
+    labelBy: 'motion',
+    frames: b.frames,
+    height: b.size,
+    width: b.size,
+    length: split === 'train' ? b.trainClips : b.heldClips,
+    seed: split === 'train' ? seed : seed + 1,
+  };
 }
 
 /** Every clip of a split, in order, batch by batch. */
@@ -47,7 +55,6 @@ export function firstClips(batches: Batch[], n: number): ClipTensor {
   return { data, shape: [n, C, T, H, W] };
 }
 
-
 /**
  * Mean squared error (in 8-bit units) of replacing every t×h×w block of each channel of each clip by the block's mean:
  * the error of the best reconstruction that keeps only the mean colour per block.
@@ -59,15 +66,20 @@ export function blockMeanMse(clips: ClipTensor, block: readonly [number, number,
   let se = 0;
   for (let k = 0; k < n * c; k++) {
     const base = k * T * H * W;
-    for (let t0 = 0; t0 < T; t0 += bt) for (let y0 = 0; y0 < H; y0 += bh) for (let x0 = 0; x0 < W; x0 += bw) {
-      let sum = 0, sq = 0;
-      for (let t = t0; t < t0 + bt; t++) for (let y = y0; y < y0 + bh; y++) for (let x = x0; x < x0 + bw; x++) {
-        const v = clips.data[base + (t * H + y) * W + x]! * 127.5;
-        sum += v;
-        sq += v * v;
-      }
-      se += sq - (sum * sum) / (bt * bh * bw);
-    }
+    for (let t0 = 0; t0 < T; t0 += bt)
+      for (let y0 = 0; y0 < H; y0 += bh)
+        for (let x0 = 0; x0 < W; x0 += bw) {
+          let sum = 0,
+            sq = 0;
+          for (let t = t0; t < t0 + bt; t++)
+            for (let y = y0; y < y0 + bh; y++)
+              for (let x = x0; x < x0 + bw; x++) {
+                const v = clips.data[base + (t * H + y) * W + x]! * 127.5;
+                sum += v;
+                sq += v * v;
+              }
+          se += sq - (sum * sum) / (bt * bh * bw);
+        }
   }
   return se / clips.data.length;
 }

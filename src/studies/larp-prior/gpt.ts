@@ -45,15 +45,28 @@ export class Gpt extends DecoderLm {
 
   constructor(c: GptConfig) {
     const mlpRatio = c.mlpRatio ?? 4;
-    check(mlpRatio > 0 && Number.isInteger(mlpRatio * c.dim),
-      `GPT config: mlpRatio ${mlpRatio} × dim ${c.dim} must be a positive integer`);
+    check(
+      mlpRatio > 0 && Number.isInteger(mlpRatio * c.dim),
+      `GPT config: mlpRatio ${mlpRatio} × dim ${c.dim} must be a positive integer`,
+    );
     super({
-      vocabSize: c.vocabSize, dim: c.dim, layers: c.layers, heads: c.heads, hidden: c.dim * mlpRatio,
-      maxLength: c.maxLength, mask: 'causal', positions: 'learned', norm: 'layer', mlp: 'gelu', bias: c.bias ?? true,
-      tied: c.tied, dropout: c.dropout,
+      vocabSize: c.vocabSize,
+      dim: c.dim,
+      layers: c.layers,
+      heads: c.heads,
+      hidden: c.dim * mlpRatio,
+      maxLength: c.maxLength,
+      mask: 'causal',
+      positions: 'learned',
+      norm: 'layer',
+      mlp: 'gelu',
+      bias: c.bias ?? true,
+      tied: c.tied,
+      dropout: c.dropout,
       names: { embedding: 'wte', positions: 'wpe', blocks: 'h', norm: 'ln_f', head: 'lm_head' },
       blockNames: {
-        parts: { ln_1: 'norm1', attn: 'attn', ln_2: 'norm2', mlp: 'mlp' }, projections: { qkv: 'qkv', proj: 'o' },
+        parts: { ln_1: 'norm1', attn: 'attn', ln_2: 'norm2', mlp: 'mlp' },
+        projections: { qkv: 'qkv', proj: 'o' },
       },
     });
     // GPT-2's initialisation: the projections ending a residual branch scaled by 1/√(2L)
@@ -76,7 +89,10 @@ export interface TokenSequences {
 }
 
 export function tokenSequences(ids: ArrayLike<number>, count: number, length: number): TokenSequences {
-  check(Number.isInteger(count) && count > 0 && Number.isInteger(length) && length > 0, `token sequences: need positive count and length, got ${count} × ${length}`);
+  check(
+    Number.isInteger(count) && count > 0 && Number.isInteger(length) && length > 0,
+    `token sequences: need positive count and length, got ${count} × ${length}`,
+  );
   check(ids.length === count * length, `token sequences: ${ids.length} ids for ${count} × ${length}`);
   return { ids: Int32Array.from(ids), count, length };
 }
@@ -93,8 +109,10 @@ export interface LmBatch extends Record<string, Tensor> {
  * token of a sequence is predicted, the first one from BOS alone. Rows < 0 are padding (not scored).
  */
 export function nextTokenBatch(seqs: TokenSequences, rows: ArrayLike<number>, bos: number): LmBatch {
-  const L = seqs.length, B = rows.length;
-  const inputs = new Int32Array(B * L), targets = new Int32Array(B * L).fill(IGNORE);
+  const L = seqs.length,
+    B = rows.length;
+  const inputs = new Int32Array(B * L),
+    targets = new Int32Array(B * L).fill(IGNORE);
   for (let b = 0; b < B; b++) {
     const r = rows[b]!;
     inputs[b * L] = bos;
@@ -110,11 +128,16 @@ export function nextTokenBatch(seqs: TokenSequences, rows: ArrayLike<number>, bo
 function checkIds(seqs: TokenSequences, model: Gpt, bos: number): void {
   const V = model.cfg.vocabSize;
   check(Number.isInteger(bos) && bos >= 0 && bos < V, `BOS id ${bos} is outside the vocabulary [0, ${V})`);
-  check(seqs.length <= model.cfg.maxLength,
-    `sequences of ${seqs.length} tokens need a maxLength ≥ ${seqs.length}, the model has ${model.cfg.maxLength}`);
+  check(
+    seqs.length <= model.cfg.maxLength,
+    `sequences of ${seqs.length} tokens need a maxLength ≥ ${seqs.length}, the model has ${model.cfg.maxLength}`,
+  );
   for (let i = 0; i < seqs.ids.length; i++) {
     const v = seqs.ids[i]!;
-    if (v < 0 || v >= V) throw new VtokError(`token ${i % seqs.length} of sequence ${Math.floor(i / seqs.length)} is ${v}, outside the vocabulary [0, ${V})`);
+    if (v < 0 || v >= V)
+      throw new VtokError(
+        `token ${i % seqs.length} of sequence ${Math.floor(i / seqs.length)} is ${v}, outside the vocabulary [0, ${V})`,
+      );
   }
 }
 
@@ -131,13 +154,21 @@ function compiled(model: Gpt): Compiled {
   if (!c) {
     c = {
       // per-position sums of the token NLL over the batch: [L]
-      nll: compileInference(model, (inputs: Tensor, targets: Tensor) =>
-        E.sum(nextTokenLoss(model, model.hidden({ ids: inputs }), targets, { reduction: 'none' }), 0), 'gpt_nll'),
+      nll: compileInference(
+        model,
+        (inputs: Tensor, targets: Tensor) =>
+          E.sum(nextTokenLoss(model, model.hidden({ ids: inputs }), targets, { reduction: 'none' }), 0),
+        'gpt_nll',
+      ),
       // logits at one position: ids [B, L], pos int32 [1] → [B, V]
-      next: compileInference(model, (ids: Tensor, pos: Tensor) => {
-        const h = E.gather(model.hidden({ ids }), pos, 1);
-        return E.reshape(model.logits(h), [ids.shape[0]!, model.cfg.vocabSize]);
-      }, 'gpt_next'),
+      next: compileInference(
+        model,
+        (ids: Tensor, pos: Tensor) => {
+          const h = E.gather(model.hidden({ ids }), pos, 1);
+          return E.reshape(model.logits(h), [ids.shape[0]!, model.cfg.vocabSize]);
+        },
+        'gpt_next',
+      ),
     };
     compiledFor.set(model, c);
   }
@@ -162,7 +193,8 @@ export interface NllReport {
 /** Negative log-likelihood of every token of `seqs` under the model (teacher forcing, BOS prepended). */
 export function evaluateNll(model: Gpt, seqs: TokenSequences, opts: { bos: number; batchSize?: number }): NllReport {
   checkIds(seqs, model, opts.bos);
-  const B = Math.min(opts.batchSize ?? 64, seqs.count), L = seqs.length;
+  const B = Math.min(opts.batchSize ?? 64, seqs.count),
+    L = seqs.length;
   const sums = new Float64Array(L);
   for (let start = 0; start < seqs.count; start += B) {
     // the last batch is padded with unscored rows, so one compiled shape serves every batch
@@ -175,7 +207,13 @@ export function evaluateNll(model: Gpt, seqs: TokenSequences, opts: { bos: numbe
   const total = sums.reduce((a, b) => a + b, 0);
   const tokens = seqs.count * L;
   const nll = total / tokens;
-  return { nll, bits: nll / Math.LN2, perplexity: Math.exp(nll), tokens, perPosition: Array.from(sums, (s) => s / seqs.count) };
+  return {
+    nll,
+    bits: nll / Math.LN2,
+    perplexity: Math.exp(nll),
+    tokens,
+    perPosition: Array.from(sums, (s) => s / seqs.count),
+  };
 }
 
 // ---- sampling ----
@@ -211,15 +249,28 @@ export interface SampleOptions {
  */
 export function sample(model: Gpt, o: SampleOptions): Int32Array {
   const V = model.cfg.vocabSize;
-  check(Number.isInteger(o.count) && o.count > 0 && Number.isInteger(o.length) && o.length > 0, `sample: need positive count and length, got ${o.count} × ${o.length}`);
-  check(Number.isInteger(o.bos) && o.bos >= 0 && o.bos < V, `sample: BOS id ${o.bos} is outside the vocabulary [0, ${V})`);
+  check(
+    Number.isInteger(o.count) && o.count > 0 && Number.isInteger(o.length) && o.length > 0,
+    `sample: need positive count and length, got ${o.count} × ${o.length}`,
+  );
+  check(
+    Number.isInteger(o.bos) && o.bos >= 0 && o.bos < V,
+    `sample: BOS id ${o.bos} is outside the vocabulary [0, ${V})`,
+  );
   const P = o.prompt?.length ?? 0;
-  if (o.prompt) check(o.prompt.ids.length === o.count * P, `sample: prompt has ${o.prompt.ids.length} ids, expected ${o.count} × ${P}`);
+  if (o.prompt)
+    check(
+      o.prompt.ids.length === o.count * P,
+      `sample: prompt has ${o.prompt.ids.length} ids, expected ${o.count} × ${P}`,
+    );
   const L = P + o.length; // inputs: BOS, the prompt, and all but the last generated token
-  check(L <= model.cfg.maxLength,
-    `sample: BOS, ${P} prompt and ${o.length} generated ids need a maxLength ≥ ${L}, not ${model.cfg.maxLength}`);
+  check(
+    L <= model.cfg.maxLength,
+    `sample: BOS, ${P} prompt and ${o.length} generated ids need a maxLength ≥ ${L}, not ${model.cfg.maxLength}`,
+  );
   const suppress = o.suppress ?? [];
-  for (const s of suppress) check(Number.isInteger(s) && s >= 0 && s < V, `sample: suppressed id ${s} is outside the vocabulary`);
+  for (const s of suppress)
+    check(Number.isInteger(s) && s >= 0 && s < V, `sample: suppressed id ${s} is outside the vocabulary`);
   check(suppress.length < V, 'sample: every token is suppressed');
   const rng = o.rng ?? defaultRng();
   const B = Math.min(o.batchSize ?? 64, o.count);
@@ -239,7 +290,10 @@ export function sample(model: Gpt, o: SampleOptions): Int32Array {
       }
     }
     for (let pos = P; pos < L; pos++) {
-      const logits = compiled(model).next(E.concrete(buf, [B, L], 'int32'), E.concrete(Int32Array.of(pos), [1], 'int32')) as Tensor;
+      const logits = compiled(model).next(
+        E.concrete(buf, [B, L], 'int32'),
+        E.concrete(Int32Array.of(pos), [1], 'int32'),
+      ) as Tensor;
       const lg = Float32Array.from(logits.data as Float32Array);
       const next = sampleRows(suppressIds(lg.subarray(0, rows * V), V, suppress), rows, V, rng, o);
       for (let r = 0; r < rows; r++) {

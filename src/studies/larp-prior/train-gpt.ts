@@ -25,7 +25,12 @@ export interface GptTrainOptions {
 }
 
 export function gptTrainStep(model: Gpt, o: GptTrainOptions): TrainStep<LmBatch> {
-  const schedule = warmupCosine(o.lr, o.warmup ?? Math.max(1, Math.round(o.steps / 20)), o.steps, o.lr * (o.minLrRatio ?? 0.1));
+  const schedule = warmupCosine(
+    o.lr,
+    o.warmup ?? Math.max(1, Math.round(o.steps / 20)),
+    o.steps,
+    o.lr * (o.minLrRatio ?? 0.1),
+  );
   return new TrainStep<LmBatch>(model, (b) => lmLoss(model, b.inputs, b.targets), {
     optimizer: new AdamW({ betas: o.betas ?? [0.9, 0.95], weightDecay: o.weightDecay ?? 0.01 }),
     schedule,
@@ -34,8 +39,16 @@ export function gptTrainStep(model: Gpt, o: GptTrainOptions): TrainStep<LmBatch>
 }
 
 /** The task for trainLoop: train on `train`, evaluate NLL (nats and bits per token) on `val`. */
-export function gptTask(model: Gpt, train: TokenSequences, val: TokenSequences, o: GptTrainOptions & { bos: number }): TrainTask<LmBatch> {
-  check(train.length === val.length, `train and validation sequences differ in length (${train.length} vs ${val.length})`);
+export function gptTask(
+  model: Gpt,
+  train: TokenSequences,
+  val: TokenSequences,
+  o: GptTrainOptions & { bos: number },
+): TrainTask<LmBatch> {
+  check(
+    train.length === val.length,
+    `train and validation sequences differ in length (${train.length} vs ${val.length})`,
+  );
   const step = gptTrainStep(model, o);
   return {
     modules: { model },
@@ -54,8 +67,17 @@ export function gptTask(model: Gpt, train: TokenSequences, val: TokenSequences, 
  * Batches of rows of `seqs` from batch index `start` on: epochs of a seeded permutation (whole batches only), so
  * batch i is the same whatever batch the run resumed from.
  */
-export async function* lmBatches(seqs: TokenSequences, batchSize: number, bos: number, seed: number, start = 0): AsyncGenerator<LmBatch> {
-  check(Number.isInteger(batchSize) && batchSize > 0 && batchSize <= seqs.count, `batch size ${batchSize} must be in [1, ${seqs.count}] (the number of sequences)`);
+export async function* lmBatches(
+  seqs: TokenSequences,
+  batchSize: number,
+  bos: number,
+  seed: number,
+  start = 0,
+): AsyncGenerator<LmBatch> {
+  check(
+    Number.isInteger(batchSize) && batchSize > 0 && batchSize <= seqs.count,
+    `batch size ${batchSize} must be in [1, ${seqs.count}] (the number of sequences)`,
+  );
   const perEpoch = Math.floor(seqs.count / batchSize);
   const root = new Rng(seed);
   let epoch = -1;

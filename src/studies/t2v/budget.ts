@@ -23,15 +23,23 @@ export const T2V_BUDGETS: Record<string, T2vBudget> = {
   /** A few samples of everything, for tests of the pipeline (the numbers mean nothing). */
   micro: {
     classifier: { steps: 3, batch: 4, width: 4, featureDim: 8, lr: 3e-3, stemStride: 2 },
-    realClips: 4, captions: 2, cfgScales: [1, 3], uncond: 2,
-    fp: { clips: 2, condFrames: [1, 2] }, long: { clips: 1, extensions: 4, cfg: 3 },
+    realClips: 4,
+    captions: 2,
+    cfgScales: [1, 3],
+    uncond: 2,
+    fp: { clips: 2, condFrames: [1, 2] },
+    long: { clips: 1, extensions: 4, cfg: 3 },
     sampling: { temperature: 1, topK: 64, batch: 4 },
   },
   /** 256 generated clips per CFG scale (128 seen + 128 unseen captions), 256 unconditional. */
   small: {
     classifier: { steps: 600, batch: 32, width: 16, featureDim: 64, lr: 3e-3, stemStride: 2 },
-    realClips: 512, captions: 128, cfgScales: [1, 3], uncond: 256,
-    fp: { clips: 128, condFrames: [1, 2] }, long: { clips: 32, extensions: 4, cfg: 3 },
+    realClips: 512,
+    captions: 128,
+    cfgScales: [1, 3],
+    uncond: 256,
+    fp: { clips: 128, condFrames: [1, 2] },
+    long: { clips: 32, extensions: 4, cfg: 3 },
     sampling: { temperature: 1, topK: 64, batch: 32 },
   },
 };
@@ -44,8 +52,17 @@ export function resolveT2vBudget(b: string | T2vBudget): T2vBudget & { name: str
 }
 
 export function checkT2vBudget(b: T2vBudget): void {
-  check(b.uncond <= b.realClips && b.captions <= b.realClips, 'budget: the real reference set must be at least as large as each generated set');
-  check(b.cfgScales.length > 0 && b.cfgScales.every((s) => Number.isFinite(s) && s > 0), 'budget: CFG scales must be positive numbers');
-  check(b.fp.condFrames.length > 0 && b.fp.condFrames.every((k) => k === 1 || k === 2), 'budget: frame prediction conditions on 1 or 2 latent frames');
+  check(
+    b.uncond <= b.realClips && b.captions <= b.realClips,
+    'budget: the real reference set must be at least as large as each generated set',
+  );
+  check(
+    b.cfgScales.length > 0 && b.cfgScales.every((s) => Number.isFinite(s) && s > 0),
+    'budget: CFG scales must be positive numbers',
+  );
+  check(
+    b.fp.condFrames.length > 0 && b.fp.condFrames.every((k) => k === 1 || k === 2),
+    'budget: frame prediction conditions on 1 or 2 latent frames',
+  );
   check(b.long.extensions >= 1 && b.long.clips >= 1, 'budget: long video needs at least one clip and one extension');
 }

@@ -17,13 +17,19 @@ export interface LabelledSet extends LabelledClips {
 /** The first `count` one-digit clips of a held-out split with their captions and (digit, axis) labels. */
 export function realClips(split: HeldSplit, count: number, clip: { frames: number; channels: 1 | 3 }): LabelledSet {
   const c = captionedMnistSource({ ...clip, split }).clips(0, count, 0);
-  const captions = Array.from({ length: count }, (_, i) => captionedMnistSample(i, { split, frames: clip.frames, digits: 1 }).caption);
+  const captions = Array.from(
+    { length: count },
+    (_, i) => captionedMnistSample(i, { split, frames: clip.frames, digits: 1 }).caption,
+  );
   return { ...c, captions };
 }
 
 /** `clips` in [-1, 1] with the labels the captions asked for. */
 export const withLabels = (clips: ClipTensor, asked: LabelledSet, n = clips.shape[0]): LabelledSet => ({
-  data: clips.data, shape: clips.shape, labels: asked.labels.map((l) => l.subarray(0, n)), captions: asked.captions.slice(0, n),
+  data: clips.data,
+  shape: clips.shape,
+  labels: asked.labels.map((l) => l.subarray(0, n)),
+  captions: asked.captions.slice(0, n),
 });
 
 /** Clips in [-1, 1] saved as 8-bit (what any video file keeps), atomically. */
@@ -35,7 +41,8 @@ export function saveClips(path: string, clips: ClipTensor, metadata: Record<stri
 export function loadClips(path: string): ClipTensor {
   if (!existsSync(path)) throw new VtokError('no such clips file', path);
   const t = loadTensors(path).tensors.get('clips');
-  if (t?.dtype !== 'uint8' || t.rank !== 5) throw new VtokError('expected a uint8 tensor "clips" [N, C, T, H, W]', path);
+  if (t?.dtype !== 'uint8' || t.rank !== 5)
+    throw new VtokError('expected a uint8 tensor "clips" [N, C, T, H, W]', path);
   const [N, C, T, H, W] = t.shape as [number, number, number, number, number];
   return { data: Float32Array.from(t.data as Uint8Array, (v) => v / 127.5 - 1), shape: [N, C, T, H, W] };
 }

@@ -52,23 +52,41 @@ export function studyGenerator(gen: Generator, sampling: Sampling): StudyGenerat
   const run = (prompts: ClipPrompt[], o: { cfg: number; seed: number }) =>
     runSteps(sampleClips(gen, prompts, { ...batch, ...o })).frames;
   const prompt = (task: string, x: TaskInputs, text?: TextInput): ClipPrompt => ({
-    sequence: buildSequence(layout, task, x), plan: outputPlan(layout, task, x), text,
+    sequence: buildSequence(layout, task, x),
+    plan: outputPlan(layout, task, x),
+    text,
   });
 
   return {
     clip: { channels, frames, height, width },
     givenFrames: (k) => framesForLatent(k, stride),
     textToVideo(prompts, o) {
-      const tt = model.tokenize(prompts), Lt = tt.maxTokens, texts = model.embed(tt);
-      const one = (i: number): TextTokens => ({ ids: tt.ids.subarray(i * Lt, (i + 1) * Lt), lengths: tt.lengths.subarray(i, i + 1), count: 1, maxTokens: Lt });
-      return run(prompts.map((_, i) => prompt('t2v', { textTokens: one(i) }, texts[i])), o);
+      const tt = model.tokenize(prompts),
+        Lt = tt.maxTokens,
+        texts = model.embed(tt);
+      const one = (i: number): TextTokens => ({
+        ids: tt.ids.subarray(i * Lt, (i + 1) * Lt),
+        lengths: tt.lengths.subarray(i, i + 1),
+        count: 1,
+        maxTokens: Lt,
+      });
+      return run(
+        prompts.map((_, i) => prompt('t2v', { textTokens: one(i) }, texts[i])),
+        o,
+      );
     },
     unconditional(count, o) {
-      return run(Array.from({ length: count }, () => prompt('uncond', {})), { cfg: 1, seed: o.seed });
+      return run(
+        Array.from({ length: count }, () => prompt('uncond', {})),
+        { cfg: 1, seed: o.seed },
+      );
     },
     predictFrames(video, o) {
       const given = tokenizeClips(gen, video, rows);
-      return run(given.map((v) => prompt('fp', { video: v, condFrames: o.condFrames })), { cfg: 1, seed: o.seed });
+      return run(
+        given.map((v) => prompt('fp', { video: v, condFrames: o.condFrames })),
+        { cfg: 1, seed: o.seed },
+      );
     },
     extend(video, o) {
       return runSteps(extendClips(gen, video, { ...batch, condFrames: o.condFrames, seed: o.seed })).video;

@@ -1,7 +1,12 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  captionedMnistSource, classifierFeatures, classifierPredictions, loadVideoClassifier, trainVideoClassifier, type VideoClassifier,
+  captionedMnistSource,
+  classifierFeatures,
+  classifierPredictions,
+  loadVideoClassifier,
+  trainVideoClassifier,
+  type VideoClassifier,
 } from '../../classifier/video-classifier.js';
 import * as E from '../../engine/core.js';
 import { type ClipTensor, type Frame, gridFrame, tensorToClips } from '../../io/frame.js';
@@ -15,7 +20,14 @@ import { checkT2vBudget, resolveT2vBudget, type T2vBudget } from './budget.js';
 import { HELD_SPLITS, type HeldSplit, type LabelledSet, loadClips, realClips, saveClips, withLabels } from './data.js';
 import { clipRange, frameRange, joinClips } from '../../io/clip.js';
 import type { StudyGenerator } from './generator.js';
-import { type Accuracy, type FaithfulnessArm, type FramePrediction, type FramePredictionRow, t2vMarkdown, type T2vResults } from './report.js';
+import {
+  type Accuracy,
+  type FaithfulnessArm,
+  type FramePrediction,
+  type FramePredictionRow,
+  t2vMarkdown,
+  type T2vResults,
+} from './report.js';
 
 export { T2V_BUDGETS, type T2vBudget } from './budget.js';
 export { type Sampling, type StudyGenerator, studyGenerator } from './generator.js';
@@ -63,16 +75,30 @@ const writeJson = (path: string, x: unknown) => writeFileAtomic(path, JSON.strin
 export async function runT2vStudy(o: T2vStudyOptions): Promise<T2vResults> {
   const s = openStudy(o);
   const { clf, steps } = await trainClassifier(s);
-  const real = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, realClips(sp, s.b.realClips, s.gen.clip)])) as Record<HeldSplit, LabelledSet>;
-  const realAcc = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, accuracy(clf, real[sp])])) as Record<HeldSplit, Accuracy>;
+  const real = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, realClips(sp, s.b.realClips, s.gen.clip)])) as Record<
+    HeldSplit,
+    LabelledSet
+  >;
+  const realAcc = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, accuracy(clf, real[sp])])) as Record<
+    HeldSplit,
+    Accuracy
+  >;
   const sets = await generateFaithfulness(s, real);
   const { faithfulness, reference } = scoreFaithfulness(s, clf, real, sets);
   const fp = await framePrediction(s, real.test);
   const long = await longVideo(s, clf, real.test);
   const results: T2vResults = {
-    study: 't2v', model: o.model, budget: s.b, seed: s.seed, clip: s.gen.clip,
-    classifier: { feature_dim: clf.cfg.featureDim, steps, real: realAcc }, reference, faithfulness,
-    frame_prediction: fp, long_video: long, timings_s: s.timings,
+    study: 't2v',
+    model: o.model,
+    budget: s.b,
+    seed: s.seed,
+    clip: s.gen.clip,
+    classifier: { feature_dim: clf.cfg.featureDim, steps, real: realAcc },
+    reference,
+    faithfulness,
+    frame_prediction: fp,
+    long_video: long,
+    timings_s: s.timings,
   };
   await writeReport(s, results, real.test, sets);
   return results;
@@ -87,7 +113,11 @@ function openStudy(o: T2vStudyOptions): Study {
   const studyPath = join(o.out, 'study.json');
   const identity = { study: 't2v', model: o.model, clip: o.generator.clip, budget: b, seed };
   if (existsSync(studyPath)) {
-    if (JSON.stringify(readJson(studyPath)) !== JSON.stringify(identity)) throw new VtokError('this study directory was started with another model, budget or seed; use a new --out directory', o.out);
+    if (JSON.stringify(readJson(studyPath)) !== JSON.stringify(identity))
+      throw new VtokError(
+        'this study directory was started with another model, budget or seed; use a new --out directory',
+        o.out,
+      );
   } else {
     writeJson(studyPath, identity);
   }
@@ -95,8 +125,17 @@ function openStudy(o: T2vStudyOptions): Study {
   const timingsPath = join(o.out, 'timings.json');
   const timings: Record<string, number> = existsSync(timingsPath) ? readJson(timingsPath) : {};
   return {
-    out: o.out, b, seed, gen: o.generator, quiet: o.quiet, timings,
-    log: o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(`${line}\n`); }),
+    out: o.out,
+    b,
+    seed,
+    gen: o.generator,
+    quiet: o.quiet,
+    timings,
+    log:
+      o.log ??
+      ((line: string) => {
+        if (!o.quiet) process.stderr.write(`${line}\n`);
+      }),
     async timed(name, fn) {
       const t0 = Date.now();
       const r = await fn();
@@ -117,12 +156,24 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
   } else {
     s.log(`[1/6] classifier: ${b.classifier.steps} steps of ${b.classifier.batch} real captioned clips`);
     E.seed(s.seed);
-    await s.timed('classifier', () => trainVideoClassifier({
-      runDir: dir, steps: b.classifier.steps, batchSize: b.classifier.batch, lr: b.classifier.lr, width: b.classifier.width, featureDim: b.classifier.featureDim, stemStride: b.classifier.stemStride,
-      seed: s.seed, frames: s.gen.clip.frames, size: s.gen.clip.height, heldOut: Math.min(256, b.realClips), quiet: s.quiet,
-      // every digit×motion pair: trained on the seen ones only, it would read pairs, not digits (see captionedMnistSource)
-      source: captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels, allPairs: true }),
-    }));
+    await s.timed('classifier', () =>
+      trainVideoClassifier({
+        runDir: dir,
+        steps: b.classifier.steps,
+        batchSize: b.classifier.batch,
+        lr: b.classifier.lr,
+        width: b.classifier.width,
+        featureDim: b.classifier.featureDim,
+        stemStride: b.classifier.stemStride,
+        seed: s.seed,
+        frames: s.gen.clip.frames,
+        size: s.gen.clip.height,
+        heldOut: Math.min(256, b.realClips),
+        quiet: s.quiet,
+        // every digit×motion pair: trained on the seen ones only, it would read pairs, not digits (see captionedMnistSource)
+        source: captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels, allPairs: true }),
+      }),
+    );
   }
   return { clf: loadVideoClassifier(path).classifier, steps: b.classifier.steps };
 }
@@ -130,10 +181,13 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
 function accuracy(clf: VideoClassifier, set: LabelledSet): Accuracy {
   const [digit, axis] = classifierPredictions(clf, set);
   const [dl, al] = set.labels;
-  let d = 0, a = 0, both = 0;
+  let d = 0,
+    a = 0,
+    both = 0;
   const n = set.shape[0];
   for (let i = 0; i < n; i++) {
-    const okD = digit![i] === dl![i], okA = axis![i] === al![i];
+    const okD = digit![i] === dl![i],
+      okA = axis![i] === al![i];
     d += +okD;
     a += +okA;
     both += +(okD && okA);
@@ -145,7 +199,13 @@ function stats(clf: VideoClassifier, clips: ClipTensor): GaussianStats {
   return new FeatureStats(clf.cfg.featureDim).add(classifierFeatures(clf, clips)).stats();
 }
 
-interface GeneratedSet { arm: string; split: HeldSplit; cfg: number | null; seed: number; clips: ClipTensor }
+interface GeneratedSet {
+  arm: string;
+  split: HeldSplit;
+  cfg: number | null;
+  seed: number;
+  clips: ClipTensor;
+}
 
 /** 2. Clips from the held-out captions at each CFG scale, and unconditional clips; one file per set. */
 async function generateFaithfulness(s: Study, real: Record<HeldSplit, LabelledSet>): Promise<GeneratedSet[]> {
@@ -168,10 +228,17 @@ async function generateFaithfulness(s: Study, real: Record<HeldSplit, LabelledSe
     } else {
       const n = p.cfg === null ? b.uncond : b.captions;
       s.log(`[2/6] ${name}: generating ${n} clips`);
-      const clips = await s.timed(`generate-${p.arm}-${p.split}`, () => p.cfg === null
-        ? s.gen.unconditional(n, { seed: p.seed })
-        : s.gen.textToVideo(real[p.split].captions.slice(0, n), { cfg: p.cfg, seed: p.seed }));
-      saveClips(path, clips, { arm: p.arm, split: p.split, seed: String(p.seed), captions: JSON.stringify(p.cfg === null ? [] : real[p.split].captions.slice(0, n)) });
+      const clips = await s.timed(`generate-${p.arm}-${p.split}`, () =>
+        p.cfg === null
+          ? s.gen.unconditional(n, { seed: p.seed })
+          : s.gen.textToVideo(real[p.split].captions.slice(0, n), { cfg: p.cfg, seed: p.seed }),
+      );
+      saveClips(path, clips, {
+        arm: p.arm,
+        split: p.split,
+        seed: String(p.seed),
+        captions: JSON.stringify(p.cfg === null ? [] : real[p.split].captions.slice(0, n)),
+      });
     }
     sets.push({ ...p, clips: loadClips(path) });
   }
@@ -179,22 +246,42 @@ async function generateFaithfulness(s: Study, real: Record<HeldSplit, LabelledSe
 }
 
 /** 3. Accuracy against the captions asked for, Fréchet distance to real clips of the split. */
-function scoreFaithfulness(s: Study, clf: VideoClassifier, real: Record<HeldSplit, LabelledSet>, sets: GeneratedSet[]): { faithfulness: FaithfulnessArm[]; reference: T2vResults['reference'] } {
+function scoreFaithfulness(
+  s: Study,
+  clf: VideoClassifier,
+  real: Record<HeldSplit, LabelledSet>,
+  sets: GeneratedSet[],
+): { faithfulness: FaithfulnessArm[]; reference: T2vResults['reference'] } {
   const path = join(s.out, 'faithfulness.json');
   if (existsSync(path)) {
     s.log('[3/6] scores: done');
     return readJson(path);
   }
   s.log('[3/6] scores: classifier accuracy and Fréchet distances');
-  const realStats = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, stats(clf, real[sp])])) as Record<HeldSplit, GaussianStats>;
+  const realStats = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, stats(clf, real[sp])])) as Record<
+    HeldSplit,
+    GaussianStats
+  >;
   // two independent real sets: clips from the training captions (training digits) against the test split
-  const trainReal = captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels }).clips(0, s.b.realClips, s.seed + 7);
-  const reference = { frechet_real_vs_real: frechetDistance(stats(clf, trainReal), realStats.test), clips: s.b.realClips };
-  const faithfulness = sets.map((g): FaithfulnessArm => ({
-    arm: g.arm, split: g.split, cfg: g.cfg, seed: g.seed,
-    accuracy: accuracy(clf, withLabels(g.clips, real[g.split])),
-    frechet: frechetDistance(stats(clf, g.clips), realStats[g.split]),
-  }));
+  const trainReal = captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels }).clips(
+    0,
+    s.b.realClips,
+    s.seed + 7,
+  );
+  const reference = {
+    frechet_real_vs_real: frechetDistance(stats(clf, trainReal), realStats.test),
+    clips: s.b.realClips,
+  };
+  const faithfulness = sets.map(
+    (g): FaithfulnessArm => ({
+      arm: g.arm,
+      split: g.split,
+      cfg: g.cfg,
+      seed: g.seed,
+      accuracy: accuracy(clf, withLabels(g.clips, real[g.split])),
+      frechet: frechetDistance(stats(clf, g.clips), realStats[g.split]),
+    }),
+  );
   writeJson(path, { faithfulness, reference });
   return { faithfulness, reference };
 }
@@ -215,8 +302,12 @@ async function framePredictionGiven(s: Study, test: LabelledSet, k: number): Pro
     return readJson(path);
   }
   const truth = clipRange(test, 0, b.fp.clips);
-  const given = s.gen.givenFrames(k), T = s.gen.clip.frames;
-  if (given >= T) throw new VtokError(`frame prediction: ${k} latent frame(s) cover ${given} of the clip's ${T} frames; nothing is left to predict`);
+  const given = s.gen.givenFrames(k),
+    T = s.gen.clip.frames;
+  if (given >= T)
+    throw new VtokError(
+      `frame prediction: ${k} latent frame(s) cover ${given} of the clip's ${T} frames; nothing is left to predict`,
+    );
   const seed = s.seed * 1000 + 500 + (k - 1);
   const clipsPath = join(s.out, `${name}.safetensors`);
   if (!existsSync(clipsPath)) {
@@ -225,7 +316,10 @@ async function framePredictionGiven(s: Study, test: LabelledSet, k: number): Pro
   }
   const predicted = loadClips(clipsPath);
   const recon = s.gen.reconstruct(truth);
-  const repeat = joinClips(Array.from({ length: T }, (_, t) => frameRange(truth, Math.min(t, given - 1), Math.min(t, given - 1) + 1)), 'time');
+  const repeat = joinClips(
+    Array.from({ length: T }, (_, t) => frameRange(truth, Math.min(t, given - 1), Math.min(t, given - 1) + 1)),
+    'time',
+  );
   const [tc, pc, rc, kc] = [truth, predicted, repeat, recon].map((c) => tensorToClips(c.data, c.shape));
   const per_frame: FramePredictionRow[] = [];
   for (let t = given; t < T; t++) {
@@ -234,7 +328,11 @@ async function framePredictionGiven(s: Study, test: LabelledSet, k: number): Pro
       ssim: tc!.reduce((acc, clip, i) => acc + ssimFrame(clip[t]!, x[i]![t]!), 0) / tc!.length,
     });
     const [p, r, kk] = [pc!, rc!, kc!].map(score);
-    per_frame.push({ frame: t, psnr: { predicted: p!.psnr, repeat_last: r!.psnr, reconstruction: kk!.psnr }, ssim: { predicted: p!.ssim, repeat_last: r!.ssim, reconstruction: kk!.ssim } });
+    per_frame.push({
+      frame: t,
+      psnr: { predicted: p!.psnr, repeat_last: r!.psnr, reconstruction: kk!.psnr },
+      ssim: { predicted: p!.ssim, repeat_last: r!.ssim, reconstruction: kk!.ssim },
+    });
   }
   const result = { clips: b.fp.clips, cond_latent_frames: k, given_frames: given, seed, per_frame };
   writeJson(path, result);
@@ -256,21 +354,34 @@ async function longVideo(s: Study, clf: VideoClassifier, test: LabelledSet): Pro
   const prompts = test.captions.slice(0, b.long.clips);
   for (let k = 0; k <= b.long.extensions; k++) {
     if (existsSync(step(k))) continue;
-    s.log(`[5/6] long video: ${k === 0 ? `${b.long.clips} text-to-video clips` : `extension ${k} of ${b.long.extensions}`}`);
-    const video = await s.timed('long-video', () => (k === 0
-      ? s.gen.textToVideo(prompts, { cfg: b.long.cfg, seed })
-      : s.gen.extend(loadClips(step(k - 1)), { condFrames: 1, seed: seed + k })));
+    s.log(
+      `[5/6] long video: ${k === 0 ? `${b.long.clips} text-to-video clips` : `extension ${k} of ${b.long.extensions}`}`,
+    );
+    const video = await s.timed('long-video', () =>
+      k === 0
+        ? s.gen.textToVideo(prompts, { cfg: b.long.cfg, seed })
+        : s.gen.extend(loadClips(step(k - 1)), { condFrames: 1, seed: seed + k }),
+    );
     saveClips(step(k), video, { extensions: String(k), captions: JSON.stringify(prompts) });
   }
   const video = loadClips(step(b.long.extensions));
-  const F = s.gen.clip.frames, T = video.shape[2];
+  const F = s.gen.clip.frames,
+    T = video.shape[2];
   const asked = withLabels(clipRange(test, 0, b.long.clips), test, b.long.clips);
-  const first = { ...asked, ...frameRange(video, 0, F) }, last = { ...asked, ...frameRange(video, T - F, T) };
-  const [fd, fa] = classifierPredictions(clf, first), [ld, la] = classifierPredictions(clf, last);
+  const first = { ...asked, ...frameRange(video, 0, F) },
+    last = { ...asked, ...frameRange(video, T - F, T) };
+  const [fd, fa] = classifierPredictions(clf, first),
+    [ld, la] = classifierPredictions(clf, last);
   const same = (x: Int32Array, y: Int32Array) => x.reduce((n, v, i) => n + +(v === y[i]), 0) / x.length;
   const result = {
-    clips: b.long.clips, extensions: b.long.extensions, frames: T, cfg: b.long.cfg, seed,
-    first_segment: accuracy(clf, first), last_segment: accuracy(clf, last), same_reading: { digit: same(fd!, ld!), axis: same(fa!, la!) },
+    clips: b.long.clips,
+    extensions: b.long.extensions,
+    frames: T,
+    cfg: b.long.cfg,
+    seed,
+    first_segment: accuracy(clf, first),
+    last_segment: accuracy(clf, last),
+    same_reading: { digit: same(fd!, ld!), axis: same(fa!, la!) },
   };
   writeJson(path, result);
   return result;
@@ -279,15 +390,24 @@ async function longVideo(s: Study, clf: VideoClassifier, test: LabelledSet): Pro
 /** Rows of clips, frames left to right, scaled up for viewing. */
 function clipRows(clips: ClipTensor, rows: number, scale = 2): Frame {
   const n = Math.min(rows, clips.shape[0]);
-  return upscale(gridFrame(tensorToClips(clipRange(clips, 0, n).data, [n, ...clips.shape.slice(1)]).flat(), { columns: clips.shape[2], gap: 2 }), scale);
+  return upscale(
+    gridFrame(tensorToClips(clipRange(clips, 0, n).data, [n, ...clips.shape.slice(1)]).flat(), {
+      columns: clips.shape[2],
+      gap: 2,
+    }),
+    scale,
+  );
 }
 
 function upscale(f: Frame, k: number): Frame {
-  const w = f.width * k, h = f.height * k, data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const src = (Math.floor(y / k) * f.width + Math.floor(x / k)) * 3;
-    data.set(f.data.subarray(src, src + 3), (y * w + x) * 3);
-  }
+  const w = f.width * k,
+    h = f.height * k,
+    data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const src = (Math.floor(y / k) * f.width + Math.floor(x / k)) * 3;
+      data.set(f.data.subarray(src, src + 3), (y * w + x) * 3);
+    }
   return { width: w, height: h, data };
 }
 
@@ -296,15 +416,37 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
   writeJson(join(s.out, 'results.json'), r);
   writeFileAtomic(join(s.out, 'results.md'), t2vMarkdown(r));
   const rows = 4;
-  const shown = [clipRange(test, 0, Math.min(rows, test.shape[0])), ...sets.filter((g) => g.split === 'test').map((g) => clipRange(g.clips, 0, Math.min(rows, g.clips.shape[0])))];
+  const shown = [
+    clipRange(test, 0, Math.min(rows, test.shape[0])),
+    ...sets.filter((g) => g.split === 'test').map((g) => clipRange(g.clips, 0, Math.min(rows, g.clips.shape[0]))),
+  ];
   for (const g of sets) writePng(join(s.out, `samples-${g.arm}-${g.split}.png`), clipRows(g.clips, 8));
-  for (const k of s.b.fp.condFrames) writePng(join(s.out, `frame-prediction-${k}.png`), clipRows(loadClips(join(s.out, `frame-prediction-${k}.safetensors`)), 8));
-  writePng(join(s.out, 'long-video.png'), clipRows(loadClips(join(s.out, 'long-video', `extension-${s.b.long.extensions}.safetensors`)), 8));
+  for (const k of s.b.fp.condFrames)
+    writePng(
+      join(s.out, `frame-prediction-${k}.png`),
+      clipRows(loadClips(join(s.out, `frame-prediction-${k}.safetensors`)), 8),
+    );
+  writePng(
+    join(s.out, 'long-video.png'),
+    clipRows(loadClips(join(s.out, 'long-video', `extension-${s.b.long.extensions}.safetensors`)), 8),
+  );
   // GIF: one column per set (real, then each CFG scale, then unconditional), one row per caption, all in step
   const n = Math.min(...shown.map((c) => c.shape[0]));
   const clips = shown.map((c) => tensorToClips(c.data, c.shape));
-  const frames = Array.from({ length: s.gen.clip.frames }, (_, t) => upscale(gridFrame(
-    Array.from({ length: n }, (_, i) => clips.map((c) => c[i]![t]!)).flat(), { columns: clips.length, gap: 2 }), 2));
+  const frames = Array.from({ length: s.gen.clip.frames }, (_, t) =>
+    upscale(
+      gridFrame(Array.from({ length: n }, (_, i) => clips.map((c) => c[i]![t]!)).flat(), {
+        columns: clips.length,
+        gap: 2,
+      }),
+      2,
+    ),
+  );
   await writeVideo(join(s.out, 'samples.gif'), frames, { fps: 4 });
-  s.log(`[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction-<k>.png, long-video.png and samples.gif (columns: real, ${sets.filter((g) => g.split === 'test').map((g) => g.arm).join(', ')})`);
+  s.log(
+    `[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction-<k>.png, long-video.png and samples.gif (columns: real, ${sets
+      .filter((g) => g.split === 'test')
+      .map((g) => g.arm)
+      .join(', ')})`,
+  );
 }

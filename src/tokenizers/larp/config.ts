@@ -8,10 +8,18 @@ import { VtokError } from '../../util/errors.js';
  * reference model. docs/larp-small-scale.md says why each is there.
  */
 /** A GPTC size as the reference's JSON gives it (read only here, at the config boundary). */
-export interface GptcSize { n_layer: number; n_head: number; n_embd: number }
+export interface GptcSize {
+  n_layer: number;
+  n_head: number;
+  n_embd: number;
+}
 
 /** A GPTC size in vtok's vocabulary. */
-export interface PriorSize { dim: number; layers: number; heads: number }
+export interface PriorSize {
+  dim: number;
+  layers: number;
+  heads: number;
+}
 
 /** The reference's registered GPTC sizes (models/gptc.py). */
 export const GPTC_SIZES: Record<string, GptcSize> = {
@@ -119,7 +127,8 @@ function section(o: Json, key: string, fallback: Json = {}): Json {
 
 function num(o: Json, key: string, fallback?: number): number {
   const v = o[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new VtokError(`LARP config: "${key}" must be a number, got ${JSON.stringify(o[key])}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new VtokError(`LARP config: "${key}" must be a number, got ${JSON.stringify(o[key])}`);
   return v;
 }
 
@@ -129,19 +138,34 @@ function num(o: Json, key: string, fallback?: number): number {
  */
 export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> = {}): LarpConfig {
   for (const [k, v] of Object.entries(FIXED)) {
-    if (k in raw && raw[k] !== v) throw new VtokError(`LARP config: ${k} = ${JSON.stringify(raw[k])} is not implemented (only ${JSON.stringify(v)})`);
+    if (k in raw && raw[k] !== v)
+      throw new VtokError(
+        `LARP config: ${k} = ${JSON.stringify(raw[k])} is not implemented (only ${JSON.stringify(v)})`,
+      );
   }
   if (raw.temporal_patch_size !== raw.decoder_temporal_patch_size || raw.patch_size !== raw.decoder_patch_size) {
-    throw new VtokError('LARP config: decoder patch sizes must equal the encoder ones (the reference unpatchifies with the encoder sizes)');
+    throw new VtokError(
+      'LARP config: decoder patch sizes must equal the encoder ones (the reference unpatchifies with the encoder sizes)',
+    );
   }
-  if (raw.encoder_hidden_size !== raw.decoder_hidden_size) throw new VtokError('LARP config: encoder and decoder widths must be equal');
+  if (raw.encoder_hidden_size !== raw.decoder_hidden_size)
+    throw new VtokError('LARP config: encoder and decoder widths must be equal');
   const b = section(section(raw, 'bottleneck'), 'args');
-  if ((b.norm ?? 'none') !== 'none') throw new VtokError(`LARP config: bottleneck norm ${JSON.stringify(b.norm)} is not implemented`);
+  if ((b.norm ?? 'none') !== 'none')
+    throw new VtokError(`LARP config: bottleneck norm ${JSON.stringify(b.norm)} is not implemented`);
   const reg = section(b, 'regularizer');
-  if (reg.name !== 'vq') throw new VtokError(`LARP config: regularizer ${JSON.stringify(reg.name)} is not implemented (only "vq")`);
+  if (reg.name !== 'vq')
+    throw new VtokError(`LARP config: regularizer ${JSON.stringify(reg.name)} is not implemented (only "vq")`);
   const r = section(reg, 'args');
-  if (r.l2_normalized === false || r.stochastic === false || num(r, 'stochastic_temperature', 0.03) <= 0 || num(r, 'entropy_loss_weight', 0) < 0) {
-    throw new VtokError('LARP config: only the released quantizer (l2-normalised, stochastic, τ > 0, entropy weight ≥ 0) is implemented');
+  if (
+    r.l2_normalized === false ||
+    r.stochastic === false ||
+    num(r, 'stochastic_temperature', 0.03) <= 0 ||
+    num(r, 'entropy_loss_weight', 0) < 0
+  ) {
+    throw new VtokError(
+      'LARP config: only the released quantizer (l2-normalised, stochastic, τ > 0, entropy weight ≥ 0) is implemented',
+    );
   }
   const cfg: LarpConfig = {
     inChannels: num(raw, 'in_channels', 3),
@@ -171,17 +195,24 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     prior: null,
     raw,
   };
-  if (cfg.routedInitGain !== null && !(cfg.routedInitGain > 0)) throw new VtokError(`LARP config: routed_init_gain must be > 0, got ${cfg.routedInitGain}`);
-  if (!Number.isInteger(cfg.quantizerWarmup) || cfg.quantizerWarmup < 0) throw new VtokError(`LARP config: quantizer_warmup must be a whole number of steps ≥ 0, got ${cfg.quantizerWarmup}`);
+  if (cfg.routedInitGain !== null && !(cfg.routedInitGain > 0))
+    throw new VtokError(`LARP config: routed_init_gain must be > 0, got ${cfg.routedInitGain}`);
+  if (!Number.isInteger(cfg.quantizerWarmup) || cfg.quantizerWarmup < 0)
+    throw new VtokError(
+      `LARP config: quantizer_warmup must be a whole number of steps ≥ 0, got ${cfg.quantizerWarmup}`,
+    );
   if (cfg.frameNum % cfg.temporalPatchSize || cfg.inputSize % cfg.patchSize) {
-    throw new VtokError(`LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`);
+    throw new VtokError(
+      `LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`,
+    );
   }
   const p = section(raw, 'prior_model', { name: 'none' });
   if (p.name && p.name !== 'none') {
     // sizes from the config itself are unchecked JSON: num() checks the fields read
     const sizes = { ...GPTC_SIZES, ...section(raw, 'gptc_sizes'), ...gptcSizes } as Record<string, Json>;
     const size = sizes[p.name as string];
-    if (!size) throw new VtokError(`LARP config: unknown prior model "${p.name}" (known: ${Object.keys(sizes).join(', ')})`);
+    if (!size)
+      throw new VtokError(`LARP config: unknown prior model "${p.name}" (known: ${Object.keys(sizes).join(', ')})`);
     const a = section(p, 'args');
     cfg.prior = {
       name: p.name as string,
@@ -197,7 +228,8 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
       avgLossOverRounds: (p.avg_loss_over_rounds ?? true) as boolean,
       noGradBeforeLastRound: (p.no_grad_before_last_round ?? false) as boolean,
     };
-    if (cfg.prior.maxSeqLen < cfg.tokens) throw new VtokError(`LARP config: prior max_seq_len ${cfg.prior.maxSeqLen} < ${cfg.tokens} tokens`);
+    if (cfg.prior.maxSeqLen < cfg.tokens)
+      throw new VtokError(`LARP config: prior max_seq_len ${cfg.prior.maxSeqLen} < ${cfg.tokens} tokens`);
   }
   return cfg;
 }

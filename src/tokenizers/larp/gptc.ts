@@ -13,11 +13,29 @@ import type { PriorSize } from './config.js';
  * head. Attention dropout applies only while training (the reference also applies it in eval mode, a quirk not kept).
  */
 export class Gptc extends DecoderLm {
-  constructor(inDim: number, size: PriorSize, maxSeqLen: number, dropout: number, readonly l2Normalized = true) {
+  constructor(
+    inDim: number,
+    size: PriorSize,
+    maxSeqLen: number,
+    dropout: number,
+    readonly l2Normalized = true,
+  ) {
     super({
-      vectorDim: inDim, dim: size.dim, layers: size.layers, heads: size.heads, hidden: 4 * size.dim,
-      maxLength: maxSeqLen, mask: 'causal', positions: 'learned', positionTable: 'parameter', norm: 'layer',
-      mlp: 'gelu', bias: true, headBias: true, dropout, attnDropout: dropout,
+      vectorDim: inDim,
+      dim: size.dim,
+      layers: size.layers,
+      heads: size.heads,
+      hidden: 4 * size.dim,
+      maxLength: maxSeqLen,
+      mask: 'causal',
+      positions: 'learned',
+      positionTable: 'parameter',
+      norm: 'layer',
+      mlp: 'gelu',
+      bias: true,
+      headBias: true,
+      dropout,
+      attnDropout: dropout,
       names: { embedding: 'input_proj', positions: 'pos_emb', blocks: 'blocks', norm: 'ln_f', head: 'head' },
       blockNames: {
         parts: { ln1: 'norm1', ln2: 'norm2', attn: 'attn', mlp: 'mlp' },

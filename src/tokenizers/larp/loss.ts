@@ -50,7 +50,12 @@ export function larpObjective(model: LarpModel, batch: LarpBatch, opts: LarpLoss
   const rec = opts.recon === 'l2' ? E.mseLoss(recon, x) : E.l1Loss(recon, x);
   const a = opts.alpha;
   let loss = E.add(rec, E.mul(enc.lossQ, lossQWeight));
-  const metrics: Record<string, Tensor> = { recon: rec, loss_q: enc.lossQ, commit: enc.lossCommit, codebook: enc.lossCodebook };
+  const metrics: Record<string, Tensor> = {
+    recon: rec,
+    loss_q: enc.lossQ,
+    commit: enc.lossCommit,
+    codebook: enc.lossCodebook,
+  };
   if (enc.lossEntropy) metrics.entropy = enc.lossEntropy;
   if (priorWeight > 0) {
     const p = priorLoss(model, enc.regularized_z, enc.indices, { ssRatio: batch.ssRatio, nRounds: opts.priorRounds });

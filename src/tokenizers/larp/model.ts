@@ -9,7 +9,8 @@ import { asBuffer, sincos1d, sincos3d } from './sincos.js';
 import { OutputLayer, PatchEmbed3D, TransformerEncoderParallel } from './vit.js';
 
 /** Seeds of routed init's fixed random positions (constants, so a config always rebuilds the same buffers). */
-const ROUTED_PATCH_SEED = 0x1a2b, ROUTED_LATENT_SEED = 0x3c4d;
+const ROUTED_PATCH_SEED = 0x1a2b,
+  ROUTED_LATENT_SEED = 0x3c4d;
 
 /**
  * LARP (Wang et al., ICLR 2025), the reference's LARPTokenizer module tree with its exact state_dict names.
@@ -32,9 +33,13 @@ export class Bottleneck extends Module {
     this.in_linear = new Linear(dim, cfg.bottleneckDim);
     this.out_linear = new Linear(cfg.bottleneckDim, dim);
     this.regularizer = new StochasticVQ({
-      codebookSize: cfg.codebookSize, dim: cfg.bottleneckDim, temperature: cfg.stochasticTemperature,
-      commitmentLossWeight: cfg.commitmentLossWeight, codebookLossWeight: cfg.codebookLossWeight,
-      entropyLossWeight: cfg.entropyLossWeight, entropyTemperature: cfg.entropyTemperature,
+      codebookSize: cfg.codebookSize,
+      dim: cfg.bottleneckDim,
+      temperature: cfg.stochasticTemperature,
+      commitmentLossWeight: cfg.commitmentLossWeight,
+      codebookLossWeight: cfg.codebookLossWeight,
+      entropyLossWeight: cfg.entropyLossWeight,
+      entropyTemperature: cfg.entropyTemperature,
     });
   }
 }
@@ -64,18 +69,26 @@ export class LarpModel extends Module {
 
   constructor(readonly cfg: LarpConfig) {
     super();
-    const d = cfg.hiddenSize, pt = cfg.temporalPatchSize, p = cfg.patchSize;
+    const d = cfg.hiddenSize,
+      pt = cfg.temporalPatchSize,
+      p = cfg.patchSize;
     this.grid = [cfg.frameNum / pt, cfg.inputSize / p, cfg.inputSize / p];
     this.x_embedder = new PatchEmbed3D([pt, p, p], cfg.inChannels, d);
     const patches = this.grid[0] * this.grid[1] * this.grid[2];
     const routed = cfg.routedInitGain !== null;
     // routed init (vtok-only, routed-init.ts) needs positions that tell patches apart: fixed random rows, not sin-cos
-    const patchPe = routed ? asBuffer(randomPositions(patches, d, ROUTED_PATCH_SEED), d) : asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d);
+    const patchPe = routed
+      ? asBuffer(randomPositions(patches, d, ROUTED_PATCH_SEED), d)
+      : asBuffer(sincos3d(d, ...this.grid, cfg.patchPeScale), d);
     this.encoder_patch_pe = buffer(patchPe);
     this.encoder_latent_query_embed = new Param(normal([cfg.tokens, d], cfg.queryInitStd));
     this.encoder = new TransformerEncoderParallel(d, cfg.encoderDepth, cfg.encoderHeads);
     this.bottleneck = new Bottleneck(d, cfg);
-    this.decoder_latent_pe = buffer(routed ? asBuffer(randomPositions(cfg.tokens, d, ROUTED_LATENT_SEED), d) : asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d));
+    this.decoder_latent_pe = buffer(
+      routed
+        ? asBuffer(randomPositions(cfg.tokens, d, ROUTED_LATENT_SEED), d)
+        : asBuffer(sincos1d(d, cfg.tokens, cfg.latentPeScale), d),
+    );
     this.decoder_patch_query_embed = buffer(patchPe);
     this.decoder_patch_query_token_type_embed = new Param(normal([1, 1, d], 0.02));
     this.decoder = new TransformerEncoderParallel(d, cfg.decoderDepth, cfg.decoderHeads);
@@ -99,7 +112,10 @@ export class LarpModel extends Module {
     const c = this.cfg.patchEmbedCenter;
     // vtok's patch_embed_center: bias −c·Σw per output channel, so the (un-centred) input's offset does not swamp
     // the clip-specific part of every patch embedding at initialisation (config.ts).
-    this.x_embedder.proj.bias!.value = c === null ? constant(this.x_embedder.proj.bias!.shape, 0) : E.mul(E.sum(E.reshape(w.value, [w.shape[0]!, -1]), -1), -c);
+    this.x_embedder.proj.bias!.value =
+      c === null
+        ? constant(this.x_embedder.proj.bias!.shape, 0)
+        : E.mul(E.sum(E.reshape(w.value, [w.shape[0]!, -1]), -1), -c);
     this.final_layer.linear.weight.value = constant(this.final_layer.linear.weight.shape, 0);
     this.final_layer.linear.bias!.value = constant(this.final_layer.linear.bias!.shape, 0);
     if (this.cfg.routedInitGain !== null) this.routeHolisticPath(this.cfg.routedInitGain);
@@ -112,13 +128,18 @@ export class LarpModel extends Module {
    * random positions.
    */
   private routeHolisticPath(gain: number): void {
-    const d = this.cfg.hiddenSize, n = this.encoder_patch_pe.shape[1]!, N = this.cfg.tokens;
+    const d = this.cfg.hiddenSize,
+      n = this.encoder_patch_pe.shape[1]!,
+      N = this.cfg.tokens;
     const [enc, dec] = [this.encoder.blocks[0]!, this.decoder.blocks[0]!];
     // rows as each block's first LayerNorm sees them
     const normed = (blk: typeof enc, x: Tensor) => E.toArray(blk.norm1.forward(x));
     const queries = normed(enc, this.encoder_latent_query_embed.value);
     routeBlock(enc, queries, pickRows(normed(enc, this.encoder_patch_pe.value), d, N), gain);
-    const patchQueries = normed(dec, E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value));
+    const patchQueries = normed(
+      dec,
+      E.add(this.decoder_patch_query_embed.value, this.decoder_patch_query_token_type_embed.value),
+    );
     routeBlock(dec, patchQueries, pickRows(normed(dec, this.decoder_latent_pe.value), d, n), gain);
   }
 
@@ -130,7 +151,10 @@ export class LarpModel extends Module {
   encode(x: Tensor, alpha?: Tensor): LarpEncoding {
     const b = x.shape[0]!;
     const patchEmbed = this.x_embedder.forward(x);
-    const queries = E.broadcastTo(E.unsqueeze(this.encoder_latent_query_embed.value, 0), [b, ...this.encoder_latent_query_embed.shape]);
+    const queries = E.broadcastTo(E.unsqueeze(this.encoder_latent_query_embed.value, 0), [
+      b,
+      ...this.encoder_latent_query_embed.shape,
+    ]);
     const encoderOut = this.encoder.forward(E.add(patchEmbed, this.encoder_patch_pe.value), queries);
     const projected = this.bottleneck.in_linear.forward(encoderOut);
     const q = this.quantizer.forward(projected, alpha);
@@ -155,7 +179,9 @@ export class LarpModel extends Module {
   /** [B, t·h·w, pt·p·p·C] → [B, C, t·pt, h·p, w·p] ('b t h w pt p1 p2 c -> b c (t pt) (h p1) (w p2)'). */
   unpatchify(x: Tensor): Tensor {
     const [t, h, w] = this.grid;
-    const pt = this.cfg.temporalPatchSize, p = this.cfg.patchSize, c = this.cfg.inChannels;
+    const pt = this.cfg.temporalPatchSize,
+      p = this.cfg.patchSize,
+      c = this.cfg.inChannels;
     const b = x.shape[0]!;
     const y = E.transpose(E.reshape(x, [b, t, h, w, pt, p, p, c]), [0, 7, 1, 4, 2, 5, 3, 6]);
     return E.reshape(y, [b, c, t * pt, h * p, w * p]);

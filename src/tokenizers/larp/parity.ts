@@ -23,25 +23,60 @@ function collect(names: string[], values: Tensor[]): Map<string, Tensor> {
 
 const larpTokenizer: ParityRunner = (g) => {
   const model = build(g);
-  const names = ['output.encoded', 'output.indices', 'output.regularized_z', 'output.loss_commit', 'output.loss_codebook', 'output.loss_q',
-    'output.recon', 'output.recon_from_indices'];
-  const run = E.jit((x: Tensor, idx: Tensor) => {
-    const enc = model.encode(x);
-    const recon = model.decode(enc.encoded).video;
-    return [enc.encoded, enc.indices, enc.regularized_z, enc.lossCommit, enc.lossCodebook, enc.lossQ, recon, model.decodeIndices(idx)];
-  }, { name: 'larp_tokenizer_parity' });
+  const names = [
+    'output.encoded',
+    'output.indices',
+    'output.regularized_z',
+    'output.loss_commit',
+    'output.loss_codebook',
+    'output.loss_q',
+    'output.recon',
+    'output.recon_from_indices',
+  ];
+  const run = E.jit(
+    (x: Tensor, idx: Tensor) => {
+      const enc = model.encode(x);
+      const recon = model.decode(enc.encoded).video;
+      return [
+        enc.encoded,
+        enc.indices,
+        enc.regularized_z,
+        enc.lossCommit,
+        enc.lossCodebook,
+        enc.lossQ,
+        recon,
+        model.decodeIndices(idx),
+      ];
+    },
+    { name: 'larp_tokenizer_parity' },
+  );
   return collect(names, run(g.get('input.x'), g.get('output.indices')) as Tensor[]);
 };
 
 const larpPrior: ParityRunner = (g) => {
   const model = build(g);
-  const names = ['output.ar_pred', 'output.logits', 'output.loss_latent_ce', 'output.prior_top1_acc', 'output.prior_top5_acc'];
-  const run = E.jit((indices: Tensor) => {
-    const arInput = model.quantizer.codebookEntry(indices);
-    const { pred, logits } = priorPredict(model, arInput);
-    const labels = E.narrow(indices, 1, 1, indices.shape[1]! - 1);
-    return [pred, logits, E.crossEntropy(logits, labels), topkAccuracy(logits, labels, 1), topkAccuracy(logits, labels, 5)];
-  }, { name: 'larp_prior_parity' });
+  const names = [
+    'output.ar_pred',
+    'output.logits',
+    'output.loss_latent_ce',
+    'output.prior_top1_acc',
+    'output.prior_top5_acc',
+  ];
+  const run = E.jit(
+    (indices: Tensor) => {
+      const arInput = model.quantizer.codebookEntry(indices);
+      const { pred, logits } = priorPredict(model, arInput);
+      const labels = E.narrow(indices, 1, 1, indices.shape[1]! - 1);
+      return [
+        pred,
+        logits,
+        E.crossEntropy(logits, labels),
+        topkAccuracy(logits, labels, 1),
+        topkAccuracy(logits, labels, 5),
+      ];
+    },
+    { name: 'larp_prior_parity' },
+  );
   return collect(names, run(g.get('input.indices')) as Tensor[]);
 };
 

@@ -23,7 +23,8 @@ export interface PriorPrediction {
 }
 
 function priorConfig(model: LarpModel): PriorConfig {
-  if (!model.prior_model || !model.cfg.prior) throw new Error('this LARP model has no prior (prior_model.name is "none")');
+  if (!model.prior_model || !model.cfg.prior)
+    throw new Error('this LARP model has no prior (prior_model.name is "none")');
   return model.cfg.prior;
 }
 
@@ -66,16 +67,23 @@ export interface PriorLossOptions {
 }
 
 /** arInput: straight-through quantized codes [B, n, d]; indices: their SVQ indices [B, n]. */
-export function priorLoss(model: LarpModel, arInput: Tensor, indices: Tensor, opts: PriorLossOptions = {}): PriorLossResult {
+export function priorLoss(
+  model: LarpModel,
+  arInput: Tensor,
+  indices: Tensor,
+  opts: PriorLossOptions = {},
+): PriorLossResult {
   const cfg = priorConfig(model);
   const nRounds = opts.nRounds ?? cfg.nRounds;
   const [b, n, d] = arInput.shape as [number, number, number];
   const labels = E.narrow(indices, 1, 1, n - 1);
   const rest = E.narrow(arInput, 1, 1, n - 1);
   const ratio = opts.ssRatio ?? (cfg.useMixSs ? undefined : 1);
-  if (nRounds > 1 && ratio === undefined) throw new Error('priorLoss: scheduled sampling needs ssRatio (see scheduledSamplingRatio)');
+  if (nRounds > 1 && ratio === undefined)
+    throw new Error('priorLoss: scheduled sampling needs ssRatio (see scheduledSamplingRatio)');
   // One mask for all rounds, per token (shared over the code dimension).
-  const mask = nRounds > 1 ? E.less(E.randomUniform([b, n - 1, 1]), typeof ratio === 'number' ? E.scalar(ratio) : ratio!) : null;
+  const mask =
+    nRounds > 1 ? E.less(E.randomUniform([b, n - 1, 1]), typeof ratio === 'number' ? E.scalar(ratio) : ratio!) : null;
   const scored: Tensor[] = [];
   let next = arInput;
   for (let i = 0; i < nRounds; i++) {
@@ -92,6 +100,17 @@ export function priorLoss(model: LarpModel, arInput: Tensor, indices: Tensor, op
   const rounds = cfg.avgLossOverRounds ? scored : scored.slice(-1);
   // Equal-sized rounds: the mean of per-round CEs equals the CE over the stacked logits.
   const ces = rounds.map((l) => E.crossEntropy(l, labels));
-  const loss = ces.length === 1 ? ces[0]! : E.div(ces.reduce((a, c) => E.add(a, c)), ces.length);
-  return { loss, logits: rounds[0]!, top1: topkAccuracy(rounds[0]!, labels, 1), top5: topkAccuracy(rounds[0]!, labels, 5) };
+  const loss =
+    ces.length === 1
+      ? ces[0]!
+      : E.div(
+          ces.reduce((a, c) => E.add(a, c)),
+          ces.length,
+        );
+  return {
+    loss,
+    logits: rounds[0]!,
+    top1: topkAccuracy(rounds[0]!, labels, 1),
+    top5: topkAccuracy(rounds[0]!, labels, 5),
+  };
 }

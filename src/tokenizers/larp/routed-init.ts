@@ -43,7 +43,8 @@ export function routeBlock(block: Block, readers: ArrayLike<number>, targets: Ar
   const w = block.attn.qkv.weight;
   const d = w.shape[1]!;
   const k = readers.length / d;
-  const U = new Matrix(k, d), T = new Matrix(k, d);
+  const U = new Matrix(k, d),
+    T = new Matrix(k, d);
   for (let i = 0; i < k; i++) {
     for (let c = 0; c < d; c++) {
       U.set(i, c, readers[i * d + c]!);
@@ -71,4 +72,3 @@ export function pickRows(source: ArrayLike<number>, dim: number, readers: number
   }
   return out;
 }
-

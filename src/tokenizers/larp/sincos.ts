@@ -25,7 +25,9 @@ export function sincos1d(dim: number, positions: number, base = 10000): Float64A
  */
 export function sincos3d(dim: number, t: number, h: number, w: number, base = 10000): Float64Array {
   const half = dim / 2;
-  const ew = sincos1d(half, w, base), eh = sincos1d(half, h, base), et = sincos1d(dim, t, base);
+  const ew = sincos1d(half, w, base),
+    eh = sincos1d(half, h, base),
+    et = sincos1d(dim, t, base);
   const out = new Float64Array(t * h * w * dim);
   for (let ti = 0; ti < t; ti++) {
     for (let hi = 0; hi < h; hi++) {

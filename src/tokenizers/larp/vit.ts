@@ -1,6 +1,14 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
-import { Conv3d, LayerNorm, Linear, Module, type MultiHeadAttention, type Mlp, TransformerBlock } from '../../nn/index.js';
+import {
+  Conv3d,
+  LayerNorm,
+  Linear,
+  Module,
+  type MultiHeadAttention,
+  type Mlp,
+  TransformerBlock,
+} from '../../nn/index.js';
 
 /**
  * The ViT pieces LARP's tokenizer is built from, with the reference's names: PatchEmbed3D (x_embedder.proj),
@@ -28,7 +36,14 @@ export class Block extends TransformerBlock {
   declare readonly norm2: LayerNorm;
   declare readonly mlp: Mlp;
   constructor(dim: number, heads: number, mlpRatio = 4) {
-    super({ dim, heads, norm: 'layer', normEps: 1e-5, attention: { qkvBias: false }, mlp: { kind: 'gelu', hidden: Math.floor(dim * mlpRatio) } });
+    super({
+      dim,
+      heads,
+      norm: 'layer',
+      normEps: 1e-5,
+      attention: { qkvBias: false },
+      mlp: { kind: 'gelu', hidden: Math.floor(dim * mlpRatio) },
+    });
   }
 }
 

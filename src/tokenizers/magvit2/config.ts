@@ -56,7 +56,8 @@ export interface Magvit2Config {
 
 const num = (o: Record<string, unknown>, k: string, where: string): number => {
   const v = o[k];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new VtokError(`magvit2 config: ${where}${k} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new VtokError(`magvit2 config: ${where}${k} must be a number, got ${JSON.stringify(v)}`);
   return v;
 };
 
@@ -66,7 +67,9 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
   if (!dd || typeof dd !== 'object') throw new VtokError('magvit2 config: missing "ddconfig"');
   const chMult = dd.ch_mult;
   if (!Array.isArray(chMult) || chMult.length === 0 || chMult.some((m) => typeof m !== 'number' || m < 1)) {
-    throw new VtokError(`magvit2 config: ddconfig.ch_mult must be a non-empty list of positive numbers, got ${JSON.stringify(chMult)}`);
+    throw new VtokError(
+      `magvit2 config: ddconfig.ch_mult must be a non-empty list of positive numbers, got ${JSON.stringify(chMult)}`,
+    );
   }
   if (dd.double_z) throw new VtokError('magvit2 config: double_z is not supported (LFQ takes z_channels latents)');
   const ddconfig: DDConfig = {
@@ -80,18 +83,25 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
     num_res_blocks: num(dd, 'num_res_blocks', 'ddconfig.'),
   };
   const groups = raw.norm_groups === undefined ? 32 : raw.norm_groups;
-  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) throw new VtokError(`magvit2 config: norm_groups must be a positive whole number, got ${JSON.stringify(groups)}`);
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1)
+    throw new VtokError(`magvit2 config: norm_groups must be a positive whole number, got ${JSON.stringify(groups)}`);
   for (const m of [1, ...ddconfig.ch_mult]) {
-    if ((ddconfig.ch * m) % groups !== 0) throw new VtokError(`magvit2 config: width ch·mult = ${ddconfig.ch * m} is not divisible by GroupNorm's ${groups} groups`);
+    if ((ddconfig.ch * m) % groups !== 0)
+      throw new VtokError(
+        `magvit2 config: width ch·mult = ${ddconfig.ch * m} is not divisible by GroupNorm's ${groups} groups`,
+      );
   }
   const embedDim = typeof raw.embed_dim === 'number' ? raw.embed_dim : ddconfig.z_channels;
   const nEmbed = typeof raw.n_embed === 'number' ? raw.n_embed : 2 ** embedDim;
-  if (embedDim !== ddconfig.z_channels) throw new VtokError(`magvit2 config: embed_dim ${embedDim} must equal ddconfig.z_channels ${ddconfig.z_channels}`);
-  if (nEmbed !== 2 ** embedDim) throw new VtokError(`magvit2 config: n_embed ${nEmbed} must be 2^embed_dim = ${2 ** embedDim}`);
+  if (embedDim !== ddconfig.z_channels)
+    throw new VtokError(`magvit2 config: embed_dim ${embedDim} must equal ddconfig.z_channels ${ddconfig.z_channels}`);
+  if (nEmbed !== 2 ** embedDim)
+    throw new VtokError(`magvit2 config: n_embed ${nEmbed} must be 2^embed_dim = ${2 ** embedDim}`);
   const encoderClass = typeof raw.encoder_class === 'string' ? raw.encoder_class : undefined;
   let kind = raw.kind as Magvit2Config['kind'] | undefined;
   if (kind === undefined) kind = encoderClass && !encoderClass.includes('video') ? 'image' : 'video';
-  if (kind !== 'video' && kind !== 'image') throw new VtokError(`magvit2 config: kind must be "video" or "image", got ${JSON.stringify(kind)}`);
+  if (kind !== 'video' && kind !== 'image')
+    throw new VtokError(`magvit2 config: kind must be "video" or "image", got ${JSON.stringify(kind)}`);
   return {
     ddconfig,
     n_embed: nEmbed,
@@ -110,18 +120,23 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
 }
 
 function flag(v: unknown, name: string): boolean {
-  if (typeof v !== 'boolean') throw new VtokError(`magvit2 config: ${name} must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean')
+    throw new VtokError(`magvit2 config: ${name} must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function causalNorm(v: unknown, kind: Magvit2Config['kind']): boolean {
   const on = flag(v, 'causal_norm');
-  if (on && kind !== 'video') throw new VtokError('magvit2 config: causal_norm applies to the video tokenizer (an image model has one frame)');
+  if (on && kind !== 'video')
+    throw new VtokError('magvit2 config: causal_norm applies to the video tokenizer (an image model has one frame)');
   return on;
 }
 
 function warmup(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new VtokError(`magvit2 config: quantizer_warmup must be a whole number of steps ≥ 0, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    throw new VtokError(
+      `magvit2 config: quantizer_warmup must be a whole number of steps ≥ 0, got ${JSON.stringify(v)}`,
+    );
   return v;
 }
 

@@ -2,7 +2,17 @@ import type { Tensor } from '../../engine/core.js';
 import type { GroupNorm } from '../../nn/index.js';
 import { Module } from '../../nn/index.js';
 import type { Magvit2Config } from './config.js';
-import { AdaptiveGroupNorm, type Dims, groupNorm, type Layer, makeConv, ResBlock, swish, Upsampler, normSpec } from './layers.js';
+import {
+  AdaptiveGroupNorm,
+  type Dims,
+  groupNorm,
+  type Layer,
+  makeConv,
+  ResBlock,
+  swish,
+  Upsampler,
+  normSpec,
+} from './layers.js';
 
 /**
  * The decoder (Open-MAGVIT2 Decoder), coarse to fine: conv_in → mid ResBlocks → per level (last to first)
@@ -32,7 +42,8 @@ export class Decoder extends Module {
     let width = ch * mult[mult.length - 1]!;
     this.conv_in = makeConv(dims, zc, width, 3);
     for (let j = 0; j < nres; j++) this.mid_block.push(new ResBlock(dims, width, width, norm));
-    const up: DecoderLevel[] = [], adaptive: AdaptiveGroupNorm[] = [];
+    const up: DecoderLevel[] = [],
+      adaptive: AdaptiveGroupNorm[] = [];
     for (let i = mult.length - 1; i >= 0; i--) {
       const level = new DecoderLevel();
       adaptive[i] = new AdaptiveGroupNorm(zc, width, norm);
@@ -41,7 +52,8 @@ export class Decoder extends Module {
         level.block.push(new ResBlock(dims, width, wout, norm));
         width = wout;
       }
-      if (i > 0) level.upsample = new Upsampler(dims, width, dims === 3 ? (mult[i - 1] === 1 ? [1, 2, 2] : [2, 2, 2]) : [2, 2]);
+      if (i > 0)
+        level.upsample = new Upsampler(dims, width, dims === 3 ? (mult[i - 1] === 1 ? [1, 2, 2] : [2, 2, 2]) : [2, 2]);
       up[i] = level;
     }
     this.up = up;

@@ -27,26 +27,89 @@ export interface Magvit2ModelOptions {
 export const magvit2Trainer: TokenizerTrainer<Magvit2ModelOptions> = {
   presets: {
     // micro: the tiny model on 48×48 clips (about half its compute), for studies of several runs on a shared 2-core CPU
-    micro: { size: 48, frames: 5, batch: 4, steps: 300, lr: 1e-3, model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 } },
-    tiny: { size: 64, frames: 5, batch: 4, steps: 1500, lr: 1e-3, model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 } },
-    small: { size: 64, frames: 9, batch: 4, steps: 6000, lr: 5e-4, model: { ch: 64, ch_mult: [1, 2, 2, 4], num_res_blocks: 2, bits: 14 } },
+    micro: {
+      size: 48,
+      frames: 5,
+      batch: 4,
+      steps: 300,
+      lr: 1e-3,
+      model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 },
+    },
+    tiny: {
+      size: 64,
+      frames: 5,
+      batch: 4,
+      steps: 1500,
+      lr: 1e-3,
+      model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 },
+    },
+    small: {
+      size: 64,
+      frames: 9,
+      batch: 4,
+      steps: 6000,
+      lr: 5e-4,
+      model: { ch: 64, ch_mult: [1, 2, 2, 4], num_res_blocks: 2, bits: 14 },
+    },
     // natural: the paper's strides (8× space, 4× time: 17×128² → 5×16×16 tokens, 18-bit LFQ = 0.083 bits per pixel)
     // at the narrowest width, on 9×48² crops (the model is fully convolutional). A 400-step quantizer warm-up: LFQ
     // from step 0 with a batch of 2 clips trained to content-free codes. 8 GroupNorm groups (4 channels each at width
     // 32, as the reference's 32 at width 128), no norm before the last convolutions, and per-frame norm statistics
     // (causal_norm): with clip-wide statistics 9-frame training lost 4 dB on 17-frame clips. The shipped model starts
     // on single frames (`--frames 1 --batch 16`); docs/magvit2-natural-runs.md has the runs.
-    natural: { size: 48, frames: 9, batch: 2, steps: 3000, lr: 1e-3, model: { ch: 32, ch_mult: [1, 2, 2, 4], num_res_blocks: 1, bits: 18, quantizer_warmup: 400, norm_groups: 8, out_norm: false, causal_norm: true } },
-    base: { size: 64, frames: 17, batch: 8, steps: 20000, lr: 3e-4, model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 } },
+    natural: {
+      size: 48,
+      frames: 9,
+      batch: 2,
+      steps: 3000,
+      lr: 1e-3,
+      model: {
+        ch: 32,
+        ch_mult: [1, 2, 2, 4],
+        num_res_blocks: 1,
+        bits: 18,
+        quantizer_warmup: 400,
+        norm_groups: 8,
+        out_norm: false,
+        causal_norm: true,
+      },
+    },
+    base: {
+      size: 64,
+      frames: 17,
+      batch: 8,
+      steps: 20000,
+      lr: 3e-4,
+      model: { ch: 128, ch_mult: [1, 2, 2, 4], num_res_blocks: 4, bits: 18 },
+    },
   },
   options: [
-    { flag: '--bits <n>', description: 'LFQ bits (vocabulary 2^bits)', parse: int('--bits', { min: 1, max: 24 }), apply: (m, n) => ({ ...m, bits: n as number }) },
+    {
+      flag: '--bits <n>',
+      description: 'LFQ bits (vocabulary 2^bits)',
+      parse: int('--bits', { min: 1, max: 24 }),
+      apply: (m, n) => ({ ...m, bits: n as number }),
+    },
   ],
   modelConfig(preset, data) {
-    const m = preset.model, bits = m.bits;
+    const m = preset.model,
+      bits = m.bits;
     return {
-      ddconfig: { double_z: false, z_channels: bits, resolution: data.size, in_channels: data.channels, out_ch: data.channels, ch: m.ch, ch_mult: m.ch_mult, num_res_blocks: m.num_res_blocks },
-      n_embed: 2 ** bits, embed_dim: bits, sample_minimization_weight: 1.0, batch_maximization_weight: m.batch_max ?? 1.0, kind: 'video',
+      ddconfig: {
+        double_z: false,
+        z_channels: bits,
+        resolution: data.size,
+        in_channels: data.channels,
+        out_ch: data.channels,
+        ch: m.ch,
+        ch_mult: m.ch_mult,
+        num_res_blocks: m.num_res_blocks,
+      },
+      n_embed: 2 ** bits,
+      embed_dim: bits,
+      sample_minimization_weight: 1.0,
+      batch_maximization_weight: m.batch_max ?? 1.0,
+      kind: 'video',
       ...(m.quantizer_warmup ? { quantizer_warmup: m.quantizer_warmup } : {}),
       ...(m.norm_groups ? { norm_groups: m.norm_groups } : {}),
       ...(m.out_norm === false ? { out_norm: false } : {}),
@@ -67,7 +130,13 @@ export const magvit2Trainer: TokenizerTrainer<Magvit2ModelOptions> = {
         const loss = E.add(rec, alpha ? E.mul(lfq, alpha) : lfq);
         return {
           loss,
-          metrics: { recon: rec, entropy: losses.entropy, h_sample: losses.perSampleEntropy, h_codebook: losses.codebookEntropy, commit: losses.commitment },
+          metrics: {
+            recon: rec,
+            entropy: losses.entropy,
+            h_sample: losses.perSampleEntropy,
+            h_codebook: losses.codebookEntropy,
+            commit: losses.commitment,
+          },
           recon,
         };
       },

@@ -10,7 +10,9 @@ import { Conv2d, Conv3d, GroupNorm, Linear, Module } from '../../nn/index.js';
 export type Dims = 2 | 3;
 
 /** Anything with a forward on one tensor (the convolution variants below). */
-export interface Layer { forward(x: Tensor): Tensor }
+export interface Layer {
+  forward(x: Tensor): Tensor;
+}
 
 /**
  * Causal 3-D convolution (ConvBlock3D): zero padding k//2 on both sides of H and W but k_t − 1 frames in front of
@@ -18,19 +20,35 @@ export interface Layer { forward(x: Tensor): Tensor }
  */
 export class CausalConv3d extends Module implements Layer {
   conv_1: InstanceType<typeof Conv3d>;
-  constructor(cin: number, cout: number, readonly kernel: number, stride: number[] = [1, 1, 1], bias = true) {
+  constructor(
+    cin: number,
+    cout: number,
+    readonly kernel: number,
+    stride: number[] = [1, 1, 1],
+    bias = true,
+  ) {
     super();
     this.conv_1 = new Conv3d(cin, cout, kernel, { stride, bias });
   }
   forward(x: Tensor): Tensor {
     const k = this.kernel;
-    const padded = E.pad(x, [[k - 1, 0], [k >> 1, k >> 1], [k >> 1, k >> 1]]);
+    const padded = E.pad(x, [
+      [k - 1, 0],
+      [k >> 1, k >> 1],
+      [k >> 1, k >> 1],
+    ]);
     return this.conv_1.forward(padded);
   }
 }
 
 /** The conv of either model: causal 3-D, or 2-D with symmetric padding k//2 (images are not causal). */
-export function makeConv(dims: Dims, cin: number, cout: number, kernel: number, o: { stride?: number[]; bias?: boolean } = {}): Module & Layer {
+export function makeConv(
+  dims: Dims,
+  cin: number,
+  cout: number,
+  kernel: number,
+  o: { stride?: number[]; bias?: boolean } = {},
+): Module & Layer {
   if (dims === 3) return new CausalConv3d(cin, cout, kernel, o.stride ?? [1, 1, 1], o.bias ?? true);
   return new Conv2d(cin, cout, kernel, { stride: o.stride ?? [1, 1], padding: kernel >> 1, bias: o.bias ?? true });
 }
@@ -39,10 +57,16 @@ export function makeConv(dims: Dims, cin: number, cout: number, kernel: number, 
  * How the models normalise: GroupNorm with `groups` groups (32 in the reference), its statistics over the whole
  * clip (the reference) or, `perFrame`, over each frame alone (vtok's causal_norm).
  */
-export interface NormSpec { groups: number; perFrame: boolean }
+export interface NormSpec {
+  groups: number;
+  perFrame: boolean;
+}
 
 /** The NormSpec of a model config: `norm_groups` (32 when absent) and `causal_norm`. */
-export const normSpec = (cfg: { norm_groups?: number; causal_norm?: boolean }): NormSpec => ({ groups: cfg.norm_groups ?? 32, perFrame: cfg.causal_norm === true });
+export const normSpec = (cfg: { norm_groups?: number; causal_norm?: boolean }): NormSpec => ({
+  groups: cfg.norm_groups ?? 32,
+  perFrame: cfg.causal_norm === true,
+});
 
 /** N×C×T×H×W → (N·T)×C×H×W, so that a 2-D normalisation sees each frame alone. */
 function framesAsBatch(x: Tensor): Tensor {
@@ -102,7 +126,11 @@ export class ResBlock extends Module {
 export class AdaptiveGroupNorm extends Module {
   gamma: Linear;
   beta: Linear;
-  constructor(zChannels: number, readonly channels: number, readonly norm: NormSpec) {
+  constructor(
+    zChannels: number,
+    readonly channels: number,
+    readonly norm: NormSpec,
+  ) {
     super();
     this.gamma = new Linear(zChannels, channels);
     this.beta = new Linear(zChannels, channels);
@@ -122,7 +150,8 @@ export class AdaptiveGroupNorm extends Module {
     const [b, c, tz] = zq.shape as [number, number, number];
     const t = x.shape[2]!;
     const r = tz > 1 ? (t - 1) / (tz - 1) : 1;
-    if (!Number.isInteger(r) || (tz === 1 && t !== 1)) throw new Error(`AdaptiveGroupNorm: ${t} frames do not cover ${tz} latent frames causally`);
+    if (!Number.isInteger(r) || (tz === 1 && t !== 1))
+      throw new Error(`AdaptiveGroupNorm: ${t} frames do not cover ${tz} latent frames causally`);
     const zf = E.reshape(E.transpose(zq, [0, 2, 1, 3, 4]), [b, tz, c, -1]);
     const std = E.sqrt(E.add(E.variance(zf, 3, false, 1), 1e-6));
     const mean = E.mean(zf, 3);
@@ -136,7 +165,12 @@ export class AdaptiveGroupNorm extends Module {
     const bshape = [b, t, this.channels, 1, 1];
     const scale = E.reshape(spread(this.gamma.forward(std)), bshape);
     const shift = E.reshape(spread(this.beta.forward(mean)), bshape);
-    const y = E.reshape(E.groupNorm(framesAsBatch(x), this.norm.groups, null, null, 1e-6), [b, t, this.channels, ...x.shape.slice(3)]);
+    const y = E.reshape(E.groupNorm(framesAsBatch(x), this.norm.groups, null, null, 1e-6), [
+      b,
+      t,
+      this.channels,
+      ...x.shape.slice(3),
+    ]);
     return E.transpose(E.add(E.mul(y, scale), shift), [0, 2, 1, 3, 4]);
   }
 }
@@ -162,7 +196,11 @@ export function depthToSpaceBlocks(x: Tensor, factors: number[]): Tensor {
  */
 export class Upsampler extends Module {
   conv1: Module & Layer;
-  constructor(readonly dims: Dims, channels: number, readonly block: number[]) {
+  constructor(
+    readonly dims: Dims,
+    channels: number,
+    readonly block: number[],
+  ) {
     super();
     this.conv1 = makeConv(dims, channels, channels * block.reduce((a, b) => a * b, 1), 3);
   }

@@ -50,7 +50,8 @@ export class Magvit2Model extends Module {
   /** Latent [t, h, w] (video) or [h, w] (image) for an input of the given size (causal: T → ⌊(T−1)/s⌋ + 1 per stage). */
   latentShape(frames: number, height: number, width: number): number[] {
     const f = this.spatialFactor;
-    if (height % f || width % f) throw new Error(`magvit2: ${height}×${width} is not divisible by the downsampling factor ${f}`);
+    if (height % f || width % f)
+      throw new Error(`magvit2: ${height}×${width} is not divisible by the downsampling factor ${f}`);
     const t = temporalStrides(this.cfg).reduce((n, s) => Math.floor((n - 1) / s) + 1, frames);
     return this.cfg.kind === 'video' ? [t, height / f, width / f] : [height / f, width / f];
   }

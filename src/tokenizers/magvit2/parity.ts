@@ -33,7 +33,14 @@ function runTokenizer(g: GoldenFile): Map<string, Tensor> {
 }
 
 interface OpenLfqConfig {
-  LFQ: { dim: number; codebook_size: number; num_codebooks?: number; sample_minimization_weight?: number; batch_maximization_weight?: number; token_factorization?: boolean };
+  LFQ: {
+    dim: number;
+    codebook_size: number;
+    num_codebooks?: number;
+    sample_minimization_weight?: number;
+    batch_maximization_weight?: number;
+    token_factorization?: boolean;
+  };
   loss_weights: { codebook_weight: number; commit_weight: number; temperature?: number };
 }
 
@@ -41,10 +48,14 @@ interface OpenLfqConfig {
 function runOpenLfq(g: GoldenFile): Map<string, Tensor> {
   const cfg = g.config as unknown as OpenLfqConfig;
   const c = cfg.LFQ;
-  if ((c.num_codebooks ?? 1) !== 1 || c.token_factorization) throw new Error('lfq_openmagvit2: only one codebook without token factorization');
+  if ((c.num_codebooks ?? 1) !== 1 || c.token_factorization)
+    throw new Error('lfq_openmagvit2: only one codebook without token factorization');
   const lfq = new LFQ({
-    dim: c.dim, temperature: cfg.loss_weights.temperature ?? 0.01, groupBits: c.dim,
-    sampleWeight: c.sample_minimization_weight ?? 1, batchWeight: c.batch_maximization_weight ?? 1,
+    dim: c.dim,
+    temperature: cfg.loss_weights.temperature ?? 0.01,
+    groupBits: c.dim,
+    sampleWeight: c.sample_minimization_weight ?? 1,
+    batchWeight: c.batch_maximization_weight ?? 1,
   });
   const x = g.get('input.x');
   const out = new Map<string, Tensor>();
@@ -63,14 +74,28 @@ function runOpenLfq(g: GoldenFile): Map<string, Tensor> {
   out.set('output.codebook_entropy', l.codebookEntropy!);
   out.set('output.commitment', l.commitment!);
   out.set('output.entropy_aux_loss', l.entropy!);
-  out.set('output.total_aux_loss', E.add(E.mul(l.entropy!, cfg.loss_weights.codebook_weight), E.mul(l.commitment!, cfg.loss_weights.commit_weight)));
+  out.set(
+    'output.total_aux_loss',
+    E.add(E.mul(l.entropy!, cfg.loss_weights.codebook_weight), E.mul(l.commitment!, cfg.loss_weights.commit_weight)),
+  );
   out.set('inter.codebook', lfqCodebook(c.dim));
   out.set('inter.entropy_logits', l.logits!);
   return out;
 }
 
 interface LucidrainsLfqConfig {
-  LFQ: { dim: number; codebook_size: number; entropy_loss_weight: number; commitment_loss_weight: number; diversity_gamma: number; num_codebooks?: number; codebook_scale?: number; soft_clamp_input_value?: number | null; spherical?: boolean; frac_per_sample_entropy?: number };
+  LFQ: {
+    dim: number;
+    codebook_size: number;
+    entropy_loss_weight: number;
+    commitment_loss_weight: number;
+    diversity_gamma: number;
+    num_codebooks?: number;
+    codebook_scale?: number;
+    soft_clamp_input_value?: number | null;
+    spherical?: boolean;
+    frac_per_sample_entropy?: number;
+  };
   forward: { inv_temperature?: number };
 }
 
@@ -83,27 +108,51 @@ function runLucidrainsLfq(g: GoldenFile): Map<string, Tensor> {
   const fwd = (g.config as unknown as LucidrainsLfqConfig).forward ?? {};
   const nc = c.num_codebooks ?? 1;
   const bits = Math.round(Math.log2(c.codebook_size));
-  if (2 ** bits !== c.codebook_size || c.dim !== bits * nc || (c.codebook_scale ?? 1) !== 1 || c.spherical || c.soft_clamp_input_value != null || (c.frac_per_sample_entropy ?? 1) !== 1) {
-    throw new Error('lfq_lucidrains: supported are dim = log2(codebook_size)·num_codebooks (no projections), scale 1, no clamp, not spherical, all tokens');
+  if (
+    2 ** bits !== c.codebook_size ||
+    c.dim !== bits * nc ||
+    (c.codebook_scale ?? 1) !== 1 ||
+    c.spherical ||
+    c.soft_clamp_input_value != null ||
+    (c.frac_per_sample_entropy ?? 1) !== 1
+  ) {
+    throw new Error(
+      'lfq_lucidrains: supported are dim = log2(codebook_size)·num_codebooks (no projections), scale 1, no clamp, not spherical, all tokens',
+    );
   }
   // The persistent `mask` buffer (2^(d−1−i) per bit of one codebook) loads strictly into an LFQ of one codebook.
   new LFQ({ dim: bits, bitOrder: 'msb', maskBuffer: true }).loadStateDict(g.params(), { source: g.path });
   const lfq = new LFQ({
-    dim: c.dim, bitOrder: 'msb', style: 'lucidrains', groupBits: bits,
-    temperature: 1 / (fwd.inv_temperature ?? 100), batchWeight: c.diversity_gamma,
+    dim: c.dim,
+    bitOrder: 'msb',
+    style: 'lucidrains',
+    groupBits: bits,
+    temperature: 1 / (fwd.inv_temperature ?? 100),
+    batchWeight: c.diversity_gamma,
   });
   const x = g.get('input.x');
   const out = new Map<string, Tensor>();
   const r = E.jit((z: Tensor) => {
     const q = lfq.eval().forward(z);
     const l = lfq.train().losses(z);
-    const indices = nc === 1
-      ? q.indices
-      : E.stack(Array.from({ length: nc }, (_, k) => lfqQuantize(E.narrow(z, 1, k * bits, bits), 'msb').indices), -1);
+    const indices =
+      nc === 1
+        ? q.indices
+        : E.stack(
+            Array.from({ length: nc }, (_, k) => lfqQuantize(E.narrow(z, 1, k * bits, bits), 'msb').indices),
+            -1,
+          );
     // Train mode returns z + (q − z) computed in floats (differs from ±1 by rounding), eval mode exactly ±1.
     const qTrain = E.add(z, E.stopGradient(E.sub(q.quantized, z)));
     const commit = c.commitment_loss_weight ? commitmentLoss(z) : E.scalar(0);
-    return { quantized: q.quantized, indices, ...l, commit, qTrain, aux: E.add(E.mul(l.entropy, c.entropy_loss_weight), E.mul(commit, c.commitment_loss_weight)) };
+    return {
+      quantized: q.quantized,
+      indices,
+      ...l,
+      commit,
+      qTrain,
+      aux: E.add(E.mul(l.entropy, c.entropy_loss_weight), E.mul(commit, c.commitment_loss_weight)),
+    };
   })(x) as Record<string, Tensor>;
   out.set('output.quantized', r.quantized!);
   out.set('output.quantized_train', r.qTrain!);

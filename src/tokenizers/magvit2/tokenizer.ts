@@ -2,7 +2,13 @@ import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
 import { type CompiledFn, compileInference, type CompileOptions } from '../../nn/compiled.js';
 import { VtokError } from '../../util/errors.js';
-import { calibrationBatches, type Modality, type PrecisionOptions, type TokenGrid, type Tokenizer } from '../tokenizer.js';
+import {
+  calibrationBatches,
+  type Modality,
+  type PrecisionOptions,
+  type TokenGrid,
+  type Tokenizer,
+} from '../tokenizer.js';
 import { type Magvit2Config, parseMagvit2Config, temporalStrides } from './config.js';
 import { Magvit2Model } from './model.js';
 
@@ -20,12 +26,17 @@ import { Magvit2Model } from './model.js';
  * 16 channels (the pixel input, small code widths) stay float32.
  */
 type Encoded = { latent: Tensor; quantized: Tensor; indices: Tensor };
-interface Programs { encode: CompiledFn<[Tensor], Encoded>; decode: CompiledFn<[Tensor], Tensor> }
+interface Programs {
+  encode: CompiledFn<[Tensor], Encoded>;
+  decode: CompiledFn<[Tensor], Tensor>;
+}
 
 export class Magvit2Tokenizer implements Tokenizer {
   readonly kind = 'magvit2';
   /** The 2-D (image) config codes each frame of a clip on its own. */
-  get modality(): Modality { return this.cfg.kind === 'image' ? 'image' : 'video'; }
+  get modality(): Modality {
+    return this.cfg.kind === 'image' ? 'image' : 'video';
+  }
   readonly cfg: Magvit2Config;
   readonly model: Magvit2Model;
   private readonly fp32: Programs;
@@ -40,16 +51,20 @@ export class Magvit2Tokenizer implements Tokenizer {
   }
 
   /** Inference precision of encode/decode. */
-  get precision(): E.Precision { return this.precisionMode; }
+  get precision(): E.Precision {
+    return this.precisionMode;
+  }
 
   /**
    * Switches encode/decode to `precision`. int8 programs are calibrated on `calibration` (clips N×C×T×H×W in
    * [−1, 1], the shape of the inputs to come but any N) when given, else on the first input of each shape.
    */
   setPrecision(precision: E.Precision, opts: PrecisionOptions = {}): void {
-    if (precision !== 'fp32' && precision !== 'int8') throw new VtokError(`magvit2: unknown precision "${precision as string}" (fp32 or int8)`);
+    if (precision !== 'fp32' && precision !== 'int8')
+      throw new VtokError(`magvit2: unknown precision "${precision as string}" (fp32 or int8)`);
     const cal = opts.calibration;
-    if (cal && (cal.rank !== 5 || cal.shape[1] !== this.channels)) throw new VtokError(`magvit2: calibration clips must be N×${this.channels}×T×H×W, got [${cal.shape}]`);
+    if (cal && (cal.rank !== 5 || cal.shape[1] !== this.channels))
+      throw new VtokError(`magvit2: calibration clips must be N×${this.channels}×T×H×W, got [${cal.shape}]`);
     this.precisionMode = precision;
     if ((cal ?? null) !== this.calibration) this.dropInt8();
     this.calibration = cal ?? null;
@@ -82,28 +97,43 @@ export class Magvit2Tokenizer implements Tokenizer {
       const calibration = this.calibration;
       // The LFQ bits are the signs of the encoder's last convolution: that one stays float32.
       Object.assign(encodeOpts, {
-        precision, quantize: { keepFloat: (c: E.QuantCandidate) => c.op === 'Conv' && c.index === c.count - 1 },
-        calibrate: (x: Tensor) => (calibration ? calibrationBatches(calibration, x.shape[0]!, x.shape.slice(1), 'magvit2 encode') : [[x]]),
+        precision,
+        quantize: { keepFloat: (c: E.QuantCandidate) => c.op === 'Conv' && c.index === c.count - 1 },
+        calibrate: (x: Tensor) =>
+          calibration ? calibrationBatches(calibration, x.shape[0]!, x.shape.slice(1), 'magvit2 encode') : [[x]],
       });
       Object.assign(decodeOpts, {
         precision,
         calibrate: (ids: Tensor) => {
           if (!calibration) return [[ids]];
           // Ids of the calibration clips, from the float32 encoder, batched like the ids being decoded.
-          return calibrationBatches(calibration, ids.shape[0]!, calibration.shape.slice(1), 'magvit2 decode').map(([clips]) => {
-            const cid = this.encodeWith(this.programs('fp32'), clips!);
-            if (cid.shape.join() !== ids.shape.join()) throw new VtokError(`magvit2 decode: calibration clips give ids [${cid.shape}], decoding [${ids.shape}]`);
-            return [cid];
-          });
+          return calibrationBatches(calibration, ids.shape[0]!, calibration.shape.slice(1), 'magvit2 decode').map(
+            ([clips]) => {
+              const cid = this.encodeWith(this.programs('fp32'), clips!);
+              if (cid.shape.join() !== ids.shape.join())
+                throw new VtokError(
+                  `magvit2 decode: calibration clips give ids [${cid.shape}], decoding [${ids.shape}]`,
+                );
+              return [cid];
+            },
+          );
         },
       });
     }
     // Traced in eval mode: no LFQ losses.
-    const encode = compileInference(this.model, (x: Tensor): Encoded => {
-      const { latent, quantized, indices } = this.model.encode(this.toModel(x));
-      return { latent, quantized, indices };
-    }, encodeOpts);
-    const decode = compileInference(this.model, (ids: Tensor) => this.fromModel(this.model.decodeIndices(this.idsToModel(ids)), ids.shape[0]!), decodeOpts);
+    const encode = compileInference(
+      this.model,
+      (x: Tensor): Encoded => {
+        const { latent, quantized, indices } = this.model.encode(this.toModel(x));
+        return { latent, quantized, indices };
+      },
+      encodeOpts,
+    );
+    const decode = compileInference(
+      this.model,
+      (ids: Tensor) => this.fromModel(this.model.decodeIndices(this.idsToModel(ids)), ids.shape[0]!),
+      decodeOpts,
+    );
     return { encode, decode };
   }
 
@@ -113,16 +143,30 @@ export class Magvit2Tokenizer implements Tokenizer {
 
   /** The encoder's ids as [N, t, h, w]: the image model's [N·T, h, w] regrouped per clip (on the host, no run). */
   private clipIds(ids: Tensor, video: Tensor): Tensor {
-    return this.cfg.kind === 'video' ? ids : E.concrete(ids.data, [video.shape[0]!, video.shape[2]!, ...ids.shape.slice(1)], ids.dtype);
+    return this.cfg.kind === 'video'
+      ? ids
+      : E.concrete(ids.data, [video.shape[0]!, video.shape[2]!, ...ids.shape.slice(1)], ids.dtype);
   }
 
-  get config(): Record<string, unknown> { return this.cfg as unknown as Record<string, unknown>; }
-  get vocabBits(): number { return this.cfg.embed_dim; }
-  get vocabSize(): number { return this.cfg.n_embed; }
-  get channels(): number { return this.cfg.ddconfig.in_channels; }
+  get config(): Record<string, unknown> {
+    return this.cfg as unknown as Record<string, unknown>;
+  }
+  get vocabBits(): number {
+    return this.cfg.embed_dim;
+  }
+  get vocabSize(): number {
+    return this.cfg.n_embed;
+  }
+  get channels(): number {
+    return this.cfg.ddconfig.in_channels;
+  }
   /** Temporal compression of the video model (2 per temporally strided level). */
-  get temporalFactor(): number { return temporalStrides(this.cfg).reduce((a, s) => a * s, 1); }
-  get clipFrames(): number { return this.cfg.kind === 'video' ? 1 + 4 * this.temporalFactor : 1; }
+  get temporalFactor(): number {
+    return temporalStrides(this.cfg).reduce((a, s) => a * s, 1);
+  }
+  get clipFrames(): number {
+    return this.cfg.kind === 'video' ? 1 + 4 * this.temporalFactor : 1;
+  }
 
   grid(clip: readonly number[]): TokenGrid {
     if (clip.length !== 4) throw new VtokError(`magvit2: a clip is C×T×H×W, got [${clip}]`);
@@ -134,7 +178,8 @@ export class Magvit2Tokenizer implements Tokenizer {
   /** Video → what the model takes: as is (video), or frames folded into the batch (image). */
   private toModel(x: Tensor): Tensor {
     if (x.rank !== 5) throw new VtokError(`magvit2 encode: expected N×C×T×H×W video, got [${x.shape}]`);
-    if (x.shape[1] !== this.cfg.ddconfig.in_channels) throw new VtokError(`magvit2 encode: ${x.shape[1]} channels, the model takes ${this.cfg.ddconfig.in_channels}`);
+    if (x.shape[1] !== this.cfg.ddconfig.in_channels)
+      throw new VtokError(`magvit2 encode: ${x.shape[1]} channels, the model takes ${this.cfg.ddconfig.in_channels}`);
     if (this.cfg.kind === 'video') return x;
     const [n, c, t, h, w] = x.shape as [number, number, number, number, number];
     return E.reshape(E.transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]);

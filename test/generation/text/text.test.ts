@@ -13,7 +13,10 @@ test('byteTokenize: UTF-8 bytes + 1, padded with 0, over-long prompts named', ()
   assert.deepEqual([...t.ids], [98, 99, 0, 0, 0xc3 + 1, 0xa9 + 1, 0, 0]);
   assert.deepEqual([...t.lengths], [2, 2]);
   assert.equal(t.count, 2);
-  assert.throws(() => byteTokenize(['the digit 4 moves'], 4), /the prompt "the digit 4 moves" is 17 bytes long; the text encoder takes at most 4/);
+  assert.throws(
+    () => byteTokenize(['the digit 4 moves'], 4),
+    /the prompt "the digit 4 moves" is 17 bytes long; the text encoder takes at most 4/,
+  );
 });
 
 test('tokenizer.json through tokenizers.js: T5-style ids with </s>, padding, limits, bad files', () => {
@@ -25,7 +28,10 @@ test('tokenizer.json through tokenizers.js: T5-style ids with </s>, padding, lim
   const t = tok.tokenize(['the digit 7 moves up and down', 'the digit 1'], 10);
   assert.deepEqual([...t.lengths], [8, 4]);
   assert.deepEqual([...t.ids.slice(10, 20)], [4, 5, 4 + 8 + 1, 1, 0, 0, 0, 0, 0, 0]);
-  assert.throws(() => tok.tokenize(['the digit 4 moves up and down and the digit 7 moves left and right'], 10), /the prompt "the digit 4 moves up and down and the digit 7 moves left and right" is 16 tokens long; the text encoder takes at most 10/);
+  assert.throws(
+    () => tok.tokenize(['the digit 4 moves up and down and the digit 7 moves left and right'], 10),
+    /the prompt "the digit 4 moves up and down and the digit 7 moves left and right" is 16 tokens long; the text encoder takes at most 10/,
+  );
   writeFileSync(join(dir, 'bad.json'), '{"model": ');
   assert.throws(() => JsonTokenizer.load(join(dir, 'bad.json')), /bad.json: not a tokenizer.json \(invalid JSON\)/);
   assert.throws(() => JsonTokenizer.load(join(dir, 'none.json')), /none.json: no such tokenizer file/);
@@ -43,8 +49,16 @@ test('frozen ONNX text encoder: matches the module it was exported from, masks p
   const y = enc.embed(tokens); // 3 prompts through a batch-2 export: two runs, the last padded
   assert.equal(y.length, 3 * 12 * 16);
   // the same numbers as the module evaluated eagerly
-  const ids = E.concrete(BigInt64Array.from(tokens.ids, (v) => BigInt(v)), [3, 12], 'int64');
-  const mask = E.concrete(Float32Array.from({ length: 36 }, (_, i) => (i % 12 < tokens.lengths[Math.floor(i / 12)]! ? 1 : 0)), [3, 12], 'float32');
+  const ids = E.concrete(
+    BigInt64Array.from(tokens.ids, (v) => BigInt(v)),
+    [3, 12],
+    'int64',
+  );
+  const mask = E.concrete(
+    Float32Array.from({ length: 36 }, (_, i) => (i % 12 < tokens.lengths[Math.floor(i / 12)]! ? 1 : 0)),
+    [3, 12],
+    'float32',
+  );
   const ref = E.toArray(net.forward(ids, mask)) as number[];
   let err = 0;
   for (let i = 0; i < y.length; i++) err = Math.max(err, Math.abs(y[i]! - ref[i]!));
@@ -53,7 +67,10 @@ test('frozen ONNX text encoder: matches the module it was exported from, masks p
   const alone = enc.embed(enc.tokenize([prompts[2]!]));
   const n = tokens.lengths[2]! * 16;
   for (let i = 0; i < n; i++) assert.ok(Math.abs(alone[i]! - y[2 * 12 * 16 + i]!) < 1e-5);
-  assert.throws(() => enc.tokenize(['the digit 4 moves up and down and the digit 7 moves left and right']), /at most 12/);
+  assert.throws(
+    () => enc.tokenize(['the digit 4 moves up and down and the digit 7 moves left and right']),
+    /at most 12/,
+  );
   enc.dispose();
 
   // an encoder whose output width differs from its config
@@ -62,12 +79,18 @@ test('frozen ONNX text encoder: matches the module it was exported from, masks p
   assert.throws(() => OnnxTextEncoder.load(wide), /output width is 16, the config says dim 32/);
   const long = tempDir('t5long');
   writeEncoder(long, { maxTokens: 8 });
-  writeFileSync(join(long, TEXT_ENCODER_CONFIG), JSON.stringify({ kind: 'onnx', model: 'encoder.onnx', tokenizer: 'tokenizer.json', dim: 16, maxTokens: 12 }));
+  writeFileSync(
+    join(long, TEXT_ENCODER_CONFIG),
+    JSON.stringify({ kind: 'onnx', model: 'encoder.onnx', tokenizer: 'tokenizer.json', dim: 16, maxTokens: 12 }),
+  );
   assert.throws(() => OnnxTextEncoder.load(long), /the model takes 8 tokens, the config says maxTokens 12/);
   // missing and corrupt files
   assert.throws(() => OnnxTextEncoder.load(tempDir('t5none')), /no text-encoder.json/);
   writeFileSync(join(dir, 'encoder.onnx'), Buffer.from('not a protobuf at all \xff\xff\xff'));
   assert.throws(() => OnnxTextEncoder.load(dir), /encoder.onnx: not an ONNX model/);
-  writeFileSync(join(dir, TEXT_ENCODER_CONFIG), JSON.stringify({ kind: 'onnx', model: 'missing.onnx', tokenizer: 'tokenizer.json', dim: 16, maxTokens: 12 }));
+  writeFileSync(
+    join(dir, TEXT_ENCODER_CONFIG),
+    JSON.stringify({ kind: 'onnx', model: 'missing.onnx', tokenizer: 'tokenizer.json', dim: 16, maxTokens: 12 }),
+  );
   assert.throws(() => OnnxTextEncoder.load(dir), /missing.onnx: no such ONNX text encoder file/);
 });

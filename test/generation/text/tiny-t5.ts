@@ -9,7 +9,15 @@ import { TEXT_ENCODER_CONFIG } from '../../../src/generation/text/onnx.js';
 
 /** A T5-style Unigram tokenizer.json over the captions' words; T5's post-processor appends </s>. */
 export function writeTokenizerJson(path: string): void {
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   const words = ['the', 'digit', 'moves', 'left', 'and', 'right', 'up', 'down', ...'0123456789'];
   const json = {
     version: '1.0',
@@ -21,11 +29,27 @@ export function writeTokenizerJson(path: string): void {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '</s>', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 0 } },
+        { SpecialToken: { id: '</s>', type_id: 0 } },
+      ],
       special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
     },
     decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-    model: { type: 'Unigram', unk_id: 2, vocab: [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ['▁', -2], ...words.map((w) => [`▁${w}`, -1]), ...'0123456789'.split('').map((d) => [d, -3])] },
+    model: {
+      type: 'Unigram',
+      unk_id: 2,
+      vocab: [
+        ['<pad>', 0],
+        ['</s>', 0],
+        ['<unk>', 0],
+        ['▁', -2],
+        ...words.map((w) => [`▁${w}`, -1]),
+        ...'0123456789'.split('').map((d) => [d, -3]),
+      ],
+    },
   };
   writeFileSync(path, JSON.stringify(json));
 }
@@ -70,9 +94,22 @@ export function writeEncoder(dir: string, opts: { dim?: number; batch?: number; 
   const L = opts.maxTokens ?? 12;
   const B = opts.batch ?? 2;
   const net = new TinyT5();
-  E.exportOnnx((ids, mask) => net.forward(ids as Tensor, mask as Tensor), [E.concrete(new BigInt64Array(B * L), [B, L], 'int64'), E.zeros([B, L])], join(dir, 'encoder.onnx'), { inputNames: ['input_ids', 'attention_mask'], outputNames: ['last_hidden_state'] });
+  E.exportOnnx(
+    (ids, mask) => net.forward(ids as Tensor, mask as Tensor),
+    [E.concrete(new BigInt64Array(B * L), [B, L], 'int64'), E.zeros([B, L])],
+    join(dir, 'encoder.onnx'),
+    { inputNames: ['input_ids', 'attention_mask'], outputNames: ['last_hidden_state'] },
+  );
   writeTokenizerJson(join(dir, 'tokenizer.json'));
-  writeFileSync(join(dir, TEXT_ENCODER_CONFIG), JSON.stringify({ kind: 'onnx', model: 'encoder.onnx', tokenizer: 'tokenizer.json', dim: opts.dim ?? 16, maxTokens: L }));
+  writeFileSync(
+    join(dir, TEXT_ENCODER_CONFIG),
+    JSON.stringify({
+      kind: 'onnx',
+      model: 'encoder.onnx',
+      tokenizer: 'tokenizer.json',
+      dim: opts.dim ?? 16,
+      maxTokens: L,
+    }),
+  );
   return net;
 }
-
