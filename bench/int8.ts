@@ -6,10 +6,11 @@ import { round1, timeMs } from './timing.js';
 
 /**
  * The int8 weight formats side by side on three small programs: a 3-D conv net (QDQ → QLinearConv), an MLP
- * (static int8 MatMul → MatMulIntegerToFloat), and a matmul built to overflow 16-bit pair sums. For each format: relative RMS error against fp32 and the median
- * forward time. Prints one JSON line per (program, format), then the backend's own choice for this CPU.
- * `node dist/bench/run.js int8 [threads] [--formats int8,uint8,int7] [--runs N]`. Also the quick check run under
- * `qemu-x86_64 -cpu Haswell` (an AVX2 CPU without VNNI), where full-range int8 weights saturate.
+ * (static int8 MatMul → MatMulIntegerToFloat), and a matmul built to overflow 16-bit pair sums. For each format:
+ * relative RMS error against fp32 and the median forward time. Prints one JSON line per (program, format), then the
+ * backend's own choice for this CPU. `node dist/bench/run.js int8 [threads] [--formats int8,uint8,int7] [--runs N]`.
+ * Also the quick check run under `qemu-x86_64 -cpu Haswell` (an AVX2 CPU without VNNI), where full-range int8 weights
+ * saturate.
  */
 export function main(args: string[]): void {
   const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 1);

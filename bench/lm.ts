@@ -93,7 +93,8 @@ export async function main(args: string[]): Promise<void> {
       decodeRate(d);
       const rates = [decodeRate(d), decodeRate(d)];
       console.error(
-        `decode ${label} ${rates.map((r) => r.toFixed(2)).join(', ')} tok/s; programs compiled: ${d.compiledPrograms}; peak RSS ${peakRssGb()} GB`,
+        `decode ${label} ${rates.map((r) => r.toFixed(2)).join(', ')} tok/s; ` +
+          `programs compiled: ${d.compiledPrograms}; peak RSS ${peakRssGb()} GB`,
       );
       return (rates[0]! + rates[1]!) / 2;
     };
@@ -114,7 +115,9 @@ export async function main(args: string[]): Promise<void> {
         (l, rows, width) => sampleRows(l, rows, width, sr, { temperature: 1, topK: 256 }),
       );
       console.error(
-        `int8 vs fp32 over ${agree.compared} decoded tokens: top-1 agreement ${agree.top1}, max |Δlogit| ${agree.maxAbsLogit.toExponential(2)}, KL mean ${agree.meanKl.toExponential(2)} max ${agree.maxKl.toExponential(2)} nats`,
+        `int8 vs fp32 over ${agree.compared} decoded tokens: top-1 agreement ${agree.top1}, ` +
+          `max |Δlogit| ${agree.maxAbsLogit.toExponential(2)}, ` +
+          `KL mean ${agree.meanKl.toExponential(2)} max ${agree.maxKl.toExponential(2)} nats`,
       );
       int8 = {
         decode_int8_tok_s: Math.round(rate * 1000) / 1000,

@@ -10,9 +10,9 @@ import { benchTokenizer } from './timing.js';
  * 1×3×17×64×64 in [-1, 1], as ../../shared/bench/torch_magvit2.py --bench: encode (encoder + LFQ ids), decode
  * (ids → codes → decoder), and one training step (L1 + 0.1·entropy + 0.25·commitment, Adam lr 1e-4, betas
  * 0.5/0.9). `--small` runs a narrow variant (the architecture of the shipped natural-video model, ch 32, one
- * ResBlock per level, 8 GroupNorm groups, no output norms, per-frame norm statistics) and `--size=N` sets the frame size. Also int8 encode/decode (the same
- * weights through src/engine/quantize.ts, calibrated on the input; `--no-int8` skips it) timed alternately
- * with fp32; `--no-train` skips the training step.
+ * ResBlock per level, 8 GroupNorm groups, no output norms, per-frame norm statistics) and `--size=N` sets the frame
+ * size. Also int8 encode/decode (the same weights through src/engine/quantize.ts, calibrated on the input; `--no-int8`
+ * skips it) timed alternately with fp32; `--no-train` skips the training step.
  */
 export async function main(args: string[]): Promise<void> {
   const threads = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);

@@ -120,7 +120,8 @@ export function benchTokenizer(
     const rec8 = int8.decode(ids);
     const calibDecode = performance.now() - t;
     console.error(
-      `int8 encode compiled (calibrated, quantized) + first run ${calibEncode.toFixed(0)} ms, decode ${calibDecode.toFixed(0)} ms`,
+      'int8 encode compiled (calibrated, quantized) + first run ' +
+        `${calibEncode.toFixed(0)} ms, decode ${calibDecode.toFixed(0)} ms`,
     );
     let encode8Ms: number, decode8Ms: number;
     [encodeMs, encode8Ms] = timeAlternating(
@@ -130,7 +131,8 @@ export function benchTokenizer(
       ['encode fp32', 'encode int8'],
     );
     console.error(
-      `encode median fp32 ${encodeMs.toFixed(1)} ms, int8 ${encode8Ms.toFixed(1)} ms (×${(encodeMs / encode8Ms).toFixed(2)}); ${ids.size} tokens; peak RSS ${peakRssGb()} GB`,
+      `encode median fp32 ${encodeMs.toFixed(1)} ms, int8 ${encode8Ms.toFixed(1)} ms ` +
+        `(×${(encodeMs / encode8Ms).toFixed(2)}); ${ids.size} tokens; peak RSS ${peakRssGb()} GB`,
     );
     [decodeMs, decode8Ms] = timeAlternating(
       () => tok.decode(ids),
@@ -139,7 +141,8 @@ export function benchTokenizer(
       ['decode fp32', 'decode int8'],
     );
     console.error(
-      `decode median fp32 ${decodeMs.toFixed(1)} ms, int8 ${decode8Ms.toFixed(1)} ms (×${(decodeMs / decode8Ms).toFixed(2)}); peak RSS ${peakRssGb()} GB`,
+      `decode median fp32 ${decodeMs.toFixed(1)} ms, int8 ${decode8Ms.toFixed(1)} ms ` +
+        `(×${(decodeMs / decode8Ms).toFixed(2)}); peak RSS ${peakRssGb()} GB`,
     );
     const a = E.toArray(ids),
       b = E.toArray(ids8);

@@ -131,7 +131,9 @@ const NN_TRAINING = new Set([
   'util/gc.ts',
 ]);
 
-/** The floors as README.md's "How the code is organised" lists them: one numbered line per floor, folders in backticks. */
+/**
+ * The floors as README.md's "How the code is organised" lists them: one numbered line per floor, folders in backticks.
+ */
 function readmeFloors(): string[][] {
   const readme = readFileSync(resolve(src, '../README.md'), 'utf8');
   const section = readme.split(/^## How the code is organised$/m)[1]?.split(/^## /m)[0] ?? '';

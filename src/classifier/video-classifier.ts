@@ -234,7 +234,8 @@ function clipsTensor(clf: VideoClassifier, data: Float32Array, shape: readonly n
   );
   check(
     shape[2] === clf.cfg.frames && shape[3] === clf.cfg.size && shape[4] === clf.cfg.size,
-    `classifier: trained on ${clf.cfg.frames}×${clf.cfg.size}×${clf.cfg.size} clips, got ${shape[2]}×${shape[3]}×${shape[4]}`,
+    `classifier: trained on ${clf.cfg.frames}×${clf.cfg.size}×${clf.cfg.size} clips, ` +
+      `got ${shape[2]}×${shape[3]}×${shape[4]}`,
   );
   check(data.length === shape.reduce((a, b) => a * b, 1), `classifier: ${data.length} values for shape [${shape}]`);
 }

@@ -97,7 +97,10 @@ export async function openQueue(url: string): Promise<PgBoss> {
 export function jobId(target: string, file: string): string {
   const h = createHash('sha256').update(`${target}\0${file}`).digest('hex');
   // shaped as a version-5-style UUID (name-based), so PostgreSQL's uuid type takes it
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return (
+    `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-` +
+    `${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`
+  );
 }
 
 export interface EnqueueOptions extends Omit<TokenizeOptions, 'workers'> {
@@ -136,13 +139,15 @@ export async function enqueueCorpus(o: EnqueueOptions): Promise<EnqueueSummary> 
     const { rows } = await boss
       .getDb()
       .executeSql(
-        `SELECT DISTINCT data->>'shardSize' AS size FROM pgboss.job WHERE name = $1 AND state IN ('created', 'retry', 'active') AND data->>'target' = $2`,
+        "SELECT DISTINCT data->>'shardSize' AS size FROM pgboss.job WHERE name = " +
+          "$1 AND state IN ('created', 'retry', 'active') AND data->>'target' = $2",
         [QUEUE_NAME, target],
       );
     const other = rows.map((r: { size: string }) => Number(r.size)).find((n: number) => n !== shardSize);
     if (other !== undefined)
       throw new VtokError(
-        `jobs for this folder with --shard-size ${other} are still in the queue: use the same --shard-size, or wait for them`,
+        `jobs for this folder with --shard-size ${other} are still ` +
+          'in the queue: use the same --shard-size, or wait for them',
         o.out,
       );
     const { corpus, info, size } = p;

@@ -13,7 +13,8 @@ import type { TokenizerIdentity } from '../tokenizers/identity.js';
  * A shard (`shard-NNNNNNNN.vtks`) holds a batch of clips and is written atomically, so a shard on disk is always
  * whole; the shards are the record of what is done. Layout:
  *
- *   "VTKS" | u32 version | u32 header bytes | header JSON | ids bit-packed at log2(vocab) bits, clip after clip | u32 CRC-32 of all before
+ *   "VTKS" | u32 version | u32 header bytes | header JSON | ids bit-packed at log2(vocab) bits, clip after clip
+ *     | u32 CRC-32 of all before
  *
  * The header lists each clip's source id, token grid, caption and labels, and the sources that were skipped with
  * the reason (unreadable or empty videos), so they too count as done. `index.json` beside the shards summarises

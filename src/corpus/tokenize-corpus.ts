@@ -283,13 +283,15 @@ export function prepareCorpus(
   if (prev) {
     if (prev.tokenizer.identity !== info.tokenizer.identity) {
       throw new VtokError(
-        `these shards were made with tokenizer ${prev.tokenizer.kind} ${prev.tokenizer.identity.slice(0, 16)}, not ${info.tokenizer.kind} ${info.tokenizer.identity.slice(0, 16)} (${o.model}): use another --out`,
+        `these shards were made with tokenizer ${prev.tokenizer.kind} ${prev.tokenizer.identity.slice(0, 16)}, ` +
+          `not ${info.tokenizer.kind} ${info.tokenizer.identity.slice(0, 16)} (${o.model}): use another --out`,
         o.out,
       );
     }
     check(
       prev.corpus === info.corpus && prev.size === info.size && prev.clipFrames === info.clipFrames,
-      `these shards hold another corpus (${prev.corpus}, ${prev.size} px), not ${info.corpus} (${info.size} px): use another --out`,
+      `these shards hold another corpus (${prev.corpus}, ${prev.size} px), ` +
+        `not ${info.corpus} (${info.size} px): use another --out`,
       o.out,
     );
     // a resumed run cuts the rest of the corpus as the first did, so that one shard size describes the folder

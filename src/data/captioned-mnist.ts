@@ -85,10 +85,10 @@ export function caption(digits: number[], axes: Axis[]): string {
 
 /** Reads a caption of the template forms back into digits and axes (undefined when it is not one). */
 export function parseCaption(text: string): { digits: number[]; axes: Axis[] } | undefined {
-  const m =
-    /^the digit (\d) moves (left and right|up and down)(?: and the digit (\d) moves (left and right|up and down))?$/.exec(
-      text,
-    );
+  const m = new RegExp(
+    /^the digit (\d) moves (left and right|up and down)/.source +
+      /(?: and the digit (\d) moves (left and right|up and down))?$/.source,
+  ).exec(text);
   if (!m) return undefined;
   const axis = (w: string): Axis => (w === 'left and right' ? 'horizontal' : 'vertical');
   const digits = [Number(m[1])];

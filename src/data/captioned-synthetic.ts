@@ -59,7 +59,8 @@ export class CaptionedSynthetic implements CaptionedDataset {
     );
     const s = syntheticSample(index, { ...this.opts, labelBy: 'motion' });
     const colour = colourName(s.color);
-    const caption = `a ${s.striped ? 'striped ' : ''}${colour} ${s.shape} moves ${s.direction} over a ${s.texture} background`;
+    const striped = s.striped ? 'striped ' : '';
+    const caption = `a ${striped}${colour} ${s.shape} moves ${s.direction} over a ${s.texture} background`;
     return {
       data: s.data,
       label: s.label,

@@ -443,7 +443,8 @@ export async function prepareNatural(opts: PrepareOptions): Promise<NaturalManif
   writeFileAtomic(join(opts.out, MANIFEST), JSON.stringify(manifest, null, 2));
   const nTest = photos.filter((p) => p.split === 'test').length;
   log(
-    `${photos.length} photos (${photos.length - nTest} train, ${nTest} test) and ${n} held-out clips of ${frames}×${size}×${size} → ${opts.out}`,
+    `${photos.length} photos (${photos.length - nTest} train, ${nTest} test) ` +
+      `and ${n} held-out clips of ${frames}×${size}×${size} → ${opts.out}`,
   );
   return manifest;
 }

@@ -42,7 +42,8 @@ export function gradients(ys: Tensor | Tensor[], xs: Tensor[], dys?: Tensor[]): 
     const vjp = node.op.vjp;
     if (typeof vjp !== 'function')
       throw new Error(
-        `op ${node.op.name} is not differentiable (${vjp.notDifferentiable}), but its output lies on the path to the loss`,
+        `op ${node.op.name} is not differentiable (${vjp.notDifferentiable}), ` +
+          'but its output lies on the path to the loss',
       );
     const needs = node.inputs.map((t) => depends.has(t));
     const inCts = vjp(operands(outCts), node, needs);

@@ -179,7 +179,10 @@ export function jit<F extends (...args: any[]) => Tree>(fn: F, opts: JitOptions 
   return call;
 }
 
-/** Writes the ONNX model of `fn` traced on `args` to `path` (through the backend's host), runnable by any stock onnxruntime. */
+/**
+ * Writes the ONNX model of `fn` traced on `args` to `path` (through the backend's host), runnable by any stock
+ * onnxruntime.
+ */
 export function exportOnnx(
   fn: (...args: Tree[]) => Tree,
   args: Tree[],
@@ -192,7 +195,8 @@ export function exportOnnx(
   const b = backend();
   if (!b.writeFile)
     throw new Error(
-      `exportOnnx: the ${b.name} backend cannot write files; lower the graph with lowerToOnnx and save the bytes yourself`,
+      `exportOnnx: the ${b.name} backend cannot write files; ` +
+        'lower the graph with lowerToOnnx and save the bytes yourself',
     );
   b.writeFile(path, lowerToOnnx(graph, opts));
 }

@@ -9,7 +9,8 @@ import { trace } from './compile.js';
 /**
  * Finite-difference check of reverse-mode gradients. The output is projected to a scalar with fixed random
  * weights; along several random directions v, ⟨∇L, v⟩ is compared with the central difference
- * (L(x+εv) − L(x−εv)) / 2ε, Richardson-extrapolated. Runs in the inputs' dtype (float32 for ops without float64 kernels on ORT CPU).
+ * (L(x+εv) − L(x−εv)) / 2ε, Richardson-extrapolated. Runs in the inputs' dtype (float32 for ops without float64 kernels
+ * on ORT CPU).
  */
 export interface GradcheckResult {
   maxError: number;

@@ -41,7 +41,8 @@ export function ffmpegPath(): string {
     }
   }
   throw new VtokError(
-    'ffmpeg not found: run `npm ci` to install the bundled binary (@ffmpeg-installer/ffmpeg), put ffmpeg on PATH, or set VTOK_FFMPEG',
+    'ffmpeg not found: run `npm ci` to install the bundled binary ' +
+      '(@ffmpeg-installer/ffmpeg), put ffmpeg on PATH, or set VTOK_FFMPEG',
   );
 }
 

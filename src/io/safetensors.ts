@@ -109,12 +109,14 @@ export function headerSizeOf(bytes: Uint8Array, fileLength: number, file?: strin
   const shown = hi === 0 ? String(n) : ((BigInt(hi) << 32n) | BigInt(lo)).toString();
   check(
     n <= MAX_HEADER_SIZE,
-    `header size ${shown} bytes exceeds the maximum of ${MAX_HEADER_SIZE} bytes (corrupt length prefix or not a safetensors file)`,
+    `header size ${shown} bytes exceeds the maximum of ` +
+      `${MAX_HEADER_SIZE} bytes (corrupt length prefix or not a safetensors file)`,
     file,
   );
   check(
     n <= fileLength - 8,
-    `truncated: header says the JSON header is ${shown} bytes, file has only ${fileLength - 8} bytes after the length prefix`,
+    `truncated: header says the JSON header is ${shown} bytes, ` +
+      `file has only ${fileLength - 8} bytes after the length prefix`,
     file,
   );
   check(n >= 2, `header size ${n} is too small to hold a JSON object`, file);
@@ -194,7 +196,8 @@ export function parseHeaderJson(
         check(
           typeof v === 'string',
           () =>
-            `__metadata__[${JSON.stringify(k)}] must be a string, got ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`,
+            `__metadata__[${JSON.stringify(k)}] must be a string, ` +
+            `got ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`,
           file,
         );
         metadata[k] = v;
@@ -272,7 +275,8 @@ export function parseHeaderJson(
   }
   if (pos < dataSize) {
     throw new VtokError(
-      `header indexes ${pos} bytes of tensor data, file has ${dataSize} (${dataSize - pos} trailing bytes not covered by any tensor)`,
+      `header indexes ${pos} bytes of tensor data, file has ` +
+        `${dataSize} (${dataSize - pos} trailing bytes not covered by any tensor)`,
       file,
     );
   }

@@ -145,7 +145,8 @@ function filterChain(
   const pre = out.scaled ?? [info.width, info.height];
   if (out.width !== pre[0] || out.height !== pre[1]) {
     f.push(
-      `crop=${out.width}:${out.height}:${Math.floor((pre[0] - out.width) / 2)}:${Math.floor((pre[1] - out.height) / 2)}`,
+      `crop=${out.width}:${out.height}:${Math.floor((pre[0] - out.width) / 2)}:` +
+        `${Math.floor((pre[1] - out.height) / 2)}`,
     );
   }
   return f;

@@ -9,12 +9,14 @@ import { VtokError } from '../util/errors.js';
  * An LPIPS-style perceptual loss over a feature network loaded from ONNX (frozen; imported into vtok's own graph
  * by the differentiable importer, so the loss's gradient reaches the reconstruction):
  *
- *   d(x, y) = Σ_l w_l · mean_{n,h,w} ‖f̂_l(x) − f̂_l(y)‖²  /  Σ_l w_l,    f̂ = f / √(Σ_c f² + ε)  (unit length along channels)
+ *   d(x, y) = Σ_l w_l · mean_{n,h,w} ‖f̂_l(x) − f̂_l(y)‖²  /  Σ_l w_l,
+ *   f̂ = f / √(Σ_c f² + ε)  (unit length along channels)
  *
  * which is LPIPS's "baseline" distance (no learned per-channel weights): per layer, 2 − 2·cosine of the feature
  * vectors averaged over positions, then a (weighted) average over layers, so it lies in [0, 4]. Video frames are
- * folded into the batch (N×C×T×H×W → N·T×C×H×W; import the network with anyBatch); inputs in vtok's [-1, 1] are mapped to the range the network
- * expects and optionally standardised per channel; gray clips are repeated to three channels for an RGB network.
+ * folded into the batch (N×C×T×H×W → N·T×C×H×W; import the network with anyBatch); inputs in vtok's [-1, 1] are mapped
+ * to the range the network expects and optionally standardised per channel; gray clips are repeated to three channels
+ * for an RGB network.
  *
  * What the file may say, as model metadata_props (all optional; options passed in code win):
  *   vtok.perceptual.layers   JSON list of value names to use as feature layers (default: the graph's outputs)
@@ -104,7 +106,8 @@ export class PerceptualLoss {
       !weights.some((w) => w > 0)
     ) {
       throw new VtokError(
-        `per-layer weights must be ${this.layers.length} non-negative numbers, not all zero; got ${JSON.stringify(weights)}`,
+        `per-layer weights must be ${this.layers.length} non-negative ` +
+          `numbers, not all zero; got ${JSON.stringify(weights)}`,
         file,
       );
     }

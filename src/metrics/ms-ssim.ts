@@ -67,11 +67,13 @@ export function msSsimPlane(
 ): number {
   check(
     scales >= 1 && scales <= MS_SSIM_WEIGHTS.length,
-    `ms-ssim: ${width}×${height} images are too small (at least ${SSIM_WINDOW}×${SSIM_WINDOW}) or scales ${scales} is not in 1..${MS_SSIM_WEIGHTS.length}`,
+    `ms-ssim: ${width}×${height} images are too small (at least ` +
+      `${SSIM_WINDOW}×${SSIM_WINDOW}) or scales ${scales} is not in 1..${MS_SSIM_WEIGHTS.length}`,
   );
   check(
     Math.min(width, height) >> (scales - 1) >= SSIM_WINDOW,
-    `ms-ssim: ${scales} scales need a short side of at least ${SSIM_WINDOW << (scales - 1)}, got ${Math.min(width, height)}`,
+    `ms-ssim: ${scales} scales need a short side of at least ` +
+      `${SSIM_WINDOW << (scales - 1)}, got ${Math.min(width, height)}`,
   );
   check(
     a.length === width * height && b.length === width * height,

@@ -244,7 +244,10 @@ export interface MlpConfig {
   bias?: boolean;
   /** GELU's tanh approximation (default exact erf). */
   approximate?: boolean;
-  /** Parameter names in declaration order (gelu default { fc1: 'in', fc2: 'out' }; swiglu { w1: 'gate', w3: 'in', w2: 'out' }). */
+  /**
+   * Parameter names in declaration order (gelu default { fc1: 'in', fc2: 'out' };
+   * swiglu { w1: 'gate', w3: 'in', w2: 'out' }).
+   */
   names?: Record<string, 'in' | 'gate' | 'out'>;
   /** Dropout on the output while training (GPTC's Sequential ends in one). */
   dropout?: number;

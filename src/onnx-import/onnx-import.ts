@@ -84,7 +84,8 @@ export class OnnxFunction {
     }
     if (opset < IMPORT_OPSETS.min || opset > IMPORT_OPSETS.max) {
       throw new VtokError(
-        `ai.onnx opset ${opset} is not supported (the importer handles opsets ${IMPORT_OPSETS.min} to ${IMPORT_OPSETS.max})`,
+        `ai.onnx opset ${opset} is not supported (the importer ` +
+          `handles opsets ${IMPORT_OPSETS.min} to ${IMPORT_OPSETS.max})`,
         file,
       );
     }
@@ -102,7 +103,8 @@ export class OnnxFunction {
         );
       if (!MAPPINGS[n.opType ?? '']) {
         throw new VtokError(
-          `${this.labels[i]}: op type ${n.opType} is not supported by the ONNX importer (supported: ${SUPPORTED_OPS.join(', ')})`,
+          `${this.labels[i]}: op type ${n.opType} is not supported by ` +
+            `the ONNX importer (supported: ${SUPPORTED_OPS.join(', ')})`,
           file,
         );
       }
@@ -174,7 +176,8 @@ export class OnnxFunction {
       : new Map(Object.entries(inputs));
     if (Array.isArray(inputs) && inputs.length !== this.inputs.length) {
       throw new VtokError(
-        `the network takes ${this.inputs.length} input(s) (${this.inputs.map((i) => i.name).join(', ')}), got ${inputs.length}`,
+        `the network takes ${this.inputs.length} input(s) ` +
+          `(${this.inputs.map((i) => i.name).join(', ')}), got ${inputs.length}`,
         this.file,
       );
     }
@@ -194,7 +197,8 @@ export class OnnxFunction {
             d.shape.every((s, i) => typeof s !== 'number' || s === t.shape[i] || (i === 0 && this.anyBatch))));
       if (!fits)
         throw new VtokError(
-          `input "${d.name}" must be ${d.dtype}[${d.shape?.map((s) => s ?? '?').join(',') ?? '…'}], got ${t.describe()}`,
+          `input "${d.name}" must be ${d.dtype}[${d.shape?.map((s) => s ?? '?').join(',') ?? '…'}], ` +
+            `got ${t.describe()}`,
           this.file,
         );
       values.set(d.name, t);
@@ -221,7 +225,8 @@ export class OnnxFunction {
         const v = values.get(name);
         if (!v)
           throw new VtokError(
-            `${this.labels[i]}: input "${name}" is not computed before it (the graph is not topologically sorted or names a missing value)`,
+            `${this.labels[i]}: input "${name}" is not computed before it ` +
+              '(the graph is not topologically sorted or names a missing value)',
             this.file,
           );
         return v;
@@ -286,7 +291,8 @@ export function importOnnx(source: string | Uint8Array, opts: ImportOptions = {}
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
     throw new VtokError(
-      `not a valid ONNX model: the protobuf does not decode (${(e as Error).message}); is the file truncated or not ONNX?`,
+      'not a valid ONNX model: the protobuf does not decode ' +
+        `(${(e as Error).message}); is the file truncated or not ONNX?`,
       file,
     );
   }

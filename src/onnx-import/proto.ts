@@ -56,7 +56,8 @@ export function typeOf(code: number, what: string, file: string): (typeof ONNX_T
   const t = ONNX_TYPES[code];
   if (!t)
     throw new VtokError(
-      `${what} has ONNX element type ${code}, which the importer does not handle (float, float16, bfloat16, double, int8-64, uint8-64, bool)`,
+      `${what} has ONNX element type ${code}, which the importer does not ` +
+        'handle (float, float16, bfloat16, double, int8-64, uint8-64, bool)',
       file,
     );
   return t;
@@ -108,7 +109,8 @@ export function tensorFromProto(t: ITensor, what: string, file: string, baseDir:
     }
   } else {
     const code = t.dataType!;
-    // Typed fields: float16/bfloat16 and the small integer types travel as int32 (their bit patterns for 16-bit floats).
+    // Typed fields: float16/bfloat16 and the small integer types travel as int32 (their bit patterns for 16-bit
+    // floats).
     let src: ArrayLike<number | Long>;
     let conv: (v: number | Long) => number | bigint = (v) => num(v);
     if (code === 1) src = t.floatData ?? [];

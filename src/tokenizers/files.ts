@@ -219,7 +219,8 @@ async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeF
   if (size % stride !== 0) {
     const lo = Math.max(stride, Math.floor(size / stride) * stride);
     throw new VtokError(
-      `frame size ${size} is not a multiple of the tokenizer's spatial stride ${stride} (try --size ${lo} or ${lo + stride})`,
+      `frame size ${size} is not a multiple of the tokenizer's ` +
+        `spatial stride ${stride} (try --size ${lo} or ${lo + stride})`,
       input,
     );
   }
@@ -238,7 +239,8 @@ async function encodeFrom(job: EncodeJob, o: EncodeFileOptions): Promise<EncodeF
   const notes: string[] = [];
   if (info.width !== size || info.height !== size)
     notes.push(
-      `frames ${info.width}×${info.height} resized and center-cropped to ${size}×${size}${o.size ? '' : " (the model's training size; --size to change)"}`,
+      `frames ${info.width}×${info.height} resized and center-cropped to ` +
+        `${size}×${size}${o.size ? '' : " (the model's training size; --size to change)"}`,
     );
   const header: TokenFileHeader = {
     modality: tok.modality,
@@ -329,14 +331,16 @@ async function decodeFrom(file: string, output: string, o: DecodeFileOptions, st
     const model = o.model ?? modelFor(h.kind, h.configHash, h.extra?.model as string | undefined);
     if (!model)
       throw new VtokError(
-        `no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`,
+        `no --model given, and neither the model the token file records (${String(h.extra?.model ?? 'none')}) ` +
+          `nor a shipped one is its ${h.kind} tokenizer with config ${h.configHash}`,
         file,
       );
     const { tokenizer: tok } = loadTokenizer(model);
     setTokenizerPrecision(tok, o.precision ?? 'fp32');
     if (tok.kind !== h.kind || hashConfig(tok.config) !== h.configHash) {
       throw new VtokError(
-        `tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ${model} is ${tok.kind} with config ${hashConfig(tok.config)}`,
+        `tokens were made by a ${h.kind} tokenizer with config ${h.configHash}; ` +
+          `${model} is ${tok.kind} with config ${hashConfig(tok.config)}`,
         file,
       );
     }

@@ -16,7 +16,9 @@ export interface ModalityKit {
   readonly modality: Modality;
   /** Reconstruction quality and token statistics over batches of inputs in [-1, 1]. */
   evaluate(tok: Tokenizer, batches: Iterable<ClipTensor>): Record<string, number>;
-  /** Writes the first inputs of a batch beside their reconstructions to `stem` + the kit's extension; returns the path. */
+  /**
+   * Writes the first inputs of a batch beside their reconstructions to `stem` + the kit's extension; returns the path.
+   */
   writeSamples(stem: string, input: Tensor, recon: Tensor): Promise<string>;
   /** A discriminator for inputs of this modality with `channels` channels. */
   discriminator(channels: number, o: { ndf: number; layers: number }): Module & { forward(x: Tensor): Tensor };

@@ -78,7 +78,8 @@ export function calibrationBatches(clips: Tensor, n: number, clipShape: number[]
   const [m, ...shape] = clips.shape as [number, ...number[]];
   if (clips.rank !== clipShape.length + 1 || shape.some((d, i) => d !== clipShape[i])) {
     throw new VtokError(
-      `${label}: calibration clips are [${clips.shape}], the input clips are [${clipShape}] (need M×${clipShape.join('×')})`,
+      `${label}: calibration clips are [${clips.shape}], ` +
+        `the input clips are [${clipShape}] (need M×${clipShape.join('×')})`,
     );
   }
   if (m < 1) throw new VtokError(`${label}: no calibration clips`);

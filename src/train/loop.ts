@@ -128,8 +128,10 @@ async function runLoop<B>(task: TrainTask<B>, o: LoopOptions<B>, stop: Interrupt
     start = c.step;
     process.stderr.write(
       start >= o.totalSteps
-        ? `${o.runDir}: already at step ${start} of ${o.totalSteps}; nothing to train (raise the number of steps to continue)\n`
-        : `${o.runDir}: resuming from step ${start} of ${o.totalSteps} (weights, optimizer state, RNG and data position from ${ckpt})\n`,
+        ? `${o.runDir}: already at step ${start} of ${o.totalSteps}; ` +
+            'nothing to train (raise the number of steps to continue)\n'
+        : `${o.runDir}: resuming from step ${start} of ${o.totalSteps} (weights, ` +
+            `optimizer state, RNG and data position from ${ckpt})\n`,
     );
   }
 

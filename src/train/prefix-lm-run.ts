@@ -185,11 +185,11 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
     samples: prompts.length && mixture.t2v !== undefined ? { generator, prompts } : undefined,
   });
   process.stderr.write(
-    `lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, vocabulary ${layout.size}, sequences up to ${maxLength}, tasks ${Object.entries(
-      mixture,
-    )
-      .map(([t, w]) => `${t}=${w}`)
-      .join(' ')}, ${steps} steps of ${batchSize}\n`,
+    `lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, ` +
+      `vocabulary ${layout.size}, sequences up to ${maxLength}, ` +
+      `tasks ${Object.entries(mixture)
+        .map(([t, w]) => `${t}=${w}`)
+        .join(' ')}, ${steps} steps of ${batchSize}\n`,
   );
   return trainLoop(task, {
     runDir: o.out,

@@ -219,7 +219,9 @@ export function lmBatchLoss(model: TextPrefixLm, b: LmBatch): Tensor {
   });
 }
 
-/** A clip's task for an epoch: a weighted draw among the tasks its data allows, a pure function of (seed, epoch, clip). */
+/**
+ * A clip's task for an epoch: a weighted draw among the tasks its data allows, a pure function of (seed, epoch, clip).
+ */
 function taskChooser(mixture: Record<string, number>, seed: number) {
   const entries = Object.entries(mixture).filter(([, w]) => w > 0);
   check(entries.length > 0, 'the task mixture has no task with a positive weight');
@@ -249,8 +251,8 @@ export function imageBatchSize(reader: ShardReader, o: Pick<LmTrainOptions, 'bat
 
 /**
  * Batches from batch index `start` on (a pure function of the index, so a resumed run continues exactly): the
- * first `imageSteps` are t2i batches (of `imageBatch` rows), then the mixture, epoch after epoch; each epoch redraws every clip's task
- * and cuts each length group into full batches (ShardReader.lengthBatches).
+ * first `imageSteps` are t2i batches (of `imageBatch` rows), then the mixture, epoch after epoch; each epoch redraws
+ * every clip's task and cuts each length group into full batches (ShardReader.lengthBatches).
  */
 export async function* lmBatches(
   reader: ShardReader,

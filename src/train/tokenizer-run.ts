@@ -82,7 +82,8 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<LoopResu
     held,
   );
   process.stderr.write(
-    `${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${frames}×${preset.size}²\n`,
+    `${kind} ${o.preset}: ${model.module.parameterCount().toLocaleString()} parameters, vocabulary ` +
+      `${model.tokenizer.vocabSize}, ${steps} steps of ${batchSize} clips ${frames}×${preset.size}²\n`,
   );
   return trainLoop(task, {
     runDir: o.out,
@@ -140,7 +141,8 @@ function perceptualFor(out: string, path: string | undefined, weightArg: number 
   const { loss, sha256 } = loadPerceptual(model);
   if (saved && saved.sha256 !== sha256) {
     throw new VtokError(
-      `this run was trained with a different perceptual network (${saved.model}, sha256 ${saved.sha256.slice(0, 12)}…); start a new --out directory to change it`,
+      `this run was trained with a different perceptual network (${saved.model}, ` +
+        `sha256 ${saved.sha256.slice(0, 12)}…); start a new --out directory to change it`,
       model,
     );
   }

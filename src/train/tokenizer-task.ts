@@ -25,7 +25,9 @@ export interface TokenizerTrainOptions {
   clipNorm?: number;
   emaDecay?: number;
   gan?: { weight: number; loss: GanLoss; lecamWeight: number; ndf: number; layers: number; start: number };
-  /** A perceptual term added to the generator loss: weight · distance(video, recon) (graph code, e.g. PerceptualLoss). */
+  /**
+   * A perceptual term added to the generator loss: weight · distance(video, recon) (graph code, e.g. PerceptualLoss).
+   */
   perceptual?: { weight: number; distance(video: Tensor, recon: Tensor): Tensor };
 }
 
@@ -49,7 +51,8 @@ export function tokenizerTask(m: TokenizerModel, o: TokenizerTrainOptions, heldO
         loss = E.add(loss, E.mul(p, o.perceptual.weight));
       }
       if (disc && o.gan) {
-        // The discriminator's weights are inputs of the generator's graph (not baked constants): they change every step.
+        // The discriminator's weights are inputs of the generator's graph (not baked constants): they change every
+        // step.
         const logits = bindParams(discParams, b.disc, () => disc.forward(out.recon));
         const g = generatorLoss(logits, o.gan.loss);
         metrics.g_adv = g;

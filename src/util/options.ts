@@ -2,8 +2,9 @@ import { VtokError } from './errors.js';
 
 /**
  * Option parsers for commander (its argParser), for the CLI's own options and those a tokenizer kind declares
- * (src/tokenizers/kind.ts): every numeric option is parsed and range-checked at the command line, before any work. A bad value fails with one line naming the option, the value and the allowed range
- * (a VtokError, which commander passes through to the CLI's one-line error report).
+ * (src/tokenizers/kind.ts): every numeric option is parsed and range-checked at the command line, before any work. A
+ * bad value fails with one line naming the option, the value and the allowed range (a VtokError, which commander passes
+ * through to the CLI's one-line error report).
  */
 export interface Range {
   min?: number;
@@ -52,12 +53,10 @@ export function num(option: string, range: Range = {}): (v: string) => number {
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(option: string, ...values: T[]): (v: string) => T {
   return (v) => {
-    if (!(values as string[]).includes(v))
-      throw bad(
-        option,
-        `must be ${values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}` : values[0]}`,
-        v,
-      );
+    if (!(values as string[]).includes(v)) {
+      const list = values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}` : values[0];
+      throw bad(option, `must be ${list}`, v);
+    }
     return v as T;
   };
 }

@@ -279,7 +279,10 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
     // a token file is named .vtok or .vtkc
     [
       [...enc, '-o', join(dir, 'x.mp4')],
-      /x\.mp4: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\); \.mp4 is a video format: to/,
+      new RegExp(
+        /x\.mp4: encode writes a token file, named \.vtok or \.vtkc \(or - for standard output\); /.source +
+          /\.mp4 is a video format: to/.source,
+      ),
     ],
     [
       [...enc, '-o', join(dir, 'x.webm')],
@@ -321,30 +324,42 @@ test('bad inputs: one line naming the problem, non-zero exit, nothing written', 
   }
 });
 
-test('encode: -o - writes the token file to standard output; --gray converts colour and says so; gray video needs no flag', async () => {
-  const f = await files;
-  const r = await vtok('encode', f.clip, '--model', SHIPPED, '-o', '-', '--gray');
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(
-    r.stderr,
-    /note: frames 64×48 resized and center-cropped to 64×64 \(the model's training size; --size to change\)/,
-  );
-  assert.match(r.stderr, /note: colour converted to gray \(--gray\)/);
-  assert.match(r.stderr, /→ standard output/);
-  const out = join(dir, 'from-stdout.vtok');
-  // run-vtok collects stdout as text; take the bytes again with a direct run
-  const bytes = execFileSync(
-    process.execPath,
-    [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'encode', f.gray, '--model', SHIPPED, '-o', '-'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  writeFileSync(out, bytes);
-  const tf = await openTokenFile(out);
-  let clips = 0;
-  for await (const c of tf.clips()) clips += c.ids.length > 0 ? 1 : 0;
-  assert.equal(clips, 2);
-  assert.equal(tf.header.kind, 'magvit2');
-});
+test(
+  'encode: -o - writes the token file to standard output; ' +
+    '--gray converts colour and says so; gray video needs no flag',
+  async () => {
+    const f = await files;
+    const r = await vtok('encode', f.clip, '--model', SHIPPED, '-o', '-', '--gray');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /note: frames 64×48 resized and center-cropped to 64×64 \(the model's training size; --size to change\)/,
+    );
+    assert.match(r.stderr, /note: colour converted to gray \(--gray\)/);
+    assert.match(r.stderr, /→ standard output/);
+    const out = join(dir, 'from-stdout.vtok');
+    // run-vtok collects stdout as text; take the bytes again with a direct run
+    const bytes = execFileSync(
+      process.execPath,
+      [
+        fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)),
+        'encode',
+        f.gray,
+        '--model',
+        SHIPPED,
+        '-o',
+        '-',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    writeFileSync(out, bytes);
+    const tf = await openTokenFile(out);
+    let clips = 0;
+    for await (const c of tf.clips()) clips += c.ids.length > 0 ? 1 : 0;
+    assert.equal(clips, 2);
+    assert.equal(tf.header.kind, 'magvit2');
+  },
+);
 
 test('frames: the default grid of a 17-frame clip shows 16 frames', async () => {
   const f = await files;
@@ -417,28 +432,32 @@ test('encode: Ctrl-C stops after the clip in progress and leaves no file; a seco
   }
 });
 
-test('decode: Ctrl-C stops after the clip in progress and leaves no video; a second Ctrl-C removes the partial video too', async () => {
-  const tokens = join(tempDir('reliab-dec'), 'long.vtok');
-  const clips = Array.from({ length: 300 }, (_, i) =>
-    Int32Array.from({ length: gridSize }, (_, j) => (i * 7 + j) % 1024),
-  );
-  writeTokenFile(tokens, shippedHeader(), clips);
-  for (const presses of [1, 2]) {
-    const d = join(dir, `dec-int-${presses}`);
-    mkdirSync(d);
-    const out = join(d, 'y.mp4');
-    const r = await interrupt(['decode', tokens, '-o', out], out, presses);
-    assert.deepEqual([r.code, r.signal], [130, null], r.stderr);
-    const said =
-      presses === 1
-        ? /vtok: Ctrl-C: stopped after \d+ frames; .*y\.mp4 was not written/
-        : /SIGINT: stopping now|y\.mp4 was not written/;
-    assert.match(r.stderr, said);
-    // ffmpeg may still be closing the file it wrote to when the second signal ended vtok
-    await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(readdirSync(d), [], `${presses} Ctrl-C: nothing left behind`);
-  }
-});
+test(
+  'decode: Ctrl-C stops after the clip in progress and leaves ' +
+    'no video; a second Ctrl-C removes the partial video too',
+  async () => {
+    const tokens = join(tempDir('reliab-dec'), 'long.vtok');
+    const clips = Array.from({ length: 300 }, (_, i) =>
+      Int32Array.from({ length: gridSize }, (_, j) => (i * 7 + j) % 1024),
+    );
+    writeTokenFile(tokens, shippedHeader(), clips);
+    for (const presses of [1, 2]) {
+      const d = join(dir, `dec-int-${presses}`);
+      mkdirSync(d);
+      const out = join(d, 'y.mp4');
+      const r = await interrupt(['decode', tokens, '-o', out], out, presses);
+      assert.deepEqual([r.code, r.signal], [130, null], r.stderr);
+      const said =
+        presses === 1
+          ? /vtok: Ctrl-C: stopped after \d+ frames; .*y\.mp4 was not written/
+          : /SIGINT: stopping now|y\.mp4 was not written/;
+      assert.match(r.stderr, said);
+      // ffmpeg may still be closing the file it wrote to when the second signal ended vtok
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(readdirSync(d), [], `${presses} Ctrl-C: nothing left behind`);
+    }
+  },
+);
 
 test("encode - and decode - read standard input: a pipe from encode -o - decodes to the clip's frames", async () => {
   const f = await files;

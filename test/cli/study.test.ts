@@ -91,7 +91,8 @@ test('blockMeanMse: zero for block-constant clips, the within-block variance oth
     for (let y = 0; y < 2; y++)
       for (let x = 0; x < 4; x++) data[(t * 2 + y) * 4 + x] = x < 2 ? 0.25 * t : (x + y) % 2 ? 0.5 : -0.5;
   const clips = { data, shape: [1, 1, 2, 2, 4] as [number, number, number, number, number] };
-  // right-half values are ±0.5 (±63.75 in 8-bit units) around a block mean of 0: squared error 63.75² on half the pixels
+  // right-half values are ±0.5 (±63.75 in 8-bit units) around a block mean of 0: squared error 63.75² on half the
+  // pixels
   assert.ok(Math.abs(blockMeanMse(clips, [1, 2, 2]) - 63.75 ** 2 / 2) < 1e-6);
   assert.ok(
     blockMeanMse(

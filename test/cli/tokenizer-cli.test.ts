@@ -87,63 +87,67 @@ test('train → encode → decode through the CLI, and resume', async () => {
   assert.match(noRun.stderr, /no config\.json/);
 });
 
-test('--frames: a video tokenizer trained on images (1 frame), then resumed on clips with the same weights; pack best or latest', async () => {
-  const run = join(tempDir('tok-frames'), 'run');
-  const r = await vtok(
-    'train',
-    'magvit2',
-    '--data',
-    'moving-mnist',
-    '--preset',
-    'micro',
-    '--frames',
-    '1',
-    '--batch',
-    '4',
-    '--steps',
-    '2',
-    '--eval-every',
-    '2',
-    '--out',
-    run,
-    '--quiet',
-  );
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /2 steps of 4 clips 1×48²/);
-  assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 1);
-  const r2 = await vtok(
-    'train',
-    'magvit2',
-    '--data',
-    'moving-mnist',
-    '--preset',
-    'micro',
-    '--batch',
-    '2',
-    '--steps',
-    '3',
-    '--eval-every',
-    '3',
-    '--out',
-    run,
-    '--quiet',
-  );
-  assert.equal(r2.code, 0, r2.stderr);
-  assert.match(r2.stderr, /resuming from step 2/);
-  assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 5);
-  // pack takes the best checkpoint by default, or the latest on request (weights equal to that checkpoint's EMA)
-  const packDir = tempDir('tok-frames-pack');
-  for (const which of ['best', 'latest'] as const) {
-    const p = await vtok('pack', run, '--out', join(packDir, which), '--checkpoint', which);
-    assert.equal(p.code, 0, p.stderr);
-    const packed = loadTokenizer(join(packDir, which)).module.stateDict(),
-      source = loadTokenizer(run, { which }).module.stateDict();
-    for (const [k, t] of source) assert.deepEqual(E.toArray(packed.get(k)!), E.toArray(t), k);
-  }
-  const badPack = await vtok('pack', run, '--out', join(packDir, 'x'), '--checkpoint', 'first');
-  assert.notEqual(badPack.code, 0);
-  assert.match(badPack.stderr, /--checkpoint/);
-  const bad = await vtok('train', 'lm', '--frames', '3', '--out', join(tempDir('tok-frames-lm'), 'run'), '--quiet');
-  assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /--frames applies to tokenizer training, not lm/);
-});
+test(
+  '--frames: a video tokenizer trained on images (1 frame), ' +
+    'then resumed on clips with the same weights; pack best or latest',
+  async () => {
+    const run = join(tempDir('tok-frames'), 'run');
+    const r = await vtok(
+      'train',
+      'magvit2',
+      '--data',
+      'moving-mnist',
+      '--preset',
+      'micro',
+      '--frames',
+      '1',
+      '--batch',
+      '4',
+      '--steps',
+      '2',
+      '--eval-every',
+      '2',
+      '--out',
+      run,
+      '--quiet',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /2 steps of 4 clips 1×48²/);
+    assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 1);
+    const r2 = await vtok(
+      'train',
+      'magvit2',
+      '--data',
+      'moving-mnist',
+      '--preset',
+      'micro',
+      '--batch',
+      '2',
+      '--steps',
+      '3',
+      '--eval-every',
+      '3',
+      '--out',
+      run,
+      '--quiet',
+    );
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, /resuming from step 2/);
+    assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).data.frames, 5);
+    // pack takes the best checkpoint by default, or the latest on request (weights equal to that checkpoint's EMA)
+    const packDir = tempDir('tok-frames-pack');
+    for (const which of ['best', 'latest'] as const) {
+      const p = await vtok('pack', run, '--out', join(packDir, which), '--checkpoint', which);
+      assert.equal(p.code, 0, p.stderr);
+      const packed = loadTokenizer(join(packDir, which)).module.stateDict(),
+        source = loadTokenizer(run, { which }).module.stateDict();
+      for (const [k, t] of source) assert.deepEqual(E.toArray(packed.get(k)!), E.toArray(t), k);
+    }
+    const badPack = await vtok('pack', run, '--out', join(packDir, 'x'), '--checkpoint', 'first');
+    assert.notEqual(badPack.code, 0);
+    assert.match(badPack.stderr, /--checkpoint/);
+    const bad = await vtok('train', 'lm', '--frames', '3', '--out', join(tempDir('tok-frames-lm'), 'run'), '--quiet');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--frames applies to tokenizer training, not lm/);
+  },
+);

@@ -55,94 +55,99 @@ function worker(args: string[], onLine?: (line: string) => void) {
   return { p, io, exited };
 }
 
-test('two workers, one SIGKILLed mid-job: every clip tokenized exactly once, nothing lost, ids as a local run gives', async () => {
-  const N = 16;
-  const out = temp('queue-out');
-  const corpus = [
-    '--data',
-    'captioned-mnist',
-    '--clips',
-    String(N),
-    '--model',
-    MODEL,
-    '--out',
-    out,
-    '--shard-size',
-    '2',
-    '--queue',
-    pg.url,
-  ];
-  const enq = await vtok('tokenize', ...corpus, '--expire', '4', '--retries', '2', '--no-wait', '--json');
-  assert.equal(enq.code, 0, enq.stderr);
-  assert.equal(JSON.parse(enq.stdout).jobs, N / 2);
-  // chunks of another size could overlap the queued ones: refused (the folder's index records its shard size)
-  const other = await vtok('tokenize', ...corpus.map((a) => (a === '2' ? '3' : a)), '--no-wait');
-  assert.notEqual(other.code, 0);
-  assert.match(other.stderr, /these shards were cut with --shard-size 2, not 3/);
+test(
+  'two workers, one SIGKILLed mid-job: every clip tokenized ' + 'exactly once, nothing lost, ids as a local run gives',
+  async () => {
+    const N = 16;
+    const out = temp('queue-out');
+    const corpus = [
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      String(N),
+      '--model',
+      MODEL,
+      '--out',
+      out,
+      '--shard-size',
+      '2',
+      '--queue',
+      pg.url,
+    ];
+    const enq = await vtok('tokenize', ...corpus, '--expire', '4', '--retries', '2', '--no-wait', '--json');
+    assert.equal(enq.code, 0, enq.stderr);
+    assert.equal(JSON.parse(enq.stdout).jobs, N / 2);
+    // chunks of another size could overlap the queued ones: refused (the folder's index records its shard size)
+    const other = await vtok('tokenize', ...corpus.map((a) => (a === '2' ? '3' : a)), '--no-wait');
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /these shards were cut with --shard-size 2, not 3/);
 
-  // worker A is killed as soon as it has taken its first job (which also loads the tokenizer: it is mid-job)
-  let killedJob = '';
-  const a = worker([], (line) => {
-    const m = / job (shard-\d+\.vtks) \(/.exec(line);
-    if (m && !killedJob) {
-      killedJob = m[1]!;
-      a.p.kill('SIGKILL');
+    // worker A is killed as soon as it has taken its first job (which also loads the tokenizer: it is mid-job)
+    let killedJob = '';
+    const a = worker([], (line) => {
+      const m = / job (shard-\d+\.vtks) \(/.exec(line);
+      if (m && !killedJob) {
+        killedJob = m[1]!;
+        a.p.kill('SIGKILL');
+      }
+    });
+    const b = worker([]);
+    assert.equal(await a.exited, null, 'worker A died by SIGKILL');
+    assert.ok(killedJob, 'worker A took a job');
+
+    // waits until every chunk's shard is written (the killed job after its expiry and a retry), then writes the index
+    const done = await vtok('tokenize', ...corpus, '--json');
+    assert.equal(done.code, 0, done.stderr);
+    const s = JSON.parse(done.stdout);
+    assert.equal(s.clips, N);
+    assert.deepEqual(s.failed, []);
+
+    // exactly once: across every shard file (not just the index), each source appears once, and all N do
+    const seen = new Map<string, number>();
+    for (const f of listShards(out))
+      for (const c of readShard(join(out, f)).clips) seen.set(c.source, (seen.get(c.source) ?? 0) + 1);
+    assert.equal(seen.size, N);
+    for (const [source, n] of seen) assert.equal(n, 1, `${source} in ${n} shards`);
+    assert.equal(listShards(out).length, N / 2);
+    assert.ok(!readdirSync(out).some((f) => f.endsWith('.tmp')), 'no temp files left');
+    const index = readIndex(out);
+    assert.deepEqual(new Set(index.clips.map((c) => c.source)), new Set(seen.keys()));
+
+    // the killed worker's job expired, was retried and finished by worker B
+    const boss = await openQueue(pg.url);
+    try {
+      const job = await boss.getJobById(QUEUE_NAME, jobId(out, killedJob), { includeArchive: true });
+      assert.equal(job?.state, 'completed');
+      assert.ok(job!.retryCount >= 1, `retry count ${job!.retryCount}`);
+      assert.match(String((job!.output as { worker: string }).worker), new RegExp(`:${b.p.pid}$`));
+    } finally {
+      await boss.stop({ graceful: false, wait: true });
     }
-  });
-  const b = worker([]);
-  assert.equal(await a.exited, null, 'worker A died by SIGKILL');
-  assert.ok(killedJob, 'worker A took a job');
 
-  // waits until every chunk's shard is written (the killed job after its expiry and a retry), then writes the index
-  const done = await vtok('tokenize', ...corpus, '--json');
-  assert.equal(done.code, 0, done.stderr);
-  const s = JSON.parse(done.stdout);
-  assert.equal(s.clips, N);
-  assert.deepEqual(s.failed, []);
+    // the same ids as tokenizing here
+    const local = temp('queue-local');
+    await tokenizeCorpus({
+      corpus: { kind: 'captioned-mnist', split: 'train', seed: 0, clips: N },
+      model: MODEL,
+      out: local,
+      workers: 0,
+      shardSize: 4,
+      quiet: true,
+    });
+    const ids = (dir: string) =>
+      new Map(
+        listShards(dir).flatMap((f) =>
+          readShard(join(dir, f)).clips.map((c) => [c.source, [...c.ids].join()] as const),
+        ),
+      );
+    assert.deepEqual(ids(out), ids(local));
 
-  // exactly once: across every shard file (not just the index), each source appears once, and all N do
-  const seen = new Map<string, number>();
-  for (const f of listShards(out))
-    for (const c of readShard(join(out, f)).clips) seen.set(c.source, (seen.get(c.source) ?? 0) + 1);
-  assert.equal(seen.size, N);
-  for (const [source, n] of seen) assert.equal(n, 1, `${source} in ${n} shards`);
-  assert.equal(listShards(out).length, N / 2);
-  assert.ok(!readdirSync(out).some((f) => f.endsWith('.tmp')), 'no temp files left');
-  const index = readIndex(out);
-  assert.deepEqual(new Set(index.clips.map((c) => c.source)), new Set(seen.keys()));
-
-  // the killed worker's job expired, was retried and finished by worker B
-  const boss = await openQueue(pg.url);
-  try {
-    const job = await boss.getJobById(QUEUE_NAME, jobId(out, killedJob), { includeArchive: true });
-    assert.equal(job?.state, 'completed');
-    assert.ok(job!.retryCount >= 1, `retry count ${job!.retryCount}`);
-    assert.match(String((job!.output as { worker: string }).worker), new RegExp(`:${b.p.pid}$`));
-  } finally {
-    await boss.stop({ graceful: false, wait: true });
-  }
-
-  // the same ids as tokenizing here
-  const local = temp('queue-local');
-  await tokenizeCorpus({
-    corpus: { kind: 'captioned-mnist', split: 'train', seed: 0, clips: N },
-    model: MODEL,
-    out: local,
-    workers: 0,
-    shardSize: 4,
-    quiet: true,
-  });
-  const ids = (dir: string) =>
-    new Map(
-      listShards(dir).flatMap((f) => readShard(join(dir, f)).clips.map((c) => [c.source, [...c.ids].join()] as const)),
-    );
-  assert.deepEqual(ids(out), ids(local));
-
-  // SIGTERM stops the idle worker B cleanly, with the signal's exit code
-  b.p.kill('SIGTERM');
-  assert.equal(await b.exited, 143);
-  assert.match(b.io.stdout, /jobs .* clips tokenized/);
-});
+    // SIGTERM stops the idle worker B cleanly, with the signal's exit code
+    b.p.kill('SIGTERM');
+    assert.equal(await b.exited, 143);
+    assert.match(b.io.stdout, /jobs .* clips tokenized/);
+  },
+);
 
 test('a job that keeps failing is retried up to the limit, its reason reported; a re-run retries it', async () => {
   const out = temp('queue-fail');
@@ -195,43 +200,46 @@ test('a job whose data is not a vtok job (a path for a shard name) is failed, no
   }
 });
 
-test('a queue URL that is not PostgreSQL, no server there, or options of the other mode: one clear message', async () => {
-  const out = temp('queue-bad');
-  const noQueue = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', out, '--retries', '1');
-  assert.notEqual(noQueue.code, 0);
-  assert.match(noQueue.stderr, /--retries applies to --queue only/);
-  const threads = await vtok(
-    'tokenize',
-    '--data',
-    'captioned-mnist',
-    '--clips',
-    '2',
-    '--out',
-    out,
-    '--queue',
-    pg.url,
-    '--workers',
-    '2',
-  );
-  assert.notEqual(threads.code, 0);
-  assert.match(threads.stderr, /--workers is for tokenizing here/);
-  const notPg = await vtok('worker', '--queue', 'redis://localhost:6379');
-  assert.notEqual(notPg.code, 0);
-  assert.match(notPg.stderr, /--queue must be a postgres:\/\/ URL/);
-  const none = await vtok(
-    'tokenize',
-    '--data',
-    'captioned-mnist',
-    '--clips',
-    '2',
-    '--model',
-    MODEL,
-    '--out',
-    out,
-    '--queue',
-    'postgres://vtok:secret@127.0.0.1:1/postgres',
-  );
-  assert.notEqual(none.code, 0);
-  assert.match(none.stderr, /cannot use the job queue at postgres:\/\/vtok:\*\*\*@127\.0\.0\.1:1\/postgres/);
-  assert.doesNotMatch(none.stderr, /secret/);
-});
+test(
+  'a queue URL that is not PostgreSQL, no server there, ' + 'or options of the other mode: one clear message',
+  async () => {
+    const out = temp('queue-bad');
+    const noQueue = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '2', '--out', out, '--retries', '1');
+    assert.notEqual(noQueue.code, 0);
+    assert.match(noQueue.stderr, /--retries applies to --queue only/);
+    const threads = await vtok(
+      'tokenize',
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      '2',
+      '--out',
+      out,
+      '--queue',
+      pg.url,
+      '--workers',
+      '2',
+    );
+    assert.notEqual(threads.code, 0);
+    assert.match(threads.stderr, /--workers is for tokenizing here/);
+    const notPg = await vtok('worker', '--queue', 'redis://localhost:6379');
+    assert.notEqual(notPg.code, 0);
+    assert.match(notPg.stderr, /--queue must be a postgres:\/\/ URL/);
+    const none = await vtok(
+      'tokenize',
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      '2',
+      '--model',
+      MODEL,
+      '--out',
+      out,
+      '--queue',
+      'postgres://vtok:secret@127.0.0.1:1/postgres',
+    );
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /cannot use the job queue at postgres:\/\/vtok:\*\*\*@127\.0\.0\.1:1\/postgres/);
+    assert.doesNotMatch(none.stderr, /secret/);
+  },
+);

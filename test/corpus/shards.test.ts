@@ -50,111 +50,114 @@ function expectExactlyOnce(out: string, n: number) {
   return rebuilt;
 }
 
-test('vtok tokenize: killed mid-run (SIGKILL), re-run finishes, every clip exactly once, ids as the tokenizer gives', async () => {
-  const out = tempDir('tokenize-kill');
-  const N = 12;
-  const args = [
-    MAIN,
-    'tokenize',
-    '--data',
-    'captioned-mnist',
-    '--clips',
-    String(N),
-    '--out',
-    out,
-    '--shard-size',
-    '2',
-    '--workers',
-    '1',
-    '--json',
-  ];
-  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, VTOK_THREADS: '1' } });
-  const exited = new Promise((r) => child.on('exit', r));
-  // kill once some shards are written but not all
-  const t0 = Date.now();
-  while (listShards(out).length < 2 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
-  child.kill('SIGKILL');
-  await exited;
-  const before = listShards(out).length;
-  assert.ok(before >= 2 && before < N / 2, `killed after ${before} of ${N / 2} shards`);
+test(
+  'vtok tokenize: killed mid-run (SIGKILL), re-run finishes, ' + 'every clip exactly once, ids as the tokenizer gives',
+  async () => {
+    const out = tempDir('tokenize-kill');
+    const N = 12;
+    const args = [
+      MAIN,
+      'tokenize',
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      String(N),
+      '--out',
+      out,
+      '--shard-size',
+      '2',
+      '--workers',
+      '1',
+      '--json',
+    ];
+    const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, VTOK_THREADS: '1' } });
+    const exited = new Promise((r) => child.on('exit', r));
+    // kill once some shards are written but not all
+    const t0 = Date.now();
+    while (listShards(out).length < 2 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await exited;
+    const before = listShards(out).length;
+    assert.ok(before >= 2 && before < N / 2, `killed after ${before} of ${N / 2} shards`);
 
-  const r = await vtok(
-    'tokenize',
-    '--data',
-    'captioned-mnist',
-    '--clips',
-    String(N),
-    '--out',
-    out,
-    '--shard-size',
-    '2',
-    '--workers',
-    '2',
-    '--json',
-  );
-  assert.equal(r.code, 0, r.stderr);
-  const s = JSON.parse(r.stdout);
-  assert.equal(s.clips, N);
-  assert.ok(s.resumed >= 2 * before, `resumed ${s.resumed}`);
-  assert.equal(s.processed + s.resumed, N);
-  assert.ok(!readdirSync(out).some((f) => f.endsWith('.tmp')));
-  const index = expectExactlyOnce(out, N);
+    const r = await vtok(
+      'tokenize',
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      String(N),
+      '--out',
+      out,
+      '--shard-size',
+      '2',
+      '--workers',
+      '2',
+      '--json',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.clips, N);
+    assert.ok(s.resumed >= 2 * before, `resumed ${s.resumed}`);
+    assert.equal(s.processed + s.resumed, N);
+    assert.ok(!readdirSync(out).some((f) => f.endsWith('.tmp')));
+    const index = expectExactlyOnce(out, N);
 
-  // a third run has nothing to do
-  const again = await vtok(
-    'tokenize',
-    '--data',
-    'captioned-mnist',
-    '--clips',
-    String(N),
-    '--frames',
-    '5',
-    '--out',
-    out,
-    '--json',
-  ); // defaults named: the same corpus
-  assert.equal(JSON.parse(again.stdout).processed, 0);
+    // a third run has nothing to do
+    const again = await vtok(
+      'tokenize',
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      String(N),
+      '--frames',
+      '5',
+      '--out',
+      out,
+      '--json',
+    ); // defaults named: the same corpus
+    assert.equal(JSON.parse(again.stdout).processed, 0);
 
-  // the stored ids are the tokenizer's for that clip, with its caption
-  const reader = new ShardReader(out);
-  const ref = index.clips.find((c) => c.source === 'captioned-mnist:train:0:5')!;
-  const [clip] = reader.read([ref]);
-  const ds = new CaptionedMovingMnist({ split: 'train', seed: 0, length: N, frames: 5 });
-  const c = ds.get(5);
-  assert.equal(clip!.caption, c.caption);
-  const { tokenizer } = loadTokenizer(MODEL);
-  const x = E.concrete(
-    Float32Array.from(c.data, (v) => v / 127.5 - 1),
-    [1, 1, 5, 64, 64],
-    'float32',
-  );
-  assert.deepEqual([...clip!.ids], E.toArray(tokenizer.encode(x)));
-  assert.deepEqual(clip!.grid, [5, 16, 16]);
-  assert.equal([...reader.clips()].length, N);
-  // grouped by sequence length: one- and two-digit captions (here: by caption length) form separate groups
-  const groups = reader.groupByLength((cl) => 1280 + (cl.caption!.length > 40 ? 2 : 1));
-  assert.equal(
-    [...groups.values()].reduce((n, g) => n + g.length, 0),
-    N,
-  );
-  const lengthOf = (cl: { caption?: string }) => 1280 + (cl.caption!.length > 40 ? 2 : 1);
-  const batches = [...reader.lengthBatches({ lengthOf, batchSize: 4, seed: 1, epochs: 2 })];
-  for (const b of batches) assert.ok(b.clips.every((cl) => lengthOf(cl) === b.length) && b.clips.length <= 4);
-  for (const epoch of [0, 1]) {
-    const seen = batches.filter((b) => b.epoch === epoch).flatMap((b) => b.clips.map((cl) => cl.source));
-    assert.equal(new Set(seen).size, N, 'each epoch visits every clip once');
-  }
-  assert.deepEqual(
-    [...reader.lengthBatches({ lengthOf, batchSize: 4, seed: 1, epochs: 2, startBatch: 3 })],
-    batches.slice(3),
-    'resume skips batches',
-  );
+    // the stored ids are the tokenizer's for that clip, with its caption
+    const reader = new ShardReader(out);
+    const ref = index.clips.find((c) => c.source === 'captioned-mnist:train:0:5')!;
+    const [clip] = reader.read([ref]);
+    const ds = new CaptionedMovingMnist({ split: 'train', seed: 0, length: N, frames: 5 });
+    const c = ds.get(5);
+    assert.equal(clip!.caption, c.caption);
+    const { tokenizer } = loadTokenizer(MODEL);
+    const x = E.concrete(
+      Float32Array.from(c.data, (v) => v / 127.5 - 1),
+      [1, 1, 5, 64, 64],
+      'float32',
+    );
+    assert.deepEqual([...clip!.ids], E.toArray(tokenizer.encode(x)));
+    assert.deepEqual(clip!.grid, [5, 16, 16]);
+    assert.equal([...reader.clips()].length, N);
+    // grouped by sequence length: one- and two-digit captions (here: by caption length) form separate groups
+    const groups = reader.groupByLength((cl) => 1280 + (cl.caption!.length > 40 ? 2 : 1));
+    assert.equal(
+      [...groups.values()].reduce((n, g) => n + g.length, 0),
+      N,
+    );
+    const lengthOf = (cl: { caption?: string }) => 1280 + (cl.caption!.length > 40 ? 2 : 1);
+    const batches = [...reader.lengthBatches({ lengthOf, batchSize: 4, seed: 1, epochs: 2 })];
+    for (const b of batches) assert.ok(b.clips.every((cl) => lengthOf(cl) === b.length) && b.clips.length <= 4);
+    for (const epoch of [0, 1]) {
+      const seen = batches.filter((b) => b.epoch === epoch).flatMap((b) => b.clips.map((cl) => cl.source));
+      assert.equal(new Set(seen).size, N, 'each epoch visits every clip once');
+    }
+    assert.deepEqual(
+      [...reader.lengthBatches({ lengthOf, batchSize: 4, seed: 1, epochs: 2, startBatch: 3 })],
+      batches.slice(3),
+      'resume skips batches',
+    );
 
-  // another tokenizer into the same folder is refused, naming both
-  const other = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '4', '--split', 'test', '--out', out);
-  assert.notEqual(other.code, 0);
-  assert.match(other.stderr, /another corpus/);
-});
+    // another tokenizer into the same folder is refused, naming both
+    const other = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '4', '--split', 'test', '--out', out);
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /another corpus/);
+  },
+);
 
 test('vtok tokenize on a folder: captions from sidecars, unreadable and empty videos listed as skipped', async () => {
   const root = tempDir('tokfolder');

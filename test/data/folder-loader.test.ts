@@ -58,24 +58,27 @@ test('a UCF-101 folder: classes from subfolders or classInd.txt, split files pic
   assert.throws(() => scanFolder(join(dir, 'nope'), { exts: VIDEO_EXTS }), /no such folder/);
 });
 
-test('folder clips are resized, center-cropped and cut to T frames; the centre clip is where it should be', async () => {
-  await ready;
-  const ds = new FolderDataset({ root: ucf, frames: 6, crop: 32, clipStart: 'center' });
-  assert.deepEqual(ds.shape, { channels: 3, frames: 6, height: 32, width: 32 });
-  const i = ds.items.findIndex((it) => it.path.endsWith('v_Juggling_g02_c01.avi')); // 20 frames
-  const clip = await ds.get(i);
-  assert.equal(clip.data.length, 6 * 32 * 32 * 3);
-  assert.equal(ds.classes![clip.label!], 'Juggling');
-  // Centre of 20 frames for a 6-frame clip starts at frame 7.
-  const ref = await readAllFrames(ds.items[i]!.path, { size: 32, crop: 32 });
-  assert.deepEqual(clip.data.subarray(0, 32 * 32 * 3), ref[7]!.data);
-  // Random starts are seeded: the same (seed, epoch, index) gives the same clip, another epoch may differ.
-  const rnd = new FolderDataset({ root: ucf, frames: 4, crop: 32, seed: 3 });
-  assert.deepEqual((await rnd.get(i, 0)).data, (await rnd.get(i, 0)).data);
-  const starts = new Set<string>();
-  for (let e = 0; e < 6; e++) starts.add(Buffer.from((await rnd.get(i, e)).data.subarray(0, 64)).toString('hex'));
-  assert.ok(starts.size > 1, 'different epochs draw different offsets');
-});
+test(
+  'folder clips are resized, center-cropped and cut ' + 'to T frames; the centre clip is where it should be',
+  async () => {
+    await ready;
+    const ds = new FolderDataset({ root: ucf, frames: 6, crop: 32, clipStart: 'center' });
+    assert.deepEqual(ds.shape, { channels: 3, frames: 6, height: 32, width: 32 });
+    const i = ds.items.findIndex((it) => it.path.endsWith('v_Juggling_g02_c01.avi')); // 20 frames
+    const clip = await ds.get(i);
+    assert.equal(clip.data.length, 6 * 32 * 32 * 3);
+    assert.equal(ds.classes![clip.label!], 'Juggling');
+    // Centre of 20 frames for a 6-frame clip starts at frame 7.
+    const ref = await readAllFrames(ds.items[i]!.path, { size: 32, crop: 32 });
+    assert.deepEqual(clip.data.subarray(0, 32 * 32 * 3), ref[7]!.data);
+    // Random starts are seeded: the same (seed, epoch, index) gives the same clip, another epoch may differ.
+    const rnd = new FolderDataset({ root: ucf, frames: 4, crop: 32, seed: 3 });
+    assert.deepEqual((await rnd.get(i, 0)).data, (await rnd.get(i, 0)).data);
+    const starts = new Set<string>();
+    for (let e = 0; e < 6; e++) starts.add(Buffer.from((await rnd.get(i, e)).data.subarray(0, 64)).toString('hex'));
+    assert.ok(starts.size > 1, 'different epochs draw different offsets');
+  },
+);
 
 test('an image folder gives 1-frame clips, labelled by subfolder', async () => {
   const imgs = join(dir, 'imgs');

@@ -81,20 +81,24 @@ test('findPhotos keeps one picture per KDE wallpaper (the largest) and skips scr
   assert.throws(() => findPhotos([join(dir, 'nope')]), /no such folder of photos/);
 });
 
-test('prepare natural: photos decoded at the working size, undecodable ones reported and skipped, held-out clips written', async () => {
-  const { m, logs } = await ready;
-  assert.equal(m.photos.length, 6);
-  assert.ok(logs.some((l) => l.includes('p5.jpg')));
-  assert.deepEqual(
-    m.photos.filter((p) => p.split === 'test').map((p) => p.name),
-    ['p3', 'p9'],
-  );
-  for (const p of m.photos) assert.equal(Math.min(p.width, p.height), m.shortSide);
-  assert.deepEqual(readManifest(out), m);
-  const clip = await readClip(join(out, m.heldout!.files[1]!), 5);
-  assert.equal(clip.length, 5);
-  assert.equal(clip[0]!.width, 32);
-});
+test(
+  'prepare natural: photos decoded at the working size, ' +
+    'undecodable ones reported and skipped, held-out clips written',
+  async () => {
+    const { m, logs } = await ready;
+    assert.equal(m.photos.length, 6);
+    assert.ok(logs.some((l) => l.includes('p5.jpg')));
+    assert.deepEqual(
+      m.photos.filter((p) => p.split === 'test').map((p) => p.name),
+      ['p3', 'p9'],
+    );
+    for (const p of m.photos) assert.equal(Math.min(p.width, p.height), m.shortSide);
+    assert.deepEqual(readManifest(out), m);
+    const clip = await readClip(join(out, m.heldout!.files[1]!), 5);
+    assert.equal(clip.length, 5);
+    assert.equal(clip[0]!.width, 32);
+  },
+);
 
 test('clips render deterministically, move, and each split uses only its own photos', async () => {
   await ready;

@@ -60,34 +60,37 @@ test('the dataset wraps samples with labels and class names', () => {
   assert.throws(() => ds.get(5), /out of range/);
 });
 
-test('textures: the default list is gradient, stripes and checker; flat backgrounds are one colour; bad names fail', () => {
-  for (let i = 0; i < 12; i++) {
-    const explicit = syntheticSample(i, { ...opts, textures: ['gradient', 'stripes', 'checker'] });
-    assert.deepEqual(explicit.data, syntheticSample(i, opts).data, 'the explicit default draws the same clip');
-  }
-  for (let i = 0; i < 10; i++) {
-    const s = syntheticSample(i, { ...opts, textures: ['flat'] });
-    assert.equal(s.texture, 'flat');
-    // Pixels far from the shape are the background: one colour across the whole clip.
-    const bg = new Set<string>();
-    for (let t = 0; t < 8; t++) {
-      for (let y = 0; y < 32; y++) {
-        for (let x = 0; x < 32; x++) {
-          const dx = x + 0.5 - s.centers[2 * t]!,
-            dy = y + 0.5 - s.centers[2 * t + 1]!;
-          if (Math.hypot(dx, dy) < s.radius * 1.5 + 2) continue;
-          const o = ((t * 32 + y) * 32 + x) * 3;
-          bg.add(s.data.subarray(o, o + 3).join());
+test(
+  'textures: the default list is gradient, stripes and ' + 'checker; flat backgrounds are one colour; bad names fail',
+  () => {
+    for (let i = 0; i < 12; i++) {
+      const explicit = syntheticSample(i, { ...opts, textures: ['gradient', 'stripes', 'checker'] });
+      assert.deepEqual(explicit.data, syntheticSample(i, opts).data, 'the explicit default draws the same clip');
+    }
+    for (let i = 0; i < 10; i++) {
+      const s = syntheticSample(i, { ...opts, textures: ['flat'] });
+      assert.equal(s.texture, 'flat');
+      // Pixels far from the shape are the background: one colour across the whole clip.
+      const bg = new Set<string>();
+      for (let t = 0; t < 8; t++) {
+        for (let y = 0; y < 32; y++) {
+          for (let x = 0; x < 32; x++) {
+            const dx = x + 0.5 - s.centers[2 * t]!,
+              dy = y + 0.5 - s.centers[2 * t + 1]!;
+            if (Math.hypot(dx, dy) < s.radius * 1.5 + 2) continue;
+            const o = ((t * 32 + y) * 32 + x) * 3;
+            bg.add(s.data.subarray(o, o + 3).join());
+          }
         }
       }
+      assert.equal(bg.size, 1, `clip ${i}: background colours ${[...bg].slice(0, 3).join(' | ')}`);
     }
-    assert.equal(bg.size, 1, `clip ${i}: background colours ${[...bg].slice(0, 3).join(' | ')}`);
-  }
-  const onlyGradient = Array.from(
-    { length: 10 },
-    (_, i) => syntheticSample(i, { ...opts, textures: ['gradient'] }).texture,
-  );
-  assert.deepEqual(new Set(onlyGradient), new Set(['gradient']));
-  assert.throws(() => syntheticSample(0, { ...opts, textures: ['plaid' as never] }), /textures must be some of/);
-  assert.throws(() => syntheticSample(0, { ...opts, textures: [] }), /textures must be some of/);
-});
+    const onlyGradient = Array.from(
+      { length: 10 },
+      (_, i) => syntheticSample(i, { ...opts, textures: ['gradient'] }).texture,
+    );
+    assert.deepEqual(new Set(onlyGradient), new Set(['gradient']));
+    assert.throws(() => syntheticSample(0, { ...opts, textures: ['plaid' as never] }), /textures must be some of/);
+    assert.throws(() => syntheticSample(0, { ...opts, textures: [] }), /textures must be some of/);
+  },
+);

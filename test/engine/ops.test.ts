@@ -730,24 +730,27 @@ describe('gradient control', () => {
 });
 
 describe('op declarations', () => {
-  it('every op says whether it is differentiable, and asking a gradient through one that is not names the reason', () => {
-    // The type checker enforces the field: an op without `vjp` does not compile.
-    // @ts-expect-error vjp is required
-    const incomplete: E.OpDef<object> = { name: 'incomplete', infer: (i) => i, lower: () => {} };
-    assert.ok(incomplete);
-    for (const op of E.registry.values()) {
-      assert.ok(typeof op.vjp === 'function' || typeof op.vjp.notDifferentiable === 'string', op.name);
-    }
-    const opaque = E.defineOp<object>({
-      name: 'testOpaque',
-      infer: (i) => i,
-      lower: (ctx, ins, outs) => ctx.emit('Identity', ins, outs),
-      vjp: E.notDifferentiable('a test op'),
-    });
-    const f = E.grad((x: Tensor) => E.sum(E.apply1(opaque, [x], {})));
-    assert.throws(
-      () => f(E.concrete(new Float32Array([1, 3, 2]), [3], 'float32')),
-      /testOpaque is not differentiable \(a test op\)/,
-    );
-  });
+  it(
+    'every op says whether it is differentiable, and asking ' + 'a gradient through one that is not names the reason',
+    () => {
+      // The type checker enforces the field: an op without `vjp` does not compile.
+      // @ts-expect-error vjp is required
+      const incomplete: E.OpDef<object> = { name: 'incomplete', infer: (i) => i, lower: () => {} };
+      assert.ok(incomplete);
+      for (const op of E.registry.values()) {
+        assert.ok(typeof op.vjp === 'function' || typeof op.vjp.notDifferentiable === 'string', op.name);
+      }
+      const opaque = E.defineOp<object>({
+        name: 'testOpaque',
+        infer: (i) => i,
+        lower: (ctx, ins, outs) => ctx.emit('Identity', ins, outs),
+        vjp: E.notDifferentiable('a test op'),
+      });
+      const f = E.grad((x: Tensor) => E.sum(E.apply1(opaque, [x], {})));
+      assert.throws(
+        () => f(E.concrete(new Float32Array([1, 3, 2]), [3], 'float32')),
+        /testOpaque is not differentiable \(a test op\)/,
+      );
+    },
+  );
 });

@@ -133,45 +133,50 @@ describe('int8 quantization', () => {
     }
   });
 
-  it('the weight format follows the CPU: full range with VNNI/AMX or off x86, 7-bit on other x86 CPUs, VTOK_INT8_KERNEL forces one', () => {
-    const flags = (s: string) => new Set(s.split(' '));
-    assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 avx512f avx512bw avx512_vnni')).weights, 'int8');
-    assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 avx_vnni')).weights, 'int8');
-    assert.equal(int8KernelsFor(undefined, 'x64', flags('avx2 avx512f amx_int8')).weights, 'int8');
-    // AVX2-only (e.g. AMD Zen 2/3) and AVX-512 without VNNI (e.g. Skylake-SP) saturate u8×s8 pair sums
-    assert.match(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 fma')).reason, /no VNNI/);
-    assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 fma')).weights, 'int7');
-    assert.equal(int8KernelsFor(undefined, 'x64', flags('avx2 avx512f avx512bw')).weights, 'int7');
-    assert.equal(int8KernelsFor(undefined, 'x64', null).weights, 'int7');
-    assert.equal(int8KernelsFor('auto', 'arm64', null).weights, 'int8');
-    assert.deepEqual(int8KernelsFor('uint8', 'x64', flags('avx512_vnni')), {
-      weights: 'uint8',
-      reason: 'forced by VTOK_INT8_KERNEL=uint8',
-    });
-    assert.throws(
-      () => int8KernelsFor('int4', 'x64', null),
-      (e: Error) =>
-        e instanceof VtokError && /VTOK_INT8_KERNEL="int4": expected one of int8, uint8, int7 or auto/.test(e.message),
-    );
-    // the default follows the backend (which reads the environment at each quantization)
-    const model = E.jit(net, { threads: 2 }).compile(input(1)).model;
-    const before = process.env.VTOK_INT8_KERNEL;
-    try {
-      process.env.VTOK_INT8_KERNEL = 'uint8';
-      assert.equal(quantizeStatic(model, [feeds(input(1))], { runtime: { threads: 2 } }).report.weights, 'uint8');
-      assert.equal(
-        quantizeStatic(model, [feeds(input(1))], { weights: 'int7', runtime: { threads: 2 } }).report.weights,
-        'int7',
+  it(
+    'the weight format follows the CPU: full range with VNNI/AMX or ' +
+      'off x86, 7-bit on other x86 CPUs, VTOK_INT8_KERNEL forces one',
+    () => {
+      const flags = (s: string) => new Set(s.split(' '));
+      assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 avx512f avx512bw avx512_vnni')).weights, 'int8');
+      assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 avx_vnni')).weights, 'int8');
+      assert.equal(int8KernelsFor(undefined, 'x64', flags('avx2 avx512f amx_int8')).weights, 'int8');
+      // AVX2-only (e.g. AMD Zen 2/3) and AVX-512 without VNNI (e.g. Skylake-SP) saturate u8×s8 pair sums
+      assert.match(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 fma')).reason, /no VNNI/);
+      assert.equal(int8KernelsFor(undefined, 'x64', flags('sse4_2 avx2 fma')).weights, 'int7');
+      assert.equal(int8KernelsFor(undefined, 'x64', flags('avx2 avx512f avx512bw')).weights, 'int7');
+      assert.equal(int8KernelsFor(undefined, 'x64', null).weights, 'int7');
+      assert.equal(int8KernelsFor('auto', 'arm64', null).weights, 'int8');
+      assert.deepEqual(int8KernelsFor('uint8', 'x64', flags('avx512_vnni')), {
+        weights: 'uint8',
+        reason: 'forced by VTOK_INT8_KERNEL=uint8',
+      });
+      assert.throws(
+        () => int8KernelsFor('int4', 'x64', null),
+        (e: Error) =>
+          e instanceof VtokError &&
+          /VTOK_INT8_KERNEL="int4": expected one of int8, uint8, int7 or auto/.test(e.message),
       );
-    } finally {
-      if (before === undefined) delete process.env.VTOK_INT8_KERNEL;
-      else process.env.VTOK_INT8_KERNEL = before;
-    }
-    assert.throws(
-      () => quantizeStatic(model, [feeds(input(1))], { weights: 'int4' as never }),
-      /unknown weight format "int4"/,
-    );
-  });
+      // the default follows the backend (which reads the environment at each quantization)
+      const model = E.jit(net, { threads: 2 }).compile(input(1)).model;
+      const before = process.env.VTOK_INT8_KERNEL;
+      try {
+        process.env.VTOK_INT8_KERNEL = 'uint8';
+        assert.equal(quantizeStatic(model, [feeds(input(1))], { runtime: { threads: 2 } }).report.weights, 'uint8');
+        assert.equal(
+          quantizeStatic(model, [feeds(input(1))], { weights: 'int7', runtime: { threads: 2 } }).report.weights,
+          'int7',
+        );
+      } finally {
+        if (before === undefined) delete process.env.VTOK_INT8_KERNEL;
+        else process.env.VTOK_INT8_KERNEL = before;
+      }
+      assert.throws(
+        () => quantizeStatic(model, [feeds(input(1))], { weights: 'int4' as never }),
+        /unknown weight format "int4"/,
+      );
+    },
+  );
 
   it('keepFloat and minInputChannels leave convolutions in float32', () => {
     const model = E.jit(net, { threads: 2 }).compile(input(1)).model;

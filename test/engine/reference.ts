@@ -153,7 +153,10 @@ export function convTranspose(x: Arr, w: Arr, b: Arr | null, c: ConvRef & { outp
   return out;
 }
 
-/** erf to ~1e-7 (Abramowitz & Stegun 7.1.26 is too coarse; this is the W. J. Cody-style series/continued fraction via high-order rational). */
+/**
+ * erf to ~1e-7 (Abramowitz & Stegun 7.1.26 is too coarse; this is the W. J. Cody-style series/continued fraction via
+ * high-order rational).
+ */
 export function erf(x: number): number {
   // Series for small |x|, complementary continued fraction otherwise: both converge to double precision.
   const ax = Math.abs(x);

@@ -152,56 +152,61 @@ describe('prefix LM', () => {
         assert.ok(norm(grads[i]!) > 0, `no gradient for ${name}`);
     });
   });
-  it('the chunked head cross-entropy on scored positions equals the full head over every position, with its gradients', () => {
-    E.seed(5);
-    const m = new PrefixLm(small);
-    const S = 9,
-      B = 2,
-      lt = 3;
-    const ids = ints(
-      Array.from({ length: B * S }, (_, i) => (i * 5 + 3) % small.vocabSize),
-      [B, S],
-    );
-    const prefixLength = ints([4, 6], [B]),
-      text = randn([B, lt, 8], 6);
-    const x = (): PrefixLmInput => ({ ids, prefixLength, text, textStart: 1 });
-    const params = m.namedParams();
-    // the plain computation: logits at every position, targets ids[i+1] where i+1 ≥ P_b
-    const full = () => {
-      const logits = E.narrow(m.forward(x()), 1, 0, S - 1);
-      const t: number[] = [];
-      const idv = E.toArray(ids),
-        P = [4, 6];
-      for (let b = 0; b < B; b++) for (let i = 0; i < S - 1; i++) t.push(i + 1 >= P[b]! ? idv[b * S + i + 1]! : IGNORE);
-      return E.crossEntropy(logits, E.tensor(t, [B, S - 1], 'int64'), { ignoreIndex: IGNORE });
-    };
-    const lossGrads = (f: () => Tensor) =>
-      E.valueAndGrad((w: Tensor[]) =>
-        bindParams(
-          params.map(([, p]) => p),
-          w,
-          f,
-        ),
-      )(params.map(([, p]) => p.value)) as [Tensor, Tensor[]];
-    const [l0, g0] = lossGrads(full);
-    // scored rows from position 3 on (2 × 5 rows), head chunks of 3 rows (the last one ragged)
-    const [l1, g1] = lossGrads(() => prefixLmLoss(m, x(), { scoreFrom: 3, headChunk: 3 }));
-    assert.ok(Math.abs(E.item(l0) - E.item(l1)) < 1e-5, `${E.item(l0)} vs ${E.item(l1)}`);
-    params.forEach(([name], i) => {
-      const a = E.toArray(g0[i]!),
-        b = E.toArray(g1[i]!);
-      const scale = Math.max(1e-3, ...a.map(Math.abs));
-      a.forEach((v, j) => {
-        assert.ok(Math.abs(v - b[j]!) <= 1e-4 * scale, `gradient of ${name}[${j}]: ${v} vs ${b[j]}`);
+  it(
+    'the chunked head cross-entropy on scored positions equals ' +
+      'the full head over every position, with its gradients',
+    () => {
+      E.seed(5);
+      const m = new PrefixLm(small);
+      const S = 9,
+        B = 2,
+        lt = 3;
+      const ids = ints(
+        Array.from({ length: B * S }, (_, i) => (i * 5 + 3) % small.vocabSize),
+        [B, S],
+      );
+      const prefixLength = ints([4, 6], [B]),
+        text = randn([B, lt, 8], 6);
+      const x = (): PrefixLmInput => ({ ids, prefixLength, text, textStart: 1 });
+      const params = m.namedParams();
+      // the plain computation: logits at every position, targets ids[i+1] where i+1 ≥ P_b
+      const full = () => {
+        const logits = E.narrow(m.forward(x()), 1, 0, S - 1);
+        const t: number[] = [];
+        const idv = E.toArray(ids),
+          P = [4, 6];
+        for (let b = 0; b < B; b++)
+          for (let i = 0; i < S - 1; i++) t.push(i + 1 >= P[b]! ? idv[b * S + i + 1]! : IGNORE);
+        return E.crossEntropy(logits, E.tensor(t, [B, S - 1], 'int64'), { ignoreIndex: IGNORE });
+      };
+      const lossGrads = (f: () => Tensor) =>
+        E.valueAndGrad((w: Tensor[]) =>
+          bindParams(
+            params.map(([, p]) => p),
+            w,
+            f,
+          ),
+        )(params.map(([, p]) => p.value)) as [Tensor, Tensor[]];
+      const [l0, g0] = lossGrads(full);
+      // scored rows from position 3 on (2 × 5 rows), head chunks of 3 rows (the last one ragged)
+      const [l1, g1] = lossGrads(() => prefixLmLoss(m, x(), { scoreFrom: 3, headChunk: 3 }));
+      assert.ok(Math.abs(E.item(l0) - E.item(l1)) < 1e-5, `${E.item(l0)} vs ${E.item(l1)}`);
+      params.forEach(([name], i) => {
+        const a = E.toArray(g0[i]!),
+          b = E.toArray(g1[i]!);
+        const scale = Math.max(1e-3, ...a.map(Math.abs));
+        a.forEach((v, j) => {
+          assert.ok(Math.abs(v - b[j]!) <= 1e-4 * scale, `gradient of ${name}[${j}]: ${v} vs ${b[j]}`);
+        });
       });
-    });
-    // finite differences through the custom backward (ignored rows, several chunks)
-    const targets = E.tensor([3, IGNORE, 0, 22, 7, 7, IGNORE], [7], 'int64');
-    const r = E.gradcheck(
-      (h: Tensor, w: Tensor) => headCrossEntropy(h, w, targets, 3),
-      [randn([7, 16], 7), randn([small.vocabSize, 16], 8)],
-    );
-    assert.ok(r.maxError < 1e-2, `gradcheck error ${r.maxError}`);
-    assert.throws(() => headCrossEntropy(randn([7, 16], 7), randn([small.vocabSize, 15], 8), targets), /do not fit/);
-  });
+      // finite differences through the custom backward (ignored rows, several chunks)
+      const targets = E.tensor([3, IGNORE, 0, 22, 7, 7, IGNORE], [7], 'int64');
+      const r = E.gradcheck(
+        (h: Tensor, w: Tensor) => headCrossEntropy(h, w, targets, 3),
+        [randn([7, 16], 7), randn([small.vocabSize, 16], 8)],
+      );
+      assert.ok(r.maxError < 1e-2, `gradcheck error ${r.maxError}`);
+      assert.throws(() => headCrossEntropy(randn([7, 16], 7), randn([small.vocabSize, 15], 8), targets), /do not fit/);
+    },
+  );
 });

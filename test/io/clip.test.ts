@@ -61,7 +61,10 @@ test('framesToClip: frames of one clip by the same rule; gray frames give exactl
   const colour = [frame((p) => [200, p, 0])];
   assert.throws(
     () => framesToClip(colour, 1, false, 'the image'),
-    /^VtokError: the image: the clips are in colour and the model takes gray \(1 channel\); add --gray to convert them$/,
+    new RegExp(
+      /^VtokError: the image: the clips are in colour and the model takes gray \(1 channel\); /.source +
+        /add --gray to convert them$/.source,
+    ),
   );
   const c = framesToClip(colour, 1, true, 'the image');
   assert.equal(c.converted, true);

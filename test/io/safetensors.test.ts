@@ -353,7 +353,8 @@ test('corrupt headers are rejected with a message naming the tensor and what was
   throwsVtok(
     p(
       rawFile(
-        `{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\\u0061":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`,
+        '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},' +
+          `"\\u0061":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`,
         2,
       ),
     ),

@@ -33,7 +33,9 @@ test('inferenceWeights: the EMA replaces the weights it covers; ema: false keeps
 test('inferenceWeights refuses NaN and infinite values, naming the file, the first tensor and the next ones', () => {
   const raw = run({ a: [1, NaN], b: [Infinity], c: [1], d: [-Infinity], e: [NaN], f: [NaN] });
   const file = join(raw, 'checkpoints', 'step-0000001', 'model.safetensors');
-  const message = `${file}: weight a holds NaN at index 1; so do b, d, e and 1 more (damaged weights, or a training run that diverged)`;
+  const message =
+    `${file}: weight a holds NaN at index 1; so do b, d, ` +
+    'e and 1 more (damaged weights, or a training run that diverged)';
   assert.throws(
     () => inferenceWeights(raw),
     (e: Error) => e.message === message,

@@ -103,14 +103,17 @@ describe('training', () => {
     assert.equal(w1!.buffer, b1!.buffer);
   });
 
-  it('packChunks packs first-fit decreasing, pads all but the least filled chunk, and puts oversized tensors alone', () => {
-    assert.deepEqual(packChunks([10, 20, 30, 100, 5, 5], 40), [
-      { idx: [3], len: 100 },
-      { idx: [2, 0], len: 40 },
-      { idx: [1, 4, 5], len: 30 },
-    ]);
-    assert.deepEqual(packChunks([], 40), []);
-  });
+  it(
+    'packChunks packs first-fit decreasing, pads all but ' + 'the least filled chunk, and puts oversized tensors alone',
+    () => {
+      assert.deepEqual(packChunks([10, 20, 30, 100, 5, 5], 40), [
+        { idx: [3], len: 100 },
+        { idx: [2, 0], len: 40 },
+        { idx: [1, 4, 5], len: 30 },
+      ]);
+      assert.deepEqual(packChunks([], 40), []);
+    },
+  );
 
   it('flatOf reuses the buffer its views share, and copies anything else', () => {
     const flat = E.concrete(Float32Array.from([1, 2, 3, 4, 5, 0]), [6], 'float32');

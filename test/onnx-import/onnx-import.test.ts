@@ -295,7 +295,10 @@ function everyOpModel(): { bytes: Uint8Array; outputs: number } {
   return { bytes: b.build([['x', [2, 4, 9, 9]]], 20), outputs: b.outputs.length };
 }
 
-/** Attribute-form ops of older opsets (Slice, Pad, Clip, Squeeze, Unsqueeze, ReduceMean/Sum and Split attributes; 2-D Softmax). */
+/**
+ * Attribute-form ops of older opsets (Slice, Pad, Clip, Squeeze, Unsqueeze, ReduceMean/Sum and Split attributes; 2-D
+ * Softmax).
+ */
 function legacyModel(): { bytes: Uint8Array; outputs: number } {
   const b = new ModelBuilder(6);
   const o = (op: string, ins: string[], out: string | string[], attrs = {}) => b.op(op, ins, out, attrs, true);
@@ -336,49 +339,53 @@ describe('ONNX import: hand-written models against onnxruntime', () => {
     const { bytes, outputs } = legacyModel();
     await checkAgainstOrt(bytes, randn([2, 3, 6, 6]), outputs);
   });
-  it('every op of the registry-less compositions has a gradient: MaxPool, AveragePool, BatchNorm, Pad, Slice, Gemm, Softmax', () => {
-    const b = new ModelBuilder(9);
-    const mp = b.op('MaxPool', ['x'], 'mp', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
-    const mpc = b.op('MaxPool', ['x'], 'mpc', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
-    const c = b.op(
-      'Conv',
-      [b.op('Concat', [mp, mpc], 'cat', { axis: 1 }), b.weight('W', [4, 4, 3, 3], 0.3), b.weight('B', [4], 0.1)],
-      'c',
-      { pads: [1, 1, 1, 1] },
-    );
-    const bn = b.op(
-      'BatchNormalization',
-      [c, b.weight('s', [4], 0.3, 1), b.weight('bb', [4]), b.weight('m', [4]), b.floats('v', [4], [1, 2, 0.5, 0.25])],
-      'bn',
-    );
-    const ap = b.op('AveragePool', [b.op('Tanh', [bn], 'th')], 'ap', {
-      kernel_shape: [2, 2],
-      strides: [1, 1],
-      pads: [1, 0, 0, 1],
-    });
-    const pr = b.op('Pad', [ap, b.ints('p', [0, 0, 1, 1, 0, 0, 1, 1])], 'pr', { mode: 'reflect' });
-    const sl = b.op(
-      'Slice',
-      [pr, b.ints('st', [0, 1]), b.ints('en', [100, 100]), b.ints('ax', [2, 3]), b.ints('sp', [2, 1])],
-      'sl',
-    );
-    const g = b.op('Gemm', [b.op('Flatten', [sl], 'fl'), b.weight('G', [4 * 3 * 4, 6], 0.2)], 'g');
-    b.op('Softmax', [g], 'out', {}, true);
-    const net = importOnnx(b.build([['x', [2, 2, 5, 5]]], 17));
-    // distinct, well-separated inputs: no ties or switches of the max within the finite-difference steps
-    const n = 2 * 2 * 5 * 5,
-      perm = Array.from({ length: n }, (_, i) => i);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rng.uniform(1)[0]! * (i + 1));
-      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-    }
-    const x = E.tensor(
-      perm.map((p) => (p - n / 2) * 0.05),
-      [2, 2, 5, 5],
-    );
-    const r = E.gradcheck((t) => net.run([t]).out!, [x], { eps: 2e-3, directions: 4 });
-    assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
-  });
+  it(
+    'every op of the registry-less compositions has a gradient: ' +
+      'MaxPool, AveragePool, BatchNorm, Pad, Slice, Gemm, Softmax',
+    () => {
+      const b = new ModelBuilder(9);
+      const mp = b.op('MaxPool', ['x'], 'mp', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+      const mpc = b.op('MaxPool', ['x'], 'mpc', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
+      const c = b.op(
+        'Conv',
+        [b.op('Concat', [mp, mpc], 'cat', { axis: 1 }), b.weight('W', [4, 4, 3, 3], 0.3), b.weight('B', [4], 0.1)],
+        'c',
+        { pads: [1, 1, 1, 1] },
+      );
+      const bn = b.op(
+        'BatchNormalization',
+        [c, b.weight('s', [4], 0.3, 1), b.weight('bb', [4]), b.weight('m', [4]), b.floats('v', [4], [1, 2, 0.5, 0.25])],
+        'bn',
+      );
+      const ap = b.op('AveragePool', [b.op('Tanh', [bn], 'th')], 'ap', {
+        kernel_shape: [2, 2],
+        strides: [1, 1],
+        pads: [1, 0, 0, 1],
+      });
+      const pr = b.op('Pad', [ap, b.ints('p', [0, 0, 1, 1, 0, 0, 1, 1])], 'pr', { mode: 'reflect' });
+      const sl = b.op(
+        'Slice',
+        [pr, b.ints('st', [0, 1]), b.ints('en', [100, 100]), b.ints('ax', [2, 3]), b.ints('sp', [2, 1])],
+        'sl',
+      );
+      const g = b.op('Gemm', [b.op('Flatten', [sl], 'fl'), b.weight('G', [4 * 3 * 4, 6], 0.2)], 'g');
+      b.op('Softmax', [g], 'out', {}, true);
+      const net = importOnnx(b.build([['x', [2, 2, 5, 5]]], 17));
+      // distinct, well-separated inputs: no ties or switches of the max within the finite-difference steps
+      const n = 2 * 2 * 5 * 5,
+        perm = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rng.uniform(1)[0]! * (i + 1));
+        [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+      }
+      const x = E.tensor(
+        perm.map((p) => (p - n / 2) * 0.05),
+        [2, 2, 5, 5],
+      );
+      const r = E.gradcheck((t) => net.run([t]).out!, [x], { eps: 2e-3, directions: 4 });
+      assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
+    },
+  );
 });
 
 describe('ONNX import: bad input', () => {

@@ -109,52 +109,56 @@ describe('StochasticVQ', () => {
     }
   });
 
-  it('warm-up blend: α = 0 passes the normalised latent, α = 1 the code, α between them linearly, gradient straight-through throughout', () => {
-    E.seed(7);
-    const q = vq(16, 6).eval();
-    q.deterministic = true;
-    const rng = new Rng(8);
-    const x = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
-    const w = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
-    const at = (a: number) =>
-      E.toArray(E.jit((p: Tensor) => [q.forward(p, E.scalar(a)).regularized_z])(x)[0] as Tensor);
-    const [z0, code] = E.jit((p: Tensor) => {
-      const o = q.forward(p);
-      return [o.unregularized_z, o.regularized_z];
-    })(x) as Tensor[];
-    const zs = E.toArray(z0!),
-      cs = E.toArray(code!);
-    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-      Array.from(a).forEach((v, i) => {
-        assert.ok(Math.abs(v - b[i]!) < 1e-6, `${v} vs ${b[i]}`);
-      });
-    };
-    close(at(0), zs);
-    close(at(1), cs);
-    close(
-      at(0.25),
-      zs.map((v, i) => v + 0.25 * (cs[i]! - v)),
-    );
-    assert.ok(
-      zs.some((v, i) => Math.abs(v - cs[i]!) > 1e-2),
-      'the codes differ from the latent, so the checks above could fail',
-    );
-    // the commitment term ramps with α; the codebook term does not
-    const losses = (a: number) =>
-      (
-        E.jit((p: Tensor) => {
-          const o = q.forward(p, E.scalar(a));
-          return [o.lossQ, o.lossCommit, o.lossCodebook];
-        })(x) as Tensor[]
-      ).map((t) => E.toArray(t)[0]!);
-    const [lq, commit, codebook] = losses(0.25) as [number, number, number];
-    assert.ok(commit > 1e-3);
-    assert.ok(
-      Math.abs(lq - (0.25 * q.cfg.commitmentLossWeight * commit + q.cfg.codebookLossWeight * codebook)) < 1e-6,
-      `${lq}`,
-    );
-    assert.ok(Math.abs(losses(0)[0]! - q.cfg.codebookLossWeight * codebook) < 1e-6);
-    const g = E.grad((p: Tensor) => E.sum(E.mul(q.forward(p, E.scalar(0.5)).regularized_z, w)))(x) as Tensor;
-    close(E.toArray(g), E.toArray(E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)))(x) as Tensor));
-  });
+  it(
+    'warm-up blend: α = 0 passes the normalised latent, α = 1 the code, ' +
+      'α between them linearly, gradient straight-through throughout',
+    () => {
+      E.seed(7);
+      const q = vq(16, 6).eval();
+      q.deterministic = true;
+      const rng = new Rng(8);
+      const x = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
+      const w = E.concrete(rng.normal(2 * 3 * 6), [2, 3, 6], 'float32');
+      const at = (a: number) =>
+        E.toArray(E.jit((p: Tensor) => [q.forward(p, E.scalar(a)).regularized_z])(x)[0] as Tensor);
+      const [z0, code] = E.jit((p: Tensor) => {
+        const o = q.forward(p);
+        return [o.unregularized_z, o.regularized_z];
+      })(x) as Tensor[];
+      const zs = E.toArray(z0!),
+        cs = E.toArray(code!);
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+        Array.from(a).forEach((v, i) => {
+          assert.ok(Math.abs(v - b[i]!) < 1e-6, `${v} vs ${b[i]}`);
+        });
+      };
+      close(at(0), zs);
+      close(at(1), cs);
+      close(
+        at(0.25),
+        zs.map((v, i) => v + 0.25 * (cs[i]! - v)),
+      );
+      assert.ok(
+        zs.some((v, i) => Math.abs(v - cs[i]!) > 1e-2),
+        'the codes differ from the latent, so the checks above could fail',
+      );
+      // the commitment term ramps with α; the codebook term does not
+      const losses = (a: number) =>
+        (
+          E.jit((p: Tensor) => {
+            const o = q.forward(p, E.scalar(a));
+            return [o.lossQ, o.lossCommit, o.lossCodebook];
+          })(x) as Tensor[]
+        ).map((t) => E.toArray(t)[0]!);
+      const [lq, commit, codebook] = losses(0.25) as [number, number, number];
+      assert.ok(commit > 1e-3);
+      assert.ok(
+        Math.abs(lq - (0.25 * q.cfg.commitmentLossWeight * commit + q.cfg.codebookLossWeight * codebook)) < 1e-6,
+        `${lq}`,
+      );
+      assert.ok(Math.abs(losses(0)[0]! - q.cfg.codebookLossWeight * codebook) < 1e-6);
+      const g = E.grad((p: Tensor) => E.sum(E.mul(q.forward(p, E.scalar(0.5)).regularized_z, w)))(x) as Tensor;
+      close(E.toArray(g), E.toArray(E.grad((p: Tensor) => E.sum(E.mul(l2Normalize(p), w)))(x) as Tensor));
+    },
+  );
 });

@@ -95,30 +95,33 @@ test('RD table lists every point with its token-model rates', () => {
   assert.match(md, /\| block means \| 23\.90 \| 0\.7000 \| 0\.8000 \|/);
 });
 
-test('block-mean reference: causal frame groups, block colours averaged over each group, flat blocks kept exactly', () => {
-  assert.deepEqual(causalGroups(9, 4), [[0], [1, 2, 3, 4], [5, 6, 7, 8]]);
-  assert.deepEqual(causalGroups(7, 4), [[0], [1, 2, 3, 4], [5, 6]]);
-  // 5 frames of 4×4: frame t is flat grey 10·t; one group of 4 after the first frame
-  const clip: Frame[] = Array.from({ length: 5 }, (_, t) => ({
-    width: 4,
-    height: 4,
-    data: new Uint8Array(48).fill(10 * t),
-  }));
-  const out = blockMeans(clip, 2, causalGroups(5, 4));
-  assert.equal(out.length, 5);
-  assert.ok(out[0]!.data.every((v) => v === 0));
-  for (let t = 1; t < 5; t++)
-    assert.ok(
-      out[t]!.data.every((v) => v === 25),
-      `frame ${t}: the mean of 10, 20, 30, 40`,
-    );
-  // a left/right split keeps its block colours at the blocks' centres' sides and blends between them
-  const split: Frame = {
-    width: 4,
-    height: 4,
-    data: new Uint8Array(48).map((_, i) => (Math.floor(i / 3) % 4 < 2 ? 0 : 200)),
-  };
-  const s = blockMeans([split], 2, [[0]])[0]!;
-  const at = (x: number) => s.data[x * 3]!;
-  assert.deepEqual([at(0), at(1), at(2), at(3)], [0, 50, 150, 200]);
-});
+test(
+  'block-mean reference: causal frame groups, block colours ' + 'averaged over each group, flat blocks kept exactly',
+  () => {
+    assert.deepEqual(causalGroups(9, 4), [[0], [1, 2, 3, 4], [5, 6, 7, 8]]);
+    assert.deepEqual(causalGroups(7, 4), [[0], [1, 2, 3, 4], [5, 6]]);
+    // 5 frames of 4×4: frame t is flat grey 10·t; one group of 4 after the first frame
+    const clip: Frame[] = Array.from({ length: 5 }, (_, t) => ({
+      width: 4,
+      height: 4,
+      data: new Uint8Array(48).fill(10 * t),
+    }));
+    const out = blockMeans(clip, 2, causalGroups(5, 4));
+    assert.equal(out.length, 5);
+    assert.ok(out[0]!.data.every((v) => v === 0));
+    for (let t = 1; t < 5; t++)
+      assert.ok(
+        out[t]!.data.every((v) => v === 25),
+        `frame ${t}: the mean of 10, 20, 30, 40`,
+      );
+    // a left/right split keeps its block colours at the blocks' centres' sides and blends between them
+    const split: Frame = {
+      width: 4,
+      height: 4,
+      data: new Uint8Array(48).map((_, i) => (Math.floor(i / 3) % 4 < 2 ? 0 : 200)),
+    };
+    const s = blockMeans([split], 2, [[0]])[0]!;
+    const at = (x: number) => s.data[x * 3]!;
+    assert.deepEqual([at(0), at(1), at(2), at(3)], [0, 50, 150, 200]);
+  },
+);

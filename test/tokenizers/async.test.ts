@@ -105,7 +105,8 @@ describe('the asynchronous path', () => {
   after(() => E.installBackend(E.nodeBackend));
 
   for (const c of CASES) {
-    it(`${c.name}: built from config + bytes, encodeAsync/decodeAsync without runSync equal encode/decode`, async () => {
+    const title = `${c.name}: built from config + bytes, encodeAsync/decodeAsync without runSync equal encode/decode`;
+    it(title, async () => {
       E.seed(7);
       const random = createTokenizer(c.kind, c.config);
       const { tokenizer: tok } = tokenizerFromBytes(

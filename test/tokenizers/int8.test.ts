@@ -75,54 +75,60 @@ const ALL_FORMATS = [...new Set([OWN, 'uint8', 'int7'] as const)];
 
 describe('int8 tokenizers', () => {
   for (const weights of MAIN_FORMATS)
-    it(`shipped MAGVIT-v2 tiny (${weights} weights): int8 PSNR within 0.3 dB of fp32 on held-out clips, ids mostly agree`, () =>
-      withWeights(weights, async () => {
-        E.setRuntimeDefaults({ threads: 2 });
-        const { tokenizer } = loadTokenizer(MODEL);
-        const fp32 = tokenizer as Magvit2Tokenizer;
-        const int8 = new Magvit2Tokenizer(fp32.cfg, fp32.model);
-        const calib = await clips('train', 4);
-        int8.setPrecision('int8', { calibration: E.concrete(calib.data, calib.shape, 'float32') });
-        assert.equal(int8.precision, 'int8');
-        const test = await clips('test', 4);
-        const r32 = evaluateReconstruction(fp32, [test]);
-        const r8 = evaluateReconstruction(int8, [test]);
-        assert.ok(
-          Math.abs(r8.psnr - r32.psnr) < 0.3,
-          `PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB`,
-        );
-        const x = E.concrete(test.data, test.shape, 'float32');
-        const ids32 = fp32.encode(x),
-          ids8 = int8.encode(x);
-        // ORT runs the quantized convolutions as QLinearConv (all but the encoder's last conv and the 1- and
-        // 10-channel input convs, which stay float32)
-        const programs = (
-          int8 as unknown as {
-            programs(p: string): { encode: CompiledFn<[Tensor], E.Tree>; decode: CompiledFn<[Tensor], Tensor> };
+    it(
+      `shipped MAGVIT-v2 tiny (${weights} weights): int8 PSNR ` +
+        'within 0.3 dB of fp32 on held-out clips, ids mostly agree',
+      () =>
+        withWeights(weights, async () => {
+          E.setRuntimeDefaults({ threads: 2 });
+          const { tokenizer } = loadTokenizer(MODEL);
+          const fp32 = tokenizer as Magvit2Tokenizer;
+          const int8 = new Magvit2Tokenizer(fp32.cfg, fp32.model);
+          const calib = await clips('train', 4);
+          int8.setPrecision('int8', { calibration: E.concrete(calib.data, calib.shape, 'float32') });
+          assert.equal(int8.precision, 'int8');
+          const test = await clips('test', 4);
+          const r32 = evaluateReconstruction(fp32, [test]);
+          const r8 = evaluateReconstruction(int8, [test]);
+          assert.ok(
+            Math.abs(r8.psnr - r32.psnr) < 0.3,
+            `PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB`,
+          );
+          const x = E.concrete(test.data, test.shape, 'float32');
+          const ids32 = fp32.encode(x),
+            ids8 = int8.encode(x);
+          // ORT runs the quantized convolutions as QLinearConv (all but the encoder's last conv and the 1- and
+          // 10-channel input convs, which stay float32)
+          const programs = (
+            int8 as unknown as {
+              programs(p: string): { encode: CompiledFn<[Tensor], E.Tree>; decode: CompiledFn<[Tensor], Tensor> };
+            }
+          ).programs('int8');
+          for (const c of [programs.encode.compile(x), programs.decode.compile(ids32)]) {
+            const counts = E.optimizedOpCounts(c.model, { threads: 2 });
+            assert.ok(c.quantization!.conv >= 11, `${c.quantization!.conv} quantized convolutions`);
+            assert.equal(counts.QLinearConv, c.quantization!.conv, JSON.stringify(counts));
           }
-        ).programs('int8');
-        for (const c of [programs.encode.compile(x), programs.decode.compile(ids32)]) {
-          const counts = E.optimizedOpCounts(c.model, { threads: 2 });
-          assert.ok(c.quantization!.conv >= 11, `${c.quantization!.conv} quantized convolutions`);
-          assert.equal(counts.QLinearConv, c.quantization!.conv, JSON.stringify(counts));
-        }
-        const agree = agreement(ids32, ids8);
-        // measured 94-95 % of the 10-bit ids (99.4 % of the bits); a broken quantizer agrees on almost none
-        assert.ok(agree > 0.85, `id agreement ${agree}`);
-        // the int8 programs really differ from fp32 (decode of the same ids is close but not identical)
-        const d32 = fp32.decode(ids32).data as Float32Array,
-          d8 = int8.decode(ids32).data as Float32Array;
-        let maxDiff = 0;
-        for (let i = 0; i < d32.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d32[i]! - d8[i]!));
-        assert.ok(maxDiff > 0 && maxDiff < 0.5, `max |fp32 − int8| decode ${maxDiff}`);
-        // release() drops the compiled programs (fp32 and int8); encoding again recompiles to the same ids
-        fp32.release();
-        assert.deepEqual(E.toArray(fp32.encode(x)), E.toArray(ids32));
-        assert.ok(storesWeights(programs.encode.compile(x).model, weights), `${weights} weights in the model`);
-        console.log(
-          `# magvit2-tiny, 4 held-out clips, ${weights} weights: PSNR fp32 ${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB; SSIM ${r32.ssim.toFixed(4)} / ${r8.ssim.toFixed(4)}; id agreement ${(100 * agree).toFixed(1)}%`,
-        );
-      }));
+          const agree = agreement(ids32, ids8);
+          // measured 94-95 % of the 10-bit ids (99.4 % of the bits); a broken quantizer agrees on almost none
+          assert.ok(agree > 0.85, `id agreement ${agree}`);
+          // the int8 programs really differ from fp32 (decode of the same ids is close but not identical)
+          const d32 = fp32.decode(ids32).data as Float32Array,
+            d8 = int8.decode(ids32).data as Float32Array;
+          let maxDiff = 0;
+          for (let i = 0; i < d32.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d32[i]! - d8[i]!));
+          assert.ok(maxDiff > 0 && maxDiff < 0.5, `max |fp32 − int8| decode ${maxDiff}`);
+          // release() drops the compiled programs (fp32 and int8); encoding again recompiles to the same ids
+          fp32.release();
+          assert.deepEqual(E.toArray(fp32.encode(x)), E.toArray(ids32));
+          assert.ok(storesWeights(programs.encode.compile(x).model, weights), `${weights} weights in the model`);
+          console.log(
+            `# magvit2-tiny, 4 held-out clips, ${weights} weights: PSNR fp32 ` +
+              `${r32.psnr.toFixed(3)} dB, int8 ${r8.psnr.toFixed(3)} dB; ` +
+              `SSIM ${r32.ssim.toFixed(4)} / ${r8.ssim.toFixed(4)}; id agreement ${(100 * agree).toFixed(1)}%`,
+          );
+        }),
+    );
 
   for (const weights of ALL_FORMATS)
     it(`LARP int8 (${weights} weights): quantized matmuls, deterministic ids close to fp32`, () =>
@@ -188,7 +194,8 @@ describe('int8 tokenizers', () => {
         const err = relativeRmsError(d32, d8);
         assert.ok(err > 0 && err < 0.05, `relative decode error ${err}`);
         console.log(
-          `# small LARP, ${weights} weights: id agreement ${(100 * agree).toFixed(1)}%, relative decode error ${err.toExponential(2)}`,
+          `# small LARP, ${weights} weights: id agreement ${(100 * agree).toFixed(1)}%, ` +
+            `relative decode error ${err.toExponential(2)}`,
         );
         // replacing a weight recompiles the baked int8 programs
         const w = tok.model.final_layer.linear.weight;

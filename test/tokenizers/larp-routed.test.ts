@@ -6,7 +6,9 @@ import type { Block } from '../../src/tokenizers/larp/vit.js';
 import { routeOf } from '../../src/tokenizers/larp/routed-init.js';
 import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 
-/** vtok's routed init (routed-init.ts): the holistic path starts routed, query i ↔ patch π(i), patch j ↔ latent π'(j). */
+/**
+ * vtok's routed init (routed-init.ts): the holistic path starts routed, query i ↔ patch π(i), patch j ↔ latent π'(j).
+ */
 const config = (over: Record<string, unknown> = {}) => {
   const tiny = larpTrainer.presets.tiny!;
   // the tiny preset without routed init (the preset turns it on), plus `over`
@@ -17,7 +19,9 @@ const config = (over: Record<string, unknown> = {}) => {
   return { ...raw, ...over } as Record<string, unknown>;
 };
 
-/** Head-averaged attention probabilities of the last `readers` rows of `seq` [1, t, d] over all t keys, in block `blk`. */
+/**
+ * Head-averaged attention probabilities of the last `readers` rows of `seq` [1, t, d] over all t keys, in block `blk`.
+ */
 function attentionOfReaders(blk: Block, seq: E.Tensor, readers: number): number[][] {
   const [, t, d] = seq.shape as [number, number, number];
   const heads = blk.attn.heads,

@@ -127,14 +127,17 @@ describe('LARP tokenizer', () => {
 });
 
 describe('LARP prior', () => {
-  it('replacement-rate schedule: linear ramp to the max over the peak fraction, then constant; 1 without mix SS', () => {
-    const p = parseLarpConfig(config(4, PRIOR), SIZES).prior!;
-    assert.equal(scheduledSamplingRatio(p, 0, 1000), 0);
-    assert.ok(Math.abs(scheduledSamplingRatio(p, 150, 1000) - 0.25) < 1e-12);
-    assert.equal(scheduledSamplingRatio(p, 300, 1000), 0.5);
-    assert.equal(scheduledSamplingRatio(p, 900, 1000), 0.5);
-    assert.equal(scheduledSamplingRatio({ ...p, useMixSs: false }, 10, 1000), 1);
-  });
+  it(
+    'replacement-rate schedule: linear ramp to the max ' + 'over the peak fraction, then constant; 1 without mix SS',
+    () => {
+      const p = parseLarpConfig(config(4, PRIOR), SIZES).prior!;
+      assert.equal(scheduledSamplingRatio(p, 0, 1000), 0);
+      assert.ok(Math.abs(scheduledSamplingRatio(p, 150, 1000) - 0.25) < 1e-12);
+      assert.equal(scheduledSamplingRatio(p, 300, 1000), 0.5);
+      assert.equal(scheduledSamplingRatio(p, 900, 1000), 0.5);
+      assert.equal(scheduledSamplingRatio({ ...p, useMixSs: false }, 10, 1000), 1);
+    },
+  );
 
   it('scheduled sampling: ratio 0 repeats the teacher-forced round, ratio 1 feeds sampled codes', () => {
     E.seed(11);
@@ -152,33 +155,42 @@ describe('LARP prior', () => {
     assert.ok(Math.abs(run(2, 1) - tf) > 1e-5);
   });
 
-  it('prior CE has correct gradients (gradcheck on the codes), and reaches the encoder but not decoder or codebook', () => {
-    E.seed(12);
-    const model = new LarpModel(parseLarpConfig(config(6, PRIOR), SIZES)).eval();
-    const labels = E.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], [2, 5], 'int64');
-    const codes = model.quantizer.codebookEntry(E.tensor([7, 3, 1, 4, 1, 5, 8, 9, 2, 6, 5, 3], [2, 6], 'int64'));
-    const r = E.gradcheck((c: Tensor) => E.crossEntropy(priorPredict(model, c).logits, labels), [codes]);
-    assert.ok(r.maxError < 1e-3, JSON.stringify(r.checks));
+  it(
+    'prior CE has correct gradients (gradcheck on the codes), ' + 'and reaches the encoder but not decoder or codebook',
+    () => {
+      E.seed(12);
+      const model = new LarpModel(parseLarpConfig(config(6, PRIOR), SIZES)).eval();
+      const labels = E.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], [2, 5], 'int64');
+      const codes = model.quantizer.codebookEntry(E.tensor([7, 3, 1, 4, 1, 5, 8, 9, 2, 6, 5, 3], [2, 6], 'int64'));
+      const r = E.gradcheck((c: Tensor) => E.crossEntropy(priorPredict(model, c).logits, labels), [codes]);
+      assert.ok(r.maxError < 1e-3, JSON.stringify(r.checks));
 
-    const named = model.trainableParams();
-    const ps = named.map(([, p]) => p);
-    const x = E.mul(E.add(video(2, 13), 1), 0.5);
-    const grads = E.grad((w: Tensor[]) =>
-      bindParams(ps, w, () => {
-        const enc = model.encode(x);
-        return priorLoss(model, enc.regularized_z, enc.indices, { nRounds: 2, ssRatio: 0.5 }).loss;
-      }),
-    )(ps.map((p) => p.value)) as Tensor[];
-    const norm = (prefix: string) =>
-      named.reduce(
-        (s, [n], i) => (n.startsWith(prefix) ? s + E.toArray(grads[i]!).reduce((a, v) => a + v * v, 0) : s),
-        0,
-      );
-    for (const p of ['prior_model.', 'bottleneck.in_linear.', 'encoder.', 'encoder_latent_query_embed', 'x_embedder.'])
-      assert.ok(norm(p) > 0, `${p} gets gradient`);
-    for (const p of ['decoder.', 'final_layer.', 'bottleneck.out_linear.', 'bottleneck.regularizer.'])
-      assert.equal(norm(p), 0, `${p} gets none`);
-  });
+      const named = model.trainableParams();
+      const ps = named.map(([, p]) => p);
+      const x = E.mul(E.add(video(2, 13), 1), 0.5);
+      const grads = E.grad((w: Tensor[]) =>
+        bindParams(ps, w, () => {
+          const enc = model.encode(x);
+          return priorLoss(model, enc.regularized_z, enc.indices, { nRounds: 2, ssRatio: 0.5 }).loss;
+        }),
+      )(ps.map((p) => p.value)) as Tensor[];
+      const norm = (prefix: string) =>
+        named.reduce(
+          (s, [n], i) => (n.startsWith(prefix) ? s + E.toArray(grads[i]!).reduce((a, v) => a + v * v, 0) : s),
+          0,
+        );
+      for (const p of [
+        'prior_model.',
+        'bottleneck.in_linear.',
+        'encoder.',
+        'encoder_latent_query_embed',
+        'x_embedder.',
+      ])
+        assert.ok(norm(p) > 0, `${p} gets gradient`);
+      for (const p of ['decoder.', 'final_layer.', 'bottleneck.out_linear.', 'bottleneck.regularizer.'])
+        assert.equal(norm(p), 0, `${p} gets none`);
+    },
+  );
 
   it('tokenizer + prior train jointly in one compiled step: the loss goes down', () => {
     E.seed(14);

@@ -131,12 +131,16 @@ describe('LFQ entropy', () => {
     assert.ok(want.perSample > 0.5 && want.perSample < 5 * Math.LN2 - 0.1);
   });
 
-  it('the lucidrains form (clamped log in both terms) equals its plain-JS computation and differs from Open-MAGVIT2', () => {
-    const want = jsEntropies(rows, 0.01, 'clamp');
-    const got = entropies(latents(rows), { groupBits: 5, style: 'lucidrains' });
-    assert.ok(Math.abs(got.perSample - want.perSample) < 2e-5);
-    assert.ok(Math.abs(got.codebook - want.codebook) < 2e-5);
-  });
+  it(
+    'the lucidrains form (clamped log in both terms) equals ' +
+      'its plain-JS computation and differs from Open-MAGVIT2',
+    () => {
+      const want = jsEntropies(rows, 0.01, 'clamp');
+      const got = entropies(latents(rows), { groupBits: 5, style: 'lucidrains' });
+      assert.ok(Math.abs(got.perSample - want.perSample) < 2e-5);
+      assert.ok(Math.abs(got.codebook - want.codebook) < 2e-5);
+    },
+  );
 
   it('the factorised per-sample entropy stays finite for confident latents and is ln 2 per bit at zero', () => {
     const big = E.item(perSampleEntropy(E.tensor([3, -2.5, 1e3, -1e3, 0.5, -0.5], [1, 6])));

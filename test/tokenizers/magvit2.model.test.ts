@@ -13,7 +13,9 @@ import {
 } from '../../src/tokenizers/magvit2/index.js';
 import { Rng } from '../../src/util/rng.js';
 
-/** The MAGVIT-v2 model: shapes through the causal stack, the image variant, the Tokenizer face, and training gradients. */
+/**
+ * The MAGVIT-v2 model: shapes through the causal stack, the image variant, the Tokenizer face, and training gradients.
+ */
 
 // ch_mult [2, 2, 1]: two (2,2,2) downsamplings, so 4× in time (1 + 4k → 1 + k) and 4× in space; tiny widths.
 const videoConfig = {
@@ -152,26 +154,30 @@ describe('MAGVIT-v2 training gradients', () => {
 });
 
 describe('MAGVIT-v2 quantizer warm-up', () => {
-  it('the decoder sees the continuous latent at α = 0, the ±1 codes at α = 1, and the latent gets the identity gradient', () => {
-    const model = new Magvit2Model(parseMagvit2Config(videoConfig));
-    model.train();
-    const x = video([1, 3, 5, 8, 8], 11);
-    const recon = (alpha?: number) =>
-      E.toArray(
-        E.jit((v: Tensor) => forwardTrain(model, v, alpha === undefined ? undefined : E.scalar(alpha)).recon)(x),
-      );
-    const latent = E.jit((v: Tensor) => model.encode(v).latent)(x);
-    const direct = E.toArray(E.jit((z: Tensor) => model.decode(z))(latent));
-    const close = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]!) < 1e-5);
-    assert.ok(close(recon(0), direct), 'α = 0: decoder of the latent');
-    assert.ok(close(recon(1), recon()), 'α = 1: the straight-through codes');
-    assert.ok(!close(recon(0.5), recon()) && !close(recon(0.5), direct));
-    // d/dz of sum(latent + α·(code − latent)) is 1 for any α
-    const g = E.valueAndGrad((z: Tensor) =>
-      E.sum(E.add(z, E.mul(E.sub(model.quantize.forward(z).quantized, z), E.scalar(0.3)))),
-    )(latent) as [Tensor, Tensor];
-    assert.ok(E.toArray(g[1]).every((v) => Math.abs(v - 1) < 1e-6));
-  });
+  it(
+    'the decoder sees the continuous latent at α = 0, ' +
+      'the ±1 codes at α = 1, and the latent gets the identity gradient',
+    () => {
+      const model = new Magvit2Model(parseMagvit2Config(videoConfig));
+      model.train();
+      const x = video([1, 3, 5, 8, 8], 11);
+      const recon = (alpha?: number) =>
+        E.toArray(
+          E.jit((v: Tensor) => forwardTrain(model, v, alpha === undefined ? undefined : E.scalar(alpha)).recon)(x),
+        );
+      const latent = E.jit((v: Tensor) => model.encode(v).latent)(x);
+      const direct = E.toArray(E.jit((z: Tensor) => model.decode(z))(latent));
+      const close = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]!) < 1e-5);
+      assert.ok(close(recon(0), direct), 'α = 0: decoder of the latent');
+      assert.ok(close(recon(1), recon()), 'α = 1: the straight-through codes');
+      assert.ok(!close(recon(0.5), recon()) && !close(recon(0.5), direct));
+      // d/dz of sum(latent + α·(code − latent)) is 1 for any α
+      const g = E.valueAndGrad((z: Tensor) =>
+        E.sum(E.add(z, E.mul(E.sub(model.quantize.forward(z).quantized, z), E.scalar(0.3)))),
+      )(latent) as [Tensor, Tensor];
+      assert.ok(E.toArray(g[1]).every((v) => Math.abs(v - 1) < 1e-6));
+    },
+  );
 
   it('parses quantizer_warmup as a whole number of steps and the natural preset carries it', async () => {
     assert.equal(parseMagvit2Config({ ...videoConfig, quantizer_warmup: 400 }).quantizer_warmup, 400);
@@ -193,56 +199,64 @@ describe('MAGVIT-v2 quantizer warm-up', () => {
 });
 
 describe('MAGVIT-v2 norm groups', () => {
-  it('norm_groups sets every GroupNorm of both models (32 when absent, as the reference) and is checked against the widths', async () => {
-    const { GroupNorm } = await import('../../src/nn/index.js');
-    const { AdaptiveGroupNorm } = await import('../../src/tokenizers/magvit2/layers.js');
-    const groupsOf = (m: Magvit2Model) => {
-      const found = new Set<number>();
-      const walk = (x: unknown, seen = new Set<unknown>()) => {
-        if (!x || typeof x !== 'object' || seen.has(x)) return;
-        seen.add(x);
-        if (x instanceof GroupNorm || x instanceof AdaptiveGroupNorm)
-          found.add(x instanceof GroupNorm ? x.groups : x.norm.groups);
-        for (const v of Object.values(x)) walk(v, seen);
+  it(
+    'norm_groups sets every GroupNorm of both models (32 when absent, ' +
+      'as the reference) and is checked against the widths',
+    async () => {
+      const { GroupNorm } = await import('../../src/nn/index.js');
+      const { AdaptiveGroupNorm } = await import('../../src/tokenizers/magvit2/layers.js');
+      const groupsOf = (m: Magvit2Model) => {
+        const found = new Set<number>();
+        const walk = (x: unknown, seen = new Set<unknown>()) => {
+          if (!x || typeof x !== 'object' || seen.has(x)) return;
+          seen.add(x);
+          if (x instanceof GroupNorm || x instanceof AdaptiveGroupNorm)
+            found.add(x instanceof GroupNorm ? x.groups : x.norm.groups);
+          for (const v of Object.values(x)) walk(v, seen);
+        };
+        walk(m);
+        return [...found];
       };
-      walk(m);
-      return [...found];
-    };
-    assert.deepEqual(groupsOf(new Magvit2Model(parseMagvit2Config(videoConfig))), [32]);
-    const eight = new Magvit2Model(parseMagvit2Config({ ...videoConfig, norm_groups: 8 }));
-    assert.deepEqual(groupsOf(eight), [8]);
-    const x = video([1, 3, 5, 8, 8], 13);
-    assert.deepEqual(E.jit((v: Tensor) => eight.decode(eight.encode(v).quantized))(x).shape, [1, 3, 5, 8, 8]);
-    assert.throws(
-      () => parseMagvit2Config({ ...videoConfig, norm_groups: 5 }),
-      /not divisible by GroupNorm's 5 groups/,
-    );
-    assert.throws(
-      () => parseMagvit2Config({ ...videoConfig, norm_groups: 0 }),
-      /norm_groups must be a positive whole number/,
-    );
-  });
+      assert.deepEqual(groupsOf(new Magvit2Model(parseMagvit2Config(videoConfig))), [32]);
+      const eight = new Magvit2Model(parseMagvit2Config({ ...videoConfig, norm_groups: 8 }));
+      assert.deepEqual(groupsOf(eight), [8]);
+      const x = video([1, 3, 5, 8, 8], 13);
+      assert.deepEqual(E.jit((v: Tensor) => eight.decode(eight.encode(v).quantized))(x).shape, [1, 3, 5, 8, 8]);
+      assert.throws(
+        () => parseMagvit2Config({ ...videoConfig, norm_groups: 5 }),
+        /not divisible by GroupNorm's 5 groups/,
+      );
+      assert.throws(
+        () => parseMagvit2Config({ ...videoConfig, norm_groups: 0 }),
+        /norm_groups must be a positive whole number/,
+      );
+    },
+  );
 });
 
 describe('MAGVIT-v2 without the output norms', () => {
-  it("out_norm: false drops the last GroupNorm of encoder and decoder (weights and all), and a clip's colour reaches the codes", () => {
-    const plain = new Magvit2Model(parseMagvit2Config({ ...videoConfig, out_norm: false }));
-    const keys = plain.namedParams().map(([n]) => n);
-    assert.ok(!keys.some((n) => n.includes('norm_out')));
-    assert.ok(
-      new Magvit2Model(parseMagvit2Config(videoConfig)).namedParams().some(([n]) => n === 'decoder.norm_out.weight'),
-    );
-    assert.throws(() => parseMagvit2Config({ ...videoConfig, out_norm: 'no' }), /out_norm must be true or false/);
-    // Two flat clips of different brightness: without the output norm the latent still follows the level.
-    const flat = (v: number) => E.tensor(new Float32Array(3 * 5 * 8 * 8).fill(v), [1, 3, 5, 8, 8]);
-    const spread = (m: Magvit2Model) => {
-      const enc = E.jit((x: Tensor) => m.encode(x).latent);
-      const a = E.toArray(enc(flat(-0.8))),
-        b = E.toArray(enc(flat(0.6)));
-      return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0) / a.length);
-    };
-    assert.ok(spread(plain) > 0.05, `latent moves with the level: ${spread(plain)}`);
-  });
+  it(
+    'out_norm: false drops the last GroupNorm of encoder and ' +
+      "decoder (weights and all), and a clip's colour reaches the codes",
+    () => {
+      const plain = new Magvit2Model(parseMagvit2Config({ ...videoConfig, out_norm: false }));
+      const keys = plain.namedParams().map(([n]) => n);
+      assert.ok(!keys.some((n) => n.includes('norm_out')));
+      assert.ok(
+        new Magvit2Model(parseMagvit2Config(videoConfig)).namedParams().some(([n]) => n === 'decoder.norm_out.weight'),
+      );
+      assert.throws(() => parseMagvit2Config({ ...videoConfig, out_norm: 'no' }), /out_norm must be true or false/);
+      // Two flat clips of different brightness: without the output norm the latent still follows the level.
+      const flat = (v: number) => E.tensor(new Float32Array(3 * 5 * 8 * 8).fill(v), [1, 3, 5, 8, 8]);
+      const spread = (m: Magvit2Model) => {
+        const enc = E.jit((x: Tensor) => m.encode(x).latent);
+        const a = E.toArray(enc(flat(-0.8))),
+          b = E.toArray(enc(flat(0.6)));
+        return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0) / a.length);
+      };
+      assert.ok(spread(plain) > 0.05, `latent moves with the level: ${spread(plain)}`);
+    },
+  );
 });
 
 describe('MAGVIT-v2 with per-frame norms', () => {
@@ -291,54 +305,58 @@ describe('MAGVIT-v2 with per-frame norms', () => {
     assert.ok(prefixClose(full, enc(m)(E.narrow(clip, 2, 0, 1)), 1) < 1e-4);
   });
 
-  it('trains (gradients reach every weight, the per-frame adaptive norm matches finite differences); refused for images', async () => {
-    const { AdaptiveGroupNorm } = await import('../../src/tokenizers/magvit2/layers.js');
-    const model = new Magvit2Model(parseMagvit2Config(causal));
-    const params = model.trainableParams();
-    const step = E.valueAndGrad((ws: Tensor[], v: Tensor) =>
-      bindParams(
-        params.map(([, p]) => p),
-        ws,
-        () => {
-          const { recon, losses } = forwardTrain(model, v);
-          return E.add(E.l1Loss(recon, v), lfqLoss(losses));
-        },
-      ),
-    );
-    const [loss, grads] = step(
-      params.map(([, p]) => p.value),
-      video([1, 3, 5, 8, 8], 9),
-    ) as [Tensor, Tensor[]];
-    assert.ok(Number.isFinite(E.item(loss)));
-    assert.deepEqual(
-      params.filter((_, i) => !E.toArray(grads[i]!).some((v) => v !== 0)).map(([n]) => n),
-      [],
-    );
-    // 2 latent frames spread over 5 frames (r = 4), gradients to x, zq and the conditioning weights.
-    const ada = new AdaptiveGroupNorm(3, 4, { groups: 2, perFrame: true });
-    const lin = ada.namedParams().map(([, p]) => p);
-    const f = (x: Tensor, zq: Tensor, gw: Tensor, bw: Tensor) =>
-      bindParams(lin, [gw, lin[1]!.value, bw, lin[3]!.value], () => ada.forward(x, zq));
-    const randn = (shape: number[], seed: number) =>
-      E.concrete(
-        new Rng(seed).normal(
-          shape.reduce((a, b) => a * b, 1),
-          0,
-          1,
+  it(
+    'trains (gradients reach every weight, the per-frame ' +
+      'adaptive norm matches finite differences); refused for images',
+    async () => {
+      const { AdaptiveGroupNorm } = await import('../../src/tokenizers/magvit2/layers.js');
+      const model = new Magvit2Model(parseMagvit2Config(causal));
+      const params = model.trainableParams();
+      const step = E.valueAndGrad((ws: Tensor[], v: Tensor) =>
+        bindParams(
+          params.map(([, p]) => p),
+          ws,
+          () => {
+            const { recon, losses } = forwardTrain(model, v);
+            return E.add(E.l1Loss(recon, v), lfqLoss(losses));
+          },
         ),
-        shape,
-        'float32',
       );
-    const r = E.gradcheck(
-      f,
-      [randn([1, 4, 5, 2, 2], 1), randn([1, 3, 2, 2, 2], 2), randn([4, 3], 3), randn([4, 3], 4)],
-      { eps: 1e-2, directions: 4 },
-    );
-    assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
-    assert.throws(
-      () => parseMagvit2Config({ ...imageConfig, causal_norm: true }),
-      /causal_norm applies to the video tokenizer/,
-    );
-    assert.throws(() => parseMagvit2Config({ ...videoConfig, causal_norm: 1 }), /causal_norm must be true or false/);
-  });
+      const [loss, grads] = step(
+        params.map(([, p]) => p.value),
+        video([1, 3, 5, 8, 8], 9),
+      ) as [Tensor, Tensor[]];
+      assert.ok(Number.isFinite(E.item(loss)));
+      assert.deepEqual(
+        params.filter((_, i) => !E.toArray(grads[i]!).some((v) => v !== 0)).map(([n]) => n),
+        [],
+      );
+      // 2 latent frames spread over 5 frames (r = 4), gradients to x, zq and the conditioning weights.
+      const ada = new AdaptiveGroupNorm(3, 4, { groups: 2, perFrame: true });
+      const lin = ada.namedParams().map(([, p]) => p);
+      const f = (x: Tensor, zq: Tensor, gw: Tensor, bw: Tensor) =>
+        bindParams(lin, [gw, lin[1]!.value, bw, lin[3]!.value], () => ada.forward(x, zq));
+      const randn = (shape: number[], seed: number) =>
+        E.concrete(
+          new Rng(seed).normal(
+            shape.reduce((a, b) => a * b, 1),
+            0,
+            1,
+          ),
+          shape,
+          'float32',
+        );
+      const r = E.gradcheck(
+        f,
+        [randn([1, 4, 5, 2, 2], 1), randn([1, 3, 2, 2, 2], 2), randn([4, 3], 3), randn([4, 3], 4)],
+        { eps: 1e-2, directions: 4 },
+      );
+      assert.ok(r.maxError < 1e-2, JSON.stringify(r.checks));
+      assert.throws(
+        () => parseMagvit2Config({ ...imageConfig, causal_norm: true }),
+        /causal_norm applies to the video tokenizer/,
+      );
+      assert.throws(() => parseMagvit2Config({ ...videoConfig, causal_norm: 1 }), /causal_norm must be true or false/);
+    },
+  );
 });

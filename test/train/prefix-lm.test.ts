@@ -137,81 +137,87 @@ test('prefix LM training resumes exactly (weights, optimizer, data position, dro
     assert.deepEqual(Array.from(t.data as Float32Array), Array.from(b.get(k)!.data as Float32Array), k);
 });
 
-test('vtok train lm: trains from shards, evaluates per task, resumes; refuses options of the other trainer', async () => {
-  const { tokenizer, module } = loadTokenizer(TOKENIZER);
-  const shards = tinyShards(16, tokenizerIdentity(tokenizer, module.stateDict())).dir,
-    run = join(tempDir('lm-cli'), 'run');
-  const args = [
-    'train',
-    'lm',
-    '--shards',
-    shards,
-    '--val-shards',
-    shards,
-    '--preset',
-    'tiny',
-    '--steps',
-    '6',
-    '--batch',
-    '4',
-    '--mixture',
-    'uncond=1,fp=1',
-    '--eval-every',
-    '3',
-    '--out',
-    run,
-    '--quiet',
-  ];
-  const r = await vtok(...args);
-  assert.equal(r.code, 0, r.stderr);
-  const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  assert.equal(s.step, 6);
-  assert.ok(Number.isFinite(s.nll_uncond) && Number.isFinite(s.nll_fp));
-  const again = await vtok(...args.map((a) => (a === '6' ? '8' : a)));
-  assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stderr, /resuming from step 6 of 8/);
-  const bad = await vtok('train', 'lm', '--shards', shards, '--gan', '--out', run);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /--gan applies to tokenizer training, not lm/);
-  const bad2 = await vtok('train', 'magvit2', '--shards', shards, '--out', run);
-  assert.match(bad2.stderr, /--shards applies to lm only, not magvit2/);
-});
+test(
+  'vtok train lm: trains from shards, evaluates per ' + 'task, resumes; refuses options of the other trainer',
+  async () => {
+    const { tokenizer, module } = loadTokenizer(TOKENIZER);
+    const shards = tinyShards(16, tokenizerIdentity(tokenizer, module.stateDict())).dir,
+      run = join(tempDir('lm-cli'), 'run');
+    const args = [
+      'train',
+      'lm',
+      '--shards',
+      shards,
+      '--val-shards',
+      shards,
+      '--preset',
+      'tiny',
+      '--steps',
+      '6',
+      '--batch',
+      '4',
+      '--mixture',
+      'uncond=1,fp=1',
+      '--eval-every',
+      '3',
+      '--out',
+      run,
+      '--quiet',
+    ];
+    const r = await vtok(...args);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(s.step, 6);
+    assert.ok(Number.isFinite(s.nll_uncond) && Number.isFinite(s.nll_fp));
+    const again = await vtok(...args.map((a) => (a === '6' ? '8' : a)));
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /resuming from step 6 of 8/);
+    const bad = await vtok('train', 'lm', '--shards', shards, '--gan', '--out', run);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--gan applies to tokenizer training, not lm/);
+    const bad2 = await vtok('train', 'magvit2', '--shards', shards, '--out', run);
+    assert.match(bad2.stderr, /--shards applies to lm only, not magvit2/);
+  },
+);
 
-test("prefix LM training with a frozen ONNX text encoder: only the LM trains, on the encoder's embeddings", async () => {
-  E.seed(0);
-  const encDir = tempDir('t5');
-  writeEncoder(encDir);
-  const frozen = OnnxTextEncoder.load(encDir);
-  const reader = tinyShards(16);
-  const layout = layoutForShards(reader, ['t2v']);
-  const model = new TextPrefixLm(
-    {
-      lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 64, textDim: 16 },
-      text: { kind: 'onnx', dir: encDir, dim: 16, maxTokens: 12 },
-    },
-    { frozen },
-  );
-  assert.ok(model.stateDict().size > 0 && [...model.stateDict().keys()].every((k) => k.startsWith('lm.')));
-  const batcher = new LmBatcher(model, layout, 0.1);
-  const o: LmTrainOptions = { steps: 30, batchSize: 4, lr: 1e-2, seed: 1, mixture: { t2v: 1 } };
-  const b = (await lmBatches(reader, batcher, o, 0).next()).value!;
-  assert.deepEqual(b.textEmb!.shape, [4, 12, 16]);
-  assert.equal(b.textIds, undefined);
-  const run = tempDir('lm-onnx');
-  await trainLoop(prefixLmTask(model, batcher, o), {
-    runDir: run,
-    totalSteps: 30,
-    batches: (s) => lmBatches(reader, batcher, o, s),
-    config: { model: 'onnx' },
-    quiet: true,
-    logEvery: 5,
-  });
-  const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l).loss as number);
-  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
-});
+test(
+  'prefix LM training with a frozen ONNX text encoder: ' + "only the LM trains, on the encoder's embeddings",
+  async () => {
+    E.seed(0);
+    const encDir = tempDir('t5');
+    writeEncoder(encDir);
+    const frozen = OnnxTextEncoder.load(encDir);
+    const reader = tinyShards(16);
+    const layout = layoutForShards(reader, ['t2v']);
+    const model = new TextPrefixLm(
+      {
+        lm: { vocabSize: layout.size, dim: 32, layers: 2, heads: 2, hidden: 64, maxLength: 64, textDim: 16 },
+        text: { kind: 'onnx', dir: encDir, dim: 16, maxTokens: 12 },
+      },
+      { frozen },
+    );
+    assert.ok(model.stateDict().size > 0 && [...model.stateDict().keys()].every((k) => k.startsWith('lm.')));
+    const batcher = new LmBatcher(model, layout, 0.1);
+    const o: LmTrainOptions = { steps: 30, batchSize: 4, lr: 1e-2, seed: 1, mixture: { t2v: 1 } };
+    const b = (await lmBatches(reader, batcher, o, 0).next()).value!;
+    assert.deepEqual(b.textEmb!.shape, [4, 12, 16]);
+    assert.equal(b.textIds, undefined);
+    const run = tempDir('lm-onnx');
+    await trainLoop(prefixLmTask(model, batcher, o), {
+      runDir: run,
+      totalSteps: 30,
+      batches: (s) => lmBatches(reader, batcher, o, s),
+      config: { model: 'onnx' },
+      quiet: true,
+      logEvery: 5,
+    });
+    const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).loss as number);
+    assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
+  },
+);
 
 test('frame prediction rows condition on 1 or 2 latent frames, both in one batch', () => {
   const layout = buildVocabLayout({

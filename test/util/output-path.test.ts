@@ -9,16 +9,20 @@ import { tempDir } from '../io/fixtures.js';
 
 const dir = tempDir('outpath');
 
-test('checkOutputFile: absent or regular files pass, a symlink resolves to its target, "-" only where stdout is allowed', () => {
-  assert.equal(checkOutputFile(join(dir, 'new.vtok'), { option: '-o' }), join(dir, 'new.vtok'));
-  assert.equal(checkOutputFile(join(dir, 'a', 'b', 'deep.vtok'), { option: '-o' }), join(dir, 'a', 'b', 'deep.vtok'));
-  writeFileSync(join(dir, 'old.vtok'), 'x');
-  assert.equal(checkOutputFile(join(dir, 'old.vtok'), { option: '-o' }), join(dir, 'old.vtok'));
-  symlinkSync(join(dir, 'old.vtok'), join(dir, 'link.vtok'));
-  assert.equal(checkOutputFile(join(dir, 'link.vtok'), { option: '-o' }), join(dir, 'old.vtok'));
-  assert.equal(checkOutputFile('-', { option: '-o', stdout: true }), STDOUT);
-  assert.throws(() => checkOutputFile('-', { option: '-o' }), /-o - \(standard output\) is not supported here/);
-});
+test(
+  'checkOutputFile: absent or regular files pass, a symlink ' +
+    'resolves to its target, "-" only where stdout is allowed',
+  () => {
+    assert.equal(checkOutputFile(join(dir, 'new.vtok'), { option: '-o' }), join(dir, 'new.vtok'));
+    assert.equal(checkOutputFile(join(dir, 'a', 'b', 'deep.vtok'), { option: '-o' }), join(dir, 'a', 'b', 'deep.vtok'));
+    writeFileSync(join(dir, 'old.vtok'), 'x');
+    assert.equal(checkOutputFile(join(dir, 'old.vtok'), { option: '-o' }), join(dir, 'old.vtok'));
+    symlinkSync(join(dir, 'old.vtok'), join(dir, 'link.vtok'));
+    assert.equal(checkOutputFile(join(dir, 'link.vtok'), { option: '-o' }), join(dir, 'old.vtok'));
+    assert.equal(checkOutputFile('-', { option: '-o', stdout: true }), STDOUT);
+    assert.throws(() => checkOutputFile('-', { option: '-o' }), /-o - \(standard output\) is not supported here/);
+  },
+);
 
 test('checkOutputFile refuses non-regular files, directories and parents that are files, naming the output', () => {
   mkdirSync(join(dir, 'adir'));
@@ -30,7 +34,10 @@ test('checkOutputFile refuses non-regular files, directories and parents that ar
   );
   assert.throws(
     () => checkOutputFile('/dev/full', { option: '-o', stdout: true }),
-    /\/dev\/full: output is a character device, not a regular file; refusing to replace it; use -o - to write to standard output/,
+    new RegExp(
+      /\/dev\/full: output is a character device, not a regular file; refusing to replace it; /.source +
+        /use -o - to write to standard output/.source,
+    ),
   );
   execFileSync('mkfifo', [join(dir, 'fifo')]);
   assert.throws(() => checkOutputFile(join(dir, 'fifo'), { option: '-o' }), /is a FIFO, not a regular file/);
@@ -66,7 +73,8 @@ test('an output that is an input is refused: by name, through a symlink, a hard 
   symlinkSync(clip, join(d, 'soft.mp4'));
   linkSync(clip, join(d, 'hard.mp4'));
   for (const out of [clip, join(d, 'soft.mp4'), join(d, 'hard.mp4'), `${d}/./clip.mp4`]) {
-    const message = `${out}: -o is the input ${clip} (the same file); refusing to overwrite an input, give another name`;
+    const refusal = 'refusing to overwrite an input, give another name';
+    const message = `${out}: -o is the input ${clip} (the same file); ${refusal}`;
     assert.throws(
       () => checkOutputFile(out, { option: '-o', inputs: [clip] }),
       (e: Error) => e.message === message,

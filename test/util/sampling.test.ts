@@ -67,45 +67,48 @@ test('sampleRows: frequencies match softmax, temperature, topK, topP, greedy', (
   );
 });
 
-test('top-k by quickselect keeps exactly the k largest logits, ties by lower index, and draws as the full row would', () => {
-  const gen = new Rng(11);
-  const rows = 6,
-    cols = 500;
-  // few distinct values, so ties at the k-th value are common
-  const logits = Float32Array.from(gen.randint(rows * cols, 0, 40), (v) => v / 7);
-  for (const [k, temperature, topP] of [
-    [1, 1, undefined],
-    [7, 1, undefined],
-    [50, 0.5, 0.9],
-    [499, 2, undefined],
-    [20, 0, undefined],
-  ] as const) {
-    // reference: a full sort by value (descending), then column; everything past the k-th set to −∞
-    const masked = Float32Array.from(logits);
-    const kept: number[][] = [];
-    for (let r = 0; r < rows; r++) {
-      const order = Array.from({ length: cols }, (_, j) => j).sort(
-        (x, y) => logits[r * cols + y]! - logits[r * cols + x]! || x - y,
+test(
+  'top-k by quickselect keeps exactly the k largest logits, ' + 'ties by lower index, and draws as the full row would',
+  () => {
+    const gen = new Rng(11);
+    const rows = 6,
+      cols = 500;
+    // few distinct values, so ties at the k-th value are common
+    const logits = Float32Array.from(gen.randint(rows * cols, 0, 40), (v) => v / 7);
+    for (const [k, temperature, topP] of [
+      [1, 1, undefined],
+      [7, 1, undefined],
+      [50, 0.5, 0.9],
+      [499, 2, undefined],
+      [20, 0, undefined],
+    ] as const) {
+      // reference: a full sort by value (descending), then column; everything past the k-th set to −∞
+      const masked = Float32Array.from(logits);
+      const kept: number[][] = [];
+      for (let r = 0; r < rows; r++) {
+        const order = Array.from({ length: cols }, (_, j) => j).sort(
+          (x, y) => logits[r * cols + y]! - logits[r * cols + x]! || x - y,
+        );
+        kept.push(order.slice(0, k).sort((x, y) => x - y));
+        for (const j of order.slice(k)) masked[r * cols + j] = -Infinity;
+      }
+      const top = topK(logits, rows, cols, k);
+      assert.deepEqual(Array.from(top.columns), kept.flat(), `k ${k}: columns`);
+      assert.deepEqual(
+        Array.from(top.logits),
+        kept.flatMap((js, r) => js.map((j) => logits[r * cols + j]!)),
+        `k ${k}: values`,
       );
-      kept.push(order.slice(0, k).sort((x, y) => x - y));
-      for (const j of order.slice(k)) masked[r * cols + j] = -Infinity;
+      const a = sampleRows(logits, rows, cols, new Rng(3), { topK: k, temperature, topP });
+      const b = sampleRows(masked, rows, cols, new Rng(3), { temperature, topP });
+      assert.deepEqual([...a], [...b], `k ${k}`);
     }
-    const top = topK(logits, rows, cols, k);
-    assert.deepEqual(Array.from(top.columns), kept.flat(), `k ${k}: columns`);
-    assert.deepEqual(
-      Array.from(top.logits),
-      kept.flatMap((js, r) => js.map((j) => logits[r * cols + j]!)),
-      `k ${k}: values`,
-    );
-    const a = sampleRows(logits, rows, cols, new Rng(3), { topK: k, temperature, topP });
-    const b = sampleRows(masked, rows, cols, new Rng(3), { temperature, topP });
-    assert.deepEqual([...a], [...b], `k ${k}`);
-  }
-  const bad = new Float32Array(cols);
-  bad[3] = NaN;
-  assert.throws(() => sampleRows(bad, 1, cols, new Rng(1), { topK: 5 }), /NaN at column 3/);
-  assert.throws(() => sampleRows(bad, 1, cols, new Rng(1)), /NaN at column 3/);
-});
+    const bad = new Float32Array(cols);
+    bad[3] = NaN;
+    assert.throws(() => sampleRows(bad, 1, cols, new Rng(1), { topK: 5 }), /NaN at column 3/);
+    assert.throws(() => sampleRows(bad, 1, cols, new Rng(1)), /NaN at column 3/);
+  },
+);
 
 test('logit processors: guidance u + s(c − u); suppressed ids are never drawn', () => {
   assert.deepEqual([...guide(Float32Array.of(1, 2), Float32Array.of(0, 4), 3)], [3, -2]);

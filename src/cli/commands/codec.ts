@@ -37,7 +37,8 @@ export function registerCodec(program: Command): void {
     .argument('<input>', 'video or image file, or - for standard input')
     .option(
       '--model <run>',
-      'run directory of a trained tokenizer (default: the shipped natural-video model for colour input, the Moving MNIST one for gray)',
+      'run directory of a trained tokenizer (default: the shipped ' +
+        'natural-video model for colour input, the Moving MNIST one for gray)',
     )
     .requiredOption(
       '-o, --output <file>',

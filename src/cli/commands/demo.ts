@@ -30,7 +30,8 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description(
-      `video → tokens → video with the shipped ${gray.title} on held-out Moving MNIST clips (--natural: colour clips, the natural-video model), and text → video with the shipped generator`,
+      `video → tokens → video with the shipped ${gray.title} on held-out Moving MNIST clips (--natural: ` +
+        'colour clips, the natural-video model), and text → video with the shipped generator',
     )
     .option(
       '--model <run>',
@@ -173,14 +174,18 @@ export function registerDemo(program: Command): void {
         if (o.json) console.log(JSON.stringify(summary));
         else {
           console.log(
-            `${n} held-out ${data.channels === 3 ? 'natural-video' : 'Moving MNIST'} clips of ${tok.clipFrames} frames → ${summary.tokensPerClip} tokens each (vocabulary ${tok.vocabSize}, ${r.bpp.toFixed(3)} bits/pixel) → back`,
+            `${n} held-out ${data.channels === 3 ? 'natural-video' : 'Moving MNIST'} clips ` +
+              `of ${tok.clipFrames} frames → ${summary.tokensPerClip} tokens each ` +
+              `(vocabulary ${tok.vocabSize}, ${r.bpp.toFixed(3)} bits/pixel) → back`,
           );
           console.log(
-            `PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(3)}; inputs beside reconstructions: ${summary.gif}; tokens: ${summary.tokens}`,
+            `PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(3)}; ` +
+              `inputs beside reconstructions: ${summary.gif}; tokens: ${summary.tokens}`,
           );
           if (generated)
             console.log(
-              `"${o.prompt}" → ${generated.gif} (tokens: ${generated.tokens}; ${generated.tokensPerSecond.toFixed(0)} tokens/s)`,
+              `"${o.prompt}" → ${generated.gif} (tokens: ${generated.tokens}; ` +
+                `${generated.tokensPerSecond.toFixed(0)} tokens/s)`,
             );
         }
       },

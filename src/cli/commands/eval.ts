@@ -14,7 +14,9 @@ import { GRAY_HELP, int } from '../../util/options.js';
 import { fitChannels } from '../../io/clip.js';
 import { parsePrecision } from './codec.js';
 
-/** `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips. */
+/**
+ * `vtok eval --model <run> --data …`: reconstruction PSNR, SSIM, bits per pixel and codebook usage on held-out clips.
+ */
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -100,7 +102,10 @@ export function registerEval(program: Command): void {
         if (o.json) console.log(JSON.stringify(report));
         else
           console.log(
-            `${o.model} (${tokenizer.kind}, ${o.precision}, vocabulary ${tokenizer.vocabSize}) on ${report.clips} clips: PSNR ${report.psnr.toFixed(2)} dB, SSIM ${report.ssim.toFixed(4)}, ${report.bpp.toFixed(4)} bits/pixel, codebook usage ${(100 * report.codebook_usage).toFixed(1)}% (perplexity ${report.perplexity.toFixed(1)})`,
+            `${o.model} (${tokenizer.kind}, ${o.precision}, vocabulary ${tokenizer.vocabSize}) ` +
+              `on ${report.clips} clips: PSNR ${report.psnr.toFixed(2)} dB, SSIM ${report.ssim.toFixed(4)}, ` +
+              `${report.bpp.toFixed(4)} bits/pixel, codebook usage ` +
+              `${(100 * report.codebook_usage).toFixed(1)}% (perplexity ${report.perplexity.toFixed(1)})`,
           );
       },
     );

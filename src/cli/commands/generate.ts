@@ -197,7 +197,8 @@ export function registerGenerate(program: Command): void {
       if (o.json) console.log(JSON.stringify(summary));
       else
         console.log(
-          `${o.samples} sample(s), ${summary.frames} frame(s) of ${summary.size} → ${out} (tokens: ${tokenPath}; ${rate.toFixed(0)} tokens/s)`,
+          `${o.samples} sample(s), ${summary.frames} frame(s) of ${summary.size} → ` +
+            `${out} (tokens: ${tokenPath}; ${rate.toFixed(0)} tokens/s)`,
         );
     });
 }

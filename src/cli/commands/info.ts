@@ -367,7 +367,8 @@ function print(info: Info): void {
     const t = info.tokenizer;
     out.push(
       `  token shards of vtok tokenize (${INDEX_FILE}): corpus ${info.corpus}`,
-      `  tokenizer ${t.kind} ${t.identity.slice(0, 16)}, vocabulary ${t.vocabSize}; clips of ${info.clipFrames} frames` +
+      `  tokenizer ${t.kind} ${t.identity.slice(0, 16)}, ` +
+        `vocabulary ${t.vocabSize}; clips of ${info.clipFrames} frames` +
         ` at ${info.size} px, ${info.channels} channel${info.channels > 1 ? 's' : ''}`,
       `  clips     ${info.clips} (${info.captioned} captioned; grids ${grid(info.grids)}), ${info.skipped} skipped`,
       `  shards    ${info.shards}${info.shardSize !== undefined ? ` of up to ${info.shardSize} clips` : ''}`,

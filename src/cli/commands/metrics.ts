@@ -48,7 +48,8 @@ export function registerMetrics(program: Command): void {
           const [x, y] = [fa.value, fb.value];
           if (x.width !== y.width || x.height !== y.height) {
             throw new VtokError(
-              `frame sizes differ: ${a} is ${x.width}×${x.height}, ${b} is ${y.width}×${y.height} (use --size/--crop to compare at one size)`,
+              `frame sizes differ: ${a} is ${x.width}×${x.height}, ` +
+                `${b} is ${y.width}×${y.height} (use --size/--crop to compare at one size)`,
             );
           }
           size = { width: x.width, height: x.height };
@@ -78,12 +79,14 @@ export function registerMetrics(program: Command): void {
       }
       // Identical frames have infinite PSNR; the mean counts them as 100 dB (meanCapped).
       const lines = [
-        `${psnrs.length} frames of ${size.width}×${size.height}: PSNR ${result.psnr.toFixed(2)} dB, SSIM ${result.ssim.toFixed(4)}`,
+        `${psnrs.length} frames of ${size.width}×${size.height}: ` +
+          `PSNR ${result.psnr.toFixed(2)} dB, SSIM ${result.ssim.toFixed(4)}`,
       ];
       if (opts.perFrame) {
         psnrs.forEach((p, i) => {
           lines.push(
-            `  ${String(i).padStart(5)}  PSNR ${Number.isFinite(p) ? p.toFixed(2) : 'inf'} dB  SSIM ${ssims[i]!.toFixed(4)}`,
+            `  ${String(i).padStart(5)}  PSNR ` +
+              `${Number.isFinite(p) ? p.toFixed(2) : 'inf'} dB  SSIM ${ssims[i]!.toFixed(4)}`,
           );
         });
       }

@@ -36,7 +36,8 @@ export function registerPack(program: Command): void {
     )
     .option(
       '--size <px>',
-      'frame size encode/eval/demo use by default (default: the training size; a fully convolutional model trained on crops is meant for larger frames)',
+      'frame size encode/eval/demo use by default (default: the training size; ' +
+        'a fully convolutional model trained on crops is meant for larger frames)',
       int('--size', { min: 1 }),
     )
     .action((run: string, o: { out: string; half?: boolean; size?: number; checkpoint: 'best' | 'latest' }) => {
@@ -44,7 +45,8 @@ export function registerPack(program: Command): void {
       if (isGeneratorDir(run)) {
         const r = packGenerator(run, o.out, { half: o.half });
         console.log(
-          `${run} → ${o.out} (prefix LM, ${r.parameters.toLocaleString()} parameters${o.half ? ', float16' : ''}; tokenizer copied to ${join(o.out, 'tokenizer')}${r.tokenizerHalf ? ', float16' : ''})`,
+          `${run} → ${o.out} (prefix LM, ${r.parameters.toLocaleString()} parameters${o.half ? ', float16' : ''}; ` +
+            `tokenizer copied to ${join(o.out, 'tokenizer')}${r.tokenizerHalf ? ', float16' : ''})`,
         );
         return;
       }

@@ -43,7 +43,8 @@ export function formatParity(report: ParityReport): string {
   });
   const good = report.outputs.filter(within).length;
   lines.push(
-    `${report.pass ? 'PASS' : 'FAIL'}: ${report.case}, ${good} of ${report.outputs.length} outputs match (relative error ≤ ${report.tolerance.toExponential(1)}, indices exact)`,
+    `${report.pass ? 'PASS' : 'FAIL'}: ${report.case}, ${good} of ${report.outputs.length} outputs ` +
+      `match (relative error ≤ ${report.tolerance.toExponential(1)}, indices exact)`,
   );
   return lines.join('\n');
 }

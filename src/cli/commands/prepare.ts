@@ -53,7 +53,8 @@ export function registerPrepare(program: Command): void {
         console.log(
           o.json
             ? JSON.stringify(summary)
-            : `${summary.photos} photos (${summary.train} train, ${test} held out), ${summary.heldout} held-out clips → ${o.out}`,
+            : `${summary.photos} photos (${summary.train} train, ` +
+                `${test} held out), ${summary.heldout} held-out clips → ${o.out}`,
         );
       },
     );

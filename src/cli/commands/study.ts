@@ -22,14 +22,17 @@ export function registerStudy(program: Command): void {
   program
     .command('study')
     .description(
-      'run a study end to end, resumably (larp-prior: LARP with vs without its prior, judged by a GPT on its tokens; t2v: a text-to-video model judged on held-out captions, frame prediction and long videos; codec-rd: vtok tokens vs H.264/H.265, rate-distortion)',
+      'run a study end to end, resumably (larp-prior: LARP with vs without its prior, ' +
+        'judged by a GPT on its tokens; t2v: a text-to-video model judged on held-out captions, ' +
+        'frame prediction and long videos; codec-rd: vtok tokens vs H.264/H.265, rate-distortion)',
     )
     .argument('<name>', 'larp-prior | t2v | codec-rd')
     .option('--model <dir>', 't2v: the model directory to study')
     .option('--out <dir>', 'study directory (re-running resumes; default runs/study-NAME)')
     .option(
       '--budget <name>',
-      `larp-prior: ${Object.keys(STUDY_BUDGETS).join(' | ')} (default tiny); t2v: ${Object.keys(T2V_BUDGETS).join(' | ')} (default small)`,
+      `larp-prior: ${Object.keys(STUDY_BUDGETS).join(' | ')} (default tiny); ` +
+        `t2v: ${Object.keys(T2V_BUDGETS).join(' | ')} (default small)`,
     )
     .option('--seed <n>', 'seed for data, initialisation and sampling', seedOption, 0)
     .option('--quiet', 'no progress output')

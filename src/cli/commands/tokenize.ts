@@ -114,7 +114,8 @@ export function registerTokenize(program: Command): void {
     .option('--json', 'print a JSON summary')
     .option(
       '--queue <url>',
-      'enqueue one job per shard on this job queue (a postgres:// URL, pg-boss) for `vtok worker`s on any machine, instead of tokenizing here',
+      'enqueue one job per shard on this job queue (a postgres:// URL, ' +
+        'pg-boss) for `vtok worker`s on any machine, instead of tokenizing here',
     )
     .option(
       '--retries <n>',
@@ -176,7 +177,8 @@ export function registerTokenize(program: Command): void {
         else {
           for (const f of q.failed ?? []) console.error(`failed for good: ${f.file}: ${f.reason}`);
           console.log(
-            `${q.clips} clips in ${q.shards} shards (${q.skipped} skipped; ${q.resumed} done before this run), ${q.jobs} jobs in ${q.seconds.toFixed(1)} s → ${q.index}`,
+            `${q.clips} clips in ${q.shards} shards (${q.skipped} skipped; ${q.resumed} done ` +
+              `before this run), ${q.jobs} jobs in ${q.seconds.toFixed(1)} s → ${q.index}`,
           );
         }
         if (q.failed?.length)
@@ -189,7 +191,8 @@ export function registerTokenize(program: Command): void {
       if (o.json) console.log(JSON.stringify(s));
       else {
         console.log(
-          `${s.clips} clips in ${s.shards} shards (${s.skipped} skipped; ${s.resumed} done before this run), ${s.clipsPerSecond.toFixed(2)} clips/s → ${s.index}`,
+          `${s.clips} clips in ${s.shards} shards (${s.skipped} skipped; ` +
+            `${s.resumed} done before this run), ${s.clipsPerSecond.toFixed(2)} clips/s → ${s.index}`,
         );
       }
     });

@@ -6,7 +6,8 @@ import { num } from '../../util/options.js';
 
 /**
  * `vtok worker --queue <url> [--out shared/path]`: one machine's share of a corpus enqueued by
- * `vtok tokenize … --queue <url>`; run it on as many machines as there are. Ctrl-C/SIGTERM finishes the current job first.
+ * `vtok tokenize … --queue <url>`; run it on as many machines as there are. Ctrl-C/SIGTERM finishes the current job
+ * first.
  */
 interface Opts {
   queue: string;
@@ -24,7 +25,8 @@ export function registerWorker(program: Command): void {
     .option('--out <dir>', 'where this machine sees the shard folder (default: the --out the jobs were enqueued with)')
     .option(
       '--model <run>',
-      'where this machine has the tokenizer run (default: the --model the jobs were enqueued with; its weights must match)',
+      'where this machine has the tokenizer run (default: ' +
+        'the --model the jobs were enqueued with; its weights must match)',
     )
     .option(
       '--idle-exit <s>',
@@ -38,7 +40,8 @@ export function registerWorker(program: Command): void {
       if (o.json) console.log(JSON.stringify(s));
       else
         console.log(
-          `${s.jobs} jobs (${s.reused} already written), ${s.clips} clips tokenized, ${s.failed} failed, in ${s.seconds.toFixed(1)} s`,
+          `${s.jobs} jobs (${s.reused} already written), ${s.clips} clips ` +
+            `tokenized, ${s.failed} failed, in ${s.seconds.toFixed(1)} s`,
         );
       if (s.signal)
         throw new Interrupted(

@@ -87,7 +87,8 @@ export function installBackend(b: Backend): void {
 export function backend(): Backend {
   if (!installed)
     throw new Error(
-      'no engine backend is installed (import the engine through src/engine/index.ts, or install one with installBackend)',
+      'no engine backend is installed (import the engine through ' +
+        'src/engine/index.ts, or install one with installBackend)',
     );
   return installed;
 }

@@ -170,14 +170,16 @@ export function int8KernelsFor(env: string | undefined, cpuArch: string, flags: 
     return {
       weights: 'int7',
       reason:
-        'x86 CPU features unknown (no /proc/cpuinfo flags): 7-bit weights, whose u8×s8 pair sums cannot saturate on any x86',
+        'x86 CPU features unknown (no /proc/cpuinfo flags): ' +
+        '7-bit weights, whose u8×s8 pair sums cannot saturate on any x86',
     };
   const vnni = VNNI_FLAGS.find((f) => flags.has(f));
   if (vnni) return { weights: 'int8', reason: `${vnni}: u8×s8 dot products accumulate in 32 bits` };
   return {
     weights: 'int7',
     reason:
-      'no VNNI (avx512_vnni / avx_vnni / amx_int8): u8×s8 kernels add product pairs in saturating 16 bits, so 7-bit weights',
+      'no VNNI (avx512_vnni / avx_vnni / amx_int8): u8×s8 kernels ' +
+      'add product pairs in saturating 16 bits, so 7-bit weights',
   };
 }
 

@@ -136,9 +136,11 @@ function convWeightGrad(x: Tensor, g: Tensor, kernel: readonly number[], a: Conv
       const gs = reshape(k0 === 1 ? shifted[0]! : stack(shifted, 2), [n, G, coutG * k0, L]); // [N, G, Cout/G·K0, L]
       // One GEMM per tap of the other axes, each reading its own slice of xflat: stacking the slices into one
       // im2col matrix first would copy the input twice (Slice, then Concat).
-      const perTap = offs.length === 1 && tail === 0 ? [xf] : offs.map((o) => narrow(xf, 3, o, L)); // K' × [N, G, Cin/G, L]
+      // K' × [N, G, Cin/G, L]
+      const perTap = offs.length === 1 && tail === 0 ? [xf] : offs.map((o) => narrow(xf, 3, o, L));
       const prods = perTap.map((col) => matmul(gs, swapAxes(col))); // K' × [N, G, Cout/G·K0, Cin/G]
-      let dw = reshape(prods.length === 1 ? prods[0]! : stack(prods, 4), [n, G, coutG * k0, cinG * kr]); // [N, G, Cout/G·K0, Cin/G·K']
+      // [N, G, Cout/G·K0, Cin/G·K']
+      let dw = reshape(prods.length === 1 ? prods[0]! : stack(prods, 4), [n, G, coutG * k0, cinG * kr]);
       if (n > 1) dw = sum(dw, [0]);
       dw = transpose(reshape(dw, [G, coutG, k0, cinG, kr]), [0, 1, 3, 2, 4]);
       return reshape(dw, [cout, cinG, ...kernel]);

@@ -192,7 +192,8 @@ export function scatterAlongAxis(g: Tensor, axis: number, idx: number[], dim: nu
 }
 
 /**
- * slice(x, {axis: [start, end, step?]}) with Python semantics; e.g. slice(x, {2: [0, -1]}), slice(x, {1: [null, null, -1]}).
+ * slice(x, {axis: [start, end, step?]}) with Python semantics; e.g. slice(x, {2: [0, -1]}),
+ * slice(x, {1: [null, null, -1]}).
  */
 export function slice(
   x: Tensor,

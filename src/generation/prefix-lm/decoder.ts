@@ -115,7 +115,9 @@ type Int8DecodeFn = E.JitFunction<
   (w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]
 >;
 
-/** The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current. */
+/**
+ * The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current.
+ */
 export class PrefixLmDecoder {
   private readonly params: Param[];
   /** The blocks' Linear weights, fed to the decode program transposed (see `transposed`). */

@@ -382,7 +382,9 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
     g = t > 1 ? (T - 1) / (t - 1) : T;
   if (Number.isInteger(f) && Number.isInteger(g)) {
     references.push({
-      name: `block means of the ${fullGrid.join('×')} token grid (${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`,
+      name:
+        `block means of the ${fullGrid.join('×')} token grid ` +
+        `(${f}×${f} pixels × ${g} frames each, exact, upsampled bilinearly)`,
       ...quality(
         orig,
         orig.map((c) => blockMeans(c, f, causalGroups(T, g))),
@@ -473,9 +475,11 @@ export async function runCodecRdStudy(o: CodecRdOptions): Promise<CodecRdResult>
 
 export function rdMarkdown(r: CodecRdResult): string {
   const lines = [
-    `${r.clips} held-out clips of ${r.frames}×${r.size}×${r.size}; MS-SSIM over ${r.msssimScales} scales. Columns left to right: samples.png shows original, vtok, ${r.codecs.join(', ')}.`,
+    `${r.clips} held-out clips of ${r.frames}×${r.size}×${r.size}; MS-SSIM over ${r.msssimScales} scales. ` +
+      `Columns left to right: samples.png shows original, vtok, ${r.codecs.join(', ')}.`,
     '',
-    '| method | setting | bits per pixel | PSNR (dB) | SSIM | MS-SSIM | vtok: bit-packed bpp / frequency model / context model |',
+    '| method | setting | bits per pixel | PSNR (dB) | SSIM | MS-SSIM ' +
+      '| vtok: bit-packed bpp / frequency model / context model |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const p of r.points) {
@@ -483,7 +487,8 @@ export function rdMarkdown(r: CodecRdResult): string {
       ? `${p.packedBpp!.toFixed(4)} / ${p.bppByModel.frequency!.toFixed(4)} / ${p.bppByModel.context!.toFixed(4)}`
       : '';
     lines.push(
-      `| ${p.method} | ${p.setting} | ${p.bpp.toFixed(4)} | ${p.psnr.toFixed(2)} | ${p.ssim.toFixed(4)} | ${p.msssim.toFixed(4)} | ${extra} |`,
+      `| ${p.method} | ${p.setting} | ${p.bpp.toFixed(4)} | ${p.psnr.toFixed(2)} | ` +
+        `${p.ssim.toFixed(4)} | ${p.msssim.toFixed(4)} | ${extra} |`,
     );
   }
   if (r.references.length) {

@@ -54,7 +54,9 @@ export const STUDY_BUDGETS: Record<string, StudyBudget> = {
     samples: 16,
     temperature: 1,
   },
-  /** About 13 minutes on one thread of a 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128. */
+  /**
+   * About 13 minutes on one thread of a 2-core CPU: 32×32×8 clips, the tiny LARP preset, a 2-layer GPT of width 128.
+   */
   tiny: TINY,
   /** The tiny budget with 4× the tokenizer steps and 2× the GPT steps (about 35 minutes on one thread). */
   'tiny-long': {

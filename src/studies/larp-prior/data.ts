@@ -5,7 +5,9 @@ import type { ClipTensor } from '../../io/frame.js';
 import { check } from '../../util/errors.js';
 import type { StudyBudget } from './budget.js';
 
-/** The study's data: synthetic clips labelled by motion (straight-line motion, no bounces), train and held-out seeds. */
+/**
+ * The study's data: synthetic clips labelled by motion (straight-line motion, no bounces), train and held-out seeds.
+ */
 export function dataSpec(b: StudyBudget, split: 'train' | 'held', seed: number): DatasetSpec {
   return {
     kind: 'synthetic',
@@ -84,7 +86,9 @@ export function blockMeanMse(clips: ClipTensor, block: readonly [number, number,
   return se / clips.data.length;
 }
 
-/** Cross-entropy (bits/token) of held-out tokens under the training tokens' unigram distribution (add-one smoothing). */
+/**
+ * Cross-entropy (bits/token) of held-out tokens under the training tokens' unigram distribution (add-one smoothing).
+ */
 export function unigramBits(train: Int32Array, held: Int32Array, vocab: number): number {
   const counts = new Float64Array(vocab).fill(1);
   for (const t of train) counts[t]!++;

@@ -219,7 +219,8 @@ async function trainTokenizers(s: Study, held: Batch[]): Promise<void> {
       { size: b.size, frames: b.frames, channels: 3 },
     );
     const model = trainer.build(modelConfig, b.larp.steps);
-    E.seed(seed + 1); // the same noise stream from step 0 in both arms (the prior's own initialisation drew extra numbers)
+    // the same noise stream from step 0 in both arms (the prior's own initialisation drew extra numbers)
+    E.seed(seed + 1);
     const first = firstClips(held, Math.min(8, b.heldClips));
     const heldBatch: Batch = { ...first, indices: Int32Array.from({ length: first.shape[0] }, (_, i) => i), epoch: 0 };
     const task = tokenizerTask(
@@ -351,7 +352,10 @@ async function trainGpts(s: Study, tokens: Tokens, vocab: number): Promise<Recor
     const dir = join(s.out, `gpt-${arm.name}`);
     const done = finishedSteps(dir);
     s.log(
-      `[4/6] gpt-${arm.name}: ${done >= b.gpt.steps ? `done (${done} steps)` : `${b.gpt.steps} steps of ${b.gpt.batch} sequences${done ? ` (resuming at ${done})` : ''}`}`,
+      `[4/6] gpt-${arm.name}: ` +
+        (done >= b.gpt.steps
+          ? `done (${done} steps)`
+          : `${b.gpt.steps} steps of ${b.gpt.batch} sequences${done ? ` (resuming at ${done})` : ''}`),
     );
     E.seed(seed + 10);
     const model = new Gpt(gptConfig);
@@ -511,6 +515,7 @@ function writeReport(s: Study, results: StudyResults, panels: Frame[], reconPane
   writePng(join(s.out, 'samples.png'), sideBySide(panels));
   writePng(join(s.out, 'reconstructions.png'), sideBySide(reconPanels));
   s.log(
-    `[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples.png (held-out | GPT samples with prior | without) and reconstructions.png (held-out | with prior | without)`,
+    `[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples.png (held-out | GPT ` +
+      'samples with prior | without) and reconstructions.png (held-out | with prior | without)',
   );
 }

@@ -15,11 +15,15 @@ export interface StudyResults {
   classifier: { accuracy: Record<string, number>; feature_dim: number; held_out: number };
   reference: {
     frechet_real_vs_real: number;
-    /** PSNR on the held-out clips of predicting, for every clip, the per-pixel mean of training clips: a tokenizer below it has learned nothing clip-specific. */
+    /**
+     * PSNR on the held-out clips of predicting, for every clip, the per-pixel mean of training clips: a tokenizer below
+     * it has learned nothing clip-specific.
+     */
     psnr_mean_clip: number;
     /**
      * PSNR on the held-out clips of replacing each clip by its own mean colour, and each 4×8×8 patch (the tokenizer's
-     * patch) by its mean colour: what a tokenizer scores that keeps only a clip's colour, or only coarse colour per patch.
+     * patch) by its mean colour: what a tokenizer scores that keeps only a clip's colour, or only coarse colour per
+     * patch.
      */
     psnr_clip_colour: number;
     psnr_patch_colour: number;
@@ -33,13 +37,16 @@ export function markdownTable(r: StudyResults): string {
   const p = r.arms.prior,
     n = r.arms.noprior;
   const usage = (a: ArmResult) =>
-    `${f(100 * a.tokens.codebook_usage_train, 1)} % (${Math.round(a.tokens.codebook_usage_train * a.tokens.vocab_size)} of ${a.tokens.vocab_size})`;
+    `${f(100 * a.tokens.codebook_usage_train, 1)} % ` +
+    `(${Math.round(a.tokens.codebook_usage_train * a.tokens.vocab_size)} of ${a.tokens.vocab_size})`;
   const row = (name: string, a: string, c: string) => `| ${name} | ${a} | ${c} |`;
   const lines = [
     `| ${r.budget.name} budget, seed ${r.seed} | LARP with prior | LARP without prior |`,
     '|---|---|---|',
     row(
-      `reconstruction PSNR, held-out (dB) ↑ — the mean training clip gets ${f(r.reference.psnr_mean_clip)}, each clip's mean colour ${f(r.reference.psnr_clip_colour)}, each patch's mean colour ${f(r.reference.psnr_patch_colour)}`,
+      'reconstruction PSNR, held-out (dB) ↑ — the mean training clip gets ' +
+        `${f(r.reference.psnr_mean_clip)}, each clip's mean colour ${f(r.reference.psnr_clip_colour)}, ` +
+        `each patch's mean colour ${f(r.reference.psnr_patch_colour)}`,
       f(p.recon.psnr),
       f(n.recon.psnr),
     ),
@@ -69,7 +76,8 @@ export function markdownTable(r: StudyResults): string {
     .join(', ');
   lines.push(
     '',
-    `Fréchet distances use vtok's own 3D-CNN classifier (penultimate layer, ${r.classifier.feature_dim}-d; held-out accuracy ${acc}); ` +
+    "Fréchet distances use vtok's own 3D-CNN classifier (penultimate layer, " +
+      `${r.classifier.feature_dim}-d; held-out accuracy ${acc}); ` +
       `two independent sets of ${r.budget.samples} real clips are ${f(r.reference.frechet_real_vs_real)} apart.`,
   );
   return `${lines.join('\n')}\n`;

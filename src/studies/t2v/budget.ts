@@ -3,7 +3,10 @@ import type { Sampling } from './generator.js';
 
 /** How much a run of the text-to-video study spends. */
 export interface T2vBudget {
-  /** stemStride 2: MNIST digits are 28 pixels across, so conv1 can halve the 64×64 frames (7× faster, same accuracy per step). */
+  /**
+   * stemStride 2: MNIST digits are 28 pixels across, so conv1 can halve the 64×64 frames (7× faster, same accuracy per
+   * step).
+   */
   classifier: { steps: number; batch: number; width: number; featureDim: number; lr: number; stemStride: number };
   /** Real held-out clips per split for the classifier's accuracy and the Fréchet reference. */
   realClips: number;

@@ -170,7 +170,8 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
         size: s.gen.clip.height,
         heldOut: Math.min(256, b.realClips),
         quiet: s.quiet,
-        // every digit×motion pair: trained on the seen ones only, it would read pairs, not digits (see captionedMnistSource)
+        // every digit×motion pair: trained on the seen ones only, it would read pairs, not digits (see
+        // captionedMnistSource)
         source: captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels, allPairs: true }),
       }),
     );
@@ -286,7 +287,10 @@ function scoreFaithfulness(
   return { faithfulness, reference };
 }
 
-/** 4. Frame prediction, given 1 or 2 latent frames: PSNR/SSIM per future frame of the prediction, of repeating the last given frame, of the tokenizer. */
+/**
+ * 4. Frame prediction, given 1 or 2 latent frames: PSNR/SSIM per future frame of the prediction, of repeating the last
+ * given frame, of the tokenizer.
+ */
 async function framePrediction(s: Study, test: LabelledSet): Promise<T2vResults['frame_prediction']> {
   const out: FramePrediction[] = [];
   for (const k of s.b.fp.condFrames) out.push(await framePredictionGiven(s, test, k));
@@ -444,9 +448,10 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
   );
   await writeVideo(join(s.out, 'samples.gif'), frames, { fps: 4 });
   s.log(
-    `[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction-<k>.png, long-video.png and samples.gif (columns: real, ${sets
-      .filter((g) => g.split === 'test')
-      .map((g) => g.arm)
-      .join(', ')})`,
+    `[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction-<k>.png, long-video.png ` +
+      `and samples.gif (columns: real, ${sets
+        .filter((g) => g.split === 'test')
+        .map((g) => g.arm)
+        .join(', ')})`,
   );
 }

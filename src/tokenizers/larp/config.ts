@@ -4,8 +4,8 @@ import { VtokError } from '../../util/errors.js';
  * LARP's model config, typed. `parseLarpConfig` reads the reference's `model.args` JSON (as stored in the golden
  * files' __metadata__.config and in released configs) and rejects the options this port does not implement,
  * rather than silently building a different model. The vtok-only keys (patch_embed_center, patch_pe_scale_factor,
- * routed_init_gain, quantizer_warmup) exist for the CPU-scale presets; reference configs set none of them and build exactly the
- * reference model. docs/larp-small-scale.md says why each is there.
+ * routed_init_gain, quantizer_warmup) exist for the CPU-scale presets; reference configs set none of them and build
+ * exactly the reference model. docs/larp-small-scale.md says why each is there.
  */
 /** A GPTC size as the reference's JSON gives it (read only here, at the config boundary). */
 export interface GptcSize {
@@ -145,7 +145,8 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
   }
   if (raw.temporal_patch_size !== raw.decoder_temporal_patch_size || raw.patch_size !== raw.decoder_patch_size) {
     throw new VtokError(
-      'LARP config: decoder patch sizes must equal the encoder ones (the reference unpatchifies with the encoder sizes)',
+      'LARP config: decoder patch sizes must equal the encoder ' +
+        'ones (the reference unpatchifies with the encoder sizes)',
     );
   }
   if (raw.encoder_hidden_size !== raw.decoder_hidden_size)
@@ -203,7 +204,8 @@ export function parseLarpConfig(raw: Json, gptcSizes: Record<string, GptcSize> =
     );
   if (cfg.frameNum % cfg.temporalPatchSize || cfg.inputSize % cfg.patchSize) {
     throw new VtokError(
-      `LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`,
+      `LARP config: ${cfg.frameNum}×${cfg.inputSize}² is not divisible ` +
+        `by the patch ${cfg.temporalPatchSize}×${cfg.patchSize}²`,
     );
   }
   const p = section(raw, 'prior_model', { name: 'none' });

@@ -95,7 +95,9 @@ function larpArgs(o: {
   };
 }
 
-/** A LARP preset's model options: transformer width, depth and heads, queries, codebook, prior [layers, heads, width]. */
+/**
+ * A LARP preset's model options: transformer width, depth and heads, queries, codebook, prior [layers, heads, width].
+ */
 export interface LarpModelOptions {
   width: number;
   depth: number;

@@ -99,7 +99,9 @@ export class LarpModel extends Module {
     if (!loadingWeights()) this.initializeWeights();
   }
 
-  /** The reference's initialize_weights: xavier-uniform Linears with zero bias, the patch conv like a Linear, zero head. */
+  /**
+   * The reference's initialize_weights: xavier-uniform Linears with zero bias, the patch conv like a Linear, zero head.
+   */
   private initializeWeights(): void {
     for (const [, m] of this.namedModules()) {
       if (m instanceof Linear) {

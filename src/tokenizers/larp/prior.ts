@@ -38,7 +38,10 @@ export function priorPredict(model: LarpModel, arInput: Tensor): PriorPrediction
   return { logits, pred, raw };
 }
 
-/** The reference's replacement-rate schedule: a linear ramp to mix_ss_max_ratio over the first peak fraction of training (1 without mix SS). */
+/**
+ * The reference's replacement-rate schedule: a linear ramp to mix_ss_max_ratio over the first peak fraction of training
+ * (1 without mix SS).
+ */
 export function scheduledSamplingRatio(prior: PriorConfig, globalStep: number, maxSteps: number): number {
   if (!prior.useMixSs) return 1;
   return Math.min((globalStep / (maxSteps * prior.mixSsPeakStepsRatio)) * prior.mixSsMaxRatio, prior.mixSsMaxRatio);

@@ -66,7 +66,8 @@ export class LarpTokenizer implements Tokenizer {
     const c = this.model.cfg;
     if (frames !== c.frameNum || height !== c.inputSize || width !== c.inputSize) {
       throw new VtokError(
-        `LARP takes ${c.frameNum}×${c.inputSize}×${c.inputSize} clips (fixed positions), got ${frames}×${height}×${width}`,
+        `LARP takes ${c.frameNum}×${c.inputSize}×${c.inputSize} clips ` +
+          `(fixed positions), got ${frames}×${height}×${width}`,
       );
     }
     return { shape: [c.tokens] };

@@ -47,7 +47,9 @@ export class Magvit2Model extends Module {
     return 2 ** (this.cfg.ddconfig.ch_mult.length - 1);
   }
 
-  /** Latent [t, h, w] (video) or [h, w] (image) for an input of the given size (causal: T → ⌊(T−1)/s⌋ + 1 per stage). */
+  /**
+   * Latent [t, h, w] (video) or [h, w] (image) for an input of the given size (causal: T → ⌊(T−1)/s⌋ + 1 per stage).
+   */
   latentShape(frames: number, height: number, width: number): number[] {
     const f = this.spatialFactor;
     if (height % f || width % f)

@@ -117,7 +117,8 @@ function runLucidrainsLfq(g: GoldenFile): Map<string, Tensor> {
     (c.frac_per_sample_entropy ?? 1) !== 1
   ) {
     throw new Error(
-      'lfq_lucidrains: supported are dim = log2(codebook_size)·num_codebooks (no projections), scale 1, no clamp, not spherical, all tokens',
+      'lfq_lucidrains: supported are dim = log2(codebook_size)·num_codebooks ' +
+        '(no projections), scale 1, no clamp, not spherical, all tokens',
     );
   }
   // The persistent `mask` buffer (2^(d−1−i) per bit of one codebook) loads strictly into an LFQ of one codebook.
