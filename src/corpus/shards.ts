@@ -150,6 +150,18 @@ export function listShards(dir: string): string[] {
     .sort();
 }
 
+/** The index's entry for clip `i` of shard `file`. */
+export function indexEntry(file: string, c: Omit<ShardClip, 'ids'>, i: number): ShardIndex['clips'][number] {
+  return {
+    source: c.source,
+    shard: file,
+    index: i,
+    grid: c.grid,
+    ...(c.caption !== undefined ? { caption: c.caption } : {}),
+    ...(c.labels ? { labels: c.labels } : {}),
+  };
+}
+
 /** Rebuilds the index from the shards on disk (refusing a source that appears twice). */
 export function buildIndex(dir: string, info: CorpusInfo): ShardIndex {
   const index: ShardIndex = { version: SHARD_VERSION, ...info, shards: [], clips: [], skipped: [] };
@@ -160,14 +172,7 @@ export function buildIndex(dir: string, info: CorpusInfo): ShardIndex {
     clips.forEach((c, i) => {
       check(!seen.has(c.source), `source ${c.source} is in two shards`, join(dir, file));
       seen.add(c.source);
-      index.clips.push({
-        source: c.source,
-        shard: file,
-        index: i,
-        grid: c.grid,
-        ...(c.caption !== undefined ? { caption: c.caption } : {}),
-        ...(c.labels ? { labels: c.labels } : {}),
-      });
+      index.clips.push(indexEntry(file, c, i));
     });
     for (const s of skipped) {
       check(!seen.has(s.source), `source ${s.source} is in two shards`, join(dir, file));

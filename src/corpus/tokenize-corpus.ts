@@ -21,6 +21,7 @@ import {
   LOCK_FILE,
   SHARD_VERSION,
   buildIndex,
+  indexEntry,
   readIndex,
   shardName,
   writeIndex,
@@ -379,14 +380,7 @@ export async function tokenizeCorpus(o: TokenizeOptions): Promise<TokenizeSummar
       index.shards.push({ file, clips: r.clips.length, skipped: r.skipped.length });
       index.shards.sort((a, b) => a.file.localeCompare(b.file));
       r.clips.forEach((c, i) => {
-        index.clips.push({
-          source: c.source,
-          shard: file,
-          index: i,
-          grid: c.grid,
-          ...(c.caption !== undefined ? { caption: c.caption } : {}),
-          ...(c.labels ? { labels: c.labels } : {}),
-        });
+        index.clips.push(indexEntry(file, c, i));
       });
       for (const s of r.skipped) {
         index.skipped.push({ ...s, shard: file });
