@@ -16,6 +16,7 @@ const { larpTrainer } = await import('../../src/tokenizers/larp/kind.js');
 const { PrefixLm } = await import('../../src/generation/prefix-lm/model.js');
 await import('../../src/generation/prefix-lm/decoder.js');
 const { default: onnxProto } = await import('onnx-proto');
+const { TINY_MAGVIT2_VIDEO } = await import('../tokenizers/tiny-configs.js');
 
 type DType = keyof typeof ONNX_DTYPE;
 const dtypeOf = new Map(Object.entries(ONNX_DTYPE).map(([d, code]) => [code, d as DType]));
@@ -43,21 +44,7 @@ E.installBackend({
 
 const clips = (shape: number[]) =>
   E.concrete(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape, 'float32');
-const magvit2 = {
-  ddconfig: {
-    double_z: false,
-    z_channels: 6,
-    resolution: 8,
-    in_channels: 3,
-    out_ch: 3,
-    ch: 32,
-    ch_mult: [2, 2, 1],
-    num_res_blocks: 1,
-  },
-  n_embed: 64,
-  embed_dim: 6,
-  kind: 'video',
-};
+const magvit2 = TINY_MAGVIT2_VIDEO;
 // the tiny preset: routed init, a centred patch embedding and a prior
 const larp = larpTrainer.modelConfig(larpTrainer.presets.tiny!, { size: 32, frames: 8, channels: 3 });
 

@@ -7,65 +7,16 @@ import { larpTrainer } from '../../src/tokenizers/larp/kind.js';
 import { createTokenizer, tokenizerFromBytes } from '../../src/tokenizers/registry.js';
 import { Rng } from '../../src/util/rng.js';
 import { asyncOnly } from '../engine/async-backend.js';
+import { TINY_MAGVIT2_VIDEO, tinyLarp } from './tiny-configs.js';
 
 /**
  * The asynchronous path a browser uses: tokenizers built from a config and weight bytes, encodeAsync/decodeAsync
  * on a backend that has no synchronous run (onnxruntime-node behind a Promise-only interface) give what
  * encode/decode give on the Node backend.
  */
-const magvit2Video = {
-  ddconfig: {
-    double_z: false,
-    z_channels: 6,
-    resolution: 8,
-    in_channels: 3,
-    out_ch: 3,
-    ch: 32,
-    ch_mult: [2, 2, 1],
-    num_res_blocks: 1,
-  },
-  n_embed: 64,
-  embed_dim: 6,
-  kind: 'video',
-};
+const magvit2Video = TINY_MAGVIT2_VIDEO;
 const magvit2Image = { ...magvit2Video, ddconfig: { ...magvit2Video.ddconfig, ch_mult: [1, 1] }, kind: 'image' };
-const larp = {
-  bottleneck: {
-    name: 'bottleneck',
-    args: {
-      bottleneck_dim: 4,
-      norm: 'none',
-      regularizer: {
-        name: 'vq',
-        args: {
-          codebook_size: 32,
-          commitment_loss_weight: 0.25,
-          codebook_loss_weight: 1.0,
-          entropy_loss_weight: 0.0,
-          l2_normalized: true,
-          stochastic: true,
-          stochastic_temperature: 0.03,
-        },
-      },
-    },
-  },
-  prior_model: { name: 'none' },
-  bottleneck_token_num: 6,
-  input_size: 8,
-  frame_num: 4,
-  temporal_patch_size: 2,
-  patch_size: 4,
-  decoder_temporal_patch_size: 2,
-  decoder_patch_size: 4,
-  in_channels: 3,
-  query_init_std: 0.02,
-  encoder_hidden_size: 16,
-  decoder_hidden_size: 16,
-  encoder_num_heads: 2,
-  decoder_num_heads: 2,
-  encoder_depth: 1,
-  decoder_depth: 1,
-};
+const larp = tinyLarp(6);
 
 // the tiny preset adds what LARP's own initialisation computes with the engine (routed init, centred patch
 // embedding), which a model built from bytes skips, and a prior

@@ -14,49 +14,12 @@ import {
   scheduledSamplingRatio,
 } from '../../src/tokenizers/larp/index.js';
 import { Rng } from '../../src/util/rng.js';
+import { tinyLarp } from './tiny-configs.js';
 
 /** A tiny LARP: any token count, Tokenizer shapes, the prior loss path and joint training. */
 const SIZES = { 'gptc-tiny': { n_layer: 1, n_head: 2, n_embd: 16 } };
 
-function config(tokens: number, prior: Record<string, unknown> | null = null): Record<string, unknown> {
-  return {
-    bottleneck: {
-      name: 'bottleneck',
-      args: {
-        bottleneck_dim: 4,
-        norm: 'none',
-        regularizer: {
-          name: 'vq',
-          args: {
-            codebook_size: 32,
-            commitment_loss_weight: 0.25,
-            codebook_loss_weight: 1.0,
-            entropy_loss_weight: 0.0,
-            l2_normalized: true,
-            stochastic: true,
-            stochastic_temperature: 0.03,
-          },
-        },
-      },
-    },
-    prior_model: prior ?? { name: 'none' },
-    bottleneck_token_num: tokens,
-    input_size: 8,
-    frame_num: 4,
-    temporal_patch_size: 2,
-    patch_size: 4,
-    decoder_temporal_patch_size: 2,
-    decoder_patch_size: 4,
-    in_channels: 3,
-    query_init_std: 0.02,
-    encoder_hidden_size: 16,
-    decoder_hidden_size: 16,
-    encoder_num_heads: 2,
-    decoder_num_heads: 2,
-    encoder_depth: 1,
-    decoder_depth: 1,
-  };
-}
+const config = tinyLarp;
 
 const PRIOR = {
   name: 'gptc-tiny',
