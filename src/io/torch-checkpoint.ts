@@ -2,8 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { VtokError, check } from '../util/errors.js';
 import { describe, Opaque, type PyCallable, PyGlobal, unpickle } from './pickle.js';
 import { dtypeSize, fromFloat32, numelOf, type SafeDType, type SafeTensor, toFloat32 } from './safetensors.js';
-import { crc32 } from './crc32.js';
-import { looksLikeZip, openZip, type ZipArchive } from './zip.js';
+import { looksLikeZip, openZip, type ZipArchive, zipCrc32 } from './zip.js';
 
 /**
  * PyTorch checkpoints in the zip format torch.save writes since PyTorch 1.6 (`.ckpt` of Lightning, `.pt`, `.pth`,
@@ -232,7 +231,7 @@ function readCheckpoint(zip: ZipArchive, path: string): TorchCheckpoint {
         );
         const span = zip.readRange(entry, t.offset * es, (last - t.offset + 1) * es);
         if (t.offset === 0 && span.length === z.size)
-          check(crc32(span) === z.crc32, `corrupt checkpoint: storage ${entry} fails its CRC-32 check`, path);
+          check(zipCrc32(span) === z.crc32, `corrupt checkpoint: storage ${entry} fails its CRC-32 check`, path);
         data = isContiguous(t.shape, t.stride) ? span : gather(span, t.shape, t.stride, es);
       }
       const out: SafeTensor = { dtype: t.dtype, shape: t.shape.slice(), data };

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { inflateRawSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { VtokError, check } from '../util/errors.js';
 import { crc32 } from './crc32.js';
 
@@ -49,6 +49,13 @@ function readAt(fd: number, length: number, position: number): Uint8Array {
   }
   return buf.subarray(0, off);
 }
+
+/**
+ * CRC-32 of a ZIP entry: zlib's (Node ≥ 20.15, about ten times faster: a multi-gigabyte checkpoint's tensors are
+ * checked as they are read), else ./crc32.ts.
+ */
+export const zipCrc32: (bytes: Uint8Array) => number =
+  typeof zlib.crc32 === 'function' ? (bytes) => zlib.crc32(bytes) >>> 0 : (bytes) => crc32(bytes);
 
 const u64 = (dv: DataView, at: number): number => dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 2 ** 32;
 
@@ -193,13 +200,13 @@ function readArchive(fd: number, path: string): ZipArchive {
       if (z.method === 0) data = raw;
       else if (z.method === 8) {
         try {
-          data = inflateRawSync(raw);
+          data = zlib.inflateRawSync(raw);
         } catch (e) {
           throw new VtokError(`corrupt ZIP: entry ${JSON.stringify(name)} does not inflate (${(e as Error).message})`);
         }
       } else throw new VtokError(`entry ${JSON.stringify(name)} uses compression method ${z.method}`, path);
       check(data.length === z.size, `corrupt ZIP: entry ${JSON.stringify(name)} has the wrong length`, path);
-      check(crc32(data) === z.crc32, `corrupt ZIP: entry ${JSON.stringify(name)} fails its CRC-32 check`, path);
+      check(zipCrc32(data) === z.crc32, `corrupt ZIP: entry ${JSON.stringify(name)} fails its CRC-32 check`, path);
       return data;
     },
     readRange(name, offset, length) {
