@@ -1,10 +1,15 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { writeFileAtomic } from '../util/atomic.js';
+import type { writeSync } from 'node:fs';
+import { writeFileAtomic, writeFileStreamedAtomic } from '../util/atomic.js';
 import { VtokError, check } from '../util/errors.js';
 import {
   headerSizeOf,
+  numelOf,
   parseHeaderJson,
+  type SafeDType,
   type SafetensorsHeader,
+  safetensorsLayout,
+  dtypeSize,
   type SafeTensor,
   serializeSafetensors,
 } from './safetensors.js';
@@ -105,4 +110,51 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): void {
   writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
+
+/** A tensor to be written by writeSafetensorsStreamed: known dtype and shape, bytes made when its turn comes. */
+export interface PlannedTensor {
+  name: string;
+  dtype: SafeDType;
+  shape: number[];
+}
+
+/**
+ * Writes a safetensors file tensor by tensor: the header first, from the tensors' dtypes and shapes, then each
+ * tensor's bytes as `produce` returns them, in the file's order, so only one tensor is in memory at a time (a
+ * multi-gigabyte import). Atomic like writeSafetensors: a failure, a full disk included, leaves no file.
+ * `opts.writeSync` stands in for fs.writeSync (tests simulate a full disk); `opts.progress` is told after each tensor.
+ */
+export function writeSafetensorsStreamed(
+  path: string,
+  tensors: readonly PlannedTensor[],
+  produce: (t: PlannedTensor) => Uint8Array,
+  opts: {
+    metadata?: Record<string, string>;
+    writeSync?: typeof writeSync;
+    progress?: (done: number, total: number) => void;
+  } = {},
+): void {
+  const { head, order } = safetensorsLayout(tensors, opts.metadata);
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  writeFileStreamedAtomic(
+    path,
+    (write) => {
+      write(head);
+      order.forEach((name, i) => {
+        const t = byName.get(name)!;
+        const bytes = produce(t);
+        const want = numelOf(t.shape) * dtypeSize(t.dtype);
+        if (bytes.length !== want)
+          throw new VtokError(
+            `tensor ${JSON.stringify(name)}: ${bytes.length} bytes made, the header says ${want} (${t.dtype} ` +
+              `[${t.shape}])`,
+            path,
+          );
+        write(bytes);
+        opts.progress?.(i + 1, order.length);
+      });
+    },
+    { writeSync: opts.writeSync },
+  );
 }

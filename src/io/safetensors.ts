@@ -335,8 +335,7 @@ function checkTensor(name: string, t: SafeTensor): void {
 
 /**
  * Serializes tensors to safetensors bytes, returned as parts (header incl. the length prefix, then each tensor's
- * data) to avoid one big copy. Reference layout: tensors sorted by descending dtype alignment, then name; header
- * padded with spaces to a multiple of 8 so every tensor is naturally aligned in the file.
+ * data) to avoid one big copy. Layout as safetensorsLayout.
  */
 export function serializeSafetensors(
   tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
@@ -344,8 +343,44 @@ export function serializeSafetensors(
 ): Uint8Array[] {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   for (const [name, t] of entries) checkTensor(name, t);
-  entries.sort((a, b) => DTYPE_SIZES[b[1].dtype] - DTYPE_SIZES[a[1].dtype] || compareUtf8(a[0], b[0]));
+  const byName = new Map(entries);
+  const { head, order } = safetensorsLayout(
+    entries.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    metadata,
+  );
+  const parts: Uint8Array[] = [head];
+  for (const name of order) {
+    const t = byName.get(name)!;
+    if (t.data.length > 0) parts.push(t.data);
+  }
+  return parts;
+}
 
+/**
+ * A file's header (length prefix + JSON) for tensors of known dtype and shape, and the order their data follows it
+ * in: the reference layout, tensors sorted by descending dtype alignment, then name; the header padded with spaces
+ * to a multiple of 8 so every tensor is naturally aligned in the file. A writer can put the header first and then
+ * stream each tensor's bytes in `order` (safetensors-file.ts writeSafetensorsStreamed).
+ */
+export function safetensorsLayout(
+  tensors: readonly { name: string; dtype: SafeDType; shape: readonly number[] }[],
+  metadata?: Record<string, string>,
+): { head: Uint8Array; order: string[]; dataSize: number } {
+  const seen = new Set<string>();
+  for (const t of tensors) {
+    const n = `tensor ${JSON.stringify(t.name)}`;
+    check(t.name !== '__metadata__', `"__metadata__" cannot be used as a tensor name`);
+    check(!seen.has(t.name), `${n} is given twice`);
+    seen.add(t.name);
+    check(isSafeDType(t.dtype), `${n}: unknown dtype ${JSON.stringify(t.dtype)}`);
+    check(
+      Array.isArray(t.shape) && t.shape.every(isNonNegInt),
+      () => `${n}: shape must be an array of non-negative integers, got ${JSON.stringify(t.shape)}`,
+    );
+  }
+  const sorted = [...tensors].sort(
+    (a, b) => DTYPE_SIZES[b.dtype] - DTYPE_SIZES[a.dtype] || compareUtf8(a.name, b.name),
+  );
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
     const md: Record<string, string> = {};
@@ -356,9 +391,10 @@ export function serializeSafetensors(
     header.__metadata__ = md;
   }
   let pos = 0;
-  for (const [name, t] of entries) {
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + t.data.length] };
-    pos += t.data.length;
+  for (const t of sorted) {
+    const nbytes = numelOf(t.shape) * DTYPE_SIZES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + nbytes] };
+    pos += nbytes;
   }
   const json = utf8.encode(JSON.stringify(header));
   const n = Math.ceil(json.length / 8) * 8;
@@ -368,9 +404,12 @@ export function serializeSafetensors(
   dv.setUint32(0, n % 2 ** 32, true);
   dv.setUint32(4, Math.floor(n / 2 ** 32), true);
   head.set(json, 8);
-  const parts: Uint8Array[] = [head];
-  for (const [, t] of entries) if (t.data.length > 0) parts.push(t.data);
-  return parts;
+  return { head, order: sorted.map((t) => t.name), dataSize: pos };
+}
+
+/** Bytes per element of a dtype. */
+export function dtypeSize(dtype: SafeDType): number {
+  return DTYPE_SIZES[dtype];
 }
 
 // ---------------------------------------------------------------------------------------------------------------

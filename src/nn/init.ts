@@ -8,16 +8,19 @@ import type { Rng } from '../util/rng.js';
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function uniform(shape: readonly number[], lo: number, hi: number, rng: Rng = defaultRng()): Tensor {
+  if (shapesOnly) return zeros(shape);
   const u = rng.uniform(size(shape));
   for (let i = 0; i < u.length; i++) u[i] = lo + (hi - lo) * u[i]!;
   return concrete(u, shape, 'float32');
 }
 
 export function normal(shape: readonly number[], std = 1, mean = 0, rng: Rng = defaultRng()): Tensor {
+  if (shapesOnly) return zeros(shape);
   return concrete(rng.normal(size(shape), mean, std), shape, 'float32');
 }
 
 export function constant(shape: readonly number[], value: number): Tensor {
+  if (shapesOnly) return zeros(shape);
   return concrete(new Float32Array(size(shape)).fill(value), shape, 'float32');
 }
 
@@ -47,6 +50,25 @@ export function xavierUniform(shape: readonly number[], gain = 1, rng?: Rng): Te
 }
 
 let loading = 0;
+let shapesOnly = 0;
+
+/** Zero-filled, never written: the OS backs such an array with memory only once it is written. */
+const zeros = (shape: readonly number[]): Tensor => concrete(new Float32Array(size(shape)), shape, 'float32');
+
+/**
+ * Runs `build` (as buildForLoading) for the names, shapes and dtypes of a model's weights only, as an import that
+ * checks a checkpoint against them needs: the initialisers return zero-filled arrays without drawing or filling
+ * them, so building even a model of hundreds of millions of parameters takes next to no time or resident memory.
+ * The values are meaningless; the model must not be run.
+ */
+export function buildShapesOnly<T>(build: () => T): T {
+  shapesOnly++;
+  try {
+    return buildForLoading(build);
+  } finally {
+    shapesOnly--;
+  }
+}
 
 /**
  * Runs `build`, which builds a model whose weights are loaded right after: a model's own initialisation that

@@ -13,16 +13,33 @@ export function tempPath(path: string): string {
  * the target, not the temp file.
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string | (Uint8Array | string)[]): void {
+  writeFileStreamedAtomic(path, (write) => {
+    for (const part of Array.isArray(data) ? data : [data]) write(typeof part === 'string' ? Buffer.from(part) : part);
+  });
+}
+
+/**
+ * writeFileAtomic for content made piece by piece: `produce` passes each piece to `write` as it is made (a
+ * multi-gigabyte weights file, one tensor at a time), so no more than one piece need be in memory. A failure in
+ * `produce` or in a write (a full disk) removes the temp file. `io.writeSync` stands in for fs.writeSync (tests
+ * simulate a full disk with it).
+ */
+export function writeFileStreamedAtomic(
+  path: string,
+  produce: (write: (bytes: Uint8Array) => void) => void,
+  io: { writeSync?: typeof writeSync } = {},
+): void {
   const tmp = tempPath(path);
+  const put = io.writeSync ?? writeSync;
   let fd: number | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true });
     fd = openSync(tmp, 'w');
-    for (const part of Array.isArray(data) ? data : [data]) {
-      const bytes = typeof part === 'string' ? Buffer.from(part) : part;
+    const out = fd;
+    produce((bytes) => {
       let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    }
+      while (off < bytes.length) off += put(out, bytes, off, bytes.length - off);
+    });
     fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
@@ -30,9 +47,16 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | (Uint8
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     if (fd !== undefined || (e as NodeJS.ErrnoException).syscall === 'rename') rmSync(tmp, { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    throw code ? new VtokError(`cannot write (${code}: ${SYSTEM_ERRORS[code] ?? 'system error'})`, path) : e;
+    throw systemError(e, path);
   }
+}
+
+/** A file-system error as a VtokError naming `path` and the cause in words; other errors unchanged. */
+export function systemError(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code && !(e instanceof VtokError)
+    ? new VtokError(`cannot write (${code}: ${SYSTEM_ERRORS[code] ?? 'system error'})`, path)
+    : e;
 }
 
 const SYSTEM_ERRORS: Record<string, string> = {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, truncateSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync, existsSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import {
   readSafetensors,
   readSafetensorsHeader,
   writeSafetensors,
+  writeSafetensorsStreamed,
 } from '../../src/io/safetensors-file.js';
 import { VtokError } from '../../src/util/errors.js';
 
@@ -252,6 +253,54 @@ test('the file reader reads each tensor by offset, into its own buffer, equal to
     } finally {
       f.close();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the streamed writer makes the same file tensor by tensor, and leaves none when a write fails', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vtok-st-'));
+  try {
+    const tensors = sampleTensors();
+    const path = join(dir, 'streamed.safetensors');
+    const asked: string[] = [];
+    const planned = Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
+    writeSafetensorsStreamed(
+      path,
+      planned,
+      (t) => {
+        asked.push(t.name);
+        return tensors[t.name]!.data;
+      },
+      { metadata: { k: 'v' } },
+    );
+    assert.deepEqual(new Uint8Array(readFileSync(path)), concat(serializeSafetensors(tensors, { k: 'v' })));
+    // each tensor made once, in file order (by alignment, then name)
+    assert.deepEqual(
+      asked,
+      [...readSafetensorsHeader(path).tensors.keys()].sort((a, b) => {
+        const at = readSafetensorsHeader(path).tensors;
+        return at.get(a)!.dataOffsets[0] - at.get(b)!.dataOffsets[0];
+      }),
+    );
+    const failed = join(dir, 'failed.safetensors');
+    const full = (() => {
+      throw Object.assign(new Error('ENOSPC'), { code: 'ENOSPC', syscall: 'write' });
+    }) as unknown as typeof import('node:fs').writeSync;
+    throwsVtok(
+      () => writeSafetensorsStreamed(failed, planned, (t) => tensors[t.name]!.data, { writeSync: full }),
+      /cannot write \(ENOSPC: no space left on device\)/,
+      'failed.safetensors',
+    );
+    throwsVtok(
+      () => writeSafetensorsStreamed(failed, planned, () => new Uint8Array(1)),
+      /tensor ".*": 1 bytes made, the header says/,
+      'failed.safetensors',
+    );
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('failed')),
+      [],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@ import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerFrames } from './frames.js';
 import { registerGenerate } from './generate.js';
+import { registerImport } from './import.js';
 import { registerInfo } from './info.js';
 import { registerMetrics } from './metrics.js';
 import { registerPack } from './pack.js';
@@ -21,6 +22,7 @@ export const commands: ((program: Command) => void)[] = [
   registerCodec,
   registerEval,
   registerPack,
+  registerImport,
   registerParity,
   registerInfo,
   registerFrames,

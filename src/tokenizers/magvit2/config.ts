@@ -52,6 +52,12 @@ export interface Magvit2Config {
    * as the reference.
    */
   causal_norm?: boolean;
+  /**
+   * vtok: the LFQ's bit order, 'lsb' (channel c is bit c: the current Open-MAGVIT2 code and the paper; when absent)
+   * or 'msb' (channel c is bit D−1−c: Open-MAGVIT2's June-2024 code, before its fix). The weights are the same either
+   * way; the ids differ, so a checkpoint must be used with the order it was trained with.
+   */
+  lfq_order?: 'lsb' | 'msb';
 }
 
 const num = (o: Record<string, unknown>, k: string, where: string): number => {
@@ -116,12 +122,19 @@ export function parseMagvit2Config(raw: Record<string, unknown>): Magvit2Config 
     ...(raw.norm_groups !== undefined ? { norm_groups: groups } : {}),
     ...(raw.out_norm !== undefined ? { out_norm: flag(raw.out_norm, 'out_norm') } : {}),
     ...(raw.causal_norm !== undefined ? { causal_norm: causalNorm(raw.causal_norm, kind) } : {}),
+    ...(raw.lfq_order !== undefined ? { lfq_order: lfqOrder(raw.lfq_order) } : {}),
   };
 }
 
 function flag(v: unknown, name: string): boolean {
   if (typeof v !== 'boolean')
     throw new VtokError(`magvit2 config: ${name} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function lfqOrder(v: unknown): 'lsb' | 'msb' {
+  if (v !== 'lsb' && v !== 'msb')
+    throw new VtokError(`magvit2 config: lfq_order must be "lsb" or "msb", got ${JSON.stringify(v)}`);
   return v;
 }
 

@@ -21,6 +21,7 @@ export class Magvit2Model extends Module {
     this.decoder = new Decoder(cfg);
     this.quantize = new LFQ({
       dim: cfg.embed_dim,
+      bitOrder: cfg.lfq_order,
       sampleWeight: cfg.sample_minimization_weight,
       batchWeight: cfg.batch_maximization_weight,
     });
