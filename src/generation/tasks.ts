@@ -12,7 +12,7 @@ import {
   type VisualTokens,
 } from './sequence.js';
 import type { TextTokens } from './text/encoder.js';
-import { outputSize, type OutputSize, type VocabLayout } from './vocab.js';
+import { classLabel, outputSize, type OutputSize, type VocabLayout } from './vocab.js';
 
 /**
  * The task registry (VideoPoet §4.1, spec §7). A task says which conditioning its prefix holds and which part of
@@ -30,8 +30,8 @@ export interface TaskInputs {
   video?: VisualTokens;
   /** Conditioning image (i2v): [1, h, w] or [h, w] tokens (the first latent frame of a video). */
   image?: VisualTokens;
-  /** Class label (class task). */
-  label?: number;
+  /** Class label (class task): its number, or its name where the model keeps the names. */
+  label?: number | string;
   /** Output size key (`HxW`); default: the model's only one. */
   res?: string;
   /** fp: latent frames to condition on (1 or 2; default 1). */
@@ -174,7 +174,7 @@ export function outputPlan(layout: VocabLayout, task: string, x: TaskInputs): Ou
 export function sequenceLength(
   layout: VocabLayout,
   task: string,
-  x: { textTokens?: TextTokens; res?: string; label?: number; condFrames?: number },
+  x: { textTokens?: TextTokens; res?: string; label?: number | string; condFrames?: number },
 ): number {
   const size = outputSize(layout, x.res);
   const target = { ids: new Int32Array(size.grid.reduce((a, b) => a * b, 1)), grid: size.grid };
@@ -302,11 +302,8 @@ registerTask({
   text: 'none',
   given: 'label',
   compose: (layout, x, size) => {
-    const k = x.label;
-    if (k === undefined) throw new VtokError('task class needs a class label');
-    const n = Object.keys(layout.special).filter((s) => s.startsWith('<class_')).length;
-    check(Number.isInteger(k) && k >= 0 && k < n, `class label ${k} is outside the model's ${n} classes`);
-    return { label: k, outputGrid: size.grid, output: x.target };
+    if (x.label === undefined) throw new VtokError('task class needs a class label');
+    return { label: classLabel(layout, x.label), outputGrid: size.grid, output: x.target };
   },
   clip: outputOnly,
 });

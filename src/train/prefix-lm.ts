@@ -10,6 +10,7 @@ import { generate } from '../generation/generate.js';
 import type { Generator } from '../generation/model-dir.js';
 import { prefixLmLoss } from '../generation/prefix-lm/model.js';
 import type { TextPrefixLm } from '../generation/prefix-lm/text-lm.js';
+import { hideLabel } from '../generation/sequence.js';
 import { buildSequence, getTask } from '../generation/tasks.js';
 import type { ClipRef, ShardReader } from '../corpus/shards.js';
 import { buildVocabLayout, type VocabLayout } from '../generation/vocab.js';
@@ -73,6 +74,10 @@ export interface LmTrainOptions {
 const classOf = (c: ClipRef): number | undefined =>
   typeof c.labels?.class === 'number' ? (c.labels.class as number) : undefined;
 
+/** Whether a clip's data allows a task: text-required tasks need a caption, `class` a class label. */
+const fits = (task: string, c: ClipRef): boolean =>
+  (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined);
+
 /** The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks and (class) the labels. */
 export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayout {
   const ix = reader.index;
@@ -84,15 +89,19 @@ export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayo
       `clip ${c.source} has token grid [${c.grid}], the first clip [${grid}]: one clip size per corpus`,
       reader.dir,
     );
-  const classes = tasks.includes('class') ? Math.max(...ix.clips.map((c) => classOf(c) ?? -1)) + 1 : 0;
+  let classes = 0;
   if (tasks.includes('class')) {
-    check(classes > 0, 'task class needs class labels, and no clip of these shards has one', reader.dir);
+    const top = Math.max(...ix.clips.map((c) => classOf(c) ?? -1));
+    check(top >= 0, 'task class needs class labels, and no clip of these shards has one', reader.dir);
+    classes = ix.classes?.length ?? top + 1;
+    check(top < classes, `a clip has class label ${top}, the shards name ${classes} classes`, reader.dir);
   }
   return buildVocabLayout({
     tokenizer: ix.tokenizer,
     tasks,
     outputs: [{ key: `${ix.size}x${ix.size}`, frames: ix.clipFrames, height: ix.size, width: ix.size, grid }],
     classes,
+    classNames: classes > 0 ? ix.classes : undefined,
   });
 }
 
@@ -164,6 +173,11 @@ export class LmBatcher {
       const k = r.task === 'fp' && ks.length ? ks[Math.floor(fp.next() * ks.length)]! : 1;
       return this.sequence(r.task, r.ids, r.grid, r.caption, r.label, k);
     });
+    // class condition dropout: the row's label becomes <pad>, the null label guidance subtracts
+    const labelDrop = new SeededRng(hashSeed(dropSeed, 0xc1a5));
+    for (const [b, r] of rows.entries())
+      if (r.label !== undefined && labelDrop.next() < this.condDropout)
+        built[b]!.seq = hideLabel(this.layout, built[b]!.seq);
     const S = built[0]!.seq.ids.length,
       B = rows.length;
     const withText = built[0]!.text !== undefined;
@@ -225,14 +239,10 @@ export function lmBatchLoss(model: TextPrefixLm, b: LmBatch): Tensor {
 function taskChooser(mixture: Record<string, number>, seed: number) {
   const entries = Object.entries(mixture).filter(([, w]) => w > 0);
   check(entries.length > 0, 'the task mixture has no task with a positive weight');
-  return (c: ClipRef, ordinal: number, epoch: number): string => {
-    const allowed = entries.filter(
-      ([t]) => (getTask(t).text !== 'required' || !!c.caption) && (t !== 'class' || classOf(c) !== undefined),
-    );
-    if (allowed.length === 0)
-      throw new VtokError(
-        `clip ${c.source} fits none of the tasks ${entries.map(([t]) => t).join(', ')} (no caption?)`,
-      );
+  return (c: ClipRef, ordinal: number, epoch: number): string | undefined => {
+    const allowed = entries.filter(([t]) => fits(t, c));
+    // a clip that fits no task (no caption for t2v, no label for class) sits the epoch out
+    if (allowed.length === 0) return undefined;
     const total = allowed.reduce((s, [, w]) => s + w, 0);
     let u = new SeededRng(hashSeed(seed, epoch, ordinal, 0x7a5c)).next() * total;
     for (const [t, w] of allowed) {
@@ -243,10 +253,11 @@ function taskChooser(mixture: Record<string, number>, seed: number) {
   };
 }
 
-/** Rows of an image-phase batch (LmTrainOptions.imageBatch), never more than the corpus holds. */
+/** Rows of an image-phase batch (LmTrainOptions.imageBatch), never more than the corpus holds captioned clips. */
 export function imageBatchSize(reader: ShardReader, o: Pick<LmTrainOptions, 'batchSize' | 'imageBatch'>): number {
   const frames = reader.index.clips[0]?.grid[0] ?? 1;
-  return Math.max(1, Math.min(o.imageBatch ?? o.batchSize * frames, reader.index.clips.length));
+  const captioned = reader.index.clips.filter((c) => fits('t2i', c)).length;
+  return Math.max(1, Math.min(o.imageBatch ?? o.batchSize * frames, captioned));
 }
 
 /**
@@ -289,15 +300,26 @@ export async function* lmBatches(
   const imageBatch = imageBatchSize(reader, o);
   for (let epoch = 0; ; epoch++) {
     const image = index < imageSteps;
-    const tasks = new Map(reader.index.clips.map((c, i) => [c.source, image ? 't2i' : choose(c, i, epoch)]));
+    // the image phase draws from captioned clips only; a clip with no task sits the epoch out
+    const taskOf = (c: ClipRef, i: number) => (image ? (fits('t2i', c) ? 't2i' : undefined) : choose(c, i, epoch));
+    const tasks = new Map(reader.index.clips.map((c, i) => [c.source, taskOf(c, i)]));
     const batchSize = image ? imageBatch : o.batchSize;
     const batches = [
       ...reader.lengthBatches({
-        lengthOf: (c) => keyOf(tasks.get(c.source)!),
+        lengthOf: (c) => {
+          const t = tasks.get(c.source);
+          return t === undefined ? undefined : keyOf(t);
+        },
         batchSize,
         seed: hashSeed(o.seed, epoch),
       }),
     ].filter((b) => b.clips.length === batchSize);
+    if (batches.length === 0 && ![...tasks.values()].some((t) => t !== undefined))
+      throw new VtokError(
+        `no clip fits the tasks ${image ? 't2i (the image phase)' : Object.keys(o.mixture).join(', ')}: ` +
+          (image ? 'no clip has a caption' : 'text tasks need captions, class needs class labels'),
+        reader.dir,
+      );
     check(
       batches.length > 0,
       `no length group has ${batchSize} clips: lower --batch${image ? ' or --image-batch' : ''}`,
@@ -315,11 +337,34 @@ export async function* lmBatches(
   }
 }
 
+/** One sample clip of a run: a task with its prompt or class label. */
+export interface SampleRequest {
+  task: string;
+  prompt?: string;
+  label?: number;
+}
+
+/**
+ * The sample clips of a run: the first two captions (t2v), one unconditional clip and the first two class labels, as
+ * far as the mixture has the task and the clips give the prompt.
+ */
+export function sampleRequests(clips: ClipRef[], mixture: Record<string, number>): SampleRequest[] {
+  const out: SampleRequest[] = [];
+  if (mixture.t2v)
+    for (const c of clips.filter((c) => c.caption).slice(0, 2)) out.push({ task: 't2v', prompt: c.caption });
+  if (mixture.uncond) out.push({ task: 'uncond' });
+  if (mixture.class) {
+    const labels = [...new Set(clips.map(classOf).filter((k) => k !== undefined))].slice(0, 2);
+    for (const label of labels) out.push({ task: 'class', label });
+  }
+  return out;
+}
+
 export interface LmTaskOptions extends LmTrainOptions {
   /** Validation shards (per-task NLL); without them, no evaluation. */
   val?: ShardReader;
-  /** For samples: the generator view of the model (its tokenizer) and the prompts to generate from. */
-  samples?: { generator: Generator; prompts: string[] };
+  /** For samples: the generator view of the model (its tokenizer) and what to generate (one clip each). */
+  samples?: { generator: Generator; requests: SampleRequest[] };
 }
 
 export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskOptions): TrainTask<LmBatch> {
@@ -349,11 +394,7 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
   if (o.val) {
     const n = o.valClips ?? 16;
     for (const task of Object.keys(o.mixture)) {
-      const refs = o.val.index.clips
-        .filter(
-          (c) => (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined),
-        )
-        .slice(0, n);
+      const refs = o.val.index.clips.filter((c) => fits(task, c)).slice(0, n);
       const bs = Math.min(o.batchSize, refs.length),
         list: LmBatch[] = [];
       for (let k = 0; k + bs <= refs.length && bs > 0; k += bs) {
@@ -392,7 +433,7 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
       : undefined,
     samples: o.samples
       ? async (dir, s) => {
-          const { generator, prompts } = o.samples!;
+          const { generator, requests } = o.samples!;
           // generate with the EMA weights, then put the training weights back
           const saved = params.map((p) => p.value);
           const weights = inferenceWeights();
@@ -402,9 +443,8 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
           model.eval();
           try {
             const clips: Frame[][] = [];
-            for (const [i, prompt] of prompts.entries()) {
-              const task = prompt ? 't2v' : 'uncond';
-              const r = generate(generator, { task, prompt: prompt || undefined, seed: i, temperature: 1, topK: 64 });
+            for (const [i, q] of requests.entries()) {
+              const r = generate(generator, { ...q, seed: i, temperature: 1, topK: 64 });
               clips.push(tensorToClips(r.frames.data, r.frames.shape)[0]!);
             }
             const frames = clips[0]!.map((_, t) =>
