@@ -5,7 +5,7 @@ import { VtokError, check } from '../util/errors.js';
 import type { SamplingOptions } from '../util/sampling.js';
 import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/steps.js';
 import { PrefixLmDecoder } from './prefix-lm/decoder.js';
-import { sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
+import { hiddenText, sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
 import { gridSize, hideLabel, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
 import {
   buildSequence,
@@ -150,7 +150,9 @@ export function* sampleClips(gen: Generator, prompts: ClipPrompt[], o: ClipBatch
       parts: ClipTensor[] = [];
     for (let s = 0; s < prompts.length; s += perCall) {
       const chunk = prompts.slice(s, s + perCall);
-      const texts = chunk.flatMap((q) => (q.text ? [q.text] : []));
+      // a slot without a prompt is hidden: the layout condition dropout trains
+      const hidden = (n: number) => hiddenText(n, gen.model.lm.cfg.textDim ?? 0);
+      const texts = chunk.flatMap((q) => (q.text ? [q.text] : q.sequence.text ? [hidden(q.sequence.text.length)] : []));
       const unconds = chunk.flatMap((q) => (q.uncond ? [q.uncond] : []));
       const ids = yield* sampleSteps(gen.model.lm, {
         prefix: chunk.map((q) => q.sequence),

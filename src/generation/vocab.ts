@@ -44,6 +44,17 @@ export interface VocabLayout {
   outputs: OutputSize[];
   /** Names of the class labels, by label (<class_K> is `classNames[K]`); absent when the labels have no names. */
   classNames?: string[];
+  /**
+   * The text slot: which tasks' sequences hold one and its length (the text encoder's maxTokens). A task listed here
+   * always has the slot, its keys hidden when there is no prompt (the layout condition dropout trains), so a prompt
+   * never changes the layout. Absent in layouts built without a text encoder in view: a slot wherever text is given.
+   */
+  text?: TextSlots;
+}
+
+export interface TextSlots {
+  tasks: string[];
+  length: number;
 }
 
 /** The delimiter tokens every layout has, in id order after <pad> <bos> <eos>. */
@@ -69,6 +80,7 @@ export interface VocabOptions {
   classes?: number;
   /** Their names, by label. */
   classNames?: string[];
+  text?: TextSlots;
   audio?: { levels: number; codesPerLevel: number };
 }
 
@@ -92,6 +104,7 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
   const classes = o.classes ?? o.classNames?.length ?? 0;
   check(Number.isInteger(classes) && classes >= 0, `classes must be a non-negative integer, got ${classes}`);
   if (o.classNames) checkClassNames(o.classNames, classes);
+  if (o.text) checkTextSlots(o.text, o.tasks);
   const names = [
     '<pad>',
     '<bos>',
@@ -119,8 +132,27 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
     tokenizer: { ...o.tokenizer },
     outputs: o.outputs.map((s) => ({ ...s, grid: [...s.grid] })),
     ...(o.classNames && classes > 0 ? { classNames: [...o.classNames] } : {}),
+    ...(o.text ? { text: { tasks: [...o.text.tasks], length: o.text.length } } : {}),
   };
 }
+
+function checkTextSlots(t: TextSlots, tasks: string[]): void {
+  check(
+    !!t && Number.isInteger(t.length) && t.length > 0 && Array.isArray(t.tasks),
+    'the text slot needs a positive integer length and a list of tasks',
+  );
+  for (const task of t.tasks) check(tasks.includes(task), `the text slot names task ${task}, which the layout lacks`);
+}
+
+/** Whether a task's sequences hold a text slot in this layout (undefined: the layout does not say). */
+export const hasTextSlot = (layout: VocabLayout, task: string): boolean | undefined =>
+  layout.text ? layout.text.tasks.includes(task) : undefined;
+
+/** Task names of a layout (its <task_…> tokens). */
+export const layoutTasks = (layout: VocabLayout): string[] =>
+  Object.keys(layout.special)
+    .filter((n) => n.startsWith('<task_'))
+    .map((n) => n.slice(6, -1));
 
 function checkClassNames(names: unknown, classes: number, source?: string): void {
   check(
@@ -165,6 +197,7 @@ export function layoutForTokenizer(
     sizes: { frames: number; height: number; width: number }[];
     classes?: number;
     classNames?: string[];
+    text?: TextSlots;
     audio?: VocabOptions['audio'];
   },
 ): VocabLayout {
@@ -178,6 +211,7 @@ export function layoutForTokenizer(
     })),
     classes: o.classes,
     classNames: o.classNames,
+    text: o.text,
     audio: o.audio,
   });
 }
@@ -266,12 +300,11 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size))
     throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
   for (const n of ['<pad>', '<bos>', '<eos>', ...DELIMITERS]) if (!(n in l.special)) throw bad(`missing ${n}`);
-  if (l.classNames !== undefined) {
-    try {
-      checkClassNames(l.classNames, classCount(l));
-    } catch (e) {
-      throw bad((e as Error).message);
-    }
+  try {
+    if (l.classNames !== undefined) checkClassNames(l.classNames, classCount(l));
+    if (l.text !== undefined) checkTextSlots(l.text, layoutTasks(l));
+  } catch (e) {
+    throw bad((e as Error).message);
   }
   return l;
 }

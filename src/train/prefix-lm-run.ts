@@ -125,9 +125,6 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const { tokenizer, module } = loadTokenizer(tokDir);
   const identity = tokenizerIdentity(tokenizer, module.stateDict());
   const mixture = given ?? defaultMixture(train);
-  const layout = layoutForShards(train, Object.keys(mixture));
-  checkTokenizer(layout, identity, tokDir);
-  if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
   const steps = o.steps ?? preset.steps,
     batchSize = o.batch ?? preset.batch,
     lr = o.lr ?? preset.lr;
@@ -136,6 +133,9 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const text: BuiltinTextEncoderConfig | OnnxTextRef = frozen
     ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens }
     : { ...preset.text, maxTokens: PROMPT_BYTES };
+  const layout = layoutForShards(train, Object.keys(mixture), { textLength: text.maxTokens });
+  checkTokenizer(layout, identity, tokDir);
+  if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
   // maxLength: the longest sequence any task of the mixture makes
   const probe = new TextPrefixLm(
     {

@@ -11,9 +11,10 @@ import type { Generator } from '../generation/model-dir.js';
 import { prefixLmLoss } from '../generation/prefix-lm/model.js';
 import type { TextPrefixLm } from '../generation/prefix-lm/text-lm.js';
 import { hideLabel } from '../generation/sequence.js';
-import { buildSequence, getTask } from '../generation/tasks.js';
+import { buildSequence, getTask, textSlotsFor } from '../generation/tasks.js';
 import type { ClipRef, ShardReader } from '../corpus/shards.js';
-import { buildVocabLayout, type VocabLayout } from '../generation/vocab.js';
+import type { TextTokens } from '../generation/text/encoder.js';
+import { buildVocabLayout, hasTextSlot, type VocabLayout } from '../generation/vocab.js';
 import { VtokError, check } from '../util/errors.js';
 import type { TrainTask } from './loop.js';
 
@@ -78,8 +79,11 @@ const classOf = (c: ClipRef): number | undefined =>
 const fits = (task: string, c: ClipRef): boolean =>
   (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined);
 
-/** The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks and (class) the labels. */
-export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayout {
+/**
+ * The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks, (class) the labels and, for a
+ * model with a text encoder of `textLength` tokens, the text slots.
+ */
+export function layoutForShards(reader: ShardReader, tasks: string[], o: { textLength?: number } = {}): VocabLayout {
   const ix = reader.index;
   check(ix.clips.length > 0, 'the shard folder holds no clips', reader.dir);
   const grid = ix.clips[0]!.grid;
@@ -102,13 +106,17 @@ export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayo
     outputs: [{ key: `${ix.size}x${ix.size}`, frames: ix.clipFrames, height: ix.size, width: ix.size, grid }],
     classes,
     classNames: classes > 0 ? ix.classes : undefined,
+    text: o.textLength ? textSlotsFor(tasks, o.textLength) : undefined,
   });
 }
 
-/** The default mixture for a corpus: captioned tasks when every clip has a caption, `class` when labels allow. */
+/**
+ * The default mixture for a corpus: captioned tasks when clips have captions (text tasks draw from those only, the
+ * others from every clip), `class` when every clip has a class label.
+ */
 export function defaultMixture(reader: ShardReader): Record<string, number> {
   const clips = reader.index.clips;
-  const mix = { ...(clips.every((c) => c.caption) ? DEFAULT_MIXTURE : UNCAPTIONED_MIXTURE) };
+  const mix = { ...(clips.some((c) => c.caption) ? DEFAULT_MIXTURE : UNCAPTIONED_MIXTURE) };
   if (clips.every((c) => classOf(c) !== undefined)) mix.class = 0.1;
   return mix;
 }
@@ -129,6 +137,12 @@ export class LmBatcher {
       fpCondFrames.length > 0 && fpCondFrames.every((k) => k === 1 || k === 2),
       `fp conditions on 1 or 2 latent frames, got [${fpCondFrames}]`,
     );
+    const slots = layout.text;
+    if (slots) {
+      check(model.hasText, 'the layout has a text slot, the model no text encoder');
+      const L = (model.text ?? model.frozen)!.maxTokens;
+      check(slots.length === L, `the layout's text slot is ${slots.length} long, the text encoder's ${L}`);
+    }
   }
 
   /** Sequence length of `task` for a clip (text slot at the encoder's maxTokens). */
@@ -143,8 +157,12 @@ export class LmBatcher {
     ).seq.ids.length;
   }
 
-  hasText(task: string): boolean {
-    return getTask(task).text !== 'none' && this.model.hasText;
+  /**
+   * Whether the task's rows hold a text slot: a task that takes text, on a model with a text encoder, where the layout
+   * gives it one. The slot is there with or without a caption (hidden without), so a task has one layout.
+   */
+  textSlot(task: string): boolean {
+    return getTask(task).text !== 'none' && this.model.hasText && (hasTextSlot(this.layout, task) ?? true);
   }
 
   private sequence(
@@ -155,7 +173,7 @@ export class LmBatcher {
     label: number | undefined,
     condFrames: number,
   ) {
-    const text = this.hasText(task) && caption ? this.model.tokenize([caption]) : undefined;
+    const text = !this.textSlot(task) ? undefined : caption ? this.model.tokenize([caption]) : blankText(this.model);
     const seq = buildSequence(this.layout, task, { textTokens: text, target: { ids, grid }, label, condFrames });
     if (seq.text)
       check(seq.text.start === TEXT_START, `task ${task}: text slot at ${seq.text.start}, expected ${TEXT_START}`);
@@ -186,7 +204,7 @@ export class LmBatcher {
     built.forEach(({ seq, text }, b) => {
       check(
         seq.ids.length === S && (text !== undefined) === withText,
-        'a batch mixes sequence layouts (one length group per batch)',
+        `a batch mixes sequence layouts (${rows[0]!.task} and ${rows[b]!.task}; one length group per batch)`,
       );
       ids.set(seq.ids, b * S);
       prefix[b] = seq.prefixLength;
@@ -199,12 +217,14 @@ export class LmBatcher {
         lm = new Uint8Array(B * L);
       const rng = new SeededRng(dropSeed);
       built.forEach(({ text }, b) => {
+        const n = text!.lengths[0]!;
         tids.set(text!.ids, b * L);
-        enc.fill(1, b * L, b * L + text!.lengths[0]!);
-        // the encoder always sees the prompt (an all-hidden row would be NaN); dropout hides it from the LM only
-        if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + text!.lengths[0]!);
+        // the encoder always sees a token (an all-hidden row would be NaN); dropout hides the prompt from the LM only,
+        // and a clip without a caption has nothing to show it
+        enc.fill(1, b * L, b * L + Math.max(1, n));
+        if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + n);
       });
-      const lengths = Int32Array.from(built, ({ text }) => text!.lengths[0]!);
+      const lengths = Int32Array.from(built, ({ text }) => Math.max(1, text!.lengths[0]!));
       if (this.model.frozen)
         out.textEmb = E.concrete(
           this.model.frozen.embed({ ids: tids, lengths, count: B, maxTokens: L }),
@@ -219,6 +239,12 @@ export class LmBatcher {
     }
     return out;
   }
+}
+
+/** The text of a clip without a caption: no token (its slot's keys all hidden from the LM). */
+function blankText(model: TextPrefixLm): TextTokens {
+  const L = (model.text ?? model.frozen)!.maxTokens;
+  return { ids: new Int32Array(L), lengths: new Int32Array(1), count: 1, maxTokens: L };
 }
 
 /** The loss of a batch (graph code). */
@@ -273,7 +299,7 @@ export async function* lmBatches(
 ): AsyncGenerator<LmBatch> {
   const imageSteps = o.imageSteps ?? 0;
   const choose = taskChooser(o.mixture, o.seed);
-  const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.hasText(task) ? 1 : 0);
+  const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.textSlot(task) ? 1 : 0);
   const keys = new Map<string, number>();
   const keyOf = (t: string) => {
     let k = keys.get(t);
