@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CAPTIONED_MNIST_CLASSES, captionedMnistClass, type Axis } from '../data/captioned-mnist.js';
 import { SeededRng, hashSeed } from '../data/seeded.js';
 import { crc32 } from '../io/crc32.js';
 import { packIds, unpackIds, vocabBits } from '../io/tokenfile.js';
@@ -126,6 +127,8 @@ export interface CorpusInfo {
   corpus: string;
   /** Clips per shard: a resumed run cuts the rest the same way (absent in folders of older versions). */
   shardSize?: number;
+  /** Class names, where clips carry class labels (`labels.class` is an index into them). */
+  classes?: string[];
 }
 
 export interface ShardIndex extends CorpusInfo {
@@ -162,6 +165,28 @@ export function indexEntry(file: string, c: Omit<ShardClip, 'ids'>, i: number): 
   };
 }
 
+/**
+ * Class labels that older versions did not write: a captioned Moving MNIST corpus tokenized before clips carried
+ * `labels.class` gets the class names, and each one-digit clip its class from the digits and axes its labels hold.
+ */
+function withClassLabels(index: ShardIndex): ShardIndex {
+  let kind: unknown;
+  try {
+    kind = JSON.parse(index.corpus)?.kind;
+  } catch {
+    return index;
+  }
+  if (kind !== 'captioned-mnist') return index;
+  index.classes ??= [...CAPTIONED_MNIST_CLASSES];
+  for (const c of index.clips) {
+    const l = c.labels;
+    if (!l || l.class !== undefined || !Array.isArray(l.digits) || !Array.isArray(l.axes)) continue;
+    const k = captionedMnistClass(l.digits as number[], l.axes as Axis[]);
+    if (k !== undefined) c.labels = { ...l, class: k };
+  }
+  return index;
+}
+
 /** Rebuilds the index from the shards on disk (refusing a source that appears twice). */
 export function buildIndex(dir: string, info: CorpusInfo): ShardIndex {
   const index: ShardIndex = { version: SHARD_VERSION, ...info, shards: [], clips: [], skipped: [] };
@@ -180,7 +205,7 @@ export function buildIndex(dir: string, info: CorpusInfo): ShardIndex {
       index.skipped.push({ ...s, shard: file });
     }
   }
-  return index;
+  return withClassLabels(index);
 }
 
 export function writeIndex(dir: string, index: ShardIndex): void {
@@ -201,7 +226,7 @@ export function readIndex(dir: string): ShardIndex {
     'not a token shard index',
     path,
   );
-  return j;
+  return withClassLabels(j);
 }
 
 /** A clip of the index, by position. */
@@ -222,11 +247,15 @@ export class ShardReader {
     for (const s of this.index.shards) yield* readShard(join(this.dir, s.file)).clips;
   }
 
-  /** Clips by the length `lengthOf` gives each (e.g. the task's sequence length for its grid and caption). */
-  groupByLength(lengthOf: (clip: ClipRef) => number): Map<number, ClipRef[]> {
+  /**
+   * Clips by the length `lengthOf` gives each (e.g. the task's sequence length for its grid and caption); a clip it
+   * gives no length is left out.
+   */
+  groupByLength(lengthOf: (clip: ClipRef) => number | undefined): Map<number, ClipRef[]> {
     const groups = new Map<number, ClipRef[]>();
     for (const c of this.index.clips) {
       const n = lengthOf(c);
+      if (n === undefined) continue;
       const g = groups.get(n);
       if (g) g.push(c);
       else groups.set(n, [c]);
@@ -240,7 +269,7 @@ export class ShardReader {
    * their size. The order is a pure function of (seed, epoch): a resumed run skips `startBatch` batches.
    */
   *lengthBatches(o: {
-    lengthOf: (clip: ClipRef) => number;
+    lengthOf: (clip: ClipRef) => number | undefined;
     batchSize: number;
     seed?: number;
     epochs?: number;

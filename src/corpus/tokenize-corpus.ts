@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as E from '../engine/core.js';
-import { CaptionedMovingMnist } from '../data/captioned-mnist.js';
+import { CAPTIONED_MNIST_CLASSES, CaptionedMovingMnist } from '../data/captioned-mnist.js';
 import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
 import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
 import { fitChannels } from '../io/clip.js';
@@ -51,7 +51,13 @@ export type CorpusSpec =
       digits?: 1 | 2 | 'mixed';
     }
   | { kind: 'captioned-synthetic'; seed: number; clips: number; frames?: number; size?: number }
-  | { kind: 'files'; name: string; items: { path: string; caption?: string }[] };
+  | {
+      kind: 'files';
+      name: string;
+      /** `label`: a class label, an index into `classes`. */
+      items: { path: string; caption?: string; label?: number }[];
+      classes?: string[];
+    };
 
 export interface TokenizeOptions {
   corpus: CorpusSpec;
@@ -87,6 +93,16 @@ export function corpusSources(spec: CorpusSpec): string[] {
   if (spec.kind === 'files') return spec.items.map((it) => resolve(it.path));
   const tag = spec.kind === 'captioned-mnist' ? `${spec.kind}:${spec.split}:${spec.seed}` : `${spec.kind}:${spec.seed}`;
   return Array.from({ length: spec.clips }, (_, i) => `${tag}:${i}`);
+}
+
+/** Class names of a corpus whose clips carry class labels (`labels.class` indexes them). */
+function corpusClasses(spec: CorpusSpec): string[] | undefined {
+  if (spec.kind === 'captioned-mnist') return [...CAPTIONED_MNIST_CLASSES];
+  if (spec.kind === 'files' && spec.items.some((it) => it.label !== undefined)) {
+    check(spec.classes !== undefined, 'labelled items need the class names');
+    return spec.classes;
+  }
+  return undefined;
 }
 
 /** What identifies the corpus for resuming (the clip count may grow between runs). */
@@ -198,6 +214,7 @@ export class ChunkTokenizer {
           data.set(f.data, t * f.data.length);
         });
         clip = { data, channels: 3, frames: frames.length, height: f0.height, width: f0.width, caption: item.caption };
+        if (item.label !== undefined) clip.labels = { class: item.label };
       }
       const ids = this.tok.encode(toTensor(clip, this.channels, this.init.gray, source));
       const values = E.toArray(ids) as number[];
@@ -273,6 +290,7 @@ export function prepareCorpus(
   const prev = hadIndex ? readIndex(o.out) : undefined;
   const shardSize = o.shardSize ?? prev?.shardSize ?? 64;
   check(Number.isInteger(shardSize) && shardSize > 0, `shard size must be a positive integer, got ${shardSize}`);
+  const classes = corpusClasses(corpus);
   const info: CorpusInfo = {
     tokenizer: tokenizerIdentity(tokenizer, module.stateDict()),
     clipFrames: tokenizer.clipFrames,
@@ -280,6 +298,7 @@ export function prepareCorpus(
     channels: tokenizer.channels ?? 3,
     corpus: describeCorpus(corpus),
     shardSize,
+    ...(classes ? { classes } : {}),
   };
   if (prev) {
     if (prev.tokenizer.identity !== info.tokenizer.identity) {
@@ -293,6 +312,12 @@ export function prepareCorpus(
       prev.corpus === info.corpus && prev.size === info.size && prev.clipFrames === info.clipFrames,
       `these shards hold another corpus (${prev.corpus}, ${prev.size} px), ` +
         `not ${info.corpus} (${info.size} px): use another --out`,
+      o.out,
+    );
+    check(
+      JSON.stringify(prev.classes ?? null) === JSON.stringify(info.classes ?? null),
+      `these shards hold other class labels (${prev.classes?.join(', ') ?? 'none'}) than the corpus ` +
+        `(${info.classes?.join(', ') ?? 'none'}): use another --out`,
       o.out,
     );
     // a resumed run cuts the rest of the corpus as the first did, so that one shard size describes the folder

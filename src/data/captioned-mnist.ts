@@ -174,6 +174,19 @@ export function captionedMnistSample(index: number, opts: CaptionedMnistOptions 
 /** Class names of the first digit's (digit, motion): label = 2·digit + (vertical ? 1 : 0). */
 export const CAPTIONED_MNIST_CLASSES = Array.from({ length: 20 }, (_, i) => `${i >> 1} ${MOTION_WORDS[AXES[i & 1]!]}`);
 
+/** The (digit, motion) label of the first digit: 2·digit + (vertical ? 1 : 0). */
+const firstLabel = (digits: readonly number[], axes: readonly Axis[]): number =>
+  2 * digits[0]! + (axes[0] === 'vertical' ? 1 : 0);
+
+/**
+ * The class of a clip for class-conditional generation (`labels.class`, one of CAPTIONED_MNIST_CLASSES): one-digit
+ * clips only. A two-digit clip is none of the 20 digit×motion classes (its label would describe half of it), so it
+ * has no class and class-conditional training leaves it out.
+ */
+export function captionedMnistClass(digits: readonly number[], axes: readonly Axis[]): number | undefined {
+  return digits.length === 1 ? firstLabel(digits, axes) : undefined;
+}
+
 export class CaptionedMovingMnist implements CaptionedDataset {
   readonly length: number;
   readonly shape: ClipShape;
@@ -201,8 +214,9 @@ export class CaptionedMovingMnist implements CaptionedDataset {
       `captioned Moving MNIST index ${index} out of range [0, ${this.length})`,
     );
     const s = captionedMnistSample(index, this.opts);
-    const label = 2 * s.digits[0]! + (s.axes[0] === 'vertical' ? 1 : 0);
-    const labels = { digits: s.digits, axes: s.axes };
+    const label = firstLabel(s.digits, s.axes);
+    const k = captionedMnistClass(s.digits, s.axes);
+    const labels = { digits: s.digits, axes: s.axes, ...(k !== undefined ? { class: k } : {}) };
     if (this.shape.channels === 1) return { data: s.frames, label, caption: s.caption, labels };
     const rgb = new Uint8Array(s.frames.length * 3);
     for (let i = 0; i < s.frames.length; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = s.frames[i]!;

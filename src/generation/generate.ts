@@ -5,8 +5,8 @@ import { VtokError, check } from '../util/errors.js';
 import type { SamplingOptions } from '../util/sampling.js';
 import { runSteps, runStepsAsync, type Steps, type StepsOutcome } from '../util/steps.js';
 import { PrefixLmDecoder } from './prefix-lm/decoder.js';
-import { sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
-import { gridSize, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
+import { hiddenText, sampleSteps, type SampleProgress, type TextInput } from './sampler.js';
+import { gridSize, hideLabel, type LmSequence, type OutputStep, type VisualTokens } from './sequence.js';
 import {
   buildSequence,
   checkSamplingInputs,
@@ -36,8 +36,8 @@ export interface GenerateOptions extends SamplingOptions {
   image?: Frame;
   /** fp: the video to continue (its last frames condition the output). */
   video?: Frame[];
-  /** class: the label. */
-  label?: number;
+  /** class: the label, by number or by name (the model keeps its labels' names). */
+  label?: number | string;
   /**
    * fp and extensions: latent frames that condition each clip (1 or 2; default 1). More carries more of the motion
    * over; each extension then adds fewer new frames.
@@ -45,7 +45,7 @@ export interface GenerateOptions extends SamplingOptions {
   condFrames?: number;
   /** Length of the video; beyond one clip, extensions are added (default: one clip). */
   seconds?: number;
-  /** Classifier-free guidance scale (default 1 = none; needs a text prompt). */
+  /** Classifier-free guidance scale (default 1 = none; needs a text prompt or a class label). */
   cfg?: number;
   samples?: number;
   seed?: number;
@@ -80,6 +80,8 @@ export interface ClipPrompt {
   sequence: LmSequence;
   plan: OutputStep[];
   text?: TextInput;
+  /** Guidance's unconditional prompt where it is not the text hidden (a class label's: `hideLabel`). */
+  uncond?: LmSequence;
 }
 
 /** How a batch of clips is sampled, decoded and tokenized. */
@@ -148,10 +150,14 @@ export function* sampleClips(gen: Generator, prompts: ClipPrompt[], o: ClipBatch
       parts: ClipTensor[] = [];
     for (let s = 0; s < prompts.length; s += perCall) {
       const chunk = prompts.slice(s, s + perCall);
-      const texts = chunk.flatMap((q) => (q.text ? [q.text] : []));
+      // a slot without a prompt is hidden: the layout condition dropout trains
+      const hidden = (n: number) => hiddenText(n, gen.model.lm.cfg.textDim ?? 0);
+      const texts = chunk.flatMap((q) => (q.text ? [q.text] : q.sequence.text ? [hidden(q.sequence.text.length)] : []));
+      const unconds = chunk.flatMap((q) => (q.uncond ? [q.uncond] : []));
       const ids = yield* sampleSteps(gen.model.lm, {
         prefix: chunk.map((q) => q.sequence),
         text: texts.length > 0 ? texts : undefined,
+        uncond: unconds.length > 0 ? unconds : undefined,
         plan: chunk[0]!.plan,
         samples,
         temperature: o.temperature,
@@ -251,7 +257,9 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
     inputs.textTokens = model.tokenize([o.prompt]);
     text = model.embed(inputs.textTokens)[0];
   }
-  if (cfg !== 1) check(text !== undefined, `classifier-free guidance (cfg ${cfg}) needs a text prompt`);
+  const labelled = spec.given === 'label';
+  if (cfg !== 1)
+    check(text !== undefined || labelled, `classifier-free guidance (cfg ${cfg}) needs a text prompt or a class label`);
   const overlap = framesForLatent(condFrames, temporalStride(gen));
   if (o.image) inputs.image = tokenizeInput(gen, [o.image], o.gray, 'the image');
   if (o.video) {
@@ -259,10 +267,12 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
     inputs.video = tokenizeInput(gen, o.video.slice(o.video.length - overlap), o.gray, 'the video');
   }
   // the first clip: sampled for the task's own prefix
+  const sequence = buildSequence(layout, task, inputs);
   const prompt: ClipPrompt = {
-    sequence: buildSequence(layout, task, inputs),
+    sequence,
     plan: outputPlan(layout, task, inputs),
     text,
+    ...(labelled && cfg !== 1 ? { uncond: hideLabel(layout, sequence) } : {}),
   };
   const fullClipFrames = size.frames;
   const seconds = o.seconds ?? fullClipFrames / gen.fps;

@@ -12,6 +12,7 @@ import { VtokError } from '../util/errors.js';
 import { isOnnxText, TextPrefixLm, type OnnxTextRef, type TextPrefixLmConfig } from './prefix-lm/text-lm.js';
 import { OnnxTextEncoder } from './text/onnx.js';
 import { tokenizerIdentity } from '../tokenizers/identity.js';
+import { legacyTextSlots } from './tasks.js';
 import { checkTokenizer, layoutFromJson, type VocabLayout } from './vocab.js';
 
 /**
@@ -64,6 +65,9 @@ export function readLmConfig(dir: string): LmDirConfig {
     );
   if (typeof c.tokenizer !== 'string') throw new VtokError('config.json names no tokenizer directory', path);
   c.layout = layoutFromJson(c.layout, path);
+  // a model saved before layouts recorded their text slots: the slots it was trained with
+  const text = c.model.config.text;
+  if (!c.layout.text && text) c.layout.text = legacyTextSlots(c.layout, text.maxTokens);
   if (!(typeof c.fps === 'number' && c.fps > 0)) c.fps = 8;
   return c;
 }

@@ -28,6 +28,11 @@ export interface TextInput {
   valid: Uint8Array;
 }
 
+/** A text slot with every key hidden: a prompt-less request of a task whose sequences hold a slot. */
+export function hiddenText(length: number, textDim: number): TextInput {
+  return { embeddings: new Float32Array(length * textDim), valid: new Uint8Array(length) };
+}
+
 export interface SampleProgress {
   done: number;
   total: number;

@@ -104,6 +104,18 @@ export function composeSequence(layout: VocabLayout, c: Composition): LmSequence
   return { task: c.task, ids: Int32Array.from(ids), prefixLength, text, segments };
 }
 
+/**
+ * The sequence with its class label hidden: <pad> in place of <class_K>, the null label that class condition dropout
+ * trains and classifier-free guidance's unconditional prompt holds. A sequence without a label is returned as it is.
+ */
+export function hideLabel(layout: VocabLayout, seq: LmSequence): LmSequence {
+  const at = seq.segments.find((g) => g.kind === 'special' && g.role === 'input')?.start;
+  if (at === undefined) return seq;
+  const ids = seq.ids.slice();
+  ids[at] = specialId(layout, '<pad>');
+  return { ...seq, ids };
+}
+
 /** The sampler's plan after the prefix: the output's visual ids, then the forced closing tokens. */
 export function visualOutputPlan(layout: VocabLayout, outputGrid: number[]): OutputStep[] {
   return [

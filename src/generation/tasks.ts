@@ -12,7 +12,15 @@ import {
   type VisualTokens,
 } from './sequence.js';
 import type { TextTokens } from './text/encoder.js';
-import { outputSize, type OutputSize, type VocabLayout } from './vocab.js';
+import {
+  classLabel,
+  hasTextSlot,
+  layoutTasks,
+  outputSize,
+  type OutputSize,
+  type TextSlots,
+  type VocabLayout,
+} from './vocab.js';
 
 /**
  * The task registry (VideoPoet §4.1, spec §7). A task says which conditioning its prefix holds and which part of
@@ -30,8 +38,8 @@ export interface TaskInputs {
   video?: VisualTokens;
   /** Conditioning image (i2v): [1, h, w] or [h, w] tokens (the first latent frame of a video). */
   image?: VisualTokens;
-  /** Class label (class task). */
-  label?: number;
+  /** Class label (class task): its number, or its name where the model keeps the names. */
+  label?: number | string;
   /** Output size key (`HxW`); default: the model's only one. */
   res?: string;
   /** fp: latent frames to condition on (1 or 2; default 1). */
@@ -127,14 +135,27 @@ export function checkSamplingInputs(
   }
 }
 
+/**
+ * The text slots of a model trained on `tasks` with a text encoder of `length` tokens: every task that takes text
+ * has one, with or without a prompt (a clip without a caption, or a prompt hidden by condition dropout, leaves its
+ * keys hidden).
+ */
+export function textSlotsFor(tasks: string[], length: number): TextSlots {
+  return { tasks: tasks.filter((t) => getTask(t).text !== 'none'), length };
+}
+
+/**
+ * The text slots of a model saved before layouts recorded them: t2v, t2i and i2v had one (their clips all had
+ * captions), frame prediction never did.
+ */
+export function legacyTextSlots(layout: VocabLayout, length: number): TextSlots {
+  return { tasks: layoutTasks(layout).filter((t) => ['t2v', 't2i', 'i2v'].includes(t)), length };
+}
+
 /** Refuses a task the model's vocabulary has no token for (a model trained without it). */
 function checkModelTask(layout: VocabLayout, task: string): void {
-  if (!(`<task_${task}>` in layout.special)) {
-    const known = Object.keys(layout.special)
-      .filter((n) => n.startsWith('<task_'))
-      .map((n) => n.slice(6, -1));
-    throw new VtokError(`unknown task "${task}" for this model (it knows: ${known.join(', ')})`);
-  }
+  if (!(`<task_${task}>` in layout.special))
+    throw new VtokError(`unknown task "${task}" for this model (it knows: ${layoutTasks(layout).join(', ')})`);
 }
 
 function composition(layout: VocabLayout, task: string, x: TaskInputs): Composition {
@@ -149,12 +170,21 @@ function composition(layout: VocabLayout, task: string, x: TaskInputs): Composit
   if (spec.text === 'required') check(x.textTokens, `task ${task} needs a text prompt`);
   if (spec.text === 'none') check(!x.textTokens, `task ${task} takes no text prompt`);
   if (x.textTokens) check(x.textTokens.count >= 1 && x.textTokens.maxTokens > 0, 'empty text tokens');
+  const slot = hasTextSlot(layout, task);
+  if (slot === false) check(!x.textTokens, `task ${task} of this model takes no text prompt (it was trained without)`);
+  if (slot && x.textTokens)
+    check(
+      x.textTokens.maxTokens === layout.text!.length,
+      `the text tokens are ${x.textTokens.maxTokens} wide, the model's text slot ${layout.text!.length}`,
+    );
   if (x.target)
     check(
       sameGrid(x.target.grid, size.grid),
       () => `the clip has token grid [${x.target!.grid}], the model's ${size.key} clips have [${size.grid}]`,
     );
-  return { task, res: size.key, textLength: x.textTokens?.maxTokens, ...spec.compose(layout, x, size) };
+  // a slot task without a prompt keeps its slot (hidden by the sampler), the layout condition dropout trains
+  const textLength = slot ? layout.text!.length : x.textTokens?.maxTokens;
+  return { task, res: size.key, textLength, ...spec.compose(layout, x, size) };
 }
 
 /** The task's sequence: prefix only, or prefix + output when `x.target` is given (training). */
@@ -174,7 +204,7 @@ export function outputPlan(layout: VocabLayout, task: string, x: TaskInputs): Ou
 export function sequenceLength(
   layout: VocabLayout,
   task: string,
-  x: { textTokens?: TextTokens; res?: string; label?: number; condFrames?: number },
+  x: { textTokens?: TextTokens; res?: string; label?: number | string; condFrames?: number },
 ): number {
   const size = outputSize(layout, x.res);
   const target = { ids: new Int32Array(size.grid.reduce((a, b) => a * b, 1)), grid: size.grid };
@@ -302,11 +332,8 @@ registerTask({
   text: 'none',
   given: 'label',
   compose: (layout, x, size) => {
-    const k = x.label;
-    if (k === undefined) throw new VtokError('task class needs a class label');
-    const n = Object.keys(layout.special).filter((s) => s.startsWith('<class_')).length;
-    check(Number.isInteger(k) && k >= 0 && k < n, `class label ${k} is outside the model's ${n} classes`);
-    return { label: k, outputGrid: size.grid, output: x.target };
+    if (x.label === undefined) throw new VtokError('task class needs a class label');
+    return { label: classLabel(layout, x.label), outputGrid: size.grid, output: x.target };
   },
   clip: outputOnly,
 });

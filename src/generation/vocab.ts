@@ -12,9 +12,11 @@ import { VtokError, check } from '../util/errors.js';
  *                                   tokenizer exists; the slot is in the layout so adding audio appends ids)
  *   then the special ids:           <pad> <bos> <eos>, the segment delimiters <bot_i> <eot_i> <bov_i> <eov_i>
  *                                   <boa_i> <eoa_i> <bov_o> <eov_o> <boa_o> <eoa_o>, one <task_NAME> per task,
- *                                   one <res_HxW> per output size, and <class_K> per class label when asked.
+ *                                   one <res_HxW> per output size, and <class_K> per class label when asked
+ *                                   (`classNames` keeps the labels' names).
  *
- * Text never gets ids: it enters the LM as encoder embeddings in a text slot (paper §2), which holds <pad>.
+ * Text never gets ids: it enters the LM as encoder embeddings in a text slot (paper §2), which holds <pad>. <pad>
+ * also stands for a class label hidden by condition dropout (the null label of classifier-free guidance).
  *
  * The layout is JSON (saved in the LM's config) and remembers which tokenizer produced the visual ids: its kind,
  * vocabulary size and identity (sha256 over its config and weights). `checkTokenizer` refuses any other one.
@@ -40,6 +42,19 @@ export interface VocabLayout {
   tokenizer: TokenizerIdentity;
   /** Output sizes, one <res_…> token each. */
   outputs: OutputSize[];
+  /** Names of the class labels, by label (<class_K> is `classNames[K]`); absent when the labels have no names. */
+  classNames?: string[];
+  /**
+   * The text slot: which tasks' sequences hold one and its length (the text encoder's maxTokens). A task listed here
+   * always has the slot, its keys hidden when there is no prompt (the layout condition dropout trains), so a prompt
+   * never changes the layout. Absent in layouts built without a text encoder in view: a slot wherever text is given.
+   */
+  text?: TextSlots;
+}
+
+export interface TextSlots {
+  tasks: string[];
+  length: number;
 }
 
 /** The delimiter tokens every layout has, in id order after <pad> <bos> <eos>. */
@@ -61,8 +76,11 @@ export interface VocabOptions {
   /** Task names (each gets <task_NAME>). */
   tasks: string[];
   outputs: OutputSize[];
-  /** Number of class labels (adds <class_0> … <class_{n−1}>). */
+  /** Number of class labels (adds <class_0> … <class_{n−1}>); default: as many as `classNames`. */
   classes?: number;
+  /** Their names, by label. */
+  classNames?: string[];
+  text?: TextSlots;
   audio?: { levels: number; codesPerLevel: number };
 }
 
@@ -83,8 +101,10 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
   );
   check(o.tasks.length > 0, 'a vocabulary needs at least one task');
   check(o.outputs.length > 0, 'a vocabulary needs at least one output size');
-  const classes = o.classes ?? 0;
+  const classes = o.classes ?? o.classNames?.length ?? 0;
   check(Number.isInteger(classes) && classes >= 0, `classes must be a non-negative integer, got ${classes}`);
+  if (o.classNames) checkClassNames(o.classNames, classes);
+  if (o.text) checkTextSlots(o.text, o.tasks);
   const names = [
     '<pad>',
     '<bos>',
@@ -111,7 +131,58 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
     size: start + names.length,
     tokenizer: { ...o.tokenizer },
     outputs: o.outputs.map((s) => ({ ...s, grid: [...s.grid] })),
+    ...(o.classNames && classes > 0 ? { classNames: [...o.classNames] } : {}),
+    ...(o.text ? { text: { tasks: [...o.text.tasks], length: o.text.length } } : {}),
   };
+}
+
+function checkTextSlots(t: TextSlots, tasks: string[]): void {
+  check(
+    !!t && Number.isInteger(t.length) && t.length > 0 && Array.isArray(t.tasks),
+    'the text slot needs a positive integer length and a list of tasks',
+  );
+  for (const task of t.tasks) check(tasks.includes(task), `the text slot names task ${task}, which the layout lacks`);
+}
+
+/** Whether a task's sequences hold a text slot in this layout (undefined: the layout does not say). */
+export const hasTextSlot = (layout: VocabLayout, task: string): boolean | undefined =>
+  layout.text ? layout.text.tasks.includes(task) : undefined;
+
+/** Task names of a layout (its <task_…> tokens). */
+export const layoutTasks = (layout: VocabLayout): string[] =>
+  Object.keys(layout.special)
+    .filter((n) => n.startsWith('<task_'))
+    .map((n) => n.slice(6, -1));
+
+function checkClassNames(names: unknown, classes: number, source?: string): void {
+  check(
+    Array.isArray(names) && names.length === classes && names.every((n) => typeof n === 'string' && n.length > 0),
+    `class names must be ${classes} non-empty strings, one per class label`,
+    source,
+  );
+  check(new Set(names as string[]).size === classes, 'class names must be distinct', source);
+}
+
+/** Number of class labels (<class_K> tokens) of a layout. */
+export const classCount = (layout: VocabLayout): number =>
+  Object.keys(layout.special).filter((n) => n.startsWith('<class_')).length;
+
+/**
+ * A class label given by number or by name (`"7"` or `"7 up and down"`): its index, with an error listing the
+ * model's classes when it has none of that number or name.
+ */
+export function classLabel(layout: VocabLayout, label: number | string): number {
+  const n = classCount(layout);
+  const names = layout.classNames;
+  const list = () =>
+    names ? `: ${names.map((c, k) => `${k} ${JSON.stringify(c)}`).join(', ')}` : ` (labels 0 to ${n - 1})`;
+  if (n === 0) throw new VtokError('this model has no class labels (it was trained without the class task)');
+  const byName = typeof label === 'string' ? names?.indexOf(label) : undefined;
+  if (byName !== undefined && byName >= 0) return byName;
+  const k = typeof label === 'number' ? label : /^\d+$/.test(label.trim()) ? Number(label.trim()) : NaN;
+  if (!(Number.isInteger(k) && k >= 0 && k < n))
+    throw new VtokError(`class label ${JSON.stringify(label)} is not one of the model's ${n} classes${list()}`);
+  return k;
 }
 
 /**
@@ -125,6 +196,8 @@ export function layoutForTokenizer(
     tasks: string[];
     sizes: { frames: number; height: number; width: number }[];
     classes?: number;
+    classNames?: string[];
+    text?: TextSlots;
     audio?: VocabOptions['audio'];
   },
 ): VocabLayout {
@@ -137,6 +210,8 @@ export function layoutForTokenizer(
       grid: tok.grid([tok.channels ?? 3, s.frames, s.height, s.width]).shape,
     })),
     classes: o.classes,
+    classNames: o.classNames,
+    text: o.text,
     audio: o.audio,
   });
 }
@@ -225,6 +300,12 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   if (new Set(ids).size !== ids.length || ids.some((i) => !Number.isInteger(i) || i < first || i >= l.size))
     throw bad(`special ids must be distinct and in [${first}, ${l.size})`);
   for (const n of ['<pad>', '<bos>', '<eos>', ...DELIMITERS]) if (!(n in l.special)) throw bad(`missing ${n}`);
+  try {
+    if (l.classNames !== undefined) checkClassNames(l.classNames, classCount(l));
+    if (l.text !== undefined) checkTextSlots(l.text, layoutTasks(l));
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
   return l;
 }
 

@@ -16,7 +16,15 @@ import { tokenizerIdentity } from '../tokenizers/identity.js';
 import { checkTokenizer } from '../generation/vocab.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { trainLoop, type LoopResult } from './loop.js';
-import { defaultMixture, imageBatchSize, layoutForShards, LmBatcher, lmBatches, prefixLmTask } from './prefix-lm.js';
+import {
+  defaultMixture,
+  imageBatchSize,
+  layoutForShards,
+  LmBatcher,
+  lmBatches,
+  prefixLmTask,
+  sampleRequests,
+} from './prefix-lm.js';
 import { VtokError, check } from '../util/errors.js';
 import { checkOutputDir } from '../util/output-path.js';
 
@@ -71,7 +79,10 @@ export interface TrainLmOptions {
   stopAfter?: number;
 }
 
-/** `--mixture t2v=0.4,fp=0.2,…` → weights (tasks checked against the registry, each named once, finite weights). */
+/**
+ * `--mixture t2v=0.4,fp=0.2,…` (or `class:1`) → weights (tasks checked against the registry, each named once, finite
+ * weights).
+ */
 export function parseMixture(s: string): Record<string, number> {
   const out: Record<string, number> = {};
   const parts = s
@@ -80,7 +91,7 @@ export function parseMixture(s: string): Record<string, number> {
     .filter(Boolean);
   if (parts.length === 0) throw new VtokError('--mixture is empty: give task=weight pairs, e.g. t2v=0.8,fp=0.2');
   for (const part of parts) {
-    const m = /^([a-z0-9_]+)=([0-9.eE+-]+)$/.exec(part);
+    const m = /^([a-z0-9_]+)[=:]([0-9.eE+-]+)$/.exec(part);
     if (!m || !(Number(m[2]) >= 0))
       throw new VtokError(`--mixture: expected task=weight pairs, got ${JSON.stringify(part)}`);
     const task = m[1]!,
@@ -114,9 +125,6 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const { tokenizer, module } = loadTokenizer(tokDir);
   const identity = tokenizerIdentity(tokenizer, module.stateDict());
   const mixture = given ?? defaultMixture(train);
-  const layout = layoutForShards(train, Object.keys(mixture));
-  checkTokenizer(layout, identity, tokDir);
-  if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
   const steps = o.steps ?? preset.steps,
     batchSize = o.batch ?? preset.batch,
     lr = o.lr ?? preset.lr;
@@ -125,6 +133,9 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const text: BuiltinTextEncoderConfig | OnnxTextRef = frozen
     ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens }
     : { ...preset.text, maxTokens: PROMPT_BYTES };
+  const layout = layoutForShards(train, Object.keys(mixture), { textLength: text.maxTokens });
+  checkTokenizer(layout, identity, tokDir);
+  if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
   // maxLength: the longest sequence any task of the mixture makes
   const probe = new TextPrefixLm(
     {
@@ -161,13 +172,7 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
     },
   };
   const generator: Generator = { dir: o.out, model, layout, tokenizer, tokenizerDir: tokDir, fps, config: runConfig };
-  const prompts = [
-    ...(val ?? train).index.clips
-      .filter((c) => c.caption)
-      .slice(0, 2)
-      .map((c) => c.caption!),
-    ...(mixture.uncond ? [''] : []),
-  ];
+  const requests = sampleRequests((val ?? train).index.clips, mixture);
   const taskOptions = {
     steps,
     batchSize,
@@ -182,7 +187,7 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   const task = prefixLmTask(model, batcher, {
     ...taskOptions,
     val,
-    samples: prompts.length && mixture.t2v !== undefined ? { generator, prompts } : undefined,
+    samples: requests.length ? { generator, requests } : undefined,
   });
   process.stderr.write(
     `lm ${o.preset}: ${model.parameterCount().toLocaleString()} parameters, ` +

@@ -10,9 +10,11 @@ import { generate } from '../generation/generate.js';
 import type { Generator } from '../generation/model-dir.js';
 import { prefixLmLoss } from '../generation/prefix-lm/model.js';
 import type { TextPrefixLm } from '../generation/prefix-lm/text-lm.js';
-import { buildSequence, getTask } from '../generation/tasks.js';
+import { hideLabel } from '../generation/sequence.js';
+import { buildSequence, getTask, textSlotsFor } from '../generation/tasks.js';
 import type { ClipRef, ShardReader } from '../corpus/shards.js';
-import { buildVocabLayout, type VocabLayout } from '../generation/vocab.js';
+import type { TextTokens } from '../generation/text/encoder.js';
+import { buildVocabLayout, hasTextSlot, type VocabLayout } from '../generation/vocab.js';
 import { VtokError, check } from '../util/errors.js';
 import type { TrainTask } from './loop.js';
 
@@ -73,8 +75,15 @@ export interface LmTrainOptions {
 const classOf = (c: ClipRef): number | undefined =>
   typeof c.labels?.class === 'number' ? (c.labels.class as number) : undefined;
 
-/** The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks and (class) the labels. */
-export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayout {
+/** Whether a clip's data allows a task: text-required tasks need a caption, `class` a class label. */
+const fits = (task: string, c: ClipRef): boolean =>
+  (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined);
+
+/**
+ * The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks, (class) the labels and, for a
+ * model with a text encoder of `textLength` tokens, the text slots.
+ */
+export function layoutForShards(reader: ShardReader, tasks: string[], o: { textLength?: number } = {}): VocabLayout {
   const ix = reader.index;
   check(ix.clips.length > 0, 'the shard folder holds no clips', reader.dir);
   const grid = ix.clips[0]!.grid;
@@ -84,22 +93,30 @@ export function layoutForShards(reader: ShardReader, tasks: string[]): VocabLayo
       `clip ${c.source} has token grid [${c.grid}], the first clip [${grid}]: one clip size per corpus`,
       reader.dir,
     );
-  const classes = tasks.includes('class') ? Math.max(...ix.clips.map((c) => classOf(c) ?? -1)) + 1 : 0;
+  let classes = 0;
   if (tasks.includes('class')) {
-    check(classes > 0, 'task class needs class labels, and no clip of these shards has one', reader.dir);
+    const top = Math.max(...ix.clips.map((c) => classOf(c) ?? -1));
+    check(top >= 0, 'task class needs class labels, and no clip of these shards has one', reader.dir);
+    classes = ix.classes?.length ?? top + 1;
+    check(top < classes, `a clip has class label ${top}, the shards name ${classes} classes`, reader.dir);
   }
   return buildVocabLayout({
     tokenizer: ix.tokenizer,
     tasks,
     outputs: [{ key: `${ix.size}x${ix.size}`, frames: ix.clipFrames, height: ix.size, width: ix.size, grid }],
     classes,
+    classNames: classes > 0 ? ix.classes : undefined,
+    text: o.textLength ? textSlotsFor(tasks, o.textLength) : undefined,
   });
 }
 
-/** The default mixture for a corpus: captioned tasks when every clip has a caption, `class` when labels allow. */
+/**
+ * The default mixture for a corpus: captioned tasks when clips have captions (text tasks draw from those only, the
+ * others from every clip), `class` when every clip has a class label.
+ */
 export function defaultMixture(reader: ShardReader): Record<string, number> {
   const clips = reader.index.clips;
-  const mix = { ...(clips.every((c) => c.caption) ? DEFAULT_MIXTURE : UNCAPTIONED_MIXTURE) };
+  const mix = { ...(clips.some((c) => c.caption) ? DEFAULT_MIXTURE : UNCAPTIONED_MIXTURE) };
   if (clips.every((c) => classOf(c) !== undefined)) mix.class = 0.1;
   return mix;
 }
@@ -120,6 +137,12 @@ export class LmBatcher {
       fpCondFrames.length > 0 && fpCondFrames.every((k) => k === 1 || k === 2),
       `fp conditions on 1 or 2 latent frames, got [${fpCondFrames}]`,
     );
+    const slots = layout.text;
+    if (slots) {
+      check(model.hasText, 'the layout has a text slot, the model no text encoder');
+      const L = (model.text ?? model.frozen)!.maxTokens;
+      check(slots.length === L, `the layout's text slot is ${slots.length} long, the text encoder's ${L}`);
+    }
   }
 
   /** Sequence length of `task` for a clip (text slot at the encoder's maxTokens). */
@@ -134,8 +157,12 @@ export class LmBatcher {
     ).seq.ids.length;
   }
 
-  hasText(task: string): boolean {
-    return getTask(task).text !== 'none' && this.model.hasText;
+  /**
+   * Whether the task's rows hold a text slot: a task that takes text, on a model with a text encoder, where the layout
+   * gives it one. The slot is there with or without a caption (hidden without), so a task has one layout.
+   */
+  textSlot(task: string): boolean {
+    return getTask(task).text !== 'none' && this.model.hasText && (hasTextSlot(this.layout, task) ?? true);
   }
 
   private sequence(
@@ -146,7 +173,7 @@ export class LmBatcher {
     label: number | undefined,
     condFrames: number,
   ) {
-    const text = this.hasText(task) && caption ? this.model.tokenize([caption]) : undefined;
+    const text = !this.textSlot(task) ? undefined : caption ? this.model.tokenize([caption]) : blankText(this.model);
     const seq = buildSequence(this.layout, task, { textTokens: text, target: { ids, grid }, label, condFrames });
     if (seq.text)
       check(seq.text.start === TEXT_START, `task ${task}: text slot at ${seq.text.start}, expected ${TEXT_START}`);
@@ -164,6 +191,11 @@ export class LmBatcher {
       const k = r.task === 'fp' && ks.length ? ks[Math.floor(fp.next() * ks.length)]! : 1;
       return this.sequence(r.task, r.ids, r.grid, r.caption, r.label, k);
     });
+    // class condition dropout: the row's label becomes <pad>, the null label guidance subtracts
+    const labelDrop = new SeededRng(hashSeed(dropSeed, 0xc1a5));
+    for (const [b, r] of rows.entries())
+      if (r.label !== undefined && labelDrop.next() < this.condDropout)
+        built[b]!.seq = hideLabel(this.layout, built[b]!.seq);
     const S = built[0]!.seq.ids.length,
       B = rows.length;
     const withText = built[0]!.text !== undefined;
@@ -172,7 +204,7 @@ export class LmBatcher {
     built.forEach(({ seq, text }, b) => {
       check(
         seq.ids.length === S && (text !== undefined) === withText,
-        'a batch mixes sequence layouts (one length group per batch)',
+        `a batch mixes sequence layouts (${rows[0]!.task} and ${rows[b]!.task}; one length group per batch)`,
       );
       ids.set(seq.ids, b * S);
       prefix[b] = seq.prefixLength;
@@ -185,12 +217,14 @@ export class LmBatcher {
         lm = new Uint8Array(B * L);
       const rng = new SeededRng(dropSeed);
       built.forEach(({ text }, b) => {
+        const n = text!.lengths[0]!;
         tids.set(text!.ids, b * L);
-        enc.fill(1, b * L, b * L + text!.lengths[0]!);
-        // the encoder always sees the prompt (an all-hidden row would be NaN); dropout hides it from the LM only
-        if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + text!.lengths[0]!);
+        // the encoder always sees a token (an all-hidden row would be NaN); dropout hides the prompt from the LM only,
+        // and a clip without a caption has nothing to show it
+        enc.fill(1, b * L, b * L + Math.max(1, n));
+        if (!(rng.next() < this.condDropout)) lm.fill(1, b * L, b * L + n);
       });
-      const lengths = Int32Array.from(built, ({ text }) => text!.lengths[0]!);
+      const lengths = Int32Array.from(built, ({ text }) => Math.max(1, text!.lengths[0]!));
       if (this.model.frozen)
         out.textEmb = E.concrete(
           this.model.frozen.embed({ ids: tids, lengths, count: B, maxTokens: L }),
@@ -205,6 +239,12 @@ export class LmBatcher {
     }
     return out;
   }
+}
+
+/** The text of a clip without a caption: no token (its slot's keys all hidden from the LM). */
+function blankText(model: TextPrefixLm): TextTokens {
+  const L = (model.text ?? model.frozen)!.maxTokens;
+  return { ids: new Int32Array(L), lengths: new Int32Array(1), count: 1, maxTokens: L };
 }
 
 /** The loss of a batch (graph code). */
@@ -225,14 +265,10 @@ export function lmBatchLoss(model: TextPrefixLm, b: LmBatch): Tensor {
 function taskChooser(mixture: Record<string, number>, seed: number) {
   const entries = Object.entries(mixture).filter(([, w]) => w > 0);
   check(entries.length > 0, 'the task mixture has no task with a positive weight');
-  return (c: ClipRef, ordinal: number, epoch: number): string => {
-    const allowed = entries.filter(
-      ([t]) => (getTask(t).text !== 'required' || !!c.caption) && (t !== 'class' || classOf(c) !== undefined),
-    );
-    if (allowed.length === 0)
-      throw new VtokError(
-        `clip ${c.source} fits none of the tasks ${entries.map(([t]) => t).join(', ')} (no caption?)`,
-      );
+  return (c: ClipRef, ordinal: number, epoch: number): string | undefined => {
+    const allowed = entries.filter(([t]) => fits(t, c));
+    // a clip that fits no task (no caption for t2v, no label for class) sits the epoch out
+    if (allowed.length === 0) return undefined;
     const total = allowed.reduce((s, [, w]) => s + w, 0);
     let u = new SeededRng(hashSeed(seed, epoch, ordinal, 0x7a5c)).next() * total;
     for (const [t, w] of allowed) {
@@ -243,10 +279,11 @@ function taskChooser(mixture: Record<string, number>, seed: number) {
   };
 }
 
-/** Rows of an image-phase batch (LmTrainOptions.imageBatch), never more than the corpus holds. */
+/** Rows of an image-phase batch (LmTrainOptions.imageBatch), never more than the corpus holds captioned clips. */
 export function imageBatchSize(reader: ShardReader, o: Pick<LmTrainOptions, 'batchSize' | 'imageBatch'>): number {
   const frames = reader.index.clips[0]?.grid[0] ?? 1;
-  return Math.max(1, Math.min(o.imageBatch ?? o.batchSize * frames, reader.index.clips.length));
+  const captioned = reader.index.clips.filter((c) => fits('t2i', c)).length;
+  return Math.max(1, Math.min(o.imageBatch ?? o.batchSize * frames, captioned));
 }
 
 /**
@@ -262,7 +299,7 @@ export async function* lmBatches(
 ): AsyncGenerator<LmBatch> {
   const imageSteps = o.imageSteps ?? 0;
   const choose = taskChooser(o.mixture, o.seed);
-  const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.hasText(task) ? 1 : 0);
+  const lengthKey = (task: string) => 2 * batcher.length(task) + (batcher.textSlot(task) ? 1 : 0);
   const keys = new Map<string, number>();
   const keyOf = (t: string) => {
     let k = keys.get(t);
@@ -289,15 +326,26 @@ export async function* lmBatches(
   const imageBatch = imageBatchSize(reader, o);
   for (let epoch = 0; ; epoch++) {
     const image = index < imageSteps;
-    const tasks = new Map(reader.index.clips.map((c, i) => [c.source, image ? 't2i' : choose(c, i, epoch)]));
+    // the image phase draws from captioned clips only; a clip with no task sits the epoch out
+    const taskOf = (c: ClipRef, i: number) => (image ? (fits('t2i', c) ? 't2i' : undefined) : choose(c, i, epoch));
+    const tasks = new Map(reader.index.clips.map((c, i) => [c.source, taskOf(c, i)]));
     const batchSize = image ? imageBatch : o.batchSize;
     const batches = [
       ...reader.lengthBatches({
-        lengthOf: (c) => keyOf(tasks.get(c.source)!),
+        lengthOf: (c) => {
+          const t = tasks.get(c.source);
+          return t === undefined ? undefined : keyOf(t);
+        },
         batchSize,
         seed: hashSeed(o.seed, epoch),
       }),
     ].filter((b) => b.clips.length === batchSize);
+    if (batches.length === 0 && ![...tasks.values()].some((t) => t !== undefined))
+      throw new VtokError(
+        `no clip fits the tasks ${image ? 't2i (the image phase)' : Object.keys(o.mixture).join(', ')}: ` +
+          (image ? 'no clip has a caption' : 'text tasks need captions, class needs class labels'),
+        reader.dir,
+      );
     check(
       batches.length > 0,
       `no length group has ${batchSize} clips: lower --batch${image ? ' or --image-batch' : ''}`,
@@ -315,11 +363,34 @@ export async function* lmBatches(
   }
 }
 
+/** One sample clip of a run: a task with its prompt or class label. */
+export interface SampleRequest {
+  task: string;
+  prompt?: string;
+  label?: number;
+}
+
+/**
+ * The sample clips of a run: the first two captions (t2v), one unconditional clip and the first two class labels, as
+ * far as the mixture has the task and the clips give the prompt.
+ */
+export function sampleRequests(clips: ClipRef[], mixture: Record<string, number>): SampleRequest[] {
+  const out: SampleRequest[] = [];
+  if (mixture.t2v)
+    for (const c of clips.filter((c) => c.caption).slice(0, 2)) out.push({ task: 't2v', prompt: c.caption });
+  if (mixture.uncond) out.push({ task: 'uncond' });
+  if (mixture.class) {
+    const labels = [...new Set(clips.map(classOf).filter((k) => k !== undefined))].slice(0, 2);
+    for (const label of labels) out.push({ task: 'class', label });
+  }
+  return out;
+}
+
 export interface LmTaskOptions extends LmTrainOptions {
   /** Validation shards (per-task NLL); without them, no evaluation. */
   val?: ShardReader;
-  /** For samples: the generator view of the model (its tokenizer) and the prompts to generate from. */
-  samples?: { generator: Generator; prompts: string[] };
+  /** For samples: the generator view of the model (its tokenizer) and what to generate (one clip each). */
+  samples?: { generator: Generator; requests: SampleRequest[] };
 }
 
 export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskOptions): TrainTask<LmBatch> {
@@ -349,11 +420,7 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
   if (o.val) {
     const n = o.valClips ?? 16;
     for (const task of Object.keys(o.mixture)) {
-      const refs = o.val.index.clips
-        .filter(
-          (c) => (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined),
-        )
-        .slice(0, n);
+      const refs = o.val.index.clips.filter((c) => fits(task, c)).slice(0, n);
       const bs = Math.min(o.batchSize, refs.length),
         list: LmBatch[] = [];
       for (let k = 0; k + bs <= refs.length && bs > 0; k += bs) {
@@ -392,7 +459,7 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
       : undefined,
     samples: o.samples
       ? async (dir, s) => {
-          const { generator, prompts } = o.samples!;
+          const { generator, requests } = o.samples!;
           // generate with the EMA weights, then put the training weights back
           const saved = params.map((p) => p.value);
           const weights = inferenceWeights();
@@ -402,9 +469,8 @@ export function prefixLmTask(model: TextPrefixLm, batcher: LmBatcher, o: LmTaskO
           model.eval();
           try {
             const clips: Frame[][] = [];
-            for (const [i, prompt] of prompts.entries()) {
-              const task = prompt ? 't2v' : 'uncond';
-              const r = generate(generator, { task, prompt: prompt || undefined, seed: i, temperature: 1, topK: 64 });
+            for (const [i, q] of requests.entries()) {
+              const r = generate(generator, { ...q, seed: i, temperature: 1, topK: 64 });
               clips.push(tensorToClips(r.frames.data, r.frames.shape)[0]!);
             }
             const frames = clips[0]!.map((_, t) =>

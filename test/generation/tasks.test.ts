@@ -211,7 +211,7 @@ test('task errors: wrong grids, too-short videos, missing inputs, unknown tasks'
   );
   assert.throws(() => buildSequence(layout, 't2v', {}), /needs a text prompt/);
   assert.throws(() => buildSequence(layout, 'uncond', { textTokens: text }), /takes no text/);
-  assert.throws(() => buildSequence(layout, 'class', { label: 4 }), /outside the model's 4 classes/);
+  assert.throws(() => buildSequence(layout, 'class', { label: 4 }), /not one of the model's 4 classes/);
   assert.throws(() => buildSequence(layout, 'uncond', { target: clip(1, [2, 2, 4]) }), /clip has token grid \[2,2,4\]/);
   assert.throws(
     () => buildSequence(layout, 'uncond', { target: { ids: new Int32Array(24).fill(V), grid: GRID } }),

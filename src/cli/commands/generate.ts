@@ -21,7 +21,7 @@ interface Opts {
   prompt?: string;
   image?: string;
   video?: string;
-  label?: number;
+  label?: string;
   condFrames?: number;
   seconds?: number;
   cfg: number;
@@ -80,7 +80,7 @@ export function registerGenerate(program: Command): void {
     .option('--prompt <text>', 'text prompt (t2v, t2i; optional for i2v)')
     .option('--image <file>', 'i2v: the first frame (an image or the first frame of a video)')
     .option('--video <file>', 'continue: the video whose last frame(s) the output continues')
-    .option('--label <k>', 'class: the class label', int('--label', { min: 0, max: 1e6 }))
+    .option('--label <k>', "class: the class label, by number or by name (the model's names)")
     .option(
       '--cond-frames <k>',
       'continue and extensions: latent frames that condition each clip (1 or 2; default 1)',

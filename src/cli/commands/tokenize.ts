@@ -16,7 +16,7 @@ import { int } from '../../util/options.js';
  * `--queue <url>` the chunks go to a job queue for `vtok worker`s on other machines instead (src/corpus/queue.ts).
  */
 
-type Item = { path: string; caption?: string };
+type Item = { path: string; caption?: string; label?: number };
 
 /** A video with its caption from the sidecar .txt file beside it, if there is one. */
 function captioned(path: string): Item {
@@ -26,15 +26,16 @@ function captioned(path: string): Item {
 }
 
 /**
- * The input's videos: a folder's, a video file as a corpus of one clip (known video extension), or a list file's
- * (one video path per line, relative to the list). A list is text: a file with NUL bytes or that is not UTF-8 is
- * refused rather than read as paths, and so is a list none of whose files exists.
+ * The input's videos: a folder's (class labels from its labels.tsv or subfolders, data/captioned-folder), a video
+ * file as a corpus of one clip (known video extension), or a list file's (one video path per line, relative to the
+ * list). A list is text: a file with NUL bytes or that is not UTF-8 is refused rather than read as paths, and so is
+ * a list none of whose files exists.
  */
-function readInput(input: string): Item[] {
+function readInput(input: string): { items: Item[]; classes?: string[] } {
   if (!existsSync(input)) throw new VtokError('no such folder, video or list file', input);
   const st = statSync(input);
-  if (st.isDirectory()) return scanCaptionedFolder(input).items.map(({ path, caption }) => ({ path, caption }));
-  if (VIDEO_EXTS.has(extname(input).toLowerCase())) return [captioned(resolve(input))];
+  if (st.isDirectory()) return scanCaptionedFolder(input);
+  if (VIDEO_EXTS.has(extname(input).toLowerCase())) return { items: [captioned(resolve(input))] };
   const notList = `neither a folder, a video (${[...VIDEO_EXTS].join(' ')}) nor a list file of video paths`;
   if (!st.isFile()) throw new VtokError(notList, input);
   const head = Buffer.alloc(Math.min(st.size, 8192));
@@ -65,7 +66,7 @@ function readInput(input: string): Item[] {
     if (n === 1) throw new VtokError(`the one file the list names does not exist: ${first}`, input);
     throw new VtokError(`none of the ${n} files the list names exists (the first: ${first})`, input);
   }
-  return paths.map(captioned);
+  return { items: paths.map(captioned) };
 }
 
 interface Opts {
@@ -91,7 +92,11 @@ export function registerTokenize(program: Command): void {
   program
     .command('tokenize')
     .description('tokenize a corpus into token shards for LM training (parallel, resumable)')
-    .argument('[input]', 'folder of videos (captions in sidecar .txt files), a list file of video paths, or one video')
+    .argument(
+      '[input]',
+      'folder of videos (captions in sidecar .txt files, class labels in labels.tsv), a list file of video paths, ' +
+        'or one video',
+    )
     .option('--data <name>', 'a built-in captioned data set instead: captioned-mnist or captioned-synthetic')
     .option('--clips <n>', 'clips of the data set', int('--clips', { min: 1 }))
     .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
@@ -161,7 +166,9 @@ export function registerTokenize(program: Command): void {
         } else throw new VtokError(`unknown data set ${JSON.stringify(o.data)} (captioned-mnist, captioned-synthetic)`);
       } else {
         if (!input) throw new VtokError('give an input folder, list file or video, or --data');
-        corpus = { kind: 'files', name: resolve(input), items: readInput(input) };
+        const { items, classes } = readInput(input);
+        const labelled = items.some((it) => it.label !== undefined);
+        corpus = { kind: 'files', name: resolve(input), items, ...(labelled ? { classes } : {}) };
       }
       checkOutputDir(o.out, { option: '--out', inputs: [input] });
       const { shardSize, size, gray } = o;
