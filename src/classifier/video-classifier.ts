@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/core.js';
 import type { Tensor } from '../engine/core.js';
-import { AXES, captionedMnistSample, SIZE as MNIST_SIZE } from '../data/captioned-mnist.js';
+import { AXES, captionedMnistSample, type CaptionedSplit, SIZE as MNIST_SIZE } from '../data/captioned-mnist.js';
 import { clipsToBatch } from '../data/dataset.js';
 import { DIRECTIONS, SHAPES, syntheticSample } from '../data/synthetic.js';
 import type { ClipTensor } from '../io/frame.js';
@@ -180,7 +180,7 @@ export const CAPTIONED_MNIST_HEADS: ClassifierConfig['heads'] = [
 export function captionedMnistSource(o: {
   frames: number;
   channels: 1 | 3;
-  split?: 'train' | 'test' | 'unseen';
+  split?: CaptionedSplit;
   allPairs?: boolean;
 }): LabelledSource {
   const split = o.split ?? 'train',

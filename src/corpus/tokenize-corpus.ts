@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import * as E from '../engine/core.js';
 import { CAPTIONED_MNIST_CLASSES, CaptionedMovingMnist } from '../data/captioned-mnist.js';
 import { CaptionedSynthetic } from '../data/captioned-synthetic.js';
-import type { CaptionedClip, CaptionedDataset } from '../data/captioned-mnist.js';
+import type { CaptionedClip, CaptionedDataset, CaptionedSplit } from '../data/captioned-mnist.js';
 import { fitChannels } from '../io/clip.js';
 import type { Frame } from '../io/frame.js';
 import { readClip } from '../io/video.js';
@@ -44,7 +44,7 @@ import { tokenizerIdentity } from '../tokenizers/identity.js';
 export type CorpusSpec =
   | {
       kind: 'captioned-mnist';
-      split: 'train' | 'test' | 'unseen';
+      split: CaptionedSplit;
       seed: number;
       clips: number;
       frames?: number;

@@ -13,9 +13,11 @@ import { SeededRng, hashSeed } from './seeded.js';
  *   "the digit 4 moves up and down and the digit 7 moves left and right"
  *
  * Held-out combinations: the digit×motion pairs in HELD_OUT (0 up and down, 3 left and right, 6 up and down,
- * 9 left and right) never appear in the 'train' split; 'test' has only the other (seen) pairs, 'unseen' has a
- * held-out pair for its first digit. 'train' draws MNIST training digits under the caller's seed; 'test' and
- * 'unseen' draw MNIST test digits under fixed seeds, so every run evaluates on the same clips.
+ * 9 left and right) never appear in the 'train' split; 'val' and 'test' have only the other (seen) pairs, 'unseen'
+ * has a held-out pair for its first digit. 'train' draws MNIST training digits under the caller's seed; 'val',
+ * 'test' and 'unseen' draw MNIST test digits under fixed seeds of their own, so every run evaluates on the same
+ * clips. 'val' is for choosing a checkpoint (`vtok train lm --val-shards`): no clip of it is a 'test' or 'unseen'
+ * clip (the text-to-video study evaluates those), though a digit image may occur in both (one pool of 10,000).
  *
  * Motion follows Moving MNIST's rule on its axis: 2–6 pixels per frame, reversed when the next position would
  * pass 2 pixels beyond an edge; the other coordinate stays put. Frames default to 5 (the shipped tokenizer's clip).
@@ -36,6 +38,10 @@ export const isHeldOut = (digit: number, axis: Axis): boolean => HELD_OUT.some((
 
 export const CAPTIONED_TEST_SEED = 0xca97e57;
 export const CAPTIONED_UNSEEN_SEED = 0xca9a11;
+export const CAPTIONED_VAL_SEED = 0xca9a1d;
+
+export type CaptionedSplit = 'train' | 'val' | 'test' | 'unseen';
+export const CAPTIONED_SPLITS: readonly CaptionedSplit[] = ['train', 'val', 'test', 'unseen'];
 
 export interface CaptionedClip extends Clip {
   caption: string;
@@ -49,7 +55,7 @@ export interface CaptionedDataset extends ClipDataset {
 }
 
 export interface CaptionedMnistOptions {
-  split?: 'train' | 'test' | 'unseen';
+  split?: CaptionedSplit;
   length?: number;
   /** Seed of the train split. */
   seed?: number;
@@ -119,7 +125,12 @@ export function captionedMnistSample(index: number, opts: CaptionedMnistOptions 
   const mnistSplit = split === 'train' ? 'train' : 'test';
   const mnist = loadMnist(mnistSplit);
   const classes = digitsByClass(mnistSplit);
-  const seed = split === 'train' ? (opts.seed ?? 0) : split === 'test' ? CAPTIONED_TEST_SEED : CAPTIONED_UNSEEN_SEED;
+  const seed = {
+    train: opts.seed ?? 0,
+    val: CAPTIONED_VAL_SEED,
+    test: CAPTIONED_TEST_SEED,
+    unseen: CAPTIONED_UNSEEN_SEED,
+  }[split];
   const rng = new SeededRng(hashSeed(seed, index, 0xcafe));
   const mode = opts.digits ?? 'mixed';
   const K = mode === 'mixed' ? 1 + rng.int(2) : mode;

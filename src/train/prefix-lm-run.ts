@@ -159,6 +159,8 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
     tokenizer: tokDir,
     fps,
     data: { shards: resolve(o.shards), val: o.valShards ? resolve(o.valShards) : null },
+    // what chose the best checkpoint (the validation corpus), kept by `vtok pack` where the paths above are not
+    validation: val ? val.index.corpus : null,
     train: {
       preset: o.preset,
       steps,

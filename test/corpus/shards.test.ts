@@ -156,6 +156,19 @@ test(
     const other = await vtok('tokenize', '--data', 'captioned-mnist', '--clips', '4', '--split', 'test', '--out', out);
     assert.notEqual(other.code, 0);
     assert.match(other.stderr, /another corpus/);
+    const badSplit = await vtok(
+      'tokenize',
+      '--data',
+      'captioned-mnist',
+      '--clips',
+      '4',
+      '--split',
+      'dev',
+      '--out',
+      out,
+    );
+    assert.equal(badSplit.code, 1);
+    assert.match(badSplit.stderr, /--split must be train, val, test, unseen, got "dev"/);
   },
 );
 

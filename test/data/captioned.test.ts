@@ -73,6 +73,20 @@ test('captioned Moving MNIST: held-out digit×motion pairs only in the unseen sp
     assert.ok(isHeldOut(u.digits[0]!, u.axes[0]!), u.caption);
   }
   assert.equal(seenPairs.size, 20 - HELD_OUT.length, 'every seen pair occurs in the test split, no held-out one');
+  // the validation split: seen pairs only, fixed clips of its own (none is a test or unseen clip)
+  const evaluated = new Set<string>();
+  for (let i = 0; i < 300; i++)
+    for (const split of ['test', 'unseen'] as const)
+      evaluated.add(Buffer.from(captionedMnistSample(i, { split, digits: 1 }).frames).toString('base64'));
+  for (let i = 0; i < 300; i++) {
+    const v = captionedMnistSample(i, { split: 'val', digits: 1 });
+    assert.ok(
+      v.digits.every((d, k) => !isHeldOut(d, v.axes[k]!)),
+      v.caption,
+    );
+    assert.ok(!evaluated.has(Buffer.from(v.frames).toString('base64')), `val clip ${i} is an evaluated clip`);
+    if (i < 3) assert.deepEqual(v, captionedMnistSample(i, { split: 'val', digits: 1, seed: 99 }));
+  }
   for (const [d, a] of HELD_OUT) assert.ok(!seenPairs.has(`${d}${a}`));
   assert.equal(parseCaption('the digit 4 moves in circles'), undefined);
 });

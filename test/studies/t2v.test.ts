@@ -5,12 +5,20 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import { generate } from '../../src/generation/generate.js';
-import { LM_KIND, loadGenerator, type Generator, type LmDirConfig } from '../../src/generation/model-dir.js';
+import {
+  LM_KIND,
+  loadGenerator,
+  packGenerator,
+  type Generator,
+  type LmDirConfig,
+} from '../../src/generation/model-dir.js';
+import { tokenizeCorpus } from '../../src/corpus/tokenize-corpus.js';
 import { TextPrefixLm, type TextPrefixLmConfig } from '../../src/generation/prefix-lm/text-lm.js';
 import { layoutForTokenizer } from '../../src/generation/vocab.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
 import { writeFileAtomic } from '../../src/util/atomic.js';
-import { runT2vStudy, studyGenerator, type T2vResults } from '../../src/studies/t2v/index.js';
+import { runT2vStudy, studyGenerator, t2vMarkdown, type T2vResults } from '../../src/studies/t2v/index.js';
+import { checkCheckpoint, describeCheckpoint } from '../../src/studies/t2v/checkpoint.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { tempDir } from '../io/fixtures.js';
 
@@ -47,8 +55,11 @@ function tinyModel(): Generator {
 }
 
 /** The same model written as a model directory (config.json + checkpoint), as `vtok train lm` leaves one. */
-function writeModelDir(dir: string, g: Generator): void {
-  writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ ...g.config, tokenizer: SHIPPED } satisfies LmDirConfig));
+function writeModelDir(dir: string, g: Generator, extra: Record<string, unknown> = {}): void {
+  writeFileAtomic(
+    join(dir, 'config.json'),
+    JSON.stringify({ ...g.config, tokenizer: SHIPPED, ...extra } satisfies LmDirConfig),
+  );
   saveCheckpoint(dir, { step: 0, weights: { model: g.model.stateDict() }, optimizers: {}, state: {} });
 }
 
@@ -66,6 +77,68 @@ test("the study's batched sampling draws what generate draws for one prompt", ()
   const libLong = generate(model, { task: 't2v', prompt, cfg: 3, seed: 11, temperature: 1, topK: 64, seconds: 9 / 8 });
   assert.deepEqual(long.shape, libLong.frames.shape);
   assert.deepEqual(long.data, libLong.frames.data);
+});
+
+test("the text-hidden t2v set draws CFG's unconditional stream, whatever the captions", () => {
+  const g = studyGenerator(tinyModel(), SAMPLING);
+  const prompts = ['the digit 6 moves up and down', 'the digit 2 moves left and right'];
+  const hidden = g.textToVideo(prompts, { cfg: 1, seed: 5, hideText: true });
+  // guidance at scale 0 samples u + 0·(c − u): the unconditional stream alone, as CFG builds it
+  assert.deepEqual(hidden.data, g.textToVideo(prompts, { cfg: 0, seed: 5 }).data);
+  // no key of the hidden text is visible and the slot has one length, so other captions draw the same clips
+  const other = ['the digit 0 moves up and down', 'the digit 9 moves left and right'];
+  assert.deepEqual(hidden.data, g.textToVideo(other, { cfg: 1, seed: 5, hideText: true }).data);
+  // while the visible text changes them (even an untrained model reads it)
+  assert.notDeepEqual(hidden.data, g.textToVideo(prompts, { cfg: 1, seed: 5 }).data);
+  assert.throws(() => g.textToVideo(prompts, { cfg: 3, seed: 5, hideText: true }), /without guidance/);
+});
+
+test('the study names the split that chose the checkpoint and refuses one it evaluates', async () => {
+  const root = tempDir('t2v-checkpoint');
+  const corpus = (split: string) => JSON.stringify({ kind: 'captioned-mnist', split, seed: 0, frames: 5 });
+  // a run's validation shards: tokenized from split val, read back from the run's data.val when not recorded
+  const val = join(root, 'val');
+  await tokenizeCorpus({
+    corpus: { kind: 'captioned-mnist', split: 'val', seed: 0, clips: 2 },
+    model: SHIPPED,
+    out: val,
+    workers: 0,
+    quiet: true,
+  });
+  const run = join(root, 'run');
+  writeModelDir(run, tinyModel(), { data: { shards: val, val } });
+  const fromRun = studyGenerator(loadGenerator(run), SAMPLING).validation;
+  assert.equal(JSON.parse(fromRun!).split, 'val');
+  assert.match(
+    describeCheckpoint(fromRun),
+    /^chosen by the lowest validation NLL on captioned Moving MNIST split val /,
+  );
+  assert.equal(describeCheckpoint(null), 'trained without validation shards, so the latest checkpoint');
+  assert.doesNotThrow(() => checkCheckpoint(fromRun, run));
+  assert.doesNotThrow(() => checkCheckpoint(undefined, run));
+  // chosen on the test split: refused before anything runs, also once packed (pack keeps the record)
+  const onTest = join(root, 'on-test');
+  writeModelDir(onTest, tinyModel(), { data: { shards: val, val: null }, validation: corpus('test') });
+  const packed = join(root, 'packed');
+  packGenerator(onTest, packed);
+  const packedConfig = JSON.parse(readFileSync(join(packed, 'config.json'), 'utf8'));
+  assert.equal(packedConfig.validation, corpus('test'));
+  assert.equal(packedConfig.data, undefined);
+  for (const dir of [onTest, packed]) {
+    const out = join(root, `study-${dir.endsWith('packed') ? 'p' : 't'}`);
+    await assert.rejects(
+      runT2vStudy({
+        generator: studyGenerator(loadGenerator(dir), SAMPLING),
+        model: dir,
+        out,
+        budget: 'micro',
+        quiet: true,
+      }),
+      /chosen on captioned Moving MNIST split test, which this study evaluates; .*--split val/,
+    );
+    assert.ok(!existsSync(join(out, 'classifier')));
+  }
+  assert.throws(() => checkCheckpoint(corpus('unseen'), 'm'), /split unseen/);
 });
 
 function numbers(x: unknown, path = ''): [string, number][] {
@@ -98,7 +171,8 @@ test(
       'results.md',
       'samples.gif',
       'samples-cfg3-unseen.png',
-      'samples-uncond-test.png',
+      'samples-t2v-hidden.png',
+      'samples-uncond-task.png',
       'frame-prediction-1.png',
       'frame-prediction-2.png',
       'long-video.png',
@@ -111,17 +185,44 @@ test(
     const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as T2vResults;
     assert.deepEqual(saved, JSON.parse(JSON.stringify(r)));
     for (const [k, v] of numbers({ ...saved, budget: undefined })) assert.ok(Number.isFinite(v), `${k} = ${v}`);
-    // 2 CFG scales × 2 splits + the unconditional set
+    // every set and the real reference have the micro budget's n = 2 clips; per split: the real reference, 2 CFG
+    // scales, the text-hidden t2v set and the uncond task's set (one set each, read against both splits)
+    assert.equal(saved.faithfulness.clips, 2);
     assert.deepEqual(
-      saved.faithfulness.map((a) => `${a.arm}-${a.split}`),
-      ['cfg1-test', 'cfg1-unseen', 'cfg3-test', 'cfg3-unseen', 'uncond-test'],
+      saved.faithfulness.rows.map((a) => `${a.arm}-${a.split}`),
+      ['test', 'unseen'].flatMap((sp) =>
+        ['real-other', 'cfg1', 'cfg3', 't2v-hidden', 'uncond-task'].map((a) => `${a}-${sp}`),
+      ),
     );
-    for (const a of saved.faithfulness) {
-      assert.equal(a.accuracy.clips, 2);
-      for (const v of [a.accuracy.digit, a.accuracy.axis, a.accuracy.both]) assert.ok(v >= 0 && v <= 1);
-      assert.ok(a.accuracy.both <= Math.min(a.accuracy.digit, a.accuracy.axis));
-      assert.ok(a.frechet >= 0);
+    for (const a of saved.faithfulness.rows) {
+      assert.equal(a.accuracy === null, a.arm === 'real-other');
+      if (a.accuracy) {
+        assert.equal(a.accuracy.clips, 2);
+        for (const v of [a.accuracy.digit, a.accuracy.axis, a.accuracy.both]) assert.ok(v >= 0 && v <= 1);
+        assert.ok(a.accuracy.both <= Math.min(a.accuracy.digit, a.accuracy.axis));
+      }
+      assert.ok(a.frechet.value >= 0 && a.frechet.sd >= 0 && a.frechet.replicates === 8, JSON.stringify(a));
     }
+    for (const sp of ['test', 'unseen'] as const) assert.equal(saved.classifier.real[sp].clips, 2);
+    // with text against text hidden, per split and CFG scale, paired over the n captions
+    assert.deepEqual(
+      saved.text_use.map((u) => `${u.split}-${u.cfg}-${u.pairs}`),
+      ['test-1-2', 'test-3-2', 'unseen-1-2', 'unseen-3-2'],
+    );
+    for (const u of saved.text_use) {
+      const row = saved.faithfulness.rows.find((a) => a.split === u.split && a.cfg === u.cfg)!;
+      const hid = saved.faithfulness.rows.find((a) => a.split === u.split && a.arm === 't2v-hidden')!;
+      assert.equal(u.digit.with_text, row.accuracy!.digit);
+      assert.equal(u.axis.hidden, hid.accuracy!.axis);
+      assert.equal(u.digit.difference, u.digit.with_text - u.digit.hidden);
+      assert.ok(u.both.ci95[0] <= u.both.difference && u.both.difference <= u.both.ci95[1]);
+    }
+    // the untrained model's directory says nothing of a validation split
+    assert.deepEqual(saved.checkpoint, {
+      chosen_on: 'what chose it is not recorded (a model directory packed before vtok kept it)',
+      validation: null,
+      recorded: false,
+    });
     // the shipped tokenizer keeps every frame (grid [5, 16, 16]): k latent frames = the first k frames given, the rest
     // predicted
     assert.deepEqual(
@@ -143,11 +244,27 @@ test(
     // each extension continues the last latent frame with 4 new ones
     assert.equal(saved.long_video.frames, 5 + 4 * 4);
     const md = readFileSync(join(out, 'results.md'), 'utf8');
+    // a model trained without the uncond task has no set for it, and the report says so
+    assert.deepEqual([...gen.tasks].sort(), ['fp', 't2v', 'uncond']);
+    const noUncond = { ...saved, faithfulness: { ...saved.faithfulness, rows: saved.faithfulness.rows.slice(0, 4) } };
+    assert.match(t2vMarkdown(noUncond), /The model has no uncond task: no set for it\./);
+    assert.doesNotMatch(md, /no uncond task/);
+    assert.ok(
+      md.includes(
+        '| set (2 clips) | split | digit acc. | axis acc. | both | Fréchet to real ↓ | bias-corrected ± sd |',
+      ),
+    );
     assert.match(
       md,
       new RegExp(
-        /## Text faithfulness[\s\S]*\| generated \(2\) \| unseen \| 3 \|[\s\S]*/.source +
-          /## Frame prediction[\s\S]*## Long video[\s\S]*can and cannot show/.source,
+        /Checkpoint: the model directory's best; what chose it is not recorded[\s\S]*## Text faithfulness[\s\S]*/
+          .source +
+          /[\s\S]*\| real: the captions' own clips \| test \| [\d.]+ % \|/.source +
+          /[\s\S]*\| real: other clips of the split \| test \| – \| – \| – \| [\d.]+ \| −?[\d.]+ ± [\d.]+ \|/.source +
+          /[\s\S]*\| t2v, CFG 3 \| unseen \|[\s\S]*\| t2v, text hidden \(what CFG subtracts\) \| unseen \|/.source +
+          /[\s\S]*\| uncond task \| unseen \|[\s\S]*## Does the model use the text\?/.source +
+          /[\s\S]*\| unseen \| 3 \| 2 \| [+−][\d.]+ \[[+−][\d.]+, [+−][\d.]+\] \|/.source +
+          /[\s\S]*## Frame prediction[\s\S]*## Long video[\s\S]*can and cannot show/.source,
       ),
     );
 
@@ -163,8 +280,8 @@ test(
       log: (l) => again.push(l),
     });
     assert.deepEqual(r2, JSON.parse(JSON.stringify(r)));
-    // classifier, 5 generated sets, scores, frame prediction given 1 and 2 latent frames, long video
-    assert.equal(again.filter((l) => /^\[[1-5]\/6\]/.test(l)).length, 10, again.join('\n'));
+    // classifier, 6 generated sets, scores, frame prediction given 1 and 2 latent frames, long video
+    assert.equal(again.filter((l) => /^\[[1-5]\/6\]/.test(l)).length, 11, again.join('\n'));
     assert.ok(
       again.filter((l) => /^\[[1-5]\/6\]/.test(l)).every((l) => /: done$/.test(l)),
       again.join('\n'),

@@ -169,6 +169,8 @@ test(
     const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.equal(s.step, 6);
     assert.ok(Number.isFinite(s.nll_uncond) && Number.isFinite(s.nll_fp));
+    // what chooses the best checkpoint is recorded by its corpus description (kept by vtok pack; the study reads it)
+    assert.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).validation, 'tiny');
     const again = await vtok(...args.map((a) => (a === '6' ? '8' : a)));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /resuming from step 6 of 8/);

@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { dirname, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { scanCaptionedFolder, sidecarPath } from '../../data/captioned-folder.js';
+import { CAPTIONED_SPLITS } from '../../data/captioned-mnist.js';
 import { VIDEO_EXTS } from '../../data/folder.js';
 import { enqueueCorpus } from '../../corpus/queue.js';
 import { tokenizeCorpus, type CorpusSpec } from '../../corpus/tokenize-corpus.js';
@@ -99,7 +100,12 @@ export function registerTokenize(program: Command): void {
     )
     .option('--data <name>', 'a built-in captioned data set instead: captioned-mnist or captioned-synthetic')
     .option('--clips <n>', 'clips of the data set', int('--clips', { min: 1 }))
-    .option('--split <split>', 'data set split: train, test or unseen (captioned-mnist)', 'train')
+    .option(
+      '--split <split>',
+      'data set split: train, val (for --val-shards), test or unseen (captioned-mnist; the t2v study evaluates test ' +
+        'and unseen)',
+      'train',
+    )
     .option('--seed <n>', 'data set seed', int('--seed', { min: 0 }), 0)
     .option('--frames <n>', "frames per clip (default: the tokenizer's clip length)", int('--frames', { min: 1 }))
     .option(
@@ -152,8 +158,8 @@ export function registerTokenize(program: Command): void {
         if (input) throw new VtokError('give either an input folder/list or --data, not both');
         if (!o.clips) throw new VtokError(`--data ${o.data} needs --clips N`);
         if (o.data === 'captioned-mnist') {
-          if (!['train', 'test', 'unseen'].includes(o.split))
-            throw new VtokError(`--split must be train, test or unseen, got ${JSON.stringify(o.split)}`);
+          if (!(CAPTIONED_SPLITS as readonly string[]).includes(o.split))
+            throw new VtokError(`--split must be ${CAPTIONED_SPLITS.join(', ')}, got ${JSON.stringify(o.split)}`);
           corpus = {
             kind: 'captioned-mnist',
             split: o.split as 'train',

@@ -14,12 +14,16 @@ export interface LabelledSet extends LabelledClips {
   captions: string[];
 }
 
-/** The first `count` one-digit clips of a held-out split with their captions and (digit, axis) labels. */
-export function realClips(split: HeldSplit, count: number, clip: { frames: number; channels: 1 | 3 }): LabelledSet {
-  const c = captionedMnistSource({ ...clip, split }).clips(0, count, 0);
+/** One-digit clips `start` … `start + count − 1` of a held-out split with their captions and (digit, axis) labels. */
+export function realClips(
+  split: HeldSplit,
+  range: { start: number; count: number },
+  clip: { frames: number; channels: 1 | 3 },
+): LabelledSet {
+  const c = captionedMnistSource({ ...clip, split }).clips(range.start, range.count, 0);
   const captions = Array.from(
-    { length: count },
-    (_, i) => captionedMnistSample(i, { split, frames: clip.frames, digits: 1 }).caption,
+    { length: range.count },
+    (_, i) => captionedMnistSample(range.start + i, { split, frames: clip.frames, digits: 1 }).caption,
   );
   return { ...c, captions };
 }

@@ -6,7 +6,9 @@ import type { TextTokens } from '../../generation/text/encoder.js';
 import { outputSize } from '../../generation/vocab.js';
 import type { ClipTensor } from '../../io/frame.js';
 import { decodeTokens, encodeClips } from '../../tokenizers/batch.js';
+import { check } from '../../util/errors.js';
 import { runSteps } from '../../util/steps.js';
+import { validationCorpus } from './checkpoint.js';
 
 /** Sampling settings shared by every call of a study. */
 export interface Sampling {
@@ -18,15 +20,25 @@ export interface Sampling {
 }
 
 /**
- * What the study needs from a text-to-video model: clips in [-1, 1] (N×C×T×H×W) from captions, from nothing, from
- * the first latent frame(s) of a clip, and one more step of a long video. Every call is seeded and reproducible.
+ * What the study needs from a text-to-video model: clips in [-1, 1] (N×C×T×H×W) from captions (or the captions'
+ * layout with the text hidden), from the uncond task, from the first latent frame(s) of a clip, and one more step of
+ * a long video. Every call is seeded and reproducible.
  */
 export interface StudyGenerator {
   /** One generated clip, C×T×H×W. */
   readonly clip: { channels: 1 | 3; frames: number; height: number; width: number };
+  /** The tasks the model was trained for. */
+  readonly tasks: readonly string[];
+  /** What chose the checkpoint (checkpoint.ts validationCorpus). */
+  readonly validation: string | null | undefined;
   /** Frames of a clip that `condFrames` latent frames cover (the causal tokenizer's first frame is alone). */
   givenFrames(condFrames: number): number;
-  textToVideo(prompts: string[], o: { cfg: number; seed: number }): ClipTensor;
+  /**
+   * The t2v task from each prompt. `hideText`: the same sequences with every text key hidden — the layout of
+   * condition dropout and of CFG's unconditional stream, which this draws (cfg must be 1).
+   */
+  textToVideo(prompts: string[], o: { cfg: number; seed: number; hideText?: boolean }): ClipTensor;
+  /** The uncond task (its own layout: no text slot). */
   unconditional(count: number, o: { seed: number }): ClipTensor;
   /** Whole clips: the tokenizer's version of the given frames, then the predicted ones. */
   predictFrames(video: ClipTensor, o: { condFrames: number; seed: number }): ClipTensor;
@@ -59,8 +71,13 @@ export function studyGenerator(gen: Generator, sampling: Sampling): StudyGenerat
 
   return {
     clip: { channels, frames, height, width },
+    tasks: Object.keys(layout.special)
+      .filter((n) => n.startsWith('<task_'))
+      .map((n) => n.slice(6, -1)),
+    validation: validationCorpus(gen.config),
     givenFrames: (k) => framesForLatent(k, stride),
     textToVideo(prompts, o) {
+      check(!o.hideText || o.cfg === 1, 'the text-hidden t2v set is drawn without guidance (cfg 1)');
       const tt = model.tokenize(prompts),
         Lt = tt.maxTokens,
         texts = model.embed(tt);
@@ -70,9 +87,12 @@ export function studyGenerator(gen: Generator, sampling: Sampling): StudyGenerat
         count: 1,
         maxTokens: Lt,
       });
+      // hidden: the sampler's default unconditional row (the prompt's embeddings, none of its keys valid)
+      const text = (i: number): TextInput =>
+        o.hideText ? { embeddings: texts[i]!.embeddings, valid: new Uint8Array(Lt) } : texts[i]!;
       return run(
-        prompts.map((_, i) => prompt('t2v', { textTokens: one(i) }, texts[i])),
-        o,
+        prompts.map((_, i) => prompt('t2v', { textTokens: one(i) }, text(i))),
+        { cfg: o.cfg, seed: o.seed },
       );
     },
     unconditional(count, o) {

@@ -11,23 +11,26 @@ import {
 import * as E from '../../engine/core.js';
 import { type ClipTensor, type Frame, gridFrame, tensorToClips } from '../../io/frame.js';
 import { writePng, writeVideo } from '../../io/video.js';
-import { FeatureStats, frechetDistance, type GaussianStats } from '../../metrics/frechet.js';
+import { bootstrapFrechet } from '../../metrics/frechet.js';
 import { meanCapped, PSNR_CAP, psnr } from '../../metrics/psnr.js';
 import { ssimFrame } from '../../metrics/ssim.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { VtokError } from '../../util/errors.js';
 import { checkT2vBudget, resolveT2vBudget, type T2vBudget } from './budget.js';
+import { checkCheckpoint, describeCheckpoint } from './checkpoint.js';
 import { HELD_SPLITS, type HeldSplit, type LabelledSet, loadClips, realClips, saveClips, withLabels } from './data.js';
 import { clipRange, frameRange, joinClips } from '../../io/clip.js';
 import type { StudyGenerator } from './generator.js';
 import {
   type Accuracy,
-  type FaithfulnessArm,
+  type FaithfulnessRow,
   type FramePrediction,
   type FramePredictionRow,
   t2vMarkdown,
   type T2vResults,
+  type TextUse,
 } from './report.js';
+import { accuracy, accuracyOf, pairedDifference, type Readings, readings } from './scores.js';
 
 export { T2V_BUDGETS, type T2vBudget } from './budget.js';
 export { type Sampling, type StudyGenerator, studyGenerator } from './generator.js';
@@ -38,10 +41,12 @@ export { t2vMarkdown, type T2vResults } from './report.js';
  * stage; each leaves its outputs in the study directory and is skipped when they exist, so re-running the same
  * command continues an interrupted study:
  *
- *   1. classifier        a 3D CNN trained on real captioned clips reads digit and axis of motion; its accuracy on
- *                        real held-out clips (seen and unseen digit×motion captions)
- *   2. faithfulness      clips from held-out captions at each CFG scale, and unconditional clips (text dropped)
- *   3. scores            the classifier's digit/axis accuracy on each set; Fréchet distance to real clips
+ *   1. classifier        a 3D CNN trained on real captioned clips reads digit and axis of motion
+ *   2. faithfulness      n clips from the n held-out captions of each split at each CFG scale; n from the same
+ *                        captions with the text hidden (CFG's unconditional stream); n from the uncond task
+ *   3. scores            the classifier's digit/axis accuracy on each set and on the captions' real clips; Fréchet
+ *                        distance (n vs n, bootstrapped) to those real clips, beside n other real clips; with text
+ *                        against text hidden, paired by caption
  *   4. frame prediction  first latent frame(s) of real clips given, the rest predicted; PSNR/SSIM per future frame
  *                        against the truth, beside repeating the last given frame
  *   5. long video        text-to-video clips extended several times; is the last segment read as the first?
@@ -75,27 +80,29 @@ const writeJson = (path: string, x: unknown) => writeFileAtomic(path, JSON.strin
 export async function runT2vStudy(o: T2vStudyOptions): Promise<T2vResults> {
   const s = openStudy(o);
   const { clf, steps } = await trainClassifier(s);
-  const real = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, realClips(sp, s.b.realClips, s.gen.clip)])) as Record<
-    HeldSplit,
-    LabelledSet
-  >;
-  const realAcc = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, accuracy(clf, real[sp])])) as Record<
-    HeldSplit,
-    Accuracy
-  >;
+  const n = s.b.clips;
+  const real = Object.fromEntries(
+    HELD_SPLITS.map((sp) => [sp, realClips(sp, { start: 0, count: n }, s.gen.clip)]),
+  ) as Record<HeldSplit, LabelledSet>;
   const sets = await generateFaithfulness(s, real);
-  const { faithfulness, reference } = scoreFaithfulness(s, clf, real, sets);
+  const scores = scoreFaithfulness(s, clf, real, sets);
   const fp = await framePrediction(s, real.test);
   const long = await longVideo(s, clf, real.test);
+  const validation = s.gen.validation;
   const results: T2vResults = {
     study: 't2v',
     model: o.model,
     budget: s.b,
     seed: s.seed,
     clip: s.gen.clip,
-    classifier: { feature_dim: clf.cfg.featureDim, steps, real: realAcc },
-    reference,
-    faithfulness,
+    checkpoint: {
+      chosen_on: describeCheckpoint(validation),
+      validation: validation ?? null,
+      recorded: validation !== undefined,
+    },
+    classifier: { feature_dim: clf.cfg.featureDim, steps, real: scores.real },
+    faithfulness: { clips: n, seed: faithfulnessSeed(s), bootstrap: s.b.bootstrap, rows: scores.rows },
+    text_use: scores.text_use,
     frame_prediction: fp,
     long_video: long,
     timings_s: s.timings,
@@ -108,6 +115,7 @@ export async function runT2vStudy(o: T2vStudyOptions): Promise<T2vResults> {
 function openStudy(o: T2vStudyOptions): Study {
   const b = resolveT2vBudget(o.budget);
   checkT2vBudget(b);
+  checkCheckpoint(o.generator.validation, o.model);
   const seed = o.seed ?? 0;
   mkdirSync(o.out, { recursive: true });
   const studyPath = join(o.out, 'study.json');
@@ -168,7 +176,8 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
         seed: s.seed,
         frames: s.gen.clip.frames,
         size: s.gen.clip.height,
-        heldOut: Math.min(256, b.realClips),
+        // the run's own log (the report's real figures are the study's real clips)
+        heldOut: Math.min(256, b.clips),
         quiet: s.quiet,
         // every digit×motion pair: trained on the seen ones only, it would read pairs, not digits (see
         // captionedMnistSource)
@@ -179,112 +188,146 @@ async function trainClassifier(s: Study): Promise<{ clf: VideoClassifier; steps:
   return { clf: loadVideoClassifier(path).classifier, steps: b.classifier.steps };
 }
 
-function accuracy(clf: VideoClassifier, set: LabelledSet): Accuracy {
-  const [digit, axis] = classifierPredictions(clf, set);
-  const [dl, al] = set.labels;
-  let d = 0,
-    a = 0,
-    both = 0;
-  const n = set.shape[0];
-  for (let i = 0; i < n; i++) {
-    const okD = digit![i] === dl![i],
-      okA = axis![i] === al![i];
-    d += +okD;
-    a += +okA;
-    both += +(okD && okA);
-  }
-  return { digit: d / n, axis: a / n, both: both / n, clips: n };
-}
-
-function stats(clf: VideoClassifier, clips: ClipTensor): GaussianStats {
-  return new FeatureStats(clf.cfg.featureDim).add(classifierFeatures(clf, clips)).stats();
-}
+/** Every generated set of the faithfulness stage has this seed, so the sets pair clip by clip (same draws). */
+const faithfulnessSeed = (s: Study) => s.seed * 1000;
 
 interface GeneratedSet {
+  /** File stem. */
+  name: string;
   arm: string;
-  split: HeldSplit;
   cfg: number | null;
-  seed: number;
+  /** The splits whose captions it is read against. */
+  splits: HeldSplit[];
   clips: ClipTensor;
 }
 
-/** 2. Clips from the held-out captions at each CFG scale, and unconditional clips; one file per set. */
+/**
+ * 2. Per split and CFG scale, clips from the split's n captions; then n clips from the test captions with the text
+ * hidden, and n from the uncond task (when the model has it). Neither of the last two can depend on the captions (a
+ * hidden text slot has one length and no visible key), so each is one set, read against both splits. One seed for
+ * all: clip i of every set has the same sampler draws. One file per set.
+ */
 async function generateFaithfulness(s: Study, real: Record<HeldSplit, LabelledSet>): Promise<GeneratedSet[]> {
-  const { b } = s;
+  const n = s.b.clips,
+    seed = faithfulnessSeed(s);
   const dir = join(s.out, 'faithfulness');
   mkdirSync(dir, { recursive: true });
-  const plan: Omit<GeneratedSet, 'clips'>[] = [];
-  b.cfgScales.forEach((cfg, k) => {
-    HELD_SPLITS.forEach((split, j) => {
-      plan.push({ arm: `cfg${cfg}`, split, cfg, seed: s.seed * 1000 + 10 * k + j });
-    });
-  });
-  plan.push({ arm: 'uncond', split: 'test', cfg: null, seed: s.seed * 1000 + 999 });
-  const sets: GeneratedSet[] = [];
-  for (const p of plan) {
-    const path = join(dir, `${p.arm}-${p.split}.safetensors`);
-    const name = p.cfg === null ? p.arm : `${p.arm} ${p.split}`;
-    if (existsSync(path)) {
-      s.log(`[2/6] ${name}: done`);
-    } else {
-      const n = p.cfg === null ? b.uncond : b.captions;
-      s.log(`[2/6] ${name}: generating ${n} clips`);
-      const clips = await s.timed(`generate-${p.arm}-${p.split}`, () =>
-        p.cfg === null
-          ? s.gen.unconditional(n, { seed: p.seed })
-          : s.gen.textToVideo(real[p.split].captions.slice(0, n), { cfg: p.cfg, seed: p.seed }),
-      );
-      saveClips(path, clips, {
-        arm: p.arm,
-        split: p.split,
-        seed: String(p.seed),
-        captions: JSON.stringify(p.cfg === null ? [] : real[p.split].captions.slice(0, n)),
+  type Plan = Omit<GeneratedSet, 'clips'> & { what: string; draw: () => ClipTensor };
+  const plan: Plan[] = [];
+  for (const cfg of s.b.cfgScales)
+    for (const split of HELD_SPLITS)
+      plan.push({
+        name: `cfg${cfg}-${split}`,
+        arm: `cfg${cfg}`,
+        cfg,
+        splits: [split],
+        what: `t2v CFG ${cfg}, ${split} captions`,
+        draw: () => s.gen.textToVideo(real[split].captions, { cfg, seed }),
       });
+  plan.push({
+    name: 't2v-hidden',
+    arm: 't2v-hidden',
+    cfg: null,
+    splits: [...HELD_SPLITS],
+    what: 't2v with the text hidden',
+    draw: () => s.gen.textToVideo(real.test.captions, { cfg: 1, seed, hideText: true }),
+  });
+  if (s.gen.tasks.includes('uncond'))
+    plan.push({
+      name: 'uncond-task',
+      arm: 'uncond-task',
+      cfg: null,
+      splits: [...HELD_SPLITS],
+      what: 'the uncond task',
+      draw: () => s.gen.unconditional(n, { seed }),
+    });
+  const sets: GeneratedSet[] = [];
+  for (const { what, draw, ...p } of plan) {
+    const path = join(dir, `${p.name}.safetensors`);
+    if (existsSync(path)) {
+      s.log(`[2/6] ${what}: done`);
+    } else {
+      s.log(`[2/6] ${what}: generating ${n} clips`);
+      const clips = await s.timed(`generate-${p.name}`, draw);
+      saveClips(path, clips, { arm: p.arm, splits: p.splits.join(','), seed: String(seed) });
     }
     sets.push({ ...p, clips: loadClips(path) });
   }
   return sets;
 }
 
-/** 3. Accuracy against the captions asked for, Fréchet distance to real clips of the split. */
+interface Scores {
+  real: Record<HeldSplit, Accuracy>;
+  rows: FaithfulnessRow[];
+  text_use: TextUse[];
+}
+
+/**
+ * 3. Per split: the classifier on the captions' real clips; each set's accuracy against the captions and Fréchet
+ * distance to those real clips (n vs n, bootstrapped), beside n other real clips of the split; each CFG scale's set
+ * against the text-hidden one, caption by caption.
+ */
 function scoreFaithfulness(
   s: Study,
   clf: VideoClassifier,
   real: Record<HeldSplit, LabelledSet>,
   sets: GeneratedSet[],
-): { faithfulness: FaithfulnessArm[]; reference: T2vResults['reference'] } {
+): Scores {
   const path = join(s.out, 'faithfulness.json');
   if (existsSync(path)) {
     s.log('[3/6] scores: done');
     return readJson(path);
   }
-  s.log('[3/6] scores: classifier accuracy and Fréchet distances');
-  const realStats = Object.fromEntries(HELD_SPLITS.map((sp) => [sp, stats(clf, real[sp])])) as Record<
-    HeldSplit,
-    GaussianStats
-  >;
-  // two independent real sets: clips from the training captions (training digits) against the test split
-  const trainReal = captionedMnistSource({ frames: s.gen.clip.frames, channels: s.gen.clip.channels }).clips(
-    0,
-    s.b.realClips,
-    s.seed + 7,
-  );
-  const reference = {
-    frechet_real_vs_real: frechetDistance(stats(clf, trainReal), realStats.test),
-    clips: s.b.realClips,
-  };
-  const faithfulness = sets.map(
-    (g): FaithfulnessArm => ({
-      arm: g.arm,
-      split: g.split,
-      cfg: g.cfg,
-      seed: g.seed,
-      accuracy: accuracy(clf, withLabels(g.clips, real[g.split])),
-      frechet: frechetDistance(stats(clf, g.clips), realStats[g.split]),
-    }),
-  );
-  writeJson(path, { faithfulness, reference });
-  return { faithfulness, reference };
+  const n = s.b.clips,
+    dim = clf.cfg.featureDim;
+  s.log(`[3/6] scores: classifier accuracy, Fréchet distances (${s.b.bootstrap} bootstrap replicates each)`);
+  const features = new Map(sets.map((g) => [g.name, classifierFeatures(clf, g.clips)]));
+  const hidden = sets.find((g) => g.arm === 't2v-hidden')!;
+  const out: Scores = { real: {} as Record<HeldSplit, Accuracy>, rows: [], text_use: [] };
+  let replicateSeed = s.seed * 1000 + 900;
+  const frechet = (x: Float32Array, target: Float32Array) =>
+    bootstrapFrechet(x, target, dim, { replicates: s.b.bootstrap, seed: replicateSeed++ });
+  for (const split of HELD_SPLITS) {
+    s.log(`[3/6] scores: split ${split}`);
+    const target = real[split],
+      targetFeatures = classifierFeatures(clf, target);
+    out.real[split] = accuracy(clf, target);
+    // the real-vs-real reference: the next n clips of the split
+    const other = realClips(split, { start: n, count: n }, s.gen.clip);
+    out.rows.push({
+      arm: 'real-other',
+      split,
+      cfg: null,
+      accuracy: null,
+      frechet: frechet(classifierFeatures(clf, other), targetFeatures),
+    });
+    const read = new Map<string, Readings>();
+    for (const g of sets.filter((x) => x.splits.includes(split))) {
+      const r = readings(clf, g.clips, target);
+      read.set(g.name, r);
+      out.rows.push({
+        arm: g.arm,
+        split,
+        cfg: g.cfg,
+        accuracy: accuracyOf(r),
+        frechet: frechet(features.get(g.name)!, targetFeatures),
+      });
+    }
+    const h = read.get(hidden.name)!;
+    for (const g of sets.filter((x) => x.cfg !== null && x.splits.includes(split))) {
+      const r = read.get(g.name)!;
+      out.text_use.push({
+        split,
+        cfg: g.cfg!,
+        pairs: n,
+        digit: pairedDifference(r.digit, h.digit),
+        axis: pairedDifference(r.axis, h.axis),
+        both: pairedDifference(r.both, h.both),
+      });
+    }
+  }
+  writeJson(path, out);
+  return out;
 }
 
 /**
@@ -420,11 +463,12 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
   writeJson(join(s.out, 'results.json'), r);
   writeFileAtomic(join(s.out, 'results.md'), t2vMarkdown(r));
   const rows = 4;
+  const shownSets = sets.filter((g) => g.splits.includes('test'));
   const shown = [
     clipRange(test, 0, Math.min(rows, test.shape[0])),
-    ...sets.filter((g) => g.split === 'test').map((g) => clipRange(g.clips, 0, Math.min(rows, g.clips.shape[0]))),
+    ...shownSets.map((g) => clipRange(g.clips, 0, Math.min(rows, g.clips.shape[0]))),
   ];
-  for (const g of sets) writePng(join(s.out, `samples-${g.arm}-${g.split}.png`), clipRows(g.clips, 8));
+  for (const g of sets) writePng(join(s.out, `samples-${g.name}.png`), clipRows(g.clips, 8));
   for (const k of s.b.fp.condFrames)
     writePng(
       join(s.out, `frame-prediction-${k}.png`),
@@ -434,7 +478,7 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
     join(s.out, 'long-video.png'),
     clipRows(loadClips(join(s.out, 'long-video', `extension-${s.b.long.extensions}.safetensors`)), 8),
   );
-  // GIF: one column per set (real, then each CFG scale, then unconditional), one row per caption, all in step
+  // GIF: one column per set (real, then each CFG scale, text hidden, uncond task), one row per test caption
   const n = Math.min(...shown.map((c) => c.shape[0]));
   const clips = shown.map((c) => tensorToClips(c.data, c.shape));
   const frames = Array.from({ length: s.gen.clip.frames }, (_, t) =>
@@ -449,9 +493,6 @@ async function writeReport(s: Study, r: T2vResults, test: LabelledSet, sets: Gen
   await writeVideo(join(s.out, 'samples.gif'), frames, { fps: 4 });
   s.log(
     `[6/6] wrote ${join(s.out, 'results.json')}, results.md, samples-*.png, frame-prediction-<k>.png, long-video.png ` +
-      `and samples.gif (columns: real, ${sets
-        .filter((g) => g.split === 'test')
-        .map((g) => g.arm)
-        .join(', ')})`,
+      `and samples.gif (columns: real, ${shownSets.map((g) => g.arm).join(', ')})`,
   );
 }

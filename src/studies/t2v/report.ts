@@ -1,3 +1,4 @@
+import type { FrechetEstimate } from '../../metrics/frechet.js';
 import type { T2vBudget } from './budget.js';
 import type { HeldSplit } from './data.js';
 
@@ -10,15 +11,39 @@ export interface Accuracy {
   clips: number;
 }
 
-export interface FaithfulnessArm {
-  /** `cfg1`, `cfg3`, … or `uncond` (text dropped, read against the same captions). */
+/** One set of the text-faithfulness table, read against one held-out split. */
+export interface FaithfulnessRow {
+  /**
+   * `real-other`: n other real clips of the split (the real-vs-real reference); `cfg1`, `cfg3`, …: the t2v task at
+   * that CFG scale; `t2v-hidden`: the t2v task with its text hidden (what CFG subtracts); `uncond-task`: the uncond
+   * task (no text slot).
+   */
   arm: string;
   split: HeldSplit;
   cfg: number | null;
-  accuracy: Accuracy;
-  /** Fréchet distance of the generated clips to real clips of the same split (classifier features). */
-  frechet: number;
-  seed: number;
+  /** Against the split's captions; null for the real reference (the classifier's real figures: classifier.real). */
+  accuracy: Accuracy | null;
+  /** To the n real clips whose captions prompt the generated sets (classifier features), n vs n, bootstrapped. */
+  frechet: FrechetEstimate;
+}
+
+/** One accuracy with the text and with it hidden, over the same captions and seeds, and their difference. */
+export interface Difference {
+  with_text: number;
+  hidden: number;
+  /** with_text − hidden, and its 95 % interval. */
+  difference: number;
+  ci95: [number, number];
+}
+
+/** Whether the model uses the text: a CFG scale's set against the text-hidden set, caption by caption. */
+export interface TextUse {
+  split: HeldSplit;
+  cfg: number;
+  pairs: number;
+  digit: Difference;
+  axis: Difference;
+  both: Difference;
 }
 
 export interface FramePrediction {
@@ -42,10 +67,16 @@ export interface T2vResults {
   budget: T2vBudget & { name: string };
   seed: number;
   clip: { channels: number; frames: number; height: number; width: number };
+  /** What chose the best checkpoint (the one studied): its validation corpus, when recorded. */
+  checkpoint: { chosen_on: string; validation: string | null; recorded: boolean };
+  /**
+   * The classifier's one set of real figures: its reading of the n real clips of each split whose captions prompt
+   * the generated sets.
+   */
   classifier: { feature_dim: number; steps: number; real: Record<HeldSplit, Accuracy> };
-  /** Fréchet distance between two independent real sets (training-split vs test-split clips). */
-  reference: { frechet_real_vs_real: number; clips: number };
-  faithfulness: FaithfulnessArm[];
+  /** n clips per set, every generated set drawn with one seed (the sets pair clip by clip), B bootstrap replicates. */
+  faithfulness: { clips: number; seed: number; bootstrap: number; rows: FaithfulnessRow[] };
+  text_use: TextUse[];
   /** One run per number of latent frames given. */
   frame_prediction: FramePrediction[];
   long_video: {
@@ -77,34 +108,73 @@ export function t2vMarkdown(r: T2vResults): string {
       `${b.sampling.topP ? `, top-p ${b.sampling.topP}` : ''}.`,
     '',
   );
+  const fa = r.faithfulness,
+    n = fa.clips;
   lines.push(
+    `Checkpoint: the model directory's best; ${r.checkpoint.chosen_on}.`,
+    '',
     '## Text faithfulness',
     '',
     `vtok's 3D-CNN classifier (features of width ${r.classifier.feature_dim}), ` +
       `trained for ${r.classifier.steps} steps on real one-digit captioned Moving ` +
-      "MNIST clips (MNIST training digits) reads each clip's digit and axis of motion. " +
-      'Captions are one-digit held-out captions (MNIST test digits): "seen" pairs (split ' +
-      'test) and digit×motion pairs never in the training captions (split unseen). ' +
-      'One-digit captions suffice for the accuracy: the classifier reads one digit. ' +
-      'Unconditional samples are read against the same captions (chance: 10 % digit, 50 % axis).',
+      "MNIST clips (MNIST training digits, every digit×motion pair) reads each clip's digit and axis of motion. " +
+      `Each held-out split gives ${n} one-digit captions and the ${n} real clips they describe (MNIST test ` +
+      'digits): split test has digit×motion pairs seen in training, split unseen pairs never in the training ' +
+      "captions. The real rows are the classifier's reading of those clips: the ceiling of what it can confirm. " +
+      `Every generated set has ${n} clips, drawn with seed ${fa.seed}; ` +
+      '"text hidden" is the t2v task from the same captions with every text key hidden (the unconditional stream ' +
+      'that classifier-free guidance subtracts; one set, read against both splits\' captions), "uncond task" the ' +
+      'separately trained uncond task (no text slot; also one set). Chance: 10 % digit, 50 % axis.',
     '',
-    '| clips | split | CFG | seed | digit acc. | axis acc. | both | Fréchet to real ↓ |',
-    '|---|---|---|---|---|---|---|---|',
+    `Fréchet distance: to the ${n} real clips of the split, on the classifier's features, ${n} clips against ${n} ` +
+      '(a distance fitted to n clips is biased upwards, so only sets of one n compare); the reference is ' +
+      `${n} other real clips of the split. Beside it, the bootstrap's bias-corrected value ± the standard ` +
+      `deviation of ${fa.bootstrap} replicates (clips resampled with replacement); the corrected value can fall ` +
+      'below 0 where two sets come from one distribution.',
+    '',
+    `| set (${n} clips) | split | digit acc. | axis acc. | both | Fréchet to real ↓ | bias-corrected ± sd |`,
+    '|---|---|---|---|---|---|---|',
   );
-  for (const s of ['test', 'unseen'] as const) {
-    const a = r.classifier.real[s];
+  const setName = (row: FaithfulnessRow) =>
+    row.arm === 'real-other'
+      ? 'real: other clips of the split'
+      : row.arm === 't2v-hidden'
+        ? 't2v, text hidden (what CFG subtracts)'
+        : row.arm === 'uncond-task'
+          ? 'uncond task'
+          : `t2v, CFG ${row.cfg}`;
+  for (const split of ['test', 'unseen'] as const) {
+    const a = r.classifier.real[split];
     lines.push(
-      `| real held-out (${a.clips}) | ${s} | – | – | ${pct(a.digit)} | ${pct(a.axis)} | ${pct(a.both)} | ` +
-        `${s === 'test' ? `${f(r.reference.frechet_real_vs_real)} (train vs test split)` : '–'} |`,
+      `| real: the captions' own clips | ${split} | ${pct(a.digit)} | ${pct(a.axis)} | ${pct(a.both)} | – | – |`,
     );
+    for (const row of fa.rows.filter((x) => x.split === split)) {
+      const acc = row.accuracy;
+      lines.push(
+        `| ${setName(row)} | ${split} | ${acc ? pct(acc.digit) : '–'} | ${acc ? pct(acc.axis) : '–'} | ` +
+          `${acc ? pct(acc.both) : '–'} | ${f(row.frechet.value)} | ${f(row.frechet.corrected).replace(/^-/, '−')} ± ` +
+          `${f(row.frechet.sd)} |`,
+      );
+    }
   }
-  for (const a of r.faithfulness) {
-    lines.push(
-      `| ${a.arm === 'uncond' ? 'unconditional' : 'generated'} (${a.accuracy.clips}) ` +
-        `| ${a.split} | ${a.cfg ?? 'text dropped'} | ${a.seed} | ${pct(a.accuracy.digit)} | ` +
-        `${pct(a.accuracy.axis)} | ${pct(a.accuracy.both)} | ${f(a.frechet)} |`,
-    );
-  }
+  if (!fa.rows.some((x) => x.arm === 'uncond-task')) lines.push('', 'The model has no uncond task: no set for it.');
+  const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}`;
+  const diff = (d: Difference) => `${pts(d.difference)} [${pts(d.ci95[0])}, ${pts(d.ci95[1])}]`;
+  lines.push(
+    '',
+    '## Does the model use the text?',
+    '',
+    'Each caption drawn with its text and with the text hidden, with the same seed (so the same sampler draws): ' +
+      'the difference in accuracy (with text − hidden, in points), paired by caption, with its 95 % interval ' +
+      '(normal approximation to the mean of the per-caption differences). An interval above 0 says the text ' +
+      'moves the clips toward the caption.',
+    '',
+    '| split | CFG | pairs | digit: with text − hidden [95 % CI] | axis | both |',
+    '|---|---|---|---|---|---|',
+    ...r.text_use.map(
+      (u) => `| ${u.split} | ${u.cfg} | ${u.pairs} | ${diff(u.digit)} | ${diff(u.axis)} | ${diff(u.both)} |`,
+    ),
+  );
   lines.push(
     '',
     '## Frame prediction',
@@ -151,13 +221,13 @@ export function t2vMarkdown(r: T2vResults): string {
     '',
     '## What this scale can and cannot show',
     '',
-    `- Every accuracy is over at most ${Math.max(b.captions, b.uncond)} clips: one clip moves a figure by ` +
-      `${pct(1 / Math.max(1, b.captions))}; differences of a few points between arms are noise (a binomial ` +
-      `standard error at 50 % over ${b.captions} clips is ${pct(Math.sqrt(0.25 / Math.max(1, b.captions)))}).`,
+    `- Every accuracy is over ${n} clips: one clip moves a figure by ${pct(1 / n)}; a binomial standard error ` +
+      `at 50 % over ${n} clips is ${pct(Math.sqrt(0.25 / n))}, at 10 % ${pct(Math.sqrt(0.09 / n))}.`,
     "- The classifier is vtok's own, trained on the same kind of clips; its accuracy " +
       'on real held-out clips bounds what it can confirm on generated ones, ' +
       'and its Fréchet distances compare runs that use the same classifier only (they are not FVDs).',
-    '- One seed per arm: the tables show one draw of the sampler, not a spread over seeds.',
+    '- One seed: the tables show one draw of the sampler; the Fréchet spread is over clips (bootstrap), and the ' +
+      'text-use intervals over captions.',
     "- Moving MNIST at this size says whether the model binds the caption's digit and motion (and, " +
       'on unseen pairs, whether it composes them); it cannot show the open-domain fidelity, ' +
       "motion quality or scale effects of the paper's MSR-VTT/UCF-101/K600 evaluations.",
