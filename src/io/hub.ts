@@ -66,6 +66,11 @@ export interface HubOptions {
    * only when the repository has no `.safetensors` or `.ckpt` file).
    */
   files?: readonly string[];
+  /**
+   * One weights file of a repository that holds several (e.g. a checkpoint per resolution): fetch it and the small
+   * files (configs, README, licence) instead of the default selection.
+   */
+  weightsFile?: string;
   /** Default: `VTOK_HUB_CACHE`, else `hubCacheDir()`. */
   cacheDir?: string;
   /** Default: `HF_ENDPOINT`, else https://huggingface.co. */
@@ -172,17 +177,18 @@ export async function hubSnapshot(spec: string | HubSpec, opts: HubOptions = {})
     repoDir: join(opts.cacheDir ? resolve(opts.cacheDir) : hubCacheDir(), repo.replace('/', '--')),
   };
   const offline = opts.offline ?? /^(1|true|yes|on)$/i.test(process.env.HF_HUB_OFFLINE ?? '');
-  if (offline) return fromCache(ctx, opts.files, 'HF_HUB_OFFLINE is set');
+  const pinned = opts.files ?? (opts.weightsFile === undefined ? undefined : [opts.weightsFile]);
+  if (offline) return fromCache(ctx, pinned, 'HF_HUB_OFFLINE is set');
   let listing: { commit: string; siblings: Sibling[] };
   try {
     listing = await fetchListing(ctx);
   } catch (e) {
-    if (e instanceof Unreachable) return fromCache(ctx, opts.files, e.message);
+    if (e instanceof Unreachable) return fromCache(ctx, pinned, e.message);
     throw e;
   }
   const { commit, siblings } = listing;
   const dir = join(ctx.repoDir, 'snapshots', commit);
-  const wanted = selectFiles(siblings, opts.files, `${repo}@${revision}`);
+  const wanted = selectFiles(siblings, opts.files ?? withSmallFiles(siblings, opts.weightsFile), `${repo}@${revision}`);
   mkdirSync(dir, { recursive: true });
   const release = acquireLock(join(ctx.repoDir, '.lock'), 'vtok download', ctx.repoDir);
   try {
@@ -322,6 +328,15 @@ async function httpError(res: Response, ctx: Ctx, file?: string): Promise<VtokEr
 const MODEL_FILE = /(?:^|\/)(?:LICEN[CS]E|COPYING|NOTICE)[^/]*$|\.(?:json|safetensors|ckpt|ya?ml|md|txt)$/i;
 const PREFERRED_WEIGHTS = /\.(?:safetensors|ckpt)$/i;
 const OTHER_WEIGHTS = /\.(?:bin|pt|pth)$/i;
+
+const SMALL_FILE = /\.(json|ya?ml|md|txt)$|(^|\/)(LICENSE|COPYING|NOTICE)[^/]*$/i;
+
+/** `weightsFile` and the repository's small files; undefined (the default selection) without one. */
+function withSmallFiles(siblings: Sibling[], weightsFile: string | undefined): string[] | undefined {
+  if (weightsFile === undefined) return undefined;
+  const small = siblings.map((s) => s.rfilename).filter((n) => SMALL_FILE.test(n) && n !== weightsFile);
+  return [weightsFile, ...small];
+}
 
 function selectFiles(siblings: Sibling[], files: readonly string[] | undefined, where: string): Wanted[] {
   let chosen: Sibling[];

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { importModel } from '../../tokenizers/import.js';
+import { importRelease } from '../../tokenizers/import.js';
 import { oneOf } from '../../util/options.js';
 
 /**
@@ -11,9 +11,10 @@ export function registerImport(program: Command): void {
   program
     .command('import')
     .description('import a released model (Open-MAGVIT2 .ckpt, LARP Hugging Face folder) as a model directory')
-    .argument('<source>', 'checkpoint file, or folder (a Hugging Face snapshot)')
+    .argument('<source>', 'checkpoint file, folder (a Hugging Face snapshot), or hf:owner/name[@revision]')
     .requiredOption('--out <dir>', 'model directory to write (absent or empty)')
     .option('--config <file>', "the release's config, YAML or JSON (Open-MAGVIT2: the repository's configs/*.yaml)")
+    .option('--file <name>', 'hf: the checkpoint to take from a repository that holds several')
     .option('--half', 'store weights as float16 (half the size)')
     .option('--weights <which>', 'Open-MAGVIT2: ema or raw weights', oneOf('--weights', 'ema', 'raw'), 'ema')
     .option(
@@ -23,7 +24,7 @@ export function registerImport(program: Command): void {
     )
     .option('--json', 'print the result as JSON')
     .action(
-      (
+      async (
         source: string,
         o: {
           out: string;
@@ -31,10 +32,12 @@ export function registerImport(program: Command): void {
           half?: boolean;
           weights: 'ema' | 'raw';
           lfqOrder?: 'lsb' | 'msb';
+          file?: string;
           json?: boolean;
         },
       ) => {
-        const r = importModel(source, {
+        const r = await importRelease(source, {
+          file: o.file,
           out: o.out,
           config: o.config,
           half: o.half,
@@ -46,6 +49,8 @@ export function registerImport(program: Command): void {
           process.stdout.write(`${JSON.stringify(r)}\n`);
           return;
         }
+        if (r.hub?.unreachable)
+          process.stderr.write(`vtok: note: the hub was not reached (${r.hub.unreachable}): used the cached copy\n`);
         for (const n of r.notes) process.stderr.write(`vtok: note: ${n}\n`);
         console.log(
           `${source} → ${o.out}: ${r.release} (${r.kind}, ${r.parameters.toLocaleString()} parameters` +
