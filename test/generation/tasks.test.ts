@@ -203,7 +203,10 @@ test('task errors: wrong grids, too-short videos, missing inputs, unknown tasks'
     () => buildSequence(layout, 'fp', { video: { ids: new Int32Array(8), grid: [1, 2, 4] }, condFrames: 2 }),
     /too short for fp: 1 latent frame\(s\), need 2/,
   );
-  assert.throws(() => buildSequence(layout, 'fp', { condFrames: 3, video: target }), /1 or 2 latent frames/);
+  assert.throws(
+    () => buildSequence(layout, 'fp', { condFrames: 3, video: target }),
+    /fp conditions on 3 latent frame\(s\); this model was trained on 1 or 2/,
+  );
   assert.throws(() => buildSequence(layout, 'fp', {}), /needs a video/);
   assert.throws(
     () => buildSequence(layout, 'i2v', { image: { ids: new Int32Array(16), grid: [2, 2, 4] } }),
@@ -276,7 +279,7 @@ test("sampling inputs: what each task takes is the registry's data", () => {
   assert.deepEqual(samplingInputs('t2v', { seconds: true }), ['prompt', 'seconds', 'condFrames']);
   assert.deepEqual(samplingInputs('t2i', { seconds: true }), ['prompt']);
   assert.deepEqual(samplingInputs('i2v'), ['prompt', 'image', 'seconds']);
-  assert.deepEqual(samplingInputs('continue'), ['video', 'seconds', 'condFrames']);
+  assert.deepEqual(samplingInputs('continue'), ['prompt', 'video', 'seconds', 'condFrames']);
   assert.deepEqual(samplingInputs('class'), ['label', 'seconds']);
   assert.deepEqual(samplingInputs('uncond'), ['seconds']);
   const flag = (k: string) => `--${k}`;

@@ -83,8 +83,9 @@ export function registerGenerate(program: Command): void {
     .option('--label <k>', "class: the class label, by number or by name (the model's names)")
     .option(
       '--cond-frames <k>',
-      'continue and extensions: latent frames that condition each clip (1 or 2; default 1)',
-      int('--cond-frames', { min: 1, max: 2 }),
+      "continue and extensions: latent frames that condition each clip (default: the last second's, as far as the " +
+        'model was trained to condition on)',
+      int('--cond-frames', { min: 1, max: 1024 }),
     )
     .option(
       '--seconds <s>',
