@@ -265,6 +265,16 @@ registerTask({
 
 registerTask({ name: 't2v', description: 'text to video', text: 'required', compose: wholeClip, clip: outputOnly });
 
+/*
+ * Text to image follows the paper: an image is a one-frame video. Its sequence is a video's with one latent frame
+ * of output, closed by the same <eov_o> <eos> (no end-of-image token, no image-only output size), and its target is
+ * a clip's first latent frame, which a causal tokenizer encodes alone (MAGVIT-v2 §3.1): the tokens of an image are
+ * those of a video that starts with it. That holds exactly for a tokenizer with per-frame normalisation
+ * (`causal_norm`, the shipped natural-video model); one with clip-wide statistics (the shipped Moving MNIST
+ * tokenizer) codes a frame alone a little differently from the same frame at the start of a clip (about half its
+ * tokens differ), so its t2i learns a clip's first latent frame — what t2v begins with, which the image-first
+ * phase is for — and an image given to i2v, tokenized alone, is slightly off what training conditioned on.
+ */
 registerTask({
   name: 't2i',
   description: 'text to image (a one-latent-frame video)',

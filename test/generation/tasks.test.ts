@@ -287,3 +287,19 @@ test("sampling inputs: what each task takes is the registry's data", () => {
   assert.throws(() => checkSamplingInputs('uncond', { label: 3 }, flag), message);
   checkSamplingInputs('class', { label: 3, seconds: 2, condFrames: 2, prompt: undefined });
 });
+
+test('text to image is a one-frame video: the t2v layout with the first latent frame, closed alike', () => {
+  const target = clip(4);
+  const video = buildSequence(layout, 't2v', { textTokens: text, target });
+  const image = buildSequence(layout, 't2i', { textTokens: text, target });
+  const P = video.prefixLength;
+  assert.equal(image.prefixLength, P);
+  // the same prefix but for the task token, the first latent frame as output, then <eov_o> <eos> as a video ends
+  const prefix = [...video.ids.subarray(0, P)];
+  prefix[1] = sp('<task_t2i>');
+  assert.deepEqual([...image.ids.subarray(0, P)], prefix);
+  assert.deepEqual([...image.ids.subarray(P)], [...target.ids.subarray(0, F), sp('<eov_o>'), sp('<eos>')]);
+  assert.deepEqual([...video.ids.subarray(P + 3 * F)], [sp('<eov_o>'), sp('<eos>')]);
+  const parsed = parseOutput(layout, image.ids);
+  assert.deepEqual(parsed.clip.grid, [1, 2, 4], 'decoded as a one-frame clip');
+});
