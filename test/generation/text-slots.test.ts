@@ -144,3 +144,12 @@ test('a corpus where some clips lack captions: text tasks draw captioned clips, 
   assert.ok(rows.hidden > 0, 'uncaptioned clips drawn for i2v or fp keep the slot, hidden');
   assert.ok(rows.other > 0);
 });
+
+test('the shipped t2v-mnist: image to video without a prompt runs with its text slot hidden', () => {
+  const gen = loadGenerator(SHIPPED);
+  const r = generate(gen, { task: 'i2v', image, seed: 1, gray: true });
+  const seq = r.sequences[0]!;
+  assert.equal(seq[2], gen.layout.special['<bot_i>']);
+  assert.equal(seq[3 + 80], gen.layout.special['<eot_i>'], 'the 80-byte slot of its text encoder');
+  assert.deepEqual(r.frames.shape, [1, 1, 5, 64, 64]);
+});
