@@ -4,6 +4,7 @@ import * as E from '../engine/core.js';
 import { LM_KIND, type Generator, type LmDirConfig } from '../generation/model-dir.js';
 import type { PrefixLmConfig } from '../generation/prefix-lm/model.js';
 import {
+  checkTextEncoder,
   isOnnxText,
   TextPrefixLm,
   type OnnxTextRef,
@@ -111,12 +112,13 @@ export function parseMixture(s: string): Record<string, number> {
   return out;
 }
 
-/** The layout of a run being resumed (undefined for a new one, or one whose config cannot be read). */
-function savedLayout(out: string): VocabLayout | undefined {
+/** The layout and text encoder of a run being resumed (undefined for a new one, or one whose config is unreadable). */
+function savedRun(out: string): { layout: VocabLayout; text: TextPrefixLmConfig['text'] } | undefined {
   const path = join(out, 'config.json');
   if (!existsSync(path)) return undefined;
   try {
-    return layoutFromJson(JSON.parse(readFileSync(path, 'utf8')).layout, path);
+    const c = JSON.parse(readFileSync(path, 'utf8'));
+    return { layout: layoutFromJson(c.layout, path), text: c.model?.config?.text ?? null };
   } catch {
     return undefined;
   }
@@ -153,12 +155,17 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
     lr = o.lr ?? preset.lr;
   E.seed(o.seed);
   const frozen = o.textEncoder ? OnnxTextEncoder.load(resolve(o.textEncoder)) : undefined;
+  // a resumed run keeps the sequences it was started with (a run of an older version: those it knew), and its
+  // frozen text encoder's files (one that recorded no digest goes on without)
+  const resumed = savedRun(o.out);
+  const savedText = resumed && isOnnxText(resumed.text) ? resumed.text : undefined;
+  if (frozen && savedText) checkTextEncoder(savedText, frozen, o.textEncoder);
+  const sha256 = savedText && savedText.sha256 === undefined ? {} : { sha256: frozen?.sha256 };
   const text: BuiltinTextEncoderConfig | OnnxTextRef = frozen
-    ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens }
+    ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens, ...sha256 }
     : { ...preset.text, maxTokens: PROMPT_BYTES };
   const fps = 8;
-  // a resumed run keeps the sequences it was started with (a run of an older version: those it knew)
-  const saved = savedLayout(o.out);
+  const saved = resumed?.layout;
   const condFrames = o.fpCondFrames ?? (saved ? trainedCondFrames(saved) : defaultCondFrames(train, fps));
   const tasks = Object.keys(mixture);
   let layout = layoutForShards(train, tasks, { textLength: text.maxTokens, condFrames });
