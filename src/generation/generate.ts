@@ -124,6 +124,15 @@ export function temporalStride(gen: Generator): number {
   return t > 1 ? (s.frames - 1) / (t - 1) : 1;
 }
 
+/**
+ * Frames of a video to continue that `generate` uses: its last ones, as many as `condFrames` latent frames cover
+ * (default: the last second's, as far as the model was trained). A caller reading a long video reads only these.
+ */
+export function videoFramesNeeded(gen: Generator, condFrames?: number): number {
+  const stride = temporalStride(gen);
+  return framesForLatent(condFrames ?? extensionCondFrames(gen.layout, stride, gen.fps), stride);
+}
+
 /** Clips (N×C×T×H×W) as token clips, `batch` clips per tokenizer call (default 1). */
 export function tokenizeClips(gen: Generator, clips: ClipTensor, batch = 1): VisualTokens[] {
   const t = encodeClips(gen.tokenizer, clips, Math.min(batch, clips.shape[0]));

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as E from '../../src/engine/index.js';
 import { buildIndex, writeIndex, writeShard, type ShardClip } from '../../src/corpus/shards.js';
-import { extendClips, generate } from '../../src/generation/generate.js';
+import { extendClips, generate, videoFramesNeeded } from '../../src/generation/generate.js';
 import { loadGenerator } from '../../src/generation/model-dir.js';
 import { TextPrefixLm } from '../../src/generation/prefix-lm/text-lm.js';
 import {
@@ -21,7 +21,8 @@ import { tokenizerIdentity } from '../../src/tokenizers/identity.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { trainLm } from '../../src/train/prefix-lm-run.js';
 import { runSteps } from '../../src/util/steps.js';
-import { tempDir } from '../io/fixtures.js';
+import { vtok } from '../cli/run-vtok.js';
+import { makeTestVideo, tempDir } from '../io/fixtures.js';
 
 const TOKENIZER = fileURLToPath(new URL('../../../models/magvit2-tiny', import.meta.url));
 const { tokenizer, module } = loadTokenizer(TOKENIZER);
@@ -122,4 +123,23 @@ test('vtok train lm records text slots and fp conditioning; an older run resumes
     trainLm({ ...o, out: join(tempDir('long-run'), 'run'), fpCondFrames: [1, 5], mixture: 't2v=1,i2v=1,fp=1' }),
     /frame prediction conditions on \[1,5\] latent frames; the clips have 5, so at most 4/,
   );
+});
+
+test('vtok generate --task continue reads the last second of a long --video', async () => {
+  const dir = modelDir();
+  const video = await makeTestVideo(join(tempDir('long-video'), 'v.mp4'), {
+    width: 64,
+    height: 64,
+    fps: 8,
+    frames: 240,
+    args: ['-pix_fmt', 'yuv420p'],
+  });
+  const out = join(tempDir('long-cont'), 'c.gif');
+  const r = await vtok('generate', '--model', dir, '--task', 'continue', '--video', video, '--gray', '-o', out);
+  assert.equal(r.code, 0, r.stderr);
+  // 3 latent frames given (the last 3 frames of 240), 2 generated: one clip of 5
+  assert.match(r.stdout, /1 sample\(s\), 5 frame\(s\) of 64x64/);
+  const gen = loadGenerator(dir);
+  assert.equal(videoFramesNeeded(gen), 3);
+  assert.equal(videoFramesNeeded(gen, 1), 1);
 });
