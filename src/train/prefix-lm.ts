@@ -20,12 +20,15 @@ import type { TrainTask } from './loop.js';
 
 /**
  * Training the prefix LM (VideoPoet §4) from token shards with the one training loop: a weighted mixture of
- * tasks, each clip drawing its task per epoch; batches of one sequence length each (AGD, §6.3: no padding, so the
- * compiled step sees one shape per length group); optionally an image-first curriculum (only t2i for the first
+ * tasks, each clip drawing its task per epoch among those its data allows (text tasks need a caption, class a class
+ * label; a clip that fits none sits the epoch out); batches of one sequence length each (AGD, §6.3: no padding, so
+ * the compiled step sees one shape per length group); optionally an image-first curriculum (only t2i for the first
  * steps, then the video-heavy mixture); condition dropout for classifier-free guidance (a row's text keys all
- * hidden, the layout the sampler's unconditional stream uses); AdamW with warmup + cosine and an EMA of the
- * weights. The built-in text encoder is part of the model and trains with it. Evaluation is the validation NLL
- * per task (EMA weights); samples are clips generated from fixed prompts, decoded by the tokenizer, as GIFs.
+ * hidden, the layout the sampler's unconditional stream uses; a class label replaced by <pad>, the null label);
+ * a task that takes text always has its text slot, hidden for a clip without a caption; AdamW with warmup + cosine
+ * and an EMA of the weights. The built-in text encoder is part of the model and trains with it. Evaluation is the
+ * validation NLL per task (EMA weights); samples are clips generated from fixed prompts or labels, decoded by the
+ * tokenizer, as GIFs.
  */
 
 /** The mixture for captioned data (weights are normalised). `class` joins when every clip has a class label. */
@@ -65,7 +68,7 @@ export interface LmTrainOptions {
    * as many visual tokens as a video step (a one-frame sequence is that many times shorter).
    */
   imageBatch?: number;
-  /** Probability of hiding a row's text (condition dropout for CFG; default 0.1). */
+  /** Probability of hiding a row's text, or its class label (condition dropout for CFG; default 0.1). */
   condDropout?: number;
   /** Validation clips per task (default 16). */
   valClips?: number;

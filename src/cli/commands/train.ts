@@ -84,7 +84,7 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--cond-dropout <p>',
-      'lm: probability of dropping the text (for classifier-free guidance; default 0.1)',
+      'lm: probability of dropping the text or the class label (for classifier-free guidance; default 0.1)',
       num('--cond-dropout', { min: 0, max: 1 }),
     )
     .option(
