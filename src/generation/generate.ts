@@ -10,6 +10,7 @@ import { gridSize, hideLabel, type LmSequence, type OutputStep, type VisualToken
 import {
   buildSequence,
   checkSamplingInputs,
+  extensionCondFrames,
   extensionPrompt,
   framesForLatent,
   getTask,
@@ -19,14 +20,17 @@ import {
   type TaskInputs,
 } from './tasks.js';
 import type { Generator } from './model-dir.js';
-import { outputSize } from './vocab.js';
+import type { TextTokens } from './text/encoder.js';
+import { hasTextSlot, outputSize, trainedCondFrames } from './vocab.js';
 
 /**
  * Generation with a loaded model directory: prompt → tokens → prefix → sampled output → tokenizer decode. Image and
  * video inputs are tokenized with the model's own tokenizer. Longer videos than one clip (`seconds`) grow by
- * VideoPoet's extension (§9): the last latent frames' worth of frames (`condFrames`, 1 or 2) is tokenized again and
- * continued by frame prediction, as often as needed. The batch-level steps, `sampleClips` (a batch of samples of one
- * task) and `extendClips`, are what `generate` and the studies both run.
+ * VideoPoet's extension (§9): the last second's latent frames' worth of frames (`condFrames`, by default as many as
+ * the model was trained to condition on, up to a second) is tokenized again and continued by frame prediction, as
+ * often as needed, keeping the prompt (and its guidance) where the model's frame prediction takes text. The
+ * batch-level steps, `sampleClips` (a batch of samples of one task) and `extendClips`, are what `generate` and the
+ * studies both run.
  */
 export interface GenerateOptions extends SamplingOptions {
   /** t2v | t2i | i2v | fp (alias continue) | uncond | class. */
@@ -39,8 +43,9 @@ export interface GenerateOptions extends SamplingOptions {
   /** class: the label, by number or by name (the model keeps its labels' names). */
   label?: number | string;
   /**
-   * fp and extensions: latent frames that condition each clip (1 or 2; default 1). More carries more of the motion
-   * over; each extension then adds fewer new frames.
+   * fp and extensions: latent frames that condition each clip, one of those the model was trained with (default: the
+   * last second's, as far as it was trained: `extensionCondFrames`). More carries more of the motion over; each
+   * extension then adds fewer new frames.
    */
   condFrames?: number;
   /** Length of the video; beyond one clip, extensions are added (default: one clip). */
@@ -119,6 +124,15 @@ export function temporalStride(gen: Generator): number {
   return t > 1 ? (s.frames - 1) / (t - 1) : 1;
 }
 
+/**
+ * Frames of a video to continue that `generate` uses: its last ones, as many as `condFrames` latent frames cover
+ * (default: the last second's, as far as the model was trained). A caller reading a long video reads only these.
+ */
+export function videoFramesNeeded(gen: Generator, condFrames?: number): number {
+  const stride = temporalStride(gen);
+  return framesForLatent(condFrames ?? extensionCondFrames(gen.layout, stride, gen.fps), stride);
+}
+
 /** Clips (N×C×T×H×W) as token clips, `batch` clips per tokenizer call (default 1). */
 export function tokenizeClips(gen: Generator, clips: ClipTensor, batch = 1): VisualTokens[] {
   const t = encodeClips(gen.tokenizer, clips, Math.min(batch, clips.shape[0]));
@@ -189,22 +203,36 @@ export function* sampleClips(gen: Generator, prompts: ClipPrompt[], o: ClipBatch
   }
 }
 
+/** A clip's prompt for its extensions: its text tokens and embeddings. */
+export interface ExtensionText {
+  tokens: TextTokens;
+  input: TextInput;
+}
+
 /**
  * Each clip one extension longer (VideoPoet §9): its last `condFrames` latent frames' worth of frames are tokenized
  * again as the start of a clip (a causal tokenizer encodes its first frame alone) and continued by frame
  * prediction; the new clip, less the frames it repeats, is joined on. Returns the longer clips and the new ones.
+ * `text` (one per clip) keeps each clip's prompt, and `cfg` its guidance, where the model's frame prediction takes
+ * text; without it a model whose frame prediction has a text slot gets it hidden.
  */
 export function* extendClips(
   gen: Generator,
   video: ClipTensor,
-  o: Omit<ClipBatchOptions, 'cfg' | 'samples'> & { condFrames: number },
+  o: Omit<ClipBatchOptions, 'samples'> & { condFrames: number; text?: ExtensionText[] },
 ): Steps<{ video: ClipTensor; added: SampledClips }> {
   const T = video.shape[2],
     given = framesForLatent(o.condFrames, temporalStride(gen));
   check(T >= given, `an extension of ${o.condFrames} latent frame(s) needs ${given} frames, the clips have ${T}`);
+  const text = hasTextSlot(gen.layout, 'fp') ? o.text : undefined;
+  if (text) check(text.length === video.shape[0], `extendClips: ${text.length} prompts for ${video.shape[0]} clips`);
+  const cfg = text ? (o.cfg ?? 1) : 1;
   const tails = tokenizeClips(gen, frameRange(video, T - given, T), o.tokenizerBatch);
-  const prompts = tails.map((v) => extensionPrompt(gen.layout, v, { condFrames: o.condFrames }));
-  const added = yield* sampleClips(gen, prompts, { ...o, cfg: 1, samples: 1 });
+  const prompts: ClipPrompt[] = tails.map((v, r) => ({
+    ...extensionPrompt(gen.layout, v, { condFrames: o.condFrames, textTokens: text?.[r]?.tokens }),
+    text: text?.[r]?.input,
+  }));
+  const added = yield* sampleClips(gen, prompts, { ...o, cfg, samples: 1 });
   return { video: joinClips([video, frameRange(added.frames, given, added.frames.shape[2])], 'time'), added };
 }
 
@@ -248,23 +276,34 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
     cfg = o.cfg ?? 1,
     seed = o.seed ?? 0;
   check(Number.isInteger(samples) && samples >= 1, `samples must be a positive integer, got ${samples}`);
-  const condFrames = o.condFrames ?? 1;
-  check(condFrames === 1 || condFrames === 2, `condFrames must be 1 or 2 latent frames, got ${condFrames}`);
-  const inputs: TaskInputs = { label: o.label, condFrames };
+  const stride = temporalStride(gen);
+  const condFrames = o.condFrames ?? extensionCondFrames(layout, stride, gen.fps);
+  const trained = trainedCondFrames(layout);
+  check(
+    trained.includes(condFrames),
+    `condFrames ${condFrames}: this model was trained to condition on ${trained.join(' or ')} latent frame(s)`,
+  );
+  // a video to continue shorter than the default's frames is continued from what it has (named: as asked)
+  const fitting = trained.filter((k) => k <= condFrames && framesForLatent(k, stride) <= (o.video?.length ?? 0));
+  const videoFrames = o.condFrames ?? (fitting.length ? Math.max(...fitting) : condFrames);
+  const inputs: TaskInputs = { label: o.label, condFrames: videoFrames };
   let text: TextInput | undefined;
   if (o.prompt !== undefined) {
     check(o.prompt.trim().length > 0, 'the prompt is empty');
     inputs.textTokens = model.tokenize([o.prompt]);
     text = model.embed(inputs.textTokens)[0];
   }
+  // every sample's extensions keep the prompt (where the model's frame prediction takes text)
+  const extensionText = text && Array.from({ length: samples }, () => ({ tokens: inputs.textTokens!, input: text! }));
   const labelled = spec.given === 'label';
   if (cfg !== 1)
     check(text !== undefined || labelled, `classifier-free guidance (cfg ${cfg}) needs a text prompt or a class label`);
-  const overlap = framesForLatent(condFrames, temporalStride(gen));
+  const overlap = framesForLatent(condFrames, stride);
   if (o.image) inputs.image = tokenizeInput(gen, [o.image], o.gray, 'the image');
   if (o.video) {
-    check(o.video.length >= overlap, `the video is too short to continue: ${o.video.length} frame(s), need ${overlap}`);
-    inputs.video = tokenizeInput(gen, o.video.slice(o.video.length - overlap), o.gray, 'the video');
+    const need = framesForLatent(videoFrames, stride);
+    check(o.video.length >= need, `the video is too short to continue: ${o.video.length} frame(s), need ${need}`);
+    inputs.video = tokenizeInput(gen, o.video.slice(o.video.length - need), o.gray, 'the video');
   }
   // the first clip: sampled for the task's own prefix
   const sequence = buildSequence(layout, task, inputs);
@@ -288,7 +327,14 @@ export function* generateSteps(gen: Generator, o: GenerateOptions): Steps<Genera
     const tokens = first.tokens.map((t) => [t]);
     let video = first.frames;
     for (let e = 1; e <= extensions; e++) {
-      const next = yield* extendClips(gen, video, { ...sampling, condFrames, seed: seed + e, onProgress: progress(e) });
+      const next = yield* extendClips(gen, video, {
+        ...sampling,
+        condFrames,
+        text: extensionText,
+        cfg,
+        seed: seed + e,
+        onProgress: progress(e),
+      });
       next.added.tokens.forEach((t, r) => {
         tokens[r]!.push(t);
       });

@@ -84,10 +84,9 @@ export function loadGenerator(dir: string): Generator {
   const { tokenizer, module } = loadTokenizer(tokenizerDir);
   checkTokenizer(config.layout, tokenizerIdentity(tokenizer, (module as Module).stateDict()), tokenizerDir);
   const text = config.model.config.text;
-  const frozen = isOnnxText(text)
-    ? OnnxTextEncoder.load(isAbsolute(text.dir) ? text.dir : resolve(dir, text.dir))
-    : undefined;
-  const model = new TextPrefixLm(config.model.config, { frozen });
+  const textDir = isOnnxText(text) ? (isAbsolute(text.dir) ? text.dir : resolve(dir, text.dir)) : undefined;
+  const frozen = textDir ? OnnxTextEncoder.load(textDir) : undefined;
+  const model = new TextPrefixLm(config.model.config, { frozen, source: textDir });
   if (model.lm.cfg.vocabSize !== config.layout.size)
     throw new VtokError(`the LM has ${model.lm.cfg.vocabSize} ids, its vocabulary layout ${config.layout.size}`, dir);
   const { weights, source } = inferenceWeights(dir);

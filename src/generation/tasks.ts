@@ -17,6 +17,7 @@ import {
   hasTextSlot,
   layoutTasks,
   outputSize,
+  trainedCondFrames,
   type OutputSize,
   type TextSlots,
   type VocabLayout,
@@ -34,7 +35,7 @@ import {
 export interface TaskInputs {
   /** Tokenized prompt(s); only its maxTokens (the text slot's length) shapes the sequence. */
   textTokens?: TextTokens;
-  /** Conditioning video (fp): a [t, h, w] clip of at least `condFrames` latent frames. */
+  /** Conditioning video (fp): a [t, h, w] clip whose first `condFrames` latent frames condition the output. */
   video?: VisualTokens;
   /** Conditioning image (i2v): [1, h, w] or [h, w] tokens (the first latent frame of a video). */
   image?: VisualTokens;
@@ -42,7 +43,7 @@ export interface TaskInputs {
   label?: number | string;
   /** Output size key (`HxW`); default: the model's only one. */
   res?: string;
-  /** fp: latent frames to condition on (1 or 2; default 1). */
+  /** fp: latent frames to condition on (one of those the model was trained with, `trainedCondFrames`; default 1). */
   condFrames?: number;
   /** The whole clip to learn (training). */
   target?: VisualTokens;
@@ -264,6 +265,16 @@ registerTask({
 
 registerTask({ name: 't2v', description: 'text to video', text: 'required', compose: wholeClip, clip: outputOnly });
 
+/*
+ * Text to image follows the paper: an image is a one-frame video. Its sequence is a video's with one latent frame
+ * of output, closed by the same <eov_o> <eos> (no end-of-image token, no image-only output size), and its target is
+ * a clip's first latent frame, which a causal tokenizer encodes alone (MAGVIT-v2 §3.1): the tokens of an image are
+ * those of a video that starts with it. That holds exactly for a tokenizer with per-frame normalisation
+ * (`causal_norm`, the shipped natural-video model); one with clip-wide statistics (the shipped Moving MNIST
+ * tokenizer) codes a frame alone a little differently from the same frame at the start of a clip (about half its
+ * tokens differ), so its t2i learns a clip's first latent frame — what t2v begins with, which the image-first
+ * phase is for — and an image given to i2v, tokenized alone, is slightly off what training conditioned on.
+ */
 registerTask({
   name: 't2i',
   description: 'text to image (a one-latent-frame video)',
@@ -279,14 +290,20 @@ registerTask({
 
 registerTask({
   name: 'fp',
-  description: 'frame prediction / continuation: the first 1 or 2 latent frames given, the rest generated',
-  text: 'none',
+  description:
+    'frame prediction / continuation: the first latent frames given (up to about a second), the rest generated, ' +
+    'with or without text (so that the extensions of a long video keep its prompt)',
+  text: 'optional',
   spatial: true,
   given: 'video',
-  compose: (_l, x, size) => {
+  compose: (layout, x, size) => {
     const k = x.condFrames ?? 1;
     const [t, h, w] = size.grid as [number, number, number];
-    check(k === 1 || k === 2, `fp conditions on 1 or 2 latent frames, got ${k}`);
+    const trained = trainedCondFrames(layout);
+    check(
+      trained.includes(k),
+      `fp conditions on ${k} latent frame(s); this model was trained on ${trained.join(' or ')}`,
+    );
     check(t > k, `fp needs clips longer than ${k} latent frames; the model's are ${t}`);
     const video = x.video ?? x.target;
     if (!video) throw new VtokError('task fp needs a video to continue');
@@ -348,14 +365,42 @@ export const framesForLatent = (condFrames: number, temporalStride: number): num
   1 + temporalStride * (condFrames - 1);
 
 /**
+ * Latent frames that cover the last second of video at `fps` (VideoPoet §9: 9 frames = 3 latent frames of a 4×
+ * temporal tokenizer at 8 fps): the fewest whose frames span a second.
+ */
+export const latentFramesOfSecond = (temporalStride: number, fps: number): number =>
+  1 + Math.ceil((fps - 1) / temporalStride);
+
+/**
+ * The latent frames frame-prediction rows condition on in training, one drawn per row: 1 up to a second's worth
+ * (the paper's 1–3 for 17-frame clips), leaving at least two latent frames to generate where the clip allows.
+ */
+export function trainingCondFrames(latentFrames: number, temporalStride: number, fps: number): number[] {
+  const most = Math.max(1, Math.min(latentFramesOfSecond(temporalStride, fps), latentFrames - 2));
+  return Array.from({ length: most }, (_, i) => i + 1);
+}
+
+/**
+ * The latent frames that condition an extension (and a continued video) by default: the last second, as far as the
+ * model was trained to condition on.
+ */
+export function extensionCondFrames(layout: VocabLayout, temporalStride: number, fps: number): number {
+  const trained = trainedCondFrames(layout);
+  const second = latentFramesOfSecond(temporalStride, fps);
+  const fit = trained.filter((k) => k <= second);
+  return fit.length ? Math.max(...fit) : Math.min(...trained);
+}
+
+/**
  * The next fp prompt of a long video: `retokenized` is the tail of the clip generated so far, decoded and
  * tokenized again by the caller (so the condition is what the tokenizer sees at the start of a clip); its last
- * `condFrames` latent frames condition the next clip.
+ * `condFrames` latent frames condition the next clip. `textTokens`: the video's prompt, kept where the model's
+ * frame prediction takes text.
  */
 export function extensionPrompt(
   layout: VocabLayout,
   retokenized: VisualTokens,
-  opts: { condFrames?: number; res?: string } = {},
+  opts: { condFrames?: number; res?: string; textTokens?: TextTokens } = {},
 ): { sequence: LmSequence; plan: OutputStep[] } {
   const k = opts.condFrames ?? 1;
   check(
@@ -363,6 +408,11 @@ export function extensionPrompt(
     () => `an extension needs at least ${k} latent frame(s), got token grid [${retokenized.grid}]`,
   );
   const t = retokenized.grid[0]!;
-  const x: TaskInputs = { video: latentFrames(retokenized, t - k, t), condFrames: k, res: opts.res };
+  const x: TaskInputs = {
+    video: latentFrames(retokenized, t - k, t),
+    condFrames: k,
+    res: opts.res,
+    textTokens: opts.textTokens,
+  };
   return { sequence: buildSequence(layout, 'fp', x), plan: outputPlan(layout, 'fp', x) };
 }

@@ -50,6 +50,11 @@ export interface VocabLayout {
    * never changes the layout. Absent in layouts built without a text encoder in view: a slot wherever text is given.
    */
   text?: TextSlots;
+  /**
+   * The latent frames frame prediction (and so each extension of a long video) was trained to condition on. Absent in
+   * layouts saved before it was recorded, which were trained on 1 and 2.
+   */
+  condFrames?: number[];
 }
 
 export interface TextSlots {
@@ -81,6 +86,7 @@ export interface VocabOptions {
   /** Their names, by label. */
   classNames?: string[];
   text?: TextSlots;
+  condFrames?: number[];
   audio?: { levels: number; codesPerLevel: number };
 }
 
@@ -105,6 +111,7 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
   check(Number.isInteger(classes) && classes >= 0, `classes must be a non-negative integer, got ${classes}`);
   if (o.classNames) checkClassNames(o.classNames, classes);
   if (o.text) checkTextSlots(o.text, o.tasks);
+  if (o.condFrames) checkCondFrames(o.condFrames);
   const names = [
     '<pad>',
     '<bos>',
@@ -133,8 +140,19 @@ export function buildVocabLayout(o: VocabOptions): VocabLayout {
     outputs: o.outputs.map((s) => ({ ...s, grid: [...s.grid] })),
     ...(o.classNames && classes > 0 ? { classNames: [...o.classNames] } : {}),
     ...(o.text ? { text: { tasks: [...o.text.tasks], length: o.text.length } } : {}),
+    ...(o.condFrames ? { condFrames: [...o.condFrames] } : {}),
   };
 }
+
+function checkCondFrames(c: unknown): void {
+  check(
+    Array.isArray(c) && c.length > 0 && c.every((k) => Number.isInteger(k) && k > 0) && new Set(c).size === c.length,
+    `condFrames must be distinct positive integers, got ${JSON.stringify(c)}`,
+  );
+}
+
+/** The latent frames frame prediction conditions on in this layout's model (1 and 2 where it does not say). */
+export const trainedCondFrames = (layout: VocabLayout): number[] => layout.condFrames ?? [1, 2];
 
 function checkTextSlots(t: TextSlots, tasks: string[]): void {
   check(
@@ -198,6 +216,7 @@ export function layoutForTokenizer(
     classes?: number;
     classNames?: string[];
     text?: TextSlots;
+    condFrames?: number[];
     audio?: VocabOptions['audio'];
   },
 ): VocabLayout {
@@ -212,6 +231,7 @@ export function layoutForTokenizer(
     classes: o.classes,
     classNames: o.classNames,
     text: o.text,
+    condFrames: o.condFrames,
     audio: o.audio,
   });
 }
@@ -303,6 +323,7 @@ export function layoutFromJson(text: string | unknown, source?: string): VocabLa
   try {
     if (l.classNames !== undefined) checkClassNames(l.classNames, classCount(l));
     if (l.text !== undefined) checkTextSlots(l.text, layoutTasks(l));
+    if (l.condFrames !== undefined) checkCondFrames(l.condFrames);
   } catch (e) {
     throw bad((e as Error).message);
   }

@@ -234,6 +234,33 @@ export async function readClip(
   return frames;
 }
 
+/**
+ * The last `count` frames of a video (all of them when it has fewer), without decoding the rest: ffmpeg seeks to a
+ * little before them (by the probed duration, with a margin of a second or 8 frames for an inexact one) and only the
+ * frames from there are decoded, only the last `count` held. Should the probe overstate the video (fewer frames
+ * come after the seek than asked for), it reads again from the start.
+ */
+export async function readLastFrames(
+  path: string,
+  count: number,
+  opts: Omit<ReadOptions, 'fps' | 'start' | 'startFrame' | 'stride' | 'maxFrames'> = {},
+): Promise<Frame[]> {
+  check(Number.isInteger(count) && count > 0, `frame count must be a positive integer, got ${count}`);
+  const info = await probeVideo(path);
+  const margin = Math.max(8, Math.ceil(info.fps));
+  const start = info.isImage || !(info.fps > 0) ? 0 : (info.frames - count - margin) / info.fps;
+  const tail = async (from: number) => {
+    const kept: Frame[] = [];
+    for await (const f of readFrames(path, { ...opts, ...(from > 0 ? { start: from } : {}) })) {
+      kept.push(f);
+      if (kept.length > count) kept.shift();
+    }
+    return kept;
+  };
+  const frames = await tail(start);
+  return frames.length < count && start > 0 ? tail(0) : frames;
+}
+
 /** Reads every frame into memory (for short videos and images). */
 export async function readAllFrames(path: string, opts: ReadOptions = {}): Promise<Frame[]> {
   const frames: Frame[] = [];

@@ -1,8 +1,10 @@
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as E from '../engine/core.js';
 import { LM_KIND, type Generator, type LmDirConfig } from '../generation/model-dir.js';
 import type { PrefixLmConfig } from '../generation/prefix-lm/model.js';
 import {
+  checkTextEncoder,
   isOnnxText,
   TextPrefixLm,
   type OnnxTextRef,
@@ -10,10 +12,10 @@ import {
 } from '../generation/prefix-lm/text-lm.js';
 import { OnnxTextEncoder } from '../generation/text/onnx.js';
 import { ShardReader } from '../corpus/shards.js';
-import { getTask } from '../generation/tasks.js';
+import { getTask, legacyTextSlots, trainingCondFrames } from '../generation/tasks.js';
 import type { BuiltinTextEncoderConfig } from '../generation/text/builtin.js';
 import { tokenizerIdentity } from '../tokenizers/identity.js';
-import { checkTokenizer } from '../generation/vocab.js';
+import { checkTokenizer, layoutFromJson, trainedCondFrames, type VocabLayout } from '../generation/vocab.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { trainLoop, type LoopResult } from './loop.js';
 import {
@@ -71,6 +73,8 @@ export interface TrainLmOptions {
   imageSteps?: number;
   imageBatch?: number;
   condDropout?: number;
+  /** Latent frames a frame-prediction row conditions on (default: `trainingCondFrames`, 1 up to a second). */
+  fpCondFrames?: number[];
   mixture?: string;
   /** A frozen ONNX text encoder folder instead of the built-in encoder. */
   textEncoder?: string;
@@ -108,6 +112,27 @@ export function parseMixture(s: string): Record<string, number> {
   return out;
 }
 
+/** The layout and text encoder of a run being resumed (undefined for a new one, or one whose config is unreadable). */
+function savedRun(out: string): { layout: VocabLayout; text: TextPrefixLmConfig['text'] } | undefined {
+  const path = join(out, 'config.json');
+  if (!existsSync(path)) return undefined;
+  try {
+    const c = JSON.parse(readFileSync(path, 'utf8'));
+    return { layout: layoutFromJson(c.layout, path), text: c.model?.config?.text ?? null };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The default latent frames of frame prediction for a corpus's clips at `fps` (tasks.ts `trainingCondFrames`). */
+function defaultCondFrames(reader: ShardReader, fps: number): number[] {
+  const grid = reader.index.clips[0]?.grid ?? [1];
+  if (grid.length !== 3) return [1]; // holistic tokens (LARP) have no frames to predict
+  const t = grid[0]!;
+  const stride = t > 1 ? (reader.index.clipFrames - 1) / (t - 1) : 1;
+  return trainingCondFrames(t, stride, fps);
+}
+
 /**
  * Trains (or resumes) the text-conditioned prefix LM on token shards (`vtok train lm`): the preset, the task mixture,
  * the frozen tokenizer the shards were made with (checked against them) and the loop. A stop by signal throws
@@ -130,10 +155,28 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
     lr = o.lr ?? preset.lr;
   E.seed(o.seed);
   const frozen = o.textEncoder ? OnnxTextEncoder.load(resolve(o.textEncoder)) : undefined;
+  // a resumed run keeps the sequences it was started with (a run of an older version: those it knew), and its
+  // frozen text encoder's files (one that recorded no digest goes on without)
+  const resumed = savedRun(o.out);
+  const savedText = resumed && isOnnxText(resumed.text) ? resumed.text : undefined;
+  if (frozen && savedText) checkTextEncoder(savedText, frozen, o.textEncoder);
+  const sha256 = savedText && savedText.sha256 === undefined ? {} : { sha256: frozen?.sha256 };
   const text: BuiltinTextEncoderConfig | OnnxTextRef = frozen
-    ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens }
+    ? { kind: 'onnx', dir: resolve(o.textEncoder!), dim: frozen.dim, maxTokens: frozen.maxTokens, ...sha256 }
     : { ...preset.text, maxTokens: PROMPT_BYTES };
-  const layout = layoutForShards(train, Object.keys(mixture), { textLength: text.maxTokens });
+  const fps = 8;
+  const saved = resumed?.layout;
+  const condFrames = o.fpCondFrames ?? (saved ? trainedCondFrames(saved) : defaultCondFrames(train, fps));
+  const tasks = Object.keys(mixture);
+  let layout = layoutForShards(train, tasks, { textLength: text.maxTokens, condFrames });
+  if (saved) layout = { ...layout, text: saved.text ?? legacyTextSlots(layout, text.maxTokens) };
+  if (mixture.fp) {
+    const t = layout.outputs[0]!.grid[0]!;
+    check(
+      condFrames.every((k) => k < t),
+      `frame prediction conditions on [${condFrames}] latent frames; the clips have ${t}, so at most ${t - 1}`,
+    );
+  }
   checkTokenizer(layout, identity, tokDir);
   if (val) checkTokenizer(layout, val.index.tokenizer, o.valShards);
   // maxLength: the longest sequence any task of the mixture makes
@@ -152,7 +195,6 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
   };
   const model = new TextPrefixLm(config, { frozen });
   const batcher = new LmBatcher(model, layout, o.condDropout ?? 0.1);
-  const fps = 8;
   const runConfig: LmDirConfig = {
     model: { kind: LM_KIND, config },
     layout,
@@ -171,6 +213,7 @@ export async function trainLm(o: TrainLmOptions): Promise<LoopResult> {
       imageSteps: o.imageSteps ?? 0,
       imageBatch: o.imageSteps ? imageBatchSize(train, { batchSize, imageBatch: o.imageBatch }) : 0,
       condDropout: o.condDropout ?? 0.1,
+      fpCondFrames: condFrames,
     },
   };
   const generator: Generator = { dir: o.out, model, layout, tokenizer, tokenizerDir: tokDir, fps, config: runConfig };

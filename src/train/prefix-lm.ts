@@ -14,18 +14,21 @@ import { hideLabel } from '../generation/sequence.js';
 import { buildSequence, getTask, textSlotsFor } from '../generation/tasks.js';
 import type { ClipRef, ShardReader } from '../corpus/shards.js';
 import type { TextTokens } from '../generation/text/encoder.js';
-import { buildVocabLayout, hasTextSlot, type VocabLayout } from '../generation/vocab.js';
+import { buildVocabLayout, hasTextSlot, trainedCondFrames, type VocabLayout } from '../generation/vocab.js';
 import { VtokError, check } from '../util/errors.js';
 import type { TrainTask } from './loop.js';
 
 /**
  * Training the prefix LM (VideoPoet §4) from token shards with the one training loop: a weighted mixture of
- * tasks, each clip drawing its task per epoch; batches of one sequence length each (AGD, §6.3: no padding, so the
- * compiled step sees one shape per length group); optionally an image-first curriculum (only t2i for the first
+ * tasks, each clip drawing its task per epoch among those its data allows (text tasks need a caption, class a class
+ * label; a clip that fits none sits the epoch out); batches of one sequence length each (AGD, §6.3: no padding, so
+ * the compiled step sees one shape per length group); optionally an image-first curriculum (only t2i for the first
  * steps, then the video-heavy mixture); condition dropout for classifier-free guidance (a row's text keys all
- * hidden, the layout the sampler's unconditional stream uses); AdamW with warmup + cosine and an EMA of the
- * weights. The built-in text encoder is part of the model and trains with it. Evaluation is the validation NLL
- * per task (EMA weights); samples are clips generated from fixed prompts, decoded by the tokenizer, as GIFs.
+ * hidden, the layout the sampler's unconditional stream uses; a class label replaced by <pad>, the null label);
+ * a task that takes text always has its text slot, hidden for a clip without a caption; AdamW with warmup + cosine
+ * and an EMA of the weights. The built-in text encoder is part of the model and trains with it. Evaluation is the
+ * validation NLL per task (EMA weights); samples are clips generated from fixed prompts or labels, decoded by the
+ * tokenizer, as GIFs.
  */
 
 /** The mixture for captioned data (weights are normalised). `class` joins when every clip has a class label. */
@@ -65,7 +68,7 @@ export interface LmTrainOptions {
    * as many visual tokens as a video step (a one-frame sequence is that many times shorter).
    */
   imageBatch?: number;
-  /** Probability of hiding a row's text (condition dropout for CFG; default 0.1). */
+  /** Probability of hiding a row's text, or its class label (condition dropout for CFG; default 0.1). */
   condDropout?: number;
   /** Validation clips per task (default 16). */
   valClips?: number;
@@ -80,10 +83,14 @@ const fits = (task: string, c: ClipRef): boolean =>
   (getTask(task).text !== 'required' || !!c.caption) && (task !== 'class' || classOf(c) !== undefined);
 
 /**
- * The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks, (class) the labels and, for a
- * model with a text encoder of `textLength` tokens, the text slots.
+ * The vocabulary layout for a shard folder: its tokenizer, its clip size, the tasks, (class) the labels, for a model
+ * with a text encoder of `textLength` tokens the text slots, and the latent frames frame prediction conditions on.
  */
-export function layoutForShards(reader: ShardReader, tasks: string[], o: { textLength?: number } = {}): VocabLayout {
+export function layoutForShards(
+  reader: ShardReader,
+  tasks: string[],
+  o: { textLength?: number; condFrames?: number[] } = {},
+): VocabLayout {
   const ix = reader.index;
   check(ix.clips.length > 0, 'the shard folder holds no clips', reader.dir);
   const grid = ix.clips[0]!.grid;
@@ -107,6 +114,7 @@ export function layoutForShards(reader: ShardReader, tasks: string[], o: { textL
     classes,
     classNames: classes > 0 ? ix.classes : undefined,
     text: o.textLength ? textSlotsFor(tasks, o.textLength) : undefined,
+    condFrames: o.condFrames,
   });
 }
 
@@ -124,19 +132,17 @@ export function defaultMixture(reader: ShardReader): Record<string, number> {
 /** Builds batches (host → tensors) from clips with their tasks. */
 export class LmBatcher {
   /**
-   * `fpCondFrames`: the latent frames a frame-prediction row conditions on, drawn per row (the paper conditions on
-   * 1 or 2; rows of either fit one batch, since conditioning and output together are always the whole clip).
+   * The latent frames a frame-prediction row conditions on, drawn per row: the layout's (`condFrames`; rows of any
+   * fit one batch, since conditioning and output together are always the whole clip).
    */
+  readonly fpCondFrames: readonly number[];
+
   constructor(
     readonly model: TextPrefixLm,
     readonly layout: VocabLayout,
     readonly condDropout = 0.1,
-    readonly fpCondFrames: readonly number[] = [1, 2],
   ) {
-    check(
-      fpCondFrames.length > 0 && fpCondFrames.every((k) => k === 1 || k === 2),
-      `fp conditions on 1 or 2 latent frames, got [${fpCondFrames}]`,
-    );
+    this.fpCondFrames = trainedCondFrames(layout);
     const slots = layout.text;
     if (slots) {
       check(model.hasText, 'the layout has a text slot, the model no text encoder');
@@ -153,7 +159,7 @@ export class LmBatcher {
       this.layout.outputs[0]!.grid,
       'x',
       0,
-      1,
+      Math.min(...this.fpCondFrames),
     ).seq.ids.length;
   }
 

@@ -50,6 +50,18 @@ export function num(option: string, range: Range = {}): (v: string) => number {
   };
 }
 
+/** A comma-separated list of distinct integers, each within `range` (`1,2,3`). */
+export function intList(option: string, range: Range = {}): (v: string) => number[] {
+  const one = int(option, range);
+  return (v) => {
+    const parts = v.split(',').map((p) => p.trim());
+    if (parts.some((p) => p === '')) throw bad(option, 'must be a comma-separated list of integers', v);
+    const ns = parts.map(one);
+    if (new Set(ns).size !== ns.length) throw bad(option, 'must name each value once', v);
+    return ns;
+  };
+}
+
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(option: string, ...values: T[]): (v: string) => T {
   return (v) => {

@@ -74,9 +74,13 @@ test('generate: t2v frames and tokens, reproducible with a seed, long videos by 
   const c = generate(gen, { task: 't2v', prompt: PROMPT, samples: 1, seed: 6, topK: 50, cfg: 3 });
   assert.notDeepEqual(c.tokens[0]![0]!.ids, a.tokens[0]![0]!.ids);
   // 1.5 s at 8 fps = 12 frames: the first clip (5) and two extensions of 4 new frames each, cut to 12
-  const long = generate(gen, { task: 'uncond', seconds: 1.5, seed: 1 });
+  const long = generate(gen, { task: 'uncond', seconds: 1.5, seed: 1, condFrames: 1 });
   assert.deepEqual(long.frames.shape, [1, 1, 12, 64, 64]);
   assert.equal(long.tokens[0]!.length, 3);
+  // by default an extension conditions on the last second, as far as the model was trained (this one on 1 or 2):
+  // 2 latent frames, so 3 new frames each, 3 extensions
+  const second = generate(gen, { task: 'uncond', seconds: 1.5, seed: 1 });
+  assert.deepEqual([second.frames.shape[2], second.tokens[0]!.length, second.overlapFrames], [12, 4, 2]);
   const img = generate(gen, { task: 't2i', prompt: PROMPT });
   assert.deepEqual(img.frames.shape, [1, 1, 1, 64, 64]);
   const i2v = generate(gen, { task: 'i2v', image: frame(64, 64) });
@@ -256,7 +260,7 @@ test(
 test('the token file of vtok generate decodes to its video: extensions joined once, samples side by side', async () => {
   const dir = modelDir(),
     out = tempDir('gen-tokens');
-  // 1.5 s at 8 fps: 12 frames from 3 clips of 5 (each extension repeats 1 frame), two samples 64 px wide, 2 apart
+  // 1.5 s at 8 fps: 12 frames from 4 clips of 5 (each extension repeats 2 frames), two samples 64 px wide, 2 apart
   const args = ['--task', 'uncond', '--seconds', '1.5', '--samples', '2', '--seed', '3', '--quiet'];
   const gen = await vtok('generate', '--model', dir, ...args, '-o', join(out, 'a.y4m'));
   assert.equal(gen.code, 0, gen.stderr);
@@ -292,7 +296,7 @@ test('vtok generate: a long request says how long it will take, and Ctrl-C still
   const said = new Promise<void>((resolve) =>
     p.stderr.on('data', (b) => {
       stderr += b;
-      if (/about [\d.]+ (minutes|hours) for 7200 clips/.test(stderr)) resolve();
+      if (/about [\d.]+ (minutes|hours) for 9600 clips/.test(stderr)) resolve();
     }),
   );
   const closed = new Promise<number | null>((r) => p.on('close', r));

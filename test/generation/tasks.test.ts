@@ -203,7 +203,10 @@ test('task errors: wrong grids, too-short videos, missing inputs, unknown tasks'
     () => buildSequence(layout, 'fp', { video: { ids: new Int32Array(8), grid: [1, 2, 4] }, condFrames: 2 }),
     /too short for fp: 1 latent frame\(s\), need 2/,
   );
-  assert.throws(() => buildSequence(layout, 'fp', { condFrames: 3, video: target }), /1 or 2 latent frames/);
+  assert.throws(
+    () => buildSequence(layout, 'fp', { condFrames: 3, video: target }),
+    /fp conditions on 3 latent frame\(s\); this model was trained on 1 or 2/,
+  );
   assert.throws(() => buildSequence(layout, 'fp', {}), /needs a video/);
   assert.throws(
     () => buildSequence(layout, 'i2v', { image: { ids: new Int32Array(16), grid: [2, 2, 4] } }),
@@ -276,11 +279,27 @@ test("sampling inputs: what each task takes is the registry's data", () => {
   assert.deepEqual(samplingInputs('t2v', { seconds: true }), ['prompt', 'seconds', 'condFrames']);
   assert.deepEqual(samplingInputs('t2i', { seconds: true }), ['prompt']);
   assert.deepEqual(samplingInputs('i2v'), ['prompt', 'image', 'seconds']);
-  assert.deepEqual(samplingInputs('continue'), ['video', 'seconds', 'condFrames']);
+  assert.deepEqual(samplingInputs('continue'), ['prompt', 'video', 'seconds', 'condFrames']);
   assert.deepEqual(samplingInputs('class'), ['label', 'seconds']);
   assert.deepEqual(samplingInputs('uncond'), ['seconds']);
   const flag = (k: string) => `--${k}`;
   const message = /^VtokError: task uncond takes no --label \(it takes: --seconds, --condFrames\)$/;
   assert.throws(() => checkSamplingInputs('uncond', { label: 3 }, flag), message);
   checkSamplingInputs('class', { label: 3, seconds: 2, condFrames: 2, prompt: undefined });
+});
+
+test('text to image is a one-frame video: the t2v layout with the first latent frame, closed alike', () => {
+  const target = clip(4);
+  const video = buildSequence(layout, 't2v', { textTokens: text, target });
+  const image = buildSequence(layout, 't2i', { textTokens: text, target });
+  const P = video.prefixLength;
+  assert.equal(image.prefixLength, P);
+  // the same prefix but for the task token, the first latent frame as output, then <eov_o> <eos> as a video ends
+  const prefix = [...video.ids.subarray(0, P)];
+  prefix[1] = sp('<task_t2i>');
+  assert.deepEqual([...image.ids.subarray(0, P)], prefix);
+  assert.deepEqual([...image.ids.subarray(P)], [...target.ids.subarray(0, F), sp('<eov_o>'), sp('<eos>')]);
+  assert.deepEqual([...video.ids.subarray(P + 3 * F)], [sp('<eov_o>'), sp('<eos>')]);
+  const parsed = parseOutput(layout, image.ids);
+  assert.deepEqual(parsed.clip.grid, [1, 2, 4], 'decoded as a one-frame clip');
 });

@@ -103,14 +103,15 @@ test('a corpus where some clips lack captions: text tasks draw captioned clips, 
   const mixture = defaultMixture(reader);
   assert.deepEqual(mixture, DEFAULT_MIXTURE);
   const layout = layoutForShards(reader, Object.keys(mixture), { textLength: 8 });
-  assert.deepEqual(layout.text, { tasks: ['t2v', 't2i', 'i2v'], length: 8 });
+  assert.deepEqual(layout.text, { tasks: ['t2v', 't2i', 'fp', 'i2v'], length: 8 });
   const model = new TextPrefixLm({
     lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 64, textDim: 16 },
     text: { dim: 16, layers: 1, heads: 2, maxTokens: 8 },
   });
   const batcher = new LmBatcher(model, layout, 0);
-  const taskOf = new Map(Object.keys(mixture).map((t) => [batcher.length(t), t]));
-  assert.equal(taskOf.size, 5, 'every task has its own length');
+  // fp and i2v rows have one length (conditioning and output make the whole clip) and share batches
+  const taskOf = new Map(Object.keys(mixture).map((t) => [batcher.length(t), t === 'fp' ? 'i2v' : t]));
+  assert.equal(taskOf.size, 4);
   const o = { steps: 100, batchSize: 1, lr: 1e-3, seed: 2, mixture, imageSteps: 6, imageBatch: 1 };
   const rows = { image: 0, text: 0, hidden: 0, other: 0 };
   let k = 0;
@@ -140,6 +141,15 @@ test('a corpus where some clips lack captions: text tasks draw captioned clips, 
   }
   assert.equal(rows.image, 6);
   assert.ok(rows.text <= 18 && rows.text > 0, `${rows.text} rows with text (3 epochs of 6 captioned clips)`);
-  assert.ok(rows.hidden > 0, 'uncaptioned clips drawn for i2v keep the slot, hidden');
+  assert.ok(rows.hidden > 0, 'uncaptioned clips drawn for i2v or fp keep the slot, hidden');
   assert.ok(rows.other > 0);
+});
+
+test('the shipped t2v-mnist: image to video without a prompt runs with its text slot hidden', () => {
+  const gen = loadGenerator(SHIPPED);
+  const r = generate(gen, { task: 'i2v', image, seed: 1, gray: true });
+  const seq = r.sequences[0]!;
+  assert.equal(seq[2], gen.layout.special['<bot_i>']);
+  assert.equal(seq[3 + 80], gen.layout.special['<eot_i>'], 'the 80-byte slot of its text encoder');
+  assert.deepEqual(r.frames.shape, [1, 1, 5, 64, 64]);
 });

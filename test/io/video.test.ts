@@ -8,6 +8,7 @@ import {
   readAllFrames,
   readClip,
   readFrames,
+  readLastFrames,
   writeGrid,
   writePngSequence,
   writeVideo,
@@ -129,6 +130,29 @@ test('streaming: breaking out early stops ffmpeg and a long video is read frame 
     if (++n === 3) break;
   }
   assert.equal(n, 3);
+});
+
+test("the last frames of a video, read from a seek near its end, are the whole decode's last frames", async () => {
+  const mp4 = await makeTestVideo(join(dir, 'tail.mp4'), { frames: 300, fps: 30, args: ['-pix_fmt', 'yuv420p'] });
+  const mkv = await makeTestVideo(join(dir, 'tail.mkv'), { frames: 40, fps: 10, args: ['-c:v', 'ffv1'] });
+  const gif = await makeTestVideo(join(dir, 'tail.gif'), { frames: 30, fps: 10 });
+  for (const [src, n] of [
+    [mp4, 5],
+    [mp4, 1],
+    [mkv, 3],
+    [gif, 4],
+    [mkv, 60],
+  ] as const) {
+    const all = await readAllFrames(src);
+    const last = await readLastFrames(src, n);
+    assert.equal(last.length, Math.min(n, all.length), `${src}: ${n}`);
+    last.forEach((f, i) => {
+      assert.ok(Buffer.from(f.data).equals(Buffer.from(all[all.length - last.length + i]!.data)), `${src} ${n}: ${i}`);
+    });
+  }
+  const [crop] = await readLastFrames(mkv, 1, { crop: 32 });
+  assert.deepEqual([crop!.width, crop!.height], [32, 32]);
+  await assert.rejects(readLastFrames(mkv, 0), /frame count must be a positive integer, got 0/);
 });
 
 test('encode → decode round trips: mp4, webm, mkv, avi, y4m close to the source, gif recognisable', async () => {

@@ -74,7 +74,8 @@ test("the study's batched sampling draws what generate draws for one prompt", ()
   assert.deepEqual(ours.shape, lib.frames.shape);
   assert.deepEqual(ours.data, lib.frames.data);
   const long = g.extend(ours, { condFrames: 1, seed: 12 });
-  const libLong = generate(model, { task: 't2v', prompt, cfg: 3, seed: 11, temperature: 1, topK: 64, seconds: 9 / 8 });
+  const lib1 = { task: 't2v', prompt, cfg: 3, seed: 11, temperature: 1, topK: 64, seconds: 9 / 8, condFrames: 1 };
+  const libLong = generate(model, lib1);
   assert.deepEqual(long.shape, libLong.frames.shape);
   assert.deepEqual(long.data, libLong.frames.data);
 });

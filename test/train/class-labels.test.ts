@@ -192,6 +192,7 @@ test('vtok train lm --mixture class:1 on captioned Moving MNIST shards, then gen
   assert.equal(train.code, 0, train.stderr);
   const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
   assert.deepEqual(config.layout.classNames, CAPTIONED_MNIST_CLASSES);
+  assert.deepEqual(config.layout.condFrames, [1, 2, 3], 'fp of 5-frame clips: 1 to 3 latent frames');
   const name = CAPTIONED_MNIST_CLASSES[labelled[0]!.labels!.class as number]!;
   const out = join(tempDir('class-gen'), 'c.gif');
   const gen = await vtok('generate', '--model', run, '--task', 'class', '--label', name, '--cfg', '2', '-o', out);

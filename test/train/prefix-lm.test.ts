@@ -221,13 +221,16 @@ test(
   },
 );
 
-test('frame prediction rows condition on 1 or 2 latent frames, both in one batch', () => {
-  const layout = buildVocabLayout({
-    tokenizer: { kind: 'magvit2', vocabSize: 16, identity: 'test' },
-    tasks: ['fp', 't2v'],
-    outputs: [{ key: '8x8', frames: 3, height: 8, width: 8, grid: [3, 2, 2] }],
-    classes: 0,
-  });
+test('frame prediction rows condition on the latent frames of the layout, all in one batch', () => {
+  const make = (condFrames?: number[]) =>
+    buildVocabLayout({
+      tokenizer: { kind: 'magvit2', vocabSize: 16, identity: 'test' },
+      tasks: ['fp', 't2v'],
+      outputs: [{ key: '8x8', frames: 3, height: 8, width: 8, grid: [3, 2, 2] }],
+      classes: 0,
+      condFrames,
+    });
+  const layout = make();
   const model = new TextPrefixLm({
     lm: { vocabSize: layout.size, dim: 16, layers: 1, heads: 2, hidden: 32, maxLength: 64, textDim: 16 },
     text: { dim: 16, layers: 1, heads: 2, maxTokens: 8 },
@@ -241,8 +244,10 @@ test('frame prediction rows condition on 1 or 2 latent frames, both in one batch
   const both = prefixes(new LmBatcher(model, layout).batch(rows, 1));
   assert.equal(new Set(both).size, 2, `prefix lengths ${both}`);
   assert.equal(Math.max(...both) - Math.min(...both), 4, 'a second latent frame moves 2×2 tokens into the prefix');
-  assert.equal(new Set(prefixes(new LmBatcher(model, layout, 0.1, [1]).batch(rows, 1))).size, 1);
-  assert.throws(() => new LmBatcher(model, layout, 0.1, [3]), /1 or 2 latent frames/);
+  assert.equal(new Set(prefixes(new LmBatcher(model, make([1])).batch(rows, 1))).size, 1);
+  // a layout of 1 up to 3: rows of a 3-latent-frame clip condition on 1 or 2 (one is always left to generate)
+  assert.equal(new Set(prefixes(new LmBatcher(model, make([1, 2, 3])).batch(rows, 1))).size, 2);
+  assert.throws(() => make([0]), /condFrames must be distinct positive integers, got \[0\]/);
 });
 
 test('--mixture: every task once with a finite weight; class needs labelled clips', () => {

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { generateAsync, type GenerateProgress } from '../../generation/generate.js';
+import { generateAsync, videoFramesNeeded, type GenerateProgress } from '../../generation/generate.js';
 import { loadGenerator } from '../../generation/model-dir.js';
 import { checkSamplesPath, writeGeneratedTokens, writeSamples } from '../../generation/output.js';
 import { checkSamplingInputs, SAMPLING_INPUTS } from '../../generation/tasks.js';
 import { shippedModel } from '../../io/shipped.js';
-import { readAllFrames } from '../../io/video.js';
+import { readAllFrames, readLastFrames } from '../../io/video.js';
 import { removeOwnTemps } from '../../util/atomic.js';
 import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
@@ -83,8 +83,9 @@ export function registerGenerate(program: Command): void {
     .option('--label <k>', "class: the class label, by number or by name (the model's names)")
     .option(
       '--cond-frames <k>',
-      'continue and extensions: latent frames that condition each clip (1 or 2; default 1)',
-      int('--cond-frames', { min: 1, max: 2 }),
+      "continue and extensions: latent frames that condition each clip (default: the last second's, as far as the " +
+        'model was trained to condition on)',
+      int('--cond-frames', { min: 1, max: 1024 }),
     )
     .option(
       '--seconds <s>',
@@ -133,7 +134,7 @@ export function registerGenerate(program: Command): void {
       const s = gen.layout.outputs[0]!;
       const image = o.image ? (await readAllFrames(o.image, { maxFrames: 1 }))[0] : undefined;
       if (o.image && !image) throw new VtokError('no frame could be read', o.image);
-      const video = o.video ? await readAllFrames(o.video) : undefined;
+      const video = o.video ? await readLastFrames(o.video, videoFramesNeeded(gen, o.condFrames)) : undefined;
       let bar: ReturnType<typeof progress> | undefined;
       let rate = 0;
       const t0 = performance.now();

@@ -5,7 +5,7 @@ import { runSummary, TrainingInterrupted, type LoopResult } from '../../train/lo
 import { trainLm, type TrainLmOptions } from '../../train/prefix-lm-run.js';
 import { trainTokenizer, type TrainTokenizerOptions } from '../../train/tokenizer-run.js';
 import { VtokError } from '../../util/errors.js';
-import { int, num } from '../../util/options.js';
+import { int, intList, num } from '../../util/options.js';
 
 /** Parsed options: those of both trainings, and the tokenizer kinds' own by key (src/tokenizers/kind.ts). */
 type Opts = Omit<TrainTokenizerOptions, 'kind' | 'kindOptions'> &
@@ -84,8 +84,14 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--cond-dropout <p>',
-      'lm: probability of dropping the text (for classifier-free guidance; default 0.1)',
+      'lm: probability of dropping the text or the class label (for classifier-free guidance; default 0.1)',
       num('--cond-dropout', { min: 0, max: 1 }),
+    )
+    .option(
+      '--fp-cond-frames <list>',
+      'lm: latent frames a frame-prediction row conditions on, one drawn per row (default: 1 up to a second, ' +
+        'leaving two to generate; e.g. 1,2,3)',
+      intList('--fp-cond-frames', { min: 1, max: 1024 }),
     )
     .option('--quiet', 'no progress bar')
     .action(async (kind: string, o: Opts, cmd: Command) => {
@@ -99,6 +105,7 @@ export function registerTrain(program: Command): void {
         'imageSteps',
         'imageBatch',
         'condDropout',
+        'fpCondFrames',
         'textEncoder',
       ];
       // Stopped by a signal: the summary still goes out (saying where it stopped), then the CLI reports the stop.

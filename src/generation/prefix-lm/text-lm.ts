@@ -1,6 +1,6 @@
 import * as E from '../../engine/core.js';
 import { Module } from '../../nn/index.js';
-import { check } from '../../util/errors.js';
+import { VtokError, check } from '../../util/errors.js';
 import type { TextInput } from '../sampler.js';
 import { BuiltinTextEncoder, type BuiltinTextEncoderConfig } from '../text/builtin.js';
 import type { FrozenTextEncoder, TextTokens } from '../text/encoder.js';
@@ -17,6 +17,11 @@ export interface OnnxTextRef {
   dir: string;
   dim: number;
   maxTokens: number;
+  /**
+   * SHA-256 of the encoder's files (its model and tokenizer.json) the LM was trained with: other files are refused,
+   * as another visual tokenizer is. Absent in configs of older versions (then unchecked).
+   */
+  sha256?: string;
 }
 
 export interface TextPrefixLmConfig {
@@ -28,6 +33,20 @@ export interface TextPrefixLmConfig {
 export const isOnnxText = (t: TextPrefixLmConfig['text']): t is OnnxTextRef =>
   (t as OnnxTextRef | null)?.kind === 'onnx';
 
+/**
+ * Refuses a frozen text encoder whose files are not those the model was trained with (its embeddings would be
+ * another's), naming both digests: the text side's version of the tokenizer identity check.
+ */
+export function checkTextEncoder(ref: OnnxTextRef, frozen: FrozenTextEncoder, source?: string): void {
+  if (ref.sha256 === undefined || frozen.sha256 === ref.sha256) return;
+  const short = (h: string | undefined) => (h ? h.slice(0, 16) : 'unknown');
+  throw new VtokError(
+    `text encoder mismatch: the model was trained with text encoder files of sha256 ${short(ref.sha256)} but got ` +
+      `${short(frozen.sha256)} (another model or tokenizer.json)`,
+    source,
+  );
+}
+
 export class TextPrefixLm extends Module {
   lm: PrefixLm;
   text: BuiltinTextEncoder | null;
@@ -36,7 +55,8 @@ export class TextPrefixLm extends Module {
 
   constructor(
     readonly config: TextPrefixLmConfig,
-    opts: { frozen?: FrozenTextEncoder } = {},
+    /** `source`: where the encoder was loaded from, named in errors. */
+    opts: { frozen?: FrozenTextEncoder; source?: string } = {},
   ) {
     super();
     const t = config.text;
@@ -52,6 +72,7 @@ export class TextPrefixLm extends Module {
         f!.dim === t.dim && f!.maxTokens === t.maxTokens,
         `the ONNX text encoder gives ${f!.maxTokens} × ${f!.dim}, the model was built for ${t.maxTokens} × ${t.dim}`,
       );
+      checkTextEncoder(t, f!, opts.source);
     }
     this.frozen = isOnnxText(t) ? opts.frozen! : null;
     this.text = t && !isOnnxText(t) ? new BuiltinTextEncoder(t) : null;

@@ -20,5 +20,7 @@ export interface TextEncoder extends TextEncoderInfo {
 }
 /** Frozen, from files: an ONNX encoder run by onnxruntime on the host; its output is fed to the LM. */
 export interface FrozenTextEncoder extends TextEncoder {
-  embed(tokens: TextTokens): Float32Array;
-} // [count, maxTokens, dim]
+  embed(tokens: TextTokens): Float32Array; // [count, maxTokens, dim]
+  /** SHA-256 of its files (model and tokenizer), which a model trained on its output records. */
+  readonly sha256?: string;
+}
