@@ -156,7 +156,8 @@ export function checkLarpArTokenizer(c: LarpArConfig, tok: Tokenizer, where: str
   const t = tok as LarpTokenizer;
   if (t.vocabSize !== c.vocab_size || t.tokens !== c.max_seq_len)
     throw new VtokError(
-      `the tokenizer gives ${t.tokens} tokens of ${t.vocabSize} codes; the model draws ${c.max_seq_len} of ${c.vocab_size}`,
+      `the tokenizer gives ${t.tokens} tokens of ${t.vocabSize} codes; ` +
+        `the model draws ${c.max_seq_len} of ${c.vocab_size}`,
       where,
     );
   if (c.frame_prediction && c.cls_token_num !== t.tokens + 1)
