@@ -26,8 +26,10 @@ import type { Frame } from '../../src/io/frame.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint-write.js';
 import { saveTensors } from '../../src/nn/weights-file.js';
 import { readGolden, runParity } from '../../src/parity/golden.js';
+import { readTokenFile } from '../../src/io/tokenfile.js';
 import { LarpTokenizer } from '../../src/tokenizers/larp/tokenizer.js';
 import { runSteps } from '../../src/util/steps.js';
+import { vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
 import { tinyLarp } from '../tokenizers/tiny-configs.js';
 
@@ -373,5 +375,66 @@ describe('LARP AR: model directories', () => {
       () => runSteps(larpArGenerateSteps(fp, { task: 'continue', video, condFrames: 5 })),
       /condFrames must be in \[1, 4\]/,
     );
+  });
+});
+
+describe('LARP AR: the CLI', () => {
+  it('vtok generate --task class --label <name>, and vtok parity <golden> --model <dir>', async () => {
+    E.seed(5);
+    const tok = tokenizerDir('tok-cli', 8, 32);
+    const ucf = { dim: 32, n_layer: 1, n_head: 2, multiple_of: 32, vocab_size: 32, max_seq_len: 8, num_classes: 101 };
+    const model = join(dir, 'cli-ucf');
+    writeLarpArDir(model, {
+      config: ucf,
+      weights: new LarpAr(parseLarpArConfig(ucf)).stateDict(),
+      tokenizer: tok,
+      classNames: [...UCF101_CLASSES],
+    });
+    const out = join(dir, 'guitar.gif');
+    const r = await vtok(
+      'generate',
+      '--task',
+      'class',
+      '--label',
+      'PlayingGuitar',
+      '--model',
+      model,
+      '-o',
+      out,
+      '--json',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(summary.frames, 4);
+    assert.equal(summary.size, '8x8');
+    const tokens = await readTokenFile(join(dir, 'guitar.vtok'));
+    assert.equal(tokens.header.extra?.className, 'PlayingGuitar');
+    assert.equal(tokens.header.extra?.cfg, 1.25, "the model directory's guidance");
+    assert.deepEqual(tokens.clips[0]!.grid, [8]);
+    const refused: [string[], RegExp][] = [
+      [['--task', 'class', '--label', 'Guitar'], /unknown class "Guitar" \(did you mean PlayingGuitar\?\)/],
+      [['--task', 'class', '--prompt', 'x', '--label', '1'], /task class takes no --prompt \(it takes: --label\)/],
+      [['--task', 't2v', '--prompt', 'x'], /task t2v is not a LARP AR task \(class, continue\)/],
+      [['--task', 'class', '--label', '1', '--seconds', '3'], /takes no --seconds/],
+    ];
+    for (const [args, re] of refused) {
+      const bad = await vtok('generate', ...args, '--model', model, '-o', join(dir, 'no.gif'));
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, re);
+    }
+    assert.equal(existsSync(join(dir, 'no.gif')), false);
+    // the golden case's inputs through an imported model directory
+    const g = readGolden(AR);
+    const imported = join(dir, 'cli-imported');
+    larpArFromHubFolder(hubFolder('cli-hub', g.config, g.params()), imported, {
+      tokenizer: tokenizerDir('tok-cli-300', 20, 300),
+    });
+    const p = await vtok('parity', AR, '--model', imported);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /PASS: larp_ar, 4 of 4 outputs match/);
+    assert.match(p.stdout, /weights and config of .*cli-imported/);
+    const wrong = await vtok('parity', golden('larp_tokenizer.safetensors'), '--model', imported);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /runs the cases larp_ar, larp_ar_fp, not larp_tokenizer/);
   });
 });
