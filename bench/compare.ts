@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { median, round1 } from './timing.js';
 
 /**
- * `npm run bench -- compare <engine|magvit2|larp|lm|larp-ar> [threads] [--pairs N] [vtok flags…]`: runs the vtok benchmark and
- * its PyTorch reference (../shared/bench) back to back, one process at a time, N pairs (default 2), and prints each
+ * `npm run bench -- compare <engine|magvit2|larp|lm|larp-ar> [threads] [--pairs N] [vtok flags…]`: runs the vtok
+ * benchmark and its PyTorch reference (../shared/bench, or this repository's bench/) back to back, one process at a time, N pairs (default 2), and prints each
  * pair's times, the per-metric ratio vtok / PyTorch of the medians (< 1 = vtok faster) and, as the last line, one JSON
  * object. A ratio from one machine in one sitting means something; absolute times on a shared machine do not.
  * PyTorch comes from Debian's python3-torch (`/usr/bin/python3`, or $VTOK_PYTHON); the reference scripts from

@@ -34,9 +34,10 @@ export async function main(args: string[]): Promise<void> {
   const cfg: LarpArConfig = small ? { ...LARP_L_LONG_AR, dim: 128, n_layer: 2, n_head: 2 } : LARP_L_LONG_AR;
   let t = performance.now();
   const model = new LarpAr(cfg).eval();
-  const params = larpArParameterCount(cfg);
+  const params = larpArParameterCount(cfg),
+    built = ((performance.now() - t) / 1000).toFixed(1);
   console.error(
-    `LARP-L-long-AR${small ? ' (small)' : ''}: ${params} params built in ${((performance.now() - t) / 1000).toFixed(1)} s; ` +
+    `LARP-L-long-AR${small ? ' (small)' : ''}: ${params} params built in ${built} s; ` +
       `${N} tokens with CFG 1.25; ${threads} threads; peak RSS ${peakRssGb()} GB`,
   );
   const V = cfg.vocab_size,
