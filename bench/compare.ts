@@ -6,12 +6,13 @@ import { median, round1 } from './timing.js';
 
 /**
  * `npm run bench -- compare <engine|magvit2|larp|lm|larp-ar> [threads] [--pairs N] [vtok flags…]`: runs the vtok
- * benchmark and its PyTorch reference (../shared/bench, or this repository's bench/) back to back, one process at a time, N pairs (default 2), and prints each
+ * benchmark and its PyTorch reference back to back, one process at a time, N pairs (default 2), and prints each
  * pair's times, the per-metric ratio vtok / PyTorch of the medians (< 1 = vtok faster) and, as the last line, one JSON
  * object. A ratio from one machine in one sitting means something; absolute times on a shared machine do not.
  * PyTorch comes from Debian's python3-torch (`/usr/bin/python3`, or $VTOK_PYTHON); the reference scripts from
- * $VTOK_TORCH_BENCH or ../shared/bench next to the repository. Neither is a dependency of vtok. Other `--flags`
- * go to the vtok benchmark only (e.g. `compare lm 2 --int8`).
+ * $VTOK_TORCH_BENCH or ../shared/bench next to the repository, else this repository's bench/ (torch_larp_ar.py).
+ * Neither is a dependency of vtok. Other `--flags` go to the vtok benchmark only (e.g. `compare lm 2 --int8`),
+ * except `--tokens=N`, which reaches both sides of larp-ar.
  */
 const REFERENCE: Record<string, (threads: number, flags: string[]) => string[]> = {
   engine: (t) => ['torch_reference.py', String(t)],
