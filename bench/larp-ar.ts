@@ -20,7 +20,8 @@ import { peakRssGb, resetPeakRss, stagePeakRssGb } from './timing.js';
  *   costs a little more late in the clip; `--tokens 1024` measures it);
  * - with int8 decode steps (LarpArDecoder precision 'int8', `--no-int8` skips them): the same rate, the time to
  *   quantize and compile, and the int8 logits against fp32 over 32 teacher-forced steps;
- * - peak RSS of each stage (VmHWM, reset between stages) and of the process.
+ * - peak RSS of each stage (VmHWM, reset between stages: fp32 decoding; compiling the int8 program, where the
+ *   engine's quantizer holds the float32 graph and its int8 form at once; int8 decoding) and of the process.
  * Args: [threads] (default 2), --tokens=N, --small (a narrow model to check the script), --no-int8.
  */
 export async function main(args: string[]): Promise<void> {
@@ -33,7 +34,7 @@ export async function main(args: string[]): Promise<void> {
   E.seed(0);
   const cfg: LarpArConfig = small ? { ...LARP_L_LONG_AR, dim: 128, n_layer: 2, n_head: 2 } : LARP_L_LONG_AR;
   let t = performance.now();
-  const model = new LarpAr(cfg).eval();
+  const model = LarpAr.random(cfg).eval();
   const params = larpArParameterCount(cfg),
     built = ((performance.now() - t) / 1000).toFixed(1);
   console.error(
@@ -87,7 +88,13 @@ export async function main(args: string[]): Promise<void> {
     const warm = q.prefill({ classIds: Int32Array.of(CLASS, cfg.num_classes) }, capacity, range);
     q.step(warm.cache, Int32Array.of(0, 0), range); // quantizes and compiles the int8 program
     const compileS = (performance.now() - t) / 1000;
-    console.error(`int8 decode program quantized and compiled in ${compileS.toFixed(1)} s`);
+    const compilePeak = stagePeakRssGb();
+    collectGarbage();
+    resetPeakRss();
+    console.error(
+      `int8 decode program quantized and compiled in ${compileS.toFixed(1)} s; peak RSS while compiling ` +
+        `${compilePeak} GB`,
+    );
     const r = rate(q, 'int8');
     const peak = stagePeakRssGb();
     const sr = new Rng(1);
@@ -102,6 +109,7 @@ export async function main(args: string[]): Promise<void> {
     int8 = {
       decode_int8_tok_s: Math.round(r.tokS * 1000) / 1000,
       int8_compile_s: Math.round(compileS * 10) / 10,
+      int8_compile_peak_rss_gb: compilePeak,
       int8_stage_peak_rss_gb: peak,
       int8_weights: E.backend().int8Kernels().weights,
       int8_top1: agree.top1,

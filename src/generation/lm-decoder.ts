@@ -86,6 +86,12 @@ export interface PrefillPlan {
 export interface DecoderOptions {
   /** Weights of decode steps: 'fp32' (default) or 'int8' (see above). */
   precision?: E.Precision;
+  /**
+   * How fp32 decode steps read the blocks' and the head's weights: 'transposed' (default) from [in, out] copies
+   * made once per weight version (faster one-row products, twice the weights' memory), 'as-is' from the weights
+   * themselves (no copies: what a large model whose steps run two rows, like guided sampling, wants).
+   */
+  weights?: 'transposed' | 'as-is';
 }
 
 export interface Prefilled {
@@ -138,12 +144,18 @@ export abstract class LmDecoder<X, M extends DecoderLm = DecoderLm> {
   /** int8 decode programs per logit range, with the weight tensors baked into them. */
   private readonly int8Fns = new Map<string, { weights: Tensor[]; fn: Int8DecodeFn }>();
   readonly precision: E.Precision;
+  private readonly copies: boolean;
 
   constructor(
     readonly model: M,
     opts: DecoderOptions = {},
   ) {
     this.precision = opts.precision ?? 'fp32';
+    this.copies = (opts.weights ?? 'transposed') === 'transposed';
+    check(
+      opts.weights === undefined || opts.weights === 'transposed' || opts.weights === 'as-is',
+      `LM decoder: weights must be transposed or as-is, got ${JSON.stringify(opts.weights)}`,
+    );
     check(
       this.precision === 'fp32' || this.precision === 'int8',
       `LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`,
@@ -160,11 +172,12 @@ export abstract class LmDecoder<X, M extends DecoderLm = DecoderLm> {
     // A one-token step is a matrix-vector product per weight, bound by reading the weights: onnxruntime runs those
     // about twice as fast from [in, out] weights as through a transposed [out, in] operand, so the decode program
     // takes transposed copies (made once per weight version) and binds each Linear to a transpose of its input,
-    // which onnxruntime cancels against the Linear's own.
+    // which onnxruntime cancels against the Linear's own. With `weights: 'as-is'` it takes the weights themselves.
+    const t = (x: Tensor) => (this.copies ? E.swapAxes(x) : x);
     this.decodeFn = E.jit(
       (w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-        this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () =>
-          this.decodeGraph(E.swapAxes(head), ids, pos, valid, ks, vs),
+        this.bound([...this.others, ...this.linears], [...w, ...wt.map(t)], () =>
+          this.decodeGraph(t(head), ids, pos, valid, ks, vs),
         ),
       { name: 'lm_decode' },
     );
@@ -380,8 +393,10 @@ export abstract class LmDecoder<X, M extends DecoderLm = DecoderLm> {
         ? programCall(this.int8Program(range), [others, idsT, posT, validT, kv(cache.k), kv(cache.v)])
         : programCall(this.decodeFn, [
             others,
-            this.linears.map((p) => this.transposed(p, p.value)),
-            this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi),
+            this.linears.map((p) => (this.copies ? this.transposed(p, p.value) : p.value)),
+            this.copies
+              ? this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi)
+              : this.headRows(range),
             idsT,
             posT,
             validT,

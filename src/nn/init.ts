@@ -8,13 +8,24 @@ import type { Rng } from '../util/rng.js';
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function uniform(shape: readonly number[], lo: number, hi: number, rng: Rng = defaultRng()): Tensor {
+  if (loading > 0) return placeholder(shape);
   const u = rng.uniform(size(shape));
   for (let i = 0; i < u.length; i++) u[i] = lo + (hi - lo) * u[i]!;
   return concrete(u, shape, 'float32');
 }
 
 export function normal(shape: readonly number[], std = 1, mean = 0, rng: Rng = defaultRng()): Tensor {
+  if (loading > 0) return placeholder(shape);
   return concrete(rng.normal(size(shape), mean, std), shape, 'float32');
+}
+
+/**
+ * A random initial value of a model built for loading: zeros, never drawn. The memory of a large zero-filled array
+ * is mapped by the OS on first write, so these never become resident (a 632 M-parameter model builds in no time and
+ * no memory before its weights are read).
+ */
+function placeholder(shape: readonly number[]): Tensor {
+  return concrete(new Float32Array(size(shape)), shape, 'float32');
 }
 
 export function constant(shape: readonly number[], value: number): Tensor {
@@ -49,9 +60,10 @@ export function xavierUniform(shape: readonly number[], gain = 1, rng?: Rng): Te
 let loading = 0;
 
 /**
- * Runs `build`, which builds a model whose weights are loaded right after: a model's own initialisation that
- * computes with the engine (LARP's patch-embedding centring and routed init) is skipped, so building needs no engine
- * run and works on a backend without synchronous runs. Initial values drawn on the host are drawn as always.
+ * Runs `build`, which builds a model whose weights are loaded right after (strictly: every one of them): a model's
+ * own initialisation that computes with the engine (LARP's patch-embedding centring and routed init) is skipped, so
+ * building needs no engine run and works on a backend without synchronous runs, and random initial values are not
+ * drawn (`placeholder`; nor is the generator advanced).
  */
 export function buildForLoading<T>(build: () => T): T {
   loading++;

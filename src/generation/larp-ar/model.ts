@@ -1,6 +1,6 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
-import { DecoderLm, type DecoderLmConfig, loadingWeights, Param } from '../../nn/index.js';
+import { buildForLoading, DecoderLm, type DecoderLmConfig, loadingWeights, normal, Param } from '../../nn/index.js';
 import { sincos1d } from '../../tokenizers/larp/sincos.js';
 import { VtokError, check } from '../../util/errors.js';
 import { type LarpArConfig, larpArHidden, larpArPositions } from './config.js';
@@ -54,13 +54,29 @@ export function larpArShellConfig(c: LarpArConfig): DecoderLmConfig {
 export class LarpAr extends DecoderLm {
   constructor(readonly ref: LarpArConfig) {
     super(larpArShellConfig(ref));
-    if (loadingWeights()) return;
+    if (!loadingWeights()) this.initialize();
+  }
+
+  /** The reference's random initialisation (see above): N(0, initializer_range), or sin-cos positions if fixed. */
+  initialize(): this {
+    const ref = this.ref;
     this.initNormal(ref.initializer_range);
     const pe = this.parts.positions;
-    if (ref.use_fixed_pe && pe instanceof Param) {
+    if (pe instanceof Param) {
       const n = larpArPositions(ref);
-      pe.value = E.concrete(Float32Array.from(sincos1d(ref.dim, n)), [1, n, ref.dim], 'float32');
+      pe.value = ref.use_fixed_pe
+        ? E.concrete(Float32Array.from(sincos1d(ref.dim, n)), [1, n, ref.dim], 'float32')
+        : normal([1, n, ref.dim], 0.02);
     }
+    return this;
+  }
+
+  /**
+   * A model of random weights drawn once (the constructor draws the layers' defaults first, then `initialize`
+   * draws again: at 632 M parameters each pass takes about a minute).
+   */
+  static random(ref: LarpArConfig): LarpAr {
+    return buildForLoading(() => new LarpAr(ref)).initialize();
   }
 
   /** Condition positions: 1 (the class) or the frame-prediction condition's length. */
