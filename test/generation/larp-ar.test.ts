@@ -30,7 +30,7 @@ import { readTokenFile } from '../../src/io/tokenfile.js';
 import { LarpTokenizer } from '../../src/tokenizers/larp/tokenizer.js';
 import { runSteps } from '../../src/util/steps.js';
 import { vtok } from '../cli/run-vtok.js';
-import { tempDir } from '../io/fixtures.js';
+import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { tinyLarp } from '../tokenizers/tiny-configs.js';
 
 const golden = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/golden/${name}`, import.meta.url));
@@ -354,16 +354,16 @@ describe('LARP AR: model directories', () => {
     // frame prediction: the condition is the tokenizer's 8 tokens + the separator
     const fpCfg = { ...ucf, cls_token_num: 9, frame_prediction: true };
     const fpDir = join(dir, 'model-fp');
-    writeLarpArDir(fpDir, {
-      config: fpCfg,
-      weights: new LarpAr(parseLarpArConfig(fpCfg)).stateDict(),
-      tokenizer: tok,
-    });
+    const fpWeights = new LarpAr(parseLarpArConfig(fpCfg)).stateDict();
+    const tooMany = join(dir, 'model-fp-5');
+    writeLarpArDir(tooMany, { config: fpCfg, weights: fpWeights, tokenizer: tok });
+    assert.throws(() => loadLarpAr(tooMany), /cond_frames 5 must be in \[1, 4\] \(the tokenizer's clip\)/);
+    writeLarpArDir(fpDir, { config: fpCfg, weights: fpWeights, tokenizer: tok, condFrames: 3 });
     const fp = loadLarpAr(fpDir);
     assert.equal(fp.config.sampling.cfg_scale, 1);
     const frame = (v: number): Frame => ({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(v) });
     const video = [10, 60, 110, 160, 210, 250].map(frame);
-    const p = runSteps(larpArGenerateSteps(fp, { task: 'continue', video, condFrames: 3, seed: 2 }));
+    const p = runSteps(larpArGenerateSteps(fp, { task: 'continue', video, seed: 2 }));
     assert.deepEqual(p.frames.shape, [1, 3, 4, 8, 8]);
     assert.equal(p.sequences[0]!.length, 9 + 8, 'condition (tokens + separator) and the drawn clip');
     assert.equal(p.sequences[0]![8], 32, 'the separator id is vocab_size');
@@ -423,6 +423,36 @@ describe('LARP AR: the CLI', () => {
       assert.match(bad.stderr, re);
     }
     assert.equal(existsSync(join(dir, 'no.gif')), false);
+    // frame prediction from a video file: read at the tokenizer's size (short side resized, centre crop)
+    const fpCfg = { ...ucf, cls_token_num: 9, frame_prediction: true };
+    const fpModel = join(dir, 'cli-fp');
+    const fpWeights = new LarpAr(parseLarpArConfig(fpCfg)).stateDict();
+    writeLarpArDir(fpModel, { config: fpCfg, weights: fpWeights, tokenizer: tok, condFrames: 2 });
+    const clip = await makeTestVideo(join(dir, 'clip.mp4'), { frames: 6 });
+    const cont = await vtok(
+      'generate',
+      '--task',
+      'continue',
+      '--video',
+      clip,
+      '--model',
+      fpModel,
+      '-o',
+      join(dir, 'c.gif'),
+    );
+    assert.equal(cont.code, 0, cont.stderr);
+    const fpBad = await vtok(
+      'generate',
+      '--task',
+      'class',
+      '--label',
+      '1',
+      '--model',
+      fpModel,
+      '-o',
+      join(dir, 'no.gif'),
+    );
+    assert.match(fpBad.stderr, /frame-prediction model \(LARP AR-FP\): use --task continue with a video/);
     // the golden case's inputs through an imported model directory
     const g = readGolden(AR);
     const imported = join(dir, 'cli-imported');

@@ -178,6 +178,10 @@ export function loadLarpAr(dir: string): LarpArGenerator {
     throw new VtokError(`the tokenizer directory ${tokenizerDir} named in config.json is missing`, dir);
   const { tokenizer } = loadTokenizer(tokenizerDir);
   checkLarpArTokenizer(ref, tokenizer, tokenizerDir);
+  const T = tokenizer.clipFrames;
+  const frames = config.cond_frames;
+  if (ref.frame_prediction && !(Number.isInteger(frames) && frames >= 1 && frames <= T))
+    throw new VtokError(`cond_frames ${config.cond_frames} must be in [1, ${T}] (the tokenizer's clip)`, dir);
   const model = buildLarpAr(ref);
   loadLarpArWeights(model, larpArWeightsFile(dir));
   model.eval();
