@@ -276,6 +276,21 @@ describe('LARP AR: model directories', () => {
     assert.equal(larpArFromHubFolder(wrapped, join(dir, 'model-wrapped'), { tokenizer: tok }).config.dim, 64);
   });
 
+  it('parity --model also runs a tokenizer case through a tokenizer run directory', () => {
+    const tg = readGolden(golden('larp_prior.safetensors'));
+    const run = join(dir, 'tok-golden');
+    mkdirSync(run);
+    writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { kind: 'larp', config: tg.config } }));
+    saveCheckpoint(run, { step: 0, weights: { model: tg.params() }, optimizers: {}, state: {} }, { best: true });
+    const report = runParity(golden('larp_prior.safetensors'), 1e-4, (c) => parityModel(run, c));
+    assert.ok(report.pass, JSON.stringify(report.outputs));
+    assert.equal(report.model, run);
+    assert.throws(
+      () => runParity(AR, 1e-4, (c) => parityModel(run, c)),
+      /a larp tokenizer runs the cases .*not larp_ar/,
+    );
+  });
+
   it('a mixin folder whose weights do not fit its config: every problem in one error, nothing left at out', () => {
     const tok = tokenizerDir('tok-300b', 20, 300);
     const w = new Map(g.params());
