@@ -87,7 +87,9 @@ export function readLarpArDirConfig(dir: string): { config: LarpArDirConfig; mod
   const path = join(dir, 'config.json');
   const c = readJson(path) as LarpArDirConfig;
   if (c?.model?.kind !== LARP_AR_KIND) throw new VtokError(`model.kind is not "${LARP_AR_KIND}"`, path);
-  const model = parseLarpArConfig(c.model.config ?? {}, path);
+  if (!c.model.config || typeof c.model.config !== 'object')
+    throw new VtokError('config.json has no model.config', path);
+  const model = parseLarpArConfig(c.model.config, path);
   if (typeof c.tokenizer !== 'string') throw new VtokError('config.json names no tokenizer directory', path);
   const sampling = { ...referenceSampling(model), ...c.sampling };
   for (const [k, v] of Object.entries(sampling))
