@@ -5,19 +5,27 @@ import { fileURLToPath } from 'node:url';
 import { median, round1 } from './timing.js';
 
 /**
- * `npm run bench -- compare <engine|magvit2|larp|lm> [threads] [--pairs N] [vtok flags…]`: runs the vtok benchmark and
- * its PyTorch reference (../shared/bench) back to back, one process at a time, N pairs (default 2), and prints each
+ * `npm run bench -- compare <engine|magvit2|larp|lm|larp-ar> [threads] [--pairs N] [vtok flags…]`: runs the vtok
+ * benchmark and its PyTorch reference back to back, one process at a time, N pairs (default 2), and prints each
  * pair's times, the per-metric ratio vtok / PyTorch of the medians (< 1 = vtok faster) and, as the last line, one JSON
  * object. A ratio from one machine in one sitting means something; absolute times on a shared machine do not.
  * PyTorch comes from Debian's python3-torch (`/usr/bin/python3`, or $VTOK_PYTHON); the reference scripts from
- * $VTOK_TORCH_BENCH or ../shared/bench next to the repository. Neither is a dependency of vtok. Other `--flags`
- * go to the vtok benchmark only (e.g. `compare lm 2 --int8`).
+ * $VTOK_TORCH_BENCH or ../shared/bench next to the repository, else this repository's bench/ (torch_larp_ar.py).
+ * Neither is a dependency of vtok. Other `--flags` go to the vtok benchmark only (e.g. `compare lm 2 --int8`),
+ * except `--tokens=N`, which reaches both sides of larp-ar.
  */
-const REFERENCE: Record<string, (threads: number) => string[]> = {
+const REFERENCE: Record<string, (threads: number, flags: string[]) => string[]> = {
   engine: (t) => ['torch_reference.py', String(t)],
   magvit2: (t) => ['torch_magvit2.py', '--bench', String(t)],
   larp: (t) => ['torch_larp.py', '--bench', String(t)],
   lm: (t) => ['torch_lm.py', '--bench', String(t)],
+  // this repository's own reference script (bench/torch_larp_ar.py); --tokens=N reaches both sides
+  'larp-ar': (t, flags) => [
+    'torch_larp_ar.py',
+    '--bench',
+    String(t),
+    ...flags.filter((f) => f.startsWith('--tokens=')),
+  ],
 };
 
 function lastJson(out: string, what: string): Record<string, number> {
@@ -51,14 +59,14 @@ export async function main(args: string[]): Promise<void> {
   const root = resolve(here, '../..');
   const refDir = process.env.VTOK_TORCH_BENCH ?? resolve(root, '../shared/bench');
   const python = process.env.VTOK_PYTHON ?? '/usr/bin/python3';
-  const [script, ...refArgs] = ref(threads) as [string, ...string[]];
-  if (!existsSync(join(refDir, script)))
-    throw new Error(`PyTorch reference ${join(refDir, script)} not found (set VTOK_TORCH_BENCH)`);
+  const [script, ...refArgs] = ref(threads, vtokFlags) as [string, ...string[]];
+  const scriptPath = [join(refDir, script), join(root, 'bench', script)].find((p) => existsSync(p));
+  if (!scriptPath) throw new Error(`PyTorch reference ${join(refDir, script)} not found (set VTOK_TORCH_BENCH)`);
 
   const rows: { vtok: Record<string, number>; torch: Record<string, number> }[] = [];
   for (let i = 0; i < pairs; i++) {
     const vtok = run(process.execPath, [join(here, 'run.js'), name, String(threads), ...vtokFlags], `vtok ${name}`);
-    const torch = run(python, [join(refDir, script), ...refArgs], `PyTorch ${script}`);
+    const torch = run(python, [scriptPath, ...refArgs], `PyTorch ${script}`);
     rows.push({ vtok, torch });
     console.log(`pair ${i + 1}: vtok ${JSON.stringify(vtok)} | PyTorch ${JSON.stringify(torch)}`);
   }

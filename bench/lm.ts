@@ -1,6 +1,7 @@
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import { decodeAgreement, PrefixLmDecoder } from '../src/generation/prefix-lm/decoder.js';
+import { decodeAgreement } from '../src/generation/lm-decoder.js';
+import { PrefixLmDecoder } from '../src/generation/prefix-lm/decoder.js';
 import { sampleRows } from '../src/util/sampling.js';
 import { benchPrefixLmConfig, PrefixLm, prefixLmLoss, type PrefixLmConfig } from '../src/generation/prefix-lm/model.js';
 import { AdamW, constantLr, TrainStep } from '../src/nn/train.js';

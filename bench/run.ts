@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   compare: () => import('./compare.js'),
   int8: () => import('./int8.js'),
   lm: () => import('./lm.js'),
+  'larp-ar': () => import('./larp-ar.js'),
   queue: () => import('./queue.js'),
 };
 

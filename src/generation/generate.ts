@@ -78,6 +78,8 @@ export interface GenerateResult {
   sequences: Int32Array[];
   /** Frames of each extension clip that repeat the end of the clip before it (dropped from `frames`). */
   overlapFrames: number;
+  /** The sampling settings used where the model directory supplied defaults (kept in the token file). */
+  settings?: Record<string, unknown>;
 }
 
 /** One prompt of a batch: a task's sequence (its prefix is what is given) and output plan, and its text embeddings. */

@@ -44,12 +44,12 @@ export async function writeSamples(path: string, r: GenerateResult, fps: number)
  */
 export function writeGeneratedTokens(
   path: string,
-  gen: Generator,
+  gen: Pick<Generator, 'tokenizer' | 'tokenizerDir' | 'dir' | 'fps'>,
   r: GenerateResult,
   extra: Record<string, unknown>,
 ): void {
   const tok = gen.tokenizer,
-    s = gen.layout.outputs[0]!;
+    [height, width] = r.frames.shape.slice(3) as [number, number];
   const clips = r.tokens.flat();
   writeTokenFile(
     path,
@@ -59,7 +59,7 @@ export function writeGeneratedTokens(
       configHash: hashConfig(tok.config),
       vocabSize: tok.vocabSize,
       grid: clips[0]!.grid,
-      source: { fps: gen.fps, frameSize: [s.height, s.width] },
+      source: { fps: gen.fps, frameSize: [height, width] },
       // `model` is the tokenizer, so that `vtok decode` finds it; `generator` the LM that made the tokens
       extra: {
         ...extra,

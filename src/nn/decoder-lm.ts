@@ -69,6 +69,11 @@ export interface DecoderLmConfig {
   vocabSize?: number | null;
   /** Continuous vectors in (projected by a Linear with bias) and vectors out: their width. */
   vectorDim?: number | null;
+  /**
+   * Rows of the token embedding (default vocabSize): more when the input holds ids the head never predicts, e.g.
+   * LARP's frame-prediction separator (its embedding has vocab + 1 rows, its head vocab).
+   */
+  inputVocabSize?: number | null;
   dim: number;
   layers: number;
   heads: number;
@@ -112,7 +117,7 @@ export interface DecoderLmConfig {
   blockNames?: DecoderBlockNames;
 }
 
-type Nullable = 'vocabSize' | 'vectorDim' | 'textDim' | 'classes';
+type Nullable = 'vocabSize' | 'vectorDim' | 'inputVocabSize' | 'textDim' | 'classes';
 export type ResolvedDecoderLmConfig = Required<Omit<DecoderLmConfig, Nullable | 'names' | 'blockNames'>> & {
   [K in Nullable]: number | null;
 } & { names: Required<DecoderLmNames>; blockNames: DecoderBlockNames };
@@ -141,13 +146,20 @@ export function decoderLmConfig(c: DecoderLmConfig): ResolvedDecoderLmConfig {
   if ((vocabSize === null) === (vectorDim === null)) {
     throw bad('give exactly one of vocabSize (token ids) and vectorDim (vectors)');
   }
-  for (const k of ['vocabSize', 'vectorDim', 'textDim', 'classes'] as const) if (c[k] != null) positive(k, c[k]);
+  for (const k of ['vocabSize', 'vectorDim', 'inputVocabSize', 'textDim', 'classes'] as const) {
+    if (c[k] != null) positive(k, c[k]);
+  }
+  const inputVocabSize = c.inputVocabSize ?? vocabSize;
+  if (c.inputVocabSize != null && (vocabSize === null || c.inputVocabSize < vocabSize)) {
+    throw bad(`inputVocabSize ${c.inputVocabSize} needs token ids and at least vocabSize ${vocabSize} rows`);
+  }
   if (c.dim % c.heads !== 0) throw bad(`dim ${c.dim} is not divisible by ${c.heads} heads`);
   const positions = c.positions ?? 'rotary';
   if (positions === 'rotary' && (c.dim / c.heads) % 2 !== 0) {
     throw bad(`rotary positions need an even head width, got ${c.dim / c.heads}`);
   }
   if (c.tied && vocabSize === null) throw bad('a tied head needs a token embedding (vocabSize)');
+  if (c.tied && inputVocabSize !== vocabSize) throw bad('a tied head needs inputVocabSize = vocabSize');
   if (c.textDim != null && c.classes != null) throw bad('text and class conditioning do not combine');
   const dropout = c.dropout ?? 0,
     attnDropout = c.attnDropout ?? 0;
@@ -161,6 +173,7 @@ export function decoderLmConfig(c: DecoderLmConfig): ResolvedDecoderLmConfig {
   return {
     vocabSize,
     vectorDim,
+    inputVocabSize,
     dim: c.dim,
     layers: c.layers,
     heads: c.heads,
@@ -231,7 +244,7 @@ export class DecoderLm extends Module {
     const c = this.cfg;
     const d = c.dim,
       bn = c.blockNames;
-    const embedding = c.vocabSize !== null ? new Embedding(c.vocabSize, d) : new Linear(c.vectorDim!, d);
+    const embedding = c.inputVocabSize !== null ? new Embedding(c.inputVocabSize, d) : new Linear(c.vectorDim!, d);
     const classes = c.classes === null ? null : new Embedding(c.classes + 1, d);
     const text = c.textDim === null ? null : new Linear(c.textDim, d);
     const positions =
@@ -307,10 +320,7 @@ export class DecoderLm extends Module {
       if (ids?.rank !== 2) {
         throw new VtokError(`decoder LM: expected ids [batch, positions], got ${ids ? `[${ids.shape}]` : 'none'}`);
       }
-      if (ids.dtype !== 'int32' && ids.dtype !== 'int64') {
-        throw new VtokError(`decoder LM: token ids must be int32 or int64, got ${ids.dtype}`);
-      }
-      h = (p.embedding as Embedding).forward(ids);
+      h = this.tokenEmbeddings(ids);
     } else {
       const v = x.vectors;
       if (v?.rank !== 3 || v.shape[2] !== c.vectorDim) {
@@ -327,6 +337,18 @@ export class DecoderLm extends Module {
       h = E.concat([E.reshape(p.classes.forward(x.classIds), [B, 1, c.dim]), h], 1);
     } else if (p.classes) throw new VtokError('decoder LM: this model is class-conditioned: give class ids');
     return h;
+  }
+
+  /**
+   * The token embeddings of ids [B, S] alone, without the class or text a sequence starts with: what a KV-cache
+   * decode step feeds after its prefill.
+   */
+  tokenEmbeddings(ids: Tensor): Tensor {
+    if (this.cfg.vocabSize === null) throw new VtokError('decoder LM: this model reads vectors, not token ids');
+    if (ids.dtype !== 'int32' && ids.dtype !== 'int64') {
+      throw new VtokError(`decoder LM: token ids must be int32 or int64, got ${ids.dtype}`);
+    }
+    return (this.parts.embedding as Embedding).forward(ids);
   }
 
   private withText(tok: Tensor, text: Tensor, start: number): Tensor {

@@ -8,14 +8,16 @@ import type { Rng } from '../util/rng.js';
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function uniform(shape: readonly number[], lo: number, hi: number, rng: Rng = defaultRng()): Tensor {
-  if (shapesOnly) return zeros(shape);
+  // built for loading (or for shapes only): the values are replaced, so none is drawn
+  if (loading > 0) return zeros(shape);
   const u = rng.uniform(size(shape));
   for (let i = 0; i < u.length; i++) u[i] = lo + (hi - lo) * u[i]!;
   return concrete(u, shape, 'float32');
 }
 
 export function normal(shape: readonly number[], std = 1, mean = 0, rng: Rng = defaultRng()): Tensor {
-  if (shapesOnly) return zeros(shape);
+  // built for loading (or for shapes only): the values are replaced, so none is drawn
+  if (loading > 0) return zeros(shape);
   return concrete(rng.normal(size(shape), mean, std), shape, 'float32');
 }
 
@@ -71,9 +73,10 @@ export function buildShapesOnly<T>(build: () => T): T {
 }
 
 /**
- * Runs `build`, which builds a model whose weights are loaded right after: a model's own initialisation that
- * computes with the engine (LARP's patch-embedding centring and routed init) is skipped, so building needs no engine
- * run and works on a backend without synchronous runs. Initial values drawn on the host are drawn as always.
+ * Runs `build`, which builds a model whose weights are loaded right after (strictly: every one of them): a model's
+ * own initialisation that computes with the engine (LARP's patch-embedding centring and routed init) is skipped, so
+ * building needs no engine run and works on a backend without synchronous runs, and random initial values are not
+ * drawn (zeros; nor is the generator advanced).
  */
 export function buildForLoading<T>(build: () => T): T {
   loading++;

@@ -54,6 +54,8 @@ export interface ParityReport {
   pass: boolean;
   tolerance: number;
   outputs: OutputReport[];
+  /** The model whose weights ran the case's inputs, when not the file's own. */
+  model?: string;
 }
 
 export function compare(name: string, got: Tensor, want: Tensor): OutputReport {

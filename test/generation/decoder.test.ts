@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as E from '../../src/engine/index.js';
-import { decodeAgreement, PrefixLmDecoder } from '../../src/generation/prefix-lm/decoder.js';
+import { decodeAgreement } from '../../src/generation/lm-decoder.js';
+import { PrefixLmDecoder } from '../../src/generation/prefix-lm/decoder.js';
 import { PrefixLm, type PrefixLmConfig } from '../../src/generation/prefix-lm/model.js';
 import { Rng } from '../../src/util/rng.js';
 

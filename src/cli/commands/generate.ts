@@ -1,12 +1,18 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { generateAsync, videoFramesNeeded, type GenerateProgress } from '../../generation/generate.js';
-import { loadGenerator } from '../../generation/model-dir.js';
+import type { GenerateProgress } from '../../generation/generate.js';
+import {
+  checkGenerateInputs,
+  generateAnyAsync,
+  generatorKindOf,
+  loadAnyGenerator,
+  readConditioningVideo,
+} from '../../generation/kinds.js';
 import { checkSamplesPath, writeGeneratedTokens, writeSamples } from '../../generation/output.js';
-import { checkSamplingInputs, SAMPLING_INPUTS } from '../../generation/tasks.js';
+import { SAMPLING_INPUTS } from '../../generation/tasks.js';
 import { shippedModel } from '../../io/shipped.js';
-import { readAllFrames, readLastFrames } from '../../io/video.js';
+import { readAllFrames } from '../../io/video.js';
 import { removeOwnTemps } from '../../util/atomic.js';
 import { VtokError } from '../../util/errors.js';
 import { Interrupted, watchInterrupts } from '../../util/interrupt.js';
@@ -24,8 +30,9 @@ interface Opts {
   label?: string;
   condFrames?: number;
   seconds?: number;
-  cfg: number;
-  temperature: number;
+  cfg?: number;
+  cfgInterval?: number;
+  temperature?: number;
   topK?: number;
   topP?: number;
   samples: number;
@@ -74,17 +81,18 @@ export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description(
-      'generate video (or an image) with a prefix LM: text, image or video in, video out; tokens kept as .vtok',
+      'generate video (or an image) with a prefix LM or LARP AR model: text, image, video or a class in, video ' +
+        'out; tokens kept as .vtok',
     )
     .option('--task <task>', 't2v | t2i | i2v | continue | uncond | class', oneOf('--task', ...TASKS), 't2v')
     .option('--prompt <text>', 'text prompt (t2v, t2i; optional for i2v)')
     .option('--image <file>', 'i2v: the first frame (an image or the first frame of a video)')
     .option('--video <file>', 'continue: the video whose last frame(s) the output continues')
-    .option('--label <k>', "class: the class label, by number or by name (the model's names)")
+    .option('--label <k>', "class: the class, by number or by the model's name for it (LARP AR: e.g. PlayingGuitar)")
     .option(
       '--cond-frames <k>',
-      "continue and extensions: latent frames that condition each clip (default: the last second's, as far as the " +
-        'model was trained to condition on)',
+      'continue and extensions: prefix LM: latent frames that condition each clip (default: the last second, as far ' +
+        'as the model was trained to condition on); LARP AR-FP: video frames (default 5)',
       int('--cond-frames', { min: 1, max: 1024 }),
     )
     .option(
@@ -92,8 +100,21 @@ export function registerGenerate(program: Command): void {
       'length; beyond one clip the video is extended (default: one clip)',
       num('--seconds', { min: 0, exclusiveMin: true, max: 3600 }),
     )
-    .option('--cfg <s>', 'classifier-free guidance scale (1 = none)', num('--cfg', { min: 0, max: 100 }), 1)
-    .option('--temperature <t>', 'sampling temperature (0 = greedy)', num('--temperature', { min: 0, max: 10 }), 1)
+    .option(
+      '--cfg <s>',
+      "classifier-free guidance scale (1 = none; default 1, or a LARP AR model's own, 1.25 for UCF-101)",
+      num('--cfg', { min: 0, max: 100 }),
+    )
+    .option(
+      '--cfg-interval <k>',
+      "LARP AR: guide the first k + 2 tokens only (the reference's cfg_interval; default -1: every token)",
+      int('--cfg-interval', { min: -1, max: 1 << 20 }),
+    )
+    .option(
+      '--temperature <t>',
+      'sampling temperature (0 = greedy; default 1)',
+      num('--temperature', { min: 0, max: 10 }),
+    )
     .option('--top-k <k>', 'sample among the k most likely tokens', int('--top-k', { min: 1, max: 1 << 20 }))
     .option('--top-p <p>', 'nucleus sampling', num('--top-p', { min: 0, exclusiveMin: true, max: 1 }))
     .option('--samples <n>', 'samples (side by side in the output)', int('--samples', { min: 1, max: 64 }), 1)
@@ -119,7 +140,8 @@ export function registerGenerate(program: Command): void {
     .action(async (o: Opts, cmd: Command) => {
       // inputs the task would ignore are refused by their option names (the task registry says what each takes)
       const optionName = (k: string) => cmd.options.find((x) => x.attributeName() === k)!.long!;
-      checkSamplingInputs(o.task, Object.fromEntries(SAMPLING_INPUTS.map((k) => [k, o[k]])), optionName);
+      const given = Object.fromEntries([...SAMPLING_INPUTS, 'cfgInterval' as const].map((k) => [k, o[k]]));
+      checkGenerateInputs(generatorKindOf(o.model), o.task, given, optionName);
       const out = checkOutputFile(o.output, { option: '-o', inputs: [o.image, o.video] });
       const tokenPath = checkOutputFile(tokenPathFor(out), { option: '-o', inputs: [o.image, o.video] });
       if (extname(out) === '.vtok')
@@ -130,11 +152,11 @@ export function registerGenerate(program: Command): void {
         ['--video', o.video],
       ] as const)
         if (f !== undefined && !existsSync(f)) throw new VtokError(`no such file (${flag})`, f);
-      const gen = loadGenerator(o.model);
-      const s = gen.layout.outputs[0]!;
+      const loaded = loadAnyGenerator(o.model),
+        gen = loaded.gen;
       const image = o.image ? (await readAllFrames(o.image, { maxFrames: 1 }))[0] : undefined;
       if (o.image && !image) throw new VtokError('no frame could be read', o.image);
-      const video = o.video ? await readLastFrames(o.video, videoFramesNeeded(gen, o.condFrames)) : undefined;
+      const video = o.video ? await readConditioningVideo(loaded, o.video, o.condFrames) : undefined;
       let bar: ReturnType<typeof progress> | undefined;
       let rate = 0;
       const t0 = performance.now();
@@ -144,10 +166,10 @@ export function registerGenerate(program: Command): void {
         removeOwnTemps(out);
         removeOwnTemps(tokenPath);
       });
-      let outcome: Awaited<ReturnType<typeof generateAsync>>;
+      let outcome: Awaited<ReturnType<typeof generateAnyAsync>>;
       try {
-        outcome = await generateAsync(
-          gen,
+        outcome = await generateAnyAsync(
+          loaded,
           {
             task: o.task,
             prompt: o.prompt,
@@ -157,6 +179,7 @@ export function registerGenerate(program: Command): void {
             condFrames: o.condFrames,
             seconds: o.seconds,
             cfg: o.cfg,
+            cfgInterval: o.cfgInterval,
             temperature: o.temperature,
             topK: o.topK,
             topP: o.topP,
@@ -179,12 +202,14 @@ export function registerGenerate(program: Command): void {
           task: o.task,
           prompt: o.prompt ?? null,
           seed: o.seed,
-          cfg: o.cfg,
+          cfg: o.cfg ?? null,
+          ...outcome.value.settings,
         });
       } finally {
         stop.dispose();
       }
       const r = outcome.value;
+      const s = { height: r.frames.shape[3]!, width: r.frames.shape[4]! };
       const summary = {
         output: out,
         tokens: tokenPath,

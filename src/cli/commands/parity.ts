@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ParityReport } from '../../parity/index.js';
+import { parityModel } from '../../generation/kinds.js';
 import { runParity } from '../../parity/golden.js';
-import '../../tokenizers/registry.js';
 import { num } from '../../util/options.js';
 
 /**
@@ -19,9 +19,14 @@ export function registerParity(program: Command): void {
       num('--tolerance', { min: 0, exclusiveMin: true, max: 1 }),
       1e-4,
     )
+    .option(
+      '--model <dir>',
+      "run the case's inputs through this model directory's weights (e.g. an import) instead of the file's",
+    )
     .option('--json', 'print the report as JSON')
-    .action((file: string, opts: { tolerance: number; json?: boolean }) => {
-      const report = runParity(file, opts.tolerance);
+    .action((file: string, opts: { tolerance: number; model?: string; json?: boolean }) => {
+      const model = opts.model;
+      const report = runParity(file, opts.tolerance, model ? (c) => parityModel(model, c) : undefined);
       if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else process.stdout.write(`${formatParity(report)}\n`);
       if (!report.pass) process.exitCode = 1;
@@ -42,6 +47,7 @@ export function formatParity(report: ParityReport): string {
     return `${within(o) ? 'ok  ' : 'FAIL'} ${o.name.padEnd(32)} [${o.shape.join(',')}] ${status}`;
   });
   const good = report.outputs.filter(within).length;
+  if (report.model) lines.push(`(weights and config of ${report.model})`);
   lines.push(
     `${report.pass ? 'PASS' : 'FAIL'}: ${report.case}, ${good} of ${report.outputs.length} outputs ` +
       `match (relative error ≤ ${report.tolerance.toExponential(1)}, indices exact)`,

@@ -1,74 +1,14 @@
 import * as E from '../../engine/core.js';
 import type { Tensor } from '../../engine/core.js';
-import { bindParams, keyPaddingMask, type Param } from '../../nn/index.js';
-import { VtokError, check } from '../../util/errors.js';
+import { keyPaddingMask, type Mask } from '../../nn/index.js';
+import { check } from '../../util/errors.js';
+import { type DecoderOptions, LmDecoder, type PrefillPlan } from '../lm-decoder.js';
 import type { PrefixLm } from './model.js';
 
 /**
- * KV-cache decoding for the prefix LM: a prefill program (the prefix → every layer's keys/values + the logits at
- * its last position) and a one-token decode program over a fixed-size cache. Both are compiled once per shape
- * (batch, prefix length / cache length, logit range) and reused for every token.
- *
- * The cache lives in host Float32Arrays, one [B, H, capacity, hd] pair per layer. A decode step feeds them as
- * inputs (onnxruntime wraps CPU input buffers without copying), attends over [cache ; new token] without
- * concatenating the cache in-graph (nn/transformer `attend`), and returns only the new token's keys/values, which
- * the host writes into its buffers at the step's position. The head's weight rows of the requested logit range are
- * fed as a view of the head's weight in the prefill and as a transposed copy in decode steps (never sliced
- * in-graph, which would copy the rows every run).
- *
- * `precision: 'int8'` runs decode steps with int8 weights: the blocks' Linear weights and the head's rows of the
- * logit range are baked into the decode program as constants and quantized by the engine (src/engine/quantize.ts:
- * per-column symmetric weights in the CPU's format, activations quantized per call, onnxruntime's
- * DynamicQuantizeMatMul), so a step reads a quarter of the bytes. The prefill stays float32 (it is compute-bound
- * and fills the cache every later step reads). The int8 program is rebuilt when a weight's tensor is replaced.
+ * KV-cache decoding for the prefix LM (../lm-decoder.ts): its prefill runs the whole prefix bidirectionally, with
+ * the text embeddings in their slot and invalid text positions hidden from every key.
  */
-
-export interface LogitRange {
-  lo: number;
-  hi: number;
-}
-
-/** One batch's cache: per-layer keys/values and which positions hold a visible key. */
-export class KvCacheBuffers {
-  readonly k: Float32Array[];
-  readonly v: Float32Array[];
-  /** [B, capacity]: 1 where a key is filled and visible (false for invalid text positions). */
-  readonly valid: Uint8Array;
-  /** Positions filled so far (the next token's position). */
-  length = 0;
-
-  constructor(
-    readonly batch: number,
-    readonly layers: number,
-    readonly heads: number,
-    readonly headDim: number,
-    readonly capacity: number,
-  ) {
-    const n = batch * heads * capacity * headDim;
-    this.k = Array.from({ length: layers }, () => new Float32Array(n));
-    this.v = Array.from({ length: layers }, () => new Float32Array(n));
-    this.valid = new Uint8Array(batch * capacity);
-  }
-
-  /** Writes a program's outputs (logits, then every layer's keys, then its values) at positions pos … pos+T−1. */
-  writeOutputs(out: Tensor[], pos: number, T: number): void {
-    const L = this.layers,
-      data = (t: Tensor) => t.data as Float32Array;
-    for (let l = 0; l < L; l++) this.write(l, data(out[1 + l]!), data(out[1 + L + l]!), pos, T);
-  }
-
-  /** Writes rows [B, H, T, hd] of one layer at positions pos … pos+T−1. */
-  write(layer: number, k: Float32Array, v: Float32Array, pos: number, T: number): void {
-    const { batch: B, heads: H, capacity: C, headDim: hd } = this;
-    for (let bh = 0; bh < B * H; bh++) {
-      const src = bh * T * hd,
-        dst = (bh * C + pos) * hd;
-      this.k[layer]!.set(k.subarray(src, src + T * hd), dst);
-      this.v[layer]!.set(v.subarray(src, src + T * hd), dst);
-    }
-  }
-}
-
 export interface PrefillInput {
   /** Prefix ids [B, P] (the text slot's ids are ignored). */
   ids: Int32Array;
@@ -77,421 +17,42 @@ export interface PrefillInput {
   text?: { embeddings: Float32Array; length: number; start: number; valid?: Uint8Array };
 }
 
-export interface DecoderOptions {
-  /** Weights of decode steps: 'fp32' (default) or 'int8' (see above). */
-  precision?: E.Precision;
-}
-
-export interface Prefilled {
-  cache: KvCacheBuffers;
-  logits: Float32Array;
-}
-
-/** One program call with its arguments made (compiled programs, weights, cache views), ready to run either way. */
-interface ProgramCall<R> {
-  run(): Tensor[];
-  runAsync(): Promise<Tensor[]>;
-  /** Takes the outputs in (into the cache) and gives the call's result. */
-  finish(out: Tensor[]): R;
-}
-
-function programCall<F extends (...a: never[]) => Tensor[]>(fn: E.JitFunction<F>, args: Parameters<F>) {
-  return { run: () => fn(...args), runAsync: () => fn.runAsync(...args) };
-}
-
-type DecodeFn = E.JitFunction<
-  (
-    w: Tensor[],
-    wt: Tensor[],
-    head: Tensor,
-    ids: Tensor,
-    pos: Tensor,
-    valid: Tensor,
-    ks: Tensor[],
-    vs: Tensor[],
-  ) => Tensor[]
->;
-type Int8DecodeFn = E.JitFunction<
-  (w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) => Tensor[]
->;
-
-/**
- * The compiled prefill/decode programs of one model. Weights are inputs, so a model that keeps training stays current.
- */
-export class PrefixLmDecoder {
-  private readonly params: Param[];
-  /** The blocks' Linear weights, fed to the decode program transposed (see `transposed`). */
-  private readonly linears: Param[];
-  private readonly others: Param[];
-  private readonly transposes = new Map<Param | string, { source: unknown; t: Tensor }>();
-  private readonly prefillFns = new Map<
-    string,
-    E.JitFunction<(w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) => Tensor[]>
-  >();
-  private readonly decodeFn: DecodeFn;
-  /** int8 decode programs per logit range, with the weight tensors baked into them. */
-  private readonly int8Fns = new Map<string, { weights: Tensor[]; fn: Int8DecodeFn }>();
-  readonly precision: E.Precision;
-
-  constructor(
-    readonly model: PrefixLm,
-    opts: DecoderOptions = {},
-  ) {
-    this.precision = opts.precision ?? 'fp32';
-    check(
-      this.precision === 'fp32' || this.precision === 'int8',
-      `prefix LM decoder: precision must be fp32 or int8, got ${JSON.stringify(opts.precision)}`,
-    );
-    const head = model.headWeight;
-    const named = model.namedParams().filter(([, p]) => p !== head);
-    this.params = named.map(([, p]) => p);
-    const isLinear = (n: string) => n.startsWith('blocks.') && n.endsWith('.weight') && !n.includes('norm');
-    this.linears = named.filter(([n]) => isLinear(n)).map(([, p]) => p);
-    this.others = named.filter(([n]) => !isLinear(n)).map(([, p]) => p);
-    // A one-token step is a matrix-vector product per weight, bound by reading the weights: onnxruntime runs those
-    // about twice as fast from [in, out] weights as through a transposed [out, in] operand, so the decode program
-    // takes transposed copies (made once per weight version) and binds each Linear to a transpose of its input,
-    // which onnxruntime cancels against the Linear's own.
-    this.decodeFn = E.jit(
-      (w: Tensor[], wt: Tensor[], head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-        this.bound([...this.others, ...this.linears], [...w, ...wt.map((t) => E.swapAxes(t))], () =>
-          this.decodeGraph(E.swapAxes(head), ids, pos, valid, ks, vs),
-        ),
-      { name: 'prefix_lm_decode' },
-    );
+export class PrefixLmDecoder extends LmDecoder<PrefillInput, PrefixLm> {
+  constructor(model: PrefixLm, opts: DecoderOptions = {}) {
+    super(model, opts);
   }
 
-  /** One decode step's graph with the blocks' weights bound: logits [B, range] (head: [out, in] rows), new K/V rows. */
-  private decodeGraph(head: Tensor, ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]): Tensor[] {
-    const m = this.model,
-      L = m.cfg.layers;
-    const B = ids.shape[0]!,
-      C = valid.shape[1]!;
-    const visible = E.reshape(valid, [B, 1, 1, C]);
-    const newK: Tensor[] = [],
-      newV: Tensor[] = [];
-    const h = m.run(m.embed({ ids }), {
-      positions: pos,
-      mask: 'none',
-      cache: (l) => ({
-        past: { k: ks[l]!, v: vs[l]!, visible },
-        keep: (k, v) => {
-          newK[l] = k;
-          newV[l] = v;
-        },
-      }),
-    });
-    return [E.linear(E.reshape(h, [B, m.cfg.dim]), head), ...newK.slice(0, L), ...newV.slice(0, L)];
-  }
-
-  /**
-   * The int8 decode program of a logit range, over the current weights (rebuilt when one was replaced): the blocks'
-   * Linear weights and the head rows are constants of the graph, which the engine quantizes when it compiles.
-   */
-  private int8Program(range: LogitRange): Int8DecodeFn {
-    const key = `${range.lo}:${range.hi}`;
-    const weights = [...this.linears.map((p) => p.value), this.model.headWeight.value];
-    const held = this.int8Fns.get(key);
-    if (held?.weights.every((w, i) => w === weights[i])) return held.fn;
-    held?.fn.dispose();
-    const linears = weights.slice(0, -1),
-      head = this.headRows(range);
-    const fn: Int8DecodeFn = E.jit(
-      (w: Tensor[], ids: Tensor, pos: Tensor, valid: Tensor, ks: Tensor[], vs: Tensor[]) =>
-        this.bound([...this.others, ...this.linears], [...w, ...linears], () =>
-          this.decodeGraph(head, ids, pos, valid, ks, vs),
-        ),
-      { name: 'prefix_lm_decode_int8', precision: 'int8', quantize: { conv: false, matmul: 'dynamic' } },
-    );
-    this.int8Fns.set(key, { weights, fn });
-    return fn;
-  }
-
-  private bound<T>(params: Param[], w: Tensor[], fn: () => T): T {
-    const training = this.model.training;
-    this.model.eval();
-    try {
-      return bindParams(params, w, fn);
-    } finally {
-      this.model.train(training);
-    }
-  }
-
-  private traced<T>(w: Tensor[], fn: () => T): T {
-    return this.bound(this.params, w, fn);
-  }
-
-  private headRows(r: LogitRange): Tensor {
-    const V = this.model.cfg.vocabSize,
-      D = this.model.cfg.dim;
-    check(
-      Number.isInteger(r.lo) && Number.isInteger(r.hi) && 0 <= r.lo && r.lo < r.hi && r.hi <= V,
-      `logit range [${r.lo}, ${r.hi}) outside the vocabulary [0, ${V})`,
-    );
-    const w = this.model.headWeight.value;
-    if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
-    return E.concrete((w.data as Float32Array).subarray(r.lo * D, r.hi * D), [r.hi - r.lo, D], 'float32');
-  }
-
-  /** [in, out] copy of an [out, in] weight (rows lo…hi of it), remade only when the weight's buffer changes. */
-  private transposed(key: Param | string, w: Tensor, lo = 0, hi = w.shape[0]!): Tensor {
-    if (!w.isConcrete) throw new VtokError('prefix LM decoding needs concrete weights');
-    const hit = this.transposes.get(key);
-    if (hit && hit.source === w.data) return hit.t;
-    const src = w.data as Float32Array,
-      cols = w.shape[1]!,
-      rows = hi - lo;
-    const out = new Float32Array(rows * cols);
-    const BLK = 64; // cache-sized tiles
-    for (let r0 = 0; r0 < rows; r0 += BLK) {
-      for (let c0 = 0; c0 < cols; c0 += BLK) {
-        for (let r = r0; r < Math.min(r0 + BLK, rows); r++) {
-          const base = (lo + r) * cols;
-          for (let c = c0; c < Math.min(c0 + BLK, cols); c++) out[c * rows + r] = src[base + c]!;
-        }
-      }
-    }
-    const t = E.concrete(out, [cols, rows], 'float32');
-    this.transposes.set(key, { source: w.data, t });
-    return t;
-  }
-
-  private weights(): Tensor[] {
-    return this.params.map((p) => p.value);
-  }
-
-  /**
-   * Runs the prefix (all P positions bidirectional), fills a new cache of `capacity` positions and returns the
-   * logits over `range` at the last prefix position, [B, hi−lo].
-   */
-  prefill(x: PrefillInput, capacity: number, range: LogitRange): Prefilled {
-    const c = this.prefillCall(x, capacity, range);
-    return c.finish(c.run());
-  }
-
-  /** `prefill` through the backend's asynchronous run (the browser's); the same programs and results. */
-  async prefillAsync(x: PrefillInput, capacity: number, range: LogitRange): Promise<Prefilled> {
-    const c = this.prefillCall(x, capacity, range);
-    return c.finish(await c.runAsync());
-  }
-
-  /** Feeds one token per row at position cache.length; returns the next logits over `range`, [B, hi−lo]. */
-  step(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): Float32Array {
-    const c = this.stepCall(cache, ids, range);
-    return c.finish(c.run());
-  }
-
-  /**
-   * `step` through the backend's asynchronous run; the same programs and results. The cache's buffers are the
-   * program's inputs until it returns: one call at a time per cache.
-   */
-  async stepAsync(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): Promise<Float32Array> {
-    const c = this.stepCall(cache, ids, range);
-    return c.finish(await c.runAsync());
-  }
-
-  private prefillCall(x: PrefillInput, capacity: number, range: LogitRange): ProgramCall<Prefilled> {
+  protected plan(x: PrefillInput): PrefillPlan {
     const m = this.model,
       B = x.batch,
       P = x.ids.length / B;
     check(Number.isInteger(P) && P > 0, `prefill: ${x.ids.length} ids do not form ${B} rows`);
-    check(
-      capacity >= P && capacity <= m.cfg.maxLength,
-      `prefill: cache capacity ${capacity} must be in [${P}, ${m.cfg.maxLength}]`,
-    );
     const t = x.text;
-    const key = t ? `${t.start}:${t.valid ? 1 : 0}` : '-';
-    let fn = this.prefillFns.get(key);
-    if (!fn) {
-      fn = E.jit(
-        (w: Tensor[], head: Tensor, ids: Tensor, extra: Tensor[]) =>
-          this.traced(w, () => {
-            const [b, S] = ids.shape as [number, number];
-            const input = {
-              ids,
-              prefixLength: E.full([b], S, 'int64'),
-              text: extra[0],
-              textStart: t?.start,
-              textValid: extra[1],
-            };
-            const valid = m.keyValid(input, S);
-            const ks: Tensor[] = [],
-              vs: Tensor[] = [];
-            const h = m.run(m.embed(input), {
-              positions: E.arange(0, S, 1, 'int64'),
-              mask: valid ? keyPaddingMask(valid) : 'none',
-              cache: (l) => ({
-                keep: (k, v) => {
-                  ks[l] = k;
-                  vs[l] = v;
-                },
-              }),
-            });
-            return [E.linear(E.reshape(E.narrow(h, 1, S - 1, 1), [b, m.cfg.dim]), head), ...ks, ...vs];
-          }),
-        { name: 'prefix_lm_prefill' },
-      );
-      this.prefillFns.set(key, fn);
-    }
-    const extra: Tensor[] = [];
+    const inputs = [E.concrete(x.ids, [B, P], 'int32')];
+    let visible: Uint8Array | undefined;
     if (t) {
       check(m.cfg.textDim !== null, 'prefill: this model takes no text');
-      extra.push(E.concrete(t.embeddings, [B, t.length, m.cfg.textDim!], 'float32'));
-      if (t.valid) extra.push(E.concrete(t.valid, [B, t.length], 'bool'));
+      inputs.push(E.concrete(t.embeddings, [B, t.length, m.cfg.textDim!], 'float32'));
+      if (t.valid) {
+        inputs.push(E.concrete(t.valid, [B, t.length], 'bool'));
+        visible = new Uint8Array(B * P).fill(1);
+        for (let b = 0; b < B; b++) visible.set(t.valid.subarray(b * t.length, (b + 1) * t.length), b * P + t.start);
+      }
     }
-    const finish = (out: Tensor[]): Prefilled => {
-      const cache = new KvCacheBuffers(B, m.cfg.layers, m.cfg.heads, m.headDim, capacity);
-      cache.writeOutputs(out, 0, P);
-      for (let b = 0; b < B; b++) {
-        cache.valid.fill(1, b * capacity, b * capacity + P);
-        if (!t?.valid) continue;
-        for (let j = 0; j < t.length; j++) cache.valid[b * capacity + t.start + j] = t.valid[b * t.length + j]!;
-      }
-      cache.length = P;
-      return { cache, logits: out[0]!.data as Float32Array };
+    return { key: t ? `${t.start}:${t.valid ? 1 : 0}` : '-', batch: B, length: P, inputs, visible };
+  }
+
+  protected prefillGraph(key: string, [ids, text, textValid]: Tensor[]): { h: Tensor; mask: Mask } {
+    const m = this.model;
+    const [b, S] = ids!.shape as [number, number];
+    const input = {
+      ids: ids!,
+      prefixLength: E.full([b], S, 'int64'),
+      text,
+      textStart: key === '-' ? undefined : Number(key.split(':')[0]),
+      textValid,
     };
-    const ids = E.concrete(x.ids, [B, P], 'int32');
-    return { ...programCall(fn, [this.weights(), this.headRows(range), ids, extra]), finish };
+    const valid = m.keyValid(input, S);
+    return { h: m.embed(input), mask: valid ? keyPaddingMask(valid) : 'none' };
   }
-
-  private stepCall(cache: KvCacheBuffers, ids: Int32Array, range: LogitRange): ProgramCall<Float32Array> {
-    const m = this.model,
-      B = cache.batch,
-      C = cache.capacity,
-      pos = cache.length;
-    check(ids.length === B, `decode step: ${ids.length} ids for a batch of ${B}`);
-    if (pos >= C) throw new VtokError(`decode step: the cache of ${C} positions is full`);
-    const shape = [B, m.cfg.heads, C, m.headDim];
-    const kv = (a: Float32Array[]) => a.map((d) => E.concrete(d, shape, 'float32'));
-    const head = this.model.headWeight.value;
-    check(
-      Number.isInteger(range.lo) &&
-        Number.isInteger(range.hi) &&
-        0 <= range.lo &&
-        range.lo < range.hi &&
-        range.hi <= m.cfg.vocabSize,
-      `logit range [${range.lo}, ${range.hi}) outside the vocabulary [0, ${m.cfg.vocabSize})`,
-    );
-    const others = this.others.map((p) => p.value),
-      idsT = E.concrete(ids, [B, 1], 'int32'),
-      posT = E.concrete(BigInt64Array.of(BigInt(pos)), [1], 'int64');
-    const validT = E.concrete(cache.valid, [B, C], 'bool');
-    const finish = (out: Tensor[]): Float32Array => {
-      cache.writeOutputs(out, pos, 1);
-      for (let b = 0; b < B; b++) cache.valid[b * C + pos] = 1;
-      cache.length = pos + 1;
-      return out[0]!.data as Float32Array;
-    };
-    const call =
-      this.precision === 'int8'
-        ? programCall(this.int8Program(range), [others, idsT, posT, validT, kv(cache.k), kv(cache.v)])
-        : programCall(this.decodeFn, [
-            others,
-            this.linears.map((p) => this.transposed(p, p.value)),
-            this.transposed(`head:${range.lo}:${range.hi}`, head, range.lo, range.hi),
-            idsT,
-            posT,
-            validT,
-            kv(cache.k),
-            kv(cache.v),
-          ]);
-    return { ...call, finish };
-  }
-
-  /** Number of compiled programs (prefill variants + decode signatures): stays fixed while decoding. */
-  get compiledPrograms(): number {
-    let n = this.decodeFn.cacheSize;
-    for (const f of this.prefillFns.values()) n += f.cacheSize;
-    for (const { fn } of this.int8Fns.values()) n += fn.cacheSize;
-    return n;
-  }
-
-  dispose(): void {
-    this.decodeFn.dispose();
-    for (const f of this.prefillFns.values()) f.dispose();
-    for (const { fn } of this.int8Fns.values()) fn.dispose();
-    this.int8Fns.clear();
-  }
-}
-
-/** How closely one decoder follows another over a decoded sequence (see `decodeAgreement`). */
-export interface DecodeAgreement {
-  /** Decode steps compared (rows × steps). */
-  compared: number;
-  /** Fraction of them where both decoders' largest logit is the same id. */
-  top1: number;
-  /** Largest |logit difference| over every compared logit. */
-  maxAbsLogit: number;
-  /** KL(ref ‖ test) of the softmax over the range, in nats: mean and largest over the compared steps. */
-  meanKl: number;
-  maxKl: number;
-}
-
-/**
- * Decodes `steps` tokens with `ref` (each next id chosen by `pick` from ref's logits) and feeds the same ids to
- * `test` (teacher forcing, so the two never drift onto different sequences); compares the logits of every decode step.
- * For measuring what a cheaper decoder (e.g. int8 weights) loses against the float32 one.
- */
-export function decodeAgreement(
-  ref: PrefixLmDecoder,
-  test: PrefixLmDecoder,
-  x: PrefillInput,
-  steps: number,
-  range: LogitRange,
-  pick: (logits: Float32Array, rows: number, width: number) => Int32Array,
-): DecodeAgreement {
-  const capacity = x.ids.length / x.batch + steps;
-  const a = ref.prefill(x, capacity, range),
-    b = test.prefill(x, capacity, range);
-  const B = x.batch,
-    V = range.hi - range.lo;
-  let agree = 0,
-    maxAbs = 0,
-    klSum = 0,
-    klMax = 0,
-    compared = 0;
-  let next = pick(a.logits, B, V);
-  for (let s = 0; s < steps; s++) {
-    const la = ref.step(a.cache, next, range),
-      lb = test.step(b.cache, next, range);
-    for (let r = 0; r < B; r++) {
-      const o = r * V;
-      let amA = o,
-        amB = o,
-        mA = -Infinity,
-        mB = -Infinity;
-      for (let j = o; j < o + V; j++) {
-        const p = la[j]!,
-          q = lb[j]!;
-        maxAbs = Math.max(maxAbs, Math.abs(p - q));
-        if (p > mA) {
-          mA = p;
-          amA = j;
-        }
-        if (q > mB) {
-          mB = q;
-          amB = j;
-        }
-      }
-      let zA = 0,
-        zB = 0;
-      for (let j = o; j < o + V; j++) {
-        zA += Math.exp(la[j]! - mA);
-        zB += Math.exp(lb[j]! - mB);
-      }
-      const lzA = mA + Math.log(zA),
-        lzB = mB + Math.log(zB);
-      let kl = 0;
-      for (let j = o; j < o + V; j++) {
-        const lp = la[j]! - lzA;
-        kl += Math.exp(lp) * (lp - (lb[j]! - lzB));
-      }
-      if (amA === amB) agree++;
-      klSum += kl;
-      klMax = Math.max(klMax, kl);
-      compared++;
-    }
-    next = pick(la, B, V);
-  }
-  return { compared, top1: agree / compared, maxAbsLogit: maxAbs, meanKl: klSum / compared, maxKl: klMax };
 }

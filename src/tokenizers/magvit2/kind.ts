@@ -43,6 +43,16 @@ export const magvit2Trainer: TokenizerTrainer<Magvit2ModelOptions> = {
       lr: 1e-3,
       model: { ch: 32, ch_mult: [1, 1, 2], num_res_blocks: 1, bits: 10 },
     },
+    // coarse: the tiny model with a third spatial downsampling (8×: 5×64² → 5×8×8 = 320 tokens) and 2^12 codes, so
+    // a prefix LM over Moving MNIST sees a quarter of the tiny tokenizer's sequence (docs/t2v-mnist.md)
+    coarse: {
+      size: 64,
+      frames: 5,
+      batch: 4,
+      steps: 3000,
+      lr: 1e-3,
+      model: { ch: 16, ch_mult: [1, 1, 1, 2], num_res_blocks: 1, bits: 12, norm_groups: 8 },
+    },
     small: {
       size: 64,
       frames: 9,
