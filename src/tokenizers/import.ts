@@ -16,7 +16,6 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
 import { writeSafetensorsStreamed } from '../io/safetensors-file.js';
 import { fromFloat32, fromInt32, fromInt64, toBigInt64, toFloat32, toInt32 } from '../io/safetensors.js';
-import { type HubOptions, type HubSnapshot, hubSnapshot, isHubSpec } from '../io/hub.js';
 import { openTorchCheckpoint, type TorchCheckpoint } from '../io/torch-checkpoint.js';
 import { removeStaleTemps, systemError, writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';
@@ -177,7 +176,7 @@ function bytesFor(t: ImportTensor): Uint8Array {
 }
 
 /** SHA-256 of a file, read in chunks (a 3 GB checkpoint is never held whole). */
-function sha256File(path: string, onBytes: (n: number) => void): { sha256: string; bytes: number } {
+export function sha256File(path: string, onBytes: (n: number) => void = () => {}): { sha256: string; bytes: number } {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   const buf = new Uint8Array(16 << 20);
@@ -280,25 +279,4 @@ export function importModel(input: string, opts: ImportOptions): ImportResult {
     closePlan?.();
     src.close();
   }
-}
-
-/**
- * `importModel` for any source the CLI takes: a file, a folder, or `hf:owner/name[@revision]`, which is fetched
- * from the Hugging Face Hub into the cache first (offline: one message naming the files and where to put them).
- * `file` picks one checkpoint of a repository that holds several (only it and the small files are downloaded).
- */
-export async function importRelease(
-  source: string,
-  opts: ImportOptions & { file?: string; hub?: HubOptions },
-): Promise<ImportResult & { hub?: HubSnapshot }> {
-  if (!isHubSpec(source)) {
-    if (opts.file !== undefined) throw new VtokError('--file picks a file of an hf: repository', source);
-    return importModel(source, opts);
-  }
-  const snap = await hubSnapshot(source, { quiet: opts.quiet, ...opts.hub, weightsFile: opts.file });
-  const input = opts.file === undefined ? snap.dir : join(snap.dir, opts.file);
-  return {
-    ...importModel(input, { ...opts, origin: { repository: snap.repo, revision: snap.revision } }),
-    hub: snap,
-  };
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -471,9 +471,19 @@ describe('LARP AR: the CLI', () => {
     // the golden case's inputs through an imported model directory
     const g = readGolden(AR);
     const imported = join(dir, 'cli-imported');
-    larpArFromHubFolder(hubFolder('cli-hub', g.config, g.params()), imported, {
-      tokenizer: tokenizerDir('tok-cli-300', 20, 300),
-    });
+    const hub = hubFolder('cli-hub', g.config, g.params());
+    const noTok = await vtok('import', hub, '--out', imported);
+    assert.equal(noTok.code, 1);
+    assert.match(noTok.stderr, /decodes with a LARP tokenizer: give its imported directory with --tokenizer/);
+    const imp = await vtok('import', hub, '--tokenizer', tokenizerDir('tok-cli-300', 20, 300), '--out', imported);
+    assert.equal(imp.code, 0, imp.stderr);
+    assert.match(imp.stdout, /LARP AR class-conditional \(larp-ar, [\d,]+ parameters; licence MIT\)/);
+    const source = JSON.parse(readFileSync(join(imported, 'config.json'), 'utf8')).source;
+    assert.equal(source.licence, 'MIT');
+    assert.deepEqual(
+      source.files.map((f: { name: string }) => f.name),
+      ['config.json', 'model.safetensors'],
+    );
     const p = await vtok('parity', AR, '--model', imported);
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /PASS: larp_ar, 4 of 4 outputs match/);

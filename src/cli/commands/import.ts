@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { importRelease } from '../../tokenizers/import.js';
+import { importAny } from '../../generation/import.js';
 import { oneOf } from '../../util/options.js';
 
 /**
@@ -10,11 +10,14 @@ import { oneOf } from '../../util/options.js';
 export function registerImport(program: Command): void {
   program
     .command('import')
-    .description('import a released model (Open-MAGVIT2 .ckpt, LARP Hugging Face folder) as a model directory')
+    .description(
+      'import a released model (Open-MAGVIT2 .ckpt, LARP tokenizer or AR Hugging Face folder) as a model directory',
+    )
     .argument('<source>', 'checkpoint file, folder (a Hugging Face snapshot), or hf:owner/name[@revision]')
     .requiredOption('--out <dir>', 'model directory to write (absent or empty)')
     .option('--config <file>', "the release's config, YAML or JSON (Open-MAGVIT2: the repository's configs/*.yaml)")
     .option('--file <name>', 'hf: the checkpoint to take from a repository that holds several')
+    .option('--tokenizer <dir>', 'LARP AR: the imported LARP tokenizer its tokens decode with (copied in)')
     .option('--half', 'store weights as float16 (half the size)')
     .option('--weights <which>', 'Open-MAGVIT2: ema or raw weights', oneOf('--weights', 'ema', 'raw'), 'ema')
     .option(
@@ -33,10 +36,12 @@ export function registerImport(program: Command): void {
           weights: 'ema' | 'raw';
           lfqOrder?: 'lsb' | 'msb';
           file?: string;
+          tokenizer?: string;
           json?: boolean;
         },
       ) => {
-        const r = await importRelease(source, {
+        const r = await importAny(source, {
+          tokenizer: o.tokenizer,
           file: o.file,
           out: o.out,
           config: o.config,

@@ -6,10 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import '../../src/engine/index.js';
-import { importRelease } from '../../src/tokenizers/import.js';
+import { importAny } from '../../src/generation/import.js';
 import { vtok } from '../cli/run-vtok.js';
 import { tempDir } from '../io/fixtures.js';
-import { writeLarpFolder } from './release-fixtures.js';
+import { writeLarpFolder } from '../tokenizers/release-fixtures.js';
 
 /**
  * `vtok import hf:owner/name`: the repository is fetched through the hub client into its cache and imported with
@@ -61,7 +61,7 @@ test('hf: names are downloaded, then imported with the repository and commit rec
   try {
     const out = join(dir, 'larp');
     const hubOpts = { endpoint: hub.endpoint, cacheDir: join(dir, 'cache') };
-    const r = await importRelease('hf:acme/larp', { out, quiet: true, hub: hubOpts });
+    const r = await importAny('hf:acme/larp', { out, quiet: true, hub: hubOpts });
     assert.equal(r.licence, 'MIT');
     assert.equal(r.hub?.revision, COMMIT);
     const imported = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).imported;
@@ -69,11 +69,11 @@ test('hf: names are downloaded, then imported with the repository and commit rec
     assert.deepEqual(imported.files.map((f: { name: string }) => f.name).sort(), ['config.json', 'model.safetensors']);
     // a second import of the same name downloads nothing again
     const before = hub.hits.filter((h) => h.includes('/resolve/')).length;
-    await importRelease('hf:acme/larp', { out: join(dir, 'larp2'), quiet: true, hub: hubOpts });
+    await importAny('hf:acme/larp', { out: join(dir, 'larp2'), quiet: true, hub: hubOpts });
     assert.equal(hub.hits.filter((h) => h.includes('/resolve/')).length, before);
     // --file names a file the repository does not have: refused before any download
     await assert.rejects(
-      importRelease('hf:acme/larp', { out: join(dir, 'larp3'), file: 'x.ckpt', quiet: true, hub: hubOpts }),
+      importAny('hf:acme/larp', { out: join(dir, 'larp3'), file: 'x.ckpt', quiet: true, hub: hubOpts }),
       /x\.ckpt/,
     );
     assert.ok(!existsSync(join(dir, 'larp3')));
