@@ -114,13 +114,9 @@ export function generateAnyAsync(
   stop: () => Promise<boolean>,
 ): Promise<StepsOutcome<GenerateResult>> {
   if (g.kind === LARP_AR_KIND) return runStepsAsync(larpArGenerateSteps(g.gen, o), stop);
-  const { label, cfgInterval: _, ...rest } = o;
-  let k: number | undefined;
-  if (typeof label === 'string') {
-    if (!/^\d+$/.test(label.trim())) throw new VtokError(`class "${label}": this model's classes are numbered`);
-    k = Number(label);
-  } else k = label;
-  return runStepsAsync(generateSteps(g.gen, { ...rest, label: k }), stop);
+  // the prefix LM resolves a label by number or by its layout's class names (classLabel)
+  const { cfgInterval: _, ...rest } = o;
+  return runStepsAsync(generateSteps(g.gen, rest), stop);
 }
 
 /**

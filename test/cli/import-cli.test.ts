@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import '../../src/engine/index.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';
 import { magvit2Yaml, writeLarpFolder, writeMagvit2Checkpoint } from '../tokenizers/release-fixtures.js';
 import { vtok } from './run-vtok.js';
