@@ -45,7 +45,7 @@ export const magvit2Trainer: TokenizerTrainer<Magvit2ModelOptions> = {
     },
     // coarse: the tiny model at half width with a third spatial downsampling (8×: 5×64² → 5×8×8 = 320 tokens) and
     // 2^12 codes, so a prefix LM over Moving MNIST sees a quarter of the tiny tokenizer's sequence; 8 GroupNorm groups
-    // (width 16). Trained on 3-frame clips it reaches 19.3 dB in 1,500 steps (docs/t2v-mnist.md, "Levers")
+    // (width 16). docs/t2v-mnist.md ("Levers") has its runs: train it on 5-frame clips, not 3
     coarse: {
       size: 64,
       frames: 5,
