@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import type { writeSync } from 'node:fs';
 import { writeFileAtomic, writeFileStreamedAtomic } from '../util/atomic.js';
 import { VtokError, check } from '../util/errors.js';
+import { readAt } from './read-at.js';
 import {
   headerSizeOf,
   numelOf,
@@ -27,20 +28,6 @@ export interface SafetensorsFile extends SafetensorsHeader {
   close(): void;
 }
 
-/** Bytes per read call: Node reads at most 2 GiB − 1 at once, and a tensor may be larger. */
-const READ_CHUNK = 2 ** 30;
-
-function readExactly(fd: number, length: number, position: number): Uint8Array {
-  const buf = new Uint8Array(length);
-  let off = 0;
-  while (off < length) {
-    const got = readSync(fd, buf, off, Math.min(length - off, READ_CHUNK), position + off);
-    if (got === 0) break;
-    off += got;
-  }
-  return buf.subarray(0, off);
-}
-
 /** Opens a file and reads and validates its header against the file's size; tensors are read on demand. */
 export function openSafetensors(path: string): SafetensorsFile {
   let fd: number;
@@ -51,8 +38,8 @@ export function openSafetensors(path: string): SafetensorsFile {
   }
   try {
     const size = fstatSync(fd).size;
-    const n = headerSizeOf(readExactly(fd, Math.min(8, size), 0), size, path);
-    const headerBytes = readExactly(fd, n, 8);
+    const n = headerSizeOf(readAt(fd, Math.min(8, size), 0), size, path);
+    const headerBytes = readAt(fd, n, 8);
     check(headerBytes.length === n, `truncated: could read only ${headerBytes.length} of ${n} header bytes`, path);
     const dataSize = size - 8 - n;
     const { tensors, metadata } = parseHeaderJson(headerBytes, dataSize, path);
@@ -66,7 +53,7 @@ export function openSafetensors(path: string): SafetensorsFile {
         const info = tensors.get(name);
         if (!info) throw new VtokError(`no tensor ${JSON.stringify(name)}`, path);
         const [begin, end] = info.dataOffsets;
-        const data = readExactly(fd, end - begin, 8 + n + begin);
+        const data = readAt(fd, end - begin, 8 + n + begin);
         check(
           data.length === end - begin,
           `truncated: could read only ${data.length} of ${end - begin} bytes of tensor ${JSON.stringify(name)}`,

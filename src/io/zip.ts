@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import * as zlib from 'node:zlib';
 import { VtokError, check } from '../util/errors.js';
 import { crc32 } from './crc32.js';
+import { readAt } from './read-at.js';
 
 /**
  * ZIP archives read by random access through a file descriptor: the central directory once, then any entry's bytes
@@ -36,19 +37,6 @@ const EOCD = 0x06054b50,
   ZIP64_EOCD = 0x06064b50,
   CENTRAL = 0x02014b50,
   LOCAL = 0x04034b50;
-/** Node reads at most 2 GiB − 1 bytes per call. */
-const READ_CHUNK = 2 ** 30;
-
-function readAt(fd: number, length: number, position: number): Uint8Array {
-  const buf = new Uint8Array(length);
-  let off = 0;
-  while (off < length) {
-    const got = readSync(fd, buf, off, Math.min(length - off, READ_CHUNK), position + off);
-    if (got === 0) break;
-    off += got;
-  }
-  return buf.subarray(0, off);
-}
 
 /**
  * CRC-32 of a ZIP entry: zlib's (Node ≥ 20.15, about ten times faster: a multi-gigabyte checkpoint's tensors are
