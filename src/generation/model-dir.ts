@@ -4,7 +4,7 @@ import type { Tensor } from '../engine/core.js';
 import { inferenceWeights } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { saveTensors } from '../nn/weights-file.js';
-import { fromFloat32, toFloat32 } from '../io/safetensors.js';
+import { fromFloat32, toFloat32 } from '../io/tensor-data.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';

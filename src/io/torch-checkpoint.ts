@@ -1,7 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { VtokError, check } from '../util/errors.js';
 import { describe, Opaque, type PyCallable, PyGlobal, unpickle } from './pickle.js';
-import { dtypeSize, fromFloat32, numelOf, type SafeDType, type SafeTensor, toFloat32 } from './safetensors.js';
+import { dtypeSize, numelOf, type SafeDType, type SafeTensor } from './safetensors.js';
+import { fromFloat32, toFloat32 } from './tensor-data.js';
 import { looksLikeZip, openZip, type ZipArchive, zipCrc32 } from './zip.js';
 
 /**

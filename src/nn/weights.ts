@@ -1,4 +1,5 @@
 import { concrete, type Tensor } from '../engine/core.js';
+import { parseSafetensors, type SafeTensor, serializeSafetensors } from '../io/safetensors.js';
 import {
   fromBool,
   fromFloat32,
@@ -6,13 +7,10 @@ import {
   fromInt32,
   fromInt64,
   fromUint8,
-  parseSafetensors,
-  type SafeTensor,
-  serializeSafetensors,
   toBigInt64,
   toFloat32,
   toInt32,
-} from '../io/safetensors.js';
+} from '../io/tensor-data.js';
 
 /**
  * Engine tensors ↔ safetensors, on bytes (no file access: a browser loads weights it fetched). Half-precision

@@ -15,7 +15,7 @@ import {
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
 import { writeSafetensorsStreamed } from '../io/safetensors-file.js';
-import { fromFloat32, fromInt32, fromInt64, toBigInt64, toFloat32, toInt32 } from '../io/safetensors.js';
+import { fromFloat32, fromInt32, fromInt64, toBigInt64, toFloat32, toInt32 } from '../io/tensor-data.js';
 import { openTorchCheckpoint, type TorchCheckpoint } from '../io/torch-checkpoint.js';
 import { removeStaleTemps, systemError, writeFileAtomic } from '../util/atomic.js';
 import { VtokError } from '../util/errors.js';

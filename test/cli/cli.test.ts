@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTokenFile } from '../../src/io/tokenfile.js';
-import { fromFloat32 } from '../../src/io/safetensors.js';
+import { fromFloat32 } from '../../src/io/tensor-data.js';
 import { writeSafetensors } from '../../src/io/safetensors-file.js';
 import { readAllFrames } from '../../src/io/video.js';
 import { makeTestVideo, tempDir } from '../io/fixtures.js';

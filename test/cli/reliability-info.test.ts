@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tokenizeCorpus } from '../../src/corpus/tokenize-corpus.js';
-import { fromFloat32, toFloat32 } from '../../src/io/safetensors.js';
+import { fromFloat32, toFloat32 } from '../../src/io/tensor-data.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors-file.js';
 import { tempDir } from '../io/fixtures.js';
 import { vtok } from './run-vtok.js';

@@ -4,8 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync, existsSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type SafeTensor, parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 import {
-  type SafeTensor,
   f16BitsToNumber,
   f32BitsToBf16Bits,
   fromBool,
@@ -14,13 +14,11 @@ import {
   fromInt64,
   fromUint8,
   numberToF16Bits,
-  parseSafetensors,
-  serializeSafetensors,
   toBigInt64,
   toFloat32,
   toInt32,
   toNumbers,
-} from '../../src/io/safetensors.js';
+} from '../../src/io/tensor-data.js';
 import {
   openSafetensors,
   readSafetensors,

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Opaque } from '../../src/io/pickle.js';
-import { fromFloat32, toBigInt64, toFloat32 } from '../../src/io/safetensors.js';
+import { fromFloat32, toBigInt64, toFloat32 } from '../../src/io/tensor-data.js';
 import { openTorchCheckpoint, stateDictOf, TorchTensor } from '../../src/io/torch-checkpoint.js';
 import { tempDir } from './fixtures.js';
 import { Dict, ObjW, StorageW, Storages, stateDict, TensorW, torchSave, writeTorchSave } from './torch-writer.js';

@@ -7,7 +7,7 @@ import { probeVideo } from '../../io/video.js';
 import { openTokenFile, type TokenSource, vocabBits } from '../../io/tokenfile.js';
 import { isCodedTokenFile, openCodedTokens } from '../../codec/container.js';
 import { openSafetensors, readSafetensorsHeader } from '../../io/safetensors-file.js';
-import { toFloat32 } from '../../io/safetensors.js';
+import { toFloat32 } from '../../io/tensor-data.js';
 import { codebookUsage } from '../../metrics/tokens.js';
 import { INDEX_FILE, listShards, readShard, SHARD_VERSION, type ShardIndex } from '../../corpus/shards.js';
 

@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { openSafetensors, type SafetensorsFile } from '../../io/safetensors-file.js';
-import { fromFloat32, type SafeTensor, toFloat32 } from '../../io/safetensors.js';
+import type { SafeTensor } from '../../io/safetensors.js';
+import { fromFloat32, toFloat32 } from '../../io/tensor-data.js';
 import { stateDictOf } from '../../io/torch-checkpoint.js';
 import { VtokError } from '../../util/errors.js';
 import { expectedWeights, matchWeights, type ReleaseImporter, type WeightSource } from '../import-plan.js';

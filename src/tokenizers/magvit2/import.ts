@@ -1,6 +1,6 @@
 import { basename, extname } from 'node:path';
 import { stateDictOf, type TorchCheckpoint, type TorchTensor } from '../../io/torch-checkpoint.js';
-import { toNumbers } from '../../io/safetensors.js';
+import { toNumbers } from '../../io/tensor-data.js';
 import { VtokError } from '../../util/errors.js';
 import { expectedWeights, matchWeights, type ReleaseImporter, type WeightSource } from '../import-plan.js';
 import { type Magvit2Config, parseMagvit2Config } from './config.js';
